@@ -1,0 +1,65 @@
+# pycontain: two commands for a fresh Debian 12 / Ubuntu machine, as root.
+#   make demo   set everything up and run a container that shows its isolation
+#   make test   set everything up and run the whole test suite
+# Every package the project needs is installed here, never by hand.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
+# Debian packages: the venv and python-prctl's build (libcap headers), the default rootfs's source
+# (apt-get download + dpkg-deb), mounts and network tools used by the tests.
+APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev dpkg apt iproute2 util-linux procps
+BENCH_PACKAGES := hyperfine runc crun
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv rootfs demo test lint bench clean
+
+setup: apt venv rootfs
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ] || ! apt-cache policy busybox-static 2>/dev/null | grep -q 'Candidate: [0-9]'; then \
+	  echo "==> apt-get install $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> python venv in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@# compat editable mode: a plain path entry, no import hook on every interpreter start.
+	@$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@touch $@
+
+venv: apt $(VENV)/.installed
+
+rootfs: venv
+	@$(PY) -m rootfs_builder build default
+
+demo: setup
+	@echo "==> a container on the built-in root filesystem:"
+	@$(VENV)/bin/pycontain run --rm --hostname demo default -- sh -c '\
+	  echo "hostname:   $$(hostname)"; \
+	  echo "my pid:     $$$$ (PID 1 of its own pid namespace)"; \
+	  echo "processes:  $$(ls -d /proc/[0-9]* | wc -l) visible (the host has many more)"; \
+	  echo "interfaces: $$(ls /sys/class/net | tr "\n" " ")"; \
+	  ip -o link show lo 2>/dev/null | head -1; \
+	  echo "root:       $$(ls /)"; \
+	  ps'
+	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
+
+test: setup
+	@$(PY) -m ruff check pycontain rootfs_builder tests benchmarks examples
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	@$(PY) -m ruff check pycontain rootfs_builder tests benchmarks examples
+
+bench: setup
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null
+	@$(PY) benchmarks/run_latency.py --pycontain $(VENV)/bin/pycontain
+
+clean:
+	rm -rf $(VENV) build *.egg-info

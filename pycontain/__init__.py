@@ -1,0 +1,33 @@
+"""pycontain: an OS-level container runtime in Python.
+
+The public API, loaded lazily so that ``import pycontain`` costs nothing on the CLI's start path::
+
+    import pycontain
+    pycontain.run("default", ["echo", "hi"])          # foreground; returns the exit status
+    c = pycontain.start("default", ["sleep", "60"])    # detached; returns a Container
+    pycontain.Container.get("web").stop()
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["Container", "ContainerConfig", "PycontainError", "make_config", "run", "start"]
+
+_EXPORTS = {
+    "Container": ("pycontain.container", "Container"),
+    "ContainerConfig": ("pycontain.config", "ContainerConfig"),
+    "PycontainError": ("pycontain.errors", "PycontainError"),
+    "make_config": ("pycontain.api", "make_config"),
+    "run": ("pycontain.api", "run"),
+    "start": ("pycontain.api", "start"),
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'pycontain' has no attribute {name!r}") from None
+    import importlib
+
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,86 @@
+"""The library API the CLI wraps: build a config, run a container in the foreground or detached.
+
+    import pycontain
+    code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
+    c = pycontain.start("default", ["sleep", "60"], name="sleeper")   # detached
+    c.exec(["ps"]); c.stop(); c.remove()
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from . import process
+from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
+from .container import Container
+
+
+def resolve_rootfs(image: str, data_root: str | None = None) -> str:
+    import rootfs_builder
+
+    return rootfs_builder.resolve(image, data_root)
+
+
+def make_config(image: str, args: list[str], *, name: str | None = None, env: list[str] | None = None,
+                env_files: list[str] | None = None, workdir: str = "/", user: str | None = None,
+                hostname: str | None = None, volumes: list[str] | None = None, tmpfs: list[str] | None = None,
+                read_only: bool = False, tty: bool = False, interactive: bool = False, init: bool = False,
+                auto_remove: bool = False, detach: bool = False, resources: dict | None = None,
+                cgroup_parent: str | None = None, cgroup_manager: str = "auto") -> ContainerConfig:
+    """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...)."""
+    mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
+    cfg = ContainerConfig(resolve_rootfs(image), args, image=image, env=parse_env(env or [], env_files),
+                          cwd=workdir, user=user, hostname=hostname, mounts=mounts, readonly=read_only, tty=tty,
+                          interactive=interactive, init=init, auto_remove=auto_remove, detach=detach, name=name,
+                          resources=resources, cgroup_parent=cgroup_parent, cgroup_manager=cgroup_manager)
+    cfg.validate()
+    return cfg
+
+
+def run_config(config: ContainerConfig, root: str | None = None) -> int:
+    """Run a container in the foreground and return its exit status (128+N if signal N killed it).
+
+    Signals sent to this process are forwarded to the container's PID 1 (when called from the main
+    thread); with ``config.tty`` the caller's terminal is relayed to the container's pty.
+    """
+    container, child = Container.create(config, root)
+    forwarding = threading.current_thread() is threading.main_thread()
+    saved = {}
+    if forwarding:
+        def forward(signum: int, _frame: object) -> None:
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        for sig in process.FORWARDED_SIGNALS:
+            saved[sig] = signal.signal(sig, forward)
+    try:
+        if child.pty_master is not None:
+            from . import tty
+
+            tty.relay(child.pty_master, stdin_open=config.interactive)
+        code = process.wait_status(child.pid)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    container.record_exit(code)
+    return code
+
+
+def run(image: str, args: list[str], root: str | None = None, **options: object) -> int:
+    """Run ``args`` in a new container on ``image`` (a rootfs directory or ``"default"``); wait for it.
+
+    Options are ``make_config``'s (name, env, workdir, user, hostname, volumes, tmpfs, read_only, tty,
+    interactive, init, auto_remove, resources...). Returns the exit status.
+    """
+    return run_config(make_config(image, args, **options), root)  # type: ignore[arg-type]
+
+
+def start(image: str, args: list[str], root: str | None = None, **options: object) -> Container:
+    """Start a detached container (output goes to its log file) and return it at once."""
+    options["detach"] = True
+    container, _child = Container.create(make_config(image, args, **options), root)  # type: ignore[arg-type]
+    return container

@@ -1,0 +1,283 @@
+"""cgroup drivers: pick one for the host (``new_manager``), or rebuild one from a state file (``load_manager``).
+
+- ``v2``: the unified hierarchy, native cgroupfs (``pycontain.cgroups.v2``).
+- ``v1``: one directory per controller hierarchy, limits through cgroupspy (``pycontain.cgroups.v1``).
+
+A container's cgroup is ``pycontain-<id>`` beneath the cgroup pycontain itself runs in (as read from
+``/proc/self/cgroup``), or beneath ``parent`` (a path from the hierarchy root) when one is given.
+This package sits on the start path of ``pycontain run``: it imports only ``os`` and ``time``, and the
+drivers import nothing more until limits are applied.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from ..errors import InvalidArgument, PermissionDenied, PycontainError, Unsupported
+from .base import CgroupManager
+
+DEFAULT_ROOT = "/sys/fs/cgroup"
+NAME_PREFIX = "pycontain-"
+
+__all__ = ["CgroupManager", "detect_mode", "load_manager", "new_manager"]
+
+
+# -- small file helpers shared by the drivers ---------------------------------------------------
+def read_file(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def read_int(path: str) -> int | None:
+    """An integer file ("max" and missing files read as None)."""
+    try:
+        text = read_file(path).strip()
+    except FileNotFoundError:
+        return None
+    if text in ("", "max"):
+        return None
+    return int(text)
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """A flat-keyed file such as cgroup.events or memory.stat: "key value" per line (missing: {})."""
+    out: dict[str, int] = {}
+    try:
+        text = read_file(path)
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value.strip())
+        except ValueError:
+            continue
+    return out
+
+
+def write_file(path: str, value: str) -> None:
+    """Write one value into a cgroup file, as one write(2); errors become one-line PycontainErrors."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        raise Unsupported(f"cgroup file {path} does not exist (the kernel or the hierarchy lacks this controller)") from None
+    except PermissionError:
+        raise PermissionDenied(f"cannot open cgroup file {path} for writing (run pycontain as root)") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise CgroupWriteError(path, value, e) from None
+    finally:
+        os.close(fd)
+
+
+class CgroupWriteError(PycontainError):
+    def __init__(self, path: str, value: str, err: OSError) -> None:
+        reason = (err.strerror or str(err)).lower()
+        if err.errno == errno.EBUSY and "memory" in os.path.basename(path):
+            reason += ": the cgroup already uses more memory than that"
+        super().__init__(f"cannot write {value.strip()!r} to {path} ({reason}; check the limit's value)")
+        self.errno = err.errno
+        self.path = path
+
+
+def cgroup_procs(path: str) -> list[int]:
+    """The pids in one cgroup.procs file (missing: [])."""
+    try:
+        return [int(x) for x in read_file(path).split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def tree_pids(top: str) -> list[int]:
+    """Every pid in ``top``'s cgroup.procs and its descendants'."""
+    seen: list[int] = []
+    for dirpath, _dirs, _files in os.walk(top):
+        for pid in cgroup_procs(os.path.join(dirpath, "cgroup.procs")):
+            if pid not in seen:
+                seen.append(pid)
+    return seen
+
+
+def remove_tree(top: str, timeout: float = 5.0) -> None:
+    """rmdir ``top`` and the cgroups beneath it, deepest first; retry EBUSY while processes exit."""
+    if not os.path.isdir(top):
+        return
+    dirs = [d for d, _sub, _files in os.walk(top)]
+    deadline = time.monotonic() + timeout
+    for d in reversed(dirs):  # os.walk is top-down: reversed, children come before parents
+        delay = 0.005
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    left = cgroup_procs(os.path.join(d, "cgroup.procs"))
+                    extra = f": processes {left} are still in it (kill them first)" if left else ""
+                    raise PycontainError(f"cannot remove cgroup {d} ({(e.strerror or str(e)).lower()}{extra})") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll ``predicate`` (5 ms growing to 50 ms) until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+# -- host discovery ----------------------------------------------------------------------------
+def detect_mode(root: str = DEFAULT_ROOT) -> str:
+    """"unified" (cgroup v2 only), "hybrid" (v1 controllers plus a v2 mount at <root>/unified) or "legacy"."""
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return "unified"
+    if os.path.exists(os.path.join(root, "unified", "cgroup.controllers")):
+        return "hybrid"
+    return "legacy"
+
+
+def own_cgroups(proc_file: str = "/proc/self/cgroup") -> dict[str, str]:
+    """/proc/self/cgroup as {controller: path}; the v2 line is under "" ("0::/x" -> {"": "/x"})."""
+    out: dict[str, str] = {}
+    for line in read_file(proc_file).splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _hid, controllers, path = parts
+        if not controllers:
+            out[""] = path
+            continue
+        for c in controllers.split(","):
+            out[c] = path
+    return out
+
+
+def v1_mounts(root: str = DEFAULT_ROOT, mountinfo: str = "/proc/self/mountinfo") -> dict[str, tuple[str, str]]:
+    """{controller: (mount point, mount root)} for the v1 hierarchies mounted beneath ``root``.
+
+    Co-mounted controllers ("cpu,cpuacct") share one entry each; named hierarchies (name=systemd) are left
+    out. When mountinfo lists none under ``root`` (a test root), ``<root>/<controller>`` directories are used.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        lines = read_file(mountinfo).splitlines()
+    except OSError:
+        lines = []
+    prefix = root.rstrip("/") + "/"
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3 or rfields[0] != "cgroup":
+            continue
+        mount_root, point = fields[3], fields[4].replace("\\040", " ")
+        if not point.startswith(prefix):
+            continue
+        for opt in rfields[2].split(","):
+            if opt in V1_CONTROLLERS:
+                out[opt] = (point, mount_root)
+    if not out:
+        for c in V1_CONTROLLERS:
+            d = os.path.join(root, c)
+            if os.path.isfile(os.path.join(d, "cgroup.procs")):
+                out[c] = (d, "/")
+    return out
+
+
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+
+
+def _under(mount_point: str, mount_root: str, path: str) -> str:
+    """The directory of cgroup ``path`` (from the hierarchy root) in a mount of ``mount_root``."""
+    if mount_root != "/" and (path == mount_root or path.startswith(mount_root.rstrip("/") + "/")):
+        path = path[len(mount_root) :]
+    return mount_point.rstrip("/") + "/" + path.strip("/") if path.strip("/") else mount_point.rstrip("/")
+
+
+def _check_id(container_id: str) -> None:
+    if not container_id or "/" in container_id or container_id in (".", "..") or "\0" in container_id:
+        raise InvalidArgument(f"invalid container id for a cgroup name: {container_id!r} (use letters, digits, '-', '_' or '.')")
+
+
+def _check_parent(parent: str) -> str:
+    parts = [p for p in parent.split("/") if p]
+    if any(p in (".", "..") for p in parts) or "\0" in parent:
+        raise InvalidArgument(f"invalid cgroup parent: {parent!r} (use a path from the hierarchy root such as /pycontain.slice)")
+    return "/" + "/".join(parts)
+
+
+def new_manager(
+    container_id: str,
+    parent: str | None = None,
+    driver: str = "auto",
+    root: str | None = None,
+) -> CgroupManager:
+    """The manager for container ``container_id``'s cgroup ``pycontain-<id>`` (not created yet: call ``create()``).
+
+    ``parent``: a cgroup path from the hierarchy root (every v1 controller uses the same one); default:
+    the cgroup pycontain runs in. ``driver``: "auto" (v2 on unified hosts, v1 on hybrid and legacy ones,
+    where the controllers live on v1), "v1" or "v2". ``root``: the cgroup mount root (default
+    $PYCONTAIN_CGROUP_ROOT or /sys/fs/cgroup).
+    """
+    _check_id(container_id)
+    root = root or os.environ.get("PYCONTAIN_CGROUP_ROOT") or DEFAULT_ROOT
+    name = NAME_PREFIX + container_id
+    if parent is not None:
+        parent = _check_parent(parent)
+    mode = detect_mode(root)
+    if driver == "auto":
+        driver = "v2" if mode == "unified" else "v1"
+    if driver == "v2":
+        if mode == "legacy":
+            raise Unsupported(f"cgroup v2 is not mounted at {root} or {root}/unified (use --cgroup-manager v1, or mount cgroup2)")
+        mount = root if mode == "unified" else os.path.join(root, "unified")
+        base = parent if parent is not None else own_cgroups().get("", "/")
+        path = base.rstrip("/") + "/" + name
+        from .v2 import V2Manager
+
+        return V2Manager(path, _under(mount, "/", path))
+    if driver == "v1":
+        mounts = v1_mounts(root) if mode != "unified" else {}
+        if not mounts:
+            raise Unsupported(f"no cgroup v1 controller is mounted under {root} (use --cgroup-manager v2 or auto)")
+        own = own_cgroups() if parent is None else {}
+        dirs: dict[str, str] = {}
+        for c, (point, mount_root) in mounts.items():
+            base = parent if parent is not None else own.get(c, "/")
+            dirs[c] = _under(point, mount_root, base.rstrip("/") + "/" + name)
+        from .v1 import V1Manager
+
+        shown = parent if parent is not None else own.get("freezer", own.get("pids", "/"))
+        return V1Manager(shown.rstrip("/") + "/" + name, dirs)
+    raise InvalidArgument(f"invalid cgroup driver: {driver!r} (use auto, v1 or v2)")
+
+
+def load_manager(record: dict) -> CgroupManager:
+    """Rebuild the manager that ``manager.record()`` described (the container's state file)."""
+    if not isinstance(record, dict):
+        raise InvalidArgument(f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)")
+    driver = record.get("driver")
+    path = record.get("path")
+    if not isinstance(path, str):
+        raise InvalidArgument(f"invalid cgroup record: path {path!r} (expected the object manager.record() wrote)")
+    if driver == "v2" and isinstance(record.get("dir"), str):
+        from .v2 import V2Manager
+
+        return V2Manager(path, record["dir"])
+    if driver == "v1" and isinstance(record.get("dirs"), dict):
+        from .v1 import V1Manager
+
+        return V1Manager(path, {str(k): str(v) for k, v in record["dirs"].items()})
+    raise InvalidArgument(f"invalid cgroup record: driver {driver!r} (expected v1 or v2 with its directories)")

@@ -1,0 +1,271 @@
+"""The typer application: every command except the fast path of ``run`` (which shares its options)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from . import guarded
+
+app = typer.Typer(
+    name="pycontain",
+    help="An OS-level container runtime: namespaces, cgroups and pivot_root, no hypervisor.\n\n"
+         "Run 'pycontain run default -- sh -c \"echo hi\"' to start a container on the built-in root filesystem.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["--help"]},
+)
+
+_root: dict[str, Optional[str]] = {"root": None}
+
+
+@app.callback()
+def _global(root: Annotated[Optional[str], typer.Option("--root", help="State root (default /run/pycontain).",
+                                                        envvar="PYCONTAIN_ROOT")] = None) -> None:
+    _root["root"] = root
+
+
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+def _container(ref: str):  # noqa: ANN202
+    from ..container import Container
+
+    return Container.get(ref, _root["root"])
+
+
+def _short_cmd(cfg: dict, width: int = 30) -> str:
+    cmd = " ".join(cfg.get("args") or [])
+    return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    s = int(time.time() - ts)
+    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= n:
+            return f"{s // n} {unit} ago"
+    return f"{s} seconds ago"
+
+
+def _status_text(c, status: str) -> str:  # noqa: ANN001
+    if status == "exited":
+        code = c.state.exit_code
+        return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
+    if status == "running":
+        return f"Up {_ago(c.state.started).replace(' ago', '')}"
+    if status == "paused":
+        return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
+    return status.capitalize()
+
+
+@app.command("ps")
+def ps(all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
+       quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
+       as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False) -> None:
+    """List containers (running ones unless -a)."""
+
+    def body() -> int:
+        from ..container import Container
+
+        rows = []
+        for c in Container.list(_root["root"]):
+            status = c.status()
+            if status == "exited" and c.state.config.get("auto_remove"):
+                # A detached --rm container that ended: nobody was there to remove it, so we do.
+                try:
+                    c.remove(force=True)
+                except Exception:  # noqa: BLE001, S110 - someone else removed it meanwhile
+                    pass
+                continue
+            if not all_ and status not in ("running", "paused"):
+                continue
+            rows.append((c, status))
+        if quiet:
+            for c, _ in rows:
+                print(c.id[:12])
+            return 0
+        if as_json:
+            print(json.dumps([{"Id": c.id, "Name": c.name, "Image": c.state.config.get("image"),
+                               "Command": c.state.config.get("args"), "Created": c.state.created,
+                               "Status": s, "Pid": c.pid if s in ("running", "paused") else 0,
+                               "ExitCode": c.state.exit_code} for c, s in rows], indent=2))
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"):
+            table.add_column(col, no_wrap=True)
+        for c, s in rows:
+            table.add_row(c.id[:12], c.name, c.state.config.get("image", ""), _short_cmd(c.state.config),
+                          _ago(c.state.created), _status_text(c, s), str(c.pid) if s in ("running", "paused") else "")
+        Console(width=200 if not sys.stdout.isatty() else None).print(table)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("inspect")
+def inspect(refs: Annotated[list[str], typer.Argument(help="Container names or ids.")]) -> None:
+    """Show containers' details as JSON."""
+
+    def body() -> int:
+        print(json.dumps([_container(r).inspect() for r in refs], indent=2))
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("logs")
+def logs(ref: str,
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output.")] = False) -> None:
+    """Print a detached container's output."""
+
+    def body() -> int:
+        c = _container(ref)
+        if not c.state.config.get("detach"):
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(f"container {c.name} was not detached: its output went to the terminal")
+        out = sys.stdout.buffer
+        try:
+            f = open(c.log_path, "rb")
+        except FileNotFoundError:
+            return 0
+        with f:
+            while True:
+                data = f.read(65536)
+                if data:
+                    out.write(data)
+                    out.flush()
+                    continue
+                if not follow or not c.state.alive():
+                    # One last read: output written just before the container exited.
+                    out.write(f.read())
+                    return 0
+                time.sleep(0.1)
+
+    _exit(guarded(body))
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
+          command: Annotated[list[str], typer.Argument(help="Command and its arguments (after --).")],
+          interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
+          tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
+          detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
+          env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
+          workdir: Annotated[Optional[str], typer.Option("-w", "--workdir", help="Working directory.")] = None,
+          user: Annotated[Optional[str], typer.Option("-u", "--user", help="UID[:GID] or names.")] = None) -> None:
+    """Run a command in a running container (its namespaces and cgroup)."""
+
+    def body() -> int:
+        from .. import process
+        from ..config import parse_env
+
+        args = command[1:] if command[:1] == ["--"] else command
+        c = _container(ref)
+        child = c.exec(args, env=parse_env(env or []), cwd=workdir, user=user, tty=tty, interactive=interactive,
+                       detach=detach)
+        if detach:
+            return 0
+        if child.pty_master is not None:
+            from ..tty import relay
+
+            relay(child.pty_master, stdin_open=interactive)
+        return process.wait_status(child.pid)
+
+    _exit(guarded(body))
+
+
+@app.command("stop")
+def stop(refs: list[str],
+         time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait before SIGKILL.")] = 10) -> None:
+    """Stop running containers: SIGTERM, then SIGKILL after a grace period."""
+    _for_each(refs, lambda c: c.stop(time_))
+
+
+@app.command("kill")
+def kill(refs: list[str],
+         sig: Annotated[str, typer.Option("-s", "--signal", help="Signal name or number.")] = "KILL") -> None:
+    """Send a signal (default KILL) to containers' main process."""
+    _for_each(refs, lambda c: c.kill(sig))
+
+
+@app.command("rm")
+def rm(refs: list[str],
+       force: Annotated[bool, typer.Option("-f", "--force", help="Kill it first if it runs.")] = False) -> None:
+    """Remove containers and everything they own (cgroups, writable layer, state)."""
+    _for_each(refs, lambda c: c.remove(force=force))
+
+
+def _for_each(refs: list[str], action) -> None:  # noqa: ANN001
+    worst = 0
+    for ref in refs:
+        def body(ref: str = ref) -> int:
+            action(_container(ref))
+            print(ref)
+            return 0
+
+        worst = max(worst, guarded(body))
+    _exit(worst)
+
+
+def _run_click_command() -> click.Command:
+    """``run`` as a click command built from the same option table as the fast parser."""
+    from .options import FLAG, MULTI, RUN_OPTIONS
+
+    params: list[click.Parameter] = []
+    for o in RUN_OPTIONS:
+        if o.kind == FLAG:
+            params.append(click.Option(list(o.flags), o.dest, is_flag=True, help=o.help))
+        else:
+            params.append(click.Option(list(o.flags), o.dest, multiple=o.kind == MULTI, metavar=o.metavar,
+                                       help=o.help, default=[] if o.kind == MULTI else None))
+    params.append(click.Argument(["rootfs"]))
+    params.append(click.Argument(["command"], nargs=-1))
+
+    def callback(rootfs: str, command: tuple[str, ...], **values: object) -> None:
+        from . import run_command
+
+        args = list(command)
+        if args[:1] == ["--"]:
+            args = args[1:]
+        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+        _exit(guarded(run_command, values, rootfs, args, _root["root"]))
+
+    return click.Command(
+        "run", params=params, callback=callback,
+        context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]},
+        help="Run a command in a new container: pycontain run [OPTIONS] ROOTFS [--] CMD...\n\n"
+             "ROOTFS is a directory holding a root filesystem, or 'default' for the built-in busybox one. "
+             "The exit status is the command's (128+N if signal N killed it; 125 when pycontain itself "
+             "fails, 126 when the command cannot be executed, 127 when it is not found).",
+        short_help="Run a command in a new container.")
+
+
+def run_app(argv: list[str]) -> int:
+    group = typer.main.get_group(app)
+    group.add_command(_run_click_command())
+    try:
+        group.main(args=argv, prog_name="pycontain", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 125
+    except click.exceptions.Abort:
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    return 0

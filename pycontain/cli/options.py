@@ -1,0 +1,138 @@
+"""``pycontain run``'s options, declared once as data.
+
+Two parsers read this table: a small one for the hot path (``pycontain run`` without ``--help``
+never imports typer/click, which cost more than a whole container start), and the click command
+built from it for help, completion and everything else. Neither can drift from the other.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidArgument
+
+FLAG, VALUE, MULTI = "flag", "value", "multi"
+
+
+class Opt:
+    __slots__ = ("flags", "dest", "kind", "metavar", "help")
+
+    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, help: str, metavar: str = "") -> None:
+        self.flags = flags
+        self.dest = dest
+        self.kind = kind
+        self.metavar = metavar
+        self.help = help
+
+
+RUN_OPTIONS: tuple[Opt, ...] = (
+    Opt(("--name",), "name", VALUE, "Name the container (unique).", "NAME"),
+    Opt(("-d", "--detach"), "detach", FLAG, "Run in the background; output goes to the container's log."),
+    Opt(("-i", "--interactive"), "interactive", FLAG, "Keep stdin open and connected to the container."),
+    Opt(("-t", "--tty"), "tty", FLAG, "Give the container a pseudo-terminal (with the caller's window size)."),
+    Opt(("--rm",), "rm", FLAG, "Remove the container when it exits."),
+    Opt(("--init",), "init", FLAG, "Run a minimal PID 1 that forwards signals and reaps zombies."),
+    Opt(("-e", "--env"), "env", MULTI, "Set an environment variable (KEY=VALUE, or KEY to copy ours).", "KEY=VALUE"),
+    Opt(("--env-file",), "env_file", MULTI, "Read environment variables from a file (KEY=VALUE lines).", "FILE"),
+    Opt(("-w", "--workdir"), "workdir", VALUE, "Working directory inside the container (default /).", "DIR"),
+    Opt(("-u", "--user"), "user", VALUE, "User to run as: UID[:GID] or names from the container's passwd.",
+        "UID[:GID]"),
+    Opt(("-h", "--hostname"), "hostname", VALUE, "Hostname (default: the short container id).", "NAME"),
+    Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
+    Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
+    Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
+    # Resources: docker's names and units.
+    Opt(("-m", "--memory"), "memory", VALUE, "Memory limit (e.g. 512m, 1g).", "SIZE"),
+    Opt(("--memory-swap",), "memory_swap", VALUE, "Memory plus swap limit; -1 for unlimited swap.", "SIZE"),
+    Opt(("--memory-reservation",), "memory_reservation", VALUE, "Soft memory limit.", "SIZE"),
+    Opt(("--cpus",), "cpus", VALUE, "Number of CPUs (e.g. 1.5).", "N"),
+    Opt(("-c", "--cpu-shares"), "cpu_shares", VALUE, "CPU shares (relative weight, default 1024).", "N"),
+    Opt(("--cpu-quota",), "cpu_quota", VALUE, "CPU CFS quota in microseconds per period.", "US"),
+    Opt(("--cpu-period",), "cpu_period", VALUE, "CPU CFS period in microseconds.", "US"),
+    Opt(("--cpuset-cpus",), "cpuset_cpus", VALUE, "CPUs the container may use (0-3, 0,1).", "LIST"),
+    Opt(("--cpuset-mems",), "cpuset_mems", VALUE, "Memory nodes the container may use.", "LIST"),
+    Opt(("--pids-limit",), "pids_limit", VALUE, "Maximum number of processes (-1 for unlimited).", "N"),
+    Opt(("--blkio-weight",), "blkio_weight", VALUE, "Block IO weight (10-1000).", "N"),
+    Opt(("--device-read-bps",), "device_read_bps", MULTI, "Limit read rate from a device (PATH:RATE).",
+        "PATH:RATE"),
+    Opt(("--device-write-bps",), "device_write_bps", MULTI, "Limit write rate to a device (PATH:RATE).",
+        "PATH:RATE"),
+    Opt(("--device-read-iops",), "device_read_iops", MULTI, "Limit read IO/s from a device (PATH:N).", "PATH:N"),
+    Opt(("--device-write-iops",), "device_write_iops", MULTI, "Limit write IO/s to a device (PATH:N).", "PATH:N"),
+    Opt(("--cgroup-parent",), "cgroup_parent", VALUE, "Parent cgroup (default: the one pycontain runs in).",
+        "PATH"),
+    Opt(("--cgroup-manager",), "cgroup_manager", VALUE, "Cgroup driver: auto, v2 or v1.", "auto|v2|v1"),
+)
+
+RESOURCE_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_quota", "cpu_period",
+                  "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps",
+                  "device_write_bps", "device_read_iops", "device_write_iops")
+
+
+def defaults() -> dict:
+    return {o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else None) for o in RUN_OPTIONS}
+
+
+def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
+    """docker's syntax: ``[OPTIONS] ROOTFS [--] CMD...``; options stop at the root filesystem."""
+    by_flag = {f: o for o in RUN_OPTIONS for f in o.flags}
+    values = defaults()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg.startswith("--"):
+            name, eq, inline = arg.partition("=")
+            opt = by_flag.get(name)
+            if opt is None:
+                raise InvalidArgument(f"unknown flag {name!r} for 'pycontain run' (see 'pycontain run --help')")
+            if opt.kind == FLAG:
+                if eq:
+                    raise InvalidArgument(f"flag {name} takes no value")
+                values[opt.dest] = True
+                i += 1
+                continue
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise InvalidArgument(f"flag {name} needs a value ({opt.metavar})")
+                inline = argv[i]
+            _store(values, opt, inline)
+            i += 1
+            continue
+        # One or more short flags: -it, -dit, -e K=V, -eK=V, -m512m.
+        j = 1
+        while j < len(arg):
+            opt = by_flag.get("-" + arg[j])
+            if opt is None:
+                raise InvalidArgument(f"unknown flag '-{arg[j]}' for 'pycontain run' (see 'pycontain run --help')")
+            if opt.kind == FLAG:
+                values[opt.dest] = True
+                j += 1
+                continue
+            rest = arg[j + 1:]
+            if not rest:
+                i += 1
+                if i >= len(argv):
+                    raise InvalidArgument(f"flag -{arg[j]} needs a value ({opt.metavar})")
+                rest = argv[i]
+            _store(values, opt, rest)
+            break
+        i += 1
+    if i >= len(argv):
+        raise InvalidArgument("no root filesystem given: 'pycontain run [OPTIONS] ROOTFS [--] CMD...' "
+                              "(ROOTFS is a directory, or 'default' for the built-in one)")
+    rootfs = argv[i]
+    rest = argv[i + 1:]
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return values, rootfs, rest
+
+
+def _store(values: dict, opt: Opt, value: str) -> None:
+    if opt.kind == MULTI:
+        values[opt.dest].append(value)
+    else:
+        values[opt.dest] = value

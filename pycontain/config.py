@@ -1,0 +1,182 @@
+"""The container's configuration: a typed model built from CLI flags or Python arguments.
+
+Plain classes with ``__slots__`` rather than dataclasses: this module is on the start path of every
+``pycontain run`` and ``import dataclasses`` alone costs more than a whole namespace set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .errors import InvalidArgument, NotFound
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_USER_PART_RE = re.compile(r"^(?:\d+|[a-zA-Z_][a-zA-Z0-9_.-]{0,31})$")
+_ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+
+
+class Mount:
+    """One mount the container gets on top of its root filesystem: a bind mount or a tmpfs."""
+
+    __slots__ = ("kind", "source", "target", "readonly", "options")
+
+    def __init__(self, kind: str, target: str, source: str = "", readonly: bool = False,
+                 options: str = "") -> None:
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.readonly = readonly
+        self.options = options
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "source": self.source, "target": self.target,
+                "readonly": self.readonly, "options": self.options}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Mount:
+        return cls(d["kind"], d["target"], d.get("source", ""), d.get("readonly", False), d.get("options", ""))
+
+
+class ContainerConfig:
+    """Everything needed to start a container's process, and nothing about its runtime state."""
+
+    __slots__ = ("rootfs", "image", "args", "env", "cwd", "user", "hostname", "mounts", "readonly", "tty",
+                 "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
+                 "cgroup_manager")
+
+    def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
+                 cwd: str = "/", user: str | None = None, hostname: str | None = None,
+                 mounts: list[Mount] | None = None, readonly: bool = False, tty: bool = False,
+                 interactive: bool = False, init: bool = False, auto_remove: bool = False,
+                 detach: bool = False, name: str | None = None, resources: dict | None = None,
+                 cgroup_parent: str | None = None, cgroup_manager: str = "auto") -> None:
+        self.rootfs = rootfs
+        self.image = image or rootfs
+        self.args = list(args)
+        self.env = list(env or [])
+        self.cwd = cwd
+        self.user = user
+        self.hostname = hostname
+        self.mounts = list(mounts or [])
+        self.readonly = readonly
+        self.tty = tty
+        self.interactive = interactive
+        self.init = init
+        self.auto_remove = auto_remove
+        self.detach = detach
+        self.name = name
+        self.resources = resources
+        self.cgroup_parent = cgroup_parent
+        self.cgroup_manager = cgroup_manager
+
+    def validate(self) -> None:
+        if not self.args:
+            raise InvalidArgument("no command given: put it after the root filesystem, e.g. "
+                                  "'pycontain run default -- sh -c \"echo hi\"'")
+        if not os.path.isdir(self.rootfs):
+            raise NotFound(f"root filesystem {self.rootfs!r} is not a directory")
+        if not self.cwd.startswith("/"):
+            raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
+        if self.name is not None:
+            validate_name(self.name)
+        if self.hostname is not None and not re.match(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", self.hostname):
+            raise InvalidArgument(f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', "
+                                  "at most 63 characters")
+        if self.user is not None:
+            parse_user(self.user)
+        if self.detach and self.tty:
+            raise InvalidArgument("-d and -t cannot be combined: a detached container keeps no process to "
+                                  "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it")
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["mounts"] = [m.to_dict() for m in self.mounts]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ContainerConfig:
+        kw = {k: d[k] for k in cls.__slots__ if k in d and k not in ("rootfs", "args", "mounts")}
+        return cls(d["rootfs"], d["args"], mounts=[Mount.from_dict(m) for m in d.get("mounts", [])], **kw)
+
+
+def validate_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
+                              "starting with a letter or digit, at most 128 characters")
+
+
+def parse_user(spec: str) -> tuple[str, str | None]:
+    """Split ``UID[:GID]`` (numbers or names); names are looked up inside the container later."""
+    user, _, group = spec.partition(":")
+    if not _USER_PART_RE.match(user) or (group and not _USER_PART_RE.match(group)) or (_ and not group):
+        raise InvalidArgument(f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000")
+    return user, group or None
+
+
+def parse_volume(spec: str) -> Mount:
+    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts."""
+    parts = spec.split(":")
+    mode = ""
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume {spec!r}: expected HOST:CONTAINER[:ro]")
+    host, target = parts
+    if mode not in ("", "ro", "rw"):
+        raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use 'ro' or 'rw'")
+    if not host.startswith("/"):
+        raise InvalidArgument(f"invalid volume {spec!r}: the host path must be absolute (named volumes "
+                              "are not supported)")
+    if not target.startswith("/"):
+        raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
+    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
+
+
+def parse_tmpfs(spec: str) -> Mount:
+    """``PATH[:OPTIONS]`` → a tmpfs, e.g. ``/run:size=64m,mode=755``."""
+    target, _, options = spec.partition(":")
+    if not target.startswith("/"):
+        raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path must be absolute")
+    for opt in filter(None, options.split(",")):
+        key = opt.partition("=")[0]
+        if key not in ("size", "mode", "uid", "gid", "nr_inodes", "ro", "rw", "noexec", "exec", "nosuid",
+                       "suid", "nodev", "dev"):
+            raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}")
+    return Mount("tmpfs", os.path.normpath(target), options=options)
+
+
+def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str]:
+    """``-e K=V`` / ``-e K`` (taken from pycontain's own environment) and ``--env-file`` lines."""
+    out: list[str] = []
+    for path in env_files or []:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise NotFound(f"cannot read --env-file {path!r}: {e.strerror}") from None
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.extend(_env_item(line, path))
+    for v in values:
+        out.extend(_env_item(v, "-e"))
+    return out
+
+
+def _env_item(item: str, where: str) -> list[str]:
+    key, eq, _ = item.partition("=")
+    if not key or not _ENV_KEY_RE.match(key) or "\0" in item:
+        raise InvalidArgument(f"invalid environment variable {item!r} in {where}: expected KEY=VALUE")
+    if eq:
+        return [item]
+    return [f"{key}={os.environ[key]}"] if key in os.environ else []
+
+
+def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in (*base, *extra):
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env

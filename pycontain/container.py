@@ -1,0 +1,322 @@
+"""The container lifecycle: create and start, wait, signal, stop, exec, remove — the library's core.
+
+A detached container keeps no pycontain process alive: its processes, its cgroup and its state
+directory are all there is, and every command rebuilds what it needs from the state file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from . import process
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerState, StateStore, proc_start_time
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def parse_signal(value: str | int) -> int:
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` → 9, as docker and runc accept them."""
+    if isinstance(value, int):
+        num = value
+    elif value.isdigit():
+        num = int(value)
+    else:
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, "__members__", {}).get(name)
+        if sig is None:
+            raise InvalidArgument(f"invalid signal {value!r}: use a name like TERM or KILL, or a number")
+        num = int(sig)
+    if not 0 < num < signal.NSIG:
+        raise InvalidArgument(f"invalid signal {value!r}: signal numbers go from 1 to {signal.NSIG - 1}")
+    return num
+
+
+class Container:
+    """One container, as recorded in a state root. Get one with ``Container.create`` or ``Container.get``."""
+
+    def __init__(self, state: ContainerState, store: StateStore) -> None:
+        self.state = state
+        self.store = store
+
+    # -- lookup ----------------------------------------------------------------------------
+    @classmethod
+    def get(cls, ref: str, root: str | None = None) -> Container:
+        store = StateStore(root)
+        return cls(store.find(ref), store)
+
+    @classmethod
+    def list(cls, root: str | None = None) -> list[Container]:
+        store = StateStore(root)
+        return [cls(st, store) for st in store.all()]
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def pid(self) -> int:
+        return self.state.pid
+
+    @property
+    def dir(self) -> str:
+        return self.store.dir(self.id)
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.dir, "container.log")
+
+    def cgroup(self):  # noqa: ANN201 - a CgroupManager; typed loosely to keep cgroups off the import path
+        if not self.state.cgroup:
+            return None
+        from .cgroups import load_manager
+
+        return load_manager(self.state.cgroup)
+
+    def status(self) -> str:
+        """The container's status now, from the kernel's view rather than the last one recorded."""
+        st = self.state
+        if st.alive():
+            if st.status in (CREATING, CREATED):
+                return st.status
+            cg = self.cgroup()
+            try:
+                return PAUSED if cg is not None and cg.frozen() else RUNNING
+            except OSError:
+                return RUNNING
+        if st.status in (RUNNING, PAUSED, CREATED):
+            return STOPPED
+        return st.status
+
+    def running(self) -> bool:
+        return self.status() in (RUNNING, PAUSED)
+
+    # -- creation --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config, root: str | None = None) -> tuple[Container, process.Child]:  # noqa: ANN001
+        """Make the container and start its process; on any failure nothing is left behind."""
+        config.validate()
+        store = StateStore(root)
+        cid = new_id()
+        if config.hostname is None:
+            config.hostname = cid[:12]
+        state = ContainerState(cid, config.name or cid[:12], config.to_dict())
+        store.reserve(state)
+        self = cls(state, store)
+        cg = None
+        try:
+            from .cgroups import new_manager
+
+            cg = new_manager(cid, config.cgroup_parent, config.cgroup_manager)
+            cg.create()
+            state.cgroup = cg.record()
+            store.save(state)
+            if config.resources:
+                from .cgroups.resources import Resources
+
+                cg.apply(Resources.from_dict(config.resources))
+            stdio = process.Stdio(stdin_null=not config.interactive,
+                                  log_path=self.log_path if config.detach else None, tty=config.tty)
+            child = process.start_container(config, self.dir, cg.procs_files(), stdio)
+        except BaseException:
+            self._destroy_resources(cg)
+            store.remove(cid)
+            raise
+        state.pid = child.pid
+        state.pid_start = proc_start_time(child.pid, allow_zombie=True)
+        state.status = RUNNING
+        state.started = time.time()
+        store.save(state)
+        return self, child
+
+    def record_exit(self, exit_code: int) -> None:
+        """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
+        st = self.state
+        st.exit_code = exit_code
+        st.finished = time.time()
+        st.status = STOPPED
+        cg = self.cgroup()
+        if cg is not None:
+            try:
+                st.oom_killed = cg.oom_killed()
+            except (OSError, PycontainError):
+                pass
+        if st.config.get("auto_remove"):
+            self.remove(force=True)
+        else:
+            self.store.save(st)
+
+    # -- signals ---------------------------------------------------------------------------
+    def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
+        sig = parse_signal(sig)
+        if not self.running():
+            raise InvalidState(f"container {self.name} is not running")
+        if all_processes:
+            cg = self.cgroup()
+            if cg is not None:
+                cg.kill_all(sig)
+                return
+        self._signal_pid1(sig)
+
+    def _signal_pid1(self, sig: int) -> bool:
+        """Signal PID 1 through a pidfd checked against its start time: never a recycled pid."""
+        from . import libc
+
+        try:
+            fd = libc.pidfd_open(self.state.pid)
+        except OSError:
+            return False
+        try:
+            if proc_start_time(self.state.pid) != self.state.pid_start:
+                return False
+            signal.pidfd_send_signal(fd, sig)
+            return True
+        except ProcessLookupError:
+            return False
+        finally:
+            os.close(fd)
+
+    def wait_stopped(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state.alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds, like ``docker stop``."""
+        if not self.running():
+            return
+        cg = self.cgroup()
+        if self.status() == PAUSED and cg is not None:
+            cg.thaw()
+        self._signal_pid1(signal.SIGTERM)
+        if not self.wait_stopped(timeout):
+            self._signal_pid1(signal.SIGKILL)
+            if cg is not None:
+                cg.kill_all(signal.SIGKILL)
+            self.wait_stopped(10)
+        self._mark_stopped()
+
+    def _mark_stopped(self) -> None:
+        if self.state.status in (RUNNING, PAUSED, CREATED):
+            self.state.status = STOPPED
+            self.state.finished = self.state.finished or time.time()
+            if os.path.isdir(self.dir):
+                self.store.save(self.state)
+
+    # -- removal ---------------------------------------------------------------------------
+    def remove(self, force: bool = False) -> None:
+        """Remove the container and everything it owns; ``force`` kills it first if it runs."""
+        with self.store.lock():
+            current = self.store.load_id(self.id)
+            if current is None:
+                raise ContainerNotFound(self.name)
+            self.state = current
+            if self.running() or (self.state.status == CREATING and self.state.alive()):
+                if not force:
+                    raise InvalidState(f"container {self.name} is running: stop it first, or use 'rm -f'")
+            self._kill_everything()
+            self._destroy_resources(self.cgroup())
+            self.store.remove(self.id)
+
+    def _kill_everything(self) -> None:
+        cg = self.cgroup()
+        if cg is not None:
+            try:
+                if cg.exists():
+                    if cg.frozen():
+                        cg.thaw()
+                    cg.kill_all(signal.SIGKILL)
+            except OSError:
+                pass
+        self._signal_pid1(signal.SIGKILL)
+        self.wait_stopped(10)
+
+    def _destroy_resources(self, cg) -> None:  # noqa: ANN001
+        if cg is None:
+            return
+        try:
+            cg.kill_all(signal.SIGKILL)
+        except OSError:
+            pass
+        cg.destroy()
+
+    # -- exec ------------------------------------------------------------------------------
+    def exec(self, args: list[str], *, env: list[str] | None = None, cwd: str | None = None,
+             user: str | None = None, tty: bool = False, interactive: bool = False,
+             detach: bool = False) -> process.Child:
+        """Start ``args`` in the running container (all its namespaces, its cgroup)."""
+        from .config import DEFAULT_PATH, merge_env, parse_user
+
+        if not args:
+            raise InvalidArgument("no command given to exec")
+        status = self.status()
+        if status == PAUSED:
+            raise InvalidState(f"container {self.name} is paused: unpause it first")
+        if status != RUNNING:
+            raise InvalidState(f"container {self.name} is not running (status: {status})")
+        cfg = self.state.config
+        if user is not None:
+            parse_user(user)
+        full_env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.get('hostname')}"]
+                             + (["TERM=xterm"] if tty else []) + cfg.get("env", []), env or [])
+        cg = self.cgroup()
+        stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
+        return process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
+                               cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio)
+
+    # -- reporting -------------------------------------------------------------------------
+    def inspect(self) -> dict:
+        st = self.state
+        status = self.status()
+        d = {
+            "Id": st.id,
+            "Name": st.name,
+            "Created": _iso(st.created),
+            "State": {
+                "Status": status,
+                "Running": status in (RUNNING, PAUSED),
+                "Paused": status == PAUSED,
+                "Pid": st.pid if status in (RUNNING, PAUSED, CREATED) else 0,
+                "ExitCode": st.exit_code,
+                "OOMKilled": st.oom_killed or self._oom_now(status),
+                "StartedAt": _iso(st.started),
+                "FinishedAt": _iso(st.finished),
+                "Error": st.error,
+            },
+            "Image": st.config.get("image", ""),
+            "Rootfs": st.config.get("rootfs", ""),
+            "Path": (st.config.get("args") or [""])[0],
+            "Args": (st.config.get("args") or [])[1:],
+            "Config": st.config,
+            "Cgroup": st.cgroup,
+            "StateDir": self.dir,
+            "LogPath": self.log_path if st.config.get("detach") else "",
+        }
+        return d
+
+    def _oom_now(self, status: str) -> bool:
+        if status in (RUNNING, PAUSED):
+            return False
+        cg = self.cgroup()
+        try:
+            return bool(cg is not None and cg.exists() and cg.oom_killed())
+        except (OSError, PycontainError):
+            return False
+
+
+def _iso(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"

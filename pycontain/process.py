@@ -1,0 +1,352 @@
+"""Starting processes in containers: the parent's side and the ordered steps of the child.
+
+How a container's first process is made, with one fork and no intermediate process:
+
+1. the parent (pycontain) calls ``unshare(CLONE_NEWPID)``, which only changes the pid namespace its
+   *next child* is born in, forks, and at once ``setns``-es back to its own pid namespace, so a
+   library caller's later forks are unaffected. The child is PID 1 of a new namespace and still a
+   direct child of pycontain, which can wait for it.
+2. the child joins its cgroup (writing 0 to ``cgroup.procs``), unshares mount, UTS, IPC, network and
+   cgroup namespaces, sets the hostname, brings ``lo`` up, builds its root filesystem and
+   pivot_roots into it (``rootfs.build``), takes its terminal if it has one, then resolves the
+   user, drops to it and ``execve``-s the command.
+3. the two talk over a close-on-exec pipe: a failing child writes ``E<code>\\t<message>`` and exits;
+   a successful ``execve`` closes the pipe, which the parent reads as "started".
+
+``exec`` uses the same trick with ``setns`` into the running container's namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+# Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
+from . import libc, rootfs, users
+from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
+
+CONTAINER_NAMESPACES = (libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWNET
+                        | libc.CLONE_NEWCGROUP)
+# The order in which exec joins a container's namespaces: the mount namespace last but one, since
+# after it /proc is the container's; cgroup after the process has joined the cgroup itself.
+_JOIN_ORDER = (("ipc", libc.CLONE_NEWIPC), ("uts", libc.CLONE_NEWUTS), ("net", libc.CLONE_NEWNET),
+               ("cgroup", libc.CLONE_NEWCGROUP), ("mnt", libc.CLONE_NEWNS))
+
+
+class Child:
+    """A started process: its host pid, and the master side of its terminal when it has one."""
+
+    __slots__ = ("pid", "pty_master")
+
+    def __init__(self, pid: int, pty_master: int | None) -> None:
+        self.pid = pid
+        self.pty_master = pty_master
+
+
+class Stdio:
+    """Where the child's fds 0, 1 and 2 come from: inherited, /dev/null, a log file, or a terminal."""
+
+    __slots__ = ("stdin_null", "log_path", "tty")
+
+    def __init__(self, stdin_null: bool = False, log_path: str | None = None, tty: bool = False) -> None:
+        self.stdin_null = stdin_null
+        self.log_path = log_path
+        self.tty = tty
+
+
+def _report(errw: int, code: int, message: str) -> None:
+    try:
+        os.write(errw, f"E{code}\t{message}".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable that never returns
+    """Run ``body`` in a forked child; whatever happens, the child never returns into the caller's code."""
+    code = EXIT_RUNTIME
+    try:
+        body()
+    except ExecFailed as e:
+        code = e.exit_code
+        _report(errw, code, str(e))
+    except PycontainError as e:
+        _report(errw, code, str(e))
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        _report(errw, code, f"{e.strerror or e}{where}")
+    except BaseException as e:  # noqa: BLE001 - the child must report, never unwind into the parent's code
+        _report(errw, code, f"{type(e).__name__}: {e}")
+    finally:
+        os._exit(code)
+
+
+def _setup_stdio(stdio: Stdio) -> None:
+    if stdio.stdin_null or stdio.log_path:
+        fd = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    if stdio.log_path:
+        fd = os.open(stdio.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _take_terminal(sock_fd: int) -> None:
+    """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal.
+
+    Runs after pivot_root: the caller has imported fcntl, socket and termios already.
+    """
+    import fcntl
+    import socket
+    import termios
+
+    master, slave = os.openpty()
+    with socket.socket(fileno=sock_fd) as sock:
+        socket.send_fds(sock, [b"T"], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    rootfs.bind_console(os.ttyname(slave))
+    if slave > 2:
+        os.close(slave)
+
+
+def _find_executable(name: str, env: dict[str, str]) -> str:
+    if "/" in name:
+        return name
+    for d in env.get("PATH", "").split(":"):
+        path = os.path.join(d or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    for d in env.get("PATH", "").split(":"):
+        path = os.path.join(d or ".", name)
+        if os.path.exists(path):
+            raise ExecFailed(f"cannot execute {name!r}: {path} is not an executable file", EXIT_CANNOT_EXECUTE)
+    raise ExecFailed(f"executable file not found in $PATH: {name!r} (PATH={env.get('PATH', '')})", EXIT_NOT_FOUND)
+
+
+def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int) -> None:
+    """The last steps of any container process: user, working directory, fds, then execve."""
+    u = users.resolve(user)
+    env.setdefault("HOME", u.home)
+    try:
+        os.chdir(cwd)
+    except FileNotFoundError:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chdir(cwd)
+    # A working directory inherited through a leaked host fd shows up as "(unreachable)" (CVE-2024-21626).
+    if not os.getcwd().startswith("/"):
+        raise PycontainError(f"working directory {cwd!r} is outside the container")
+    os.setgroups(u.groups)
+    os.setgid(u.gid)
+    os.setuid(u.uid)
+    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec.
+    os.closerange(3, errw)
+    os.closerange(errw + 1, 65536)
+    path = _find_executable(args[0], env)
+    try:
+        os.execve(path, args, env)
+    except FileNotFoundError:
+        raise ExecFailed(f"cannot execute {args[0]!r}: no such file (or its interpreter is missing)",
+                         EXIT_NOT_FOUND) from None
+    except PermissionError:
+        raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
+    except OSError as e:
+        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+
+
+def _wait_started(pid: int, errr: int) -> None:
+    """Block until the child has exec'd (EOF on the pipe) or failed (an error record, then exit)."""
+    chunks = []
+    while True:
+        data = os.read(errr, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(errr)
+    if chunks:
+        msg = b"".join(chunks).decode(errors="replace")
+        os.waitpid(pid, 0)
+        code_s, _, text = msg[1:].partition("\t")
+        code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
+        if code == EXIT_RUNTIME:
+            raise PycontainError(text)
+        raise ExecFailed(text, code)
+
+
+def _fork_into_new_pidns() -> int:
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.unshare(libc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            libc.setns(own, libc.CLONE_NEWPID)
+            raise
+        if pid:
+            libc.setns(own, libc.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
+def _fork_into_pidns(ns_fd: int) -> int:
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(ns_fd, libc.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            libc.setns(own, libc.CLONE_NEWPID)
+            raise
+        if pid:
+            libc.setns(own, libc.CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
+def _recv_pty(sock) -> int | None:  # noqa: ANN001 - socket.socket
+    import socket
+
+    msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    return fds[0] if fds else None
+
+
+def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: Stdio) -> Child:  # noqa: ANN001
+    """Create the container's first process (PID 1 of its namespaces) and run ``config.args`` in it."""
+    from .config import DEFAULT_PATH, merge_env
+
+    env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={config.hostname}"]
+                    + (["TERM=xterm"] if stdio.tty else []), config.env)
+    errr, errw = os.pipe2(os.O_CLOEXEC)
+    parent_sock = child_sock = None
+    if stdio.tty:
+        import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
+        import socket
+        import termios  # noqa: F401 - idem
+
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = _fork_into_new_pidns()
+    if pid == 0:
+        def body() -> None:
+            os.close(errr)
+            if parent_sock is not None:
+                parent_sock.close()
+            if config.detach:
+                os.setsid()  # leave pycontain's session: a closing terminal must not SIGHUP the container
+            _setup_stdio(stdio)
+            for path in cgroup_procs:
+                with open(path, "w") as f:
+                    f.write("0")
+            libc.unshare(CONTAINER_NAMESPACES)
+            libc.sethostname(config.hostname)
+            libc.interface_up("lo")
+            if config.init:
+                from . import init
+            rootfs.build(config, container_dir)
+            if child_sock is not None:
+                _take_terminal(child_sock.detach())
+            if config.init:
+                init.run_as_pid1(config.args, env, config.cwd, config.user, errw)
+            else:
+                finish_and_exec(config.args, env, config.cwd, config.user, errw)
+
+        _child(errw, body)
+    os.close(errw)
+    master = None
+    if child_sock is not None:
+        child_sock.close()
+        try:
+            master = _recv_pty(parent_sock)
+        finally:
+            parent_sock.close()
+    try:
+        _wait_started(pid, errr)
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        raise
+    return Child(pid, master)
+
+
+def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, str], cwd: str,
+            user: str | None, stdio: Stdio) -> Child:
+    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``."""
+    ns_fds: dict[str, int] = {}
+    try:
+        for name in ("pid", *(n for n, _ in _JOIN_ORDER)):
+            ns_fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        for fd in ns_fds.values():
+            os.close(fd)
+        from .errors import InvalidState
+
+        raise InvalidState("the container stopped before exec could join it") from None
+    errr, errw = os.pipe2(os.O_CLOEXEC)
+    parent_sock = child_sock = None
+    if stdio.tty:
+        import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
+        import socket
+        import termios  # noqa: F401 - idem
+
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        child = _fork_into_pidns(ns_fds["pid"])
+        if child == 0:
+            def body() -> None:
+                os.close(errr)
+                if parent_sock is not None:
+                    parent_sock.close()
+                # Not dumpable while we hold host resources inside the container: its processes must
+                # not ptrace us or open /proc/<us>/exe (the CVE-2019-5736 class of escape).
+                libc.set_dumpable(False)
+                _setup_stdio(stdio)
+                for path in cgroup_procs:
+                    with open(path, "w") as f:
+                        f.write("0")
+                for name, flag in _JOIN_ORDER:
+                    libc.setns(ns_fds[name], flag)
+                if child_sock is not None:
+                    _take_terminal(child_sock.detach())
+                finish_and_exec(args, env, cwd, user, errw)
+
+            _child(errw, body)
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
+    os.close(errw)
+    master = None
+    if child_sock is not None:
+        child_sock.close()
+        try:
+            master = _recv_pty(parent_sock)
+        finally:
+            parent_sock.close()
+    _wait_started(child, errr)
+    return Child(child, master)
+
+
+def wait_status(pid: int) -> int:
+    """Wait for ``pid`` and return its exit status the shell way: the code, or 128+N for signal N."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return EXIT_RUNTIME
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2, signal.SIGCONT)

@@ -1,0 +1,184 @@
+"""The container's filesystem, built inside its new mount namespace: overlay, volumes, /proc, /sys, /dev,
+then pivot_root with the old root detached.
+
+Everything here runs in the container's first process after ``unshare(CLONE_NEWNS)``, so every mount
+lives in the container's own mount namespace: the host never sees them, and they vanish with the
+container's last process, whatever happens to pycontain.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from . import libc
+from .errors import InvalidArgument, PycontainError
+
+_DEV_NODES = (  # name, major, minor
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+)
+_DEV_LINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
+)
+_NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+
+
+def secure_join(root: str, path: str) -> str:
+    """``root/path`` with every symlink on the way resolved *inside* root, never escaping it.
+
+    A root filesystem is untrusted data: a ``/data -> /etc`` link in an image must not turn a volume
+    mounted at /data into a mount over the host's /etc.
+    """
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise InvalidArgument(f"too many levels of symbolic links under {path!r} in the root filesystem")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _mkdirs(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def _escape_overlay(path: str) -> str:
+    for ch in "\\,:":
+        path = path.replace(ch, "\\" + ch)
+    return path
+
+
+def mount_overlay(lower: str, container_dir: str) -> str:
+    """Mount the root filesystem read-only under a writable layer kept in the container's directory."""
+    upper, work, merged = (os.path.join(container_dir, d) for d in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        _mkdirs(d)
+    data = f"lowerdir={_escape_overlay(lower)},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
+    try:
+        libc.mount("overlay", merged, "overlay", 0, data)
+    except OSError as e:
+        raise PycontainError(f"cannot mount the root filesystem {lower!r} with overlayfs: {e.strerror} "
+                             "(is the overlay module loaded? try 'modprobe overlay')") from None
+    return merged
+
+
+def bind_volume(root: str, source: str, target: str, readonly: bool) -> None:
+    if not os.path.exists(source):
+        _mkdirs(source)  # docker's -v creates a missing host directory
+    dest = secure_join(root, target)
+    if os.path.isdir(source):
+        _mkdirs(dest)
+    elif not os.path.exists(dest):
+        _mkdirs(os.path.dirname(dest))
+        open(dest, "a").close()
+    libc.mount(source, dest, None, libc.MS_BIND | libc.MS_REC)
+    if readonly:
+        libc.mount(None, dest, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | libc.MS_REC)
+
+
+def mount_tmpfs(root: str, target: str, options: str = "", flags: int = libc.MS_NOSUID | libc.MS_NODEV) -> None:
+    dest = secure_join(root, target)
+    _mkdirs(dest)
+    opts = []
+    for opt in filter(None, options.split(",")):
+        if opt in ("ro",):
+            flags |= libc.MS_RDONLY
+        elif opt == "noexec":
+            flags |= libc.MS_NOEXEC
+        elif opt in ("rw", "exec", "suid", "dev", "nosuid", "nodev"):
+            continue
+        else:
+            opts.append(opt)
+    if not any(o.startswith("mode=") for o in opts):
+        opts.append("mode=1777")
+    libc.mount("tmpfs", dest, "tmpfs", flags, ",".join(opts))
+
+
+def mount_dev(root: str) -> None:
+    """A private /dev: a tmpfs holding only the safe device nodes, a fresh devpts, shm and mqueue."""
+    dev = os.path.join(root, "dev")
+    _mkdirs(dev)
+    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME, "mode=755,size=65536k")
+    old = os.umask(0)
+    try:
+        for name, major, minor in _DEV_NODES:
+            os.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+    finally:
+        os.umask(old)
+    for name, target in _DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for d in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, d), 0o755)
+    libc.mount("devpts", os.path.join(dev, "pts"), "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
+    # Without a terminal /dev/console is /dev/null, so nothing written to it reaches the host's console.
+    open(os.path.join(dev, "console"), "a").close()
+    libc.mount(os.path.join(dev, "null"), os.path.join(dev, "console"), None, libc.MS_BIND)
+
+
+def bind_console(slave_path: str) -> None:
+    """After pivot_root: make /dev/console the container's own terminal."""
+    libc.umount2("/dev/console", libc.MNT_DETACH)
+    libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
+
+
+def build(config, container_dir: str) -> None:  # noqa: ANN001 - ContainerConfig, kept untyped to stay import-free
+    """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace."""
+    # Nothing we mount may propagate back to the host, whatever the host's propagation is.
+    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+    root = mount_overlay(config.rootfs, container_dir)
+
+    for m in config.mounts:
+        if m.kind == "bind":
+            bind_volume(root, m.source, m.target, m.readonly)
+    proc = os.path.join(root, "proc")
+    _mkdirs(proc)
+    libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+    sys_ = os.path.join(root, "sys")
+    _mkdirs(sys_)
+    libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+    mount_dev(root)
+    if not os.path.isdir(os.path.join(root, "tmp")):
+        mount_tmpfs(root, "/tmp")
+    for m in config.mounts:
+        if m.kind == "tmpfs":
+            mount_tmpfs(root, m.target, m.options)
+
+    pivot(root)
+    if config.readonly:
+        libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+    # /proc is read-only once set up: only through the container's own mount of it could a process
+    # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
+    libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
+
+
+def pivot(root: str) -> None:
+    """pivot_root into ``root`` and detach the old root, leaving no path back to the host's tree."""
+    os.chdir(root)
+    # pivot_root(".", ".") stacks the old root under the new one; detaching it leaves the new root alone,
+    # with no directory inside the container to hold the old one.
+    libc.pivot_root(".", ".")
+    libc.umount2(".", libc.MNT_DETACH)
+    os.chdir("/")

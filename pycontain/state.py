@@ -1,0 +1,191 @@
+"""Containers' state on disk: one directory per container under the state root, written atomically.
+
+Layout of ``<root>`` (default ``/run/pycontain``)::
+
+    .lock                 flock held while names are reserved or containers removed
+    <id>/state.json       the ContainerState, replaced atomically (write to a temp file, rename)
+    <id>/container.log    stdout/stderr of a detached container
+    <id>/upper, work      the overlay's writable layer (copy-on-write over the root filesystem)
+
+A process is identified by pid *and* its start time (field 22 of /proc/PID/stat), so a recorded pid
+that the kernel has since given to another process is never reported running or signalled.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+
+from .errors import AlreadyExists, ContainerNotFound, InvalidArgument
+
+DEFAULT_ROOT = "/run/pycontain"
+
+CREATING = "creating"
+CREATED = "created"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPED = "exited"
+
+
+def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, or None if there is no such process.
+
+    A zombie has exited and only waits to be reaped: it counts as gone unless ``allow_zombie``
+    (our own child that exited before we looked, which we will reap ourselves).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its closing paren.
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] == b"Z" and not allow_zombie:
+        return None
+    return int(fields[19])
+
+
+def pid_alive(pid: int | None, start_time: int | None) -> bool:
+    return bool(pid) and start_time is not None and proc_start_time(pid) == start_time
+
+
+class ContainerState:
+    """What pycontain knows about one container, persisted as ``state.json``."""
+
+    __slots__ = ("id", "name", "status", "pid", "pid_start", "created", "started", "finished", "exit_code",
+                 "oom_killed", "config", "cgroup", "bundle", "error")
+
+    def __init__(self, id: str, name: str, config: dict, *, status: str = CREATING, pid: int = 0,
+                 pid_start: int | None = None, created: float | None = None, started: float | None = None,
+                 finished: float | None = None, exit_code: int | None = None, oom_killed: bool = False,
+                 cgroup: dict | None = None, bundle: str = "", error: str = "") -> None:
+        self.id = id
+        self.name = name
+        self.config = config
+        self.status = status
+        self.pid = pid
+        self.pid_start = pid_start
+        self.created = created if created is not None else time.time()
+        self.started = started
+        self.finished = finished
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed
+        self.cgroup = cgroup
+        self.bundle = bundle
+        self.error = error
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ContainerState:
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.pid_start)
+
+
+class StateStore:
+    """The state root: reserves ids and names, loads and saves containers' states."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = os.path.abspath(root or os.environ.get("PYCONTAIN_ROOT") or DEFAULT_ROOT)
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.root, cid)
+
+    def lock(self) -> _Lock:
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        return _Lock(os.path.join(self.root, ".lock"))
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if len(n) == 64 and not n.startswith("."))
+
+    def reserve(self, state: ContainerState) -> None:
+        """Create the container's directory and first state file; the name must be free."""
+        with self.lock():
+            for other in self.all():
+                if other.name == state.name:
+                    raise AlreadyExists(f"the container name {state.name!r} is already in use by container "
+                                        f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
+                                        "another --name)")
+            os.mkdir(self.dir(state.id), 0o700)
+            self.save(state)
+
+    def save(self, state: ContainerState) -> None:
+        path = os.path.join(self.dir(state.id), "state.json")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state.to_dict(), f)
+        os.rename(tmp, path)
+
+    def load_id(self, cid: str) -> ContainerState | None:
+        try:
+            with open(os.path.join(self.dir(cid), "state.json")) as f:
+                return ContainerState.from_dict(json.load(f))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, KeyError):
+            # A runtime killed between mkdir and its first save leaves a directory without a valid
+            # state: report it as a broken container that 'rm -f' can remove.
+            return ContainerState(cid, cid[:12], {}, status=CREATING, error="state file is damaged")
+
+    def all(self) -> list[ContainerState]:
+        out = []
+        for cid in self.ids():
+            st = self.load_id(cid)
+            if st is not None:
+                out.append(st)
+        return out
+
+    def find(self, ref: str) -> ContainerState:
+        """A container by full id, name, or unique id prefix."""
+        if not ref or "/" in ref or "\0" in ref or ref in (".", ".."):
+            raise InvalidArgument(f"invalid container reference {ref!r}: give a name or an id")
+        if len(ref) == 64:
+            st = self.load_id(ref)
+            if st is not None:
+                return st
+        states = self.all()
+        for st in states:
+            if st.name == ref:
+                return st
+        matches = [st for st in states if st.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"{ref!r} matches {len(matches)} containers: give more of the id")
+        raise ContainerNotFound(ref)
+
+    def remove(self, cid: str) -> None:
+        import shutil
+
+        path = self.dir(cid)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+
+class _Lock:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

@@ -1,0 +1,70 @@
+"""Resolve ``--user`` against the container's own /etc/passwd and /etc/group (never the host's)."""
+
+from __future__ import annotations
+
+from .errors import InvalidArgument
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path) as f:
+            return [line.split(":") for line in f.read().splitlines() if line and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+class ResolvedUser:
+    __slots__ = ("uid", "gid", "groups", "home")
+
+    def __init__(self, uid: int, gid: int, groups: list[int], home: str) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.home = home
+
+
+def resolve(spec: str | None) -> ResolvedUser:
+    """``UID[:GID]`` with numbers or names, looked up in the current root (call it after pivot_root)."""
+    if not spec:
+        spec = "0"
+    user, _, group = spec.partition(":")
+    passwd = _read_db("/etc/passwd")
+    name = None
+    home = "/"
+    gid = None
+    if user.isdigit():
+        uid = int(user)
+        for e in passwd:
+            if len(e) >= 6 and e[2] == user:
+                name, gid, home = e[0], int(e[3]), e[5] or "/"
+                break
+        if uid == 0 and name is None:
+            home = "/root"
+    else:
+        for e in passwd:
+            if len(e) >= 6 and e[0] == user:
+                name, uid, gid, home = user, int(e[2]), int(e[3]), e[5] or "/"
+                break
+        else:
+            raise InvalidArgument(f"unable to find user {user}: no matching entries in the container's /etc/passwd "
+                                  "(use a numeric UID[:GID])")
+    groups_db = _read_db("/etc/group")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            for e in groups_db:
+                if len(e) >= 3 and e[0] == group:
+                    gid = int(e[2])
+                    break
+            else:
+                raise InvalidArgument(f"unable to find group {group}: no matching entries in the container's "
+                                      "/etc/group (use a numeric GID)")
+    if gid is None:
+        gid = 0 if uid == 0 else uid
+    groups = [gid]
+    if name is not None and not group:
+        for e in groups_db:
+            if len(e) >= 4 and name in e[3].split(",") and e[2].isdigit() and int(e[2]) not in groups:
+                groups.append(int(e[2]))
+    return ResolvedUser(uid, gid, groups, home)
