@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 
 from . import process
 from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
@@ -45,18 +44,34 @@ def run_config(config: ContainerConfig, root: str | None = None) -> int:
     Signals sent to this process are forwarded to the container's PID 1 (when called from the main
     thread); with ``config.tty`` the caller's terminal is relayed to the container's pty.
     """
-    container, child = Container.create(config, root)
-    forwarding = threading.current_thread() is threading.main_thread()
+    # Handlers go in before the container starts: a signal that arrives while it is being created
+    # is held and delivered as soon as its PID 1 exists.
+    target: list[int] = []
+    pending: list[int] = []
     saved = {}
-    if forwarding:
-        def forward(signum: int, _frame: object) -> None:
-            try:
-                os.kill(child.pid, signum)
-            except ProcessLookupError:
-                pass
 
+    def forward(signum: int, _frame: object) -> None:
+        if not target:
+            pending.append(signum)
+            return
+        try:
+            os.kill(target[0], signum)
+        except ProcessLookupError:
+            pass
+
+    try:
         for sig in process.FORWARDED_SIGNALS:
             saved[sig] = signal.signal(sig, forward)
+    except ValueError:
+        pass  # not the main thread: Python only lets it handle signals
+    try:
+        container, child = Container.create(config, root)
+    except BaseException:
+        _restore(saved)
+        raise
+    target.append(child.pid)
+    for sig in pending:
+        forward(sig, None)
     try:
         if child.pty_master is not None:
             from . import tty
@@ -64,10 +79,14 @@ def run_config(config: ContainerConfig, root: str | None = None) -> int:
             tty.relay(child.pty_master, stdin_open=config.interactive)
         code = process.wait_status(child.pid)
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+        _restore(saved)
     container.record_exit(code)
     return code
+
+
+def _restore(saved: dict) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 def run(image: str, args: list[str], root: str | None = None, **options: object) -> int:

@@ -201,15 +201,19 @@ class Container:
         if self.status() == PAUSED and cg is not None:
             cg.thaw()
         self._signal_pid1(signal.SIGTERM)
+        killed = False
         if not self.wait_stopped(timeout):
-            self._signal_pid1(signal.SIGKILL)
+            killed = self._signal_pid1(signal.SIGKILL)
             if cg is not None:
                 cg.kill_all(signal.SIGKILL)
             self.wait_stopped(10)
-        self._mark_stopped()
+        # Nobody waits for a detached container's PID 1; when our SIGKILL ended it, its status is known.
+        self._mark_stopped(128 + signal.SIGKILL if killed else None)
 
-    def _mark_stopped(self) -> None:
+    def _mark_stopped(self, exit_code: int | None = None) -> None:
         if self.state.status in (RUNNING, PAUSED, CREATED):
+            if self.state.exit_code is None:
+                self.state.exit_code = exit_code
             self.state.status = STOPPED
             self.state.finished = self.state.finished or time.time()
             if os.path.isdir(self.dir):
@@ -223,20 +227,22 @@ class Container:
             if current is None:
                 raise ContainerNotFound(self.name)
             self.state = current
-            if self.running() or (self.state.status == CREATING and self.state.alive()):
-                if not force:
-                    raise InvalidState(f"container {self.name} is running: stop it first, or use 'rm -f'")
-            self._kill_everything()
-            self._destroy_resources(self.cgroup())
+            alive = self.state.alive()
+            if alive and not force:
+                raise InvalidState(f"container {self.name} is running: stop it first, or use 'rm -f'")
+            cg = self.cgroup()
+            # A half-made container (the runtime died while creating it) may have a process whose pid was
+            # never recorded: its cgroup still finds it.
+            if alive or self.state.status == CREATING:
+                self._kill_everything(cg)
+            if cg is not None:
+                cg.destroy()
             self.store.remove(self.id)
 
-    def _kill_everything(self) -> None:
-        cg = self.cgroup()
+    def _kill_everything(self, cg) -> None:  # noqa: ANN001
         if cg is not None:
             try:
                 if cg.exists():
-                    if cg.frozen():
-                        cg.thaw()
                     cg.kill_all(signal.SIGKILL)
             except OSError:
                 pass
@@ -244,6 +250,7 @@ class Container:
         self.wait_stopped(10)
 
     def _destroy_resources(self, cg) -> None:  # noqa: ANN001
+        """Undo a create that failed part-way: its process, if any, then its cgroup."""
         if cg is None:
             return
         try:

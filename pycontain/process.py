@@ -105,6 +105,8 @@ def _take_terminal(sock_fd: int) -> None:
     master, slave = os.openpty()
     with socket.socket(fileno=sock_fd) as sock:
         socket.send_fds(sock, [b"T"], [master])
+        # Wait until the parent has sized the terminal: the command may ask for its size at once.
+        sock.recv(1)
     os.close(master)
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
@@ -211,10 +213,18 @@ def _fork_into_pidns(ns_fd: int) -> int:
 
 
 def _recv_pty(sock) -> int | None:  # noqa: ANN001 - socket.socket
+    """Take the container's pty master, give it our terminal's size, and let the child go on."""
     import socket
 
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
-    return fds[0] if fds else None
+    _msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    if not fds:
+        return None
+    if os.isatty(0):
+        from .tty import copy_winsize
+
+        copy_winsize(0, fds[0])
+    sock.sendall(b"G")
+    return fds[0]
 
 
 def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: Stdio) -> Child:  # noqa: ANN001

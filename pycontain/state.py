@@ -13,7 +13,6 @@ that the kernel has since given to another process is never reported running or 
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -165,16 +164,30 @@ class StateStore:
         raise ContainerNotFound(ref)
 
     def remove(self, cid: str) -> None:
-        import shutil
+        _rmtree(self.dir(cid))
 
-        path = self.dir(cid)
-        try:
-            shutil.rmtree(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                raise
+
+def _rmtree(path: str) -> None:
+    """shutil.rmtree without importing shutil (and bz2, lzma...) on the start path; never follows links."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        os.unlink(path)
+        return
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            _rmtree(e.path)
+        else:
+            try:
+                os.unlink(e.path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 class _Lock:

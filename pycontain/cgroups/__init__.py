@@ -19,6 +19,7 @@ from ..errors import InvalidArgument, PermissionDenied, PycontainError, Unsuppor
 from .base import CgroupManager
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 NAME_PREFIX = "pycontain-"
 
 __all__ = ["CgroupManager", "detect_mode", "load_manager", "new_manager"]
@@ -195,8 +196,6 @@ def v1_mounts(root: str = DEFAULT_ROOT, mountinfo: str = "/proc/self/mountinfo")
                 out[c] = (d, "/")
     return out
 
-
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 
 
 def _under(mount_point: str, mount_root: str, path: str) -> str:

@@ -6,8 +6,9 @@ This module sits on the start path of ``pycontain run``: it imports nothing beyo
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+# typing.TYPE_CHECKING without importing typing (2 ms on the start path); type checkers know the idiom.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .resources import Resources, Stats
 

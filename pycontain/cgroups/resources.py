@@ -253,6 +253,7 @@ class Resources:
         device_read_iops: list[str] | None = None,
         device_write_iops: list[str] | None = None,
         ncpus: int | None = None,
+        partial: bool = False,
     ) -> Resources:
         """Build from docker's CLI strings ("512m", "1.5", "/dev/sda:1mb"); ``None`` / "" / [] = flag not given.
 
@@ -260,8 +261,11 @@ class Resources:
         (memory_swap = 2 * memory); ``--cpus`` becomes quota/period with period 100000 and conflicts
         with ``--cpu-quota``/``--cpu-period``; ``--pids-limit`` 0 or -1 means unlimited; blkio weight 0
         means unset. ``ncpus`` (default: this host's) bounds ``--cpus``.
+
+        ``partial=True`` (``pycontain update``): only the flags given, no swap default and no checks
+        across fields; combine with the saved limits through ``saved.merged(update)``, which checks them.
         """
-        given = {k: v for k, v in locals().items() if k not in ("cls", "ncpus") and v not in (None, "", [], ())}
+        given = {k: v for k, v in locals().items() if k not in ("cls", "ncpus", "partial") and v not in (None, "", [], ())}
         r = cls()
         if "memory" in given:
             r.memory = parse_size(given["memory"], "memory")
@@ -310,6 +314,8 @@ class Resources:
             if attr in given:
                 what = attr.replace("_", "-")
                 setattr(r, attr, parse_throttle(given[attr], what, sizes=attr.endswith("bps")))
+        if partial:
+            return r
         if r.memory is not None and r.memory_swap is None:
             r.memory_swap = 2 * r.memory
         r.validate()
@@ -438,13 +444,17 @@ class Resources:
         return all(getattr(self, f) is None for f in _FIELDS)
 
     def merged(self, update: Resources) -> Resources:
-        """A copy with every field that ``update`` sets replaced (``pycontain update`` on top of the saved limits)."""
+        """A copy with every field that ``update`` sets replaced (``pycontain update`` on top of the saved limits).
+
+        Checked as a whole (``validate``): e.g. raising --memory past the saved --memory-swap fails, as in docker.
+        """
         r = Resources()
         for f in _FIELDS:
             new = getattr(update, f)
             setattr(r, f, new if new is not None else getattr(self, f))
         if update.cpu_quota is not None and update.cpus is None:
             r.cpus = None
+        r.validate()
         return r
 
     def __eq__(self, other: object) -> bool:

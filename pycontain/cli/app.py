@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
-import click
 import typer
 
 from . import guarded
@@ -22,11 +21,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["--help"]},
 )
 
-_root: dict[str, Optional[str]] = {"root": None}
+_root: dict[str, str | None] = {"root": None}
 
 
 @app.callback()
-def _global(root: Annotated[Optional[str], typer.Option("--root", help="State root (default /run/pycontain).",
+def _global(root: Annotated[str | None, typer.Option("--root", help="State root (default /run/pycontain).",
                                                         envvar="PYCONTAIN_ROOT")] = None) -> None:
     _root["root"] = root
 
@@ -164,9 +163,9 @@ def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
           interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
           tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
           detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
-          env: Annotated[Optional[list[str]], typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
-          workdir: Annotated[Optional[str], typer.Option("-w", "--workdir", help="Working directory.")] = None,
-          user: Annotated[Optional[str], typer.Option("-u", "--user", help="UID[:GID] or names.")] = None) -> None:
+          env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
+          workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory.")] = None,
+          user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None) -> None:
     """Run a command in a running container (its namespaces and cgroup)."""
 
     def body() -> int:
@@ -221,51 +220,60 @@ def _for_each(refs: list[str], action) -> None:  # noqa: ANN001
     _exit(worst)
 
 
-def _run_click_command() -> click.Command:
-    """``run`` as a click command built from the same option table as the fast parser."""
+def _register_run() -> None:
+    """``run`` as a typer command whose signature is generated from the fast parser's option table."""
+    import inspect
+
     from .options import FLAG, MULTI, RUN_OPTIONS
 
-    params: list[click.Parameter] = []
+    params = [
+        inspect.Parameter("rootfs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+            str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")]),
+        inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+            list[str], typer.Argument(help="The command and its arguments (after --).")]),
+    ]
     for o in RUN_OPTIONS:
         if o.kind == FLAG:
-            params.append(click.Option(list(o.flags), o.dest, is_flag=True, help=o.help))
+            ann, default = bool, False
+        elif o.kind == MULTI:
+            ann, default = list[str] | None, None
         else:
-            params.append(click.Option(list(o.flags), o.dest, multiple=o.kind == MULTI, metavar=o.metavar,
-                                       help=o.help, default=[] if o.kind == MULTI else None))
-    params.append(click.Argument(["rootfs"]))
-    params.append(click.Argument(["command"], nargs=-1))
+            ann, default = str | None, None
+        info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
+        params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Annotated[ann, info], default=default))
 
-    def callback(rootfs: str, command: tuple[str, ...], **values: object) -> None:
+    def run(rootfs: str, command: list[str], **values: object) -> None:
         from . import run_command
 
-        args = list(command)
-        if args[:1] == ["--"]:
-            args = args[1:]
-        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+        args = command[1:] if command[:1] == ["--"] else command
+        values = {k: (v if v is not None or k not in multi else []) for k, v in values.items()}
         _exit(guarded(run_command, values, rootfs, args, _root["root"]))
 
-    return click.Command(
-        "run", params=params, callback=callback,
-        context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]},
-        help="Run a command in a new container: pycontain run [OPTIONS] ROOTFS [--] CMD...\n\n"
-             "ROOTFS is a directory holding a root filesystem, or 'default' for the built-in busybox one. "
-             "The exit status is the command's (128+N if signal N killed it; 125 when pycontain itself "
-             "fails, 126 when the command cannot be executed, 127 when it is not found).",
-        short_help="Run a command in a new container.")
+    multi = {o.dest for o in RUN_OPTIONS if o.kind == MULTI}
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    run.__doc__ = (
+        "Run a command in a new container: pycontain run [OPTIONS] ROOTFS [--] CMD...\n\n"
+        "ROOTFS is a directory holding a root filesystem, or 'default' for the built-in busybox one. "
+        "The exit status is the command's (128+N if signal N killed it; 125 when pycontain itself "
+        "fails, 126 when the command cannot be executed, 127 when it is not found).")
+    app.command("run", context_settings={"allow_interspersed_args": False})(run)
+
+
+_register_run()
 
 
 def run_app(argv: list[str]) -> int:
-    group = typer.main.get_group(app)
-    group.add_command(_run_click_command())
     try:
-        group.main(args=argv, prog_name="pycontain", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
+        app(args=argv, prog_name="pycontain", standalone_mode=True)
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            # click reports usage errors with 2; docker's convention for its own failures is 125.
+            return 125 if code == 2 else code
+        sys.stderr.write(f"pycontain: {code}\n")
         return 125
-    except click.exceptions.Abort:
-        return 130
-    except typer.Exit as e:
-        return e.exit_code
     return 0
