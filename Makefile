@@ -31,6 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@# compat editable mode: a plain path entry, no import hook on every interpreter start.
 	@$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@$(PY) -m compileall -q pycontain rootfs_builder  # bytecode now: a first run must not pay for it
 	@touch $@
 
 venv: apt $(VENV)/.installed

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
-import signal
 
 from . import process
 from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume

@@ -7,14 +7,29 @@ Plain classes with ``__slots__`` rather than dataclasses: this module is on the 
 from __future__ import annotations
 
 import os
-import re
 
 from .errors import InvalidArgument, NotFound
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-_USER_PART_RE = re.compile(r"^(?:\d+|[a-zA-Z_][a-zA-Z0-9_.-]{0,31})$")
-_ENV_KEY_RE = re.compile(r"^[^=\0]+$")
+# Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _word(s: str, first: frozenset, rest: frozenset, max_len: int) -> bool:
+    return 0 < len(s) <= max_len and s[0] in first and all(c in rest for c in s[1:])
+
+
+def _valid_name(s: str) -> bool:
+    return _word(s, _ALNUM, _ALNUM | frozenset("_.-"), 128)
+
+
+def _valid_user_part(s: str) -> bool:
+    return (s.isascii() and s.isdigit()) or _word(s, _ALNUM - frozenset("0123456789") | {"_"},
+                                                  _ALNUM | frozenset("_.-"), 32)
+
+
+def _valid_hostname(s: str) -> bool:
+    return _word(s, _ALNUM, _ALNUM | frozenset(".-"), 63)
 
 
 class Mount:
@@ -81,7 +96,7 @@ class ContainerConfig:
             raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
         if self.name is not None:
             validate_name(self.name)
-        if self.hostname is not None and not re.match(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$", self.hostname):
+        if self.hostname is not None and not _valid_hostname(self.hostname):
             raise InvalidArgument(f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', "
                                   "at most 63 characters")
         if self.user is not None:
@@ -102,7 +117,7 @@ class ContainerConfig:
 
 
 def validate_name(name: str) -> None:
-    if not _NAME_RE.match(name):
+    if not _valid_name(name):
         raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
                               "starting with a letter or digit, at most 128 characters")
 
@@ -110,7 +125,7 @@ def validate_name(name: str) -> None:
 def parse_user(spec: str) -> tuple[str, str | None]:
     """Split ``UID[:GID]`` (numbers or names); names are looked up inside the container later."""
     user, _, group = spec.partition(":")
-    if not _USER_PART_RE.match(user) or (group and not _USER_PART_RE.match(group)) or (_ and not group):
+    if not _valid_user_part(user) or (group and not _valid_user_part(group)) or (_ and not group):
         raise InvalidArgument(f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000")
     return user, group or None
 
@@ -167,7 +182,7 @@ def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str
 
 def _env_item(item: str, where: str) -> list[str]:
     key, eq, _ = item.partition("=")
-    if not key or not _ENV_KEY_RE.match(key) or "\0" in item:
+    if not key or "\0" in item:
         raise InvalidArgument(f"invalid environment variable {item!r} in {where}: expected KEY=VALUE")
     if eq:
         return [item]

@@ -8,8 +8,8 @@ from the host), and it exits with the command's status, 128+N when a signal kill
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
-import signal
 
 from . import libc
 

@@ -14,10 +14,10 @@ that the kernel has since given to another process is never reported running or 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
+from . import fastjson
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument
 
 DEFAULT_ROOT = "/run/pycontain"
@@ -122,13 +122,13 @@ class StateStore:
         path = os.path.join(self.dir(state.id), "state.json")
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(state.to_dict(), f)
+            f.write(fastjson.dumps(state.to_dict()))
         os.rename(tmp, path)
 
     def load_id(self, cid: str) -> ContainerState | None:
         try:
             with open(os.path.join(self.dir(cid), "state.json")) as f:
-                return ContainerState.from_dict(json.load(f))
+                return ContainerState.from_dict(fastjson.loads(f.read()))
         except FileNotFoundError:
             return None
         except (ValueError, TypeError, KeyError):

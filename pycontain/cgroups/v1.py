@@ -8,9 +8,9 @@ without limits never pays it); pids, freezer, blkio throttles and everything els
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import errno
 import os
-import signal
 
 from ..errors import AlreadyExists, PermissionDenied, PycontainError, Unsupported
 from . import (

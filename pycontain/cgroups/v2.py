@@ -9,9 +9,9 @@ controllers with EBUSY: the driver then says so, and how to fix it).
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import errno
 import os
-import signal
 
 from ..errors import PycontainError, Unsupported
 from . import (
