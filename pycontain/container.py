@@ -19,6 +19,16 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
+def crash_point(step: str) -> None:
+    """Die by SIGKILL here when PYCONTAIN_CRASH_AT names ``step``: how tests prove that a runtime killed
+    at any step leaves only what ``pycontain rm -f`` removes."""
+    if os.environ.get("PYCONTAIN_CRASH_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+CREATE_STEPS = ("reserved", "cgroup-created", "limits-applied", "started")
+
+
 def parse_signal(value: str | int) -> int:
     """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` → 9, as docker and runc accept them."""
     if isinstance(value, int):
@@ -113,22 +123,27 @@ class Container:
             config.hostname = cid[:12]
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
         store.reserve(state)
+        crash_point("reserved")
         self = cls(state, store)
         cg = None
         try:
             from .cgroups import new_manager
 
             cg = new_manager(cid, config.cgroup_parent, config.cgroup_manager)
-            cg.create()
+            # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
             state.cgroup = cg.record()
             store.save(state)
+            cg.create()
+            crash_point("cgroup-created")
             if config.resources:
                 from .cgroups.resources import Resources
 
                 cg.apply(Resources.from_dict(config.resources))
+            crash_point("limits-applied")
             stdio = process.Stdio(stdin_null=not config.interactive,
                                   log_path=self.log_path if config.detach else None, tty=config.tty)
             child = process.start_container(config, self.dir, cg.procs_files(), stdio)
+            crash_point("started")
         except BaseException:
             self._destroy_resources(cg)
             store.remove(cid)

@@ -24,7 +24,7 @@ def _snapshot(root: str) -> tuple:
 
 def _assert_nothing_new(before: tuple, after: tuple) -> None:
     """Nothing mounted, no cgroup and no state entry more than before (others may have gone meanwhile)."""
-    for what, b, a in zip(("mounts", "cgroups", "state entries"), before, after):
+    for what, b, a in zip(("mounts", "cgroups", "state entries"), before, after, strict=True):
         assert sorted(set(a) - set(b)) == [], f"{what} left behind"
 
 
