@@ -33,25 +33,42 @@ def _valid_hostname(s: str) -> bool:
 
 
 class Mount:
-    """One mount the container gets on top of its root filesystem: a bind mount or a tmpfs."""
+    """One mount on top of the root filesystem.
 
-    __slots__ = ("kind", "source", "target", "readonly", "options")
+    ``kind`` is ``bind`` or ``tmpfs`` (docker's -v and --tmpfs: ``readonly`` and ``options`` say the rest), or
+    ``oci``: a mount from an OCI bundle, already translated to mount(2)'s ``fstype``, ``flags`` and ``data``,
+    with ``propagation`` flags applied after it and ``recursive`` for rbind.
+    """
 
-    def __init__(self, kind: str, target: str, source: str = "", readonly: bool = False,
-                 options: str = "") -> None:
+    __slots__ = ("kind", "source", "target", "readonly", "options", "fstype", "flags", "data", "propagation",
+                 "recursive")
+
+    def __init__(self, kind: str, target: str, source: str = "", readonly: bool = False, options: str = "",
+                 fstype: str = "", flags: int = 0, data: str = "", propagation: list[int] | None = None,
+                 recursive: bool = False) -> None:
         self.kind = kind
         self.source = source
         self.target = target
         self.readonly = readonly
         self.options = options
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+        self.propagation = list(propagation or [])
+        self.recursive = recursive
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "source": self.source, "target": self.target,
-                "readonly": self.readonly, "options": self.options}
+        return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
     def from_dict(cls, d: dict) -> Mount:
-        return cls(d["kind"], d["target"], d.get("source", ""), d.get("readonly", False), d.get("options", ""))
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+
+
+# Namespace types as the OCI spec names them → the names under /proc/PID/ns.
+NS_PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "cgroup": "cgroup",
+                 "user": "user", "time": "time"}
+DEFAULT_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 
 
 class ContainerConfig:
@@ -59,14 +76,24 @@ class ContainerConfig:
 
     __slots__ = ("rootfs", "image", "args", "env", "cwd", "user", "hostname", "mounts", "readonly", "tty",
                  "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
-                 "cgroup_manager")
+                 "cgroup_manager", "namespaces", "overlay", "oci_mounts", "devices", "extra_gids", "umask",
+                 "oom_score_adj", "domainname", "sysctl", "masked_paths", "readonly_paths", "security", "hooks",
+                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations")
 
     def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
                  cwd: str = "/", user: str | None = None, hostname: str | None = None,
                  mounts: list[Mount] | None = None, readonly: bool = False, tty: bool = False,
                  interactive: bool = False, init: bool = False, auto_remove: bool = False,
                  detach: bool = False, name: str | None = None, resources: dict | None = None,
-                 cgroup_parent: str | None = None, cgroup_manager: str = "auto") -> None:
+                 cgroup_parent: str | None = None, cgroup_manager: str = "auto",
+                 namespaces: dict[str, str] | None = None, overlay: bool = True, oci_mounts: bool = False,
+                 devices: list[dict] | None = None, extra_gids: list[int] | None = None, umask: int | None = None,
+                 oom_score_adj: int | None = None, domainname: str | None = None,
+                 sysctl: dict[str, str] | None = None, masked_paths: list[str] | None = None,
+                 readonly_paths: list[str] | None = None, security: dict | None = None,
+                 hooks: dict | None = None, cgroup_path: str | None = None, rootfs_propagation: str | None = None,
+                 no_pivot: bool = False, console_size: list[int] | None = None, bundle: str = "",
+                 annotations: dict[str, str] | None = None) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -85,6 +112,26 @@ class ContainerConfig:
         self.resources = resources
         self.cgroup_parent = cgroup_parent
         self.cgroup_manager = cgroup_manager
+        # Namespace type → "" (a new one) or a path to join; a type left out is shared with the host.
+        self.namespaces = dict(DEFAULT_NAMESPACES if namespaces is None else namespaces)
+        self.overlay = overlay  # copy-on-write over the root filesystem (docker-style); OCI bundles use it in place
+        self.oci_mounts = oci_mounts  # the mounts list replaces the built-in /proc, /sys, /dev set
+        self.devices = list(devices or [])
+        self.extra_gids = list(extra_gids or [])
+        self.umask = umask
+        self.oom_score_adj = oom_score_adj
+        self.domainname = domainname
+        self.sysctl = dict(sysctl or {})
+        self.masked_paths = masked_paths
+        self.readonly_paths = readonly_paths
+        self.security = security
+        self.hooks = hooks
+        self.cgroup_path = cgroup_path
+        self.rootfs_propagation = rootfs_propagation
+        self.no_pivot = no_pivot
+        self.console_size = console_size
+        self.bundle = bundle
+        self.annotations = dict(annotations or {})
 
     def validate(self) -> None:
         if not self.args:
@@ -101,6 +148,10 @@ class ContainerConfig:
                                   "at most 63 characters")
         if self.user is not None:
             parse_user(self.user)
+        if "mount" not in self.namespaces:
+            raise InvalidArgument("a container needs its own mount namespace (add one to linux.namespaces)")
+        if self.hostname and "uts" not in self.namespaces:
+            raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
         if self.detach and self.tty:
             raise InvalidArgument("-d and -t cannot be combined: a detached container keeps no process to "
                                   "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it")

@@ -119,7 +119,7 @@ class Container:
         config.validate()
         store = StateStore(root)
         cid = new_id()
-        if config.hostname is None:
+        if config.hostname is None and "uts" in config.namespaces:
             config.hostname = cid[:12]
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
         store.reserve(state)
@@ -157,19 +157,24 @@ class Container:
 
     def record_exit(self, exit_code: int) -> None:
         """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
-        st = self.state
-        st.exit_code = exit_code
-        st.finished = time.time()
-        st.status = STOPPED
-        cg = self.cgroup()
-        if cg is not None:
-            try:
-                st.oom_killed = cg.oom_killed()
-            except (OSError, PycontainError):
-                pass
-        if st.config.get("auto_remove"):
+        if self.state.config.get("auto_remove"):
             self.remove(force=True)
-        else:
+            return
+        with self.store.lock():
+            # Re-read: 'update' may have changed the recorded limits while the container ran.
+            st = self.store.load_id(self.id)
+            if st is None:
+                return  # removed meanwhile ('rm -f' from another shell)
+            st.exit_code = exit_code
+            st.finished = time.time()
+            st.status = STOPPED
+            cg = self.cgroup()
+            if cg is not None:
+                try:
+                    st.oom_killed = cg.oom_killed()
+                except (OSError, PycontainError):
+                    pass
+            self.state = st
             self.store.save(st)
 
     # -- signals ---------------------------------------------------------------------------

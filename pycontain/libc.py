@@ -122,3 +122,9 @@ def interface_up(name: str) -> None:
 
 def set_dumpable(dumpable: bool) -> None:
     _check(_libc.prctl(4, int(dumpable), 0, 0, 0), "prctl(PR_SET_DUMPABLE)")  # PR_SET_DUMPABLE = 4
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _libc.setdomainname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")

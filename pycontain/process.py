@@ -26,8 +26,6 @@ import sys
 from . import libc, rootfs, users
 from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
 
-CONTAINER_NAMESPACES = (libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWNET
-                        | libc.CLONE_NEWCGROUP)
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
 _JOIN_ORDER = (("ipc", libc.CLONE_NEWIPC), ("uts", libc.CLONE_NEWUTS), ("net", libc.CLONE_NEWNET),
@@ -93,7 +91,7 @@ def _setup_stdio(stdio: Stdio) -> None:
         os.close(fd)
 
 
-def _take_terminal(sock_fd: int) -> None:
+def _take_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
     """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal.
 
     Runs after pivot_root: the caller has imported fcntl, socket and termios already.
@@ -103,6 +101,10 @@ def _take_terminal(sock_fd: int) -> None:
     import termios
 
     master, slave = os.openpty()
+    if console_size:
+        import struct
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", console_size[0], console_size[1], 0, 0))
     with socket.socket(fileno=sock_fd) as sock:
         socket.send_fds(sock, [b"T"], [master])
         # Wait until the parent has sized the terminal: the command may ask for its size at once.
@@ -131,9 +133,15 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     raise ExecFailed(f"executable file not found in $PATH: {name!r} (PATH={env.get('PATH', '')})", EXIT_NOT_FOUND)
 
 
-def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int) -> None:
+def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int,
+                    extra_gids: list[int] | None = None, umask: int | None = None) -> None:
     """The last steps of any container process: user, working directory, fds, then execve."""
     u = users.resolve(user)
+    for g in extra_gids or ():
+        if g not in u.groups:
+            u.groups.append(g)
+    if umask is not None:
+        os.umask(umask)
     env.setdefault("HOME", u.home)
     try:
         os.chdir(cwd)
@@ -161,15 +169,18 @@ def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | 
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
-def _wait_started(errr: int) -> None:
+def _wait_started(errr: int, ready_ok: bool = False) -> None:
     """Block until the child has exec'd (EOF on the pipe) or failed (an error record, then exit).
 
+    With ``ready_ok`` a ready record (``R``: set up, waiting for 'start') ends the wait too.
     The caller reaps a failed child (``_reap_failed``): until then its pid cannot be recycled.
     """
     chunks = []
     while True:
         data = os.read(errr, 65536)
         if not data:
+            break
+        if ready_ok and not chunks and data == b"R":
             break
         chunks.append(data)
     os.close(errr)
@@ -240,24 +251,78 @@ def join_cgroup(procs_files: list[str], pid: int = 0) -> None:
             os.close(fd)
 
 
-def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: Stdio) -> Child:  # noqa: ANN001
+class NsPlan:
+    """How a config's namespaces are made: the pid namespace by the parent, the rest by the child."""
+
+    __slots__ = ("pid", "unshare", "cgroup", "join", "net")
+
+    def __init__(self, namespaces: dict[str, str]) -> None:
+        self.pid = namespaces.get("pid")  # None: the host's; "": a new one; a path: join it
+        self.unshare = 0
+        self.join: list[tuple[str, int]] = []
+        for ns, flag in (("mount", libc.CLONE_NEWNS), ("uts", libc.CLONE_NEWUTS), ("ipc", libc.CLONE_NEWIPC),
+                         ("network", libc.CLONE_NEWNET)):
+            where = namespaces.get(ns)
+            if where == "":
+                self.unshare |= flag
+            elif where:
+                self.join.append((where, flag))
+        cg = namespaces.get("cgroup")
+        self.cgroup = cg == ""  # a new cgroup namespace is made once the child sits in its cgroup
+        if cg:
+            self.join.append((cg, libc.CLONE_NEWCGROUP))
+        self.net = namespaces.get("network") == ""
+        for ns in ("user", "time"):
+            if namespaces.get(ns) is not None:
+                from .errors import Unsupported
+
+                raise Unsupported(f"{ns} namespaces are not supported yet: remove it from linux.namespaces")
+
+
+def _fork(plan: NsPlan) -> int:
+    if plan.pid == "":
+        return _fork_into_new_pidns()
+    if plan.pid:
+        fd = _open_ns(plan.pid)
+        try:
+            return _fork_into_pidns(fd)
+        finally:
+            os.close(fd)
+    return os.fork()
+
+
+def _open_ns(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise PycontainError(f"cannot open namespace {path}: {e.strerror}") from None
+
+
+def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: Stdio,  # noqa: ANN001
+                    start_fifo: str | None = None) -> Child:
     """Create the container's first process (PID 1 of its namespaces) and run ``config.args`` in it.
 
     The parent moves the child into its cgroup while the child builds its root filesystem: the first
     cgroup migration after a quiet spell waits for an RCU grace period (10-25 ms on the v1 hosts we
     measured, runc pays it too), and the child's mounts fit inside that wait. The child unshares its
     cgroup namespace only once the parent says it has been moved.
+
+    With ``start_fifo`` (OCI create), the child sets everything up, reports ready, and waits until
+    ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
     from .config import DEFAULT_PATH, merge_env
 
-    env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={config.hostname}"]
+    plan = NsPlan(config.namespaces)
+    env = merge_env([f"PATH={DEFAULT_PATH}"] + ([f"HOSTNAME={config.hostname}"] if config.hostname else [])
                     + (["TERM=xterm"] if stdio.tty else []), config.env)
+    join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
     parent_sock = child_sock = None
     if stdio.tty:
         import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
         import socket
+        import struct  # noqa: F401 - idem
         import termios  # noqa: F401 - idem
 
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -265,7 +330,12 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
         from . import init
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _fork_into_new_pidns()
+    try:
+        pid = _fork(plan)
+    except BaseException:
+        for fd, _ in join_fds:
+            os.close(fd)
+        raise
     if pid == 0:
         def body() -> None:
             os.close(errr)
@@ -275,22 +345,44 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
             if config.detach:
                 os.setsid()  # leave pycontain's session: a closing terminal must not SIGHUP the container
             _setup_stdio(stdio)
-            libc.unshare(CONTAINER_NAMESPACES & ~libc.CLONE_NEWCGROUP)
-            libc.sethostname(config.hostname)
-            libc.interface_up("lo")
+            if config.oom_score_adj is not None:
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write(str(config.oom_score_adj))
+            for fd, flag in join_fds:
+                libc.setns(fd, flag)
+                os.close(fd)
+            if plan.unshare:
+                libc.unshare(plan.unshare)
+            if config.hostname:
+                libc.sethostname(config.hostname)
+            if config.domainname:
+                libc.setdomainname(config.domainname)
+            if plan.net:
+                libc.interface_up("lo")
+            fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
             rootfs.build(config, container_dir)
             if os.read(gor, 1) != b"G":
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
             os.close(gor)
-            libc.unshare(libc.CLONE_NEWCGROUP)
+            if plan.cgroup:
+                libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
-                _take_terminal(child_sock.detach())
+                _take_terminal(child_sock.detach(), config.console_size)
+            if fifo_fd is not None:
+                # Created: say so, then block until 'start' opens the FIFO for reading.
+                os.write(errw, b"R")
+                fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+                os.write(fd, b"0")
+                os.close(fd)
+                os.close(fifo_fd)
             if config.init:
                 init.run_as_pid1(config.args, env, config.cwd, config.user, errw)
             else:
-                finish_and_exec(config.args, env, config.cwd, config.user, errw)
+                finish_and_exec(config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask)
 
         _child(errw, body)
+    for fd, _ in join_fds:
+        os.close(fd)
     os.close(errw)
     os.close(gor)
     master = None
@@ -306,7 +398,7 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 master = _recv_pty(parent_sock)
             finally:
                 parent_sock.close()
-        _wait_started(errr)
+        _wait_started(errr, ready_ok=start_fifo is not None)
     except BaseException:
         if master is not None:
             os.close(master)
@@ -329,7 +421,9 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
     ns_fds: dict[str, int] = {}
     try:
         for name in ("pid", *(n for n, _ in _JOIN_ORDER)):
-            ns_fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            # A namespace the container shares with us (OCI configs may leave some out) is not joined.
+            if os.stat(f"/proc/{pid}/ns/{name}").st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                ns_fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         for fd in ns_fds.values():
             os.close(fd)
@@ -341,13 +435,14 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
     if stdio.tty:
         import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
         import socket
+        import struct  # noqa: F401 - idem
         import termios  # noqa: F401 - idem
 
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        child = _fork_into_pidns(ns_fds["pid"])
+        child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds else os.fork()
         if child == 0:
             def body() -> None:
                 os.close(errr)
@@ -359,7 +454,8 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
                 for name, flag in _JOIN_ORDER:
-                    libc.setns(ns_fds[name], flag)
+                    if name in ns_fds:
+                        libc.setns(ns_fds[name], flag)
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
                 finish_and_exec(args, env, cwd, user, errw)

@@ -144,34 +144,132 @@ def bind_console(slave_path: str) -> None:
     libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
 
 
+_PROPAGATION = {"private": libc.MS_PRIVATE, "rprivate": libc.MS_PRIVATE | libc.MS_REC,
+                "slave": libc.MS_SLAVE, "rslave": libc.MS_SLAVE | libc.MS_REC,
+                "shared": 1 << 20, "rshared": (1 << 20) | libc.MS_REC,
+                "unbindable": 1 << 17, "runbindable": (1 << 17) | libc.MS_REC}
+
+
+def bind_rootfs(path: str) -> str:
+    """Use the root filesystem in place (OCI bundles): bind it onto itself so it is a mount point."""
+    libc.mount(path, path, None, libc.MS_BIND | libc.MS_REC)
+    return path
+
+
+def mount_oci(root: str, m) -> None:  # noqa: ANN001 - config.Mount of kind "oci"
+    """One mount of an OCI bundle, its options already translated by pycontain.spec."""
+    dest = secure_join(root, m.target)
+    if m.fstype == "bind" or m.flags & libc.MS_BIND:
+        if not os.path.exists(m.source):
+            raise PycontainError(f"mount source {m.source!r} for {m.target} does not exist")
+        if os.path.isdir(m.source):
+            _mkdirs(dest)
+        elif not os.path.exists(dest):
+            _mkdirs(os.path.dirname(dest))
+            open(dest, "a").close()
+        flags = libc.MS_BIND | (libc.MS_REC if m.recursive else 0)
+        libc.mount(m.source, dest, None, flags)
+        rest = m.flags & ~(libc.MS_BIND | libc.MS_REC)
+        if rest:  # bind mounts take their flags only on a remount
+            libc.mount(None, dest, None, rest | libc.MS_BIND | libc.MS_REMOUNT)
+    else:
+        _mkdirs(dest)
+        if m.fstype in ("cgroup", "cgroup2"):
+            # The container's own cgroup namespace view, read-only: the unified hierarchy when the host has one.
+            fstype = "cgroup2"
+            libc.mount("cgroup", dest, fstype, m.flags | _NOSUID_NODEV_NOEXEC, None)
+        else:
+            libc.mount(m.source or m.fstype, dest, m.fstype, m.flags, m.data or None)
+    for flag in m.propagation:
+        libc.mount(None, dest, None, flag)
+
+
+def make_devices(root: str, devices: list[dict]) -> None:
+    """OCI linux.devices: character, block and FIFO nodes in the container's /dev."""
+    old = os.umask(0)
+    try:
+        for d in devices:
+            path = secure_join(root, d["path"])
+            _mkdirs(os.path.dirname(path))
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.mknod(path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0)))
+            os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
+    finally:
+        os.umask(old)
+
+
+def _default_dev(root: str) -> None:
+    """What an OCI runtime must provide in /dev whatever the bundle mounts there."""
+    dev = os.path.join(root, "dev")
+    _mkdirs(dev)
+    make_devices(root, [{"path": f"/dev/{n}", "type": "c", "major": ma, "minor": mi} for n, ma, mi in _DEV_NODES])
+    for name, target in _DEV_LINKS:
+        link = os.path.join(dev, name)
+        if not os.path.lexists(link):
+            os.symlink(target, link)
+
+
+def _write_sysctls(root: str, sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = os.path.join(root, "proc", "sys", *key.split("."))
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise PycontainError(f"cannot set sysctl {key}={value}: {e.strerror}") from None
+
+
 def build(config, container_dir: str) -> None:  # noqa: ANN001 - ContainerConfig, kept untyped to stay import-free
     """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace."""
     # Nothing we mount may propagate back to the host, whatever the host's propagation is.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-    root = mount_overlay(config.rootfs, container_dir)
+    root = mount_overlay(config.rootfs, container_dir) if config.overlay else bind_rootfs(config.rootfs)
 
-    for m in config.mounts:
-        if m.kind == "bind":
-            bind_volume(root, m.source, m.target, m.readonly)
-    proc = os.path.join(root, "proc")
-    _mkdirs(proc)
-    libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
-    sys_ = os.path.join(root, "sys")
-    _mkdirs(sys_)
-    libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
-    mount_dev(root)
-    if not os.path.isdir(os.path.join(root, "tmp")):
-        mount_tmpfs(root, "/tmp")
-    for m in config.mounts:
-        if m.kind == "tmpfs":
-            mount_tmpfs(root, m.target, m.options)
+    if config.oci_mounts:
+        for m in config.mounts:
+            mount_oci(root, m)
+        _default_dev(root)
+    else:
+        for m in config.mounts:
+            if m.kind == "bind":
+                bind_volume(root, m.source, m.target, m.readonly)
+        proc = os.path.join(root, "proc")
+        _mkdirs(proc)
+        libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
+        sys_ = os.path.join(root, "sys")
+        _mkdirs(sys_)
+        libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        mount_dev(root)
+        if not os.path.isdir(os.path.join(root, "tmp")):
+            mount_tmpfs(root, "/tmp")
+        for m in config.mounts:
+            if m.kind == "tmpfs":
+                mount_tmpfs(root, m.target, m.options)
+    if config.devices:
+        make_devices(root, config.devices)
+    if config.sysctl:
+        _write_sysctls(root, config.sysctl)
 
-    pivot(root)
+    if config.no_pivot:
+        # --no-pivot (for ramdisk roots, where pivot_root fails): move the root over / and chroot into it.
+        os.chdir(root)
+        libc.mount(root, "/", None, 8192)  # MS_MOVE
+        os.chroot(".")
+        os.chdir("/")
+    else:
+        pivot(root)
+    if config.rootfs_propagation:
+        libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
     if config.readonly:
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
-    # /proc is read-only once set up: only through the container's own mount of it could a process
-    # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
-    libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
+    if not config.oci_mounts:
+        # /proc is read-only once set up: only through the container's own mount of it could a process
+        # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
+        libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
 
 
 def pivot(root: str) -> None:

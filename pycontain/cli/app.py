@@ -277,3 +277,4 @@ def run_app(argv: list[str]) -> int:
         sys.stderr.write(f"pycontain: {code}\n")
         return 125
     return 0
+from . import resource_cmds  # noqa: E402,F401
