@@ -114,8 +114,13 @@ class Container:
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
-    def create(cls, config, root: str | None = None) -> tuple[Container, process.Child]:  # noqa: ANN001
-        """Make the container and start its process; on any failure nothing is left behind."""
+    def create(cls, config, root: str | None = None, *, wait_for_start: bool = False,  # noqa: ANN001
+               stdio: process.Stdio | None = None) -> tuple[Container, process.Child]:
+        """Make the container and start its process; on any failure nothing is left behind.
+
+        ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
+        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules).
+        """
         config.validate()
         store = StateStore(root)
         cid = new_id()
@@ -129,7 +134,13 @@ class Container:
         try:
             from .cgroups import new_manager
 
-            cg = new_manager(cid, config.cgroup_parent, config.cgroup_manager)
+            parent, name = config.cgroup_parent, None
+            if config.cgroup_path:
+                # OCI linux.cgroupsPath: an absolute path is taken from the hierarchy root as given; a
+                # relative one is placed beneath the cgroup pycontain runs in, by its last component.
+                head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
+                parent = (head or "/") if config.cgroup_path.startswith("/") else None
+            cg = new_manager(cid, parent, config.cgroup_manager, name=name)
             # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
             state.cgroup = cg.record()
             store.save(state)
@@ -140,9 +151,14 @@ class Container:
 
                 cg.apply(Resources.from_dict(config.resources))
             crash_point("limits-applied")
-            stdio = process.Stdio(stdin_null=not config.interactive,
-                                  log_path=self.log_path if config.detach else None, tty=config.tty)
-            child = process.start_container(config, self.dir, cg.procs_files(), stdio)
+            if stdio is None:
+                stdio = process.Stdio(stdin_null=not config.interactive,
+                                      log_path=self.log_path if config.detach else None, tty=config.tty)
+            fifo = None
+            if wait_for_start:
+                fifo = os.path.join(self.dir, "exec.fifo")
+                os.mkfifo(fifo, 0o600)
+            child = process.start_container(config, self.dir, cg.procs_files(), stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
             self._destroy_resources(cg)
@@ -150,10 +166,48 @@ class Container:
             raise
         state.pid = child.pid
         state.pid_start = proc_start_time(child.pid, allow_zombie=True)
-        state.status = RUNNING
-        state.started = time.time()
+        state.bundle = config.bundle
+        if wait_for_start:
+            state.status = CREATED
+        else:
+            state.status = RUNNING
+            state.started = time.time()
         store.save(state)
         return self, child
+
+    def start(self) -> None:
+        """Let a created container's process exec its command (OCI start)."""
+        status = self.status()
+        if status != CREATED:
+            raise InvalidState(f"cannot start container {self.name}: it is {status}, not created")
+        fifo = os.path.join(self.dir, "exec.fifo")
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState(f"cannot start container {self.name}: it was started already") from None
+        try:
+            # The process opens the FIFO for writing once a reader exists, writes one byte and execs.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    if os.read(fd, 1):
+                        break
+                except BlockingIOError:
+                    pass
+                if not self.state.alive():
+                    raise InvalidState(f"container {self.name}'s process exited before it could start")
+                if time.monotonic() > deadline:
+                    raise PycontainError(f"container {self.name} did not start within 10 s")
+                time.sleep(0.001)
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        with self.store.lock():
+            st = self.store.load_id(self.id) or self.state
+            st.status = RUNNING
+            st.started = time.time()
+            self.state = st
+            self.store.save(st)
 
     def record_exit(self, exit_code: int) -> None:
         """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
@@ -180,7 +234,7 @@ class Container:
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
         sig = parse_signal(sig)
-        if not self.running():
+        if not self.running() and self.status() != CREATED:
             raise InvalidState(f"container {self.name} is not running")
         if all_processes:
             cg = self.cgroup()

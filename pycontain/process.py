@@ -45,12 +45,14 @@ class Child:
 class Stdio:
     """Where the child's fds 0, 1 and 2 come from: inherited, /dev/null, a log file, or a terminal."""
 
-    __slots__ = ("stdin_null", "log_path", "tty")
+    __slots__ = ("stdin_null", "log_path", "tty", "stdin_fd")
 
-    def __init__(self, stdin_null: bool = False, log_path: str | None = None, tty: bool = False) -> None:
+    def __init__(self, stdin_null: bool = False, log_path: str | None = None, tty: bool = False,
+                 stdin_fd: int | None = None) -> None:
         self.stdin_null = stdin_null
         self.log_path = log_path
         self.tty = tty
+        self.stdin_fd = stdin_fd
 
 
 def _report(errw: int, code: int, message: str) -> None:
@@ -80,6 +82,8 @@ def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable 
 
 
 def _setup_stdio(stdio: Stdio) -> None:
+    if stdio.stdin_fd is not None:
+        os.dup2(stdio.stdin_fd, 0)
     if stdio.stdin_null or stdio.log_path:
         fd = os.open("/dev/null", os.O_RDONLY)
         os.dup2(fd, 0)

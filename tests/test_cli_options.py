@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pycontain.cli import _split_global
+from pycontain.cli import Globals, _oci_run_form, parse_globals
 from pycontain.cli.options import RUN_OPTIONS, parse_run_args
 from pycontain.errors import InvalidArgument
 
@@ -27,12 +27,18 @@ def test_bad_flags(argv):
         parse_run_args(argv)
 
 
-def test_fast_path_selection():
-    assert _split_global(["run", "default", "true"]) == (None, ["default", "true"])
-    assert _split_global(["--root", "/x", "run", "d", "true"]) == ("/x", ["d", "true"])
-    assert _split_global(["run", "--help"]) is None
-    assert _split_global(["run", "--bundle", "b", "id"]) is None
-    assert _split_global(["ps"]) is None
+def test_global_flags_and_run_forms(tmp_path, monkeypatch):
+    g = Globals()
+    rest = parse_globals(["--root", "/x", "--log=/l", "--log-format", "json", "--debug", "run", "d", "true"], g)
+    assert rest == ["run", "d", "true"]
+    assert (g.root, g.log, g.log_format, g.debug) == ("/x", "/l", "json", True)
+    # docker's form has a root filesystem and a command; runc's has --bundle, or one id in a bundle directory.
+    assert not _oci_run_form(["default", "true"])
+    assert _oci_run_form(["--bundle", "b", "id"]) and _oci_run_form(["-b", "b", "--detach", "id"])
+    monkeypatch.chdir(tmp_path)
+    assert not _oci_run_form(["myid"])
+    (tmp_path / "config.json").write_text("{}")
+    assert _oci_run_form(["myid"]) and not _oci_run_form(["default", "--", "sh"])
 
 
 def test_typer_command_has_every_option():

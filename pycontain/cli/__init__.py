@@ -14,8 +14,69 @@ import sys
 from ..errors import EXIT_RUNTIME, PycontainError
 
 
+class Globals:
+    """The global flags (runc's set): parsed here, before any command, by both parsers."""
+
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.log: str | None = None
+        self.log_format = "text"
+        self.debug = False
+        self.systemd_cgroup = False
+        self.rootless = "auto"
+
+
+GLOBALS = Globals()
+_VALUED = {"--root": "root", "--log": "log", "--log-format": "log_format", "--rootless": "rootless"}
+_FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
+
+
+def parse_globals(argv: list[str], g: Globals = GLOBALS) -> list[str]:
+    """Take the global flags off the front of ``argv`` into ``g``; return the rest (the command and its args)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        name, eq, value = argv[i].partition("=")
+        if name in _FLAGS:
+            setattr(g, _FLAGS[name], True if not eq else value.lower() in ("1", "true", "yes"))
+            i += 1
+        elif name in _VALUED and (eq or i + 1 < len(argv)):
+            if not eq:
+                value = argv[i + 1]
+                i += 1
+            setattr(g, _VALUED[name], value)
+            i += 1
+        else:
+            break
+    if g.root is None:
+        g.root = os.environ.get("PYCONTAIN_ROOT") or None
+    return argv[i:]
+
+
+def _log_error(message: str) -> None:
+    """Engines (podman via conmon) read a runtime's errors from --log, as JSON lines with --log-format json."""
+    if not GLOBALS.log:
+        return
+    try:
+        import time
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if GLOBALS.log_format == "json":
+            from .. import fastjson
+
+            line = fastjson.dumps({"level": "error", "msg": message, "time": stamp})
+        else:
+            line = f"{stamp} error: {message}"
+        with open(GLOBALS.log, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"pycontain: {message}\n")
+    _log_error(message)
     return code
 
 
@@ -38,7 +99,7 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
         where = f": {e.filename}" if e.filename else ""
         return _fail(f"{e.strerror or e}{where}", EXIT_RUNTIME)
     except Exception as e:  # noqa: BLE001 - a user sees a sentence, never a traceback
-        if os.environ.get("PYCONTAIN_DEBUG"):
+        if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()
@@ -46,27 +107,14 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
                      EXIT_RUNTIME)
 
 
-def _split_global(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """``[--root DIR] run ...`` → (root, rest after 'run'); None when this is not the fast path."""
-    root = None
-    i = 0
-    while i < len(argv) and argv[i].startswith("--root"):
-        if argv[i] == "--root" and i + 1 < len(argv):
-            root, i = argv[i + 1], i + 2
-        elif argv[i].startswith("--root="):
-            root, i = argv[i][7:], i + 1
-        else:
-            return None
-    if i < len(argv) and argv[i] == "run":
-        rest = argv[i + 1:]
-        head = rest[: rest.index("--")] if "--" in rest else rest
-        if "--help" in head or not rest:
-            return None
-        # runc's form, 'run [--bundle B] ID', belongs to the OCI commands in the full CLI.
-        if "--bundle" in head or "-b" in head or any(a.startswith("--bundle=") for a in head):
-            return None
-        return root, rest
-    return None
+def _oci_run_form(rest: list[str]) -> bool:
+    """Which 'run' is this? runc's callers pass --bundle/-b, or run in the bundle's directory with one
+    argument (the id); docker's form always has a root filesystem and a command."""
+    head = rest[: rest.index("--")] if "--" in rest else rest
+    if any(a in ("--bundle", "-b") or a.startswith("--bundle=") for a in head):
+        return True
+    positionals = [a for a in head if not a.startswith("-")]
+    return "--" not in rest and len(positionals) == 1 and os.path.isfile("config.json")
 
 
 def run_command(values: dict, rootfs: str, args: list[str], root: str | None) -> int:
@@ -99,20 +147,30 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    fast = _split_global(argv)
-    if fast is not None:
-        root, rest = fast
+    argv = parse_globals(sys.argv[1:] if argv is None else argv)
+    if GLOBALS.systemd_cgroup:
+        return _fail("--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
+                     "itself); leave the flag out", EXIT_RUNTIME)
+    if GLOBALS.rootless not in ("auto", "false", "0"):
+        return _fail("--rootless: rootless mode is not supported yet; run as root", EXIT_RUNTIME)
+    if argv[:1] == ["run"] and len(argv) > 1:
+        rest = argv[1:]
+        head = rest[: rest.index("--")] if "--" in rest else rest
+        if "--help" not in head:
+            if _oci_run_form(rest):
+                from .ocirun import oci_run
 
-        def body() -> int:
-            from .options import parse_run_args
+                return guarded(oci_run, rest)
 
-            values, rootfs, args = parse_run_args(rest)
-            return run_command(values, rootfs, args, root)
+            def body() -> int:
+                from .options import parse_run_args
 
-        code = guarded(body)
-        sys.stdout.flush()
-        return code
+                values, rootfs, args = parse_run_args(rest)
+                return run_command(values, rootfs, args, GLOBALS.root)
+
+            code = guarded(body)
+            sys.stdout.flush()
+            return code
     from .app import run_app
 
     return run_app(argv)

@@ -21,13 +21,31 @@ app = typer.Typer(
     context_settings={"help_option_names": ["--help"]},
 )
 
-_root: dict[str, str | None] = {"root": None}
+class _RootView:
+    """The state root chosen by the global flags (parsed in cli.main before typer runs)."""
+
+    def __getitem__(self, _key: str) -> str | None:
+        from . import GLOBALS
+
+        return GLOBALS.root
+
+
+_root = _RootView()
 
 
 @app.callback()
-def _global(root: Annotated[str | None, typer.Option("--root", help="State root (default /run/pycontain).",
-                                                        envvar="PYCONTAIN_ROOT")] = None) -> None:
-    _root["root"] = root
+def _global(
+    root: Annotated[str | None, typer.Option("--root", help="State root (default /run/pycontain).",
+                                             envvar="PYCONTAIN_ROOT")] = None,
+    log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    systemd_cgroup: Annotated[bool, typer.Option("--systemd-cgroup", help="Not available: cgroupfs only.")] = False,
+    rootless: Annotated[str, typer.Option("--rootless", help="auto or false (rootless mode is not supported yet).")]
+    = "auto",
+) -> None:
+    """Global flags are parsed by pycontain.cli.parse_globals before this runs; they are declared here
+    for --help and completion."""
 
 
 def _exit(code: int) -> None:
@@ -68,10 +86,16 @@ def _status_text(c, status: str) -> str:  # noqa: ANN001
 
 
 @app.command("ps")
-def ps(all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
+def ps(container: Annotated[str | None, typer.Argument(metavar="[ID]", help="runc's form: list this "
+                                                       "container's processes.")] = None,
+       all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
        quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
-       as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False) -> None:
-    """List containers (running ones unless -a)."""
+       as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+       fmt: Annotated[str, typer.Option("--format", "-f", help="With an ID: table or json.")] = "table") -> None:
+    """List containers (running ones unless -a); with an ID, the processes in that container."""
+    if container is not None:
+        _exit(guarded(_container_processes, container, as_json or fmt == "json"))
+        return
 
     def body() -> int:
         from ..container import Container
@@ -112,6 +136,24 @@ def ps(all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped cont
         return 0
 
     _exit(guarded(body))
+
+
+def _container_processes(ref: str, as_json: bool) -> int:
+    c = _container(ref)
+    cg = c.cgroup()
+    pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
+    if as_json:
+        print(json.dumps(pids))
+        return 0
+    print(f"{'PID':>8}  CMD")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        print(f"{pid:>8}  {cmd}")
+    return 0
 
 
 @app.command("inspect")
@@ -159,23 +201,51 @@ def logs(ref: str,
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})
 def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
-          command: Annotated[list[str], typer.Argument(help="Command and its arguments (after --).")],
+          command: Annotated[list[str] | None, typer.Argument(help="Command and its arguments (after --).")] = None,
           interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
           tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
           detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
           env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
-          workdir: Annotated[str | None, typer.Option("-w", "--workdir", help="Working directory.")] = None,
-          user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None) -> None:
+          workdir: Annotated[str | None, typer.Option("-w", "--workdir", "--cwd", help="Working directory.")] = None,
+          user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None,
+          process_file: Annotated[str | None, typer.Option("--process", "-p", help="An OCI process.json "
+                                                           "describing the process (runc's form).")] = None,
+          pid_file: Annotated[str | None, typer.Option("--pid-file", help="Write the process's pid here.")] = None,
+          console_socket: Annotated[str | None, typer.Option("--console-socket", help="Unix socket that "
+                                                             "receives the pty master.")] = None) -> None:
     """Run a command in a running container (its namespaces and cgroup)."""
 
     def body() -> int:
         from .. import process
         from ..config import parse_env
 
-        args = command[1:] if command[:1] == ["--"] else command
+        args = list(command or [])
+        if args[:1] == ["--"]:
+            args = args[1:]
+        env_list = parse_env(env or [])
+        cwd, usr, use_tty = workdir, user, tty
+        if process_file:
+            from ..spec import load_process
+
+            proc = load_process(process_file)
+            args = args or proc.args
+            env_list = proc.env + env_list
+            cwd = cwd or proc.cwd
+            usr = usr or f"{proc.uid}:{proc.gid}"
+            use_tty = use_tty or proc.terminal
         c = _container(ref)
-        child = c.exec(args, env=parse_env(env or []), cwd=workdir, user=user, tty=tty, interactive=interactive,
-                       detach=detach)
+        child = c.exec(args, env=env_list, cwd=cwd, user=usr, tty=use_tty,
+                       interactive=interactive or bool(console_socket),
+                       detach=detach and not (console_socket or process_file))
+        if pid_file:
+            from ..oci import write_pid_file
+
+            write_pid_file(pid_file, child.pid)
+        if child.pty_master is not None and console_socket:
+            from ..oci import send_console
+
+            send_console(console_socket, child.pty_master)
+            child.pty_master = None
         if detach:
             return 0
         if child.pty_master is not None:
@@ -195,10 +265,22 @@ def stop(refs: list[str],
 
 
 @app.command("kill")
-def kill(refs: list[str],
-         sig: Annotated[str, typer.Option("-s", "--signal", help="Signal name or number.")] = "KILL") -> None:
-    """Send a signal (default KILL) to containers' main process."""
-    _for_each(refs, lambda c: c.kill(sig))
+def kill(refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")],
+         sig: Annotated[str | None, typer.Option("-s", "--signal", help="Signal name or number (default KILL).")]
+         = None,
+         all_: Annotated[bool, typer.Option("--all", "-a", help="Signal every process of the container.")] = False
+         ) -> None:
+    """Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'."""
+    from ..container import parse_signal
+    from ..errors import PycontainError
+
+    if sig is None and len(refs) == 2:
+        try:
+            parse_signal(refs[1])
+            refs, sig = refs[:1], refs[1]  # runc's form: the second argument is a signal, not a container
+        except PycontainError:
+            pass
+    _for_each(refs, lambda c: c.kill(sig or "KILL", all_processes=all_), quiet=True)
 
 
 @app.command("rm")
@@ -208,12 +290,13 @@ def rm(refs: list[str],
     _for_each(refs, lambda c: c.remove(force=force))
 
 
-def _for_each(refs: list[str], action) -> None:  # noqa: ANN001
+def _for_each(refs: list[str], action, quiet: bool = False) -> None:  # noqa: ANN001
     worst = 0
     for ref in refs:
         def body(ref: str = ref) -> int:
             action(_container(ref))
-            print(ref)
+            if not quiet:
+                print(ref)
             return 0
 
         worst = max(worst, guarded(body))
@@ -277,4 +360,7 @@ def run_app(argv: list[str]) -> int:
         sys.stderr.write(f"pycontain: {code}\n")
         return 125
     return 0
-from . import resource_cmds  # noqa: E402,F401
+
+
+# Commands defined in their own modules register themselves on ``app`` when imported.
+from . import oci_cmds, resource_cmds  # noqa: E402,F401

@@ -1,0 +1,289 @@
+"""The OCI runtime interface over bundles: create, start, state, kill, delete, exec — what engines call.
+
+A bundle's config.json is parsed and validated by ``pycontain.spec`` before anything is created; this
+module turns it into a ContainerConfig and drives the same Container lifecycle the docker-style
+commands use. The OCI container id is the container's name in the state root.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from . import fastjson, process
+from .config import ContainerConfig, Mount
+from .container import Container
+from .errors import InvalidArgument, PycontainError, Unsupported
+from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
+
+OCI_VERSION = "1.2.0"
+
+
+def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = False) -> ContainerConfig:  # noqa: ANN001
+    """An OciSpec (pycontain.spec) → the runtime's ContainerConfig."""
+    p = spec.process
+    if p is None:
+        raise InvalidArgument("config.json: process: needed to create a container")
+    mounts = []
+    for m in spec.mounts:
+        flags, propagation, data, recursive = m.flags_and_data()
+        mounts.append(Mount("oci", m.destination, source=m.source, fstype=m.type or "", flags=flags, data=data,
+                            propagation=propagation, recursive=recursive))
+    resources = None
+    if spec.resources:
+        from .cgroups.resources import Resources
+
+        resources = Resources.from_oci(spec.resources).to_dict()
+    cgroup_path = spec.cgroups_path
+    if cgroup_path and ":" in cgroup_path:
+        raise Unsupported(f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
+                          "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)")
+    security = _security_from_spec(spec)
+    return ContainerConfig(
+        spec.root_path, p.args, image=bundle, env=p.env, cwd=p.cwd, user=f"{p.uid}:{p.gid}",
+        hostname=spec.hostname or "", mounts=mounts, readonly=spec.root_readonly, tty=p.terminal,
+        interactive=True, name=container_id, resources=resources, namespaces=spec.namespaces, overlay=False,
+        oci_mounts=True, devices=[_device(d) for d in spec.devices], extra_gids=p.additional_gids,
+        umask=p.umask, oom_score_adj=p.oom_score_adj, domainname=spec.domainname, sysctl=spec.sysctl,
+        masked_paths=spec.masked_paths, readonly_paths=spec.readonly_paths, security=security,
+        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items()} or None, cgroup_path=cgroup_path,
+        rootfs_propagation=spec.rootfs_propagation, no_pivot=no_pivot, console_size=p.console_size,
+        bundle=bundle, annotations=spec.annotations)
+
+
+def _device(d) -> dict:  # noqa: ANN001
+    return {"path": d.path, "type": d.type, "major": d.major, "minor": d.minor, "file_mode": d.file_mode,
+            "uid": d.uid, "gid": d.gid}
+
+
+def _security_from_spec(spec) -> dict | None:  # noqa: ANN001
+    try:
+        from .security import SecurityOptions
+    except ImportError:
+        return None
+    p = spec.process
+    opts = SecurityOptions(capabilities=p.capabilities, no_new_privs=p.no_new_privileges,
+                           seccomp="unconfined" if spec.seccomp is None else "default",
+                           seccomp_profile=spec.seccomp,
+                           ulimits=[f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in p.rlimits])
+    return opts.to_dict()
+
+
+def _rlimit_name(rtype: str) -> str:
+    return rtype.removeprefix("RLIMIT_").lower()
+
+
+# -- the lifecycle ------------------------------------------------------------------------------
+
+def create(container_id: str, bundle: str = ".", root: str | None = None, pid_file: str | None = None,
+           console_socket: str | None = None, no_pivot: bool = False) -> Container:
+    """OCI create: everything set up, the process waiting for ``start``."""
+    from .config import validate_name
+    from .spec import load_bundle
+
+    validate_name(container_id)
+    bundle = os.path.abspath(bundle)
+    spec = load_bundle(bundle)
+    config = config_from_spec(spec, container_id, bundle, no_pivot)
+    if config.tty and not console_socket:
+        raise InvalidArgument("config.json: process.terminal is true: pass --console-socket to receive the "
+                              "terminal (or set terminal to false)")
+    stdio = process.Stdio(tty=config.tty)
+    container, child = Container.create(config, root, wait_for_start=True, stdio=stdio)
+    try:
+        if child.pty_master is not None:
+            send_console(console_socket, child.pty_master)
+        _run_hooks(container, "prestart")
+        _run_hooks(container, "createRuntime")
+        _run_hooks(container, "createContainer", inside=True)
+        if pid_file:
+            write_pid_file(pid_file, child.pid)
+    except BaseException:
+        container.remove(force=True)
+        raise
+    return container
+
+
+def start(container_id: str, root: str | None = None) -> Container:
+    container = Container.get(container_id, root)
+    _run_hooks(container, "startContainer", inside=True)
+    container.start()
+    _run_hooks(container, "poststart", fail_ok=True)
+    return container
+
+
+def state(container_id: str, root: str | None = None) -> dict:
+    c = Container.get(container_id, root)
+    return state_of(c)
+
+
+def state_of(c: Container) -> dict:
+    status = c.status()
+    oci_status = {CREATING: "creating", CREATED: "created", RUNNING: "running", PAUSED: "paused"}.get(status,
+                                                                                                   "stopped")
+    d = {"ociVersion": OCI_VERSION, "id": c.name, "status": oci_status,
+         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
+         "bundle": c.state.bundle or c.state.config.get("bundle", ""),
+         "annotations": c.state.config.get("annotations") or {}}
+    return d
+
+
+def delete(container_id: str, root: str | None = None, force: bool = False) -> None:
+    c = Container.get(container_id, root)
+    status = c.status()
+    if status in (RUNNING, PAUSED) and not force:
+        raise InvalidArgument(f"cannot delete container {container_id}: it is {status} (stop it, or use --force)")
+    hooks = c.state.config.get("hooks") or {}
+    c.remove(force=True)
+    if hooks.get("poststop"):
+        _run_hook_list(c, hooks["poststop"], "poststop", fail_ok=True, state_override={"status": "stopped"})
+
+
+def run(container_id: str, bundle: str = ".", root: str | None = None, detach: bool = False,
+        pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False) -> int:
+    """OCI run: create + start, then (unless detached) wait and delete, returning the exit status."""
+    from .spec import load_bundle
+
+    if not detach:
+        spec = load_bundle(os.path.abspath(bundle))
+        if spec.process is not None and spec.process.terminal and not console_socket:
+            raise InvalidArgument("config.json: process.terminal is true: run it with --detach and "
+                                  "--console-socket, or set terminal to false")
+    c = create(container_id, bundle, root, pid_file, console_socket, no_pivot)
+    start(container_id, root)
+    if detach:
+        return 0
+    code = process.wait_status(c.pid)
+    c.record_exit(code)
+    delete(container_id, root, force=True)
+    return code
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def send_console(path: str, master: int) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    except OSError as e:
+        raise PycontainError(f"cannot send the terminal to --console-socket {path}: {e.strerror}") from None
+    finally:
+        os.close(master)
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+
+def _run_hooks(c: Container, kind: str, inside: bool = False, fail_ok: bool = False) -> None:
+    hooks = (c.state.config.get("hooks") or {}).get(kind) or []
+    if hooks:
+        _run_hook_list(c, hooks, kind, inside=inside, fail_ok=fail_ok)
+
+
+def _run_hook_list(c: Container, hooks: list[dict], kind: str, inside: bool = False, fail_ok: bool = False,
+                   state_override: dict | None = None) -> None:
+    """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
+    (poststart and poststop only warn, as the spec says)."""
+    import sys
+
+    st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
+    payload = fastjson.dumps(st).encode()
+    for h in hooks:
+        path, timeout = h["path"], h.get("timeout")
+        detail = ""
+        try:
+            code = _run_inside(c, h, payload) if inside else _run_host(h, payload)
+        except subprocess.TimeoutExpired:
+            code, detail = None, f"timed out after {timeout} s"
+        except OSError as e:
+            code, detail = None, f"could not run: {e.strerror}"
+        if code != 0:
+            msg = f"{kind} hook {path} " + (detail or f"failed with exit status {code}")
+            if not fail_ok:
+                raise PycontainError(msg)
+            sys.stderr.write(f"pycontain: warning: {msg}\n")
+
+
+def _hook_env(h: dict) -> dict[str, str]:
+    return dict(e.partition("=")[::2] for e in h.get("env") or [])
+
+
+def _run_host(h: dict, payload: bytes) -> int:
+    p = subprocess.run(h.get("args") or [h["path"]], executable=h["path"], input=payload, env=_hook_env(h),
+                       timeout=h.get("timeout"), capture_output=True)
+    return p.returncode
+
+
+def _basic_state(c: Container) -> dict:
+    return {"ociVersion": OCI_VERSION, "id": c.name, "pid": c.pid, "bundle": c.state.bundle,
+            "annotations": c.state.config.get("annotations") or {}}
+
+
+def _run_inside(c: Container, h: dict, payload: bytes) -> int:
+    """createContainer / startContainer hooks: run in the container's namespaces, the path resolved there."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        cg = c.cgroup()
+        argv = h.get("args") or [h["path"]]
+        child = process.exec_in(c.pid, cg.procs_files() if cg else [], [h["path"], *argv[1:]], _hook_env(h), "/",
+                                "0:0", process.Stdio(stdin_fd=r))
+    finally:
+        os.close(r)
+    try:
+        os.write(w, payload)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(w)
+    timeout = h.get("timeout")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid:
+            return os.waitstatus_to_exitcode(status)
+        if deadline is not None and time.monotonic() > deadline:
+            os.kill(child.pid, 9)
+            os.waitpid(child.pid, 0)
+            raise subprocess.TimeoutExpired(h["path"], timeout)
+        time.sleep(0.005)
+
+
+def list_states(root: str | None = None) -> list[dict]:
+    store = StateStore(root)
+    out = []
+    for st in store.all():
+        c = Container(st, store)
+        d = state_of(c)
+        d["created"] = st.created
+        d["owner"] = "root"
+        out.append(d)
+    return out
+
+
+def features() -> dict:
+    """``pycontain features``: what this runtime supports, in the runtime-spec's features.json shape."""
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
+                         "remount", "mand", "nomand", "dirsync", "atime", "noatime", "diratime", "nodiratime",
+                         "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",
+                         "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features.implementation": "pycontain"},
+    }
