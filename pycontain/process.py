@@ -197,10 +197,15 @@ def _wait_started(errr: int, ready_ok: bool = False) -> None:
         raise ExecFailed(text, code)
 
 
-def _fork_into_new_pidns() -> int:
+def _fork_with_pidns(enter_pidns) -> int:  # noqa: ANN001 - a callable that changes pid_for_children
+    """Fork into the pid namespace ``enter_pidns`` sets up, then put the parent back in its own.
+
+    unshare(CLONE_NEWPID) and setns(CLONE_NEWPID) only change the namespace of the caller's *next
+    children*: the child is born inside, the parent stays outside and can still wait for it.
+    """
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        libc.unshare(libc.CLONE_NEWPID)
+        enter_pidns()
         try:
             pid = os.fork()
         except BaseException:
@@ -211,22 +216,46 @@ def _fork_into_new_pidns() -> int:
         return pid
     finally:
         os.close(own)
+
+
+def _fork_into_new_pidns() -> int:
+    return _fork_with_pidns(lambda: libc.unshare(libc.CLONE_NEWPID))
 
 
 def _fork_into_pidns(ns_fd: int) -> int:
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    return _fork_with_pidns(lambda: libc.setns(ns_fd, libc.CLONE_NEWPID))
+
+
+def _pty_channel(stdio: Stdio) -> tuple:
+    """A socket pair over which a child hands its pty master to us (None, None without a terminal)."""
+    if not stdio.tty:
+        return None, None
+    import fcntl  # noqa: F401 - _take_terminal runs after pivot_root, when nothing can be imported
+    import socket
+    import struct  # noqa: F401 - idem
+    import termios  # noqa: F401 - idem
+
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False) -> Child:  # noqa: ANN001
+    """After the fork: take the pty master if any, wait until the child execs (or is ready); on any
+    failure kill and reap it, so nothing of it outlives the error."""
+    master = None
     try:
-        libc.setns(ns_fd, libc.CLONE_NEWPID)
-        try:
-            pid = os.fork()
-        except BaseException:
-            libc.setns(own, libc.CLONE_NEWPID)
-            raise
-        if pid:
-            libc.setns(own, libc.CLONE_NEWPID)
-        return pid
-    finally:
-        os.close(own)
+        if child_sock is not None:
+            child_sock.close()
+            try:
+                master = _recv_pty(parent_sock)
+            finally:
+                parent_sock.close()
+        _wait_started(errr, ready_ok=ready_ok)
+    except BaseException:
+        if master is not None:
+            os.close(master)
+        _reap_failed(pid)
+        raise
+    return Child(pid, master)
 
 
 def _recv_pty(sock) -> int | None:  # noqa: ANN001 - socket.socket
@@ -322,14 +351,7 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
-    parent_sock = child_sock = None
-    if stdio.tty:
-        import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
-        import socket
-        import struct  # noqa: F401 - idem
-        import termios  # noqa: F401 - idem
-
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent_sock, child_sock = _pty_channel(stdio)
     if config.init:
         from . import init
     sys.stdout.flush()
@@ -389,26 +411,15 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
         os.close(fd)
     os.close(errw)
     os.close(gor)
-    master = None
     try:
-        try:
-            join_cgroup(cgroup_procs, pid)
-            os.write(gow, b"G")
-        finally:
-            os.close(gow)
-        if child_sock is not None:
-            child_sock.close()
-            try:
-                master = _recv_pty(parent_sock)
-            finally:
-                parent_sock.close()
-        _wait_started(errr, ready_ok=start_fifo is not None)
+        join_cgroup(cgroup_procs, pid)
+        os.write(gow, b"G")
     except BaseException:
-        if master is not None:
-            os.close(master)
         _reap_failed(pid)
         raise
-    return Child(pid, master)
+    finally:
+        os.close(gow)
+    return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
 
 
 def _reap_failed(pid: int) -> None:
@@ -435,14 +446,7 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
 
         raise InvalidState("the container stopped before exec could join it") from None
     errr, errw = os.pipe2(os.O_CLOEXEC)
-    parent_sock = child_sock = None
-    if stdio.tty:
-        import fcntl  # noqa: F401 - used by _take_terminal after pivot_root
-        import socket
-        import struct  # noqa: F401 - idem
-        import termios  # noqa: F401 - idem
-
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent_sock, child_sock = _pty_channel(stdio)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -469,21 +473,7 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
         for fd in ns_fds.values():
             os.close(fd)
     os.close(errw)
-    master = None
-    if child_sock is not None:
-        child_sock.close()
-        try:
-            master = _recv_pty(parent_sock)
-        finally:
-            parent_sock.close()
-    try:
-        _wait_started(errr)
-    except BaseException:
-        if master is not None:
-            os.close(master)
-        _reap_failed(child)
-        raise
-    return Child(child, master)
+    return _parent_side(child, errr, child_sock, parent_sock)
 
 
 def wait_status(pid: int) -> int:
