@@ -140,7 +140,11 @@ def mount_dev(root: str) -> None:
 
 def bind_console(slave_path: str) -> None:
     """After pivot_root: make /dev/console the container's own terminal."""
-    libc.umount2("/dev/console", libc.MNT_DETACH)
+    try:
+        libc.umount2("/dev/console", libc.MNT_DETACH)  # the /dev/null placeholder of docker-style containers
+    except OSError:
+        if not os.path.exists("/dev/console"):
+            open("/dev/console", "a").close()
     libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
 
 

@@ -637,8 +637,10 @@ def _rlimits(parent: dict, path: str) -> list[tuple[str, int, int]]:
             raise _err(f"{p}.type", "required, e.g. RLIMIT_NOFILE")
         kind = _str(item["type"], f"{p}.type")
         if kind not in RLIMITS:
-            raise _err(f"{p}.type", f"unknown rlimit {_show(kind)} (use an RLIMIT_* name from setrlimit(2): "
-                                    f"{', '.join(RLIMITS)})")
+            guess = kind.upper() if kind.upper().startswith("RLIMIT_") else f"RLIMIT_{kind.upper()}"
+            hint = f"did you mean {guess}?" if guess in RLIMITS else \
+                f"use an RLIMIT_* name from setrlimit(2): {', '.join(RLIMITS)}"
+            raise _err(f"{p}.type", f"unknown rlimit {_show(kind)} ({hint})")
         if kind in seen:
             raise _err(f"{p}.type", f"duplicate rlimit {kind} (already set by {path}[{seen[kind]}])")
         seen[kind] = i
@@ -1087,6 +1089,18 @@ def load_bundle(bundle: str) -> OciSpec:
         raise NotFound(f"{DOC}: root.path: no directory at {spec.root_path} (unpack a root filesystem there, or "
                        "point root.path at one)")
     return spec
+
+
+def load_process(path: str) -> OciProcess:
+    """An OCI process.json (``exec --process FILE``): the ``process`` object of a config.json on its own."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise NotFound(f"no process file at {path}") from None
+    except OSError as e:
+        raise _err("", f"cannot read {path}: {e.strerror}") from None
+    return _process(decode(data), [])
 
 
 # -- `pycontain spec` -------------------------------------------------------------------------------

@@ -32,6 +32,18 @@ class CLI:
             raise AssertionError(f"pycontain {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p
 
+    def leaving(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """For commands that leave a process behind holding the stdio they were given (OCI create,
+        run --detach): its stdout goes to /dev/null and its stderr to a file, never to a pipe we wait on."""
+        import tempfile
+
+        with tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                               timeout=timeout, text=True)
+            err.seek(0)
+            p.stderr = err.read()
+        return p
+
     def popen(self, *args: str, **kw: object) -> subprocess.Popen:
         return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
