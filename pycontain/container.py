@@ -338,8 +338,12 @@ class Container:
     # -- exec ------------------------------------------------------------------------------
     def exec(self, args: list[str], *, env: list[str] | None = None, cwd: str | None = None,
              user: str | None = None, tty: bool = False, interactive: bool = False,
-             detach: bool = False) -> process.Child:
-        """Start ``args`` in the running container (all its namespaces, its cgroup)."""
+             detach: bool = False, stdio: process.Stdio | None = None) -> process.Child:
+        """Start ``args`` in the running container (all its namespaces, its cgroup).
+
+        The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
+        fds 0-2 come from (e.g. pipes to capture output).
+        """
         from .config import DEFAULT_PATH, merge_env, parse_user
 
         if not args:
@@ -355,7 +359,8 @@ class Container:
         full_env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.get('hostname')}"]
                              + (["TERM=xterm"] if tty else []) + cfg.get("env", []), env or [])
         cg = self.cgroup()
-        stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
+        if stdio is None:
+            stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
         return process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
                                cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio)
 

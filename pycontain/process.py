@@ -45,14 +45,17 @@ class Child:
 class Stdio:
     """Where the child's fds 0, 1 and 2 come from: inherited, /dev/null, a log file, or a terminal."""
 
-    __slots__ = ("stdin_null", "log_path", "tty", "stdin_fd")
+    __slots__ = ("stdin_null", "log_path", "tty", "stdin_fd", "stdout_fd", "stderr_fd")
 
     def __init__(self, stdin_null: bool = False, log_path: str | None = None, tty: bool = False,
-                 stdin_fd: int | None = None) -> None:
+                 stdin_fd: int | None = None, stdout_fd: int | None = None, stderr_fd: int | None = None) -> None:
         self.stdin_null = stdin_null
         self.log_path = log_path
         self.tty = tty
+        # Explicit descriptors (pipes of a library caller) for the child's 0, 1 and 2.
         self.stdin_fd = stdin_fd
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
 
 
 def _report(errw: int, code: int, message: str) -> None:
@@ -82,8 +85,9 @@ def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable 
 
 
 def _setup_stdio(stdio: Stdio) -> None:
-    if stdio.stdin_fd is not None:
-        os.dup2(stdio.stdin_fd, 0)
+    for fd, target in ((stdio.stdin_fd, 0), (stdio.stdout_fd, 1), (stdio.stderr_fd, 2)):
+        if fd is not None:
+            os.dup2(fd, target)
     if stdio.stdin_null or stdio.log_path:
         fd = os.open("/dev/null", os.O_RDONLY)
         os.dup2(fd, 0)
