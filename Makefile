@@ -41,14 +41,7 @@ rootfs: venv
 
 demo: setup
 	@echo "==> a container on the built-in root filesystem:"
-	@$(VENV)/bin/pycontain run --rm --hostname demo default -- sh -c '\
-	  echo "hostname:   $$(hostname)"; \
-	  echo "my pid:     $$$$ (PID 1 of its own pid namespace)"; \
-	  echo "processes:  $$(ls -d /proc/[0-9]* | wc -l) visible (the host has many more)"; \
-	  echo "interfaces: $$(ls /sys/class/net | tr "\n" " ")"; \
-	  ip -o link show lo 2>/dev/null | head -1; \
-	  echo "root:       $$(ls /)"; \
-	  ps'
+	@$(VENV)/bin/pycontain run --rm --hostname demo -v $(CURDIR)/examples:/examples:ro default -- sh /examples/isolation-demo.sh
 	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
 
 test: setup
