@@ -21,6 +21,9 @@ from . import fastjson
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument
 
 DEFAULT_ROOT = "/run/pycontain"
+# Every container of every state root, by id → its state directory: lets 'gc' tell an orphan cgroup
+# (no container anywhere) from one whose container lives under another --root.
+INDEX_DIR = "/run/pycontain.index"
 
 CREATING = "creating"
 CREATED = "created"
@@ -47,6 +50,11 @@ def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
     return int(fields[19])
 
 
+def known_anywhere(cid: str) -> bool:
+    """Whether some state root (any --root) still holds container ``cid``."""
+    return os.path.isdir(os.path.join(INDEX_DIR, cid))  # follows the link to the state directory
+
+
 def pid_alive(pid: int | None, start_time: int | None) -> bool:
     return bool(pid) and start_time is not None and proc_start_time(pid) == start_time
 
@@ -55,12 +63,13 @@ class ContainerState:
     """What pycontain knows about one container, persisted as ``state.json``."""
 
     __slots__ = ("id", "name", "status", "pid", "pid_start", "created", "started", "finished", "exit_code",
-                 "oom_killed", "config", "cgroup", "bundle", "error")
+                 "oom_killed", "config", "cgroup", "bundle", "error", "creator")
 
     def __init__(self, id: str, name: str, config: dict, *, status: str = CREATING, pid: int = 0,
                  pid_start: int | None = None, created: float | None = None, started: float | None = None,
                  finished: float | None = None, exit_code: int | None = None, oom_killed: bool = False,
-                 cgroup: dict | None = None, bundle: str = "", error: str = "") -> None:
+                 cgroup: dict | None = None, bundle: str = "", error: str = "",
+                 creator: list[int] | None = None) -> None:
         self.id = id
         self.name = name
         self.config = config
@@ -75,6 +84,9 @@ class ContainerState:
         self.cgroup = cgroup
         self.bundle = bundle
         self.error = error
+        # The runtime process creating the container ([pid, start time]): while it lives, a "creating"
+        # container is work in progress; once it is gone, a crash leftover for gc.
+        self.creator = creator if creator is not None else [os.getpid(), proc_start_time(os.getpid())]
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -85,6 +97,10 @@ class ContainerState:
 
     def alive(self) -> bool:
         return pid_alive(self.pid, self.pid_start)
+
+    def abandoned(self) -> bool:
+        """Still "creating", but the runtime that was creating it is gone: a crashed create."""
+        return self.status == CREATING and not pid_alive(*(self.creator or [0, None]))
 
 
 class StateStore:
@@ -117,6 +133,11 @@ class StateStore:
                                         "another --name)")
             os.mkdir(self.dir(state.id), 0o700)
             self.save(state)
+        try:
+            os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+        except FileNotFoundError:
+            os.makedirs(INDEX_DIR, 0o700, exist_ok=True)
+            os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
 
     def save(self, state: ContainerState) -> None:
         path = os.path.join(self.dir(state.id), "state.json")
@@ -165,6 +186,10 @@ class StateStore:
 
     def remove(self, cid: str) -> None:
         _rmtree(self.dir(cid))
+        try:
+            os.unlink(os.path.join(INDEX_DIR, cid))
+        except FileNotFoundError:
+            pass
 
 
 def _rmtree(path: str) -> None:

@@ -40,3 +40,24 @@ def test_killed_runtime_is_cleaned_by_rm_force(pyc, step, detach):
     assert wait_until(lambda: not _container_processes(marker))
     assert sorted(set(own_cgroup_dirs()) - set(cgroups)) == []
     assert sorted(set(mountinfo()) - set(mounts)) == []
+
+
+def test_gc_removes_abandoned_creates_but_not_live_ones(pyc):
+    cgroups = own_cgroup_dirs()
+    p = pyc("run", "--name", "abandoned", "-d", "default", "--", "sleep", "1000",
+            env={**os.environ, "PYCONTAIN_CRASH_AT": "started"})
+    assert p.returncode == -9
+    pyc("run", "-d", "--name", "alive", "default", "--", "sleep", "1000", check=True)
+    out = pyc("gc").stdout
+    assert "abandoned" in out and "alive" not in out
+    assert pyc("ps", "-a", "-q").stdout.split() == [pyc("inspect", "alive").stdout.split('"Id": "')[1][:12]]
+    assert pyc("rm", "-f", "alive").returncode == 0
+    assert sorted(set(own_cgroup_dirs()) - set(cgroups)) == []
+
+
+def test_check_reports_the_host(pyc):
+    import json
+
+    checks = {c["check"]: c for c in json.loads(pyc("check", "--json").stdout)}
+    assert checks["root"]["ok"] and checks["overlayfs"]["ok"] and checks["namespace pid"]["ok"]
+    assert "v1" in checks["cgroups"]["detail"] or "v2" in checks["cgroups"]["detail"]

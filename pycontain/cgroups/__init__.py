@@ -197,6 +197,16 @@ def v1_mounts(root: str = DEFAULT_ROOT, mountinfo: str = "/proc/self/mountinfo")
     return out
 
 
+def own_cgroup_dirs(root: str = DEFAULT_ROOT) -> list[str]:
+    """The directories of the cgroups pycontain runs in: one per v1 hierarchy, plus the v2 one."""
+    own = own_cgroups()
+    dirs = {_under(point, mount_root, own.get(c, "/")) for c, (point, mount_root) in v1_mounts(root).items()}
+    mode = detect_mode(root)
+    if mode != "legacy":
+        mount = root if mode == "unified" else os.path.join(root, "unified")
+        dirs.add(_under(mount, "/", own.get("", "/")))
+    return sorted(dirs)
+
 
 def _under(mount_point: str, mount_root: str, path: str) -> str:
     """The directory of cgroup ``path`` (from the hierarchy root) in a mount of ``mount_root``."""

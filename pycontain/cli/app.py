@@ -362,5 +362,67 @@ def run_app(argv: list[str]) -> int:
     return 0
 
 
+
+@app.command("gc")
+def gc() -> None:
+    """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, orphan cgroups."""
+
+    def body() -> int:
+        from .. import gc as collector
+
+        for line in collector.collect(_root["root"]):
+            print(f"removed {line}")
+        return 0
+
+    _exit(guarded(body))
+
+
+system_app = typer.Typer(help="Host-wide maintenance.", no_args_is_help=True)
+app.add_typer(system_app, name="system")
+
+
+@system_app.command("prune")
+def system_prune(force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False
+                 ) -> None:
+    """Remove every stopped container (docker's 'system prune'), after the crash leftovers."""
+
+    def body() -> int:
+        from .. import gc as collector
+
+        if not force and sys.stdin.isatty() and not typer.confirm("Remove all stopped containers?"):
+            return 0
+        for line in collector.prune(_root["root"]):
+            print(f"removed {line}")
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("check")
+def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Report the host's kernel features, cgroup mode and delegated controllers, and missing tools."""
+
+    def body() -> int:
+        from ..doctor import run_checks
+
+        checks = run_checks()
+        if as_json:
+            print(json.dumps([c.to_dict() for c in checks], indent=2))
+        else:
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(box=None, pad_edge=False, header_style="bold")
+            for col in ("", "CHECK", "DETAIL", "WHAT TO DO"):
+                table.add_column(col)
+            for c in checks:
+                mark = "[green]ok[/]" if c.ok else "[red]FAIL[/]" if c.ok is False else "[yellow]--[/]"
+                table.add_row(mark, c.name, c.detail, c.fix)
+            Console().print(table)
+        return 0 if all(c.ok is not False for c in checks) else 1
+
+    _exit(guarded(body))
+
+
 # Commands defined in their own modules register themselves on ``app`` when imported.
 from . import oci_cmds, resource_cmds  # noqa: E402,F401
