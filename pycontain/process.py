@@ -382,7 +382,14 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 libc.setns(fd, flag)
                 os.close(fd)
             if plan.unshare:
-                libc.unshare(plan.unshare)
+                try:
+                    libc.unshare(plan.unshare)
+                except OSError as e:
+                    from .errors import Unsupported
+
+                    raise Unsupported(f"cannot create the container's namespaces: {e.strerror} (the kernel lacks "
+                                      "one of them, or this process may not make them; see 'pycontain check')"
+                                      ) from None
             if config.hostname:
                 libc.sethostname(config.hostname)
             if config.domainname:
