@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
 # Debian packages: the venv and python-prctl's build (libcap headers), the default rootfs's source
 # (apt-get download + dpkg-deb), mounts and network tools used by the tests.
-APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev dpkg apt iproute2 util-linux procps
+APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg apt iproute2 util-linux procps \
+	qemu-system-x86
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 

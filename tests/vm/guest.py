@@ -119,7 +119,8 @@ def host_tsc_khz() -> int | None:
 
 def busybox() -> str:
     """The static busybox of pycontain's default root filesystem (built, from busybox-static, if needed)."""
-    sys.path.insert(0, REPO) if REPO not in sys.path else None
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
     try:
         import rootfs_builder
 
@@ -405,6 +406,7 @@ def boot(
     shares: list[str] | None = None,
     files: dict[str, str | bytes] | None = None,
     timeout: float = 300,
+    boot_timeout: float = 120,
     memory_mb: int = 512,
     cpus: int = 2,
     echo: bool = False,
@@ -412,8 +414,9 @@ def boot(
     """Boot the guest, run ``command`` (a busybox sh script) in it as root, and return what happened.
 
     ``command`` runs after the guest's cgroup2 is mounted at /sys/fs/cgroup with every controller in the
-    root's subtree_control, in the root cgroup, with cwd = the repository. ``echo`` copies the console to
-    stderr as it arrives (for debugging).
+    root's subtree_control, in the root cgroup, with cwd = the repository. The guest is killed after
+    ``timeout`` seconds, or ``boot_timeout`` seconds when its setup has not finished (a hung boot).
+    ``echo`` copies the console to stderr as it arrives (for debugging).
     """
     qemu = find_qemu()
     kernel = ensure_kernel()
@@ -436,10 +439,10 @@ def boot(
         for i, path in enumerate(shares):
             argv += ["-fsdev", f"local,id=f{i},path={path},security_model=none,readonly=on,multidevs=remap",
                      "-device", f"virtio-9p-device,fsdev=f{i},mount_tag=s{i}"]
-        return _run_qemu(argv, timeout, echo)
+        return _run_qemu(argv, timeout, min(boot_timeout, timeout), echo)
 
 
-def _run_qemu(argv: list[str], timeout: float, echo: bool) -> GuestResult:
+def _run_qemu(argv: list[str], timeout: float, boot_timeout: float, echo: bool) -> GuestResult:
     chunks: list[bytes] = []
     ready_at: list[float] = []
     start = time.monotonic()
@@ -462,10 +465,16 @@ def _run_qemu(argv: list[str], timeout: float, echo: bool) -> GuestResult:
     reader.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        proc.kill()  # only the QEMU this call started
+        while proc.poll() is None:
+            now = time.monotonic() - start
+            if now > timeout or (not ready_at and now > boot_timeout):
+                timed_out = True
+                chunks.append(f"\n[host: guest killed after {now:.0f}s: "
+                              f"{'no ' + READY + ' line' if not ready_at else 'command did not finish'}]\n".encode())
+                proc.kill()  # only the QEMU this call started
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.2)
         proc.wait()
     finally:
         if proc.poll() is None:
