@@ -51,8 +51,12 @@ def _v2_parent_controllers() -> list[str]:
         return []
     mount = ROOT if MODE == "unified" else os.path.join(ROOT, "unified")
     own = own_cgroups().get("", "/").strip("/")
+    # The tests' cgroups are children of ours. The root cgroup may enable any controller it has for its
+    # children; any other cgroup holding processes (ours holds pytest) only those already enabled in its
+    # cgroup.subtree_control (v2's no-internal-processes rule), as on a delegated systemd scope.
+    name = "cgroup.controllers" if not own else "cgroup.subtree_control"
     try:
-        with open(os.path.join(mount, own, "cgroup.controllers")) as f:
+        with open(os.path.join(mount, own, name)) as f:
             return f.read().split()
     except OSError:
         return []
