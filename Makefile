@@ -9,8 +9,10 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
 # Debian packages: the venv and python-prctl's build (libcap headers), the default rootfs's source
 # (apt-get download + dpkg-deb), mounts and network tools used by the tests.
+# qemu: the cgroup v2 test guest; nftables: NAT and published ports; podman + conmon: the OCI client test;
+# skopeo umoci buildah mmdebstrap debootstrap zstd: image sources and exports.
 APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg apt iproute2 util-linux procps \
-	qemu-system-x86
+	qemu-system-x86 nftables podman conmon crun runc skopeo umoci buildah mmdebstrap debootstrap zstd
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 

@@ -11,12 +11,14 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Container", "ContainerConfig", "PycontainError", "make_config", "run", "start"]
+__all__ = ["Container", "ContainerConfig", "PycontainError", "Sandbox", "SandboxPool", "make_config", "run", "start"]
 
 _EXPORTS = {
     "Container": ("pycontain.container", "Container"),
     "ContainerConfig": ("pycontain.config", "ContainerConfig"),
     "PycontainError": ("pycontain.errors", "PycontainError"),
+    "Sandbox": ("pycontain.sandbox", "Sandbox"),
+    "SandboxPool": ("pycontain.sandbox", "SandboxPool"),
     "make_config": ("pycontain.api", "make_config"),
     "run": ("pycontain.api", "run"),
     "start": ("pycontain.api", "start"),

@@ -1,4 +1,5 @@
-"""``python -m rootfs_builder build [default] [--force]`` / ``verify [default|PATH] [--repair]`` / ``path``."""
+"""``python -m rootfs_builder build [default] [--force]`` / ``verify [default|PATH] [--repair]`` / ``path`` /
+``import SOURCE [NAME[:TAG]] [--variant V] [--include PKGS] [--file PATH]`` (the store; see ``pycontain import``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--repair", action="store_true", help="rebuild 'default' when damaged")
     p = sub.add_parser("path", help="print the resolved path (building 'default' if needed)")
     p.add_argument("name", nargs="?", default="default")
+    i = sub.add_parser("import", help="import an image into the store (OCI layout or archive, docker-archive, "
+                                      "rootfs tarball or directory, debian:SUITE, closure:BINARY)")
+    i.add_argument("source")
+    i.add_argument("name", nargs="?", default=None, help="NAME[:TAG]")
+    i.add_argument("--variant", default="minbase", help="debian: the mmdebstrap variant")
+    i.add_argument("--include", action="append", default=[], help="debian: extra packages (comma-separated)")
+    i.add_argument("--mirror", default=None, help="debian: the mirror (default: apt's)")
+    i.add_argument("--file", action="append", default=[], help="closure: also copy this host path")
     args = parser.parse_args(argv)
 
     try:
@@ -31,6 +40,17 @@ def main(argv: list[str] | None = None) -> int:
 
             path, built = ensure_default(args.data_root, force=args.force, progress=True)
             print(f"{'built' if built else 'already built'}: {path}")
+        elif args.command == "import":
+            from rootfs_builder.sources import import_source
+
+            options: dict = {}
+            if args.source.startswith("debian:"):
+                options = {"variant": args.variant, "mirror": args.mirror,
+                           "include": [p for item in args.include for p in item.split(",") if p]}
+            elif args.source.startswith("closure:"):
+                options = {"files": args.file}
+            rec = import_source(args.source, args.name, args.data_root, **options)
+            print(f"imported {rec['id'][:12]} ({', '.join(rec['names']) or 'untagged'})")
         elif args.command == "path":
             print(rootfs_builder.resolve(args.name, args.data_root))
         else:

@@ -148,6 +148,11 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
 
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
+        from .. import __version__
+
+        sys.stdout.write(f"pycontain version {__version__}\nspec: 1.3.0\n")
+        return 0
     if GLOBALS.systemd_cgroup:
         return _fail("--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
                      "itself); leave the flag out", EXIT_RUNTIME)

@@ -235,7 +235,7 @@ def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
             use_tty = use_tty or proc.terminal
         c = _container(ref)
         child = c.exec(args, env=env_list, cwd=cwd, user=usr, tty=use_tty,
-                       interactive=interactive or bool(console_socket),
+                       interactive=interactive or bool(console_socket) or bool(process_file),
                        detach=detach and not (console_socket or process_file))
         if pid_file:
             from ..oci import write_pid_file
@@ -425,4 +425,4 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 
 
 # Commands defined in their own modules register themselves on ``app`` when imported.
-from . import oci_cmds, resource_cmds  # noqa: E402,F401
+from . import image_cmds, network_cmds, oci_cmds, resource_cmds, sandbox_cmds  # noqa: E402,F401

@@ -1,0 +1,263 @@
+"""Image commands: ``images``, ``import``, ``tag``, ``rmi`` and ``image inspect|ls|rm|prune`` (on the typer ``app``).
+
+They only parse, call ``rootfs_builder`` (the store and its sources) and print. The data root is
+``--data-root``, else ``$PYCONTAIN_DATA``, else ``/var/lib/pycontain``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from . import guarded
+from .app import _exit, _root, app
+
+image_app = typer.Typer(help="Manage images: inspect, ls, rm, prune.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+DataRoot = Annotated[str | None, typer.Option("--data-root", metavar="DIR", envvar="PYCONTAIN_DATA",
+                                              help="Image store (default /var/lib/pycontain).")]
+
+
+def _store(data_root: str | None):  # noqa: ANN202
+    from rootfs_builder.store import Store
+
+    return Store(data_root)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}TB"
+
+
+def _ago(t: float) -> str:
+    d = max(0, time.time() - t)
+    for secs, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if d >= secs:
+            n = int(d // secs)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+def _split(name: str) -> tuple[str, str]:
+    repo, _, tag = name.rpartition(":")
+    return repo, tag
+
+
+def image_in_use(image_id: str, data_root: str | None = None) -> bool:
+    """Whether a container (in any state) of the current state root was made from the image ``image_id``.
+
+    Uses ``pycontain.api.image_in_use`` when the runtime provides it; otherwise compares each container's
+    recorded image (its id, or the name it was run by, resolved through the store's index).
+    """
+    try:
+        from .. import api
+
+        provided = getattr(api, "image_in_use", None)
+    except ImportError:  # pragma: no cover
+        provided = None
+    if provided is not None:
+        return bool(provided(image_id))
+    from rootfs_builder.store_lookup import find
+
+    from ..container import Container
+
+    index = _store(data_root).load()
+    for c in Container.list(_root["root"]):
+        cfg = c.state.config
+        if cfg.get("image_id") == image_id:
+            return True
+        ref = cfg.get("image")
+        if isinstance(ref, str) and ref:
+            try:
+                if find(index, ref)[0] == image_id:
+                    return True
+            except Exception:  # noqa: BLE001 - an ambiguous old reference: not this image
+                pass
+    return False
+
+
+# -- images ---------------------------------------------------------------------------------------
+@app.command("images")
+def images(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+           data_root: DataRoot = None) -> None:
+    """List the images in the local store."""
+
+    def body() -> int:
+        records = _store(data_root).list()
+        if quiet:
+            for r in records:
+                print(r["id"][:12])
+            return 0
+        if as_json:
+            print(json.dumps([{"Id": f"sha256:{r['id']}", "RepoTags": r["names"], "Created": r["created"],
+                               "Imported": r["imported"], "Size": sum(r["layer_sizes"]), "Layers": len(r["layers"]),
+                               "Source": r["source"]} for r in records], indent=2))
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("REPOSITORY", "TAG", "IMAGE ID", "IMPORTED", "SIZE", "LAYERS"):
+            table.add_column(col, no_wrap=True)
+        for r in records:
+            for name in r["names"] or ["<none>:<none>"]:
+                repo, tag = _split(name)
+                table.add_row(repo, tag, r["id"][:12], _ago(r["imported"]), _size(sum(r["layer_sizes"])),
+                              str(len(r["layers"])))
+        Console(width=200 if not sys.stdout.isatty() else None).print(table)
+        return 0
+
+    _exit(guarded(body))
+
+
+@image_app.command("ls")
+def image_ls(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
+             as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+             data_root: DataRoot = None) -> None:
+    """List the images in the local store (as 'pycontain images')."""
+    images(quiet=quiet, as_json=as_json, data_root=data_root)
+
+
+# -- import ---------------------------------------------------------------------------------------
+@app.command("import")
+def import_(source: Annotated[str, typer.Argument(
+                help="An OCI layout directory (DIR or DIR:REF), an oci-archive or docker-archive tarball, a rootfs "
+                     "tarball or directory, debian:SUITE, or closure:BINARY[,BINARY...]. Prefix oci: oci-archive: "
+                     "docker-archive: tar: dir: to force the kind.")],
+            name: Annotated[str | None, typer.Argument(metavar="[NAME[:TAG]]", help="Name the image.")] = None,
+            variant: Annotated[str, typer.Option("--variant", help="debian: mmdebstrap variant (extract, essential, "
+                                                 "minbase, buildd, apt, important, standard).")] = "minbase",
+            include: Annotated[list[str] | None, typer.Option("--include", metavar="PKG[,PKG]",
+                                                              help="debian: extra packages.")] = None,
+            mirror: Annotated[str | None, typer.Option("--mirror", help="debian: the mirror (default: the one apt "
+                                                       "is configured with).")] = None,
+            files: Annotated[list[str] | None, typer.Option("--file", metavar="PATH",
+                                                            help="closure: also copy this host file or directory.")]
+            = None,
+            quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the id.")] = False,
+            data_root: DataRoot = None) -> None:
+    """Import an image into the local store (the kind of source is detected)."""
+
+    def body() -> int:
+        from rootfs_builder.sources import import_source
+
+        options: dict = {}
+        kind = source.partition(":")[0]
+        if kind == "debian":
+            pkgs = [p for item in include or [] for p in item.split(",") if p]
+            options = {"variant": variant, "include": pkgs, "mirror": mirror}
+        elif kind == "closure":
+            options = {"files": list(files or [])}
+        rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
+        if quiet:
+            print(rec["id"])
+        else:
+            names = ", ".join(rec["names"]) or "untagged"
+            print(f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
+                  f"{_size(sum(rec['layer_sizes']))}")
+        return 0
+
+    _exit(guarded(body))
+
+
+# -- tag / rmi ------------------------------------------------------------------------------------
+@app.command("tag")
+def tag(source: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name, name:tag or id.")],
+        target: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new name.")],
+        data_root: DataRoot = None) -> None:
+    """Give an image another name."""
+
+    def body() -> int:
+        _store(data_root).tag(source, target)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("rmi")
+def rmi(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
+        force: Annotated[bool, typer.Option("-f", "--force", help="Remove an image given by id even when it has "
+                                            "several names (never one a container uses).")] = False,
+        data_root: DataRoot = None) -> None:
+    """Remove images (a name only untags when the image has others); delete layers no image uses any more."""
+    worst = 0
+    for ref in refs:
+        def body(ref: str = ref) -> int:
+            untagged, deleted = _store(data_root).rmi(ref, lambda i: image_in_use(i, data_root), force=force)
+            for n in untagged:
+                print(f"Untagged: {n}")
+            for i in deleted:
+                print(f"Deleted: sha256:{i}")
+            return 0
+
+        worst = max(worst, guarded(body))
+    _exit(worst)
+
+
+@image_app.command("rm")
+def image_rm(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
+             force: Annotated[bool, typer.Option("-f", "--force", help="As 'pycontain rmi -f'.")] = False,
+             data_root: DataRoot = None) -> None:
+    """Remove images (as 'pycontain rmi')."""
+    rmi(refs, force=force, data_root=data_root)
+
+
+@image_app.command("prune")
+def image_prune(data_root: DataRoot = None) -> None:
+    """Delete layers that no image uses (left behind by interrupted imports)."""
+
+    def body() -> int:
+        for d in _store(data_root).prune_layers():
+            print(f"Deleted layer: sha256:{d}")
+        return 0
+
+    _exit(guarded(body))
+
+
+# -- inspect --------------------------------------------------------------------------------------
+@image_app.command("inspect")
+def image_inspect(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names or ids.")],
+                  data_root: DataRoot = None) -> None:
+    """Print images' details as JSON (an array, like 'docker image inspect')."""
+    found: list[dict] = []
+    worst = 0
+    for ref in refs:
+        def body(ref: str = ref) -> int:
+            found.append(_store(data_root).inspect(ref))
+            return 0
+
+        worst = max(worst, guarded(body))
+    print(json.dumps(found, indent=2))
+    _exit(worst)
+
+
+# -- export ---------------------------------------------------------------------------------------
+@image_app.command("export")
+def image_export(ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name or id.")],
+                 dest: Annotated[str, typer.Argument(metavar="DEST", help="A new directory (OCI layout) or file.")],
+                 fmt: Annotated[str, typer.Option("--format", help="oci (a layout directory) or oci-archive "
+                                                  "(a tar file).")] = "oci",
+                 data_root: DataRoot = None) -> None:
+    """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...)."""
+
+    def body() -> int:
+        from rootfs_builder.export import export_image
+
+        from ..errors import InvalidArgument
+
+        if fmt not in ("oci", "oci-archive"):
+            raise InvalidArgument(f"--format: unknown format {fmt!r} (oci or oci-archive)")
+        out = export_image(ref, dest, data_root, archive=fmt == "oci-archive")
+        print(f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} layer(s)")
+        return 0
+
+    _exit(guarded(body))

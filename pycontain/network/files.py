@@ -1,0 +1,97 @@
+"""A container's /etc/hosts, /etc/resolv.conf and /etc/hostname, kept in its state directory.
+
+The runtime bind-mounts them into the container, so they are rewritten *in place* (same inode: a
+rename would leave the container's mount on the old file) when members of a network come and go.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+HOSTS_HEADER = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+NAMES = ("hosts", "resolv.conf", "hostname")
+
+
+def _names(member: dict) -> list[str]:
+    out: list[str] = []
+    for n in (member.get("hostname"), member.get("container_name")):
+        if n and n not in out:
+            out.append(n)
+    return out
+
+
+def hosts(own: dict, members: list[dict]) -> str:
+    """The container's own names first, then every other member's, ordered by address."""
+    lines = [HOSTS_HEADER]
+    lines.append(f"{own['ip']}\t{' '.join(_names(own))}\n")
+    others = sorted((m for m in members if m["container_id"] != own["container_id"]),
+                    key=lambda m: ipaddress.IPv4Address(m["ip"]))
+    for m in others:
+        names = _names(m)
+        if names:
+            lines.append(f"{m['ip']}\t{' '.join(names)}\n")
+    return "".join(lines)
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def resolv_conf(source: str = "/etc/resolv.conf") -> str:
+    """The host's resolver configuration without loopback nameservers (which would be the container's own
+    lo). Behind systemd-resolved's stub (127.0.0.53), its list of real upstream servers is used instead."""
+    def read(path: str) -> list[str]:
+        try:
+            with open(path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    lines = read(source)
+    servers = [ln.split()[1] for ln in lines if ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1]
+    if servers and all(_is_loopback(s) for s in servers):
+        upstream = read("/run/systemd/resolve/resolv.conf")
+        if any(ln.split()[:1] == ["nameserver"] for ln in upstream):
+            lines = upstream
+    kept = []
+    for ln in lines:
+        words = ln.split()
+        if words[:1] == ["nameserver"] and len(words) > 1 and _is_loopback(words[1]):
+            continue
+        kept.append(ln)
+    return "\n".join(kept).strip("\n") + "\n" if kept else ""
+
+
+def write_in_place(path: str, data: str) -> None:
+    """Write ``data`` over the file at ``path`` keeping its inode (created if missing); readers never see
+    it empty: the new bytes go first, the tail is cut after."""
+    raw = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, raw, 0)
+        os.ftruncate(fd, len(raw))
+    finally:
+        os.close(fd)
+
+
+def remove(directory: str) -> None:
+    for n in NAMES:
+        try:
+            os.unlink(os.path.join(directory, n))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass

@@ -1,0 +1,67 @@
+"""Where networking keeps its records and what it names things: one place, overridable from the environment.
+
+Bridges, subnets and the nftables table are host-wide, so the registry of networks (definitions and
+address allocations) is too: every state root (``--root``) shares it, and two roots can never be handed
+the same address on the same bridge. Container-side files live in the container's own state directory.
+
+========================  ==================================  ============================================
+environment variable      default                             what
+========================  ==================================  ============================================
+PYCONTAIN_NETWORKS_DIR    ``$PYCONTAIN_DATA/networks``        one ``<network>.json`` per network + ``.lock``
+                          (``/var/lib/pycontain/networks``)
+PYCONTAIN_BRIDGE          ``pycontain0``                      the default network's bridge device
+PYCONTAIN_BRIDGE_SUBNET   10.88.0.0/16 (the next free one     the default network's subnet
+                          when a host route overlaps it)
+PYCONTAIN_NFT_TABLE       ``pycontain``                       pycontain's nftables table (family ``ip``)
+========================  ==================================  ============================================
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_NETWORK = "bridge"
+DEFAULT_STATE_ROOT = "/run/pycontain"  # pycontain.state.DEFAULT_ROOT, without importing it
+DEFAULT_SUBNET = "10.88.0.0/16"
+# Tried in order for the default network when 10.88.0.0/16 overlaps a host route or another network.
+DEFAULT_SUBNET_FALLBACKS = tuple(f"172.{n}.0.0/16" for n in range(20, 32))
+# User networks without --subnet get the first free /24 of these (podman's pool, then the next ones).
+USER_SUBNET_POOL = tuple(f"10.{a}.{b}.0/24" for a in range(89, 100) for b in range(256))
+RESERVED_NAMES = frozenset({"none", "host", "bridge", "default", "container"})
+VETH_PREFIX = "pcv"  # + the first 12 hex digits of the container id: 15 characters, the kernel's limit
+MTU = 1500
+
+
+def registry_dir() -> str:
+    d = os.environ.get("PYCONTAIN_NETWORKS_DIR")
+    if d:
+        return os.path.abspath(d)
+    return os.path.join(os.path.abspath(os.environ.get("PYCONTAIN_DATA") or "/var/lib/pycontain"), "networks")
+
+
+def default_bridge() -> str:
+    return os.environ.get("PYCONTAIN_BRIDGE") or "pycontain0"
+
+
+def configured_subnet() -> str | None:
+    return os.environ.get("PYCONTAIN_BRIDGE_SUBNET") or None
+
+
+def nft_table() -> str:
+    return os.environ.get("PYCONTAIN_NFT_TABLE") or "pycontain"
+
+
+def state_root(root: str | None) -> str:
+    return os.path.abspath(root or os.environ.get("PYCONTAIN_ROOT") or DEFAULT_STATE_ROOT)
+
+
+def netns_path(root: str, container_id: str) -> str:
+    return os.path.join(root, "netns", container_id)
+
+
+def files_dir(root: str, container_id: str) -> str:
+    return os.path.join(root, container_id, "net")
+
+
+def veth_name(container_id: str) -> str:
+    return VETH_PREFIX + container_id[:12]

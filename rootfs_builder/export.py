@@ -1,0 +1,158 @@
+"""Export a stored image as an OCI image layout directory or an oci-archive (``skopeo``/``podman load`` read both).
+
+Each layer directory is written back as a tar (sorted, so the same layer gives the same bytes) with
+overlayfs's whiteouts turned back into OCI's: a 0/0 character device ``NAME`` becomes ``.wh.NAME``, a
+directory with ``trusted.overlay.opaque=y`` gets a ``.wh..wh..opq`` entry. Layers are gzip-compressed.
+The config keeps everything of the imported one but ``rootfs.diff_ids``, which name the new tars.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+
+from pycontain.errors import AlreadyExists, InvalidArgument
+from rootfs_builder.store import Store
+
+_ALLOWED_XATTRS = ("user.", "security.capability")
+
+
+class _HashWriter:
+    def __init__(self, f) -> None:  # noqa: ANN001
+        self.f = f
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _layer_tar(layer: str, out) -> None:  # noqa: ANN001
+    """Write ``layer`` as an OCI layer tar to the stream ``out``."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        def add(path: str, arcname: str) -> None:
+            st = os.lstat(path)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                ti = tarfile.TarInfo(os.path.join(os.path.dirname(arcname), ".wh." + os.path.basename(arcname)))
+                ti.mtime = int(st.st_mtime)
+                tf.addfile(ti)
+                return
+            ti = tf.gettarinfo(path, arcname)
+            if ti is None:  # a socket: not part of an image
+                return
+            ti.uname = ti.gname = ""
+            for name in _xattrs(path):
+                if name.startswith(_ALLOWED_XATTRS):
+                    value = os.getxattr(path, name, follow_symlinks=False)
+                    ti.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+            if ti.isreg():
+                with open(path, "rb") as f:
+                    tf.addfile(ti, f)
+            else:
+                tf.addfile(ti)
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    opaque = os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+                except OSError:
+                    opaque = False
+                if opaque:
+                    wh = tarfile.TarInfo(os.path.join(arcname, ".wh..wh..opq") if arcname != "." else ".wh..wh..opq")
+                    wh.mtime = int(st.st_mtime)
+                    tf.addfile(wh)
+                for entry in sorted(os.listdir(path)):
+                    add(os.path.join(path, entry), entry if arcname == "." else f"{arcname}/{entry}")
+
+        add(layer, ".")
+
+
+def _xattrs(path: str) -> list[str]:
+    try:
+        return os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return []
+
+
+def export_image(ref: str, dest: str, data_root: str | None = None, *, archive: bool = False,
+                 tag: str | None = None) -> dict:
+    """Write image ``ref`` to ``dest`` (an OCI layout directory, or an oci-archive file with ``archive``).
+
+    Returns {"manifest": digest, "config": digest, "layers": [digests]}.
+    """
+    store = Store(data_root)
+    rec = store.get(ref)
+    if os.path.exists(dest) and (archive or os.listdir(dest)):
+        raise AlreadyExists(f"{dest} already exists: export to a new path")
+    with open(os.path.join(store.images_dir, rec["id"], "config.json"), "rb") as f:
+        config = json.loads(f.read())
+    found_as = store.find_name(store.load(), ref)[1]
+    ref_name = tag or found_as or (rec["names"][0] if rec["names"] else "latest")
+    parent = os.path.dirname(os.path.abspath(dest))
+    work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        blobs = os.path.join(work, "blobs", "sha256")
+        os.makedirs(blobs)
+        descs, diffs = [], []
+        for diff in rec["layers"]:
+            tmp = os.path.join(work, "layer.tmp")
+            with open(tmp, "wb") as raw:
+                packed = _HashWriter(raw)
+                with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
+                    plain = _HashWriter(gz)
+                    _layer_tar(store.layer_path(diff), plain)
+            digest = packed.hash.hexdigest()
+            os.rename(tmp, os.path.join(blobs, digest))
+            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{digest}",
+                          "size": packed.size})
+            diffs.append(f"sha256:{plain.hash.hexdigest()}")
+        config.setdefault("rootfs", {})["type"] = "layers"
+        config["rootfs"]["diff_ids"] = diffs
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": f"sha256:{_put(blobs, config_bytes)}", "size": len(config_bytes)},
+                    "layers": descs}
+        manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+        m_digest = _put(blobs, manifest_bytes)
+        index = {"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f"sha256:{m_digest}",
+            "size": len(manifest_bytes), "annotations": {"org.opencontainers.image.ref.name": ref_name}}]}
+        with open(os.path.join(work, "index.json"), "w") as f:
+            json.dump(index, f)
+        with open(os.path.join(work, "oci-layout"), "w") as f:
+            json.dump({"imageLayoutVersion": "1.0.0"}, f)
+        if archive:
+            tmp_archive = os.path.join(work, "archive.tar")
+            with tarfile.open(tmp_archive, "w", format=tarfile.PAX_FORMAT) as tf:
+                for name in ("oci-layout", "index.json", "blobs"):
+                    tf.add(os.path.join(work, name), arcname=name)
+            os.rename(tmp_archive, dest)
+        else:
+            if os.path.isdir(dest):
+                os.rmdir(dest)
+            os.rename(work, dest)
+            work = None
+    except OSError as e:
+        raise InvalidArgument(f"cannot export to {dest}: {e.strerror or e}") from None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    return {"manifest": m_digest, "config": manifest["config"]["digest"][7:],
+            "layers": [d["digest"][7:] for d in descs]}
+
+
+def _put(blobs: str, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, digest), "wb") as f:
+        f.write(data)
+    return digest

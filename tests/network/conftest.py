@@ -1,0 +1,269 @@
+"""Fixtures for the networking tests: a private registry, bridge name and nftables table for the session,
+fake containers, and snapshots of everything networking could leak.
+
+Traffic stays on the host: only loopback and the namespaces these tests create are ever addressed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NSHELPER = os.path.join(HERE, "nshelper.py")
+TEST_BRIDGE = "pyctest0"
+TEST_TABLE = "pycontain_test"
+
+
+def _usable() -> str | None:
+    if os.geteuid() != 0:
+        return "networking needs root"
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return "pyroute2 is not installed"
+    if not (shutil.which("nft") or os.path.exists("/usr/sbin/nft")):
+        return "nftables is not installed (apt-get install nftables)"
+    return None
+
+
+SKIP_REASON = _usable()
+needs_net = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def net_env():
+    """A registry, default bridge and nft table of the tests' own, so a real pycontain on this host is left
+    alone; at the end, whatever the tests made is removed, even after failures."""
+    if SKIP_REASON is not None:
+        yield None
+        return
+    registry = tempfile.mkdtemp(prefix="pycontain-netreg-")
+    saved = {k: os.environ.get(k) for k in ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")}
+    os.environ.update(PYCONTAIN_NETWORKS_DIR=registry, PYCONTAIN_BRIDGE=TEST_BRIDGE, PYCONTAIN_NFT_TABLE=TEST_TABLE)
+    try:
+        yield registry
+    finally:
+        _teardown(registry)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _teardown(registry: str) -> None:
+    from pyroute2 import IPRoute
+
+    from pycontain.network import ipam, netns, nft
+
+    nets = ipam.Registry(registry).all()
+    with IPRoute() as ipr:
+        for net in nets:
+            for m in net["members"].values():
+                for idx in ipr.link_lookup(ifname=m["veth_host"]):
+                    ipr.link("del", index=idx)
+                netns.remove(m["netns_path"])
+        for name in {TEST_BRIDGE} | {n["bridge"] for n in nets}:
+            for idx in ipr.link_lookup(ifname=name):
+                ipr.link("del", index=idx)
+    try:
+        nft.delete_table(TEST_TABLE)
+    except Exception:  # noqa: BLE001 - best effort at the end of the session
+        pass
+    shutil.rmtree(registry, ignore_errors=True)
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+class Fakes:
+    """Fake containers: a state directory and an attach(); all detached (and their dirs removed) at the end."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.made: list[str] = []
+
+    def new(self, network: str = "bridge", name: str | None = None, **kw: object):  # noqa: ANN201 - NetInfo
+        from pycontain import network as net
+
+        cid = new_id()
+        os.makedirs(os.path.join(self.root, cid))
+        self.made.append(cid)
+        return net.attach(cid, network, container_name=name or f"c{cid[:6]}", state_root=self.root, **kw)
+
+    def dir(self) -> str:
+        cid = new_id()
+        os.makedirs(os.path.join(self.root, cid))
+        self.made.append(cid)
+        return cid
+
+    def cleanup(self) -> None:
+        from pycontain import network as net
+
+        for cid in self.made:
+            try:
+                net.detach(cid, None, self.root)
+            finally:
+                shutil.rmtree(os.path.join(self.root, cid), ignore_errors=True)
+
+
+@pytest.fixture
+def fakes(state_root):
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON)
+    os.makedirs(state_root, exist_ok=True)
+    f = Fakes(state_root)
+    yield f
+    f.cleanup()
+
+
+@pytest.fixture
+def network_name(net_env):
+    """A fresh user network's name; removed after the test."""
+    made: list[str] = []
+
+    def make(subnet: str | None = None, internal: bool = False) -> str:
+        from pycontain import network as net
+
+        name = f"t{os.urandom(3).hex()}"
+        net.create_network(name, subnet=subnet, internal=internal)
+        made.append(name)
+        return name
+
+    yield make
+    from pycontain import network as net
+
+    for name in made:
+        try:
+            net.remove_network(name)
+        except Exception:  # noqa: BLE001 - a failed test may leave members; the session teardown cleans up
+            pass
+
+
+# -- fake containers' processes ---------------------------------------------------------------------------
+def helper(netns: str, *args: str, hosts: str | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    argv = [sys.executable, NSHELPER, netns, *(["--hosts", hosts] if hosts else []), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+class Server:
+    """A TCP server inside a namespace that answers every connection with its tag."""
+
+    def __init__(self, netns: str, port: int, tag: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, NSHELPER, netns, "serve", str(port), tag],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.stop()
+            raise AssertionError(f"server did not start: {line!r} {self.proc.stderr.read()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def servers():
+    made: list[Server] = []
+
+    def start(netns: str, port: int, tag: str) -> Server:
+        s = Server(netns, port, tag)
+        made.append(s)
+        return s
+
+    yield start
+    for s in made:
+        s.stop()
+
+
+def connect(netns: str, host: str, port: int, hosts: str | None = None, timeout: float = 3) -> tuple[bool, str]:
+    p = helper(netns, "connect", host, str(port), str(timeout), hosts=hosts)
+    return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports no process listens on (each held bound until all are chosen)."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("0.0.0.0", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+# -- leak snapshots ---------------------------------------------------------------------------------------
+def _strip_handles(obj):  # noqa: ANN001, ANN202
+    if isinstance(obj, dict):
+        return {k: _strip_handles(v) for k, v in obj.items() if k != "handle"}
+    if isinstance(obj, list):
+        return [_strip_handles(v) for v in obj]
+    return obj
+
+
+def _json(argv: list[str]) -> object:
+    p = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return json.loads(p.stdout or "null")
+
+
+def _ours(name: str | None) -> bool:
+    """Devices pycontain makes: containers' veths, user networks' bridges, the tests' default bridge."""
+    return bool(name) and (name.startswith(("pcv", "pcn-")) or name == TEST_BRIDGE)
+
+
+def snapshot(state_root: str) -> dict:
+    """Everything attach could leave behind: links, addresses, routes, the nft table (without handles),
+    namespace mounts, allocations and namespace files. Limited to what pycontain makes (its device names,
+    its table, nsfs mounts and the state root), so other work on the host cannot disturb the comparison."""
+    from conftest import mountinfo
+
+    from pycontain.network import ipam
+
+    links = sorted(link["ifname"] for link in _json(["ip", "-j", "link"]) if _ours(link["ifname"]))
+    addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in _json(["ip", "-j", "addr"]) if _ours(a["ifname"])
+                   for i in a.get("addr_info", []) if not i["local"].startswith("fe80"))
+    # A bridge's carrier (the "linkdown" flag of its routes) follows its ports with a delay: not a leak.
+    routes = sorted(json.dumps({k: v for k, v in r.items() if k != "flags"}, sort_keys=True)
+                    for r in _json(["ip", "-j", "-4", "route", "show", "table", "all"]) if _ours(r.get("dev")))
+    table = subprocess.run(["nft", "-j", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True)
+    ruleset = _strip_handles(json.loads(table.stdout)) if table.returncode == 0 else None
+    mounts = [m for m in mountinfo() if "nsfs" in m or state_root in m]
+    members = {n["name"]: sorted(n["members"]) for n in ipam.Registry().all()}
+    nsdir = os.path.join(state_root, "netns")
+    return {"links": links, "addrs": addrs, "routes": routes, "nft": ruleset, "mounts": mounts,
+            "members": members, "netns": sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []}
+
+
+def assert_same(before: dict, after: dict) -> None:
+    for key in before:
+        assert before[key] == after[key], f"{key} leaked: before {before[key]!r}\nafter {after[key]!r}"
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

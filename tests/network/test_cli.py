@@ -1,0 +1,196 @@
+"""The command line: ``pycontain network ...`` and ``pycontain run --network/-p``.
+
+``network`` commands are run through a prelude that imports ``pycontain.cli.network_cmds`` (which registers
+them), so these tests work before and after cli/app.py imports it. ``run --network`` tests skip until
+``pycontain run --help`` shows ``--network``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pycontain import network
+
+from .conftest import assert_same, free_ports, needs_net, snapshot
+
+pytestmark = needs_net
+
+PRELUDE = "import sys; import pycontain.cli.network_cmds; from pycontain.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def net_cli(pyc, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    return subprocess.run([sys.executable, "-c", PRELUDE, "--root", pyc.root, "network", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_network_commands(pyc):
+    name = f"cli{os.urandom(3).hex()}"
+    p = net_cli(pyc, "create", name, "--subnet", "10.233.1.0/24")
+    assert p.returncode == 0 and p.stdout.strip() == name, p.stderr
+    try:
+        p = net_cli(pyc, "ls")
+        assert p.returncode == 0
+        assert p.stdout.splitlines()[0].split()[:3] == ["NETWORK", "ID", "NAME"]
+        row = next(line.split() for line in p.stdout.splitlines() if f" {name} " in line)
+        assert row[2:6] == [f"pcn-{name}", "10.233.1.0/24", "10.233.1.1", "no"]
+        assert name in net_cli(pyc, "ls", "-q").stdout.split()
+        assert {n["name"] for n in json.loads(net_cli(pyc, "ls", "--json").stdout)} >= {"bridge", name}
+        info = json.loads(net_cli(pyc, "inspect", name).stdout)[0]
+        assert info["subnet"] == "10.233.1.0/24" and info["members"] == {}
+        p = net_cli(pyc, "create", name)
+        assert p.returncode == 125 and p.stderr.strip() == f"pycontain: network {name!r} already exists " \
+            f"(see 'pycontain network inspect {name}')"
+        p = net_cli(pyc, "create", "other", "--subnet", "10.233.1.0/25")
+        assert p.returncode == 125 and "overlaps network" in p.stderr and len(p.stderr.splitlines()) == 1
+        p = net_cli(pyc, "create", "other", "--subnet", "banana")
+        assert p.returncode == 125 and "invalid subnet 'banana'" in p.stderr
+        p = net_cli(pyc, "inspect", "nope")
+        assert p.returncode == 125 and "no such network: 'nope'" in p.stderr
+    finally:
+        p = net_cli(pyc, "rm", name)
+    assert p.returncode == 0 and p.stdout.strip() == name, p.stderr
+    p = net_cli(pyc, "rm", name, "bridge")
+    assert p.returncode == 125 and "no such network" in p.stderr and "default network" in p.stderr
+    assert net_cli(pyc, "gc").returncode == 0
+
+
+def test_network_rm_in_use(pyc, fakes, network_name):
+    name = network_name()
+    fakes.new(name, name="holder")
+    p = net_cli(pyc, "rm", name)
+    assert p.returncode == 125
+    assert p.stderr == f"pycontain: network {name!r} is in use by container(s) holder: remove them first " \
+                       "('pycontain rm -f ...')\n"
+
+
+# -- pycontain run --network (once the runtime is wired to pycontain.network) ---------------------------
+def _run_has_network() -> bool:
+    if os.geteuid() != 0:
+        return False
+    p = subprocess.run([sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True,
+                       timeout=60)
+    return "--network" in p.stdout
+
+
+wired = pytest.mark.skipif(not _run_has_network(), reason="'pycontain run' has no --network option yet")
+HTTPD = "mkdir -p /tmp/w && echo hello-$(hostname) > /tmp/w/index.html && exec httpd -f -p 80 -h /tmp/w"
+
+
+def http_get(host: str, timeout: int = 3) -> list[str]:
+    """A container command that fetches http://HOST/ with busybox nc (its wget crashes in the default rootfs)."""
+    return ["sh", "-c", f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w {timeout} {host} 80']
+
+
+def _ifaces(text: str) -> list[str]:
+    """Interface names from /proc/net/dev."""
+    return sorted(line.split(":")[0].strip() for line in text.splitlines() if ":" in line)
+
+
+def _member_ip(net: str, container_name: str) -> str:
+    info = network.inspect_network(net)
+    return next(m["ip"] for m in info["members"].values() if m["container_name"] == container_name)
+
+
+def _retry(fn, timeout: float = 10.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while True:
+        p = fn()
+        if p.returncode == 0 or time.monotonic() > deadline:
+            return p
+        time.sleep(0.2)
+
+
+@wired
+def test_run_network_none_has_only_lo(pyc):
+    p = pyc("run", "--rm", "--network", "none", "default", "--", "cat", "/proc/net/dev", check=True)
+    assert _ifaces(p.stdout) == ["lo"]
+
+
+@wired
+def test_run_default_bridge(pyc):
+    p = pyc("run", "--rm", "--network", "bridge", "-h", "box", "default", "--", "sh", "-c",
+            "cat /proc/net/dev; ip route; cat /etc/hostname; grep -c box /etc/hosts", check=True)
+    assert _ifaces(p.stdout) == ["eth0", "lo"]
+    assert "default via " in p.stdout and "box\n" in p.stdout
+
+
+@wired
+def test_run_containers_talk_by_name_and_networks_are_isolated(pyc, network_name):
+    n1, n2 = network_name(), network_name()
+    pyc("run", "-d", "--name", "web", "--network", n1, "-h", "web", "default", "--", "sh", "-c", HTTPD, check=True)
+    p = _retry(lambda: pyc("run", "--rm", "--network", n1, "default", "--", *http_get("web")))
+    assert p.returncode == 0 and p.stdout.endswith("\n\nhello-web\n"), p.stdout + p.stderr
+    ip = _member_ip(n1, "web")
+    assert "hello-web" in pyc("run", "--rm", "--network", n1, "default", "--", *http_get(ip)).stdout
+    for other in (n2, "bridge"):
+        p = pyc("run", "--rm", "--network", other, "default", "--", *http_get(ip, timeout=2))
+        assert "hello-web" not in p.stdout
+
+
+@wired
+def test_run_published_port_answers_on_host_loopback(pyc):
+    port, port2 = free_ports(2)
+    pyc("run", "-d", "--name", "pub", "-h", "pub", "--network", "bridge", "-p", f"127.0.0.1:{port}:80",
+        "--publish", f"{port2}:80",
+        "default", "--", "sh", "-c", HTTPD, check=True)
+    for p in (port, port2):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}/", timeout=3) as r:
+                    assert r.read() == b"hello-pub\n"
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    q = pyc("run", "--rm", "--network", "bridge", "-p", f"{port}:81", "default", "--", "true")
+    assert q.returncode == 125 and "already published by container pub" in q.stderr
+    pyc("rm", "-f", "pub", check=True)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+@wired
+def test_run_network_container_shares_interfaces(pyc):
+    pyc("run", "-d", "--name", "first", "--network", "bridge", "default", "--", "sleep", "60", check=True)
+    own = pyc("exec", "first", "--", "ip", "-o", "-4", "addr", check=True).stdout
+    p = pyc("run", "--rm", "--network", "container:first", "default", "--", "ip", "-o", "-4", "addr", check=True)
+    assert p.stdout == own and "eth0" in own
+
+
+@wired
+@pytest.mark.parametrize(("args", "message"), [
+    (["--network", "nope"], "no such network: 'nope'"),
+    (["--network", "container:"], "invalid --network"),
+    (["--network", "a/b"], "invalid --network"),
+    (["--network", "bridge", "-p", "80"], "invalid --publish"),
+    (["--network", "bridge", "-p", "99999:80"], "invalid --publish"),
+])
+def test_run_bad_network_options(pyc, args, message):
+    p = pyc("run", "--rm", *args, "default", "--", "true")
+    assert p.returncode == 125 and message in p.stderr and len(p.stderr.splitlines()) == 1
+    assert pyc.ids() == []
+
+
+@wired
+def test_run_cycles_and_concurrent_runs_leave_nothing(pyc, network_name, state_root):
+    net = network_name()
+    pyc("run", "--rm", "--network", net, "default", "--", "true", check=True)  # the bridge exists from here on
+    before = snapshot(state_root)
+    for i in range(100):
+        pyc("run", "--rm", "--network", net, *(["-p", f"{free_ports(1)[0]}:80"] if i % 10 == 0 else []),
+            "default", "--", "true", check=True)
+    procs = [pyc.popen("run", "--rm", "--network", net, "default", "--", "true") for _ in range(20)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert pyc.ids() == []
+    assert_same(before, snapshot(state_root))
