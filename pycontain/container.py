@@ -362,7 +362,8 @@ class Container:
         if stdio is None:
             stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
         return process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
-                               cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio)
+                               cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio,
+                               cfg.get("security"))
 
     # -- reporting -------------------------------------------------------------------------
     def inspect(self) -> dict:

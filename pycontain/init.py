@@ -14,7 +14,8 @@ import os
 from . import libc
 
 
-def run_as_pid1(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int) -> None:
+def run_as_pid1(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int,
+                sec=None) -> None:  # noqa: ANN001 - security.Prepared
     from .process import _child, finish_and_exec
 
     libc.set_dumpable(False)  # it keeps the host's interpreter mapped: no /proc/1/exe for the container
@@ -25,7 +26,7 @@ def run_as_pid1(args: list[str], env: dict[str, str], cwd: str, user: str | None
                 signal.signal(sig, signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
-        _child(errw, lambda: finish_and_exec(args, env, cwd, user, errw))
+        _child(errw, lambda: finish_and_exec(args, env, cwd, user, errw, sec=sec))
     os.close(errw)
 
     def forward(signum: int, _frame: object) -> None:

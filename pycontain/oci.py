@@ -46,7 +46,8 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
         interactive=True, name=container_id, resources=resources, namespaces=spec.namespaces, overlay=False,
         oci_mounts=True, devices=[_device(d) for d in spec.devices], extra_gids=p.additional_gids,
         umask=p.umask, oom_score_adj=p.oom_score_adj, domainname=spec.domainname, sysctl=spec.sysctl,
-        masked_paths=spec.masked_paths, readonly_paths=spec.readonly_paths, security=security,
+        # A bundle that lists no masked or read-only paths gets none (runc's behaviour), not docker's defaults.
+        masked_paths=spec.masked_paths or [], readonly_paths=spec.readonly_paths or [], security=security,
         hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items()} or None, cgroup_path=cgroup_path,
         rootfs_propagation=spec.rootfs_propagation, no_pivot=no_pivot, console_size=p.console_size,
         bundle=bundle, annotations=spec.annotations)

@@ -23,7 +23,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import libc, rootfs, users
+from . import libc, rootfs, security, users
 from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
@@ -141,9 +141,18 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     raise ExecFailed(f"executable file not found in $PATH: {name!r} (PATH={env.get('PATH', '')})", EXIT_NOT_FOUND)
 
 
+def prepare_security(security_dict: dict | None) -> security.Prepared:
+    """In the parent, before the fork: capability sets, rlimits and the compiled seccomp filter, so the
+    child only makes system calls (a docker-style container without options gets docker's defaults)."""
+    opts = security.SecurityOptions.from_dict(security_dict) if security_dict else None
+    return security.prepare(opts)
+
+
 def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int,
-                    extra_gids: list[int] | None = None, umask: int | None = None) -> None:
-    """The last steps of any container process: user, working directory, fds, then execve."""
+                    extra_gids: list[int] | None = None, umask: int | None = None,
+                    sec: security.Prepared | None = None) -> None:
+    """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
+    and seccomp (the very last step), then execve."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -159,13 +168,22 @@ def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | 
     # A working directory inherited through a leaked host fd shows up as "(unreachable)" (CVE-2024-21626).
     if not os.getcwd().startswith("/"):
         raise PycontainError(f"working directory {cwd!r} is outside the container")
+    if sec is not None:
+        security.before_setuid(sec)
     os.setgroups(u.groups)
     os.setgid(u.gid)
     os.setuid(u.uid)
+    if sec is not None:
+        security.after_setuid(sec, u.uid)
     # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec.
     os.closerange(3, errw)
     os.closerange(errw + 1, 65536)
     path = _find_executable(args[0], env)
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    if sec is not None:
+        security.last(sec)
     try:
         os.execve(path, args, env)
     except FileNotFoundError:
@@ -352,6 +370,8 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     plan = NsPlan(config.namespaces)
     env = merge_env([f"PATH={DEFAULT_PATH}"] + ([f"HOSTNAME={config.hostname}"] if config.hostname else [])
                     + (["TERM=xterm"] if stdio.tty else []), config.env)
+    sec = prepare_security(config.security)
+    privileged = bool(config.security and config.security.get("privileged"))
     join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
@@ -398,6 +418,8 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 libc.interface_up("lo")
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
             rootfs.build(config, container_dir)
+            if not privileged:
+                security.mask_paths(config.masked_paths, config.readonly_paths)
             if os.read(gor, 1) != b"G":
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
             os.close(gor)
@@ -413,9 +435,10 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 os.close(fd)
                 os.close(fifo_fd)
             if config.init:
-                init.run_as_pid1(config.args, env, config.cwd, config.user, errw)
+                init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
             else:
-                finish_and_exec(config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask)
+                finish_and_exec(config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask,
+                                sec)
 
         _child(errw, body)
     for fd, _ in join_fds:
@@ -442,8 +465,10 @@ def _reap_failed(pid: int) -> None:
 
 
 def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, str], cwd: str,
-            user: str | None, stdio: Stdio) -> Child:
-    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``."""
+            user: str | None, stdio: Stdio, security_dict: dict | None = None) -> Child:
+    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
+    capabilities, rlimits, no_new_privs and seccomp filter."""
+    sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
         for name in ("pid", *(n for n, _ in _JOIN_ORDER)):
@@ -477,7 +502,7 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
                         libc.setns(ns_fds[name], flag)
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
-                finish_and_exec(args, env, cwd, user, errw)
+                finish_and_exec(args, env, cwd, user, errw, sec=sec)
 
             _child(errw, body)
     finally:

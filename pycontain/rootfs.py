@@ -270,7 +270,7 @@ def build(config, container_dir: str) -> None:  # noqa: ANN001 - ContainerConfig
         libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
     if config.readonly:
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
-    if not config.oci_mounts:
+    if not config.oci_mounts and not (config.security or {}).get("privileged"):
         # /proc is read-only once set up: only through the container's own mount of it could a process
         # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
         libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)

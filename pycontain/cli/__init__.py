@@ -130,13 +130,19 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         from ..cgroups.resources import Resources
 
         resources = Resources.from_options(**given).to_dict()
+    security = None
+    if values["cap_add"] or values["cap_drop"] or values["privileged"] or values["security_opt"] or values["ulimit"]:
+        from ..security import SecurityOptions
+
+        security = SecurityOptions.from_cli(values["cap_add"], values["cap_drop"], values["privileged"],
+                                            values["security_opt"], values["ulimit"]).to_dict()
     config = api.make_config(
         rootfs, args, name=values["name"], env=values["env"], env_files=values["env_file"],
         workdir=values["workdir"] or "/", user=values["user"], hostname=values["hostname"],
         volumes=values["volume"], tmpfs=values["tmpfs"], read_only=values["read_only"], tty=values["tty"],
         interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
         resources=resources, cgroup_parent=values["cgroup_parent"],
-        cgroup_manager=values["cgroup_manager"] or "auto")
+        cgroup_manager=values["cgroup_manager"] or "auto", security=security)
     if config.detach:
         from ..container import Container
 

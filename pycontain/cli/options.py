@@ -39,6 +39,14 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
     Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
+    # Security: docker's flags.
+    Opt(("--cap-add",), "cap_add", MULTI, "Add a Linux capability (e.g. NET_ADMIN, or ALL).", "CAP"),
+    Opt(("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (e.g. NET_RAW, or ALL).", "CAP"),
+    Opt(("--privileged",), "privileged", FLAG, "Give the container every capability, no seccomp filter and no "
+        "masked paths."),
+    Opt(("--security-opt",), "security_opt", MULTI, "no-new-privileges[=false], seccomp=unconfined or "
+        "seccomp=PROFILE.json.", "OPT"),
+    Opt(("--ulimit",), "ulimit", MULTI, "Resource limit, e.g. nofile=1024:2048 or nproc=64.", "NAME=SOFT[:HARD]"),
     # Resources: docker's names and units.
     Opt(("-m", "--memory"), "memory", VALUE, "Memory limit (e.g. 512m, 1g).", "SIZE"),
     Opt(("--memory-swap",), "memory_swap", VALUE, "Memory plus swap limit; -1 for unlimited swap.", "SIZE"),
