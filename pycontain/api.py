@@ -28,14 +28,15 @@ def make_config(image: str, args: list[str], *, name: str | None = None, env: li
                 read_only: bool = False, tty: bool = False, interactive: bool = False, init: bool = False,
                 auto_remove: bool = False, detach: bool = False, resources: dict | None = None,
                 cgroup_parent: str | None = None, cgroup_manager: str = "auto",
-                security: dict | None = None) -> ContainerConfig:
+                security: dict | None = None, network: str | None = None,
+                publish: list[str] | None = None) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...)."""
     mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
     cfg = ContainerConfig(resolve_rootfs(image), args, image=image, env=parse_env(env or [], env_files),
                           cwd=workdir, user=user, hostname=hostname, mounts=mounts, readonly=read_only, tty=tty,
                           interactive=interactive, init=init, auto_remove=auto_remove, detach=detach, name=name,
                           resources=resources, cgroup_parent=cgroup_parent, cgroup_manager=cgroup_manager,
-                          security=security)
+                          security=security, network=network, publish=publish)
     cfg.validate()
     return cfg
 

@@ -78,7 +78,7 @@ class ContainerConfig:
                  "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
                  "cgroup_manager", "namespaces", "overlay", "oci_mounts", "devices", "extra_gids", "umask",
                  "oom_score_adj", "domainname", "sysctl", "masked_paths", "readonly_paths", "security", "hooks",
-                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations")
+                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish")
 
     def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
                  cwd: str = "/", user: str | None = None, hostname: str | None = None,
@@ -93,7 +93,8 @@ class ContainerConfig:
                  readonly_paths: list[str] | None = None, security: dict | None = None,
                  hooks: dict | None = None, cgroup_path: str | None = None, rootfs_propagation: str | None = None,
                  no_pivot: bool = False, console_size: list[int] | None = None, bundle: str = "",
-                 annotations: dict[str, str] | None = None) -> None:
+                 annotations: dict[str, str] | None = None, network: str | None = None,
+                 publish: list[str] | None = None) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -132,6 +133,8 @@ class ContainerConfig:
         self.console_size = console_size
         self.bundle = bundle
         self.annotations = dict(annotations or {})
+        self.network = network  # None: the namespaces say it all (docker-style default: a new one, only lo)
+        self.publish = list(publish or [])
 
     def validate(self) -> None:
         if not self.args:
@@ -152,6 +155,14 @@ class ContainerConfig:
             raise InvalidArgument("a container needs its own mount namespace (add one to linux.namespaces)")
         if self.hostname and "uts" not in self.namespaces:
             raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
+        if self.network is not None or self.publish:
+            from . import network
+
+            mode, _ = network.resolve_mode(self.network or "none")
+            for p in self.publish:
+                network.parse_publish(p)
+            if self.publish and mode != "bridge":
+                raise InvalidArgument("-p/--publish needs a bridge network: add --network bridge (or a network's name)")
         if self.detach and self.tty:
             raise InvalidArgument("-d and -t cannot be combined: a detached container keeps no process to "
                                   "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it")

@@ -158,10 +158,12 @@ class Container:
             if wait_for_start:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+            self._setup_network(config)
             child = process.start_container(config, self.dir, cg.procs_files(), stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
             self._destroy_resources(cg)
+            self._teardown_network()
             store.remove(cid)
             raise
         state.pid = child.pid
@@ -174,6 +176,46 @@ class Container:
             state.started = time.time()
         store.save(state)
         return self, child
+
+    def _setup_network(self, config) -> None:  # noqa: ANN001
+        """--network: bridge networks get a namespace made and wired before the process starts (joined by
+        path), host shares ours, container:X joins X's; none (the default) keeps the new namespace with lo."""
+        if config.network in (None, "none"):
+            return
+        from . import network
+        from .config import Mount
+
+        mode, arg = network.resolve_mode(config.network)
+        if mode == "host":
+            config.namespaces.pop("network", None)
+            return
+        if mode == "container":
+            other = Container.get(arg, self.store.root)
+            if not other.running():
+                raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
+            info = other.state.config.get("net_info")
+            config.namespaces["network"] = info["netns_path"] if info else f"/proc/{other.pid}/ns/net"
+            files_dir = info["files_dir"] if info else None
+        else:
+            info = network.attach(self.id, arg, container_name=self.name, publish=config.publish,
+                                  hostname=config.hostname, state_root=self.store.root)
+            # Saved before the process starts: 'rm -f' after a crash finds what to undo.
+            self.state.config["net_info"] = info.to_dict()
+            self.store.save(self.state)
+            config.namespaces["network"] = info.netns_path
+            files_dir = info.files_dir
+            info = info.to_dict()
+        if files_dir:
+            for name in ("hosts", "resolv.conf", "hostname"):
+                config.mounts.append(Mount("bind", "/etc/" + name, source=os.path.join(files_dir, name)))
+
+    def _teardown_network(self) -> None:
+        cfg = self.state.config or {}
+        if cfg.get("net_info") or (cfg.get("network") not in (None, "none", "host")
+                                   and not str(cfg.get("network")).startswith("container:")):
+            from . import network
+
+            network.detach(self.id, cfg.get("net_info"), self.store.root)
 
     def start(self) -> None:
         """Let a created container's process exec its command (OCI start)."""
@@ -313,6 +355,7 @@ class Container:
                 self._kill_everything(cg)
             if cg is not None:
                 cg.destroy()
+            self._teardown_network()
             self.store.remove(self.id)
 
     def _kill_everything(self, cg) -> None:  # noqa: ANN001

@@ -142,7 +142,8 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         volumes=values["volume"], tmpfs=values["tmpfs"], read_only=values["read_only"], tty=values["tty"],
         interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
         resources=resources, cgroup_parent=values["cgroup_parent"],
-        cgroup_manager=values["cgroup_manager"] or "auto", security=security)
+        cgroup_manager=values["cgroup_manager"] or "auto", security=security, network=values["network"],
+        publish=values["publish"])
     if config.detach:
         from ..container import Container
 

@@ -39,6 +39,10 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
     Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
+    Opt(("--network", "--net"), "network", VALUE, "Network: none (default: only lo), host, bridge, "
+        "container:NAME|ID, or a network made with 'pycontain network create'.", "NETWORK"),
+    Opt(("-p", "--publish"), "publish", MULTI, "Publish a container port on the host (bridge networks): "
+        "HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.", "PORTS"),
     # Security: docker's flags.
     Opt(("--cap-add",), "cap_add", MULTI, "Add a Linux capability (e.g. NET_ADMIN, or ALL).", "CAP"),
     Opt(("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (e.g. NET_RAW, or ALL).", "CAP"),
