@@ -16,24 +16,35 @@ from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
 from .container import Container
 
 
-def resolve_rootfs(image: str, data_root: str | None = None) -> str:
+def resolve_image(image: str, data_root: str | None = None):  # noqa: ANN201 - rootfs_builder.ImageRef
+    """``default``, a root filesystem directory, or an image of the local store → its layers and config."""
     import rootfs_builder
 
-    return rootfs_builder.resolve(image, data_root)
+    return rootfs_builder.resolve_image(image, data_root)
 
 
 def make_config(image: str, args: list[str], *, name: str | None = None, env: list[str] | None = None,
-                env_files: list[str] | None = None, workdir: str = "/", user: str | None = None,
+                env_files: list[str] | None = None, workdir: str | None = None, user: str | None = None,
                 hostname: str | None = None, volumes: list[str] | None = None, tmpfs: list[str] | None = None,
                 read_only: bool = False, tty: bool = False, interactive: bool = False, init: bool = False,
                 auto_remove: bool = False, detach: bool = False, resources: dict | None = None,
                 cgroup_parent: str | None = None, cgroup_manager: str = "auto",
                 security: dict | None = None, network: str | None = None,
                 publish: list[str] | None = None) -> ContainerConfig:
-    """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...)."""
+    """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
+
+    An image's own config supplies the defaults, with docker's rules: the command runs after the
+    image's Entrypoint and replaces its Cmd; its Env comes before ours; WorkingDir and User apply
+    unless given here.
+    """
     mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
-    cfg = ContainerConfig(resolve_rootfs(image), args, image=image, env=parse_env(env or [], env_files),
-                          cwd=workdir, user=user, hostname=hostname, mounts=mounts, readonly=read_only, tty=tty,
+    ref = resolve_image(image)
+    ic = ref.config or {}
+    args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    cfg = ContainerConfig(ref.layers[-1], args, image=image, env=list(ic.get("Env") or []) +
+                          parse_env(env or [], env_files), cwd=workdir or ic.get("WorkingDir") or "/",
+                          user=user or ic.get("User") or None, hostname=hostname, mounts=mounts, readonly=read_only,
+                          tty=tty, layers=ref.layers, image_id=ref.id,
                           interactive=interactive, init=init, auto_remove=auto_remove, detach=detach, name=name,
                           resources=resources, cgroup_parent=cgroup_parent, cgroup_manager=cgroup_manager,
                           security=security, network=network, publish=publish)

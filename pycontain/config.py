@@ -78,7 +78,7 @@ class ContainerConfig:
                  "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
                  "cgroup_manager", "namespaces", "overlay", "oci_mounts", "devices", "extra_gids", "umask",
                  "oom_score_adj", "domainname", "sysctl", "masked_paths", "readonly_paths", "security", "hooks",
-                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish")
+                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish", "layers", "image_id")
 
     def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
                  cwd: str = "/", user: str | None = None, hostname: str | None = None,
@@ -94,7 +94,8 @@ class ContainerConfig:
                  hooks: dict | None = None, cgroup_path: str | None = None, rootfs_propagation: str | None = None,
                  no_pivot: bool = False, console_size: list[int] | None = None, bundle: str = "",
                  annotations: dict[str, str] | None = None, network: str | None = None,
-                 publish: list[str] | None = None) -> None:
+                 publish: list[str] | None = None, layers: list[str] | None = None,
+                 image_id: str = "") -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -135,6 +136,9 @@ class ContainerConfig:
         self.annotations = dict(annotations or {})
         self.network = network  # None: the namespaces say it all (docker-style default: a new one, only lo)
         self.publish = list(publish or [])
+        # An image's layers, lowest first (the overlay's lower directories); [rootfs] when it is one directory.
+        self.layers = list(layers or [rootfs])
+        self.image_id = image_id
 
     def validate(self) -> None:
         if not self.args:

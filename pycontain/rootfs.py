@@ -68,16 +68,18 @@ def _escape_overlay(path: str) -> str:
     return path
 
 
-def mount_overlay(lower: str, container_dir: str) -> str:
-    """Mount the root filesystem read-only under a writable layer kept in the container's directory."""
+def mount_overlay(layers: list[str], container_dir: str) -> str:
+    """Mount the image's layers (lowest first) read-only under a writable layer kept in the container's
+    directory: copy-on-write, so one image serves many containers."""
     upper, work, merged = (os.path.join(container_dir, d) for d in ("upper", "work", "merged"))
     for d in (upper, work, merged):
         _mkdirs(d)
-    data = f"lowerdir={_escape_overlay(lower)},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
+    lower = ":".join(_escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
+    data = f"lowerdir={lower},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
     try:
         libc.mount("overlay", merged, "overlay", 0, data)
     except OSError as e:
-        raise PycontainError(f"cannot mount the root filesystem {lower!r} with overlayfs: {e.strerror} "
+        raise PycontainError(f"cannot mount the root filesystem {layers[-1]!r} with overlayfs: {e.strerror} "
                              "(is the overlay module loaded? try 'modprobe overlay')") from None
     return merged
 
@@ -231,7 +233,7 @@ def build(config, container_dir: str) -> None:  # noqa: ANN001 - ContainerConfig
     """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace."""
     # Nothing we mount may propagate back to the host, whatever the host's propagation is.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-    root = mount_overlay(config.rootfs, container_dir) if config.overlay else bind_rootfs(config.rootfs)
+    root = mount_overlay(config.layers, container_dir) if config.overlay else bind_rootfs(config.rootfs)
 
     if config.oci_mounts:
         for m in config.mounts:

@@ -138,7 +138,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
                                             values["security_opt"], values["ulimit"]).to_dict()
     config = api.make_config(
         rootfs, args, name=values["name"], env=values["env"], env_files=values["env_file"],
-        workdir=values["workdir"] or "/", user=values["user"], hostname=values["hostname"],
+        workdir=values["workdir"], user=values["user"], hostname=values["hostname"],
         volumes=values["volume"], tmpfs=values["tmpfs"], read_only=values["read_only"], tty=values["tty"],
         interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
         resources=resources, cgroup_parent=values["cgroup_parent"],
