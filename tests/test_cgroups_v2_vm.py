@@ -34,7 +34,10 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(900)]
 LIMIT_TESTS = ("test_memory_limit_and_oom", "test_pids_limit_stops_a_fork_bomb", "test_cpu_limits")
 NOT_DELEGATED = "test_limit_without_delegated_controller_is_unsupported"
 
-PYTEST = "-m pytest tests/test_cgroups.py -p no:cacheprovider -p no:hypothesispytest --noconftest -v -rs"
+# A test stuck in the guest is stopped by pytest-timeout's thread method, which prints every thread's stack
+# (the signal method cannot interrupt a process blocked in the kernel).
+PYTEST = ("-m pytest tests/test_cgroups.py -p no:cacheprovider -p no:hypothesispytest --noconftest -v -rs"
+          " --timeout=120 --timeout-method=thread")
 
 FLOW = r'''
 import os, signal, subprocess, sys, time
@@ -175,7 +178,7 @@ echo "PYCONTAIN-VM-BEGIN no-controllers"
 rc=$?; echo "PYCONTAIN-VM-END no-controllers rc=$rc"; [ $rc -eq 0 ] || worst=$rc
 
 echo "PYCONTAIN-VM-BEGIN flow"
-$PY /.vm/flow.py
+/.vm/busybox timeout 120 $PY /.vm/flow.py
 rc=$?; echo "PYCONTAIN-VM-END flow rc=$rc"; [ $rc -eq 0 ] || worst=$rc
 exit $worst
 """
@@ -199,12 +202,23 @@ def summary(text: str) -> dict[str, int]:
 
 
 def test_cgroup_v2_driver_in_a_pure_v2_guest() -> None:
-    try:
-        result = vm.boot(guest_script(sys.executable), files={"/.vm/flow.py": FLOW}, timeout=600, boot_timeout=180)
-    except vm.VMUnavailable as e:
-        pytest.skip(str(e))
+    # Under TCG on a loaded 2-core host the guest kernel has been seen to hang once in several hundred boots
+    # (no guest output for minutes, the in-guest timeouts silent too): a guest that hangs is booted once more,
+    # and both attempts' consoles are reported if the second hangs too.
+    hung: list[str] = []
+    for _attempt in range(2):
+        try:
+            result = vm.boot(guest_script(sys.executable), files={"/.vm/flow.py": FLOW}, timeout=300, boot_timeout=180)
+        except vm.VMUnavailable as e:
+            pytest.skip(str(e))
+        if not result.timed_out:
+            break
+        hung.append(result.tail(40))
+    if hung and not result.timed_out:
+        print(f"\ncgroup v2 guest: the first boot hung and was retried; its console:\n{hung[0]}")
     report = (f"\n--- guest console (last 80 lines; boot {result.boot_seconds}s, wall {result.wall_seconds:.1f}s, "
-              f"rc {result.rc}, qemu rc {result.qemu_rc}, timed out {result.timed_out}) ---\n{result.tail(80)}")
+              f"rc {result.rc}, qemu rc {result.qemu_rc}, timed out {result.timed_out}) ---\n{result.tail(80)}"
+              + "".join(f"\n--- an earlier boot that hung ---\n{h}" for h in hung[:-1] if result.timed_out))
     assert not result.timed_out and result.boot_seconds is not None, report
     assert {"cpuset", "cpu", "io", "memory", "pids"} <= set(result.controllers), report
 
