@@ -44,6 +44,7 @@ done
 
 while read -r tag path; do
     [ -n "$tag" ] || continue
+    $B mkdir -p "$path"  # a share under /tmp or /run: the tmpfs mounted there hides the initramfs' directory
     $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 "$tag" "$path" \
         || fail "mount 9p $tag at $path"
 done < /.vm/shares
