@@ -12,21 +12,30 @@ import time
 
 from . import process
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError
-from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED, ContainerState, StateStore, proc_start_time
+from .state import (
+    CREATED,
+    CREATING,
+    PAUSED,
+    REMOVING,
+    RUNNING,
+    STOPPED,
+    ContainerState,
+    StateStore,
+    crash_point,
+    proc_start_time,
+)
 
 
 def new_id() -> str:
     return os.urandom(32).hex()
 
 
-def crash_point(step: str) -> None:
-    """Die by SIGKILL here when PYCONTAIN_CRASH_AT names ``step``: how tests prove that a runtime killed
-    at any step leaves only what ``pycontain rm -f`` removes."""
-    if os.environ.get("PYCONTAIN_CRASH_AT") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-CREATE_STEPS = ("reserved", "cgroup-created", "limits-applied", "started")
+# The named steps at which PYCONTAIN_CRASH_AT=<step> makes pycontain SIGKILL itself, in the order each
+# command passes them (the tests kill it at every one and check that nothing outlives 'rm -f' or 'gc').
+CREATE_STEPS = ("reserved", "cgroup-created", "limits-applied", "network-attached", "started")
+START_STEPS = ("start-fifo-opened", "start-released", "start-recorded")
+EXEC_STEPS = ("exec-checked", "exec-started")
+REMOVE_STEPS = ("rm-marked", "rm-killed", "rm-cgroup-destroyed", "rm-network-detached", "rm-contents-removed")
 
 
 def parse_signal(value: str | int) -> int:
@@ -97,6 +106,8 @@ class Container:
     def status(self) -> str:
         """The container's status now, from the kernel's view rather than the last one recorded."""
         st = self.state
+        if st.status == REMOVING:
+            return REMOVING
         if st.alive():
             if st.status in (CREATING, CREATED):
                 return st.status
@@ -159,6 +170,7 @@ class Container:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
             self._setup_network(config)
+            crash_point("network-attached")
             child = process.start_container(config, self.dir, cg.procs_files(), stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
@@ -227,6 +239,7 @@ class Container:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InvalidState(f"cannot start container {self.name}: it was started already") from None
+        crash_point("start-fifo-opened")
         try:
             # The process opens the FIFO for writing once a reader exists, writes one byte and execs.
             deadline = time.monotonic() + 10
@@ -243,6 +256,7 @@ class Container:
                 time.sleep(0.001)
         finally:
             os.close(fd)
+        crash_point("start-released")
         os.unlink(fifo)
         with self.store.lock():
             st = self.store.load_id(self.id) or self.state
@@ -250,6 +264,7 @@ class Container:
             st.started = time.time()
             self.state = st
             self.store.save(st)
+        crash_point("start-recorded")
 
     def record_exit(self, exit_code: int) -> None:
         """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
@@ -346,17 +361,33 @@ class Container:
                 raise ContainerNotFound(self.name)
             self.state = current
             alive = self.state.alive()
-            if alive and not force:
+            if alive and not force and current.status != REMOVING:
                 raise InvalidState(f"container {self.name} is running: stop it first, or use 'rm -f'")
             cg = self.cgroup()
             # A half-made container (the runtime died while creating it) may have a process whose pid was
-            # never recorded: its cgroup still finds it.
-            if alive or self.state.status == CREATING:
+            # never recorded, and a half-removed one may have been left running: the cgroup finds both.
+            half_done = current.status in (CREATING, REMOVING)
+            self._mark_removing()
+            crash_point("rm-marked")
+            if alive or half_done:
                 self._kill_everything(cg)
+            crash_point("rm-killed")
             if cg is not None:
                 cg.destroy()
+            crash_point("rm-cgroup-destroyed")
             self._teardown_network()
+            crash_point("rm-network-detached")
             self.store.remove(self.id)
+
+    def _mark_removing(self) -> None:
+        """Record that we are removing it: if we die half-way, gc knows to finish the job."""
+        st = self.state
+        st.status = REMOVING
+        st.creator = [os.getpid(), proc_start_time(os.getpid())]
+        try:
+            self.store.save(st)
+        except (OSError, PycontainError):
+            pass  # a full disk must not stop the removal that frees it
 
     def _kill_everything(self, cg) -> None:  # noqa: ANN001
         if cg is not None:
@@ -404,9 +435,12 @@ class Container:
         cg = self.cgroup()
         if stdio is None:
             stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
-        return process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
-                               cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio,
-                               cfg.get("security"))
+        crash_point("exec-checked")
+        child = process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
+                                cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio,
+                                cfg.get("security"))
+        crash_point("exec-started")
+        return child
 
     # -- reporting -------------------------------------------------------------------------
     def inspect(self) -> dict:

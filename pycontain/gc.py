@@ -1,8 +1,9 @@
 """Garbage collection: what crashed or interrupted runs left behind, and docker's 'system prune'.
 
-A container whose runtime was killed while creating it, a detached ``--rm`` container that exited,
-a state directory without a readable state, a ``pycontain-*`` cgroup beneath ours that no state
-refers to: each is found from what the kernel and the state root show, and removed.
+A container whose runtime was killed while creating or removing it, a detached ``--rm`` container that
+exited, a state directory without a readable state, a ``pycontain-*`` cgroup beneath ours that no state
+refers to, an index link to a state directory that is gone, networking left by a crashed attach: each is
+found from what the kernel and the state root show, and removed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import os
 
 from .container import Container
-from .state import STOPPED, StateStore, known_anywhere
+from .errors import ContainerNotFound
+from .state import CREATING, INDEX_DIR, STOPPED, StateStore, _rmtree, known_anywhere
 
 
 def collect(root: str | None = None) -> list[str]:
@@ -21,22 +23,68 @@ def collect(root: str | None = None) -> list[str]:
     for st in store.all():
         c = Container(st, store)
         status = c.status()
-        leftover = st.abandoned() or st.error or (status == STOPPED and st.config.get("auto_remove"))
-        if leftover:
-            try:
-                c.remove(force=True)
-                removed.append(f"container {st.name} ({st.id[:12]}): {'abandoned while creating' if st.abandoned() else 'exited --rm' if not st.error else st.error}")
-            except Exception as e:  # noqa: BLE001 - report and go on with the rest
-                removed.append(f"container {st.name}: could not remove: {e}")
+        if st.abandoned():
+            why = "abandoned while creating" if st.status == CREATING else "abandoned while being removed"
+        elif st.error:
+            why = st.error
+        elif status == STOPPED and st.config.get("auto_remove"):
+            why = "exited --rm"
         else:
             known_cgroups.add("pycontain-" + st.id)
+            continue
+        try:
+            c.remove(force=True)
+            removed.append(f"container {st.name} ({st.id[:12]}): {why}")
+        except ContainerNotFound:
+            pass  # removed meanwhile by someone else
+        except Exception as e:  # noqa: BLE001 - report and go on with the rest
+            removed.append(f"container {st.name}: could not remove: {e}")
+    if os.path.isdir(store.root):
+        with store.lock():
+            for path in store.leftovers():
+                _rmtree(path)
+                removed.append(f"state directory {path} (no state file)")
+    removed.extend(_dangling_index_links())
     for path in _orphan_cgroups(known_cgroups, store):
         try:
             os.rmdir(path)
             removed.append(f"cgroup {path}")
         except OSError:
             pass
+    removed.extend(_network_leftovers(store.root))
     return removed
+
+
+def _dangling_index_links() -> list[str]:
+    """Index entries whose state directory is gone (a removal cut before its last step)."""
+    out = []
+    try:
+        names = os.listdir(INDEX_DIR)
+    except OSError:
+        return out
+    for n in names:
+        path = os.path.join(INDEX_DIR, n)
+        # The link is made after its directory and removed before it: dangling means gone for good.
+        if os.path.islink(path) and not os.path.exists(path):
+            try:
+                os.unlink(path)
+                out.append(f"index entry {path}")
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def _network_leftovers(root: str) -> list[str]:
+    """Veths, namespaces, addresses and port rules of containers that are gone (networking's own gc)."""
+    from .network import settings
+
+    if not os.path.isdir(settings.registry_dir()) and not os.path.isdir(os.path.join(root, "netns")):
+        return []  # networking was never used here: no need to load pyroute2 and nft
+    try:
+        from . import network
+    except ImportError:
+        return []
+    return [f"network: {line}" for line in network.gc(root)]
 
 
 def _orphan_cgroups(known: set[str], store: StateStore) -> list[str]:

@@ -13,12 +13,13 @@ that the kernel has since given to another process is never reported running or 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
 
 from . import fastjson
-from .errors import AlreadyExists, ContainerNotFound, InvalidArgument
+from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, PycontainError
 
 DEFAULT_ROOT = "/run/pycontain"
 # Every container of every state root, by id → its state directory: lets 'gc' tell an orphan cgroup
@@ -30,6 +31,15 @@ CREATED = "created"
 RUNNING = "running"
 PAUSED = "paused"
 STOPPED = "exited"
+# Being removed: while the remover lives, 'rm' is in progress; once it is gone, a crash leftover for gc.
+REMOVING = "removing"
+
+
+def crash_point(step: str) -> None:
+    """Die by SIGKILL here when PYCONTAIN_CRASH_AT names ``step``: how tests prove that a runtime killed
+    at any step leaves only what ``pycontain rm -f`` or ``pycontain gc`` removes."""
+    if os.environ.get("PYCONTAIN_CRASH_AT") == step:
+        os.kill(os.getpid(), 9)
 
 
 def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
@@ -99,8 +109,8 @@ class ContainerState:
         return pid_alive(self.pid, self.pid_start)
 
     def abandoned(self) -> bool:
-        """Still "creating", but the runtime that was creating it is gone: a crashed create."""
-        return self.status == CREATING and not pid_alive(*(self.creator or [0, None]))
+        """Still "creating" or "removing", but the runtime doing it is gone: a crashed create or rm."""
+        return self.status in (CREATING, REMOVING) and not pid_alive(*(self.creator or [0, None]))
 
 
 class StateStore:
@@ -132,7 +142,12 @@ class StateStore:
                                         f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
                                         "another --name)")
             os.mkdir(self.dir(state.id), 0o700)
-            self.save(state)
+            try:
+                self.save(state)
+            except BaseException:
+                # A full disk must not leave a directory without a state that nothing would ever find.
+                _rmtree(self.dir(state.id))
+                raise
         try:
             os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
         except FileNotFoundError:
@@ -140,11 +155,32 @@ class StateStore:
             os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
 
     def save(self, state: ContainerState) -> None:
+        """Replace ``state.json`` whole: readers and a crash see the old version or the new, never half.
+
+        No fsync: the default root is a tmpfs, and the rename alone orders what a crashed runtime leaves.
+        """
         path = os.path.join(self.dir(state.id), "state.json")
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(fastjson.dumps(state.to_dict()))
-        os.rename(tmp, path)
+        data = fastjson.dumps(state.to_dict()).encode()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+                raise PycontainError(f"cannot save the state of container {state.name} in {self.root}: "
+                                     f"{os.strerror(e.errno).lower()} (free some space there, or choose "
+                                     "another --root)") from None
+            raise
 
     def load_id(self, cid: str) -> ContainerState | None:
         try:
@@ -185,11 +221,37 @@ class StateStore:
         raise ContainerNotFound(ref)
 
     def remove(self, cid: str) -> None:
-        _rmtree(self.dir(cid))
+        """Remove a container's directory with its ``state.json`` last: a removal cut short leaves a
+        container that 'rm -f' still finds and finishes, never an anonymous half-deleted directory."""
+        d = self.dir(cid)
+        try:
+            entries = list(os.scandir(d))
+        except FileNotFoundError:
+            entries = []
+        for e in entries:
+            if e.name == "state.json":
+                continue
+            if e.is_dir(follow_symlinks=False):
+                _rmtree(e.path)
+            else:
+                try:
+                    os.unlink(e.path)
+                except FileNotFoundError:
+                    pass
+        crash_point("rm-contents-removed")
         try:
             os.unlink(os.path.join(INDEX_DIR, cid))
         except FileNotFoundError:
             pass
+        _rmtree(d)
+
+    def leftovers(self) -> list[str]:
+        """Container directories without a state file (a removal cut between its last two steps).
+
+        Call it under ``lock()``: ``reserve`` makes a directory and its state file under the same lock.
+        """
+        return [self.dir(cid) for cid in self.ids()
+                if not os.path.exists(os.path.join(self.dir(cid), "state.json"))]
 
 
 def _rmtree(path: str) -> None:
