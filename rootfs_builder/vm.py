@@ -22,7 +22,6 @@ The same appliance that runs as a container also boots as a virtual machine, so 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import glob
@@ -392,6 +391,7 @@ class Guest:
         self.accel = accel
         self.echo = echo
         self.chunks: list[bytes] = []
+        self.remove_after: list[str] = []  # files the guest used (removed once it is gone)
         self.ready_at: float | None = None
         self._cond = threading.Condition()
         self.start = time.monotonic()
@@ -449,6 +449,10 @@ class Guest:
         self._reader.join(timeout=10)
         if self.proc.stdout:
             self.proc.stdout.close()
+        for path in self.remove_after:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.remove_after.clear()
 
     def wait(self, timeout: float, boot_timeout: float | None = None) -> GuestResult:
         """Wait for the guest to power off (killing it after ``timeout`` s, or ``boot_timeout`` s without
@@ -489,11 +493,9 @@ $B mount -t proc proc /proc || fail "mount proc"
 $B mount -t sysfs sysfs /sys || fail "mount sysfs"
 $B mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
 for m in /.vm/modules/*.ko; do $B insmod "$m" || fail "insmod $m"; done
-run=
 for word in $($B cat /proc/cmdline); do
     case "$word" in
         pycontain.epoch=*) $B date -s "@${word#*=}" >/dev/null 2>&1 ;;
-        pycontain.run=*) run="${word#*=}" ;;
     esac
 done
 i=0
@@ -512,8 +514,8 @@ $B mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 $B mount -t tmpfs -o mode=755 tmpfs /newroot/run
 $B cp $B /newroot/.pycontain-vm/busybox
 $B cat /.vm/preamble.sh > /newroot/.pycontain-vm/run.sh
-if [ -n "$run" ]; then
-    echo "$run" | $B base64 -d >> /newroot/.pycontain-vm/run.sh || fail "pycontain.run= is not base64"
+if [ -f /.vm/command.sh ]; then  # a command given for this boot (a second cpio appended to the initramfs)
+    $B cat /.vm/command.sh >> /newroot/.pycontain-vm/run.sh
 else
     $B cat /.vm/entry.sh >> /newroot/.pycontain-vm/run.sh
 fi
@@ -594,23 +596,32 @@ class Appliance:
     def initrd(self) -> str:
         return os.path.join(self.dir, "initramfs.cpio")
 
-    def argv(self, command: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1) -> list[str]:
-        """QEMU's command line; ``command`` (sh, run in the appliance instead of its entrypoint) travels
-        base64-encoded on the kernel command line, so it must stay under ~1.5 KiB."""
-        append = []
-        if command is not None:
-            encoded = base64.b64encode(command.encode()).decode()
-            if len(encoded) > 1500:
-                raise PycontainError(f"the command for the VM is too long ({len(encoded)} bytes encoded, at most "
-                                     "1500 fit on the kernel command line): put it in a script in the image")
-            append.append(f"pycontain.run={encoded}")
-        return qemu_argv(self.kernel, self.initrd, append, accel=accel, memory_mb=memory_mb, cpus=cpus) + [
+    def argv(self, initrd: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1) -> list[str]:
+        return qemu_argv(self.kernel, initrd or self.initrd, [], accel=accel, memory_mb=memory_mb, cpus=cpus) + [
             "-drive", f"file={self.disk},format=raw,if=none,id=disk0,snapshot=on",
             "-device", "virtio-blk-device,drive=disk0"]
 
     def start(self, command: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1,
               echo: bool = False) -> Guest:
-        return Guest(self.argv(command, accel=accel, memory_mb=memory_mb, cpus=cpus), accel=accel, echo=echo)
+        """Boot the appliance; ``command`` (sh, run in it instead of its entrypoint) travels as a second cpio
+        archive appended to the initramfs (the kernel unpacks every archive it finds there)."""
+        initrd = None
+        if command is not None:
+            c = Cpio()
+            c.file(".vm/command.sh", command.encode(), 0o644)
+            fd, initrd = tempfile.mkstemp(prefix="pycontain-vm-initrd-", suffix=".cpio")
+            with os.fdopen(fd, "wb") as out, open(self.initrd, "rb") as base:
+                shutil.copyfileobj(base, out)
+                out.write(c.bytes())
+        try:
+            guest = Guest(self.argv(initrd, accel=accel, memory_mb=memory_mb, cpus=cpus), accel=accel, echo=echo)
+        except BaseException:
+            if initrd:
+                os.unlink(initrd)
+            raise
+        if initrd:
+            guest.remove_after.append(initrd)
+        return guest
 
     def run(self, command: str | None = None, *, accel: str = "tcg", timeout: float = 300, memory_mb: int = 256,
             cpus: int = 1, echo: bool = False) -> GuestResult:
