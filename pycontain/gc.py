@@ -82,9 +82,12 @@ def _network_leftovers(root: str) -> list[str]:
         return []  # networking was never used here: no need to load pyroute2 and nft
     try:
         from . import network
+
+        return [f"network: {line}" for line in network.gc(root)]
     except ImportError:
         return []
-    return [f"network: {line}" for line in network.gc(root)]
+    except Exception as e:  # noqa: BLE001 - the containers are collected already: report and finish
+        return [f"network: could not collect leftovers: {e}"]
 
 
 def _orphan_cgroups(known: set[str], store: StateStore) -> list[str]:
