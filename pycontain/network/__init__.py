@@ -18,8 +18,9 @@ their traffic out, except for ``internal`` ones, and DNATs published ports, for 
 own addresses too, 127.0.0.1 included). Members find each other by name through /etc/hosts, rewritten
 in every member as containers come and go.
 
-pyroute2 costs ~90 ms to import: only the functions that need it import it, so ``resolve_mode`` and
-``parse_publish`` stay cheap on ``pycontain run``'s start path.
+Netlink requests are pyroute2 messages sent in batches by ``rtnl`` (which imports pyroute2's message
+modules alone: ~17 ms, against ~85 ms for the ``pyroute2`` package), and only by the functions that
+need them, so ``resolve_mode`` and ``parse_publish`` stay cheap on ``pycontain run``'s start path.
 """
 
 from __future__ import annotations
@@ -194,30 +195,30 @@ def _stale(member: dict) -> bool:
     return not os.path.isdir(os.path.join(member["state_root"], member["container_id"]))
 
 
-def _iproute():  # noqa: ANN202
-    from pyroute2 import IPRoute
+def _rtnl():  # noqa: ANN202 - an rtnl.Rtnl on the host's namespace
+    from .rtnl import Rtnl
 
-    return IPRoute()
+    return Rtnl()
 
 
-def _release(ipr, member: dict) -> list[str]:  # noqa: ANN001
+def _release(nl, member: dict) -> list[str]:  # noqa: ANN001
     """Remove a member's veth and namespace (its allocation is the caller's to drop)."""
     from . import links, netns
 
     done = []
-    if links.delete_link(ipr, member["veth_host"]):
+    if links.delete_link(nl, member["veth_host"]):
         done.append(f"veth {member['veth_host']}")
     if member.get("netns_path") and netns.remove(member["netns_path"]):
         done.append(f"netns {member['netns_path']}")
     return done
 
 
-def _prune(reg, ipr) -> list[str]:  # noqa: ANN001 - under the registry lock
+def _prune(reg, nl) -> list[str]:  # noqa: ANN001 - under the registry lock
     removed = []
     for net in reg.all():
         stale = [m for m in net["members"].values() if _stale(m)]
         for m in stale:
-            removed.extend(_release(ipr, m))
+            removed.extend(_release(nl, m))
             removed.append(f"address {m['ip']} of network {net['name']} (container {m['container_id'][:12]})")
             del net["members"][m["container_id"]]
         if stale:
@@ -245,14 +246,14 @@ def _refresh_hosts(net: dict) -> None:
                 pass  # a container being removed right now
 
 
-def _routes(ipr, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:  # noqa: ANN001
+def _routes(nl, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:  # noqa: ANN001
     from . import links
 
     ours = frozenset(n["bridge"] for n in reg.all()) | exclude
-    return links.host_routes(ipr, ours)
+    return links.host_routes(nl, ours)
 
 
-def _define_default(reg, ipr) -> dict:  # noqa: ANN001 - under the registry lock
+def _define_default(reg, nl) -> dict:  # noqa: ANN001 - under the registry lock
     from . import ipam
 
     net = reg.load(DEFAULT_NETWORK)
@@ -260,7 +261,7 @@ def _define_default(reg, ipr) -> dict:  # noqa: ANN001 - under the registry lock
         return net
     bridge = settings.default_bridge()
     nets = reg.all()
-    routes = _routes(ipr, reg, frozenset({bridge}))
+    routes = _routes(nl, reg, frozenset({bridge}))
     configured = settings.configured_subnet()
     candidates = [configured] if configured else [settings.DEFAULT_SUBNET, *settings.DEFAULT_SUBNET_FALLBACKS]
     for cand in candidates:
@@ -278,9 +279,9 @@ def _define_default(reg, ipr) -> dict:  # noqa: ANN001 - under the registry lock
     return net
 
 
-def _load(reg, ipr, name: str) -> dict:  # noqa: ANN001 - under the registry lock
+def _load(reg, nl, name: str) -> dict:  # noqa: ANN001 - under the registry lock
     if name in (DEFAULT_NETWORK, "default"):
-        return _define_default(reg, ipr)
+        return _define_default(reg, nl)
     net = reg.load(name)
     if net is None:
         raise NotFound(f"no such network: {name!r} (see 'pycontain network ls', or create it with "
@@ -351,7 +352,7 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
     Writes ``<state root>/<id>/net/{hosts,resolv.conf,hostname}`` and updates the hosts file of every
     other member. On any failure everything already made is removed before the error propagates.
     """
-    from . import ipam, links, netns
+    from . import ipam, links, netns, rtnl
 
     _check_id(container_id)
     root = settings.state_root(state_root)
@@ -362,18 +363,21 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
         raise InvalidArgument(f"network {name!r} is not a bridge network: the runtime handles it without attach()")
     ports = [p if isinstance(p, PortSpec) else parse_publish(p) for p in publish]
     reg = ipam.Registry()
-    ipr = _iproute()
+    # Checked again under the lock; here, before the namespace path (which would be this member's) is touched.
+    _not_attached(container_id, container_name, reg.all())
+    path = settings.netns_path(root, container_id)
+    netns.remove(path)  # a leftover of a crashed attach of this very id
+    pending = netns.create_with_socket(path)  # made while the registry and the bridge are seen to
     recorded = False
+    nl = None
     try:
         try:
+            nl = rtnl.Rtnl()
             with reg.lock():
-                _prune(reg, ipr)
-                net = _load(reg, ipr, name)
+                _prune(reg, nl)
+                net = _load(reg, nl, name)
                 nets = reg.all()
-                for other in nets:
-                    if container_id in other["members"]:
-                        raise AlreadyExists(f"container {container_name} is already attached to network "
-                                            f"{other['name']!r}")
+                _not_attached(container_id, container_name, nets)
                 if ports and net.get("internal"):
                     raise InvalidArgument(f"network {net['name']!r} is internal: it cannot publish ports")
                 _check_ports(ports, nets)
@@ -383,33 +387,42 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
                 ip = ipam.allocate(net)
                 member = {"container_id": container_id, "container_name": container_name, "hostname": hostname,
                           "ip": ip, "mac": ipam.mac_for(ip), "veth_host": veth, "state_root": root,
-                          "netns_path": settings.netns_path(root, container_id),
-                          "ports": [p.to_dict() for p in ports]}
+                          "netns_path": path, "ports": [p.to_dict() for p in ports]}
                 net["members"][container_id] = member
                 reg.save(net)
                 recorded = True
-                links.ensure_bridge(ipr, net)
+                bridge_index = links.ensure_bridge(nl, net)
                 _sync(reg)
-            netns.remove(member["netns_path"])  # a leftover of a crashed attach of this very id
-            netns.create(member["netns_path"])
-            links.add_container_link(ipr, net, member)
+            with rtnl.Rtnl(pending.wait()) as inner:  # type: ignore[arg-type]
+                links.add_container_link(nl, inner, net, member, bridge_index)
             with reg.lock():
                 net = reg.load(net["name"]) or net
                 _write_files(net, member)
                 _refresh_hosts(net)
         except BaseException:
+            netns.abandon(pending)
             try:
                 if recorded:
-                    detach(container_id, None, root)
+                    detach(container_id, None, root, _nl=nl)
+                else:
+                    netns.remove(path)
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 pass
             raise
     finally:
-        ipr.close()
+        if nl is not None:
+            nl.close()
     return _info(net, member)
 
 
-def detach(container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None) -> None:
+def _not_attached(container_id: str, container_name: str, nets: list[dict]) -> None:
+    for other in nets:
+        if container_id in other["members"]:
+            raise AlreadyExists(f"container {container_name} is already attached to network {other['name']!r}")
+
+
+def detach(container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None,
+           _nl=None) -> None:  # noqa: ANN001 - an open rtnl.Rtnl to reuse
     """Remove everything ``attach`` made for the container: veth, namespace mount and file, address,
     published-port rules, its files; and drop it from the other members' hosts files. Idempotent; works
     from the container id alone (``info`` only adds paths a crashed attach may not have recorded)."""
@@ -427,27 +440,34 @@ def detach(container_id: str, info: dict | NetInfo | None = None, state_root: st
     if d.get("netns_path"):
         paths.add(d["netns_path"])
     if records or d or any(os.path.lexists(p) for p in paths):
-        from . import links
+        from . import rtnl
 
-        ipr = _iproute()
+        # Both wait milliseconds on the kernel: the namespace is unmounted by another thread meanwhile.
+        unmount = netns.Background(lambda: [netns.remove(p) for p in sorted(paths)])
         try:
-            for v in sorted(veths):
-                links.delete_link(ipr, v)
+            # The veth goes explicitly, before its address can be handed out again: the kernel would
+            # remove it with the namespace too, but later, asynchronously.
+            nl = _nl or _rtnl()
+            try:
+                nl.call(*(rtnl.del_link(v) for v in sorted(veths)))
+            finally:
+                if _nl is None:
+                    nl.close()
         finally:
-            ipr.close()
-    for p in sorted(paths):
-        netns.remove(p)
+            unmount.wait()
     if records:
         with reg.lock():
             changed = []
             for net in reg.all():
                 if container_id in net["members"]:
+                    ported = bool(net["members"][container_id].get("ports"))
                     del net["members"][container_id]
                     reg.save(net)
-                    changed.append(net)
-            if changed:
+                    changed.append((net, ported))
+            # Only published ports name a container in the nftables table: without any, it is unchanged.
+            if any(ported for _net, ported in changed):
                 _sync(reg)
-            for net in changed:
+            for net, _ported in changed:
                 _refresh_hosts(net)
     files.remove(settings.files_dir(root, container_id))
 
@@ -500,15 +520,15 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
         raise InvalidArgument(f"network name {name!r} is reserved: choose another")
     want = ipam.parse_subnet(subnet) if subnet else None
     reg = ipam.Registry()
-    ipr = _iproute()
+    nl = _rtnl()
     made = None
     try:
         with reg.lock():
             if reg.load(name) is not None:
                 raise AlreadyExists(f"network {name!r} already exists (see 'pycontain network inspect {name}')")
-            _define_default(reg, ipr)
+            _define_default(reg, nl)
             nets = reg.all()
-            routes = _routes(ipr, reg)
+            routes = _routes(nl, reg)
             if want is not None:
                 what = ipam.overlap(want, nets, routes)
                 if what:
@@ -522,7 +542,7 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
                 else:
                     raise PycontainError("no free subnet left in 10.89.0.0-10.99.255.0/24: give one with --subnet")
             bridge = _bridge_name(name, nets)
-            if links.lookup(ipr, bridge) is not None:
+            if links.lookup(nl, bridge) is not None:
                 raise AlreadyExists(f"a device named {bridge} exists already on the host: remove it, or choose "
                                     "another network name")
             net = ipam.new_network(name, bridge, str(chosen), internal=internal)
@@ -531,10 +551,10 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
             try:
                 reg.save(net)
                 made = net
-                links.ensure_bridge(ipr, net)
+                links.ensure_bridge(nl, net)
                 _sync(reg)
             except BaseException:
-                links.delete_link(ipr, bridge)
+                links.delete_link(nl, bridge)
                 reg.delete(name)
                 made = None
                 try:
@@ -543,7 +563,7 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
                     pass
                 raise
     finally:
-        ipr.close()
+        nl.close()
     return _summary(made)
 
 
@@ -553,12 +573,12 @@ def list_networks() -> list[dict]:
 
     reg = ipam.Registry()
     if reg.load(DEFAULT_NETWORK) is None:
-        ipr = _iproute()
+        nl = _rtnl()
         try:
             with reg.lock():
-                _define_default(reg, ipr)
+                _define_default(reg, nl)
         finally:
-            ipr.close()
+            nl.close()
     return [_summary(n) for n in reg.all()]
 
 
@@ -589,10 +609,10 @@ def remove_network(name: str) -> None:
     reg = ipam.Registry()
     if reg.load(name) is None:
         raise NotFound(f"no such network: {name!r} (see 'pycontain network ls')")
-    ipr = _iproute()
+    nl = _rtnl()
     try:
         with reg.lock():
-            _prune(reg, ipr)
+            _prune(reg, nl)
             net = reg.load(name)
             if net is None:
                 raise NotFound(f"no such network: {name!r} (see 'pycontain network ls')")
@@ -600,11 +620,11 @@ def remove_network(name: str) -> None:
                 users = ", ".join(sorted(m.get("container_name") or cid[:12] for cid, m in net["members"].items()))
                 raise InvalidState(f"network {name!r} is in use by container(s) {users}: remove them first "
                                    "('pycontain rm -f ...')")
-            links.delete_link(ipr, net["bridge"])
+            links.delete_link(nl, net["bridge"])
             reg.delete(name)
             _sync(reg)
     finally:
-        ipr.close()
+        nl.close()
 
 
 # -- crash leftovers -----------------------------------------------------------------------------------------
@@ -619,15 +639,15 @@ def gc(state_root: str | None = None) -> list[str]:
     root = settings.state_root(state_root)
     reg = ipam.Registry()
     removed: list[str] = []
-    ipr = _iproute()
+    nl = _rtnl()
     try:
         with reg.lock():
-            removed.extend(_prune(reg, ipr))
+            removed.extend(_prune(reg, nl))
             nets = reg.all()
             veths = {m["veth_host"] for n in nets for m in n["members"].values()}
             for net in nets:
-                for port in links.bridge_ports(ipr, net["bridge"]):
-                    if port not in veths and links.delete_link(ipr, port):
+                for port in links.bridge_ports(nl, net["bridge"]):
+                    if port not in veths and links.delete_link(nl, port):
                         removed.append(f"veth {port} (no container, on bridge {net['bridge']})")
             members = {cid for n in nets for cid in n["members"]}
             table = nft.list_table(settings.nft_table()) if nets else None
@@ -641,7 +661,7 @@ def gc(state_root: str | None = None) -> list[str]:
                 _refresh_hosts(net)
             held = {m["netns_path"] for n in nets for m in n["members"].values()}
     finally:
-        ipr.close()
+        nl.close()
     nsdir = os.path.join(root, "netns")
     try:
         names = sorted(os.listdir(nsdir))

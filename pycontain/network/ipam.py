@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import json
 import os
 import time
 
+from .. import fastjson
 from ..errors import InvalidArgument, PycontainError
 from . import settings
 
@@ -41,7 +41,7 @@ class Registry:
             return None
         try:
             with open(self.file(name)) as f:
-                return json.load(f)
+                return fastjson.loads(f.read())
         except FileNotFoundError:
             return None
         except ValueError:
@@ -64,7 +64,7 @@ class Registry:
         path = self.file(net["name"])
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
-            json.dump(net, f, indent=1, sort_keys=True)
+            f.write(fastjson.dumps(net) + "\n")
         os.rename(tmp, path)
 
     def delete(self, name: str) -> None:

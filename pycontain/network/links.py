@@ -1,6 +1,8 @@
-"""Links, addresses and routes, all through netlink (pyroute2): bridges, veth pairs, a container's eth0.
+"""Links, addresses and routes, all through netlink (pyroute2's messages, see ``rtnl``): bridges, veth
+pairs, a container's eth0.
 
-Every function takes an open ``IPRoute`` (host side) so one socket serves a whole attach.
+Every function takes an open ``rtnl.Rtnl`` (host side) so one socket serves a whole attach, and batches
+what it can: the common case (the bridge is there and right, a container joins it) is four round trips.
 """
 
 from __future__ import annotations
@@ -11,27 +13,23 @@ import os
 import socket
 
 from ..errors import PycontainError
-from . import ipam, netns
+from . import ipam, rtnl
 
 AF_INET = socket.AF_INET
 
 
-def _netlink_error():  # noqa: ANN202
-    from pyroute2 import NetlinkError
-
-    return NetlinkError
-
-
-def lookup(ipr, ifname: str) -> int | None:  # noqa: ANN001
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
+def lookup(nl: rtnl.Rtnl, ifname: str) -> int | None:
+    req, = nl.call(rtnl.get_link(ifname))
+    return rtnl.index_of(req)
 
 
-def host_routes(ipr, exclude_ifnames: frozenset[str] = frozenset()) -> list[tuple[str, str]]:  # noqa: ANN001
+def host_routes(nl: rtnl.Rtnl, exclude_ifnames: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """The host's IPv4 routes with a prefix (every table), as (destination/len, device name)."""
-    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    links, = nl.call(rtnl.dump_links())
+    routes, = nl.call(rtnl.dump_routes(AF_INET))
+    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links.replies}
     out = []
-    for r in ipr.route("dump", family=AF_INET):
+    for r in routes.replies:
         if not r["dst_len"]:
             continue
         dst = r.get_attr("RTA_DST")
@@ -46,97 +44,95 @@ def host_routes(ipr, exclude_ifnames: frozenset[str] = frozenset()) -> list[tupl
 
 def _sysctl(path: str, value: str) -> None:
     try:
-        with open(path, "w") as f:
+        with open(path, "r+") as f:
+            if f.read().strip() == value:
+                return  # writing ip_forward, even unchanged, is not free: read first
+            f.seek(0)
             f.write(value)
     except OSError as e:
         raise PycontainError(f"cannot set {path} to {value}: {e.strerror}") from None
 
 
-def ensure_bridge(ipr, net: dict) -> bool:  # noqa: ANN001
-    """Make the network's bridge if it is missing, and check its address, MTU and state; True if made."""
+def _kind(link) -> str | None:  # noqa: ANN001 - a decoded ifinfmsg
+    info = link.get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+
+def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
+    """Make the network's bridge if it is missing, and put its address, MTU and state right; its index.
+
+    One round trip when all is well: the bridge and the host's IPv4 addresses are asked for together.
+    """
     br = net["bridge"]
-    made = False
-    idx = lookup(ipr, br)
-    if idx is None:
-        try:
-            # A fixed MAC: a bridge otherwise takes its lowest port's, which changes as containers come and go.
-            ipr.link("add", ifname=br, kind="bridge", address=ipam.mac_for(net["gateway"]), mtu=net["mtu"])
-            made = True
-        except _netlink_error() as e:
-            if e.code != errno.EEXIST:
-                raise PycontainError(f"cannot create bridge {br}: {e}") from None
-        idx = lookup(ipr, br)
-        if idx is None:
-            raise PycontainError(f"bridge {br} vanished while it was being set up")
-    link = ipr.get_links(idx)[0]
-    if link.get_attr("IFLA_LINKINFO") is None or link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") != "bridge":
-        raise PycontainError(f"device {br} exists and is not a bridge: remove it, or choose another network")
     prefixlen = ipaddress.IPv4Network(net["subnet"]).prefixlen
-    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=AF_INET)}
-    if (net["gateway"], prefixlen) not in have:
+    get, addrs = nl.call(rtnl.get_link(br), rtnl.dump_addrs(AF_INET))
+    if not get.replies:
+        # A fixed MAC: a bridge otherwise takes its lowest port's, which changes as containers come and go.
+        create = rtnl.new_link(br, "bridge", up=True, mtu=net["mtu"], mac=ipam.mac_for(net["gateway"]))
+        create.ok = (errno.EEXIST,)
         try:
-            ipr.addr("add", index=idx, address=net["gateway"], prefixlen=prefixlen)
-        except _netlink_error() as e:
-            if e.code != errno.EEXIST:
-                raise PycontainError(f"cannot give bridge {br} the address {net['gateway']}: {e}") from None
-    if link.get_attr("IFLA_MTU") != net["mtu"]:
-        ipr.link("set", index=idx, mtu=net["mtu"])
-    if not link["flags"] & 1:
-        ipr.link("set", index=idx, state="up")
+            nl.call(create)
+        except rtnl.netlink_error() as e:
+            raise PycontainError(e.args[1]) from None
+        get, addrs = nl.call(rtnl.get_link(br), rtnl.dump_addrs(AF_INET))
+        if not get.replies:
+            raise PycontainError(f"bridge {br} vanished while it was being set up")
+    link = get.replies[0]
+    idx = link["index"]
+    if _kind(link) != "bridge":
+        raise PycontainError(f"device {br} exists and is not a bridge: remove it, or choose another network")
+    fixes = []
+    have = {(a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in addrs.replies
+            if a["index"] == idx}
+    if (net["gateway"], prefixlen) not in have:
+        fixes.append(rtnl.new_addr(idx, net["gateway"], prefixlen, ok=(errno.EEXIST,)))
+    if link.get_attr("IFLA_MTU") != net["mtu"] or not link["flags"] & rtnl.IFF_UP:
+        fixes.append(rtnl.set_link(idx, up=True, mtu=net["mtu"]))
+    if fixes:
+        try:
+            nl.call(*fixes)
+        except rtnl.netlink_error() as e:
+            raise PycontainError(f"bridge {br}: {e.args[1]}") from None
     if not net.get("internal"):
         # route_localnet: connections to 127.0.0.1 DNATed to a container may leave through the bridge.
         _sysctl(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1")
         _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    return made
+    return idx
 
 
-def delete_link(ipr, ifname: str) -> bool:  # noqa: ANN001
-    idx = lookup(ipr, ifname)
-    if idx is None:
-        return False
-    try:
-        ipr.link("del", index=idx)
-    except _netlink_error() as e:
-        if e.code != errno.ENODEV:
-            raise
-        return False
-    return True
+def delete_link(nl: rtnl.Rtnl, ifname: str) -> bool:
+    """Delete a device by name (one message, no lookup); False when there was none."""
+    req, = nl.call(rtnl.del_link(ifname))
+    return req.error == 0
 
 
-def add_container_link(ipr, net: dict, member: dict) -> None:  # noqa: ANN001
-    """A veth pair: the host end on the bridge, the other made inside the container's namespace as eth0
-    (no renaming: the host's own eth0 never clashes); then lo, eth0's address and the default route."""
-    br_idx = lookup(ipr, net["bridge"])
-    if br_idx is None:
-        raise PycontainError(f"bridge {net['bridge']} of network {net['name']!r} is missing")
+def add_container_link(nl: rtnl.Rtnl, inner: rtnl.Rtnl, net: dict, member: dict, bridge_index: int) -> None:
+    """A veth pair: the host end, up, on the bridge; the other made inside the container's namespace as
+    eth0 (no renaming: the host's own eth0 never clashes); then, through ``inner`` (a socket in that
+    namespace), lo and eth0 up, eth0's address and the default route."""
     veth, mtu = member["veth_host"], net["mtu"]
-    delete_link(ipr, veth)  # a leftover of a crashed run with this very name
     nsfd = open_ns(member["netns_path"])
     try:
-        ipr.link("add", ifname=veth, kind="veth", mtu=mtu, master=br_idx,
-                 peer={"ifname": "eth0", "net_ns_fd": nsfd, "address": member["mac"], "mtu": mtu})
-    except _netlink_error() as e:
-        raise PycontainError(f"cannot create veth {veth}: {e}") from None
+        # A device left with this very name by a crashed run goes in the same datagram, just before.
+        nl.call(rtnl.del_link(veth),
+                rtnl.new_link(veth, "veth", up=True, mtu=mtu, master=bridge_index,
+                              data=rtnl.veth_peer("eth0", nsfd, mtu=mtu, mac=member["mac"])))
+    except rtnl.netlink_error() as e:
+        raise PycontainError(f"{e.args[1]} (on bridge {net['bridge']})") from None
     finally:
         os.close(nsfd)
-    idx = lookup(ipr, veth)
-    if idx is None:
-        raise PycontainError(f"veth {veth} vanished while it was being set up")
-    ipr.link("set", index=idx, state="up")
-    inner = netns.iproute(member["netns_path"])
     try:
-        lo = lookup(inner, "lo")
-        eth0 = lookup(inner, "eth0")
-        if lo is None or eth0 is None:
-            raise PycontainError("the container's network namespace lacks lo or eth0")
-        inner.link("set", index=lo, state="up")
-        inner.addr("add", index=eth0, address=member["ip"],
-                   prefixlen=ipaddress.IPv4Network(net["subnet"]).prefixlen)
-        inner.link("set", index=eth0, state="up")
+        get, _lo = inner.call(rtnl.get_link("eth0"), rtnl.set_link(1, up=True))  # lo is ifindex 1 in every netns
+        eth0 = rtnl.index_of(get)
+        if eth0 is None:
+            raise PycontainError("the container's network namespace lacks eth0")
+        prefixlen = ipaddress.IPv4Network(net["subnet"]).prefixlen
+        reqs = [rtnl.set_link(eth0, up=True), rtnl.new_addr(eth0, member["ip"], prefixlen)]
         if not net.get("internal"):
-            inner.route("add", dst="0.0.0.0/0", gateway=net["gateway"], oif=eth0)
-    finally:
-        inner.close()
+            reqs.append(rtnl.new_default_route(net["gateway"], eth0))
+        inner.call(*reqs)
+    except rtnl.netlink_error() as e:
+        raise PycontainError(f"in the container's network namespace: {e.args[1]}") from None
 
 
 def open_ns(path: str) -> int:
@@ -146,8 +142,9 @@ def open_ns(path: str) -> int:
         raise PycontainError(f"cannot open network namespace {path}: {e.strerror}") from None
 
 
-def bridge_ports(ipr, bridge: str) -> list[str]:  # noqa: ANN001
-    idx = lookup(ipr, bridge)
+def bridge_ports(nl: rtnl.Rtnl, bridge: str) -> list[str]:
+    idx = lookup(nl, bridge)
     if idx is None:
         return []
-    return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links() if link.get_attr("IFLA_MASTER") == idx]
+    links, = nl.call(rtnl.dump_links())
+    return [link.get_attr("IFLA_IFNAME") for link in links.replies if link.get_attr("IFLA_MASTER") == idx]

@@ -20,43 +20,69 @@ from .. import libc
 NETLINK_ROUTE = 0
 
 
-def _in_thread(body) -> object:  # noqa: ANN001 - a zero-argument callable
-    """Run ``body`` in a fresh thread (whose namespace changes die with it); return or raise its result."""
-    out: list = []
-    err: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            out.append(body())
-        except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
-            err.append(e)
-
-    t = threading.Thread(target=run, name="pycontain-netns")
-    t.start()
-    t.join()
-    if err:
-        raise err[0]
-    return out[0]
+def _make(path: str, with_socket: bool) -> int | None:
+    """The body of a thread of its own (whose namespace it changes): a new namespace pinned on ``path``,
+    and a NETLINK_ROUTE socket inside it (bound to it for good) when ``with_socket``."""
+    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+    try:
+        libc.unshare(libc.CLONE_NEWNET)
+        libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
+        if with_socket:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+        return None
+    except BaseException:
+        remove(path)
+        raise
 
 
 def create(path: str) -> None:
     """A new, empty network namespace held by a bind mount on ``path`` (which must not exist)."""
-    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-    os.close(fd)
+    Background(lambda: _make(path, False)).wait()
 
-    def body() -> None:
-        libc.unshare(libc.CLONE_NEWNET)
-        libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
 
-    try:
-        _in_thread(body)
-    except BaseException:
+class Background:
+    """``fn()`` run by a thread of its own while the caller goes on. Namespace work is kernel time spent
+    without the GIL (ctypes and socket calls drop it): ``unshare(CLONE_NEWNET)`` and unmounting a namespace
+    are milliseconds each, which then overlap what the caller does meanwhile. ``wait()`` returns ``fn``'s
+    result, once, or raises what it raised."""
+
+    def __init__(self, fn) -> None:  # noqa: ANN001 - a zero-argument callable
+        self._fn = fn
+        self._out: list = []
+        self._err: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="pycontain-netns")
+        self._thread.start()
+
+    def _run(self) -> None:
         try:
-            os.unlink(path)
-        except OSError:
-            pass
-        raise
+            self._out.append(self._fn())
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+            self._err.append(e)
+
+    def wait(self) -> object:
+        self._thread.join()
+        if self._err:
+            raise self._err.pop()
+        return self._out.pop() if self._out else None
+
+
+def create_with_socket(path: str) -> Background:
+    """``create(path)`` in the background; its ``wait()`` gives a NETLINK_ROUTE socket's fd (the caller's to
+    close) inside the new namespace."""
+    return Background(lambda: _make(path, True))
+
+
+def abandon(pending: Background) -> None:
+    """Wait for a ``create_with_socket`` whose caller failed meanwhile, and close its socket if nobody took
+    it (the namespace is the caller's to remove)."""
+    try:
+        fd = pending.wait()
+    except BaseException:  # noqa: BLE001 - the caller's own error is the one to report
+        return
+    if isinstance(fd, int):
+        os.close(fd)
 
 
 def remove(path: str) -> bool:
@@ -94,18 +120,6 @@ def netlink_socket(path: str) -> int:
             libc.setns(fd, libc.CLONE_NEWNET)
         finally:
             os.close(fd)
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
 
-    return _in_thread(body)
-
-
-def iproute(path: str):  # noqa: ANN201 - a pyroute2 IPRoute
-    """A pyroute2 IPRoute inside the namespace at ``path`` (without pyroute2's fork-per-socket helper)."""
-    from pyroute2 import IPRoute
-
-    fd = netlink_socket(path)
-    try:
-        return IPRoute(fileno=fd)
-    except BaseException:
-        os.close(fd)
-        raise
+    return Background(body).wait()  # type: ignore[return-value]

@@ -24,12 +24,10 @@ where the library cannot be loaded.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import threading
 
+from .. import fastjson
 from ..errors import PycontainError, Unsupported
 
 FAMILY = "ip"
@@ -173,7 +171,7 @@ def _load():  # noqa: ANN202 - the ctypes library, or False when it is not there
 
 def run(doc: dict | str) -> str:
     """Run an nft JSON document (or a text command); return nft's JSON output."""
-    text = doc if isinstance(doc, str) else json.dumps(doc)
+    text = doc if isinstance(doc, str) else fastjson.dumps(doc)
     lib = _load()
     if lib:
         with _lib_lock:
@@ -190,6 +188,9 @@ def run(doc: dict | str) -> str:
             finally:
                 lib.nft_ctx_free(ctx)
     else:
+        import shutil
+        import subprocess
+
         nft = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)),
                                           None)
         if nft is None:
@@ -209,7 +210,7 @@ def list_table(table: str) -> dict | None:
         out = run(f"list table {FAMILY} {table}")
     except PycontainError:
         return None
-    return json.loads(out) if out.strip() else None
+    return fastjson.loads(out) if out.strip() else None  # type: ignore[return-value]
 
 
 def delete_table(table: str) -> None:

@@ -205,8 +205,8 @@ def test_failed_attach_leaves_nothing(fakes, monkeypatch, state_root):
 
     real = links.add_container_link
 
-    def half(ipr, net, member):  # noqa: ANN001
-        real(ipr, net, member)
+    def half(*args):  # noqa: ANN002
+        real(*args)
         boom()
 
     for stage in (boom, half):
