@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@# compat editable mode: a plain path entry, no import hook on every interpreter start.
-	@$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@$(PY) -m pip install -q -e '.[test,bench]' --config-settings editable_mode=compat
 	@$(PY) -m compileall -q pycontain rootfs_builder  # bytecode now: a first run must not pay for it
 	@touch $@
 
@@ -57,6 +57,7 @@ lint: venv
 bench: setup
 	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null
 	@$(PY) benchmarks/run_latency.py --pycontain $(VENV)/bin/pycontain
+	@$(VENV)/bin/pycontain bench --out bench-out  # host vs pycontain/runc/crun vs a QEMU VM: bench-out/report.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info
