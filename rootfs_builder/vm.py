@@ -679,7 +679,8 @@ def export_vm(ref: str, dest: str, data_root: str | None = None, *, hostname: st
                 c.file(".vm/modules/" + os.path.basename(m), f.read())
         c.file(".vm/preamble.sh", _preamble(image.config).encode())
         c.file(".vm/entry.sh", _entry(image.config).encode())
-        name = hostname or re.sub(r"[^a-z0-9-]+", "-", image.name.lower()).strip("-")[:63] or "appliance"
+        short = image.name.rsplit("/", 1)[-1].split(":", 1)[0]  # "registry/app:1.0" -> "app"
+        name = hostname or re.sub(r"[^a-z0-9-]+", "-", short.lower()).strip("-")[:63] or "appliance"
         c.file(".vm/hostname", name.encode())
         with open(os.path.join(dest, "initramfs.cpio"), "wb") as f:
             f.write(c.bytes())
