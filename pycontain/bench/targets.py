@@ -201,8 +201,9 @@ class PycontainTarget(Target):
                     break
             time.sleep(0.001)
         ready = time.perf_counter() - t0
-        info = json.loads(_run([*self.base, "inspect", name], 60).output or "[{}]")
-        pid = int(info[0]["State"]["Pid"])
+        from pycontain.container import Container
+
+        pid = Container.get(cid, self.root).pid
 
         def stop() -> None:
             _run([*self.base, "rm", "-f", name], 60)
@@ -304,8 +305,13 @@ class OciTarget(Target):
         if not ok:
             stop()
             raise PycontainError(f"{self.name} did not start an idle container")
-        state = json.loads(_run(self._cmd("state", cid), 60).output)
-        return Instance(ready, descendants(int(state["pid"])), stop)
+        r = _run(self._cmd("state", cid), 60)
+        try:
+            pid = int(json.loads(r.output)["pid"])
+        except (ValueError, KeyError, TypeError):
+            stop()
+            raise PycontainError(f"{self.name} state {cid} gave no pid: {r.output.strip()[-200:]}") from None
+        return Instance(ready, descendants(pid), stop)
 
     def close(self) -> None:
         for cid in list(self.ids):
