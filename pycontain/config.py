@@ -166,7 +166,8 @@ class ContainerConfig:
             for p in self.publish:
                 network.parse_publish(p)
             if self.publish and mode != "bridge":
-                raise InvalidArgument("-p/--publish needs a bridge network: add --network bridge (or a network's name)")
+                raise InvalidArgument(f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
+                                      "(or a network's name)")
         if self.detach and self.tty:
             raise InvalidArgument("-d and -t cannot be combined: a detached container keeps no process to "
                                   "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it")
@@ -193,7 +194,14 @@ def parse_user(spec: str) -> tuple[str, str | None]:
     user, _, group = spec.partition(":")
     if not _valid_user_part(user) or (group and not _valid_user_part(group)) or (_ and not group):
         raise InvalidArgument(f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000")
+    for part in (user, group):
+        # uid_t is 32 bits and (uid_t)-1 means "unchanged" to the kernel: anything above fails only in the child.
+        if part.isdigit() and (len(part) > 10 or int(part) > MAX_ID):
+            raise InvalidArgument(f"invalid --user {spec!r}: {part} is out of range (ids go from 0 to {MAX_ID})")
     return user, group or None
+
+
+MAX_ID = (1 << 32) - 2
 
 
 def parse_volume(spec: str) -> Mount:
@@ -212,6 +220,10 @@ def parse_volume(spec: str) -> Mount:
                               "are not supported)")
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
+    if not os.path.normpath(target).strip("/"):
+        # Over the container's root it would hide the image, and its mount points would be made in the host's
+        # directory.
+        raise InvalidArgument(f"invalid volume {spec!r}: the container path cannot be '/'")
     return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
 
 
@@ -220,6 +232,8 @@ def parse_tmpfs(spec: str) -> Mount:
     target, _, options = spec.partition(":")
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path must be absolute")
+    if not os.path.normpath(target).strip("/"):
+        raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path cannot be '/' (use --read-only for a read-only root)")
     for opt in filter(None, options.split(",")):
         key = opt.partition("=")[0]
         if key not in ("size", "mode", "uid", "gid", "nr_inodes", "ro", "rw", "noexec", "exec", "nosuid",

@@ -28,6 +28,9 @@ def parse_size(s: str | int, what: str = "size") -> int:
     number, unit = _split_size(str(s).strip().lower())
     if not _is_decimal(number):
         raise bad
+    if len(number.partition(".")[0].lstrip("0")) > 20:
+        # Beyond any int64 whatever the unit; and int() refuses strings of more than 4300 digits.
+        raise InvalidArgument(f"invalid {what}: {s!r} is too large (the largest size is {MAX_SIZE} bytes, just under 8192p)")
     if "." in number:
         value = float(number)
         size = MAX_SIZE + 1 if value == _INF else int(value * _MULT[unit])

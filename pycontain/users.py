@@ -46,7 +46,7 @@ def resolve(spec: str | None) -> ResolvedUser:
                 name, uid, gid, home = user, int(e[2]), int(e[3]), e[5] or "/"
                 break
         else:
-            raise InvalidArgument(f"unable to find user {user}: no matching entries in the container's /etc/passwd "
+            raise InvalidArgument(f"unable to find user {user!r}: no matching entries in the container's /etc/passwd "
                                   "(use a numeric UID[:GID])")
     groups_db = _read_db("/etc/group")
     if group:
@@ -58,7 +58,7 @@ def resolve(spec: str | None) -> ResolvedUser:
                     gid = int(e[2])
                     break
             else:
-                raise InvalidArgument(f"unable to find group {group}: no matching entries in the container's "
+                raise InvalidArgument(f"unable to find group {group!r}: no matching entries in the container's "
                                       "/etc/group (use a numeric GID)")
     if gid is None:
         gid = 0 if uid == 0 else uid

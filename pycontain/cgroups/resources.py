@@ -78,17 +78,30 @@ def _int(value: object, what: str, lo: int | None = None, hi: int | None = None,
     if isinstance(value, int):
         n = value
     else:
+        # ASCII digits only: int() would also take "1_000", "+5" and other scripts' digits ("١٢").
+        text = str(value).strip()
+        digits = text[1:] if text.startswith("-") else text
+        if not digits or not digits.isascii() or not digits.isdigit():
+            raise InvalidArgument(f"invalid {what}: {value!r} (use an integer{hint})")
         try:
-            n = int(str(value).strip())
-        except ValueError:
-            raise InvalidArgument(f"invalid {what}: {value!r} (use an integer{hint})") from None
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        if lo is not None and hi is not None:
+            n = int(text)
+        except ValueError:  # more digits than Python converts
+            raise InvalidArgument(f"invalid {what}: {value!r} is too large (use an integer{hint})") from None
+    # Every cgroup file holds at most an int64: larger values would only fail later, in the kernel.
+    hi = INT64_MAX if hi is None else hi
+    lo = -INT64_MAX if lo is None else lo
+    if n < lo or n > hi:
+        if lo > -INT64_MAX and (hi < INT64_MAX or n > hi):
             raise InvalidArgument(f"invalid {what}: {n} (use a value from {lo} to {hi})")
-        if lo is not None:
+        if lo > -INT64_MAX:
             raise InvalidArgument(f"invalid {what}: {n} (use a value of at least {lo})")
         raise InvalidArgument(f"invalid {what}: {n} (use a value of at most {hi})")
     return n
+
+
+INT64_MAX = (1 << 63) - 1
+# The kernel's PID_MAX_LIMIT: pids.max takes nothing larger ("max" is unlimited).
+PIDS_MAX = 4194304
 
 
 def _size_or_unlimited(value: object, what: str) -> int:
@@ -99,18 +112,45 @@ def _size_or_unlimited(value: object, what: str) -> int:
 
 
 def _cpuset(value: object, what: str) -> str:
-    """Validate a cpu/node list such as "0-3,5" (docker's --cpuset-cpus / --cpuset-mems)."""
+    """Validate a cpu/node list such as "0-3,5" (docker's --cpuset-cpus / --cpuset-mems) against the host's."""
     text = str(value).strip().replace(" ", "")
     hint = f"invalid {what}: {value!r} (use a list such as 0-3,5)"
     if not text:
         raise InvalidArgument(hint)
+    ranges = []
     for part in text.split(","):
         lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or not lo.isascii() or (dash and (not hi.isdigit() or not hi.isascii())):
+        if not lo.isdigit() or not lo.isascii() or (dash and (not hi.isdigit() or not hi.isascii())) \
+                or len(lo) > 9 or len(hi) > 9:
             raise InvalidArgument(hint)
         if dash and int(hi) < int(lo):
             raise InvalidArgument(f"invalid {what}: {value!r} (range {part} runs backwards)")
+        ranges.append((int(lo), int(hi) if dash else int(lo)))
+    kind = "mems" if what.endswith("mems") else "cpus"
+    online = _online(kind)
+    # Compared range by range, never expanded: "0-999999999" must not build a set of a billion numbers.
+    if online is not None and not all(any(a <= lo and hi <= b for a, b in online[1]) for lo, hi in ranges):
+        raise InvalidArgument(f"invalid {what}: {value!r} (this host has {'cpus' if kind == 'cpus' else 'memory nodes'} "
+                              f"{online[0]} only)")
     return text
+
+
+def _online(kind: str) -> tuple[str, list[tuple[int, int]]] | None:
+    """The host's online cpus or memory nodes as text and merged ranges; None where the kernel does not say."""
+    path = "/sys/devices/system/cpu/online" if kind == "cpus" else "/sys/devices/system/node/online"
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        spans = sorted((int(a), int(b or a)) for a, _, b in (p.partition("-") for p in text.split(",")))
+    except (OSError, ValueError):
+        return None
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return text, merged
 
 
 def _device_number(path: str, what: str) -> tuple[int, int]:
@@ -164,6 +204,8 @@ def _oci_int(section: dict, key: str, what: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"invalid resources: {what} must be an integer, not {value!r}")
+    if not -INT64_MAX <= value <= INT64_MAX:
+        raise InvalidArgument(f"invalid resources: {what}: {value} does not fit in 64 bits")
     return value
 
 
@@ -303,7 +345,8 @@ class Resources:
         if "cpuset_mems" in given:
             r.cpuset_mems = _cpuset(given["cpuset_mems"], "cpuset-mems")
         if "pids_limit" in given:
-            limit = _int(given["pids_limit"], "pids-limit", hint=" number of processes, or -1 for unlimited")
+            limit = _int(given["pids_limit"], "pids-limit", hi=PIDS_MAX,
+                         hint=" number of processes, or -1 for unlimited")
             r.pids_limit = -1 if limit <= 0 else limit
         if "blkio_weight" in given:
             weight = _int(given["blkio_weight"], "blkio-weight")
@@ -416,7 +459,7 @@ class Resources:
             raise InvalidArgument(f"invalid memory: {self.memory} (at most {MAX_SIZE} bytes)")
         if self.memory_swap is not None and self.memory_swap >= 0:
             if self.memory is None or self.memory < 0:
-                raise InvalidArgument("invalid memory-swap: a swap limit needs a memory limit (set --memory too, or --memory-swap -1)")
+                raise InvalidArgument(f"invalid memory-swap: {self.memory_swap} bytes of memory+swap needs a memory limit (set --memory too, or --memory-swap -1)")
             if self.memory_swap < self.memory:
                 raise InvalidArgument(
                     f"invalid memory-swap: {self.memory_swap} is below the memory limit {self.memory} (set it to at least --memory, or -1 for unlimited swap)"

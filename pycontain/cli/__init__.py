@@ -185,4 +185,4 @@ def main(argv: list[str] | None = None) -> int:
             return code
     from .app import run_app
 
-    return run_app(argv)
+    return guarded(run_app, argv)  # even a bug in the command-line layer ends in one line

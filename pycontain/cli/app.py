@@ -278,9 +278,30 @@ def kill(refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")]
         try:
             parse_signal(refs[1])
             refs, sig = refs[:1], refs[1]  # runc's form: the second argument is a signal, not a container
-        except PycontainError:
-            pass
+        except PycontainError as e:
+            # "kill ID 0" or "kill ID SIGFOO": a bad signal in runc's form, unless a container has that name.
+            if _signal_like(refs[1]) and not _exists(refs[1]):
+                _exit(guarded(_raise, e))
     _for_each(refs, lambda c: c.kill(sig or "KILL", all_processes=all_), quiet=True)
+
+
+def _signal_like(arg: str) -> bool:
+    name = arg.upper()
+    return arg.lstrip("-").isdigit() or (name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum())
+
+
+def _exists(ref: str) -> bool:
+    from ..errors import PycontainError
+
+    try:
+        _container(ref)
+        return True
+    except PycontainError:
+        return False
+
+
+def _raise(e: Exception) -> int:
+    raise e
 
 
 @app.command("rm")
@@ -321,7 +342,7 @@ def _register_run() -> None:
         elif o.kind == MULTI:
             ann, default = list[str] | None, None
         else:
-            ann, default = str | None, None
+            ann, default = str | None, o.default
         info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
         params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY,
                                         annotation=Annotated[ann, info], default=default))
@@ -348,19 +369,46 @@ _register_run()
 
 
 def run_app(argv: list[str]) -> int:
+    try:  # typer >= 0.22 carries its own click; older ones use click itself
+        from typer._click import exceptions as cx
+    except ImportError:
+        from click import exceptions as cx
+    from . import _fail
+
+    NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself  # noqa: N806
+    UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort  # noqa: N806
+
     try:
-        app(args=argv, prog_name="pycontain", standalone_mode=True)
+        code = app(args=argv, prog_name="pycontain", standalone_mode=False)
+    except NoArgsIsHelpError as e:
+        # 'pycontain' or 'pycontain system' alone: the help, with click's usage-error status (125 for us).
+        print(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        return 125
+    except UsageError as e:
+        # One line, like every other error (click's standalone mode draws a multi-line box).
+        where = e.ctx.command_path if e.ctx is not None else "pycontain"
+        return _fail(f"{_one_line(e.format_message())} (see '{where} --help')", 125)
+    except ClickException as e:
+        return _fail(_one_line(e.format_message()), 125)
+    except Abort:
+        sys.stderr.write("\n")
+        return 130
     except SystemExit as e:
         code = e.code
         if code is None:
             return 0
         if isinstance(code, int):
-            # click reports usage errors with 2; docker's convention for its own failures is 125.
             return 125 if code == 2 else code
         sys.stderr.write(f"pycontain: {code}\n")
         return 125
-    return 0
+    if isinstance(code, bool) or not isinstance(code, int):
+        return 0
+    # click reports usage errors with 2; docker's convention for its own failures is 125.
+    return 125 if code == 2 else code
 
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @app.command("gc")
