@@ -111,3 +111,84 @@ def default_rootfs():
         import rootfs_builder
 
         rootfs_builder.resolve("default")
+
+
+# -- networking ---------------------------------------------------------------------------------------------
+# 'pycontain run' puts a container on the default bridge network unless told --network none. So that tests
+# never touch a real pycontain's pycontain0 and nftables table, nor another test session's (people run parts
+# of the suite side by side), each session gets names of its own.
+_NET_TOKEN = os.urandom(3).hex()
+TEST_BRIDGE = f"pyct{_NET_TOKEN}"
+TEST_TABLE = f"pycontain_test_{_NET_TOKEN}"
+
+
+def _host_routes() -> list[str]:
+    import json
+
+    p = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True)
+    routes = json.loads(p.stdout or "[]") if p.returncode == 0 else []
+    return [r["dst"] for r in routes if r.get("dst") not in (None, "default")]
+
+
+def _free_test_subnet() -> str:
+    """A /24 of 10.240.0.0/12 that no host route (another session's bridge included) overlaps."""
+    import ipaddress
+    import random
+
+    taken = [ipaddress.ip_network(d, strict=False) for d in _host_routes() if ":" not in d]
+    candidates = [f"10.{a}.{b}.0/24" for a in range(240, 256) for b in range(256)]
+    random.shuffle(candidates)
+    for cand in candidates:
+        net = ipaddress.ip_network(cand)
+        if not any(net.overlaps(t) for t in taken):
+            return cand
+    raise RuntimeError("no free /24 in 10.240.0.0/12 for the tests' default network")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_network():
+    """A registry, default bridge, subnet and nftables table for this session (the environment every
+    pycontain the tests start inherits); at the end, whatever networking the session made is removed, even
+    after failures: veths, namespaces, bridges, the table, the registry."""
+    import shutil
+    import tempfile
+
+    registry = tempfile.mkdtemp(prefix="pycontain-netreg-")
+    env = {"PYCONTAIN_NETWORKS_DIR": registry, "PYCONTAIN_BRIDGE": TEST_BRIDGE, "PYCONTAIN_NFT_TABLE": TEST_TABLE}
+    if os.geteuid() == 0:
+        env["PYCONTAIN_BRIDGE_SUBNET"] = _free_test_subnet()
+    saved = {k: os.environ.get(k) for k in (*env, "PYCONTAIN_BRIDGE_SUBNET")}
+    os.environ.update(env)
+    try:
+        yield registry
+    finally:
+        try:
+            if os.geteuid() == 0:
+                _remove_networking(registry)
+        finally:
+            shutil.rmtree(registry, ignore_errors=True)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _remove_networking(registry: str) -> None:
+    import json
+
+    from pycontain.network import ipam, netns
+
+    nets = ipam.Registry(registry).all()
+    bridges = {TEST_BRIDGE} | {n["bridge"] for n in nets}
+    for net in nets:
+        for m in net["members"].values():
+            subprocess.run(["ip", "link", "del", m["veth_host"]], capture_output=True)
+            netns.remove(m["netns_path"])
+    p = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True)
+    for link in json.loads(p.stdout or "[]") if p.returncode == 0 else []:
+        if link.get("master") in bridges:  # veths no record names: a run killed half-way
+            subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True)
+    for br in sorted(bridges):
+        subprocess.run(["ip", "link", "del", br], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", TEST_TABLE], capture_output=True)

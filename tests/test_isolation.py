@@ -32,14 +32,25 @@ def test_pid1_and_no_host_processes(pyc):
     assert str(os.getpid()) not in lines[1:]
 
 
-def test_only_loopback_and_it_is_up(pyc):
-    p = pyc("run", "--rm", "default", "--", "sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags")
+def test_network_none_has_only_loopback_and_it_is_up(pyc):
+    # --network none: the default (bridge) adds eth0, see tests/network.
+    p = pyc("run", "--rm", "--network", "none", "default", "--", "sh", "-c",
+            "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags")
     out = p.stdout.split()
     assert out[0] == "lo" and len(out) == 3, out
     assert int(out[2], 16) & 1, "lo is not IFF_UP"
     # A ping to loopback works, so the interface really carries traffic.
-    p = pyc("run", "--rm", "default", "--", "ping", "-c", "1", "-W", "2", "127.0.0.1")
+    p = pyc("run", "--rm", "--network", "none", "default", "--", "ping", "-c", "1", "-W", "2", "127.0.0.1")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_default_network_is_a_namespace_of_its_own_with_eth0(pyc):
+    script = "ls /sys/class/net; readlink /proc/self/ns/net"
+    p = pyc("run", "--rm", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    *ifaces, ns = p.stdout.split()
+    assert ifaces == ["eth0", "lo"], ifaces
+    assert ns != os.readlink("/proc/self/ns/net")
 
 
 def test_hostname_default_and_flag(pyc):

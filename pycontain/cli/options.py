@@ -13,14 +13,21 @@ FLAG, VALUE, MULTI = "flag", "value", "multi"
 
 
 class Opt:
-    __slots__ = ("flags", "dest", "kind", "metavar", "help")
+    __slots__ = ("flags", "dest", "kind", "metavar", "help", "default")
 
-    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, help: str, metavar: str = "") -> None:
+    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, help: str, metavar: str = "",
+                 default: str | None = None) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
         self.metavar = metavar
         self.help = help
+        self.default = default  # a VALUE option's value when it is not given
+
+
+# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
+# bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
+DEFAULT_NETWORK = "bridge"
 
 
 RUN_OPTIONS: tuple[Opt, ...] = (
@@ -39,10 +46,12 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
     Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
-    Opt(("--network", "--net"), "network", VALUE, "Network: none (default: only lo), host, bridge, "
-        "container:NAME|ID, or a network made with 'pycontain network create'.", "NETWORK"),
-    Opt(("-p", "--publish"), "publish", MULTI, "Publish a container port on the host (bridge networks): "
-        "HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.", "PORTS"),
+    Opt(("--network", "--net"), "network", VALUE, "Network: bridge (the default: eth0 with an address on the "
+        "pycontain0 bridge, a default route, NAT out), none (only lo), host (the host's own), container:NAME|ID "
+        "(another container's), or the name of a network made with 'pycontain network create'.", "NETWORK",
+        default=DEFAULT_NETWORK),
+    Opt(("-p", "--publish"), "publish", MULTI, "Publish a container port on the host (bridge networks, the "
+        "default): HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.", "PORTS"),
     # Security: docker's flags.
     Opt(("--cap-add",), "cap_add", MULTI, "Add a Linux capability (e.g. NET_ADMIN, or ALL).", "CAP"),
     Opt(("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (e.g. NET_RAW, or ALL).", "CAP"),
@@ -80,7 +89,7 @@ RESOURCE_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_sh
 
 
 def defaults() -> dict:
-    return {o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else None) for o in RUN_OPTIONS}
+    return {o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else o.default) for o in RUN_OPTIONS}
 
 
 def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:

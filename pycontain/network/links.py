@@ -73,7 +73,9 @@ def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
         try:
             nl.call(create)
         except rtnl.netlink_error() as e:
-            raise PycontainError(e.args[1]) from None
+            hint = " (no bridge support in this kernel? --network none runs without one)" \
+                if e.code in (errno.EOPNOTSUPP, errno.ENOENT) else ""
+            raise PycontainError(e.args[1] + hint) from None
         get, addrs = nl.call(rtnl.get_link(br), rtnl.dump_addrs(AF_INET))
         if not get.replies:
             raise PycontainError(f"bridge {br} vanished while it was being set up")

@@ -23,9 +23,7 @@ NETLINK_ROUTE = 0
 def _make(path: str, with_socket: bool) -> int | None:
     """The body of a thread of its own (whose namespace it changes): a new namespace pinned on ``path``,
     and a NETLINK_ROUTE socket inside it (bound to it for good) when ``with_socket``."""
-    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-    os.close(fd)
+    _placeholder(path)
     try:
         libc.unshare(libc.CLONE_NEWNET)
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
@@ -35,6 +33,20 @@ def _make(path: str, with_socket: bool) -> int | None:
     except BaseException:
         remove(path)
         raise
+
+
+def _placeholder(path: str) -> None:
+    """The empty file a namespace is mounted on. Its directory goes when its last namespace does
+    (``remove``), so it may vanish between being made and the file's creation: then it is made again."""
+    for _ in range(100):
+        os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except FileNotFoundError:
+            continue
+        os.close(fd)
+        return
+    raise OSError(errno.ENOENT, "the namespace directory keeps vanishing", os.path.dirname(path))
 
 
 def create(path: str) -> None:
@@ -100,6 +112,11 @@ def remove(path: str) -> bool:
         found = True
     except FileNotFoundError:
         pass
+    if found:
+        try:
+            os.rmdir(os.path.dirname(path))  # the last one: leave the state root as it was before any
+        except OSError:
+            pass  # other namespaces live there (ENOTEMPTY)
     return found
 
 

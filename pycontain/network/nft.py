@@ -194,7 +194,8 @@ def run(doc: dict | str) -> str:
         nft = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)),
                                           None)
         if nft is None:
-            raise Unsupported("nftables is needed for container networking: install the 'nftables' package")
+            raise Unsupported("nftables is needed for container networking: install the 'nftables' package "
+                              "(or run containers with --network none)")
         argv = [nft, "-j", "-f", "-"] if not isinstance(doc, str) else [nft, "-j", *text.split()]
         p = subprocess.run(argv, input=text if not isinstance(doc, str) else None, capture_output=True, text=True)
         rc, out, err = p.returncode, p.stdout, p.stderr

@@ -57,7 +57,7 @@ def _lazy_package() -> None:
     spec = importlib.machinery.PathFinder.find_spec("pyroute2")
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise Unsupported("pyroute2 is needed for container networking: install it in pycontain's environment "
-                          "('pip install pyroute2')")
+                          "('pip install pyroute2'), or run containers with --network none")
     loader = spec.loader
     package = types.ModuleType("pyroute2")
     package.__spec__ = spec

@@ -1,14 +1,15 @@
 """Where networking keeps its records and what it names things: one place, overridable from the environment.
 
 Bridges, subnets and the nftables table are host-wide, so the registry of networks (definitions and
-address allocations) is too: every state root (``--root``) shares it, and two roots can never be handed
-the same address on the same bridge. Container-side files live in the container's own state directory.
+address allocations) is too: every state root (``--root``) and every image store (``PYCONTAIN_DATA``)
+shares it, and two of them can never be handed the same address on the same bridge, nor render the table
+without each other's rules. Container-side files live in the container's own state directory.
 
 ========================  ==================================  ============================================
 environment variable      default                             what
 ========================  ==================================  ============================================
-PYCONTAIN_NETWORKS_DIR    ``$PYCONTAIN_DATA/networks``        one ``<network>.json`` per network + ``.lock``
-                          (``/var/lib/pycontain/networks``)
+PYCONTAIN_NETWORKS_DIR    ``/var/lib/pycontain/networks``     one ``<network>.json`` per network + ``.lock``
+                          (whatever ``PYCONTAIN_DATA`` says)
 PYCONTAIN_BRIDGE          ``pycontain0``                      the default network's bridge device
 PYCONTAIN_BRIDGE_SUBNET   10.88.0.0/16 (the next free one     the default network's subnet
                           when a host route overlaps it)
@@ -22,6 +23,7 @@ import os
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_STATE_ROOT = "/run/pycontain"  # pycontain.state.DEFAULT_ROOT, without importing it
+DEFAULT_REGISTRY = "/var/lib/pycontain/networks"
 DEFAULT_SUBNET = "10.88.0.0/16"
 # Tried in order for the default network when 10.88.0.0/16 overlaps a host route or another network.
 DEFAULT_SUBNET_FALLBACKS = tuple(f"172.{n}.0.0/16" for n in range(20, 32))
@@ -36,7 +38,8 @@ def registry_dir() -> str:
     d = os.environ.get("PYCONTAIN_NETWORKS_DIR")
     if d:
         return os.path.abspath(d)
-    return os.path.join(os.path.abspath(os.environ.get("PYCONTAIN_DATA") or "/var/lib/pycontain"), "networks")
+    # Not beneath PYCONTAIN_DATA: a second image store still shares pycontain0 and the nftables table.
+    return DEFAULT_REGISTRY
 
 
 def default_bridge() -> str:

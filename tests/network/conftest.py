@@ -1,5 +1,5 @@
-"""Fixtures for the networking tests: a private registry, bridge name and nftables table for the session,
-fake containers, and snapshots of everything networking could leak.
+"""Fixtures for the networking tests: fake containers, and snapshots of everything networking could leak
+(the session's private registry, bridge name and nftables table come from tests/conftest.py).
 
 Traffic stays on the host: only loopback and the namespaces these tests create are ever addressed.
 """
@@ -11,15 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
+from conftest import TEST_BRIDGE, TEST_TABLE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NSHELPER = os.path.join(HERE, "nshelper.py")
-TEST_BRIDGE = "pyctest0"
-TEST_TABLE = "pycontain_test"
+__all__ = ["TEST_BRIDGE", "TEST_TABLE"]
 
 
 def _usable() -> str | None:
@@ -38,47 +37,11 @@ SKIP_REASON = _usable()
 needs_net = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def net_env():
-    """A registry, default bridge and nft table of the tests' own, so a real pycontain on this host is left
-    alone; at the end, whatever the tests made is removed, even after failures."""
-    if SKIP_REASON is not None:
-        yield None
-        return
-    registry = tempfile.mkdtemp(prefix="pycontain-netreg-")
-    saved = {k: os.environ.get(k) for k in ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")}
-    os.environ.update(PYCONTAIN_NETWORKS_DIR=registry, PYCONTAIN_BRIDGE=TEST_BRIDGE, PYCONTAIN_NFT_TABLE=TEST_TABLE)
-    try:
-        yield registry
-    finally:
-        _teardown(registry)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _teardown(registry: str) -> None:
-    from pyroute2 import IPRoute
-
-    from pycontain.network import ipam, netns, nft
-
-    nets = ipam.Registry(registry).all()
-    with IPRoute() as ipr:
-        for net in nets:
-            for m in net["members"].values():
-                for idx in ipr.link_lookup(ifname=m["veth_host"]):
-                    ipr.link("del", index=idx)
-                netns.remove(m["netns_path"])
-        for name in {TEST_BRIDGE} | {n["bridge"] for n in nets}:
-            for idx in ipr.link_lookup(ifname=name):
-                ipr.link("del", index=idx)
-    try:
-        nft.delete_table(TEST_TABLE)
-    except Exception:  # noqa: BLE001 - best effort at the end of the session
-        pass
-    shutil.rmtree(registry, ignore_errors=True)
+@pytest.fixture(scope="session")
+def net_env(private_network):
+    """The session's own registry, default bridge and nft table (tests/conftest.py's private_network, which
+    removes whatever the tests made at the end, even after failures), or None where networking cannot run."""
+    return None if SKIP_REASON is not None else private_network
 
 
 def new_id() -> str:

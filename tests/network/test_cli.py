@@ -7,8 +7,10 @@ them), so these tests work before and after cli/app.py imports it. ``run --netwo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 
 from pycontain import network
 
-from .conftest import assert_same, free_ports, needs_net, snapshot
+from .conftest import assert_same, free_port, free_ports, needs_net, snapshot
 
 pytestmark = needs_net
 
@@ -113,6 +115,77 @@ def test_run_network_none_has_only_lo(pyc):
     assert _ifaces(p.stdout) == ["lo"]
 
 
+def test_bridge_is_the_default_of_both_parsers():
+    import typer
+
+    from pycontain.cli.app import app
+    from pycontain.cli.options import parse_run_args
+
+    assert parse_run_args(["default", "true"])[0]["network"] == "bridge"
+    run = typer.main.get_command(app).commands["run"]
+    assert next(p for p in run.params if p.name == "network").default == "bridge"
+
+
+def test_run_help_says_bridge_is_the_default():
+    p = subprocess.run([sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "bridge (the default" in text and "none (only lo)" in text
+
+
+def _subnet() -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(os.environ["PYCONTAIN_BRIDGE_SUBNET"])
+
+
+@wired
+def test_plain_run_gets_eth0_on_the_default_network_and_rm_leaves_nothing(pyc, state_root):
+    pyc("run", "--rm", "default", "--", "true", check=True)  # the bridge and the table exist from here on
+    before = snapshot(state_root)
+    p = pyc("run", "--rm", "default", "--", "sh", "-c",
+            "cat /proc/net/dev; echo ==; ip -o -4 addr show eth0; echo ==; ip route", check=True)
+    dev, addr, route = p.stdout.split("==\n")
+    assert _ifaces(dev) == ["eth0", "lo"]
+    ip, _, prefixlen = addr.split()[3].partition("/")
+    subnet = _subnet()
+    assert ipaddress.IPv4Address(ip) in subnet and int(prefixlen) == subnet.prefixlen, addr
+    gateway = str(subnet.network_address + 1)
+    assert f"default via {gateway} dev eth0" in route, route
+    # After --rm: no veth, address, allocation, nft rule, namespace mount or file is left.
+    assert pyc.ids() == []
+    assert_same(before, snapshot(state_root))
+
+
+@wired
+def test_failed_runs_with_the_default_network_leave_nothing(pyc, state_root):
+    pyc("run", "--rm", "default", "--", "true", check=True)
+    before = snapshot(state_root)
+    port = free_port()
+    with socket.socket() as busy:  # a host process holds the port: refused inside attach
+        busy.bind(("0.0.0.0", port))
+        busy.listen()
+        p = pyc("run", "-p", f"{port}:80", "default", "--", "true")
+        assert p.returncode == 125 and "is in use by a process on the host" in p.stderr, p.stderr
+        assert len(p.stderr.splitlines()) == 1
+    # Refused once the network is wired: a working directory that is a file (the container's process fails
+    # to enter it), a user the image lacks.
+    for args in (["-w", "/etc/passwd"], ["-u", "nosuchuser"]):
+        p = pyc("run", *args, "default", "--", "true")
+        assert p.returncode == 125 and len(p.stderr.splitlines()) == 1, p.stderr
+        assert "Traceback" not in p.stderr
+    # The command cannot be found: the container ran (and is removed with --rm).
+    p = pyc("run", "--rm", "default", "--", "/no/such/command")
+    assert p.returncode == 127, p.stderr
+    assert pyc.ids() == []
+    assert_same(before, snapshot(state_root))
+
+
+@wired
+def test_publish_needs_no_network_flag_but_none_refuses_it(pyc):
+    p = pyc("run", "--rm", "--network", "none", "-p", "8080:80", "default", "--", "true")
+    assert p.returncode == 125 and "needs a bridge network" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
 @wired
 def test_run_default_bridge(pyc):
     p = pyc("run", "--rm", "--network", "bridge", "-h", "box", "default", "--", "sh", "-c",
@@ -137,7 +210,7 @@ def test_run_containers_talk_by_name_and_networks_are_isolated(pyc, network_name
 @wired
 def test_run_published_port_answers_on_host_loopback(pyc):
     port, port2 = free_ports(2)
-    pyc("run", "-d", "--name", "pub", "-h", "pub", "--network", "bridge", "-p", f"127.0.0.1:{port}:80",
+    pyc("run", "-d", "--name", "pub", "-h", "pub", "-p", f"127.0.0.1:{port}:80",  # the default network
         "--publish", f"{port2}:80",
         "default", "--", "sh", "-c", HTTPD, check=True)
     for p in (port, port2):

@@ -19,7 +19,8 @@ WORKER = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from pycontain import network
-import pyroute2  # imported before the start signal: the attaches race, not the imports
+from pycontain.network import rtnl  # loaded before the start signal: the attaches race, not the imports
+rtnl.load()
 root, cid, net, publish = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 print("ready", flush=True)
 sys.stdin.readline()
