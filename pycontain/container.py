@@ -161,6 +161,11 @@ class Container:
                 from .cgroups.resources import Resources
 
                 cg.apply(Resources.from_dict(config.resources))
+            from .cgroups.devices import rules_for
+
+            rules = rules_for(config)
+            if rules is not None:
+                cg.set_devices(rules)
             crash_point("limits-applied")
             if stdio is None:
                 stdio = process.Stdio(stdin_null=not config.interactive,

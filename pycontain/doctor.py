@@ -63,10 +63,17 @@ def run_checks() -> list[Check]:
                          f"{' '.join(delegated) or 'none'}",
                          f"limits on {', '.join(missing)} need those controllers delegated to {own} (or "
                          "--cgroup-parent a cgroup that has them)" if missing else ""))
+        out.append(Check("device rules", None, "not enforced on cgroup v2 (the kernel wants an eBPF program, which "
+                         "pycontain does not load): a container can open only the nodes its /dev holds, and "
+                         "mknod needs CAP_MKNOD", "use --cap-drop MKNOD for untrusted code on this host"))
     else:
         mounts = sorted(v1_mounts())
         out.append(Check("cgroups", bool(mounts), f"{mode}: v1 controllers {' '.join(mounts)}",
                          "" if mounts else "mount the cgroup v1 controllers or cgroup2"))
+        has_devices = "devices" in mounts
+        out.append(Check("device rules", has_devices or None, "v1 devices controller: docker's allow list applied"
+                         if has_devices else "no v1 devices hierarchy: device rules are not enforced",
+                         "" if has_devices else "mount the devices controller at /sys/fs/cgroup/devices"))
     status = _read("/proc/self/status")
     seccomp = "Seccomp:" in status
     out.append(Check("seccomp", seccomp, "kernel supports seccomp filters" if seccomp else "missing",

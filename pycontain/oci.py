@@ -35,6 +35,8 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
         from .cgroups.resources import Resources
 
         resources = Resources.from_oci(spec.resources).to_dict()
+        if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
+            resources["devices"] = spec.resources["devices"]
     cgroup_path = spec.cgroups_path
     if cgroup_path and ":" in cgroup_path:
         raise Unsupported(f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "

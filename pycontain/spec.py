@@ -838,6 +838,13 @@ def _resources(linux: dict) -> dict | None:
     except InvalidArgument as e:  # worded after docker's flags: put the JSON path in front
         message = str(e).removeprefix("invalid resources: ")
         raise _err("linux.resources", message) from None
+    if "devices" in resources:
+        from .cgroups.devices import parse_oci
+
+        try:
+            parse_oci(resources["devices"])
+        except InvalidArgument as e:
+            raise _err("", str(e)) from None
     return resources
 
 

@@ -68,6 +68,11 @@ class CgroupManager:
         """Write the limits in ``resources`` (fields left ``None`` are not touched)."""
         raise NotImplementedError
 
+    def set_devices(self, rules: list) -> bool:
+        """Write device access rules (``cgroups.devices.DeviceRule``, in order); False where this driver
+        cannot enforce them (cgroup v2 wants an eBPF program, which pycontain does not load)."""
+        return False
+
     def stats(self) -> Stats:
         raise NotImplementedError
 

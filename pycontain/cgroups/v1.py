@@ -184,6 +184,16 @@ class V1Manager(CgroupManager):
         return read_keyed(os.path.join(self.dirs["memory"], "memory.oom_control")).get("oom_kill", 0) > 0
 
     # -- resources -------------------------------------------------------------------------
+    def set_devices(self, rules: list) -> bool:
+        """Each rule to devices.allow or devices.deny, in order, one write each (the kernel parses one rule
+        per write); a leading deny-all ("a") first empties the inherited allow list."""
+        if "devices" not in self.dirs:  # a host without the devices hierarchy: nothing to enforce with
+            return False
+        d = self.dirs["devices"]
+        for rule in rules:
+            write_file(os.path.join(d, "devices.allow" if rule.allow else "devices.deny"), rule.line())
+        return True
+
     def apply(self, resources: Resources) -> None:
         r = resources
         if r.is_empty():
