@@ -120,10 +120,10 @@ def main() -> int:
             network.remove_network("bench")
         except Exception:  # noqa: BLE001
             pass
-        from pyroute2 import IPRoute
+        from pycontain.network.rtnl import Rtnl
 
-        with IPRoute() as ipr:
-            links.delete_link(ipr, "pycbench0")
+        with Rtnl() as nl:
+            links.delete_link(nl, "pycbench0")
         nft.delete_table("pycontain_bench")
         shutil.rmtree(registry, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Whole-process latency of ``pycontain run --rm default -- /bin/true`` against runc and crun.
+"""Whole-process latency of ``pycontain run --rm --network none default -- /bin/true`` against runc and crun.
 
 All rows run in one hyperfine invocation (``-N --warmup 5 --runs N``) on the same root filesystem, the
 built-in busybox one (``rootfs_builder.resolve("default")``), plus ``python -c pass`` in pycontain's
-interpreter as the floor a Python CLI cannot beat. See benchmarks/README.md. Run as root.
+interpreter as the floor a Python CLI cannot beat. runc's default bundle gives its container a network
+namespace with only lo, so pycontain runs with ``--network none`` for a like-for-like figure; ``--bridge``
+adds a row for pycontain's default (a veth on a bridge, an address, NAT), on a bridge, registry and
+nftables table of the benchmark's own, removed at the end. See benchmarks/README.md. Run as root.
 
-    python benchmarks/run_latency.py [--runs 100] [--pycontain PATH] [--out DIR]
-    python benchmarks/run_latency.py --imports     # python -X importtime top entries for `pycontain run`
+    python benchmarks/run_latency.py [--runs 100] [--pycontain PATH] [--out DIR] [--bridge]
+    python benchmarks/run_latency.py --imports [--bridge]   # python -X importtime top entries for `pycontain run`
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -122,12 +126,51 @@ class MaskedCgroup2:
             subprocess.run(["umount", self.dir], check=False)
 
 
-def imports_mode(pycontain: str | None, top: int) -> int:
+# runc's bundle: a network namespace with only lo. pycontain's default would add a bridge, a veth and NAT.
+LIKE_RUNC = ["--network", "none"]
+BRIDGE_BRIDGE = "pycbench1"
+BRIDGE_TABLE = "pycontain_bench_lat"
+
+
+@contextlib.contextmanager
+def private_bridge() -> Iterator[None]:
+    """pycontain's default network, on a registry, bridge and nftables table of the benchmark's own (the
+    environment of every pycontain started meanwhile); all removed afterwards, so a real pycontain0 is
+    never touched."""
+    registry = tempfile.mkdtemp(prefix="pycontain-bench-net-")
+    keys = ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(zip(keys, (registry, BRIDGE_BRIDGE, BRIDGE_TABLE), strict=True))
+    try:
+        yield
+    finally:
+        out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+        for link in json.loads(out or "[]"):
+            if link.get("master") == BRIDGE_BRIDGE:
+                subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE_BRIDGE], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", BRIDGE_TABLE], capture_output=True)
+        shutil.rmtree(registry, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def imports_mode(pycontain: str | None, top: int, bridge: bool) -> int:
     if not pycontain or not os.path.isfile(pycontain):
         log("pycontain not found (give --pycontain PATH)")
         return 2
+    if bridge:
+        with private_bridge():
+            return _imports(pycontain, top, [])
+    return _imports(pycontain, top, LIKE_RUNC)
+
+
+def _imports(pycontain: str, top: int, network: list[str]) -> int:
     python = interpreter_of(pycontain)
-    argv = [python, "-X", "importtime", pycontain, "run", "--rm", "default", "--", "/bin/true"]
+    argv = [python, "-X", "importtime", pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
     subprocess.run(argv, capture_output=True)  # warm the bytecode caches
     p = subprocess.run(argv, capture_output=True, text=True)
     rows = []
@@ -162,13 +205,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the hyperfine JSON goes (default benchmarks/out)")
     ap.add_argument("--imports", action="store_true", help="print python -X importtime top entries for pycontain run")
     ap.add_argument("--top", type=int, default=25, help="entries shown by --imports (default 25)")
+    ap.add_argument("--bridge", action="store_true", help="also time pycontain's default network (a private "
+                    "bridge, removed afterwards); --imports: show the default network's imports")
     args = ap.parse_args(argv)
 
     # A Python CLI recompiles every module on every run without its bytecode cache: not what users see.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     pycontain = find_pycontain(args.pycontain)
     if args.imports:
-        return imports_mode(pycontain, args.top)
+        return imports_mode(pycontain, args.top, args.bridge)
     if os.geteuid() != 0:
         log("run as root: containers need it")
         return 2
@@ -196,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(cmd, capture_output=True, check=False)
 
         stack.callback(_delete_leftovers)
+        if args.bridge:
+            stack.enter_context(private_bridge())
         if shutil.which("runc"):
             make_bundle(bundle, rootfs)
         else:
@@ -242,12 +289,20 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(("crun run", "not installed (apt-get install crun)"))
 
         if pycontain:
-            cmd = [pycontain, "run", "--rm", "default", "--", "/bin/true"]
-            why = try_once(cmd)
-            if why is None:
-                rows.append(("pycontain run --rm", cmd))
-            else:
-                skipped.append(("pycontain run --rm", f"`{shlex.join(cmd)}` fails: {why}"))
+            variants = [("pycontain run --rm --network none", LIKE_RUNC)]
+            if args.bridge:
+                variants.append(("pycontain run --rm (bridge, the default)", []))
+            for name, network in variants:
+                cmd = [pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
+                why = try_once(cmd)
+                if why is None:
+                    rows.append((name, cmd))
+                else:
+                    skipped.append((name, f"`{shlex.join(cmd)}` fails: {why}"))
+            notes.append("pycontain runs with --network none: runc's and crun's bundles give their containers a "
+                         "network namespace with only lo, so this is the like-for-like figure (pycontain's "
+                         "default, a bridge network, " + ("is its own row)" if args.bridge else
+                                                          "is timed with --bridge)"))
         else:
             skipped.append(("pycontain run --rm", "not found (make a .venv, or give --pycontain PATH)"))
 
