@@ -192,9 +192,6 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
             result.meta["vm_export_seconds"] = round(vm_target.export_seconds, 2)
         _measure(opts, targets, result, report)
         result.summary = summarize(result.samples)
-        for s in result.summary:
-            if s.warning:
-                notes.append(f"{s.metric} on {s.target}: {s.warning}")
         return result
     finally:
         for t in targets:

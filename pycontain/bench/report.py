@@ -192,6 +192,10 @@ def write_markdown(result: BenchResult, path: str, plots: list[str]) -> None:
               "the host's kernel and page cache, so an idle container costs little more than its processes.", ""]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
+    wide = [s for s in result.summary if s.warning]
+    if wide:
+        lines += ["## Wide spreads", "", "Rerun on a quieter machine or with a higher `--repeat` before trusting these:", ""]
+        lines += [f"- `{s.metric}` on {s.target}: {s.warning.split(':')[0]}" for s in wide] + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots] + [""]
     lines += ["Raw samples (with the load average at each) are in `bench.json`.", ""]

@@ -96,6 +96,10 @@ def bench(
         console.print(f"VM: {result.meta['vm_accel_why']}")
         for note in result.notes:
             console.print(f"note: {note}")
+        wide = sum(1 for s in result.summary if s.warning)
+        if wide:
+            console.print(f"warning: {wide} figure(s) marked ! spread more than 25 % around their median: rerun on "
+                          "a quieter machine or with a higher --repeat (details in report.md)")
         console.print(f"wrote {files['json']}, {files['report']} and {len(files['plots'])} plot(s) in {out}")
         return 0
 
