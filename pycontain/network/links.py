@@ -2,7 +2,7 @@
 pairs, a container's eth0.
 
 Every function takes an open ``rtnl.Rtnl`` (host side) so one socket serves a whole attach, and batches
-what it can: the common case (the bridge is there and right, a container joins it) is four round trips.
+what it can: the common case (the bridge is there and right, a container joins it) is three round trips.
 """
 
 from __future__ import annotations
@@ -115,21 +115,26 @@ def add_container_link(nl: rtnl.Rtnl, inner: rtnl.Rtnl, net: dict, member: dict,
     veth, mtu = member["veth_host"], net["mtu"]
     nsfd = open_ns(member["netns_path"])
     try:
-        # A device left with this very name by a crashed run goes in the same datagram, just before.
-        nl.call(rtnl.del_link(veth),
-                rtnl.new_link(veth, "veth", up=True, mtu=mtu, master=bridge_index,
-                              data=rtnl.veth_peer("eth0", nsfd, mtu=mtu, mac=member["mac"])))
+        # A device left with this very name by a crashed run goes in the same datagram, just before; and the
+        # new host end is read back after: its IFLA_LINK is eth0's index inside the container's namespace.
+        _old, _new, host_end = nl.call(
+            rtnl.del_link(veth),
+            rtnl.new_link(veth, "veth", up=True, mtu=mtu, master=bridge_index,
+                          data=rtnl.veth_peer("eth0", nsfd, mtu=mtu, mac=member["mac"])),
+            rtnl.get_link(veth))
     except rtnl.netlink_error() as e:
         raise PycontainError(f"{e.args[1]} (on bridge {net['bridge']})") from None
     finally:
         os.close(nsfd)
     try:
-        get, _lo = inner.call(rtnl.get_link("eth0"), rtnl.set_link(1, up=True))  # lo is ifindex 1 in every netns
-        eth0 = rtnl.index_of(get)
-        if eth0 is None:
-            raise PycontainError("the container's network namespace lacks eth0")
+        eth0 = host_end.replies[0].get_attr("IFLA_LINK") if host_end.replies else None
+        if not eth0:
+            eth0 = lookup(inner, "eth0")
+            if eth0 is None:
+                raise PycontainError("the container's network namespace lacks eth0")
         prefixlen = ipaddress.IPv4Network(net["subnet"]).prefixlen
-        reqs = [rtnl.set_link(eth0, up=True), rtnl.new_addr(eth0, member["ip"], prefixlen)]
+        reqs = [rtnl.set_link(1, up=True),  # lo: ifindex 1 in every namespace
+                rtnl.set_link(eth0, up=True), rtnl.new_addr(eth0, member["ip"], prefixlen)]
         if not net.get("internal"):
             reqs.append(rtnl.new_default_route(net["gateway"], eth0))
         inner.call(*reqs)

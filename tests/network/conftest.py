@@ -190,29 +190,31 @@ def _json(argv: list[str]) -> object:
     return json.loads(p.stdout or "null")
 
 
-def _ours(name: str | None) -> bool:
-    """Devices pycontain makes: containers' veths, user networks' bridges, the tests' default bridge."""
-    return bool(name) and (name.startswith(("pcv", "pcn-")) or name == TEST_BRIDGE)
-
-
 def snapshot(state_root: str) -> dict:
     """Everything attach could leave behind: links, addresses, routes, the nft table (without handles),
-    namespace mounts, allocations and namespace files. Limited to what pycontain makes (its device names,
-    its table, nsfs mounts and the state root), so other work on the host cannot disturb the comparison."""
+    namespace mounts, allocations and namespace files. Limited to what this session made (its bridges and
+    their ports, its table, mounts under the test's state root): every pycontain run makes veths now, and
+    other test sessions on the host run at the same time."""
     from conftest import mountinfo
 
     from pycontain.network import ipam
 
-    links = sorted(link["ifname"] for link in _json(["ip", "-j", "link"]) if _ours(link["ifname"]))
-    addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in _json(["ip", "-j", "addr"]) if _ours(a["ifname"])
-                   for i in a.get("addr_info", []) if not i["local"].startswith("fe80"))
+    nets = ipam.Registry().all()
+    bridges = {TEST_BRIDGE} | {n["bridge"] for n in nets}
+    # A veth is ours when it is on one of our bridges, or named after one of our containers.
+    veths = {m["veth_host"] for n in nets for m in n["members"].values()}
+    ours = {link["ifname"] for link in _json(["ip", "-j", "link"])
+            if link["ifname"] in bridges or link.get("master") in bridges or link["ifname"] in veths}
+    links = sorted(ours)
+    addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in _json(["ip", "-j", "addr"])
+                   if a["ifname"] in ours for i in a.get("addr_info", []) if not i["local"].startswith("fe80"))
     # A bridge's carrier (the "linkdown" flag of its routes) follows its ports with a delay: not a leak.
     routes = sorted(json.dumps({k: v for k, v in r.items() if k != "flags"}, sort_keys=True)
-                    for r in _json(["ip", "-j", "-4", "route", "show", "table", "all"]) if _ours(r.get("dev")))
+                    for r in _json(["ip", "-j", "-4", "route", "show", "table", "all"]) if r.get("dev") in ours)
     table = subprocess.run(["nft", "-j", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True)
     ruleset = _strip_handles(json.loads(table.stdout)) if table.returncode == 0 else None
-    mounts = [m for m in mountinfo() if "nsfs" in m or state_root in m]
-    members = {n["name"]: sorted(n["members"]) for n in ipam.Registry().all()}
+    mounts = [m for m in mountinfo() if state_root in m]
+    members = {n["name"]: sorted(n["members"]) for n in nets}
     nsdir = os.path.join(state_root, "netns")
     return {"links": links, "addrs": addrs, "routes": routes, "nft": ruleset, "mounts": mounts,
             "members": members, "netns": sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []}
