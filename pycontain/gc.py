@@ -16,7 +16,7 @@ from .state import CREATING, INDEX_DIR, STOPPED, StateStore, _rmtree, known_anyw
 
 
 def collect(root: str | None = None) -> list[str]:
-    """Remove crash leftovers; return one line per thing removed."""
+    """Remove crash leftovers; return one line per thing removed (or, starting "could not", not removed)."""
     store = StateStore(root)
     removed: list[str] = []
     known_cgroups: set[str] = set()
@@ -38,7 +38,7 @@ def collect(root: str | None = None) -> list[str]:
         except ContainerNotFound:
             pass  # removed meanwhile by someone else
         except Exception as e:  # noqa: BLE001 - report and go on with the rest
-            removed.append(f"container {st.name}: could not remove: {e}")
+            removed.append(f"could not remove container {st.name} ({st.id[:12]}): {e}")
     if os.path.isdir(store.root):
         with store.lock():
             for path in store.leftovers():
@@ -87,7 +87,7 @@ def _network_leftovers(root: str) -> list[str]:
     except ImportError:
         return []
     except Exception as e:  # noqa: BLE001 - the containers are collected already: report and finish
-        return [f"network: could not collect leftovers: {e}"]
+        return [f"could not collect network leftovers: {e}"]
 
 
 def _orphan_cgroups(known: set[str], store: StateStore) -> list[str]:
@@ -126,6 +126,9 @@ def prune(root: str | None = None) -> list[str]:
     for st in store.all():
         c = Container(st, store)
         if c.status() == STOPPED:
-            c.remove(force=True)
+            try:
+                c.remove(force=True)
+            except ContainerNotFound:
+                continue  # removed meanwhile by someone else
             removed.append(f"container {st.name} ({st.id[:12]}): stopped")
     return removed

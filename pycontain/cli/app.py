@@ -418,11 +418,21 @@ def gc() -> None:
     def body() -> int:
         from .. import gc as collector
 
-        for line in collector.collect(_root["root"]):
-            print(f"removed {line}")
-        return 0
+        return _report(collector.collect(_root["root"]))
 
     _exit(guarded(body))
+
+
+def _report(lines: list[str]) -> int:
+    """gc's lines: what was removed on stdout, what could not be as warnings (and exit status 1)."""
+    failed = 0
+    for line in lines:
+        if line.startswith("could not "):
+            sys.stderr.write(f"pycontain: warning: {line}\n")
+            failed = 1
+        else:
+            print(f"removed {line}")
+    return failed
 
 
 system_app = typer.Typer(help="Host-wide maintenance.", no_args_is_help=True)
@@ -439,9 +449,7 @@ def system_prune(force: Annotated[bool, typer.Option("-f", "--force", help="Do n
 
         if not force and sys.stdin.isatty() and not typer.confirm("Remove all stopped containers?"):
             return 0
-        for line in collector.prune(_root["root"]):
-            print(f"removed {line}")
-        return 0
+        return _report(collector.prune(_root["root"]))
 
     _exit(guarded(body))
 

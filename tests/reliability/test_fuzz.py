@@ -223,6 +223,29 @@ def test_kill_signals(runner: Runner, stopped: str, value: str) -> None:
         runner.check(p, value, unnamed_ok=("is not running",))
 
 
+@pytest.fixture
+def running(runner: Runner) -> str:
+    p = runner("run", "-d", "--name", "running", "default", "--", "sleep", "3600")
+    assert p.returncode == 0, p.stderr
+    runner.keep = set(os.listdir(runner.root)) - {".lock"}
+    try:
+        yield "running"
+    finally:
+        runner.keep = set()
+        runner("rm", "-f", "running")
+
+
+@FUZZ
+@given(flag=st.sampled_from(["-u", "-w", "-e"]), value=st.one_of(ANY_TEXT, MOUNTS,
+                                                                   _valueish(r"[a-z0-9]{0,10}(:[a-z0-9]{0,12})?")))
+@example(flag="-u", value="99999999999")
+@example(flag="-w", value=HUGE)
+def test_exec_values(runner: Runner, running: str, flag: str, value: str) -> None:
+    p = runner("exec", flag, value, running, "true")
+    # A valid value runs 'true'; a working directory that does not exist is the command's failure (126/127).
+    runner.check(p, value, ok_codes=(0, 126, 127) if flag == "-w" else (0,))
+
+
 def _signal_like(value: str) -> bool:
     name = value.upper()
     return value.lstrip("-").isdigit() or name in signal.Signals.__members__ or \
