@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-from ..errors import PycontainError, Unsupported
+from ..errors import Unsupported
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -67,10 +67,9 @@ def _lazy_package() -> None:
     package.__package__ = "pyroute2"
 
     def __getattr__(name: str) -> object:  # noqa: N807 - a module's own attribute hook (PEP 562)
-        if name.startswith("__"):
-            raise AttributeError(name)
         # 'from pyroute2 import config' inside pyroute2 asks the package for a submodule: import just that.
-        if importlib.machinery.PathFinder.find_spec(f"pyroute2.{name}", package.__path__) is not None:
+        if name.isidentifier() and importlib.machinery.PathFinder.find_spec(f"pyroute2.{name}",
+                                                                            package.__path__) is not None:
             return importlib.import_module(f"pyroute2.{name}")
         # Anything else (IPRoute, NDB...) lives in the real __init__: run it now, in this very module.
         del package.__dict__["__getattr__"]
@@ -352,9 +351,3 @@ def _ext_ack(data: bytes, off: int, length: int, flags: int) -> str:
 def index_of(req: Request) -> int | None:
     """A ``get_link`` request's answer: the link's index, or None when there is no such link."""
     return req.replies[0]["index"] if req.replies else None
-
-
-def check(req: Request, what: str) -> None:
-    """Turn an ``ok`` refusal the caller did not expect after all into a one-line error."""
-    if req.error and req.error not in (errno.EEXIST,):
-        raise PycontainError(f"cannot {what}: {os.strerror(req.error)}")
