@@ -30,17 +30,19 @@ def make_config(image: str, args: list[str], *, name: str | None = None, env: li
                 auto_remove: bool = False, detach: bool = False, resources: dict | None = None,
                 cgroup_parent: str | None = None, cgroup_manager: str = "auto",
                 security: dict | None = None, network: str | None = None,
-                publish: list[str] | None = None) -> ContainerConfig:
+                publish: list[str] | None = None, userns: str | None = None) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
     An image's own config supplies the defaults, with docker's rules: the command runs after the
     image's Entrypoint and replaces its Cmd; its Env comes before ours; WorkingDir and User apply
-    unless given here.
+    unless given here; its default limits (an appliance's ``Resources``) apply where ``resources`` sets none.
     """
     mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
     ref = resolve_image(image)
     ic = ref.config or {}
     args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if ic.get("Resources"):
+        resources = _image_resources(ic["Resources"], resources)
     cfg = ContainerConfig(ref.layers[-1], args, image=image, env=list(ic.get("Env") or []) +
                           parse_env(env or [], env_files), cwd=workdir or ic.get("WorkingDir") or "/",
                           user=user or ic.get("User") or None, hostname=hostname, mounts=mounts, readonly=read_only,
@@ -48,8 +50,21 @@ def make_config(image: str, args: list[str], *, name: str | None = None, env: li
                           interactive=interactive, init=init, auto_remove=auto_remove, detach=detach, name=name,
                           resources=resources, cgroup_parent=cgroup_parent, cgroup_manager=cgroup_manager,
                           security=security, network=network, publish=publish)
+    if userns not in (None, "", "host"):
+        from .userns import resolve as resolve_userns
+
+        cfg.id_mappings = resolve_userns(userns)
+        cfg.namespaces["user"] = ""
     cfg.validate()
     return cfg
+
+
+def _image_resources(defaults: dict, given: dict | None) -> dict:
+    """An appliance's default limits (docker's option strings, from its manifest) under the caller's own."""
+    from .cgroups.resources import Resources
+
+    base = Resources.from_options(**defaults)
+    return (base.merged(Resources.from_dict(given)) if given else base).to_dict()
 
 
 def run_config(config: ContainerConfig, root: str | None = None) -> int:

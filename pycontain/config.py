@@ -78,7 +78,8 @@ class ContainerConfig:
                  "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
                  "cgroup_manager", "namespaces", "overlay", "oci_mounts", "devices", "extra_gids", "umask",
                  "oom_score_adj", "domainname", "sysctl", "masked_paths", "readonly_paths", "security", "hooks",
-                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish", "layers", "image_id")
+                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish", "layers", "image_id",
+                 "id_mappings", "time_offsets")
 
     def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
                  cwd: str = "/", user: str | None = None, hostname: str | None = None,
@@ -95,7 +96,7 @@ class ContainerConfig:
                  no_pivot: bool = False, console_size: list[int] | None = None, bundle: str = "",
                  annotations: dict[str, str] | None = None, network: str | None = None,
                  publish: list[str] | None = None, layers: list[str] | None = None,
-                 image_id: str = "") -> None:
+                 image_id: str = "", id_mappings: dict | None = None, time_offsets: dict | None = None) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -139,6 +140,10 @@ class ContainerConfig:
         # An image's layers, lowest first (the overlay's lower directories); [rootfs] when it is one directory.
         self.layers = list(layers or [rootfs])
         self.image_id = image_id
+        # A new user namespace's {"uid": [[container, host, size], ...], "gid": [...]} (namespaces["user"] == "").
+        self.id_mappings = id_mappings
+        # A new time namespace's offsets, as OCI's linux.timeOffsets: {"monotonic": {"secs", "nanosecs"}, ...}.
+        self.time_offsets = time_offsets
 
     def validate(self) -> None:
         if not self.args:
@@ -157,6 +162,8 @@ class ContainerConfig:
             parse_user(self.user)
         if "mount" not in self.namespaces:
             raise InvalidArgument("a container needs its own mount namespace (add one to linux.namespaces)")
+        if (self.namespaces.get("user") == "") != bool(self.id_mappings):
+            raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
         if self.hostname and "uts" not in self.namespaces:
             raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
         if self.network is not None or self.publish:

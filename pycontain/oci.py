@@ -46,6 +46,8 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
         spec.root_path, p.args, image=bundle, env=p.env, cwd=p.cwd, user=f"{p.uid}:{p.gid}",
         hostname=spec.hostname or "", mounts=mounts, readonly=spec.root_readonly, tty=p.terminal,
         interactive=True, name=container_id, resources=resources, namespaces=spec.namespaces, overlay=False,
+        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings} if spec.namespaces.get("user") == "" else None,
+        time_offsets=spec.time_offsets,
         oci_mounts=True, devices=[_device(d) for d in spec.devices], extra_gids=p.additional_gids,
         umask=p.umask, oom_score_adj=p.oom_score_adj, domainname=spec.domainname, sysctl=spec.sysctl,
         # A bundle that lists no masked or read-only paths gets none (runc's behaviour), not docker's defaults.
@@ -282,7 +284,7 @@ def features() -> dict:
                          "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",
                          "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

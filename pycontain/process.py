@@ -309,7 +309,7 @@ def join_cgroup(procs_files: list[str], pid: int = 0) -> None:
 class NsPlan:
     """How a config's namespaces are made: the pid namespace by the parent, the rest by the child."""
 
-    __slots__ = ("pid", "unshare", "cgroup", "join", "net")
+    __slots__ = ("pid", "unshare", "cgroup", "join", "net", "user", "time")
 
     def __init__(self, namespaces: dict[str, str]) -> None:
         self.pid = namespaces.get("pid")  # None: the host's; "": a new one; a path: join it
@@ -327,11 +327,14 @@ class NsPlan:
         if cg:
             self.join.append((cg, libc.CLONE_NEWCGROUP))
         self.net = namespaces.get("network") == ""
-        for ns in ("user", "time"):
-            if namespaces.get(ns) is not None:
-                from .errors import Unsupported
-
-                raise Unsupported(f"{ns} namespaces are not supported yet: remove it from linux.namespaces")
+        # The user namespace is made (or opened) by the parent and joined last: see pycontain.userns.
+        self.user = namespaces.get("user")
+        # A new time namespace applies to the process from its exec on; its offsets must be set before.
+        self.time = namespaces.get("time") == ""
+        if self.time:
+            self.unshare |= libc.CLONE_NEWTIME
+        elif namespaces.get("time"):
+            self.join.append((namespaces["time"], libc.CLONE_NEWTIME))
 
 
 def _fork(plan: NsPlan) -> int:
@@ -373,6 +376,18 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     sec = prepare_security(config.security)
     privileged = bool(config.security and config.security.get("privileged"))
     join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
+    userns_fd = None
+    if plan.user is not None:
+        from . import userns
+        from .userns import become_root  # imported here: the child cannot once it is in the container's root
+
+        try:
+            userns_fd = userns.create(config.id_mappings) if plan.user == "" else _open_ns(plan.user)
+        except BaseException:
+            for fd, _ in join_fds:
+                os.close(fd)
+            raise
+        join_fds.append((userns_fd, 0))  # closed with the others in the parent; the child joins it last
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
     parent_sock, child_sock = _pty_channel(stdio)
@@ -399,8 +414,9 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
             for fd, flag in join_fds:
-                libc.setns(fd, flag)
-                os.close(fd)
+                if fd != userns_fd:
+                    libc.setns(fd, flag)
+                    os.close(fd)
             if plan.unshare:
                 try:
                     libc.unshare(plan.unshare)
@@ -416,8 +432,12 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 libc.setdomainname(config.domainname)
             if plan.net:
                 libc.interface_up("lo")
+            if plan.time and config.time_offsets:
+                _set_time_offsets(config.time_offsets)
+            if userns_fd is not None and "network" in config.namespaces:
+                _open_unprivileged_net()
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
-            rootfs.build(config, container_dir)
+            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
             if os.read(gor, 1) != b"G":
@@ -434,6 +454,10 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
+            if userns_fd is not None:
+                libc.setns(userns_fd, libc.CLONE_NEWUSER)
+                os.close(userns_fd)
+                become_root()
             if config.init:
                 init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
             else:
@@ -456,6 +480,27 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
 
 
+def _set_time_offsets(offsets: dict) -> None:
+    """linux.timeOffsets into the new time namespace, before any process has entered it (ours does at exec)."""
+    lines = "".join(f"{clock} {int(v.get('secs') or 0)} {int(v.get('nanosecs') or 0)}\n" for clock, v in offsets.items())
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
+    except OSError as e:
+        raise PycontainError(f"cannot set the time namespace's offsets ({lines.strip()!r}): {e.strerror}") from None
+
+
+def _open_unprivileged_net() -> None:
+    """Container root in a user namespace holds no capability over its network namespace (the host's user
+    namespace owns it): let every user bind low ports and ping there, as docker does for all containers."""
+    for key, value in (("ip_unprivileged_port_start", "0"), ("ping_group_range", "0 2147483647")):
+        try:
+            with open(f"/proc/sys/net/ipv4/{key}", "w") as f:
+                f.write(value)
+        except OSError:
+            pass  # an older kernel without the knob: low ports stay root-only
+
+
 def _reap_failed(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -471,7 +516,7 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
-        for name in ("pid", *(n for n, _ in _JOIN_ORDER)):
+        for name in ("pid", *(n for n, _ in _JOIN_ORDER), "user", "time"):
             # A namespace the container shares with us (OCI configs may leave some out) is not joined.
             if os.stat(f"/proc/{pid}/ns/{name}").st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
                 ns_fds[name] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
@@ -481,6 +526,8 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
         from .errors import InvalidState
 
         raise InvalidState("the container stopped before exec could join it") from None
+    if "user" in ns_fds:
+        from .userns import become_root  # imported here: the child cannot once it is in the container's root
     errr, errw = os.pipe2(os.O_CLOEXEC)
     parent_sock, child_sock = _pty_channel(stdio)
     sys.stdout.flush()
@@ -500,6 +547,11 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
                 for name, flag in _JOIN_ORDER:
                     if name in ns_fds:
                         libc.setns(ns_fds[name], flag)
+                if "time" in ns_fds:
+                    libc.setns(ns_fds["time"], libc.CLONE_NEWTIME)
+                if "user" in ns_fds:  # last: its capabilities do not reach the namespaces joined before
+                    libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+                    become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
                 finish_and_exec(args, env, cwd, user, errw, sec=sec)

@@ -68,12 +68,29 @@ def _escape_overlay(path: str) -> str:
     return path
 
 
-def mount_overlay(layers: list[str], container_dir: str) -> str:
+def mount_overlay(layers: list[str], container_dir: str, userns_fd: int | None = None,
+                  root_ids: tuple[int, int] = (0, 0)) -> str:
     """Mount the image's layers (lowest first) read-only under a writable layer kept in the container's
-    directory: copy-on-write, so one image serves many containers."""
+    directory: copy-on-write, so one image serves many containers.
+
+    With a user namespace, each layer is first bound through an idmapped mount (its owners shifted into the
+    namespace's range) and the writable layer belongs to the range's root (``root_ids`` on the host)."""
     upper, work, merged = (os.path.join(container_dir, d) for d in ("upper", "work", "merged"))
     for d in (upper, work, merged):
         _mkdirs(d)
+    if userns_fd is not None:
+        os.chown(upper, *root_ids)
+        shifted = []
+        for i, layer in enumerate(layers):
+            target = os.path.join(container_dir, "idmapped", str(i))
+            _mkdirs(target)
+            try:
+                libc.idmapped_bind(layer, target, userns_fd)
+            except OSError as e:
+                raise PycontainError(f"cannot shift the image layer {layer!r} into the user namespace: {e.strerror} "
+                                     "(idmapped mounts need Linux 5.12+ and a file system that supports them)") from None
+            shifted.append(target)
+        layers = shifted
     lower = ":".join(_escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
     data = f"lowerdir={lower},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
     try:
@@ -229,11 +246,21 @@ def _write_sysctls(root: str, sysctl: dict[str, str]) -> None:
             raise PycontainError(f"cannot set sysctl {key}={value}: {e.strerror}") from None
 
 
-def build(config, container_dir: str) -> None:  # noqa: ANN001 - ContainerConfig, kept untyped to stay import-free
-    """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace."""
+def build(config, container_dir: str, userns_fd: int | None = None) -> None:  # noqa: ANN001 - ContainerConfig
+    """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace.
+
+    ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into."""
     # Nothing we mount may propagate back to the host, whatever the host's propagation is.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-    root = mount_overlay(config.layers, container_dir) if config.overlay else bind_rootfs(config.rootfs)
+    if config.overlay:
+        root_ids = (0, 0)
+        if userns_fd is not None:
+            from .userns import to_host
+
+            root_ids = (to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0))
+        root = mount_overlay(config.layers, container_dir, userns_fd, root_ids)
+    else:
+        root = bind_rootfs(config.rootfs)
 
     if config.oci_mounts:
         for m in config.mounts:

@@ -143,7 +143,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
         resources=resources, cgroup_parent=values["cgroup_parent"],
         cgroup_manager=values["cgroup_manager"] or "auto", security=security, network=values["network"],
-        publish=values["publish"])
+        publish=values["publish"], userns=values["userns"])
     if config.detach:
         from ..container import Container
 

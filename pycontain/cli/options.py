@@ -59,6 +59,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "masked paths."),
     Opt(("--security-opt",), "security_opt", MULTI, "no-new-privileges[=false], seccomp=unconfined or "
         "seccomp=PROFILE.json.", "OPT"),
+    Opt(("--userns",), "userns", VALUE, "User namespace: host (the default), remap (root in the container is "
+        "the 'pycontain' range of /etc/subuid and /etc/subgid) or CONTAINER:HOST:SIZE (e.g. 0:100000:65536).",
+        "MODE"),
     Opt(("--ulimit",), "ulimit", MULTI, "Resource limit, e.g. nofile=1024:2048 or nproc=64.", "NAME=SOFT[:HARD]"),
     # Resources: docker's names and units.
     Opt(("-m", "--memory"), "memory", VALUE, "Memory limit (e.g. 512m, 1g).", "SIZE"),

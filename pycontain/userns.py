@@ -1,0 +1,137 @@
+"""User namespaces: root in the container is an unprivileged id range on the host (``--userns``).
+
+How a container gets one (``--userns remap`` or ``CONTAINER:HOST:SIZE``, OCI ``uidMappings``/``gidMappings``):
+
+1. ``create``: the parent makes the user namespace up front in a short-lived helper (``unshare(CLONE_NEWUSER)``),
+   writes its ``uid_map``/``gid_map`` (as root it may map any range: no newuidmap needed) and keeps a file
+   descriptor to it; the helper exits, the namespace lives on through the descriptor.
+2. The container's first process builds its root filesystem as root of the host, as always, but binds the
+   image's layers through *idmapped mounts* (``mount_setattr(MOUNT_ATTR_IDMAP)``): files owned by host root in
+   the shared layers appear owned by the mapped range, so container root owns its root filesystem while the
+   layers on disk stay untouched. Its writable layer is owned by the range's root.
+3. Last, just before the capabilities are dropped and the command is exec'd, it joins the user namespace
+   (``setns``). From then on its capabilities only count inside that namespace: the mount, pid, uts, ipc,
+   network and cgroup namespaces it lives in belong to the host's user namespace, so even a process that
+   regained every capability inside could not mount, change the hostname, load modules or reconfigure the
+   network. Binding ports below 1024 and ping need no capability there (``ip_unprivileged_port_start`` and
+   ``ping_group_range`` are opened in the container's own network namespace, as docker does).
+
+Volumes (``-v``) are not shifted: their files keep the host's owners (shown as ``nobody`` inside when
+outside the range), as with docker's userns-remap.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import InvalidArgument, NotFound, PycontainError
+
+REMAP_USER = "pycontain"  # the /etc/subuid and /etc/subgid entry --userns remap uses (docker's is dockremap)
+MAX_ID = 0xFFFFFFFE
+
+
+def parse_mapping(text: str, what: str = "--userns") -> list[tuple[int, int, int]]:
+    """``CONTAINER:HOST:SIZE`` -> [(container, host, size)]."""
+    parts = text.split(":")
+    try:
+        c, h, n = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text!r}: expected host, remap, or CONTAINER:HOST:SIZE such as "
+                              "0:100000:65536") from None
+    if c < 0 or h < 0 or n < 1 or c + n - 1 > MAX_ID or h + n - 1 > MAX_ID:
+        raise InvalidArgument(f"invalid {what} {text!r}: ids go from 0 to {MAX_ID} and SIZE must be at least 1")
+    return [(c, h, n)]
+
+
+def subordinate(user: str, path: str) -> tuple[int, int]:
+    """The first range ``user`` owns in /etc/subuid or /etc/subgid: (start, count)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, rest = line.strip().partition(":")
+                if name == user:
+                    start, _, count = rest.partition(":")
+                    return int(start), int(count)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        raise InvalidArgument(f"{path} has a malformed line for {user!r} (expected {user}:START:COUNT)") from None
+    raise NotFound(f"--userns remap needs a range for {user!r} in {path}: add one, e.g. "
+                   f"'echo {user}:100000:65536 >> {path}' (and the same in /etc/sub{'gid' if 'uid' in path else 'uid'})")
+
+
+def resolve(value: str | None) -> dict | None:
+    """``--userns`` -> {"uid": [(c, h, n)...], "gid": [...]}, or None for the host's user namespace."""
+    if value in (None, "", "host"):
+        return None
+    if value == "remap":
+        (us, un), (gs, gn) = subordinate(REMAP_USER, "/etc/subuid"), subordinate(REMAP_USER, "/etc/subgid")
+        return {"uid": [(0, us, un)], "gid": [(0, gs, gn)]}
+    m = parse_mapping(value)
+    return {"uid": m, "gid": list(m)}
+
+
+def to_host(maps: list, container_id: int) -> int:
+    """The host id that ``container_id`` maps to; -1 when it is outside every range."""
+    for c, h, n in maps:
+        if c <= container_id < c + n:
+            return h + container_id - c
+    return -1
+
+
+def _map_text(maps: list) -> str:
+    return "".join(f"{c} {h} {n}\n" for c, h, n in maps)
+
+
+def create(mappings: dict) -> int:
+    """A new user namespace with ``mappings``; returns an O_CLOEXEC descriptor that keeps it alive."""
+    from . import libc
+
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the helper: make the namespace, say so, wait to be released
+        code = 0
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            libc.unshare(libc.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(go_r, 1)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise PycontainError("cannot create a user namespace (see 'pycontain check': user namespaces may be "
+                                 "disabled on this host, e.g. user.max_user_namespaces=0)")
+        try:
+            for kind in ("uid", "gid"):
+                with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                    f.write(_map_text(mappings[kind]))
+        except OSError as e:
+            raise PycontainError(f"cannot write the user namespace's id mappings: {e.strerror} (ranges must not "
+                                 "overlap, at most 340 lines)") from None
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(go_w)  # releases the helper
+        os.waitpid(pid, 0)
+
+
+def become_root() -> None:
+    """Right after joining a user namespace: take its root's ids (or its lowest mapped ones, from the
+    namespace's own uid_map/gid_map). Until then the process still holds the host's uid 0, which owner
+    checks on host files would honour."""
+    ids = []
+    for kind in ("uid", "gid"):
+        with open(f"/proc/self/{kind}_map") as f:
+            maps = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+        ids.append(0 if to_host(maps, 0) >= 0 or not maps else min(c for c, _h, _n in maps))
+    uid, gid = ids
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
