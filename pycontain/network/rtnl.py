@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-from ..errors import Unsupported
+from ..errors import PycontainError, Unsupported
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -101,12 +101,19 @@ def load() -> None:
         if collecting:
             gc.enable()
 
-    _NetlinkError = NetlinkError
+    class KernelRefused(NetlinkError, PycontainError):
+        """A request the kernel refused: pyroute2's NetlinkError (``code`` is the errno), and a
+        PycontainError whose text is one sentence, for whoever did not expect it."""
+
+        def __str__(self) -> str:
+            return str(self.args[1])
+
+    _NetlinkError = KernelRefused
     _classes.update({RTM_NEWLINK: ifinfmsg, RTM_NEWADDR: ifaddrmsg, RTM_NEWROUTE: rtmsg})
 
 
 def netlink_error() -> type[Exception]:
-    """pyroute2's NetlinkError (what ``Rtnl.call`` raises, with ``.code`` the errno)."""
+    """What ``Rtnl.call`` raises: a pyroute2 NetlinkError (``.code`` is the errno) and a PycontainError."""
     load()
     assert _NetlinkError is not None
     return _NetlinkError
