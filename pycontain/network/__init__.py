@@ -19,7 +19,7 @@ own addresses too, 127.0.0.1 included). Members find each other by name through 
 in every member as containers come and go.
 
 Netlink requests are pyroute2 messages sent in batches by ``rtnl`` (which imports pyroute2's message
-modules alone: ~17 ms, against ~85 ms for the ``pyroute2`` package), and only by the functions that
+modules alone: ~15 ms, against ~85 ms for the ``pyroute2`` package), and only by the functions that
 need them, so ``resolve_mode`` and ``parse_publish`` stay cheap on ``pycontain run``'s start path.
 """
 

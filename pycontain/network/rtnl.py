@@ -6,7 +6,7 @@ encoded and its replies decoded by pyroute2; this module only moves the bytes, o
 
 - Importing the ``pyroute2`` package costs ~85 ms (its ``__init__`` loads every protocol it knows: asyncio,
   NDB, conntrack, IPVS, wireguard...), more than three whole container starts; ``IPRoute`` itself pulls
-  asyncio (~50 ms). The message modules need ~17 ms. ``load()`` imports only them, beneath a stand-in for
+  asyncio (~50 ms). The message modules need ~15 ms. ``load()`` imports only them, beneath a stand-in for
   the package that runs the real ``__init__`` the first time anything asks it for a name of its own, so
   ``from pyroute2 import IPRoute`` elsewhere in the same process still works.
 - ``IPRoute`` sends one request per call and runs an event loop for each; ``Rtnl.call`` sends a whole
