@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import tarfile
+from collections.abc import Callable
 
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from rootfs_builder.progress import Progress
@@ -168,7 +169,19 @@ def _python_startup_files(binary: str) -> list[str]:
 
 def import_closure(store: Store, binaries: list[str], name: str | None, bar: Progress, *,
                    files: list[str] | None = None, config: dict | None = None) -> dict:
-    from rootfs_builder.sources import DEFAULT_PATH, _TarPipe, import_single_layer
+    from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
+
+    opener, resolved, source = closure_opener(binaries, bar, files)
+    if config is None:
+        config = {"Env": [DEFAULT_PATH], "Cmd": [resolved[0]]}
+    return import_single_layer(store, opener, source, name, source, config, bar, None,
+                               f"pycontain closure {' '.join(resolved)}")
+
+
+def closure_opener(binaries: list[str], bar: Progress, files: list[str] | None = None
+                   ) -> tuple[Callable[[], object], list[str], str]:
+    """(opener of the closure's layer tar, the binaries' host paths, the source string)."""
+    from rootfs_builder.sources import _TarPipe
 
     closure = Closure()
     resolved = []
@@ -190,8 +203,4 @@ def import_closure(store: Store, binaries: list[str], name: str | None, bar: Pro
         closure.add(os.path.abspath(f), tree=True)
     bar.status("closure: finding shared libraries")
     closure.resolve_libraries()
-    if config is None:
-        config = {"Env": [DEFAULT_PATH], "Cmd": [resolved[0]]}
-    source = "closure:" + ",".join(resolved)
-    return import_single_layer(store, lambda: _TarPipe(closure.fill), source, name, source, config, bar, None,
-                               f"pycontain closure {' '.join(resolved)}")
+    return (lambda: _TarPipe(closure.fill)), resolved, "closure:" + ",".join(resolved)

@@ -7,10 +7,12 @@ gives each container its own ``/dev``); debootstrap writes a directory, imported
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 
 from pycontain.errors import InvalidArgument, PycontainError, Unsupported
 from rootfs_builder.progress import Progress
@@ -102,7 +104,21 @@ def import_debian(store: Store, suite: str, name: str | None, bar: Progress, *, 
                   include: list[str] | None = None, mirror: str | None = None, config: dict | None = None,
                   tool: str | None = None) -> dict:
     """Bootstrap ``suite`` and import it as a one-layer image."""
-    from rootfs_builder.sources import DEFAULT_PATH, _add_tree, _TarPipe, import_single_layer
+    from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
+
+    if config is None:
+        config = {"Env": [DEFAULT_PATH], "Cmd": ["/bin/bash"] if variant not in ("extract", "custom") else None}
+    with bootstrap(store, suite, bar, variant=variant, include=include, mirror=mirror, tool=tool) as (
+            opener, size, what, source, comment):
+        return import_single_layer(store, opener, what, name, source, config, bar, size, comment)
+
+
+@contextlib.contextmanager
+def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbase", include: list[str] | None = None,
+              mirror: str | None = None, tool: str | None = None) -> Iterator[tuple]:
+    """Bootstrap ``suite`` into the store's tmp dir; yield (opener of its layer tar, size or None, what, source,
+    comment). The bootstrap is deleted when the block ends."""
+    from rootfs_builder.sources import _add_tree, _TarPipe
 
     if not suite or not suite.replace("-", "").isalnum():
         raise InvalidArgument(f"invalid Debian suite {suite!r} (e.g. bookworm, trixie, sid)")
@@ -116,8 +132,6 @@ def import_debian(store: Store, suite: str, name: str | None, bar: Progress, *, 
         raise InvalidArgument(f"the {variant} variant installs only the --include packages: name some")
     mirror = mirror or apt_mirror()
     tool = tool or ("mmdebstrap" if shutil.which("mmdebstrap") else "debootstrap")
-    if config is None:
-        config = {"Env": [DEFAULT_PATH], "Cmd": ["/bin/bash"] if variant not in ("extract", "custom") else None}
     tmpdir = os.path.join(store.root, "tmp")
     os.makedirs(tmpdir, mode=0o700, exist_ok=True)
     work = tempfile.mkdtemp(prefix="bootstrap-", dir=tmpdir)
@@ -134,8 +148,9 @@ def import_debian(store: Store, suite: str, name: str | None, bar: Progress, *, 
             argv += [suite, out, mirror]
             _run_with_progress(argv, bar, f"mmdebstrap {suite}")
             source = f"debian:{suite}?variant={variant}&include={','.join(include)}&mirror={mirror}"
-            return import_single_layer(store, lambda: open(out, "rb"), what, name, source, config, bar,
-                                       os.path.getsize(out), f"mmdebstrap --variant={variant} {suite}")
+            yield (lambda: open(out, "rb")), os.path.getsize(out), what, source, \
+                f"mmdebstrap --variant={variant} {suite}"
+            return
         target = os.path.join(work, "rootfs")
         argv = ["debootstrap"]
         dv = _DEBOOTSTRAP_VARIANT.get(variant)
@@ -146,7 +161,7 @@ def import_debian(store: Store, suite: str, name: str | None, bar: Progress, *, 
         argv += [suite, target, mirror]
         _run_with_progress(argv, bar, f"debootstrap {suite}")
         source = f"debian:{suite}?variant={dv or 'default'}&include={','.join(include)}&mirror={mirror}"
-        return import_single_layer(store, lambda: _TarPipe(lambda tf: _add_tree(tf, target)), what, name, source,
-                                   config, bar, None, f"debootstrap --variant={dv or 'default'} {suite}")
+        yield (lambda: _TarPipe(lambda tf: _add_tree(tf, target))), None, what, source, \
+            f"debootstrap --variant={dv or 'default'} {suite}"
     finally:
         shutil.rmtree(work, ignore_errors=True)

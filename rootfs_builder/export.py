@@ -1,4 +1,5 @@
-"""Export a stored image as an OCI image layout directory or an oci-archive (``skopeo``/``podman load`` read both).
+"""Export a stored image as an OCI image layout directory or an oci-archive (``skopeo``/``podman load`` read both),
+or flattened: a root filesystem tarball (optionally compressed) or a squashfs image.
 
 Each layer directory is written back as a tar (sorted, so the same layer gives the same bytes) with
 overlayfs's whiteouts turned back into OCI's: a 0/0 character device ``NAME`` becomes ``.wh.NAME``, a
@@ -14,10 +15,12 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 
-from pycontain.errors import AlreadyExists, InvalidArgument
+from pycontain.errors import AlreadyExists, InvalidArgument, PycontainError, Unsupported
 from rootfs_builder.store import Store
 
 _ALLOWED_XATTRS = ("user.", "security.capability")
@@ -38,11 +41,22 @@ class _HashWriter:
         self.f.flush()
 
 
-def _layer_tar(layer: str, out) -> None:  # noqa: ANN001
-    """Write ``layer`` as an OCI layer tar to the stream ``out``."""
+def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool = False) -> None:  # noqa: ANN001
+    """Write ``layer`` as an OCI layer tar to the stream ``out``.
+
+    ``skip``: paths (relative, no leading slash) left out. ``upper``: ``layer`` is a container's overlayfs
+    upper directory, where a redirected directory or a metadata-only copy-up would make a wrong layer.
+    """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         def add(path: str, arcname: str) -> None:
+            if arcname in skip:
+                return
             st = os.lstat(path)
+            if upper:
+                for name in _xattrs(path):
+                    if name in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
+                        raise InvalidArgument(f"/{arcname} in {layer} is an overlayfs {name[16:]} entry: "
+                                              "mount overlays without redirect_dir and metacopy to commit them")
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 ti = tarfile.TarInfo(os.path.join(os.path.dirname(arcname), ".wh." + os.path.basename(arcname)))
                 ti.mtime = int(st.st_mtime)
@@ -156,3 +170,111 @@ def _put(blobs: str, data: bytes) -> str:
     with open(os.path.join(blobs, digest), "wb") as f:
         f.write(data)
     return digest
+
+
+# -- flattened exports: a rootfs tarball, a squashfs image ------------------------------------------------
+COMPRESSORS = ("none", "gzip", "zstd", "xz")
+
+
+def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None:
+    """Call ``fn(merged)`` in a child process whose private mount namespace has ``layers`` (lowest first)
+    stacked read-only at ``merged``: the image as a container sees it, whiteouts applied, never on the host."""
+    from pycontain import libc
+    from pycontain.rootfs import _escape_overlay
+
+    merged, empty = os.path.join(work, "merged"), os.path.join(work, "empty")
+    os.mkdir(merged, 0o700)
+    os.mkdir(empty, 0o755)
+    # overlayfs wants two lower directories when there is no upper one: an empty one goes at the bottom.
+    lower = ":".join(_escape_overlay(p) for p in [*reversed(layers), empty])
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into the caller's code
+        code = 1
+        try:
+            os.close(r)
+            libc.unshare(libc.CLONE_NEWNS)
+            libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+            libc.mount("overlay", merged, "overlay", libc.MS_RDONLY, f"lowerdir={lower}")
+            fn(merged)
+            code = 0
+        except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
+            os.write(w, (str(e) or type(e).__name__).encode(errors="replace"))
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        message = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise PycontainError(message or f"the export process failed ({os.waitstatus_to_exitcode(status)})")
+
+
+def _check(argv: list[str], stdin: object = None, stdout: object = None) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        pkg = {"mksquashfs": "squashfs-tools"}.get(argv[0], argv[0])
+        raise Unsupported(f"{argv[0]} not found (apt-get install {pkg})") from None
+
+
+def _finish(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        err = p.stderr.read().decode(errors="replace").strip() if p.stderr else ""
+        if p.wait() != 0:
+            raise PycontainError(f"{p.args[0]} failed: {err.splitlines()[-1] if err else f'exit status {p.returncode}'}")
+
+
+def _flat_export(ref: str, dest: str, data_root: str | None, write: Callable[[str, str], None]) -> dict:
+    store = Store(data_root)
+    rec = store.get(ref)
+    if os.path.lexists(dest):
+        raise AlreadyExists(f"{dest} already exists: export to a new path")
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise InvalidArgument(f"cannot export to {dest}: {parent} is not a directory")
+    work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    tmp = os.path.join(work, "out")
+    try:
+        with store.importing():  # the image's layers stay in place while they are read
+            _merged_run([store.layer_path(d) for d in rec["layers"]], work, lambda merged: write(merged, tmp))
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"id": rec["id"], "path": dest, "size": os.path.getsize(dest)}
+
+
+def export_rootfs_tar(ref: str, dest: str, data_root: str | None = None, *, compress: str = "none") -> dict:
+    """Write image ``ref``'s whole root filesystem (its layers merged) as one tarball, optionally compressed.
+
+    Owners are numeric, file capabilities kept, members sorted by name: the same image gives the same tar.
+    """
+    if compress not in COMPRESSORS:
+        raise InvalidArgument(f"--compress: unknown compression {compress!r} (use {', '.join(COMPRESSORS)})")
+
+    def write(merged: str, out: str) -> None:
+        tar = ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "--sort=name",
+               "--one-file-system", "-C", merged, "-cf", "-", "."]
+        with open(out, "wb") as f:
+            if compress == "none":
+                _finish([_check(tar, stdout=f)])
+                return
+            zip_ = {"gzip": ["gzip", "-n", "-c"], "zstd": ["zstd", "-q", "-T0", "-c"], "xz": ["xz", "-T0", "-c"]}
+            t = _check(tar, stdout=subprocess.PIPE)
+            z = _check(zip_[compress], stdin=t.stdout, stdout=f)
+            t.stdout.close()  # only the compressor holds the pipe: tar sees EPIPE if it dies
+            _finish([t, z])
+
+    return _flat_export(ref, dest, data_root, write)
+
+
+def export_squashfs(ref: str, dest: str, data_root: str | None = None, *, compress: str = "gzip") -> dict:
+    """Write image ``ref``'s whole root filesystem as a squashfs image (``mount -t squashfs``, ``unsquashfs``)."""
+    if compress not in ("gzip", "zstd", "xz", "lzo", "lz4"):
+        raise InvalidArgument(f"--compress: squashfs takes gzip, zstd, xz, lzo or lz4, not {compress!r}")
+
+    def write(merged: str, out: str) -> None:
+        _finish([_check(["mksquashfs", merged, out, "-noappend", "-comp", compress, "-quiet", "-no-progress"],
+                        stdout=subprocess.DEVNULL)])
+
+    return _flat_export(ref, dest, data_root, write)

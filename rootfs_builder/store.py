@@ -10,6 +10,7 @@ Layout under the data root::
     <data>/images/index.json           {"version", "images": {id: record}, "names": {"name:tag": id}}
     <data>/images/<id>/config.json     the image's config as imported (its sha256 is the id)
     <data>/images/<id>/manifest.json   the manifest it came with, when it had one
+    <data>/images/build-cache/<key>.json  ``pycontain build``'s step cache: the layers after each step
     <data>/images/.lock                held (exclusively, briefly) while the index changes
     <data>/images/.gc.lock             shared by imports for their whole run, exclusive for rmi and clean-up,
                                        so no layer is collected between its unpacking and its image's record
@@ -79,7 +80,7 @@ def normalize_config(cfg: dict | None) -> dict:
         "ExposedPorts": dict(cfg.get("ExposedPorts") or {}),
         "Volumes": dict(cfg.get("Volumes") or {}),
     }
-    for key in ("Labels", "StopSignal"):
+    for key in ("Labels", "StopSignal", "Resources"):
         if cfg.get(key):
             out[key] = cfg[key]
     return out
@@ -156,7 +157,7 @@ class Store:
         tmp = os.path.join(self.root, "tmp")
         if os.path.isdir(tmp):
             for entry in os.listdir(tmp):
-                if entry.startswith(("archive-", "bootstrap-", "closure-")):
+                if entry.startswith(("archive-", "bootstrap-", "closure-", "build-")):
                     path = os.path.join(tmp, entry)
                     if os.path.isdir(path) and not os.path.islink(path):
                         shutil.rmtree(path, ignore_errors=True)

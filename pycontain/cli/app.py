@@ -385,9 +385,13 @@ def run_app(argv: list[str]) -> int:
         print(e.ctx.get_help() if e.ctx is not None else e.format_message())
         return 125
     except UsageError as e:
-        # One line, like every other error (click's standalone mode draws a multi-line box).
+        # One line, like every other error (click's standalone mode draws a multi-line box), naming the
+        # value click refused (its own message does not).
         where = e.ctx.command_path if e.ctx is not None else "pycontain"
-        return _fail(f"{_one_line(e.format_message())} (see '{where} --help')", 125)
+        param = getattr(e, "param", None)
+        given = _given(argv, param.opts) if param is not None and getattr(param, "opts", None) else None
+        got = f": {given!r}" if given is not None else ""
+        return _fail(f"{_one_line(e.format_message())}{got} (see '{where} --help')", 125)
     except ClickException as e:
         return _fail(_one_line(e.format_message()), 125)
     except Abort:
@@ -409,6 +413,23 @@ def run_app(argv: list[str]) -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _given(argv: list[str], flags: list[str]) -> str | None:
+    """The value given on the command line to the option named by ``flags`` (the last one, as click takes)."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if name in flags and eq and name.startswith("--"):
+            found = value
+        elif arg in flags and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif any(f.startswith("-") and not f.startswith("--") and arg.startswith(f) and len(arg) > 2
+                                for f in flags):
+            found = arg[2:]
+    return found
 
 
 @app.command("gc")
@@ -481,4 +502,13 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 
 
 # Commands defined in their own modules register themselves on ``app`` when imported.
-from . import image_cmds, network_cmds, oci_cmds, resource_cmds, sandbox_cmds  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    bench_cmds,
+    build_cmds,
+    image_cmds,
+    network_cmds,
+    oci_cmds,
+    resource_cmds,
+    sandbox_cmds,
+    vm_cmds,
+)

@@ -1,4 +1,4 @@
-"""Image commands: ``images``, ``import``, ``tag``, ``rmi`` and ``image inspect|ls|rm|prune`` (on the typer ``app``).
+"""Image commands: ``images``, ``import``, ``tag``, ``rmi`` and ``image inspect|ls|rm|prune|export`` (on the typer ``app``).
 
 They only parse, call ``rootfs_builder`` (the store and its sources) and print. The data root is
 ``--data-root``, else ``$PYCONTAIN_DATA``, else ``/var/lib/pycontain``.
@@ -244,20 +244,35 @@ def image_inspect(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", hel
 @image_app.command("export")
 def image_export(ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name or id.")],
                  dest: Annotated[str, typer.Argument(metavar="DEST", help="A new directory (OCI layout) or file.")],
-                 fmt: Annotated[str, typer.Option("--format", help="oci (a layout directory) or oci-archive "
-                                                  "(a tar file).")] = "oci",
+                 fmt: Annotated[str, typer.Option("--format", help="oci (a layout directory), oci-archive (a tar "
+                                                  "file), rootfs (one tarball of the merged root filesystem) or "
+                                                  "squashfs.")] = "oci",
+                 compress: Annotated[str | None, typer.Option("--compress", help="rootfs: none, gzip, zstd or xz "
+                                                              "(default none); squashfs: gzip, zstd, xz, lzo or "
+                                                              "lz4 (default gzip).")] = None,
                  data_root: DataRoot = None) -> None:
-    """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...)."""
+    """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...), a rootfs tarball or
+    a squashfs image."""
 
     def body() -> int:
-        from rootfs_builder.export import export_image
+        from rootfs_builder import export
 
         from ..errors import InvalidArgument
 
-        if fmt not in ("oci", "oci-archive"):
-            raise InvalidArgument(f"--format: unknown format {fmt!r} (oci or oci-archive)")
-        out = export_image(ref, dest, data_root, archive=fmt == "oci-archive")
-        print(f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} layer(s)")
+        if fmt in ("oci", "oci-archive"):
+            if compress is not None:
+                raise InvalidArgument("--compress applies to --format rootfs and squashfs (OCI layers are gzip)")
+            out = export.export_image(ref, dest, data_root, archive=fmt == "oci-archive")
+            print(f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} "
+                  "layer(s)")
+            return 0
+        if fmt == "rootfs":
+            out = export.export_rootfs_tar(ref, dest, data_root, compress=compress or "none")
+        elif fmt == "squashfs":
+            out = export.export_squashfs(ref, dest, data_root, compress=compress or "gzip")
+        else:
+            raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")
+        print(f"exported {ref} to {dest}: {_size(out['size'])}")
         return 0
 
     _exit(guarded(body))

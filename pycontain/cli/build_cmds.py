@@ -1,0 +1,107 @@
+"""``build``, ``commit``, ``snapshot`` and ``restore`` (on the typer ``app``): parse, call the library, print.
+
+The work is ``rootfs_builder.build.build`` and ``pycontain.snapshot``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from . import guarded
+from .app import _exit, _root, app
+from .image_cmds import DataRoot, _size
+
+
+@app.command("build")
+def build(file: Annotated[str, typer.Option("-f", "--file", metavar="MANIFEST",
+                                            help="The appliance manifest (TOML).")] = "appliance.toml",
+          tag: Annotated[str | None, typer.Option("-t", "--tag", metavar="NAME[:TAG]",
+                                                  help="Name the image (default: the manifest's 'name').")] = None,
+          no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
+          quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the image id.")] = False,
+          data_root: DataRoot = None) -> None:
+    """Build an appliance image from a TOML manifest, with a cache of each step's layer."""
+
+    def body() -> int:
+        from rootfs_builder.build import build as build_image
+
+        result = build_image(file, tag, data_root, progress=False if quiet else None, no_cache=no_cache)
+        rec = result.record
+        if quiet:
+            print(rec["id"])
+        else:
+            print(f"built {rec['id'][:12]} ({', '.join(rec['names'])}): {len(rec['layers'])} layer(s), "
+                  f"{_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
+                  f"{result.seconds:.2f}s")
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("commit")
+def commit(container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A container name or id.")],
+           name: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new image's name.")],
+           message: Annotated[str | None, typer.Option("-m", "--message", help="A comment for the image's "
+                                                       "history.")] = None,
+           data_root: DataRoot = None) -> None:
+    """Make an image from a container's changes (a new layer on top of its image)."""
+
+    def body() -> int:
+        from ..snapshot import commit as commit_container
+
+        rec = commit_container(container, name, _root["root"], data_root, message=message)
+        print(f"sha256:{rec['id']}")
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("snapshot", context_settings={"allow_interspersed_args": False})
+def snapshot(args: Annotated[list[str], typer.Argument(
+        metavar="CONTAINER [NAME] | ls CONTAINER | rm CONTAINER NAME",
+        help="Save a stopped container's filesystem as a snapshot (default name snap-N); 'ls' lists them, "
+             "'rm' deletes one.")]) -> None:
+    """Save, list or delete snapshots of a stopped container's filesystem (see 'pycontain restore')."""
+
+    def body() -> int:
+        from .. import snapshot as snap
+        from ..errors import InvalidArgument
+
+        if args[0] == "ls":
+            if len(args) != 2:
+                raise InvalidArgument("usage: pycontain snapshot ls CONTAINER")
+            rows = snap.snapshots(args[1], _root["root"])
+            print(f"{'NAME':<24} {'CREATED':<20} {'FILES':>6} {'SIZE':>8}")
+            for m in rows:
+                created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["created"]))
+                print(f"{m['name']:<24} {created:<20} {m['files']:>6} {_size(m['size']):>8}")
+            return 0
+        if args[0] == "rm":
+            if len(args) != 3:
+                raise InvalidArgument("usage: pycontain snapshot rm CONTAINER NAME")
+            snap.remove_snapshot(args[1], args[2], _root["root"])
+            return 0
+        if len(args) > 2:
+            raise InvalidArgument("usage: pycontain snapshot CONTAINER [NAME]")
+        meta = snap.snapshot(args[0], args[1] if len(args) > 1 else None, _root["root"])
+        print(meta["name"])
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("restore")
+def restore(container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A stopped container.")],
+            name: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="A snapshot's name.")]) -> None:
+    """Roll a stopped container's filesystem back to a snapshot."""
+
+    def body() -> int:
+        from ..snapshot import restore as restore_snapshot
+
+        restore_snapshot(container, name, _root["root"])
+        return 0
+
+    _exit(guarded(body))

@@ -1,0 +1,539 @@
+"""``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
+
+Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
+**pip** (wheels downloaded on the host with this venv's pip, installed offline in a container of the image),
+**files** (copied from the host), **run** (each command in a container of the image being built). Every step
+but an image base adds one layer.
+
+The step cache: a step's key is the sha256 of its parent's key and of the step itself (for files, their
+contents), and ``<data>/images/build-cache/<key>.json`` records the layers the image has after it. A build
+walks the keys from the top and resumes after the last step whose layers are all still in the store, so an
+unchanged manifest costs only the hashing. Identical manifests give identical configs, hence the same image id.
+
+Build containers are ordinary pycontain containers (``pycontain.api.run_config``) on the layers built so far,
+in a private state root under ``<data>/tmp/build-*``; each one's overlayfs upper directory becomes the step's
+layer (``rootfs_builder.changes``), and the container is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+from pycontain.errors import InvalidArgument, NotFound, PycontainError
+from rootfs_builder.appliance import Manifest
+from rootfs_builder.store import Store, arch
+
+WHEELS_MOUNT = ".pycontain-wheels"  # at the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs
+DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+class BuildError(PycontainError):
+    """A build step failed: the message names the step and the command's last line of output."""
+
+
+# -- progress -------------------------------------------------------------------------------------------
+class BuildProgress:
+    """One line per step: a spinner and the step's latest output while it runs, then "cached" or its time.
+
+    On a terminal this is a rich live display on stderr; otherwise (``enabled`` None and no terminal) plain
+    lines on stderr, and with ``enabled=False`` nothing. It also serves as the ``Progress`` the Debian and
+    closure builders report to (``status``/``task``).
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.plain = enabled is None and not sys.stderr.isatty()
+        self.quiet = enabled is False
+        self._bar = None
+        self._task = None
+        self._started = 0.0
+        self._desc = ""
+        if self.quiet or self.plain:
+            return
+        try:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description}"),
+                                 TextColumn("[dim]{task.fields[info]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=False)
+            self._bar.start()
+        except Exception:  # noqa: BLE001 - rich missing or no usable terminal: plain lines
+            self._bar = None
+            self.plain = True
+
+    def step(self, n: int, total: int, desc: str) -> None:
+        self._desc = f"[{n}/{total}] {desc}"
+        self._started = time.monotonic()
+        if self._bar is not None:
+            self._task = self._bar.add_task(self._desc, total=1, info="")
+
+    def done(self, cached: bool) -> None:
+        secs = time.monotonic() - self._started
+        info = "cached" if cached else f"done in {secs:.1f}s"
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=1, info=info)
+        elif self.plain:
+            print(f"{self._desc}: {info}", file=sys.stderr, flush=True)
+
+    def status(self, text: str) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, info=text[:80])
+
+    def task(self, _description: str, _total: int | None) -> Callable[[int], None] | None:
+        return None
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+# -- the step cache -------------------------------------------------------------------------------------
+class State:
+    """The image after a step: its layers (lowest first) and their sizes, the base's config, its history."""
+
+    def __init__(self, layers: list[str], sizes: list[int], config: dict, history: list[dict]) -> None:
+        self.layers = layers
+        self.sizes = sizes
+        self.config = config
+        self.history = history
+
+    def to_dict(self) -> dict:
+        return {"layers": self.layers, "sizes": self.sizes, "config": self.config, "history": self.history}
+
+    def plus(self, diff: str, size: int, created_by: str) -> State:
+        return State(self.layers + [diff], self.sizes + [size], self.config,
+                     self.history + [{"created_by": created_by}])
+
+
+class StepCache:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dir = os.path.join(store.images_dir, "build-cache")
+
+    def get(self, key: str) -> State | None:
+        try:
+            with open(os.path.join(self.dir, f"{key}.json"), "rb") as f:
+                d = json.loads(f.read())
+            state = State(list(d["layers"]), list(d["sizes"]), dict(d["config"]), list(d["history"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        # An entry whose layers were collected (their images removed) is a miss: the step runs again.
+        if not all(os.path.isdir(self.store.layer_path(diff)) for diff in state.layers):
+            return None
+        return state
+
+    def put(self, key: str, state: State) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        tmp = os.path.join(self.dir, f".{key}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(state.to_dict(), f)
+        os.rename(tmp, os.path.join(self.dir, f"{key}.json"))
+
+
+def _key(parent: str, *parts: object) -> str:
+    h = hashlib.sha256(parent.encode())
+    for p in parts:
+        h.update(b"\0" + json.dumps(p, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _tree_digest(path: str) -> str:
+    """Content, modes and link targets of a host file or tree: what a files step's key depends on."""
+    h = hashlib.sha256()
+
+    def one(p: str, rel: str) -> None:
+        st = os.lstat(p)
+        h.update(f"{rel}\0{st.st_mode:o}\0".encode())
+        if os.path.islink(p):
+            h.update(os.readlink(p).encode())
+        elif os.path.isfile(p):
+            with open(p, "rb") as f:
+                while data := f.read(1 << 20):
+                    h.update(data)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                full = os.path.join(dirpath, name)
+                one(full, os.path.relpath(full, path))
+    else:
+        one(path, ".")
+    return h.hexdigest()
+
+
+# -- steps ----------------------------------------------------------------------------------------------
+class Step:
+    def __init__(self, desc: str, key_parts: Callable[[], tuple], run: Callable[[State], State]) -> None:
+        self.desc = desc
+        self.key_parts = key_parts
+        self.run = run
+
+
+class Builder:
+    def __init__(self, manifest: Manifest, store: Store, progress: BuildProgress, data_root: str | None) -> None:
+        self.m = manifest
+        self.store = store
+        self.progress = progress
+        self.data_root = data_root
+        self.work: str | None = None
+        self.n_containers = 0
+
+    # -- the steps' list ----------------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        m = self.m
+        steps = [self._base_step()]
+        if m.pip:
+            steps.append(Step(f"pip {' '.join(m.pip)}", lambda: ("pip", m.pip), self._pip))
+        if m.files:
+            steps.append(Step(f"files {', '.join(f.dest for f in m.files)}",
+                              lambda: ("files", [(f.dest, f.mode, f.uid, f.gid, _tree_digest(f.src))
+                                                 for f in m.files]), self._files))
+        for cmd in m.run:
+            steps.append(Step(f"run {cmd}", lambda cmd=cmd: ("run", cmd, m.build_network),
+                              lambda state, cmd=cmd: self._run_step(state, cmd)))
+        return steps
+
+    def _base_step(self) -> Step:
+        base = self.m.base
+        if base == "default":
+            def key() -> tuple:
+                import rootfs_builder
+
+                path = rootfs_builder.resolve("default", self.data_root)
+                with open(os.path.join(path, rootfs_builder.MANIFEST), "rb") as f:
+                    return ("base-default", hashlib.sha256(f.read()).hexdigest())
+
+            return Step("base default (busybox)", key, self._base_default)
+        if base.startswith("debian:"):
+            desc = f"base {base} ({self.m.variant}{': ' + ', '.join(self.m.packages) if self.m.packages else ''})"
+            return Step(desc, lambda: ("base-debian", base[7:], self.m.variant, sorted(self.m.packages),
+                                       self.m.mirror or ""), self._base_debian)
+        if base.startswith("closure:"):
+            paths = [p for p in base[8:].split(",") if p]
+
+            def closure_key() -> tuple:
+                stats = []
+                for p in paths:
+                    full = shutil.which(p) or p
+                    try:
+                        st = os.stat(full)
+                    except OSError:
+                        raise NotFound(f"{self.m.where}: base {base!r}: no such binary on this host: {p!r}") from None
+                    stats.append((full, st.st_size, st.st_mtime_ns))
+                return ("base-closure", stats)
+
+            return Step(f"base {base}", closure_key, self._base_closure)
+        return Step(f"base image {base}", lambda: ("base-image", self._image(base)["id"]), self._base_image)
+
+    def _image(self, ref: str) -> dict:
+        try:
+            return self.store.get(ref)
+        except NotFound:
+            raise NotFound(f"{self.m.where}: 'base' is {ref!r}, which is not an image of the store: import it, or "
+                           "use \"default\", \"debian:SUITE\" or \"closure:BINARY\"") from None
+
+    # -- base -----------------------------------------------------------------------------------------
+    def _base_default(self, _state: State) -> State:
+        import rootfs_builder
+        from rootfs_builder.sources import _add_tree, _TarPipe
+
+        path = rootfs_builder.resolve("default", self.data_root)
+        diff, size, _ = self.store.add_layer(lambda: _TarPipe(lambda tf: _add_tree(tf, path)), "default rootfs")
+        return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": ["/bin/sh"]},
+                     [{"created_by": "pycontain build: base default (busybox)"}])
+
+    def _base_debian(self, _state: State) -> State:
+        from rootfs_builder.debian import bootstrap
+
+        suite = self.m.base[7:]
+        with bootstrap(self.store, suite, self.progress, variant=self.m.variant, include=self.m.packages,
+                       mirror=self.m.mirror) as (opener, _size, what, _source, comment):
+            self.progress.status("unpacking the bootstrap")
+            diff, size, _ = self.store.add_layer(opener, what)
+        cmd = ["/bin/bash"] if self.m.variant not in ("extract", "custom") else None
+        return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": cmd}, [{"created_by": comment}])
+
+    def _base_closure(self, _state: State) -> State:
+        from rootfs_builder.closure import closure_opener
+
+        opener, resolved, source = closure_opener(self.m.base[8:].split(","), self.progress)
+        diff, size, _ = self.store.add_layer(opener, source)
+        return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": [resolved[0]]},
+                     [{"created_by": f"pycontain closure {' '.join(resolved)}"}])
+
+    def _base_image(self, _state: State) -> State:
+        rec = self._image(self.m.base)
+        return State(list(rec["layers"]), list(rec["layer_sizes"]), dict(rec["config"]),
+                     [{"created_by": f"FROM {self.m.base} (sha256:{rec['id']})"}] * len(rec["layers"]))
+
+    # -- pip ------------------------------------------------------------------------------------------
+    def _pip(self, state: State) -> State:
+        code, out, _ = self._container(state, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                       keep=False)
+        version = out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
+        if code != 0 or not version.replace(".", "").isdigit():
+            raise BuildError(f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
+                             f"({_last(out) or f'exit status {code}'}): add packages = [\"python3\"]")
+        wheels = os.path.join(self._workdir(), "wheels")
+        os.makedirs(wheels, exist_ok=True)
+        host = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        cross = [] if version == host else ["--python-version", version]
+        # Wheels only: an sdist would have to be built inside the image, which has no compiler or network.
+        base = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
+                "-d", wheels, *cross]
+        self.progress.status("pip download on the host")
+        self._host(base + ["--no-deps", "pip"], "pip download pip")
+        self._host(base + list(self.m.pip), f"pip download {' '.join(self.m.pip)}")
+        pip_whl = sorted(glob.glob(os.path.join(wheels, "pip-*.whl")))
+        if not pip_whl:
+            raise BuildError("pip download did not fetch pip's own wheel")
+        from pycontain.config import Mount
+
+        mount = f"/{WHEELS_MOUNT}"
+        argv = ["python3", f"{mount}/{os.path.basename(pip_whl[-1])}/pip", "install", "--no-index", "--find-links",
+                mount, "--no-cache-dir", "--root-user-action=ignore", "--disable-pip-version-check",
+                "--no-warn-script-location", "--break-system-packages", *self.m.pip]
+        return self._container_layer(state, argv, f"pip install {' '.join(self.m.pip)}",
+                                     mounts=[Mount("bind", mount, source=wheels, readonly=True)],
+                                     skip=frozenset({WHEELS_MOUNT}))
+
+    def _host(self, argv: list[str], what: str) -> None:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
+            raise BuildError(f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode} "
+                             "(check the 'pip' requirements; wheels must exist for this Python)")
+
+    # -- files ----------------------------------------------------------------------------------------
+    def _files(self, state: State) -> State:
+        from rootfs_builder.sources import _TarPipe
+
+        def fill(tf: tarfile.TarFile) -> None:
+            done: set[str] = set()
+            for spec in self.m.files:
+                rel = spec.dest.lstrip("/")
+                parts = rel.split("/")
+                for i in range(1, len(parts)):
+                    parent = "/".join(parts[:i])
+                    if parent not in done:
+                        tf.addfile(self._parent_dir(state, parent))
+                        done.add(parent)
+
+                def own(ti: tarfile.TarInfo, spec=spec) -> tarfile.TarInfo:  # noqa: ANN001
+                    ti.uid, ti.gid, ti.uname, ti.gname = spec.uid, spec.gid, "", ""
+                    if spec.mode is not None and ti.isreg():
+                        ti.mode = spec.mode
+                    return ti
+
+                tf.add(spec.src, arcname=rel, recursive=True, filter=own)
+
+        diff, size, _ = self.store.add_layer(lambda: _TarPipe(fill), f"{self.m.where}: files")
+        return state.plus(diff, size, f"pycontain build: files {' '.join(f.dest for f in self.m.files)}")
+
+    def _parent_dir(self, state: State, rel: str) -> tarfile.TarInfo:
+        """A directory entry for ``rel`` with the attributes the image already gives it (the top layer's)."""
+        ti = tarfile.TarInfo(rel)
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        for layer in reversed(state.layers):
+            try:
+                st = os.lstat(os.path.join(self.store.layer_path(layer), rel))
+            except OSError:
+                continue
+            if os.path.isdir(os.path.join(self.store.layer_path(layer), rel)) and not os.path.islink(
+                    os.path.join(self.store.layer_path(layer), rel)):
+                ti.mode, ti.uid, ti.gid, ti.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime)
+            else:
+                raise BuildError(f"{self.m.where}: 'files' copies to /{rel}/..., but /{rel} is not a directory "
+                                 "in the image: choose another dest")
+            break
+        return ti
+
+    # -- run ------------------------------------------------------------------------------------------
+    def _run_step(self, state: State, cmd: str) -> State:
+        return self._container_layer(state, ["/bin/sh", "-c", cmd], f"run {cmd}")
+
+    def _container_layer(self, state: State, argv: list[str], what: str, *, mounts: list | None = None,
+                         skip: frozenset[str] = frozenset()) -> State:
+        from rootfs_builder.changes import layer_from_dir
+
+        code, out, container = self._container(state, argv, mounts=mounts, keep=True)
+        try:
+            if code != 0:
+                raise BuildError(f"{self.m.where}: step '{_short(what)}' failed with exit status {code}"
+                                 f"{': ' + _last(out) if _last(out) else ''}")
+            self.progress.status("saving the layer")
+            diff, size = layer_from_dir(self.store, os.path.join(container.dir, "upper"), what, skip=skip,
+                                        upper=True)
+        finally:
+            container.remove(force=True)
+        return state.plus(diff, size, f"pycontain build: {what}")
+
+    def _container(self, state: State, argv: list[str], *, mounts: list | None = None, keep: bool
+                   ) -> tuple[int, str, object]:
+        """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
+        from pycontain import api
+        from pycontain.config import ContainerConfig
+        from pycontain.container import Container
+
+        root = os.path.join(self._workdir(), "state")
+        self.n_containers += 1
+        name = f"build-{os.getpid()}-{self.n_containers}"
+        env = list(state.config.get("Env") or DEFAULT_ENV)
+        cfg = ContainerConfig(self.store.layer_path(state.layers[-1]), argv, image="pycontain-build", env=env,
+                              cwd="/", mounts=mounts, layers=[self.store.layer_path(d) for d in state.layers],
+                              detach=True, name=name, hostname="build",
+                              network="host" if self.m.build_network == "host" else None)
+        log = os.path.join(root, "build.log")
+        stop = threading.Event()
+        tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
+        tail.start()
+        try:
+            code = api.run_config(cfg, root)
+        finally:
+            stop.set()
+            tail.join()
+        container = next(c for c in Container.list(root) if c.name == name)
+        try:
+            with open(container.log_path, "rb") as f:
+                out = f.read().decode(errors="replace")
+        except OSError:
+            out = ""
+        with contextlib.suppress(OSError), open(log, "a") as f:
+            f.write(out)
+        if not keep:
+            container.remove(force=True)
+            return code, out, None
+        return code, out, container
+
+    def _follow(self, root: str, name: str, stop: threading.Event) -> None:
+        """Show the build container's latest line of output while it runs."""
+        from pycontain.container import Container
+
+        path = None
+        pos = 0
+        while not stop.wait(0.2):
+            try:
+                if path is None:
+                    found = [c for c in Container.list(root) if c.name == name]
+                    if not found:
+                        continue
+                    path = found[0].log_path
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+                pos += len(data)
+                line = _last(data.decode(errors="replace"))
+                if line:
+                    self.progress.status(line)
+            except (OSError, PycontainError):
+                continue
+
+    def _workdir(self) -> str:
+        if self.work is None:
+            tmp = os.path.join(self.store.root, "tmp")
+            os.makedirs(tmp, mode=0o700, exist_ok=True)
+            self.work = tempfile.mkdtemp(prefix="build-", dir=tmp)
+        return self.work
+
+    def cleanup(self) -> None:
+        if self.work is None:
+            return
+        from pycontain.container import Container
+
+        root = os.path.join(self.work, "state")
+        if os.path.isdir(root):
+            for c in Container.list(root):
+                with contextlib.suppress(PycontainError, OSError):
+                    c.remove(force=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work = None
+
+
+def _last(text: str) -> str:
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# -- the entry point ------------------------------------------------------------------------------------
+class BuildResult:
+    def __init__(self, record: dict, steps: int, cached: int, seconds: float) -> None:
+        self.record = record
+        self.steps = steps
+        self.cached = cached
+        self.seconds = seconds
+
+
+def build(manifest_path: str, tag: str | None = None, data_root: str | None = None, *,
+          progress: bool | None = False, no_cache: bool = False) -> BuildResult:
+    """Build the appliance ``manifest_path`` into the store, named ``tag`` (else the manifest's ``name``).
+
+    ``progress``: True a live display, None plain lines when stderr is not a terminal, False nothing.
+    """
+    from rootfs_builder.store import parse_name
+
+    started = time.monotonic()
+    manifest = Manifest.load(manifest_path)
+    name = tag or manifest.name
+    if not name:
+        raise InvalidArgument(f"{manifest_path}: no image name: give one with -t NAME, or name = \"...\" in the "
+                              "manifest")
+    name = parse_name(name)
+    store = Store(data_root)
+    cache = StepCache(store)
+    bar = BuildProgress(progress)
+    builder = Builder(manifest, store, bar, data_root)
+    cached = 0
+    try:
+        with store.importing():
+            steps = builder.steps()
+            keys, key = [], "pycontain-build-v1"
+            for step in steps:
+                key = _key(key, *step.key_parts())
+                keys.append(key)
+            # Resume after the last step the cache still holds: every step before it is then cached too.
+            resume, state = 0, State([], [], {}, [])
+            if not no_cache:
+                for i in range(len(steps) - 1, -1, -1):
+                    hit = cache.get(keys[i])
+                    if hit is not None:
+                        resume, state = i + 1, hit
+                        break
+            for i, step in enumerate(steps):
+                bar.step(i + 1, len(steps), step.desc)
+                if i < resume:
+                    cached += 1
+                    bar.done(cached=True)
+                    continue
+                state = step.run(state)
+                cache.put(keys[i], state)
+                bar.done(cached=False)
+            config = manifest.image_config(state.config)
+            doc = {"architecture": arch(), "os": "linux", "config": config,
+                   "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in state.layers]},
+                   "history": state.history}
+            config_bytes = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+            record = store.add_image(config_bytes, state.layers, name=name,
+                                     source=f"build:{os.path.abspath(manifest_path)}", sizes=state.sizes)
+    finally:
+        bar.close()
+        builder.cleanup()
+    return BuildResult(record, len(steps), cached, time.monotonic() - started)
