@@ -535,7 +535,7 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
                     raise InvalidArgument(f"subnet {want} overlaps {what}: choose another --subnet")
                 chosen = want
             else:
-                for cand in settings.USER_SUBNET_POOL:
+                for cand in settings.user_subnet_pool():
                     chosen = ipam.parse_subnet(cand)
                     if ipam.overlap(chosen, nets, routes) is None:
                         break

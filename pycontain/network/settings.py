@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (every run imports this module)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 DEFAULT_NETWORK = "bridge"
 DEFAULT_STATE_ROOT = "/run/pycontain"  # pycontain.state.DEFAULT_ROOT, without importing it
 DEFAULT_REGISTRY = "/var/lib/pycontain/networks"
 DEFAULT_SUBNET = "10.88.0.0/16"
 # Tried in order for the default network when 10.88.0.0/16 overlaps a host route or another network.
 DEFAULT_SUBNET_FALLBACKS = tuple(f"172.{n}.0.0/16" for n in range(20, 32))
-# User networks without --subnet get the first free /24 of these (podman's pool, then the next ones).
-USER_SUBNET_POOL = tuple(f"10.{a}.{b}.0/24" for a in range(89, 100) for b in range(256))
 RESERVED_NAMES = frozenset({"none", "host", "bridge", "default", "container"})
 VETH_PREFIX = "pcv"  # + the first 12 hex digits of the container id: 15 characters, the kernel's limit
 MTU = 1500
+
+
+def user_subnet_pool() -> Iterator[str]:
+    """Where user networks without --subnet go: the first free /24 of these (podman's pool, then the next
+    ones). A generator: every 'pycontain run' imports this module, and needs none of the 2816."""
+    return (f"10.{a}.{b}.0/24" for a in range(89, 100) for b in range(256))
 
 
 def registry_dir() -> str:
