@@ -11,7 +11,7 @@ import os
 import time
 
 from . import process
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
 from .state import (
     CREATED,
     CREATING,
@@ -151,21 +151,28 @@ class Container:
                 # relative one is placed beneath the cgroup pycontain runs in, by its last component.
                 head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
                 parent = (head or "/") if config.cgroup_path.startswith("/") else None
-            cg = new_manager(cid, parent, config.cgroup_manager, name=name)
-            # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
-            state.cgroup = cg.record()
-            store.save(state)
-            cg.create()
-            crash_point("cgroup-created")
-            if config.resources:
-                from .cgroups.resources import Resources
+            from . import rootless
 
-                cg.apply(Resources.from_dict(config.resources))
-            from .cgroups.devices import rules_for
+            if rootless.active() and not rootless.cgroup_delegated():
+                if config.resources:
+                    raise Unsupported("rootless containers get no cgroup here, so no resource limits: no cgroup was "
+                                      "delegated to this user (run as root, or in a systemd unit with Delegate=yes)")
+            else:
+                cg = new_manager(cid, parent, config.cgroup_manager, name=name)
+                # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
+                state.cgroup = cg.record()
+                store.save(state)
+                cg.create()
+                crash_point("cgroup-created")
+                if config.resources:
+                    from .cgroups.resources import Resources
 
-            rules = rules_for(config)
-            if rules is not None:
-                cg.set_devices(rules)
+                    cg.apply(Resources.from_dict(config.resources))
+                from .cgroups.devices import rules_for
+
+                rules = rules_for(config)
+                if rules is not None:
+                    cg.set_devices(rules)
             crash_point("limits-applied")
             if stdio is None:
                 stdio = process.Stdio(stdin_null=not config.interactive,
@@ -176,7 +183,7 @@ class Container:
                 os.mkfifo(fifo, 0o600)
             self._setup_network(config)
             crash_point("network-attached")
-            child = process.start_container(config, self.dir, cg.procs_files(), stdio, start_fifo=fifo)
+            child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
             self._destroy_resources(cg)
@@ -333,6 +340,8 @@ class Container:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds, like ``docker stop``."""
+        if timeout != timeout:  # NaN: no deadline would ever pass, and a PID 1 that ignores TERM runs on
+            raise InvalidArgument(f"invalid stop timeout {timeout!r}: use a number of seconds, e.g. 10")
         if not self.running():
             return
         cg = self.cgroup()

@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             code = guarded(body)
             sys.stdout.flush()
             return code
-    from .app import run_app
+    return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
-    return guarded(run_app, argv)  # even a bug in the command-line layer ends in one line
+
+def _run_app(argv: list[str]) -> int:
+    from .app import run_app  # importing every command's module is part of what may fail
+
+    return run_app(argv)

@@ -246,6 +246,15 @@ def test_exec_values(runner: Runner, running: str, flag: str, value: str) -> Non
     runner.check(p, value, ok_codes=(0, 126, 127) if flag == "-w" else (0,))
 
 
+@FUZZ
+@given(value=NUMBERS)
+@example(value="nan")
+def test_stop_timeouts(runner: Runner, stopped: str, value: str) -> None:
+    # On a stopped container nothing waits: a timeout is checked and refused, or accepted and unused.
+    p = runner("stop", "-t", value, stopped, timeout=30)
+    runner.check(p, value)
+
+
 def _signal_like(value: str) -> bool:
     name = value.upper()
     return value.lstrip("-").isdigit() or name in signal.Signals.__members__ or \

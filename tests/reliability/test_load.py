@@ -62,7 +62,7 @@ def test_many_containers_under_ps_stats_and_exec(cli: CrashCLI, host: Host, stat
                 with lock:
                     counts[kind] += 1
                     if not ok:
-                        failures.append(f"{kind}: exit {p.returncode}: {p.stderr.strip()[:300]}")
+                        failures.append(f"{kind}: exit {p.returncode}: {p.stderr.strip()[-600:]}")
 
         threads = [threading.Thread(target=loop, args=(kind, i)) for i, kind in enumerate(("ps", "stats", "exec", "exec"))]
         for t in threads:
