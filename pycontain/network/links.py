@@ -46,7 +46,7 @@ def _sysctl(path: str, value: str) -> None:
     try:
         with open(path, "r+") as f:
             if f.read().strip() == value:
-                return  # writing ip_forward, even unchanged, is not free: read first
+                return  # already so: works where /proc/sys is read-only (pycontain in a container)
             f.seek(0)
             f.write(value)
     except OSError as e:
