@@ -44,10 +44,10 @@ def host_routes(nl: rtnl.Rtnl, exclude_ifnames: frozenset[str] = frozenset()) ->
 
 def _sysctl(path: str, value: str) -> None:
     try:
-        with open(path, "r+") as f:
+        with open(path) as f:
             if f.read().strip() == value:
-                return  # already so: works where /proc/sys is read-only (pycontain in a container)
-            f.seek(0)
+                return  # already so: no write, which also works where /proc/sys is read-only
+        with open(path, "w") as f:
             f.write(value)
     except OSError as e:
         raise PycontainError(f"cannot set {path} to {value}: {e.strerror}") from None
