@@ -213,3 +213,21 @@ def cli(data_root: str, *args: str, state_root: str | None = None, timeout: floa
         argv += ["--root", state_root]
     env = {**os.environ, "PYCONTAIN_DATA": data_root}
     return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def seeded_data_root(path: str) -> str:
+    """A fresh data root whose busybox .deb cache is the host's: its ``default`` rootfs builds offline, fast."""
+    host_debs = os.path.join(os.environ.get("PYCONTAIN_DATA") or "/var/lib/pycontain", "cache", "debs")
+    os.makedirs(os.path.join(path, "cache"), exist_ok=True)
+    if os.path.isdir(host_debs):
+        shutil.copytree(host_debs, os.path.join(path, "cache", "debs"))
+    return path
+
+
+def remove_containers(state_root: str, data_root: str) -> None:
+    """``rm -f`` every container of a test's private state root (what it started, even when it failed)."""
+    if not os.path.isdir(state_root):
+        return
+    ids = [d for d in os.listdir(state_root) if len(d) == 64]
+    if ids:
+        cli(data_root, "rm", "-f", *ids, state_root=state_root, timeout=60)

@@ -1,5 +1,6 @@
 """A tiny Flask application: the appliance's entrypoint (``python3 /app/app.py``)."""
 
+import importlib.metadata
 import os
 import platform
 import socket
@@ -11,7 +12,7 @@ app = flask.Flask(__name__)
 
 @app.get("/")
 def index() -> dict:
-    return {"message": "hello from a pycontain appliance", "flask": flask.__version__,
+    return {"message": "hello from a pycontain appliance", "flask": importlib.metadata.version("flask"),
             "python": platform.python_version(), "hostname": socket.gethostname()}
 
 
