@@ -135,7 +135,7 @@ class ContainerConfig:
         self.console_size = console_size
         self.bundle = bundle
         self.annotations = dict(annotations or {})
-        self.network = network  # None: the namespaces say it all (docker-style default: a new one, only lo)
+        self.network = network  # None: the namespaces say it all (OCI bundles, the Python API); the CLI's default is bridge
         self.publish = list(publish or [])
         # An image's layers, lowest first (the overlay's lower directories); [rootfs] when it is one directory.
         self.layers = list(layers or [rootfs])

@@ -203,7 +203,8 @@ class Container:
 
     def _setup_network(self, config) -> None:  # noqa: ANN001
         """--network: bridge networks get a namespace made and wired before the process starts (joined by
-        path), host shares ours, container:X joins X's; none (the default) keeps the new namespace with lo."""
+        path), host shares ours, container:X joins X's; none (and None: OCI bundles, the Python API) keeps the new
+        namespace with lo. 'pycontain run' passes bridge unless told otherwise."""
         if config.network in (None, "none"):
             return
         from . import network
