@@ -31,7 +31,7 @@ def run_checks() -> list[Check]:
     out = []
     root = os.geteuid() == 0
     out.append(Check("root", root, "running as root" if root else f"running as uid {os.geteuid()}",
-                     "" if root else "run pycontain with sudo (rootless mode is not supported yet)"))
+                     "" if root else "run pycontain with sudo, or as yourself in rootless mode (no cgroup limits, no bridge)"))
     release = os.uname().release
     major, minor = (int(x) for x in release.split(".")[:2])
     out.append(Check("kernel", (major, minor) >= (5, 6), f"Linux {release}",
@@ -44,7 +44,7 @@ def run_checks() -> list[Check]:
     userns = _read("/proc/sys/user/max_user_namespaces").strip()
     out.append(Check("user namespaces", (userns not in ("", "0")) or None,
                      f"max_user_namespaces={userns or '?'}", "" if userns not in ("", "0") else
-                     "sysctl user.max_user_namespaces=15000 (needed for --userns and rootless mode later)"))
+                     "sysctl user.max_user_namespaces=15000 (needed for --userns and rootless mode)"))
     fs = _read("/proc/filesystems")
     out.append(Check("overlayfs", "overlay" in fs, "overlay in /proc/filesystems" if "overlay" in fs else "missing",
                      "" if "overlay" in fs else "modprobe overlay"))

@@ -51,7 +51,8 @@ def collect(root: str | None = None) -> list[str]:
             removed.append(f"cgroup {path}")
         except OSError:
             pass
-    removed.extend(_network_leftovers(store.root))
+    if os.geteuid() == 0:  # a rootless user's containers have no networking of pycontain's to collect
+        removed.extend(_network_leftovers(store.root))
     return removed
 
 

@@ -68,8 +68,16 @@ def _report(errw: int, code: int, message: str) -> None:
 def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable that never returns
     """Run ``body`` in a forked child; whatever happens, the child never returns into the caller's code."""
     code = EXIT_RUNTIME
+    # PYCONTAIN_DEBUG: the child's own traceback, on the container's stderr (imported now: once the child
+    # is in the container's root, the host's modules are out of reach)
+    tb = __import__("traceback") if os.environ.get("PYCONTAIN_DEBUG") else None
     try:
-        body()
+        try:
+            body()
+        except BaseException:
+            if tb is not None:
+                tb.print_exc()
+            raise
     except ExecFailed as e:
         code = e.exit_code
         _report(errw, code, str(e))
@@ -170,7 +178,14 @@ def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | 
         raise PycontainError(f"working directory {cwd!r} is outside the container")
     if sec is not None:
         security.before_setuid(sec)
-    os.setgroups(u.groups)
+    try:
+        os.setgroups(u.groups)
+    except PermissionError:
+        # a rootless user namespace: an unprivileged mapping requires setgroups to be denied there, so the
+        # groups stay as they were
+        with open("/proc/self/setgroups") as f:
+            if f.read().strip() != "deny":
+                raise
     os.setgid(u.gid)
     os.setuid(u.uid)
     if sec is not None:
@@ -231,13 +246,25 @@ def _fork_with_pidns(enter_pidns) -> int:  # noqa: ANN001 - a callable that chan
         try:
             pid = os.fork()
         except BaseException:
-            libc.setns(own, libc.CLONE_NEWPID)
+            _back_to_own_pidns(own)
             raise
         if pid:
-            libc.setns(own, libc.CLONE_NEWPID)
+            _back_to_own_pidns(own)
         return pid
     finally:
         os.close(own)
+
+
+def _back_to_own_pidns(own: int) -> None:
+    try:
+        libc.setns(own, libc.CLONE_NEWPID)
+    except PermissionError:
+        from . import rootless
+
+        if not rootless.unprivileged():
+            raise
+        # Rootless: our own pid namespace belongs to the host's user namespace, where we hold no capability.
+        # Our later children would be born in the container's; the CLI forks none after this point.
 
 
 def _fork_into_new_pidns() -> int:
@@ -526,14 +553,22 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
         from .errors import InvalidState
 
         raise InvalidState("the container stopped before exec could join it") from None
+    user_first = False
     if "user" in ns_fds:
         from .userns import become_root  # imported here: the child cannot once it is in the container's root
+
+        # A rootless container's namespaces belong to its user namespace: join that first, to hold
+        # capabilities over them. A remapped one's belong to the host's: join it last.
+        user_first = "mnt" in ns_fds and _owner_inode(ns_fds["mnt"]) == os.fstat(ns_fds["user"]).st_ino
     errr, errw = os.pipe2(os.O_CLOEXEC)
     parent_sock, child_sock = _pty_channel(stdio)
     sys.stdout.flush()
     sys.stderr.flush()
+    # Joining a pid namespace takes CAP_SYS_ADMIN in our own user namespace too: an unprivileged caller can
+    # only do it from inside the container's, so it forks twice (the first child relays the exit status).
+    relay = user_first and "pid" in ns_fds and os.geteuid() != 0
     try:
-        child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds else os.fork()
+        child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds and not relay else os.fork()
         if child == 0:
             def body() -> None:
                 os.close(errr)
@@ -544,13 +579,22 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
+                if user_first:
+                    libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+                if relay:
+                    libc.setns(ns_fds["pid"], libc.CLONE_NEWPID)
+                    inner = os.fork()
+                    if inner:
+                        os.close(errw)
+                        os._exit(wait_status(inner))
                 for name, flag in _JOIN_ORDER:
                     if name in ns_fds:
                         libc.setns(ns_fds[name], flag)
                 if "time" in ns_fds:
                     libc.setns(ns_fds["time"], libc.CLONE_NEWTIME)
-                if "user" in ns_fds:  # last: its capabilities do not reach the namespaces joined before
-                    libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+                if "user" in ns_fds:  # (last: its capabilities do not reach the namespaces joined before)
+                    if not user_first:
+                        libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
                     become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
@@ -562,6 +606,17 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
             os.close(fd)
     os.close(errw)
     return _parent_side(child, errr, child_sock, parent_sock)
+
+
+def _owner_inode(ns_fd: int) -> int:
+    """The inode of the user namespace that owns namespace ``ns_fd`` (ioctl NS_GET_USERNS)."""
+    import fcntl
+
+    fd = fcntl.ioctl(ns_fd, 0xB701)  # NS_GET_USERNS: returns a new descriptor
+    try:
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
 
 
 def wait_status(pid: int) -> int:

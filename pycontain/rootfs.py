@@ -93,6 +93,10 @@ def mount_overlay(layers: list[str], container_dir: str, userns_fd: int | None =
         layers = shifted
     lower = ":".join(_escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
     data = f"lowerdir={lower},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
+    from . import rootless
+
+    if rootless.active():  # trusted.* xattrs are root's: overlayfs keeps its own in user.* in a user namespace
+        data += ",userxattr"
     try:
         libc.mount("overlay", merged, "overlay", 0, data)
     except OSError as e:
@@ -141,15 +145,18 @@ def mount_dev(root: str) -> None:
     old = os.umask(0)
     try:
         for name, major, minor in _DEV_NODES:
-            os.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            _mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
     finally:
         os.umask(old)
     for name, target in _DEV_LINKS:
         os.symlink(target, os.path.join(dev, name))
     for d in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, d), 0o755)
+    from . import rootless
+
+    # gid=5 (tty) must be mapped in the mount's user namespace: a rootless one maps only the user's own group
     libc.mount("devpts", os.path.join(dev, "pts"), "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
-               "newinstance,ptmxmode=0666,mode=0620,gid=5")
+               "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless.active() else ",gid=5"))
     libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
     # Without a terminal /dev/console is /dev/null, so nothing written to it reaches the host's console.
@@ -207,6 +214,29 @@ def mount_oci(root: str, m) -> None:  # noqa: ANN001 - config.Mount of kind "oci
         libc.mount(None, dest, None, flag)
 
 
+def _mknod(path: str, mode: int, rdev: int) -> bool:
+    """mknod, or where a user namespace forbids it (rootless), a bind mount of the host's node of that number.
+    True when a node of our own was made."""
+    try:
+        os.mknod(path, mode, rdev)
+        return True
+    except PermissionError:
+        pass
+    kind = stat.S_IFMT(mode)
+    candidates = [os.path.join("/dev", os.path.basename(path))] + [os.path.join("/dev", n) for n in os.listdir("/dev")]
+    for host in candidates:
+        try:
+            st = os.stat(host)
+        except OSError:
+            continue
+        if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == rdev:
+            open(path, "a").close()
+            libc.mount(host, path, None, libc.MS_BIND)
+            return False
+    raise PycontainError(f"cannot create device {path} ({os.major(rdev)}:{os.minor(rdev)}): mknod is not allowed "
+                         "here (a user namespace) and the host's /dev has no such node to bind")
+
+
 def make_devices(root: str, devices: list[dict]) -> None:
     """OCI linux.devices: character, block and FIFO nodes in the container's /dev."""
     old = os.umask(0)
@@ -219,8 +249,8 @@ def make_devices(root: str, devices: list[dict]) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            os.mknod(path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0)))
-            os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
+            if _mknod(path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0))):
+                os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
     finally:
         os.umask(old)
 
@@ -275,9 +305,23 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:  # 
         libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
         sys_ = os.path.join(root, "sys")
         _mkdirs(sys_)
-        libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        try:
+            libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        except PermissionError:
+            # a user namespace that does not own the network namespace (rootless with --network host) may
+            # not mount a sysfs: the host's, read-only, as rootless runc does
+            libc.mount("/sys", sys_, None, libc.MS_BIND | libc.MS_REC)
+            libc.mount(None, sys_, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
         mount_dev(root)
-        if not os.path.isdir(os.path.join(root, "tmp")):
+        from . import rootless
+
+        if rootless.active():
+            # The image's directories belong to host ids our user namespace does not map, and overlayfs cannot
+            # copy them up under an owner it cannot map (EOVERFLOW): give the usual scratch places a tmpfs.
+            for d, mode in (("/tmp", "1777"), ("/var/tmp", "1777"), ("/run", "755"), ("/root", "700")):
+                if d == "/tmp" or os.path.isdir(os.path.join(root, d.lstrip("/"))):
+                    mount_tmpfs(root, d, f"mode={mode}")
+        elif not os.path.isdir(os.path.join(root, "tmp")):
             mount_tmpfs(root, "/tmp")
         for m in config.mounts:
             if m.kind == "tmpfs":

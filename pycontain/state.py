@@ -117,6 +117,11 @@ class StateStore:
     """The state root: reserves ids and names, loads and saves containers' states."""
 
     def __init__(self, root: str | None = None) -> None:
+        if not root and not os.environ.get("PYCONTAIN_ROOT"):
+            from . import rootless
+
+            if rootless.unprivileged():
+                root = rootless.default_root()
         self.root = os.path.abspath(root or os.environ.get("PYCONTAIN_ROOT") or DEFAULT_ROOT)
 
     def dir(self, cid: str) -> str:
@@ -149,10 +154,13 @@ class StateStore:
                 _rmtree(self.dir(state.id))
                 raise
         try:
-            os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
-        except FileNotFoundError:
-            os.makedirs(INDEX_DIR, 0o700, exist_ok=True)
-            os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+            try:
+                os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+            except FileNotFoundError:
+                os.makedirs(INDEX_DIR, 0o700, exist_ok=True)
+                os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+        except PermissionError:
+            pass  # rootless: root's index is closed to us, and our containers have no cgroup for gc to find
 
     def save(self, state: ContainerState) -> None:
         """Replace ``state.json`` whole: readers and a crash see the old version or the new, never half.
@@ -241,7 +249,7 @@ class StateStore:
         crash_point("rm-contents-removed")
         try:
             os.unlink(os.path.join(INDEX_DIR, cid))
-        except FileNotFoundError:
+        except (FileNotFoundError, PermissionError):
             pass
         _rmtree(d)
 
@@ -263,6 +271,10 @@ def _rmtree(path: str) -> None:
     except NotADirectoryError:
         os.unlink(path)
         return
+    except PermissionError:
+        # overlayfs leaves work/work with mode 000: root reads it anyway, a rootless user must open it first
+        os.chmod(path, 0o700)
+        entries = list(os.scandir(path))
     for e in entries:
         if e.is_dir(follow_symlinks=False):
             _rmtree(e.path)

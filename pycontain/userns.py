@@ -132,6 +132,9 @@ def become_root() -> None:
             maps = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
         ids.append(0 if to_host(maps, 0) >= 0 or not maps else min(c for c, _h, _n in maps))
     uid, gid = ids
-    os.setgroups([])
+    try:
+        os.setgroups([])
+    except PermissionError:  # a rootless namespace: setgroups is denied there, as unprivileged mappings need
+        pass
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)

@@ -203,18 +203,30 @@ class PycontainTarget(Target):
         ready = time.perf_counter() - t0
         from pycontain.container import Container
 
-        pid = Container.get(cid, self.root).pid
+        try:
+            pid = Container.get(cid, self.root).pid
+        except PycontainError:
+            self._remove(name)
+            raise
 
         def stop() -> None:
-            _run([*self.base, "rm", "-f", name], 60)
-            with contextlib.suppress(ValueError):
-                self.names.remove(name)
+            self._remove(name)
 
         return Instance(ready, descendants(pid), stop)
 
+    def _remove(self, name: str) -> None:
+        # the library, not the CLI: removal must work even when the command line does not
+        from pycontain.container import Container
+        from pycontain.errors import ContainerNotFound
+
+        with contextlib.suppress(ContainerNotFound):
+            Container.get(name, self.root).remove(force=True)
+        with contextlib.suppress(ValueError):
+            self.names.remove(name)
+
     def close(self) -> None:
         for name in list(self.names):
-            _run([*self.base, "rm", "-f", name], 60)
+            self._remove(name)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -91,9 +91,11 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
     except BrokenPipeError:
         return 0
     except PermissionError as e:
-        if os.geteuid() != 0:
-            return _fail("pycontain needs root: run it with sudo (rootless mode is not supported yet)",
-                         EXIT_RUNTIME)
+        from .. import rootless
+
+        if rootless.unprivileged():
+            return _fail(f"permission denied: {e.filename or e} (as a user other than root pycontain manages only "
+                         "your own rootless containers: use sudo for the rest)", EXIT_RUNTIME)
         return _fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
@@ -120,10 +122,19 @@ def _oci_run_form(rest: list[str]) -> bool:
 def run_command(values: dict, rootfs: str, args: list[str], root: str | None) -> int:
     """``pycontain run``: shared by the fast parser and the click command."""
     from .. import api
-    from .options import RESOURCE_DESTS
+    from .options import DEFAULT_NETWORK, RESOURCE_DESTS
 
+    network = values["network"] or DEFAULT_NETWORK
     if os.geteuid() != 0:
-        return _fail("pycontain needs root: run it with sudo (rootless mode is not supported yet)", EXIT_RUNTIME)
+        if GLOBALS.rootless in ("false", "0"):
+            return _fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
+        if network not in ("none", "host") and values["network"]:
+            return _fail(f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
+                         "veths and NAT need root", EXIT_RUNTIME)
+        network = values["network"] or "none"
+        from .. import rootless
+
+        rootless.enter()
     resources = None
     given = {k: values[k] for k in RESOURCE_DESTS if values.get(k) not in (None, [], False)}
     if given:
@@ -142,7 +153,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         volumes=values["volume"], tmpfs=values["tmpfs"], read_only=values["read_only"], tty=values["tty"],
         interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
         resources=resources, cgroup_parent=values["cgroup_parent"],
-        cgroup_manager=values["cgroup_manager"] or "auto", security=security, network=values["network"],
+        cgroup_manager=values["cgroup_manager"] or "auto", security=security, network=network,
         publish=values["publish"], userns=values["userns"])
     if config.detach:
         from ..container import Container
@@ -163,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if GLOBALS.systemd_cgroup:
         return _fail("--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
                      "itself); leave the flag out", EXIT_RUNTIME)
-    if GLOBALS.rootless not in ("auto", "false", "0"):
-        return _fail("--rootless: rootless mode is not supported yet; run as root", EXIT_RUNTIME)
+    if GLOBALS.rootless in ("true", "1") and os.geteuid() == 0:
+        return _fail("--rootless=true: root runs containers with its privileges; run pycontain as the "
+                     "unprivileged user instead (it then enters rootless mode by itself)", EXIT_RUNTIME)
     if argv[:1] == ["run"] and len(argv) > 1:
         rest = argv[1:]
         head = rest[: rest.index("--")] if "--" in rest else rest

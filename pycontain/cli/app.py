@@ -41,7 +41,7 @@ def _global(
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
     systemd_cgroup: Annotated[bool, typer.Option("--systemd-cgroup", help="Not available: cgroupfs only.")] = False,
-    rootless: Annotated[str, typer.Option("--rootless", help="auto or false (rootless mode is not supported yet).")]
+    rootless: Annotated[str, typer.Option("--rootless", help="auto (rootless when run by a user other than root) or false (refuse to run unprivileged).")]
     = "auto",
 ) -> None:
     """Global flags are parsed by pycontain.cli.parse_globals before this runs; they are declared here

@@ -48,8 +48,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
     Opt(("--network", "--net"), "network", VALUE, "Network: bridge (the default: eth0 with an address on the "
         "pycontain0 bridge, a default route, NAT out), none (only lo), host (the host's own), container:NAME|ID "
-        "(another container's), or the name of a network made with 'pycontain network create'.", "NETWORK",
-        default=DEFAULT_NETWORK),
+        "(another container's), or the name of a network made with 'pycontain network create'. Rootless "
+        "containers (pycontain run by a user other than root) get none by default, and none or host only.",
+        "NETWORK"),
     Opt(("-p", "--publish"), "publish", MULTI, "Publish a container port on the host (bridge networks, the "
         "default): HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.", "PORTS"),
     # Security: docker's flags.

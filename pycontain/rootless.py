@@ -1,0 +1,75 @@
+"""Rootless mode: an unprivileged user runs containers, with no privilege on the host at any point.
+
+``pycontain run`` started by a user other than root first moves itself into a user namespace of its own,
+where that user is root (``uid_map`` "0 UID 1": the one id an unprivileged process may map without
+newuidmap), and then runs the ordinary path: the pid, mount, uts, ipc, network and cgroup namespaces the
+container gets belong to that user namespace, so mounting its root (overlayfs allows user namespaces since
+Linux 5.11), /proc and the rest needs nothing from the host. What changes, and is said when it matters:
+
+- **cgroups**: an unprivileged user may not create cgroups unless one was delegated to them (systemd's
+  ``Delegate=yes``); without one a container gets no cgroup, and asking for limits fails with one line;
+- **network**: ``none`` (loopback only; the default here) or ``host``: a bridge, veths and NAT need root;
+- **devices**: mknod is not allowed in a user namespace, so /dev's nodes are bind mounts of the host's;
+- **ids**: only the user's own id is mapped; files of other owners in the image appear as ``nobody`` and
+  cannot be changed;
+- **state**: ``$XDG_RUNTIME_DIR/pycontain`` (or ``/tmp/pycontain-UID``) instead of /run/pycontain.
+
+Commands that only look at or signal containers (ps, logs, kill, stop, rm, exec) run as the user directly:
+the container's processes are the user's on the host, and the user owns their user namespace.
+"""
+
+from __future__ import annotations
+
+import os
+
+_state = {"active": False, "uid": os.getuid(), "gid": os.getgid()}
+
+
+def active() -> bool:
+    """Whether this process entered its own user namespace with ``enter()``."""
+    return _state["active"]
+
+
+def unprivileged() -> bool:
+    """Whether pycontain runs for a user other than root (before or after ``enter()``)."""
+    return _state["active"] or os.geteuid() != 0
+
+
+def default_root() -> str:
+    """The state root of the user's containers."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
+        return os.path.join(runtime, "pycontain")
+    return f"/tmp/pycontain-{_state['uid']}"
+
+
+def enter() -> None:
+    """Become root of a new user namespace mapping only our own uid and gid (a no-op once done)."""
+    if _state["active"]:
+        return
+    from . import libc
+    from .errors import PermissionDenied
+
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        libc.unshare(libc.CLONE_NEWUSER)
+    except OSError as e:
+        raise PermissionDenied(f"rootless mode needs unprivileged user namespaces, and this host refuses one "
+                               f"({e.strerror}): ask root to allow them (sysctl kernel.unprivileged_userns_clone=1, "
+                               "user.max_user_namespaces > 0) or run pycontain as root") from None
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1\n"), ("gid_map", f"0 {gid} 1\n")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    _state.update(active=True, uid=uid, gid=gid)
+
+
+def cgroup_delegated() -> bool:
+    """Whether the cgroup we run in was delegated to this user (we may create cgroups beneath it)."""
+    try:
+        from .cgroups import own_cgroup_dirs
+
+        dirs = own_cgroup_dirs()
+    except Exception:  # noqa: BLE001 - any doubt means "no": the container then runs without a cgroup
+        return False
+    # Inside our user namespace only directories the user owns are writable: root's stay closed to us.
+    return bool(dirs) and all(os.access(d, os.W_OK) for d in dirs)
