@@ -74,7 +74,7 @@ class BuildProgress:
             self.plain = True
 
     def step(self, n: int, total: int, desc: str) -> None:
-        self._desc = f"[{n}/{total}] {desc}"
+        self._desc = f"[{n}/{total}] {_short(desc, 56)}"
         self._started = time.monotonic()
         if self._bar is not None:
             self._task = self._bar.add_task(self._desc, total=1, info="")

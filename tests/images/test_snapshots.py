@@ -26,6 +26,8 @@ def pyc(tmp_path):
     state = str(tmp_path / "state")
 
     def run(*args: str, ok: bool = True, timeout: float = 60):  # noqa: ANN202
+        if args[:1] == ("run",):  # no network resources on the host
+            args = ("run", "--network", "none", *args[1:])
         p = cli(data, *args, state_root=state, timeout=timeout)
         if ok:
             assert p.returncode == 0, f"pycontain {' '.join(args)} exited {p.returncode}: {p.stderr}"
