@@ -195,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             code = guarded(body)
             sys.stdout.flush()
             return code
+    if argv[:1] and argv[0] in ("create", "start", "state", "delete"):
+        from .ocirun import oci_fast, parse_fast
+
+        parsed = parse_fast(argv[0], argv[1:])
+        if parsed is not None:
+            return guarded(oci_fast, argv[0], *parsed)
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
 
