@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -354,9 +355,10 @@ class Builder:
                 st = os.lstat(os.path.join(self.store.layer_path(layer), rel))
             except OSError:
                 continue
-            if os.path.isdir(os.path.join(self.store.layer_path(layer), rel)) and not os.path.islink(
-                    os.path.join(self.store.layer_path(layer), rel)):
+            if stat.S_ISDIR(st.st_mode):
                 ti.mode, ti.uid, ti.gid, ti.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime)
+            elif stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                pass  # deleted by a later layer: the directory is new
             else:
                 raise BuildError(f"{self.m.where}: 'files' copies to /{rel}/..., but /{rel} is not a directory "
                                  "in the image: choose another dest")
