@@ -7,6 +7,31 @@ import sys
 from . import GLOBALS
 
 
+def _parse(rest: list[str], valued: dict, flags: dict, opts: dict) -> list[str] | None:
+    """runc's flags (``--flag value``, ``--flag=value``, switches) into ``opts``; returns the positionals, or
+    None at a flag it does not know or a value missing."""
+    ids = []
+    i = 0
+    while i < len(rest):
+        name, eq, value = rest[i].partition("=")
+        if name in valued:
+            if not eq:
+                i += 1
+                if i >= len(rest):
+                    return None
+                value = rest[i]
+            opts[valued[name]] = value
+        elif name in flags and not eq:
+            if flags[name]:
+                opts[flags[name]] = True
+        elif rest[i].startswith("-"):
+            return None
+        else:
+            ids.append(rest[i])
+        i += 1
+    return ids
+
+
 def oci_run(rest: list[str]) -> int:
     """``run [--bundle B] [--detach] [--pid-file F] [--console-socket S] [--no-pivot] ID`` (runc's run)."""
     from .. import oci
@@ -16,25 +41,10 @@ def oci_run(rest: list[str]) -> int:
     valued = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file", "--console-socket": "console_socket"}
     flags = {"--detach": "detach", "-d": "detach", "--no-pivot": "no_pivot", "--no-new-keyring": None,
              "--keep": None, "--no-subreaper": None}
-    ids = []
-    i = 0
-    while i < len(rest):
-        name, eq, value = rest[i].partition("=")
-        if name in valued:
-            if not eq:
-                i += 1
-                if i >= len(rest):
-                    raise InvalidArgument(f"flag {name} needs a value")
-                value = rest[i]
-            opts[valued[name]] = value
-        elif name in flags:
-            if flags[name]:
-                opts[flags[name]] = True
-        elif rest[i].startswith("-"):
-            raise InvalidArgument(f"unknown flag {rest[i]!r} for runc-style 'run' (see 'pycontain run --help')")
-        else:
-            ids.append(rest[i])
-        i += 1
+    ids = _parse(rest, valued, flags, opts)
+    if ids is None:
+        raise InvalidArgument(f"runc-style 'run': an unknown flag or a flag without its value in {' '.join(rest)!r} "
+                              "(see 'pycontain run --help')")
     if len(ids) != 1:
         raise InvalidArgument("runc-style 'run' takes exactly one container id: run [--bundle DIR] [--detach] ID")
     code = oci.run(ids[0], opts["bundle"], GLOBALS.root, opts["detach"], opts["pid_file"], opts["console_socket"],
@@ -55,29 +65,10 @@ _FAST_FLAGS = {"create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
 def parse_fast(cmd: str, rest: list[str]) -> tuple[str, dict] | None:
     """(id, options) for the runc form of ``cmd``; None for anything else (--help, an unknown flag, no or
     several ids), which the full command line then handles and explains."""
-    valued, flags = _FAST_VALUED.get(cmd, {}), _FAST_FLAGS.get(cmd, {})
     opts: dict = {"bundle": ".", "pid_file": None, "console_socket": None, "preserve_fds": "0", "no_pivot": False,
                   "force": False}
-    ids = []
-    i = 0
-    while i < len(rest):
-        name, eq, value = rest[i].partition("=")
-        if name in valued:
-            if not eq:
-                i += 1
-                if i >= len(rest):
-                    return None
-                value = rest[i]
-            opts[valued[name]] = value
-        elif name in flags and not eq:
-            if flags[name]:
-                opts[flags[name]] = True
-        elif rest[i].startswith("-"):
-            return None
-        else:
-            ids.append(rest[i])
-        i += 1
-    return (ids[0], opts) if len(ids) == 1 else None
+    ids = _parse(rest, _FAST_VALUED.get(cmd, {}), _FAST_FLAGS.get(cmd, {}), opts)
+    return (ids[0], opts) if ids is not None and len(ids) == 1 else None
 
 
 def oci_fast(cmd: str, cid: str, opts: dict) -> int:
