@@ -87,6 +87,8 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str) -> Manifest:
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "appliance.toml")):
+            path = os.path.join(path, "appliance.toml")
         try:
             with open(path, "rb") as f:
                 text = f.read().decode()

@@ -17,7 +17,8 @@ from .image_cmds import DataRoot, _size
 
 @app.command("build")
 def build(file: Annotated[str, typer.Option("-f", "--file", metavar="MANIFEST",
-                                            help="The appliance manifest (TOML).")] = "appliance.toml",
+                                            help="The appliance manifest (TOML), or a directory holding "
+                                            "appliance.toml.")] = "appliance.toml",
           tag: Annotated[str | None, typer.Option("-t", "--tag", metavar="NAME[:TAG]",
                                                   help="Name the image (default: the manifest's 'name').")] = None,
           no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
@@ -35,7 +36,7 @@ def build(file: Annotated[str, typer.Option("-f", "--file", metavar="MANIFEST",
         else:
             print(f"built {rec['id'][:12]} ({', '.join(rec['names'])}): {len(rec['layers'])} layer(s), "
                   f"{_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
-                  f"{result.seconds:.2f}s")
+                  f"{result.seconds:.3f}s")
         return 0
 
     _exit(guarded(body))

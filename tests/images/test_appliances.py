@@ -15,9 +15,10 @@ import time
 import pytest
 from conftest import ROOT_REQUIRED
 
+import rootfs_builder
 from rootfs_builder.build import build
 
-from . import cli, need, remove_containers, seeded_data_root
+from . import cli, need, remove_containers, seeded_data_root, sh
 
 pytestmark = ROOT_REQUIRED
 
@@ -236,3 +237,25 @@ def test_python_web_appliance_serves_flask(python_web):
         remove_containers(e.state, e.data)
     p = e.ok("build", "-f", example("python-web"), "-t", "python-web")
     assert "3/3 step(s) cached" in p.stdout and image["Id"][7:19] in p.stdout
+
+
+def test_image_and_closure_bases(env, tmp_path):
+    env.ok("build", "-f", example("static-web"), "-t", "static-web")
+    (tmp_path / "notes.txt").write_text("on top\n")
+    (tmp_path / "appliance.toml").write_text(
+        'base = "static-web"\nrun = ["cat /srv/www/notes.txt >> /srv/www/build.txt"]\ncmd = ["-p", "9090"]\n'
+        '[[files]]\nsrc = "notes.txt"\ndest = "/srv/www/notes.txt"\nowner = "65534:65534"\n')
+    rec = build(str(tmp_path / "appliance.toml"), "derived", env.data).record
+    parent = json.loads(env.ok("image", "inspect", "static-web").stdout)[0]
+    assert rec["layers"][:3] == [d[7:] for d in parent["RootFS"]["Layers"]] and len(rec["layers"]) == 5
+    assert rec["config"]["Entrypoint"] == parent["Config"]["Entrypoint"] and rec["config"]["Cmd"] == ["-p", "9090"]
+    st = os.stat(os.path.join(env.data, "layers", rec["layers"][3], "srv", "www", "notes.txt"))
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
+    # The run step saw the parent's file and the one copied before it.
+    code, out = sh(rootfs_builder.resolve_image("derived", env.data).layers, "cat /srv/www/build.txt")
+    assert code == 0 and out.startswith("built ") and out.endswith("on top\n"), out
+    # A closure base: host binaries and their libraries only, /bin/sh for the build commands.
+    (tmp_path / "closure.toml").write_text('base = "closure:/bin/sh,/bin/cat"\nrun = ["echo made-in-build > /made"]\n'
+                                           'entrypoint = ["/bin/cat"]\ncmd = ["/made"]\n')
+    env.ok("build", "-f", str(tmp_path / "closure.toml"), "-t", "tiny")
+    assert env.ok("run", "--rm", "tiny").stdout == "made-in-build\n"
