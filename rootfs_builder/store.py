@@ -382,10 +382,22 @@ class Store:
         return removed
 
     def prune_layers(self) -> list[str]:
-        """Delete layers no image references (left by interrupted imports)."""
+        """Delete layers no image references (left by interrupted imports and failed builds), and the build
+        cache's entries that named them."""
         with self.exclusive(), self._index_lock():
             index = self.load()
-            return self._collect({d for rec in index["images"].values() for d in rec["layers"]})
+            removed = self._collect({d for rec in index["images"].values() for d in rec["layers"]})
+            cache = os.path.join(self.images_dir, "build-cache")
+            for entry in os.listdir(cache) if os.path.isdir(cache) else []:
+                path = os.path.join(cache, entry)
+                try:
+                    with open(path, "rb") as f:
+                        layers = json.loads(f.read())["layers"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    layers = None
+                if layers is None or not all(os.path.isdir(self.layer_path(d)) for d in layers):
+                    os.unlink(path)
+            return removed
 
     def inspect(self, ref: str) -> dict:
         index = self.load()

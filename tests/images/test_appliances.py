@@ -259,3 +259,14 @@ def test_image_and_closure_bases(env, tmp_path):
                                            'entrypoint = ["/bin/cat"]\ncmd = ["/made"]\n')
     env.ok("build", "-f", str(tmp_path / "closure.toml"), "-t", "tiny")
     assert env.ok("run", "--rm", "tiny").stdout == "made-in-build\n"
+
+
+def test_prune_drops_a_failed_builds_layers_and_cache_entries(env, tmp_path):
+    (tmp_path / "appliance.toml").write_text('base = "default"\nrun = ["echo kept > /kept", "exit 1"]\n')
+    assert env("build", "-f", str(tmp_path / "appliance.toml"), "-t", "x").returncode == 125
+    cache = os.path.join(env.data, "images", "build-cache")
+    assert len(os.listdir(cache)) == 2 and len(os.listdir(os.path.join(env.data, "layers"))) == 2
+    p = env.ok("image", "prune")
+    assert p.stdout.count("Deleted layer") == 2
+    assert os.listdir(cache) == [] and [e for e in os.listdir(os.path.join(env.data, "layers"))
+                                        if not e.startswith(".")] == []
