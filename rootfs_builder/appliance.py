@@ -17,7 +17,7 @@
 
     [[files]]                     # copied from the host, relative to the manifest's directory
     src = "app.py"
-    dest = "/app/app.py"
+    dest = "/app/app.py"          # a file copied onto a directory of the image (or "/app/") goes into it
     mode = "0644"                 # optional (default: the file's own mode)
     owner = "0:0"                 # optional
 
@@ -52,14 +52,15 @@ class ManifestError(InvalidArgument):
 
 
 class FileSpec:
-    __slots__ = ("src", "dest", "mode", "uid", "gid")
+    __slots__ = ("src", "dest", "mode", "uid", "gid", "into")
 
-    def __init__(self, src: str, dest: str, mode: int | None, uid: int, gid: int) -> None:
+    def __init__(self, src: str, dest: str, mode: int | None, uid: int, gid: int, into: bool = False) -> None:
         self.src = src      # absolute host path
         self.dest = dest    # absolute path in the image
         self.mode = mode
         self.uid = uid
         self.gid = gid
+        self.into = into    # dest ended with "/": a file goes into that directory, under its own name
 
 
 class Manifest:
@@ -258,7 +259,7 @@ class Manifest:
                 if not isinstance(owner, str) or not u.isdigit() or (g and not g.isdigit()):
                     self.fail(f"{key}.owner", f"is {owner!r}", "give numbers UID[:GID], e.g. owner = \"1000:1000\"")
                 uid, gid = int(u), int(g or u)
-            self.files.append(FileSpec(path, os.path.normpath(dest), mode, uid, gid))
+            self.files.append(FileSpec(path, os.path.normpath(dest), mode, uid, gid, dest.endswith("/")))
 
     def _check_limits(self, limits: object) -> None:
         if limits is None:

@@ -201,7 +201,8 @@ class Builder:
             steps.append(Step(f"pip {' '.join(m.pip)}", lambda: ("pip", m.pip), self._pip))
         if m.files:
             steps.append(Step(f"files {', '.join(f.dest for f in m.files)}",
-                              lambda: ("files", [(f.dest, f.mode, f.uid, f.gid, _tree_digest(f.src))
+                              lambda: ("files", [(f.dest, f.into, os.path.basename(f.src), f.mode, f.uid,
+                                                  f.gid, _tree_digest(f.src))
                                                  for f in m.files]), self._files))
         for cmd in m.run:
             steps.append(Step(f"run {cmd}", lambda cmd=cmd: ("run", cmd, m.build_network),
@@ -328,6 +329,8 @@ class Builder:
             done: set[str] = set()
             for spec in self.m.files:
                 rel = spec.dest.lstrip("/")
+                if not os.path.isdir(spec.src) and (spec.into or self._lookup(state, rel) == "dir"):
+                    rel = f"{rel}/{os.path.basename(spec.src)}"  # never a file over a whole directory
                 parts = rel.split("/")
                 for i in range(1, len(parts)):
                     parent = "/".join(parts[:i])
@@ -345,6 +348,18 @@ class Builder:
 
         diff, size, _ = self.store.add_layer(lambda: _TarPipe(fill), f"{self.m.where}: files")
         return state.plus(diff, size, f"pycontain build: files {' '.join(f.dest for f in self.m.files)}")
+
+    def _lookup(self, state: State, rel: str) -> str | None:
+        """What ``rel`` is in the image: "dir", "other", or None (absent or deleted)."""
+        for layer in reversed(state.layers):
+            try:
+                st = os.lstat(os.path.join(self.store.layer_path(layer), rel))
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                return None
+            return "dir" if stat.S_ISDIR(st.st_mode) else "other"
+        return None
 
     def _parent_dir(self, state: State, rel: str) -> tarfile.TarInfo:
         """A directory entry for ``rel`` with the attributes the image already gives it (the top layer's)."""

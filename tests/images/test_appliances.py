@@ -270,3 +270,15 @@ def test_prune_drops_a_failed_builds_layers_and_cache_entries(env, tmp_path):
     assert p.stdout.count("Deleted layer") == 2
     assert os.listdir(cache) == [] and [e for e in os.listdir(os.path.join(env.data, "layers"))
                                         if not e.startswith(".")] == []
+
+
+def test_a_file_copied_onto_a_directory_goes_into_it(env, tmp_path):
+    (tmp_path / "hello").write_text("#!/bin/sh\necho hello\n")
+    (tmp_path / "note.txt").write_text("note\n")
+    (tmp_path / "appliance.toml").write_text(
+        'base = "default"\n[[files]]\nsrc = "hello"\ndest = "/bin"\nmode = "0755"\n'
+        '[[files]]\nsrc = "note.txt"\ndest = "/opt/notes/"\n')
+    build(str(tmp_path / "appliance.toml"), "into", env.data)
+    code, out = sh(rootfs_builder.resolve_image("into", env.data).layers,
+                   "hello; cat /opt/notes/note.txt; test -x /bin/busybox && echo busybox-kept")
+    assert (code, out.split()) == (0, ["hello", "note", "busybox-kept"]), out
