@@ -284,8 +284,11 @@ class Builder:
 
     # -- pip ------------------------------------------------------------------------------------------
     def _pip(self, state: State) -> State:
-        code, out, _ = self._container(state, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                       keep=False)
+        try:
+            code, out, _ = self._container(state, ["python3", "-c",
+                                                   "import sys; print('%d.%d' % sys.version_info[:2])"], keep=False)
+        except PycontainError as e:
+            code, out = e.exit_code, str(e)
         version = out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
         if code != 0 or not version.replace(".", "").isdigit():
             raise BuildError(f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
@@ -388,7 +391,12 @@ class Builder:
                          skip: frozenset[str] = frozenset()) -> State:
         from rootfs_builder.changes import layer_from_dir
 
-        code, out, container = self._container(state, argv, mounts=mounts, keep=True)
+        try:
+            code, out, container = self._container(state, argv, mounts=mounts, keep=True)
+        except BuildError:
+            raise
+        except PycontainError as e:  # the container could not start (no /bin/sh...): a build error
+            raise BuildError(f"{self.m.where}: step '{_short(what)}' cannot run: {e}") from None
         try:
             if code != 0:
                 raise BuildError(f"{self.m.where}: step '{_short(what)}' failed with exit status {code}"
