@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -546,6 +547,48 @@ class TestV2:
         v2.apply(Resources.from_options(cpus="0.5", cpu_shares="1024", ncpus=2))
         assert read(f"{v2.dir}/cpu.max") == "50000 100000"
         assert read(f"{v2.dir}/cpu.weight") == "39"
+
+    def test_device_rules_are_a_bpf_program(self, v2: V2Manager, procs: Procs, tmp_path) -> None:
+        """No devices files on v2: the rules become a BPF_CGROUP_DEVICE program (it needs no controller)."""
+        from pycontain.cgroups.devices import DEFAULT_ALLOWED, DENY_ALL
+
+        for name, major, minor in (("null", 1, 3), ("kmsg", 1, 11)):
+            os.mknod(tmp_path / name, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+        assert v2.set_devices([DENY_ALL, *DEFAULT_ALLOWED])
+        p = procs.python(v2, f"""
+            import os
+            for n in ("null", "kmsg"):
+                try:
+                    os.close(os.open("{tmp_path}/" + n, os.O_WRONLY))
+                    print(n, "OK")
+                except OSError as e:
+                    print(n, e.strerror)
+            os.mknod("{tmp_path}/made", 0o600 | 0o020000, os.makedev(1, 11))  # mknod of any node stays allowed
+            print("mknod OK")
+            """, stdout=subprocess.PIPE, text=True)
+        out, _ = p.communicate(timeout=30)
+        assert out.split("\n")[:3] == ["null OK", "kmsg Operation not permitted", "mknod OK"], out
+
+    def test_device_rules_access_bits_and_order(self, v2: V2Manager, procs: Procs, tmp_path) -> None:
+        from pycontain.cgroups.devices import DENY_ALL, DeviceRule
+
+        for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7)):
+            os.mknod(tmp_path / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        # null: read only; zero: allowed, then denied by a later rule (the later one wins); full: write, as c *:7
+        assert v2.set_devices([DENY_ALL, DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 5, "rw"),
+                               DeviceRule(False, "c", 1, 5, "rwm"), DeviceRule(True, "c", -1, 7, "w")])
+        p = procs.python(v2, f"""
+            import os
+            for n, flags in (("null", os.O_RDONLY), ("null", os.O_WRONLY), ("zero", os.O_RDONLY), ("full", os.O_WRONLY),
+                             ("full", os.O_RDONLY)):
+                try:
+                    os.close(os.open("{tmp_path}/" + n, flags))
+                    print("OK")
+                except OSError as e:
+                    print(e.errno)
+            """, stdout=subprocess.PIPE, text=True)
+        out, _ = p.communicate(timeout=30)
+        assert out.split() == ["OK", "1", "1", "OK", "1"], out
 
     def test_record_round_trip(self, v2: V2Manager) -> None:
         again = load_manager(json.loads(json.dumps(v2.record())))

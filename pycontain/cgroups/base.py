@@ -69,8 +69,8 @@ class CgroupManager:
         raise NotImplementedError
 
     def set_devices(self, rules: list) -> bool:
-        """Write device access rules (``cgroups.devices.DeviceRule``, in order); False where this driver
-        cannot enforce them (cgroup v2 wants an eBPF program, which pycontain does not load)."""
+        """Enforce device access rules (``cgroups.devices.DeviceRule``, in order); False where this driver
+        cannot (a v1 host without the devices hierarchy)."""
         return False
 
     def stats(self) -> Stats:

@@ -7,10 +7,9 @@ rules decide which nodes it may then *use*. Without them, a container's root cou
 full, random, urandom, tty, console, ptmx, pts, net/tun) plus any ``linux.devices`` node of an OCI bundle.
 ``--privileged`` leaves every device allowed.
 
-cgroup v1 enforces the rules through the devices controller (``devices.deny`` / ``devices.allow``). cgroup
-v2 has no such files: the kernel wants an eBPF program attached to the cgroup (BPF_CGROUP_DEVICE), which
-pycontain does not load; on v2, device access is limited by what the container's /dev holds and by
-CAP_MKNOD (``pycontain check`` says so). This module is imported only when a container is created.
+cgroup v1 enforces the rules through the devices controller (``devices.deny`` / ``devices.allow``); cgroup
+v2 through a BPF_CGROUP_DEVICE program attached to the container's cgroup (``cgroups.devfilter``). This
+module is imported only when a container is created.
 """
 
 from __future__ import annotations

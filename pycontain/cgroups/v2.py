@@ -68,6 +68,13 @@ class V2Manager(CgroupManager):
     def procs_files(self) -> list[str]:
         return [self._file("cgroup.procs")]
 
+    def set_devices(self, rules: list) -> bool:
+        """v2 has no devices files: the rules become a BPF_CGROUP_DEVICE program attached to the cgroup."""
+        from .devfilter import attach
+
+        attach(self.dir, rules)
+        return True
+
     def pids(self) -> list[int]:
         return tree_pids(self.dir)
 
