@@ -217,14 +217,19 @@ def _wait_started(errr: int, ready_ok: bool = False) -> None:
     The caller reaps a failed child (``_reap_failed``): until then its pid cannot be recycled.
     """
     chunks = []
+    ready = False
     while True:
         data = os.read(errr, 65536)
         if not data:
             break
         if ready_ok and not chunks and data == b"R":
+            ready = True
             break
         chunks.append(data)
     os.close(errr)
+    if ready_ok and not ready and not chunks:
+        # Ready comes before exec: a silent end of the pipe is a process that died while being set up.
+        raise PycontainError("the container's process died while it was being set up (see the kernel log)")
     if chunks:
         msg = b"".join(chunks).decode(errors="replace")
         code_s, _, text = msg[1:].partition("\t")
@@ -499,6 +504,8 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     try:
         join_cgroup(cgroup_procs, pid)
         os.write(gow, b"G")
+    except (BrokenPipeError, ProcessLookupError):
+        pass  # the child failed before it waited for us: its error record, read just below, says why
     except BaseException:
         _reap_failed(pid)
         raise

@@ -88,8 +88,10 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
         return _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError as e:
+        if _stdout_gone():
+            return 0  # 'pycontain ps | head': the reader has all it wanted
+        return _fail(f"broken pipe: {e.strerror or e}", EXIT_RUNTIME)
     except PermissionError as e:
         from .. import rootless
 
@@ -107,6 +109,18 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
             traceback.print_exc()
         return _fail(f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)",
                      EXIT_RUNTIME)
+
+
+def _stdout_gone() -> bool:
+    """Whether our stdout is a pipe whose reader has gone (as opposed to some other pipe breaking)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _oci_run_form(rest: list[str]) -> bool:
