@@ -242,11 +242,37 @@ def parse_tmpfs(spec: str) -> Mount:
     if not os.path.normpath(target).strip("/"):
         raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path cannot be '/' (use --read-only for a read-only root)")
     for opt in filter(None, options.split(",")):
-        key = opt.partition("=")[0]
+        key, eq, value = opt.partition("=")
         if key not in ("size", "mode", "uid", "gid", "nr_inodes", "ro", "rw", "noexec", "exec", "nosuid",
                        "suid", "nodev", "dev"):
             raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}")
+        # Checked here: the kernel's EINVAL would only come from inside the container, naming no option.
+        problem = _tmpfs_option_problem(key, eq, value)
+        if problem:
+            raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}: {problem}")
     return Mount("tmpfs", os.path.normpath(target), options=options)
+
+
+_TMPFS_VALUED = {"size": "a size such as 64m, or a percentage of memory such as 50%",
+                 "nr_inodes": "a number, optionally with k, m or g", "mode": "octal permissions such as 1777",
+                 "uid": "a numeric user id", "gid": "a numeric group id"}
+
+
+def _tmpfs_option_problem(key: str, eq: str, value: str) -> str | None:
+    """What is wrong with a known --tmpfs option's value, or None."""
+    if key not in _TMPFS_VALUED:
+        return "this flag takes no value" if eq else None
+    hint = f"use {_TMPFS_VALUED[key]}"
+    if not value or not value.isascii():
+        return hint
+    if key == "mode":
+        ok = len(value) <= 4 and all(c in "01234567" for c in value)
+    elif key in ("uid", "gid"):
+        ok = value.isdigit() and len(value) <= 10 and int(value) <= MAX_ID
+    else:
+        number = value[:-1] if value[-1] in ("kKmMgGtTpPeE%" if key == "size" else "kKmMgG") else value
+        ok = number.isdigit() and len(number) <= 18
+    return None if ok else hint
 
 
 def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str]:

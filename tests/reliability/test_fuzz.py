@@ -168,19 +168,28 @@ RUN_VALUES = [
 @example(None)
 def test_run_values(runner: Runner, data) -> None:  # noqa: ANN001 - hypothesis' data object
     if data is None:  # the explicit examples: a very long value for each option in turn
+        # Values that once broke pycontain: a child failing before its parent's handshake exited 0 in
+        # silence; -v over / made mount points in the host's directory; ids past 32 bits; 5000 digits.
+        for flag, value in (("--tmpfs", "/x:size=abc"), ("-v", f"{HOST_BASE}/v:/"), ("-u", "4294967296"),
+                            ("--cpuset-cpus", "0-999999999"), ("--pids-limit", "99999999999999999999999")):
+            p = runner("run", "--rm", flag, value, "default", "--", "echo", "fuzz-ok")
+            assert p.returncode == 125, (flag, value, p)
+            runner.check(p, value)
         for flag, _ in RUN_VALUES:
             for value in (LONG, HUGE, "/", ".."):
-                p = runner("run", "--rm", flag, value, "default", "--", "true")
+                p = runner("run", "--rm", flag, value, "default", "--", "echo", "fuzz-ok")
                 try:
                     runner.check(p, value)
+                    assert p.returncode != 0 or p.stdout == "fuzz-ok\n", f"exit 0 without the command's output: {p}"
                 except AssertionError as e:
                     raise AssertionError(f"{flag} <{len(value)} characters>: {e}") from None
         return
     flag, strategy = data.draw(st.sampled_from(RUN_VALUES), label="flag")
     value = data.draw(strategy, label="value")
-    p = runner("run", "--rm", flag, value, "default", "--", "true")
-    # A valid -p without a bridge network is refused for the network, not for the port: it names both.
+    p = runner("run", "--rm", flag, value, "default", "--", "echo", "fuzz-ok")
     runner.check(p, value)
+    # Success means the command ran: a runtime failure must never pass for an exit status 0.
+    assert p.returncode != 0 or p.stdout == "fuzz-ok\n", p
 
 
 @FUZZ
