@@ -339,6 +339,66 @@ class Rtnl:
         return list(requests)
 
 
+RTMGRP_LINK = 1
+_IFI_INDEX = struct.Struct("=i")  # ifinfomsg.ifi_index, 4 bytes into the message's body
+
+
+class LinkWatch:
+    """Link removals in this namespace, as the kernel announces them (RTNLGRP_LINK's RTM_DELLINK).
+
+    Made *before* whatever removes the links: a removal between the subscription and ``wait_gone`` is
+    then either already visible to the caller's own lookup or waiting in this socket, never missed.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, RTMGRP_LINK))
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LinkWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_gone(self, indexes: set[int], timeout: float) -> set[int]:
+        """Wait until the links with these indexes are removed, or ``timeout`` seconds; those left.
+
+        Only each announcement's header and ifindex are read, not decoded with pyroute2: on a busy host the
+        group carries every other link's changes too, and nothing else of them matters here.
+        """
+        import select
+        import time
+
+        left = set(indexes)
+        deadline = time.monotonic() + timeout
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+                break
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    break  # announcements were dropped: the caller looks the links up itself
+                raise
+            off = 0
+            while off + _HDR.size + 8 <= len(data):
+                length, mtype = _HDR.unpack_from(data, off)[:2]
+                if length < _HDR.size:
+                    break
+                if mtype == RTM_DELLINK:
+                    left.discard(_IFI_INDEX.unpack_from(data, off + _HDR.size + 4)[0])
+                off += (length + 3) & ~3
+        return left
+
+
 def _ext_ack(data: bytes, off: int, length: int, flags: int) -> str:
     """The kernel's extended-ack sentence of an error message, if it sent one."""
     if not flags & NLM_F_ACK_TLVS:

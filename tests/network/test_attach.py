@@ -242,6 +242,26 @@ def test_detach_is_idempotent_and_works_from_the_id(fakes, state_root):
     assert_same(before, snapshot(state_root))
 
 
+def test_detach_removes_the_veth_even_while_its_namespace_lives_on(fakes, servers, state_root):
+    """detach lets the kernel remove the veth with the namespace; a namespace some process still holds
+    (here a server in it) keeps its veth, which detach then deletes itself."""
+    import subprocess
+    import time
+
+    from pycontain.network.settings import netns_path
+
+    fakes.new(name="warmup")
+    before = snapshot(state_root)
+    info = fakes.new(name="held")
+    servers(info.netns_path, free_port(), "held")  # a process inside: the namespace outlives its mount
+    started = time.monotonic()
+    network.detach(info.container_id, info, state_root)
+    assert time.monotonic() - started < 5
+    assert subprocess.run(["ip", "link", "show", info.veth_host], capture_output=True).returncode != 0
+    assert not os.path.exists(netns_path(state_root, info.container_id))
+    assert_same(before, snapshot(state_root))
+
+
 def test_gc_removes_leftovers_of_crashed_runs(fakes, state_root):
     import shutil
 
