@@ -45,7 +45,7 @@ rootfs: venv
 
 demo: setup
 	@echo "==> a container on the built-in root filesystem:"
-	@$(VENV)/bin/pycontain run --rm --hostname demo -v $(CURDIR)/examples:/examples:ro default -- sh /examples/isolation-demo.sh
+	@$(VENV)/bin/pycontain run --rm --network none --hostname demo -v $(CURDIR)/examples:/examples:ro default -- sh /examples/isolation-demo.sh
 	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
 
 test: setup
