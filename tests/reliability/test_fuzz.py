@@ -264,6 +264,24 @@ def test_stop_timeouts(runner: Runner, stopped: str, value: str) -> None:
     runner.check(p, value)
 
 
+UPDATE_VALUES = [("--memory", SIZES), ("--memory-swap", SIZES), ("--memory-reservation", SIZES),
+                 ("--cpus", NUMBERS), ("--cpu-shares", NUMBERS), ("--cpu-quota", NUMBERS), ("--cpu-period", NUMBERS),
+                 ("--cpuset-cpus", CPUSETS), ("--cpuset-mems", CPUSETS), ("--pids-limit", NUMBERS),
+                 ("--blkio-weight", NUMBERS)]
+
+
+@FUZZ
+@given(data=st.data())
+def test_update_values(runner: Runner, running: str, data) -> None:  # noqa: ANN001 - hypothesis' data object
+    flag, strategy = data.draw(st.sampled_from(UPDATE_VALUES), label="flag")
+    value = data.draw(strategy, label="value")
+    p = runner("update", flag, value, running)
+    # A valid value may still clash with the container's other limits (e.g. swap below memory): named too.
+    # An empty one reads as no flag at all.
+    runner.check(p, value, unnamed_ok=("nothing to update",) if not value.strip() else ())
+    assert runner("exec", running, "true").returncode == 0, "the container survives any update"
+
+
 def _signal_like(value: str) -> bool:
     name = value.upper()
     return value.lstrip("-").isdigit() or name in signal.Signals.__members__ or \
