@@ -1,5 +1,4 @@
-import sys
 
-from pycontain.cli import main
+from pycontain.cli import entry
 
-sys.exit(main())
+entry()

@@ -101,7 +101,7 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
         return _fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        return _fail(f"{e.strerror or e}{where}", EXIT_RUNTIME)
+        return _fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
     except Exception as e:  # noqa: BLE001 - a user sees a sentence, never a traceback
         if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
@@ -109,6 +109,20 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
             traceback.print_exc()
         return _fail(f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)",
                      EXIT_RUNTIME)
+
+
+def _what_to_do(errno_: int | None) -> str:
+    """For the resources a host runs out of: what to do about it."""
+    import errno
+
+    return {
+        errno.EMFILE: " (pycontain ran out of file descriptors: raise its limit with 'ulimit -n')",
+        errno.ENFILE: " (the host ran out of file descriptors: see /proc/sys/fs/file-max)",
+        errno.ENOSPC: " (free some space there)",
+        errno.EDQUOT: " (a disk quota is exhausted: free some space there)",
+        errno.EAGAIN: " (a process limit is reached: the host's pid_max, a cgroup's pids.max or 'ulimit -u')",
+        errno.ENOMEM: " (the host is out of memory)",
+    }.get(errno_ or 0, "")
 
 
 def _stdout_gone() -> bool:
@@ -208,14 +222,35 @@ def main(argv: list[str] | None = None) -> int:
 
             code = guarded(body)
             sys.stdout.flush()
+            _exit_now["ok"] = True
             return code
     if argv[:1] and argv[0] in ("create", "start", "state", "delete"):
         from .ocirun import oci_fast, parse_fast
 
         parsed = parse_fast(argv[0], argv[1:])
         if parsed is not None:
+            _exit_now["ok"] = True
             return guarded(oci_fast, argv[0], *parsed)
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
+
+
+# Set by the fast paths (run and the OCI commands), which register no atexit handler: they may skip
+# Python's teardown. The typer commands may not (a Sandbox closes itself at exit).
+_exit_now = {"ok": False}
+
+
+def entry() -> None:
+    """The console script: ``main()``, then, on the fast paths, leave without Python freeing every module
+    (~8 ms of a ~30 ms ``pycontain run``)."""
+    code = main()
+    if _exit_now["ok"]:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a reader that went away: nothing left to tell it
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def _run_app(argv: list[str]) -> int:
