@@ -186,9 +186,7 @@ class Container:
             child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
-            self._destroy_resources(cg)
-            self._teardown_network()
-            store.remove(cid)
+            self._undo_create(cg)
             raise
         state.pid = child.pid
         state.pid_start = proc_start_time(child.pid, allow_zombie=True)
@@ -413,6 +411,22 @@ class Container:
                 pass
         self._signal_pid1(signal.SIGKILL)
         self.wait_stopped(10)
+
+    def _undo_create(self, cg) -> None:  # noqa: ANN001
+        """Undo a create that failed part-way, every step tried whatever the others do. What cannot be undone
+        now (out of descriptors, say) keeps its state directory: once we have exited, that container is
+        abandoned, and 'rm -f' or 'gc' finishes the job. The create's own error is the one reported."""
+        undone = True
+        for step in (lambda: self._destroy_resources(cg), self._teardown_network):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the next steps must still run
+                undone = False
+        if undone:
+            try:
+                self.store.remove(self.id)
+            except OSError:
+                pass  # an abandoned container too
 
     def _destroy_resources(self, cg) -> None:  # noqa: ANN001
         """Undo a create that failed part-way: its process, if any, then its cgroup."""

@@ -1,8 +1,9 @@
 """Fixtures for the reliability tests: traces of everything a container can leave on the host, a private
 bridge network, and a CLI that can be told to kill itself at a named step.
 
-The traces are filtered to what these tests made (their state root, their container ids, their bridge
-and nftables table), so other work on the same host at the same time is never reported as a leak.
+The traces are filtered to what these tests made (their state root, their container ids, the session's
+bridge and nftables table from tests/conftest.py's ``private_network``), so other work on the same host at
+the same time is never reported as a leak.
 """
 
 from __future__ import annotations
@@ -12,16 +13,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 
 import pytest
-from conftest import CLI, mountinfo, own_cgroup_dirs
+from conftest import CLI, TEST_BRIDGE, TEST_TABLE, mountinfo, own_cgroup_dirs
 
 from pycontain.state import INDEX_DIR
 
-TEST_BRIDGE = "pycrel0"
-TEST_TABLE = "pycontain_rel"
-TEST_SUBNET = "10.213.7.0/24"
 VETH_PREFIX = "pcv"
 
 
@@ -91,7 +88,7 @@ def _tree(top: str, depth: int = 2) -> set[str]:
 class Host:
     """Snapshots of what containers of one state root can leave behind, and their difference."""
 
-    def __init__(self, root: str, data: str | None = None, network: bool = False) -> None:
+    def __init__(self, root: str, data: str | None = None, network: bool = True) -> None:
         self.root = root
         self.data = data
         self.network = network
@@ -157,7 +154,7 @@ class CrashCLI(CLI):
 
 @pytest.fixture
 def host(state_root) -> Host:
-    return Host(state_root)
+    return Host(state_root, network=bool(shutil.which("nft")) and os.geteuid() == 0)
 
 
 @pytest.fixture
@@ -165,31 +162,20 @@ def cli(state_root) -> CrashCLI:
     return CrashCLI(state_root)
 
 
-@pytest.fixture(scope="session")
-def bridge_env() -> Iterator[dict[str, str]]:
-    """A private registry, bridge, subnet and nftables table for the tests that use --network bridge;
-    whatever they made is removed at the end of the session, even after failures."""
+@pytest.fixture(scope="session", autouse=True)
+def bridge_made(private_network) -> None:  # noqa: ANN001 - tests/conftest.py's session network
+    """'pycontain run' attaches to the session's default bridge; the bridge and its table are made by the
+    first attach and stay (like docker0): made here, before any test's snapshot, so that only what
+    containers add is compared."""
     if os.geteuid() != 0 or not shutil.which("nft"):
-        pytest.skip("bridge networking needs root and nft")
-    registry = tempfile.mkdtemp(prefix="pycontain-relnet-")
-    env = {"PYCONTAIN_NETWORKS_DIR": registry, "PYCONTAIN_BRIDGE": TEST_BRIDGE,
-           "PYCONTAIN_NFT_TABLE": TEST_TABLE, "PYCONTAIN_BRIDGE_SUBNET": TEST_SUBNET}
-    try:
-        yield env
-    finally:
-        for name, master in _ip_links().items():
-            if master == TEST_BRIDGE:
-                subprocess.run(["ip", "link", "del", name], capture_output=True)
-        subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", TEST_TABLE], capture_output=True)
-        shutil.rmtree(registry, ignore_errors=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="pycontain-relwarm-") as root:
+        p = CrashCLI(root)("run", "--rm", "default", "--", "true")
+        assert p.returncode == 0, p.stderr
 
 
 @pytest.fixture
-def net_cli(state_root, bridge_env) -> CrashCLI:
-    c = CrashCLI(state_root, bridge_env)
-    # The bridge and the table are made once, on the first attach, and stay (like docker0): make them
-    # before any snapshot, so that only what a container adds is compared.
-    p = c("run", "--rm", "--network", "bridge", "default", "--", "true")
-    assert p.returncode == 0, p.stderr
-    return c
+def net_cli(state_root) -> CrashCLI:
+    if not shutil.which("nft"):
+        pytest.skip("bridge networking needs nft")
+    return CrashCLI(state_root)

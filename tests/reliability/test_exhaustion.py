@@ -103,6 +103,37 @@ def test_state_written_atomically_when_the_disk_fills_up(tiny_tmpfs):
     assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
+def test_out_of_file_descriptors_is_one_line_and_gc_cleans_up(state_root):
+    """pycontain under ever smaller RLIMIT_NOFILE: it works, or says in one line that it ran out of
+    descriptors; what a failed create could not undo without descriptors, gc removes afterwards."""
+    import resource
+
+    cli = CrashCLI(state_root)
+    host = Host(state_root)
+    marker = "exhaustion-fds"
+    before = host.snapshot(marker)
+    outcomes = {}
+    for limit in range(5, 17):
+        def cap(limit: int = limit) -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        p = subprocess.run(cli.argv("run", "--rm", "default", "--", "sh", "-c", "echo ok", marker),
+                           capture_output=True, text=True, timeout=60, preexec_fn=cap)
+        host.note_ids()
+        if p.returncode == 0:
+            assert p.stdout == "ok\n", p
+        else:
+            assert p.returncode == 125, (limit, p.returncode, p.stderr)
+            assert "file descriptors" in _one_line(p.stderr), p.stderr
+        outcomes[limit] = p.returncode
+    assert 125 in outcomes.values() and 0 in outcomes.values(), outcomes
+    p = cli("gc")
+    assert p.returncode == 0, p.stderr
+    assert cli("ps", "-a", "-q").stdout.split() == []
+    assert wait_until(lambda: not processes_with(marker))
+    assert Host.leaks(before, host.snapshot(marker)) == {}
+
+
 def test_full_image_store_fails_in_one_line_and_stays_consistent(tmp_path, tiny_tmpfs):
     tarball = _tarball(str(tmp_path / "layer.tar"), "/usr/lib/python3.11/json")
     cli = CrashCLI(str(tmp_path / "state"))

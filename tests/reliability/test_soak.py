@@ -2,8 +2,8 @@
 host shows exactly what it showed before (mounts, cgroups, links, nft rules, state root, image store).
 
 PYCONTAIN_SOAK_CYCLES sets the number of cycles (default 25, for CI); PYCONTAIN_SOAK_SEED replays a run
-(the seed is printed, and named in every failure); PYCONTAIN_SOAK_NET is the share of detached cycles on
-a bridge network (default 0.3; 0 leaves networking out).
+(the seed is printed, and named in every failure); PYCONTAIN_SOAK_NET is the share of detached cycles that
+also publish a port (default 0.3). Every container is on a bridge network ('run's default), a private one.
 """
 
 from __future__ import annotations
@@ -90,17 +90,16 @@ def _oci(cli: CrashCLI, rng: random.Random, name: str, bundle: str) -> str | Non
 
 
 @pytest.fixture
-def soak_cli(state_root, bridge_env, tmp_path) -> CrashCLI:
-    """A private image store holding the built-in root filesystem as an image, and the private bridge."""
+def soak_cli(state_root, tmp_path) -> CrashCLI:
+    """A private image store holding the built-in root filesystem as an image."""
     import rootfs_builder
 
     data = str(tmp_path / "data")
-    c = CrashCLI(state_root, {**bridge_env, "PYCONTAIN_DATA": data})
+    c = CrashCLI(state_root, {"PYCONTAIN_DATA": data})
     p = c("import", "-q", "dir:" + rootfs_builder.default_path(), "soak:1", timeout=300)
     assert p.returncode == 0, p.stderr
-    if NET_ODDS > 0:
-        p = c("run", "--rm", "--network", "bridge", "soak:1", "--", "true")  # bridge and table exist from here
-        assert p.returncode == 0, p.stderr
+    p = c("run", "--rm", "soak:1", "--", "true")  # the (private) default bridge and table exist from here
+    assert p.returncode == 0, p.stderr
     c.data = data  # type: ignore[attr-defined]
     return c
 
@@ -110,7 +109,7 @@ def test_random_kill_cycles_leave_nothing(soak_cli: CrashCLI, state_root, tmp_pa
     print(f"\nsoak: {CYCLES} cycles, seed {seed} (replay with PYCONTAIN_SOAK_SEED={seed})")
     rng = random.Random(seed)
     cli = soak_cli
-    host = Host(state_root, data=cli.data, network=NET_ODDS > 0)  # type: ignore[attr-defined]
+    host = Host(state_root, data=cli.data)  # type: ignore[attr-defined]
     bundle = oci_bundle(str(tmp_path / "bundle"), sleeper(MARKER))
     before = host.snapshot(MARKER)
     kills: dict[str, int] = {}
