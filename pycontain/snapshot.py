@@ -65,7 +65,7 @@ def commit(ref: str, name: str, root: str | None = None, data_root: str | None =
     while its changes are read, so the layer is one consistent state. Returns the image's store record.
     """
     from rootfs_builder.changes import layer_from_dir
-    from rootfs_builder.sources import DEFAULT_PATH, _add_tree, _TarPipe
+    from rootfs_builder.sources import DEFAULT_PATH, _add_tree, tar_pipe
     from rootfs_builder.store import Store, arch, parse_name
 
     tag = parse_name(name)
@@ -93,7 +93,7 @@ def commit(ref: str, name: str, root: str | None = None, data_root: str | None =
                 # 'default' or a root filesystem directory: its tree becomes the base layer.
                 layers, sizes = [], []
                 for path in cfg.get("layers") or [cfg["rootfs"]]:
-                    diff, size, _ = store.add_layer(lambda path=path: _TarPipe(lambda tf: _add_tree(tf, path)), path)
+                    diff, size, _ = store.add_layer(lambda path=path: tar_pipe(lambda tf: _add_tree(tf, path)), path)
                     layers.append(diff)
                     sizes.append(size)
                 image_cmd = ["/bin/sh"] if cfg.get("image") == "default" else None

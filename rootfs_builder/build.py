@@ -251,10 +251,10 @@ class Builder:
     # -- base -----------------------------------------------------------------------------------------
     def _base_default(self, _state: State) -> State:
         import rootfs_builder
-        from rootfs_builder.sources import _add_tree, _TarPipe
+        from rootfs_builder.sources import _add_tree, tar_pipe
 
         path = rootfs_builder.resolve("default", self.data_root)
-        diff, size, _ = self.store.add_layer(lambda: _TarPipe(lambda tf: _add_tree(tf, path)), "default rootfs")
+        diff, size, _ = self.store.add_layer(lambda: tar_pipe(lambda tf: _add_tree(tf, path)), "default rootfs")
         return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": ["/bin/sh"]},
                      [{"created_by": "pycontain build: base default (busybox)"}])
 
@@ -326,7 +326,7 @@ class Builder:
 
     # -- files ----------------------------------------------------------------------------------------
     def _files(self, state: State) -> State:
-        from rootfs_builder.sources import _TarPipe
+        from rootfs_builder.sources import tar_pipe
 
         def fill(tf: tarfile.TarFile) -> None:
             done: set[str] = set()
@@ -349,7 +349,7 @@ class Builder:
 
                 tf.add(spec.src, arcname=rel, recursive=True, filter=own)
 
-        diff, size, _ = self.store.add_layer(lambda: _TarPipe(fill), f"{self.m.where}: files")
+        diff, size, _ = self.store.add_layer(lambda: tar_pipe(fill), f"{self.m.where}: files")
         return state.plus(diff, size, f"pycontain build: files {' '.join(f.dest for f in self.m.files)}")
 
     def _lookup(self, state: State, rel: str) -> str | None:

@@ -181,7 +181,7 @@ def import_closure(store: Store, binaries: list[str], name: str | None, bar: Pro
 def closure_opener(binaries: list[str], bar: Progress, files: list[str] | None = None
                    ) -> tuple[Callable[[], object], list[str], str]:
     """(opener of the closure's layer tar, the binaries' host paths, the source string)."""
-    from rootfs_builder.sources import _TarPipe
+    from rootfs_builder.sources import tar_pipe
 
     closure = Closure()
     resolved = []
@@ -203,4 +203,4 @@ def closure_opener(binaries: list[str], bar: Progress, files: list[str] | None =
         closure.add(os.path.abspath(f), tree=True)
     bar.status("closure: finding shared libraries")
     closure.resolve_libraries()
-    return (lambda: _TarPipe(closure.fill)), resolved, "closure:" + ",".join(resolved)
+    return (lambda: tar_pipe(closure.fill)), resolved, "closure:" + ",".join(resolved)

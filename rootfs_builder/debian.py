@@ -118,7 +118,7 @@ def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbas
               mirror: str | None = None, tool: str | None = None) -> Iterator[tuple]:
     """Bootstrap ``suite`` into the store's tmp dir; yield (opener of its layer tar, size or None, what, source,
     comment). The bootstrap is deleted when the block ends."""
-    from rootfs_builder.sources import _add_tree, _TarPipe
+    from rootfs_builder.sources import _add_tree, tar_pipe
 
     if not suite or not suite.replace("-", "").isalnum():
         raise InvalidArgument(f"invalid Debian suite {suite!r} (e.g. bookworm, trixie, sid)")
@@ -161,7 +161,7 @@ def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbas
         argv += [suite, target, mirror]
         _run_with_progress(argv, bar, f"debootstrap {suite}")
         source = f"debian:{suite}?variant={dv or 'default'}&include={','.join(include)}&mirror={mirror}"
-        yield (lambda: _TarPipe(lambda tf: _add_tree(tf, target))), None, what, source, \
+        yield (lambda: tar_pipe(lambda tf: _add_tree(tf, target))), None, what, source, \
             f"debootstrap --variant={dv or 'default'} {suite}"
     finally:
         shutil.rmtree(work, ignore_errors=True)

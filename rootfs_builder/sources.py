@@ -146,24 +146,22 @@ class _TarBlobs:
         self.tf.close()
 
 
-class _TarPipe:
-    """A tar stream written by ``fill(tarfile)`` in a thread, read like a file (for directories and closures).
+class WriterPipe:
+    """What ``write(stream)`` writes (in a thread), read like a file: a layer streamed into the store without
+    a temporary file. ``close()`` raises what the writer raised, so a layer cut short is never kept."""
 
-    ``close()`` raises what the writer raised, so a layer whose tar was cut short is never kept.
-    """
-
-    def __init__(self, fill: Callable[[tarfile.TarFile], None]) -> None:
+    def __init__(self, write: Callable[[BinaryIO], None], what: str = "the source") -> None:
         r, w = os.pipe()
         self.r = os.fdopen(r, "rb", buffering=1 << 16)
         self.w = os.fdopen(w, "wb", buffering=1 << 16)
+        self.what = what
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fill,), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(write,), daemon=True)
         self.thread.start()
 
-    def _run(self, fill: Callable[[tarfile.TarFile], None]) -> None:
+    def _run(self, write: Callable[[BinaryIO], None]) -> None:
         try:
-            with tarfile.open(fileobj=self.w, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-                fill(tf)
+            write(self.w)
         except BrokenPipeError:
             pass
         except BaseException as e:  # noqa: BLE001 - re-raised in close()
@@ -182,9 +180,19 @@ class _TarPipe:
         self.thread.join()
         if self.error is not None:
             if isinstance(self.error, OSError):
-                raise InvalidArgument(f"cannot read {self.error.filename or 'the source'}: "
+                raise InvalidArgument(f"cannot read {self.error.filename or self.what}: "
                                       f"{self.error.strerror or self.error}") from None
             raise self.error
+
+
+def tar_pipe(fill: Callable[[tarfile.TarFile], None]) -> WriterPipe:
+    """A tar stream written by ``fill(tarfile)`` (for directories, closures, built files)."""
+
+    def write(out: BinaryIO) -> None:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            fill(tf)
+
+    return WriterPipe(write)
 
 
 def _add_tree(tf: tarfile.TarFile, root: str) -> None:
@@ -457,7 +465,7 @@ def import_source(source: str, name: str | None = None, data_root: str | None = 
             if not os.path.isdir(path):
                 raise NotFound(f"no such directory: {path!r}")
             root = os.path.realpath(path)
-            return import_single_layer(store, lambda: _TarPipe(lambda tf: _add_tree(tf, root)), path, name,
+            return import_single_layer(store, lambda: tar_pipe(lambda tf: _add_tree(tf, root)), path, name,
                                        f"dir:{root}", config, bar, None, "pycontain import (directory)")
         if kind == "debian":
             from rootfs_builder.debian import import_debian

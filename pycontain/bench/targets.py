@@ -9,11 +9,11 @@ generated here), the VM boots its VM export.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -108,21 +108,24 @@ def _run(argv: list[str], timeout: float, env: dict | None = None, cwd: str | No
     return RunOut(p.returncode, p.stdout + p.stderr, time.perf_counter() - t0)
 
 
-class Target:
+class Target(abc.ABC):
     name = "?"
     kind = "?"  # host | container | vm
     label = ""  # shown with every figure (the accelerator, for the VM)
 
+    @abc.abstractmethod
     def run(self, script: str, timeout: float = 600) -> RunOut:
-        raise NotImplementedError
+        """Run ``script`` (busybox sh) to its end."""
 
+    @abc.abstractmethod
     def noop(self) -> float:
-        raise NotImplementedError
+        """Seconds from start to exit of an instance that does nothing."""
 
+    @abc.abstractmethod
     def start_idle(self, index: int, timeout: float = 120) -> Instance:
-        raise NotImplementedError
+        """An idle instance, up (it said so), with the host processes it costs."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most targets make something to remove; the host makes nothing
         """Remove what the target made (bundles, state roots)."""
 
 
@@ -399,9 +402,3 @@ def make_work_dir() -> str:
     base = os.path.join(data_root(), "tmp")
     os.makedirs(base, exist_ok=True)
     return tempfile.mkdtemp(prefix="bench-", dir=base)
-
-
-def terminate(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
