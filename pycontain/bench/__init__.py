@@ -191,6 +191,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
         if vm_target is not None:
             result.meta["vm_export_seconds"] = round(vm_target.export_seconds, 2)
         _measure(opts, targets, result, report)
+        if vm_target is not None and vm_target.hung:
+            notes.append(f"{vm_target.hung} VM boot(s) hung before the guest's /init and were retried")
         result.summary = summarize(result.samples)
         return result
     finally:

@@ -361,21 +361,35 @@ class VMTarget(Target):
         self.appliance = vm.export_vm(image, os.path.join(work, "vm"))
         self.export_seconds = time.perf_counter() - t0
         self.guests: list = []
+        self.hung = 0  # boots that hung and were retried (a TCG guest on a loaded host, rarely)
+
+    def _boot(self, command: str, timeout: float):  # noqa: ANN202 - a rootfs_builder.vm.GuestResult
+        """Boot with ``command`` to its end; a guest that never reaches its /init is booted once more."""
+        r = self.appliance.run(command, accel=self.accel, timeout=timeout, memory_mb=self.memory_mb)
+        if r.timed_out and r.boot_seconds is None:
+            self.hung += 1
+            r = self.appliance.run(command, accel=self.accel, timeout=timeout, memory_mb=self.memory_mb)
+        return r
 
     def run(self, script: str, timeout: float = 600) -> RunOut:
-        r = self.appliance.run(script, accel=self.accel, timeout=timeout, memory_mb=self.memory_mb)
+        r = self._boot(script, timeout)
         return RunOut(r.rc, r.output, r.wall_seconds)
 
     def noop(self) -> float:
-        r = self.appliance.run("true", accel=self.accel, timeout=180, memory_mb=self.memory_mb)
+        r = self._boot("true", 180)
         if r.rc != 0:
             raise PycontainError(f"the VM did not run a no-op (rc {r.rc}): {r.tail(3)}")
         return r.wall_seconds
 
     def start_idle(self, index: int, timeout: float = 180) -> Instance:
         guest = self.appliance.start(IDLE, accel=self.accel, memory_mb=self.memory_mb)
+        ready = guest.wait_for("\n" + READY_MARK, timeout / 2)
+        if ready is None and guest.ready_at is None:  # hung before its /init: once more
+            guest.kill()
+            self.hung += 1
+            guest = self.appliance.start(IDLE, accel=self.accel, memory_mb=self.memory_mb)
+            ready = guest.wait_for("\n" + READY_MARK, timeout / 2)
         self.guests.append(guest)
-        ready = guest.wait_for("\n" + READY_MARK, timeout)
 
         def stop() -> None:
             guest.kill()
