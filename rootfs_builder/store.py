@@ -136,9 +136,11 @@ class Store:
             try:  # alone in the store: whatever temporary layers exist were left by a crash
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._clean_leftovers()
-                fcntl.flock(fd, fcntl.LOCK_SH)
             except BlockingIOError:
                 pass
+            # flock converts a lock by dropping it first: a failed upgrade may have left us with none, and
+            # without one another import could take the store alone and sweep our temporary layers away.
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield
 
     @contextlib.contextmanager
