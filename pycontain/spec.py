@@ -21,6 +21,7 @@ import os
 
 from . import fastjson
 from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
+from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
 
 DOC = "config.json"
 # The newest runtime-spec release whose fields this module knows (read, or refused by name).
@@ -157,25 +158,8 @@ NAMESPACES = {
     "time": (0x00000080, "time"),
 }
 
-# Linux capabilities in kernel order: CAPABILITIES.index(name) is the capability's number.
-CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
 _CAPS = frozenset(CAPABILITIES)
 CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-# docker's default set (moby's oci/caps/defaults.go)
-DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
 
 # RLIMIT_* name -> resource number (asm-generic, as on x86_64 and aarch64)
 RLIMITS = {

@@ -236,16 +236,7 @@ class StateStore:
             entries = list(os.scandir(d))
         except FileNotFoundError:
             entries = []
-        for e in entries:
-            if e.name == "state.json":
-                continue
-            if e.is_dir(follow_symlinks=False):
-                _rmtree(e.path)
-            else:
-                try:
-                    os.unlink(e.path)
-                except FileNotFoundError:
-                    pass
+        _remove_entries(e for e in entries if e.name != "state.json")
         crash_point("rm-contents-removed")
         try:
             os.unlink(os.path.join(INDEX_DIR, cid))
@@ -275,6 +266,14 @@ def _rmtree(path: str) -> None:
         # overlayfs leaves work/work with mode 000: root reads it anyway, a rootless user must open it first
         os.chmod(path, 0o700)
         entries = list(os.scandir(path))
+    _remove_entries(entries)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_entries(entries) -> None:  # noqa: ANN001 - os.DirEntry objects
     for e in entries:
         if e.is_dir(follow_symlinks=False):
             _rmtree(e.path)
@@ -283,10 +282,6 @@ def _rmtree(path: str) -> None:
                 os.unlink(e.path)
             except FileNotFoundError:
                 pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass
 
 
 class _Lock:
