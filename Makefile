@@ -48,12 +48,16 @@ demo: setup
 	@$(VENV)/bin/pycontain run --rm --network none --hostname demo -v $(CURDIR)/examples:/examples:ro default -- sh /examples/isolation-demo.sh
 	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
 
+LINT_PATHS := pycontain rootfs_builder tests benchmarks examples
+
 test: setup
-	@$(PY) -m ruff check pycontain rootfs_builder tests benchmarks examples
+	@$(PY) -m ruff check $(LINT_PATHS)
+	@$(PY) -m ruff format --check -q $(LINT_PATHS)
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
-	@$(PY) -m ruff check pycontain rootfs_builder tests benchmarks examples
+	@$(PY) -m ruff check $(LINT_PATHS)
+	@$(PY) -m ruff format --check -q $(LINT_PATHS)
 
 bench: setup
 	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null

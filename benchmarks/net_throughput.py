@@ -36,17 +36,33 @@ PORT = 5201
 
 def measure(sink_ns: str, blast_ns: str, host: str, seconds: float, cpus: tuple[int, int]) -> float:
     """Bytes per second from blast_ns to a sink in sink_ns ("-": the host's namespace); cpus: (sender, sink)."""
-    sink = subprocess.Popen([sys.executable, NSHELPER, sink_ns, "--cpu", str(cpus[1]), "sink", str(PORT)],
-                            stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen(
+        [sys.executable, NSHELPER, sink_ns, "--cpu", str(cpus[1]), "sink", str(PORT)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         if sink.stdout.readline().strip() != "ready":
             raise SystemExit("the sink did not start")
         import time
 
         t0 = time.monotonic()
-        blast = subprocess.run([sys.executable, NSHELPER, blast_ns, "--cpu", str(cpus[0]), "blast", host, str(PORT),
-                                str(seconds)],
-                               capture_output=True, text=True, timeout=seconds + 60)
+        blast = subprocess.run(
+            [
+                sys.executable,
+                NSHELPER,
+                blast_ns,
+                "--cpu",
+                str(cpus[0]),
+                "blast",
+                host,
+                str(PORT),
+                str(seconds),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
         if blast.returncode != 0:
             raise SystemExit(f"the sender failed: {blast.stderr}")
         received = int(sink.stdout.readline())
@@ -64,7 +80,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--subnet", default="10.234.0.0/24")
-    ap.add_argument("--mtu", type=int, default=1500, help="the benchmark network's MTU (default 1500, as docker)")
+    ap.add_argument(
+        "--mtu", type=int, default=1500, help="the benchmark network's MTU (default 1500, as docker)"
+    )
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -72,8 +90,12 @@ def main() -> int:
         return 1
     registry = tempfile.mkdtemp(prefix="pycontain-bench-reg-")
     state = tempfile.mkdtemp(prefix="pycontain-bench-state-")
-    os.environ.update(PYCONTAIN_NETWORKS_DIR=registry, PYCONTAIN_BRIDGE="pycbench0", PYCONTAIN_NFT_TABLE="pycontain_bench",
-                      PYCONTAIN_BRIDGE_SUBNET="10.235.0.0/24")
+    os.environ.update(
+        PYCONTAIN_NETWORKS_DIR=registry,
+        PYCONTAIN_BRIDGE="pycbench0",
+        PYCONTAIN_NFT_TABLE="pycontain_bench",
+        PYCONTAIN_BRIDGE_SUBNET="10.235.0.0/24",
+    )
     from pycontain import network
     from pycontain.network import links, nft
 
@@ -88,22 +110,36 @@ def main() -> int:
         cpus = sorted(os.sched_getaffinity(0))
         placements = {"separate CPUs": (cpus[0], cpus[1])} if len(cpus) > 1 else {}
         placements["one CPU"] = (cpus[0], cpus[0])
-        result = {"seconds": args.seconds, "runs": args.runs, "mtu": args.mtu, "kernel": os.uname().release,
-                  "cpus": len(cpus), "placements": {}}
+        result = {
+            "seconds": args.seconds,
+            "runs": args.runs,
+            "mtu": args.mtu,
+            "kernel": os.uname().release,
+            "cpus": len(cpus),
+            "placements": {},
+        }
         for label, pin in placements.items():
             bridge, loop = [], []
             for _ in range(args.runs):
                 bridge.append(measure(a.netns_path, b.netns_path, a.ip, args.seconds, pin))
                 loop.append(measure("-", "-", "127.0.0.1", args.seconds, pin))
             br, lo = statistics.median(bridge), statistics.median(loop)
-            r = {"bridge_gbit_s": round(br * 8 / 1e9, 2), "loopback_gbit_s": round(lo * 8 / 1e9, 2),
-                 "ratio": round(br / lo, 3) if lo else None,
-                 "bridge_runs_gbit_s": [round(x * 8 / 1e9, 2) for x in bridge],
-                 "loopback_runs_gbit_s": [round(x * 8 / 1e9, 2) for x in loop], "sender_sink_cpus": list(pin)}
+            r = {
+                "bridge_gbit_s": round(br * 8 / 1e9, 2),
+                "loopback_gbit_s": round(lo * 8 / 1e9, 2),
+                "ratio": round(br / lo, 3) if lo else None,
+                "bridge_runs_gbit_s": [round(x * 8 / 1e9, 2) for x in bridge],
+                "loopback_runs_gbit_s": [round(x * 8 / 1e9, 2) for x in loop],
+                "sender_sink_cpus": list(pin),
+            }
             result["placements"][label] = r
             print(f"[{label}, MTU {args.mtu}]")
-            print(f"  container <-> container over bridge: {r['bridge_gbit_s']:7.2f} Gbit/s  {r['bridge_runs_gbit_s']}")
-            print(f"  host loopback (127.0.0.1):           {r['loopback_gbit_s']:7.2f} Gbit/s  {r['loopback_runs_gbit_s']}")
+            print(
+                f"  container <-> container over bridge: {r['bridge_gbit_s']:7.2f} Gbit/s  {r['bridge_runs_gbit_s']}"
+            )
+            print(
+                f"  host loopback (127.0.0.1):           {r['loopback_gbit_s']:7.2f} Gbit/s  {r['loopback_runs_gbit_s']}"
+            )
             print(f"  ratio bridge/loopback: {r['ratio']:.3f}")
         head = next(iter(result["placements"].values()))
         result["ratio"] = head["ratio"]
@@ -118,7 +154,7 @@ def main() -> int:
             network.detach(cid, info, state)
         try:
             network.remove_network("bench")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         from pycontain.network.rtnl import Rtnl
 

@@ -113,8 +113,9 @@ class MaskedCgroup2:
         open(empty, "w").close()
         subprocess.run(["unshare", f"--mount={self.ns}", "--propagation", "private", "true"], check=True)
         self.mounted_ns = True
-        subprocess.run(["nsenter", f"--mount={self.ns}", "mount", "--bind", empty, UNIFIED_CONTROLLERS],
-                       check=True)
+        subprocess.run(
+            ["nsenter", f"--mount={self.ns}", "mount", "--bind", empty, UNIFIED_CONTROLLERS], check=True
+        )
 
     def prefix(self) -> list[str]:
         return ["nsenter", f"--mount={self.ns}"]
@@ -177,7 +178,7 @@ def _imports(pycontain: str, top: int, network: list[str]) -> int:
     for line in p.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, cum_us, raw = line[len("import time:"):].split("|", 2)
+        self_us, cum_us, raw = line[len("import time:") :].split("|", 2)
         depth = (len(raw) - len(raw.lstrip()) - 1) // 2  # nested imports are indented 2 per level
         rows.append((int(cum_us), int(self_us), raw.strip(), depth))
     if not rows:
@@ -198,15 +199,29 @@ def _imports(pycontain: str, top: int, network: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pycontain", metavar="PATH", help="pycontain to run (default: .venv/bin/pycontain, else PATH)")
-    ap.add_argument("--runs", type=int, default=100, metavar="N", help="hyperfine runs per command (default 100)")
+    ap.add_argument(
+        "--pycontain", metavar="PATH", help="pycontain to run (default: .venv/bin/pycontain, else PATH)"
+    )
+    ap.add_argument(
+        "--runs", type=int, default=100, metavar="N", help="hyperfine runs per command (default 100)"
+    )
     ap.add_argument("--warmup", type=int, default=5, metavar="N", help="hyperfine warmup runs (default 5)")
-    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "out"), metavar="DIR",
-                    help="where the hyperfine JSON goes (default benchmarks/out)")
-    ap.add_argument("--imports", action="store_true", help="print python -X importtime top entries for pycontain run")
+    ap.add_argument(
+        "--out",
+        default=os.path.join(REPO, "benchmarks", "out"),
+        metavar="DIR",
+        help="where the hyperfine JSON goes (default benchmarks/out)",
+    )
+    ap.add_argument(
+        "--imports", action="store_true", help="print python -X importtime top entries for pycontain run"
+    )
     ap.add_argument("--top", type=int, default=25, help="entries shown by --imports (default 25)")
-    ap.add_argument("--bridge", action="store_true", help="also time pycontain's default network (a private "
-                    "bridge, removed afterwards); --imports: show the default network's imports")
+    ap.add_argument(
+        "--bridge",
+        action="store_true",
+        help="also time pycontain's default network (a private "
+        "bridge, removed afterwards); --imports: show the default network's imports",
+    )
     args = ap.parse_args(argv)
 
     # A Python CLI recompiles every module on every run without its bytecode cache: not what users see.
@@ -277,10 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                     if why2 is None:
                         rows.append(("crun run (nsenter, v2 controllers masked)", nscmd))
                         rows.append(("nsenter /bin/true (wrapper cost)", [*masked.prefix(), "/bin/true"]))
-                        notes.append(f"crun as is fails here ({why}); its row runs it through nsenter into a "
-                                     f"private mount namespace where {UNIFIED_CONTROLLERS} reads empty, so it "
-                                     "uses the v1 cgroup hierarchies like runc; the 'nsenter /bin/true' row is "
-                                     "that wrapper's own cost")
+                        notes.append(
+                            f"crun as is fails here ({why}); its row runs it through nsenter into a "
+                            f"private mount namespace where {UNIFIED_CONTROLLERS} reads empty, so it "
+                            "uses the v1 cgroup hierarchies like runc; the 'nsenter /bin/true' row is "
+                            "that wrapper's own cost"
+                        )
                     else:
                         skipped.append(("crun run", f"{why}; with cgroup2 controllers masked: {why2}"))
             else:
@@ -299,10 +316,12 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append((name, cmd))
                 else:
                     skipped.append((name, f"`{shlex.join(cmd)}` fails: {why}"))
-            notes.append("pycontain runs with --network none: runc's and crun's bundles give their containers a "
-                         "network namespace with only lo, so this is the like-for-like figure (pycontain's "
-                         "default, a bridge network, " + ("is its own row)" if args.bridge else
-                                                          "is timed with --bridge)"))
+            notes.append(
+                "pycontain runs with --network none: runc's and crun's bundles give their containers a "
+                "network namespace with only lo, so this is the like-for-like figure (pycontain's "
+                "default, a bridge network, "
+                + ("is its own row)" if args.bridge else "is timed with --bridge)")
+            )
         else:
             skipped.append(("pycontain run --rm", "not found (make a .venv, or give --pycontain PATH)"))
 
@@ -310,7 +329,16 @@ def main(argv: list[str] | None = None) -> int:
             log(f"skipping {name}: {why}")
         os.makedirs(args.out, exist_ok=True)
         export = os.path.join(args.out, "latency.json")
-        hf = ["hyperfine", "-N", "--warmup", str(args.warmup), "--runs", str(args.runs), "--export-json", export]
+        hf = [
+            "hyperfine",
+            "-N",
+            "--warmup",
+            str(args.warmup),
+            "--runs",
+            str(args.runs),
+            "--export-json",
+            export,
+        ]
         for name, cmd in rows:
             hf += ["--command-name", name, shlex.join(cmd)]
         log(f"$ {shlex.join(hf)}")
@@ -327,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'command':<44} {'median ms':>10} {'mean ms':>9} {'± ms':>7} {'min ms':>8} {'vs runc':>8}")
     for r in results:
         ratio = f"{r['median'] / base:.2f}x" if base else "-"
-        print(f"{r['command']:<44} {r['median'] * 1e3:10.2f} {r['mean'] * 1e3:9.2f} {r['stddev'] * 1e3:7.2f} "
-              f"{r['min'] * 1e3:8.2f} {ratio:>8}")
+        print(
+            f"{r['command']:<44} {r['median'] * 1e3:10.2f} {r['mean'] * 1e3:9.2f} {r['stddev'] * 1e3:7.2f} "
+            f"{r['min'] * 1e3:8.2f} {ratio:>8}"
+        )
     for name, why in skipped:
         print(f"{name:<44} {'n/a':>10}  {why}")
     for note in notes:

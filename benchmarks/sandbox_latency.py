@@ -46,8 +46,15 @@ def percentiles(samples: list[float]) -> dict:
     def pct(p: float) -> float:
         return s[min(n - 1, max(0, int(round(p / 100 * n + 0.5)) - 1))]
 
-    return {"n": n, "p50_ms": pct(50) * 1e3, "p90_ms": pct(90) * 1e3, "p99_ms": pct(99) * 1e3,
-            "min_ms": s[0] * 1e3, "max_ms": s[-1] * 1e3, "mean_ms": sum(s) / n * 1e3}
+    return {
+        "n": n,
+        "p50_ms": pct(50) * 1e3,
+        "p90_ms": pct(90) * 1e3,
+        "p99_ms": pct(99) * 1e3,
+        "min_ms": s[0] * 1e3,
+        "max_ms": s[-1] * 1e3,
+        "mean_ms": sum(s) / n * 1e3,
+    }
 
 
 def bench_pool(runs: int, size: int, paced: bool, root: str) -> dict:
@@ -91,8 +98,12 @@ def bench_runtimes(runs: int, work: str, stack: contextlib.ExitStack) -> tuple[d
     run_latency.make_bundle(bundle, rootfs_builder.resolve("default"))
     state = os.path.join(work, "state")
     cmd = ["runc", "--root", f"{state}/runc", "run", "--bundle", bundle, "pycontain-sbbench-runc"]
-    stack.callback(subprocess.run, ["runc", "--root", f"{state}/runc", "delete", "--force",
-                                    "pycontain-sbbench-runc"], capture_output=True, check=False)
+    stack.callback(
+        subprocess.run,
+        ["runc", "--root", f"{state}/runc", "delete", "--force", "pycontain-sbbench-runc"],
+        capture_output=True,
+        check=False,
+    )
     why = run_latency.try_once(cmd)
     if why is None:
         rows.append(("runc run", cmd))
@@ -100,8 +111,12 @@ def bench_runtimes(runs: int, work: str, stack: contextlib.ExitStack) -> tuple[d
         notes.append(f"runc run fails: {why}")
     if shutil.which("crun"):
         cmd = ["crun", "--root", f"{state}/crun", "run", "--bundle", bundle, "pycontain-sbbench-crun"]
-        stack.callback(subprocess.run, ["crun", "--root", f"{state}/crun", "delete", "--force",
-                                        "pycontain-sbbench-crun"], capture_output=True, check=False)
+        stack.callback(
+            subprocess.run,
+            ["crun", "--root", f"{state}/crun", "delete", "--force", "pycontain-sbbench-crun"],
+            capture_output=True,
+            check=False,
+        )
         why = run_latency.try_once(cmd)
         if why is None:
             rows.append(("crun run", cmd))
@@ -112,8 +127,10 @@ def bench_runtimes(runs: int, work: str, stack: contextlib.ExitStack) -> tuple[d
             if why2 is None:
                 rows.append(("crun run (nsenter, v2 controllers masked)", nscmd))
                 rows.append(("nsenter /bin/true (wrapper cost)", [*masked.prefix(), "/bin/true"]))
-                notes.append("crun refuses this hybrid host as is; its row runs it through nsenter into a "
-                             "mount namespace where the cgroup2 controller list reads empty (see run_latency.py)")
+                notes.append(
+                    "crun refuses this hybrid host as is; its row runs it through nsenter into a "
+                    "mount namespace where the cgroup2 controller list reads empty (see run_latency.py)"
+                )
             else:
                 notes.append(f"crun run fails: {why}; masked: {why2}")
         else:
@@ -123,7 +140,18 @@ def bench_runtimes(runs: int, work: str, stack: contextlib.ExitStack) -> tuple[d
     if not rows:
         return {}, notes
     export = os.path.join(work, "hyperfine.json")
-    hf = ["hyperfine", "-N", "--style", "none", "--warmup", "10", "--runs", str(runs), "--export-json", export]
+    hf = [
+        "hyperfine",
+        "-N",
+        "--style",
+        "none",
+        "--warmup",
+        "10",
+        "--runs",
+        str(runs),
+        "--export-json",
+        export,
+    ]
     for name, cmd in rows:
         hf += ["--command-name", name, " ".join(cmd)]
     log(f"hyperfine: {len(rows)} commands x {runs} runs")
@@ -152,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         results["sandbox acquire+run+release (warm pool)"] = bench_pool(args.runs, args.pool_size, True, root)
         if not args.no_back_to_back:
             log(f"sandbox (back-to-back): {args.runs} runs")
-            results["sandbox acquire+run+release (back-to-back)"] = bench_pool(args.runs, args.pool_size, False,
-                                                                               root)
+            results["sandbox acquire+run+release (back-to-back)"] = bench_pool(
+                args.runs, args.pool_size, False, root
+            )
         if not args.no_runtimes:
             rt, rt_notes = bench_runtimes(args.runs, work, stack)
             results.update(rt)
@@ -163,19 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         ratio = f"{r['p50_ms'] / crun['p50_ms']:.2f}x" if crun else "-"
         extra = f"   ({r['runs_per_s']:.0f} runs/s)" if "runs_per_s" in r else ""
-        print(f"{name:<48} {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f} "
-              f"{ratio:>12}{extra}")
+        print(
+            f"{name:<48} {r['p50_ms']:8.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f} "
+            f"{ratio:>12}{extra}"
+        )
     if crun:
         warm = results["sandbox acquire+run+release (warm pool)"]
-        print(f"\ntarget: warm p50 {warm['p50_ms']:.2f} ms <= crun p50 {crun['p50_ms']:.2f} ms: "
-              f"{'met' if warm['p50_ms'] <= crun['p50_ms'] else 'NOT met'}; warm p99 {warm['p99_ms']:.2f} ms <= "
-              f"2 x crun p50 = {2 * crun['p50_ms']:.2f} ms: {'met' if warm['p99_ms'] <= 2 * crun['p50_ms'] else 'NOT met'}")
+        print(
+            f"\ntarget: warm p50 {warm['p50_ms']:.2f} ms <= crun p50 {crun['p50_ms']:.2f} ms: "
+            f"{'met' if warm['p50_ms'] <= crun['p50_ms'] else 'NOT met'}; warm p99 {warm['p99_ms']:.2f} ms <= "
+            f"2 x crun p50 = {2 * crun['p50_ms']:.2f} ms: {'met' if warm['p99_ms'] <= 2 * crun['p50_ms'] else 'NOT met'}"
+        )
     for note in notes:
         print(f"note: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpus": os.cpu_count(), "kernel": os.uname().release, "results": results, "notes": notes},
-                      f, indent=2)
+            json.dump(
+                {"cpus": os.cpu_count(), "kernel": os.uname().release, "results": results, "notes": notes},
+                f,
+                indent=2,
+            )
     return 0
 
 

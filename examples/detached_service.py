@@ -1,6 +1,6 @@
 """Start a detached container, run commands in it, stop and remove it, all from Python.
 
-    sudo .venv/bin/python examples/detached_service.py
+sudo .venv/bin/python examples/detached_service.py
 """
 
 import os

@@ -11,7 +11,16 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Container", "ContainerConfig", "PycontainError", "Sandbox", "SandboxPool", "make_config", "run", "start"]
+__all__ = [
+    "Container",
+    "ContainerConfig",
+    "PycontainError",
+    "Sandbox",
+    "SandboxPool",
+    "make_config",
+    "run",
+    "start",
+]
 
 _EXPORTS = {
     "Container": ("pycontain.container", "Container"),

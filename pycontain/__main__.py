@@ -1,4 +1,3 @@
-
 from pycontain.cli import entry
 
 entry()

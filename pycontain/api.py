@@ -1,9 +1,9 @@
 """The library API the CLI wraps: build a config, run a container in the foreground or detached.
 
-    import pycontain
-    code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
-    c = pycontain.start("default", ["sleep", "60"], name="sleeper")   # detached
-    c.exec(["ps"]); c.stop(); c.remove()
+import pycontain
+code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
+c = pycontain.start("default", ["sleep", "60"], name="sleeper")   # detached
+c.exec(["ps"]); c.stop(); c.remove()
 """
 
 from __future__ import annotations
@@ -16,21 +16,39 @@ from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
 from .container import Container
 
 
-def resolve_image(image: str, data_root: str | None = None):  # noqa: ANN201 - rootfs_builder.ImageRef
+def resolve_image(image: str, data_root: str | None = None):
     """``default``, a root filesystem directory, or an image of the local store → its layers and config."""
     import rootfs_builder
 
     return rootfs_builder.resolve_image(image, data_root)
 
 
-def make_config(image: str, args: list[str], *, name: str | None = None, env: list[str] | None = None,
-                env_files: list[str] | None = None, workdir: str | None = None, user: str | None = None,
-                hostname: str | None = None, volumes: list[str] | None = None, tmpfs: list[str] | None = None,
-                read_only: bool = False, tty: bool = False, interactive: bool = False, init: bool = False,
-                auto_remove: bool = False, detach: bool = False, resources: dict | None = None,
-                cgroup_parent: str | None = None, cgroup_manager: str = "auto",
-                security: dict | None = None, network: str | None = None,
-                publish: list[str] | None = None, userns: str | None = None) -> ContainerConfig:
+def make_config(
+    image: str,
+    args: list[str],
+    *,
+    name: str | None = None,
+    env: list[str] | None = None,
+    env_files: list[str] | None = None,
+    workdir: str | None = None,
+    user: str | None = None,
+    hostname: str | None = None,
+    volumes: list[str] | None = None,
+    tmpfs: list[str] | None = None,
+    read_only: bool = False,
+    tty: bool = False,
+    interactive: bool = False,
+    init: bool = False,
+    auto_remove: bool = False,
+    detach: bool = False,
+    resources: dict | None = None,
+    cgroup_parent: str | None = None,
+    cgroup_manager: str = "auto",
+    security: dict | None = None,
+    network: str | None = None,
+    publish: list[str] | None = None,
+    userns: str | None = None,
+) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
     An image's own config supplies the defaults, with docker's rules: the command runs after the
@@ -43,13 +61,31 @@ def make_config(image: str, args: list[str], *, name: str | None = None, env: li
     args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if ic.get("Resources"):
         resources = _image_resources(ic["Resources"], resources)
-    cfg = ContainerConfig(ref.layers[-1], args, image=image, env=list(ic.get("Env") or []) +
-                          parse_env(env or [], env_files), cwd=workdir or ic.get("WorkingDir") or "/",
-                          user=user or ic.get("User") or None, hostname=hostname, mounts=mounts, readonly=read_only,
-                          tty=tty, layers=ref.layers, image_id=ref.id,
-                          interactive=interactive, init=init, auto_remove=auto_remove, detach=detach, name=name,
-                          resources=resources, cgroup_parent=cgroup_parent, cgroup_manager=cgroup_manager,
-                          security=security, network=network, publish=publish)
+    cfg = ContainerConfig(
+        ref.layers[-1],
+        args,
+        image=image,
+        env=list(ic.get("Env") or []) + parse_env(env or [], env_files),
+        cwd=workdir or ic.get("WorkingDir") or "/",
+        user=user or ic.get("User") or None,
+        hostname=hostname,
+        mounts=mounts,
+        readonly=read_only,
+        tty=tty,
+        layers=ref.layers,
+        image_id=ref.id,
+        interactive=interactive,
+        init=init,
+        auto_remove=auto_remove,
+        detach=detach,
+        name=name,
+        resources=resources,
+        cgroup_parent=cgroup_parent,
+        cgroup_manager=cgroup_manager,
+        security=security,
+        network=network,
+        publish=publish,
+    )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
 

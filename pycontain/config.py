@@ -24,8 +24,9 @@ def _valid_name(s: str) -> bool:
 
 
 def _valid_user_part(s: str) -> bool:
-    return (s.isascii() and s.isdigit()) or _word(s, _ALNUM - frozenset("0123456789") | {"_"},
-                                                  _ALNUM | frozenset("_.-"), 32)
+    return (s.isascii() and s.isdigit()) or _word(
+        s, _ALNUM - frozenset("0123456789") | {"_"}, _ALNUM | frozenset("_.-"), 32
+    )
 
 
 def _valid_hostname(s: str) -> bool:
@@ -40,12 +41,32 @@ class Mount:
     with ``propagation`` flags applied after it and ``recursive`` for rbind.
     """
 
-    __slots__ = ("kind", "source", "target", "readonly", "options", "fstype", "flags", "data", "propagation",
-                 "recursive")
+    __slots__ = (
+        "kind",
+        "source",
+        "target",
+        "readonly",
+        "options",
+        "fstype",
+        "flags",
+        "data",
+        "propagation",
+        "recursive",
+    )
 
-    def __init__(self, kind: str, target: str, source: str = "", readonly: bool = False, options: str = "",
-                 fstype: str = "", flags: int = 0, data: str = "", propagation: list[int] | None = None,
-                 recursive: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        target: str,
+        source: str = "",
+        readonly: bool = False,
+        options: str = "",
+        fstype: str = "",
+        flags: int = 0,
+        data: str = "",
+        propagation: list[int] | None = None,
+        recursive: bool = False,
+    ) -> None:
         self.kind = kind
         self.source = source
         self.target = target
@@ -66,37 +87,115 @@ class Mount:
 
 
 # Namespace types as the OCI spec names them → the names under /proc/PID/ns.
-NS_PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "cgroup": "cgroup",
-                 "user": "user", "time": "time"}
+NS_PROC_NAMES = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "cgroup": "cgroup",
+    "user": "user",
+    "time": "time",
+}
 DEFAULT_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 
 
 class ContainerConfig:
     """Everything needed to start a container's process, and nothing about its runtime state."""
 
-    __slots__ = ("rootfs", "image", "args", "env", "cwd", "user", "hostname", "mounts", "readonly", "tty",
-                 "interactive", "init", "auto_remove", "detach", "name", "resources", "cgroup_parent",
-                 "cgroup_manager", "namespaces", "overlay", "oci_mounts", "devices", "extra_gids", "umask",
-                 "oom_score_adj", "domainname", "sysctl", "masked_paths", "readonly_paths", "security", "hooks",
-                 "cgroup_path", "rootfs_propagation", "no_pivot", "console_size", "bundle", "annotations", "network", "publish", "layers", "image_id",
-                 "id_mappings", "time_offsets")
+    __slots__ = (
+        "rootfs",
+        "image",
+        "args",
+        "env",
+        "cwd",
+        "user",
+        "hostname",
+        "mounts",
+        "readonly",
+        "tty",
+        "interactive",
+        "init",
+        "auto_remove",
+        "detach",
+        "name",
+        "resources",
+        "cgroup_parent",
+        "cgroup_manager",
+        "namespaces",
+        "overlay",
+        "oci_mounts",
+        "devices",
+        "extra_gids",
+        "umask",
+        "oom_score_adj",
+        "domainname",
+        "sysctl",
+        "masked_paths",
+        "readonly_paths",
+        "security",
+        "hooks",
+        "cgroup_path",
+        "rootfs_propagation",
+        "no_pivot",
+        "console_size",
+        "bundle",
+        "annotations",
+        "network",
+        "publish",
+        "layers",
+        "image_id",
+        "id_mappings",
+        "time_offsets",
+    )
 
-    def __init__(self, rootfs: str, args: list[str], *, image: str = "", env: list[str] | None = None,
-                 cwd: str = "/", user: str | None = None, hostname: str | None = None,
-                 mounts: list[Mount] | None = None, readonly: bool = False, tty: bool = False,
-                 interactive: bool = False, init: bool = False, auto_remove: bool = False,
-                 detach: bool = False, name: str | None = None, resources: dict | None = None,
-                 cgroup_parent: str | None = None, cgroup_manager: str = "auto",
-                 namespaces: dict[str, str] | None = None, overlay: bool = True, oci_mounts: bool = False,
-                 devices: list[dict] | None = None, extra_gids: list[int] | None = None, umask: int | None = None,
-                 oom_score_adj: int | None = None, domainname: str | None = None,
-                 sysctl: dict[str, str] | None = None, masked_paths: list[str] | None = None,
-                 readonly_paths: list[str] | None = None, security: dict | None = None,
-                 hooks: dict | None = None, cgroup_path: str | None = None, rootfs_propagation: str | None = None,
-                 no_pivot: bool = False, console_size: list[int] | None = None, bundle: str = "",
-                 annotations: dict[str, str] | None = None, network: str | None = None,
-                 publish: list[str] | None = None, layers: list[str] | None = None,
-                 image_id: str = "", id_mappings: dict | None = None, time_offsets: dict | None = None) -> None:
+    def __init__(
+        self,
+        rootfs: str,
+        args: list[str],
+        *,
+        image: str = "",
+        env: list[str] | None = None,
+        cwd: str = "/",
+        user: str | None = None,
+        hostname: str | None = None,
+        mounts: list[Mount] | None = None,
+        readonly: bool = False,
+        tty: bool = False,
+        interactive: bool = False,
+        init: bool = False,
+        auto_remove: bool = False,
+        detach: bool = False,
+        name: str | None = None,
+        resources: dict | None = None,
+        cgroup_parent: str | None = None,
+        cgroup_manager: str = "auto",
+        namespaces: dict[str, str] | None = None,
+        overlay: bool = True,
+        oci_mounts: bool = False,
+        devices: list[dict] | None = None,
+        extra_gids: list[int] | None = None,
+        umask: int | None = None,
+        oom_score_adj: int | None = None,
+        domainname: str | None = None,
+        sysctl: dict[str, str] | None = None,
+        masked_paths: list[str] | None = None,
+        readonly_paths: list[str] | None = None,
+        security: dict | None = None,
+        hooks: dict | None = None,
+        cgroup_path: str | None = None,
+        rootfs_propagation: str | None = None,
+        no_pivot: bool = False,
+        console_size: list[int] | None = None,
+        bundle: str = "",
+        annotations: dict[str, str] | None = None,
+        network: str | None = None,
+        publish: list[str] | None = None,
+        layers: list[str] | None = None,
+        image_id: str = "",
+        id_mappings: dict | None = None,
+        time_offsets: dict | None = None,
+    ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -117,7 +216,9 @@ class ContainerConfig:
         self.cgroup_manager = cgroup_manager
         # Namespace type → "" (a new one) or a path to join; a type left out is shared with the host.
         self.namespaces = dict(DEFAULT_NAMESPACES if namespaces is None else namespaces)
-        self.overlay = overlay  # copy-on-write over the root filesystem (docker-style); OCI bundles use it in place
+        self.overlay = (
+            overlay  # copy-on-write over the root filesystem (docker-style); OCI bundles use it in place
+        )
         self.oci_mounts = oci_mounts  # the mounts list replaces the built-in /proc, /sys, /dev set
         self.devices = list(devices or [])
         self.extra_gids = list(extra_gids or [])
@@ -147,8 +248,10 @@ class ContainerConfig:
 
     def validate(self) -> None:
         if not self.args:
-            raise InvalidArgument("no command given: put it after the root filesystem, e.g. "
-                                  "'pycontain run default -- sh -c \"echo hi\"'")
+            raise InvalidArgument(
+                "no command given: put it after the root filesystem, e.g. "
+                "'pycontain run default -- sh -c \"echo hi\"'"
+            )
         if not os.path.isdir(self.rootfs):
             raise NotFound(f"root filesystem {self.rootfs!r} is not a directory")
         if not self.cwd.startswith("/"):
@@ -156,8 +259,9 @@ class ContainerConfig:
         if self.name is not None:
             validate_name(self.name)
         if self.hostname is not None and not _valid_hostname(self.hostname):
-            raise InvalidArgument(f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', "
-                                  "at most 63 characters")
+            raise InvalidArgument(
+                f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', at most 63 characters"
+            )
         if self.user is not None:
             parse_user(self.user)
         if "mount" not in self.namespaces:
@@ -173,11 +277,15 @@ class ContainerConfig:
             for p in self.publish:
                 network.parse_publish(p)
             if self.publish and mode != "bridge":
-                raise InvalidArgument(f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
-                                      "(or a network's name)")
+                raise InvalidArgument(
+                    f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
+                    "(or a network's name)"
+                )
         if self.detach and self.tty:
-            raise InvalidArgument("-d and -t cannot be combined: a detached container keeps no process to "
-                                  "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it")
+            raise InvalidArgument(
+                "-d and -t cannot be combined: a detached container keeps no process to "
+                "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it"
+            )
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}
@@ -192,19 +300,25 @@ class ContainerConfig:
 
 def validate_name(name: str) -> None:
     if not _valid_name(name):
-        raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
-                              "starting with a letter or digit, at most 128 characters")
+        raise InvalidArgument(
+            f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit, at most 128 characters"
+        )
 
 
 def parse_user(spec: str) -> tuple[str, str | None]:
     """Split ``UID[:GID]`` (numbers or names); names are looked up inside the container later."""
     user, _, group = spec.partition(":")
     if not _valid_user_part(user) or (group and not _valid_user_part(group)) or (_ and not group):
-        raise InvalidArgument(f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000")
+        raise InvalidArgument(
+            f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000"
+        )
     for part in (user, group):
         # uid_t is 32 bits and (uid_t)-1 means "unchanged" to the kernel: anything above fails only in the child.
         if part.isdigit() and (len(part) > 10 or int(part) > MAX_ID):
-            raise InvalidArgument(f"invalid --user {spec!r}: {part} is out of range (ids go from 0 to {MAX_ID})")
+            raise InvalidArgument(
+                f"invalid --user {spec!r}: {part} is out of range (ids go from 0 to {MAX_ID})"
+            )
     return user, group or None
 
 
@@ -223,8 +337,9 @@ def parse_volume(spec: str) -> Mount:
     if mode not in ("", "ro", "rw"):
         raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use 'ro' or 'rw'")
     if not host.startswith("/"):
-        raise InvalidArgument(f"invalid volume {spec!r}: the host path must be absolute (named volumes "
-                              "are not supported)")
+        raise InvalidArgument(
+            f"invalid volume {spec!r}: the host path must be absolute (named volumes are not supported)"
+        )
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
     if not os.path.normpath(target).strip("/"):
@@ -240,11 +355,26 @@ def parse_tmpfs(spec: str) -> Mount:
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path must be absolute")
     if not os.path.normpath(target).strip("/"):
-        raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path cannot be '/' (use --read-only for a read-only root)")
+        raise InvalidArgument(
+            f"invalid --tmpfs {spec!r}: the path cannot be '/' (use --read-only for a read-only root)"
+        )
     for opt in filter(None, options.split(",")):
         key, eq, value = opt.partition("=")
-        if key not in ("size", "mode", "uid", "gid", "nr_inodes", "ro", "rw", "noexec", "exec", "nosuid",
-                       "suid", "nodev", "dev"):
+        if key not in (
+            "size",
+            "mode",
+            "uid",
+            "gid",
+            "nr_inodes",
+            "ro",
+            "rw",
+            "noexec",
+            "exec",
+            "nosuid",
+            "suid",
+            "nodev",
+            "dev",
+        ):
             raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}")
         # Checked here: the kernel's EINVAL would only come from inside the container, naming no option.
         problem = _tmpfs_option_problem(key, eq, value)
@@ -253,9 +383,13 @@ def parse_tmpfs(spec: str) -> Mount:
     return Mount("tmpfs", os.path.normpath(target), options=options)
 
 
-_TMPFS_VALUED = {"size": "a size such as 64m, or a percentage of memory such as 50%",
-                 "nr_inodes": "a number, optionally with k, m or g", "mode": "octal permissions such as 1777",
-                 "uid": "a numeric user id", "gid": "a numeric group id"}
+_TMPFS_VALUED = {
+    "size": "a size such as 64m, or a percentage of memory such as 50%",
+    "nr_inodes": "a number, optionally with k, m or g",
+    "mode": "octal permissions such as 1777",
+    "uid": "a numeric user id",
+    "gid": "a numeric group id",
+}
 
 
 def _tmpfs_option_problem(key: str, eq: str, value: str) -> str | None:

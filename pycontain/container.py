@@ -96,7 +96,7 @@ class Container:
     def log_path(self) -> str:
         return os.path.join(self.dir, "container.log")
 
-    def cgroup(self):  # noqa: ANN201 - a CgroupManager; typed loosely to keep cgroups off the import path
+    def cgroup(self):
         if not self.state.cgroup:
             return None
         from .cgroups import load_manager
@@ -125,8 +125,14 @@ class Container:
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
-    def create(cls, config, root: str | None = None, *, wait_for_start: bool = False,  # noqa: ANN001
-               stdio: process.Stdio | None = None) -> tuple[Container, process.Child]:
+    def create(
+        cls,
+        config,
+        root: str | None = None,
+        *,
+        wait_for_start: bool = False,
+        stdio: process.Stdio | None = None,
+    ) -> tuple[Container, process.Child]:
         """Make the container and start its process; on any failure nothing is left behind.
 
         ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
@@ -155,8 +161,10 @@ class Container:
 
             if rootless.active() and not rootless.cgroup_delegated():
                 if config.resources:
-                    raise Unsupported("rootless containers get no cgroup here, so no resource limits: no cgroup was "
-                                      "delegated to this user (run as root, or in a systemd unit with Delegate=yes)")
+                    raise Unsupported(
+                        "rootless containers get no cgroup here, so no resource limits: no cgroup was "
+                        "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
+                    )
             else:
                 cg = new_manager(cid, parent, config.cgroup_manager, name=name)
                 # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
@@ -175,15 +183,20 @@ class Container:
                     cg.set_devices(rules)
             crash_point("limits-applied")
             if stdio is None:
-                stdio = process.Stdio(stdin_null=not config.interactive,
-                                      log_path=self.log_path if config.detach else None, tty=config.tty)
+                stdio = process.Stdio(
+                    stdin_null=not config.interactive,
+                    log_path=self.log_path if config.detach else None,
+                    tty=config.tty,
+                )
             fifo = None
             if wait_for_start:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
             self._setup_network(config)
             crash_point("network-attached")
-            child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo)
+            child = process.start_container(
+                config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo
+            )
             crash_point("started")
         except BaseException:
             self._undo_create(cg)
@@ -199,7 +212,7 @@ class Container:
         store.save(state)
         return self, child
 
-    def _setup_network(self, config) -> None:  # noqa: ANN001
+    def _setup_network(self, config) -> None:
         """--network: bridge networks get a namespace made and wired before the process starts (joined by
         path), host shares ours, container:X joins X's; none (and None: OCI bundles, the Python API) keeps the new
         namespace with lo. 'pycontain run' passes bridge unless told otherwise."""
@@ -220,8 +233,14 @@ class Container:
             config.namespaces["network"] = info["netns_path"] if info else f"/proc/{other.pid}/ns/net"
             files_dir = info["files_dir"] if info else None
         else:
-            info = network.attach(self.id, arg, container_name=self.name, publish=config.publish,
-                                  hostname=config.hostname, state_root=self.store.root)
+            info = network.attach(
+                self.id,
+                arg,
+                container_name=self.name,
+                publish=config.publish,
+                hostname=config.hostname,
+                state_root=self.store.root,
+            )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
             self.state.config["net_info"] = info.to_dict()
             self.store.save(self.state)
@@ -234,8 +253,10 @@ class Container:
 
     def _teardown_network(self) -> None:
         cfg = self.state.config or {}
-        if cfg.get("net_info") or (cfg.get("network") not in (None, "none", "host")
-                                   and not str(cfg.get("network")).startswith("container:")):
+        if cfg.get("net_info") or (
+            cfg.get("network") not in (None, "none", "host")
+            and not str(cfg.get("network")).startswith("container:")
+        ):
             from . import network
 
             network.detach(self.id, cfg.get("net_info"), self.store.root)
@@ -402,7 +423,7 @@ class Container:
         except (OSError, PycontainError):
             pass  # a full disk must not stop the removal that frees it
 
-    def _kill_everything(self, cg) -> None:  # noqa: ANN001
+    def _kill_everything(self, cg) -> None:
         if cg is not None:
             try:
                 if cg.exists():
@@ -412,7 +433,7 @@ class Container:
         self._signal_pid1(signal.SIGKILL)
         self.wait_stopped(10)
 
-    def _undo_create(self, cg) -> None:  # noqa: ANN001
+    def _undo_create(self, cg) -> None:
         """Undo a create that failed part-way, every step tried whatever the others do. What cannot be undone
         now (out of descriptors, say) keeps its state directory: once we have exited, that container is
         abandoned, and 'rm -f' or 'gc' finishes the job. The create's own error is the one reported."""
@@ -420,7 +441,7 @@ class Container:
         for step in (lambda: self._destroy_resources(cg), self._teardown_network):
             try:
                 step()
-            except Exception:  # noqa: BLE001 - the next steps must still run
+            except Exception:
                 undone = False
         if undone:
             try:
@@ -428,7 +449,7 @@ class Container:
             except OSError:
                 pass  # an abandoned container too
 
-    def _destroy_resources(self, cg) -> None:  # noqa: ANN001
+    def _destroy_resources(self, cg) -> None:
         """Undo a create that failed part-way: its process, if any, then its cgroup."""
         if cg is None:
             return
@@ -439,9 +460,18 @@ class Container:
         cg.destroy()
 
     # -- exec ------------------------------------------------------------------------------
-    def exec(self, args: list[str], *, env: list[str] | None = None, cwd: str | None = None,
-             user: str | None = None, tty: bool = False, interactive: bool = False,
-             detach: bool = False, stdio: process.Stdio | None = None) -> process.Child:
+    def exec(
+        self,
+        args: list[str],
+        *,
+        env: list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        tty: bool = False,
+        interactive: bool = False,
+        detach: bool = False,
+        stdio: process.Stdio | None = None,
+    ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
@@ -459,15 +489,28 @@ class Container:
         cfg = self.state.config
         if user is not None:
             parse_user(user)
-        full_env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.get('hostname')}"]
-                             + (["TERM=xterm"] if tty else []) + cfg.get("env", []), env or [])
+        full_env = merge_env(
+            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.get('hostname')}"]
+            + (["TERM=xterm"] if tty else [])
+            + cfg.get("env", []),
+            env or [],
+        )
         cg = self.cgroup()
         if stdio is None:
-            stdio = process.Stdio(stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty)
+            stdio = process.Stdio(
+                stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty
+            )
         crash_point("exec-checked")
-        child = process.exec_in(self.state.pid, cg.procs_files() if cg else [], args, full_env,
-                                cwd or cfg.get("cwd", "/"), user if user is not None else cfg.get("user"), stdio,
-                                cfg.get("security"))
+        child = process.exec_in(
+            self.state.pid,
+            cg.procs_files() if cg else [],
+            args,
+            full_env,
+            cwd or cfg.get("cwd", "/"),
+            user if user is not None else cfg.get("user"),
+            stdio,
+            cfg.get("security"),
+        )
         crash_point("exec-started")
         return child
 
@@ -511,7 +554,7 @@ class Container:
             return False
 
     # -- resources: pause, stats, update -----------------------------------------------------
-    def _live_cgroup(self, action: str):  # noqa: ANN202 - a CgroupManager (cgroups stay off the import path)
+    def _live_cgroup(self, action: str):
         """The cgroup of a running (or paused) container, for ``action``; InvalidState otherwise."""
         status = self.status()
         if status not in (RUNNING, PAUSED):
@@ -535,11 +578,11 @@ class Container:
             raise InvalidState(f"container {self.name} is not paused")
         cg.thaw()
 
-    def stats(self):  # noqa: ANN201 - a cgroups.resources.Stats
+    def stats(self):
         """One sample of the container's usage (cpu time, memory, pids, block I/O) from its cgroup."""
         return self._live_cgroup("read the stats of").stats()
 
-    def update(self, resources):  # noqa: ANN001, ANN201 - Resources in, the merged Resources out
+    def update(self, resources):
         """Change a running container's limits: ``resources`` (only the fields it sets) on top of the saved
         ones, checked as a whole, written to the cgroup and saved in the container's state.
 
@@ -559,11 +602,16 @@ class Container:
                 merged = saved.merged(resources)
             except InvalidArgument:
                 swap = saved.memory_swap
-                if resources.memory is not None and resources.memory_swap is None and swap is not None \
-                        and 0 <= swap < resources.memory:
+                if (
+                    resources.memory is not None
+                    and resources.memory_swap is None
+                    and swap is not None
+                    and 0 <= swap < resources.memory
+                ):
                     raise InvalidArgument(
                         f"invalid memory: {resources.memory} is above container {self.name}'s memory+swap limit "
-                        f"{swap} (give --memory-swap too, e.g. --memory-swap -1)") from None
+                        f"{swap} (give --memory-swap too, e.g. --memory-swap -1)"
+                    ) from None
                 raise
             try:
                 cg.apply(merged)

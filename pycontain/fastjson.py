@@ -34,8 +34,9 @@ class _Context:
 
 
 if _json is not None:
-    _encode = _json.make_encoder(None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", False, False,
-                                 True)
+    _encode = _json.make_encoder(
+        None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
     _scan = _json.make_scanner(_Context())
 
     def dumps(obj: object) -> str:

@@ -37,7 +37,7 @@ def collect(root: str | None = None) -> list[str]:
             removed.append(f"container {st.name} ({st.id[:12]}): {why}")
         except ContainerNotFound:
             pass  # removed meanwhile by someone else
-        except Exception as e:  # noqa: BLE001 - report and go on with the rest
+        except Exception as e:
             removed.append(f"could not remove container {st.name} ({st.id[:12]}): {e}")
     if os.path.isdir(store.root):
         with store.lock():
@@ -87,7 +87,7 @@ def _network_leftovers(root: str) -> list[str]:
         return [f"network: {line}" for line in network.gc(root)]
     except ImportError:
         return []
-    except Exception as e:  # noqa: BLE001 - the containers are collected already: report and finish
+    except Exception as e:
         return [f"could not collect network leftovers: {e}"]
 
 
@@ -103,9 +103,14 @@ def _orphan_cgroups(known: set[str], store: StateStore) -> list[str]:
         except OSError:
             continue
         for n in names:
-            cid = n[len("pycontain-"):]
-            if n.startswith("pycontain-") and len(cid) == 64 and n not in known and cid not in ids \
-                    and not known_anywhere(cid):
+            cid = n[len("pycontain-") :]
+            if (
+                n.startswith("pycontain-")
+                and len(cid) == 64
+                and n not in known
+                and cid not in ids
+                and not known_anywhere(cid)
+            ):
                 path = os.path.join(base, n)
                 if os.path.isdir(path) and not _has_procs(path):
                     out.append(path)

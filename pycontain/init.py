@@ -14,8 +14,9 @@ import os
 from . import libc
 
 
-def run_as_pid1(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int,
-                sec=None) -> None:  # noqa: ANN001 - security.Prepared
+def run_as_pid1(
+    args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int, sec=None
+) -> None:
     from .process import _child, finish_and_exec
 
     libc.set_dumpable(False)  # it keeps the host's interpreter mapped: no /proc/1/exe for the container
@@ -35,8 +36,16 @@ def run_as_pid1(args: list[str], env: dict[str, str], cwd: str, user: str | None
         except ProcessLookupError:
             pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-                signal.SIGWINCH, signal.SIGCONT):
+    for sig in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+        signal.SIGCONT,
+    ):
         signal.signal(sig, forward)
     os.closerange(3, 65536)
     while True:

@@ -32,8 +32,20 @@ MNT_DETACH = 2
 
 # x86_64 and aarch64 syscall numbers for the calls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "pidfd_open": 434, "open_tree": 428, "move_mount": 429, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "pidfd_open": 434, "open_tree": 428, "move_mount": 429, "mount_setattr": 442},
+    "x86_64": {
+        "pivot_root": 155,
+        "pidfd_open": 434,
+        "open_tree": 428,
+        "move_mount": 429,
+        "mount_setattr": 442,
+    },
+    "aarch64": {
+        "pivot_root": 41,
+        "pidfd_open": 434,
+        "open_tree": 428,
+        "move_mount": 429,
+        "mount_setattr": 442,
+    },
 }
 CLONE_NEWTIME = 0x00000080
 _AT_FDCWD = -100
@@ -70,8 +82,9 @@ def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
-          data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None
+) -> None:
     _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {fstype or ''}", target)
 
 
@@ -138,23 +151,49 @@ def setdomainname(name: str) -> None:
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
-                ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
     """Bind ``source`` (recursively) at ``target`` with its file owners shifted through the id mappings of
     the user namespace ``userns_fd`` (an idmapped mount: the files on disk do not change)."""
-    fd = _libc.syscall(ctypes.c_long(_syscall_number("open_tree")), ctypes.c_int(_AT_FDCWD), _b(source),
-                       ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC))
+    fd = _libc.syscall(
+        ctypes.c_long(_syscall_number("open_tree")),
+        ctypes.c_int(_AT_FDCWD),
+        _b(source),
+        ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC),
+    )
     _check(fd, "open_tree", source)
     try:
         attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
-        _check(_libc.syscall(ctypes.c_long(_syscall_number("mount_setattr")), ctypes.c_int(fd), b"",
-                             ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE), ctypes.byref(attr),
-                             ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr (idmap)", source)
-        _check(_libc.syscall(ctypes.c_long(_syscall_number("move_mount")), ctypes.c_int(fd), b"",
-                             ctypes.c_int(_AT_FDCWD), _b(target), ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)),
-               "move_mount", target)
+        _check(
+            _libc.syscall(
+                ctypes.c_long(_syscall_number("mount_setattr")),
+                ctypes.c_int(fd),
+                b"",
+                ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE),
+                ctypes.byref(attr),
+                ctypes.c_size_t(ctypes.sizeof(attr)),
+            ),
+            "mount_setattr (idmap)",
+            source,
+        )
+        _check(
+            _libc.syscall(
+                ctypes.c_long(_syscall_number("move_mount")),
+                ctypes.c_int(fd),
+                b"",
+                ctypes.c_int(_AT_FDCWD),
+                _b(target),
+                ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
+            ),
+            "move_mount",
+            target,
+        )
     finally:
         os.close(fd)

@@ -20,7 +20,7 @@ from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 OCI_VERSION = "1.2.0"
 
 
-def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = False) -> ContainerConfig:  # noqa: ANN001
+def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = False) -> ContainerConfig:
     """An OciSpec (pycontain.spec) → the runtime's ContainerConfig."""
     p = spec.process
     if p is None:
@@ -28,8 +28,18 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
     mounts = []
     for m in spec.mounts:
         flags, propagation, data, recursive = m.flags_and_data()
-        mounts.append(Mount("oci", m.destination, source=m.source, fstype=m.type or "", flags=flags, data=data,
-                            propagation=propagation, recursive=recursive))
+        mounts.append(
+            Mount(
+                "oci",
+                m.destination,
+                source=m.source,
+                fstype=m.type or "",
+                flags=flags,
+                data=data,
+                propagation=propagation,
+                recursive=recursive,
+            )
+        )
     resources = None
     if spec.resources:
         from .cgroups.resources import Resources
@@ -39,39 +49,77 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
             resources["devices"] = spec.resources["devices"]
     cgroup_path = spec.cgroups_path
     if cgroup_path and ":" in cgroup_path:
-        raise Unsupported(f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
-                          "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)")
+        raise Unsupported(
+            f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
+            "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)"
+        )
     security = _security_from_spec(spec)
     return ContainerConfig(
-        spec.root_path, p.args, image=bundle, env=p.env, cwd=p.cwd, user=f"{p.uid}:{p.gid}",
-        hostname=spec.hostname or "", mounts=mounts, readonly=spec.root_readonly, tty=p.terminal,
-        interactive=True, name=container_id, resources=resources, namespaces=spec.namespaces, overlay=False,
-        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings} if spec.namespaces.get("user") == "" else None,
+        spec.root_path,
+        p.args,
+        image=bundle,
+        env=p.env,
+        cwd=p.cwd,
+        user=f"{p.uid}:{p.gid}",
+        hostname=spec.hostname or "",
+        mounts=mounts,
+        readonly=spec.root_readonly,
+        tty=p.terminal,
+        interactive=True,
+        name=container_id,
+        resources=resources,
+        namespaces=spec.namespaces,
+        overlay=False,
+        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings}
+        if spec.namespaces.get("user") == ""
+        else None,
         time_offsets=spec.time_offsets,
-        oci_mounts=True, devices=[_device(d) for d in spec.devices], extra_gids=p.additional_gids,
-        umask=p.umask, oom_score_adj=p.oom_score_adj, domainname=spec.domainname, sysctl=spec.sysctl,
+        oci_mounts=True,
+        devices=[_device(d) for d in spec.devices],
+        extra_gids=p.additional_gids,
+        umask=p.umask,
+        oom_score_adj=p.oom_score_adj,
+        domainname=spec.domainname,
+        sysctl=spec.sysctl,
         # A bundle that lists no masked or read-only paths gets none (runc's behaviour), not docker's defaults.
-        masked_paths=spec.masked_paths or [], readonly_paths=spec.readonly_paths or [], security=security,
-        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items()} or None, cgroup_path=cgroup_path,
-        rootfs_propagation=spec.rootfs_propagation, no_pivot=no_pivot, console_size=p.console_size,
-        bundle=bundle, annotations=spec.annotations)
+        masked_paths=spec.masked_paths or [],
+        readonly_paths=spec.readonly_paths or [],
+        security=security,
+        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items()} or None,
+        cgroup_path=cgroup_path,
+        rootfs_propagation=spec.rootfs_propagation,
+        no_pivot=no_pivot,
+        console_size=p.console_size,
+        bundle=bundle,
+        annotations=spec.annotations,
+    )
 
 
-def _device(d) -> dict:  # noqa: ANN001
-    return {"path": d.path, "type": d.type, "major": d.major, "minor": d.minor, "file_mode": d.file_mode,
-            "uid": d.uid, "gid": d.gid}
+def _device(d) -> dict:
+    return {
+        "path": d.path,
+        "type": d.type,
+        "major": d.major,
+        "minor": d.minor,
+        "file_mode": d.file_mode,
+        "uid": d.uid,
+        "gid": d.gid,
+    }
 
 
-def _security_from_spec(spec) -> dict | None:  # noqa: ANN001
+def _security_from_spec(spec) -> dict | None:
     try:
         from .security import SecurityOptions
     except ImportError:
         return None
     p = spec.process
-    opts = SecurityOptions(capabilities=p.capabilities, no_new_privs=p.no_new_privileges,
-                           seccomp="unconfined" if spec.seccomp is None else "default",
-                           seccomp_profile=spec.seccomp,
-                           ulimits=[f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in p.rlimits])
+    opts = SecurityOptions(
+        capabilities=p.capabilities,
+        no_new_privs=p.no_new_privileges,
+        seccomp="unconfined" if spec.seccomp is None else "default",
+        seccomp_profile=spec.seccomp,
+        ulimits=[f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in p.rlimits],
+    )
     return opts.to_dict()
 
 
@@ -81,8 +129,15 @@ def _rlimit_name(rtype: str) -> str:
 
 # -- the lifecycle ------------------------------------------------------------------------------
 
-def create(container_id: str, bundle: str = ".", root: str | None = None, pid_file: str | None = None,
-           console_socket: str | None = None, no_pivot: bool = False) -> Container:
+
+def create(
+    container_id: str,
+    bundle: str = ".",
+    root: str | None = None,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    no_pivot: bool = False,
+) -> Container:
     """OCI create: everything set up, the process waiting for ``start``."""
     from .config import validate_name
     from .spec import load_bundle
@@ -92,8 +147,10 @@ def create(container_id: str, bundle: str = ".", root: str | None = None, pid_fi
     spec = load_bundle(bundle)
     config = config_from_spec(spec, container_id, bundle, no_pivot)
     if config.tty and not console_socket:
-        raise InvalidArgument("config.json: process.terminal is true: pass --console-socket to receive the "
-                              "terminal (or set terminal to false)")
+        raise InvalidArgument(
+            "config.json: process.terminal is true: pass --console-socket to receive the "
+            "terminal (or set terminal to false)"
+        )
     stdio = process.Stdio(tty=config.tty)
     container, child = Container.create(config, root, wait_for_start=True, stdio=stdio)
     try:
@@ -125,12 +182,17 @@ def state(container_id: str, root: str | None = None) -> dict:
 
 def state_of(c: Container) -> dict:
     status = c.status()
-    oci_status = {CREATING: "creating", CREATED: "created", RUNNING: "running", PAUSED: "paused"}.get(status,
-                                                                                                   "stopped")
-    d = {"ociVersion": OCI_VERSION, "id": c.name, "status": oci_status,
-         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
-         "bundle": c.state.bundle or c.state.config.get("bundle", ""),
-         "annotations": c.state.config.get("annotations") or {}}
+    oci_status = {CREATING: "creating", CREATED: "created", RUNNING: "running", PAUSED: "paused"}.get(
+        status, "stopped"
+    )
+    d = {
+        "ociVersion": OCI_VERSION,
+        "id": c.name,
+        "status": oci_status,
+        "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
+        "bundle": c.state.bundle or c.state.config.get("bundle", ""),
+        "annotations": c.state.config.get("annotations") or {},
+    }
     return d
 
 
@@ -138,23 +200,34 @@ def delete(container_id: str, root: str | None = None, force: bool = False) -> N
     c = Container.get(container_id, root)
     status = c.status()
     if status in (RUNNING, PAUSED) and not force:
-        raise InvalidArgument(f"cannot delete container {container_id}: it is {status} (stop it, or use --force)")
+        raise InvalidArgument(
+            f"cannot delete container {container_id}: it is {status} (stop it, or use --force)"
+        )
     hooks = c.state.config.get("hooks") or {}
     c.remove(force=True)
     if hooks.get("poststop"):
         _run_hook_list(c, hooks["poststop"], "poststop", fail_ok=True, state_override={"status": "stopped"})
 
 
-def run(container_id: str, bundle: str = ".", root: str | None = None, detach: bool = False,
-        pid_file: str | None = None, console_socket: str | None = None, no_pivot: bool = False) -> int:
+def run(
+    container_id: str,
+    bundle: str = ".",
+    root: str | None = None,
+    detach: bool = False,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    no_pivot: bool = False,
+) -> int:
     """OCI run: create + start, then (unless detached) wait and delete, returning the exit status."""
     from .spec import load_bundle
 
     if not detach:
         spec = load_bundle(os.path.abspath(bundle))
         if spec.process is not None and spec.process.terminal and not console_socket:
-            raise InvalidArgument("config.json: process.terminal is true: run it with --detach and "
-                                  "--console-socket, or set terminal to false")
+            raise InvalidArgument(
+                "config.json: process.terminal is true: run it with --detach and "
+                "--console-socket, or set terminal to false"
+            )
     c = create(container_id, bundle, root, pid_file, console_socket, no_pivot)
     start(container_id, root)
     if detach:
@@ -187,14 +260,21 @@ def send_console(path: str, master: int) -> None:
 
 # -- hooks ---------------------------------------------------------------------------------------
 
+
 def _run_hooks(c: Container, kind: str, inside: bool = False, fail_ok: bool = False) -> None:
     hooks = (c.state.config.get("hooks") or {}).get(kind) or []
     if hooks:
         _run_hook_list(c, hooks, kind, inside=inside, fail_ok=fail_ok)
 
 
-def _run_hook_list(c: Container, hooks: list[dict], kind: str, inside: bool = False, fail_ok: bool = False,
-                   state_override: dict | None = None) -> None:
+def _run_hook_list(
+    c: Container,
+    hooks: list[dict],
+    kind: str,
+    inside: bool = False,
+    fail_ok: bool = False,
+    state_override: dict | None = None,
+) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
     import sys
@@ -222,14 +302,25 @@ def _hook_env(h: dict) -> dict[str, str]:
 
 
 def _run_host(h: dict, payload: bytes) -> int:
-    p = subprocess.run(h.get("args") or [h["path"]], executable=h["path"], input=payload, env=_hook_env(h),
-                       timeout=h.get("timeout"), capture_output=True)
+    p = subprocess.run(
+        h.get("args") or [h["path"]],
+        executable=h["path"],
+        input=payload,
+        env=_hook_env(h),
+        timeout=h.get("timeout"),
+        capture_output=True,
+    )
     return p.returncode
 
 
 def _basic_state(c: Container) -> dict:
-    return {"ociVersion": OCI_VERSION, "id": c.name, "pid": c.pid, "bundle": c.state.bundle,
-            "annotations": c.state.config.get("annotations") or {}}
+    return {
+        "ociVersion": OCI_VERSION,
+        "id": c.name,
+        "pid": c.pid,
+        "bundle": c.state.bundle,
+        "annotations": c.state.config.get("annotations") or {},
+    }
 
 
 def _run_inside(c: Container, h: dict, payload: bytes) -> int:
@@ -238,8 +329,15 @@ def _run_inside(c: Container, h: dict, payload: bytes) -> int:
     try:
         cg = c.cgroup()
         argv = h.get("args") or [h["path"]]
-        child = process.exec_in(c.pid, cg.procs_files() if cg else [], [h["path"], *argv[1:]], _hook_env(h), "/",
-                                "0:0", process.Stdio(stdin_fd=r))
+        child = process.exec_in(
+            c.pid,
+            cg.procs_files() if cg else [],
+            [h["path"], *argv[1:]],
+            _hook_env(h),
+            "/",
+            "0:0",
+            process.Stdio(stdin_fd=r),
+        )
     finally:
         os.close(r)
     try:
@@ -279,10 +377,40 @@ def features() -> dict:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async",
-                         "remount", "mand", "nomand", "dirsync", "atime", "noatime", "diratime", "nodiratime",
-                         "relatime", "norelatime", "strictatime", "nostrictatime", "bind", "rbind", "private",
-                         "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"],
+        "mountOptions": [
+            "ro",
+            "rw",
+            "nosuid",
+            "suid",
+            "nodev",
+            "dev",
+            "noexec",
+            "exec",
+            "sync",
+            "async",
+            "remount",
+            "mand",
+            "nomand",
+            "dirsync",
+            "atime",
+            "noatime",
+            "diratime",
+            "nodiratime",
+            "relatime",
+            "norelatime",
+            "strictatime",
+            "nostrictatime",
+            "bind",
+            "rbind",
+            "private",
+            "rprivate",
+            "shared",
+            "rshared",
+            "slave",
+            "rslave",
+            "unbindable",
+            "runbindable",
+        ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},

@@ -28,8 +28,13 @@ from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFaile
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
-_JOIN_ORDER = (("ipc", libc.CLONE_NEWIPC), ("uts", libc.CLONE_NEWUTS), ("net", libc.CLONE_NEWNET),
-               ("cgroup", libc.CLONE_NEWCGROUP), ("mnt", libc.CLONE_NEWNS))
+_JOIN_ORDER = (
+    ("ipc", libc.CLONE_NEWIPC),
+    ("uts", libc.CLONE_NEWUTS),
+    ("net", libc.CLONE_NEWNET),
+    ("cgroup", libc.CLONE_NEWCGROUP),
+    ("mnt", libc.CLONE_NEWNS),
+)
 
 
 class Child:
@@ -47,8 +52,15 @@ class Stdio:
 
     __slots__ = ("stdin_null", "log_path", "tty", "stdin_fd", "stdout_fd", "stderr_fd")
 
-    def __init__(self, stdin_null: bool = False, log_path: str | None = None, tty: bool = False,
-                 stdin_fd: int | None = None, stdout_fd: int | None = None, stderr_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        stdin_null: bool = False,
+        log_path: str | None = None,
+        tty: bool = False,
+        stdin_fd: int | None = None,
+        stdout_fd: int | None = None,
+        stderr_fd: int | None = None,
+    ) -> None:
         self.stdin_null = stdin_null
         self.log_path = log_path
         self.tty = tty
@@ -65,7 +77,7 @@ def _report(errw: int, code: int, message: str) -> None:
         pass
 
 
-def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable that never returns
+def _child(errw: int, body) -> None:
     """Run ``body`` in a forked child; whatever happens, the child never returns into the caller's code."""
     code = EXIT_RUNTIME
     # PYCONTAIN_DEBUG: the child's own traceback, on the container's stderr (imported now: once the child
@@ -86,7 +98,7 @@ def _child(errw: int, body) -> None:  # noqa: ANN001 - a zero-argument callable 
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
         _report(errw, code, f"{e.strerror or e}{where}")
-    except BaseException as e:  # noqa: BLE001 - the child must report, never unwind into the parent's code
+    except BaseException as e:
         _report(errw, code, f"{type(e).__name__}: {e}")
     finally:
         os._exit(code)
@@ -145,8 +157,12 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     for d in env.get("PATH", "").split(":"):
         path = os.path.join(d or ".", name)
         if os.path.exists(path):
-            raise ExecFailed(f"cannot execute {name!r}: {path} is not an executable file", EXIT_CANNOT_EXECUTE)
-    raise ExecFailed(f"executable file not found in $PATH: {name!r} (PATH={env.get('PATH', '')})", EXIT_NOT_FOUND)
+            raise ExecFailed(
+                f"cannot execute {name!r}: {path} is not an executable file", EXIT_CANNOT_EXECUTE
+            )
+    raise ExecFailed(
+        f"executable file not found in $PATH: {name!r} (PATH={env.get('PATH', '')})", EXIT_NOT_FOUND
+    )
 
 
 def prepare_security(security_dict: dict | None) -> security.Prepared:
@@ -156,9 +172,16 @@ def prepare_security(security_dict: dict | None) -> security.Prepared:
     return security.prepare(opts)
 
 
-def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int,
-                    extra_gids: list[int] | None = None, umask: int | None = None,
-                    sec: security.Prepared | None = None) -> None:
+def finish_and_exec(
+    args: list[str],
+    env: dict[str, str],
+    cwd: str,
+    user: str | None,
+    errw: int,
+    extra_gids: list[int] | None = None,
+    umask: int | None = None,
+    sec: security.Prepared | None = None,
+) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve."""
     u = users.resolve(user)
@@ -202,8 +225,9 @@ def finish_and_exec(args: list[str], env: dict[str, str], cwd: str, user: str | 
     try:
         os.execve(path, args, env)
     except FileNotFoundError:
-        raise ExecFailed(f"cannot execute {args[0]!r}: no such file (or its interpreter is missing)",
-                         EXIT_NOT_FOUND) from None
+        raise ExecFailed(
+            f"cannot execute {args[0]!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
+        ) from None
     except PermissionError:
         raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
@@ -239,7 +263,7 @@ def _wait_started(errr: int, ready_ok: bool = False) -> None:
         raise ExecFailed(text, code)
 
 
-def _fork_with_pidns(enter_pidns) -> int:  # noqa: ANN001 - a callable that changes pid_for_children
+def _fork_with_pidns(enter_pidns) -> int:
     """Fork into the pid namespace ``enter_pidns`` sets up, then put the parent back in its own.
 
     unshare(CLONE_NEWPID) and setns(CLONE_NEWPID) only change the namespace of the caller's *next
@@ -292,7 +316,7 @@ def _pty_channel(stdio: Stdio) -> tuple:
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False) -> Child:  # noqa: ANN001
+def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False) -> Child:
     """After the fork: take the pty master if any, wait until the child execs (or is ready); on any
     failure kill and reap it, so nothing of it outlives the error."""
     master = None
@@ -312,7 +336,7 @@ def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = 
     return Child(pid, master)
 
 
-def _recv_pty(sock) -> int | None:  # noqa: ANN001 - socket.socket
+def _recv_pty(sock) -> int | None:
     """Take the container's pty master, give it our terminal's size, and let the child go on."""
     import socket
 
@@ -347,8 +371,12 @@ class NsPlan:
         self.pid = namespaces.get("pid")  # None: the host's; "": a new one; a path: join it
         self.unshare = 0
         self.join: list[tuple[str, int]] = []
-        for ns, flag in (("mount", libc.CLONE_NEWNS), ("uts", libc.CLONE_NEWUTS), ("ipc", libc.CLONE_NEWIPC),
-                         ("network", libc.CLONE_NEWNET)):
+        for ns, flag in (
+            ("mount", libc.CLONE_NEWNS),
+            ("uts", libc.CLONE_NEWUTS),
+            ("ipc", libc.CLONE_NEWIPC),
+            ("network", libc.CLONE_NEWNET),
+        ):
             where = namespaces.get(ns)
             if where == "":
                 self.unshare |= flag
@@ -388,8 +416,9 @@ def _open_ns(path: str) -> int:
         raise PycontainError(f"cannot open namespace {path}: {e.strerror}") from None
 
 
-def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: Stdio,  # noqa: ANN001
-                    start_fifo: str | None = None) -> Child:
+def start_container(
+    config, container_dir: str, cgroup_procs: list[str], stdio: Stdio, start_fifo: str | None = None
+) -> Child:
     """Create the container's first process (PID 1 of its namespaces) and run ``config.args`` in it.
 
     The parent moves the child into its cgroup while the child builds its root filesystem: the first
@@ -403,8 +432,12 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
     from .config import DEFAULT_PATH, merge_env
 
     plan = NsPlan(config.namespaces)
-    env = merge_env([f"PATH={DEFAULT_PATH}"] + ([f"HOSTNAME={config.hostname}"] if config.hostname else [])
-                    + (["TERM=xterm"] if stdio.tty else []), config.env)
+    env = merge_env(
+        [f"PATH={DEFAULT_PATH}"]
+        + ([f"HOSTNAME={config.hostname}"] if config.hostname else [])
+        + (["TERM=xterm"] if stdio.tty else []),
+        config.env,
+    )
     sec = prepare_security(config.security)
     privileged = bool(config.security and config.security.get("privileged"))
     join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
@@ -434,6 +467,7 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
             os.close(fd)
         raise
     if pid == 0:
+
         def body() -> None:
             os.close(errr)
             os.close(gow)
@@ -455,9 +489,10 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
                 except OSError as e:
                     from .errors import Unsupported
 
-                    raise Unsupported(f"cannot create the container's namespaces: {e.strerror} (the kernel lacks "
-                                      "one of them, or this process may not make them; see 'pycontain check')"
-                                      ) from None
+                    raise Unsupported(
+                        f"cannot create the container's namespaces: {e.strerror} (the kernel lacks "
+                        "one of them, or this process may not make them; see 'pycontain check')"
+                    ) from None
             if config.hostname:
                 libc.sethostname(config.hostname)
             if config.domainname:
@@ -493,8 +528,9 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
             if config.init:
                 init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
             else:
-                finish_and_exec(config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask,
-                                sec)
+                finish_and_exec(
+                    config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec
+                )
 
         _child(errw, body)
     for fd, _ in join_fds:
@@ -516,12 +552,16 @@ def start_container(config, container_dir: str, cgroup_procs: list[str], stdio: 
 
 def _set_time_offsets(offsets: dict) -> None:
     """linux.timeOffsets into the new time namespace, before any process has entered it (ours does at exec)."""
-    lines = "".join(f"{clock} {int(v.get('secs') or 0)} {int(v.get('nanosecs') or 0)}\n" for clock, v in offsets.items())
+    lines = "".join(
+        f"{clock} {int(v.get('secs') or 0)} {int(v.get('nanosecs') or 0)}\n" for clock, v in offsets.items()
+    )
     try:
         with open("/proc/self/timens_offsets", "w") as f:
             f.write(lines)
     except OSError as e:
-        raise PycontainError(f"cannot set the time namespace's offsets ({lines.strip()!r}): {e.strerror}") from None
+        raise PycontainError(
+            f"cannot set the time namespace's offsets ({lines.strip()!r}): {e.strerror}"
+        ) from None
 
 
 def _open_unprivileged_net() -> None:
@@ -543,8 +583,16 @@ def _reap_failed(pid: int) -> None:
         pass
 
 
-def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, str], cwd: str,
-            user: str | None, stdio: Stdio, security_dict: dict | None = None) -> Child:
+def exec_in(
+    pid: int,
+    cgroup_procs: list[str],
+    args: list[str],
+    env: dict[str, str],
+    cwd: str,
+    user: str | None,
+    stdio: Stdio,
+    security_dict: dict | None = None,
+) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
     capabilities, rlimits, no_new_privs and seccomp filter."""
     sec = prepare_security(security_dict)
@@ -577,6 +625,7 @@ def exec_in(pid: int, cgroup_procs: list[str], args: list[str], env: dict[str, s
     try:
         child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds and not relay else os.fork()
         if child == 0:
+
             def body() -> None:
                 os.close(errr)
                 if parent_sock is not None:
@@ -639,5 +688,12 @@ def wait_status(pid: int) -> int:
             return 128 + os.WTERMSIG(status)
 
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                     signal.SIGUSR2, signal.SIGCONT)
+FORWARDED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCONT,
+)

@@ -15,11 +15,19 @@ from . import libc
 from .errors import InvalidArgument, PycontainError
 
 _DEV_NODES = (  # name, major, minor
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
 )
 _DEV_LINKS = (
-    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
 )
 _NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 
@@ -48,7 +56,9 @@ def secure_join(root: str, path: str) -> str:
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > 40:
-                raise InvalidArgument(f"too many levels of symbolic links under {path!r} in the root filesystem")
+                raise InvalidArgument(
+                    f"too many levels of symbolic links under {path!r} in the root filesystem"
+                )
             target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
@@ -68,8 +78,9 @@ def _escape_overlay(path: str) -> str:
     return path
 
 
-def mount_overlay(layers: list[str], container_dir: str, userns_fd: int | None = None,
-                  root_ids: tuple[int, int] = (0, 0)) -> str:
+def mount_overlay(
+    layers: list[str], container_dir: str, userns_fd: int | None = None, root_ids: tuple[int, int] = (0, 0)
+) -> str:
     """Mount the image's layers (lowest first) read-only under a writable layer kept in the container's
     directory: copy-on-write, so one image serves many containers.
 
@@ -87,21 +98,27 @@ def mount_overlay(layers: list[str], container_dir: str, userns_fd: int | None =
             try:
                 libc.idmapped_bind(layer, target, userns_fd)
             except OSError as e:
-                raise PycontainError(f"cannot shift the image layer {layer!r} into the user namespace: {e.strerror} "
-                                     "(idmapped mounts need Linux 5.12+ and a file system that supports them)") from None
+                raise PycontainError(
+                    f"cannot shift the image layer {layer!r} into the user namespace: {e.strerror} "
+                    "(idmapped mounts need Linux 5.12+ and a file system that supports them)"
+                ) from None
             shifted.append(target)
         layers = shifted
     lower = ":".join(_escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
     data = f"lowerdir={lower},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
     from . import rootless
 
-    if rootless.active():  # trusted.* xattrs are root's: overlayfs keeps its own in user.* in a user namespace
+    if (
+        rootless.active()
+    ):  # trusted.* xattrs are root's: overlayfs keeps its own in user.* in a user namespace
         data += ",userxattr"
     try:
         libc.mount("overlay", merged, "overlay", 0, data)
     except OSError as e:
-        raise PycontainError(f"cannot mount the root filesystem {layers[-1]!r} with overlayfs: {e.strerror} "
-                             "(is the overlay module loaded? try 'modprobe overlay')") from None
+        raise PycontainError(
+            f"cannot mount the root filesystem {layers[-1]!r} with overlayfs: {e.strerror} "
+            "(is the overlay module loaded? try 'modprobe overlay')"
+        ) from None
     return merged
 
 
@@ -119,7 +136,9 @@ def bind_volume(root: str, source: str, target: str, readonly: bool) -> None:
         libc.mount(None, dest, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | libc.MS_REC)
 
 
-def mount_tmpfs(root: str, target: str, options: str = "", flags: int = libc.MS_NOSUID | libc.MS_NODEV) -> None:
+def mount_tmpfs(
+    root: str, target: str, options: str = "", flags: int = libc.MS_NOSUID | libc.MS_NODEV
+) -> None:
     dest = secure_join(root, target)
     _mkdirs(dest)
     opts = []
@@ -155,8 +174,13 @@ def mount_dev(root: str) -> None:
     from . import rootless
 
     # gid=5 (tty) must be mapped in the mount's user namespace: a rootless one maps only the user's own group
-    libc.mount("devpts", os.path.join(dev, "pts"), "devpts", libc.MS_NOSUID | libc.MS_NOEXEC,
-               "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless.active() else ",gid=5"))
+    libc.mount(
+        "devpts",
+        os.path.join(dev, "pts"),
+        "devpts",
+        libc.MS_NOSUID | libc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless.active() else ",gid=5"),
+    )
     libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
     # Without a terminal /dev/console is /dev/null, so nothing written to it reaches the host's console.
@@ -174,10 +198,16 @@ def bind_console(slave_path: str) -> None:
     libc.mount(slave_path, "/dev/console", None, libc.MS_BIND)
 
 
-_PROPAGATION = {"private": libc.MS_PRIVATE, "rprivate": libc.MS_PRIVATE | libc.MS_REC,
-                "slave": libc.MS_SLAVE, "rslave": libc.MS_SLAVE | libc.MS_REC,
-                "shared": 1 << 20, "rshared": (1 << 20) | libc.MS_REC,
-                "unbindable": 1 << 17, "runbindable": (1 << 17) | libc.MS_REC}
+_PROPAGATION = {
+    "private": libc.MS_PRIVATE,
+    "rprivate": libc.MS_PRIVATE | libc.MS_REC,
+    "slave": libc.MS_SLAVE,
+    "rslave": libc.MS_SLAVE | libc.MS_REC,
+    "shared": 1 << 20,
+    "rshared": (1 << 20) | libc.MS_REC,
+    "unbindable": 1 << 17,
+    "runbindable": (1 << 17) | libc.MS_REC,
+}
 
 
 def bind_rootfs(path: str) -> str:
@@ -186,7 +216,7 @@ def bind_rootfs(path: str) -> str:
     return path
 
 
-def mount_oci(root: str, m) -> None:  # noqa: ANN001 - config.Mount of kind "oci"
+def mount_oci(root: str, m) -> None:
     """One mount of an OCI bundle, its options already translated by pycontain.spec."""
     dest = secure_join(root, m.target)
     if m.fstype == "bind" or m.flags & libc.MS_BIND:
@@ -223,7 +253,9 @@ def _mknod(path: str, mode: int, rdev: int) -> bool:
     except PermissionError:
         pass
     kind = stat.S_IFMT(mode)
-    candidates = [os.path.join("/dev", os.path.basename(path))] + [os.path.join("/dev", n) for n in os.listdir("/dev")]
+    candidates = [os.path.join("/dev", os.path.basename(path))] + [
+        os.path.join("/dev", n) for n in os.listdir("/dev")
+    ]
     for host in candidates:
         try:
             st = os.stat(host)
@@ -233,8 +265,10 @@ def _mknod(path: str, mode: int, rdev: int) -> bool:
             open(path, "a").close()
             libc.mount(host, path, None, libc.MS_BIND)
             return False
-    raise PycontainError(f"cannot create device {path} ({os.major(rdev)}:{os.minor(rdev)}): mknod is not allowed "
-                         "here (a user namespace) and the host's /dev has no such node to bind")
+    raise PycontainError(
+        f"cannot create device {path} ({os.major(rdev)}:{os.minor(rdev)}): mknod is not allowed "
+        "here (a user namespace) and the host's /dev has no such node to bind"
+    )
 
 
 def make_devices(root: str, devices: list[dict]) -> None:
@@ -249,7 +283,9 @@ def make_devices(root: str, devices: list[dict]) -> None:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            if _mknod(path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0))):
+            if _mknod(
+                path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0))
+            ):
                 os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
     finally:
         os.umask(old)
@@ -259,7 +295,9 @@ def _default_dev(root: str) -> None:
     """What an OCI runtime must provide in /dev whatever the bundle mounts there."""
     dev = os.path.join(root, "dev")
     _mkdirs(dev)
-    make_devices(root, [{"path": f"/dev/{n}", "type": "c", "major": ma, "minor": mi} for n, ma, mi in _DEV_NODES])
+    make_devices(
+        root, [{"path": f"/dev/{n}", "type": "c", "major": ma, "minor": mi} for n, ma, mi in _DEV_NODES]
+    )
     for name, target in _DEV_LINKS:
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
@@ -276,7 +314,7 @@ def _write_sysctls(root: str, sysctl: dict[str, str]) -> None:
             raise PycontainError(f"cannot set sysctl {key}={value}: {e.strerror}") from None
 
 
-def build(config, container_dir: str, userns_fd: int | None = None) -> None:  # noqa: ANN001 - ContainerConfig
+def build(config, container_dir: str, userns_fd: int | None = None) -> None:
     """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace.
 
     ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into."""
@@ -311,7 +349,9 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:  # 
             # a user namespace that does not own the network namespace (rootless with --network host) may
             # not mount a sysfs: the host's, read-only, as rootless runc does
             libc.mount("/sys", sys_, None, libc.MS_BIND | libc.MS_REC)
-            libc.mount(None, sys_, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
+            libc.mount(
+                None, sys_, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+            )
         mount_dev(root)
         from . import rootless
 
@@ -346,7 +386,9 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:  # 
     if not config.oci_mounts and not (config.security or {}).get("privileged"):
         # /proc is read-only once set up: only through the container's own mount of it could a process
         # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
-        libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
+        libc.mount(
+            None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+        )
 
 
 def pivot(root: str) -> None:

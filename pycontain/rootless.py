@@ -54,9 +54,11 @@ def enter() -> None:
     try:
         libc.unshare(libc.CLONE_NEWUSER)
     except OSError as e:
-        raise PermissionDenied(f"rootless mode needs unprivileged user namespaces, and this host refuses one "
-                               f"({e.strerror}): ask root to allow them (sysctl kernel.unprivileged_userns_clone=1, "
-                               "user.max_user_namespaces > 0) or run pycontain as root") from None
+        raise PermissionDenied(
+            f"rootless mode needs unprivileged user namespaces, and this host refuses one "
+            f"({e.strerror}): ask root to allow them (sysctl kernel.unprivileged_userns_clone=1, "
+            "user.max_user_namespaces > 0) or run pycontain as root"
+        ) from None
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1\n"), ("gid_map", f"0 {gid} 1\n")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
@@ -69,7 +71,7 @@ def cgroup_delegated() -> bool:
         from .cgroups import own_cgroup_dirs
 
         dirs = own_cgroup_dirs()
-    except Exception:  # noqa: BLE001 - any doubt means "no": the container then runs without a cgroup
+    except Exception:
         return False
     # Inside our user namespace only directories the user owns are writable: root's stay closed to us.
     return bool(dirs) and all(os.access(d, os.W_OK) for d in dirs)

@@ -109,10 +109,16 @@ class Result:
         else:
             raise InvalidArgument(f"invalid binary encoding {binary!r}: use 'utf-8' or 'base64'")
         return {
-            "returncode": self.returncode, "stdout": out, "stderr": err, "encoding": binary,
-            "truncated": self.truncated, "wall_time": round(self.wall_time, 6),
+            "returncode": self.returncode,
+            "stdout": out,
+            "stderr": err,
+            "encoding": binary,
+            "truncated": self.truncated,
+            "wall_time": round(self.wall_time, 6),
             "cpu_time": None if self.cpu_time is None else round(self.cpu_time, 6),
-            "peak_memory": self.peak_memory, "oom_killed": self.oom_killed, "timed_out": self.timed_out,
+            "peak_memory": self.peak_memory,
+            "oom_killed": self.oom_killed,
+            "timed_out": self.timed_out,
             "pids_limited": self.pids_limited,
         }
 
@@ -154,7 +160,7 @@ def _int(data: bytes | None) -> int | None:
 class _Meter:
     """Counters of one cgroup (v1 or v2) read before and after a run: cpu ns, OOM kills, refused forks."""
 
-    def __init__(self, cg) -> None:  # noqa: ANN001 - a CgroupManager
+    def __init__(self, cg) -> None:
         dirs = getattr(cg, "dirs", None)
         if dirs is not None:  # v1
             self.v2 = False
@@ -226,10 +232,21 @@ def _env_list(env: dict[str, str] | list[str] | None) -> list[str]:
     return list(env)
 
 
-def build_config(image: str, *, memory: str | int | None = None, cpus: str | float | None = None,
-                 pids: int | None = None, disk: str | int | None = None, network: str = "none",
-                 env: dict[str, str] | list[str] | None = None, workdir: str = "/", read_only: bool = False,
-                 user: str | None = None, cgroup_parent: str | None = None, cgroup_manager: str = "auto"):  # noqa: ANN201
+def build_config(
+    image: str,
+    *,
+    memory: str | int | None = None,
+    cpus: str | float | None = None,
+    pids: int | None = None,
+    disk: str | int | None = None,
+    network: str = "none",
+    env: dict[str, str] | list[str] | None = None,
+    workdir: str = "/",
+    read_only: bool = False,
+    user: str | None = None,
+    cgroup_parent: str | None = None,
+    cgroup_manager: str = "auto",
+):
     """The ContainerConfig of a sandbox (validated): limits, mounts and namespaces as ``Sandbox`` documents."""
     from .api import make_config
     from .cgroups.resources import Resources
@@ -254,9 +271,19 @@ def build_config(image: str, *, memory: str | int | None = None, cpus: str | flo
         tmpfs.append(f"/tmp:size={READONLY_TMP_SIZE}")
     if network not in ("none", "host"):
         raise InvalidArgument(f"invalid network {network!r}: use 'none' (only loopback) or 'host'")
-    cfg = make_config(image, IDLE_COMMAND, env=_env_list(env), workdir=workdir, user=user, tmpfs=tmpfs,
-                      read_only=read_only, detach=True, resources=resources, cgroup_parent=cgroup_parent,
-                      cgroup_manager=cgroup_manager)
+    cfg = make_config(
+        image,
+        IDLE_COMMAND,
+        env=_env_list(env),
+        workdir=workdir,
+        user=user,
+        tmpfs=tmpfs,
+        read_only=read_only,
+        detach=True,
+        resources=resources,
+        cgroup_parent=cgroup_parent,
+        cgroup_manager=cgroup_manager,
+    )
     if network == "host":
         cfg.namespaces.pop("network", None)
     return cfg
@@ -264,13 +291,13 @@ def build_config(image: str, *, memory: str | int | None = None, cpus: str | flo
 
 def _zombie(pid: int) -> bool:
     data = _read(f"/proc/{pid}/stat")
-    return data is None or data[data.rfind(b")") + 2:][:1] in (b"Z", b"X")
+    return data is None or data[data.rfind(b")") + 2 :][:1] in (b"Z", b"X")
 
 
 class _Handle:
     """What destroying a sandbox needs, kept apart from the Sandbox so a finalizer can hold it."""
 
-    def __init__(self, container, pid1: int) -> None:  # noqa: ANN001
+    def __init__(self, container, pid1: int) -> None:
         self.container = container
         self.pid1 = pid1
         self.lock = threading.Lock()
@@ -347,11 +374,22 @@ class Sandbox:
     from the image's passwd), ``root``: the state root (default /run/pycontain).
     """
 
-    def __init__(self, image: str = "default", *, memory: str | int | None = None,
-                 cpus: str | float | None = None, pids: int | None = None, disk: str | int | None = None,
-                 network: str = "none", env: dict[str, str] | list[str] | None = None, workdir: str = "/",
-                 read_only: bool = False, user: str | None = None, root: str | None = None,
-                 _config=None) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        image: str = "default",
+        *,
+        memory: str | int | None = None,
+        cpus: str | float | None = None,
+        pids: int | None = None,
+        disk: str | int | None = None,
+        network: str = "none",
+        env: dict[str, str] | list[str] | None = None,
+        workdir: str = "/",
+        read_only: bool = False,
+        user: str | None = None,
+        root: str | None = None,
+        _config=None,
+    ) -> None:
         from .container import Container
 
         self.image = image
@@ -359,8 +397,18 @@ class Sandbox:
         self._pool: SandboxPool | None = None
         self._dead: str | None = None
         self._closed = False
-        config = _config or build_config(image, memory=memory, cpus=cpus, pids=pids, disk=disk, network=network,
-                                         env=env, workdir=workdir, read_only=read_only, user=user)
+        config = _config or build_config(
+            image,
+            memory=memory,
+            cpus=cpus,
+            pids=pids,
+            disk=disk,
+            network=network,
+            env=env,
+            workdir=workdir,
+            read_only=read_only,
+            user=user,
+        )
         stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
         container, child = Container.create(config, root, stdio=stdio)
         self._handle = _Handle(container, child.pid)
@@ -374,7 +422,7 @@ class Sandbox:
 
     # -- identity ------------------------------------------------------------------------------
     @property
-    def container(self):  # noqa: ANN201 - a pycontain.Container
+    def container(self):
         return self._handle.container
 
     @property
@@ -395,9 +443,16 @@ class Sandbox:
         return f"<Sandbox {self.id[:12]} {self.image} {state}>"
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, cmd: list[str] | str, input: bytes | str | None = None, timeout: float | None = None,
-            env: dict[str, str] | list[str] | None = None, max_output: int = DEFAULT_MAX_OUTPUT,
-            cwd: str | None = None, user: str | None = None) -> Result:
+    def run(
+        self,
+        cmd: list[str] | str,
+        input: bytes | str | None = None,
+        timeout: float | None = None,
+        env: dict[str, str] | list[str] | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        cwd: str | None = None,
+        user: str | None = None,
+    ) -> Result:
         """Run ``cmd`` (a list, or a string for ``sh -c``) in the sandbox and collect its result.
 
         ``input`` is written to its stdin (closed after; /dev/null when None). ``timeout`` (seconds): past
@@ -444,8 +499,9 @@ class Sandbox:
         for fd in (in_r, out_w, err_w):
             if fd is not None:
                 os.close(fd)
-        out, err, truncated, timed_out, ended = _collect(child.pid, in_w, input, out_r, err_r, max_output,
-                                                         None if timeout is None else start + timeout)
+        out, err, truncated, timed_out, ended = _collect(
+            child.pid, in_w, input, out_r, err_r, max_output, None if timeout is None else start + timeout
+        )
         if timed_out:
             self._dead = "a run timed out, which killed every process of the sandbox"
             self._handle.signal_all()
@@ -496,8 +552,10 @@ class Sandbox:
         script = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && chmod "$2" "$1"'
         r = self.run(["sh", "-c", script, "sh", path, f"{mode:o}"], input=data, timeout=timeout)
         if r.returncode != 0:
-            raise PycontainError(f"cannot write {path} in sandbox {self.id[:12]}: "
-                                 f"{_last_line(r.stderr) or f'exit status {r.returncode}'}")
+            raise PycontainError(
+                f"cannot write {path} in sandbox {self.id[:12]}: "
+                f"{_last_line(r.stderr) or f'exit status {r.returncode}'}"
+            )
 
     def get_file(self, path: str, max_size: int = 64 << 20, timeout: float | None = 30) -> bytes:
         """The bytes of ``path`` in the sandbox (``cat`` inside it); at most ``max_size``, else an error."""
@@ -505,8 +563,10 @@ class Sandbox:
         if r.truncated:
             raise PycontainError(f"{path} in sandbox {self.id[:12]} is larger than {max_size} bytes")
         if r.returncode != 0:
-            raise PycontainError(f"cannot read {path} in sandbox {self.id[:12]}: "
-                                 f"{_last_line(r.stderr) or f'exit status {r.returncode}'}")
+            raise PycontainError(
+                f"cannot read {path} in sandbox {self.id[:12]}: "
+                f"{_last_line(r.stderr) or f'exit status {r.returncode}'}"
+            )
         return r.stdout
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -554,8 +614,15 @@ def _last_line(data: bytes) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _collect(pid: int, in_w: int | None, data: bytes | None, out_r: int, err_r: int, max_output: int,
-             deadline: float | None) -> tuple[bytes, bytes, bool, bool, float | None]:
+def _collect(
+    pid: int,
+    in_w: int | None,
+    data: bytes | None,
+    out_r: int,
+    err_r: int,
+    max_output: int,
+    deadline: float | None,
+) -> tuple[bytes, bytes, bool, bool, float | None]:
     """Feed stdin, read stdout/stderr (capped) until the process exits and its pipes are drained, or the
     deadline passes. Returns (stdout, stderr, truncated, timed_out, exit time); closes the fds it got."""
     pidfd = os.pidfd_open(pid)
@@ -656,7 +723,7 @@ _EXECUTOR = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
-def _executor():  # noqa: ANN202 - a ThreadPoolExecutor shared by the async helpers
+def _executor():
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
@@ -691,8 +758,9 @@ class _MigrationWarmer:
             self.users += 1
             if self.users == 1:
                 self.stop = threading.Event()
-                threading.Thread(target=self._run, args=(self.stop,), name="pycontain-cgroup-warmer",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._run, args=(self.stop,), name="pycontain-cgroup-warmer", daemon=True
+                ).start()
 
     def release(self) -> None:
         with self.lock:
@@ -759,8 +827,16 @@ class SandboxPool:
     included. Other keyword arguments are ``Sandbox``'s.
     """
 
-    def __init__(self, size: int = 2, image: str = "default", *, root: str | None = None, workers: int = 1,
-                 keep_warm: bool = True, **sandbox_kwargs: object) -> None:
+    def __init__(
+        self,
+        size: int = 2,
+        image: str = "default",
+        *,
+        root: str | None = None,
+        workers: int = 1,
+        keep_warm: bool = True,
+        **sandbox_kwargs: object,
+    ) -> None:
         if size < 0:
             raise InvalidArgument(f"invalid pool size {size}: use 0 or more")
         if workers < 1:
@@ -784,8 +860,10 @@ class SandboxPool:
         self._retry_at = 0.0
         self.created = 0
         self.destroyed = 0
-        self._threads = [threading.Thread(target=self._work, name=f"pycontain-pool-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"pycontain-pool-{i}", daemon=True)
+            for i in range(workers)
+        ]
         self._warm = keep_warm
         if keep_warm:
             _WARMER.acquire()
@@ -854,8 +932,7 @@ class SandboxPool:
         """Wait until ``size`` sandboxes are prepared and nothing waits to be destroyed (a warm, quiet pool)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not (len(self._ready) >= self.size and not self._dirty and self._busy == 0) \
-                    or self._closed:
+            while not (len(self._ready) >= self.size and not self._dirty and self._busy == 0) or self._closed:
                 if self._closed:
                     return False
                 if self._error is not None and self._creating == 0 and len(self._ready) < self.size:
@@ -913,19 +990,21 @@ class SandboxPool:
                 if kind == "destroy":
                     try:
                         sb._destroy()  # type: ignore[union-attr]
-                    except Exception:  # noqa: BLE001 - a worker must not die; rm -f / gc clean up later
+                    except Exception:
                         pass
                     with self._cond:
                         self.destroyed += 1
                     continue
                 try:
-                    new = Sandbox(self.image, root=self.root, _config=ContainerConfig.from_dict(self._config_dict))
-                except Exception as e:  # noqa: BLE001 - reported to acquirers
+                    new = Sandbox(
+                        self.image, root=self.root, _config=ContainerConfig.from_dict(self._config_dict)
+                    )
+                except Exception as e:
                     with self._cond:
                         self._creating -= 1
                         self._error = e
                         self._failures += 1
-                        self._retry_at = time.monotonic() + min(0.05 * 2 ** self._failures, 5.0)
+                        self._retry_at = time.monotonic() + min(0.05 * 2**self._failures, 5.0)
                         self._refill = True
                         self._cond.notify_all()
                     continue
@@ -971,7 +1050,7 @@ class SandboxPool:
         for sb in doomed:
             try:
                 sb._destroy()
-            except Exception:  # noqa: BLE001, S110 - keep destroying the others
+            except Exception:
                 pass
         import atexit
 
@@ -1006,14 +1085,14 @@ class _AsyncAcquire:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             # Cancelled while a thread still waits: whatever it gets goes straight back.
-            def give_back(f) -> None:  # noqa: ANN001
+            def give_back(f) -> None:
                 if not f.cancelled() and f.exception() is None:
                     f.result().close()
 
             fut.add_done_callback(give_back)
             raise
 
-    def __await__(self):  # noqa: ANN204
+    def __await__(self):
         return self._get().__await__()
 
     async def __aenter__(self) -> Sandbox:

@@ -41,36 +41,103 @@ from .errors import InvalidArgument, PermissionDenied, PycontainError, Unsupport
 
 # Linux capabilities in kernel order: _CAP_NUMBER[name] is the capability's number.
 CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 )
 _CAP_NUMBER = {name: i for i, name in enumerate(CAPABILITIES)}
 
 # docker's default set (moby's oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 )
 
 # docker's masked and read-only paths (moby's oci/defaults.go).
 DEFAULT_MASKED_PATHS = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 )
 DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 # docker's --ulimit names (and "as", which OCI bundles can set) → RLIMIT_* numbers (asm-generic: x86,
 # arm, riscv, s390, powerpc; the few machines that number them otherwise ask the resource module).
 ULIMITS = {
-    "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7, "memlock": 8,
-    "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13, "rtprio": 14, "rttime": 15,
+    "cpu": 0,
+    "fsize": 1,
+    "data": 2,
+    "stack": 3,
+    "core": 4,
+    "rss": 5,
+    "nproc": 6,
+    "nofile": 7,
+    "memlock": 8,
+    "as": 9,
+    "locks": 10,
+    "sigpending": 11,
+    "msgqueue": 12,
+    "nice": 13,
+    "rtprio": 14,
+    "rttime": 15,
 }
 RLIM_INFINITY = (1 << 64) - 1
 
@@ -93,8 +160,12 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
 SECCOMP_SET_MODE_FILTER = 1
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-SECCOMP_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+SECCOMP_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
+}
 _SECCOMP_NR = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348, "ppc64le": 358}
 
 # Mount flags (the values pycontain.libc does not define) and statvfs's flag bits.
@@ -110,27 +181,66 @@ _ACT_ERRNO = 0x00050000
 _ACT_TRACE = 0x7FF00000
 _ACT_LOG = 0x7FFC0000
 _ACT_ALLOW = 0x7FFF0000
-_OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
-              "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+_OPERATORS = {
+    "SCMP_CMP_NE": 1,
+    "SCMP_CMP_LT": 2,
+    "SCMP_CMP_LE": 3,
+    "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5,
+    "SCMP_CMP_GT": 6,
+    "SCMP_CMP_MASKED_EQ": 7,
+}
 # libseccomp's architecture tokens are the kernel's AUDIT_ARCH_* values (x32 aside: see _prelude).
 _LE, _64BIT, _N32 = 0x40000000, 0x80000000, 0x20000000
 _ARCH_TOKENS = {
-    "X86": 3 | _LE, "X86_64": 62 | _64BIT | _LE, "X32": 62 | _LE, "ARM": 40 | _LE, "AARCH64": 183 | _64BIT | _LE,
-    "MIPS": 8, "MIPS64": 8 | _64BIT, "MIPS64N32": 8 | _64BIT | _N32, "MIPSEL": 8 | _LE,
-    "MIPSEL64": 8 | _64BIT | _LE, "MIPSEL64N32": 8 | _64BIT | _LE | _N32, "PARISC": 15, "PARISC64": 15 | _64BIT,
-    "PPC": 20, "PPC64": 21 | _64BIT, "PPC64LE": 21 | _64BIT | _LE, "S390": 22, "S390X": 22 | _64BIT,
+    "X86": 3 | _LE,
+    "X86_64": 62 | _64BIT | _LE,
+    "X32": 62 | _LE,
+    "ARM": 40 | _LE,
+    "AARCH64": 183 | _64BIT | _LE,
+    "MIPS": 8,
+    "MIPS64": 8 | _64BIT,
+    "MIPS64N32": 8 | _64BIT | _N32,
+    "MIPSEL": 8 | _LE,
+    "MIPSEL64": 8 | _64BIT | _LE,
+    "MIPSEL64N32": 8 | _64BIT | _LE | _N32,
+    "PARISC": 15,
+    "PARISC64": 15 | _64BIT,
+    "PPC": 20,
+    "PPC64": 21 | _64BIT,
+    "PPC64LE": 21 | _64BIT | _LE,
+    "S390": 22,
+    "S390X": 22 | _64BIT,
     "RISCV64": 243 | _64BIT | _LE,
 }
 # Go's names for machines, which docker profiles' "arches" conditions use.
-_GOARCH = {"X86_64": "amd64", "X86": "386", "X32": "x32", "AARCH64": "arm64", "ARM": "arm", "MIPS": "mips",
-           "MIPS64": "mips64", "MIPS64N32": "mips64n32", "MIPSEL": "mipsle", "MIPSEL64": "mips64le",
-           "MIPSEL64N32": "mips64len32", "PPC": "ppc", "PPC64": "ppc64", "PPC64LE": "ppc64le",
-           "S390": "s390", "S390X": "s390x", "RISCV64": "riscv64", "PARISC": "parisc", "PARISC64": "parisc64"}
+_GOARCH = {
+    "X86_64": "amd64",
+    "X86": "386",
+    "X32": "x32",
+    "AARCH64": "arm64",
+    "ARM": "arm",
+    "MIPS": "mips",
+    "MIPS64": "mips64",
+    "MIPS64N32": "mips64n32",
+    "MIPSEL": "mipsle",
+    "MIPSEL64": "mips64le",
+    "MIPSEL64N32": "mips64len32",
+    "PPC": "ppc",
+    "PPC64": "ppc64",
+    "PPC64LE": "ppc64le",
+    "S390": "s390",
+    "S390X": "s390x",
+    "RISCV64": "riscv64",
+    "PARISC": "parisc",
+    "PARISC64": "parisc64",
+}
 _X32_SYSCALL_BIT = 0x40000000
 _BPF_MAXINSNS = 4096
 
 
 # -- what the user asked for ----------------------------------------------------------------------
+
 
 class SecurityOptions:
     """The security settings of a container, as given; JSON-able through ``to_dict``/``from_dict``.
@@ -140,13 +250,28 @@ class SecurityOptions:
     overrides the profile ``seccomp`` names, unless ``seccomp`` is ``"unconfined"``.
     """
 
-    __slots__ = ("cap_add", "cap_drop", "privileged", "no_new_privs", "seccomp", "ulimits", "capabilities",
-                 "seccomp_profile")
+    __slots__ = (
+        "cap_add",
+        "cap_drop",
+        "privileged",
+        "no_new_privs",
+        "seccomp",
+        "ulimits",
+        "capabilities",
+        "seccomp_profile",
+    )
 
-    def __init__(self, cap_add: list[str] | None = None, cap_drop: list[str] | None = None,
-                 privileged: bool = False, no_new_privs: bool | None = None, seccomp: str = SECCOMP_DEFAULT,
-                 ulimits: list[str] | None = None, capabilities: dict | None = None,
-                 seccomp_profile: dict | None = None) -> None:
+    def __init__(
+        self,
+        cap_add: list[str] | None = None,
+        cap_drop: list[str] | None = None,
+        privileged: bool = False,
+        no_new_privs: bool | None = None,
+        seccomp: str = SECCOMP_DEFAULT,
+        ulimits: list[str] | None = None,
+        capabilities: dict | None = None,
+        seccomp_profile: dict | None = None,
+    ) -> None:
         self.cap_add = list(cap_add or [])
         self.cap_drop = list(cap_drop or [])
         self.privileged = privileged
@@ -158,8 +283,9 @@ class SecurityOptions:
         self.seccomp_profile = seccomp_profile
 
     @classmethod
-    def from_cli(cls, cap_add=(), cap_drop=(), privileged: bool = False, security_opts=(),  # noqa: ANN001
-                 ulimits=()) -> SecurityOptions:  # noqa: ANN001
+    def from_cli(
+        cls, cap_add=(), cap_drop=(), privileged: bool = False, security_opts=(), ulimits=()
+    ) -> SecurityOptions:
         """docker's flags: --cap-add, --cap-drop, --privileged, --security-opt, --ulimit. Raises
         InvalidArgument, one line naming the bad value, for anything malformed."""
         add = [_cap_name(c, "--cap-add") for c in cap_add]
@@ -172,7 +298,9 @@ class SecurityOptions:
             if key == "no-new-privileges":
                 v = value.strip().lower() if sep else "true"
                 if v not in ("true", "false"):
-                    raise InvalidArgument(f"invalid --security-opt {opt!r}: no-new-privileges takes true or false")
+                    raise InvalidArgument(
+                        f"invalid --security-opt {opt!r}: no-new-privileges takes true or false"
+                    )
                 no_new_privs = v == "true"
             elif key == "seccomp" and sep and value:
                 if value == SECCOMP_UNCONFINED:
@@ -180,8 +308,10 @@ class SecurityOptions:
                 else:
                     seccomp, profile = value, load_profile(value)
             else:
-                raise InvalidArgument(f"invalid --security-opt {opt!r}: pycontain knows "
-                                      "no-new-privileges[=true|false] and seccomp=unconfined|PROFILE.json")
+                raise InvalidArgument(
+                    f"invalid --security-opt {opt!r}: pycontain knows "
+                    "no-new-privileges[=true|false] and seccomp=unconfined|PROFILE.json"
+                )
         for spec in ulimits:
             parse_ulimit(spec)
         return cls(add, drop, privileged, no_new_privs, seccomp, list(ulimits), None, profile)
@@ -212,8 +342,10 @@ def _cap_name(name: str, where: str) -> str:
     if not n.startswith("CAP_"):
         n = "CAP_" + n
     if n not in _CAP_NUMBER:
-        raise InvalidArgument(f"invalid {where} {name!r}: not a capability (use a name from capabilities(7), "
-                              "with or without CAP_, e.g. NET_ADMIN, or ALL)")
+        raise InvalidArgument(
+            f"invalid {where} {name!r}: not a capability (use a name from capabilities(7), "
+            "with or without CAP_, e.g. NET_ADMIN, or ALL)"
+        )
     return n
 
 
@@ -224,14 +356,17 @@ def parse_ulimit(spec: str) -> tuple[str, int, int]:
     if not eq or not value.strip():
         raise InvalidArgument(f"invalid --ulimit {spec!r}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048")
     if name not in ULIMITS:
-        raise InvalidArgument(f"invalid --ulimit {spec!r}: unknown limit {name!r} (use one of "
-                              f"{', '.join(sorted(ULIMITS))})")
+        raise InvalidArgument(
+            f"invalid --ulimit {spec!r}: unknown limit {name!r} (use one of {', '.join(sorted(ULIMITS))})"
+        )
     soft_s, colon, hard_s = value.partition(":")
     soft = _limit_value(soft_s, spec)
     hard = _limit_value(hard_s, spec) if colon else soft
     if soft > hard:
-        raise InvalidArgument(f"invalid --ulimit {spec!r}: the soft limit {soft_s.strip()} is above the hard "
-                              f"limit {hard_s.strip()}")
+        raise InvalidArgument(
+            f"invalid --ulimit {spec!r}: the soft limit {soft_s.strip()} is above the hard "
+            f"limit {hard_s.strip()}"
+        )
     return name, soft, hard
 
 
@@ -240,7 +375,9 @@ def _limit_value(text: str, spec: str) -> int:
     if t in ("-1", "unlimited", "infinity"):
         return RLIM_INFINITY
     if not t.isascii() or not t.isdigit():
-        raise InvalidArgument(f"invalid --ulimit {spec!r}: {text.strip()!r} is not a number (or -1 for unlimited)")
+        raise InvalidArgument(
+            f"invalid --ulimit {spec!r}: {text.strip()!r} is not a number (or -1 for unlimited)"
+        )
     return min(int(t), RLIM_INFINITY)
 
 
@@ -264,11 +401,26 @@ def load_profile(path: str) -> dict:
 
 # -- resolved in the parent -------------------------------------------------------------------------
 
+
 class Prepared:
     """Everything the child needs, resolved before the fork: masks, limits and a BPF program."""
 
-    __slots__ = ("bounding", "permitted", "effective", "inheritable", "ambient", "exact_caps", "last_cap",
-                 "rlimits", "no_new_privs", "program", "seccomp_flags", "seccomp_early", "_buf", "_fprog")
+    __slots__ = (
+        "bounding",
+        "permitted",
+        "effective",
+        "inheritable",
+        "ambient",
+        "exact_caps",
+        "last_cap",
+        "rlimits",
+        "no_new_privs",
+        "program",
+        "seccomp_flags",
+        "seccomp_early",
+        "_buf",
+        "_fprog",
+    )
 
     def __init__(self) -> None:
         self.bounding = self.permitted = self.effective = self.inheritable = self.ambient = 0
@@ -316,21 +468,29 @@ def resolve_capabilities(opts: SecurityOptions, available: int) -> tuple[int, in
     """
     if opts.capabilities is not None:
         c = opts.capabilities
-        sets = [_mask(c.get(k) or [], f"process.capabilities.{k}") & available
-                for k in ("bounding", "permitted", "effective", "inheritable", "ambient")]
+        sets = [
+            _mask(c.get(k) or [], f"process.capabilities.{k}") & available
+            for k in ("bounding", "permitted", "effective", "inheritable", "ambient")
+        ]
         return sets[0], sets[1], sets[2], sets[3], sets[4]
     add = [_cap_name(c, "--cap-add") for c in opts.cap_add]
     drop = [_cap_name(c, "--cap-drop") for c in opts.cap_drop]
     if opts.privileged or "ALL" in add:
         caps = available & ~(0 if opts.privileged else _mask([d for d in drop if d != "ALL"], "--cap-drop"))
     else:
-        base = 0 if "ALL" in drop else _mask(DEFAULT_CAPABILITIES, "default") & available & ~_mask(drop, "--cap-drop")
+        base = (
+            0
+            if "ALL" in drop
+            else _mask(DEFAULT_CAPABILITIES, "default") & available & ~_mask(drop, "--cap-drop")
+        )
         wanted = _mask(add, "--cap-add")
         missing = wanted & ~available
         if missing:
             names = ", ".join(n for i, n in enumerate(CAPABILITIES) if missing >> i & 1)
-            raise PermissionDenied(f"cannot add {names}: pycontain itself does not hold it (its bounding set, "
-                                   "CapBnd in /proc/self/status, lacks it), so no container can have it")
+            raise PermissionDenied(
+                f"cannot add {names}: pycontain itself does not hold it (its bounding set, "
+                "CapBnd in /proc/self/status, lacks it), so no container can have it"
+            )
         caps = base | wanted
     return caps, caps, caps, 0, 0
 
@@ -381,6 +541,7 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
 
 # -- seccomp: profile → BPF -----------------------------------------------------------------------
 
+
 class Compiled:
     """A compiled profile: the BPF program (None when the profile allows everything), its flags, and
     what went into it, for tests and diagnostics."""
@@ -413,8 +574,9 @@ def default_program(bounding: int, cache_dir: str | None = None) -> bytes:
     here = os.path.dirname(os.path.abspath(__file__))
     u = os.uname()
     try:
-        stamp = "-".join(str(os.stat(os.path.join(here, f)).st_mtime_ns) for f in ("security.py",
-                                                                                  "seccomp_default.py"))
+        stamp = "-".join(
+            str(os.stat(os.path.join(here, f)).st_mtime_ns) for f in ("security.py", "seccomp_default.py")
+        )
     except OSError:  # pragma: no cover - running from a zip
         stamp = "0"
     key = f"{u.machine}-{u.release}-{bounding:x}-{stamp}".replace("/", "_")
@@ -447,8 +609,14 @@ def _read_cached(path: str) -> bytes | None:
         st = os.fstat(fd)
         dst = os.stat(os.path.dirname(path))
         euid = os.geteuid()
-        if (st.st_uid != euid or st.st_mode & 0o022 or dst.st_uid != euid or dst.st_mode & 0o022
-                or not 0 < st.st_size <= _BPF_MAXINSNS * 8 or st.st_size % 8):
+        if (
+            st.st_uid != euid
+            or st.st_mode & 0o022
+            or dst.st_uid != euid
+            or dst.st_mode & 0o022
+            or not 0 < st.st_size <= _BPF_MAXINSNS * 8
+            or st.st_size % 8
+        ):
             return None
         data = os.read(fd, st.st_size + 1)
         return data if len(data) == st.st_size else None
@@ -510,15 +678,18 @@ def _action(name: object, errno_ret: object, where: str) -> int:
         return _ACT_LOG
     if name == "SCMP_ACT_NOTIFY":
         raise Unsupported(f"{where}: SCMP_ACT_NOTIFY needs a seccomp agent, which pycontain does not support")
-    raise InvalidArgument(f"{where}: unknown action {name!r} (use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, "
-                          "SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_TRAP, SCMP_ACT_TRACE or SCMP_ACT_LOG)")
+    raise InvalidArgument(
+        f"{where}: unknown action {name!r} (use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, "
+        "SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_TRAP, SCMP_ACT_TRACE or SCMP_ACT_LOG)"
+    )
 
 
 def _arch_name(name: object, where: str) -> str:
     short = str(name).removeprefix("SCMP_ARCH_")
     if short not in _ARCH_TOKENS:
-        raise InvalidArgument(f"{where}: unknown architecture {name!r} (use an SCMP_ARCH_* name such as "
-                              "SCMP_ARCH_X86_64)")
+        raise InvalidArgument(
+            f"{where}: unknown architecture {name!r} (use an SCMP_ARCH_* name such as SCMP_ARCH_X86_64)"
+        )
     return short
 
 
@@ -556,7 +727,8 @@ def compile_filter(profile: dict, bounding: int, optimize: int = 2) -> Compiled:
     for flag in profile.get("flags") or ():
         if flag not in SECCOMP_FLAGS:
             raise (Unsupported if flag == "SECCOMP_FILTER_FLAG_NEW_LISTENER" else InvalidArgument)(
-                f"{where}.flags: {flag!r} is not supported (use {', '.join(SECCOMP_FLAGS)})")
+                f"{where}.flags: {flag!r} is not supported (use {', '.join(SECCOMP_FLAGS)})"
+            )
         out.flags |= SECCOMP_FLAGS[flag]
 
     native = pyseccomp.system_arch()
@@ -633,12 +805,14 @@ def compile_filter(profile: dict, bounding: int, optimize: int = 2) -> Compiled:
     prelude = _prelude(out.max_nr) if default not in (_ACT_ALLOW, _ACT_LOG) else b""
     out.program = prelude + body
     if out.instructions > _BPF_MAXINSNS:
-        raise InvalidArgument(f"{where}: the filter has {out.instructions} BPF instructions, more than the "
-                              f"kernel's {_BPF_MAXINSNS}; name fewer system calls or conditions")
+        raise InvalidArgument(
+            f"{where}: the filter has {out.instructions} BPF instructions, more than the "
+            f"kernel's {_BPF_MAXINSNS}; name fewer system calls or conditions"
+        )
     return out
 
 
-def _conditions(pyseccomp, args: list, where: str) -> list[list]:  # noqa: ANN001 - the module
+def _conditions(pyseccomp, args: list, where: str) -> list[list]:
     """A rule's args → libseccomp comparisons: one rule with all of them (AND), or, when one argument
     is compared more than once, one rule per comparison (OR), as docker and runc do."""
     if not isinstance(args, list):
@@ -656,7 +830,9 @@ def _conditions(pyseccomp, args: list, where: str) -> list[list]:  # noqa: ANN00
                 raise InvalidArgument(f"{aw}: {v!r} is not an unsigned 64-bit value")
         op = _OPERATORS.get(a.get("op"))
         if op is None:
-            raise InvalidArgument(f"{aw}.op: unknown operator {a.get('op')!r} (use one of {', '.join(_OPERATORS)})")
+            raise InvalidArgument(
+                f"{aw}.op: unknown operator {a.get('op')!r} (use one of {', '.join(_OPERATORS)})"
+            )
         # MASKED_EQ compares (arg & value) with valueTwo; libseccomp takes the mask first too.
         cmps.append((index, pyseccomp.Arg(index, op, value, two)))
     if not cmps:
@@ -677,7 +853,7 @@ class _Fd:
         return self.fd
 
 
-def _export_bpf(flt) -> bytes:  # noqa: ANN001 - pyseccomp.SyscallFilter
+def _export_bpf(flt) -> bytes:
     fd = os.memfd_create("pycontain-seccomp", os.MFD_CLOEXEC)
     try:
         flt.export_bpf(_Fd(fd))
@@ -762,7 +938,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = (("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32))
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
 
 
 def _prctl(what: str, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
@@ -793,8 +973,10 @@ def before_setuid(p: Prepared) -> None:
         lim = (ctypes.c_uint64 * 2)(soft, hard)
         if _libc.setrlimit64(resource, ctypes.byref(lim)) < 0:
             err = ctypes.get_errno()
-            raise PycontainError(f"cannot set --ulimit {spec}: {os.strerror(err)} (pycontain's own hard limit "
-                                 "is the most it can give without CAP_SYS_RESOURCE)")
+            raise PycontainError(
+                f"cannot set --ulimit {spec}: {os.strerror(err)} (pycontain's own hard limit "
+                "is the most it can give without CAP_SYS_RESOURCE)"
+            )
     for cap in range(p.last_cap + 1):
         if not p.bounding >> cap & 1 and _prctl("PR_CAPBSET_READ", PR_CAPBSET_READ, cap) == 1:
             _prctl("PR_CAPBSET_DROP", PR_CAPBSET_DROP, cap)
@@ -834,8 +1016,12 @@ def _load_seccomp(p: Prepared) -> None:
         nr = _SECCOMP_NR.get(os.uname().machine)
         if nr is None:  # pragma: no cover
             raise Unsupported("seccomp flags are not supported on this machine: remove linux.seccomp.flags")
-        ret = _libc.syscall(ctypes.c_long(nr), ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-                            ctypes.c_uint(p.seccomp_flags), ctypes.c_void_p(addr))
+        ret = _libc.syscall(
+            ctypes.c_long(nr),
+            ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_uint(p.seccomp_flags),
+            ctypes.c_void_p(addr),
+        )
     else:
         ret = _prctl_fn(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addr, 0, 0)
     if ret < 0:
@@ -844,6 +1030,7 @@ def _load_seccomp(p: Prepared) -> None:
 
 
 # -- masked and read-only paths -------------------------------------------------------------------
+
 
 def mask_paths(masked: list[str] | None = None, readonly: list[str] | None = None) -> None:
     """After pivot_root, inside the container: hide ``masked`` (a file gets /dev/null bound over it, a

@@ -24,24 +24,31 @@ from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, Pyco
 def _upper(c: Container) -> str:
     upper = os.path.join(c.dir, "upper")
     if not c.state.config.get("overlay", True) or not os.path.isdir(upper):
-        raise InvalidArgument(f"container {c.name} has no copy-on-write layer (an OCI bundle's root filesystem "
-                              "is used in place): nothing to commit or snapshot")
+        raise InvalidArgument(
+            f"container {c.name} has no copy-on-write layer (an OCI bundle's root filesystem "
+            "is used in place): nothing to commit or snapshot"
+        )
     return upper
 
 
 def _stopped(c: Container, action: str) -> None:
     if c.state.alive():
-        raise InvalidState(f"cannot {action} container {c.name}: it is {c.status()}; stop it first "
-                           f"('pycontain stop {c.name}')")
+        raise InvalidState(
+            f"cannot {action} container {c.name}: it is {c.status()}; stop it first "
+            f"('pycontain stop {c.name}')"
+        )
 
 
 def _copy_tree(src: str, dest: str) -> None:
     """An exact copy: whiteouts (device nodes), xattrs (opaque directories), owners, modes, times, hard links."""
-    proc = subprocess.run(["cp", "-a", "--reflink=auto", "--", src, dest], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["cp", "-a", "--reflink=auto", "--", src, dest], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
-        raise PycontainError(f"cannot copy {src}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else 'cp failed'}")
+        raise PycontainError(
+            f"cannot copy {src}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else 'cp failed'}"
+        )
 
 
 def _du(path: str) -> tuple[int, int]:
@@ -57,8 +64,9 @@ def _du(path: str) -> tuple[int, int]:
 
 
 # -- commit ---------------------------------------------------------------------------------------------
-def commit(ref: str, name: str, root: str | None = None, data_root: str | None = None, *,
-           message: str | None = None) -> dict:
+def commit(
+    ref: str, name: str, root: str | None = None, data_root: str | None = None, *, message: str | None = None
+) -> dict:
     """Make image ``name`` from container ``ref``: its image's layers plus one layer of its changes.
 
     The image keeps the container's image config (Entrypoint, Cmd, Env...). A running container is paused
@@ -93,13 +101,18 @@ def commit(ref: str, name: str, root: str | None = None, data_root: str | None =
                 # 'default' or a root filesystem directory: its tree becomes the base layer.
                 layers, sizes = [], []
                 for path in cfg.get("layers") or [cfg["rootfs"]]:
-                    diff, size, _ = store.add_layer(lambda path=path: tar_pipe(lambda tf: _add_tree(tf, path)), path)
+                    diff, size, _ = store.add_layer(
+                        lambda path=path: tar_pipe(lambda tf: _add_tree(tf, path)), path
+                    )
                     layers.append(diff)
                     sizes.append(size)
                 image_cmd = ["/bin/sh"] if cfg.get("image") == "default" else None
-                doc = {"architecture": arch(), "os": "linux",
-                       "config": {k: v for k, v in (("Env", [f"PATH={DEFAULT_PATH}"]), ("Cmd", image_cmd)) if v},
-                       "history": [{"created_by": f"pycontain import {cfg.get('image') or cfg['rootfs']}"}]}
+                doc = {
+                    "architecture": arch(),
+                    "os": "linux",
+                    "config": {k: v for k, v in (("Env", [f"PATH={DEFAULT_PATH}"]), ("Cmd", image_cmd)) if v},
+                    "history": [{"created_by": f"pycontain import {cfg.get('image') or cfg['rootfs']}"}],
+                }
             diff, size = layer_from_dir(store, upper, f"container {c.name}'s changes", upper=True)
             layers.append(diff)
             sizes.append(size)
@@ -141,11 +154,15 @@ def snapshot(ref: str, name: str | None = None, root: str | None = None) -> dict
         try:
             validate_name(name)
         except InvalidArgument:
-            raise InvalidArgument(f"invalid snapshot name {name!r}: use letters, digits, '_', '.' and '-'") from None
+            raise InvalidArgument(
+                f"invalid snapshot name {name!r}: use letters, digits, '_', '.' and '-'"
+            ) from None
         dest = os.path.join(snaps, name)
         if os.path.exists(dest):
-            raise AlreadyExists(f"container {c.name} already has a snapshot {name!r} (see 'pycontain snapshot ls "
-                                f"{c.name}'; choose another name)")
+            raise AlreadyExists(
+                f"container {c.name} already has a snapshot {name!r} (see 'pycontain snapshot ls "
+                f"{c.name}'; choose another name)"
+            )
         tmp = os.path.join(snaps, f".tmp-{name}")
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp, 0o700)
@@ -186,7 +203,9 @@ def restore(ref: str, name: str, root: str | None = None) -> dict:
         upper = _upper(c)
         src = os.path.join(_snap_dir(c), name, "upper")
         if "/" in name or name.startswith(".") or not os.path.isdir(src):
-            raise NotFound(f"container {c.name} has no snapshot {name!r} (see 'pycontain snapshot ls {c.name}')")
+            raise NotFound(
+                f"container {c.name} has no snapshot {name!r} (see 'pycontain snapshot ls {c.name}')"
+            )
         fresh, old = f"{upper}.restore", f"{upper}.old"
         for d in (fresh, old):
             shutil.rmtree(d, ignore_errors=True)

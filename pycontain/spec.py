@@ -138,9 +138,29 @@ MOUNT_PROPAGATION = {
 _UNSUPPORTED_OPTIONS = {
     "idmap": "id-mapped mounts",
     "ridmap": "id-mapped mounts",
-    **{f"r{o}": "recursive mount attributes (mount_setattr)" for o in (
-        "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime", "atime", "nodiratime",
-        "diratime", "relatime", "norelatime", "strictatime", "nostrictatime", "nosymfollow", "symfollow")},
+    **{
+        f"r{o}": "recursive mount attributes (mount_setattr)"
+        for o in (
+            "ro",
+            "rw",
+            "nosuid",
+            "suid",
+            "nodev",
+            "dev",
+            "noexec",
+            "exec",
+            "noatime",
+            "atime",
+            "nodiratime",
+            "diratime",
+            "relatime",
+            "norelatime",
+            "strictatime",
+            "nostrictatime",
+            "nosymfollow",
+            "symfollow",
+        )
+    },
 }
 # Accepted, not applied (each gives a warning): podman puts tmpcopyup on its tmpfs mounts.
 _IGNORED_OPTIONS = {"tmpcopyup": "the tmpfs starts empty instead of holding a copy of the image's directory"}
@@ -163,31 +183,87 @@ CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient
 
 # RLIMIT_* name -> resource number (asm-generic, as on x86_64 and aarch64)
 RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
 }
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-ROOTFS_PROPAGATIONS = ("shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable")
+ROOTFS_PROPAGATIONS = (
+    "shared",
+    "slave",
+    "private",
+    "unbindable",
+    "rshared",
+    "rslave",
+    "rprivate",
+    "runbindable",
+)
 DEVICE_TYPES = ("c", "b", "u", "p")
 PERSONALITY_DOMAINS = ("LINUX", "LINUX32")
 TIME_CLOCKS = ("monotonic", "boottime")
-SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-                   "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
-SECCOMP_OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
-                     "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
+SECCOMP_ACTIONS = (
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+)
+SECCOMP_OPERATORS = (
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+)
 
 # sysctls that live in a namespace (runc's list); any other would change the host.
-_IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+_IPC_SYSCTLS = frozenset(
+    (
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    )
+)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # runc's defaults (libcontainer/specconv/example.go); used when a config has none.
 DEFAULT_MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi", "/sys/devices/virtual/tpm",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+    "/sys/devices/virtual/tpm",
 )
 DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
@@ -225,8 +301,10 @@ def _err(path: str, message: str) -> ConfigError:
 
 
 def _unsupported(field: str, path: str | None = None) -> Unsupported:
-    return Unsupported(f"{DOC}: {path or field}: {_UNSUPPORTED_WHAT[field]} is not supported by pycontain "
-                       f"(remove {path or field} to run without it)")
+    return Unsupported(
+        f"{DOC}: {path or field}: {_UNSUPPORTED_WHAT[field]} is not supported by pycontain "
+        f"(remove {path or field} to run without it)"
+    )
 
 
 def _key(parent: str, key: str) -> str:
@@ -322,17 +400,43 @@ def _str_map(parent: dict, key: str, path: str) -> dict[str, str]:
 class OciProcess:
     """``process``: what runs in the container, as whom, with which limits."""
 
-    __slots__ = ("args", "env", "cwd", "terminal", "console_size", "uid", "gid", "umask", "additional_gids",
-                 "capabilities", "rlimits", "no_new_privileges", "oom_score_adj", "apparmor_profile",
-                 "selinux_label")
+    __slots__ = (
+        "args",
+        "env",
+        "cwd",
+        "terminal",
+        "console_size",
+        "uid",
+        "gid",
+        "umask",
+        "additional_gids",
+        "capabilities",
+        "rlimits",
+        "no_new_privileges",
+        "oom_score_adj",
+        "apparmor_profile",
+        "selinux_label",
+    )
 
-    def __init__(self, args: list[str], *, env: list[str] | None = None, cwd: str = "/", terminal: bool = False,
-                 console_size: tuple[int, int] | None = None, uid: int = 0, gid: int = 0,
-                 umask: int | None = None, additional_gids: list[int] | None = None,
-                 capabilities: dict[str, list[str]] | None = None,
-                 rlimits: list[tuple[str, int, int]] | None = None, no_new_privileges: bool = False,
-                 oom_score_adj: int | None = None, apparmor_profile: str | None = None,
-                 selinux_label: str | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        env: list[str] | None = None,
+        cwd: str = "/",
+        terminal: bool = False,
+        console_size: tuple[int, int] | None = None,
+        uid: int = 0,
+        gid: int = 0,
+        umask: int | None = None,
+        additional_gids: list[int] | None = None,
+        capabilities: dict[str, list[str]] | None = None,
+        rlimits: list[tuple[str, int, int]] | None = None,
+        no_new_privileges: bool = False,
+        oom_score_adj: int | None = None,
+        apparmor_profile: str | None = None,
+        selinux_label: str | None = None,
+    ) -> None:
         self.args = list(args)
         self.env = list(env or [])
         self.cwd = cwd
@@ -355,8 +459,13 @@ class OciProcess:
             user["umask"] = self.umask
         if self.additional_gids:
             user["additionalGids"] = list(self.additional_gids)
-        d: dict = {"terminal": self.terminal, "user": user, "args": list(self.args), "env": list(self.env),
-                   "cwd": self.cwd}
+        d: dict = {
+            "terminal": self.terminal,
+            "user": user,
+            "args": list(self.args),
+            "env": list(self.env),
+            "cwd": self.cwd,
+        }
         if self.console_size is not None:
             d["consoleSize"] = {"height": self.console_size[0], "width": self.console_size[1]}
         if self.capabilities is not None:
@@ -381,7 +490,9 @@ class OciMount:
 
     __slots__ = ("destination", "type", "source", "options")
 
-    def __init__(self, destination: str, type: str = "", source: str = "", options: list[str] | None = None) -> None:
+    def __init__(
+        self, destination: str, type: str = "", source: str = "", options: list[str] | None = None
+    ) -> None:
         self.destination = destination
         self.type = type
         self.source = source
@@ -414,8 +525,10 @@ class OciMount:
             elif opt in MOUNT_PROPAGATION:
                 propagation.append(MOUNT_PROPAGATION[opt])
             elif opt in _UNSUPPORTED_OPTIONS:
-                raise Unsupported(f"mount option {opt!r} on {self.destination}: {_UNSUPPORTED_OPTIONS[opt]} "
-                                  "are not supported by pycontain")
+                raise Unsupported(
+                    f"mount option {opt!r} on {self.destination}: {_UNSUPPORTED_OPTIONS[opt]} "
+                    "are not supported by pycontain"
+                )
             elif opt not in _IGNORED_OPTIONS:
                 data.append(opt)
         if self.type == "bind" and not flags & MS_BIND:
@@ -440,8 +553,13 @@ class OciHook:
 
     __slots__ = ("path", "args", "env", "timeout")
 
-    def __init__(self, path: str, args: list[str] | None = None, env: list[str] | None = None,
-                 timeout: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        args: list[str] | None = None,
+        env: list[str] | None = None,
+        timeout: int | None = None,
+    ) -> None:
         self.path = path
         self.args = list(args or [])
         self.env = list(env or [])
@@ -466,8 +584,16 @@ class OciDevice:
 
     __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
 
-    def __init__(self, path: str, type: str, major: int = 0, minor: int = 0, file_mode: int | None = None,
-                 uid: int | None = None, gid: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        type: str,
+        major: int = 0,
+        minor: int = 0,
+        file_mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
         self.path = path
         self.type = type
         self.major = major
@@ -490,10 +616,34 @@ class OciDevice:
 class OciSpec:
     """A parsed, validated config.json (see the module's docstring)."""
 
-    __slots__ = ("oci_version", "raw", "bundle", "process", "root_path", "root_readonly", "hostname",
-                 "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings", "gid_mappings",
-                 "devices", "resources", "cgroups_path", "sysctl", "masked_paths", "readonly_paths",
-                 "rootfs_propagation", "seccomp", "personality", "time_offsets", "mount_label", "warnings")
+    __slots__ = (
+        "oci_version",
+        "raw",
+        "bundle",
+        "process",
+        "root_path",
+        "root_readonly",
+        "hostname",
+        "domainname",
+        "mounts",
+        "hooks",
+        "annotations",
+        "namespaces",
+        "uid_mappings",
+        "gid_mappings",
+        "devices",
+        "resources",
+        "cgroups_path",
+        "sysctl",
+        "masked_paths",
+        "readonly_paths",
+        "rootfs_propagation",
+        "seccomp",
+        "personality",
+        "time_offsets",
+        "mount_label",
+        "warnings",
+    )
 
     def __init__(self) -> None:
         self.oci_version = ""
@@ -539,19 +689,31 @@ class OciSpec:
             d["hooks"] = hooks
         if self.annotations:
             d["annotations"] = dict(self.annotations)
-        linux: dict = {"namespaces": [{"type": t, "path": p} if p else {"type": t}
-                                      for t, p in self.namespaces.items()]}
+        linux: dict = {
+            "namespaces": [{"type": t, "path": p} if p else {"type": t} for t, p in self.namespaces.items()]
+        }
         if self.uid_mappings:
-            linux["uidMappings"] = [{"containerID": c, "hostID": h, "size": s} for c, h, s in self.uid_mappings]
+            linux["uidMappings"] = [
+                {"containerID": c, "hostID": h, "size": s} for c, h, s in self.uid_mappings
+            ]
         if self.gid_mappings:
-            linux["gidMappings"] = [{"containerID": c, "hostID": h, "size": s} for c, h, s in self.gid_mappings]
+            linux["gidMappings"] = [
+                {"containerID": c, "hostID": h, "size": s} for c, h, s in self.gid_mappings
+            ]
         if self.devices:
             linux["devices"] = [dev.to_dict() for dev in self.devices]
-        for key, value in (("resources", self.resources), ("cgroupsPath", self.cgroups_path),
-                           ("sysctl", self.sysctl or None), ("maskedPaths", self.masked_paths),
-                           ("readonlyPaths", self.readonly_paths), ("rootfsPropagation", self.rootfs_propagation),
-                           ("seccomp", self.seccomp), ("personality", self.personality),
-                           ("timeOffsets", self.time_offsets), ("mountLabel", self.mount_label)):
+        for key, value in (
+            ("resources", self.resources),
+            ("cgroupsPath", self.cgroups_path),
+            ("sysctl", self.sysctl or None),
+            ("maskedPaths", self.masked_paths),
+            ("readonlyPaths", self.readonly_paths),
+            ("rootfsPropagation", self.rootfs_propagation),
+            ("seccomp", self.seccomp),
+            ("personality", self.personality),
+            ("timeOffsets", self.time_offsets),
+            ("mountLabel", self.mount_label),
+        ):
             if value is not None:
                 linux[key] = value
         d["linux"] = linux
@@ -564,23 +726,37 @@ class OciSpec:
 # -- parsing --------------------------------------------------------------------------------------
 def _version(doc: dict) -> tuple[str, list[str]]:
     if "ociVersion" not in doc or doc["ociVersion"] is None:
-        raise _err("ociVersion", f'required: the runtime-spec version the file follows, e.g. "{SPEC_VERSION}"')
+        raise _err(
+            "ociVersion", f'required: the runtime-spec version the file follows, e.g. "{SPEC_VERSION}"'
+        )
     version = _str(doc["ociVersion"], "ociVersion")
     core, _, _build = version.partition("+")
     core, dash, pre = core.partition("-")
     parts = core.split(".")
-    ok = (len(parts) == 3 and all(p.isdigit() and p.isascii() for p in parts)
-          and (not dash or (pre and all(i and all(c.isalnum() and c.isascii() or c == "-" for c in i)
-                                        for i in pre.split(".")))))
+    ok = (
+        len(parts) == 3
+        and all(p.isdigit() and p.isascii() for p in parts)
+        and (
+            not dash
+            or (
+                pre
+                and all(i and all(c.isalnum() and c.isascii() or c == "-" for c in i) for i in pre.split("."))
+            )
+        )
+    )
     if not ok:
         raise _err("ociVersion", f"{_show(version)} is not a SemVer version such as {SPEC_VERSION}")
     if int(parts[0]) != 1:
-        raise Unsupported(f"{DOC}: ociVersion: version {version} is not supported (pycontain reads runtime-spec "
-                          f"1.x documents, up to {SPEC_VERSION})")
+        raise Unsupported(
+            f"{DOC}: ociVersion: version {version} is not supported (pycontain reads runtime-spec "
+            f"1.x documents, up to {SPEC_VERSION})"
+        )
     warnings = []
     if int(parts[1]) > _KNOWN_MINOR:
-        warnings.append(f"{DOC} follows runtime-spec {version}; pycontain knows fields up to {SPEC_VERSION} "
-                        "and ignores newer ones")
+        warnings.append(
+            f"{DOC} follows runtime-spec {version}; pycontain knows fields up to {SPEC_VERSION} "
+            "and ignores newer ones"
+        )
     return version, warnings
 
 
@@ -596,16 +772,23 @@ def _refuse_unsupported(doc: dict) -> None:
 
 def _capabilities(value: object, path: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
-        raise _err(path, "must be an object with bounding, effective, inheritable, permitted and ambient lists "
-                         f"of CAP_* names, not {_kind(value)}")
+        raise _err(
+            path,
+            "must be an object with bounding, effective, inheritable, permitted and ambient lists "
+            f"of CAP_* names, not {_kind(value)}",
+        )
     out = {}
     for name in CAPABILITY_SETS:
         caps = _str_list(value, name, f"{path}.{name}")
         for i, cap in enumerate(caps):
             if cap not in _CAPS:
-                hint = f"did you mean {cap.upper()}?" if cap.upper() in _CAPS else \
-                    f"did you mean CAP_{cap.upper()}?" if f"CAP_{cap.upper()}" in _CAPS else \
-                    "use a CAP_* name from capabilities(7), e.g. CAP_NET_BIND_SERVICE"
+                hint = (
+                    f"did you mean {cap.upper()}?"
+                    if cap.upper() in _CAPS
+                    else f"did you mean CAP_{cap.upper()}?"
+                    if f"CAP_{cap.upper()}" in _CAPS
+                    else "use a CAP_* name from capabilities(7), e.g. CAP_NET_BIND_SERVICE"
+                )
                 raise _err(f"{path}.{name}[{i}]", f"unknown capability {_show(cap)} ({hint})")
         out[name] = caps
     return out
@@ -622,8 +805,11 @@ def _rlimits(parent: dict, path: str) -> list[tuple[str, int, int]]:
         kind = _str(item["type"], f"{p}.type")
         if kind not in RLIMITS:
             guess = kind.upper() if kind.upper().startswith("RLIMIT_") else f"RLIMIT_{kind.upper()}"
-            hint = f"did you mean {guess}?" if guess in RLIMITS else \
-                f"use an RLIMIT_* name from setrlimit(2): {', '.join(RLIMITS)}"
+            hint = (
+                f"did you mean {guess}?"
+                if guess in RLIMITS
+                else f"use an RLIMIT_* name from setrlimit(2): {', '.join(RLIMITS)}"
+            )
             raise _err(f"{p}.type", f"unknown rlimit {_show(kind)} ({hint})")
         if kind in seen:
             raise _err(f"{p}.type", f"duplicate rlimit {kind} (already set by {path}[{seen[kind]}])")
@@ -653,14 +839,17 @@ def _process(value: object, warnings: list[str]) -> OciProcess:
     console = _opt_obj(proc, "consoleSize", "process.consoleSize")
     console_size = None
     if console is not None:
-        console_size = tuple(_int(console.get(k), f"process.consoleSize.{k}", 0, 65535)
-                             for k in ("height", "width"))
+        console_size = tuple(
+            _int(console.get(k), f"process.consoleSize.{k}", 0, 65535) for k in ("height", "width")
+        )
     user = _opt_obj(proc, "user", "process.user") or {}
     uid = _id(user.get("uid", 0), "process.user.uid")
     gid = _id(user.get("gid", 0), "process.user.gid")
     umask = None if user.get("umask") is None else _int(user["umask"], "process.user.umask", 0, 0o777)
-    gids = [_id(g, f"process.user.additionalGids[{i}]")
-            for i, g in enumerate(_opt_list(user, "additionalGids", "process.user.additionalGids"))]
+    gids = [
+        _id(g, f"process.user.additionalGids[{i}]")
+        for i, g in enumerate(_opt_list(user, "additionalGids", "process.user.additionalGids"))
+    ]
     caps = proc.get("capabilities")
     oom = proc.get("oomScoreAdj")
     apparmor = _opt_str(proc, "apparmorProfile", "process.apparmorProfile") or None
@@ -670,14 +859,22 @@ def _process(value: object, warnings: list[str]) -> OciProcess:
     if selinux and not _selinux_enabled():
         warnings.append(f"selinux label {selinux!r} ignored: this host has no SELinux")
     return OciProcess(
-        args, env=_env(proc, "env", "process.env"), cwd=os.path.normpath(cwd),
-        terminal=_bool(proc, "terminal", "process.terminal"), console_size=console_size,  # type: ignore[arg-type]
-        uid=uid, gid=gid, umask=umask, additional_gids=gids,
+        args,
+        env=_env(proc, "env", "process.env"),
+        cwd=os.path.normpath(cwd),
+        terminal=_bool(proc, "terminal", "process.terminal"),
+        console_size=console_size,  # type: ignore[arg-type]
+        uid=uid,
+        gid=gid,
+        umask=umask,
+        additional_gids=gids,
         capabilities=None if caps is None else _capabilities(caps, "process.capabilities"),
         rlimits=_rlimits(proc, "process.rlimits"),
         no_new_privileges=_bool(proc, "noNewPrivileges", "process.noNewPrivileges"),
         oom_score_adj=None if oom is None else _int(oom, "process.oomScoreAdj", -1000, 1000),
-        apparmor_profile=apparmor, selinux_label=selinux)
+        apparmor_profile=apparmor,
+        selinux_label=selinux,
+    )
 
 
 def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
@@ -694,18 +891,26 @@ def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
         options = _str_list(item, "options", f"{p}.options")
         for j, opt in enumerate(options):
             if opt in _UNSUPPORTED_OPTIONS:
-                raise Unsupported(f"{DOC}: {p}.options[{j}]: {opt!r}: {_UNSUPPORTED_OPTIONS[opt]} are not "
-                                  "supported by pycontain (remove the option)")
+                raise Unsupported(
+                    f"{DOC}: {p}.options[{j}]: {opt!r}: {_UNSUPPORTED_OPTIONS[opt]} are not "
+                    "supported by pycontain (remove the option)"
+                )
             if opt in _IGNORED_OPTIONS:
                 warnings.append(f"{p}.options: {opt!r} ignored on {dest}: {_IGNORED_OPTIONS[opt]}")
-        mount = OciMount(dest, _opt_str(item, "type", f"{p}.type") or "",
-                         _opt_str(item, "source", f"{p}.source") or "", options)
+        mount = OciMount(
+            dest,
+            _opt_str(item, "type", f"{p}.type") or "",
+            _opt_str(item, "source", f"{p}.source") or "",
+            options,
+        )
         if mount.is_bind:
             if not mount.source:
                 raise _err(f"{p}.source", f"required for a bind mount: the host path to mount on {dest}")
             mount.source = os.path.normpath(os.path.join(bundle, mount.source))
         elif not mount.type:
-            raise _err(f"{p}.type", f"required for a mount that is not a bind mount (e.g. \"tmpfs\" for {dest})")
+            raise _err(
+                f"{p}.type", f'required for a mount that is not a bind mount (e.g. "tmpfs" for {dest})'
+            )
         out.append(mount)
     return out
 
@@ -725,8 +930,9 @@ def _hooks(doc: dict) -> dict[str, list[OciHook]]:
             timeout = item.get("timeout")
             if timeout is not None:
                 timeout = _int(timeout, f"{p}.timeout", 1, _I64_MAX)
-            hooks[kind].append(OciHook(path, _str_list(item, "args", f"{p}.args"), _env(item, "env", f"{p}.env"),
-                                       timeout))
+            hooks[kind].append(
+                OciHook(path, _str_list(item, "args", f"{p}.args"), _env(item, "env", f"{p}.env"), timeout)
+            )
     return hooks
 
 
@@ -740,20 +946,28 @@ def _namespaces(linux: dict) -> dict[str, str]:
             raise _err(f"{p}.type", f"required (use one of {', '.join(NAMESPACE_TYPES)})")
         kind = _str(item["type"], f"{p}.type")
         if kind not in NAMESPACES:
-            raise _err(f"{p}.type", f"unknown namespace type {_show(kind)} (use one of {', '.join(NAMESPACE_TYPES)})")
+            raise _err(
+                f"{p}.type", f"unknown namespace type {_show(kind)} (use one of {', '.join(NAMESPACE_TYPES)})"
+            )
         if kind in out:
-            raise _err(f"{p}.type", f"duplicate {kind} namespace (already given by linux.namespaces[{where[kind]}])")
+            raise _err(
+                f"{p}.type", f"duplicate {kind} namespace (already given by linux.namespaces[{where[kind]}])"
+            )
         path = _opt_str(item, "path", f"{p}.path") or ""
         if path and not path.startswith("/"):
             raise _err(f"{p}.path", f"must be an absolute path, not {_show(path)}")
         out[kind] = path
         where[kind] = i
     if "mount" not in out:
-        raise _err("linux.namespaces", 'pycontain needs a new mount namespace to build the root filesystem in '
-                                       '(add {"type": "mount"})')
+        raise _err(
+            "linux.namespaces",
+            'pycontain needs a new mount namespace to build the root filesystem in (add {"type": "mount"})',
+        )
     if out["mount"]:
-        raise Unsupported(f"{DOC}: linux.namespaces[{where['mount']}].path: joining an existing mount namespace is "
-                          "not supported by pycontain (remove the path to get a new one)")
+        raise Unsupported(
+            f"{DOC}: linux.namespaces[{where['mount']}].path: joining an existing mount namespace is "
+            "not supported by pycontain (remove the path to get a new one)"
+        )
     return out
 
 
@@ -803,11 +1017,17 @@ def _devices(linux: dict) -> list[OciDevice]:
             else:
                 numbers.append(_int(item[key], f"{p}.{key}", 0, _U32_MAX))
         mode = item.get("fileMode")
-        out.append(OciDevice(
-            path, kind, numbers[0], numbers[1],
-            None if mode is None else _int(mode, f"{p}.fileMode", 0, 0o7777),
-            None if item.get("uid") is None else _id(item["uid"], f"{p}.uid"),
-            None if item.get("gid") is None else _id(item["gid"], f"{p}.gid")))
+        out.append(
+            OciDevice(
+                path,
+                kind,
+                numbers[0],
+                numbers[1],
+                None if mode is None else _int(mode, f"{p}.fileMode", 0, 0o7777),
+                None if item.get("uid") is None else _id(item["uid"], f"{p}.uid"),
+                None if item.get("gid") is None else _id(item["gid"], f"{p}.gid"),
+            )
+        )
     return out
 
 
@@ -852,11 +1072,17 @@ def _sysctl(linux: dict, namespaces: dict[str, str]) -> dict[str, str]:
         elif key in ("kernel.hostname", "kernel.domainname"):
             needs = "uts"
         else:
-            raise _err(_key("linux.sysctl", key), "not a namespaced sysctl: setting it would change the host "
-                       "(allowed: net.*, fs.mqueue.*, kernel.msg*/sem/shm*, kernel.hostname, kernel.domainname)")
+            raise _err(
+                _key("linux.sysctl", key),
+                "not a namespaced sysctl: setting it would change the host "
+                "(allowed: net.*, fs.mqueue.*, kernel.msg*/sem/shm*, kernel.hostname, kernel.domainname)",
+            )
         if needs not in namespaces:
-            raise _err(_key("linux.sysctl", key), f"needs a {needs} namespace (add {{\"type\": \"{needs}\"}} to "
-                                                  "linux.namespaces), or it would change the host")
+            raise _err(
+                _key("linux.sysctl", key),
+                f'needs a {needs} namespace (add {{"type": "{needs}"}} to '
+                "linux.namespaces), or it would change the host",
+            )
     return sysctl
 
 
@@ -877,8 +1103,10 @@ def _seccomp(linux: dict) -> dict | None:
         _int(sec["defaultErrnoRet"], "linux.seccomp.defaultErrnoRet", 0, _U32_MAX)
     for i, arch in enumerate(_str_list(sec, "architectures", "linux.seccomp.architectures")):
         if not arch.startswith("SCMP_ARCH_"):
-            raise _err(f"linux.seccomp.architectures[{i}]", f"unknown architecture {_show(arch)} (use an "
-                                                            "SCMP_ARCH_* name, e.g. SCMP_ARCH_X86_64)")
+            raise _err(
+                f"linux.seccomp.architectures[{i}]",
+                f"unknown architecture {_show(arch)} (use an SCMP_ARCH_* name, e.g. SCMP_ARCH_X86_64)",
+            )
     _str_list(sec, "flags", "linux.seccomp.flags")
     listener = _opt_str(sec, "listenerPath", "linux.seccomp.listenerPath")
     if listener and not listener.startswith("/"):
@@ -904,7 +1132,9 @@ def _seccomp(linux: dict) -> dict | None:
                 _int(arg["valueTwo"], f"{q}.valueTwo", 0, _U64_MAX)
             op = _str(arg.get("op"), f"{q}.op")
             if op not in SECCOMP_OPERATORS:
-                raise _err(f"{q}.op", f"unknown operator {_show(op)} (use one of {', '.join(SECCOMP_OPERATORS)})")
+                raise _err(
+                    f"{q}.op", f"unknown operator {_show(op)} (use one of {', '.join(SECCOMP_OPERATORS)})"
+                )
     return sec
 
 
@@ -931,8 +1161,10 @@ def _time_offsets(linux: dict, namespaces: dict[str, str]) -> dict | None:
     if not offsets:
         return None
     if namespaces.get("time") != "":
-        raise _err("linux.timeOffsets", 'needs a new time namespace (add {"type": "time"} to linux.namespaces, '
-                                        "without a path)")
+        raise _err(
+            "linux.timeOffsets",
+            'needs a new time namespace (add {"type": "time"} to linux.namespaces, without a path)',
+        )
     for clock, value in offsets.items():
         p = _key("linux.timeOffsets", clock)
         if clock not in TIME_CLOCKS:
@@ -962,7 +1194,9 @@ def parse(doc: dict, bundle: str) -> OciSpec:
 
     root = _opt_obj(doc, "root", "root")
     if root is None or root.get("path") is None:
-        raise _err("root.path", 'required: the root filesystem\'s directory, relative to the bundle (e.g. "rootfs")')
+        raise _err(
+            "root.path", 'required: the root filesystem\'s directory, relative to the bundle (e.g. "rootfs")'
+        )
     path = _str(root["path"], "root.path")
     if not path:
         raise _err("root.path", 'must not be empty (e.g. "rootfs")')
@@ -983,8 +1217,11 @@ def parse(doc: dict, bundle: str) -> OciSpec:
             if len(value.encode()) > 64:
                 raise _err(key, f"at most 64 bytes, not {len(value.encode())}")
             if value and "uts" not in spec.namespaces:
-                raise _err(key, 'setting one needs a uts namespace (add {"type": "uts"} to linux.namespaces), '
-                                "or it would change the host's")
+                raise _err(
+                    key,
+                    'setting one needs a uts namespace (add {"type": "uts"} to linux.namespaces), '
+                    "or it would change the host's",
+                )
         setattr(spec, key, value)
 
     spec.uid_mappings = _mappings(linux, "uidMappings")
@@ -993,16 +1230,23 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     if "user" not in spec.namespaces:
         if mapped:
             which = "uidMappings" if spec.uid_mappings else "gidMappings"
-            raise _err(f"linux.{which}", 'id mappings need a user namespace (add {"type": "user"} to '
-                                         "linux.namespaces)")
+            raise _err(
+                f"linux.{which}",
+                'id mappings need a user namespace (add {"type": "user"} to linux.namespaces)',
+            )
     elif spec.namespaces["user"]:
         if mapped:
-            spec.warnings.append("linux.uidMappings/gidMappings ignored: the user namespace is joined "
-                                 f"({spec.namespaces['user']}), so its own mappings apply")
+            spec.warnings.append(
+                "linux.uidMappings/gidMappings ignored: the user namespace is joined "
+                f"({spec.namespaces['user']}), so its own mappings apply"
+            )
     elif not spec.uid_mappings or not spec.gid_mappings:
         which = "uidMappings" if not spec.uid_mappings else "gidMappings"
-        raise _err(f"linux.{which}", "a new user namespace needs both uidMappings and gidMappings (e.g. "
-                                     '[{"containerID": 0, "hostID": 1000, "size": 1}]), or a path to join one')
+        raise _err(
+            f"linux.{which}",
+            "a new user namespace needs both uidMappings and gidMappings (e.g. "
+            '[{"containerID": 0, "hostID": 1000, "size": 1}]), or a path to join one',
+        )
 
     spec.devices = _devices(linux)
     spec.resources = _resources(linux)
@@ -1012,8 +1256,10 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     spec.readonly_paths = _path_list(linux, "readonlyPaths")
     prop = _opt_str(linux, "rootfsPropagation", "linux.rootfsPropagation") or None
     if prop is not None and prop not in ROOTFS_PROPAGATIONS:
-        raise _err("linux.rootfsPropagation", f"unknown propagation {_show(prop)} (use shared, slave, private or "
-                                              "unbindable)")
+        raise _err(
+            "linux.rootfsPropagation",
+            f"unknown propagation {_show(prop)} (use shared, slave, private or unbindable)",
+        )
     spec.rootfs_propagation = prop
     spec.seccomp = _seccomp(linux)
     spec.personality = _personality(linux)
@@ -1062,8 +1308,9 @@ def load_bundle(bundle: str) -> OciSpec:
     bundle = os.path.abspath(bundle)
     hint = "run 'pycontain spec' in the bundle directory to write one"
     if not os.path.isdir(bundle):
-        raise NotFound(f"bundle directory {bundle} does not exist (create it, put the root filesystem in it, and "
-                       f"{hint})")
+        raise NotFound(
+            f"bundle directory {bundle} does not exist (create it, put the root filesystem in it, and {hint})"
+        )
     path = os.path.join(bundle, DOC)
     try:
         with open(path, "rb") as f:
@@ -1071,14 +1318,17 @@ def load_bundle(bundle: str) -> OciSpec:
     except FileNotFoundError:
         raise NotFound(f"no {DOC} in bundle {bundle} ({hint})") from None
     except PermissionError:
-        raise PermissionDenied(f"cannot read {path}: permission denied (run pycontain as root, or fix its "
-                               "permissions)") from None
+        raise PermissionDenied(
+            f"cannot read {path}: permission denied (run pycontain as root, or fix its permissions)"
+        ) from None
     except OSError as e:
         raise _err("", f"cannot read {path}: {e.strerror}") from None
     spec = parse(decode(data), bundle)
     if not os.path.isdir(spec.root_path):
-        raise NotFound(f"{DOC}: root.path: no directory at {spec.root_path} (unpack a root filesystem there, or "
-                       "point root.path at one)")
+        raise NotFound(
+            f"{DOC}: root.path: no directory at {spec.root_path} (unpack a root filesystem there, or "
+            "point root.path at one)"
+        )
     return spec
 
 
@@ -1120,17 +1370,42 @@ def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict:
         "hostname": "pycontain",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+            },
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
@@ -1141,15 +1416,21 @@ def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict:
     }
     if rootless:
         linux = doc["linux"]
-        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"] + [{"type": "user"}]
+        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"] + [
+            {"type": "user"}
+        ]
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
         del linux["resources"]
         mounts = []
         for m in doc["mounts"]:
             if m["destination"] == "/sys":
-                m = {"destination": "/sys", "type": "none", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+                m = {
+                    "destination": "/sys",
+                    "type": "none",
+                    "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+                }
             elif "options" in m:
                 m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
             mounts.append(m)

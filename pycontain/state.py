@@ -54,7 +54,7 @@ def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its closing paren.
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = data[data.rfind(b")") + 2 :].split()
     if fields[0] == b"Z" and not allow_zombie:
         return None
     return int(fields[19])
@@ -72,14 +72,43 @@ def pid_alive(pid: int | None, start_time: int | None) -> bool:
 class ContainerState:
     """What pycontain knows about one container, persisted as ``state.json``."""
 
-    __slots__ = ("id", "name", "status", "pid", "pid_start", "created", "started", "finished", "exit_code",
-                 "oom_killed", "config", "cgroup", "bundle", "error", "creator")
+    __slots__ = (
+        "id",
+        "name",
+        "status",
+        "pid",
+        "pid_start",
+        "created",
+        "started",
+        "finished",
+        "exit_code",
+        "oom_killed",
+        "config",
+        "cgroup",
+        "bundle",
+        "error",
+        "creator",
+    )
 
-    def __init__(self, id: str, name: str, config: dict, *, status: str = CREATING, pid: int = 0,
-                 pid_start: int | None = None, created: float | None = None, started: float | None = None,
-                 finished: float | None = None, exit_code: int | None = None, oom_killed: bool = False,
-                 cgroup: dict | None = None, bundle: str = "", error: str = "",
-                 creator: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        config: dict,
+        *,
+        status: str = CREATING,
+        pid: int = 0,
+        pid_start: int | None = None,
+        created: float | None = None,
+        started: float | None = None,
+        finished: float | None = None,
+        exit_code: int | None = None,
+        oom_killed: bool = False,
+        cgroup: dict | None = None,
+        bundle: str = "",
+        error: str = "",
+        creator: list[int] | None = None,
+    ) -> None:
         self.id = id
         self.name = name
         self.config = config
@@ -143,9 +172,11 @@ class StateStore:
         with self.lock():
             for other in self.all():
                 if other.name == state.name:
-                    raise AlreadyExists(f"the container name {state.name!r} is already in use by container "
-                                        f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
-                                        "another --name)")
+                    raise AlreadyExists(
+                        f"the container name {state.name!r} is already in use by container "
+                        f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
+                        "another --name)"
+                    )
             os.mkdir(self.dir(state.id), 0o700)
             try:
                 self.save(state)
@@ -175,7 +206,7 @@ class StateStore:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.rename(tmp, path)
@@ -185,9 +216,11 @@ class StateStore:
             except OSError:
                 pass
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
-                raise PycontainError(f"cannot save the state of container {state.name} in {self.root}: "
-                                     f"{os.strerror(e.errno).lower()} (free some space there, or choose "
-                                     "another --root)") from None
+                raise PycontainError(
+                    f"cannot save the state of container {state.name} in {self.root}: "
+                    f"{os.strerror(e.errno).lower()} (free some space there, or choose "
+                    "another --root)"
+                ) from None
             raise
 
     def load_id(self, cid: str) -> ContainerState | None:
@@ -249,8 +282,11 @@ class StateStore:
 
         Call it under ``lock()``: ``reserve`` makes a directory and its state file under the same lock.
         """
-        return [self.dir(cid) for cid in self.ids()
-                if not os.path.exists(os.path.join(self.dir(cid), "state.json"))]
+        return [
+            self.dir(cid)
+            for cid in self.ids()
+            if not os.path.exists(os.path.join(self.dir(cid), "state.json"))
+        ]
 
 
 def _rmtree(path: str) -> None:
@@ -273,7 +309,7 @@ def _rmtree(path: str) -> None:
         pass
 
 
-def _remove_entries(entries) -> None:  # noqa: ANN001 - os.DirEntry objects
+def _remove_entries(entries) -> None:
     for e in entries:
         if e.is_dir(follow_symlinks=False):
             _rmtree(e.path)

@@ -24,20 +24,26 @@ def parse_size(s: str | int, what: str = "size") -> int:
         if s < 0 or s > MAX_SIZE:
             raise InvalidArgument(f"invalid {what}: {s} (use a size between 0 and {MAX_SIZE} bytes)")
         return s
-    bad = InvalidArgument(f"invalid {what}: {s!r} (use a number with an optional unit b, k, m, g, t or p, e.g. 512m)")
+    bad = InvalidArgument(
+        f"invalid {what}: {s!r} (use a number with an optional unit b, k, m, g, t or p, e.g. 512m)"
+    )
     number, unit = _split_size(str(s).strip().lower())
     if not _is_decimal(number):
         raise bad
     if len(number.partition(".")[0].lstrip("0")) > 20:
         # Beyond any int64 whatever the unit; and int() refuses strings of more than 4300 digits.
-        raise InvalidArgument(f"invalid {what}: {s!r} is too large (the largest size is {MAX_SIZE} bytes, just under 8192p)")
+        raise InvalidArgument(
+            f"invalid {what}: {s!r} is too large (the largest size is {MAX_SIZE} bytes, just under 8192p)"
+        )
     if "." in number:
         value = float(number)
         size = MAX_SIZE + 1 if value == _INF else int(value * _MULT[unit])
     else:
         size = int(number) * _MULT[unit]  # exact for integers of any length
     if size > MAX_SIZE:
-        raise InvalidArgument(f"invalid {what}: {s!r} is too large (the largest size is {MAX_SIZE} bytes, just under 8192p)")
+        raise InvalidArgument(
+            f"invalid {what}: {s!r} is too large (the largest size is {MAX_SIZE} bytes, just under 8192p)"
+        )
     return size
 
 

@@ -36,10 +36,13 @@ def parse_mapping(text: str, what: str = "--userns") -> list[tuple[int, int, int
     try:
         c, h, n = (int(p) for p in parts)
     except ValueError:
-        raise InvalidArgument(f"invalid {what} {text!r}: expected host, remap, or CONTAINER:HOST:SIZE such as "
-                              "0:100000:65536") from None
+        raise InvalidArgument(
+            f"invalid {what} {text!r}: expected host, remap, or CONTAINER:HOST:SIZE such as 0:100000:65536"
+        ) from None
     if c < 0 or h < 0 or n < 1 or c + n - 1 > MAX_ID or h + n - 1 > MAX_ID:
-        raise InvalidArgument(f"invalid {what} {text!r}: ids go from 0 to {MAX_ID} and SIZE must be at least 1")
+        raise InvalidArgument(
+            f"invalid {what} {text!r}: ids go from 0 to {MAX_ID} and SIZE must be at least 1"
+        )
     return [(c, h, n)]
 
 
@@ -55,9 +58,13 @@ def subordinate(user: str, path: str) -> tuple[int, int]:
     except FileNotFoundError:
         pass
     except ValueError:
-        raise InvalidArgument(f"{path} has a malformed line for {user!r} (expected {user}:START:COUNT)") from None
-    raise NotFound(f"--userns remap needs a range for {user!r} in {path}: add one, e.g. "
-                   f"'echo {user}:100000:65536 >> {path}' (and the same in /etc/sub{'gid' if 'uid' in path else 'uid'})")
+        raise InvalidArgument(
+            f"{path} has a malformed line for {user!r} (expected {user}:START:COUNT)"
+        ) from None
+    raise NotFound(
+        f"--userns remap needs a range for {user!r} in {path}: add one, e.g. "
+        f"'echo {user}:100000:65536 >> {path}' (and the same in /etc/sub{'gid' if 'uid' in path else 'uid'})"
+    )
 
 
 def resolve(value: str | None) -> dict | None:
@@ -106,15 +113,19 @@ def create(mappings: dict) -> int:
     os.close(go_r)
     try:
         if os.read(ready_r, 1) != b"1":
-            raise PycontainError("cannot create a user namespace (see 'pycontain check': user namespaces may be "
-                                 "disabled on this host, e.g. user.max_user_namespaces=0)")
+            raise PycontainError(
+                "cannot create a user namespace (see 'pycontain check': user namespaces may be "
+                "disabled on this host, e.g. user.max_user_namespaces=0)"
+            )
         try:
             for kind in ("uid", "gid"):
                 with open(f"/proc/{pid}/{kind}_map", "w") as f:
                     f.write(_map_text(mappings[kind]))
         except OSError as e:
-            raise PycontainError(f"cannot write the user namespace's id mappings: {e.strerror} (ranges must not "
-                                 "overlap, at most 340 lines)") from None
+            raise PycontainError(
+                f"cannot write the user namespace's id mappings: {e.strerror} (ranges must not "
+                "overlap, at most 340 lines)"
+            ) from None
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)

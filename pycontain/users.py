@@ -46,8 +46,10 @@ def resolve(spec: str | None) -> ResolvedUser:
                 name, uid, gid, home = user, int(e[2]), int(e[3]), e[5] or "/"
                 break
         else:
-            raise InvalidArgument(f"unable to find user {user!r}: no matching entries in the container's /etc/passwd "
-                                  "(use a numeric UID[:GID])")
+            raise InvalidArgument(
+                f"unable to find user {user!r}: no matching entries in the container's /etc/passwd "
+                "(use a numeric UID[:GID])"
+            )
     groups_db = _read_db("/etc/group")
     if group:
         if group.isdigit():
@@ -58,8 +60,10 @@ def resolve(spec: str | None) -> ResolvedUser:
                     gid = int(e[2])
                     break
             else:
-                raise InvalidArgument(f"unable to find group {group!r}: no matching entries in the container's "
-                                      "/etc/group (use a numeric GID)")
+                raise InvalidArgument(
+                    f"unable to find group {group!r}: no matching entries in the container's "
+                    "/etc/group (use a numeric GID)"
+                )
     if gid is None:
         gid = 0 if uid == 0 else uid
     groups = [gid]

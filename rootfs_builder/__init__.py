@@ -20,8 +20,17 @@ tagging and removing images live in ``rootfs_builder.sources`` / ``rootfs_builde
 
 import os
 
-__all__ = ["DEFAULT_NAME", "MANIFEST", "ImageRef", "build_default", "data_root", "default_path", "resolve",
-           "resolve_image", "verify"]
+__all__ = [
+    "DEFAULT_NAME",
+    "MANIFEST",
+    "ImageRef",
+    "build_default",
+    "data_root",
+    "default_path",
+    "resolve",
+    "resolve_image",
+    "verify",
+]
 
 DEFAULT_NAME = "default"
 MANIFEST = ".pycontain-rootfs.json"
@@ -79,10 +88,13 @@ def resolve(ref: str, data_root: str | None = None) -> str:
     from pycontain.errors import NotFound
 
     if ref and os.path.exists(ref):
-        raise NotFound(f"root filesystem is not a directory: {ref!r} (give a directory, or 'default' "
-                       "for the built-in busybox one)")
-    raise NotFound(f"no such root filesystem: {ref!r} (give a directory, or 'default' for the built-in "
-                   "busybox one)")
+        raise NotFound(
+            f"root filesystem is not a directory: {ref!r} (give a directory, or 'default' "
+            "for the built-in busybox one)"
+        )
+    raise NotFound(
+        f"no such root filesystem: {ref!r} (give a directory, or 'default' for the built-in busybox one)"
+    )
 
 
 class ImageRef:
@@ -92,7 +104,7 @@ class ImageRef:
 
     __slots__ = ("name", "id", "layers", "config")
 
-    def __init__(self, name: str, id: str, layers: list, config: dict) -> None:  # noqa: A002
+    def __init__(self, name: str, id: str, layers: list, config: dict) -> None:
         self.name = name
         self.id = id
         self.layers = layers
@@ -124,8 +136,9 @@ def _from_store(ref: str, data_root_: str | None) -> ImageRef | None:
     except ValueError:
         from pycontain.errors import PycontainError
 
-        raise PycontainError(f"the image index {index_path} is damaged (not JSON): move it away and re-import "
-                             "the images") from None
+        raise PycontainError(
+            f"the image index {index_path} is damaged (not JSON): move it away and re-import the images"
+        ) from None
     image_id, found_as = find(index, ref)
     if image_id is None:
         return None
@@ -136,8 +149,10 @@ def _from_store(ref: str, data_root_: str | None) -> ImageRef | None:
         if not os.path.isdir(d):
             from pycontain.errors import PycontainError
 
-            raise PycontainError(f"image {ref!r} is damaged: its layer {os.path.basename(d)[:12]} is missing "
-                                 f"(remove it with 'pycontain rmi {image_id[:12]}' and import it again)")
+            raise PycontainError(
+                f"image {ref!r} is damaged: its layer {os.path.basename(d)[:12]} is missing "
+                f"(remove it with 'pycontain rmi {image_id[:12]}' and import it again)"
+            )
     return ImageRef(found_as or image_id, image_id, layers, dict(rec.get("config") or {}))
 
 
@@ -161,10 +176,14 @@ def resolve_image(ref: str, data_root: str | None = None) -> ImageRef:
     from pycontain.errors import NotFound
 
     if ref_path and os.path.exists(ref_path):
-        raise NotFound(f"image {ref!r} is a file, not a root filesystem directory (import an archive first: "
-                       f"'pycontain import {ref} NAME')")
-    raise NotFound(f"no such image: {ref!r} (see 'pycontain images'; import one with 'pycontain import PATH "
-                   "NAME', or give a root filesystem directory, or 'default' for the built-in busybox one)")
+        raise NotFound(
+            f"image {ref!r} is a file, not a root filesystem directory (import an archive first: "
+            f"'pycontain import {ref} NAME')"
+        )
+    raise NotFound(
+        f"no such image: {ref!r} (see 'pycontain images'; import one with 'pycontain import PATH "
+        "NAME', or give a root filesystem directory, or 'default' for the built-in busybox one)"
+    )
 
 
 def build_default(data_root: str | None = None, force: bool = False, progress: bool = True) -> str:

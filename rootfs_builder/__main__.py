@@ -11,10 +11,13 @@ from pycontain.errors import PycontainError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rootfs_builder",
-                                     description="build and check pycontain's built-in busybox root filesystem")
-    parser.add_argument("--data-root", metavar="DIR",
-                        help="data root (default: $PYCONTAIN_DATA, else /var/lib/pycontain)")
+    parser = argparse.ArgumentParser(
+        prog="python -m rootfs_builder",
+        description="build and check pycontain's built-in busybox root filesystem",
+    )
+    parser.add_argument(
+        "--data-root", metavar="DIR", help="data root (default: $PYCONTAIN_DATA, else /var/lib/pycontain)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the default root filesystem (no-op when already intact)")
     b.add_argument("name", nargs="?", default="default", choices=["default"])
@@ -24,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--repair", action="store_true", help="rebuild 'default' when damaged")
     p = sub.add_parser("path", help="print the resolved path (building 'default' if needed)")
     p.add_argument("name", nargs="?", default="default")
-    i = sub.add_parser("import", help="import an image into the store (OCI layout or archive, docker-archive, "
-                                      "rootfs tarball or directory, debian:SUITE, closure:BINARY)")
+    i = sub.add_parser(
+        "import",
+        help="import an image into the store (OCI layout or archive, docker-archive, "
+        "rootfs tarball or directory, debian:SUITE, closure:BINARY)",
+    )
     i.add_argument("source")
     i.add_argument("name", nargs="?", default=None, help="NAME[:TAG]")
     i.add_argument("--variant", default="minbase", help="debian: the mmdebstrap variant")
@@ -45,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
 
             options: dict = {}
             if args.source.startswith("debian:"):
-                options = {"variant": args.variant, "mirror": args.mirror,
-                           "include": [p for item in args.include for p in item.split(",") if p]}
+                options = {
+                    "variant": args.variant,
+                    "mirror": args.mirror,
+                    "include": [p for item in args.include for p in item.split(",") if p],
+                }
             elif args.source.startswith("closure:"):
                 options = {"files": args.file}
             rec = import_source(args.source, args.name, args.data_root, **options)

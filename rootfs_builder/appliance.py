@@ -38,12 +38,38 @@ from typing import Any
 
 from pycontain.errors import InvalidArgument
 
-KEYS = ("name", "base", "variant", "packages", "pip", "files", "run", "build_network", "entrypoint", "cmd", "env",
-        "workdir", "user", "expose", "limits", "mirror")
-LIMIT_KEYS = {"memory": "memory", "memory_swap": "memory_swap", "memory_reservation": "memory_reservation",
-              "cpus": "cpus", "cpu_shares": "cpu_shares", "cpu_quota": "cpu_quota", "cpu_period": "cpu_period",
-              "cpuset_cpus": "cpuset_cpus", "cpuset_mems": "cpuset_mems", "pids": "pids_limit",
-              "pids_limit": "pids_limit", "blkio_weight": "blkio_weight"}
+KEYS = (
+    "name",
+    "base",
+    "variant",
+    "packages",
+    "pip",
+    "files",
+    "run",
+    "build_network",
+    "entrypoint",
+    "cmd",
+    "env",
+    "workdir",
+    "user",
+    "expose",
+    "limits",
+    "mirror",
+)
+LIMIT_KEYS = {
+    "memory": "memory",
+    "memory_swap": "memory_swap",
+    "memory_reservation": "memory_reservation",
+    "cpus": "cpus",
+    "cpu_shares": "cpu_shares",
+    "cpu_quota": "cpu_quota",
+    "cpu_period": "cpu_period",
+    "cpuset_cpus": "cpuset_cpus",
+    "cpuset_mems": "cpuset_mems",
+    "pids": "pids_limit",
+    "pids_limit": "pids_limit",
+    "blkio_weight": "blkio_weight",
+}
 FILE_KEYS = ("src", "dest", "mode", "owner")
 
 
@@ -55,12 +81,12 @@ class FileSpec:
     __slots__ = ("src", "dest", "mode", "uid", "gid", "into")
 
     def __init__(self, src: str, dest: str, mode: int | None, uid: int, gid: int, into: bool = False) -> None:
-        self.src = src      # absolute host path
-        self.dest = dest    # absolute path in the image
+        self.src = src  # absolute host path
+        self.dest = dest  # absolute path in the image
         self.mode = mode
         self.uid = uid
         self.gid = gid
-        self.into = into    # dest ended with "/": a file goes into that directory, under its own name
+        self.into = into  # dest ended with "/": a file goes into that directory, under its own name
 
 
 class Manifest:
@@ -94,10 +120,14 @@ class Manifest:
             with open(path, "rb") as f:
                 text = f.read().decode()
         except FileNotFoundError:
-            raise ManifestError(f"no such manifest: {path!r} (give the appliance's TOML file with -f)") from None
+            raise ManifestError(
+                f"no such manifest: {path!r} (give the appliance's TOML file with -f)"
+            ) from None
         except IsADirectoryError:
-            raise ManifestError(f"{path} is a directory: give the manifest file itself (e.g. "
-                                f"{os.path.join(path, 'appliance.toml')})") from None
+            raise ManifestError(
+                f"{path} is a directory: give the manifest file itself (e.g. "
+                f"{os.path.join(path, 'appliance.toml')})"
+            ) from None
         except UnicodeDecodeError:
             raise ManifestError(f"{path}: not UTF-8 text (a manifest is a TOML file)") from None
         return cls.parse(text, path, os.path.dirname(os.path.abspath(path)))
@@ -132,23 +162,25 @@ class Manifest:
         m._check_files(doc.get("files"))
         m._check_limits(doc.get("limits"))
         if m.build_network not in ("none", "host"):
-            m.fail("build_network", f"is {m.build_network!r}", "use \"none\" (the default) or \"host\"")
+            m.fail("build_network", f"is {m.build_network!r}", 'use "none" (the default) or "host"')
         if m.workdir is not None and not m.workdir.startswith("/"):
-            m.fail("workdir", f"is {m.workdir!r}", f"use an absolute path, e.g. \"/{m.workdir}\"")
+            m.fail("workdir", f"is {m.workdir!r}", f'use an absolute path, e.g. "/{m.workdir}"')
         if m.user is not None:
             from pycontain.config import parse_user
 
             try:
                 parse_user(m.user)
             except InvalidArgument:
-                m.fail("user", f"is {m.user!r}", "use UID[:GID] with numbers or names, e.g. \"65534\" or \"app\"")
+                m.fail("user", f"is {m.user!r}", 'use UID[:GID] with numbers or names, e.g. "65534" or "app"')
         if m.name is not None:
             from rootfs_builder.store import parse_name
 
             try:
                 parse_name(m.name)
             except InvalidArgument as e:
-                m.fail("name", f"is {m.name!r}", str(e).partition(": ")[2] or "use e.g. \"web\" or \"tools/py:1\"")
+                m.fail(
+                    "name", f"is {m.name!r}", str(e).partition(": ")[2] or 'use e.g. "web" or "tools/py:1"'
+                )
         return m
 
     # -- checks -------------------------------------------------------------------------------------
@@ -158,15 +190,17 @@ class Manifest:
     def _str(self, doc: dict, key: str, default: str | None) -> str | None:
         value = doc.get(key, default)
         if value is not None and not isinstance(value, str):
-            self.fail(key, f"is {_kind(value)}", f"give a string, e.g. {key} = \"...\"")
+            self.fail(key, f"is {_kind(value)}", f'give a string, e.g. {key} = "..."')
         return value
 
     def _strings(self, doc: dict, key: str) -> list[str]:
         value = doc.get(key, [])
         if isinstance(value, str):
-            self.fail(key, "is a string", f"give a list of strings, e.g. {key} = [{value!r}]".replace("'", '"'))
+            self.fail(
+                key, "is a string", f"give a list of strings, e.g. {key} = [{value!r}]".replace("'", '"')
+            )
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, f"is {_kind(value)}", f"give a list of strings, e.g. {key} = [\"...\"]")
+            self.fail(key, f"is {_kind(value)}", f'give a list of strings, e.g. {key} = ["..."]')
         if any(not v for v in value) or any("\0" in v for v in value):
             self.fail(key, "has an empty string (or a NUL)", "remove it")
         return list(value)
@@ -176,51 +210,71 @@ class Manifest:
         if base.startswith("debian:"):
             suite = base[7:]
             if not suite or not suite.replace("-", "").isalnum():
-                self.fail("base", f"is {base!r}", "name a Debian suite, e.g. \"debian:bookworm\"")
+                self.fail("base", f"is {base!r}", 'name a Debian suite, e.g. "debian:bookworm"')
             from rootfs_builder.debian import VARIANTS
 
             if self.variant not in VARIANTS:
                 self.fail("variant", f"is {self.variant!r}", f"use one of {', '.join(VARIANTS)}")
             for p in self.packages:
                 if not all(c.isalnum() or c in "+-.:=~" for c in p):
-                    self.fail("packages", f"has {p!r}, not a Debian package name", "e.g. packages = [\"python3\"]")
+                    self.fail(
+                        "packages", f"has {p!r}, not a Debian package name", 'e.g. packages = ["python3"]'
+                    )
         else:
             if self.packages:
-                self.fail("packages", f"needs a Debian base, and base is {base!r}",
-                          "use base = \"debian:bookworm\", or install them with 'run' commands")
+                self.fail(
+                    "packages",
+                    f"needs a Debian base, and base is {base!r}",
+                    "use base = \"debian:bookworm\", or install them with 'run' commands",
+                )
             if "variant" in doc or "mirror" in doc:
                 key = "variant" if "variant" in doc else "mirror"
                 self.fail(key, f"only applies to a Debian base, and base is {base!r}", f"remove '{key}'")
             if base.startswith("closure:") and not any(p for p in base[8:].split(",")):
-                self.fail("base", "names no binary", "e.g. base = \"closure:/usr/bin/python3\"")
+                self.fail("base", "names no binary", 'e.g. base = "closure:/usr/bin/python3"')
         if self.pip and base.startswith("closure:"):
-            self.fail("pip", "needs an image with python3 and its standard library, and a closure has neither",
-                      "use base = \"debian:bookworm\" with packages = [\"python3\"]")
+            self.fail(
+                "pip",
+                "needs an image with python3 and its standard library, and a closure has neither",
+                'use base = "debian:bookworm" with packages = ["python3"]',
+            )
         if self.run and base.startswith("closure:") and "/bin/sh" not in base[8:].split(","):
-            self.fail("run", "needs /bin/sh in the image", "add /bin/sh to the closure: base = \"closure:...,/bin/sh\"")
+            self.fail(
+                "run",
+                "needs /bin/sh in the image",
+                'add /bin/sh to the closure: base = "closure:...,/bin/sh"',
+            )
 
     def _check_env(self, env: object) -> None:
         if env is None:
             return
         if not isinstance(env, dict):
-            self.fail("env", f"is {_kind(env)}", "give a table, e.g. env = { PORT = \"8000\" }")
+            self.fail("env", f"is {_kind(env)}", 'give a table, e.g. env = { PORT = "8000" }')
         for k, v in env.items():
             if not k or "=" in k or "\0" in k:
                 self.fail("env", f"has the name {k!r}", "use names without '=' (e.g. PORT)")
             if isinstance(v, bool) or not isinstance(v, str | int | float):
-                self.fail(f"env.{k}", f"is {_kind(v)}", f"give a string: {k} = \"...\"")
+                self.fail(f"env.{k}", f"is {_kind(v)}", f'give a string: {k} = "..."')
             self.env[k] = str(v)
 
     def _check_expose(self, expose: object) -> None:
         if expose is None:
             return
         if not isinstance(expose, list):
-            self.fail("expose", f"is {_kind(expose)}", "give a list of ports, e.g. expose = [8080, \"53/udp\"]")
+            self.fail("expose", f"is {_kind(expose)}", 'give a list of ports, e.g. expose = [8080, "53/udp"]')
         for p in expose:
             port, _, proto = str(p).partition("/")
-            if isinstance(p, bool) or not port.isdigit() or not 0 < int(port) < 65536 or proto not in ("", "tcp",
-                                                                                                    "udp", "sctp"):
-                self.fail("expose", f"has {p!r}", "give ports 1-65535, optionally /tcp or /udp, e.g. [8080, \"53/udp\"]")
+            if (
+                isinstance(p, bool)
+                or not port.isdigit()
+                or not 0 < int(port) < 65536
+                or proto not in ("", "tcp", "udp", "sctp")
+            ):
+                self.fail(
+                    "expose",
+                    f"has {p!r}",
+                    'give ports 1-65535, optionally /tcp or /udp, e.g. [8080, "53/udp"]',
+                )
             self.expose.append(f"{int(port)}/{proto or 'tcp'}")
 
     def _check_files(self, files: object) -> None:
@@ -235,15 +289,24 @@ class Manifest:
                     self.fail(f"{key}.{k}", "is not a known key", f"use {', '.join(FILE_KEYS)}")
             src, dest = f.get("src"), f.get("dest")
             if not isinstance(src, str) or not src:
-                self.fail(f"{key}.src", "is missing", "give the host path, relative to the manifest: src = \"app.py\"")
+                self.fail(
+                    f"{key}.src", "is missing", 'give the host path, relative to the manifest: src = "app.py"'
+                )
             if not isinstance(dest, str) or not dest.startswith("/"):
-                self.fail(f"{key}.dest", "is missing or not absolute", "give the path in the image: dest = \"/app/app.py\"")
+                self.fail(
+                    f"{key}.dest",
+                    "is missing or not absolute",
+                    'give the path in the image: dest = "/app/app.py"',
+                )
             if ".." in dest.split("/") or os.path.normpath(dest) == "/":
                 self.fail(f"{key}.dest", f"is {dest!r}", "give a path under / without '..'")
             path = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(src)))
             if not os.path.exists(path):
-                self.fail(f"{key}.src", f"{src!r} does not exist (looked for {path})",
-                          "paths are relative to the manifest's directory")
+                self.fail(
+                    f"{key}.src",
+                    f"{src!r} does not exist (looked for {path})",
+                    "paths are relative to the manifest's directory",
+                )
             mode = f.get("mode")
             if mode is not None:
                 try:
@@ -251,13 +314,17 @@ class Manifest:
                 except ValueError:
                     mode = None
                 if mode is None or not 0 <= mode <= 0o7777:
-                    self.fail(f"{key}.mode", f"is {f.get('mode')!r}", "give an octal string, e.g. mode = \"0755\"")
+                    self.fail(
+                        f"{key}.mode", f"is {f.get('mode')!r}", 'give an octal string, e.g. mode = "0755"'
+                    )
             uid = gid = 0
             owner = f.get("owner")
             if owner is not None:
                 u, _, g = str(owner).partition(":")
                 if not isinstance(owner, str) or not u.isdigit() or (g and not g.isdigit()):
-                    self.fail(f"{key}.owner", f"is {owner!r}", "give numbers UID[:GID], e.g. owner = \"1000:1000\"")
+                    self.fail(
+                        f"{key}.owner", f"is {owner!r}", 'give numbers UID[:GID], e.g. owner = "1000:1000"'
+                    )
                 uid, gid = int(u), int(g or u)
             self.files.append(FileSpec(path, os.path.normpath(dest), mode, uid, gid, dest.endswith("/")))
 
@@ -265,21 +332,21 @@ class Manifest:
         if limits is None:
             return
         if not isinstance(limits, dict):
-            self.fail("limits", f"is {_kind(limits)}", "give a [limits] table, e.g. memory = \"256m\"")
+            self.fail("limits", f"is {_kind(limits)}", 'give a [limits] table, e.g. memory = "256m"')
         options: dict[str, Any] = {}
         for k, v in limits.items():
             dest = LIMIT_KEYS.get(k.replace("-", "_"))
             if dest is None:
                 self.fail(f"limits.{k}", "is not a known limit", f"use {', '.join(sorted(LIMIT_KEYS))}")
             if isinstance(v, bool) or not isinstance(v, str | int | float):
-                self.fail(f"limits.{k}", f"is {_kind(v)}", f"give a number or a string, e.g. {k} = \"256m\"")
+                self.fail(f"limits.{k}", f"is {_kind(v)}", f'give a number or a string, e.g. {k} = "256m"')
             options[dest] = str(v)
         from pycontain.cgroups.resources import Resources
 
         try:
             Resources.from_options(**options)
         except InvalidArgument as e:
-            self.fail("limits", f"are invalid ({e})", "use docker's units, e.g. memory = \"256m\", cpus = 0.5")
+            self.fail("limits", f"are invalid ({e})", 'use docker\'s units, e.g. memory = "256m", cpus = 0.5')
         self.limits = options
 
     # -- what the image gets ------------------------------------------------------------------------
@@ -310,5 +377,11 @@ class Manifest:
 
 
 def _kind(value: object) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)

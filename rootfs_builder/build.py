@@ -36,7 +36,9 @@ from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from rootfs_builder.appliance import Manifest
 from rootfs_builder.store import Store, arch
 
-WHEELS_MOUNT = ".pycontain-wheels"  # at the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs
+WHEELS_MOUNT = (
+    ".pycontain-wheels"  # at the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs
+)
 DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 
 
@@ -66,11 +68,16 @@ class BuildProgress:
             from rich.console import Console
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description}"),
-                                 TextColumn("[dim]{task.fields[info]}"), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=False)
+            self._bar = Progress(
+                SpinnerColumn(finished_text="[green]✓"),
+                TextColumn("{task.description}"),
+                TextColumn("[dim]{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._bar.start()
-        except Exception:  # noqa: BLE001 - rich missing or no usable terminal: plain lines
+        except Exception:
             self._bar = None
             self.plain = True
 
@@ -115,8 +122,12 @@ class State:
         return {"layers": self.layers, "sizes": self.sizes, "config": self.config, "history": self.history}
 
     def plus(self, diff: str, size: int, created_by: str) -> State:
-        return State(self.layers + [diff], self.sizes + [size], self.config,
-                     self.history + [{"created_by": created_by}])
+        return State(
+            self.layers + [diff],
+            self.sizes + [size],
+            self.config,
+            self.history + [{"created_by": created_by}],
+        )
 
 
 class StepCache:
@@ -185,7 +196,9 @@ class Step:
 
 
 class Builder:
-    def __init__(self, manifest: Manifest, store: Store, progress: BuildProgress, data_root: str | None) -> None:
+    def __init__(
+        self, manifest: Manifest, store: Store, progress: BuildProgress, data_root: str | None
+    ) -> None:
         self.m = manifest
         self.store = store
         self.progress = progress
@@ -200,18 +213,41 @@ class Builder:
         if m.pip:
             steps.append(Step(f"pip {' '.join(m.pip)}", lambda: ("pip", m.pip), self._pip))
         if m.files:
-            steps.append(Step(f"files {', '.join(f.dest for f in m.files)}",
-                              lambda: ("files", [(f.dest, f.into, os.path.basename(f.src), f.mode, f.uid,
-                                                  f.gid, _tree_digest(f.src))
-                                                 for f in m.files]), self._files))
+            steps.append(
+                Step(
+                    f"files {', '.join(f.dest for f in m.files)}",
+                    lambda: (
+                        "files",
+                        [
+                            (
+                                f.dest,
+                                f.into,
+                                os.path.basename(f.src),
+                                f.mode,
+                                f.uid,
+                                f.gid,
+                                _tree_digest(f.src),
+                            )
+                            for f in m.files
+                        ],
+                    ),
+                    self._files,
+                )
+            )
         for cmd in m.run:
-            steps.append(Step(f"run {cmd}", lambda cmd=cmd: ("run", cmd, m.build_network),
-                              lambda state, cmd=cmd: self._run_step(state, cmd)))
+            steps.append(
+                Step(
+                    f"run {cmd}",
+                    lambda cmd=cmd: ("run", cmd, m.build_network),
+                    lambda state, cmd=cmd: self._run_step(state, cmd),
+                )
+            )
         return steps
 
     def _base_step(self) -> Step:
         base = self.m.base
         if base == "default":
+
             def key() -> tuple:
                 import rootfs_builder
 
@@ -222,8 +258,17 @@ class Builder:
             return Step("base default (busybox)", key, self._base_default)
         if base.startswith("debian:"):
             desc = f"base {base} ({self.m.variant}{': ' + ', '.join(self.m.packages) if self.m.packages else ''})"
-            return Step(desc, lambda: ("base-debian", base[7:], self.m.variant, sorted(self.m.packages),
-                                       self.m.mirror or ""), self._base_debian)
+            return Step(
+                desc,
+                lambda: (
+                    "base-debian",
+                    base[7:],
+                    self.m.variant,
+                    sorted(self.m.packages),
+                    self.m.mirror or "",
+                ),
+                self._base_debian,
+            )
         if base.startswith("closure:"):
             paths = [p for p in base[8:].split(",") if p]
 
@@ -234,7 +279,9 @@ class Builder:
                     try:
                         st = os.stat(full)
                     except OSError:
-                        raise NotFound(f"{self.m.where}: base {base!r}: no such binary on this host: {p!r}") from None
+                        raise NotFound(
+                            f"{self.m.where}: base {base!r}: no such binary on this host: {p!r}"
+                        ) from None
                     stats.append((full, st.st_size, st.st_mtime_ns))
                 return ("base-closure", stats)
 
@@ -245,8 +292,10 @@ class Builder:
         try:
             return self.store.get(ref)
         except NotFound:
-            raise NotFound(f"{self.m.where}: 'base' is {ref!r}, which is not an image of the store: import it, or "
-                           "use \"default\", \"debian:SUITE\" or \"closure:BINARY\"") from None
+            raise NotFound(
+                f"{self.m.where}: 'base' is {ref!r}, which is not an image of the store: import it, or "
+                'use "default", "debian:SUITE" or "closure:BINARY"'
+            ) from None
 
     # -- base -----------------------------------------------------------------------------------------
     def _base_default(self, _state: State) -> State:
@@ -254,16 +303,28 @@ class Builder:
         from rootfs_builder.sources import _add_tree, tar_pipe
 
         path = rootfs_builder.resolve("default", self.data_root)
-        diff, size, _ = self.store.add_layer(lambda: tar_pipe(lambda tf: _add_tree(tf, path)), "default rootfs")
-        return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": ["/bin/sh"]},
-                     [{"created_by": "pycontain build: base default (busybox)"}])
+        diff, size, _ = self.store.add_layer(
+            lambda: tar_pipe(lambda tf: _add_tree(tf, path)), "default rootfs"
+        )
+        return State(
+            [diff],
+            [size],
+            {"Env": DEFAULT_ENV, "Cmd": ["/bin/sh"]},
+            [{"created_by": "pycontain build: base default (busybox)"}],
+        )
 
     def _base_debian(self, _state: State) -> State:
         from rootfs_builder.debian import bootstrap
 
         suite = self.m.base[7:]
-        with bootstrap(self.store, suite, self.progress, variant=self.m.variant, include=self.m.packages,
-                       mirror=self.m.mirror) as (opener, _size, what, _source, comment):
+        with bootstrap(
+            self.store,
+            suite,
+            self.progress,
+            variant=self.m.variant,
+            include=self.m.packages,
+            mirror=self.m.mirror,
+        ) as (opener, _size, what, _source, comment):
             self.progress.status("unpacking the bootstrap")
             diff, size, _ = self.store.add_layer(opener, what)
         cmd = ["/bin/bash"] if self.m.variant not in ("extract", "custom") else None
@@ -274,32 +335,52 @@ class Builder:
 
         opener, resolved, source = closure_opener(self.m.base[8:].split(","), self.progress)
         diff, size, _ = self.store.add_layer(opener, source)
-        return State([diff], [size], {"Env": DEFAULT_ENV, "Cmd": [resolved[0]]},
-                     [{"created_by": f"pycontain closure {' '.join(resolved)}"}])
+        return State(
+            [diff],
+            [size],
+            {"Env": DEFAULT_ENV, "Cmd": [resolved[0]]},
+            [{"created_by": f"pycontain closure {' '.join(resolved)}"}],
+        )
 
     def _base_image(self, _state: State) -> State:
         rec = self._image(self.m.base)
-        return State(list(rec["layers"]), list(rec["layer_sizes"]), dict(rec["config"]),
-                     [{"created_by": f"FROM {self.m.base} (sha256:{rec['id']})"}] * len(rec["layers"]))
+        return State(
+            list(rec["layers"]),
+            list(rec["layer_sizes"]),
+            dict(rec["config"]),
+            [{"created_by": f"FROM {self.m.base} (sha256:{rec['id']})"}] * len(rec["layers"]),
+        )
 
     # -- pip ------------------------------------------------------------------------------------------
     def _pip(self, state: State) -> State:
         try:
-            code, out, _ = self._container(state, ["python3", "-c",
-                                                   "import sys; print('%d.%d' % sys.version_info[:2])"], keep=False)
+            code, out, _ = self._container(
+                state, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], keep=False
+            )
         except PycontainError as e:
             code, out = e.exit_code, str(e)
         version = out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
         if code != 0 or not version.replace(".", "").isdigit():
-            raise BuildError(f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
-                             f"({_last(out) or f'exit status {code}'}): add packages = [\"python3\"]")
+            raise BuildError(
+                f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
+                f'({_last(out) or f"exit status {code}"}): add packages = ["python3"]'
+            )
         wheels = os.path.join(self._workdir(), "wheels")
         os.makedirs(wheels, exist_ok=True)
         host = f"{sys.version_info[0]}.{sys.version_info[1]}"
         cross = [] if version == host else ["--python-version", version]
         # Wheels only: an sdist would have to be built inside the image, which has no compiler or network.
-        base = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
-                "-d", wheels, *cross]
+        base = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "-d",
+            wheels,
+            *cross,
+        ]
         self.progress.status("pip download on the host")
         self._host(base + ["--no-deps", "pip"], "pip download pip")
         self._host(base + list(self.m.pip), f"pip download {' '.join(self.m.pip)}")
@@ -309,20 +390,37 @@ class Builder:
         from pycontain.config import Mount
 
         mount = f"/{WHEELS_MOUNT}"
-        argv = ["python3", f"{mount}/{os.path.basename(pip_whl[-1])}/pip", "install", "--no-index", "--find-links",
-                mount, "--no-cache-dir", "--root-user-action=ignore", "--disable-pip-version-check",
-                "--no-warn-script-location", "--break-system-packages", *self.m.pip]
-        return self._container_layer(state, argv, f"pip install {' '.join(self.m.pip)}",
-                                     mounts=[Mount("bind", mount, source=wheels, readonly=True)],
-                                     skip=frozenset({WHEELS_MOUNT}))
+        argv = [
+            "python3",
+            f"{mount}/{os.path.basename(pip_whl[-1])}/pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            mount,
+            "--no-cache-dir",
+            "--root-user-action=ignore",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+            "--break-system-packages",
+            *self.m.pip,
+        ]
+        return self._container_layer(
+            state,
+            argv,
+            f"pip install {' '.join(self.m.pip)}",
+            mounts=[Mount("bind", mount, source=wheels, readonly=True)],
+            skip=frozenset({WHEELS_MOUNT}),
+        )
 
     def _host(self, argv: list[str], what: str) -> None:
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
             err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
-            raise BuildError(f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode} "
-                             "(check the 'pip' requirements; wheels must exist for this Python)")
+            raise BuildError(
+                f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode} "
+                "(check the 'pip' requirements; wheels must exist for this Python)"
+            )
 
     # -- files ----------------------------------------------------------------------------------------
     def _files(self, state: State) -> State:
@@ -341,7 +439,7 @@ class Builder:
                         tf.addfile(self._parent_dir(state, parent))
                         done.add(parent)
 
-                def own(ti: tarfile.TarInfo, spec=spec) -> tarfile.TarInfo:  # noqa: ANN001
+                def own(ti: tarfile.TarInfo, spec=spec) -> tarfile.TarInfo:
                     ti.uid, ti.gid, ti.uname, ti.gname = spec.uid, spec.gid, "", ""
                     if spec.mode is not None and ti.isreg():
                         ti.mode = spec.mode
@@ -374,12 +472,19 @@ class Builder:
             except OSError:
                 continue
             if stat.S_ISDIR(st.st_mode):
-                ti.mode, ti.uid, ti.gid, ti.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, int(st.st_mtime)
+                ti.mode, ti.uid, ti.gid, ti.mtime = (
+                    st.st_mode & 0o7777,
+                    st.st_uid,
+                    st.st_gid,
+                    int(st.st_mtime),
+                )
             elif stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 pass  # deleted by a later layer: the directory is new
             else:
-                raise BuildError(f"{self.m.where}: 'files' copies to /{rel}/..., but /{rel} is not a directory "
-                                 "in the image: choose another dest")
+                raise BuildError(
+                    f"{self.m.where}: 'files' copies to /{rel}/..., but /{rel} is not a directory "
+                    "in the image: choose another dest"
+                )
             break
         return ti
 
@@ -387,8 +492,15 @@ class Builder:
     def _run_step(self, state: State, cmd: str) -> State:
         return self._container_layer(state, ["/bin/sh", "-c", cmd], f"run {cmd}")
 
-    def _container_layer(self, state: State, argv: list[str], what: str, *, mounts: list | None = None,
-                         skip: frozenset[str] = frozenset()) -> State:
+    def _container_layer(
+        self,
+        state: State,
+        argv: list[str],
+        what: str,
+        *,
+        mounts: list | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> State:
         from rootfs_builder.changes import layer_from_dir
 
         try:
@@ -399,17 +511,21 @@ class Builder:
             raise BuildError(f"{self.m.where}: step '{_short(what)}' cannot run: {e}") from None
         try:
             if code != 0:
-                raise BuildError(f"{self.m.where}: step '{_short(what)}' failed with exit status {code}"
-                                 f"{': ' + _last(out) if _last(out) else ''}")
+                raise BuildError(
+                    f"{self.m.where}: step '{_short(what)}' failed with exit status {code}"
+                    f"{': ' + _last(out) if _last(out) else ''}"
+                )
             self.progress.status("saving the layer")
-            diff, size = layer_from_dir(self.store, os.path.join(container.dir, "upper"), what, skip=skip,
-                                        upper=True)
+            diff, size = layer_from_dir(
+                self.store, os.path.join(container.dir, "upper"), what, skip=skip, upper=True
+            )
         finally:
             container.remove(force=True)
         return state.plus(diff, size, f"pycontain build: {what}")
 
-    def _container(self, state: State, argv: list[str], *, mounts: list | None = None, keep: bool
-                   ) -> tuple[int, str, object]:
+    def _container(
+        self, state: State, argv: list[str], *, mounts: list | None = None, keep: bool
+    ) -> tuple[int, str, object]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
         from pycontain import api
         from pycontain.config import ContainerConfig
@@ -419,10 +535,19 @@ class Builder:
         self.n_containers += 1
         name = f"build-{os.getpid()}-{self.n_containers}"
         env = list(state.config.get("Env") or DEFAULT_ENV)
-        cfg = ContainerConfig(self.store.layer_path(state.layers[-1]), argv, image="pycontain-build", env=env,
-                              cwd="/", mounts=mounts, layers=[self.store.layer_path(d) for d in state.layers],
-                              detach=True, name=name, hostname="build",
-                              network="host" if self.m.build_network == "host" else None)
+        cfg = ContainerConfig(
+            self.store.layer_path(state.layers[-1]),
+            argv,
+            image="pycontain-build",
+            env=env,
+            cwd="/",
+            mounts=mounts,
+            layers=[self.store.layer_path(d) for d in state.layers],
+            detach=True,
+            name=name,
+            hostname="build",
+            network="host" if self.m.build_network == "host" else None,
+        )
         log = os.path.join(root, "build.log")
         stop = threading.Event()
         tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
@@ -507,8 +632,14 @@ class BuildResult:
         self.seconds = seconds
 
 
-def build(manifest_path: str, tag: str | None = None, data_root: str | None = None, *,
-          progress: bool | None = False, no_cache: bool = False) -> BuildResult:
+def build(
+    manifest_path: str,
+    tag: str | None = None,
+    data_root: str | None = None,
+    *,
+    progress: bool | None = False,
+    no_cache: bool = False,
+) -> BuildResult:
     """Build the appliance ``manifest_path`` into the store, named ``tag`` (else the manifest's ``name``).
 
     ``progress``: True a live display, None plain lines when stderr is not a terminal, False nothing.
@@ -519,8 +650,9 @@ def build(manifest_path: str, tag: str | None = None, data_root: str | None = No
     manifest = Manifest.load(manifest_path)
     name = tag or manifest.name
     if not name:
-        raise InvalidArgument(f"{manifest_path}: no image name: give one with -t NAME, or name = \"...\" in the "
-                              "manifest")
+        raise InvalidArgument(
+            f'{manifest_path}: no image name: give one with -t NAME, or name = "..." in the manifest'
+        )
     name = parse_name(name)
     store = Store(data_root)
     cache = StepCache(store)
@@ -552,12 +684,21 @@ def build(manifest_path: str, tag: str | None = None, data_root: str | None = No
                 cache.put(keys[i], state)
                 bar.done(cached=False)
             config = manifest.image_config(state.config)
-            doc = {"architecture": arch(), "os": "linux", "config": config,
-                   "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in state.layers]},
-                   "history": state.history}
+            doc = {
+                "architecture": arch(),
+                "os": "linux",
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in state.layers]},
+                "history": state.history,
+            }
             config_bytes = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-            record = store.add_image(config_bytes, state.layers, name=name,
-                                     source=f"build:{os.path.abspath(manifest_path)}", sizes=state.sizes)
+            record = store.add_image(
+                config_bytes,
+                state.layers,
+                name=name,
+                source=f"build:{os.path.abspath(manifest_path)}",
+                sizes=state.sizes,
+            )
     finally:
         bar.close()
         builder.cleanup()

@@ -30,9 +30,21 @@ BUSYBOX = "bin/busybox"
 
 # (path, mode): the standard tree, created before the applet links.
 DIRS = [
-    ("bin", 0o755), ("sbin", 0o755), ("usr", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755),
-    ("etc", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777),
-    ("root", 0o700), ("home", 0o755), ("var", 0o755), ("var/tmp", 0o1777), ("run", 0o755),
+    ("bin", 0o755),
+    ("sbin", 0o755),
+    ("usr", 0o755),
+    ("usr/bin", 0o755),
+    ("usr/sbin", 0o755),
+    ("etc", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("dev", 0o755),
+    ("tmp", 0o1777),
+    ("root", 0o700),
+    ("home", 0o755),
+    ("var", 0o755),
+    ("var/tmp", 0o1777),
+    ("run", 0o755),
 ]
 SYMLINKS = {"var/run": "../run"}
 
@@ -41,7 +53,7 @@ ETC = {
     "group": "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
     "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
-                     "protocols: files\nservices: files\n",
+    "protocols: files\nservices: files\n",
     "resolv.conf": "",  # a mount point for the runtime's bind mount
 }
 
@@ -74,8 +86,10 @@ def _run(argv: list[str], what: str, cwd: str | None = None) -> str:
     try:
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise Unsupported(f"{argv[0]} not found: it is needed to {what} (install it, e.g. apt-get install "
-                          f"{'dpkg' if 'dpkg' in argv[0] else 'apt'})") from None
+        raise Unsupported(
+            f"{argv[0]} not found: it is needed to {what} (install it, e.g. apt-get install "
+            f"{'dpkg' if 'dpkg' in argv[0] else 'apt'})"
+        ) from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         errs = [ln for ln in lines if ln.startswith("E:")] or lines or [f"exit status {proc.returncode}"]
@@ -87,8 +101,10 @@ def _makedirs(path: str) -> None:
     try:
         os.makedirs(path, mode=0o755, exist_ok=True)
     except PermissionError as e:
-        raise PermissionDenied(f"cannot create {path}: {e.strerror.lower()} (run as root, or set "
-                               "PYCONTAIN_DATA to a writable directory)") from None
+        raise PermissionDenied(
+            f"cannot create {path}: {e.strerror.lower()} (run as root, or set "
+            "PYCONTAIN_DATA to a writable directory)"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -119,19 +135,27 @@ def fetch_deb(cache_dir: str) -> str:
             pass
         os.unlink(deb)  # damaged or foreign: drop it and download afresh
     if shutil.which("apt-get") is None:
-        raise Unsupported(f"apt-get not found: cannot download {PACKAGE} (put a {PACKAGE} .deb in {cache_dir})")
+        raise Unsupported(
+            f"apt-get not found: cannot download {PACKAGE} (put a {PACKAGE} .deb in {cache_dir})"
+        )
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
         try:
             # Sandbox::User=root: the _apt user may not be able to write into the cache dir.
-            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", PACKAGE],
-                 f"download {PACKAGE}", cwd=tmp)
+            _run(
+                ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", PACKAGE],
+                f"download {PACKAGE}",
+                cwd=tmp,
+            )
         except PycontainError as e:
             msg = str(e)
             if "locate package" in msg or "candidate" in msg or "No packages found" in msg:
-                raise NotFound(f"apt knows no {PACKAGE} package (run 'apt-get update', or put a {PACKAGE} "
-                               f".deb in {cache_dir})") from None
-            raise PycontainError(f"{msg} (check the network and apt sources, or put a {PACKAGE} .deb in "
-                                 f"{cache_dir})") from None
+                raise NotFound(
+                    f"apt knows no {PACKAGE} package (run 'apt-get update', or put a {PACKAGE} "
+                    f".deb in {cache_dir})"
+                ) from None
+            raise PycontainError(
+                f"{msg} (check the network and apt sources, or put a {PACKAGE} .deb in {cache_dir})"
+            ) from None
         debs = glob.glob(os.path.join(tmp, "*.deb"))
         if len(debs) != 1:
             raise PycontainError(f"apt-get download {PACKAGE} produced no .deb (put one in {cache_dir})")
@@ -168,7 +192,9 @@ def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str,
 
     progress.step("linking applets")
     listed = _run([busybox_src, "--list-full"], "list busybox applets").split()
-    help_line = subprocess.run([busybox_src, "--help"], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    help_line = subprocess.run([busybox_src, "--help"], capture_output=True, text=True).stdout.split("\n", 1)[
+        0
+    ]
     bb_version = help_line.split()[1].lstrip("v") if help_line.startswith("BusyBox v") else ""
     links = []
     for applet in listed:
@@ -182,8 +208,9 @@ def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str,
         os.symlink(_link_target(applet), path)
         links.append(applet)
     if "bin/sh" not in links:
-        raise PycontainError(f"{os.path.basename(deb)} has no sh applet (delete it from {os.path.dirname(deb)} "
-                             "and retry)")
+        raise PycontainError(
+            f"{os.path.basename(deb)} has no sh applet (delete it from {os.path.dirname(deb)} and retry)"
+        )
 
     progress.step("writing /etc")
     etc = dict(ETC)
@@ -203,8 +230,12 @@ def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str,
         "busybox_sha256": digest,
         "busybox_version": bb_version,
         "name": DEFAULT_NAME,
-        "source": {"package": package, "version": version, "deb": os.path.basename(deb),
-                   "deb_sha256": _sha256(deb)},
+        "source": {
+            "package": package,
+            "version": version,
+            "deb": os.path.basename(deb),
+            "deb_sha256": _sha256(deb),
+        },
         "applets": len(links),
         "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "links": sorted(links),
@@ -248,7 +279,9 @@ def _build(rootfs_dir: str, target: str, cache_dir: str, progress: _Progress) ->
         raise
 
 
-def ensure_default(data_root_: str | None = None, force: bool = False, progress: bool = True) -> tuple[str, bool]:
+def ensure_default(
+    data_root_: str | None = None, force: bool = False, progress: bool = True
+) -> tuple[str, bool]:
     """Build ``<data>/rootfs/default`` unless intact (or ``force``); returns (path, whether it was built)."""
     data = data_root(data_root_)
     rootfs_dir = os.path.join(data, "rootfs")
@@ -285,8 +318,9 @@ def verify(path: str) -> list[str]:
         problems.append(f"{BUSYBOX}: missing or not a regular file")
     else:
         if os.path.getsize(busybox) != manifest.get("busybox_size"):
-            problems.append(f"{BUSYBOX}: size {os.path.getsize(busybox)}, manifest says "
-                            f"{manifest.get('busybox_size')}")
+            problems.append(
+                f"{BUSYBOX}: size {os.path.getsize(busybox)}, manifest says {manifest.get('busybox_size')}"
+            )
         if _sha256(busybox) != manifest.get("busybox_sha256"):
             problems.append(f"{BUSYBOX}: sha256 differs from the manifest")
         if not os.access(busybox, os.X_OK):

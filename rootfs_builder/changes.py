@@ -15,12 +15,15 @@ from rootfs_builder.sources import WriterPipe
 from rootfs_builder.store import Store
 
 
-def layer_from_dir(store: Store, path: str, what: str, *, skip: frozenset[str] = frozenset(),
-                   upper: bool = False) -> tuple[str, int]:
+def layer_from_dir(
+    store: Store, path: str, what: str, *, skip: frozenset[str] = frozenset(), upper: bool = False
+) -> tuple[str, int]:
     """Add the overlayfs-form tree ``path`` to the store as a layer; return (diff_id, size)."""
     from rootfs_builder.export import _layer_tar
 
     if not os.path.isdir(path):
         raise InvalidArgument(f"{what}: {path} is not a directory")
-    diff, size, _new = store.add_layer(lambda: WriterPipe(lambda out: _layer_tar(path, out, skip, upper), "the layer"), what)
+    diff, size, _new = store.add_layer(
+        lambda: WriterPipe(lambda out: _layer_tar(path, out, skip, upper), "the layer"), what
+    )
     return diff, size

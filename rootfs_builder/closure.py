@@ -25,16 +25,19 @@ ETC = {
     "etc/resolv.conf": "",
 }
 DIRS = {"proc": 0o555, "sys": 0o555, "dev": 0o755, "tmp": 0o1777, "etc": 0o755, "root": 0o700}
-_PY_STARTUP = ("import sys\n"
-               "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)))")
+_PY_STARTUP = (
+    "import sys\n"
+    "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)))"
+)
 
 
 def _ldd(path: str) -> list[str]:
     try:
         proc = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
-        raise PycontainError("ldd not found: it is needed to find a binary's libraries (apt-get install "
-                             "libc-bin)") from None
+        raise PycontainError(
+            "ldd not found: it is needed to find a binary's libraries (apt-get install libc-bin)"
+        ) from None
     libs = []
     for line in proc.stdout.splitlines():
         line = line.strip()
@@ -93,7 +96,7 @@ class Closure:
                 self.entries[nxt] = "link"
                 target = os.readlink(nxt)
                 resolved = os.path.normpath(target if target.startswith("/") else os.path.join(cur, target))
-                self.add(os.path.join(resolved, *parts[i + 1:]), tree, depth + 1)
+                self.add(os.path.join(resolved, *parts[i + 1 :]), tree, depth + 1)
                 return
             if stat.S_ISDIR(st.st_mode) and not last:
                 self.entries.setdefault(nxt, "dir")
@@ -106,8 +109,9 @@ class Closure:
                         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
                         for name in filenames + dirnames:
                             p = os.path.join(dirpath, name)
-                            self.entries.setdefault(p, "link" if os.path.islink(p) else
-                                                    ("dir" if os.path.isdir(p) else "file"))
+                            self.entries.setdefault(
+                                p, "link" if os.path.islink(p) else ("dir" if os.path.isdir(p) else "file")
+                            )
                 return
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"cannot copy {nxt!r}: not a regular file, directory or link")
@@ -151,8 +155,14 @@ class Closure:
 
 def _python_startup_files(binary: str) -> list[str]:
     try:
-        out = subprocess.run([binary, "-c", _PY_STARTUP], capture_output=True, text=True, timeout=60, check=False,
-                             env={"PATH": "/usr/bin:/bin"}).stdout
+        out = subprocess.run(
+            [binary, "-c", _PY_STARTUP],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        ).stdout
     except OSError:
         return []
     files = [f for f in out.splitlines() if f.startswith("/")]
@@ -167,19 +177,28 @@ def _python_startup_files(binary: str) -> list[str]:
     return [f for f in files if os.path.exists(f)]
 
 
-def import_closure(store: Store, binaries: list[str], name: str | None, bar: Progress, *,
-                   files: list[str] | None = None, config: dict | None = None) -> dict:
+def import_closure(
+    store: Store,
+    binaries: list[str],
+    name: str | None,
+    bar: Progress,
+    *,
+    files: list[str] | None = None,
+    config: dict | None = None,
+) -> dict:
     from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
 
     opener, resolved, source = closure_opener(binaries, bar, files)
     if config is None:
         config = {"Env": [DEFAULT_PATH], "Cmd": [resolved[0]]}
-    return import_single_layer(store, opener, source, name, source, config, bar, None,
-                               f"pycontain closure {' '.join(resolved)}")
+    return import_single_layer(
+        store, opener, source, name, source, config, bar, None, f"pycontain closure {' '.join(resolved)}"
+    )
 
 
-def closure_opener(binaries: list[str], bar: Progress, files: list[str] | None = None
-                   ) -> tuple[Callable[[], object], list[str], str]:
+def closure_opener(
+    binaries: list[str], bar: Progress, files: list[str] | None = None
+) -> tuple[Callable[[], object], list[str], str]:
     """(opener of the closure's layer tar, the binaries' host paths, the source string)."""
     from rootfs_builder.sources import tar_pipe
 

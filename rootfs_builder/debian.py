@@ -18,19 +18,43 @@ from pycontain.errors import InvalidArgument, PycontainError, Unsupported
 from rootfs_builder.progress import Progress
 from rootfs_builder.store import Store
 
-VARIANTS = ("extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap",
-            "standard")
-_DEBOOTSTRAP_VARIANT = {"minbase": "minbase", "buildd": "buildd", "extract": "minbase", "custom": "minbase",
-                        "essential": "minbase", "apt": "minbase", "required": None, "important": None,
-                        "debootstrap": None, "standard": None}
+VARIANTS = (
+    "extract",
+    "custom",
+    "essential",
+    "apt",
+    "required",
+    "minbase",
+    "buildd",
+    "important",
+    "debootstrap",
+    "standard",
+)
+_DEBOOTSTRAP_VARIANT = {
+    "minbase": "minbase",
+    "buildd": "buildd",
+    "extract": "minbase",
+    "custom": "minbase",
+    "essential": "minbase",
+    "apt": "minbase",
+    "required": None,
+    "important": None,
+    "debootstrap": None,
+    "standard": None,
+}
 
 
 def apt_mirror() -> str:
     """The Debian mirror apt uses (the Repo-URI of its first non-security, non-update ``deb`` source)."""
     uris: list[str] = []
     try:
-        out = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI)\t$(RELEASE)\t$(TARGET_OF)"],
-                             capture_output=True, text=True, timeout=30, check=False).stdout
+        out = subprocess.run(
+            ["apt-get", "indextargets", "--format", "$(REPO_URI)\t$(RELEASE)\t$(TARGET_OF)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
         for line in out.splitlines():
             uri, _, rest = line.partition("\t")
             release, _, target = rest.partition("\t")
@@ -42,8 +66,10 @@ def apt_mirror() -> str:
         uris = _sources_uris()
     uris = [u for u in uris if "security" not in u] or uris
     if not uris:
-        raise Unsupported("cannot find the Debian mirror apt uses (no 'deb' source in apt-get indextargets or "
-                          "/etc/apt/sources.list*): give one with --mirror")
+        raise Unsupported(
+            "cannot find the Debian mirror apt uses (no 'deb' source in apt-get indextargets or "
+            "/etc/apt/sources.list*): give one with --mirror"
+        )
     return uris[0].rstrip("/")
 
 
@@ -81,8 +107,13 @@ def _sources_uris() -> list[str]:
 def _run_with_progress(argv: list[str], bar: Progress, what: str) -> None:
     bar.status(f"{what}: starting")
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"})
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"},
+        )
     except FileNotFoundError:
         raise Unsupported(f"{argv[0]} not found (apt-get install {argv[0]})") from None
     tail: list[str] = []
@@ -100,22 +131,47 @@ def _run_with_progress(argv: list[str], bar: Progress, what: str) -> None:
         raise PycontainError(f"{what} failed (exit status {code}): {errors[-1] if errors else 'no output'}")
 
 
-def import_debian(store: Store, suite: str, name: str | None, bar: Progress, *, variant: str = "minbase",
-                  include: list[str] | None = None, mirror: str | None = None, config: dict | None = None,
-                  tool: str | None = None) -> dict:
+def import_debian(
+    store: Store,
+    suite: str,
+    name: str | None,
+    bar: Progress,
+    *,
+    variant: str = "minbase",
+    include: list[str] | None = None,
+    mirror: str | None = None,
+    config: dict | None = None,
+    tool: str | None = None,
+) -> dict:
     """Bootstrap ``suite`` and import it as a one-layer image."""
     from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
 
     if config is None:
-        config = {"Env": [DEFAULT_PATH], "Cmd": ["/bin/bash"] if variant not in ("extract", "custom") else None}
+        config = {
+            "Env": [DEFAULT_PATH],
+            "Cmd": ["/bin/bash"] if variant not in ("extract", "custom") else None,
+        }
     with bootstrap(store, suite, bar, variant=variant, include=include, mirror=mirror, tool=tool) as (
-            opener, size, what, source, comment):
+        opener,
+        size,
+        what,
+        source,
+        comment,
+    ):
         return import_single_layer(store, opener, what, name, source, config, bar, size, comment)
 
 
 @contextlib.contextmanager
-def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbase", include: list[str] | None = None,
-              mirror: str | None = None, tool: str | None = None) -> Iterator[tuple]:
+def bootstrap(
+    store: Store,
+    suite: str,
+    bar: Progress,
+    *,
+    variant: str = "minbase",
+    include: list[str] | None = None,
+    mirror: str | None = None,
+    tool: str | None = None,
+) -> Iterator[tuple]:
     """Bootstrap ``suite`` into the store's tmp dir; yield (opener of its layer tar, size or None, what, source,
     comment). The bootstrap is deleted when the block ends."""
     from rootfs_builder.sources import _add_tree, tar_pipe
@@ -148,8 +204,13 @@ def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbas
             argv += [suite, out, mirror]
             _run_with_progress(argv, bar, f"mmdebstrap {suite}")
             source = f"debian:{suite}?variant={variant}&include={','.join(include)}&mirror={mirror}"
-            yield (lambda: open(out, "rb")), os.path.getsize(out), what, source, \
-                f"mmdebstrap --variant={variant} {suite}"
+            yield (
+                (lambda: open(out, "rb")),
+                os.path.getsize(out),
+                what,
+                source,
+                f"mmdebstrap --variant={variant} {suite}",
+            )
             return
         target = os.path.join(work, "rootfs")
         argv = ["debootstrap"]
@@ -161,7 +222,12 @@ def bootstrap(store: Store, suite: str, bar: Progress, *, variant: str = "minbas
         argv += [suite, target, mirror]
         _run_with_progress(argv, bar, f"debootstrap {suite}")
         source = f"debian:{suite}?variant={dv or 'default'}&include={','.join(include)}&mirror={mirror}"
-        yield (lambda: tar_pipe(lambda tf: _add_tree(tf, target))), None, what, source, \
-            f"debootstrap --variant={dv or 'default'} {suite}"
+        yield (
+            (lambda: tar_pipe(lambda tf: _add_tree(tf, target))),
+            None,
+            what,
+            source,
+            f"debootstrap --variant={dv or 'default'} {suite}",
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,7 +27,7 @@ _ALLOWED_XATTRS = ("user.", "security.capability")
 
 
 class _HashWriter:
-    def __init__(self, f) -> None:  # noqa: ANN001
+    def __init__(self, f) -> None:
         self.f = f
         self.hash = hashlib.sha256()
         self.size = 0
@@ -41,13 +41,14 @@ class _HashWriter:
         self.f.flush()
 
 
-def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool = False) -> None:  # noqa: ANN001
+def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool = False) -> None:
     """Write ``layer`` as an OCI layer tar to the stream ``out``.
 
     ``skip``: paths (relative, no leading slash) left out. ``upper``: ``layer`` is a container's overlayfs
     upper directory, where a redirected directory or a metadata-only copy-up would make a wrong layer.
     """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+
         def add(path: str, arcname: str) -> None:
             if arcname in skip:
                 return
@@ -55,10 +56,14 @@ def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool 
             if upper:
                 for name in _xattrs(path):
                     if name in ("trusted.overlay.redirect", "trusted.overlay.metacopy"):
-                        raise InvalidArgument(f"/{arcname} in {layer} is an overlayfs {name[16:]} entry: "
-                                              "mount overlays without redirect_dir and metacopy to commit them")
+                        raise InvalidArgument(
+                            f"/{arcname} in {layer} is an overlayfs {name[16:]} entry: "
+                            "mount overlays without redirect_dir and metacopy to commit them"
+                        )
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                ti = tarfile.TarInfo(os.path.join(os.path.dirname(arcname), ".wh." + os.path.basename(arcname)))
+                ti = tarfile.TarInfo(
+                    os.path.join(os.path.dirname(arcname), ".wh." + os.path.basename(arcname))
+                )
                 ti.mtime = int(st.st_mtime)
                 tf.addfile(ti)
                 return
@@ -81,7 +86,9 @@ def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool 
                 except OSError:
                     opaque = False
                 if opaque:
-                    wh = tarfile.TarInfo(os.path.join(arcname, ".wh..wh..opq") if arcname != "." else ".wh..wh..opq")
+                    wh = tarfile.TarInfo(
+                        os.path.join(arcname, ".wh..wh..opq") if arcname != "." else ".wh..wh..opq"
+                    )
                     wh.mtime = int(st.st_mtime)
                     tf.addfile(wh)
                 for entry in sorted(os.listdir(path)):
@@ -97,8 +104,9 @@ def _xattrs(path: str) -> list[str]:
         return []
 
 
-def export_image(ref: str, dest: str, data_root: str | None = None, *, archive: bool = False,
-                 tag: str | None = None) -> dict:
+def export_image(
+    ref: str, dest: str, data_root: str | None = None, *, archive: bool = False, tag: str | None = None
+) -> dict:
     """Write image ``ref`` to ``dest`` (an OCI layout directory, or an oci-archive file with ``archive``).
 
     Returns {"manifest": digest, "config": digest, "layers": [digests]}.
@@ -126,21 +134,40 @@ def export_image(ref: str, dest: str, data_root: str | None = None, *, archive: 
                     _layer_tar(store.layer_path(diff), plain)
             digest = packed.hash.hexdigest()
             os.rename(tmp, os.path.join(blobs, digest))
-            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{digest}",
-                          "size": packed.size})
+            descs.append(
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": f"sha256:{digest}",
+                    "size": packed.size,
+                }
+            )
             diffs.append(f"sha256:{plain.hash.hexdigest()}")
         config.setdefault("rootfs", {})["type"] = "layers"
         config["rootfs"]["diff_ids"] = diffs
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": f"sha256:{_put(blobs, config_bytes)}", "size": len(config_bytes)},
-                    "layers": descs}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": f"sha256:{_put(blobs, config_bytes)}",
+                "size": len(config_bytes),
+            },
+            "layers": descs,
+        }
         manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
         m_digest = _put(blobs, manifest_bytes)
-        index = {"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f"sha256:{m_digest}",
-            "size": len(manifest_bytes), "annotations": {"org.opencontainers.image.ref.name": ref_name}}]}
+        index = {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": f"sha256:{m_digest}",
+                    "size": len(manifest_bytes),
+                    "annotations": {"org.opencontainers.image.ref.name": ref_name},
+                }
+            ],
+        }
         with open(os.path.join(work, "index.json"), "w") as f:
             json.dump(index, f)
         with open(os.path.join(work, "oci-layout"), "w") as f:
@@ -161,8 +188,11 @@ def export_image(ref: str, dest: str, data_root: str | None = None, *, archive: 
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    return {"manifest": m_digest, "config": manifest["config"]["digest"][7:],
-            "layers": [d["digest"][7:] for d in descs]}
+    return {
+        "manifest": m_digest,
+        "config": manifest["config"]["digest"][7:],
+        "layers": [d["digest"][7:] for d in descs],
+    }
 
 
 def _put(blobs: str, data: bytes) -> str:
@@ -198,7 +228,7 @@ def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None
             libc.mount("overlay", merged, "overlay", libc.MS_RDONLY, f"lowerdir={lower}")
             fn(merged)
             code = 0
-        except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
+        except BaseException as e:
             os.write(w, (str(e) or type(e).__name__).encode(errors="replace"))
         finally:
             os._exit(code)
@@ -222,7 +252,9 @@ def _finish(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         err = p.stderr.read().decode(errors="replace").strip() if p.stderr else ""
         if p.wait() != 0:
-            raise PycontainError(f"{p.args[0]} failed: {err.splitlines()[-1] if err else f'exit status {p.returncode}'}")
+            raise PycontainError(
+                f"{p.args[0]} failed: {err.splitlines()[-1] if err else f'exit status {p.returncode}'}"
+            )
 
 
 def _flat_export(ref: str, dest: str, data_root: str | None, write: Callable[[str, str], None]) -> dict:
@@ -253,13 +285,28 @@ def export_rootfs_tar(ref: str, dest: str, data_root: str | None = None, *, comp
         raise InvalidArgument(f"--compress: unknown compression {compress!r} (use {', '.join(COMPRESSORS)})")
 
     def write(merged: str, out: str) -> None:
-        tar = ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "--sort=name",
-               "--one-file-system", "-C", merged, "-cf", "-", "."]
+        tar = [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=security.capability",
+            "--sort=name",
+            "--one-file-system",
+            "-C",
+            merged,
+            "-cf",
+            "-",
+            ".",
+        ]
         with open(out, "wb") as f:
             if compress == "none":
                 _finish([_check(tar, stdout=f)])
                 return
-            zip_ = {"gzip": ["gzip", "-n", "-c"], "zstd": ["zstd", "-q", "-T0", "-c"], "xz": ["xz", "-T0", "-c"]}
+            zip_ = {
+                "gzip": ["gzip", "-n", "-c"],
+                "zstd": ["zstd", "-q", "-T0", "-c"],
+                "xz": ["xz", "-T0", "-c"],
+            }
             t = _check(tar, stdout=subprocess.PIPE)
             z = _check(zip_[compress], stdin=t.stdout, stdout=f)
             t.stdout.close()  # only the compressor holds the pipe: tar sees EPIPE if it dies
@@ -274,7 +321,13 @@ def export_squashfs(ref: str, dest: str, data_root: str | None = None, *, compre
         raise InvalidArgument(f"--compress: squashfs takes gzip, zstd, xz, lzo or lz4, not {compress!r}")
 
     def write(merged: str, out: str) -> None:
-        _finish([_check(["mksquashfs", merged, out, "-noappend", "-comp", compress, "-quiet", "-no-progress"],
-                        stdout=subprocess.DEVNULL)])
+        _finish(
+            [
+                _check(
+                    ["mksquashfs", merged, out, "-noappend", "-comp", compress, "-quiet", "-no-progress"],
+                    stdout=subprocess.DEVNULL,
+                )
+            ]
+        )
 
     return _flat_export(ref, dest, data_root, write)

@@ -49,9 +49,9 @@ class LayerInfo:
     __slots__ = ("diff_id", "blob_digest", "size", "entries", "skipped_devices")
 
     def __init__(self, diff_id: str, blob_digest: str, size: int, entries: int, skipped_devices: int) -> None:
-        self.diff_id = diff_id          # sha256 hex of the uncompressed tar
+        self.diff_id = diff_id  # sha256 hex of the uncompressed tar
         self.blob_digest = blob_digest  # sha256 hex of the bytes as read (compressed or not)
-        self.size = size                # uncompressed size
+        self.size = size  # uncompressed size
         self.entries = entries
         self.skipped_devices = skipped_devices
 
@@ -78,9 +78,9 @@ class HashingReader(io.RawIOBase):
                 self.progress(len(data))
         return data
 
-    def readinto(self, b) -> int:  # noqa: ANN001
+    def readinto(self, b) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
     def drain(self) -> None:
@@ -108,9 +108,9 @@ class _Prefixed(io.RawIOBase):
             return data
         return self.f.read(n)
 
-    def readinto(self, b) -> int:  # noqa: ANN001
+    def readinto(self, b) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
 
@@ -120,11 +120,17 @@ class _ZstdProcess(io.RawIOBase):
     def __init__(self, f: BinaryIO) -> None:
         super().__init__()
         try:
-            self.proc = subprocess.Popen(["zstd", "-d", "-c", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE)
+            self.proc = subprocess.Popen(
+                ["zstd", "-d", "-c", "-q"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
         except FileNotFoundError:
-            raise Unsupported("a zstd-compressed layer needs the zstd program or the zstandard module "
-                              "(apt-get install zstd)") from None
+            raise Unsupported(
+                "a zstd-compressed layer needs the zstd program or the zstandard module "
+                "(apt-get install zstd)"
+            ) from None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._feed, args=(f,), daemon=True)
         self.thread.start()
@@ -135,7 +141,7 @@ class _ZstdProcess(io.RawIOBase):
                 self.proc.stdin.write(data)
         except BrokenPipeError:
             pass
-        except BaseException as e:  # noqa: BLE001 - reported by finish()
+        except BaseException as e:
             self.error = e
         finally:
             try:
@@ -149,9 +155,9 @@ class _ZstdProcess(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         return self.proc.stdout.read(n)
 
-    def readinto(self, b) -> int:  # noqa: ANN001
+    def readinto(self, b) -> int:
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
     def finish(self) -> None:
@@ -233,10 +239,13 @@ class _Unpacker:
                 os.mkdir(path, 0o755)
                 continue
             if stat.S_ISLNK(st.st_mode):
-                raise self.fail(member, f"would be written through the symbolic link {'/'.join(parts[:i + 1])!r}")
+                raise self.fail(
+                    member, f"would be written through the symbolic link {'/'.join(parts[: i + 1])!r}"
+                )
             if not stat.S_ISDIR(st.st_mode):
-                raise self.fail(member, f"would be written under {'/'.join(parts[:i + 1])!r}, "
-                                        "which is not a directory")
+                raise self.fail(
+                    member, f"would be written under {'/'.join(parts[: i + 1])!r}, which is not a directory"
+                )
         return path
 
     def clear(self, path: str, keep_dir: bool) -> bool:
@@ -269,7 +278,7 @@ class _Unpacker:
         for key, value in ti.pax_headers.items():
             if not key.startswith("SCHILY.xattr."):
                 continue
-            name = key[len("SCHILY.xattr."):]
+            name = key[len("SCHILY.xattr.") :]
             if not name.startswith(_KEPT_XATTRS):
                 continue
             data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
@@ -294,7 +303,7 @@ class _Unpacker:
                 return
             if base.startswith(OPAQUE[:8]):  # .wh..wh.plnk, .wh..wh.aufs: aufs's own metadata
                 return
-            hidden = base[len(WHITEOUT):]
+            hidden = base[len(WHITEOUT) :]
             if hidden in ("", ".", ".."):
                 raise self.fail(name, "is a malformed whiteout")
             target = os.path.join(parent, hidden)
@@ -380,8 +389,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def unpack(src: BinaryIO, dest: str, what: str, *, expect_blob: str | None = None, expect_diff: str | None = None,
-           progress: Callable[[int], None] | None = None) -> LayerInfo:
+def unpack(
+    src: BinaryIO,
+    dest: str,
+    what: str,
+    *,
+    expect_blob: str | None = None,
+    expect_diff: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LayerInfo:
     """Unpack the layer read from ``src`` into the empty directory ``dest``; verify its digests (hex)."""
     blob = HashingReader(src, progress)
     stream, kind = decompressed(blob)
@@ -413,12 +429,17 @@ def unpack(src: BinaryIO, dest: str, what: str, *, expect_blob: str | None = Non
         if isinstance(stream, _ZstdProcess):
             stream.kill()
         raise
-    info = LayerInfo(diff.hash.hexdigest(), blob.hash.hexdigest(), diff.count, unpacker.entries,
-                     unpacker.skipped_devices)
+    info = LayerInfo(
+        diff.hash.hexdigest(), blob.hash.hexdigest(), diff.count, unpacker.entries, unpacker.skipped_devices
+    )
     if expect_blob is not None and info.blob_digest != expect_blob:
-        raise BadImage(f"{what}: digest mismatch: the blob is sha256:{info.blob_digest}, its descriptor says "
-                       f"sha256:{expect_blob} (a corrupt or tampered image)")
+        raise BadImage(
+            f"{what}: digest mismatch: the blob is sha256:{info.blob_digest}, its descriptor says "
+            f"sha256:{expect_blob} (a corrupt or tampered image)"
+        )
     if expect_diff is not None and info.diff_id != expect_diff:
-        raise BadImage(f"{what}: digest mismatch: the uncompressed layer is sha256:{info.diff_id}, the image "
-                       f"config says sha256:{expect_diff} (a corrupt or tampered image)")
+        raise BadImage(
+            f"{what}: digest mismatch: the uncompressed layer is sha256:{info.diff_id}, the image "
+            f"config says sha256:{expect_diff} (a corrupt or tampered image)"
+        )
     return info

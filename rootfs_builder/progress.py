@@ -20,11 +20,17 @@ class Progress:
             from rich.progress import BarColumn, DownloadColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                     DownloadColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                                     transient=False)
+            self._bar = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._bar.start()
-        except Exception:  # noqa: BLE001 - rich missing or no usable terminal: stay quiet
+        except Exception:
             self._bar = None
         self._status_task = None
 

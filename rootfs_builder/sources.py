@@ -33,8 +33,10 @@ from rootfs_builder.store import Store, arch, normalize_config
 
 SCHEMES = ("oci", "oci-archive", "docker-archive", "dir", "tar", "debian", "closure")
 _DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -164,7 +166,7 @@ class WriterPipe:
             write(self.w)
         except BrokenPipeError:
             pass
-        except BaseException as e:  # noqa: BLE001 - re-raised in close()
+        except BaseException as e:
             self.error = e
         finally:
             try:
@@ -180,8 +182,9 @@ class WriterPipe:
         self.thread.join()
         if self.error is not None:
             if isinstance(self.error, OSError):
-                raise InvalidArgument(f"cannot read {self.error.filename or self.what}: "
-                                      f"{self.error.strerror or self.error}") from None
+                raise InvalidArgument(
+                    f"cannot read {self.error.filename or self.what}: {self.error.strerror or self.error}"
+                ) from None
             raise self.error
 
 
@@ -214,9 +217,13 @@ def _add_tree(tf: tarfile.TarFile, root: str) -> None:
 # -- the image config for single-layer sources -----------------------------------------------------
 def synth_config(diff_ids: list[str], config: dict | None, comment: str) -> bytes:
     inner = {k: v for k, v in normalize_config(config or {"Env": [DEFAULT_PATH]}).items() if v}
-    doc = {"architecture": arch(), "os": "linux", "config": inner,
-           "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-           "history": [{"created_by": comment}]}
+    doc = {
+        "architecture": arch(),
+        "os": "linux",
+        "config": inner,
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": [{"created_by": comment}],
+    }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -270,8 +277,10 @@ def detect(source: str) -> tuple[str, str, str | None]:
         return _sniff_archive(path)[0], path, ref
     if os.path.lexists(path):
         raise InvalidArgument(f"cannot import {source!r}: not a file or a directory")
-    raise NotFound(f"no such file or directory: {source!r} (import an OCI layout directory, an oci-archive or "
-                   "docker-archive tarball, a rootfs tarball or directory, debian:SUITE or closure:BINARY)")
+    raise NotFound(
+        f"no such file or directory: {source!r} (import an OCI layout directory, an oci-archive or "
+        "docker-archive tarball, a rootfs tarball or directory, debian:SUITE or closure:BINARY)"
+    )
 
 
 # -- OCI and docker images ------------------------------------------------------------------------
@@ -282,11 +291,19 @@ def _choose_manifest(blobs: object, index: dict, ref: str | None, where: str) ->
         raise BadImage(f"{where}: index.json lists no manifests")
     found_name = None
     if ref is not None:
-        chosen = [m for m in manifests if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-                  in (ref,) or (m.get("annotations") or {}).get("io.containerd.image.name") == ref]
+        chosen = [
+            m
+            for m in manifests
+            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") in (ref,)
+            or (m.get("annotations") or {}).get("io.containerd.image.name") == ref
+        ]
         if not chosen:
-            names = sorted({(m.get("annotations") or {}).get("org.opencontainers.image.ref.name", "?")
-                            for m in manifests})
+            names = sorted(
+                {
+                    (m.get("annotations") or {}).get("org.opencontainers.image.ref.name", "?")
+                    for m in manifests
+                }
+            )
             raise NotFound(f"{where}: no image named {ref!r} in the layout (it holds: {', '.join(names)})")
         manifests = chosen
     if len({m.get("digest") for m in manifests}) > 1:
@@ -294,10 +311,15 @@ def _choose_manifest(blobs: object, index: dict, ref: str | None, where: str) ->
         if len({m.get("digest") for m in platform_ok}) == 1:
             manifests = platform_ok
         else:
-            names = sorted({(m.get("annotations") or {}).get("org.opencontainers.image.ref.name", "?")
-                            for m in manifests})
-            raise InvalidArgument(f"{where} holds {len(manifests)} images ({', '.join(names)}): choose one with "
-                                  f"{where}:NAME")
+            names = sorted(
+                {
+                    (m.get("annotations") or {}).get("org.opencontainers.image.ref.name", "?")
+                    for m in manifests
+                }
+            )
+            raise InvalidArgument(
+                f"{where} holds {len(manifests)} images ({', '.join(names)}): choose one with {where}:NAME"
+            )
     desc = manifests[0]
     ann = desc.get("annotations") or {}
     found_name = ann.get("io.containerd.image.name") or ann.get("org.opencontainers.image.ref.name")
@@ -325,28 +347,50 @@ def _read_blob(blobs: object, desc: dict, where: str, what: str) -> bytes:
     data = blobs.read(f"blobs/sha256/{hexd}", f"{where}: {what}")
     actual = hashlib.sha256(data).hexdigest()
     if actual != hexd:
-        raise BadImage(f"{where}: digest mismatch for {what}: it is sha256:{actual}, its descriptor says "
-                       f"sha256:{hexd} (a corrupt or tampered image)")
+        raise BadImage(
+            f"{where}: digest mismatch for {what}: it is sha256:{actual}, its descriptor says "
+            f"sha256:{hexd} (a corrupt or tampered image)"
+        )
     return data
 
 
-def _import_layers(store: Store, blobs: object, layers: list[tuple[str, str | None, str, int | None]],
-                   where: str, progress: Progress) -> tuple[list[str], list[int]]:
+def _import_layers(
+    store: Store,
+    blobs: object,
+    layers: list[tuple[str, str | None, str, int | None]],
+    where: str,
+    progress: Progress,
+) -> tuple[list[str], list[int]]:
     """Unpack each (blob path, expected blob hex, expected diff hex, size) in order; return diffs, sizes."""
     diffs, sizes = [], []
     for n, (rel, blob_hex, diff_hex, size) in enumerate(layers, 1):
         what = f"{where}: layer {n}/{len(layers)} ({diff_hex[:12]})"
-        advance = progress.task(f"layer {n}/{len(layers)} {diff_hex[:12]}", size) \
-            if not os.path.isdir(store.layer_path(diff_hex)) else None
-        diff, usize, _new = store.add_layer(lambda rel=rel, what=what: blobs.open(rel, what), what,
-                                            expect_diff=diff_hex, expect_blob=blob_hex, progress=advance)
+        advance = (
+            progress.task(f"layer {n}/{len(layers)} {diff_hex[:12]}", size)
+            if not os.path.isdir(store.layer_path(diff_hex))
+            else None
+        )
+        diff, usize, _new = store.add_layer(
+            lambda rel=rel, what=what: blobs.open(rel, what),
+            what,
+            expect_diff=diff_hex,
+            expect_blob=blob_hex,
+            progress=advance,
+        )
         diffs.append(diff)
         sizes.append(usize)
     return diffs, sizes
 
 
-def _import_oci(store: Store, blobs: object, where: str, ref: str | None, name: str | None,
-                progress: Progress, source: str) -> dict:
+def _import_oci(
+    store: Store,
+    blobs: object,
+    where: str,
+    ref: str | None,
+    name: str | None,
+    progress: Progress,
+    source: str,
+) -> dict:
     try:
         layout = _json(blobs.read("oci-layout", f"{where}: oci-layout"), f"{where}: oci-layout")
         if layout.get("imageLayoutVersion") != "1.0.0":
@@ -363,7 +407,9 @@ def _import_oci(store: Store, blobs: object, where: str, ref: str | None, name: 
     descs = manifest.get("layers") or []
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(descs) != len(diff_ids):
-        raise BadImage(f"{where}: the manifest lists {len(descs)} layers but the config {len(diff_ids)} diff_ids")
+        raise BadImage(
+            f"{where}: the manifest lists {len(descs)} layers but the config {len(diff_ids)} diff_ids"
+        )
     layers = []
     for d, diff in zip(descs, diff_ids, strict=True):
         if "encrypted" in str(d.get("mediaType", "")):
@@ -374,19 +420,23 @@ def _import_oci(store: Store, blobs: object, where: str, ref: str | None, name: 
     diffs, sizes = _import_layers(store, blobs, layers, where, progress)
     if name is None and found_name and (":" in found_name or "/" in found_name):
         name = _valid_name_or_none(found_name)
-    return store.add_image(config_bytes, diffs, name=name, source=source, manifest_bytes=manifest_bytes,
-                           sizes=sizes)
+    return store.add_image(
+        config_bytes, diffs, name=name, source=source, manifest_bytes=manifest_bytes, sizes=sizes
+    )
 
 
-def _import_docker(store: Store, blobs: object, where: str, name: str | None, progress: Progress,
-                   source: str) -> dict:
+def _import_docker(
+    store: Store, blobs: object, where: str, name: str | None, progress: Progress, source: str
+) -> dict:
     import hashlib
 
     manifest = _json(blobs.read("manifest.json", f"{where}: manifest.json"), f"{where}: manifest.json")
     if not isinstance(manifest, list) or not manifest:
         raise BadImage(f"{where}: manifest.json lists no images")
     if len(manifest) > 1:
-        raise InvalidArgument(f"{where} holds {len(manifest)} images: only single-image archives are supported")
+        raise InvalidArgument(
+            f"{where} holds {len(manifest)} images: only single-image archives are supported"
+        )
     entry = manifest[0]
     cfg_name = entry.get("Config")
     if not isinstance(cfg_name, str):
@@ -395,14 +445,20 @@ def _import_docker(store: Store, blobs: object, where: str, name: str | None, pr
     stem = os.path.basename(cfg_name).removesuffix(".json")
     actual = hashlib.sha256(config_bytes).hexdigest()
     if re.fullmatch(r"[0-9a-f]{64}", stem) and stem != actual:
-        raise BadImage(f"{where}: digest mismatch for the image config: it is sha256:{actual}, its name says "
-                       f"sha256:{stem} (a corrupt or tampered image)")
+        raise BadImage(
+            f"{where}: digest mismatch for the image config: it is sha256:{actual}, its name says "
+            f"sha256:{stem} (a corrupt or tampered image)"
+        )
     config = _json(config_bytes, f"{where}: the image config")
     files = entry.get("Layers") or []
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(files) != len(diff_ids):
-        raise BadImage(f"{where}: manifest.json lists {len(files)} layers but the config {len(diff_ids)} diff_ids")
-    layers = [(f, None, _hex(d, f"{where}: a diff_id"), blobs.size(f)) for f, d in zip(files, diff_ids, strict=True)]
+        raise BadImage(
+            f"{where}: manifest.json lists {len(files)} layers but the config {len(diff_ids)} diff_ids"
+        )
+    layers = [
+        (f, None, _hex(d, f"{where}: a diff_id"), blobs.size(f)) for f, d in zip(files, diff_ids, strict=True)
+    ]
     progress.status(f"importing {where}")
     diffs, sizes = _import_layers(store, blobs, layers, where, progress)
     tags = entry.get("RepoTags") or []
@@ -420,16 +476,33 @@ def _valid_name_or_none(name: str) -> str | None:
         return None
 
 
-def import_single_layer(store: Store, opener: Callable[[], BinaryIO], what: str, name: str | None,
-                        source: str, config: dict | None, progress: Progress, size: int | None,
-                        comment: str) -> dict:
+def import_single_layer(
+    store: Store,
+    opener: Callable[[], BinaryIO],
+    what: str,
+    name: str | None,
+    source: str,
+    config: dict | None,
+    progress: Progress,
+    size: int | None,
+    comment: str,
+) -> dict:
     advance = progress.task(f"unpacking {os.path.basename(what.rstrip('/')) or what}", size)
     diff, usize, _new = store.add_layer(opener, what, progress=advance)
-    return store.add_image(synth_config([diff], config, comment), [diff], name=name, source=source, sizes=[usize])
+    return store.add_image(
+        synth_config([diff], config, comment), [diff], name=name, source=source, sizes=[usize]
+    )
 
 
-def import_source(source: str, name: str | None = None, data_root: str | None = None, *,
-                  progress: bool | None = None, config: dict | None = None, **options: object) -> dict:
+def import_source(
+    source: str,
+    name: str | None = None,
+    data_root: str | None = None,
+    *,
+    progress: bool | None = None,
+    config: dict | None = None,
+    **options: object,
+) -> dict:
     """Import ``source`` into the store (optionally naming it ``name[:tag]``); return the image's record.
 
     ``config`` (Entrypoint, Cmd, Env...) is the image config for single-layer sources (tarballs,
@@ -449,8 +522,12 @@ def import_source(source: str, name: str | None = None, data_root: str | None = 
             blobs = _TarBlobs(archive)
             try:
                 if kind == "oci-archive":
-                    return _import_oci(store, blobs, path, ref, name, bar, f"oci-archive:{os.path.abspath(path)}")
-                return _import_docker(store, blobs, path, name, bar, f"docker-archive:{os.path.abspath(path)}")
+                    return _import_oci(
+                        store, blobs, path, ref, name, bar, f"oci-archive:{os.path.abspath(path)}"
+                    )
+                return _import_docker(
+                    store, blobs, path, name, bar, f"docker-archive:{os.path.abspath(path)}"
+                )
             finally:
                 blobs.close()
                 if tmp:
@@ -458,15 +535,32 @@ def import_source(source: str, name: str | None = None, data_root: str | None = 
         if kind == "tar":
             if not os.path.isfile(path):
                 raise NotFound(f"no such file: {path!r}")
-            return import_single_layer(store, lambda: open(path, "rb"), path, name,
-                                       f"tar:{os.path.abspath(path)}", config, bar, os.path.getsize(path),
-                                       "pycontain import (rootfs tarball)")
+            return import_single_layer(
+                store,
+                lambda: open(path, "rb"),
+                path,
+                name,
+                f"tar:{os.path.abspath(path)}",
+                config,
+                bar,
+                os.path.getsize(path),
+                "pycontain import (rootfs tarball)",
+            )
         if kind == "dir":
             if not os.path.isdir(path):
                 raise NotFound(f"no such directory: {path!r}")
             root = os.path.realpath(path)
-            return import_single_layer(store, lambda: tar_pipe(lambda tf: _add_tree(tf, root)), path, name,
-                                       f"dir:{root}", config, bar, None, "pycontain import (directory)")
+            return import_single_layer(
+                store,
+                lambda: tar_pipe(lambda tf: _add_tree(tf, root)),
+                path,
+                name,
+                f"dir:{root}",
+                config,
+                bar,
+                None,
+                "pycontain import (directory)",
+            )
         if kind == "debian":
             from rootfs_builder.debian import import_debian
 
@@ -482,8 +576,12 @@ def _uncompressed_archive(store: Store, path: str, bar: Progress) -> tuple[str, 
     """A compressed image archive (``docker save | gzip``) is decompressed once into the store's tmp dir."""
     with open(path, "rb") as raw:
         head = raw.read(6)
-    if head[:2] != b"\x1f\x8b" and head[:4] != b"\x28\xb5\x2f\xfd" and head[:6] != b"\xfd7zXZ\x00" \
-            and head[:3] != b"BZh":
+    if (
+        head[:2] != b"\x1f\x8b"
+        and head[:4] != b"\x28\xb5\x2f\xfd"
+        and head[:6] != b"\xfd7zXZ\x00"
+        and head[:3] != b"BZh"
+    ):
         return path, None
     import shutil
     import tempfile

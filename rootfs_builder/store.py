@@ -39,15 +39,24 @@ from rootfs_builder.store_lookup import find
 
 INDEX_VERSION = 1
 CONFIG_KEYS = ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes")
-_NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_NAME_RE = re.compile(
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def arch() -> str:
     machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
-            "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+    return {
+        "x86_64": "amd64",
+        "aarch64": "arm64",
+        "armv7l": "arm",
+        "i686": "386",
+        "ppc64le": "ppc64le",
+        "s390x": "s390x",
+        "riscv64": "riscv64",
+    }.get(machine, machine)
 
 
 def parse_name(ref: str) -> str:
@@ -56,13 +65,17 @@ def parse_name(ref: str) -> str:
     slash = ref.rfind("/")
     colon = ref.rfind(":")
     if colon > slash:
-        name, tag = ref[:colon], ref[colon + 1:]
+        name, tag = ref[:colon], ref[colon + 1 :]
     if not name or not _NAME_RE.match(name):
-        raise InvalidArgument(f"invalid image name {ref!r}: use lower-case letters, digits and . _ - / "
-                              "(e.g. 'web' or 'tools/python:3.11')")
+        raise InvalidArgument(
+            f"invalid image name {ref!r}: use lower-case letters, digits and . _ - / "
+            "(e.g. 'web' or 'tools/python:3.11')"
+        )
     if not _TAG_RE.match(tag):
-        raise InvalidArgument(f"invalid image tag {tag!r} in {ref!r}: use letters, digits and . _ - "
-                              "(at most 128, not starting with . or -)")
+        raise InvalidArgument(
+            f"invalid image tag {tag!r} in {ref!r}: use letters, digits and . _ - "
+            "(at most 128, not starting with . or -)"
+        )
     if _HEX_RE.match(name):
         raise InvalidArgument(f"invalid image name {ref!r}: a 64-hex-digit name would read as an image id")
     return f"{name}:{tag}"
@@ -92,7 +105,7 @@ def _fsync_write(path: str, data: bytes, mode: int = 0o644) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -182,8 +195,10 @@ class Store:
         except FileNotFoundError:
             return {"version": INDEX_VERSION, "images": {}, "names": {}}
         except ValueError:
-            raise PycontainError(f"the image index {self.index_path} is damaged (not JSON): move it away and "
-                                 "re-import the images") from None
+            raise PycontainError(
+                f"the image index {self.index_path} is damaged (not JSON): move it away and "
+                "re-import the images"
+            ) from None
         data.setdefault("images", {})
         data.setdefault("names", {})
         return data
@@ -230,13 +245,20 @@ class Store:
 
     def list(self) -> list[dict]:
         index = self.load()
-        return sorted((self.record(index, i) for i in index["images"]), key=lambda r: r.get("imported", 0),
-                      reverse=True)
+        return sorted(
+            (self.record(index, i) for i in index["images"]), key=lambda r: r.get("imported", 0), reverse=True
+        )
 
     # -- layers -------------------------------------------------------------------------------------
-    def add_layer(self, opener: Callable[[], object], what: str, *, expect_diff: str | None = None,
-                  expect_blob: str | None = None, progress: Callable[[int], None] | None = None
-                  ) -> tuple[str, int, bool]:
+    def add_layer(
+        self,
+        opener: Callable[[], object],
+        what: str,
+        *,
+        expect_diff: str | None = None,
+        expect_blob: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[str, int, bool]:
         """Unpack a layer unless the store already has it. Returns (diff_id, size, newly_unpacked).
 
         ``opener()`` returns a readable binary stream of the (possibly compressed) layer. With ``expect_diff``
@@ -265,15 +287,23 @@ class Store:
                 return rec["layer_sizes"][rec["layers"].index(diff)]
         return _layer_size(self.layer_path(diff))
 
-    def _unpack(self, opener: Callable[[], object], what: str, expect_diff: str | None,
-                expect_blob: str | None, progress: Callable[[int], None] | None) -> LayerInfo:
+    def _unpack(
+        self,
+        opener: Callable[[], object],
+        what: str,
+        expect_diff: str | None,
+        expect_blob: str | None,
+        progress: Callable[[int], None] | None,
+    ) -> LayerInfo:
         import tempfile
 
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.layers_dir)
         try:
             src = opener()
             try:
-                info = unpack(src, tmp, what, expect_blob=expect_blob, expect_diff=expect_diff, progress=progress)
+                info = unpack(
+                    src, tmp, what, expect_blob=expect_blob, expect_diff=expect_diff, progress=progress
+                )
             finally:
                 close = getattr(src, "close", None)
                 if close is not None:
@@ -290,15 +320,24 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(e, PermissionError):
                 raise
-            raise PycontainError(f"{what}: cannot unpack the layer into {self.layers_dir}: "
-                                 f"{e.strerror or e}") from None
+            raise PycontainError(
+                f"{what}: cannot unpack the layer into {self.layers_dir}: {e.strerror or e}"
+            ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
     # -- images -------------------------------------------------------------------------------------
-    def add_image(self, config_bytes: bytes, layers: list[str], *, name: str | None, source: str,
-                  manifest_bytes: bytes | None = None, sizes: list[int] | None = None) -> dict:
+    def add_image(
+        self,
+        config_bytes: bytes,
+        layers: list[str],
+        *,
+        name: str | None,
+        source: str,
+        manifest_bytes: bytes | None = None,
+        sizes: list[int] | None = None,
+    ) -> dict:
         """Record an image whose layers are in the store. Its id is the sha256 of its config."""
         try:
             config = json.loads(config_bytes)
@@ -308,7 +347,9 @@ class Store:
         tag = parse_name(name) if name else None
         for diff in layers:
             if not os.path.isdir(self.layer_path(diff)):
-                raise PycontainError(f"layer {diff[:12]} vanished from the store during the import (try again)")
+                raise PycontainError(
+                    f"layer {diff[:12]} vanished from the store during the import (try again)"
+                )
         img_dir = os.path.join(self.images_dir, image_id)
         os.makedirs(img_dir, mode=0o700, exist_ok=True)
         _fsync_write(os.path.join(img_dir, "config.json"), config_bytes)
@@ -343,7 +384,9 @@ class Store:
             index["names"][tag] = image_id
         return tag
 
-    def rmi(self, ref: str, in_use: Callable[[str], bool], force: bool = False) -> tuple[list[str], list[str]]:
+    def rmi(
+        self, ref: str, in_use: Callable[[str], bool], force: bool = False
+    ) -> tuple[list[str], list[str]]:
         """Untag ``ref``; remove its image when no name is left (or ``ref`` is its id), then its unused layers.
 
         Returns (untagged names, deleted ids). An image that ``in_use(id)`` says a container uses is refused.
@@ -357,11 +400,15 @@ class Store:
                 del index["names"][by_name]
                 return [by_name], []
             if by_name is None and len(names) > 1 and not force:
-                raise InvalidState(f"image {image_id[:12]} has several names ({', '.join(names)}): remove them "
-                                   "one by one, or use --force to remove the image and all its names")
+                raise InvalidState(
+                    f"image {image_id[:12]} has several names ({', '.join(names)}): remove them "
+                    "one by one, or use --force to remove the image and all its names"
+                )
             if in_use(image_id):
-                raise InvalidState(f"image {ref!r} ({image_id[:12]}) is in use by a container (remove the "
-                                   "container first: 'pycontain ps -a')")
+                raise InvalidState(
+                    f"image {ref!r} ({image_id[:12]}) is in use by a container (remove the "
+                    "container first: 'pycontain ps -a')"
+                )
             for n in names:
                 del index["names"][n]
             del index["images"][image_id]
@@ -404,11 +451,18 @@ class Store:
     def inspect(self, ref: str) -> dict:
         index = self.load()
         rec = self.get(ref, index)
-        out = {"Id": f"sha256:{rec['id']}", "RepoTags": rec["names"], "Created": rec["created"],
-               "Architecture": rec["architecture"], "Os": rec["os"], "Size": sum(rec["layer_sizes"]),
-               "Config": rec["config"], "Source": rec["source"],
-               "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in rec["layers"]]},
-               "Layers": [self.layer_path(d) for d in rec["layers"]]}
+        out = {
+            "Id": f"sha256:{rec['id']}",
+            "RepoTags": rec["names"],
+            "Created": rec["created"],
+            "Architecture": rec["architecture"],
+            "Os": rec["os"],
+            "Size": sum(rec["layer_sizes"]),
+            "Config": rec["config"],
+            "Source": rec["source"],
+            "RootFS": {"Type": "layers", "Layers": [f"sha256:{d}" for d in rec["layers"]]},
+            "Layers": [self.layer_path(d) for d in rec["layers"]],
+        }
         try:
             with open(os.path.join(self.images_dir, rec["id"], "config.json"), "rb") as f:
                 full = json.loads(f.read())

@@ -26,8 +26,9 @@ def find(index: dict, ref: str) -> tuple:
         if len(matches) > 1:
             from pycontain.errors import InvalidArgument
 
-            raise InvalidArgument(f"image id prefix {ref!r} is ambiguous: it matches {len(matches)} images "
-                                  "(give more digits)")
+            raise InvalidArgument(
+                f"image id prefix {ref!r} is ambiguous: it matches {len(matches)} images (give more digits)"
+            )
         if matches:
             return matches[0], None
     return None, None

@@ -88,9 +88,16 @@ def find_qemu(install: bool = True) -> str:
     if path:
         return path
     if not install or os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise VMUnavailable(f"{QEMU} is not installed (apt-get install --no-install-recommends {QEMU_PACKAGE})")
-    p = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", QEMU_PACKAGE],
-                       capture_output=True, text=True, env=_apt_env(), timeout=600)
+        raise VMUnavailable(
+            f"{QEMU} is not installed (apt-get install --no-install-recommends {QEMU_PACKAGE})"
+        )
+    p = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", QEMU_PACKAGE],
+        capture_output=True,
+        text=True,
+        env=_apt_env(),
+        timeout=600,
+    )
     path = shutil.which(QEMU)
     if not path:
         last = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -118,7 +125,9 @@ def busybox() -> str:
     except PycontainError as e:
         raise VMUnavailable(f"no static busybox for the guest's /init ({e})") from None
     if not os.path.isfile(path):
-        raise VMUnavailable(f"no static busybox at {path} (rebuild it: pycontain-rootfs build default --force)")
+        raise VMUnavailable(
+            f"no static busybox at {path} (rebuild it: pycontain-rootfs build default --force)"
+        )
     return path
 
 
@@ -129,13 +138,20 @@ def kernel_package() -> str:
     if forced:
         return forced
     try:
-        out = subprocess.run(["apt-cache", "depends", KERNEL_META_PACKAGE], capture_output=True, text=True,
-                             env=_apt_env(), timeout=60).stdout
+        out = subprocess.run(
+            ["apt-cache", "depends", KERNEL_META_PACKAGE],
+            capture_output=True,
+            text=True,
+            env=_apt_env(),
+            timeout=60,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired) as e:
         raise VMUnavailable(f"apt-cache cannot resolve {KERNEL_META_PACKAGE} ({e})") from None
     m = re.search(r"Depends:\s*(linux-image-\S+)", out)
     if not m:
-        raise VMUnavailable(f"apt knows no {KERNEL_META_PACKAGE} (run apt-get update, or set PYCONTAIN_VM_KERNEL_PACKAGE)")
+        raise VMUnavailable(
+            f"apt knows no {KERNEL_META_PACKAGE} (run apt-get update, or set PYCONTAIN_VM_KERNEL_PACKAGE)"
+        )
     return m.group(1)
 
 
@@ -204,7 +220,9 @@ def module_closure(modules_root: str, wanted: tuple[str, ...] = GUEST_MODULES) -
         if name in chain:
             raise VMUnavailable(f"module dependency cycle: {' -> '.join(chain + (name,))}")
         if name not in index:
-            raise VMUnavailable(f"kernel module {name} is not in {modules_root} (is it built in? then drop it from GUEST_MODULES)")
+            raise VMUnavailable(
+                f"kernel module {name} is not in {modules_root} (is it built in? then drop it from GUEST_MODULES)"
+            )
         data = _read_module(index[name])
         for dep in _modinfo_depends(data):
             visit(dep, chain + (name,))
@@ -225,7 +243,9 @@ def _load_cached(d: str) -> Kernel | None:
             modules = [os.path.join(d, "modules", n) for n in f.read().split()]
     except OSError:
         return None
-    image = next((p for p in (os.path.join(d, "vmlinux"), os.path.join(d, "vmlinuz")) if os.path.isfile(p)), None)
+    image = next(
+        (p for p in (os.path.join(d, "vmlinux"), os.path.join(d, "vmlinuz")) if os.path.isfile(p)), None
+    )
     if image is None or not all(os.path.isfile(m) for m in modules):
         return None
     return Kernel(os.path.basename(d), image, modules)
@@ -264,8 +284,14 @@ def ensure_kernel() -> Kernel:
 
 def _fetch_kernel(package: str, target: str, work: str) -> Kernel:
     os.chmod(work, 0o755)  # apt's _apt user may then download straight into it
-    p = subprocess.run(["apt-get", "download", "-q", package], cwd=work, capture_output=True, text=True,
-                       env=_apt_env(), timeout=900)
+    p = subprocess.run(
+        ["apt-get", "download", "-q", package],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=_apt_env(),
+        timeout=900,
+    )
     debs = glob.glob(os.path.join(work, "*.deb"))
     if p.returncode != 0 or not debs:
         last = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.startswith("E:")][-1:] or ["no .deb"]
@@ -275,9 +301,13 @@ def _fetch_kernel(package: str, target: str, work: str) -> Kernel:
     if p.returncode != 0:
         raise VMUnavailable(f"dpkg-deb -x {os.path.basename(debs[0])} failed ({p.stderr.strip()})")
     images = glob.glob(os.path.join(tree, "boot", "vmlinuz-*"))
-    mod_roots = glob.glob(os.path.join(tree, "lib", "modules", "*")) or glob.glob(os.path.join(tree, "usr", "lib", "modules", "*"))
+    mod_roots = glob.glob(os.path.join(tree, "lib", "modules", "*")) or glob.glob(
+        os.path.join(tree, "usr", "lib", "modules", "*")
+    )
     if not images or not mod_roots:
-        raise VMUnavailable(f"{package} holds no boot/vmlinuz-* or lib/modules/* (not a kernel image package?)")
+        raise VMUnavailable(
+            f"{package} holds no boot/vmlinuz-* or lib/modules/* (not a kernel image package?)"
+        )
     staging = os.path.join(work, "out")
     os.makedirs(os.path.join(staging, "modules"))
     with open(images[0], "rb") as f:
@@ -365,21 +395,58 @@ class GuestResult:
         return "\n".join(self.output.splitlines()[-lines:])
 
 
-def qemu_argv(kernel_image: str, initrd: str, append: list[str], *, accel: str = "tcg", memory_mb: int = 256,
-              cpus: int = 1) -> list[str]:
+def qemu_argv(
+    kernel_image: str,
+    initrd: str,
+    append: list[str],
+    *,
+    accel: str = "tcg",
+    memory_mb: int = 256,
+    cpus: int = 1,
+) -> list[str]:
     """The microvm command line every pycontain guest shares: serial console on stdio, no devices but the
     ones added after it, no reboot (a guest's reboot or power-off ends QEMU)."""
     if accel not in ACCELS:
         raise ValueError(f"accelerator {accel!r} is not one of {', '.join(ACCELS)}")
-    cmdline = ["console=ttyS0", "panic=-1", "rdinit=/init", "quiet", "mitigations=off",
-               f"pycontain.epoch={int(time.time())}", *append]
+    cmdline = [
+        "console=ttyS0",
+        "panic=-1",
+        "rdinit=/init",
+        "quiet",
+        "mitigations=off",
+        f"pycontain.epoch={int(time.time())}",
+        *append,
+    ]
     khz = host_tsc_khz()
     if khz and accel == "tcg":
         cmdline.append(f"tsc_early_khz={khz}")
-    return [find_qemu(), "-M", "microvm", "-accel", accel, *(["-cpu", "host"] if accel == "kvm" else []),
-            "-m", str(memory_mb), "-smp", str(cpus), "-nodefaults", "-no-user-config", "-display", "none",
-            "-serial", "stdio", "-monitor", "none", "-no-reboot", "-kernel", kernel_image, "-initrd", initrd,
-            "-append", " ".join(cmdline)]
+    return [
+        find_qemu(),
+        "-M",
+        "microvm",
+        "-accel",
+        accel,
+        *(["-cpu", "host"] if accel == "kvm" else []),
+        "-m",
+        str(memory_mb),
+        "-smp",
+        str(cpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        kernel_image,
+        "-initrd",
+        initrd,
+        "-append",
+        " ".join(cmdline),
+    ]
 
 
 class Guest:
@@ -395,7 +462,9 @@ class Guest:
         self.ready_at: float | None = None
         self._cond = threading.Condition()
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self._seen = b""
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
@@ -465,8 +534,10 @@ class Guest:
                 if now > timeout or (self.ready_at is None and now > boot_timeout):
                     timed_out = True
                     with self._cond:
-                        self.chunks.append(f"\n[host: guest killed after {now:.0f}s: "
-                                           f"{'no ' + READY + ' line' if self.ready_at is None else 'command did not finish'}]\n".encode())
+                        self.chunks.append(
+                            f"\n[host: guest killed after {now:.0f}s: "
+                            f"{'no ' + READY + ' line' if self.ready_at is None else 'command did not finish'}]\n".encode()
+                        )
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=0.2)
@@ -476,10 +547,16 @@ class Guest:
         output = self.output()
         found = re.findall(rf"^{RESULT} rc=(\d+)$", output, re.M)
         m = re.search(rf"^{READY}(?: controllers=(.*))?$", output, re.M)
-        return GuestResult(rc=int(found[-1]) if found else None, output=output, qemu_rc=self.proc.returncode,
-                           timed_out=timed_out, wall_seconds=wall, accel=self.accel,
-                           boot_seconds=(self.ready_at - self.start) if self.ready_at else None,
-                           controllers=(m.group(1) or "").split() if m else [])
+        return GuestResult(
+            rc=int(found[-1]) if found else None,
+            output=output,
+            qemu_rc=self.proc.returncode,
+            timed_out=timed_out,
+            wall_seconds=wall,
+            accel=self.accel,
+            boot_seconds=(self.ready_at - self.start) if self.ready_at else None,
+            controllers=(m.group(1) or "").split() if m else [],
+        )
 
 
 # -- the appliance's /init ----------------------------------------------------------------------
@@ -596,13 +673,27 @@ class Appliance:
     def initrd(self) -> str:
         return os.path.join(self.dir, "initramfs.cpio")
 
-    def argv(self, initrd: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1) -> list[str]:
-        return qemu_argv(self.kernel, initrd or self.initrd, [], accel=accel, memory_mb=memory_mb, cpus=cpus) + [
-            "-drive", f"file={self.disk},format=raw,if=none,id=disk0,snapshot=on",
-            "-device", "virtio-blk-device,drive=disk0"]
+    def argv(
+        self, initrd: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1
+    ) -> list[str]:
+        return qemu_argv(
+            self.kernel, initrd or self.initrd, [], accel=accel, memory_mb=memory_mb, cpus=cpus
+        ) + [
+            "-drive",
+            f"file={self.disk},format=raw,if=none,id=disk0,snapshot=on",
+            "-device",
+            "virtio-blk-device,drive=disk0",
+        ]
 
-    def start(self, command: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1,
-              echo: bool = False) -> Guest:
+    def start(
+        self,
+        command: str | None = None,
+        *,
+        accel: str = "tcg",
+        memory_mb: int = 256,
+        cpus: int = 1,
+        echo: bool = False,
+    ) -> Guest:
         """Boot the appliance; ``command`` (sh, run in it instead of its entrypoint) travels as a second cpio
         archive appended to the initramfs (the kernel unpacks every archive it finds there)."""
         initrd = None
@@ -614,7 +705,9 @@ class Appliance:
                 shutil.copyfileobj(base, out)
                 out.write(c.bytes())
         try:
-            guest = Guest(self.argv(initrd, accel=accel, memory_mb=memory_mb, cpus=cpus), accel=accel, echo=echo)
+            guest = Guest(
+                self.argv(initrd, accel=accel, memory_mb=memory_mb, cpus=cpus), accel=accel, echo=echo
+            )
         except BaseException:
             if initrd:
                 os.unlink(initrd)
@@ -623,10 +716,20 @@ class Appliance:
             guest.remove_after.append(initrd)
         return guest
 
-    def run(self, command: str | None = None, *, accel: str = "tcg", timeout: float = 300, memory_mb: int = 256,
-            cpus: int = 1, echo: bool = False) -> GuestResult:
+    def run(
+        self,
+        command: str | None = None,
+        *,
+        accel: str = "tcg",
+        timeout: float = 300,
+        memory_mb: int = 256,
+        cpus: int = 1,
+        echo: bool = False,
+    ) -> GuestResult:
         """Boot, run the entrypoint (or ``command``), power off: the result with the whole console."""
-        return self.start(command, accel=accel, memory_mb=memory_mb, cpus=cpus, echo=echo).wait(timeout, boot_timeout=120)
+        return self.start(command, accel=accel, memory_mb=memory_mb, cpus=cpus, echo=echo).wait(
+            timeout, boot_timeout=120
+        )
 
 
 def load_appliance(directory: str) -> Appliance:
@@ -634,17 +737,25 @@ def load_appliance(directory: str) -> Appliance:
     try:
         with open(path) as f:
             meta = json.load(f)
-        return Appliance(dir=os.path.abspath(directory), image=meta["image"], image_id=meta["image_id"],
-                         kernel_package=meta["kernel_package"], disk_bytes=int(meta["disk_bytes"]))
+        return Appliance(
+            dir=os.path.abspath(directory),
+            image=meta["image"],
+            image_id=meta["image_id"],
+            kernel_package=meta["kernel_package"],
+            disk_bytes=int(meta["disk_bytes"]),
+        )
     except FileNotFoundError:
-        raise VMUnavailable(f"{directory} is not a VM export (no appliance.json): make one with "
-                            "'pycontain vm export IMAGE DIR'") from None
+        raise VMUnavailable(
+            f"{directory} is not a VM export (no appliance.json): make one with "
+            "'pycontain vm export IMAGE DIR'"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise VMUnavailable(f"{path} is damaged ({e}): export the image again") from None
 
 
-def export_vm(ref: str, dest: str, data_root: str | None = None, *, hostname: str | None = None,
-              extra_mb: int = 64) -> Appliance:
+def export_vm(
+    ref: str, dest: str, data_root: str | None = None, *, hostname: str | None = None, extra_mb: int = 64
+) -> Appliance:
     """Write the VM appliance of image ``ref`` to directory ``dest`` (created; must be empty or absent)."""
     import rootfs_builder
 
@@ -661,11 +772,32 @@ def export_vm(ref: str, dest: str, data_root: str | None = None, *, hostname: st
             used, inodes = _tree_bytes(tree)
             size_mb = int(used * 1.25 / (1 << 20)) + extra_mb
             disk = os.path.join(dest, "disk.img")
-            p = subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "pycontain", "-N", str(inodes + 4096),
-                                "-E", "root_owner=0:0", "-d", tree, disk, f"{size_mb}M"],
-                               capture_output=True, text=True, timeout=900)
+            p = subprocess.run(
+                [
+                    mke2fs,
+                    "-q",
+                    "-F",
+                    "-t",
+                    "ext4",
+                    "-L",
+                    "pycontain",
+                    "-N",
+                    str(inodes + 4096),
+                    "-E",
+                    "root_owner=0:0",
+                    "-d",
+                    tree,
+                    disk,
+                    f"{size_mb}M",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if p.returncode != 0:
-                raise PycontainError(f"mke2fs failed for the VM disk of {ref!r}: {p.stderr.strip().splitlines()[-1:]}")
+                raise PycontainError(
+                    f"mke2fs failed for the VM disk of {ref!r}: {p.stderr.strip().splitlines()[-1:]}"
+                )
         shutil.copyfile(kernel.image, os.path.join(dest, "vmlinux"))
         c = Cpio()
         for d, mode in (("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777)):
@@ -684,22 +816,41 @@ def export_vm(ref: str, dest: str, data_root: str | None = None, *, hostname: st
         c.file(".vm/hostname", name.encode())
         with open(os.path.join(dest, "initramfs.cpio"), "wb") as f:
             f.write(c.bytes())
-        appliance = Appliance(dir=os.path.abspath(dest), image=image.name, image_id=image.id,
-                              kernel_package=kernel.package, disk_bytes=os.path.getsize(disk))
+        appliance = Appliance(
+            dir=os.path.abspath(dest),
+            image=image.name,
+            image_id=image.id,
+            kernel_package=kernel.package,
+            disk_bytes=os.path.getsize(disk),
+        )
         boot = appliance.argv()
         boot[0] = QEMU
         for flag, value in (("-kernel", "vmlinux"), ("-initrd", "initramfs.cpio")):
             boot[boot.index(flag) + 1] = value
         boot[boot.index("-drive") + 1] = "file=disk.img,format=raw,if=none,id=disk0,snapshot=on"
-        boot[boot.index("-append") + 1] = " ".join(w for w in boot[boot.index("-append") + 1].split()
-                                                   if not w.startswith(("pycontain.epoch=", "tsc_early_khz=")))
+        boot[boot.index("-append") + 1] = " ".join(
+            w
+            for w in boot[boot.index("-append") + 1].split()
+            if not w.startswith(("pycontain.epoch=", "tsc_early_khz="))
+        )
         with open(os.path.join(dest, "boot.sh"), "w") as f:
-            f.write("#!/bin/sh\n# Boot this appliance (software emulation; add '-accel kvm -cpu host' where KVM works).\n"
-                    'cd "$(dirname "$0")" && exec ' + " ".join(shlex.quote(a) for a in boot) + "\n")
+            f.write(
+                "#!/bin/sh\n# Boot this appliance (software emulation; add '-accel kvm -cpu host' where KVM works).\n"
+                'cd "$(dirname "$0")" && exec ' + " ".join(shlex.quote(a) for a in boot) + "\n"
+            )
         os.chmod(os.path.join(dest, "boot.sh"), 0o755)
         with open(os.path.join(dest, "appliance.json"), "w") as f:
-            json.dump({"image": image.name, "image_id": image.id, "kernel_package": kernel.package,
-                       "disk_bytes": appliance.disk_bytes, "config": image.config}, f, indent=2)
+            json.dump(
+                {
+                    "image": image.name,
+                    "image_id": image.id,
+                    "kernel_package": kernel.package,
+                    "disk_bytes": appliance.disk_bytes,
+                    "config": image.config,
+                },
+                f,
+                indent=2,
+            )
         return appliance
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)

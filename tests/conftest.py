@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-ROOT_REQUIRED = pytest.mark.skipif(os.geteuid() != 0, reason="pycontain needs root (namespaces, mounts, cgroups)")
+ROOT_REQUIRED = pytest.mark.skipif(
+    os.geteuid() != 0, reason="pycontain needs root (namespaces, mounts, cgroups)"
+)
 
 
 class CLI:
@@ -25,9 +27,12 @@ class CLI:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "pycontain", "--root", self.root, *args]
 
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 60, check: bool = False,
-                 **kw: object) -> subprocess.CompletedProcess:
-        p = subprocess.run(self.argv(*args), input=input, capture_output=True, text=True, timeout=timeout, **kw)
+    def __call__(
+        self, *args: str, input: str | None = None, timeout: float = 60, check: bool = False, **kw: object
+    ) -> subprocess.CompletedProcess:
+        p = subprocess.run(
+            self.argv(*args), input=input, capture_output=True, text=True, timeout=timeout, **kw
+        )
         if check and p.returncode != 0:
             raise AssertionError(f"pycontain {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p
@@ -38,14 +43,22 @@ class CLI:
         import tempfile
 
         with tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                               timeout=timeout, text=True)
+            p = subprocess.run(
+                self.argv(*args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                timeout=timeout,
+                text=True,
+            )
             err.seek(0)
             p.stderr = err.read()
         return p
 
     def popen(self, *args: str, **kw: object) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        return subprocess.Popen(
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+        )
 
     def ids(self) -> list[str]:
         return [d for d in os.listdir(self.root) if len(d) == 64] if os.path.isdir(self.root) else []
@@ -68,8 +81,11 @@ def _remove_all(root: str) -> None:
         return
     ids = [d for d in os.listdir(root) if len(d) == 64]
     if ids:
-        subprocess.run([sys.executable, "-m", "pycontain", "--root", root, "rm", "-f", *ids],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "pycontain", "--root", root, "rm", "-f", *ids],
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def own_cgroup_dirs() -> list[str]:
@@ -81,8 +97,13 @@ def own_cgroup_dirs() -> list[str]:
         _, controllers, path = line.split(":", 2)
         if controllers.startswith("name="):
             continue
-        base = "/sys/fs/cgroup/unified" if controllers == "" and os.path.isdir("/sys/fs/cgroup/unified") \
-            else "/sys/fs/cgroup" if controllers == "" else f"/sys/fs/cgroup/{controllers.split(',')[0]}"
+        base = (
+            "/sys/fs/cgroup/unified"
+            if controllers == "" and os.path.isdir("/sys/fs/cgroup/unified")
+            else "/sys/fs/cgroup"
+            if controllers == ""
+            else f"/sys/fs/cgroup/{controllers.split(',')[0]}"
+        )
         top = os.path.join(base, path.lstrip("/"))
         for d, subdirs, _files in os.walk(top):
             found.extend(os.path.join(d, s) for s in subdirs if "pycontain" in s)
@@ -154,7 +175,11 @@ def private_network():
     import tempfile
 
     registry = tempfile.mkdtemp(prefix="pycontain-netreg-")
-    env = {"PYCONTAIN_NETWORKS_DIR": registry, "PYCONTAIN_BRIDGE": TEST_BRIDGE, "PYCONTAIN_NFT_TABLE": TEST_TABLE}
+    env = {
+        "PYCONTAIN_NETWORKS_DIR": registry,
+        "PYCONTAIN_BRIDGE": TEST_BRIDGE,
+        "PYCONTAIN_NFT_TABLE": TEST_TABLE,
+    }
     if os.geteuid() == 0:
         env["PYCONTAIN_BRIDGE_SUBNET"] = _free_test_subnet()
     saved = {k: os.environ.get(k) for k in (*env, "PYCONTAIN_BRIDGE_SUBNET")}

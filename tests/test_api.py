@@ -16,8 +16,14 @@ pytestmark = ROOT_REQUIRED
 def test_run_returns_exit_status(state_root, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    code = pycontain.run("default", ["sh", "-c", "hostname > /out/h; exit 4"], root=state_root,
-                         hostname="api", volumes=[f"{out}:/out"], auto_remove=True)
+    code = pycontain.run(
+        "default",
+        ["sh", "-c", "hostname > /out/h; exit 4"],
+        root=state_root,
+        hostname="api",
+        volumes=[f"{out}:/out"],
+        auto_remove=True,
+    )
     assert code == 4
     assert (out / "h").read_text().strip() == "api"
     assert not os.listdir(state_root) or os.listdir(state_root) == [".lock"]

@@ -28,8 +28,13 @@ def _leftovers() -> dict[str, object]:
     with open("/proc/self/mountinfo") as f:
         mounts = sorted(line.split()[4] for line in f if "bench" in line or "pycontain-vm" in line)
     tmp = "/var/lib/pycontain/tmp"
-    return {"mounts": mounts, "work": sorted(os.listdir(tmp)) if os.path.isdir(tmp) else [],
-            "vm_initrds": sorted(p for p in os.listdir(tempfile.gettempdir()) if p.startswith("pycontain-vm-initrd"))}
+    return {
+        "mounts": mounts,
+        "work": sorted(os.listdir(tmp)) if os.path.isdir(tmp) else [],
+        "vm_initrds": sorted(
+            p for p in os.listdir(tempfile.gettempdir()) if p.startswith("pycontain-vm-initrd")
+        ),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +42,30 @@ def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     before = _leftovers()
     runtimes = ",".join(["pycontain"] + [r for r in ("runc", "crun") if shutil.which(r)])
-    p = subprocess.run([PYCONTAIN, "bench", "--repeat", "3", "--scale", "0.2", "--density", "1,3",
-                        "--vm-density-max", "1", "--vm", "auto", "--runtimes", runtimes, "--out", str(out), "--json"],
-                       capture_output=True, text=True, timeout=840)
+    p = subprocess.run(
+        [
+            PYCONTAIN,
+            "bench",
+            "--repeat",
+            "3",
+            "--scale",
+            "0.2",
+            "--density",
+            "1,3",
+            "--vm-density-max",
+            "1",
+            "--vm",
+            "auto",
+            "--runtimes",
+            runtimes,
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     yield out, summary, before
@@ -75,7 +101,10 @@ def test_samples_are_interleaved_and_repeated(bench) -> None:
     assert {"host", "pycontain", "vm"} <= targets
     assert all(sum(1 for s in cpu if s["target"] == t) == 3 for t in targets)
     # round r starts with target r: the order rotates
-    first = [next(s["target"] for s in raw["samples"] if s["round"] == r and s["metric"] == "noop") for r in range(3)]
+    first = [
+        next(s["target"] for s in raw["samples"] if s["round"] == r and s["metric"] == "noop")
+        for r in range(3)
+    ]
     assert len(set(first)) == 3
 
 
@@ -103,11 +132,20 @@ def test_nothing_left_behind(bench) -> None:
 
 
 def test_bad_options_are_one_line_errors() -> None:
-    for args, needle in ((["--repeat", "0"], "--repeat"), (["--vm", "xen"], "--vm"),
-                         (["--workloads", "cpu,gpu"], "'gpu'"), (["--density", "1,x"], "--density"),
-                         (["--runtimes", "docker"], "'docker'"), (["--appliance", "no-such-image"], "no-such-image")):
-        p = subprocess.run([PYCONTAIN, "bench", "--vm", "none", *args, "--out", "/nonexistent/never"],
-                           capture_output=True, text=True, timeout=120)
+    for args, needle in (
+        (["--repeat", "0"], "--repeat"),
+        (["--vm", "xen"], "--vm"),
+        (["--workloads", "cpu,gpu"], "'gpu'"),
+        (["--density", "1,x"], "--density"),
+        (["--runtimes", "docker"], "'docker'"),
+        (["--appliance", "no-such-image"], "no-such-image"),
+    ):
+        p = subprocess.run(
+            [PYCONTAIN, "bench", "--vm", "none", *args, "--out", "/nonexistent/never"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 125, (args, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, (args, p.stderr)

@@ -42,8 +42,10 @@ MODE = detect_mode(ROOT)
 IS_ROOT = os.geteuid() == 0
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-needs_v1 = pytest.mark.skipif(not IS_ROOT or MODE == "unified" or not v1_mounts(ROOT),
-                              reason="needs root and cgroup v1 controllers (hybrid or legacy host)")
+needs_v1 = pytest.mark.skipif(
+    not IS_ROOT or MODE == "unified" or not v1_mounts(ROOT),
+    reason="needs root and cgroup v1 controllers (hybrid or legacy host)",
+)
 needs_v2 = pytest.mark.skipif(not IS_ROOT or MODE == "legacy", reason="needs root and a cgroup v2 mount")
 
 
@@ -234,7 +236,9 @@ class TestV1:
         for c, d in v1.dirs.items():
             assert os.path.isdir(d), c
             assert os.path.basename(d) == os.path.basename(v1.path)
-            expected = os.path.normpath(mounts[c][0] + "/" + own.get(c, "/") + "/" + os.path.basename(v1.path))
+            expected = os.path.normpath(
+                mounts[c][0] + "/" + own.get(c, "/") + "/" + os.path.basename(v1.path)
+            )
             assert d == expected
         assert v1.exists()
         with pytest.raises(AlreadyExists):
@@ -262,7 +266,9 @@ class TestV1:
         d = v1.dirs["memory"]
         assert int(read(f"{d}/memory.limit_in_bytes")) == 64 * MiB
         if os.path.exists(f"{d}/memory.memsw.limit_in_bytes"):
-            assert int(read(f"{d}/memory.memsw.limit_in_bytes")) == 128 * MiB  # docker: swap as much as memory
+            assert (
+                int(read(f"{d}/memory.memsw.limit_in_bytes")) == 128 * MiB
+            )  # docker: swap as much as memory
         assert v1.stats().memory_limit == 64 * MiB
 
     def test_memory_limit_can_grow_past_swap_and_shrink_again(self, v1: V1Manager) -> None:
@@ -271,9 +277,15 @@ class TestV1:
             pytest.skip("no swap accounting (memory.memsw.*) on this host")
         v1.apply(Resources.from_options(memory="64m", memory_swap="64m"))
         v1.apply(Resources.from_options(memory="256m", memory_swap="300m"))  # memsw must be raised first
-        assert (int(read(f"{d}/memory.limit_in_bytes")), int(read(f"{d}/memory.memsw.limit_in_bytes"))) == (256 * MiB, 300 * MiB)
+        assert (int(read(f"{d}/memory.limit_in_bytes")), int(read(f"{d}/memory.memsw.limit_in_bytes"))) == (
+            256 * MiB,
+            300 * MiB,
+        )
         v1.apply(Resources.from_options(memory="32m", memory_swap="40m"))  # memory must be lowered first
-        assert (int(read(f"{d}/memory.limit_in_bytes")), int(read(f"{d}/memory.memsw.limit_in_bytes"))) == (32 * MiB, 40 * MiB)
+        assert (int(read(f"{d}/memory.limit_in_bytes")), int(read(f"{d}/memory.memsw.limit_in_bytes"))) == (
+            32 * MiB,
+            40 * MiB,
+        )
         v1.apply(Resources(memory=-1))
         assert int(read(f"{d}/memory.limit_in_bytes")) > 1 << 62
         v1.apply(Resources(memory_reservation=16 * MiB))
@@ -339,8 +351,12 @@ class TestV1:
         assert v1.pids() == []
 
     def test_stats(self, v1: V1Manager, procs: Procs) -> None:
-        p = procs.python(v1, "b = b'x' * (20 << 20); import sys; print('ok', flush=True); sys.stdin.read()",
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        p = procs.python(
+            v1,
+            "b = b'x' * (20 << 20); import sys; print('ok', flush=True); sys.stdin.read()",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         assert p.stdout.readline().strip() == b"ok"
         s = v1.stats()
         assert s.memory_usage is not None and s.memory_usage >= 20 * MiB
@@ -350,7 +366,9 @@ class TestV1:
         json.dumps(s.to_dict())
 
     def test_cpu_and_cpuset_limits(self, v1: V1Manager) -> None:
-        v1.apply(Resources.from_options(cpus="0.5", cpu_shares="512", cpuset_cpus="0", cpuset_mems="0", ncpus=2))
+        v1.apply(
+            Resources.from_options(cpus="0.5", cpu_shares="512", cpuset_cpus="0", cpuset_mems="0", ncpus=2)
+        )
         assert read(f"{v1.dirs['cpu']}/cpu.cfs_quota_us") == "50000"
         assert read(f"{v1.dirs['cpu']}/cpu.cfs_period_us") == "100000"
         assert read(f"{v1.dirs['cpu']}/cpu.shares") == "512"
@@ -501,8 +519,11 @@ class TestV2:
         assert v2.exists()
 
     def test_stats_without_controllers(self, v2: V2Manager, procs: Procs) -> None:
-        procs.python(v2, "import time\nt=time.time()\nwhile time.time()-t < 0.2: pass\nimport sys; sys.stdin.read()",
-                     stdin=subprocess.PIPE)
+        procs.python(
+            v2,
+            "import time\nt=time.time()\nwhile time.time()-t < 0.2: pass\nimport sys; sys.stdin.read()",
+            stdin=subprocess.PIPE,
+        )
         assert wait_until(lambda: (v2.stats().cpu_usage_ns or 0) > 50_000_000)
         s = v2.stats()
         assert s.pids_current == 1
@@ -515,16 +536,27 @@ class TestV2:
 
     @pytest.mark.parametrize(
         ("controller", "resources"),
-        [("memory", Resources(memory=64 * MiB)), ("pids", Resources(pids_limit=5)), ("cpu", Resources(cpu_shares=512)),
-         ("io", Resources(blkio_weight=500)), ("cpuset", Resources(cpuset_cpus="0"))],
+        [
+            ("memory", Resources(memory=64 * MiB)),
+            ("pids", Resources(pids_limit=5)),
+            ("cpu", Resources(cpu_shares=512)),
+            ("io", Resources(blkio_weight=500)),
+            ("cpuset", Resources(cpuset_cpus="0")),
+        ],
     )
-    def test_limit_without_delegated_controller_is_unsupported(self, v2: V2Manager, controller: str, resources: Resources) -> None:
+    def test_limit_without_delegated_controller_is_unsupported(
+        self, v2: V2Manager, controller: str, resources: Resources
+    ) -> None:
         if controller in V2_PARENT_CONTROLLERS:
             pytest.skip(f"{controller} is delegated here")
         with pytest.raises(Unsupported) as exc:
             v2.apply(resources)
         msg = str(exc.value)
-        assert f"'{controller}'" in msg and "\n" not in msg and ("--cgroup-parent" in msg or "--cgroup-manager v1" in msg)
+        assert (
+            f"'{controller}'" in msg
+            and "\n" not in msg
+            and ("--cgroup-parent" in msg or "--cgroup-manager v1" in msg)
+        )
 
     @needs_v2_controller("memory")
     def test_memory_limit_and_oom(self, v2: V2Manager, procs: Procs) -> None:
@@ -555,7 +587,9 @@ class TestV2:
         for name, major, minor in (("null", 1, 3), ("kmsg", 1, 11)):
             os.mknod(tmp_path / name, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
         assert v2.set_devices([DENY_ALL, *DEFAULT_ALLOWED])
-        p = procs.python(v2, f"""
+        p = procs.python(
+            v2,
+            f"""
             import os
             for n in ("null", "kmsg"):
                 try:
@@ -565,7 +599,10 @@ class TestV2:
                     print(n, e.strerror)
             os.mknod("{tmp_path}/made", 0o600 | 0o020000, os.makedev(1, 11))  # mknod of any node stays allowed
             print("mknod OK")
-            """, stdout=subprocess.PIPE, text=True)
+            """,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         out, _ = p.communicate(timeout=30)
         assert out.split("\n")[:3] == ["null OK", "kmsg Operation not permitted", "mknod OK"], out
 
@@ -575,9 +612,18 @@ class TestV2:
         for name, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7)):
             os.mknod(tmp_path / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         # null: read only; zero: allowed, then denied by a later rule (the later one wins); full: write, as c *:7
-        assert v2.set_devices([DENY_ALL, DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 5, "rw"),
-                               DeviceRule(False, "c", 1, 5, "rwm"), DeviceRule(True, "c", -1, 7, "w")])
-        p = procs.python(v2, f"""
+        assert v2.set_devices(
+            [
+                DENY_ALL,
+                DeviceRule(True, "c", 1, 3, "r"),
+                DeviceRule(True, "c", 1, 5, "rw"),
+                DeviceRule(False, "c", 1, 5, "rwm"),
+                DeviceRule(True, "c", -1, 7, "w"),
+            ]
+        )
+        p = procs.python(
+            v2,
+            f"""
             import os
             for n, flags in (("null", os.O_RDONLY), ("null", os.O_WRONLY), ("zero", os.O_RDONLY), ("full", os.O_WRONLY),
                              ("full", os.O_RDONLY)):
@@ -586,7 +632,10 @@ class TestV2:
                     print("OK")
                 except OSError as e:
                     print(e.errno)
-            """, stdout=subprocess.PIPE, text=True)
+            """,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         out, _ = p.communicate(timeout=30)
         assert out.split() == ["OK", "1", "1", "OK", "1"], out
 
@@ -653,8 +702,17 @@ def test_v2_apply_writes_after_enabling(tmp_path) -> None:
 
 def test_v2_plan_conversions(tmp_path) -> None:
     m = V2Manager("/x", str(tmp_path))
-    r = Resources(memory=64 * MiB, memory_swap=-1, cpu_shares=1024, cpu_quota=150000, cpu_period=100000, pids_limit=-1,
-                  blkio_weight=1000, device_read_bps=[(8, 0, MiB)], device_write_iops=[(8, 0, 100), (8, 16, 5)])
+    r = Resources(
+        memory=64 * MiB,
+        memory_swap=-1,
+        cpu_shares=1024,
+        cpu_quota=150000,
+        cpu_period=100000,
+        pids_limit=-1,
+        blkio_weight=1000,
+        device_read_bps=[(8, 0, MiB)],
+        device_write_iops=[(8, 0, 100), (8, 16, 5)],
+    )
     assert m.plan(r) == [
         ("memory", "memory.max", str(64 * MiB)),
         ("memory", "memory.swap.max", "max"),
@@ -672,7 +730,9 @@ def test_v2_plan_conversions(tmp_path) -> None:
 
 
 # -- conversions (pure) ------------------------------------------------------------------------
-@pytest.mark.parametrize(("shares", "weight"), [(2, 1), (1024, 39), (512, 20), (262144, 10000), (1, 1), (10**9, 10000), (0, 0)])
+@pytest.mark.parametrize(
+    ("shares", "weight"), [(2, 1), (1024, 39), (512, 20), (262144, 10000), (1, 1), (10**9, 10000), (0, 0)]
+)
 def test_shares_to_weight(shares: int, weight: int) -> None:
     assert shares_to_weight(shares) == weight
 
@@ -715,8 +775,16 @@ def test_cpu_percent() -> None:
 
 # -- Resources ---------------------------------------------------------------------------------
 def test_from_options_normalises_docker_flags() -> None:
-    r = Resources.from_options(memory="512m", memory_reservation="256m", cpus="1.5", cpu_shares="512",
-                               cpuset_cpus="0-1", pids_limit="100", blkio_weight="300", ncpus=2)
+    r = Resources.from_options(
+        memory="512m",
+        memory_reservation="256m",
+        cpus="1.5",
+        cpu_shares="512",
+        cpuset_cpus="0-1",
+        pids_limit="100",
+        blkio_weight="300",
+        ncpus=2,
+    )
     assert r.memory == 512 * MiB and r.memory_swap == 1024 * MiB and r.memory_reservation == 256 * MiB
     assert (r.cpus, r.cpu_quota, r.cpu_period, r.cpu_shares) == (1.5, 150000, 100000, 512)
     assert (r.cpuset_cpus, r.pids_limit, r.blkio_weight) == ("0-1", 100, 300)
@@ -790,34 +858,65 @@ def test_from_options_device_throttles() -> None:
 
 
 def test_oci_round_trip() -> None:
-    r = Resources(memory=64 * MiB, memory_swap=-1, memory_reservation=32 * MiB, cpu_shares=512, cpu_quota=50000,
-                  cpu_period=100000, cpuset_cpus="0", cpuset_mems="0", pids_limit=10, blkio_weight=300,
-                  device_read_bps=[(8, 0, 1024)], device_write_iops=[(8, 0, 10)])
+    r = Resources(
+        memory=64 * MiB,
+        memory_swap=-1,
+        memory_reservation=32 * MiB,
+        cpu_shares=512,
+        cpu_quota=50000,
+        cpu_period=100000,
+        cpuset_cpus="0",
+        cpuset_mems="0",
+        pids_limit=10,
+        blkio_weight=300,
+        device_read_bps=[(8, 0, 1024)],
+        device_write_iops=[(8, 0, 10)],
+    )
     doc = r.to_dict()
     assert doc == {
         "memory": {"limit": 64 * MiB, "swap": -1, "reservation": 32 * MiB},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 10},
-        "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1024}],
-                    "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 10}]},
+        "blockIO": {
+            "weight": 300,
+            "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1024}],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 10}],
+        },
     }
     again = Resources.from_dict(json.loads(json.dumps(doc)))
     assert again == r
-    assert Resources.from_options(memory="1g", cpus="1", ncpus=2).to_dict()["cpu"] == {"quota": 100000, "period": 100000}
+    assert Resources.from_options(memory="1g", cpus="1", ncpus=2).to_dict()["cpu"] == {
+        "quota": 100000,
+        "period": 100000,
+    }
     assert Resources().to_dict() == {}
 
 
 def test_from_oci_reads_runtime_spec_and_ignores_unknown_keys() -> None:
-    r = Resources.from_oci({"memory": {"limit": 1 << 30, "kernel": 0, "swappiness": 0}, "pids": {"limit": 0},
-                            "devices": [{"allow": False, "access": "rwm"}], "hugepageLimits": []})
+    r = Resources.from_oci(
+        {
+            "memory": {"limit": 1 << 30, "kernel": 0, "swappiness": 0},
+            "pids": {"limit": 0},
+            "devices": [{"allow": False, "access": "rwm"}],
+            "hugepageLimits": [],
+        }
+    )
     assert (r.memory, r.pids_limit, r.cpu_shares) == (1 << 30, -1, None)
 
 
 @pytest.mark.parametrize(
     "doc",
-    [[], {"memory": 5}, {"memory": {"limit": "1g"}}, {"cpu": {"shares": 1.5}}, {"pids": {"limit": True}},
-     {"blockIO": {"throttleReadBpsDevice": {"major": 8}}}, {"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}},
-     {"cpu": {"cpus": 3}}, {"memory": {"limit": 1 << 20, "swap": 1 << 19}}],
+    [
+        [],
+        {"memory": 5},
+        {"memory": {"limit": "1g"}},
+        {"cpu": {"shares": 1.5}},
+        {"pids": {"limit": True}},
+        {"blockIO": {"throttleReadBpsDevice": {"major": 8}}},
+        {"blockIO": {"throttleReadBpsDevice": [{"major": 8}]}},
+        {"cpu": {"cpus": 3}},
+        {"memory": {"limit": 1 << 20, "swap": 1 << 19}},
+    ],
 )
 def test_from_oci_rejects_malformed(doc: object) -> None:
     with pytest.raises(InvalidArgument, match="^invalid "):
@@ -841,7 +940,9 @@ def test_resources_are_light() -> None:
     with pytest.raises(AttributeError):
         r.bogus = 1  # type: ignore[attr-defined]
     code = "import sys; import pycontain.cgroups.resources, pycontain.cgroups; print('dataclasses' in sys.modules, 'cgroupspy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout.split()
     assert out == ["False", "False"]
 
 
@@ -858,7 +959,13 @@ def test_detect_mode(tmp_path) -> None:
 def test_own_cgroups_and_v1_mounts_parse(tmp_path) -> None:
     cg = tmp_path / "cgroup"
     cg.write_text("12:cpu,cpuacct:/a\n4:memory:/process_api/x\n1:name=systemd:/\n0::/user.slice/s\n")
-    assert own_cgroups(str(cg)) == {"cpu": "/a", "cpuacct": "/a", "memory": "/process_api/x", "name=systemd": "/", "": "/user.slice/s"}
+    assert own_cgroups(str(cg)) == {
+        "cpu": "/a",
+        "cpuacct": "/a",
+        "memory": "/process_api/x",
+        "name=systemd": "/",
+        "": "/user.slice/s",
+    }
     mi = tmp_path / "mountinfo"
     mi.write_text(
         "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:1 - cgroup cgroup rw,cpu,cpuacct\n"
@@ -868,8 +975,11 @@ def test_own_cgroups_and_v1_mounts_parse(tmp_path) -> None:
         "50 31 0:40 / /elsewhere/pids rw - cgroup cgroup rw,pids\n"
     )
     mounts = v1_mounts("/sys/fs/cgroup", str(mi))
-    assert mounts == {"cpu": ("/sys/fs/cgroup/cpu,cpuacct", "/"), "cpuacct": ("/sys/fs/cgroup/cpu,cpuacct", "/"),
-                      "memory": ("/sys/fs/cgroup/memory", "/process_api")}
+    assert mounts == {
+        "cpu": ("/sys/fs/cgroup/cpu,cpuacct", "/"),
+        "cpuacct": ("/sys/fs/cgroup/cpu,cpuacct", "/"),
+        "memory": ("/sys/fs/cgroup/memory", "/process_api"),
+    }
 
 
 def test_new_manager_with_parent_and_bad_arguments(tmp_path) -> None:
@@ -878,7 +988,10 @@ def test_new_manager_with_parent_and_bad_arguments(tmp_path) -> None:
         (tmp_path / c / "cgroup.procs").write_text("")
     m = new_manager("abc", parent="/my/parent", driver="v1", root=str(tmp_path))
     assert isinstance(m, V1Manager)
-    assert m.dirs == {"memory": f"{tmp_path}/memory/my/parent/pycontain-abc", "pids": f"{tmp_path}/pids/my/parent/pycontain-abc"}
+    assert m.dirs == {
+        "memory": f"{tmp_path}/memory/my/parent/pycontain-abc",
+        "pids": f"{tmp_path}/pids/my/parent/pycontain-abc",
+    }
     assert m.path == "/my/parent/pycontain-abc"
     with pytest.raises(Unsupported, match="cgroup v2 is not mounted"):
         new_manager("abc", driver="v2", root=str(tmp_path))
@@ -922,6 +1035,12 @@ def test_nested_parent_is_created_and_cpuset_filled(tmp_path) -> None:
 
 
 def test_load_manager_rejects_garbage() -> None:
-    for bad in (None, {}, {"driver": "v2", "path": "/x"}, {"driver": "v1", "path": "/x", "dirs": "no"}, {"driver": "v9", "path": "/x", "dir": "/y"}):
+    for bad in (
+        None,
+        {},
+        {"driver": "v2", "path": "/x"},
+        {"driver": "v1", "path": "/x", "dirs": "no"},
+        {"driver": "v9", "path": "/x", "dir": "/y"},
+    ):
         with pytest.raises(InvalidArgument, match="invalid cgroup record"):
             load_manager(bad)  # type: ignore[arg-type]

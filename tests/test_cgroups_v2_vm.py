@@ -36,8 +36,10 @@ NOT_DELEGATED = "test_limit_without_delegated_controller_is_unsupported"
 
 # A test stuck in the guest is stopped by pytest-timeout's thread method, which prints every thread's stack
 # (the signal method cannot interrupt a process blocked in the kernel).
-PYTEST = ("-m pytest tests/test_cgroups.py -p no:cacheprovider -p no:hypothesispytest --noconftest -v -rs"
-          " --timeout=120 --timeout-method=thread")
+PYTEST = (
+    "-m pytest tests/test_cgroups.py -p no:cacheprovider -p no:hypothesispytest --noconftest -v -rs"
+    " --timeout=120 --timeout-method=thread"
+)
 
 FLOW = r'''
 import os, signal, subprocess, sys, time
@@ -193,7 +195,11 @@ def section(output: str, name: str) -> str:
 def summary(text: str) -> dict[str, int]:
     """The counts of pytest's last summary line ("== 18 passed, 5 skipped, 78 deselected in 9.1s ==")
     plus "selected" from its "collected N items / M deselected / K selected" line."""
-    lines = re.findall(r"^=+ (.*\d+ (?:passed|failed|skipped|error|errors|deselected).*) in [0-9.]+s(?: \([^)]*\))? =+$", text, re.M)
+    lines = re.findall(
+        r"^=+ (.*\d+ (?:passed|failed|skipped|error|errors|deselected).*) in [0-9.]+s(?: \([^)]*\))? =+$",
+        text,
+        re.M,
+    )
     assert lines, "no pytest summary line"
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (\w+)", lines[-1])}
     sel = re.search(r"collected \d+ items? / \d+ deselected / (\d+) selected", text)
@@ -208,7 +214,9 @@ def test_cgroup_v2_driver_in_a_pure_v2_guest() -> None:
     hung: list[str] = []
     for _attempt in range(2):
         try:
-            result = vm.boot(guest_script(sys.executable), files={"/.vm/flow.py": FLOW}, timeout=300, boot_timeout=180)
+            result = vm.boot(
+                guest_script(sys.executable), files={"/.vm/flow.py": FLOW}, timeout=300, boot_timeout=180
+            )
         except vm.VMUnavailable as e:
             pytest.skip(str(e))
         if not result.timed_out:
@@ -216,9 +224,11 @@ def test_cgroup_v2_driver_in_a_pure_v2_guest() -> None:
         hung.append(result.tail(40))
     if hung and not result.timed_out:
         print(f"\ncgroup v2 guest: the first boot hung and was retried; its console:\n{hung[0]}")
-    report = (f"\n--- guest console (last 80 lines; boot {result.boot_seconds}s, wall {result.wall_seconds:.1f}s, "
-              f"rc {result.rc}, qemu rc {result.qemu_rc}, timed out {result.timed_out}) ---\n{result.tail(80)}"
-              + "".join(f"\n--- an earlier boot that hung ---\n{h}" for h in hung[:-1] if result.timed_out))
+    report = (
+        f"\n--- guest console (last 80 lines; boot {result.boot_seconds}s, wall {result.wall_seconds:.1f}s, "
+        f"rc {result.rc}, qemu rc {result.qemu_rc}, timed out {result.timed_out}) ---\n{result.tail(80)}"
+        + "".join(f"\n--- an earlier boot that hung ---\n{h}" for h in hung[:-1] if result.timed_out)
+    )
     assert not result.timed_out and result.boot_seconds is not None, report
     assert {"cpuset", "cpu", "io", "memory", "pids"} <= set(result.controllers), report
 
@@ -228,21 +238,40 @@ def test_cgroup_v2_driver_in_a_pure_v2_guest() -> None:
     skips = re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", out1, re.M)
     assert c1.get("failed", 0) == 0 and c1.get("error", 0) == 0 and c1.get("errors", 0) == 0, report
     assert c1["selected"] >= 20 and c1.get("passed", 0) + c1.get("skipped", 0) == c1["selected"], (c1, report)
-    assert all(s.endswith("is delegated here") for s in skips) and len(skips) == c1.get("skipped", 0), (skips, report)
+    assert all(s.endswith("is delegated here") for s in skips) and len(skips) == c1.get("skipped", 0), (
+        skips,
+        report,
+    )
     for name in LIMIT_TESTS:
-        assert re.search(rf"::{name} .*PASSED", out1, re.S | re.M), f"{name} did not pass in the guest{report}"
+        assert re.search(rf"::{name} .*PASSED", out1, re.S | re.M), (
+            f"{name} did not pass in the guest{report}"
+        )
 
     # 2. no controller offered: the "not delegated" cases run and pass, none skips
     c2 = summary(section(result.output, "no-controllers"))
-    assert c2["selected"] >= 5 and c2.get("passed", 0) == c2["selected"] and c2.get("skipped", 0) == 0, (c2, report)
+    assert c2["selected"] >= 5 and c2.get("passed", 0) == c2["selected"] and c2.get("skipped", 0) == 0, (
+        c2,
+        report,
+    )
     assert c1.get("skipped", 0) == c2["selected"], (c1, c2, report)  # together: every v2 test passed once
 
     # 3. the container-like flow through the public API
     flow = section(result.output, "flow")
-    for check in ("oom-kill", "oom_killed()", "pids-fork-loop", "freeze", "frozen-no-cpu", "thaw", "kill-frozen", "destroy"):
+    for check in (
+        "oom-kill",
+        "oom_killed()",
+        "pids-fork-loop",
+        "freeze",
+        "frozen-no-cpu",
+        "thaw",
+        "kill-frozen",
+        "destroy",
+    ):
         assert f"PYCONTAIN-VM-CHECK {check} ok" in flow, f"flow check {check!r}{report}"
     assert "PYCONTAIN-VM-FLOW ok" in flow, report
     assert result.rc == 0, report
-    print(f"\ncgroup v2 guest: boot {result.boot_seconds:.1f}s, wall {result.wall_seconds:.1f}s; "
-          f"all controllers: {c1.get('passed', 0)} passed, {c1.get('skipped', 0)} skipped; "
-          f"no controllers: {c2.get('passed', 0)} passed; flow ok")
+    print(
+        f"\ncgroup v2 guest: boot {result.boot_seconds:.1f}s, wall {result.wall_seconds:.1f}s; "
+        f"all controllers: {c1.get('passed', 0)} passed, {c1.get('skipped', 0)} skipped; "
+        f"no controllers: {c2.get('passed', 0)} passed; flow ok"
+    )

@@ -10,8 +10,24 @@ from pycontain.errors import InvalidArgument
 
 
 def test_docker_style_parsing():
-    values, rootfs, args = parse_run_args(["-it", "--rm", "-e", "A=1", "-eB=2", "--name=web", "-m512m",
-                                           "-v", "/a:/b:ro", "default", "--", "sh", "-c", "echo hi"])
+    values, rootfs, args = parse_run_args(
+        [
+            "-it",
+            "--rm",
+            "-e",
+            "A=1",
+            "-eB=2",
+            "--name=web",
+            "-m512m",
+            "-v",
+            "/a:/b:ro",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
+        ]
+    )
     assert values["interactive"] and values["tty"] and values["rm"]
     assert values["env"] == ["A=1", "B=2"] and values["name"] == "web" and values["memory"] == "512m"
     assert values["volume"] == ["/a:/b:ro"]
@@ -21,7 +37,9 @@ def test_docker_style_parsing():
     assert rootfs == "default" and args == ["ls", "-la", "--rm"]
 
 
-@pytest.mark.parametrize("argv", [["--nope", "default"], ["-Z", "default"], ["--name"], ["--rm=yes", "d"], []])
+@pytest.mark.parametrize(
+    "argv", [["--nope", "default"], ["-Z", "default"], ["--name"], ["--rm=yes", "d"], []]
+)
 def test_bad_flags(argv):
     with pytest.raises(InvalidArgument):
         parse_run_args(argv)
@@ -29,7 +47,9 @@ def test_bad_flags(argv):
 
 def test_global_flags_and_run_forms(tmp_path, monkeypatch):
     g = Globals()
-    rest = parse_globals(["--root", "/x", "--log=/l", "--log-format", "json", "--debug", "run", "d", "true"], g)
+    rest = parse_globals(
+        ["--root", "/x", "--log=/l", "--log-format", "json", "--debug", "run", "d", "true"], g
+    )
     assert rest == ["run", "d", "true"]
     assert (g.root, g.log, g.log_format, g.debug) == ("/x", "/l", "json", True)
     # docker's form has a root filesystem and a command; runc's has --bundle, or one id in a bundle directory.

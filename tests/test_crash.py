@@ -39,8 +39,20 @@ def test_killed_runtime_is_cleaned_by_rm_force(pyc, step, detach, monkeypatch):
     mounts, cgroups = mountinfo(), own_cgroup_dirs()
     marker = f"crash-{step}-{int(detach)}"
     # The marker is sh's $0: busybox sleep would refuse it as an extra argument and end at once.
-    args = ["run", "--name", marker, "-m", "64m", *(["-d"] if detach else []), "default", "--", "sh", "-c",
-            "sleep 1000; true", marker]
+    args = [
+        "run",
+        "--name",
+        marker,
+        "-m",
+        "64m",
+        *(["-d"] if detach else []),
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000; true",
+        marker,
+    ]
     # Output to a file: a foreground container that outlives its killed runtime keeps its stdio open.
     monkeypatch.setenv("PYCONTAIN_CRASH_AT", step)
     p = pyc.leaving(*args)
@@ -58,8 +70,17 @@ def test_killed_runtime_is_cleaned_by_rm_force(pyc, step, detach, monkeypatch):
 
 def test_gc_removes_abandoned_creates_but_not_live_ones(pyc):
     cgroups = own_cgroup_dirs()
-    p = pyc("run", "--name", "abandoned", "-d", "default", "--", "sleep", "1000",
-            env={**os.environ, "PYCONTAIN_CRASH_AT": "started"})
+    p = pyc(
+        "run",
+        "--name",
+        "abandoned",
+        "-d",
+        "default",
+        "--",
+        "sleep",
+        "1000",
+        env={**os.environ, "PYCONTAIN_CRASH_AT": "started"},
+    )
     assert p.returncode == -9
     pyc("run", "-d", "--name", "alive", "default", "--", "sleep", "1000", check=True)
     ids = pyc.ids()

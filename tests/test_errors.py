@@ -10,22 +10,25 @@ from conftest import ROOT_REQUIRED, own_cgroup_dirs
 pytestmark = ROOT_REQUIRED
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["run", "--rm", "/no/such/rootfs", "--", "true"], "no such image"),
-    (["run", "--rm", "-u", "nosuchuser", "default", "--", "true"], "unable to find user 'nosuchuser'"),
-    (["run", "--rm", "-u", "a:b:c", "default", "--", "true"], "invalid --user"),
-    (["run", "--rm", "-v", "relative:/x", "default", "--", "true"], "must be absolute"),
-    (["run", "--rm", "-v", "/tmp:/x:rx", "default", "--", "true"], "invalid volume mode"),
-    (["run", "--rm", "--bogus", "default", "--", "true"], "unknown flag"),
-    (["run", "--rm", "default"], "no command given"),
-    (["run", "--rm", "--name", "bad/name", "default", "--", "true"], "invalid container name"),
-    (["run", "--rm", "-e", "=x", "default", "--", "true"], "invalid environment variable"),
-    (["run", "--rm", "-w", "relative", "default", "--", "true"], "absolute"),
-    (["run", "-d", "-t", "default", "--", "sh"], "cannot be combined"),
-    (["exec", "nosuch", "--", "true"], "no such container"),
-    (["stop", "nosuch"], "no such container"),
-    (["logs", "../../etc"], "invalid container reference"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--rm", "/no/such/rootfs", "--", "true"], "no such image"),
+        (["run", "--rm", "-u", "nosuchuser", "default", "--", "true"], "unable to find user 'nosuchuser'"),
+        (["run", "--rm", "-u", "a:b:c", "default", "--", "true"], "invalid --user"),
+        (["run", "--rm", "-v", "relative:/x", "default", "--", "true"], "must be absolute"),
+        (["run", "--rm", "-v", "/tmp:/x:rx", "default", "--", "true"], "invalid volume mode"),
+        (["run", "--rm", "--bogus", "default", "--", "true"], "unknown flag"),
+        (["run", "--rm", "default"], "no command given"),
+        (["run", "--rm", "--name", "bad/name", "default", "--", "true"], "invalid container name"),
+        (["run", "--rm", "-e", "=x", "default", "--", "true"], "invalid environment variable"),
+        (["run", "--rm", "-w", "relative", "default", "--", "true"], "absolute"),
+        (["run", "-d", "-t", "default", "--", "sh"], "cannot be combined"),
+        (["exec", "nosuch", "--", "true"], "no such container"),
+        (["stop", "nosuch"], "no such container"),
+        (["logs", "../../etc"], "invalid container reference"),
+    ],
+)
 def test_bad_input_is_one_clear_line(pyc, args, needle):
     before = own_cgroup_dirs()
     p = pyc(*args)

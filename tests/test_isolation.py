@@ -34,8 +34,17 @@ def test_pid1_and_no_host_processes(pyc):
 
 def test_network_none_has_only_loopback_and_it_is_up(pyc):
     # --network none: the default (bridge) adds eth0, see tests/network.
-    p = pyc("run", "--rm", "--network", "none", "default", "--", "sh", "-c",
-            "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags")
+    p = pyc(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags",
+    )
     out = p.stdout.split()
     assert out[0] == "lo" and len(out) == 3, out
     assert int(out[2], 16) & 1, "lo is not IFF_UP"
@@ -82,8 +91,16 @@ def test_no_host_fd_leaks_into_container(pyc, tmp_path):
     fd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
     os.set_inheritable(fd, True)
     try:
-        p = pyc("run", "--rm", "default", "--", "sh", "-c",
-                "ls /proc/self/fd; for f in /proc/self/fd/*; do readlink $f; done", pass_fds=(fd,))
+        p = pyc(
+            "run",
+            "--rm",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "ls /proc/self/fd; for f in /proc/self/fd/*; do readlink $f; done",
+            pass_fds=(fd,),
+        )
     finally:
         os.close(fd)
     fds = {int(x) for x in p.stdout.split() if x.isdigit()}
@@ -94,17 +111,39 @@ def test_no_host_fd_leaks_into_container(pyc, tmp_path):
 def test_only_safe_device_nodes(pyc):
     p = pyc("run", "--rm", "default", "--", "sh", "-c", "ls /dev; ls /dev/pts; mount | grep -c ' /dev/'")
     names = set(p.stdout.split())
-    for required in ("null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "pts", "shm",
-                     "mqueue", "fd", "stdin", "stdout", "stderr"):
+    for required in (
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "console",
+        "ptmx",
+        "pts",
+        "shm",
+        "mqueue",
+        "fd",
+        "stdin",
+        "stdout",
+        "stderr",
+    ):
         assert required in names, (required, names)
     assert not names & {"sda", "vda", "mem", "kmsg", "kvm"}, names
 
 
 def test_proc_and_sys_are_read_only(pyc):
-    p = pyc("run", "--rm", "default", "--", "sh", "-c",
-            "echo 1 > /proc/sys/kernel/panic 2>/dev/null && echo LEAK-proc; "
-            "echo x > /sys/kernel/uevent_helper 2>/dev/null && echo LEAK-sys; "
-            "grep -E ' /(proc|sys) ' /proc/mounts")
+    p = pyc(
+        "run",
+        "--rm",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/panic 2>/dev/null && echo LEAK-proc; "
+        "echo x > /sys/kernel/uevent_helper 2>/dev/null && echo LEAK-sys; "
+        "grep -E ' /(proc|sys) ' /proc/mounts",
+    )
     assert "LEAK" not in p.stdout, p.stdout
     for line in p.stdout.splitlines():
         assert " ro," in line or line.split()[3].startswith("ro"), line

@@ -48,8 +48,9 @@ def test_detached_lifecycle(pyc):
     assert int(first[0]) > 1 and first[1] == cid[:12] and "sleep" in p.stdout
     assert pyc("exec", "web", "sh", "-c", "exit 7").returncode == 7
     assert pyc("exec", "-t", "web", "tty").stdout.strip().startswith("/dev/pts/")
-    assert pyc("exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "web", "sh", "-c", "id -u; pwd; echo $X").stdout.split() \
-        == ["65534", "/tmp", "y"]
+    assert pyc(
+        "exec", "-u", "nobody", "-w", "/tmp", "-e", "X=y", "web", "sh", "-c", "id -u; pwd; echo $X"
+    ).stdout.split() == ["65534", "/tmp", "y"]
     assert pyc("exec", "web", "nosuch").returncode == 127
 
     info = json.loads(pyc("inspect", "web").stdout)[0]
@@ -71,8 +72,18 @@ def test_detached_lifecycle(pyc):
 
 
 def test_kill_with_signal_names(pyc):
-    pyc("run", "-d", "--name", "k", "default", "--", "sh", "-c", "trap 'exit 5' USR1; while :; do sleep 0.05; done",
-        check=True)
+    pyc(
+        "run",
+        "-d",
+        "--name",
+        "k",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 5' USR1; while :; do sleep 0.05; done",
+        check=True,
+    )
     assert pyc("kill", "-s", "BOGUS", "k").returncode == 125
     assert pyc("kill", "-s", "USR1", "k").returncode == 0
     assert wait_until(lambda: json.loads(pyc("inspect", "k").stdout)[0]["State"]["Status"] == "exited")
@@ -83,8 +94,9 @@ def test_rm_force_kills_and_cleans(pyc, state_root):
     pyc("run", "-d", "--name", "f", "default", "--", "sleep", "60", check=True)
     pid = json.loads(pyc("inspect", "f").stdout)[0]["State"]["Pid"]
     assert pyc("rm", "-f", "f").returncode == 0
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
-                      open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+    assert wait_until(
+        lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    )
     assert pyc.ids() == []
 
 

@@ -66,8 +66,16 @@ def test_no_oom_without_pressure(pyc):
 
 
 def test_pids_limit(pyc):
-    p = pyc("run", "--pids-limit", "10", "default", "--",
-            "sh", "-c", "for i in $(seq 50); do sleep 5 & echo started; done; echo all")
+    p = pyc(
+        "run",
+        "--pids-limit",
+        "10",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 50); do sleep 5 & echo started; done; echo all",
+    )
     started = p.stdout.split().count("started")
     assert p.returncode != 0 and "all" not in p.stdout
     assert "can't fork" in p.stderr
@@ -90,8 +98,10 @@ def test_cpu_limits(pyc):
     assert os.sched_getaffinity(pid) == {0}
 
 
-@pytest.mark.parametrize(("flag", "value"), [("-m", "12x"), ("--cpus", "abc"), ("--pids-limit", "x"),
-                                             ("--memory", "1k"), ("--cpu-shares", "-5")])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("-m", "12x"), ("--cpus", "abc"), ("--pids-limit", "x"), ("--memory", "1k"), ("--cpu-shares", "-5")],
+)
 def test_bad_values_create_nothing(pyc, flag, value):
     p = pyc("run", "--name", "bad", flag, value, "default", "--", "true")
     assert p.returncode == 125

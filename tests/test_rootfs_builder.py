@@ -19,7 +19,9 @@ from rootfs_builder import busybox
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="builds a root filesystem with root-owned files: run as root"),
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="builds a root filesystem with root-owned files: run as root"
+    ),
     pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian host)"),
 ]
 
@@ -71,14 +73,23 @@ def test_resolve_default_builds_under_data_root(built, data_root):
 
 
 def test_busybox_shell_runs_on_host(root):
-    out = subprocess.run([os.path.join(root, "bin", "busybox"), "sh", "-c", "echo hi"],
-                         capture_output=True, text=True, check=True, timeout=30)
+    out = subprocess.run(
+        [os.path.join(root, "bin", "busybox"), "sh", "-c", "echo hi"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     assert out.stdout == "hi\n"
 
 
 def test_applet_links_work_inside_chroot(root):
-    out = subprocess.run(["chroot", root, "/bin/sh", "-c", "echo hi; /usr/bin/env true && id -un; cat /etc/os-release"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["chroot", root, "/bin/sh", "-c", "echo hi; /usr/bin/env true && id -un; cat /etc/os-release"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[:2] == ["hi", "root"]
@@ -141,13 +152,16 @@ def _truncate(p: str) -> None:
         f.truncate(1000)
 
 
-@pytest.mark.parametrize("damage", [
-    pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "busybox")), id="busybox-deleted"),
-    pytest.param(lambda r: _truncate(os.path.join(r, "bin", "busybox")), id="busybox-truncated"),
-    pytest.param(lambda r: os.unlink(os.path.join(r, rootfs_builder.MANIFEST)), id="manifest-deleted"),
-    pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "sh")), id="sh-deleted"),
-    pytest.param(lambda r: shutil.rmtree(r), id="rootfs-deleted"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "busybox")), id="busybox-deleted"),
+        pytest.param(lambda r: _truncate(os.path.join(r, "bin", "busybox")), id="busybox-truncated"),
+        pytest.param(lambda r: os.unlink(os.path.join(r, rootfs_builder.MANIFEST)), id="manifest-deleted"),
+        pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "sh")), id="sh-deleted"),
+        pytest.param(lambda r: shutil.rmtree(r), id="rootfs-deleted"),
+    ],
+)
 def test_damaged_rootfs_is_rebuilt_on_resolve(root, data_root, damage):
     before = _manifest(root)["built_at"], os.stat(os.path.join(root, "bin")).st_ino
     damage(root)
@@ -176,12 +190,22 @@ def test_verify_finds_what_the_cheap_check_does_not(root, data_root):
     assert any(p.startswith("usr/bin/env: missing") for p in problems)
     assert any(p.startswith("usr/bin/wc: points at '/elsewhere'") for p in problems)
 
-    out = subprocess.run([sys.executable, "-m", "rootfs_builder", "--data-root", data_root, "verify", "default"],
-                         capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "rootfs_builder", "--data-root", data_root, "verify", "default"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert out.returncode == 1 and "sha256" in out.stdout
 
-    out = subprocess.run([sys.executable, "-m", "rootfs_builder", "--data-root", data_root, "verify", "--repair"],
-                         capture_output=True, text=True, env=_env(), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rootfs_builder", "--data-root", data_root, "verify", "--repair"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert rootfs_builder.verify(root) == []
 
@@ -232,8 +256,10 @@ def test_concurrent_first_resolves_build_once(built, data_root, tmp_path):
         "import sys\nfrom rootfs_builder.busybox import ensure_default\n"
         "path, built = ensure_default(sys.argv[1], progress=False)\nprint(path, built)\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, fresh], stdout=subprocess.PIPE, text=True, env=_env())
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, fresh], stdout=subprocess.PIPE, text=True, env=_env())
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     target = os.path.join(fresh, "rootfs", "default")

@@ -24,8 +24,17 @@ def test_exit_codes(pyc):
 
 
 def test_signals_are_forwarded(pyc):
-    proc = pyc.popen("run", "--rm", "--name", "sig", "default", "--", "sh", "-c",
-                     "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done")
+    proc = pyc.popen(
+        "run",
+        "--rm",
+        "--name",
+        "sig",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGTERM)
@@ -37,8 +46,9 @@ def test_signals_are_forwarded(pyc):
 
 
 def test_init_forwards_sigterm_and_reaps(pyc):
-    proc = pyc.popen("run", "--rm", "--init", "default", "--", "sh", "-c",
-                     "(sleep 0.1 &) ; echo ready; exec sleep 30")
+    proc = pyc.popen(
+        "run", "--rm", "--init", "default", "--", "sh", "-c", "(sleep 0.1 &) ; echo ready; exec sleep 30"
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.3)
@@ -68,9 +78,19 @@ def test_tty_window_size_and_ctrl_c(pyc):
     pid, master = pty.fork()
     if pid == 0:
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        os.execv(pyc.argv()[0], pyc.argv("run", "--rm", "-it", "default", "--", "sh", "-c",
-                                         "stty size; trap 'echo got-int; exit 3' INT; echo armed; "
-                                         "while :; do sleep 0.05; done"))
+        os.execv(
+            pyc.argv()[0],
+            pyc.argv(
+                "run",
+                "--rm",
+                "-it",
+                "default",
+                "--",
+                "sh",
+                "-c",
+                "stty size; trap 'echo got-int; exit 3' INT; echo armed; while :; do sleep 0.05; done",
+            ),
+        )
     out = b""
     try:
         deadline = time.monotonic() + 15
@@ -91,7 +111,10 @@ def test_tty_window_size_and_ctrl_c(pyc):
 
 
 def test_rm_container_leaves_no_writes(pyc, state_root):
-    assert pyc("run", "--rm", "default", "--", "sh", "-c", "echo x > /etc/written; ls /etc/written").returncode == 0
+    assert (
+        pyc("run", "--rm", "default", "--", "sh", "-c", "echo x > /etc/written; ls /etc/written").returncode
+        == 0
+    )
     p = pyc("run", "--rm", "default", "--", "sh", "-c", "ls /etc/written")
     assert p.returncode != 0
     import rootfs_builder
@@ -104,7 +127,17 @@ def test_volumes_rw_and_ro(pyc, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "in.txt").write_text("hello")
-    p = pyc("run", "--rm", "-v", f"{data}:/data", "default", "--", "sh", "-c", "cat /data/in.txt; echo out > /data/out.txt")
+    p = pyc(
+        "run",
+        "--rm",
+        "-v",
+        f"{data}:/data",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo out > /data/out.txt",
+    )
     assert p.stdout.strip() == "hello"
     assert (data / "out.txt").read_text().strip() == "out"
     p = pyc("run", "--rm", "-v", f"{data}:/data:ro", "default", "--", "sh", "-c", "echo no > /data/ro.txt")
@@ -130,8 +163,18 @@ def test_volume_target_symlink_cannot_escape(pyc, tmp_path):
 def test_read_only_root_and_tmpfs(pyc):
     p = pyc("run", "--rm", "--read-only", "default", "--", "sh", "-c", "echo x > /file")
     assert p.returncode != 0 and "Read-only" in p.stderr
-    p = pyc("run", "--rm", "--read-only", "--tmpfs", "/scratch:size=1m", "default", "--", "sh", "-c",
-            "echo x > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts")
+    p = pyc(
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "echo x > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts",
+    )
     assert p.returncode == 0, p.stderr
     assert "tmpfs" in p.stdout and "size=1024k" in p.stdout
 
@@ -143,8 +186,21 @@ def test_user_env_workdir(pyc, tmp_path):
     assert p.stdout.strip() == "65534"
     envfile = tmp_path / "env"
     envfile.write_text("# comment\nFROM_FILE=yes\n")
-    p = pyc("run", "--rm", "-e", "A=1", "--env-file", str(envfile), "-w", "/tmp/work", "default", "--", "sh", "-c",
-            "echo $A $FROM_FILE $(pwd) $HOME")
+    p = pyc(
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        str(envfile),
+        "-w",
+        "/tmp/work",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "echo $A $FROM_FILE $(pwd) $HOME",
+    )
     assert p.stdout.split() == ["1", "yes", "/tmp/work", "/root"]
 
 

@@ -47,7 +47,7 @@ def _alive(pid: int, start: bytes | None) -> bool:
             data = f.read()
     except OSError:
         return False
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = data[data.rfind(b")") + 2 :].split()
     return fields[0] not in (b"Z", b"X") and fields[19] == start
 
 
@@ -57,10 +57,10 @@ def _start_time(pid: int) -> bytes | None:
             data = f.read()
     except OSError:
         return None
-    return data[data.rfind(b")") + 2:].split()[19]
+    return data[data.rfind(b")") + 2 :].split()[19]
 
 
-def _load_example(path: str, name: str):  # noqa: ANN202
+def _load_example(path: str, name: str):
     spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -72,7 +72,9 @@ def test_run_collects_output_status_and_figures(state_root):
     from pycontain.sandbox import Sandbox
 
     with Sandbox("default", memory="64m", pids=32, env={"GREETING": "hi"}, root=state_root) as sb:
-        r = sb.run(["sh", "-c", 'echo "$GREETING $1"; cat; echo oops >&2; exit 3', "sh", "there"], input=b"in\n")
+        r = sb.run(
+            ["sh", "-c", 'echo "$GREETING $1"; cat; echo oops >&2; exit 3', "sh", "there"], input=b"in\n"
+        )
         assert (r.returncode, r.stdout, r.stderr) == (3, b"hi there\nin\n", b"oops\n")
         assert not (r.truncated or r.timed_out or r.oom_killed or r.pids_limited)
         assert 0 < r.wall_time < 5 and r.cpu_time is not None and r.cpu_time >= 0
@@ -205,7 +207,7 @@ def test_pool_twenty_concurrent_runs_from_threads(state_root):
                 with lock:
                     ids.append(sb.id)
                     results[i] = r
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     with SandboxPool(size=4, root=state_root, memory="64m", pids=32) as pool:
@@ -285,7 +287,12 @@ def test_judge_example_verdicts(state_root):
     here = os.path.join(REPO, "examples", "judge")
     results = judge.judge(os.path.join(here, "programs"), os.path.join(here, "tests"), 1.0, root=state_root)
     assert {name: r["verdict"] for name, r in results.items()} == {
-        "correct.sh": "AC", "wrong.sh": "WA", "loop.sh": "TLE", "forkbomb.sh": "PLE", "memhog.sh": "MLE"}
+        "correct.sh": "AC",
+        "wrong.sh": "WA",
+        "loop.sh": "TLE",
+        "forkbomb.sh": "PLE",
+        "memhog.sh": "MLE",
+    }
     assert not [d for d in os.listdir(state_root) if len(d) == 64]
 
 
@@ -304,13 +311,18 @@ def test_code_runner_example(state_root):
             with urllib.request.urlopen(urllib.request.Request(url, data=b"echo hello; exit 4")) as resp:
                 doc = json.load(resp)
             assert doc["stdout"] == "hello\n" and doc["returncode"] == 4
-            req = urllib.request.Request(url, data=json.dumps({"code": "read x; echo $((x*2))", "stdin": "21",
-                                                               "timeout": 0.5}).encode(),
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                url,
+                data=json.dumps({"code": "read x; echo $((x*2))", "stdin": "21", "timeout": 0.5}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(req) as resp:
                 assert json.load(resp)["stdout"] == "42\n"
-            req = urllib.request.Request(url, data=json.dumps({"code": "while :; do :; done", "timeout": 0.3}).encode(),
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                url,
+                data=json.dumps({"code": "while :; do :; done", "timeout": 0.3}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(req) as resp:
                 assert json.load(resp)["timed_out"] is True
         finally:
@@ -322,10 +334,17 @@ def test_code_runner_example(state_root):
 def _cli(root: str, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
     """``pycontain --root ROOT sandbox ...``; imports the command's module first, so it works before
     cli.app registers it too."""
-    code = ("import sys; import pycontain.cli.sandbox_cmds; from pycontain.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    return subprocess.run([sys.executable, "-c", code, "--root", root, "sandbox", *args], input=input,
-                          capture_output=True, timeout=60, cwd=REPO)
+    code = (
+        "import sys; import pycontain.cli.sandbox_cmds; from pycontain.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, "--root", root, "sandbox", *args],
+        input=input,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_cli_sandbox_run_statuses_and_json(state_root):
@@ -340,8 +359,19 @@ def test_cli_sandbox_run_statuses_and_json(state_root):
     p = _cli(state_root, "run", "--json", "--max-output", "4", "default", "--", "printf", r"\377\376abcdef")
     doc = json.loads(p.stdout)
     assert p.returncode == 0 and doc["truncated"] is True and doc["stdout"] == "\ufffd\ufffdab"
-    p = _cli(state_root, "run", "-i", "--json", "--base64", "--pids-limit", "16", "default", "--", "cat",
-             input=b"\x00\x01binary")
+    p = _cli(
+        state_root,
+        "run",
+        "-i",
+        "--json",
+        "--base64",
+        "--pids-limit",
+        "16",
+        "default",
+        "--",
+        "cat",
+        input=b"\x00\x01binary",
+    )
     doc = json.loads(p.stdout)
     assert doc["encoding"] == "base64" and doc["stdout"] == "AAFiaW5hcnk=" and p.returncode == 0
     p = _cli(state_root, "run", "default", "--", "no-such-command")

@@ -26,10 +26,17 @@ CAP = {name: i for i, name in enumerate(security.CAPABILITIES)}
 
 # -- options ------------------------------------------------------------------------------------------
 
+
 def test_from_cli_defaults():
     o = SecurityOptions.from_cli()
-    assert (o.cap_add, o.cap_drop, o.privileged, o.no_new_privs, o.seccomp, o.ulimits) == \
-        ([], [], False, True, "default", [])
+    assert (o.cap_add, o.cap_drop, o.privileged, o.no_new_privs, o.seccomp, o.ulimits) == (
+        [],
+        [],
+        False,
+        True,
+        "default",
+        [],
+    )
     assert o.capabilities is None and o.seccomp_profile is None
 
 
@@ -43,20 +50,26 @@ def test_all_is_a_capability_name():
     assert (o.cap_add, o.cap_drop) == (["ALL"], ["ALL"])
 
 
-@pytest.mark.parametrize(("kw", "needle"), [
-    ({"cap_add": ["NET_ADMINN"]}, "invalid --cap-add 'NET_ADMINN'"),
-    ({"cap_drop": ["CAP_FOO"]}, "invalid --cap-drop 'CAP_FOO'"),
-    ({"security_opts": ["apparmor=unconfined"]}, "invalid --security-opt 'apparmor=unconfined'"),
-    ({"security_opts": ["label=disable"]}, "invalid --security-opt 'label=disable'"),
-    ({"security_opts": ["seccomp"]}, "invalid --security-opt 'seccomp'"),
-    ({"security_opts": ["no-new-privileges=maybe"]}, "invalid --security-opt 'no-new-privileges=maybe'"),
-    ({"security_opts": ["seccomp=/no/such/file.json"]}, "cannot read seccomp profile '/no/such/file.json'"),
-    ({"ulimits": ["nofile"]}, "invalid --ulimit 'nofile'"),
-    ({"ulimits": ["nofiles=10"]}, "unknown limit 'nofiles'"),
-    ({"ulimits": ["nofile=ten"]}, "'ten' is not a number"),
-    ({"ulimits": ["nofile=20:10"]}, "the soft limit 20 is above the hard limit 10"),
-    ({"ulimits": ["nofile=-5"]}, "'-5' is not a number"),
-])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"cap_add": ["NET_ADMINN"]}, "invalid --cap-add 'NET_ADMINN'"),
+        ({"cap_drop": ["CAP_FOO"]}, "invalid --cap-drop 'CAP_FOO'"),
+        ({"security_opts": ["apparmor=unconfined"]}, "invalid --security-opt 'apparmor=unconfined'"),
+        ({"security_opts": ["label=disable"]}, "invalid --security-opt 'label=disable'"),
+        ({"security_opts": ["seccomp"]}, "invalid --security-opt 'seccomp'"),
+        ({"security_opts": ["no-new-privileges=maybe"]}, "invalid --security-opt 'no-new-privileges=maybe'"),
+        (
+            {"security_opts": ["seccomp=/no/such/file.json"]},
+            "cannot read seccomp profile '/no/such/file.json'",
+        ),
+        ({"ulimits": ["nofile"]}, "invalid --ulimit 'nofile'"),
+        ({"ulimits": ["nofiles=10"]}, "unknown limit 'nofiles'"),
+        ({"ulimits": ["nofile=ten"]}, "'ten' is not a number"),
+        ({"ulimits": ["nofile=20:10"]}, "the soft limit 20 is above the hard limit 10"),
+        ({"ulimits": ["nofile=-5"]}, "'-5' is not a number"),
+    ],
+)
 def test_from_cli_rejects_with_one_line_naming_the_value(kw, needle):
     with pytest.raises(InvalidArgument) as e:
         SecurityOptions.from_cli(**kw)
@@ -64,9 +77,16 @@ def test_from_cli_rejects_with_one_line_naming_the_value(kw, needle):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize(("opt", "nnp"), [("no-new-privileges", True), ("no-new-privileges=true", True),
-                                          ("no-new-privileges=false", False), ("no-new-privileges:true", True),
-                                          ("No-New-Privileges=FALSE", False)])
+@pytest.mark.parametrize(
+    ("opt", "nnp"),
+    [
+        ("no-new-privileges", True),
+        ("no-new-privileges=true", True),
+        ("no-new-privileges=false", False),
+        ("no-new-privileges:true", True),
+        ("No-New-Privileges=FALSE", False),
+    ],
+)
 def test_no_new_privileges_forms(opt, nnp):
     assert SecurityOptions.from_cli(security_opts=[opt]).no_new_privs is nnp
 
@@ -93,28 +113,36 @@ def test_seccomp_opts(tmp_path):
 
 
 def test_to_dict_round_trip_is_json():
-    o = SecurityOptions.from_cli(cap_add=["NET_ADMIN"], cap_drop=["MKNOD"], security_opts=["seccomp=unconfined"],
-                                 ulimits=["nofile=10:20"])
+    o = SecurityOptions.from_cli(
+        cap_add=["NET_ADMIN"],
+        cap_drop=["MKNOD"],
+        security_opts=["seccomp=unconfined"],
+        ulimits=["nofile=10:20"],
+    )
     d = json.loads(json.dumps(o.to_dict()))
     o2 = SecurityOptions.from_dict(d)
     assert o2.to_dict() == o.to_dict()
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("nofile=1024:2048", ("nofile", 1024, 2048)),
-    ("nproc=64", ("nproc", 64, 64)),
-    ("NOFILE=5:6", ("nofile", 5, 6)),
-    ("core=-1", ("core", security.RLIM_INFINITY, security.RLIM_INFINITY)),
-    ("memlock=unlimited", ("memlock", security.RLIM_INFINITY, security.RLIM_INFINITY)),
-    ("stack=8192:-1", ("stack", 8192, security.RLIM_INFINITY)),
-    ("as=18446744073709551615", ("as", security.RLIM_INFINITY, security.RLIM_INFINITY)),
-    ("rttime=0", ("rttime", 0, 0)),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("nofile=1024:2048", ("nofile", 1024, 2048)),
+        ("nproc=64", ("nproc", 64, 64)),
+        ("NOFILE=5:6", ("nofile", 5, 6)),
+        ("core=-1", ("core", security.RLIM_INFINITY, security.RLIM_INFINITY)),
+        ("memlock=unlimited", ("memlock", security.RLIM_INFINITY, security.RLIM_INFINITY)),
+        ("stack=8192:-1", ("stack", 8192, security.RLIM_INFINITY)),
+        ("as=18446744073709551615", ("as", security.RLIM_INFINITY, security.RLIM_INFINITY)),
+        ("rttime=0", ("rttime", 0, 0)),
+    ],
+)
 def test_parse_ulimit(spec, expected):
     assert security.parse_ulimit(spec) == expected
 
 
 # -- capabilities ---------------------------------------------------------------------------------
+
 
 def _caps(**kw) -> tuple[int, int, int, int, int]:
     available = kw.pop("available", NO_SYS_RESOURCE)
@@ -152,8 +180,13 @@ def test_a_capability_we_lack_cannot_be_added():
 
 
 def test_oci_exact_sets_win_over_add_and_drop():
-    caps = {"bounding": ["CAP_CHOWN", "CAP_SYS_RESOURCE"], "permitted": ["CAP_CHOWN"], "effective": [],
-            "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_CHOWN"]}
+    caps = {
+        "bounding": ["CAP_CHOWN", "CAP_SYS_RESOURCE"],
+        "permitted": ["CAP_CHOWN"],
+        "effective": [],
+        "inheritable": ["CAP_CHOWN"],
+        "ambient": ["CAP_CHOWN"],
+    }
     assert _caps(capabilities=caps, cap_add=["CAP_SYS_ADMIN"]) == (1, 1, 0, 1, 1)  # SYS_RESOURCE: not ours
 
 
@@ -189,15 +222,22 @@ def errno_action(e: int) -> int:
     return 0x00050000 | e
 
 
-ALU = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x50: lambda a, b: a & b, 0x40: lambda a, b: a | b,
-       0xA0: lambda a, b: a ^ b, 0x60: lambda a, b: a << b, 0x70: lambda a, b: a >> b}
+ALU = {
+    0x00: lambda a, b: a + b,
+    0x10: lambda a, b: a - b,
+    0x50: lambda a, b: a & b,
+    0x40: lambda a, b: a | b,
+    0xA0: lambda a, b: a ^ b,
+    0x60: lambda a, b: a << b,
+    0x70: lambda a, b: a >> b,
+}
 
 
 def run_bpf(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> int:
     """A classic-BPF interpreter for seccomp programs: returns the action for one system call."""
     a6 = list(args) + [0] * (6 - len(args))
     data = struct.pack("=iIQ6Q", nr, arch, 0, *a6)
-    ins = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    ins = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
     acc = x = 0
     mem = [0] * 16
     pc = 0
@@ -280,9 +320,29 @@ def test_default_profile_on_every_architecture(default_compiled, arch, bit):
 
     for ok in ("read", "write", "openat", "execve", "exit_group", "futex", "getpid"):
         assert act(ok) == ALLOW, ok
-    for denied in ("mount", "umount2", "unshare", "setns", "keyctl", "add_key", "kexec_load", "reboot",
-                   "init_module", "finit_module", "delete_module", "bpf", "perf_event_open", "swapon",
-                   "settimeofday", "acct", "pivot_root", "open_by_handle_at", "userfaultfd", "iopl", "ioperm"):
+    for denied in (
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "kexec_load",
+        "reboot",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "bpf",
+        "perf_event_open",
+        "swapon",
+        "settimeofday",
+        "acct",
+        "pivot_root",
+        "open_by_handle_at",
+        "userfaultfd",
+        "iopl",
+        "ioperm",
+    ):
         if _resolve(denied, name_arch) >= 0:
             assert act(denied) == errno_action(errno.EPERM), denied
     assert act("clone3") == errno_action(errno.ENOSYS)
@@ -306,8 +366,11 @@ def test_binary_tree_and_list_programs_agree_on_every_call(default_compiled):
     for arch, base in ((AUDIT_X86_64, 0), (AUDIT_I386, 0), (AUDIT_X86_64, X32_BIT)):
         for n in range(base, base + 600):
             for args in arg_sets:
-                assert run_bpf(default_compiled.program, n, arch, args) == run_bpf(linear, n, arch, args), \
-                    (hex(arch), n, args)
+                assert run_bpf(default_compiled.program, n, arch, args) == run_bpf(linear, n, arch, args), (
+                    hex(arch),
+                    n,
+                    args,
+                )
 
 
 def test_socket_rule_and_i386_socketcall(default_compiled):
@@ -331,10 +394,16 @@ def test_capabilities_open_rules_like_docker():
 
 
 def test_rule_counts_and_unknown_names_skipped():
-    c = security.compile_filter({"defaultAction": "SCMP_ACT_ERRNO",
-                                 "syscalls": [{"names": ["read", "write", "no_such_call_xyz"],
-                                               "action": "SCMP_ACT_ALLOW"},
-                                              {"names": ["close"], "action": "SCMP_ACT_ERRNO"}]}, 0)
+    c = security.compile_filter(
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["read", "write", "no_such_call_xyz"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["close"], "action": "SCMP_ACT_ERRNO"},
+            ],
+        },
+        0,
+    )
     assert c.rules == 2  # close's rule is the default action: nothing to add
     assert c.skipped == ["no_such_call_xyz"]
     assert c.arches[0] == {"x86_64": "X86_64", "aarch64": "AARCH64"}.get(os.uname().machine, c.arches[0])
@@ -342,12 +411,21 @@ def test_rule_counts_and_unknown_names_skipped():
 
 
 def test_args_same_index_become_separate_rules_and_conditions_apply():
-    rule = {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-            "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
+    rule = {
+        "names": ["personality"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [
+            {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+        ],
+    }
     c = security.compile_filter({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [rule]}, 0)
     assert c.rules == 2
-    masked = {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-              "args": [{"index": 0, "value": 0xF0, "valueTwo": 0x10, "op": "SCMP_CMP_MASKED_EQ"}]}
+    masked = {
+        "names": ["clone"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": 0xF0, "valueTwo": 0x10, "op": "SCMP_CMP_MASKED_EQ"}],
+    }
     c = security.compile_filter({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [masked]}, 0)
     if os.uname().machine == "x86_64":
         n = _resolve("clone", "X86_64")
@@ -356,37 +434,68 @@ def test_args_same_index_become_separate_rules_and_conditions_apply():
 
 
 def test_includes_and_excludes():
-    prof = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-        {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-        {"names": ["write"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
-        {"names": ["close"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
-        {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["sparc"]}},
-        {"names": ["gettid"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["sparc"]}},
-    ]}
+    prof = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {"names": ["write"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {"names": ["close"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
+            {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["sparc"]}},
+            {"names": ["gettid"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["sparc"]}},
+        ],
+    }
     assert security.compile_filter(prof, 0).rules == 2  # write, gettid
     assert security.compile_filter(prof, 1 << 21).rules == 2  # read, gettid
 
 
 def test_oci_section_architectures_flags_and_errors():
-    c = security.compile_filter({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
-                                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-                                 "flags": ["SECCOMP_FILTER_FLAG_LOG"],
-                                 "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}, 0)
+    c = security.compile_filter(
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}],
+        },
+        0,
+    )
     assert c.flags == 2 and c.default_action == errno_action(38)
     if os.uname().machine == "x86_64":
         assert c.arches == ["X86_64", "X86"]
-    bad = [({"defaultAction": "SCMP_ACT_NOPE"}, InvalidArgument, "unknown action 'SCMP_ACT_NOPE'"),
-           ({"defaultAction": "SCMP_ACT_NOTIFY"}, Unsupported, "SCMP_ACT_NOTIFY"),
-           ({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_NEW_LISTENER"]}, Unsupported, ""),
-           ({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_VAX"]}, InvalidArgument, "VAX"),
-           ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                                                             "args": [{"index": 7, "value": 1,
-                                                                       "op": "SCMP_CMP_EQ"}]}]},
-            InvalidArgument, "syscalls[0].args[0].index"),
-           ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                                                             "args": [{"index": 0, "value": 1,
-                                                                       "op": "SCMP_CMP_ALMOST"}]}]},
-            InvalidArgument, "unknown operator 'SCMP_CMP_ALMOST'")]
+    bad = [
+        ({"defaultAction": "SCMP_ACT_NOPE"}, InvalidArgument, "unknown action 'SCMP_ACT_NOPE'"),
+        ({"defaultAction": "SCMP_ACT_NOTIFY"}, Unsupported, "SCMP_ACT_NOTIFY"),
+        ({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_NEW_LISTENER"]}, Unsupported, ""),
+        ({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_VAX"]}, InvalidArgument, "VAX"),
+        (
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [
+                    {
+                        "names": ["read"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}],
+                    }
+                ],
+            },
+            InvalidArgument,
+            "syscalls[0].args[0].index",
+        ),
+        (
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [
+                    {
+                        "names": ["read"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ALMOST"}],
+                    }
+                ],
+            },
+            InvalidArgument,
+            "unknown operator 'SCMP_CMP_ALMOST'",
+        ),
+    ]
     for prof, exc, needle in bad:
         with pytest.raises(exc, match=None) as e:
             security.compile_filter(prof, 0)
@@ -411,7 +520,9 @@ def test_default_program_cache(tmp_path, monkeypatch):
     # One that others could have written, or that is not whole instructions, is not trusted.
     for damage in ("mode", "size"):
         monkeypatch.setattr(security, "_compiled_default", {})
-        path.write_bytes(prog[:-8] + struct.pack("=HBBI", 6, 0, 0, 0x7FFF0000) + (b"x" if damage == "size" else b""))
+        path.write_bytes(
+            prog[:-8] + struct.pack("=HBBI", 6, 0, 0, 0x7FFF0000) + (b"x" if damage == "size" else b"")
+        )
         os.chmod(path, 0o666 if damage == "mode" else 0o600)
         assert security.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path)) == prog
         path.write_bytes(prog)
@@ -427,17 +538,33 @@ def test_default_profile_names_are_all_known_to_libseccomp_or_foreign():
     # silently skipped, so look for names libseccomp has never heard of and that no kernel has.
     import pyseccomp
 
-    unknown = sorted({n for rule in PROFILE["syscalls"] for n in rule["names"]
-                      if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) == -1})
+    unknown = sorted(
+        {
+            n
+            for rule in PROFILE["syscalls"]
+            for n in rule["names"]
+            if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) == -1
+        }
+    )
     # Calls libseccomp 2.5.4 (Debian 12) may not know yet; anything else is a typo.
-    assert set(unknown) <= {"futex_requeue", "futex_wait", "futex_wake", "map_shadow_stack", "fchmodat2",
-                            "cachestat", "riscv_flush_icache", "s390_runtime_instr", "s390_pci_mmio_read",
-                            "s390_pci_mmio_write"}, unknown
+    assert set(unknown) <= {
+        "futex_requeue",
+        "futex_wait",
+        "futex_wake",
+        "map_shadow_stack",
+        "fchmodat2",
+        "cachestat",
+        "riscv_flush_icache",
+        "s390_runtime_instr",
+        "s390_pci_mmio_read",
+        "s390_pci_mmio_write",
+    }, unknown
 
 
 # -- mask_paths ---------------------------------------------------------------------------------------
 
-def _in_private_mount_ns(fn) -> dict:  # noqa: ANN001
+
+def _in_private_mount_ns(fn) -> dict:
     """Run ``fn`` in a forked child with its own mount namespace; it returns a JSON-able result."""
     r, w = os.pipe()
     pid = os.fork()
@@ -447,7 +574,7 @@ def _in_private_mount_ns(fn) -> dict:  # noqa: ANN001
             libc.unshare(libc.CLONE_NEWNS)
             libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
             out = {"ok": fn()}
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             out = {"error": f"{type(e).__name__}: {e}"}
         try:
             os.write(w, json.dumps(out).encode())
@@ -464,7 +591,7 @@ def _in_private_mount_ns(fn) -> dict:  # noqa: ANN001
     return res["ok"]
 
 
-def _errno_of(fn) -> str:  # noqa: ANN001
+def _errno_of(fn) -> str:
     try:
         fn()
     except OSError as e:
@@ -489,8 +616,10 @@ def test_mask_paths_in_a_private_mount_namespace(tmp_path):
 
     def child() -> dict:
         libc.mount("tmpfs", str(flagged), "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-        security.mask_paths([str(secret), str(d), str(tmp_path / "missing")],
-                            [str(ro), str(ro_file), str(flagged), str(tmp_path / "missing-too")])
+        security.mask_paths(
+            [str(secret), str(d), str(tmp_path / "missing")],
+            [str(ro), str(ro_file), str(flagged), str(tmp_path / "missing-too")],
+        )
         return {
             "secret": secret.read_text(),
             "dir": os.listdir(d),
@@ -528,17 +657,26 @@ def test_mask_paths_fails_loudly_without_dev_null(tmp_path):
 @ROOT_REQUIRED
 def test_mask_paths_defaults():
     # Whichever of docker's paths this kernel has (a VM may lack /proc/kcore or /proc/sysrq-trigger).
-    files = [p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.isfile(p)]
+    files = [
+        p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.isfile(p)
+    ]
     dirs = [p for p in ("/sys/firmware", "/proc/acpi", "/proc/scsi") if os.path.isdir(p)]
     ro = [p for p in ("/proc/sys/kernel/domainname", "/proc/sysrq-trigger") if os.path.exists(p)]
     assert files and dirs and ro
 
     def child() -> dict:
         security.mask_paths()
-        return {"files": [len(open(p, "rb").read(16)) for p in files],
-                "dirs": [os.listdir(p) for p in dirs],
-                "ro": [_errno_of(lambda p=p: os.close(os.open(p, os.O_WRONLY))) for p in ro],
-                "status": len(open("/proc/self/status").read()) > 0}
+        return {
+            "files": [len(open(p, "rb").read(16)) for p in files],
+            "dirs": [os.listdir(p) for p in dirs],
+            "ro": [_errno_of(lambda p=p: os.close(os.open(p, os.O_WRONLY))) for p in ro],
+            "status": len(open("/proc/self/status").read()) > 0,
+        }
 
     res = _in_private_mount_ns(child)
-    assert res == {"files": [0] * len(files), "dirs": [[]] * len(dirs), "ro": ["EROFS"] * len(ro), "status": True}
+    assert res == {
+        "files": [0] * len(files),
+        "dirs": [[]] * len(dirs),
+        "ro": ["EROFS"] * len(ro),
+        "status": True,
+    }

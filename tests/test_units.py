@@ -46,8 +46,30 @@ def test_parse_size_accepts_docker_sizes(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "12x", "-1m", "-1", "1.5.5g", "m", "g1", "1e3", ".5g", "1.g", "1i", "1ib", "1gg", "1 2m", "0x10",
-     "nan", "inf", "1,5g", "١٢m", "12 m b", "1kk"],
+    [
+        "",
+        " ",
+        "12x",
+        "-1m",
+        "-1",
+        "1.5.5g",
+        "m",
+        "g1",
+        "1e3",
+        ".5g",
+        "1.g",
+        "1i",
+        "1ib",
+        "1gg",
+        "1 2m",
+        "0x10",
+        "nan",
+        "inf",
+        "1,5g",
+        "١٢m",
+        "12 m b",
+        "1kk",
+    ],
 )
 def test_parse_size_rejects_malformed_sizes(text: str) -> None:
     with pytest.raises(InvalidArgument) as exc:
@@ -57,8 +79,10 @@ def test_parse_size_rejects_malformed_sizes(text: str) -> None:
     assert "\n" not in msg and msg == msg.lower()
 
 
-@pytest.mark.parametrize("text", ["8192p", "99999999999999999999999", "9223372036854775808", "1" + "0" * 400 + "g",
-                                  "9" * 400 + ".5k"])
+@pytest.mark.parametrize(
+    "text",
+    ["8192p", "99999999999999999999999", "9223372036854775808", "1" + "0" * 400 + "g", "9" * 400 + ".5k"],
+)
 def test_parse_size_rejects_values_past_int64(text: str) -> None:
     with pytest.raises(InvalidArgument, match="too large"):
         parse_size(text)
@@ -73,13 +97,18 @@ def test_parse_size_limits_and_ints() -> None:
         parse_size(True)  # type: ignore[arg-type]
 
 
-@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["", "b", "k", "kb", "kib", "m", "M", "mib", "g", "GB"]))
+@given(
+    st.integers(min_value=0, max_value=10**6),
+    st.sampled_from(["", "b", "k", "kb", "kib", "m", "M", "mib", "g", "GB"]),
+)
 def test_parse_size_integer_property(n: int, unit: str) -> None:
     mult = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": GiB}[unit[:1].lower()]
     assert parse_size(f"{n}{unit}") == n * mult
 
 
-@pytest.mark.parametrize(("text", "expected"), [("1", 1.0), ("1.5", 1.5), ("0.01", 0.01), (" 2 ", 2.0), (3, 3.0), (0.5, 0.5)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1", 1.0), ("1.5", 1.5), ("0.01", 0.01), (" 2 ", 2.0), (3, 3.0), (0.5, 0.5)]
+)
 def test_parse_cpus(text: object, expected: float) -> None:
     assert parse_cpus(text) == expected  # type: ignore[arg-type]
 
@@ -93,8 +122,15 @@ def test_parse_cpus_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("n", "expected"),
-    [(0, "0B"), (1000, "1000B"), (1024, "1KiB"), (512 * MiB, "512MiB"), (GiB + GiB // 2, "1.5GiB"), (2047 * KiB, "1.999MiB"),
-     (3 << 40, "3TiB")],
+    [
+        (0, "0B"),
+        (1000, "1000B"),
+        (1024, "1KiB"),
+        (512 * MiB, "512MiB"),
+        (GiB + GiB // 2, "1.5GiB"),
+        (2047 * KiB, "1.999MiB"),
+        (3 << 40, "3TiB"),
+    ],
 )
 def test_format_size(n: int, expected: str) -> None:
     assert format_size(n) == expected
@@ -105,6 +141,11 @@ def test_units_imports_nothing_heavy() -> None:
     import sys
 
     code = "import sys; import pycontain.units; print(sorted(m for m in ('re', 'math', 'dataclasses', 'typing') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
-                         cwd=__file__.rsplit("/tests/", 1)[0]).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=__file__.rsplit("/tests/", 1)[0],
+    ).stdout.strip()
     assert out == "[]"

@@ -30,11 +30,21 @@ def appliance(tmp_path_factory):
     tree = base / "tree"
     shutil.copytree(rootfs_builder.resolve("default"), tree, symlinks=True)
     (tree / "app").mkdir()
-    (tree / "app" / "hello.sh").write_text('echo "greeting=$GREETING cwd=$(pwd) host=$(hostname) args=$*"\n'
-                                            'cat /proc/1/comm; exit 42\n')
-    import_source(str(tree), "hello:1", data_root=data, progress=False,
-                  config={"Entrypoint": ["/bin/sh", "/app/hello.sh"], "Cmd": ["a b", "c"],
-                          "Env": ["GREETING=hello world"], "WorkingDir": "/app"})
+    (tree / "app" / "hello.sh").write_text(
+        'echo "greeting=$GREETING cwd=$(pwd) host=$(hostname) args=$*"\ncat /proc/1/comm; exit 42\n'
+    )
+    import_source(
+        str(tree),
+        "hello:1",
+        data_root=data,
+        progress=False,
+        config={
+            "Entrypoint": ["/bin/sh", "/app/hello.sh"],
+            "Cmd": ["a b", "c"],
+            "Env": ["GREETING=hello world"],
+            "WorkingDir": "/app",
+        },
+    )
     out = str(base / "vm")
     try:
         a = vm.export_vm("hello:1", out, data_root=data)
@@ -69,8 +79,12 @@ def test_a_given_command_runs_instead_and_writes_do_not_persist(appliance) -> No
 
 
 def test_cli_boot_exit_status(appliance) -> None:
-    p = subprocess.run([PYCONTAIN, "vm", "boot", "--accel", "tcg", appliance.dir, "--", "exit 5"],
-                       capture_output=True, text=True, timeout=240)
+    p = subprocess.run(
+        [PYCONTAIN, "vm", "boot", "--accel", "tcg", appliance.dir, "--", "exit 5"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert p.returncode == 5, p.stderr[-2000:]
 
 

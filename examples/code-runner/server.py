@@ -60,13 +60,13 @@ def make_handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path == "/health":
                 self._reply(200, {"ok": True, "ready": runner.pool.ready})
             else:
                 self._reply(404, {"error": "POST a snippet to /run"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/run":
                 self._reply(404, {"error": "POST a snippet to /run"})
                 return
@@ -89,7 +89,7 @@ def make_handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 code = body
             try:
                 self._reply(200, runner.run(code, stdin, timeout))
-            except Exception as e:  # noqa: BLE001 - the client gets the reason
+            except Exception as e:
                 self._reply(500, {"error": str(e)})
 
         def log_message(self, fmt: str, *args: object) -> None:
@@ -101,7 +101,9 @@ def make_handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
 def serve(host: str, port: int, runner: Runner) -> ThreadingHTTPServer:
     """A server bound to ``host`` (which must be a loopback address); call ``serve_forever()`` on it."""
     if not ipaddress.ip_address(host).is_loopback:
-        raise SystemExit(f"code-runner: refusing to listen on {host}: only loopback addresses (127.0.0.1, ::1)")
+        raise SystemExit(
+            f"code-runner: refusing to listen on {host}: only loopback addresses (127.0.0.1, ::1)"
+        )
     server = ThreadingHTTPServer((host, port), make_handler(runner))
     server.daemon_threads = True
     return server
@@ -119,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", default="1")
     ap.add_argument("--root", help="pycontain state root (default /run/pycontain)")
     args = ap.parse_args(argv)
-    with SandboxPool(size=args.pool, image=args.image, root=args.root, memory=args.memory, pids=args.pids,
-                     cpus=args.cpus) as pool:
+    with SandboxPool(
+        size=args.pool, image=args.image, root=args.root, memory=args.memory, pids=args.pids, cpus=args.cpus
+    ) as pool:
         server = serve(args.host, args.port, Runner(pool, args.interpreter))
         print(f"code-runner: listening on http://{args.host}:{server.server_address[1]}/run", file=sys.stderr)
         try:

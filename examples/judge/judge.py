@@ -75,8 +75,13 @@ def grade(pool: SandboxPool, source: bytes, tests: list[tuple[str, bytes, bytes]
     return worst
 
 
-def judge(programs_dir: str, tests_dir: str, time_limit: float = 1.0, root: str | None = None,
-          limits: dict | None = None) -> dict[str, dict]:
+def judge(
+    programs_dir: str,
+    tests_dir: str,
+    time_limit: float = 1.0,
+    root: str | None = None,
+    limits: dict | None = None,
+) -> dict[str, dict]:
     """{program name: {"verdict", "test", "time", "memory"}} for every program in programs_dir."""
     tests = load_tests(tests_dir)
     programs = sorted(f for f in os.listdir(programs_dir) if f.endswith(".sh"))
@@ -84,8 +89,10 @@ def judge(programs_dir: str, tests_dir: str, time_limit: float = 1.0, root: str 
     for p in programs:
         with open(os.path.join(programs_dir, p), "rb") as f:
             sources[p] = f.read()
-    with SandboxPool(size=min(len(programs), 4), root=root, **(limits or LIMITS)) as pool, \
-            ThreadPoolExecutor(max_workers=len(programs) or 1) as ex:
+    with (
+        SandboxPool(size=min(len(programs), 4), root=root, **(limits or LIMITS)) as pool,
+        ThreadPoolExecutor(max_workers=len(programs) or 1) as ex,
+    ):
         futures = {p: ex.submit(grade, pool, sources[p], tests, time_limit) for p in programs}
         return {p: f.result() for p, f in futures.items()}
 

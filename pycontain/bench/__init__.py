@@ -102,8 +102,12 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"meta": self.meta, "summary": [asdict(s) for s in self.summary],
-                "samples": [asdict(s) for s in self.samples], "notes": self.notes}
+        return {
+            "meta": self.meta,
+            "summary": [asdict(s) for s in self.summary],
+            "samples": [asdict(s) for s in self.samples],
+            "notes": self.notes,
+        }
 
 
 def _load1() -> float:
@@ -135,9 +139,17 @@ def _meta(opts: BenchOptions, accel: str, accel_why: str) -> dict:
     for rt in ("runc", "crun", "qemu-system-x86_64"):
         if shutil.which(rt):
             versions[rt] = _version(rt)
-    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
-            "machine": platform.machine(), "cpu": cpu, "cpus": os.cpu_count(), "options": asdict(opts),
-            "vm_accel": accel, "vm_accel_why": accel_why, "versions": versions}
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "options": asdict(opts),
+        "vm_accel": accel,
+        "vm_accel_why": accel_why,
+        "versions": versions,
+    }
 
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -149,8 +161,10 @@ def _targets(opts: BenchOptions, work: str, notes: list[str]) -> tuple[list, str
 
     image = rootfs_builder.resolve_image(opts.appliance)
     if len(image.layers) != 1:
-        raise PycontainError(f"the bench runs single-layer appliances on the bare host; {opts.appliance!r} has "
-                             f"{len(image.layers)} layers (flatten it first: export it as a rootfs tar and import that)")
+        raise PycontainError(
+            f"the bench runs single-layer appliances on the bare host; {opts.appliance!r} has "
+            f"{len(image.layers)} layers (flatten it first: export it as a rootfs tar and import that)"
+        )
     rootfs = image.layers[0]
     targets: list = [HostTarget(rootfs, work)]
     for rt in opts.runtimes:
@@ -211,12 +225,17 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
     rates = [w for w in wl.RATE_METRICS if w in chosen]
     t_start = time.monotonic()
     densities = sorted(set(opts.density)) if "density" in chosen else []
-    steps = opts.warmup * len(targets) + opts.repeat * len(targets) * (
-        ("noop" in chosen) + ("ready" in chosen) + (1 if rates else 0)) + len(densities) * len(targets)
+    steps = (
+        opts.warmup * len(targets)
+        + opts.repeat * len(targets) * (("noop" in chosen) + ("ready" in chosen) + (1 if rates else 0))
+        + len(densities) * len(targets)
+    )
     done = 0
 
-    def add(metric: str, target, value: float, unit: str, rnd: int) -> None:  # noqa: ANN001
-        result.samples.append(Sample(metric, target.name, value, unit, rnd, _load1(), round(time.monotonic() - t_start, 3)))
+    def add(metric: str, target, value: float, unit: str, rnd: int) -> None:
+        result.samples.append(
+            Sample(metric, target.name, value, unit, rnd, _load1(), round(time.monotonic() - t_start, 3))
+        )
 
     def step(what: str) -> None:
         nonlocal done
@@ -229,7 +248,7 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
             t.noop()
             step(f"warm-up {t.name}")
     for rnd in range(opts.repeat):
-        order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+        order = targets[rnd % len(targets) :] + targets[: rnd % len(targets)]
         for t in order:
             if "noop" in chosen:
                 add("noop", t, t.noop() * 1000, "ms", rnd)
@@ -243,8 +262,11 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
                 step(f"service up on {t.name}")
             if rates:
                 # the VM runs every workload in one boot (timed inside); the others one process each
-                scripts = [wl.combined_script(rates, opts.scale, port)] if t.kind == "vm" else \
-                          [wl.combined_script([w], opts.scale, port + i) for i, w in enumerate(rates)]
+                scripts = (
+                    [wl.combined_script(rates, opts.scale, port)]
+                    if t.kind == "vm"
+                    else [wl.combined_script([w], opts.scale, port + i) for i, w in enumerate(rates)]
+                )
                 got: dict[str, float] = {}
                 for script in scripts:
                     out = t.run(script)
@@ -266,7 +288,7 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
             step(f"density {n} on {t.name}")
 
 
-def _density(target, n: int, add) -> None:  # noqa: ANN001
+def _density(target, n: int, add) -> None:
     from pycontain.bench.targets import memory_kib
 
     instances = []
@@ -300,5 +322,9 @@ def summarize(samples: list[Sample]) -> list[Summary]:
         if len(values) >= 3 and med > 0 and (max(values) - min(values)) / med > SPREAD_WARNING:
             warning = f"wide spread ({min(values):.4g}..{max(values):.4g} around {med:.4g}): rerun on a quieter machine or with a higher --repeat"
         ratio = med / host[metric] if host.get(metric) else None
-        out.append(Summary(metric, target, g[0].unit, len(values), med, min(values), max(values), ratio, better, warning))
+        out.append(
+            Summary(
+                metric, target, g[0].unit, len(values), med, min(values), max(values), ratio, better, warning
+            )
+        )
     return out

@@ -8,22 +8,38 @@ import os
 from pycontain.bench import BenchResult, Summary
 
 METRIC_TEXT = {
-    "noop": ("Start-to-exit latency of a no-op",
-             "The whole cost of one instance that does nothing: for the host a fork+exec; for the containers "
-             "the runtime's process plus namespaces, cgroups, mounts and pivot_root; for the VM a full boot of "
-             "a kernel, its initramfs and a power-off."),
-    "ready": ("Time until a service is up",
-              "From the start command until the instance prints its ready marker (on stdout, in the log file, "
-              "or on the VM's serial console)."),
-    "cpu": ("CPU-bound throughput", "A shell arithmetic loop: no system calls. Containers run on the host's "
-            "kernel and CPU at full speed; a VM without KVM emulates every instruction (TCG)."),
-    "syscall": ("Syscall-heavy loop", "dd with 1-byte blocks: two system calls per byte. Seccomp filters add "
-                "a small cost per call in containers; emulation multiplies it in the VM."),
+    "noop": (
+        "Start-to-exit latency of a no-op",
+        "The whole cost of one instance that does nothing: for the host a fork+exec; for the containers "
+        "the runtime's process plus namespaces, cgroups, mounts and pivot_root; for the VM a full boot of "
+        "a kernel, its initramfs and a power-off.",
+    ),
+    "ready": (
+        "Time until a service is up",
+        "From the start command until the instance prints its ready marker (on stdout, in the log file, "
+        "or on the VM's serial console).",
+    ),
+    "cpu": (
+        "CPU-bound throughput",
+        "A shell arithmetic loop: no system calls. Containers run on the host's "
+        "kernel and CPU at full speed; a VM without KVM emulates every instruction (TCG).",
+    ),
+    "syscall": (
+        "Syscall-heavy loop",
+        "dd with 1-byte blocks: two system calls per byte. Seccomp filters add "
+        "a small cost per call in containers; emulation multiplies it in the VM.",
+    ),
     "forkexec": ("fork+exec rate", "A loop running /bin/true: process creation, exec, page faults."),
-    "fileio": ("File I/O", "1 MiB writes with fsync at the end: containers write through overlayfs "
-               "to the host's file system; the VM through virtio-blk to a QEMU snapshot file."),
-    "net": ("Loopback TCP throughput", "busybox nc over the instance's own loopback device (each container "
-            "and the VM have their own network stack; the host uses its own)."),
+    "fileio": (
+        "File I/O",
+        "1 MiB writes with fsync at the end: containers write through overlayfs "
+        "to the host's file system; the VM through virtio-blk to a QEMU snapshot file.",
+    ),
+    "net": (
+        "Loopback TCP throughput",
+        "busybox nc over the instance's own loopback device (each container "
+        "and the VM have their own network stack; the host uses its own).",
+    ),
 }
 
 
@@ -103,7 +119,7 @@ def plot(result: BenchResult, out: str) -> list[str]:
     label = {t: (f"vm ({result.meta.get('vm_accel')})" if t == "vm" else t) for t in targets}
     files = []
 
-    def bars(metrics: list[str], title: str, ylabel: str, name: str, value, log: bool = False) -> None:  # noqa: ANN001
+    def bars(metrics: list[str], title: str, ylabel: str, name: str, value, log: bool = False) -> None:
         metrics = [m for m in metrics if any((m, t) in by for t in targets)]
         if not metrics:
             return
@@ -146,55 +162,101 @@ def plot(result: BenchResult, out: str) -> list[str]:
     from pycontain.bench import workloads as wl
 
     metrics = _metric_order(result)
-    bars([m for m in metrics if m in wl.SERIES_METRICS], "Latency (median, min..max)", "milliseconds (log)",
-         "latency.png", raw, log=True)
-    bars([m for m in metrics if m in wl.RATE_METRICS], "Throughput relative to the bare host (1.0 = host)",
-         "x host", "throughput.png", relative)
-    bars([m for m in metrics if m.startswith("mem@")], "Host memory per idle instance (PSS)", "MiB (log)",
-         "memory.png", raw, log=True)
-    bars([m for m in metrics if m.startswith("rate@")], "Start rate with N instances", "instances/s (log)",
-         "start_rate.png", raw, log=True)
+    bars(
+        [m for m in metrics if m in wl.SERIES_METRICS],
+        "Latency (median, min..max)",
+        "milliseconds (log)",
+        "latency.png",
+        raw,
+        log=True,
+    )
+    bars(
+        [m for m in metrics if m in wl.RATE_METRICS],
+        "Throughput relative to the bare host (1.0 = host)",
+        "x host",
+        "throughput.png",
+        relative,
+    )
+    bars(
+        [m for m in metrics if m.startswith("mem@")],
+        "Host memory per idle instance (PSS)",
+        "MiB (log)",
+        "memory.png",
+        raw,
+        log=True,
+    )
+    bars(
+        [m for m in metrics if m.startswith("rate@")],
+        "Start rate with N instances",
+        "instances/s (log)",
+        "start_rate.png",
+        raw,
+        log=True,
+    )
     return files
 
 
 def write_markdown(result: BenchResult, path: str, plots: list[str]) -> None:
     meta = result.meta
     header, rows = table_rows(result)
-    lines = [f"# pycontain bench: {meta['options']['appliance']} on {meta['cpu']} ({meta['cpus']} CPUs)", "",
-             f"Started {meta['started']}, kernel {meta['kernel']}; medians of {meta['options']['repeat']} interleaved "
-             f"rounds after {meta['options']['warmup']} warm-up run(s); ratios are to the bare host.", "",
-             f"VM: {meta['vm_accel_why']}.", ""]
+    lines = [
+        f"# pycontain bench: {meta['options']['appliance']} on {meta['cpu']} ({meta['cpus']} CPUs)",
+        "",
+        f"Started {meta['started']}, kernel {meta['kernel']}; medians of {meta['options']['repeat']} interleaved "
+        f"rounds after {meta['options']['warmup']} warm-up run(s); ratios are to the bare host.",
+        "",
+        f"VM: {meta['vm_accel_why']}.",
+        "",
+    ]
     if meta.get("vm_export_seconds") is not None:
         lines += [f"The VM export (ext4 disk + kernel + initramfs) took {meta['vm_export_seconds']} s.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "`!` marks a figure whose spread (max-min)/median is above 25 %.", "", "## What each figure means", ""]
+    lines += [
+        "",
+        "`!` marks a figure whose spread (max-min)/median is above 25 %.",
+        "",
+        "## What each figure means",
+        "",
+    ]
     present = {s.metric for s in result.summary}
     for m, (title, text) in METRIC_TEXT.items():
         if m in present:
             lines += [f"**{title}** (`{m}`). {text}", ""]
     if any(m.startswith("mem@") for m in present):
-        lines += ["**Density** (`mem@N`, `rate@N`). N idle instances started one after another: the proportional "
-                  "set size (PSS) of every host process an instance costs, divided by N, and N divided by the "
-                  "time to start them all. A container costs its own processes (pycontain leaves no daemon or "
-                  "shim behind); a VM costs its QEMU process, whose PSS includes the guest memory it touched.", ""]
-    lines += ["## Where the overhead comes from", "",
-              "- **Namespaces and cgroups** cost at creation (clone flags, mounts, pivot_root, cgroup setup): "
-              "that is the containers' no-op latency over the host's. Once running, a container's process is an "
-              "ordinary host process: CPU, fork and syscall throughput stay at the host's level, minus seccomp's "
-              "filter per system call and overlayfs on the file path.",
-              "- **Emulation** (TCG) translates every guest instruction: CPU-bound work runs several times slower, "
-              "and booting a kernel takes seconds. With KVM, guest code runs natively and the cost moves to "
-              "exits (I/O, interrupts, page faults under nested paging).",
-              "- **Paravirtual I/O** (virtio-blk, virtio-mmio) still crosses into QEMU for every request, so file "
-              "I/O in the VM pays a context switch to the host per batch on top of the guest's own file system.",
-              "- **Memory**: a VM reserves and touches memory for a whole kernel and its page cache; containers share "
-              "the host's kernel and page cache, so an idle container costs little more than its processes.", ""]
+        lines += [
+            "**Density** (`mem@N`, `rate@N`). N idle instances started one after another: the proportional "
+            "set size (PSS) of every host process an instance costs, divided by N, and N divided by the "
+            "time to start them all. A container costs its own processes (pycontain leaves no daemon or "
+            "shim behind); a VM costs its QEMU process, whose PSS includes the guest memory it touched.",
+            "",
+        ]
+    lines += [
+        "## Where the overhead comes from",
+        "",
+        "- **Namespaces and cgroups** cost at creation (clone flags, mounts, pivot_root, cgroup setup): "
+        "that is the containers' no-op latency over the host's. Once running, a container's process is an "
+        "ordinary host process: CPU, fork and syscall throughput stay at the host's level, minus seccomp's "
+        "filter per system call and overlayfs on the file path.",
+        "- **Emulation** (TCG) translates every guest instruction: CPU-bound work runs several times slower, "
+        "and booting a kernel takes seconds. With KVM, guest code runs natively and the cost moves to "
+        "exits (I/O, interrupts, page faults under nested paging).",
+        "- **Paravirtual I/O** (virtio-blk, virtio-mmio) still crosses into QEMU for every request, so file "
+        "I/O in the VM pays a context switch to the host per batch on top of the guest's own file system.",
+        "- **Memory**: a VM reserves and touches memory for a whole kernel and its page cache; containers share "
+        "the host's kernel and page cache, so an idle container costs little more than its processes.",
+        "",
+    ]
     if result.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in result.notes] + [""]
     wide = [s for s in result.summary if s.warning]
     if wide:
-        lines += ["## Wide spreads", "", "Rerun on a quieter machine or with a higher `--repeat` before trusting these:", ""]
+        lines += [
+            "## Wide spreads",
+            "",
+            "Rerun on a quieter machine or with a higher `--repeat` before trusting these:",
+            "",
+        ]
         lines += [f"- `{s.metric}` on {s.target}: {s.warning.split(':')[0]}" for s in wide] + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots] + [""]

@@ -78,7 +78,7 @@ def memory_kib(pids: list[int]) -> tuple[int, int]:
     return pss, rss
 
 
-def _wait_line(stream, marker: str, timeout: float) -> bool:  # noqa: ANN001
+def _wait_line(stream, marker: str, timeout: float) -> bool:
     """Read ``stream`` (a pipe) until a line holds ``marker``; False on EOF or timeout."""
     import selectors
 
@@ -139,8 +139,15 @@ class HostTarget(Target):
         self.sh = os.path.join(rootfs, "bin", "sh")
         self.true = os.path.join(rootfs, "bin", "true")
         if not (os.access(self.sh, os.X_OK) and os.access(self.true, os.X_OK)):
-            raise PycontainError(f"the bench needs an appliance with busybox (bin/sh, bin/true); {rootfs} has none")
-        self.env = {"PATH": f"{rootfs}/bin:{rootfs}/sbin", "ROOT": rootfs, "WORK": self.work, "HOME": self.work}
+            raise PycontainError(
+                f"the bench needs an appliance with busybox (bin/sh, bin/true); {rootfs} has none"
+            )
+        self.env = {
+            "PATH": f"{rootfs}/bin:{rootfs}/sbin",
+            "ROOT": rootfs,
+            "WORK": self.work,
+            "HOME": self.work,
+        }
 
     def run(self, script: str, timeout: float = 600) -> RunOut:
         return _run([self.sh, "-c", script], timeout, env=self.env, cwd=self.work)
@@ -181,7 +188,9 @@ class PycontainTarget(Target):
         self.names: list[str] = []
 
     def run(self, script: str, timeout: float = 600) -> RunOut:
-        return _run([*self.base, "run", "--rm", "--network", "none", self.image, "--", "sh", "-c", script], timeout)
+        return _run(
+            [*self.base, "run", "--rm", "--network", "none", self.image, "--", "sh", "-c", script], timeout
+        )
 
     def noop(self) -> float:
         r = _run([*self.base, "run", "--rm", "--network", "none", self.image, "--", "/bin/true"], 60)
@@ -192,7 +201,23 @@ class PycontainTarget(Target):
     def start_idle(self, index: int, timeout: float = 120) -> Instance:
         name = f"pycontain-bench-{os.getpid()}-{index}"
         t0 = time.perf_counter()
-        r = _run([*self.base, "run", "-d", "--network", "none", "--name", name, self.image, "--", "sh", "-c", IDLE], timeout)
+        r = _run(
+            [
+                *self.base,
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                name,
+                self.image,
+                "--",
+                "sh",
+                "-c",
+                IDLE,
+            ],
+            timeout,
+        )
         if r.rc != 0:
             raise PycontainError(f"pycontain run -d failed: {r.output.strip()[-200:]}")
         self.names.append(name)
@@ -242,7 +267,9 @@ class OciTarget(Target):
         self.name = runtime
         self.binary = shutil.which(runtime)
         if not self.binary:
-            raise PycontainError(f"{runtime} is not installed (apt-get install {runtime}), or leave it out of --runtimes")
+            raise PycontainError(
+                f"{runtime} is not installed (apt-get install {runtime}), or leave it out of --runtimes"
+            )
         self.bundle = os.path.join(work, f"bundle-{runtime}")
         self.root = os.path.join(work, f"state-{runtime}")
         os.makedirs(self.bundle)
@@ -268,7 +295,9 @@ class OciTarget(Target):
         open(ns, "w").close()
         open(empty, "w").close()
         subprocess.run(["unshare", f"--mount={ns}", "--propagation", "private", "true"], check=True)
-        subprocess.run(["nsenter", f"--mount={ns}", "mount", "--bind", empty, UNIFIED_CONTROLLERS], check=True)
+        subprocess.run(
+            ["nsenter", f"--mount={ns}", "mount", "--bind", empty, UNIFIED_CONTROLLERS], check=True
+        )
         return ["nsenter", f"--mount={ns}"]
 
     def _config(self, args: list[str]) -> None:
@@ -303,8 +332,12 @@ class OciTarget(Target):
         self._config(["sh", "-c", IDLE])
         cid = self._id()
         t0 = time.perf_counter()
-        p = subprocess.Popen(self._cmd("run", "--detach", "--bundle", self.bundle, cid), stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            self._cmd("run", "--detach", "--bundle", self.bundle, cid),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         ok = _wait_line(p.stdout, READY_MARK, timeout)
         ready = time.perf_counter() - t0
         p.wait()
@@ -332,7 +365,9 @@ class OciTarget(Target):
         for cid in list(self.ids):
             _run(self._cmd("delete", "--force", cid), 60)
         if self._mask:
-            subprocess.run(["umount", "-l", os.path.join(self._mask, "mnt")], check=False, capture_output=True)
+            subprocess.run(
+                ["umount", "-l", os.path.join(self._mask, "mnt")], check=False, capture_output=True
+            )
             subprocess.run(["umount", "-l", self._mask], check=False, capture_output=True)
         shutil.rmtree(self.bundle, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -363,7 +398,7 @@ class VMTarget(Target):
         self.guests: list = []
         self.hung = 0  # boots that hung and were retried (a TCG guest on a loaded host, rarely)
 
-    def _boot(self, command: str, timeout: float):  # noqa: ANN202 - a rootfs_builder.vm.GuestResult
+    def _boot(self, command: str, timeout: float):
         """Boot with ``command`` to its end; a guest that never reaches its /init is booted once more."""
         r = self.appliance.run(command, accel=self.accel, timeout=timeout, memory_mb=self.memory_mb)
         if r.timed_out and r.boot_seconds is None:

@@ -34,25 +34,53 @@ class Workload:
         return self.body.format(n=max(1, int(self.base * scale)), port=port)
 
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    Workload("cpu", "k iterations/s", 1e3, 400_000,
-             "i=0; t0=$(now); while [ $i -lt {n} ]; do i=$((i+1)); done; t1=$(now); mark cpu $t0 $t1 {n}\n"),
-    Workload("syscall", "k syscalls/s", 1e3, 600_000,
-             "t0=$(now); dd if=/dev/zero of=/dev/null bs=1 count={n} 2>/dev/null; t1=$(now)\n"
-             "mark syscall $t0 $t1 $(({n}*2))\n"),
-    Workload("forkexec", "execs/s", 1, 2_000,
-             "i=0; t0=$(now); while [ $i -lt {n} ]; do $ROOT/bin/true; i=$((i+1)); done; t1=$(now)\n"
-             "mark forkexec $t0 $t1 {n}\n"),
-    Workload("fileio", "MiB/s", 1, 256,
-             "f=bench.$$; t0=$(now); dd if=/dev/zero of=$f bs=1048576 count={n} conv=fsync 2>/dev/null; t1=$(now)\n"
-             "mark fileio $t0 $t1 {n}; rm -f $f\n"),
-    Workload("net", "MiB/s", 1, 128,
-             # the listener's stdin is a FIFO held open by fd 3: busybox nc quits at EOF on stdin
-             "rm -f fifo; mkfifo fifo; nc -l -p {port} < fifo > /dev/null & exec 3> fifo; sleep 0.2; i=0\n"
-             "t0=$(now); until dd if=/dev/zero bs=65536 count=$(({n}*16)) 2>/dev/null | nc 127.0.0.1 {port}; do\n"
-             "  i=$((i+1)); [ $i -lt 300 ] || exit 98; usleep 20000; done\n"
-             "exec 3>&-; wait; t1=$(now); rm -f fifo; mark net $t0 $t1 {n}\n"),
-)}
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "cpu",
+            "k iterations/s",
+            1e3,
+            400_000,
+            "i=0; t0=$(now); while [ $i -lt {n} ]; do i=$((i+1)); done; t1=$(now); mark cpu $t0 $t1 {n}\n",
+        ),
+        Workload(
+            "syscall",
+            "k syscalls/s",
+            1e3,
+            600_000,
+            "t0=$(now); dd if=/dev/zero of=/dev/null bs=1 count={n} 2>/dev/null; t1=$(now)\n"
+            "mark syscall $t0 $t1 $(({n}*2))\n",
+        ),
+        Workload(
+            "forkexec",
+            "execs/s",
+            1,
+            2_000,
+            "i=0; t0=$(now); while [ $i -lt {n} ]; do $ROOT/bin/true; i=$((i+1)); done; t1=$(now)\n"
+            "mark forkexec $t0 $t1 {n}\n",
+        ),
+        Workload(
+            "fileio",
+            "MiB/s",
+            1,
+            256,
+            "f=bench.$$; t0=$(now); dd if=/dev/zero of=$f bs=1048576 count={n} conv=fsync 2>/dev/null; t1=$(now)\n"
+            "mark fileio $t0 $t1 {n}; rm -f $f\n",
+        ),
+        Workload(
+            "net",
+            "MiB/s",
+            1,
+            128,
+            # the listener's stdin is a FIFO held open by fd 3: busybox nc quits at EOF on stdin
+            "rm -f fifo; mkfifo fifo; nc -l -p {port} < fifo > /dev/null & exec 3> fifo; sleep 0.2; i=0\n"
+            "t0=$(now); until dd if=/dev/zero bs=65536 count=$(({n}*16)) 2>/dev/null | nc 127.0.0.1 {port}; do\n"
+            "  i=$((i+1)); [ $i -lt 300 ] || exit 98; usleep 20000; done\n"
+            "exec 3>&-; wait; t1=$(now); rm -f fifo; mark net $t0 $t1 {n}\n",
+        ),
+    )
+}
 
 RATE_METRICS = tuple(WORKLOADS)
 SERIES_METRICS = ("noop", "ready")  # seconds, measured from outside
@@ -61,8 +89,10 @@ ALL_METRICS = SERIES_METRICS + RATE_METRICS + ("density",)
 
 def combined_script(names: list[str], scale: float, port: int) -> str:
     """One script running several workloads (a VM runs them all in one boot)."""
-    return PRELUDE + "".join(f"( {WORKLOADS[n].script(scale, port + i)}) || echo 'PYCONTAIN-BENCH-FAILED {n}'\n"
-                             for i, n in enumerate(names))
+    return PRELUDE + "".join(
+        f"( {WORKLOADS[n].script(scale, port + i)}) || echo 'PYCONTAIN-BENCH-FAILED {n}'\n"
+        for i, n in enumerate(names)
+    )
 
 
 def parse(output: str) -> dict[str, float]:

@@ -63,9 +63,13 @@ def write_file(path: str, value: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY)
     except FileNotFoundError:
-        raise Unsupported(f"cgroup file {path} does not exist (the kernel or the hierarchy lacks this controller)") from None
+        raise Unsupported(
+            f"cgroup file {path} does not exist (the kernel or the hierarchy lacks this controller)"
+        ) from None
     except PermissionError:
-        raise PermissionDenied(f"cannot open cgroup file {path} for writing (run pycontain as root)") from None
+        raise PermissionDenied(
+            f"cannot open cgroup file {path} for writing (run pycontain as root)"
+        ) from None
     try:
         os.write(fd, value.encode())
     except OSError as e:
@@ -120,7 +124,9 @@ def remove_tree(top: str, timeout: float = 5.0) -> None:
                 if e.errno != errno.EBUSY or time.monotonic() >= deadline:
                     left = cgroup_procs(os.path.join(d, "cgroup.procs"))
                     extra = f": processes {left} are still in it (kill them first)" if left else ""
-                    raise PycontainError(f"cannot remove cgroup {d} ({(e.strerror or str(e)).lower()}{extra})") from None
+                    raise PycontainError(
+                        f"cannot remove cgroup {d} ({(e.strerror or str(e)).lower()}{extra})"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
 
@@ -140,7 +146,7 @@ def wait_for(predicate, timeout: float) -> bool:
 
 # -- host discovery ----------------------------------------------------------------------------
 def detect_mode(root: str = DEFAULT_ROOT) -> str:
-    """"unified" (cgroup v2 only), "hybrid" (v1 controllers plus a v2 mount at <root>/unified) or "legacy"."""
+    """ "unified" (cgroup v2 only), "hybrid" (v1 controllers plus a v2 mount at <root>/unified) or "legacy"."""
     if os.path.exists(os.path.join(root, "cgroup.controllers")):
         return "unified"
     if os.path.exists(os.path.join(root, "unified", "cgroup.controllers")):
@@ -164,7 +170,9 @@ def own_cgroups(proc_file: str = "/proc/self/cgroup") -> dict[str, str]:
     return out
 
 
-def v1_mounts(root: str = DEFAULT_ROOT, mountinfo: str = "/proc/self/mountinfo") -> dict[str, tuple[str, str]]:
+def v1_mounts(
+    root: str = DEFAULT_ROOT, mountinfo: str = "/proc/self/mountinfo"
+) -> dict[str, tuple[str, str]]:
     """{controller: (mount point, mount root)} for the v1 hierarchies mounted beneath ``root``.
 
     Co-mounted controllers ("cpu,cpuacct") share one entry each; named hierarchies (name=systemd) are left
@@ -217,13 +225,17 @@ def _under(mount_point: str, mount_root: str, path: str) -> str:
 
 def _check_id(container_id: str) -> None:
     if not container_id or "/" in container_id or container_id in (".", "..") or "\0" in container_id:
-        raise InvalidArgument(f"invalid container id for a cgroup name: {container_id!r} (use letters, digits, '-', '_' or '.')")
+        raise InvalidArgument(
+            f"invalid container id for a cgroup name: {container_id!r} (use letters, digits, '-', '_' or '.')"
+        )
 
 
 def _check_parent(parent: str) -> str:
     parts = [p for p in parent.split("/") if p]
     if any(p in (".", "..") for p in parts) or "\0" in parent:
-        raise InvalidArgument(f"invalid cgroup parent: {parent!r} (use a path from the hierarchy root such as /pycontain.slice)")
+        raise InvalidArgument(
+            f"invalid cgroup parent: {parent!r} (use a path from the hierarchy root such as /pycontain.slice)"
+        )
     return "/" + "/".join(parts)
 
 
@@ -252,7 +264,9 @@ def new_manager(
         driver = "v2" if mode == "unified" else "v1"
     if driver == "v2":
         if mode == "legacy":
-            raise Unsupported(f"cgroup v2 is not mounted at {root} or {root}/unified (use --cgroup-manager v1, or mount cgroup2)")
+            raise Unsupported(
+                f"cgroup v2 is not mounted at {root} or {root}/unified (use --cgroup-manager v1, or mount cgroup2)"
+            )
         mount = root if mode == "unified" else os.path.join(root, "unified")
         base = parent if parent is not None else own_cgroups().get("", "/")
         path = base.rstrip("/") + "/" + name
@@ -262,7 +276,9 @@ def new_manager(
     if driver == "v1":
         mounts = v1_mounts(root) if mode != "unified" else {}
         if not mounts:
-            raise Unsupported(f"no cgroup v1 controller is mounted under {root} (use --cgroup-manager v2 or auto)")
+            raise Unsupported(
+                f"no cgroup v1 controller is mounted under {root} (use --cgroup-manager v2 or auto)"
+            )
         own = own_cgroups() if parent is None else {}
         dirs: dict[str, str] = {}
         for c, (point, mount_root) in mounts.items():
@@ -278,11 +294,15 @@ def new_manager(
 def load_manager(record: dict) -> CgroupManager:
     """Rebuild the manager that ``manager.record()`` described (the container's state file)."""
     if not isinstance(record, dict):
-        raise InvalidArgument(f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)")
+        raise InvalidArgument(
+            f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)"
+        )
     driver = record.get("driver")
     path = record.get("path")
     if not isinstance(path, str):
-        raise InvalidArgument(f"invalid cgroup record: path {path!r} (expected the object manager.record() wrote)")
+        raise InvalidArgument(
+            f"invalid cgroup record: path {path!r} (expected the object manager.record() wrote)"
+        )
     if driver == "v2" and isinstance(record.get("dir"), str):
         from .v2 import V2Manager
 
@@ -291,4 +311,6 @@ def load_manager(record: dict) -> CgroupManager:
         from .v1 import V1Manager
 
         return V1Manager(path, {str(k): str(v) for k, v in record["dirs"].items()})
-    raise InvalidArgument(f"invalid cgroup record: driver {driver!r} (expected v1 or v2 with its directories)")
+    raise InvalidArgument(
+        f"invalid cgroup record: driver {driver!r} (expected v1 or v2 with its directories)"
+    )

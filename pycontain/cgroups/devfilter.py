@@ -40,9 +40,14 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
 def assemble(rules: list) -> bytes:  # list[devices.DeviceRule]
     """The program for ``rules`` (in the order they would be written to v1's files)."""
     # r2 = type, r3 = access, r4 = major, r5 = minor (r1 = the context)
-    prog = [_insn(_LDX_W, 2, 1, 0), _insn(_AND32_K, 2, imm=0xFFFF),
-            _insn(_LDX_W, 3, 1, 0), _insn(_RSH32_K, 3, imm=16),
-            _insn(_LDX_W, 4, 1, 4), _insn(_LDX_W, 5, 1, 8)]
+    prog = [
+        _insn(_LDX_W, 2, 1, 0),
+        _insn(_AND32_K, 2, imm=0xFFFF),
+        _insn(_LDX_W, 3, 1, 0),
+        _insn(_RSH32_K, 3, imm=16),
+        _insn(_LDX_W, 4, 1, 4),
+        _insn(_LDX_W, 5, 1, 8),
+    ]
     for rule in reversed(rules):
         verdict = [_insn(_MOV64_K, 0, imm=1 if rule.allow else 0), _insn(_EXIT)]
         everything = rule.type == "a" and rule.major < 0 and rule.minor < 0 and set(rule.access) == set("rwm")
@@ -68,7 +73,7 @@ def assemble(rules: list) -> bytes:  # list[devices.DeviceRule]
         # Each check jumps past the rest of the block (its later checks and the verdict) when it fails.
         sizes = [2 + 1 if b[0] is not None else 1 for b in block]
         for i, b in enumerate(block):
-            skip = sum(sizes[i + 1:]) + len(verdict)
+            skip = sum(sizes[i + 1 :]) + len(verdict)
             if b[0] is not None:
                 prog += [b[0], b[1], _insn(_JNE_K, 1, off=skip, imm=0)]
             else:
@@ -100,8 +105,18 @@ def attach(cgroup_dir: str, rules: list) -> None:
     license_ = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(1 << 16)
     attr = bytearray(128)
-    struct.pack_into("<IIQQIIQ", attr, 0, _PROG_TYPE_CGROUP_DEVICE, len(code) // 8, ctypes.addressof(insns),
-                     ctypes.addressof(license_), 1, len(log), ctypes.addressof(log))
+    struct.pack_into(
+        "<IIQQIIQ",
+        attr,
+        0,
+        _PROG_TYPE_CGROUP_DEVICE,
+        len(code) // 8,
+        ctypes.addressof(insns),
+        ctypes.addressof(license_),
+        1,
+        len(log),
+        ctypes.addressof(log),
+    )
     struct.pack_into("<I", attr, 68, _ATTACH_CGROUP_DEVICE)  # expected_attach_type
     try:
         prog = _bpf(_BPF_PROG_LOAD, bytes(attr))
@@ -111,9 +126,14 @@ def attach(cgroup_dir: str, rules: list) -> None:
     try:
         fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _bpf(_BPF_PROG_ATTACH, struct.pack("<IIII", fd, prog, _ATTACH_CGROUP_DEVICE, _F_ALLOW_MULTI) + bytes(112))
+            _bpf(
+                _BPF_PROG_ATTACH,
+                struct.pack("<IIII", fd, prog, _ATTACH_CGROUP_DEVICE, _F_ALLOW_MULTI) + bytes(112),
+            )
         except OSError as e:
-            raise PycontainError(f"cannot attach the device program to cgroup {cgroup_dir}: {e.strerror}") from None
+            raise PycontainError(
+                f"cannot attach the device program to cgroup {cgroup_dir}: {e.strerror}"
+            ) from None
         finally:
             os.close(fd)
     finally:

@@ -23,7 +23,9 @@ ACCESS = frozenset("rwm")
 class DeviceRule:
     __slots__ = ("allow", "type", "major", "minor", "access")
 
-    def __init__(self, allow: bool, type_: str = "a", major: int = -1, minor: int = -1, access: str = "rwm") -> None:
+    def __init__(
+        self, allow: bool, type_: str = "a", major: int = -1, minor: int = -1, access: str = "rwm"
+    ) -> None:
         self.allow = allow
         self.type = type_
         self.major = major
@@ -58,9 +60,17 @@ def _allow(type_: str, major: int, minor: int, access: str = "rwm") -> DeviceRul
 
 # docker's default allow list (and runc's AllowedDevices): mknod anything, use only these.
 DEFAULT_ALLOWED = (
-    _allow("c", -1, -1, "m"), _allow("b", -1, -1, "m"),
-    _allow("c", 1, 3), _allow("c", 1, 5), _allow("c", 1, 7), _allow("c", 1, 8), _allow("c", 1, 9),  # null zero full random urandom
-    _allow("c", 5, 0), _allow("c", 5, 1), _allow("c", 5, 2), _allow("c", 136, -1),  # tty console ptmx pts/*
+    _allow("c", -1, -1, "m"),
+    _allow("b", -1, -1, "m"),
+    _allow("c", 1, 3),
+    _allow("c", 1, 5),
+    _allow("c", 1, 7),
+    _allow("c", 1, 8),
+    _allow("c", 1, 9),  # null zero full random urandom
+    _allow("c", 5, 0),
+    _allow("c", 5, 1),
+    _allow("c", 5, 2),
+    _allow("c", 136, -1),  # tty console ptmx pts/*
     _allow("c", 10, 200),  # net/tun
 )
 DENY_ALL = DeviceRule(False)
@@ -74,7 +84,9 @@ def parse_oci(items: object, where: str = "linux.resources.devices") -> list[Dev
     for i, item in enumerate(items):
         p = f"{where}[{i}]"
         if not isinstance(item, dict):
-            raise InvalidArgument(f"{p} must be an object {{allow, type, major, minor, access}}, not {item!r}")
+            raise InvalidArgument(
+                f"{p} must be an object {{allow, type, major, minor, access}}, not {item!r}"
+            )
         allow = item.get("allow")
         if not isinstance(allow, bool):
             raise InvalidArgument(f"{p}.allow must be true or false (it is required)")
@@ -87,7 +99,9 @@ def parse_oci(items: object, where: str = "linux.resources.devices") -> list[Dev
             if n is None:
                 n = -1
             if not isinstance(n, int) or isinstance(n, bool) or n < -1 or n > 0xFFFFFFFF:
-                raise InvalidArgument(f"{p}.{key} must be a device number (0 or more; leave it out for any), got {n!r}")
+                raise InvalidArgument(
+                    f"{p}.{key} must be a device number (0 or more; leave it out for any), got {n!r}"
+                )
             nums.append(n)
         access = item.get("access", "rwm") or "rwm"
         if not isinstance(access, str) or not set(access) <= ACCESS:
@@ -96,7 +110,7 @@ def parse_oci(items: object, where: str = "linux.resources.devices") -> list[Dev
     return rules
 
 
-def rules_for(config) -> list[DeviceRule] | None:  # noqa: ANN001 - a ContainerConfig
+def rules_for(config) -> list[DeviceRule] | None:
     """The rules a container's cgroup gets; None leaves its cgroup's (inherited) rules alone.
 
     docker-style containers: deny all, then docker's defaults. OCI bundles: their own
@@ -107,8 +121,11 @@ def rules_for(config) -> list[DeviceRule] | None:  # noqa: ANN001 - a ContainerC
     if security.get("privileged"):
         return None
     own = (config.resources or {}).get("devices")
-    nodes = [_allow(d.get("type", "c"), int(d.get("major", -1)), int(d.get("minor", -1)))
-             for d in config.devices if d.get("type", "c") in ("c", "b")]
+    nodes = [
+        _allow(d.get("type", "c"), int(d.get("major", -1)), int(d.get("minor", -1)))
+        for d in config.devices
+        if d.get("type", "c") in ("c", "b")
+    ]
     if config.oci_mounts:
         if own is None and not nodes:
             return None

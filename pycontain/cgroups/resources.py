@@ -59,7 +59,9 @@ def swap_to_v2(memory: int | None, memory_swap: int) -> str:
     if memory is None or memory < 0:
         raise InvalidArgument(f"invalid memory-swap: {memory_swap} without a memory limit (set --memory too)")
     if memory_swap < memory:
-        raise InvalidArgument(f"invalid memory-swap: {memory_swap} is below the memory limit {memory} (set it to at least --memory, or -1)")
+        raise InvalidArgument(
+            f"invalid memory-swap: {memory_swap} is below the memory limit {memory} (set it to at least --memory, or -1)"
+        )
     return str(memory_swap - memory)
 
 
@@ -120,8 +122,13 @@ def _cpuset(value: object, what: str) -> str:
     ranges = []
     for part in text.split(","):
         lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or not lo.isascii() or (dash and (not hi.isdigit() or not hi.isascii())) \
-                or len(lo) > 9 or len(hi) > 9:
+        if (
+            not lo.isdigit()
+            or not lo.isascii()
+            or (dash and (not hi.isdigit() or not hi.isascii()))
+            or len(lo) > 9
+            or len(hi) > 9
+        ):
             raise InvalidArgument(hint)
         if dash and int(hi) < int(lo):
             raise InvalidArgument(f"invalid {what}: {value!r} (range {part} runs backwards)")
@@ -130,8 +137,10 @@ def _cpuset(value: object, what: str) -> str:
     online = _online(kind)
     # Compared range by range, never expanded: "0-999999999" must not build a set of a billion numbers.
     if online is not None and not all(any(a <= lo and hi <= b for a, b in online[1]) for lo, hi in ranges):
-        raise InvalidArgument(f"invalid {what}: {value!r} (this host has {'cpus' if kind == 'cpus' else 'memory nodes'} "
-                              f"{online[0]} only)")
+        raise InvalidArgument(
+            f"invalid {what}: {value!r} (this host has {'cpus' if kind == 'cpus' else 'memory nodes'} "
+            f"{online[0]} only)"
+        )
     return text
 
 
@@ -182,9 +191,15 @@ def parse_throttle(values: object, what: str, sizes: bool) -> list[tuple[int, in
             continue
         path, colon, rate_text = str(item).rpartition(":")
         if not colon or not path or not rate_text:
-            raise InvalidArgument(f"invalid {what}: {item!r} (use DEVICE:RATE, e.g. /dev/sda:{'1mb' if sizes else '1000'})")
+            raise InvalidArgument(
+                f"invalid {what}: {item!r} (use DEVICE:RATE, e.g. /dev/sda:{'1mb' if sizes else '1000'})"
+            )
         major, minor = _device_number(path, what)
-        rate = parse_size(rate_text, what) if sizes else _int(rate_text, what, lo=0, hint=" number of operations per second")
+        rate = (
+            parse_size(rate_text, what)
+            if sizes
+            else _int(rate_text, what, lo=0, hint=" number of operations per second")
+        )
         out.append((major, minor, rate))
     return out
 
@@ -307,7 +322,11 @@ class Resources:
         ``partial=True`` (``pycontain update``): only the flags given, no swap default and no checks
         across fields; combine with the saved limits through ``saved.merged(update)``, which checks them.
         """
-        given = {k: v for k, v in locals().items() if k not in ("cls", "ncpus", "partial") and v not in (None, "", [], ())}
+        given = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("cls", "ncpus", "partial") and v not in (None, "", [], ())
+        }
         r = cls()
         if "memory" in given:
             r.memory = parse_size(given["memory"], "memory")
@@ -319,11 +338,15 @@ class Resources:
             r.memory_reservation = parse_size(given["memory_reservation"], "memory-reservation")
         if "cpus" in given:
             if "cpu_quota" in given or "cpu_period" in given:
-                raise InvalidArgument("conflicting options: --cpus cannot be used with --cpu-quota or --cpu-period (use one or the other)")
+                raise InvalidArgument(
+                    "conflicting options: --cpus cannot be used with --cpu-quota or --cpu-period (use one or the other)"
+                )
             value = parse_cpus(given["cpus"])
             limit = ncpus or os.cpu_count() or 1
             if value < 0.01 or value > limit:
-                raise InvalidArgument(f"invalid cpus: {given['cpus']!r} (use a value from 0.01 to {limit}, as there are {limit} cpus available)")
+                raise InvalidArgument(
+                    f"invalid cpus: {given['cpus']!r} (use a value from 0.01 to {limit}, as there are {limit} cpus available)"
+                )
             r.cpus = value
             r.cpu_period = DEFAULT_CPU_PERIOD
             r.cpu_quota = int(round(value * DEFAULT_CPU_PERIOD))
@@ -333,20 +356,28 @@ class Resources:
         if "cpu_period" in given:
             period = _int(given["cpu_period"], "cpu-period", lo=0, hi=MAX_CPU_PERIOD)
             if period and period < MIN_CPU_PERIOD:
-                raise InvalidArgument(f"invalid cpu-period: {period} (use a value from {MIN_CPU_PERIOD} to {MAX_CPU_PERIOD} microseconds)")
+                raise InvalidArgument(
+                    f"invalid cpu-period: {period} (use a value from {MIN_CPU_PERIOD} to {MAX_CPU_PERIOD} microseconds)"
+                )
             r.cpu_period = period or None
         if "cpu_quota" in given:
             quota = _int(given["cpu_quota"], "cpu-quota", lo=-1)
             if 0 < quota < MIN_CPU_QUOTA:
-                raise InvalidArgument(f"invalid cpu-quota: {quota} (use at least {MIN_CPU_QUOTA} microseconds, or -1 for unlimited)")
+                raise InvalidArgument(
+                    f"invalid cpu-quota: {quota} (use at least {MIN_CPU_QUOTA} microseconds, or -1 for unlimited)"
+                )
             r.cpu_quota = quota or None
         if "cpuset_cpus" in given:
             r.cpuset_cpus = _cpuset(given["cpuset_cpus"], "cpuset-cpus")
         if "cpuset_mems" in given:
             r.cpuset_mems = _cpuset(given["cpuset_mems"], "cpuset-mems")
         if "pids_limit" in given:
-            limit = _int(given["pids_limit"], "pids-limit", hi=PIDS_MAX,
-                         hint=" number of processes, or -1 for unlimited")
+            limit = _int(
+                given["pids_limit"],
+                "pids-limit",
+                hi=PIDS_MAX,
+                hint=" number of processes, or -1 for unlimited",
+            )
             r.pids_limit = -1 if limit <= 0 else limit
         if "blkio_weight" in given:
             weight = _int(given["blkio_weight"], "blkio-weight")
@@ -392,7 +423,9 @@ class Resources:
             value = cpu.get(key)
             if value not in (None, ""):
                 if not isinstance(value, str):
-                    raise InvalidArgument(f"invalid resources: cpu.{key} must be a string such as \"0-1\", not {value!r}")
+                    raise InvalidArgument(
+                        f'invalid resources: cpu.{key} must be a string such as "0-1", not {value!r}'
+                    )
                 setattr(r, f"cpuset_{key}", _cpuset(value, f"cpu.{key}"))
         if r.memory is not None and r.memory < 0:
             r.memory = -1
@@ -405,14 +438,20 @@ class Resources:
             if entries is None:
                 continue
             if not isinstance(entries, list):
-                raise InvalidArgument(f"invalid resources: blockIO.{key} must be a list of {{major, minor, rate}}")
+                raise InvalidArgument(
+                    f"invalid resources: blockIO.{key} must be a list of {{major, minor, rate}}"
+                )
             out = []
             for e in entries:
                 if not isinstance(e, dict):
-                    raise InvalidArgument(f"invalid resources: blockIO.{key} entry {e!r} must be an object {{major, minor, rate}}")
+                    raise InvalidArgument(
+                        f"invalid resources: blockIO.{key} entry {e!r} must be an object {{major, minor, rate}}"
+                    )
                 triple = tuple(_oci_int(e, k, f"blockIO.{key}.{k}") for k in ("major", "minor", "rate"))
                 if None in triple or min(triple) < 0:  # type: ignore[type-var]
-                    raise InvalidArgument(f"invalid resources: blockIO.{key} entry {e!r} needs major, minor and rate (integers, 0 or more)")
+                    raise InvalidArgument(
+                        f"invalid resources: blockIO.{key} entry {e!r} needs major, minor and rate (integers, 0 or more)"
+                    )
                 out.append(triple)
             setattr(r, attr, out)
         r.validate()
@@ -423,7 +462,15 @@ class Resources:
     def to_dict(self) -> dict:
         """The OCI ``linux.resources`` object for the fields that are set (``from_dict`` reads it back)."""
         out: dict = {}
-        memory = {k: v for k, v in (("limit", self.memory), ("swap", self.memory_swap), ("reservation", self.memory_reservation)) if v is not None}
+        memory = {
+            k: v
+            for k, v in (
+                ("limit", self.memory),
+                ("swap", self.memory_swap),
+                ("reservation", self.memory_reservation),
+            )
+            if v is not None
+        }
         cpu = {
             k: v
             for k, v in (
@@ -459,7 +506,9 @@ class Resources:
             raise InvalidArgument(f"invalid memory: {self.memory} (at most {MAX_SIZE} bytes)")
         if self.memory_swap is not None and self.memory_swap >= 0:
             if self.memory is None or self.memory < 0:
-                raise InvalidArgument(f"invalid memory-swap: {self.memory_swap} bytes of memory+swap needs a memory limit (set --memory too, or --memory-swap -1)")
+                raise InvalidArgument(
+                    f"invalid memory-swap: {self.memory_swap} bytes of memory+swap needs a memory limit (set --memory too, or --memory-swap -1)"
+                )
             if self.memory_swap < self.memory:
                 raise InvalidArgument(
                     f"invalid memory-swap: {self.memory_swap} is below the memory limit {self.memory} (set it to at least --memory, or -1 for unlimited swap)"
@@ -474,9 +523,13 @@ class Resources:
                 f"invalid memory-reservation: {self.memory_reservation} is above the memory limit {self.memory} (set it at or below --memory)"
             )
         if self.cpu_period is not None and not MIN_CPU_PERIOD <= self.cpu_period <= MAX_CPU_PERIOD:
-            raise InvalidArgument(f"invalid cpu-period: {self.cpu_period} (use a value from {MIN_CPU_PERIOD} to {MAX_CPU_PERIOD} microseconds)")
+            raise InvalidArgument(
+                f"invalid cpu-period: {self.cpu_period} (use a value from {MIN_CPU_PERIOD} to {MAX_CPU_PERIOD} microseconds)"
+            )
         if self.cpu_quota is not None and self.cpu_quota != -1 and self.cpu_quota < MIN_CPU_QUOTA:
-            raise InvalidArgument(f"invalid cpu-quota: {self.cpu_quota} (use at least {MIN_CPU_QUOTA} microseconds, or -1 for unlimited)")
+            raise InvalidArgument(
+                f"invalid cpu-quota: {self.cpu_quota} (use at least {MIN_CPU_QUOTA} microseconds, or -1 for unlimited)"
+            )
         if self.cpu_shares is not None and self.cpu_shares < 0:
             raise InvalidArgument(f"invalid cpu-shares: {self.cpu_shares} (use a value of 2 or more)")
         if self.blkio_weight is not None and not MIN_BLKIO_WEIGHT <= self.blkio_weight <= MAX_BLKIO_WEIGHT:

@@ -46,7 +46,7 @@ class _Node:
 
 
 def _expand(cpuset: str) -> set[int]:
-    """"0-2,5" -> {0, 1, 2, 5} (the form cgroupspy's cpuset files take)."""
+    """ "0-2,5" -> {0, 1, 2, 5} (the form cgroupspy's cpuset files take)."""
     out: set[int] = set()
     for part in cpuset.split(","):
         lo, _, hi = part.partition("-")
@@ -107,12 +107,16 @@ class V1Manager(CgroupManager):
                 os.mkdir(path)
             except FileExistsError:
                 if path == d:
-                    raise AlreadyExists(f"cgroup {d} already exists (remove the stale container, or rmdir it)") from None
+                    raise AlreadyExists(
+                        f"cgroup {d} already exists (remove the stale container, or rmdir it)"
+                    ) from None
                 continue
             except PermissionError:
                 raise PermissionDenied(f"cannot create cgroup {path} (run pycontain as root)") from None
             except OSError as e:
-                raise PycontainError(f"cannot create cgroup {path} ({(e.strerror or str(e)).lower()})") from None
+                raise PycontainError(
+                    f"cannot create cgroup {path} ({(e.strerror or str(e)).lower()})"
+                ) from None
             made.append(path)
             if is_cpuset:
                 parent = os.path.dirname(path)
@@ -167,7 +171,9 @@ class V1Manager(CgroupManager):
 
         if not wait_for(done, FREEZE_TIMEOUT):
             write_file(path, "THAWED")
-            raise PycontainError(f"cgroup {self.path} did not freeze within {FREEZE_TIMEOUT:g}s (its processes may be stuck in the kernel; try again)")
+            raise PycontainError(
+                f"cgroup {self.path} did not freeze within {FREEZE_TIMEOUT:g}s (its processes may be stuck in the kernel; try again)"
+            )
 
     def thaw(self) -> None:
         path = self._state_file()
@@ -204,7 +210,10 @@ class V1Manager(CgroupManager):
             mem = cc.MemoryController(_Node(self.dir("memory")))
             self._guard(lambda: _set_memory(mem, r), "memory")
             if r.memory_reservation is not None:
-                self._guard(lambda: setattr(mem, "soft_limit_in_bytes", r.memory_reservation), "memory.soft_limit_in_bytes")
+                self._guard(
+                    lambda: setattr(mem, "soft_limit_in_bytes", r.memory_reservation),
+                    "memory.soft_limit_in_bytes",
+                )
 
         if r.cpu_shares is not None or r.cpu_quota is not None or r.cpu_period is not None:
             cpu = cc.CpuController(_Node(self.dir("cpu")))
@@ -223,7 +232,9 @@ class V1Manager(CgroupManager):
                 self._guard(lambda: setattr(cpuset, "cpus", _expand(r.cpuset_cpus)), "cpuset.cpus")
 
         if r.pids_limit is not None:
-            write_file(os.path.join(self.dir("pids"), "pids.max"), "max" if r.pids_limit <= 0 else str(r.pids_limit))
+            write_file(
+                os.path.join(self.dir("pids"), "pids.max"), "max" if r.pids_limit <= 0 else str(r.pids_limit)
+            )
 
         if r.blkio_weight is not None:
             blkio_dir = self.dir("blkio")
@@ -248,12 +259,16 @@ class V1Manager(CgroupManager):
         except PycontainError:
             raise
         except FileNotFoundError as e:
-            raise Unsupported(f"cgroup v1 file {name} is missing in {os.path.dirname(e.filename or '') or self.path} (this kernel lacks it; drop the limit)") from None
+            raise Unsupported(
+                f"cgroup v1 file {name} is missing in {os.path.dirname(e.filename or '') or self.path} (this kernel lacks it; drop the limit)"
+            ) from None
         except OSError as e:
             reason = (e.strerror or str(e)).lower()
             if e.errno == errno.EBUSY and name.startswith("memory"):
                 reason += ": the cgroup already uses more memory than that"
-            raise PycontainError(f"cannot set {name} of cgroup {self.path} ({reason}; check the limit's value)") from None
+            raise PycontainError(
+                f"cannot set {name} of cgroup {self.path} ({reason}; check the limit's value)"
+            ) from None
 
     def stats(self) -> Stats:
         from cgroupspy import controllers as cc
@@ -307,7 +322,11 @@ def _set_memory(mem, r: Resources) -> None:
 
 def _blkio_bytes(d: str) -> tuple[int | None, int | None]:
     """Read/Write byte totals from blkio.throttle.io_service_bytes_recursive ("8:0 Read 4096" lines)."""
-    for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"):
+    for name in (
+        "blkio.throttle.io_service_bytes_recursive",
+        "blkio.io_service_bytes_recursive",
+        "blkio.throttle.io_service_bytes",
+    ):
         try:
             text = read_file(os.path.join(d, name))
         except FileNotFoundError:

@@ -57,13 +57,19 @@ class V2Manager(CgroupManager):
         except FileExistsError:
             from ..errors import AlreadyExists
 
-            raise AlreadyExists(f"cgroup {self.dir} already exists (remove the stale container, or rmdir it)") from None
+            raise AlreadyExists(
+                f"cgroup {self.dir} already exists (remove the stale container, or rmdir it)"
+            ) from None
         except PermissionError:
             from ..errors import PermissionDenied
 
-            raise PermissionDenied(f"cannot create cgroup {self.dir} (run pycontain as root, or pass --cgroup-parent a delegated cgroup)") from None
+            raise PermissionDenied(
+                f"cannot create cgroup {self.dir} (run pycontain as root, or pass --cgroup-parent a delegated cgroup)"
+            ) from None
         except OSError as e:
-            raise PycontainError(f"cannot create cgroup {self.dir} ({(e.strerror or str(e)).lower()})") from None
+            raise PycontainError(
+                f"cannot create cgroup {self.dir} ({(e.strerror or str(e)).lower()})"
+            ) from None
 
     def procs_files(self) -> list[str]:
         return [self._file("cgroup.procs")]
@@ -107,7 +113,9 @@ class V2Manager(CgroupManager):
         write_file(self._require_freeze(), "1")
         if not wait_for(self.frozen, FREEZE_TIMEOUT):
             write_file(self._file("cgroup.freeze"), "0")
-            raise PycontainError(f"cgroup {self.path} did not freeze within {FREEZE_TIMEOUT:g}s (its processes may be stuck in the kernel; try again)")
+            raise PycontainError(
+                f"cgroup {self.path} did not freeze within {FREEZE_TIMEOUT:g}s (its processes may be stuck in the kernel; try again)"
+            )
 
     def thaw(self) -> None:
         write_file(self._require_freeze(), "0")
@@ -166,7 +174,9 @@ class V2Manager(CgroupManager):
                 f"pass --cgroup-parent a cgroup that has it)"
             ) from None
         if name not in self.controllers():
-            raise Unsupported(f"cgroup v2 controller {name!r} did not appear in {self.path} (pass --cgroup-parent a cgroup that has it)")
+            raise Unsupported(
+                f"cgroup v2 controller {name!r} did not appear in {self.path} (pass --cgroup-parent a cgroup that has it)"
+            )
 
     def plan(self, r: Resources) -> list[tuple[str, str, str]]:
         """The (controller, file, value) writes that apply ``r``, in order (pure: reads nothing but cpu.max)."""
@@ -249,7 +259,12 @@ class V2Manager(CgroupManager):
 
 def io_max_lines(r: Resources) -> list[str]:
     """The v2 ``io.max`` lines for docker's throttles: one "MAJ:MIN rbps=N wbps=N riops=N wiops=N" per device."""
-    keys = (("device_read_bps", "rbps"), ("device_write_bps", "wbps"), ("device_read_iops", "riops"), ("device_write_iops", "wiops"))
+    keys = (
+        ("device_read_bps", "rbps"),
+        ("device_write_bps", "wbps"),
+        ("device_read_iops", "riops"),
+        ("device_write_iops", "wiops"),
+    )
     per_device: dict[tuple[int, int], list[str]] = {}
     for attr, key in keys:
         for major, minor, value in getattr(r, attr) or ():

@@ -80,7 +80,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def guarded(fn, *args: object) -> int:  # noqa: ANN001
+def guarded(fn, *args: object) -> int:
     """Run a command body, turning every error into one line and an exit status."""
     try:
         return fn(*args) or 0
@@ -96,19 +96,23 @@ def guarded(fn, *args: object) -> int:  # noqa: ANN001
         from .. import rootless
 
         if rootless.unprivileged():
-            return _fail(f"permission denied: {e.filename or e} (as a user other than root pycontain manages only "
-                         "your own rootless containers: use sudo for the rest)", EXIT_RUNTIME)
+            return _fail(
+                f"permission denied: {e.filename or e} (as a user other than root pycontain manages only "
+                "your own rootless containers: use sudo for the rest)",
+                EXIT_RUNTIME,
+            )
         return _fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         return _fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
-    except Exception as e:  # noqa: BLE001 - a user sees a sentence, never a traceback
+    except Exception as e:
         if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()
-        return _fail(f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)",
-                     EXIT_RUNTIME)
+        return _fail(
+            f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)", EXIT_RUNTIME
+        )
 
 
 def _what_to_do(errno_: int | None) -> str:
@@ -157,8 +161,11 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         if GLOBALS.rootless in ("false", "0"):
             return _fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
         if network not in ("none", "host") and values["network"]:
-            return _fail(f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
-                         "veths and NAT need root", EXIT_RUNTIME)
+            return _fail(
+                f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
+                "veths and NAT need root",
+                EXIT_RUNTIME,
+            )
         network = values["network"] or "none"
         from .. import rootless
 
@@ -170,19 +177,47 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
 
         resources = Resources.from_options(**given).to_dict()
     security = None
-    if values["cap_add"] or values["cap_drop"] or values["privileged"] or values["security_opt"] or values["ulimit"]:
+    if (
+        values["cap_add"]
+        or values["cap_drop"]
+        or values["privileged"]
+        or values["security_opt"]
+        or values["ulimit"]
+    ):
         from ..security import SecurityOptions
 
-        security = SecurityOptions.from_cli(values["cap_add"], values["cap_drop"], values["privileged"],
-                                            values["security_opt"], values["ulimit"]).to_dict()
+        security = SecurityOptions.from_cli(
+            values["cap_add"],
+            values["cap_drop"],
+            values["privileged"],
+            values["security_opt"],
+            values["ulimit"],
+        ).to_dict()
     config = api.make_config(
-        rootfs, args, name=values["name"], env=values["env"], env_files=values["env_file"],
-        workdir=values["workdir"], user=values["user"], hostname=values["hostname"],
-        volumes=values["volume"], tmpfs=values["tmpfs"], read_only=values["read_only"], tty=values["tty"],
-        interactive=values["interactive"], init=values["init"], auto_remove=values["rm"], detach=values["detach"],
-        resources=resources, cgroup_parent=values["cgroup_parent"],
-        cgroup_manager=values["cgroup_manager"] or "auto", security=security, network=network,
-        publish=values["publish"], userns=values["userns"])
+        rootfs,
+        args,
+        name=values["name"],
+        env=values["env"],
+        env_files=values["env_file"],
+        workdir=values["workdir"],
+        user=values["user"],
+        hostname=values["hostname"],
+        volumes=values["volume"],
+        tmpfs=values["tmpfs"],
+        read_only=values["read_only"],
+        tty=values["tty"],
+        interactive=values["interactive"],
+        init=values["init"],
+        auto_remove=values["rm"],
+        detach=values["detach"],
+        resources=resources,
+        cgroup_parent=values["cgroup_parent"],
+        cgroup_manager=values["cgroup_manager"] or "auto",
+        security=security,
+        network=network,
+        publish=values["publish"],
+        userns=values["userns"],
+    )
     if config.detach:
         from ..container import Container
 
@@ -200,11 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"pycontain version {__version__}\nspec: 1.3.0\n")
         return 0
     if GLOBALS.systemd_cgroup:
-        return _fail("--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
-                     "itself); leave the flag out", EXIT_RUNTIME)
+        return _fail(
+            "--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
+            "itself); leave the flag out",
+            EXIT_RUNTIME,
+        )
     if GLOBALS.rootless in ("true", "1") and os.geteuid() == 0:
-        return _fail("--rootless=true: root runs containers with its privileges; run pycontain as the "
-                     "unprivileged user instead (it then enters rootless mode by itself)", EXIT_RUNTIME)
+        return _fail(
+            "--rootless=true: root runs containers with its privileges; run pycontain as the "
+            "unprivileged user instead (it then enters rootless mode by itself)",
+            EXIT_RUNTIME,
+        )
     if argv[:1] == ["run"] and len(argv) > 1:
         rest = argv[1:]
         head = rest[: rest.index("--")] if "--" in rest else rest

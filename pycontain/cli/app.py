@@ -14,12 +14,13 @@ from . import guarded
 app = typer.Typer(
     name="pycontain",
     help="An OS-level container runtime: namespaces, cgroups and pivot_root, no hypervisor.\n\n"
-         "Run 'pycontain run default -- sh -c \"echo hi\"' to start a container on the built-in root filesystem.",
+    "Run 'pycontain run default -- sh -c \"echo hi\"' to start a container on the built-in root filesystem.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["--help"]},
 )
+
 
 class _RootView:
     """The state root chosen by the global flags (parsed in cli.main before typer runs)."""
@@ -35,14 +36,23 @@ _root = _RootView()
 
 @app.callback()
 def _global(
-    root: Annotated[str | None, typer.Option("--root", help="State root (default /run/pycontain).",
-                                             envvar="PYCONTAIN_ROOT")] = None,
+    root: Annotated[
+        str | None,
+        typer.Option("--root", help="State root (default /run/pycontain).", envvar="PYCONTAIN_ROOT"),
+    ] = None,
     log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
-    systemd_cgroup: Annotated[bool, typer.Option("--systemd-cgroup", help="Not available: cgroupfs only.")] = False,
-    rootless: Annotated[str, typer.Option("--rootless", help="auto (rootless when run by a user other than root) or false (refuse to run unprivileged).")]
-    = "auto",
+    systemd_cgroup: Annotated[
+        bool, typer.Option("--systemd-cgroup", help="Not available: cgroupfs only.")
+    ] = False,
+    rootless: Annotated[
+        str,
+        typer.Option(
+            "--rootless",
+            help="auto (rootless when run by a user other than root) or false (refuse to run unprivileged).",
+        ),
+    ] = "auto",
 ) -> None:
     """Global flags are parsed by pycontain.cli.parse_globals before this runs; they are declared here
     for --help and completion."""
@@ -53,7 +63,7 @@ def _exit(code: int) -> None:
         raise typer.Exit(code)
 
 
-def _container(ref: str):  # noqa: ANN202
+def _container(ref: str):
     from ..container import Container
 
     return Container.get(ref, _root["root"])
@@ -74,7 +84,7 @@ def _ago(ts: float | None) -> str:
     return f"{s} seconds ago"
 
 
-def _status_text(c, status: str) -> str:  # noqa: ANN001
+def _status_text(c, status: str) -> str:
     if status == "exited":
         code = c.state.exit_code
         return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
@@ -86,12 +96,15 @@ def _status_text(c, status: str) -> str:  # noqa: ANN001
 
 
 @app.command("ps")
-def ps(container: Annotated[str | None, typer.Argument(metavar="[ID]", help="runc's form: list this "
-                                                       "container's processes.")] = None,
-       all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
-       quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
-       as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
-       fmt: Annotated[str, typer.Option("--format", "-f", help="With an ID: table or json.")] = "table") -> None:
+def ps(
+    container: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="runc's form: list this container's processes.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="With an ID: table or json.")] = "table",
+) -> None:
     """List containers (running ones unless -a); with an ID, the processes in that container."""
     if container is not None:
         _exit(guarded(_container_processes, container, as_json or fmt == "json"))
@@ -107,7 +120,7 @@ def ps(container: Annotated[str | None, typer.Argument(metavar="[ID]", help="run
                 # A detached --rm container that ended: nobody was there to remove it, so we do.
                 try:
                     c.remove(force=True)
-                except Exception:  # noqa: BLE001, S110 - someone else removed it meanwhile
+                except Exception:
                     pass
                 continue
             if not all_ and status not in ("running", "paused"):
@@ -118,10 +131,24 @@ def ps(container: Annotated[str | None, typer.Argument(metavar="[ID]", help="run
                 print(c.id[:12])
             return 0
         if as_json:
-            print(json.dumps([{"Id": c.id, "Name": c.name, "Image": c.state.config.get("image"),
-                               "Command": c.state.config.get("args"), "Created": c.state.created,
-                               "Status": s, "Pid": c.pid if s in ("running", "paused") else 0,
-                               "ExitCode": c.state.exit_code} for c, s in rows], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "Id": c.id,
+                            "Name": c.name,
+                            "Image": c.state.config.get("image"),
+                            "Command": c.state.config.get("args"),
+                            "Created": c.state.created,
+                            "Status": s,
+                            "Pid": c.pid if s in ("running", "paused") else 0,
+                            "ExitCode": c.state.exit_code,
+                        }
+                        for c, s in rows
+                    ],
+                    indent=2,
+                )
+            )
             return 0
         from rich.console import Console
         from rich.table import Table
@@ -130,8 +157,15 @@ def ps(container: Annotated[str | None, typer.Argument(metavar="[ID]", help="run
         for col in ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"):
             table.add_column(col, no_wrap=True)
         for c, s in rows:
-            table.add_row(c.id[:12], c.name, c.state.config.get("image", ""), _short_cmd(c.state.config),
-                          _ago(c.state.created), _status_text(c, s), str(c.pid) if s in ("running", "paused") else "")
+            table.add_row(
+                c.id[:12],
+                c.name,
+                c.state.config.get("image", ""),
+                _short_cmd(c.state.config),
+                _ago(c.state.created),
+                _status_text(c, s),
+                str(c.pid) if s in ("running", "paused") else "",
+            )
         Console(width=200 if not sys.stdout.isatty() else None).print(table)
         return 0
 
@@ -168,8 +202,10 @@ def inspect(refs: Annotated[list[str], typer.Argument(help="Container names or i
 
 
 @app.command("logs")
-def logs(ref: str,
-         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output.")] = False) -> None:
+def logs(
+    ref: str,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output.")] = False,
+) -> None:
     """Print a detached container's output."""
 
     def body() -> int:
@@ -200,19 +236,26 @@ def logs(ref: str,
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})
-def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
-          command: Annotated[list[str] | None, typer.Argument(help="Command and its arguments (after --).")] = None,
-          interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
-          tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
-          detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
-          env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
-          workdir: Annotated[str | None, typer.Option("-w", "--workdir", "--cwd", help="Working directory.")] = None,
-          user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None,
-          process_file: Annotated[str | None, typer.Option("--process", "-p", help="An OCI process.json "
-                                                           "describing the process (runc's form).")] = None,
-          pid_file: Annotated[str | None, typer.Option("--pid-file", help="Write the process's pid here.")] = None,
-          console_socket: Annotated[str | None, typer.Option("--console-socket", help="Unix socket that "
-                                                             "receives the pty master.")] = None) -> None:
+def exec_(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command and its arguments (after --).")] = None,
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
+    tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
+    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
+    workdir: Annotated[
+        str | None, typer.Option("-w", "--workdir", "--cwd", help="Working directory.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None,
+    process_file: Annotated[
+        str | None,
+        typer.Option("--process", "-p", help="An OCI process.json describing the process (runc's form)."),
+    ] = None,
+    pid_file: Annotated[str | None, typer.Option("--pid-file", help="Write the process's pid here.")] = None,
+    console_socket: Annotated[
+        str | None, typer.Option("--console-socket", help="Unix socket that receives the pty master.")
+    ] = None,
+) -> None:
     """Run a command in a running container (its namespaces and cgroup)."""
 
     def body() -> int:
@@ -234,9 +277,15 @@ def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
             usr = usr or f"{proc.uid}:{proc.gid}"
             use_tty = use_tty or proc.terminal
         c = _container(ref)
-        child = c.exec(args, env=env_list, cwd=cwd, user=usr, tty=use_tty,
-                       interactive=interactive or bool(console_socket) or bool(process_file),
-                       detach=detach and not (console_socket or process_file))
+        child = c.exec(
+            args,
+            env=env_list,
+            cwd=cwd,
+            user=usr,
+            tty=use_tty,
+            interactive=interactive or bool(console_socket) or bool(process_file),
+            detach=detach and not (console_socket or process_file),
+        )
         if pid_file:
             from ..oci import write_pid_file
 
@@ -258,18 +307,22 @@ def exec_(ref: Annotated[str, typer.Argument(help="Container name or id.")],
 
 
 @app.command("stop")
-def stop(refs: list[str],
-         time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait before SIGKILL.")] = 10) -> None:
+def stop(
+    refs: list[str],
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait before SIGKILL.")] = 10,
+) -> None:
     """Stop running containers: SIGTERM, then SIGKILL after a grace period."""
     _for_each(refs, lambda c: c.stop(time_))
 
 
 @app.command("kill")
-def kill(refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")],
-         sig: Annotated[str | None, typer.Option("-s", "--signal", help="Signal name or number (default KILL).")]
-         = None,
-         all_: Annotated[bool, typer.Option("--all", "-a", help="Signal every process of the container.")] = False
-         ) -> None:
+def kill(
+    refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")],
+    sig: Annotated[
+        str | None, typer.Option("-s", "--signal", help="Signal name or number (default KILL).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Signal every process of the container.")] = False,
+) -> None:
     """Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'."""
     from ..container import parse_signal
     from ..errors import PycontainError
@@ -287,7 +340,9 @@ def kill(refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")]
 
 def _signal_like(arg: str) -> bool:
     name = arg.upper()
-    return arg.lstrip("-").isdigit() or (name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum())
+    return arg.lstrip("-").isdigit() or (
+        name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum()
+    )
 
 
 def _exists(ref: str) -> bool:
@@ -305,15 +360,18 @@ def _raise(e: Exception) -> int:
 
 
 @app.command("rm")
-def rm(refs: list[str],
-       force: Annotated[bool, typer.Option("-f", "--force", help="Kill it first if it runs.")] = False) -> None:
+def rm(
+    refs: list[str],
+    force: Annotated[bool, typer.Option("-f", "--force", help="Kill it first if it runs.")] = False,
+) -> None:
     """Remove containers and everything they own (cgroups, writable layer, state)."""
     _for_each(refs, lambda c: c.remove(force=force))
 
 
-def _for_each(refs: list[str], action, quiet: bool = False) -> None:  # noqa: ANN001
+def _for_each(refs: list[str], action, quiet: bool = False) -> None:
     worst = 0
     for ref in refs:
+
         def body(ref: str = ref) -> int:
             action(_container(ref))
             if not quiet:
@@ -331,10 +389,18 @@ def _register_run() -> None:
     from .options import FLAG, MULTI, RUN_OPTIONS
 
     params = [
-        inspect.Parameter("rootfs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
-            str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")]),
-        inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
-            list[str], typer.Argument(help="The command and its arguments (after --).")]),
+        inspect.Parameter(
+            "rootfs",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[
+                str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")
+            ],
+        ),
+        inspect.Parameter(
+            "command",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[list[str], typer.Argument(help="The command and its arguments (after --).")],
+        ),
     ]
     for o in RUN_OPTIONS:
         if o.kind == FLAG:
@@ -344,8 +410,11 @@ def _register_run() -> None:
         else:
             ann, default = str | None, o.default
         info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
-        params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY,
-                                        annotation=Annotated[ann, info], default=default))
+        params.append(
+            inspect.Parameter(
+                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=default
+            )
+        )
 
     def run(rootfs: str, command: list[str], **values: object) -> None:
         from . import run_command
@@ -361,7 +430,8 @@ def _register_run() -> None:
         "Run a command in a new container: pycontain run [OPTIONS] ROOTFS [--] CMD...\n\n"
         "ROOTFS is a directory holding a root filesystem, or 'default' for the built-in busybox one. "
         "The exit status is the command's (128+N if signal N killed it; 125 when pycontain itself "
-        "fails, 126 when the command cannot be executed, 127 when it is not found).")
+        "fails, 126 when the command cannot be executed, 127 when it is not found)."
+    )
     app.command("run", context_settings={"allow_interspersed_args": False})(run)
 
 
@@ -375,8 +445,8 @@ def run_app(argv: list[str]) -> int:
         from click import exceptions as cx
     from . import _fail
 
-    NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself  # noqa: N806
-    UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort  # noqa: N806
+    NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
+    UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort
 
     try:
         code = app(args=argv, prog_name="pycontain", standalone_mode=False)
@@ -426,8 +496,9 @@ def _given(argv: list[str], flags: list[str]) -> str | None:
             found = value
         elif arg in flags and i + 1 < len(argv):
             found = argv[i + 1]
-        elif any(f.startswith("-") and not f.startswith("--") and arg.startswith(f) and len(arg) > 2
-                                for f in flags):
+        elif any(
+            f.startswith("-") and not f.startswith("--") and arg.startswith(f) and len(arg) > 2 for f in flags
+        ):
             found = arg[2:]
     return found
 
@@ -461,8 +532,9 @@ app.add_typer(system_app, name="system")
 
 
 @system_app.command("prune")
-def system_prune(force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False
-                 ) -> None:
+def system_prune(
+    force: Annotated[bool, typer.Option("-f", "--force", help="Do not ask for confirmation.")] = False,
+) -> None:
     """Remove every stopped container (docker's 'system prune'), after the crash leftovers."""
 
     def body() -> int:

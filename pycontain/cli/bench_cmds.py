@@ -33,28 +33,41 @@ def _counts(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in _csv(value))
     except ValueError:
-        raise InvalidArgument(f"--density takes comma-separated instance counts, e.g. 1,10,50 (got {value!r})") from None
+        raise InvalidArgument(
+            f"--density takes comma-separated instance counts, e.g. 1,10,50 (got {value!r})"
+        ) from None
 
 
 @app.command("bench")
 def bench(
-    appliance: Annotated[str, typer.Option("--appliance", help="The image to run everywhere (busybox-based: "
-                                           "the workloads are sh scripts).")] = "default",
-    runtimes: Annotated[str, typer.Option("--runtimes", help="Container runtimes to compare (installed ones).")]
-    = "pycontain,runc,crun",
-    vm: Annotated[str, typer.Option("--vm", help="auto: KVM if a probe boot works, else TCG; kvm; tcg; none.")]
-    = "auto",
+    appliance: Annotated[
+        str,
+        typer.Option(
+            "--appliance", help="The image to run everywhere (busybox-based: the workloads are sh scripts)."
+        ),
+    ] = "default",
+    runtimes: Annotated[
+        str, typer.Option("--runtimes", help="Container runtimes to compare (installed ones).")
+    ] = "pycontain,runc,crun",
+    vm: Annotated[
+        str, typer.Option("--vm", help="auto: KVM if a probe boot works, else TCG; kvm; tcg; none.")
+    ] = "auto",
     repeat: Annotated[int, typer.Option("--repeat", help="Samples per figure (interleaved rounds).")] = 5,
     workloads: Annotated[str | None, typer.Option("--workloads", help=WORKLOADS_HELP)] = None,
-    density: Annotated[str, typer.Option("--density", help="Idle instance counts for the density test.")]
-    = "1,10,50",
+    density: Annotated[
+        str, typer.Option("--density", help="Idle instance counts for the density test.")
+    ] = "1,10,50",
     vm_density_max: Annotated[int, typer.Option("--vm-density-max", help="Most VMs started at once.")] = 10,
-    scale: Annotated[float, typer.Option("--scale", help="Workload size (1.0: about a second each on the host).")]
-    = 1.0,
+    scale: Annotated[
+        float, typer.Option("--scale", help="Workload size (1.0: about a second each on the host).")
+    ] = 1.0,
     vm_memory: Annotated[int, typer.Option("--vm-memory", help="Guest memory in MiB.")] = 256,
-    out: Annotated[str, typer.Option("--out", help="Directory for bench.json, report.md and the PNG plots.")]
-    = "bench-out",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    out: Annotated[
+        str, typer.Option("--out", help="Directory for bench.json, report.md and the PNG plots.")
+    ] = "bench-out",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
+    ] = False,
 ) -> None:
     """Measure what OS-level virtualization costs against the bare host and a virtual machine."""
 
@@ -66,13 +79,28 @@ def bench(
         from ..bench import BenchOptions, run_bench
         from ..bench.report import table_rows, write_all
 
-        opts = BenchOptions(appliance=appliance, runtimes=_csv(runtimes), vm=vm, repeat=repeat,
-                            workloads=_csv(workloads), density=_counts(density), vm_density_max=vm_density_max,
-                            scale=scale, vm_memory_mb=vm_memory)
+        opts = BenchOptions(
+            appliance=appliance,
+            runtimes=_csv(runtimes),
+            vm=vm,
+            repeat=repeat,
+            workloads=_csv(workloads),
+            density=_counts(density),
+            vm_density_max=vm_density_max,
+            scale=scale,
+            vm_memory_mb=vm_memory,
+        )
         opts.validate()
         err = Console(stderr=True)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar:
             task = bar.add_task("preparing (VM export, bundles)", total=None)
 
             def progress(what: str, done: int, total: int) -> None:
@@ -81,8 +109,16 @@ def bench(
             result = run_bench(opts, progress)
         files = write_all(result, out)
         if as_json:
-            json.dump({"meta": result.meta, "summary": result.to_dict()["summary"], "notes": result.notes,
-                       "files": files}, sys.stdout, indent=2)
+            json.dump(
+                {
+                    "meta": result.meta,
+                    "summary": result.to_dict()["summary"],
+                    "notes": result.notes,
+                    "files": files,
+                },
+                sys.stdout,
+                indent=2,
+            )
             sys.stdout.write("\n")
             return 0
         header, rows = table_rows(result)
@@ -98,8 +134,10 @@ def bench(
             console.print(f"note: {note}")
         wide = sum(1 for s in result.summary if s.warning)
         if wide:
-            console.print(f"warning: {wide} figure(s) marked ! spread more than 25 % around their median: rerun on "
-                          "a quieter machine or with a higher --repeat (details in report.md)")
+            console.print(
+                f"warning: {wide} figure(s) marked ! spread more than 25 % around their median: rerun on "
+                "a quieter machine or with a higher --repeat (details in report.md)"
+            )
         console.print(f"wrote {files['json']}, {files['report']} and {len(files['plots'])} plot(s) in {out}")
         return 0
 

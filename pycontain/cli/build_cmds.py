@@ -16,14 +16,28 @@ from .image_cmds import DataRoot, _size
 
 
 @app.command("build")
-def build(file: Annotated[str, typer.Option("-f", "--file", metavar="MANIFEST",
-                                            help="The appliance manifest (TOML), or a directory holding "
-                                            "appliance.toml.")] = "appliance.toml",
-          tag: Annotated[str | None, typer.Option("-t", "--tag", metavar="NAME[:TAG]",
-                                                  help="Name the image (default: the manifest's 'name').")] = None,
-          no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
-          quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the image id.")] = False,
-          data_root: DataRoot = None) -> None:
+def build(
+    file: Annotated[
+        str,
+        typer.Option(
+            "-f",
+            "--file",
+            metavar="MANIFEST",
+            help="The appliance manifest (TOML), or a directory holding appliance.toml.",
+        ),
+    ] = "appliance.toml",
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            "-t", "--tag", metavar="NAME[:TAG]", help="Name the image (default: the manifest's 'name')."
+        ),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="No progress; print only the image id.")
+    ] = False,
+    data_root: DataRoot = None,
+) -> None:
     """Build an appliance image from a TOML manifest, with a cache of each step's layer."""
 
     def body() -> int:
@@ -34,20 +48,25 @@ def build(file: Annotated[str, typer.Option("-f", "--file", metavar="MANIFEST",
         if quiet:
             print(rec["id"])
         else:
-            print(f"built {rec['id'][:12]} ({', '.join(rec['names'])}): {len(rec['layers'])} layer(s), "
-                  f"{_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
-                  f"{result.seconds:.3f}s")
+            print(
+                f"built {rec['id'][:12]} ({', '.join(rec['names'])}): {len(rec['layers'])} layer(s), "
+                f"{_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
+                f"{result.seconds:.3f}s"
+            )
         return 0
 
     _exit(guarded(body))
 
 
 @app.command("commit")
-def commit(container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A container name or id.")],
-           name: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new image's name.")],
-           message: Annotated[str | None, typer.Option("-m", "--message", help="A comment for the image's "
-                                                       "history.")] = None,
-           data_root: DataRoot = None) -> None:
+def commit(
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A container name or id.")],
+    name: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new image's name.")],
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="A comment for the image's history.")
+    ] = None,
+    data_root: DataRoot = None,
+) -> None:
     """Make an image from a container's changes (a new layer on top of its image)."""
 
     def body() -> int:
@@ -61,10 +80,16 @@ def commit(container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A
 
 
 @app.command("snapshot", context_settings={"allow_interspersed_args": False})
-def snapshot(args: Annotated[list[str], typer.Argument(
-        metavar="CONTAINER [NAME] | ls CONTAINER | rm CONTAINER NAME",
-        help="Save a stopped container's filesystem as a snapshot (default name snap-N); 'ls' lists them, "
-             "'rm' deletes one.")]) -> None:
+def snapshot(
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CONTAINER [NAME] | ls CONTAINER | rm CONTAINER NAME",
+            help="Save a stopped container's filesystem as a snapshot (default name snap-N); 'ls' lists them, "
+            "'rm' deletes one.",
+        ),
+    ],
+) -> None:
     """Save, list or delete snapshots of a stopped container's filesystem (see 'pycontain restore')."""
 
     def body() -> int:
@@ -95,8 +120,10 @@ def snapshot(args: Annotated[list[str], typer.Argument(
 
 
 @app.command("restore")
-def restore(container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A stopped container.")],
-            name: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="A snapshot's name.")]) -> None:
+def restore(
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", help="A stopped container.")],
+    name: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="A snapshot's name.")],
+) -> None:
     """Roll a stopped container's filesystem back to a snapshot."""
 
     def body() -> int:

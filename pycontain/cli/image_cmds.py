@@ -19,11 +19,18 @@ from .app import _exit, _root, app
 image_app = typer.Typer(help="Manage images: inspect, ls, rm, prune.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 
-DataRoot = Annotated[str | None, typer.Option("--data-root", metavar="DIR", envvar="PYCONTAIN_DATA",
-                                              help="Image store (default /var/lib/pycontain).")]
+DataRoot = Annotated[
+    str | None,
+    typer.Option(
+        "--data-root",
+        metavar="DIR",
+        envvar="PYCONTAIN_DATA",
+        help="Image store (default /var/lib/pycontain).",
+    ),
+]
 
 
-def _store(data_root: str | None):  # noqa: ANN202
+def _store(data_root: str | None):
     from rootfs_builder.store import Store
 
     return Store(data_root)
@@ -79,16 +86,18 @@ def image_in_use(image_id: str, data_root: str | None = None) -> bool:
             try:
                 if find(index, ref)[0] == image_id:
                     return True
-            except Exception:  # noqa: BLE001 - an ambiguous old reference: not this image
+            except Exception:
                 pass
     return False
 
 
 # -- images ---------------------------------------------------------------------------------------
 @app.command("images")
-def images(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
-           as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
-           data_root: DataRoot = None) -> None:
+def images(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+    data_root: DataRoot = None,
+) -> None:
     """List the images in the local store."""
 
     def body() -> int:
@@ -98,9 +107,23 @@ def images(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print
                 print(r["id"][:12])
             return 0
         if as_json:
-            print(json.dumps([{"Id": f"sha256:{r['id']}", "RepoTags": r["names"], "Created": r["created"],
-                               "Imported": r["imported"], "Size": sum(r["layer_sizes"]), "Layers": len(r["layers"]),
-                               "Source": r["source"]} for r in records], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "Id": f"sha256:{r['id']}",
+                            "RepoTags": r["names"],
+                            "Created": r["created"],
+                            "Imported": r["imported"],
+                            "Size": sum(r["layer_sizes"]),
+                            "Layers": len(r["layers"]),
+                            "Source": r["source"],
+                        }
+                        for r in records
+                    ],
+                    indent=2,
+                )
+            )
             return 0
         from rich.console import Console
         from rich.table import Table
@@ -111,8 +134,14 @@ def images(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print
         for r in records:
             for name in r["names"] or ["<none>:<none>"]:
                 repo, tag = _split(name)
-                table.add_row(repo, tag, r["id"][:12], _ago(r["imported"]), _size(sum(r["layer_sizes"])),
-                              str(len(r["layers"])))
+                table.add_row(
+                    repo,
+                    tag,
+                    r["id"][:12],
+                    _ago(r["imported"]),
+                    _size(sum(r["layer_sizes"])),
+                    str(len(r["layers"])),
+                )
         Console(width=200 if not sys.stdout.isatty() else None).print(table)
         return 0
 
@@ -120,31 +149,49 @@ def images(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print
 
 
 @image_app.command("ls")
-def image_ls(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
-             as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
-             data_root: DataRoot = None) -> None:
+def image_ls(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
+    data_root: DataRoot = None,
+) -> None:
     """List the images in the local store (as 'pycontain images')."""
     images(quiet=quiet, as_json=as_json, data_root=data_root)
 
 
 # -- import ---------------------------------------------------------------------------------------
 @app.command("import")
-def import_(source: Annotated[str, typer.Argument(
-                help="An OCI layout directory (DIR or DIR:REF), an oci-archive or docker-archive tarball, a rootfs "
-                     "tarball or directory, debian:SUITE, or closure:BINARY[,BINARY...]. Prefix oci: oci-archive: "
-                     "docker-archive: tar: dir: to force the kind.")],
-            name: Annotated[str | None, typer.Argument(metavar="[NAME[:TAG]]", help="Name the image.")] = None,
-            variant: Annotated[str, typer.Option("--variant", help="debian: mmdebstrap variant (extract, essential, "
-                                                 "minbase, buildd, apt, important, standard).")] = "minbase",
-            include: Annotated[list[str] | None, typer.Option("--include", metavar="PKG[,PKG]",
-                                                              help="debian: extra packages.")] = None,
-            mirror: Annotated[str | None, typer.Option("--mirror", help="debian: the mirror (default: the one apt "
-                                                       "is configured with).")] = None,
-            files: Annotated[list[str] | None, typer.Option("--file", metavar="PATH",
-                                                            help="closure: also copy this host file or directory.")]
-            = None,
-            quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the id.")] = False,
-            data_root: DataRoot = None) -> None:
+def import_(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="An OCI layout directory (DIR or DIR:REF), an oci-archive or docker-archive tarball, a rootfs "
+            "tarball or directory, debian:SUITE, or closure:BINARY[,BINARY...]. Prefix oci: oci-archive: "
+            "docker-archive: tar: dir: to force the kind."
+        ),
+    ],
+    name: Annotated[str | None, typer.Argument(metavar="[NAME[:TAG]]", help="Name the image.")] = None,
+    variant: Annotated[
+        str,
+        typer.Option(
+            "--variant",
+            help="debian: mmdebstrap variant (extract, essential, "
+            "minbase, buildd, apt, important, standard).",
+        ),
+    ] = "minbase",
+    include: Annotated[
+        list[str] | None, typer.Option("--include", metavar="PKG[,PKG]", help="debian: extra packages.")
+    ] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option("--mirror", help="debian: the mirror (default: the one apt is configured with)."),
+    ] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Option("--file", metavar="PATH", help="closure: also copy this host file or directory."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the id.")] = False,
+    data_root: DataRoot = None,
+) -> None:
     """Import an image into the local store (the kind of source is detected)."""
 
     def body() -> int:
@@ -162,8 +209,10 @@ def import_(source: Annotated[str, typer.Argument(
             print(rec["id"])
         else:
             names = ", ".join(rec["names"]) or "untagged"
-            print(f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
-                  f"{_size(sum(rec['layer_sizes']))}")
+            print(
+                f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
+                f"{_size(sum(rec['layer_sizes']))}"
+            )
         return 0
 
     _exit(guarded(body))
@@ -171,9 +220,11 @@ def import_(source: Annotated[str, typer.Argument(
 
 # -- tag / rmi ------------------------------------------------------------------------------------
 @app.command("tag")
-def tag(source: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name, name:tag or id.")],
-        target: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new name.")],
-        data_root: DataRoot = None) -> None:
+def tag(
+    source: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name, name:tag or id.")],
+    target: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new name.")],
+    data_root: DataRoot = None,
+) -> None:
     """Give an image another name."""
 
     def body() -> int:
@@ -184,13 +235,22 @@ def tag(source: Annotated[str, typer.Argument(metavar="IMAGE", help="An image na
 
 
 @app.command("rmi")
-def rmi(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
-        force: Annotated[bool, typer.Option("-f", "--force", help="Remove an image given by id even when it has "
-                                            "several names (never one a container uses).")] = False,
-        data_root: DataRoot = None) -> None:
+def rmi(
+    refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "-f",
+            "--force",
+            help="Remove an image given by id even when it has several names (never one a container uses).",
+        ),
+    ] = False,
+    data_root: DataRoot = None,
+) -> None:
     """Remove images (a name only untags when the image has others); delete layers no image uses any more."""
     worst = 0
     for ref in refs:
+
         def body(ref: str = ref) -> int:
             untagged, deleted = _store(data_root).rmi(ref, lambda i: image_in_use(i, data_root), force=force)
             for n in untagged:
@@ -204,9 +264,11 @@ def rmi(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image n
 
 
 @image_app.command("rm")
-def image_rm(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
-             force: Annotated[bool, typer.Option("-f", "--force", help="As 'pycontain rmi -f'.")] = False,
-             data_root: DataRoot = None) -> None:
+def image_rm(
+    refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
+    force: Annotated[bool, typer.Option("-f", "--force", help="As 'pycontain rmi -f'.")] = False,
+    data_root: DataRoot = None,
+) -> None:
     """Remove images (as 'pycontain rmi')."""
     rmi(refs, force=force, data_root=data_root)
 
@@ -225,12 +287,15 @@ def image_prune(data_root: DataRoot = None) -> None:
 
 # -- inspect --------------------------------------------------------------------------------------
 @image_app.command("inspect")
-def image_inspect(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names or ids.")],
-                  data_root: DataRoot = None) -> None:
+def image_inspect(
+    refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names or ids.")],
+    data_root: DataRoot = None,
+) -> None:
     """Print images' details as JSON (an array, like 'docker image inspect')."""
     found: list[dict] = []
     worst = 0
     for ref in refs:
+
         def body(ref: str = ref) -> int:
             found.append(_store(data_root).inspect(ref))
             return 0
@@ -242,15 +307,29 @@ def image_inspect(refs: Annotated[list[str], typer.Argument(metavar="IMAGE", hel
 
 # -- export ---------------------------------------------------------------------------------------
 @image_app.command("export")
-def image_export(ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name or id.")],
-                 dest: Annotated[str, typer.Argument(metavar="DEST", help="A new directory (OCI layout) or file.")],
-                 fmt: Annotated[str, typer.Option("--format", help="oci (a layout directory), oci-archive (a tar "
-                                                  "file), rootfs (one tarball of the merged root filesystem) or "
-                                                  "squashfs.")] = "oci",
-                 compress: Annotated[str | None, typer.Option("--compress", help="rootfs: none, gzip, zstd or xz "
-                                                              "(default none); squashfs: gzip, zstd, xz, lzo or "
-                                                              "lz4 (default gzip).")] = None,
-                 data_root: DataRoot = None) -> None:
+def image_export(
+    ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name or id.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="A new directory (OCI layout) or file.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="oci (a layout directory), oci-archive (a tar "
+            "file), rootfs (one tarball of the merged root filesystem) or "
+            "squashfs.",
+        ),
+    ] = "oci",
+    compress: Annotated[
+        str | None,
+        typer.Option(
+            "--compress",
+            help="rootfs: none, gzip, zstd or xz "
+            "(default none); squashfs: gzip, zstd, xz, lzo or "
+            "lz4 (default gzip).",
+        ),
+    ] = None,
+    data_root: DataRoot = None,
+) -> None:
     """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...), a rootfs tarball or
     a squashfs image."""
 
@@ -261,10 +340,14 @@ def image_export(ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An im
 
         if fmt in ("oci", "oci-archive"):
             if compress is not None:
-                raise InvalidArgument("--compress applies to --format rootfs and squashfs (OCI layers are gzip)")
+                raise InvalidArgument(
+                    "--compress applies to --format rootfs and squashfs (OCI layers are gzip)"
+                )
             out = export.export_image(ref, dest, data_root, archive=fmt == "oci-archive")
-            print(f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} "
-                  "layer(s)")
+            print(
+                f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} "
+                "layer(s)"
+            )
             return 0
         if fmt == "rootfs":
             out = export.export_rootfs_tar(ref, dest, data_root, compress=compress or "none")

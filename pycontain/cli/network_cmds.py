@@ -15,7 +15,7 @@ from .app import _exit, _root, app
 
 network_app = typer.Typer(
     help="Networks: a bridge each, joined with 'pycontain run --network NAME'. Members reach each other by "
-         "container name; different networks cannot reach each other.",
+    "container name; different networks cannot reach each other.",
     no_args_is_help=True,
 )
 app.add_typer(network_app, name="network")
@@ -24,13 +24,20 @@ app.add_typer(network_app, name="network")
 @network_app.command("create")
 def network_create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The network's name.")],
-    subnet: Annotated[str | None, typer.Option("--subnet", metavar="CIDR",
-                                               help="IPv4 subnet, e.g. 10.90.0.0/24 (default: the first free "
-                                                    "/24 of 10.89.0.0/16 and up).")] = None,
-    internal: Annotated[bool, typer.Option("--internal", help="No NAT and no route out of the network; "
-                                                               "no published ports.")] = False,
-    mtu: Annotated[int | None, typer.Option("--mtu", help="MTU of the bridge and the containers' eth0 "
-                                                          "(default 1500).")] = None,
+    subnet: Annotated[
+        str | None,
+        typer.Option(
+            "--subnet",
+            metavar="CIDR",
+            help="IPv4 subnet, e.g. 10.90.0.0/24 (default: the first free /24 of 10.89.0.0/16 and up).",
+        ),
+    ] = None,
+    internal: Annotated[
+        bool, typer.Option("--internal", help="No NAT and no route out of the network; no published ports.")
+    ] = False,
+    mtu: Annotated[
+        int | None, typer.Option("--mtu", help="MTU of the bridge and the containers' eth0 (default 1500).")
+    ] = None,
 ) -> None:
     """Create a network with its own bridge; print its name."""
 
@@ -62,8 +69,18 @@ def network_ls(
                 print(n["name"])
         else:
             rows = [("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS")]
-            rows += [(n["id"][:12], n["name"], n["bridge"], n["subnet"], n["gateway"],
-                      "yes" if n["internal"] else "no", str(n["containers"])) for n in nets]
+            rows += [
+                (
+                    n["id"][:12],
+                    n["name"],
+                    n["bridge"],
+                    n["subnet"],
+                    n["gateway"],
+                    "yes" if n["internal"] else "no",
+                    str(n["containers"]),
+                )
+                for n in nets
+            ]
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             for r in rows:
                 print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -90,6 +107,7 @@ def network_rm(names: Annotated[list[str], typer.Argument(metavar="NAME...", hel
     """Remove networks (refused while containers are attached); print each name removed."""
     worst = 0
     for name in names:
+
         def body(name: str = name) -> int:
             from .. import network
 

@@ -20,14 +20,21 @@ from .app import _exit, _root, app
 @app.command("create")
 def create(
     container_id: Annotated[str, typer.Argument(metavar="ID", help="The container's id (unique).")],
-    bundle: Annotated[str, typer.Option("--bundle", "-b", help="The bundle directory (holds config.json).")] = ".",
-    pid_file: Annotated[str | None, typer.Option("--pid-file", help="Write the container's pid here.")] = None,
-    console_socket: Annotated[str | None, typer.Option("--console-socket",
-                                                       help="Unix socket that receives the pty master.")] = None,
-    no_pivot: Annotated[bool, typer.Option("--no-pivot", help="Use MS_MOVE + chroot instead of pivot_root.")]
-    = False,
-    no_new_keyring: Annotated[bool, typer.Option("--no-new-keyring", help="Accepted; pycontain makes no "
-                                                 "session keyring.")] = False,
+    bundle: Annotated[
+        str, typer.Option("--bundle", "-b", help="The bundle directory (holds config.json).")
+    ] = ".",
+    pid_file: Annotated[
+        str | None, typer.Option("--pid-file", help="Write the container's pid here.")
+    ] = None,
+    console_socket: Annotated[
+        str | None, typer.Option("--console-socket", help="Unix socket that receives the pty master.")
+    ] = None,
+    no_pivot: Annotated[
+        bool, typer.Option("--no-pivot", help="Use MS_MOVE + chroot instead of pivot_root.")
+    ] = False,
+    no_new_keyring: Annotated[
+        bool, typer.Option("--no-new-keyring", help="Accepted; pycontain makes no session keyring.")
+    ] = False,
     preserve_fds: Annotated[int, typer.Option("--preserve-fds", help="Not supported (must be 0).")] = 0,
 ) -> None:
     """OCI create: set the container up; its process waits until 'start'."""
@@ -71,8 +78,10 @@ def state(container_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 
 
 @app.command("delete")
-def delete(container_id: Annotated[str, typer.Argument(metavar="ID")],
-           force: Annotated[bool, typer.Option("--force", "-f", help="Kill it first if it runs.")] = False) -> None:
+def delete(
+    container_id: Annotated[str, typer.Argument(metavar="ID")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Kill it first if it runs.")] = False,
+) -> None:
     """OCI delete: remove a stopped (or, with --force, any) container."""
 
     def body() -> int:
@@ -85,8 +94,10 @@ def delete(container_id: Annotated[str, typer.Argument(metavar="ID")],
 
 
 @app.command("list")
-def list_(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only ids.")] = False,
-          fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+def list_(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only ids.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
     """List containers the way runc does (ID, PID, STATUS, BUNDLE, CREATED, OWNER)."""
 
     def body() -> int:
@@ -101,8 +112,10 @@ def list_(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only ids.")
         else:
             print(f"{'ID':<24}{'PID':<8}{'STATUS':<10}{'BUNDLE':<40}{'CREATED':<32}OWNER")
             for s in states:
-                print(f"{s['id']:<24}{s['pid']:<8}{s['status']:<10}{s['bundle']:<40}{_rfc3339(s['created']):<32}"
-                      f"{s['owner']}")
+                print(
+                    f"{s['id']:<24}{s['pid']:<8}{s['status']:<10}{s['bundle']:<40}{_rfc3339(s['created']):<32}"
+                    f"{s['owner']}"
+                )
         return 0
 
     _exit(guarded(body))
@@ -113,9 +126,10 @@ def _rfc3339(ts: float) -> str:
 
 
 @app.command("spec")
-def spec(bundle: Annotated[str, typer.Option("--bundle", "-b", help="Where to write config.json.")] = ".",
-         rootless: Annotated[bool, typer.Option("--rootless", help="A spec for a rootless container.")] = False
-         ) -> None:
+def spec(
+    bundle: Annotated[str, typer.Option("--bundle", "-b", help="Where to write config.json.")] = ".",
+    rootless: Annotated[bool, typer.Option("--rootless", help="A spec for a rootless container.")] = False,
+) -> None:
     """Write a default config.json (like 'runc spec')."""
 
     def body() -> int:
@@ -155,10 +169,11 @@ def resume(container_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 
 
 @app.command("events")
-def events(container_id: Annotated[str, typer.Argument(metavar="ID")],
-           stats: Annotated[bool, typer.Option("--stats", help="Print one stats event and exit.")] = False,
-           interval: Annotated[float, typer.Option("--interval", help="Seconds between stats events.")] = 5.0
-           ) -> None:
+def events(
+    container_id: Annotated[str, typer.Argument(metavar="ID")],
+    stats: Annotated[bool, typer.Option("--stats", help="Print one stats event and exit.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between stats events.")] = 5.0,
+) -> None:
     """Stream stats events for a container as JSON lines (runc events)."""
 
     def body() -> int:

@@ -38,17 +38,39 @@ def oci_run(rest: list[str]) -> int:
     from ..errors import InvalidArgument
 
     opts = {"bundle": ".", "detach": False, "pid_file": None, "console_socket": None, "no_pivot": False}
-    valued = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file", "--console-socket": "console_socket"}
-    flags = {"--detach": "detach", "-d": "detach", "--no-pivot": "no_pivot", "--no-new-keyring": None,
-             "--keep": None, "--no-subreaper": None}
+    valued = {
+        "--bundle": "bundle",
+        "-b": "bundle",
+        "--pid-file": "pid_file",
+        "--console-socket": "console_socket",
+    }
+    flags = {
+        "--detach": "detach",
+        "-d": "detach",
+        "--no-pivot": "no_pivot",
+        "--no-new-keyring": None,
+        "--keep": None,
+        "--no-subreaper": None,
+    }
     ids = _parse(rest, valued, flags, opts)
     if ids is None:
-        raise InvalidArgument(f"runc-style 'run': an unknown flag or a flag without its value in {' '.join(rest)!r} "
-                              "(see 'pycontain run --help')")
+        raise InvalidArgument(
+            f"runc-style 'run': an unknown flag or a flag without its value in {' '.join(rest)!r} "
+            "(see 'pycontain run --help')"
+        )
     if len(ids) != 1:
-        raise InvalidArgument("runc-style 'run' takes exactly one container id: run [--bundle DIR] [--detach] ID")
-    code = oci.run(ids[0], opts["bundle"], GLOBALS.root, opts["detach"], opts["pid_file"], opts["console_socket"],
-                   opts["no_pivot"])
+        raise InvalidArgument(
+            "runc-style 'run' takes exactly one container id: run [--bundle DIR] [--detach] ID"
+        )
+    code = oci.run(
+        ids[0],
+        opts["bundle"],
+        GLOBALS.root,
+        opts["detach"],
+        opts["pid_file"],
+        opts["console_socket"],
+        opts["no_pivot"],
+    )
     sys.stdout.flush()
     return code
 
@@ -56,17 +78,32 @@ def oci_run(rest: list[str]) -> int:
 # The commands an engine calls for every container (podman: create, start, state, delete), parsed here
 # so that none of them pays for importing typer and rich (~150 ms on a small machine).
 FAST_COMMANDS = ("create", "start", "state", "delete")
-_FAST_VALUED = {"create": {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
-                           "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}}
-_FAST_FLAGS = {"create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
-               "delete": {"--force": "force", "-f": "force"}}
+_FAST_VALUED = {
+    "create": {
+        "--bundle": "bundle",
+        "-b": "bundle",
+        "--pid-file": "pid_file",
+        "--console-socket": "console_socket",
+        "--preserve-fds": "preserve_fds",
+    }
+}
+_FAST_FLAGS = {
+    "create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
+    "delete": {"--force": "force", "-f": "force"},
+}
 
 
 def parse_fast(cmd: str, rest: list[str]) -> tuple[str, dict] | None:
     """(id, options) for the runc form of ``cmd``; None for anything else (--help, an unknown flag, no or
     several ids), which the full command line then handles and explains."""
-    opts: dict = {"bundle": ".", "pid_file": None, "console_socket": None, "preserve_fds": "0", "no_pivot": False,
-                  "force": False}
+    opts: dict = {
+        "bundle": ".",
+        "pid_file": None,
+        "console_socket": None,
+        "preserve_fds": "0",
+        "no_pivot": False,
+        "force": False,
+    }
     ids = _parse(rest, _FAST_VALUED.get(cmd, {}), _FAST_FLAGS.get(cmd, {}), opts)
     return (ids[0], opts) if ids is not None and len(ids) == 1 else None
 
@@ -80,7 +117,9 @@ def oci_fast(cmd: str, cid: str, opts: dict) -> int:
     if cmd == "create":
         if opts["preserve_fds"] not in ("0", ""):
             raise InvalidArgument("--preserve-fds is not supported yet")
-        oci.create(cid, opts["bundle"], GLOBALS.root, opts["pid_file"], opts["console_socket"], opts["no_pivot"])
+        oci.create(
+            cid, opts["bundle"], GLOBALS.root, opts["pid_file"], opts["console_socket"], opts["no_pivot"]
+        )
     elif cmd == "start":
         oci.start(cid, GLOBALS.root)
     elif cmd == "state":

@@ -15,8 +15,15 @@ FLAG, VALUE, MULTI = "flag", "value", "multi"
 class Opt:
     __slots__ = ("flags", "dest", "kind", "metavar", "help", "default")
 
-    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, help: str, metavar: str = "",
-                 default: str | None = None) -> None:
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        kind: str,
+        help: str,
+        metavar: str = "",
+        default: str | None = None,
+    ) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
@@ -34,36 +41,86 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--name",), "name", VALUE, "Name the container (unique).", "NAME"),
     Opt(("-d", "--detach"), "detach", FLAG, "Run in the background; output goes to the container's log."),
     Opt(("-i", "--interactive"), "interactive", FLAG, "Keep stdin open and connected to the container."),
-    Opt(("-t", "--tty"), "tty", FLAG, "Give the container a pseudo-terminal (with the caller's window size)."),
+    Opt(
+        ("-t", "--tty"), "tty", FLAG, "Give the container a pseudo-terminal (with the caller's window size)."
+    ),
     Opt(("--rm",), "rm", FLAG, "Remove the container when it exits."),
     Opt(("--init",), "init", FLAG, "Run a minimal PID 1 that forwards signals and reaps zombies."),
-    Opt(("-e", "--env"), "env", MULTI, "Set an environment variable (KEY=VALUE, or KEY to copy ours).", "KEY=VALUE"),
-    Opt(("--env-file",), "env_file", MULTI, "Read environment variables from a file (KEY=VALUE lines).", "FILE"),
+    Opt(
+        ("-e", "--env"),
+        "env",
+        MULTI,
+        "Set an environment variable (KEY=VALUE, or KEY to copy ours).",
+        "KEY=VALUE",
+    ),
+    Opt(
+        ("--env-file",),
+        "env_file",
+        MULTI,
+        "Read environment variables from a file (KEY=VALUE lines).",
+        "FILE",
+    ),
     Opt(("-w", "--workdir"), "workdir", VALUE, "Working directory inside the container (default /).", "DIR"),
-    Opt(("-u", "--user"), "user", VALUE, "User to run as: UID[:GID] or names from the container's passwd.",
-        "UID[:GID]"),
+    Opt(
+        ("-u", "--user"),
+        "user",
+        VALUE,
+        "User to run as: UID[:GID] or names from the container's passwd.",
+        "UID[:GID]",
+    ),
     Opt(("-h", "--hostname"), "hostname", VALUE, "Hostname (default: the short container id).", "NAME"),
     Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
     Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
-    Opt(("--network", "--net"), "network", VALUE, "Network: bridge (the default: eth0 with an address on the "
+    Opt(
+        ("--network", "--net"),
+        "network",
+        VALUE,
+        "Network: bridge (the default: eth0 with an address on the "
         "pycontain0 bridge, a default route, NAT out), none (only lo), host (the host's own), container:NAME|ID "
         "(another container's), or the name of a network made with 'pycontain network create'. Rootless "
         "containers (pycontain run by a user other than root) get none by default, and none or host only.",
-        "NETWORK"),
-    Opt(("-p", "--publish"), "publish", MULTI, "Publish a container port on the host (bridge networks, the "
-        "default): HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.", "PORTS"),
+        "NETWORK",
+    ),
+    Opt(
+        ("-p", "--publish"),
+        "publish",
+        MULTI,
+        "Publish a container port on the host (bridge networks, the "
+        "default): HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.",
+        "PORTS",
+    ),
     # Security: docker's flags.
     Opt(("--cap-add",), "cap_add", MULTI, "Add a Linux capability (e.g. NET_ADMIN, or ALL).", "CAP"),
     Opt(("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (e.g. NET_RAW, or ALL).", "CAP"),
-    Opt(("--privileged",), "privileged", FLAG, "Give the container every capability, no seccomp filter and no "
-        "masked paths."),
-    Opt(("--security-opt",), "security_opt", MULTI, "no-new-privileges[=false], seccomp=unconfined or "
-        "seccomp=PROFILE.json.", "OPT"),
-    Opt(("--userns",), "userns", VALUE, "User namespace: host (the default), remap (root in the container is "
+    Opt(
+        ("--privileged",),
+        "privileged",
+        FLAG,
+        "Give the container every capability, no seccomp filter and no masked paths.",
+    ),
+    Opt(
+        ("--security-opt",),
+        "security_opt",
+        MULTI,
+        "no-new-privileges[=false], seccomp=unconfined or seccomp=PROFILE.json.",
+        "OPT",
+    ),
+    Opt(
+        ("--userns",),
+        "userns",
+        VALUE,
+        "User namespace: host (the default), remap (root in the container is "
         "the 'pycontain' range of /etc/subuid and /etc/subgid) or CONTAINER:HOST:SIZE (e.g. 0:100000:65536).",
-        "MODE"),
-    Opt(("--ulimit",), "ulimit", MULTI, "Resource limit, e.g. nofile=1024:2048 or nproc=64.", "NAME=SOFT[:HARD]"),
+        "MODE",
+    ),
+    Opt(
+        ("--ulimit",),
+        "ulimit",
+        MULTI,
+        "Resource limit, e.g. nofile=1024:2048 or nproc=64.",
+        "NAME=SOFT[:HARD]",
+    ),
     # Resources: docker's names and units.
     Opt(("-m", "--memory"), "memory", VALUE, "Memory limit (e.g. 512m, 1g).", "SIZE"),
     Opt(("--memory-swap",), "memory_swap", VALUE, "Memory plus swap limit; -1 for unlimited swap.", "SIZE"),
@@ -76,20 +133,61 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--cpuset-mems",), "cpuset_mems", VALUE, "Memory nodes the container may use.", "LIST"),
     Opt(("--pids-limit",), "pids_limit", VALUE, "Maximum number of processes (-1 for unlimited).", "N"),
     Opt(("--blkio-weight",), "blkio_weight", VALUE, "Block IO weight (10-1000).", "N"),
-    Opt(("--device-read-bps",), "device_read_bps", MULTI, "Limit read rate from a device (PATH:RATE).",
-        "PATH:RATE"),
-    Opt(("--device-write-bps",), "device_write_bps", MULTI, "Limit write rate to a device (PATH:RATE).",
-        "PATH:RATE"),
-    Opt(("--device-read-iops",), "device_read_iops", MULTI, "Limit read IO/s from a device (PATH:N).", "PATH:N"),
-    Opt(("--device-write-iops",), "device_write_iops", MULTI, "Limit write IO/s to a device (PATH:N).", "PATH:N"),
-    Opt(("--cgroup-parent",), "cgroup_parent", VALUE, "Parent cgroup (default: the one pycontain runs in).",
-        "PATH"),
+    Opt(
+        ("--device-read-bps",),
+        "device_read_bps",
+        MULTI,
+        "Limit read rate from a device (PATH:RATE).",
+        "PATH:RATE",
+    ),
+    Opt(
+        ("--device-write-bps",),
+        "device_write_bps",
+        MULTI,
+        "Limit write rate to a device (PATH:RATE).",
+        "PATH:RATE",
+    ),
+    Opt(
+        ("--device-read-iops",),
+        "device_read_iops",
+        MULTI,
+        "Limit read IO/s from a device (PATH:N).",
+        "PATH:N",
+    ),
+    Opt(
+        ("--device-write-iops",),
+        "device_write_iops",
+        MULTI,
+        "Limit write IO/s to a device (PATH:N).",
+        "PATH:N",
+    ),
+    Opt(
+        ("--cgroup-parent",),
+        "cgroup_parent",
+        VALUE,
+        "Parent cgroup (default: the one pycontain runs in).",
+        "PATH",
+    ),
     Opt(("--cgroup-manager",), "cgroup_manager", VALUE, "Cgroup driver: auto, v2 or v1.", "auto|v2|v1"),
 )
 
-RESOURCE_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_quota", "cpu_period",
-                  "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps",
-                  "device_write_bps", "device_read_iops", "device_write_iops")
+RESOURCE_DESTS = (
+    "memory",
+    "memory_swap",
+    "memory_reservation",
+    "cpus",
+    "cpu_shares",
+    "cpu_quota",
+    "cpu_period",
+    "cpuset_cpus",
+    "cpuset_mems",
+    "pids_limit",
+    "blkio_weight",
+    "device_read_bps",
+    "device_write_bps",
+    "device_read_iops",
+    "device_write_iops",
+)
 
 
 def defaults() -> dict:
@@ -112,7 +210,9 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
             name, eq, inline = arg.partition("=")
             opt = by_flag.get(name)
             if opt is None:
-                raise InvalidArgument(f"unknown flag {name!r} for 'pycontain run' (see 'pycontain run --help')")
+                raise InvalidArgument(
+                    f"unknown flag {name!r} for 'pycontain run' (see 'pycontain run --help')"
+                )
             if opt.kind == FLAG:
                 if eq:
                     raise InvalidArgument(f"flag {name} takes no value")
@@ -132,12 +232,14 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
         while j < len(arg):
             opt = by_flag.get("-" + arg[j])
             if opt is None:
-                raise InvalidArgument(f"unknown flag '-{arg[j]}' for 'pycontain run' (see 'pycontain run --help')")
+                raise InvalidArgument(
+                    f"unknown flag '-{arg[j]}' for 'pycontain run' (see 'pycontain run --help')"
+                )
             if opt.kind == FLAG:
                 values[opt.dest] = True
                 j += 1
                 continue
-            rest = arg[j + 1:]
+            rest = arg[j + 1 :]
             if not rest:
                 i += 1
                 if i >= len(argv):
@@ -147,10 +249,12 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
             break
         i += 1
     if i >= len(argv):
-        raise InvalidArgument("no root filesystem given: 'pycontain run [OPTIONS] ROOTFS [--] CMD...' "
-                              "(ROOTFS is a directory, or 'default' for the built-in one)")
+        raise InvalidArgument(
+            "no root filesystem given: 'pycontain run [OPTIONS] ROOTFS [--] CMD...' "
+            "(ROOTFS is a directory, or 'default' for the built-in one)"
+        )
     rootfs = argv[i]
-    rest = argv[i + 1:]
+    rest = argv[i + 1 :]
     if rest[:1] == ["--"]:
         rest = rest[1:]
     return values, rootfs, rest

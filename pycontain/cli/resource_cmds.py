@@ -29,6 +29,7 @@ def _each(refs: list[str], action: Callable[[Any], None]) -> None:
     """Apply ``action`` to each container, printing its reference on success; exit with the worst status."""
     worst = 0
     for ref in refs:
+
         def body(ref: str = ref) -> int:
             action(_container(ref))
             print(ref)
@@ -39,13 +40,17 @@ def _each(refs: list[str], action: Callable[[Any], None]) -> None:
 
 
 @app.command("pause")
-def pause(refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")]) -> None:
+def pause(
+    refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")],
+) -> None:
     """Suspend every process of running containers (cgroup freezer)."""
     _each(refs, lambda c: c.pause())
 
 
 @app.command("unpause")
-def unpause(refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")]) -> None:
+def unpause(
+    refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")],
+) -> None:
     """Resume the processes of paused containers."""
     _each(refs, lambda c: c.unpause())
 
@@ -122,19 +127,21 @@ class _Sampler:
             limit = s.memory_limit if s.memory_limit is not None else self.host_memory
             if limit is not None and self.host_memory is not None:
                 limit = min(limit, self.host_memory)  # a limit above the host's memory is no limit
-            rows.append({
-                "Id": c.id,
-                "Name": c.name,
-                "CPUPerc": round(cpu, 2),
-                "MemUsage": usage,
-                "MemLimit": limit,
-                "MemPerc": round(usage / limit * 100, 2) if usage is not None and limit else 0.0,
-                "Pids": s.pids_current,
-                "PidsLimit": s.pids_limit,
-                "BlockRead": s.blkio_read_bytes,
-                "BlockWrite": s.blkio_write_bytes,
-                "Paused": c.status() == "paused",
-            })
+            rows.append(
+                {
+                    "Id": c.id,
+                    "Name": c.name,
+                    "CPUPerc": round(cpu, 2),
+                    "MemUsage": usage,
+                    "MemLimit": limit,
+                    "MemPerc": round(usage / limit * 100, 2) if usage is not None and limit else 0.0,
+                    "Pids": s.pids_current,
+                    "PidsLimit": s.pids_limit,
+                    "BlockRead": s.blkio_read_bytes,
+                    "BlockWrite": s.blkio_write_bytes,
+                    "Paused": c.status() == "paused",
+                }
+            )
         self.prev = {k: v for k, v in self.prev.items() if k in seen}
         return rows
 
@@ -150,17 +157,31 @@ def _table(rows: list[dict]) -> Any:
     for r in rows:
         usage = "--" if r["MemUsage"] is None else format_size(r["MemUsage"])
         limit = "--" if r["MemLimit"] is None else format_size(r["MemLimit"])
-        table.add_row(r["Id"][:12], r["Name"], f"{r['CPUPerc']:.2f}%", f"{usage} / {limit}", f"{r['MemPerc']:.2f}%",
-                      "--" if r["Pids"] is None else str(r["Pids"]),
-                      f"{_decimal_size(r['BlockRead'])} / {_decimal_size(r['BlockWrite'])}")
+        table.add_row(
+            r["Id"][:12],
+            r["Name"],
+            f"{r['CPUPerc']:.2f}%",
+            f"{usage} / {limit}",
+            f"{r['MemPerc']:.2f}%",
+            "--" if r["Pids"] is None else str(r["Pids"]),
+            f"{_decimal_size(r['BlockRead'])} / {_decimal_size(r['BlockWrite'])}",
+        )
     return table
 
 
 @app.command("stats")
-def stats(refs: Annotated[list[str] | None, typer.Argument(metavar="CONTAINER", help="Container names or ids (default: all running).", show_default=False)] = None,
-          no_stream: Annotated[bool, typer.Option("--no-stream", help="Print one sample and exit.")] = False,
-          as_json: Annotated[bool, typer.Option("--json", help="Print one sample as a JSON array (implies --no-stream).")]
-          = False) -> None:
+def stats(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="CONTAINER", help="Container names or ids (default: all running).", show_default=False
+        ),
+    ] = None,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print one sample and exit.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one sample as a JSON array (implies --no-stream).")
+    ] = False,
+) -> None:
     """Show containers' CPU, memory, process and block I/O usage, refreshed every second."""
 
     def body() -> int:
@@ -228,7 +249,9 @@ def _load_resources_file(path: str) -> Any:
             with open(path) as f:
                 text = f.read()
     except OSError as e:
-        raise InvalidArgument(f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})") from None
+        raise InvalidArgument(
+            f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})"
+        ) from None
     try:
         doc = json.loads(text)
     except ValueError as e:
@@ -255,8 +278,9 @@ def update_command(ref: str, values: dict, resources_file: str | None) -> int:
 
     given = {k: v for k, v in values.items() if v not in (None, "", [], ())}
     if not given and resources_file is None:
-        raise InvalidArgument("nothing to update: give at least one limit, e.g. --memory 512m "
-                              "(see 'pycontain update --help')")
+        raise InvalidArgument(
+            "nothing to update: give at least one limit, e.g. --memory 512m (see 'pycontain update --help')"
+        )
     flags = Resources.from_options(**given, partial=True)
     update = _overlay(_load_resources_file(resources_file), flags) if resources_file is not None else flags
     _container(ref).update(update)
@@ -269,18 +293,36 @@ def _register_update() -> None:
     from .options import MULTI, RESOURCE_DESTS, RUN_OPTIONS
 
     params = [
-        inspect.Parameter("ref", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                          annotation=Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")]),
-        inspect.Parameter("resources_file", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            str | None, typer.Option("--resources", "-r", metavar="FILE", show_default=False,
-                                     help="An OCI linux.resources JSON file ('-' for stdin); flags override it.")]),
+        inspect.Parameter(
+            "ref",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")],
+        ),
+        inspect.Parameter(
+            "resources_file",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option(
+                    "--resources",
+                    "-r",
+                    metavar="FILE",
+                    show_default=False,
+                    help="An OCI linux.resources JSON file ('-' for stdin); flags override it.",
+                ),
+            ],
+        ),
     ]
     opts = [o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS]
     for o in opts:
         ann = list[str] | None if o.kind == MULTI else str | None
         info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
-        params.append(inspect.Parameter(o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info],
-                                        default=None))
+        params.append(
+            inspect.Parameter(
+                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=None
+            )
+        )
 
     def update(ref: str, resources_file: str | None = None, **values: Any) -> None:
         _exit(guarded(update_command, ref, values, resources_file))
@@ -290,7 +332,8 @@ def _register_update() -> None:
     update.__doc__ = (
         "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
         "Only the limits given change; the others keep their values. The flags are run's, with the "
-        "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100).")
+        "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100)."
+    )
     app.command("update")(update)
 
 

@@ -27,11 +27,13 @@ from .app import _exit, _root, app
 EXIT_TIMEOUT = 124
 EXIT_OOM = 137
 
-sandbox_app = typer.Typer(help="Run untrusted commands in throw-away, limited sandboxes.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Run untrusted commands in throw-away, limited sandboxes.", no_args_is_help=True
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 
-def exit_status(result) -> int:  # noqa: ANN001 - a sandbox.Result
+def exit_status(result) -> int:
     """The CLI's exit status for a result: 124 on timeout, 137 on OOM, else the command's."""
     if result.timed_out:
         return EXIT_TIMEOUT
@@ -42,25 +44,37 @@ def exit_status(result) -> int:  # noqa: ANN001 - a sandbox.Result
 
 @sandbox_app.command("run", context_settings={"allow_interspersed_args": False})
 def run(
-    image: Annotated[str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")],
+    image: Annotated[
+        str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")
+    ],
     command: Annotated[list[str], typer.Argument(help="The command and its arguments (after --).")],
-    memory: Annotated[str | None, typer.Option("-m", "--memory", help="Memory limit, no swap (e.g. 64m).")] = None,
+    memory: Annotated[
+        str | None, typer.Option("-m", "--memory", help="Memory limit, no swap (e.g. 64m).")
+    ] = None,
     cpus: Annotated[str | None, typer.Option("--cpus", help="Number of CPUs (e.g. 0.5).")] = None,
-    pids_limit: Annotated[int | None, typer.Option("--pids-limit", help="Maximum number of processes.")] = None,
-    disk: Annotated[str | None, typer.Option("--disk", help="Size of the writable /tmp (makes / read-only).")]
-    = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds before every process is killed "
-                                                  "(exit status 124).")] = None,
-    max_output: Annotated[int, typer.Option("--max-output", help="Bytes kept of stdout and of stderr each.")]
-    = 1 << 20,
+    pids_limit: Annotated[
+        int | None, typer.Option("--pids-limit", help="Maximum number of processes.")
+    ] = None,
+    disk: Annotated[
+        str | None, typer.Option("--disk", help="Size of the writable /tmp (makes / read-only).")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds before every process is killed (exit status 124)."),
+    ] = None,
+    max_output: Annotated[
+        int, typer.Option("--max-output", help="Bytes kept of stdout and of stderr each.")
+    ] = 1 << 20,
     env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
     workdir: Annotated[str, typer.Option("-w", "--workdir", help="Working directory.")] = "/",
     user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or a name.")] = None,
     network: Annotated[str, typer.Option("--network", help="none (only loopback) or host.")] = "none",
-    read_only: Annotated[bool, typer.Option("--read-only", help="Read-only root (a 64m tmpfs on /tmp).")]
-    = False,
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Feed our stdin to the command.")]
-    = False,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Read-only root (a 64m tmpfs on /tmp).")
+    ] = False,
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Feed our stdin to the command.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     as_base64: Annotated[bool, typer.Option("--base64", help="With --json: outputs in base64.")] = False,
 ) -> None:
@@ -78,9 +92,19 @@ def run(
         if not args:
             raise InvalidArgument("no command given: pycontain sandbox run IMAGE -- CMD...")
         data = sys.stdin.buffer.read() if interactive else None
-        with Sandbox(image, memory=memory, cpus=cpus, pids=pids_limit, disk=disk, network=network,
-                     env=parse_env(env or []), workdir=workdir, read_only=read_only, user=user,
-                     root=_root["root"]) as sb:
+        with Sandbox(
+            image,
+            memory=memory,
+            cpus=cpus,
+            pids=pids_limit,
+            disk=disk,
+            network=network,
+            env=parse_env(env or []),
+            workdir=workdir,
+            read_only=read_only,
+            user=user,
+            root=_root["root"],
+        ) as sb:
             result = sb.run(args, input=data, timeout=timeout, max_output=max_output)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict("base64" if as_base64 else "utf-8")) + "\n")
@@ -92,8 +116,9 @@ def run(
             if result.truncated:
                 sys.stderr.write(f"pycontain: output truncated at {max_output} bytes\n")
             if result.timed_out:
-                sys.stderr.write(f"pycontain: timed out after {timeout:g} s: every process of the sandbox "
-                                 "was killed\n")
+                sys.stderr.write(
+                    f"pycontain: timed out after {timeout:g} s: every process of the sandbox was killed\n"
+                )
             elif result.oom_killed:
                 sys.stderr.write(f"pycontain: the OOM killer ended a process (memory limit {memory})\n")
             elif result.pids_limited:

@@ -17,16 +17,23 @@ import typer
 from . import guarded
 from .app import _exit, app
 
-vm_app = typer.Typer(help="Export images as bootable VM appliances and boot them under QEMU.", no_args_is_help=True)
+vm_app = typer.Typer(
+    help="Export images as bootable VM appliances and boot them under QEMU.", no_args_is_help=True
+)
 app.add_typer(vm_app, name="vm")
 
 
 @vm_app.command("export")
 def export(
-    image: Annotated[str, typer.Argument(help="The image (name, id, 'default' or a root filesystem directory).")],
-    dest: Annotated[str, typer.Argument(help="A new directory for disk.img, vmlinux, initramfs.cpio, boot.sh.")],
-    hostname: Annotated[str | None, typer.Option("--hostname", help="The guest's hostname (default: the image's name).")]
-    = None,
+    image: Annotated[
+        str, typer.Argument(help="The image (name, id, 'default' or a root filesystem directory).")
+    ],
+    dest: Annotated[
+        str, typer.Argument(help="A new directory for disk.img, vmlinux, initramfs.cpio, boot.sh.")
+    ],
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", help="The guest's hostname (default: the image's name).")
+    ] = None,
 ) -> None:
     """Export IMAGE as a VM appliance in DEST (boot it with 'pycontain vm boot DEST' or DEST/boot.sh)."""
 
@@ -34,7 +41,9 @@ def export(
         from rootfs_builder.vm import export_vm
 
         a = export_vm(image, dest, hostname=hostname)
-        print(f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh")
+        print(
+            f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh"
+        )
         return 0
 
     _exit(guarded(body))
@@ -43,14 +52,17 @@ def export(
 @vm_app.command("boot", context_settings={"allow_interspersed_args": False})
 def boot(
     directory: Annotated[str, typer.Argument(help="A VM export (made by 'pycontain vm export').")],
-    command: Annotated[list[str] | None, typer.Argument(help="sh command to run instead of the entrypoint (after --).")]
-    = None,
-    accel: Annotated[str, typer.Option("--accel", help="auto (KVM if it really works, else TCG), kvm or tcg.")]
-    = "auto",
+    command: Annotated[
+        list[str] | None, typer.Argument(help="sh command to run instead of the entrypoint (after --).")
+    ] = None,
+    accel: Annotated[
+        str, typer.Option("--accel", help="auto (KVM if it really works, else TCG), kvm or tcg.")
+    ] = "auto",
     memory: Annotated[int, typer.Option("-m", "--memory", help="Guest memory in MiB.")] = 256,
     cpus: Annotated[int, typer.Option("--cpus", help="Guest CPUs.")] = 1,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the guest is killed (exit 124).")]
-    = 600,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds before the guest is killed (exit 124).")
+    ] = 600,
 ) -> None:
     """Boot a VM appliance, show its console, exit with its exit status."""
 
@@ -62,7 +74,9 @@ def boot(
         print(f"pycontain: booting {appliance.image} with {why}", file=sys.stderr)
         words = command[1:] if command and command[0] == "--" else (command or [])
         cmd = " ".join(words) if words else None
-        result = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True).wait(timeout, boot_timeout=180)
+        result = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True).wait(
+            timeout, boot_timeout=180
+        )
         if result.timed_out:
             return 124
         return 125 if result.rc is None else result.rc

@@ -30,8 +30,20 @@ import os
 from ..errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 from . import settings
 
-__all__ = ["NetInfo", "PortSpec", "attach", "container_files", "create_network", "detach", "gc",
-           "inspect_network", "list_networks", "parse_publish", "remove_network", "resolve_mode"]
+__all__ = [
+    "NetInfo",
+    "PortSpec",
+    "attach",
+    "container_files",
+    "create_network",
+    "detach",
+    "gc",
+    "inspect_network",
+    "list_networks",
+    "parse_publish",
+    "remove_network",
+    "resolve_mode",
+]
 
 DEFAULT_NETWORK = settings.DEFAULT_NETWORK
 
@@ -56,8 +68,11 @@ class PortSpec:
         return cls(int(d["host_port"]), int(d["container_port"]), d.get("proto", "tcp"), d.get("host_ip", ""))
 
     def clashes(self, other: PortSpec) -> bool:
-        return (self.proto == other.proto and self.host_port == other.host_port
-                and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip))
+        return (
+            self.proto == other.proto
+            and self.host_port == other.host_port
+            and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip)
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PortSpec) and self.to_dict() == other.to_dict()
@@ -73,7 +88,9 @@ class PortSpec:
 
 def _port(text: str, spec: str, what: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        raise InvalidArgument(f"invalid --publish {spec!r}: {what} port {text!r} must be a number from 1 to 65535")
+        raise InvalidArgument(
+            f"invalid --publish {spec!r}: {what} port {text!r} must be a number from 1 to 65535"
+        )
     return int(text)
 
 
@@ -100,8 +117,10 @@ def parse_publish(spec: str) -> PortSpec:
         if host_ip == "0.0.0.0":
             host_ip = ""
     else:
-        raise InvalidArgument(f"invalid --publish {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], "
-                              "e.g. 8080:80 or 127.0.0.1:8080:80/tcp")
+        raise InvalidArgument(
+            f"invalid --publish {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], "
+            "e.g. 8080:80 or 127.0.0.1:8080:80/tcp"
+        )
     return PortSpec(_port(host, spec, "host"), _port(ctr, spec, "container"), proto or "tcp", host_ip)
 
 
@@ -109,12 +128,36 @@ def parse_publish(spec: str) -> PortSpec:
 class NetInfo:
     """A container's place on a network: everything ``detach`` and the runtime need, JSON-able."""
 
-    __slots__ = ("container_id", "network", "bridge", "netns_path", "ip", "prefixlen", "gateway", "mac",
-                 "veth_host", "ports", "internal", "files_dir")
+    __slots__ = (
+        "container_id",
+        "network",
+        "bridge",
+        "netns_path",
+        "ip",
+        "prefixlen",
+        "gateway",
+        "mac",
+        "veth_host",
+        "ports",
+        "internal",
+        "files_dir",
+    )
 
-    def __init__(self, container_id: str, network: str, bridge: str, netns_path: str, ip: str, prefixlen: int,
-                 gateway: str | None, mac: str, veth_host: str, ports: list[PortSpec] | None = None,
-                 internal: bool = False, files_dir: str = "") -> None:
+    def __init__(
+        self,
+        container_id: str,
+        network: str,
+        bridge: str,
+        netns_path: str,
+        ip: str,
+        prefixlen: int,
+        gateway: str | None,
+        mac: str,
+        veth_host: str,
+        ports: list[PortSpec] | None = None,
+        internal: bool = False,
+        files_dir: str = "",
+    ) -> None:
         self.container_id = container_id
         self.network = network
         self.bridge = bridge
@@ -161,18 +204,22 @@ def resolve_mode(value: str) -> tuple[str, str | None]:
     if value in ("bridge", "default"):
         return "bridge", DEFAULT_NETWORK
     if value.startswith("container:"):
-        ref = value[len("container:"):]
+        ref = value[len("container:") :]
         if not ref or "/" in ref or "\0" in ref or ref in (".", ".."):
             raise InvalidArgument(f"invalid --network {value!r}: expected container:NAME or container:ID")
         return "container", ref
     from .ipam import Registry, valid_network_name
 
     if not valid_network_name(value):
-        raise InvalidArgument(f"invalid --network {value!r}: use none, host, bridge, container:NAME or the name of "
-                              "a network ('pycontain network ls')")
+        raise InvalidArgument(
+            f"invalid --network {value!r}: use none, host, bridge, container:NAME or the name of "
+            "a network ('pycontain network ls')"
+        )
     if Registry().load(value) is None:
-        raise NotFound(f"no such network: {value!r} (see 'pycontain network ls', or create it with "
-                       f"'pycontain network create {value}')")
+        raise NotFound(
+            f"no such network: {value!r} (see 'pycontain network ls', or create it with "
+            f"'pycontain network create {value}')"
+        )
     return "bridge", value
 
 
@@ -195,13 +242,13 @@ def _stale(member: dict) -> bool:
     return not os.path.isdir(os.path.join(member["state_root"], member["container_id"]))
 
 
-def _rtnl():  # noqa: ANN202 - an rtnl.Rtnl on the host's namespace
+def _rtnl():
     from .rtnl import Rtnl
 
     return Rtnl()
 
 
-def _release(nl, member: dict) -> list[str]:  # noqa: ANN001
+def _release(nl, member: dict) -> list[str]:
     """Remove a member's veth and namespace (its allocation is the caller's to drop)."""
     from . import links, netns
 
@@ -213,7 +260,7 @@ def _release(nl, member: dict) -> list[str]:  # noqa: ANN001
     return done
 
 
-def _prune(reg, nl) -> list[str]:  # noqa: ANN001 - under the registry lock
+def _prune(reg, nl) -> list[str]:
     removed = []
     for net in reg.all():
         stale = [m for m in net["members"].values() if _stale(m)]
@@ -226,7 +273,7 @@ def _prune(reg, nl) -> list[str]:  # noqa: ANN001 - under the registry lock
     return removed
 
 
-def _sync(reg) -> None:  # noqa: ANN001 - under the registry lock
+def _sync(reg) -> None:
     from . import nft
 
     nft.sync(settings.nft_table(), reg.all())
@@ -246,14 +293,14 @@ def _refresh_hosts(net: dict) -> None:
                 pass  # a container being removed right now
 
 
-def _routes(nl, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:  # noqa: ANN001
+def _routes(nl, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     from . import links
 
     ours = frozenset(n["bridge"] for n in reg.all()) | exclude
     return links.host_routes(nl, ours)
 
 
-def _define_default(reg, nl) -> dict:  # noqa: ANN001 - under the registry lock
+def _define_default(reg, nl) -> dict:
     from . import ipam
 
     net = reg.load(DEFAULT_NETWORK)
@@ -270,22 +317,28 @@ def _define_default(reg, nl) -> dict:  # noqa: ANN001 - under the registry lock
         if what is None:
             break
         if configured:
-            raise InvalidArgument(f"PYCONTAIN_BRIDGE_SUBNET {configured} overlaps {what}: choose another subnet")
+            raise InvalidArgument(
+                f"PYCONTAIN_BRIDGE_SUBNET {configured} overlaps {what}: choose another subnet"
+            )
     else:
-        raise PycontainError("no free subnet for the default network: 10.88.0.0/16 and 172.20-31.0.0/16 all overlap "
-                             "host routes (set PYCONTAIN_BRIDGE_SUBNET)")
+        raise PycontainError(
+            "no free subnet for the default network: 10.88.0.0/16 and 172.20-31.0.0/16 all overlap "
+            "host routes (set PYCONTAIN_BRIDGE_SUBNET)"
+        )
     net = ipam.new_network(DEFAULT_NETWORK, bridge, str(subnet), internal=False, default=True)
     reg.save(net)
     return net
 
 
-def _load(reg, nl, name: str) -> dict:  # noqa: ANN001 - under the registry lock
+def _load(reg, nl, name: str) -> dict:
     if name in (DEFAULT_NETWORK, "default"):
         return _define_default(reg, nl)
     net = reg.load(name)
     if net is None:
-        raise NotFound(f"no such network: {name!r} (see 'pycontain network ls', or create it with "
-                       f"'pycontain network create {name}')")
+        raise NotFound(
+            f"no such network: {name!r} (see 'pycontain network ls', or create it with "
+            f"'pycontain network create {name}')"
+        )
     return net
 
 
@@ -302,10 +355,14 @@ def _port_free(p: PortSpec) -> None:
             s.bind((p.host_ip or "0.0.0.0", p.host_port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise AlreadyExists(f"cannot publish {p}: host port {p.host_port}/{p.proto} is in use by a process "
-                                    "on the host (choose another host port)") from None
+                raise AlreadyExists(
+                    f"cannot publish {p}: host port {p.host_port}/{p.proto} is in use by a process "
+                    "on the host (choose another host port)"
+                ) from None
             if e.errno == errno.EADDRNOTAVAIL:
-                raise InvalidArgument(f"cannot publish {p}: {p.host_ip} is not an address of this host") from None
+                raise InvalidArgument(
+                    f"cannot publish {p}: {p.host_ip} is not an address of this host"
+                ) from None
             raise
 
 
@@ -318,19 +375,31 @@ def _check_ports(ports: list[PortSpec], nets: list[dict]) -> None:
             for m in net["members"].values():
                 for d in m.get("ports", []):
                     if p.clashes(PortSpec.from_dict(d)):
-                        raise AlreadyExists(f"host port {p.host_port}/{p.proto} is already published by container "
-                                            f"{m.get('container_name') or m['container_id'][:12]} "
-                                            f"({PortSpec.from_dict(d)}): choose another host port")
+                        raise AlreadyExists(
+                            f"host port {p.host_port}/{p.proto} is already published by container "
+                            f"{m.get('container_name') or m['container_id'][:12]} "
+                            f"({PortSpec.from_dict(d)}): choose another host port"
+                        )
         _port_free(p)
 
 
 def _info(net: dict, m: dict) -> NetInfo:
     import ipaddress
 
-    return NetInfo(m["container_id"], net["name"], net["bridge"], m["netns_path"], m["ip"],
-                   ipaddress.IPv4Network(net["subnet"]).prefixlen, None if net.get("internal") else net["gateway"],
-                   m["mac"], m["veth_host"], [PortSpec.from_dict(p) for p in m.get("ports", [])],
-                   bool(net.get("internal")), settings.files_dir(m["state_root"], m["container_id"]))
+    return NetInfo(
+        m["container_id"],
+        net["name"],
+        net["bridge"],
+        m["netns_path"],
+        m["ip"],
+        ipaddress.IPv4Network(net["subnet"]).prefixlen,
+        None if net.get("internal") else net["gateway"],
+        m["mac"],
+        m["veth_host"],
+        [PortSpec.from_dict(p) for p in m.get("ports", [])],
+        bool(net.get("internal")),
+        settings.files_dir(m["state_root"], m["container_id"]),
+    )
 
 
 def _write_files(net: dict, m: dict) -> None:
@@ -344,8 +413,15 @@ def _write_files(net: dict, m: dict) -> None:
 
 
 # -- attach / detach ----------------------------------------------------------------------------------
-def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: str, publish=(),  # noqa: ANN001
-           hostname: str | None = None, state_root: str | None = None) -> NetInfo:
+def attach(
+    container_id: str,
+    name: str = DEFAULT_NETWORK,
+    *,
+    container_name: str,
+    publish=(),
+    hostname: str | None = None,
+    state_root: str | None = None,
+) -> NetInfo:
     """Give container ``container_id`` (whose state directory must exist) a network namespace on network
     ``name``, with ``publish`` ([HOSTIP:]HOSTPORT:CTRPORT[/proto] strings or PortSpecs) DNATed to it.
 
@@ -357,10 +433,14 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
     _check_id(container_id)
     root = settings.state_root(state_root)
     if not os.path.isdir(os.path.join(root, container_id)):
-        raise InvalidState(f"container {container_id[:12]} has no state directory in {root}: attach it to a "
-                           "network after reserving it")
+        raise InvalidState(
+            f"container {container_id[:12]} has no state directory in {root}: attach it to a "
+            "network after reserving it"
+        )
     if name in ("none", "host") or name.startswith("container:"):
-        raise InvalidArgument(f"network {name!r} is not a bridge network: the runtime handles it without attach()")
+        raise InvalidArgument(
+            f"network {name!r} is not a bridge network: the runtime handles it without attach()"
+        )
     ports = [p if isinstance(p, PortSpec) else parse_publish(p) for p in publish]
     reg = ipam.Registry()
     # Checked again under the lock; here, before the namespace path (which would be this member's) is touched.
@@ -383,11 +463,21 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
                 _check_ports(ports, nets)
                 veth = _veth_name(container_id)
                 if any(m["veth_host"] == veth for other in nets for m in other["members"].values()):
-                    raise AlreadyExists(f"veth name {veth} is taken: container ids clash in their first digits")
+                    raise AlreadyExists(
+                        f"veth name {veth} is taken: container ids clash in their first digits"
+                    )
                 ip = ipam.allocate(net)
-                member = {"container_id": container_id, "container_name": container_name, "hostname": hostname,
-                          "ip": ip, "mac": ipam.mac_for(ip), "veth_host": veth, "state_root": root,
-                          "netns_path": path, "ports": [p.to_dict() for p in ports]}
+                member = {
+                    "container_id": container_id,
+                    "container_name": container_name,
+                    "hostname": hostname,
+                    "ip": ip,
+                    "mac": ipam.mac_for(ip),
+                    "veth_host": veth,
+                    "state_root": root,
+                    "netns_path": path,
+                    "ports": [p.to_dict() for p in ports],
+                }
                 net["members"][container_id] = member
                 reg.save(net)
                 recorded = True
@@ -406,7 +496,7 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
                     detach(container_id, None, root, _nl=nl)
                 else:
                     netns.remove(path)
-            except Exception:  # noqa: BLE001 - the first error is the one to report
+            except Exception:
                 pass
             raise
     finally:
@@ -418,11 +508,14 @@ def attach(container_id: str, name: str = DEFAULT_NETWORK, *, container_name: st
 def _not_attached(container_id: str, container_name: str, nets: list[dict]) -> None:
     for other in nets:
         if container_id in other["members"]:
-            raise AlreadyExists(f"container {container_name} is already attached to network {other['name']!r}")
+            raise AlreadyExists(
+                f"container {container_name} is already attached to network {other['name']!r}"
+            )
 
 
-def detach(container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None,
-           _nl=None) -> None:  # noqa: ANN001 - an open rtnl.Rtnl to reuse
+def detach(
+    container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None, _nl=None
+) -> None:
     """Remove everything ``attach`` made for the container: veth, namespace mount and file, address,
     published-port rules, its files; and drop it from the other members' hosts files. Idempotent; works
     from the container id alone (``info`` only adds paths a crashed attach may not have recorded)."""
@@ -436,7 +529,9 @@ def detach(container_id: str, info: dict | NetInfo | None = None, state_root: st
     veths = {_veth_name(container_id)} | {m["veth_host"] for m in records}
     if d.get("veth_host"):
         veths.add(d["veth_host"])
-    paths = {settings.netns_path(root, container_id)} | {m["netns_path"] for m in records if m.get("netns_path")}
+    paths = {settings.netns_path(root, container_id)} | {
+        m["netns_path"] for m in records if m.get("netns_path")
+    }
     if d.get("netns_path"):
         paths.add(d["netns_path"])
     if records or d or any(os.path.lexists(p) for p in paths):
@@ -462,7 +557,7 @@ def detach(container_id: str, info: dict | NetInfo | None = None, state_root: st
 VETH_GRACE_S = 0.3
 
 
-def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) -> None:  # noqa: ANN001
+def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) -> None:
     """Unmount the namespaces, and return once the veths are gone from the host.
 
     Unmounted, a container's namespace goes as soon as nothing else holds it (its processes are dead by
@@ -490,26 +585,43 @@ def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) ->
             nl.close()
 
 
-def container_files(info: dict | NetInfo, hostname: str | None, container_name: str | None,
-                    _net: dict | None = None) -> dict[str, str]:
+def container_files(
+    info: dict | NetInfo, hostname: str | None, container_name: str | None, _net: dict | None = None
+) -> dict[str, str]:
     """The contents of the container's ``hosts``, ``resolv.conf`` and ``hostname`` files: its own names
     and every other member's in hosts; the host's resolvers minus loopback ones."""
     from . import files, ipam
 
     d = _as_dict(info)
     net = _net if _net is not None else (ipam.Registry().load(d["network"]) or {"members": {}})
-    own = {"container_id": d["container_id"], "ip": d["ip"], "hostname": hostname, "container_name": container_name}
+    own = {
+        "container_id": d["container_id"],
+        "ip": d["ip"],
+        "hostname": hostname,
+        "container_name": container_name,
+    }
     members = [m for m in net["members"].values() if m["container_id"] != own["container_id"]] + [own]
-    return {"hosts": files.hosts(own, members), "resolv.conf": files.resolv_conf(),
-            "hostname": (hostname or container_name or d["container_id"][:12]) + "\n"}
+    return {
+        "hosts": files.hosts(own, members),
+        "resolv.conf": files.resolv_conf(),
+        "hostname": (hostname or container_name or d["container_id"][:12]) + "\n",
+    }
 
 
 # -- named networks ---------------------------------------------------------------------------------------
 def _summary(net: dict) -> dict:
-    return {"name": net["name"], "id": net["id"], "bridge": net["bridge"], "subnet": net["subnet"],
-            "gateway": net["gateway"], "internal": bool(net.get("internal")), "mtu": net["mtu"],
-            "default": bool(net.get("default")),
-            "containers": len(net["members"]), "created": net.get("created")}
+    return {
+        "name": net["name"],
+        "id": net["id"],
+        "bridge": net["bridge"],
+        "subnet": net["subnet"],
+        "gateway": net["gateway"],
+        "internal": bool(net.get("internal")),
+        "mtu": net["mtu"],
+        "default": bool(net.get("default")),
+        "containers": len(net["members"]),
+        "created": net.get("created"),
+    }
 
 
 def _bridge_name(name: str, nets: list[dict]) -> str:
@@ -522,7 +634,9 @@ def _bridge_name(name: str, nets: list[dict]) -> str:
     return "pcn-" + hashlib.sha256(name.encode()).hexdigest()[:11]
 
 
-def create_network(name: str, subnet: str | None = None, internal: bool = False, mtu: int | None = None) -> dict:
+def create_network(
+    name: str, subnet: str | None = None, internal: bool = False, mtu: int | None = None
+) -> dict:
     """A new network with its own bridge; ``subnet`` (CIDR) defaults to the first free /24 of 10.89-99.x.
     ``internal``: no NAT and no route out, and nothing in or out but its members' own traffic. ``mtu``
     (default 1500) is the bridge's and every member's eth0's; larger ones suit internal networks (traffic
@@ -532,8 +646,10 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
     if mtu is not None and not 1280 <= mtu <= 65535:
         raise InvalidArgument(f"invalid MTU {mtu}: it must be between 1280 and 65535")
     if not ipam.valid_network_name(name):
-        raise InvalidArgument(f"invalid network name {name!r}: use letters, digits, '_', '.' and '-', starting with "
-                              "a letter or digit, at most 64 characters")
+        raise InvalidArgument(
+            f"invalid network name {name!r}: use letters, digits, '_', '.' and '-', starting with "
+            "a letter or digit, at most 64 characters"
+        )
     if name in settings.RESERVED_NAMES:
         raise InvalidArgument(f"network name {name!r} is reserved: choose another")
     want = ipam.parse_subnet(subnet) if subnet else None
@@ -543,7 +659,9 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
     try:
         with reg.lock():
             if reg.load(name) is not None:
-                raise AlreadyExists(f"network {name!r} already exists (see 'pycontain network inspect {name}')")
+                raise AlreadyExists(
+                    f"network {name!r} already exists (see 'pycontain network inspect {name}')"
+                )
             _define_default(reg, nl)
             nets = reg.all()
             routes = _routes(nl, reg)
@@ -558,11 +676,15 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
                     if ipam.overlap(chosen, nets, routes) is None:
                         break
                 else:
-                    raise PycontainError("no free subnet left in 10.89.0.0-10.99.255.0/24: give one with --subnet")
+                    raise PycontainError(
+                        "no free subnet left in 10.89.0.0-10.99.255.0/24: give one with --subnet"
+                    )
             bridge = _bridge_name(name, nets)
             if links.lookup(nl, bridge) is not None:
-                raise AlreadyExists(f"a device named {bridge} exists already on the host: remove it, or choose "
-                                    "another network name")
+                raise AlreadyExists(
+                    f"a device named {bridge} exists already on the host: remove it, or choose "
+                    "another network name"
+                )
             net = ipam.new_network(name, bridge, str(chosen), internal=internal)
             if mtu is not None:
                 net["mtu"] = mtu
@@ -577,7 +699,7 @@ def create_network(name: str, subnet: str | None = None, internal: bool = False,
                 made = None
                 try:
                     _sync(reg)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
                 raise
     finally:
@@ -612,9 +734,14 @@ def inspect_network(name: str) -> dict:
     if net is None:
         raise NotFound(f"no such network: {name!r} (see 'pycontain network ls')")
     out = _summary(net)
-    out["members"] = {cid: {k: m.get(k) for k in ("container_name", "hostname", "ip", "mac", "veth_host",
-                                                   "netns_path", "ports")} | {"stale": _stale(m)}
-                      for cid, m in sorted(net["members"].items())}
+    out["members"] = {
+        cid: {
+            k: m.get(k)
+            for k in ("container_name", "hostname", "ip", "mac", "veth_host", "netns_path", "ports")
+        }
+        | {"stale": _stale(m)}
+        for cid, m in sorted(net["members"].items())
+    }
     return out
 
 
@@ -635,9 +762,13 @@ def remove_network(name: str) -> None:
             if net is None:
                 raise NotFound(f"no such network: {name!r} (see 'pycontain network ls')")
             if net["members"]:
-                users = ", ".join(sorted(m.get("container_name") or cid[:12] for cid, m in net["members"].items()))
-                raise InvalidState(f"network {name!r} is in use by container(s) {users}: remove them first "
-                                   "('pycontain rm -f ...')")
+                users = ", ".join(
+                    sorted(m.get("container_name") or cid[:12] for cid, m in net["members"].items())
+                )
+                raise InvalidState(
+                    f"network {name!r} is in use by container(s) {users}: remove them first "
+                    "('pycontain rm -f ...')"
+                )
             links.delete_link(nl, net["bridge"])
             reg.delete(name)
             _sync(reg)

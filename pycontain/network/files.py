@@ -32,8 +32,10 @@ def hosts(own: dict, members: list[dict]) -> str:
     """The container's own names first, then every other member's, ordered by address."""
     lines = [HOSTS_HEADER]
     lines.append(f"{own['ip']}\t{' '.join(_names(own))}\n")
-    others = sorted((m for m in members if m["container_id"] != own["container_id"]),
-                    key=lambda m: ipaddress.IPv4Address(m["ip"]))
+    others = sorted(
+        (m for m in members if m["container_id"] != own["container_id"]),
+        key=lambda m: ipaddress.IPv4Address(m["ip"]),
+    )
     for m in others:
         names = _names(m)
         if names:
@@ -51,6 +53,7 @@ def _is_loopback(addr: str) -> bool:
 def resolv_conf(source: str = "/etc/resolv.conf") -> str:
     """The host's resolver configuration without loopback nameservers (which would be the container's own
     lo). Behind systemd-resolved's stub (127.0.0.53), its list of real upstream servers is used instead."""
+
     def read(path: str) -> list[str]:
         try:
             with open(path) as f:

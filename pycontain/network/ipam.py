@@ -49,7 +49,9 @@ class Registry:
 
     def all(self) -> list[dict]:
         try:
-            names = sorted(n[:-5] for n in os.listdir(self.path) if n.endswith(".json") and not n.startswith("."))
+            names = sorted(
+                n[:-5] for n in os.listdir(self.path) if n.endswith(".json") and not n.startswith(".")
+            )
         except FileNotFoundError:
             return []
         nets = []
@@ -90,9 +92,18 @@ class _Flock:
 
 def new_network(name: str, bridge: str, subnet: str, internal: bool, default: bool = False) -> dict:
     net = ipaddress.IPv4Network(subnet)
-    return {"name": name, "id": os.urandom(32).hex(), "bridge": bridge, "subnet": str(net),
-            "gateway": str(net.network_address + 1), "internal": internal, "default": default,
-            "mtu": settings.MTU, "created": time.time(), "members": {}}
+    return {
+        "name": name,
+        "id": os.urandom(32).hex(),
+        "bridge": bridge,
+        "subnet": str(net),
+        "gateway": str(net.network_address + 1),
+        "internal": internal,
+        "default": default,
+        "mtu": settings.MTU,
+        "created": time.time(),
+        "members": {},
+    }
 
 
 def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
@@ -105,7 +116,9 @@ def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
     if not 8 <= net.prefixlen <= 29:
         raise InvalidArgument(f"invalid subnet {subnet!r}: the prefix length must be between /8 and /29")
     if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified:
-        raise InvalidArgument(f"invalid subnet {subnet!r}: loopback, link-local and multicast ranges cannot be used")
+        raise InvalidArgument(
+            f"invalid subnet {subnet!r}: loopback, link-local and multicast ranges cannot be used"
+        )
     return net
 
 
@@ -117,8 +130,10 @@ def allocate(net: dict) -> str:
     for n in range(int(subnet.network_address) + 1, int(subnet.broadcast_address)):
         if n not in taken:
             return str(ipaddress.IPv4Address(n))
-    raise PycontainError(f"network {net['name']!r} has no free address left in {net['subnet']} "
-                         "(remove containers, or create a network with a larger --subnet)")
+    raise PycontainError(
+        f"network {net['name']!r} has no free address left in {net['subnet']} "
+        "(remove containers, or create a network with a larger --subnet)"
+    )
 
 
 def mac_for(ip: str) -> str:

@@ -19,14 +19,14 @@ AF_INET = socket.AF_INET
 
 
 def lookup(nl: rtnl.Rtnl, ifname: str) -> int | None:
-    req, = nl.call(rtnl.get_link(ifname))
+    (req,) = nl.call(rtnl.get_link(ifname))
     return rtnl.index_of(req)
 
 
 def host_routes(nl: rtnl.Rtnl, exclude_ifnames: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """The host's IPv4 routes with a prefix (every table), as (destination/len, device name)."""
-    links, = nl.call(rtnl.dump_links())
-    routes, = nl.call(rtnl.dump_routes(AF_INET))
+    (links,) = nl.call(rtnl.dump_links())
+    (routes,) = nl.call(rtnl.dump_routes(AF_INET))
     names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in links.replies}
     out = []
     for r in routes.replies:
@@ -53,7 +53,7 @@ def _sysctl(path: str, value: str) -> None:
         raise PycontainError(f"cannot set {path} to {value}: {e.strerror}") from None
 
 
-def _kind(link) -> str | None:  # noqa: ANN001 - a decoded ifinfmsg
+def _kind(link) -> str | None:
     info = link.get_attr("IFLA_LINKINFO")
     return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
@@ -73,8 +73,11 @@ def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
         try:
             nl.call(create)
         except rtnl.netlink_error() as e:
-            hint = " (no bridge support in this kernel? --network none runs without one)" \
-                if e.code in (errno.EOPNOTSUPP, errno.ENOENT) else ""
+            hint = (
+                " (no bridge support in this kernel? --network none runs without one)"
+                if e.code in (errno.EOPNOTSUPP, errno.ENOENT)
+                else ""
+            )
             raise PycontainError(e.args[1] + hint) from None
         get, addrs = nl.call(rtnl.get_link(br), rtnl.dump_addrs(AF_INET))
         if not get.replies:
@@ -84,8 +87,11 @@ def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
     if _kind(link) != "bridge":
         raise PycontainError(f"device {br} exists and is not a bridge: remove it, or choose another network")
     fixes = []
-    have = {(a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in addrs.replies
-            if a["index"] == idx}
+    have = {
+        (a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+        for a in addrs.replies
+        if a["index"] == idx
+    }
     if (net["gateway"], prefixlen) not in have:
         fixes.append(rtnl.new_addr(idx, net["gateway"], prefixlen, ok=(errno.EEXIST,)))
     if link.get_attr("IFLA_MTU") != net["mtu"] or not link["flags"] & rtnl.IFF_UP:
@@ -104,7 +110,7 @@ def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
 
 def delete_link(nl: rtnl.Rtnl, ifname: str) -> bool:
     """Delete a device by name (one message, no lookup); False when there was none."""
-    req, = nl.call(rtnl.del_link(ifname))
+    (req,) = nl.call(rtnl.del_link(ifname))
     return req.error == 0
 
 
@@ -119,9 +125,16 @@ def add_container_link(nl: rtnl.Rtnl, inner: rtnl.Rtnl, net: dict, member: dict,
         # new host end is read back after: its IFLA_LINK is eth0's index inside the container's namespace.
         _old, _new, host_end = nl.call(
             rtnl.del_link(veth),
-            rtnl.new_link(veth, "veth", up=True, mtu=mtu, master=bridge_index,
-                          data=rtnl.veth_peer("eth0", nsfd, mtu=mtu, mac=member["mac"])),
-            rtnl.get_link(veth))
+            rtnl.new_link(
+                veth,
+                "veth",
+                up=True,
+                mtu=mtu,
+                master=bridge_index,
+                data=rtnl.veth_peer("eth0", nsfd, mtu=mtu, mac=member["mac"]),
+            ),
+            rtnl.get_link(veth),
+        )
     except rtnl.netlink_error() as e:
         raise PycontainError(f"{e.args[1]} (on bridge {net['bridge']})") from None
     finally:
@@ -133,8 +146,11 @@ def add_container_link(nl: rtnl.Rtnl, inner: rtnl.Rtnl, net: dict, member: dict,
             if eth0 is None:
                 raise PycontainError("the container's network namespace lacks eth0")
         prefixlen = ipaddress.IPv4Network(net["subnet"]).prefixlen
-        reqs = [rtnl.set_link(1, up=True),  # lo: ifindex 1 in every namespace
-                rtnl.set_link(eth0, up=True), rtnl.new_addr(eth0, member["ip"], prefixlen)]
+        reqs = [
+            rtnl.set_link(1, up=True),  # lo: ifindex 1 in every namespace
+            rtnl.set_link(eth0, up=True),
+            rtnl.new_addr(eth0, member["ip"], prefixlen),
+        ]
         if not net.get("internal"):
             reqs.append(rtnl.new_default_route(net["gateway"], eth0))
         inner.call(*reqs)
@@ -153,5 +169,5 @@ def bridge_ports(nl: rtnl.Rtnl, bridge: str) -> list[str]:
     idx = lookup(nl, bridge)
     if idx is None:
         return []
-    links, = nl.call(rtnl.dump_links())
+    (links,) = nl.call(rtnl.dump_links())
     return [link.get_attr("IFLA_IFNAME") for link in links.replies if link.get_attr("IFLA_MASTER") == idx]

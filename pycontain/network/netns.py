@@ -28,7 +28,9 @@ def _make(path: str, with_socket: bool) -> int | None:
         libc.unshare(libc.CLONE_NEWNET)
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
         if with_socket:
-            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+            return socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+            ).detach()
         return None
     except BaseException:
         remove(path)
@@ -60,7 +62,7 @@ class Background:
     are milliseconds each, which then overlap what the caller does meanwhile. ``wait()`` returns ``fn``'s
     result, once, or raises what it raised."""
 
-    def __init__(self, fn) -> None:  # noqa: ANN001 - a zero-argument callable
+    def __init__(self, fn) -> None:
         self._fn = fn
         self._out: list = []
         self._err: list[BaseException] = []
@@ -70,7 +72,7 @@ class Background:
     def _run(self) -> None:
         try:
             self._out.append(self._fn())
-        except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+        except BaseException as e:
             self._err.append(e)
 
     def wait(self) -> object:
@@ -91,7 +93,7 @@ def abandon(pending: Background) -> None:
     it (the namespace is the caller's to remove)."""
     try:
         fd = pending.wait()
-    except BaseException:  # noqa: BLE001 - the caller's own error is the one to report
+    except BaseException:
         return
     if isinstance(fd, int):
         os.close(fd)

@@ -77,20 +77,49 @@ def render(table: str, nets: list[dict]) -> list[dict]:
 
     bridges = sorted(n["bridge"] for n in nets)
     local = _m({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
-    rule("guard", [_m(_meta("iifname"), {"set": bridges}), _m(_payload("ip", "daddr"), _prefix("127.0.0.0/8")),
-                   {"drop": None}], "pycontain: no bridge reaches the host's loopback")
+    rule(
+        "guard",
+        [
+            _m(_meta("iifname"), {"set": bridges}),
+            _m(_payload("ip", "daddr"), _prefix("127.0.0.0/8")),
+            {"drop": None},
+        ],
+        "pycontain: no bridge reaches the host's loopback",
+    )
     rule("prerouting", [local, {"jump": {"target": "published"}}])
     rule("output", [local, {"jump": {"target": "published"}}])
 
     for net in nets:
         br, subnet, tag = net["bridge"], net["subnet"], f"pycontain net {net['name']}"
         if not net.get("internal"):
-            rule("postrouting", [_m(_payload("ip", "saddr"), _prefix(subnet)), _m(_meta("oifname"), br, "!="),
-                                 {"masquerade": None}], tag)
-            rule("postrouting", [_m(_meta("oifname"), br), _m(_payload("ip", "saddr"), _prefix("127.0.0.0/8")),
-                                 {"masquerade": None}], tag)
-            rule("postrouting", [_m(_meta("oifname"), br), _m(_payload("ip", "saddr"), _prefix(subnet)),
-                                 _m({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}], tag)
+            rule(
+                "postrouting",
+                [
+                    _m(_payload("ip", "saddr"), _prefix(subnet)),
+                    _m(_meta("oifname"), br, "!="),
+                    {"masquerade": None},
+                ],
+                tag,
+            )
+            rule(
+                "postrouting",
+                [
+                    _m(_meta("oifname"), br),
+                    _m(_payload("ip", "saddr"), _prefix("127.0.0.0/8")),
+                    {"masquerade": None},
+                ],
+                tag,
+            )
+            rule(
+                "postrouting",
+                [
+                    _m(_meta("oifname"), br),
+                    _m(_payload("ip", "saddr"), _prefix(subnet)),
+                    _m({"ct": {"key": "status"}}, "dnat", "in"),
+                    {"masquerade": None},
+                ],
+                tag,
+            )
         rule("forward", [_m(_meta("iifname"), br), _m(_meta("oifname"), br), {"accept": None}], tag)
         if net.get("internal"):
             rule("forward", [_m(_meta("iifname"), br), {"drop": None}], tag)
@@ -103,9 +132,16 @@ def render(table: str, nets: list[dict]) -> list[dict]:
                 expr.append(_m(_payload(p["proto"], "dport"), p["host_port"]))
                 expr.append({"dnat": {"addr": m["ip"], "port": p["container_port"]}})
                 rule("published", expr, f"pycontain container {cid}")
-    rule("forward", [_m({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}], "pycontain: published ports")
-    rule("forward", [_m(_meta("iifname"), {"set": bridges}), _m(_meta("oifname"), {"set": bridges}),
-                     {"drop": None}], "pycontain: networks are isolated from each other")
+    rule(
+        "forward",
+        [_m({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}],
+        "pycontain: published ports",
+    )
+    rule(
+        "forward",
+        [_m(_meta("iifname"), {"set": bridges}), _m(_meta("oifname"), {"set": bridges}), {"drop": None}],
+        "pycontain: networks are isolated from each other",
+    )
     return cmds
 
 
@@ -145,7 +181,7 @@ _lib_lock = threading.Lock()
 _JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
 
 
-def _load():  # noqa: ANN202 - the ctypes library, or False when it is not there
+def _load():
     global _lib
     if _lib is None:
         try:
@@ -191,13 +227,18 @@ def run(doc: dict | str) -> str:
         import shutil
         import subprocess
 
-        nft = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)),
-                                          None)
+        nft = shutil.which("nft") or next(
+            (p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)), None
+        )
         if nft is None:
-            raise Unsupported("nftables is needed for container networking: install the 'nftables' package "
-                              "(or run containers with --network none)")
+            raise Unsupported(
+                "nftables is needed for container networking: install the 'nftables' package "
+                "(or run containers with --network none)"
+            )
         argv = [nft, "-j", "-f", "-"] if not isinstance(doc, str) else [nft, "-j", *text.split()]
-        p = subprocess.run(argv, input=text if not isinstance(doc, str) else None, capture_output=True, text=True)
+        p = subprocess.run(
+            argv, input=text if not isinstance(doc, str) else None, capture_output=True, text=True
+        )
         rc, out, err = p.returncode, p.stdout, p.stderr
     if rc != 0:
         first = next((line for line in err.splitlines() if line.strip()), "unknown error")
@@ -215,5 +256,9 @@ def list_table(table: str) -> dict | None:
 
 
 def delete_table(table: str) -> None:
-    apply([{"add": {"table": {"family": FAMILY, "name": table}}},
-           {"delete": {"table": {"family": FAMILY, "name": table}}}])
+    apply(
+        [
+            {"add": {"table": {"family": FAMILY, "name": table}}},
+            {"delete": {"table": {"family": FAMILY, "name": table}}},
+        ]
+    )

@@ -56,8 +56,10 @@ def _lazy_package() -> None:
 
     spec = importlib.machinery.PathFinder.find_spec("pyroute2")
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-        raise Unsupported("pyroute2 is needed for container networking: install it in pycontain's environment "
-                          "('pip install pyroute2'), or run containers with --network none")
+        raise Unsupported(
+            "pyroute2 is needed for container networking: install it in pycontain's environment "
+            "('pip install pyroute2'), or run containers with --network none"
+        )
     loader = spec.loader
     package = types.ModuleType("pyroute2")
     package.__spec__ = spec
@@ -66,10 +68,12 @@ def _lazy_package() -> None:
     package.__path__ = list(spec.submodule_search_locations)
     package.__package__ = "pyroute2"
 
-    def __getattr__(name: str) -> object:  # noqa: N807 - a module's own attribute hook (PEP 562)
+    def __getattr__(name: str) -> object:
         # 'from pyroute2 import config' inside pyroute2 asks the package for a submodule: import just that.
-        if name.isidentifier() and importlib.machinery.PathFinder.find_spec(f"pyroute2.{name}",
-                                                                            package.__path__) is not None:
+        if (
+            name.isidentifier()
+            and importlib.machinery.PathFinder.find_spec(f"pyroute2.{name}", package.__path__) is not None
+        ):
             return importlib.import_module(f"pyroute2.{name}")
         # Anything else (IPRoute, NDB...) lives in the real __init__: run it now, in this very module.
         del package.__dict__["__getattr__"]
@@ -126,7 +130,9 @@ class Request:
 
     __slots__ = ("msg", "type", "flags", "ok", "replies", "error", "what")
 
-    def __init__(self, msg: object, msg_type: int, flags: int, ok: tuple[int, ...] = (), what: str = "") -> None:
+    def __init__(
+        self, msg: object, msg_type: int, flags: int, ok: tuple[int, ...] = (), what: str = ""
+    ) -> None:
         self.msg = msg
         self.type = msg_type
         self.flags = NLM_F_REQUEST | flags
@@ -136,7 +142,7 @@ class Request:
         self.what = what
 
 
-def _link_msg(index: int = 0, flags: int = 0, change: int = 0, attrs: list | None = None):  # noqa: ANN202
+def _link_msg(index: int = 0, flags: int = 0, change: int = 0, attrs: list | None = None):
     load()
     m = _classes[RTM_NEWLINK]()
     m["family"] = socket.AF_UNSPEC
@@ -149,14 +155,22 @@ def _link_msg(index: int = 0, flags: int = 0, change: int = 0, attrs: list | Non
 
 def get_link(name: str) -> Request:
     """The link called ``name``; its reply is missing (error ENODEV) when there is none."""
-    return Request(_link_msg(attrs=[("IFLA_IFNAME", name), ("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
-                   RTM_GETLINK, 0, ok=(errno.ENODEV,),
-                   what=f"look up {name}")
+    return Request(
+        _link_msg(attrs=[("IFLA_IFNAME", name), ("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
+        RTM_GETLINK,
+        0,
+        ok=(errno.ENODEV,),
+        what=f"look up {name}",
+    )
 
 
 def dump_links() -> Request:
-    return Request(_link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]), RTM_GETLINK, NLM_F_DUMP,
-                   what="list links")
+    return Request(
+        _link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]),
+        RTM_GETLINK,
+        NLM_F_DUMP,
+        what="list links",
+    )
 
 
 def dump_addrs(family: int = socket.AF_INET) -> Request:
@@ -179,8 +193,16 @@ def _up(up: bool | None) -> tuple[int, int]:
     return (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
 
 
-def new_link(name: str, kind: str, *, up: bool = False, mtu: int | None = None, mac: str | None = None,
-             master: int | None = None, data: list | None = None) -> Request:
+def new_link(
+    name: str,
+    kind: str,
+    *,
+    up: bool = False,
+    mtu: int | None = None,
+    mac: str | None = None,
+    master: int | None = None,
+    data: list | None = None,
+) -> Request:
     """Create a link (EEXIST when a device has that name already)."""
     attrs: list = [("IFLA_IFNAME", name)]
     if mtu is not None:
@@ -194,8 +216,12 @@ def new_link(name: str, kind: str, *, up: bool = False, mtu: int | None = None, 
         info.append(("IFLA_INFO_DATA", {"attrs": data}))
     attrs.append(("IFLA_LINKINFO", {"attrs": info}))
     flags, change = _up(up)
-    return Request(_link_msg(0, flags, change, attrs), RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-                   what=f"create {kind} {name}")
+    return Request(
+        _link_msg(0, flags, change, attrs),
+        RTM_NEWLINK,
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        what=f"create {kind} {name}",
+    )
 
 
 def veth_peer(name: str, netns_fd: int, *, mtu: int | None = None, mac: str | None = None) -> list:
@@ -208,11 +234,19 @@ def veth_peer(name: str, netns_fd: int, *, mtu: int | None = None, mac: str | No
         attrs.append(("IFLA_ADDRESS", mac))
     # Not up yet: the kernel configures the peer before pairing it, and a veth without its pair cannot
     # be opened (ENOTCONN).
-    return [("VETH_INFO_PEER", {"attrs": attrs, "family": socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0})]
+    return [
+        ("VETH_INFO_PEER", {"attrs": attrs, "family": socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0})
+    ]
 
 
-def set_link(index: int = 0, name: str | None = None, *, up: bool | None = None, mtu: int | None = None,
-             master: int | None = None) -> Request:
+def set_link(
+    index: int = 0,
+    name: str | None = None,
+    *,
+    up: bool | None = None,
+    mtu: int | None = None,
+    master: int | None = None,
+) -> Request:
     """Change a link found by ``index`` or, with index 0, by ``name``."""
     attrs: list = []
     if name is not None and not index:
@@ -222,14 +256,23 @@ def set_link(index: int = 0, name: str | None = None, *, up: bool | None = None,
     if master is not None:
         attrs.append(("IFLA_MASTER", master))
     flags, change = _up(up)
-    return Request(_link_msg(index, flags, change, attrs), RTM_NEWLINK, NLM_F_ACK,
-                   what=f"configure {name or f'link {index}'}")
+    return Request(
+        _link_msg(index, flags, change, attrs),
+        RTM_NEWLINK,
+        NLM_F_ACK,
+        what=f"configure {name or f'link {index}'}",
+    )
 
 
 def del_link(name: str) -> Request:
     """Delete the link called ``name``; ENODEV when there is none (not a failure)."""
-    return Request(_link_msg(attrs=[("IFLA_IFNAME", name)]), RTM_DELLINK, NLM_F_ACK, ok=(errno.ENODEV,),
-                   what=f"delete {name}")
+    return Request(
+        _link_msg(attrs=[("IFLA_IFNAME", name)]),
+        RTM_DELLINK,
+        NLM_F_ACK,
+        ok=(errno.ENODEV,),
+        what=f"delete {name}",
+    )
 
 
 def new_addr(index: int, address: str, prefixlen: int, ok: tuple[int, ...] = ()) -> Request:
@@ -239,8 +282,13 @@ def new_addr(index: int, address: str, prefixlen: int, ok: tuple[int, ...] = ())
     m["prefixlen"] = prefixlen
     m["index"] = index
     m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
-    return Request(m, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ok=ok,
-                   what=f"add address {address}/{prefixlen}")
+    return Request(
+        m,
+        RTM_NEWADDR,
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ok=ok,
+        what=f"add address {address}/{prefixlen}",
+    )
 
 
 def new_default_route(gateway: str, oif: int) -> Request:
@@ -252,7 +300,9 @@ def new_default_route(gateway: str, oif: int) -> Request:
     m["scope"] = RT_SCOPE_UNIVERSE
     m["type"] = RTN_UNICAST
     m["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", oif)]
-    return Request(m, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, what=f"add a default route via {gateway}")
+    return Request(
+        m, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, what=f"add a default route via {gateway}"
+    )
 
 
 # -- the socket -------------------------------------------------------------------------------------------
@@ -326,7 +376,7 @@ class Rtnl:
                     else:
                         cls = _classes.get(mtype & ~3)  # NEW/DEL/GET of a family decode alike
                         if cls is not None:
-                            m = cls(data[off:off + length])
+                            m = cls(data[off : off + length])
                             m.decode()
                             r.replies.append(m)
                         if not r.flags & NLM_F_DUMP and not r.flags & NLM_F_ACK:
@@ -410,7 +460,7 @@ def _ext_ack(data: bytes, off: int, length: int, flags: int) -> str:
         if nla_len < 4:
             break
         if nla_type & 0x3FFF == 1:  # NLMSGERR_ATTR_MSG
-            return bytes(data[pos + 4:pos + nla_len]).split(b"\0", 1)[0].decode(errors="replace")
+            return bytes(data[pos + 4 : pos + nla_len]).split(b"\0", 1)[0].decode(errors="replace")
         pos += (nla_len + 3) & ~3
     return ""
 

@@ -58,7 +58,7 @@ def overlay_run(layers: list[str], argv: list[str], timeout: float = 60) -> tupl
             os.chroot(merged)
             os.chdir("/")
             os.execve(argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             os.write(2, f"overlay_run: {e}\n".encode())
         os._exit(126)
     os.close(w)
@@ -84,8 +84,9 @@ class Layer:
         self.buf = io.BytesIO()
         self.tf = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)
 
-    def _add(self, name: str, type_: bytes, data: bytes = b"", mode: int = 0o644, linkname: str = "",
-             **kw: object) -> Layer:
+    def _add(
+        self, name: str, type_: bytes, data: bytes = b"", mode: int = 0o644, linkname: str = "", **kw: object
+    ) -> Layer:
         ti = tarfile.TarInfo(name)
         ti.type, ti.mode, ti.linkname, ti.mtime = type_, mode, linkname, 1700000000
         for k, v in kw.items():
@@ -107,8 +108,9 @@ class Layer:
         return self._add(name, tarfile.LNKTYPE, linkname=target)
 
     def device(self, name: str, block: bool = False, major: int = 8, minor: int = 0) -> Layer:
-        return self._add(name, tarfile.BLKTYPE if block else tarfile.CHRTYPE, mode=0o600, devmajor=major,
-                         devminor=minor)
+        return self._add(
+            name, tarfile.BLKTYPE if block else tarfile.CHRTYPE, mode=0o600, devmajor=major, devminor=minor
+        )
 
     def whiteout(self, name: str) -> Layer:
         d, _, base = name.rpartition("/")
@@ -122,7 +124,7 @@ class Layer:
         if end_blocks:
             self.tf.close()
             return self.buf.getvalue()
-        return self.buf.getvalue()[:self.tf.offset]
+        return self.buf.getvalue()[: self.tf.offset]
 
 
 def tree_layer(root: str) -> bytes:
@@ -150,9 +152,16 @@ def _blob(layout: str, data: bytes) -> str:
     return digest
 
 
-def make_oci_layout(layout: str, layers: list[bytes], *, compression: list[str] | None = None,
-                    config: dict | None = None, ref: str = "latest", diff_ids: list[str] | None = None,
-                    blob_digests: list[str] | None = None) -> dict:
+def make_oci_layout(
+    layout: str,
+    layers: list[bytes],
+    *,
+    compression: list[str] | None = None,
+    config: dict | None = None,
+    ref: str = "latest",
+    diff_ids: list[str] | None = None,
+    blob_digests: list[str] | None = None,
+) -> dict:
     """Write an OCI image layout holding one image made of ``layers`` (uncompressed tars, lowest first).
 
     ``diff_ids`` / ``blob_digests`` override the true digests (for the digest-mismatch cases).
@@ -166,24 +175,44 @@ def make_oci_layout(layout: str, layers: list[bytes], *, compression: list[str] 
         data, media = compress(tar, how)
         digest = _blob(layout, data)
         if blob_digests and blob_digests[i]:
-            os.rename(os.path.join(layout, "blobs", "sha256", digest),
-                      os.path.join(layout, "blobs", "sha256", blob_digests[i]))
+            os.rename(
+                os.path.join(layout, "blobs", "sha256", digest),
+                os.path.join(layout, "blobs", "sha256", blob_digests[i]),
+            )
             digest = blob_digests[i]
         descs.append({"mediaType": media, "digest": f"sha256:{digest}", "size": len(data)})
         diffs.append(f"sha256:{diff_ids[i] if diff_ids and diff_ids[i] else hashlib.sha256(tar).hexdigest()}")
-    cfg = {"architecture": "amd64", "os": "linux", "config": config or {},
-           "rootfs": {"type": "layers", "diff_ids": diffs}}
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config or {},
+        "rootfs": {"type": "layers", "diff_ids": diffs},
+    }
     cfg_bytes = json.dumps(cfg).encode()
     cfg_digest = _blob(layout, cfg_bytes)
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": f"sha256:{cfg_digest}", "size": len(cfg_bytes)},
-                "layers": descs}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": f"sha256:{cfg_digest}",
+            "size": len(cfg_bytes),
+        },
+        "layers": descs,
+    }
     m_bytes = json.dumps(manifest).encode()
     m_digest = _blob(layout, m_bytes)
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                                "digest": f"sha256:{m_digest}", "size": len(m_bytes),
-                                                "annotations": {"org.opencontainers.image.ref.name": ref}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": f"sha256:{m_digest}",
+                "size": len(m_bytes),
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
+        ],
+    }
     with open(os.path.join(layout, "index.json"), "w") as f:
         json.dump(index, f)
     return {"config_digest": cfg_digest, "diff_ids": [d[7:] for d in diffs]}
@@ -198,16 +227,21 @@ def store_state(data_root: str) -> dict:
     if os.path.exists(index_path):
         with open(index_path) as f:
             images = json.load(f)["images"]
-    return {"layers": sorted(e for e in entries if not e.startswith(".")),
-            "leftovers": sorted(e for e in entries if e.startswith((".tmp-", ".trash-"))),
-            "images": sorted(images)}
+    return {
+        "layers": sorted(e for e in entries if not e.startswith(".")),
+        "leftovers": sorted(e for e in entries if e.startswith((".tmp-", ".trash-"))),
+        "images": sorted(images),
+    }
 
 
-def cli(data_root: str, *args: str, state_root: str | None = None, timeout: float = 120
-        ) -> subprocess.CompletedProcess:
+def cli(
+    data_root: str, *args: str, state_root: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """``pycontain`` with the image commands registered (the lead's registration line may not exist yet)."""
-    code = ("import sys; import pycontain.cli.app; import pycontain.cli.image_cmds; "
-            "from pycontain.cli import main; sys.exit(main())")
+    code = (
+        "import sys; import pycontain.cli.app; import pycontain.cli.image_cmds; "
+        "from pycontain.cli import main; sys.exit(main())"
+    )
     argv = [sys.executable, "-c", code]
     if state_root:
         argv += ["--root", state_root]

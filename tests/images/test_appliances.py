@@ -32,7 +32,7 @@ class Env:
         self.data = seeded_data_root(os.path.join(base, "data"))
         self.state = os.path.join(base, "state")
 
-    def __call__(self, *args: str, timeout: float = 120, input: str | None = None):  # noqa: ANN204, A002
+    def __call__(self, *args: str, timeout: float = 120, input: str | None = None):
         if args[:1] == ("run",):  # no network resources on the host: the tests reach servers from inside
             args = ("run", "--network", "none", *args[1:])
         if input is None:
@@ -41,19 +41,27 @@ class Env:
         import sys
 
         code = "import sys; from pycontain.cli import main; sys.exit(main())"
-        return subprocess.run([sys.executable, "-c", code, "--root", self.state, *args], input=input,
-                              capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYCONTAIN_DATA": self.data})
+        return subprocess.run(
+            [sys.executable, "-c", code, "--root", self.state, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYCONTAIN_DATA": self.data},
+        )
 
-    def ok(self, *args: str, **kw: object):  # noqa: ANN201
+    def ok(self, *args: str, **kw: object):
         p = self(*args, **kw)
         assert p.returncode == 0, f"pycontain {' '.join(args)} exited {p.returncode}: {p.stderr}"
         return p
 
     def cleanup(self) -> None:
         remove_containers(self.state, self.data)
-        leftovers = [e for e in os.listdir(os.path.join(self.data, "tmp")) if e.startswith("build-")] \
-            if os.path.isdir(os.path.join(self.data, "tmp")) else []
+        leftovers = (
+            [e for e in os.listdir(os.path.join(self.data, "tmp")) if e.startswith("build-")]
+            if os.path.isdir(os.path.join(self.data, "tmp"))
+            else []
+        )
         shutil.rmtree(self.data, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)
         assert not leftovers, f"a build left its work directory behind: {leftovers}"
@@ -130,13 +138,16 @@ def test_changed_file_reruns_only_the_steps_after_it(env, tmp_path):
 
 
 def test_failing_build_command_leaves_nothing(env, tmp_path):
-    (tmp_path / "appliance.toml").write_text('base = "default"\nrun = ["echo preparing", '
-                                             '"echo about to fail >&2; exit 3", "echo never"]\n')
+    (tmp_path / "appliance.toml").write_text(
+        'base = "default"\nrun = ["echo preparing", "echo about to fail >&2; exit 3", "echo never"]\n'
+    )
     p = env("build", "-f", str(tmp_path / "appliance.toml"), "-t", "broken")
     assert p.returncode == 125
     errors = [line for line in p.stderr.splitlines() if not line.startswith("[")]  # the rest: step progress
     assert len(errors) == 1 and "Traceback" not in p.stderr, p.stderr
-    assert "'run echo about to fail >&2; exit 3' failed with exit status 3: about to fail" in p.stderr, p.stderr
+    assert "'run echo about to fail >&2; exit 3' failed with exit status 3: about to fail" in p.stderr, (
+        p.stderr
+    )
     assert json.loads(env.ok("images", "--json").stdout) == []
     assert not [d for d in os.listdir(env.state) if len(d) == 64] if os.path.isdir(env.state) else True
     # The step that worked is cached: fixing the failing one resumes after it.
@@ -154,12 +165,18 @@ BAD = [
     ('base = "default"\nexpose = [70000]\n', "'expose' has 70000"),
     ('base = "default"\nrun = "echo hi"\n', "'run' is a string: give a list of strings"),
     ('base = "default"\nworkdir = "app"\n', "'workdir' is 'app': use an absolute path"),
-    ('base = "default"\n[[files]]\nsrc = "missing.txt"\ndest = "/x"\n', "'files[1].src' 'missing.txt' does not exist"),
-    ('base = "default"\n[[files]]\nsrc = "appliance.toml"\ndest = "x"\n', "'files[1].dest' is missing or not absolute"),
+    (
+        'base = "default"\n[[files]]\nsrc = "missing.txt"\ndest = "/x"\n',
+        "'files[1].src' 'missing.txt' does not exist",
+    ),
+    (
+        'base = "default"\n[[files]]\nsrc = "appliance.toml"\ndest = "x"\n',
+        "'files[1].dest' is missing or not absolute",
+    ),
     ('base = "closure:/bin/true"\npip = ["flask"]\n', "'pip' needs an image with python3"),
     ('base = "no-such-image"\n', "'base' is 'no-such-image', which is not an image of the store"),
     ('base = "default"\nentrypoint = [1]\n', "'entrypoint' is a list: give a list of strings"),
-    ('base = [\n', "not valid TOML"),
+    ("base = [\n", "not valid TOML"),
     ('base = "default"\npip = ["flask"]\n', "'pip' needs python3 in the image"),
 ]
 
@@ -185,7 +202,15 @@ def test_missing_manifest_and_name(env, tmp_path):
 # -- the sandbox ----------------------------------------------------------------------------------------
 def test_sandbox_appliance_runs_untrusted_scripts_under_tight_limits(env):
     env.ok("build", "-f", example("sandbox"), "-t", "sandbox")
-    sandbox = ["run", "-i", "--rm", "--read-only", "--tmpfs", "/sandbox:size=8m,uid=65534,gid=65534", "sandbox"]
+    sandbox = [
+        "run",
+        "-i",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/sandbox:size=8m,uid=65534,gid=65534",
+        "sandbox",
+    ]
     p = env(*sandbox, input="id -u; pwd; echo data > f && cat f; echo ok\n", timeout=60)
     assert (p.returncode, p.stdout.split()) == (0, ["65534", "/sandbox", "data", "ok"]), p.stderr
     # Outside /sandbox nothing is writable.
@@ -227,11 +252,15 @@ def test_python_web_appliance_serves_flask(python_web):
     assert "PORT=8000" in image["Config"]["Env"]
     layers = image["Layers"]
     assert os.path.isfile(os.path.join(layers[0], "usr", "bin", "python3.11"))
-    assert any(n.startswith("flask-3.0.3") for n in os.listdir(os.path.join(
-        layers[1], "usr", "local", "lib", "python3.11", "dist-packages")))
+    assert any(
+        n.startswith("flask-3.0.3")
+        for n in os.listdir(os.path.join(layers[1], "usr", "local", "lib", "python3.11", "dist-packages"))
+    )
     try:
         e.ok("run", "-d", "--name", "app", "python-web")
-        probe = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/').read().decode())"
+        probe = (
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/').read().decode())"
+        )
         reply = json.loads(wait_for(e, "app", ["python3", "-c", probe], timeout=30))
         assert reply["flask"] == "3.0.3" and reply["message"] == "hello from a pycontain appliance"
         assert e.ok("exec", "app", "id", "-u").stdout.strip() == "65534"
@@ -246,19 +275,25 @@ def test_image_and_closure_bases(env, tmp_path):
     (tmp_path / "notes.txt").write_text("on top\n")
     (tmp_path / "appliance.toml").write_text(
         'base = "static-web"\nrun = ["cat /srv/www/notes.txt >> /srv/www/build.txt"]\ncmd = ["-p", "9090"]\n'
-        '[[files]]\nsrc = "notes.txt"\ndest = "/srv/www/notes.txt"\nowner = "65534:65534"\n')
+        '[[files]]\nsrc = "notes.txt"\ndest = "/srv/www/notes.txt"\nowner = "65534:65534"\n'
+    )
     rec = build(str(tmp_path / "appliance.toml"), "derived", env.data).record
     parent = json.loads(env.ok("image", "inspect", "static-web").stdout)[0]
     assert rec["layers"][:3] == [d[7:] for d in parent["RootFS"]["Layers"]] and len(rec["layers"]) == 5
-    assert rec["config"]["Entrypoint"] == parent["Config"]["Entrypoint"] and rec["config"]["Cmd"] == ["-p", "9090"]
+    assert rec["config"]["Entrypoint"] == parent["Config"]["Entrypoint"] and rec["config"]["Cmd"] == [
+        "-p",
+        "9090",
+    ]
     st = os.stat(os.path.join(env.data, "layers", rec["layers"][3], "srv", "www", "notes.txt"))
     assert (st.st_uid, st.st_gid) == (65534, 65534)
     # The run step saw the parent's file and the one copied before it.
     code, out = sh(rootfs_builder.resolve_image("derived", env.data).layers, "cat /srv/www/build.txt")
     assert code == 0 and out.startswith("built ") and out.endswith("on top\n"), out
     # A closure base: host binaries and their libraries only, /bin/sh for the build commands.
-    (tmp_path / "closure.toml").write_text('base = "closure:/bin/sh,/bin/cat"\nrun = ["echo made-in-build > /made"]\n'
-                                           'entrypoint = ["/bin/cat"]\ncmd = ["/made"]\n')
+    (tmp_path / "closure.toml").write_text(
+        'base = "closure:/bin/sh,/bin/cat"\nrun = ["echo made-in-build > /made"]\n'
+        'entrypoint = ["/bin/cat"]\ncmd = ["/made"]\n'
+    )
     env.ok("build", "-f", str(tmp_path / "closure.toml"), "-t", "tiny")
     assert env.ok("run", "--rm", "tiny").stdout == "made-in-build\n"
 
@@ -270,8 +305,10 @@ def test_prune_drops_a_failed_builds_layers_and_cache_entries(env, tmp_path):
     assert len(os.listdir(cache)) == 2 and len(os.listdir(os.path.join(env.data, "layers"))) == 2
     p = env.ok("image", "prune")
     assert p.stdout.count("Deleted layer") == 2
-    assert os.listdir(cache) == [] and [e for e in os.listdir(os.path.join(env.data, "layers"))
-                                        if not e.startswith(".")] == []
+    assert (
+        os.listdir(cache) == []
+        and [e for e in os.listdir(os.path.join(env.data, "layers")) if not e.startswith(".")] == []
+    )
 
 
 def test_a_file_copied_onto_a_directory_goes_into_it(env, tmp_path):
@@ -279,8 +316,11 @@ def test_a_file_copied_onto_a_directory_goes_into_it(env, tmp_path):
     (tmp_path / "note.txt").write_text("note\n")
     (tmp_path / "appliance.toml").write_text(
         'base = "default"\n[[files]]\nsrc = "hello"\ndest = "/bin"\nmode = "0755"\n'
-        '[[files]]\nsrc = "note.txt"\ndest = "/opt/notes/"\n')
+        '[[files]]\nsrc = "note.txt"\ndest = "/opt/notes/"\n'
+    )
     build(str(tmp_path / "appliance.toml"), "into", env.data)
-    code, out = sh(rootfs_builder.resolve_image("into", env.data).layers,
-                   "hello; cat /opt/notes/note.txt; test -x /bin/busybox && echo busybox-kept")
+    code, out = sh(
+        rootfs_builder.resolve_image("into", env.data).layers,
+        "hello; cat /opt/notes/note.txt; test -x /bin/busybox && echo busybox-kept",
+    )
     assert (code, out.split()) == (0, ["hello", "note", "busybox-kept"]), out

@@ -77,19 +77,31 @@ def test_hardlink_outside(env):
         f.write("secret\n")
     _reject(data, outside, _tarball(inputs, Layer().hardlink("x", secret)), "absolute path")
     _reject(data, outside, _tarball(inputs, Layer().hardlink("x", "../secret")), "escapes the layer")
-    _reject(data, outside, _tarball(inputs, Layer().symlink("l", os.path.dirname(outside)).hardlink("x", "l/secret")),
-            "through the symbolic link 'l'")
+    _reject(
+        data,
+        outside,
+        _tarball(inputs, Layer().symlink("l", os.path.dirname(outside)).hardlink("x", "l/secret")),
+        "through the symbolic link 'l'",
+    )
     _reject(data, outside, _tarball(inputs, Layer().hardlink("x", "missing")), "not in this layer")
     assert os.stat(secret).st_nlink == 1
 
 
 def test_device_nodes(env):
     data, outside, inputs = env
-    _reject(data, outside, _tarball(inputs, Layer().device("bin/disk", block=True)), "device node outside /dev")
-    _reject(data, outside, _tarball(inputs, Layer().device("mem", major=1, minor=1)), "device node outside /dev")
+    _reject(
+        data, outside, _tarball(inputs, Layer().device("bin/disk", block=True)), "device node outside /dev"
+    )
+    _reject(
+        data, outside, _tarball(inputs, Layer().device("mem", major=1, minor=1)), "device node outside /dev"
+    )
     # under /dev they are skipped (each container gets its own /dev), the rest of the layer is kept
-    rec = import_source(_tarball(inputs, Layer().dir("dev").device("dev/sda", block=True).file("f", "x")), "ok",
-                        data, progress=False)
+    rec = import_source(
+        _tarball(inputs, Layer().dir("dev").device("dev/sda", block=True).file("f", "x")),
+        "ok",
+        data,
+        progress=False,
+    )
     layer = os.path.join(data, "layers", rec["layers"][0])
     assert os.listdir(os.path.join(layer, "dev")) == [] and os.path.isfile(os.path.join(layer, "f"))
 

@@ -31,14 +31,23 @@ def test_export_round_trip(tmp_path):
     export_image("rt/img:1", out_dir, data)
     export_image("rt/img:1", out_tar, data, archive=True)
     if os.path.exists("/usr/bin/skopeo"):
-        info = json.loads(subprocess.run(["skopeo", "inspect", f"oci-archive:{out_tar}"], capture_output=True,
-                                         text=True, check=True, timeout=60).stdout)
+        info = json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", f"oci-archive:{out_tar}"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        )
         assert len(info["Layers"]) == 3 and "X=1" in info["Env"]
     for source in (out_dir, out_tar):
         rec = import_source(source, None, data2, progress=False)
         assert rec["names"] == ["rt/img:1"] and rec["config"]["Entrypoint"] == ["/bin/sh"]
-        code, out = sh(rootfs_builder.resolve_image("rt/img:1", data2).layers,
-                       "ls /opq; test -e /etc/gone || echo gone-is-gone")
+        code, out = sh(
+            rootfs_builder.resolve_image("rt/img:1", data2).layers,
+            "ls /opq; test -e /etc/gone || echo gone-is-gone",
+        )
         assert (code, out.split()) == (0, ["c", "gone-is-gone"])
 
 
@@ -53,9 +62,25 @@ def test_podman_loads_the_export(tmp_path):
     store = tmp_path / "podman"
     runroot = tempfile.mkdtemp(prefix="podrun-", dir="/tmp")  # podman refuses runroots over 50 characters
     try:
-        p = subprocess.run(["podman", "--root", str(store / "root"), "--runroot", runroot,
-                            "--storage-driver", "vfs", "--events-backend", "file", "load", "-i", archive],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [
+                "podman",
+                "--root",
+                str(store / "root"),
+                "--runroot",
+                runroot,
+                "--storage-driver",
+                "vfs",
+                "--events-backend",
+                "file",
+                "load",
+                "-i",
+                archive,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         shutil.rmtree(runroot, ignore_errors=True)
     assert p.returncode == 0, p.stderr

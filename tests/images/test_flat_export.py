@@ -23,10 +23,24 @@ pytestmark = ROOT_ONLY
 def image(tmp_path) -> tuple[str, list[str]]:
     """An image of three layers with a deleted file and an opaque directory; (data root, its tree's paths)."""
     data = str(tmp_path / "data")
-    mid = Layer().dir("opq").file("opq/a", "a\n").file("opq/sub/x", "x\n").file("etc/gone", "g\n") \
-        .file("bin/tool", "#!/bin/sh\necho tool\n", mode=0o755).bytes()
-    top = Layer().dir("opq").opaque("opq").file("opq/c", "c\n").whiteout("etc/gone").file("home/u/f", "f\n",
-                                                                                           uid=1000, gid=1000).bytes()
+    mid = (
+        Layer()
+        .dir("opq")
+        .file("opq/a", "a\n")
+        .file("opq/sub/x", "x\n")
+        .file("etc/gone", "g\n")
+        .file("bin/tool", "#!/bin/sh\necho tool\n", mode=0o755)
+        .bytes()
+    )
+    top = (
+        Layer()
+        .dir("opq")
+        .opaque("opq")
+        .file("opq/c", "c\n")
+        .whiteout("etc/gone")
+        .file("home/u/f", "f\n", uid=1000, gid=1000)
+        .bytes()
+    )
     layout = str(tmp_path / "layout")
     make_oci_layout(layout, [tree_layer(default_rootfs()), mid, top], config={"Cmd": ["/bin/sh"]})
     import_source(layout, "flat", data, progress=False)
@@ -52,7 +66,9 @@ def _check_tree(root: str, paths: list[str]) -> None:
     st = os.lstat(os.path.join(root, "home", "u", "f"))
     assert (st.st_uid, st.st_gid) == (1000, 1000)
     assert os.stat(os.path.join(root, "bin", "tool")).st_mode & 0o777 == 0o755
-    assert os.path.samefile(os.path.join(root, "bin", "busybox"), os.path.realpath(os.path.join(root, "bin", "busybox")))
+    assert os.path.samefile(
+        os.path.join(root, "bin", "busybox"), os.path.realpath(os.path.join(root, "bin", "busybox"))
+    )
 
 
 @pytest.mark.parametrize("compress", ["none", "zstd"])
@@ -95,7 +111,17 @@ def test_squashfs_round_trip(image, tmp_path):
 
 def test_export_cli_formats_and_errors(image, tmp_path):
     data, _ = image
-    p = cli(data, "image", "export", "--format", "rootfs", "--compress", "zstd", "flat", str(tmp_path / "r.tar.zst"))
+    p = cli(
+        data,
+        "image",
+        "export",
+        "--format",
+        "rootfs",
+        "--compress",
+        "zstd",
+        "flat",
+        str(tmp_path / "r.tar.zst"),
+    )
     assert p.returncode == 0 and "exported flat" in p.stdout, p.stderr
     p = cli(data, "image", "export", "--format", "rootfs", "flat", str(tmp_path / "r.tar.zst"))
     assert p.returncode == 125 and "already exists" in p.stderr

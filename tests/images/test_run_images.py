@@ -15,19 +15,39 @@ def test_run_uses_layers_and_image_config(tmp_path):
     data, state = str(tmp_path / "data"), str(tmp_path / "state")
     layout = str(tmp_path / "layout")
     top = Layer().dir("app").file("app/greeting", "hello from a layer\n").whiteout("etc/hostname")
-    make_oci_layout(layout, [tree_layer(default_rootfs()), top.bytes()], config={
-        "Entrypoint": ["sh", "-c"], "Cmd": ["cat greeting; echo $GREETER; pwd; id -u"],
-        "Env": ["PATH=/bin:/usr/bin", "GREETER=image"], "WorkingDir": "/app", "User": "65534"})
+    make_oci_layout(
+        layout,
+        [tree_layer(default_rootfs()), top.bytes()],
+        config={
+            "Entrypoint": ["sh", "-c"],
+            "Cmd": ["cat greeting; echo $GREETER; pwd; id -u"],
+            "Env": ["PATH=/bin:/usr/bin", "GREETER=image"],
+            "WorkingDir": "/app",
+            "User": "65534",
+        },
+    )
     assert cli(data, "import", layout, "greeter:1").returncode == 0
     p = cli(data, "run", "--rm", "greeter:1", state_root=state)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:4] == ["hello from a layer", "image", "/app", "65534"]
     # Arguments replace the image's Cmd and run after its Entrypoint; -e and -w win over the image's.
-    p = cli(data, "run", "--rm", "-e", "GREETER=cli", "-w", "/", "greeter:1", "echo $GREETER $(pwd)",
-            state_root=state)
+    p = cli(
+        data,
+        "run",
+        "--rm",
+        "-e",
+        "GREETER=cli",
+        "-w",
+        "/",
+        "greeter:1",
+        "echo $GREETER $(pwd)",
+        state_root=state,
+    )
     assert p.stdout.strip() == "cli /"
     # Copy-on-write: a container's writes never reach the shared layers.
-    p = cli(data, "run", "--name", "keep", "-u", "0", "greeter:1", "echo changed > greeting", state_root=state)
+    p = cli(
+        data, "run", "--name", "keep", "-u", "0", "greeter:1", "echo changed > greeting", state_root=state
+    )
     assert p.returncode == 0, p.stderr
     for layer in os.listdir(os.path.join(data, "layers")):
         path = os.path.join(data, "layers", layer, "app", "greeting")

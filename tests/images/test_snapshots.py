@@ -16,8 +16,10 @@ from . import cli, remove_containers, seeded_data_root
 
 pytestmark = ROOT_REQUIRED
 
-CHANGES = ("echo new > /new.txt; echo app:x:1000: >> /etc/group; rm /etc/nsswitch.conf; "
-           "rm -rf /var && mkdir /var && echo only > /var/only")
+CHANGES = (
+    "echo new > /new.txt; echo app:x:1000: >> /etc/group; rm /etc/nsswitch.conf; "
+    "rm -rf /var && mkdir /var && echo only > /var/only"
+)
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def pyc(tmp_path):
     data = seeded_data_root(str(tmp_path / "data"))
     state = str(tmp_path / "state")
 
-    def run(*args: str, ok: bool = True, timeout: float = 60):  # noqa: ANN202
+    def run(*args: str, ok: bool = True, timeout: float = 60):
         if args[:1] == ("run",):  # no network resources on the host
             args = ("run", "--network", "none", *args[1:])
         p = cli(data, *args, state_root=state, timeout=timeout)
@@ -59,9 +61,21 @@ def test_commit_keeps_writes_deletions_and_opaque_directories(pyc):
     assert os.getxattr(os.path.join(top, "var"), "trusted.overlay.opaque") == b"y"
     assert open(os.path.join(top, "new.txt")).read() == "new\n"
     # A container of the new image sees the changes.
-    p = pyc("run", "--rm", "snap/c1:1", "sh", "-c",
-            "cat /new.txt; tail -1 /etc/group; test -e /etc/nsswitch.conf || echo deleted; ls /var; cat /etc/passwd | head -1")
-    assert p.stdout.split("\n")[:5] == ["new", "app:x:1000:", "deleted", "only", "root:x:0:0:root:/root:/bin/sh"]
+    p = pyc(
+        "run",
+        "--rm",
+        "snap/c1:1",
+        "sh",
+        "-c",
+        "cat /new.txt; tail -1 /etc/group; test -e /etc/nsswitch.conf || echo deleted; ls /var; cat /etc/passwd | head -1",
+    )
+    assert p.stdout.split("\n")[:5] == [
+        "new",
+        "app:x:1000:",
+        "deleted",
+        "only",
+        "root:x:0:0:root:/root:/bin/sh",
+    ]
     # The image keeps its parent's config (busybox: /bin/sh) and is removable once no container uses it.
     assert image["Config"]["Cmd"] == ["/bin/sh"]
     pyc("rm", "c1")
@@ -88,7 +102,9 @@ def test_commit_of_a_running_container(pyc):
 
         time.sleep(0.05)
     pyc("commit", "live", "live:1")
-    assert json.loads(pyc("inspect", "live").stdout)[0]["State"]["Status"] == "running"  # paused, then resumed
+    assert (
+        json.loads(pyc("inspect", "live").stdout)[0]["State"]["Status"] == "running"
+    )  # paused, then resumed
     p = pyc("run", "--rm", "live:1", "cat", "/state")
     assert p.stdout == "running\n"
 
@@ -117,8 +133,14 @@ def test_snapshot_restore(pyc):
     assert stat.S_ISCHR(os.lstat(os.path.join(upper, "etc", "group")).st_mode)
     # The restored filesystem is what the container's image is made of.
     pyc("commit", "dev", "dev:restored")
-    p = pyc("run", "--rm", "dev:restored", "sh", "-c", "cat /state.txt; test -e /later.txt || echo no-later; "
-            "test -e /etc/group || echo no-group")
+    p = pyc(
+        "run",
+        "--rm",
+        "dev:restored",
+        "sh",
+        "-c",
+        "cat /state.txt; test -e /later.txt || echo no-later; test -e /etc/group || echo no-group",
+    )
     assert p.stdout.split() == ["v1", "no-later", "no-group"]
 
     p = pyc("restore", "dev", "nope", ok=False)
@@ -136,6 +158,8 @@ def test_snapshot_and_restore_refuse_a_running_container(pyc):
     for args in (("snapshot", "busy"), ("restore", "busy", "s1")):
         p = pyc(*args, ok=False)
         assert p.returncode == 125, p.stderr
-        assert p.stderr.count("\n") == 1 and "it is running; stop it first ('pycontain stop busy')" in p.stderr
+        assert (
+            p.stderr.count("\n") == 1 and "it is running; stop it first ('pycontain stop busy')" in p.stderr
+        )
     pyc("stop", "-t", "1", "busy")
     assert pyc("snapshot", "busy").stdout.strip() == "snap-1"

@@ -64,9 +64,27 @@ def umoci_layout(tmp_path_factory) -> str:
     with open(f"{b2}/rootfs/opq/b", "w") as f:
         f.write("b\n")
     umoci("repack", "--image", f"{img}:v2", b2)
-    umoci("config", "--image", f"{img}:v2", "--config.entrypoint", "/bin/sh", "--config.cmd", "-c",
-          "--config.cmd", "echo hi", "--config.env", "FOO=bar", "--config.workingdir", "/opq",
-          "--config.exposedports", "8080/tcp", "--config.user", "0:0", "--config.volume", "/data")
+    umoci(
+        "config",
+        "--image",
+        f"{img}:v2",
+        "--config.entrypoint",
+        "/bin/sh",
+        "--config.cmd",
+        "-c",
+        "--config.cmd",
+        "echo hi",
+        "--config.env",
+        "FOO=bar",
+        "--config.workingdir",
+        "/opq",
+        "--config.exposedports",
+        "8080/tcp",
+        "--config.user",
+        "0:0",
+        "--config.volume",
+        "/data",
+    )
     return img
 
 
@@ -109,12 +127,18 @@ def test_skopeo_docker_archive_and_zstd_oci_archive(umoci_layout, data, tmp_path
     darchive, oarchive = str(tmp_path / "d.tar"), str(tmp_path / "o.tar")
 
     def skopeo(*args: str) -> None:
-        subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", *args], check=True, capture_output=True,
-                       timeout=120)
+        subprocess.run(
+            ["skopeo", "--insecure-policy", "copy", "-q", *args], check=True, capture_output=True, timeout=120
+        )
 
     skopeo(f"oci:{umoci_layout}:v2", f"docker-archive:{darchive}:test/v2:1")
-    skopeo("--dest-compress-format", "zstd", "--dest-compress", f"oci:{umoci_layout}:v2",
-           f"oci-archive:{oarchive}:v2")
+    skopeo(
+        "--dest-compress-format",
+        "zstd",
+        "--dest-compress",
+        f"oci:{umoci_layout}:v2",
+        f"oci-archive:{oarchive}:v2",
+    )
     d = import_source(darchive, None, data, progress=False)  # auto-detected; named from RepoTags
     assert "docker.io/test/v2:1" in d["names"]
     o = import_source(oarchive, "zstd/v2", data, progress=False)
@@ -128,19 +152,27 @@ def test_opaque_directory_and_layer_formats(data, tmp_path):
     an opaque directory and an explicit whiteout."""
     need("zstd")
     base = tree_layer(default_rootfs())
-    mid = Layer().dir("opq").file("opq/a", "a\n").file("opq/sub/x", "x\n").file("etc/gone", "g\n").bytes(
-        end_blocks=False)
+    mid = (
+        Layer()
+        .dir("opq")
+        .file("opq/a", "a\n")
+        .file("opq/sub/x", "x\n")
+        .file("etc/gone", "g\n")
+        .bytes(end_blocks=False)
+    )
     top = Layer().dir("opq").opaque("opq").file("opq/c", "c\n").whiteout("etc/gone").bytes()
     layout = str(tmp_path / "layout")
-    make_oci_layout(layout, [base, mid, top], compression=["gzip", "none", "zstd"],
-                    config={"Cmd": ["/bin/sh"]})
+    make_oci_layout(
+        layout, [base, mid, top], compression=["gzip", "none", "zstd"], config={"Cmd": ["/bin/sh"]}
+    )
     rec = import_source(layout, "opaque", data, progress=False)
     top_dir = os.path.join(data, "layers", rec["layers"][2])
     assert os.getxattr(os.path.join(top_dir, "opq"), "trusted.overlay.opaque") == b"y"
     st = os.lstat(os.path.join(top_dir, "etc", "gone"))
     assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (0, 0)
-    code, out = sh(rootfs_builder.resolve_image("opaque", data).layers,
-                   "ls /opq; test -e /etc/gone || echo gone-is-gone")
+    code, out = sh(
+        rootfs_builder.resolve_image("opaque", data).layers, "ls /opq; test -e /etc/gone || echo gone-is-gone"
+    )
     assert (code, out.split()) == (0, ["c", "gone-is-gone"])
 
 
@@ -156,7 +188,9 @@ def test_plain_tarball_and_directory(data, tmp_path):
     for rec in (t, d):
         assert len(rec["layers"]) == 1
         assert rec["config"]["Env"][0].startswith("PATH=")
-        code, out = sh(rootfs_builder.resolve_image(rec["id"][:12], data).layers, "echo hello; ls /bin/busybox")
+        code, out = sh(
+            rootfs_builder.resolve_image(rec["id"][:12], data).layers, "echo hello; ls /bin/busybox"
+        )
         assert (code, out.split()) == (0, ["hello", "/bin/busybox"])
 
 
@@ -177,8 +211,9 @@ def test_debian_mirror_comes_from_apt():
     from rootfs_builder.debian import apt_mirror
 
     mirror = apt_mirror()
-    out = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI)"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["apt-get", "indextargets", "--format", "$(REPO_URI)"], capture_output=True, text=True, check=True
+    ).stdout
     assert mirror in {u.rstrip("/") for u in out.split()}
 
 
@@ -187,8 +222,9 @@ def debian_data(tmp_path_factory) -> str:
     """One Debian bootstrap per test session (mmdebstrap's extract variant: 2-3 s)."""
     need("mmdebstrap")
     data = str(tmp_path_factory.mktemp("debian") / "data")
-    import_source("debian:bookworm", "debian/bb", data, progress=False, variant="extract",
-                  include=["busybox-static"])
+    import_source(
+        "debian:bookworm", "debian/bb", data, progress=False, variant="extract", include=["busybox-static"]
+    )
     return data
 
 

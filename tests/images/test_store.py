@@ -119,11 +119,18 @@ def test_resolve_image_forms(two_images, data, tmp_path):
 
 
 def test_resolve_image_stays_light():
-    code = ("import sys, rootfs_builder; rootfs_builder.resolve_image('default'); "
-            "heavy = [m for m in ('json', 'hashlib', 'tarfile', 'subprocess', 'typing', 'rootfs_builder.store') "
-            "if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(rootfs_builder.__path__[0]))
+    code = (
+        "import sys, rootfs_builder; rootfs_builder.resolve_image('default'); "
+        "heavy = [m for m in ('json', 'hashlib', 'tarfile', 'subprocess', 'typing', 'rootfs_builder.store') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(rootfs_builder.__path__[0]),
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -142,7 +149,9 @@ def test_cli(two_images, data, tmp_path):
     p = cli(data, "rmi", "c:1")
     assert p.returncode == 0 and p.stdout.strip() == "Untagged: c:1"
     p = cli(data, "rmi", "nope")
-    assert p.returncode != 0 and p.stderr.strip() == "pycontain: no such image: 'nope' (see 'pycontain images')"
+    assert (
+        p.returncode != 0 and p.stderr.strip() == "pycontain: no such image: 'nope' (see 'pycontain images')"
+    )
     layout = tmp_path / "x"
     make_oci_layout(str(layout), [Layer().file("x", "x").bytes()])
     p = cli(data, "import", "-q", str(layout), "x:1")
@@ -161,12 +170,23 @@ def test_concurrent_imports_of_the_same_layers(data, tmp_path):
         layout = str(tmp_path / f"l{i}")
         make_oci_layout(layout, [base, Layer().file(f"f{i}", "x").bytes()], compression=["gzip", "none"])
         layouts.append(layout)
-    procs = [subprocess.Popen([sys.executable, "-c",
-                               "import sys; from rootfs_builder.sources import import_source; "
-                               "import_source(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)",
-                               layout, f"img{i}", data], stderr=subprocess.PIPE, text=True,
-                              cwd=os.path.dirname(rootfs_builder.__path__[0]))
-             for i, layout in enumerate(layouts)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from rootfs_builder.sources import import_source; "
+                "import_source(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)",
+                layout,
+                f"img{i}",
+                data,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(rootfs_builder.__path__[0]),
+        )
+        for i, layout in enumerate(layouts)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

@@ -55,7 +55,7 @@ class Fakes:
         self.root = root
         self.made: list[str] = []
 
-    def new(self, network: str = "bridge", name: str | None = None, **kw: object):  # noqa: ANN201 - NetInfo
+    def new(self, network: str = "bridge", name: str | None = None, **kw: object):
         from pycontain import network as net
 
         cid = new_id()
@@ -108,12 +108,14 @@ def network_name(net_env):
     for name in made:
         try:
             net.remove_network(name)
-        except Exception:  # noqa: BLE001 - a failed test may leave members; the session teardown cleans up
+        except Exception:
             pass
 
 
 # -- fake containers' processes ---------------------------------------------------------------------------
-def helper(netns: str, *args: str, hosts: str | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+def helper(
+    netns: str, *args: str, hosts: str | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess:
     argv = [sys.executable, NSHELPER, netns, *(["--hosts", hosts] if hosts else []), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
@@ -122,8 +124,12 @@ class Server:
     """A TCP server inside a namespace that answers every connection with its tag."""
 
     def __init__(self, netns: str, port: int, tag: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, NSHELPER, netns, "serve", str(port), tag],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, NSHELPER, netns, "serve", str(port), tag],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.stop()
@@ -151,7 +157,9 @@ def servers():
         s.stop()
 
 
-def connect(netns: str, host: str, port: int, hosts: str | None = None, timeout: float = 3) -> tuple[bool, str]:
+def connect(
+    netns: str, host: str, port: int, hosts: str | None = None, timeout: float = 3
+) -> tuple[bool, str]:
     p = helper(netns, "connect", host, str(port), str(timeout), hosts=hosts)
     return p.returncode == 0, (p.stdout + p.stderr).strip()
 
@@ -177,7 +185,7 @@ def free_port() -> int:
 
 
 # -- leak snapshots ---------------------------------------------------------------------------------------
-def _strip_handles(obj):  # noqa: ANN001, ANN202
+def _strip_handles(obj):
     if isinstance(obj, dict):
         return {k: _strip_handles(v) for k, v in obj.items() if k != "handle"}
     if isinstance(obj, list):
@@ -203,21 +211,39 @@ def snapshot(state_root: str) -> dict:
     bridges = {TEST_BRIDGE} | {n["bridge"] for n in nets}
     # A veth is ours when it is on one of our bridges, or named after one of our containers.
     veths = {m["veth_host"] for n in nets for m in n["members"].values()}
-    ours = {link["ifname"] for link in _json(["ip", "-j", "link"])
-            if link["ifname"] in bridges or link.get("master") in bridges or link["ifname"] in veths}
+    ours = {
+        link["ifname"]
+        for link in _json(["ip", "-j", "link"])
+        if link["ifname"] in bridges or link.get("master") in bridges or link["ifname"] in veths
+    }
     links = sorted(ours)
-    addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in _json(["ip", "-j", "addr"])
-                   if a["ifname"] in ours for i in a.get("addr_info", []) if not i["local"].startswith("fe80"))
+    addrs = sorted(
+        (a["ifname"], i["local"], i["prefixlen"])
+        for a in _json(["ip", "-j", "addr"])
+        if a["ifname"] in ours
+        for i in a.get("addr_info", [])
+        if not i["local"].startswith("fe80")
+    )
     # A bridge's carrier (the "linkdown" flag of its routes) follows its ports with a delay: not a leak.
-    routes = sorted(json.dumps({k: v for k, v in r.items() if k != "flags"}, sort_keys=True)
-                    for r in _json(["ip", "-j", "-4", "route", "show", "table", "all"]) if r.get("dev") in ours)
+    routes = sorted(
+        json.dumps({k: v for k, v in r.items() if k != "flags"}, sort_keys=True)
+        for r in _json(["ip", "-j", "-4", "route", "show", "table", "all"])
+        if r.get("dev") in ours
+    )
     table = subprocess.run(["nft", "-j", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True)
     ruleset = _strip_handles(json.loads(table.stdout)) if table.returncode == 0 else None
     mounts = [m for m in mountinfo() if state_root in m]
     members = {n["name"]: sorted(n["members"]) for n in nets}
     nsdir = os.path.join(state_root, "netns")
-    return {"links": links, "addrs": addrs, "routes": routes, "nft": ruleset, "mounts": mounts,
-            "members": members, "netns": sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []}
+    return {
+        "links": links,
+        "addrs": addrs,
+        "routes": routes,
+        "nft": ruleset,
+        "mounts": mounts,
+        "members": members,
+        "netns": sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else [],
+    }
 
 
 def assert_same(before: dict, after: dict) -> None:
@@ -225,7 +251,7 @@ def assert_same(before: dict, after: dict) -> None:
         assert before[key] == after[key], f"{key} leaked: before {before[key]!r}\nafter {after[key]!r}"
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from pycontain import libc  # noqa: E402
+from pycontain import libc
 
 CHUNK = 1 << 20
 

@@ -22,7 +22,7 @@ from .conftest import TEST_BRIDGE, assert_same, connect, free_port, free_ports, 
 pytestmark = needs_net
 
 
-def _links(info) -> dict:  # noqa: ANN001
+def _links(info) -> dict:
     p = helper(info.netns_path, "links")
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
@@ -36,8 +36,9 @@ def test_attach_gives_eth0_address_route_and_files(fakes):
     assert inside["ifaces"] == ["eth0", "lo"]
     eth0 = next(a for a in inside["addr"] if a["ifname"] == "eth0")
     assert eth0["mtu"] == 1500 and eth0["address"] == info.mac and "UP" in eth0["flags"]
-    assert [(i["local"], i["prefixlen"]) for i in eth0["addr_info"] if i["family"] == "inet"] == \
-        [(info.ip, info.prefixlen)]
+    assert [(i["local"], i["prefixlen"]) for i in eth0["addr_info"] if i["family"] == "inet"] == [
+        (info.ip, info.prefixlen)
+    ]
     lo = next(a for a in inside["addr"] if a["ifname"] == "lo")
     assert "UP" in lo["flags"]
     assert {"dst": "default", "gateway": info.gateway, "dev": "eth0"}.items() <= inside["route"][0].items()
@@ -63,9 +64,15 @@ def test_two_containers_talk_by_address_and_name(fakes, network_name, servers):
     servers(a.netns_path, 8000, "from-alpha")
     servers(b.netns_path, 8000, "from-beta")
     assert connect(b.netns_path, a.ip, 8000) == (True, "from-alpha")
-    assert connect(b.netns_path, "alpha", 8000, hosts=os.path.join(b.files_dir, "hosts")) == (True, "from-alpha")
+    assert connect(b.netns_path, "alpha", 8000, hosts=os.path.join(b.files_dir, "hosts")) == (
+        True,
+        "from-alpha",
+    )
     # alpha was attached first: its hosts file was updated in place when beta came
-    assert connect(a.netns_path, "beta", 8000, hosts=os.path.join(a.files_dir, "hosts")) == (True, "from-beta")
+    assert connect(a.netns_path, "beta", 8000, hosts=os.path.join(a.files_dir, "hosts")) == (
+        True,
+        "from-beta",
+    )
 
 
 def test_hosts_files_follow_members_in_place(fakes, network_name):
@@ -141,7 +148,10 @@ def test_internal_network(fakes, network_name, servers):
     assert a.internal and a.gateway is None
     assert _links(a)["route"] and all(r["dst"] != "default" for r in _links(a)["route"])
     servers(a.netns_path, 8000, "internal")
-    assert connect(b.netns_path, "alpha", 8000, hosts=os.path.join(b.files_dir, "hosts")) == (True, "internal")
+    assert connect(b.netns_path, "alpha", 8000, hosts=os.path.join(b.files_dir, "hosts")) == (
+        True,
+        "internal",
+    )
     outside = fakes.new("bridge", name="outside")
     assert not connect(outside.netns_path, a.ip, 8000, timeout=1)[0]
     with pytest.raises(InvalidArgument, match="internal"):
@@ -151,7 +161,11 @@ def test_internal_network(fakes, network_name, servers):
 def test_network_lifecycle_and_errors(fakes, network_name):
     name = network_name(subnet="10.231.7.0/24")
     info = network.inspect_network(name)
-    assert info["subnet"] == "10.231.7.0/24" and info["gateway"] == "10.231.7.1" and info["bridge"] == f"pcn-{name}"
+    assert (
+        info["subnet"] == "10.231.7.0/24"
+        and info["gateway"] == "10.231.7.1"
+        and info["bridge"] == f"pcn-{name}"
+    )
     assert name in [n["name"] for n in network.list_networks()]
     with pytest.raises(AlreadyExists):
         network.create_network(name)
@@ -185,7 +199,9 @@ def test_subnet_overlapping_a_host_route_is_refused():
 
     routes = json.loads(subprocess.run(["ip", "-j", "-4", "route"], capture_output=True, text=True).stdout)
     ours = {n["bridge"] for n in ipam.Registry().all()} | {TEST_BRIDGE}
-    prefixed = [r["dst"] for r in routes if r["dst"] != "default" and "/" in r["dst"] and r.get("dev") not in ours]
+    prefixed = [
+        r["dst"] for r in routes if r["dst"] != "default" and "/" in r["dst"] and r.get("dev") not in ours
+    ]
     if not prefixed:
         pytest.skip("the host has no IPv4 route with a prefix")
     subnet = ipaddress.ip_network(prefixed[0])
@@ -205,7 +221,7 @@ def test_failed_attach_leaves_nothing(fakes, monkeypatch, state_root):
 
     real = links.add_container_link
 
-    def half(*args):  # noqa: ANN002
+    def half(*args):
         real(*args)
         boom()
 
@@ -213,8 +229,9 @@ def test_failed_attach_leaves_nothing(fakes, monkeypatch, state_root):
         monkeypatch.setattr(links, "add_container_link", stage)
         cid = fakes.dir()
         with pytest.raises(RuntimeError, match="injected"):
-            network.attach(cid, "bridge", container_name="broken", publish=[f"{free_port()}:80"],
-                           state_root=state_root)
+            network.attach(
+                cid, "bridge", container_name="broken", publish=[f"{free_port()}:80"], state_root=state_root
+            )
         assert_same(before, snapshot(state_root))
     monkeypatch.undo()
 

@@ -27,9 +27,13 @@ pytestmark = needs_net
 PRELUDE = "import sys; import pycontain.cli.network_cmds; from pycontain.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def net_cli(pyc, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run([sys.executable, "-c", PRELUDE, "--root", pyc.root, "network", *args],
-                          capture_output=True, text=True, timeout=60)
+def net_cli(pyc, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE, "--root", pyc.root, "network", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_network_commands(pyc):
@@ -47,8 +51,11 @@ def test_network_commands(pyc):
         info = json.loads(net_cli(pyc, "inspect", name).stdout)[0]
         assert info["subnet"] == "10.233.1.0/24" and info["members"] == {}
         p = net_cli(pyc, "create", name)
-        assert p.returncode == 125 and p.stderr.strip() == f"pycontain: network {name!r} already exists " \
-            f"(see 'pycontain network inspect {name}')"
+        assert (
+            p.returncode == 125
+            and p.stderr.strip()
+            == f"pycontain: network {name!r} already exists (see 'pycontain network inspect {name}')"
+        )
         p = net_cli(pyc, "create", "other", "--subnet", "10.233.1.0/25")
         assert p.returncode == 125 and "overlaps network" in p.stderr and len(p.stderr.splitlines()) == 1
         p = net_cli(pyc, "create", "other", "--subnet", "banana")
@@ -68,16 +75,19 @@ def test_network_rm_in_use(pyc, fakes, network_name):
     fakes.new(name, name="holder")
     p = net_cli(pyc, "rm", name)
     assert p.returncode == 125
-    assert p.stderr == f"pycontain: network {name!r} is in use by container(s) holder: remove them first " \
-                       "('pycontain rm -f ...')\n"
+    assert (
+        p.stderr == f"pycontain: network {name!r} is in use by container(s) holder: remove them first "
+        "('pycontain rm -f ...')\n"
+    )
 
 
 # -- pycontain run --network (once the runtime is wired to pycontain.network) ---------------------------
 def _run_has_network() -> bool:
     if os.geteuid() != 0:
         return False
-    p = subprocess.run([sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
     return "--network" in p.stdout
 
 
@@ -100,7 +110,7 @@ def _member_ip(net: str, container_name: str) -> str:
     return next(m["ip"] for m in info["members"].values() if m["container_name"] == container_name)
 
 
-def _retry(fn, timeout: float = 10.0):  # noqa: ANN001, ANN202
+def _retry(fn, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while True:
         p = fn()
@@ -129,8 +139,13 @@ def test_bridge_is_the_default_of_both_parsers():
 
 
 def test_run_help_says_bridge_is_the_default():
-    p = subprocess.run([sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True,
-                       timeout=60, env={**os.environ, "COLUMNS": "200"})
+    p = subprocess.run(
+        [sys.executable, "-m", "pycontain", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert p.returncode == 0
     text = " ".join(p.stdout.split())
     assert "bridge (the default" in text and "none (only lo)" in text
@@ -144,8 +159,16 @@ def _subnet() -> ipaddress.IPv4Network:
 def test_plain_run_gets_eth0_on_the_default_network_and_rm_leaves_nothing(pyc, state_root):
     pyc("run", "--rm", "default", "--", "true", check=True)  # the bridge and the table exist from here on
     before = snapshot(state_root)
-    p = pyc("run", "--rm", "default", "--", "sh", "-c",
-            "cat /proc/net/dev; echo ==; ip -o -4 addr show eth0; echo ==; ip route", check=True)
+    p = pyc(
+        "run",
+        "--rm",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/net/dev; echo ==; ip -o -4 addr show eth0; echo ==; ip route",
+        check=True,
+    )
     dev, addr, route = p.stdout.split("==\n")
     assert _ifaces(dev) == ["eth0", "lo"]
     ip, _, prefixlen = addr.split()[3].partition("/")
@@ -190,8 +213,20 @@ def test_publish_needs_no_network_flag_but_none_refuses_it(pyc):
 
 @wired
 def test_run_default_bridge(pyc):
-    p = pyc("run", "--rm", "--network", "bridge", "-h", "box", "default", "--", "sh", "-c",
-            "cat /proc/net/dev; ip route; cat /etc/hostname; grep -c box /etc/hosts", check=True)
+    p = pyc(
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "-h",
+        "box",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/net/dev; ip route; cat /etc/hostname; grep -c box /etc/hosts",
+        check=True,
+    )
     assert _ifaces(p.stdout) == ["eth0", "lo"]
     assert "default via " in p.stdout and "box\n" in p.stdout
 
@@ -199,7 +234,22 @@ def test_run_default_bridge(pyc):
 @wired
 def test_run_containers_talk_by_name_and_networks_are_isolated(pyc, network_name):
     n1, n2 = network_name(), network_name()
-    pyc("run", "-d", "--name", "web", "--network", n1, "-h", "web", "default", "--", "sh", "-c", HTTPD, check=True)
+    pyc(
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        n1,
+        "-h",
+        "web",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        HTTPD,
+        check=True,
+    )
     p = _retry(lambda: pyc("run", "--rm", "--network", n1, "default", "--", *http_get("web")))
     assert p.returncode == 0 and p.stdout.endswith("\n\nhello-web\n"), p.stdout + p.stderr
     ip = _member_ip(n1, "web")
@@ -212,9 +262,24 @@ def test_run_containers_talk_by_name_and_networks_are_isolated(pyc, network_name
 @wired
 def test_run_published_port_answers_on_host_loopback(pyc):
     port, port2 = free_ports(2)
-    pyc("run", "-d", "--name", "pub", "-h", "pub", "-p", f"127.0.0.1:{port}:80",  # the default network
-        "--publish", f"{port2}:80",
-        "default", "--", "sh", "-c", HTTPD, check=True)
+    pyc(
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-h",
+        "pub",
+        "-p",
+        f"127.0.0.1:{port}:80",  # the default network
+        "--publish",
+        f"{port2}:80",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        HTTPD,
+        check=True,
+    )
     for p in (port, port2):
         deadline = time.monotonic() + 10
         while True:
@@ -237,18 +302,23 @@ def test_run_published_port_answers_on_host_loopback(pyc):
 def test_run_network_container_shares_interfaces(pyc):
     pyc("run", "-d", "--name", "first", "--network", "bridge", "default", "--", "sleep", "60", check=True)
     own = pyc("exec", "first", "--", "ip", "-o", "-4", "addr", check=True).stdout
-    p = pyc("run", "--rm", "--network", "container:first", "default", "--", "ip", "-o", "-4", "addr", check=True)
+    p = pyc(
+        "run", "--rm", "--network", "container:first", "default", "--", "ip", "-o", "-4", "addr", check=True
+    )
     assert p.stdout == own and "eth0" in own
 
 
 @wired
-@pytest.mark.parametrize(("args", "message"), [
-    (["--network", "nope"], "no such network: 'nope'"),
-    (["--network", "container:"], "invalid --network"),
-    (["--network", "a/b"], "invalid --network"),
-    (["--network", "bridge", "-p", "80"], "invalid --publish"),
-    (["--network", "bridge", "-p", "99999:80"], "invalid --publish"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--network", "nope"], "no such network: 'nope'"),
+        (["--network", "container:"], "invalid --network"),
+        (["--network", "a/b"], "invalid --network"),
+        (["--network", "bridge", "-p", "80"], "invalid --publish"),
+        (["--network", "bridge", "-p", "99999:80"], "invalid --publish"),
+    ],
+)
 def test_run_bad_network_options(pyc, args, message):
     p = pyc("run", "--rm", *args, "default", "--", "true")
     assert p.returncode == 125 and message in p.stderr and len(p.stderr.splitlines()) == 1
@@ -258,11 +328,22 @@ def test_run_bad_network_options(pyc, args, message):
 @wired
 def test_run_cycles_and_concurrent_runs_leave_nothing(pyc, network_name, state_root):
     net = network_name()
-    pyc("run", "--rm", "--network", net, "default", "--", "true", check=True)  # the bridge exists from here on
+    pyc(
+        "run", "--rm", "--network", net, "default", "--", "true", check=True
+    )  # the bridge exists from here on
     before = snapshot(state_root)
     for i in range(100):
-        pyc("run", "--rm", "--network", net, *(["-p", f"{free_ports(1)[0]}:80"] if i % 10 == 0 else []),
-            "default", "--", "true", check=True)
+        pyc(
+            "run",
+            "--rm",
+            "--network",
+            net,
+            *(["-p", f"{free_ports(1)[0]}:80"] if i % 10 == 0 else []),
+            "default",
+            "--",
+            "true",
+            check=True,
+        )
     procs = [pyc.popen("run", "--rm", "--network", net, "default", "--", "true") for _ in range(20)]
     for p in procs:
         out, err = p.communicate(timeout=120)

@@ -9,20 +9,41 @@ from pycontain.errors import InvalidArgument, NotFound
 from pycontain.network import PortSpec, files, ipam, nft
 
 
-@pytest.mark.parametrize(("spec", "want"), [
-    ("8080:80", PortSpec(8080, 80, "tcp", "")),
-    ("8080:80/tcp", PortSpec(8080, 80, "tcp", "")),
-    ("5353:53/udp", PortSpec(5353, 53, "udp", "")),
-    ("127.0.0.1:8080:80", PortSpec(8080, 80, "tcp", "127.0.0.1")),
-    ("0.0.0.0:1:65535/udp", PortSpec(1, 65535, "udp", "")),
-])
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ("8080:80", PortSpec(8080, 80, "tcp", "")),
+        ("8080:80/tcp", PortSpec(8080, 80, "tcp", "")),
+        ("5353:53/udp", PortSpec(5353, 53, "udp", "")),
+        ("127.0.0.1:8080:80", PortSpec(8080, 80, "tcp", "127.0.0.1")),
+        ("0.0.0.0:1:65535/udp", PortSpec(1, 65535, "udp", "")),
+    ],
+)
 def test_parse_publish(spec, want):
     assert network.parse_publish(spec) == want
     assert PortSpec.from_dict(want.to_dict()) == want
 
 
-@pytest.mark.parametrize("spec", ["", "80", "a:80", "80:b", "0:80", "80:0", "65536:80", "80:80/sctp", "80:80/",
-                                  "1.2.3:80:80", "[::1]:80:80", "localhost:80:80", "1:2:3:4", "8080:-80", " 80:80"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "80",
+        "a:80",
+        "80:b",
+        "0:80",
+        "80:0",
+        "65536:80",
+        "80:80/sctp",
+        "80:80/",
+        "1.2.3:80:80",
+        "[::1]:80:80",
+        "localhost:80:80",
+        "1:2:3:4",
+        "8080:-80",
+        " 80:80",
+    ],
+)
 def test_parse_publish_rejects(spec):
     with pytest.raises(InvalidArgument) as e:
         network.parse_publish(spec)
@@ -53,8 +74,20 @@ def test_resolve_mode(tmp_path, monkeypatch):
     assert network.resolve_mode("mine") == ("bridge", "mine")
 
 
-@pytest.mark.parametrize("subnet", ["10.0.0.0/33", "10.1.2.3/24", "fd00::/64", "127.0.0.0/8", "10.0.0.0/30",
-                                    "10.0.0.0/7", "nonsense", "169.254.0.0/16", "224.0.0.0/8"])
+@pytest.mark.parametrize(
+    "subnet",
+    [
+        "10.0.0.0/33",
+        "10.1.2.3/24",
+        "fd00::/64",
+        "127.0.0.0/8",
+        "10.0.0.0/30",
+        "10.0.0.0/7",
+        "nonsense",
+        "169.254.0.0/16",
+        "224.0.0.0/8",
+    ],
+)
 def test_bad_subnets(subnet):
     with pytest.raises(InvalidArgument, match="invalid subnet"):
         ipam.parse_subnet(subnet)
@@ -78,7 +111,9 @@ def test_allocator_skips_taken_and_reserved():
 def test_overlap():
     nets = [ipam.new_network("a", "pcn-a", "10.97.0.0/24", False)]
     assert "network 'a'" in ipam.overlap(ipam.parse_subnet("10.97.0.128/25"), nets, [])
-    assert "route 10.0.0.0/8 dev eth9" in ipam.overlap(ipam.parse_subnet("10.98.0.0/24"), [], [("10.0.0.0/8", "eth9")])
+    assert "route 10.0.0.0/8 dev eth9" in ipam.overlap(
+        ipam.parse_subnet("10.98.0.0/24"), [], [("10.0.0.0/8", "eth9")]
+    )
     assert ipam.overlap(ipam.parse_subnet("10.98.0.0/24"), nets, [("10.97.0.0/16", "x")]) is None
 
 
@@ -94,9 +129,13 @@ def test_hosts_file():
 
 def test_resolv_conf_drops_loopback(tmp_path):
     src = tmp_path / "resolv.conf"
-    src.write_text("# comment\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nnameserver ::1\nsearch example.org\n"
-                   "options ndots:2\n")
-    assert files.resolv_conf(str(src)) == "# comment\nnameserver 10.1.1.1\nsearch example.org\noptions ndots:2\n"
+    src.write_text(
+        "# comment\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nnameserver ::1\nsearch example.org\n"
+        "options ndots:2\n"
+    )
+    assert (
+        files.resolv_conf(str(src)) == "# comment\nnameserver 10.1.1.1\nsearch example.org\noptions ndots:2\n"
+    )
 
 
 def test_write_in_place_keeps_inode(tmp_path):
@@ -108,8 +147,10 @@ def test_write_in_place_keeps_inode(tmp_path):
 
 
 def test_nft_render_is_whole_table():
-    nets = [ipam.new_network("bridge", "pyc0", "10.97.0.0/16", False), ipam.new_network("i", "pcn-i", "10.98.0.0/24",
-                                                                                          True)]
+    nets = [
+        ipam.new_network("bridge", "pyc0", "10.97.0.0/16", False),
+        ipam.new_network("i", "pcn-i", "10.98.0.0/24", True),
+    ]
     nets[0]["members"]["x" * 64] = {"ip": "10.97.0.2", "ports": [PortSpec(8080, 80).to_dict()]}
     cmds = nft.render("t", nets)
     assert [next(iter(c)) for c in cmds[:3]] == ["add", "delete", "add"]

@@ -33,15 +33,21 @@ print("done", flush=True)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _concurrent(fakes, net: str, n: int, publish: bool) -> list[dict]:  # noqa: ANN001
+def _concurrent(fakes, net: str, n: int, publish: bool) -> list[dict]:
     procs = []
     host_ports = free_ports(n)
     try:
         for k in range(n):
             cid = fakes.dir()
             ports = [f"{host_ports[k]}:80"] if publish else []
-            procs.append(subprocess.Popen([sys.executable, "-c", WORKER, REPO, fakes.root, cid, net, *ports],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", WORKER, REPO, fakes.root, cid, net, *ports],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
         for p in procs:
             assert p.stdout.readline().strip() == "ready"
         for p in procs:  # as close to "at once" as a loop gets
@@ -97,8 +103,13 @@ def test_hundred_cycles_leave_nothing(fakes, network_name, state_root):
     seen = set()
     for i in range(100):
         cid = fakes.dir()
-        info = network.attach(cid, net, container_name=f"cycle{i}", publish=[f"{free_port()}:80"] if i % 2 else [],
-                              state_root=state_root)
+        info = network.attach(
+            cid,
+            net,
+            container_name=f"cycle{i}",
+            publish=[f"{free_port()}:80"] if i % 2 else [],
+            state_root=state_root,
+        )
         seen.add(info.ip)
         network.detach(cid, info, state_root)
         os.rmdir(os.path.join(state_root, cid))

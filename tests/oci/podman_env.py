@@ -108,8 +108,15 @@ def _own_hierarchies() -> list[tuple[str, str]]:
             if fstype == "cgroup2" and "" in own:
                 found.append((point, own[""]))
             elif fstype == "cgroup":
-                key = {o for o in opts if o.startswith("name=") or (o not in ("rw", "ro", "xattr", "noprefix",
-                       "clone_children", "cpuset_v2_mode") and "=" not in o)}
+                key = {
+                    o
+                    for o in opts
+                    if o.startswith("name=")
+                    or (
+                        o not in ("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode")
+                        and "=" not in o
+                    )
+                }
                 for ctrls, path in own.items():
                     if ctrls and set(ctrls.split(",")) == key:
                         found.append((point, path))
@@ -166,15 +173,36 @@ class PodmanEnv:
         # unshare makes is rooted at them.
         with open(os.path.join(t, "init.err"), "w") as err:
             self.unshare = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-                 "--mount-proc", "--cgroup", sys.executable, "-I", "-S", "-c", _INIT, ready,
-                 os.path.join(t, "varlib")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                preexec_fn=self._join_cgroups_tied, env=self.env)
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "--mount-proc",
+                    "--cgroup",
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    "-c",
+                    _INIT,
+                    ready,
+                    os.path.join(t, "varlib"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                preexec_fn=self._join_cgroups_tied,
+                env=self.env,
+            )
         deadline = time.monotonic() + 20
         while not os.path.exists(ready) or not open(ready).read():
             if self.unshare.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the podman namespace did not start: {open(os.path.join(t, 'init.err')).read()}")
+                raise RuntimeError(
+                    f"the podman namespace did not start: {open(os.path.join(t, 'init.err')).read()}"
+                )
             time.sleep(0.02)
         with open(f"/proc/{self.unshare.pid}/task/{self.unshare.pid}/children") as f:
             self.init_pid = int(f.read().split()[0])
@@ -196,18 +224,47 @@ class PodmanEnv:
 
     def argv(self, *args: str) -> list[str]:
         t = self.tmp
-        return ["nsenter", "-t", str(self.init_pid), "--mount", "--pid", "--cgroup", "--",
-                "podman", "--root", f"{t}/storage", "--runroot", f"{t}/runroot", "--storage-driver", "vfs",
-                "--runtime", PYCONTAIN, "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file", *args]
+        return [
+            "nsenter",
+            "-t",
+            str(self.init_pid),
+            "--mount",
+            "--pid",
+            "--cgroup",
+            "--",
+            "podman",
+            "--root",
+            f"{t}/storage",
+            "--runroot",
+            f"{t}/runroot",
+            "--storage-driver",
+            "vfs",
+            "--runtime",
+            PYCONTAIN,
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            *args,
+        ]
 
-    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         """Run ``podman ARGS`` in the namespaces; stdout and stderr are captured as text. Detached
         containers' conmon keeps no pipe of ours open (podman hands it /dev/null)."""
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(self.argv(*args), env=self.env, preexec_fn=self._join_cgroups, timeout=timeout,
-                               stdin=subprocess.DEVNULL if input is None else None, input=input,
-                               stdout=out, stderr=err, text=True)
+            p = subprocess.run(
+                self.argv(*args),
+                env=self.env,
+                preexec_fn=self._join_cgroups,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL if input is None else None,
+                input=input,
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
             out.seek(0)
             err.seek(0)
             p.stdout, p.stderr = out.read(), err.read()
@@ -216,8 +273,15 @@ class PodmanEnv:
     def runtime(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """``pycontain ARGS`` in the namespaces, with the state root podman's runtime calls use."""
         argv = ["nsenter", "-t", str(self.init_pid), "--mount", "--pid", "--cgroup", "--", PYCONTAIN, *args]
-        return subprocess.run(argv, env=self.env, preexec_fn=self._join_cgroups, timeout=timeout,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        return subprocess.run(
+            argv,
+            env=self.env,
+            preexec_fn=self._join_cgroups,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
 
     # -- tear-down -------------------------------------------------------------------------------
 
@@ -225,7 +289,7 @@ class PodmanEnv:
         if self.init_pid is not None:
             try:
                 self("rm", "--all", "--force", "--time", "0", timeout=60)
-            except Exception:  # noqa: BLE001 - the namespace's end below removes whatever is left
+            except Exception:
                 pass
         if self.unshare is not None:
             # PID 1 of the namespace dies: the kernel kills every process in it (conmon, containers).

@@ -24,12 +24,18 @@ from .podman_env import IMAGE, PYCONTAIN, PodmanEnv, hybrid_or_v1
 pytestmark = [
     ROOT_REQUIRED,
     pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None or shutil.which("conmon") is None,
-                       reason="podman is not installed (make setup installs it: apt-get install podman conmon)"),
-    pytest.mark.skipif(shutil.which("nsenter") is None or shutil.which("unshare") is None,
-                       reason="util-linux's unshare and nsenter are needed"),
-    pytest.mark.skipif(not hybrid_or_v1(), reason="the podman sandbox (podman_env) needs a cgroup v1 or hybrid "
-                       "host; this one is pure cgroup2"),
+    pytest.mark.skipif(
+        shutil.which("podman") is None or shutil.which("conmon") is None,
+        reason="podman is not installed (make setup installs it: apt-get install podman conmon)",
+    ),
+    pytest.mark.skipif(
+        shutil.which("nsenter") is None or shutil.which("unshare") is None,
+        reason="util-linux's unshare and nsenter are needed",
+    ),
+    pytest.mark.skipif(
+        not hybrid_or_v1(),
+        reason="the podman sandbox (podman_env) needs a cgroup v1 or hybrid host; this one is pure cgroup2",
+    ),
 ]
 
 
@@ -75,15 +81,35 @@ def test_run_foreground(podman):
     p = ok(podman("run", "--rm", "-t", IMAGE, "sh", "-c", "tty; test -t 0 && test -t 1 && echo both"), podman)
     assert p.stdout.splitlines() == ["/dev/pts/0", "both"]
     # The config podman wrote: hostname, environment, user, working directory.
-    p = ok(podman("run", "--rm", "--hostname", "box", "-e", "FOO=bar", "-u", "1000:1000", "-w", "/tmp", IMAGE,
-                  "sh", "-c", "hostname; echo $FOO; id -u; id -g; pwd"), podman)
+    p = ok(
+        podman(
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "-e",
+            "FOO=bar",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/tmp",
+            IMAGE,
+            "sh",
+            "-c",
+            "hostname; echo $FOO; id -u; id -g; pwd",
+        ),
+        podman,
+    )
     assert p.stdout.split() == ["box", "bar", "1000", "1000", "/tmp"]
     assert ok(podman("ps", "-aq"), podman).stdout == ""  # --rm removed them all
 
 
 def _cgroup_dirs(env: PodmanEnv, cid: str) -> list[str]:
-    return [os.path.join(d, "libpod_parent", f"libpod-{cid}") for d in env.cgroups
-            if os.path.isdir(os.path.join(d, "libpod_parent"))]
+    return [
+        os.path.join(d, "libpod_parent", f"libpod-{cid}")
+        for d in env.cgroups
+        if os.path.isdir(os.path.join(d, "libpod_parent"))
+    ]
 
 
 def test_detached_logs_exec_stop_kill_rm(podman):
@@ -112,8 +138,22 @@ def test_detached_logs_exec_stop_kill_rm(podman):
     assert (p.returncode, p.stdout) == (4, "in-exec\n") and "e" in p.stderr
     p = ok(podman("exec", "-i", "d1", "cat", input="through stdin\n"), podman)
     assert p.stdout == "through stdin\n"
-    p = ok(podman("exec", "-e", "FOO=bar", "-u", "1000:1000", "-w", "/tmp", "d1", "sh", "-c",
-                  "echo $FOO; id -u; pwd"), podman)
+    p = ok(
+        podman(
+            "exec",
+            "-e",
+            "FOO=bar",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/tmp",
+            "d1",
+            "sh",
+            "-c",
+            "echo $FOO; id -u; pwd",
+        ),
+        podman,
+    )
     assert p.stdout.split() == ["bar", "1000", "/tmp"]
     p = podman("exec", "d1", "nonexistent")
     assert p.returncode == 127 and "not found" in p.stderr
@@ -128,13 +168,18 @@ def test_detached_logs_exec_stop_kill_rm(podman):
     t0 = time.monotonic()
     ok(podman("stop", "-t", "10", "d1"), podman)
     assert time.monotonic() - t0 < 8
-    assert ok(podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "d1"),
-              podman).stdout.split() == ["exited", "0"]
+    assert ok(
+        podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "d1"), podman
+    ).stdout.split() == ["exited", "0"]
     assert ok(podman("logs", "d1"), podman).stdout == "started\ngot-term\n"
 
     # stop on a container that ignores SIGTERM: SIGKILL after -t seconds, exit 137.
-    ok(podman("run", "-d", "--name", "d2", IMAGE, "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"),
-       podman)
+    ok(
+        podman(
+            "run", "-d", "--name", "d2", IMAGE, "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"
+        ),
+        podman,
+    )
     t0 = time.monotonic()
     ok(podman("stop", "-t", "1", "d2"), podman)
     assert 1 <= time.monotonic() - t0 < 8
@@ -144,8 +189,19 @@ def test_detached_logs_exec_stop_kill_rm(podman):
     ok(podman("run", "-d", "--name", "d3", IMAGE, "sleep", "100"), podman)
     ok(podman("kill", "d3"), podman)
     assert ok(podman("wait", "d3"), podman).stdout.strip() == "137"
-    ok(podman("run", "-d", "--name", "d4", IMAGE, "sh", "-c", "trap 'exit 9' TERM; while true; do sleep 0.1; done"),
-       podman)
+    ok(
+        podman(
+            "run",
+            "-d",
+            "--name",
+            "d4",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; while true; do sleep 0.1; done",
+        ),
+        podman,
+    )
     time.sleep(0.3)  # the trap is set before the shell's first sleep
     ok(podman("kill", "-s", "TERM", "d4"), podman)
     assert ok(podman("wait", "d4"), podman).stdout.strip() == "9"

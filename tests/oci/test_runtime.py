@@ -43,8 +43,11 @@ def state(pyc, cid) -> dict:
 
 
 def test_create_start_state_kill_delete(pyc, bundle, tmp_path):
-    write_config(bundle, ["sh", "-c", "echo started > /tmp/marker; exec sleep 60"],
-                 lambda c: (c.update(annotations={"org.example/k": "v"}), c["root"].update(readonly=False)))
+    write_config(
+        bundle,
+        ["sh", "-c", "echo started > /tmp/marker; exec sleep 60"],
+        lambda c: (c.update(annotations={"org.example/k": "v"}), c["root"].update(readonly=False)),
+    )
     pid_file = tmp_path / "pid"
     p = pyc.leaving("create", "--bundle", str(bundle), "--pid-file", str(pid_file), "c1")
     assert p.returncode == 0, p.stderr
@@ -72,7 +75,9 @@ def test_create_start_state_kill_delete(pyc, bundle, tmp_path):
 def test_run_foreground_returns_status_and_cleans_up(pyc, bundle):
     cgroups = own_cgroup_dirs()
     write_config(bundle, ["sh", "-c", "exit 7"])
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "r1"), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "r1"), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 7, p.stderr
     assert pyc.ids() == []
     assert sorted(set(own_cgroup_dirs()) - set(cgroups)) == []
@@ -86,12 +91,22 @@ def test_run_in_bundle_directory_with_only_an_id(pyc, bundle):
 
 def test_process_fields(pyc, bundle):
     def mutate(c):
-        c["process"].update(cwd="/tmp", env=["PATH=/bin:/usr/bin", "FOO=bar"], user={
-            "uid": 1000, "gid": 1000, "umask": 0o077, "additionalGids": [5, 7]}, oomScoreAdj=123)
+        c["process"].update(
+            cwd="/tmp",
+            env=["PATH=/bin:/usr/bin", "FOO=bar"],
+            user={"uid": 1000, "gid": 1000, "umask": 0o077, "additionalGids": [5, 7]},
+            oomScoreAdj=123,
+        )
         c["hostname"] = "ocihost"
-    write_config(bundle, ["sh", "-c", "pwd; echo $FOO; id -u; id -g; id -G; umask; hostname; "
-                                      "cat /proc/self/oom_score_adj"], mutate)
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "p1"), capture_output=True, text=True, timeout=60)
+
+    write_config(
+        bundle,
+        ["sh", "-c", "pwd; echo $FOO; id -u; id -g; id -G; umask; hostname; cat /proc/self/oom_score_adj"],
+        mutate,
+    )
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "p1"), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     out = p.stdout.split("\n")
     assert out[0] == "/tmp" and out[1] == "bar" and out[2] == "1000" and out[3] == "1000"
@@ -101,12 +116,22 @@ def test_process_fields(pyc, bundle):
 
 def test_mounts_options_and_readonly_root(pyc, bundle):
     def mutate(c):
-        c["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-                            "options": ["nosuid", "nodev", "noexec", "size=2m", "mode=700"]})
+        c["mounts"].append(
+            {
+                "destination": "/data",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "noexec", "size=2m", "mode=700"],
+            }
+        )
         c["root"]["readonly"] = True
-    write_config(bundle, ["sh", "-c", "grep ' /data ' /proc/self/mountinfo; touch /x 2>&1; stat -c %a /data"],
-                 mutate)
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "m1"), capture_output=True, text=True, timeout=60)
+
+    write_config(
+        bundle, ["sh", "-c", "grep ' /data ' /proc/self/mountinfo; touch /x 2>&1; stat -c %a /data"], mutate
+    )
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "m1"), capture_output=True, text=True, timeout=60
+    )
     line, touch, mode = p.stdout.strip().split("\n")
     opts = line.split()[5]
     assert {"nosuid", "nodev", "noexec"} <= set(opts.split(","))
@@ -118,8 +143,11 @@ def test_mounts_options_and_readonly_root(pyc, bundle):
 def test_namespaces_left_out_are_shared(pyc, bundle):
     def mutate(c):
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+
     write_config(bundle, ["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts"], mutate)
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "n1"), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "n1"), capture_output=True, text=True, timeout=60
+    )
     net, uts = p.stdout.split()
     assert net == os.readlink("/proc/self/ns/net")
     assert uts != os.readlink("/proc/self/ns/uts")
@@ -128,11 +156,31 @@ def test_namespaces_left_out_are_shared(pyc, bundle):
 def test_sysctl_and_devices(pyc, bundle):
     def mutate(c):
         c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "123456"}
-        c["linux"]["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620,
-                                  "uid": 0, "gid": 0}]
-    write_config(bundle, ["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax; "
-                                      "stat -c '%t %T %a' /dev/mynull; echo x > /dev/mynull && echo ok"], mutate)
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "s1"), capture_output=True, text=True, timeout=60)
+        c["linux"]["devices"] = [
+            {
+                "path": "/dev/mynull",
+                "type": "c",
+                "major": 1,
+                "minor": 3,
+                "fileMode": 0o620,
+                "uid": 0,
+                "gid": 0,
+            }
+        ]
+
+    write_config(
+        bundle,
+        [
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax; "
+            "stat -c '%t %T %a' /dev/mynull; echo x > /dev/mynull && echo ok",
+        ],
+        mutate,
+    )
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "s1"), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:4] == ["1", "123456", "1 3 620", "ok"]
     with open("/proc/sys/kernel/shmmax") as f:
@@ -142,14 +190,19 @@ def test_sysctl_and_devices(pyc, bundle):
 def test_hooks_run_in_order_with_state(pyc, bundle, tmp_path):
     log = tmp_path / "hooks.log"
     hook = tmp_path / "hook.sh"
-    hook.write_text(f"#!/bin/sh\nread s; echo \"$1 $(echo $s | grep -o '\"status\": *\"[a-z]*\"')\" >> {log}\n")
+    hook.write_text(f'#!/bin/sh\nread s; echo "$1 $(echo $s | grep -o \'"status": *"[a-z]*"\')" >> {log}\n')
     hook.chmod(0o755)
 
     def mutate(c):
-        c["hooks"] = {k: [{"path": str(hook), "args": ["hook.sh", k]}]
-                      for k in ("prestart", "createRuntime", "poststart", "poststop")}
+        c["hooks"] = {
+            k: [{"path": str(hook), "args": ["hook.sh", k]}]
+            for k in ("prestart", "createRuntime", "poststart", "poststop")
+        }
+
     write_config(bundle, ["true"], mutate)
-    p = subprocess.run(pyc.argv("run", "--bundle", str(bundle), "h1"), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), "h1"), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     lines = log.read_text().splitlines()
     assert [x.split()[0] for x in lines] == ["prestart", "createRuntime", "poststart", "poststop"]
@@ -176,8 +229,11 @@ def test_malformed_config_is_refused_before_anything_exists(pyc, bundle):
 
 
 def test_console_socket_receives_the_terminal(pyc, bundle, tmp_path):
-    write_config(bundle, ["sh", "-c", "tty; stty size"], lambda c: c["process"].update(
-        terminal=True, consoleSize={"height": 20, "width": 70}))
+    write_config(
+        bundle,
+        ["sh", "-c", "tty; stty size"],
+        lambda c: c["process"].update(terminal=True, consoleSize={"height": 20, "width": 70}),
+    )
     path = str(tmp_path / "console.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -206,8 +262,13 @@ def test_console_socket_receives_the_terminal(pyc, bundle, tmp_path):
 def test_exec_with_process_json(pyc, bundle, tmp_path):
     write_config(bundle, ["sleep", "60"])
     assert pyc.leaving("run", "--bundle", str(bundle), "--detach", "e1").returncode == 0
-    proc = {"args": ["sh", "-c", "echo $X; id -u; pwd"], "env": ["X=from-json", "PATH=/bin"], "cwd": "/etc",
-            "user": {"uid": 65534, "gid": 65534}, "terminal": False}
+    proc = {
+        "args": ["sh", "-c", "echo $X; id -u; pwd"],
+        "env": ["X=from-json", "PATH=/bin"],
+        "cwd": "/etc",
+        "user": {"uid": 65534, "gid": 65534},
+        "terminal": False,
+    }
     (tmp_path / "process.json").write_text(json.dumps(proc))
     pid_file = tmp_path / "exec.pid"
     p = pyc("exec", "--process", str(tmp_path / "process.json"), "--pid-file", str(pid_file), "e1")

@@ -87,8 +87,15 @@ def test_default_spec_parses_and_round_trips() -> None:
     assert p.capabilities["inheritable"] == [] and p.capabilities["ambient"] == []
     assert list(spec.namespaces) == ["pid", "network", "ipc", "uts", "mount", "cgroup"]
     assert set(spec.namespaces.values()) == {""}
-    assert [m.destination for m in spec.mounts] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
-                                                   "/sys/fs/cgroup"]
+    assert [m.destination for m in spec.mounts] == [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+    ]
     assert spec.mounts[1].options == ["nosuid", "strictatime", "mode=755", "size=65536k"]
     assert "ro" in spec.mounts[5].options and "ro" in spec.mounts[6].options
     assert spec.masked_paths == list(oci.DEFAULT_MASKED_PATHS)
@@ -178,7 +185,9 @@ def test_missing_rootfs_dir(tmp_path) -> None:
 
 
 def test_malformed_json_names_line_and_column(tmp_path) -> None:
-    bundle = write_bundle(tmp_path, '{\n  "ociVersion": "1.2.0",\n  "root": {"path": "rootfs"}\n  "x": 1\n}\n')
+    bundle = write_bundle(
+        tmp_path, '{\n  "ociVersion": "1.2.0",\n  "root": {"path": "rootfs"}\n  "x": 1\n}\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_bundle(bundle)
     message = str(info.value)
@@ -186,11 +195,14 @@ def test_malformed_json_names_line_and_column(tmp_path) -> None:
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "config.json: invalid JSON at line 1, column 1"),
-    ("[1, 2]", "config.json: must be a JSON object, not a list"),
-    ('{"a": 1} trailing', "config.json: invalid JSON at line 1, column 10"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "config.json: invalid JSON at line 1, column 1"),
+        ("[1, 2]", "config.json: must be a JSON object, not a list"),
+        ('{"a": 1} trailing', "config.json: invalid JSON at line 1, column 10"),
+    ],
+)
 def test_not_a_document(tmp_path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_bundle(write_bundle(tmp_path, text))
@@ -206,8 +218,21 @@ def test_not_utf8(tmp_path) -> None:
 
 
 # -- ociVersion -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("version", ["1.0.0", "1.0.2", "1.1.0", "1.2.0", "1.2.1", "1.3.0", "1.0.0-rc5", "1.0.2-dev",
-                                     "1.1.0-rc.1", "1.2.0+build.7"])
+@pytest.mark.parametrize(
+    "version",
+    [
+        "1.0.0",
+        "1.0.2",
+        "1.1.0",
+        "1.2.0",
+        "1.2.1",
+        "1.3.0",
+        "1.0.0-rc5",
+        "1.0.2-dev",
+        "1.1.0-rc.1",
+        "1.2.0+build.7",
+    ],
+)
 def test_versions_accepted(version: str) -> None:
     doc = base()
     doc["ociVersion"] = version
@@ -221,10 +246,19 @@ def test_newer_minor_version_is_accepted_with_a_warning() -> None:
     assert any("1.4.0" in w for w in parse(doc, BUNDLE).warnings)
 
 
-@pytest.mark.parametrize("version, kind", [
-    ("2.0.0", Unsupported), ("0.5.0-dev", Unsupported), ("abc", ConfigError), ("1.0", ConfigError),
-    ("1.0.0-", ConfigError), ("v1.0.0", ConfigError), (1, ConfigError), ("", ConfigError),
-])
+@pytest.mark.parametrize(
+    "version, kind",
+    [
+        ("2.0.0", Unsupported),
+        ("0.5.0-dev", Unsupported),
+        ("abc", ConfigError),
+        ("1.0", ConfigError),
+        ("1.0.0-", ConfigError),
+        ("v1.0.0", ConfigError),
+        (1, ConfigError),
+        ("", ConfigError),
+    ],
+)
 def test_versions_refused(version: object, kind: type[PycontainError]) -> None:
     doc = base()
     doc["ociVersion"] = version
@@ -240,6 +274,7 @@ def test_version_required() -> None:
 # -- validation: each error names its field -------------------------------------------------------
 def _set(path: str, value: object):
     """A mutation that sets ``path`` (dots and [index]) to ``value``; DELETE removes it."""
+
     def mutate(doc: dict) -> None:
         keys: list = []
         for part in path.split("."):
@@ -254,6 +289,7 @@ def _set(path: str, value: object):
             del target[keys[-1]]
         else:
             target[keys[-1]] = value
+
     return mutate
 
 
@@ -272,6 +308,7 @@ def _user_ns(**linux):
     def mutate(doc: dict) -> None:
         doc["linux"]["namespaces"].append({"type": "user"})
         doc["linux"].update(linux)
+
     return mutate
 
 
@@ -296,24 +333,42 @@ INVALID = [
     (_set("process.user.additionalGids", [5, -2]), "config.json: process.user.additionalGids[1]: "),
     (_set("process.user.umask", 0o1000), "config.json: process.user.umask: must be an integer from 0 to 511"),
     (_set("process.consoleSize", {"height": 24}), "config.json: process.consoleSize.width: "),
-    (_set("process.oomScoreAdj", 1001), "config.json: process.oomScoreAdj: must be an integer from -1000 to 1000"),
+    (
+        _set("process.oomScoreAdj", 1001),
+        "config.json: process.oomScoreAdj: must be an integer from -1000 to 1000",
+    ),
     (_set("process.capabilities", ["CAP_KILL"]), "config.json: process.capabilities: must be an object"),
-    (_set("process.capabilities.bounding[2]", "CAP_FLY"),
-     "config.json: process.capabilities.bounding[2]: unknown capability 'CAP_FLY'"),
-    (_set("process.capabilities.effective", ["NET_ADMIN"]),
-     "config.json: process.capabilities.effective[0]: unknown capability 'NET_ADMIN' (did you mean CAP_NET_ADMIN?)"),
-    (_set("process.capabilities.ambient", ["cap_kill"]),
-     "config.json: process.capabilities.ambient[0]: unknown capability 'cap_kill' (did you mean CAP_KILL?)"),
-    (_set("process.rlimits[0].type", "NOFILE"),
-     "config.json: process.rlimits[0].type: unknown rlimit 'NOFILE' (did you mean RLIMIT_NOFILE?)"),
-    (_set("process.rlimits[0].type", "rlimit_nofile"),
-     "config.json: process.rlimits[0].type: unknown rlimit 'rlimit_nofile' (did you mean RLIMIT_NOFILE?)"),
+    (
+        _set("process.capabilities.bounding[2]", "CAP_FLY"),
+        "config.json: process.capabilities.bounding[2]: unknown capability 'CAP_FLY'",
+    ),
+    (
+        _set("process.capabilities.effective", ["NET_ADMIN"]),
+        "config.json: process.capabilities.effective[0]: unknown capability 'NET_ADMIN' (did you mean CAP_NET_ADMIN?)",
+    ),
+    (
+        _set("process.capabilities.ambient", ["cap_kill"]),
+        "config.json: process.capabilities.ambient[0]: unknown capability 'cap_kill' (did you mean CAP_KILL?)",
+    ),
+    (
+        _set("process.rlimits[0].type", "NOFILE"),
+        "config.json: process.rlimits[0].type: unknown rlimit 'NOFILE' (did you mean RLIMIT_NOFILE?)",
+    ),
+    (
+        _set("process.rlimits[0].type", "rlimit_nofile"),
+        "config.json: process.rlimits[0].type: unknown rlimit 'rlimit_nofile' (did you mean RLIMIT_NOFILE?)",
+    ),
     (_set("process.rlimits[0].type", "RLIMIT_FOO"), "config.json: process.rlimits[0].type: unknown rlimit"),
-    (_set("process.rlimits[0].soft", 4096), "config.json: process.rlimits[0].soft: 4096 is above the hard limit 1024"),
+    (
+        _set("process.rlimits[0].soft", 4096),
+        "config.json: process.rlimits[0].soft: 4096 is above the hard limit 1024",
+    ),
     (_set("process.rlimits[0].hard", DELETE), "config.json: process.rlimits[0].hard: required"),
     (_set("process.rlimits[0].hard", 1 << 64), "config.json: process.rlimits[0].hard: must be an integer"),
-    (_set("process.rlimits", [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}] * 2),
-     "config.json: process.rlimits[1].type: duplicate rlimit RLIMIT_CORE (already set by process.rlimits[0])"),
+    (
+        _set("process.rlimits", [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}] * 2),
+        "config.json: process.rlimits[1].type: duplicate rlimit RLIMIT_CORE (already set by process.rlimits[0])",
+    ),
     (_set("process", "sh"), "config.json: process: must be an object, not the string 'sh'"),
     (_set("root", DELETE), "config.json: root.path: required"),
     (_set("root.path", DELETE), "config.json: root.path: required"),
@@ -322,83 +377,186 @@ INVALID = [
     (_set("root.readonly", 1), "config.json: root.readonly: must be true or false"),
     (_set("hostname", 7), "config.json: hostname: must be a string"),
     (_set("hostname", "h" * 65), "config.json: hostname: at most 64 bytes"),
-    (_set("linux.namespaces[3]", {"type": "ipc"}),
-     "config.json: linux.namespaces[3].type: duplicate ipc namespace (already given by linux.namespaces[2])"),
+    (
+        _set("linux.namespaces[3]", {"type": "ipc"}),
+        "config.json: linux.namespaces[3].type: duplicate ipc namespace (already given by linux.namespaces[2])",
+    ),
     (_set("mounts", {}), "config.json: mounts: must be a list, not an object"),
-    (_set("mounts[2].destination", "dev/pts"), "config.json: mounts[2].destination: must be an absolute path"),
+    (
+        _set("mounts[2].destination", "dev/pts"),
+        "config.json: mounts[2].destination: must be an absolute path",
+    ),
     (_set("mounts[2].destination", DELETE), "config.json: mounts[2].destination: required"),
     (_set("mounts[2].options", "nosuid"), "config.json: mounts[2].options: must be a list"),
     (_set("mounts[2].options[1]", 1), "config.json: mounts[2].options[1]: must be a string"),
-    (_set("mounts[0].type", DELETE), "config.json: mounts[0].type: required for a mount that is not a bind mount"),
-    (_add_mount({"destination": "/data", "type": "bind"}), "config.json: mounts[7].source: required for a bind mount"),
-    (_set("linux.namespaces[2].type", "foo"),
-     "config.json: linux.namespaces[2].type: unknown namespace type 'foo' (use one of pid, network, mount, ipc, uts, "
-     "user, cgroup, time)"),
+    (
+        _set("mounts[0].type", DELETE),
+        "config.json: mounts[0].type: required for a mount that is not a bind mount",
+    ),
+    (
+        _add_mount({"destination": "/data", "type": "bind"}),
+        "config.json: mounts[7].source: required for a bind mount",
+    ),
+    (
+        _set("linux.namespaces[2].type", "foo"),
+        "config.json: linux.namespaces[2].type: unknown namespace type 'foo' (use one of pid, network, mount, ipc, uts, "
+        "user, cgroup, time)",
+    ),
     (_set("linux.namespaces[1].type", DELETE), "config.json: linux.namespaces[1].type: required"),
-    (_set("linux.namespaces[1].path", "run/netns/x"), "config.json: linux.namespaces[1].path: must be an absolute path"),
+    (
+        _set("linux.namespaces[1].path", "run/netns/x"),
+        "config.json: linux.namespaces[1].path: must be an absolute path",
+    ),
     (_set("linux.namespaces", "pid"), "config.json: linux.namespaces: must be a list"),
-    (_set("linux.namespaces[4]", {"type": "time"}), "config.json: linux.namespaces: pycontain needs a new mount namespace"),
+    (
+        _set("linux.namespaces[4]", {"type": "time"}),
+        "config.json: linux.namespaces: pycontain needs a new mount namespace",
+    ),
     (_set("linux", DELETE), "config.json: linux.namespaces: pycontain needs a new mount namespace"),
     (_set("linux.namespaces[3].type", "time"), "config.json: hostname: setting one needs a uts namespace"),
-    (_add_ns({"type": "user"}), "config.json: linux.uidMappings: a new user namespace needs both uidMappings and "),
+    (
+        _add_ns({"type": "user"}),
+        "config.json: linux.uidMappings: a new user namespace needs both uidMappings and ",
+    ),
     (_user_ns(uidMappings=MAP), "config.json: linux.gidMappings: a new user namespace needs both"),
     (_set("linux.uidMappings", MAP), "config.json: linux.uidMappings: id mappings need a user namespace"),
-    (_user_ns(uidMappings=[{"containerID": 0, "hostID": 1000}], gidMappings=MAP),
-     "config.json: linux.uidMappings[0].size: required"),
-    (_user_ns(uidMappings=[{"containerID": 0, "hostID": -1, "size": 1}], gidMappings=MAP),
-     "config.json: linux.uidMappings[0].hostID: must be an integer from 0 to 4294967295"),
-    (_user_ns(uidMappings=MAP, gidMappings=[{"containerID": 0, "hostID": 1000, "size": 0}]),
-     "config.json: linux.gidMappings[0].size: must be an integer from 1 "),
-    (_user_ns(uidMappings=[{"containerID": 0, "hostID": 4294967295, "size": 2}], gidMappings=MAP),
-     "config.json: linux.uidMappings[0].size: hostID 4294967295 + size 2 runs past 4294967295"),
-    (_user_ns(uidMappings=MAP + [{"containerID": 100, "hostID": 0, "size": 1}], gidMappings=MAP),
-     "config.json: linux.uidMappings[1]: container ids 100-100 overlap linux.uidMappings[0]"),
-    (_set("linux.devices", [{"path": "dev/fuse", "type": "c", "major": 10, "minor": 229}]),
-     "config.json: linux.devices[0].path: must be an absolute path"),
-    (_set("linux.devices", [{"path": "/dev/fuse", "type": "x", "major": 10, "minor": 229}]),
-     "config.json: linux.devices[0].type: unknown device type 'x' (use c, b, u or p)"),
-    (_set("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10}]),
-     "config.json: linux.devices[0].minor: required for a device of type c"),
-    (_set("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "uid": -1}]),
-     "config.json: linux.devices[0].uid: must be an integer"),
-    (_set("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o10000}]),
-     "config.json: linux.devices[0].fileMode: must be an integer from 0 to 4095"),
+    (
+        _user_ns(uidMappings=[{"containerID": 0, "hostID": 1000}], gidMappings=MAP),
+        "config.json: linux.uidMappings[0].size: required",
+    ),
+    (
+        _user_ns(uidMappings=[{"containerID": 0, "hostID": -1, "size": 1}], gidMappings=MAP),
+        "config.json: linux.uidMappings[0].hostID: must be an integer from 0 to 4294967295",
+    ),
+    (
+        _user_ns(uidMappings=MAP, gidMappings=[{"containerID": 0, "hostID": 1000, "size": 0}]),
+        "config.json: linux.gidMappings[0].size: must be an integer from 1 ",
+    ),
+    (
+        _user_ns(uidMappings=[{"containerID": 0, "hostID": 4294967295, "size": 2}], gidMappings=MAP),
+        "config.json: linux.uidMappings[0].size: hostID 4294967295 + size 2 runs past 4294967295",
+    ),
+    (
+        _user_ns(uidMappings=MAP + [{"containerID": 100, "hostID": 0, "size": 1}], gidMappings=MAP),
+        "config.json: linux.uidMappings[1]: container ids 100-100 overlap linux.uidMappings[0]",
+    ),
+    (
+        _set("linux.devices", [{"path": "dev/fuse", "type": "c", "major": 10, "minor": 229}]),
+        "config.json: linux.devices[0].path: must be an absolute path",
+    ),
+    (
+        _set("linux.devices", [{"path": "/dev/fuse", "type": "x", "major": 10, "minor": 229}]),
+        "config.json: linux.devices[0].type: unknown device type 'x' (use c, b, u or p)",
+    ),
+    (
+        _set("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10}]),
+        "config.json: linux.devices[0].minor: required for a device of type c",
+    ),
+    (
+        _set("linux.devices", [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "uid": -1}]),
+        "config.json: linux.devices[0].uid: must be an integer",
+    ),
+    (
+        _set(
+            "linux.devices",
+            [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o10000}],
+        ),
+        "config.json: linux.devices[0].fileMode: must be an integer from 0 to 4095",
+    ),
     (_set("linux.resources", []), "config.json: linux.resources: must be an object"),
-    (_set("linux.resources.memory", {"limit": "1g"}), "config.json: linux.resources: memory.limit must be an integer"),
-    (_set("linux.resources.memory", {"limit": 1 << 30, "swap": 1 << 20}),
-     "config.json: linux.resources: invalid memory-swap: "),
+    (
+        _set("linux.resources.memory", {"limit": "1g"}),
+        "config.json: linux.resources: memory.limit must be an integer",
+    ),
+    (
+        _set("linux.resources.memory", {"limit": 1 << 30, "swap": 1 << 20}),
+        "config.json: linux.resources: invalid memory-swap: ",
+    ),
     (_set("linux.cgroupsPath", 5), "config.json: linux.cgroupsPath: must be a string"),
-    (_set("linux.cgroupsPath", "/pycontain/../../escape"), "config.json: linux.cgroupsPath: must not contain '..'"),
-    (_set("linux.sysctl", {"net.ipv4.ip_forward": 1}),
-     'config.json: linux.sysctl["net.ipv4.ip_forward"]: must be a string, not the number 1'),
-    (_set("linux.sysctl", {"vm.swappiness": "10"}),
-     'config.json: linux.sysctl["vm.swappiness"]: not a namespaced sysctl'),
-    (lambda d: (d["linux"]["namespaces"].pop(1), d["linux"].__setitem__("sysctl", {"net.core.somaxconn": "256"})),
-     'config.json: linux.sysctl["net.core.somaxconn"]: needs a network namespace'),
-    (_set("linux.maskedPaths", ["proc/kcore"]), "config.json: linux.maskedPaths[0]: must be an absolute path"),
+    (
+        _set("linux.cgroupsPath", "/pycontain/../../escape"),
+        "config.json: linux.cgroupsPath: must not contain '..'",
+    ),
+    (
+        _set("linux.sysctl", {"net.ipv4.ip_forward": 1}),
+        'config.json: linux.sysctl["net.ipv4.ip_forward"]: must be a string, not the number 1',
+    ),
+    (
+        _set("linux.sysctl", {"vm.swappiness": "10"}),
+        'config.json: linux.sysctl["vm.swappiness"]: not a namespaced sysctl',
+    ),
+    (
+        lambda d: (
+            d["linux"]["namespaces"].pop(1),
+            d["linux"].__setitem__("sysctl", {"net.core.somaxconn": "256"}),
+        ),
+        'config.json: linux.sysctl["net.core.somaxconn"]: needs a network namespace',
+    ),
+    (
+        _set("linux.maskedPaths", ["proc/kcore"]),
+        "config.json: linux.maskedPaths[0]: must be an absolute path",
+    ),
     (_set("linux.readonlyPaths", "/proc/sys"), "config.json: linux.readonlyPaths: must be a list"),
-    (_set("linux.rootfsPropagation", "recursive"), "config.json: linux.rootfsPropagation: unknown propagation"),
+    (
+        _set("linux.rootfsPropagation", "recursive"),
+        "config.json: linux.rootfsPropagation: unknown propagation",
+    ),
     (_set("linux.seccomp", {"syscalls": []}), "config.json: linux.seccomp.defaultAction: required"),
-    (_set("linux.seccomp", {"defaultAction": "ALLOW"}), "config.json: linux.seccomp.defaultAction: unknown action"),
-    (_set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW",
-                            "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}),
-     "config.json: linux.seccomp.syscalls[0].names: must be a non-empty list"),
-    (_set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-         "args": [{"index": 0, "value": 8, "op": "EQ"}]}]}),
-     "config.json: linux.seccomp.syscalls[0].args[0].op: unknown operator 'EQ'"),
-    (_set("linux.personality", {"domain": "BSD"}), "config.json: linux.personality.domain: unknown domain 'BSD'"),
-    (_set("linux.timeOffsets", {"monotonic": {"secs": 10}}), "config.json: linux.timeOffsets: needs a new time namespace"),
-    (lambda d: (d["linux"]["namespaces"].append({"type": "time"}),
-                d["linux"].__setitem__("timeOffsets", {"realtime": {"secs": 1}})),
-     'config.json: linux.timeOffsets["realtime"]: unknown clock'),
-    (_set("hooks", {"prestart": [{"path": "hooks/setup"}]}),
-     "config.json: hooks.prestart[0].path: must be an absolute path, not 'hooks/setup'"),
+    (
+        _set("linux.seccomp", {"defaultAction": "ALLOW"}),
+        "config.json: linux.seccomp.defaultAction: unknown action",
+    ),
+    (
+        _set(
+            "linux.seccomp",
+            {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]},
+        ),
+        "config.json: linux.seccomp.syscalls[0].names: must be a non-empty list",
+    ),
+    (
+        _set(
+            "linux.seccomp",
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {
+                        "names": ["personality"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 8, "op": "EQ"}],
+                    }
+                ],
+            },
+        ),
+        "config.json: linux.seccomp.syscalls[0].args[0].op: unknown operator 'EQ'",
+    ),
+    (
+        _set("linux.personality", {"domain": "BSD"}),
+        "config.json: linux.personality.domain: unknown domain 'BSD'",
+    ),
+    (
+        _set("linux.timeOffsets", {"monotonic": {"secs": 10}}),
+        "config.json: linux.timeOffsets: needs a new time namespace",
+    ),
+    (
+        lambda d: (
+            d["linux"]["namespaces"].append({"type": "time"}),
+            d["linux"].__setitem__("timeOffsets", {"realtime": {"secs": 1}}),
+        ),
+        'config.json: linux.timeOffsets["realtime"]: unknown clock',
+    ),
+    (
+        _set("hooks", {"prestart": [{"path": "hooks/setup"}]}),
+        "config.json: hooks.prestart[0].path: must be an absolute path, not 'hooks/setup'",
+    ),
     (_set("hooks", {"poststop": [{"args": ["x"]}]}), "config.json: hooks.poststop[0].path: required"),
-    (_set("hooks", {"createRuntime": [{"path": "/bin/true", "timeout": 0}]}),
-     "config.json: hooks.createRuntime[0].timeout: must be an integer from 1 "),
-    (_set("hooks", {"poststart": [{"path": "/bin/true", "env": ["=x"]}]}),
-     "config.json: hooks.poststart[0].env[0]: must be KEY=VALUE"),
+    (
+        _set("hooks", {"createRuntime": [{"path": "/bin/true", "timeout": 0}]}),
+        "config.json: hooks.createRuntime[0].timeout: must be an integer from 1 ",
+    ),
+    (
+        _set("hooks", {"poststart": [{"path": "/bin/true", "env": ["=x"]}]}),
+        "config.json: hooks.poststart[0].env[0]: must be KEY=VALUE",
+    ),
     (_set("annotations", {"a": 1}), 'config.json: annotations["a"]: must be a string'),
     (_set("annotations", {"": "x"}), "config.json: annotations: keys must not be empty"),
 ]
@@ -427,9 +585,15 @@ def test_not_an_object() -> None:
 # -- unsupported ----------------------------------------------------------------------------------
 UNSUPPORTED = [
     ("linux.intelRdt", lambda d: d["linux"].__setitem__("intelRdt", {"closID": "guaranteed_group"})),
-    ("linux.memoryPolicy", lambda d: d["linux"].__setitem__("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"})),
+    (
+        "linux.memoryPolicy",
+        lambda d: d["linux"].__setitem__("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
+    ),
     ("linux.netDevices", lambda d: d["linux"].__setitem__("netDevices", {"eth1": {"name": "eth0"}})),
-    ("process.scheduler", lambda d: d["process"].__setitem__("scheduler", {"policy": "SCHED_FIFO", "priority": 1})),
+    (
+        "process.scheduler",
+        lambda d: d["process"].__setitem__("scheduler", {"policy": "SCHED_FIFO", "priority": 1}),
+    ),
     ("process.ioPriority", lambda d: d["process"].__setitem__("ioPriority", {"class": "IOPRIO_CLASS_IDLE"})),
     ("process.execCPUAffinity", lambda d: d["process"].__setitem__("execCPUAffinity", {"initial": "0"})),
     ("windows", lambda d: d.__setitem__("windows", {"layerFolders": ["C:\\layers"]})),
@@ -437,13 +601,30 @@ UNSUPPORTED = [
     ("vm", lambda d: d.__setitem__("vm", {"kernel": {"path": "/boot/vmlinuz"}})),
     ("zos", lambda d: d.__setitem__("zos", {"devices": [{"path": "/dev/zfoo", "type": "c"}]})),
     ("freebsd", lambda d: d.__setitem__("freebsd", {"jail": {"parent": "host"}})),
-    ("mounts[7].uidMappings", lambda d: d["mounts"].append(
-        {"destination": "/data", "type": "bind", "source": "/data", "options": ["bind"],
-         "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})),
-    ("mounts[7].options[1]", lambda d: d["mounts"].append(
-        {"destination": "/data", "type": "bind", "source": "/data", "options": ["rbind", "rro"]})),
-    ("mounts[7].options[1]", lambda d: d["mounts"].append(
-        {"destination": "/data", "type": "bind", "source": "/data", "options": ["bind", "idmap"]})),
+    (
+        "mounts[7].uidMappings",
+        lambda d: d["mounts"].append(
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": "/data",
+                "options": ["bind"],
+                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            }
+        ),
+    ),
+    (
+        "mounts[7].options[1]",
+        lambda d: d["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": "/data", "options": ["rbind", "rro"]}
+        ),
+    ),
+    (
+        "mounts[7].options[1]",
+        lambda d: d["mounts"].append(
+            {"destination": "/data", "type": "bind", "source": "/data", "options": ["bind", "idmap"]}
+        ),
+    ),
     ("linux.namespaces[4].path", lambda d: d["linux"]["namespaces"][4].__setitem__("path", "/proc/1/ns/mnt")),
 ]
 
@@ -488,8 +669,10 @@ def test_lsm_labels_warn_when_the_host_lacks_the_lsm() -> None:
     assert spec.process.apparmor_profile == "containers-default-0.50.1"
     assert spec.process.selinux_label.startswith("system_u:system_r")
     assert spec.mount_label.startswith("system_u:object_r")
-    assert any(w.startswith("apparmor profile 'containers-default-0.50.1' ignored: this host has no AppArmor")
-               for w in spec.warnings)
+    assert any(
+        w.startswith("apparmor profile 'containers-default-0.50.1' ignored: this host has no AppArmor")
+        for w in spec.warnings
+    )
     assert sum("no SELinux" in w for w in spec.warnings) == 2
 
 
@@ -502,8 +685,14 @@ def test_lsm_labels_do_not_warn_when_the_host_has_it(monkeypatch: pytest.MonkeyP
 
 def test_tmpcopyup_is_accepted_with_a_warning() -> None:
     doc = base()
-    doc["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                          "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]})
+    doc["mounts"].append(
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"],
+        }
+    )
     spec = parse(doc, BUNDLE)
     assert any("tmpcopyup" in w and "/tmp" in w for w in spec.warnings)
     flags, propagation, data, _ = spec.mounts[-1].flags_and_data()
@@ -528,23 +717,45 @@ def test_joined_user_namespace_without_mappings() -> None:
 # -- the model ------------------------------------------------------------------------------------
 def test_full_model() -> None:
     doc = base()
-    doc["process"].update({
-        "consoleSize": {"height": 40, "width": 120}, "user": {"uid": 1000, "gid": 1000, "umask": 0o22,
-                                                            "additionalGids": [10, 20]},
-        "oomScoreAdj": -500, "env": ["A=1", "B=x=y", "C="],
-    })
+    doc["process"].update(
+        {
+            "consoleSize": {"height": 40, "width": 120},
+            "user": {"uid": 1000, "gid": 1000, "umask": 0o22, "additionalGids": [10, 20]},
+            "oomScoreAdj": -500,
+            "env": ["A=1", "B=x=y", "C="],
+        }
+    )
     doc["domainname"] = "example.org"
-    doc["hooks"] = {"createRuntime": [{"path": "/usr/bin/netns-setup", "args": ["netns-setup", "--up"],
-                                       "env": ["X=1"], "timeout": 5}],
-                    "poststop": [{"path": "/usr/bin/cleanup"}]}
-    doc["linux"].update({
-        "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0,
-                     "gid": 0},
-                    {"path": "/dev/fifo", "type": "p"}],
-        "sysctl": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "68719476736", "fs.mqueue.msg_max": "100"},
-        "rootfsPropagation": "rslave", "personality": {"domain": "LINUX32"},
-        "cgroupsPath": "/pycontain/web",
-    })
+    doc["hooks"] = {
+        "createRuntime": [
+            {"path": "/usr/bin/netns-setup", "args": ["netns-setup", "--up"], "env": ["X=1"], "timeout": 5}
+        ],
+        "poststop": [{"path": "/usr/bin/cleanup"}],
+    }
+    doc["linux"].update(
+        {
+            "devices": [
+                {
+                    "path": "/dev/fuse",
+                    "type": "c",
+                    "major": 10,
+                    "minor": 229,
+                    "fileMode": 0o666,
+                    "uid": 0,
+                    "gid": 0,
+                },
+                {"path": "/dev/fifo", "type": "p"},
+            ],
+            "sysctl": {
+                "net.ipv4.ip_forward": "1",
+                "kernel.shmmax": "68719476736",
+                "fs.mqueue.msg_max": "100",
+            },
+            "rootfsPropagation": "rslave",
+            "personality": {"domain": "LINUX32"},
+            "cgroupsPath": "/pycontain/web",
+        }
+    )
     doc["linux"]["namespaces"].append({"type": "time"})
     doc["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5}, "boottime": {"secs": -1}}
     spec = parse(doc, BUNDLE)
@@ -554,12 +765,22 @@ def test_full_model() -> None:
     assert p.oom_score_adj == -500 and p.env == ["A=1", "B=x=y", "C="]
     assert spec.domainname == "example.org"
     (hook,) = spec.hooks["createRuntime"]
-    assert (hook.path, hook.args, hook.env, hook.timeout) == ("/usr/bin/netns-setup", ["netns-setup", "--up"],
-                                                              ["X=1"], 5)
+    assert (hook.path, hook.args, hook.env, hook.timeout) == (
+        "/usr/bin/netns-setup",
+        ["netns-setup", "--up"],
+        ["X=1"],
+        5,
+    )
     assert spec.hooks["poststop"][0].timeout is None and spec.hooks["prestart"] == []
     fuse, fifo = spec.devices
-    assert (fuse.path, fuse.type, fuse.major, fuse.minor, fuse.file_mode, fuse.uid) == ("/dev/fuse", "c", 10, 229,
-                                                                                         0o666, 0)
+    assert (fuse.path, fuse.type, fuse.major, fuse.minor, fuse.file_mode, fuse.uid) == (
+        "/dev/fuse",
+        "c",
+        10,
+        229,
+        0o666,
+        0,
+    )
     assert (fifo.major, fifo.minor, fifo.file_mode, fifo.uid) == (0, 0, None, None)
     assert spec.sysctl["net.ipv4.ip_forward"] == "1"
     assert spec.rootfs_propagation == "rslave" and spec.personality == {"domain": "LINUX32"}
@@ -594,18 +815,41 @@ def test_capabilities_absent_is_none() -> None:
 
 # -- mount options --------------------------------------------------------------------------------
 FLAG_TABLE = [
-    ("ro", MS_RDONLY), ("nosuid", MS_NOSUID), ("nodev", MS_NODEV), ("noexec", MS_NOEXEC),
-    ("sync", MS_SYNCHRONOUS), ("remount", MS_REMOUNT), ("mand", MS_MANDLOCK), ("dirsync", MS_DIRSYNC),
-    ("noatime", MS_NOATIME), ("nodiratime", MS_NODIRATIME), ("relatime", MS_RELATIME),
-    ("strictatime", MS_STRICTATIME), ("bind", MS_BIND), ("rbind", MS_BIND | MS_REC),
+    ("ro", MS_RDONLY),
+    ("nosuid", MS_NOSUID),
+    ("nodev", MS_NODEV),
+    ("noexec", MS_NOEXEC),
+    ("sync", MS_SYNCHRONOUS),
+    ("remount", MS_REMOUNT),
+    ("mand", MS_MANDLOCK),
+    ("dirsync", MS_DIRSYNC),
+    ("noatime", MS_NOATIME),
+    ("nodiratime", MS_NODIRATIME),
+    ("relatime", MS_RELATIME),
+    ("strictatime", MS_STRICTATIME),
+    ("bind", MS_BIND),
+    ("rbind", MS_BIND | MS_REC),
 ]
 CLEAR_TABLE = [  # (sets, clears)
-    ("ro", "rw"), ("nosuid", "suid"), ("nodev", "dev"), ("noexec", "exec"), ("sync", "async"), ("mand", "nomand"),
-    ("noatime", "atime"), ("nodiratime", "diratime"), ("relatime", "norelatime"), ("strictatime", "nostrictatime"),
+    ("ro", "rw"),
+    ("nosuid", "suid"),
+    ("nodev", "dev"),
+    ("noexec", "exec"),
+    ("sync", "async"),
+    ("mand", "nomand"),
+    ("noatime", "atime"),
+    ("nodiratime", "diratime"),
+    ("relatime", "norelatime"),
+    ("strictatime", "nostrictatime"),
 ]
 PROPAGATION_TABLE = [
-    ("private", MS_PRIVATE), ("rprivate", MS_PRIVATE | MS_REC), ("shared", MS_SHARED), ("rshared", MS_SHARED | MS_REC),
-    ("slave", MS_SLAVE), ("rslave", MS_SLAVE | MS_REC), ("unbindable", MS_UNBINDABLE),
+    ("private", MS_PRIVATE),
+    ("rprivate", MS_PRIVATE | MS_REC),
+    ("shared", MS_SHARED),
+    ("rshared", MS_SHARED | MS_REC),
+    ("slave", MS_SLAVE),
+    ("rslave", MS_SLAVE | MS_REC),
+    ("unbindable", MS_UNBINDABLE),
     ("runbindable", MS_UNBINDABLE | MS_REC),
 ]
 
@@ -629,9 +873,18 @@ def test_propagation_options(option: str, flag: int) -> None:
 
 
 def test_everything_else_goes_to_data_in_order() -> None:
-    m = OciMount("/dev/pts", "devpts", "devpts",
-                 ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", "defaults"])
-    assert m.flags_and_data() == (MS_NOSUID | MS_NOEXEC, [], "newinstance,ptmxmode=0666,mode=0620,gid=5", False)
+    m = OciMount(
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", "defaults"],
+    )
+    assert m.flags_and_data() == (
+        MS_NOSUID | MS_NOEXEC,
+        [],
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        False,
+    )
 
 
 def test_combined_bind_mount() -> None:
@@ -656,8 +909,18 @@ def test_bind_option_makes_any_type_a_bind() -> None:
 def test_constants_match_the_kernel() -> None:
     from pycontain import libc
 
-    for name in ("MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC", "MS_PRIVATE",
-                 "MS_SLAVE", "MS_STRICTATIME"):
+    for name in (
+        "MS_RDONLY",
+        "MS_NOSUID",
+        "MS_NODEV",
+        "MS_NOEXEC",
+        "MS_REMOUNT",
+        "MS_BIND",
+        "MS_REC",
+        "MS_PRIVATE",
+        "MS_SLAVE",
+        "MS_STRICTATIME",
+    ):
         assert getattr(oci, name) == getattr(libc, name), name
     assert (MS_SHARED, MS_UNBINDABLE, MS_RELATIME, MS_NOATIME) == (1 << 20, 1 << 17, 1 << 21, 1024)
 
@@ -684,48 +947,127 @@ RUNDATA = f"/run/containers/storage/overlay-containers/{CTR}/userdata"
 
 
 def podman_config(cgroups_path: str) -> dict:
-    caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
-            "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"]
+    caps = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETFCAP",
+        "CAP_SETGID",
+        "CAP_SETPCAP",
+        "CAP_SETUID",
+        "CAP_SYS_CHROOT",
+    ]
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": True,
-            "user": {"uid": 0, "gid": 0, "umask": 18, "additionalGids": [0, 1, 2, 3, 4, 6, 10, 11, 20, 26, 27]},
+            "user": {
+                "uid": 0,
+                "gid": 0,
+                "umask": 18,
+                "additionalGids": [0, 1, 2, 3, 4, 6, 10, 11, 20, 26, 27],
+            },
             "args": ["/bin/sh"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm",
-                    "container=podman", "HOSTNAME=3f2a9c81d0e4", "HOME=/root"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm",
+                "container=podman",
+                "HOSTNAME=3f2a9c81d0e4",
+                "HOME=/root",
+            ],
             "cwd": "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576},
-                        {"type": "RLIMIT_NPROC", "hard": 4194304, "soft": 4194304}],
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576},
+                {"type": "RLIMIT_NPROC", "hard": 4194304, "soft": 4194304},
+            ],
             "oomScoreAdj": 0,
             "apparmorProfile": "containers-default-0.50.1",
         },
         "root": {"path": "/var/lib/containers/storage/overlay/8e1a0c2d7f3b/merged"},
         "hostname": "3f2a9c81d0e4",
         "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/etc/resolv.conf", "type": "bind", "source": f"{RUNDATA}/resolv.conf",
-             "options": ["bind", "rprivate"]},
-            {"destination": "/etc/hosts", "type": "bind", "source": f"{RUNDATA}/hosts", "options": ["bind", "rprivate"]},
-            {"destination": "/dev/shm", "type": "bind", "source": f"{USERDATA}/shm",
-             "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]},
-            {"destination": "/etc/hostname", "type": "bind", "source": f"{RUNDATA}/hostname",
-             "options": ["bind", "rprivate"]},
-            {"destination": "/run/.containerenv", "type": "bind", "source": f"{RUNDATA}/.containerenv",
-             "options": ["bind", "rprivate"]},
-            {"destination": "/data", "type": "bind", "source": "/srv/data",
-             "options": ["rbind", "rw", "rprivate", "nosuid", "nodev"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-             "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {
+                "destination": "/proc",
+                "type": "proc",
+                "source": "proc",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/etc/resolv.conf",
+                "type": "bind",
+                "source": f"{RUNDATA}/resolv.conf",
+                "options": ["bind", "rprivate"],
+            },
+            {
+                "destination": "/etc/hosts",
+                "type": "bind",
+                "source": f"{RUNDATA}/hosts",
+                "options": ["bind", "rprivate"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "bind",
+                "source": f"{USERDATA}/shm",
+                "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"],
+            },
+            {
+                "destination": "/etc/hostname",
+                "type": "bind",
+                "source": f"{RUNDATA}/hostname",
+                "options": ["bind", "rprivate"],
+            },
+            {
+                "destination": "/run/.containerenv",
+                "type": "bind",
+                "source": f"{RUNDATA}/.containerenv",
+                "options": ["bind", "rprivate"],
+            },
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": "/srv/data",
+                "options": ["rbind", "rw", "rprivate", "nosuid", "nodev"],
+            },
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"],
+            },
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"],
+            },
         ],
         "hooks": {},
         "annotations": {
@@ -748,36 +1090,110 @@ def podman_config(cgroups_path: str) -> dict:
             },
             "cgroupsPath": cgroups_path,
             "namespaces": [
-                {"type": "pid"}, {"type": "network", "path": "/run/netns/netns-6c1f8b2e-4d3a-9e7b-1a2b-3c4d5e6f7a8b"},
-                {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"},
+                {"type": "pid"},
+                {"type": "network", "path": "/run/netns/netns-6c1f8b2e-4d3a-9e7b-1a2b-3c4d5e6f7a8b"},
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "mount"},
+                {"type": "cgroup"},
             ],
             "seccomp": {
                 "defaultAction": "SCMP_ACT_ERRNO",
                 "defaultErrnoRet": 38,
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
                 "syscalls": [
-                    {"names": ["bdflush", "io_pgetevents", "kexec_file_load", "kexec_load", "migrate_pages",
-                               "move_pages", "nfsservctl", "nice", "oldfstat", "oldlstat", "oldolduname", "oldstat",
-                               "olduname", "pciconfig_iobase", "pciconfig_read", "pciconfig_write", "sgetmask",
-                               "ssetmask", "swapcontext", "swapoff", "swapon", "sysfs", "uselib", "userfaultfd",
-                               "ustat", "vm86", "vm86old", "vmsplice"],
-                     "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
-                    {"names": ["_llseek", "accept", "accept4", "access", "brk", "clone", "close", "execve", "exit",
-                               "exit_group", "openat", "read", "write"],
-                     "action": "SCMP_ACT_ALLOW"},
-                    {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                     "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-                    {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                     "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}]},
-                    {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-                     "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                    {
+                        "names": [
+                            "bdflush",
+                            "io_pgetevents",
+                            "kexec_file_load",
+                            "kexec_load",
+                            "migrate_pages",
+                            "move_pages",
+                            "nfsservctl",
+                            "nice",
+                            "oldfstat",
+                            "oldlstat",
+                            "oldolduname",
+                            "oldstat",
+                            "olduname",
+                            "pciconfig_iobase",
+                            "pciconfig_read",
+                            "pciconfig_write",
+                            "sgetmask",
+                            "ssetmask",
+                            "swapcontext",
+                            "swapoff",
+                            "swapon",
+                            "sysfs",
+                            "uselib",
+                            "userfaultfd",
+                            "ustat",
+                            "vm86",
+                            "vm86old",
+                            "vmsplice",
+                        ],
+                        "action": "SCMP_ACT_ERRNO",
+                        "errnoRet": 1,
+                    },
+                    {
+                        "names": [
+                            "_llseek",
+                            "accept",
+                            "accept4",
+                            "access",
+                            "brk",
+                            "clone",
+                            "close",
+                            "execve",
+                            "exit",
+                            "exit_group",
+                            "openat",
+                            "read",
+                            "write",
+                        ],
+                        "action": "SCMP_ACT_ALLOW",
+                    },
+                    {
+                        "names": ["personality"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+                    },
+                    {
+                        "names": ["personality"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}],
+                    },
+                    {
+                        "names": ["clone"],
+                        "action": "SCMP_ACT_ALLOW",
+                        "args": [
+                            {"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+                        ],
+                    },
                 ],
             },
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                            "/sys/fs/selinux", "/sys/dev/block"],
-            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                              "/proc/sysrq-trigger"],
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+                "/sys/fs/selinux",
+                "/sys/dev/block",
+            ],
+            "readonlyPaths": [
+                "/proc/asound",
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
         },
     }
 
@@ -796,11 +1212,19 @@ def test_podman_config_parses(cgroups_path: str) -> None:
     resolv = spec.mounts[5]
     assert resolv.source == f"{RUNDATA}/resolv.conf"
     assert resolv.flags_and_data() == (MS_BIND, [MS_PRIVATE | MS_REC], "", False)
-    assert spec.mounts[10].flags_and_data() == (MS_BIND | MS_REC | MS_NOSUID | MS_NODEV, [MS_PRIVATE | MS_REC], "",
-                                               True)
+    assert spec.mounts[10].flags_and_data() == (
+        MS_BIND | MS_REC | MS_NOSUID | MS_NODEV,
+        [MS_PRIVATE | MS_REC],
+        "",
+        True,
+    )
     cgroup = spec.mounts[-1]
-    assert cgroup.flags_and_data() == (MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY,
-                                       [MS_PRIVATE | MS_REC], "", False)
+    assert cgroup.flags_and_data() == (
+        MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY,
+        [MS_PRIVATE | MS_REC],
+        "",
+        False,
+    )
     # accepted, with what cannot be honoured here reported
     assert any("AppArmor" in w for w in spec.warnings) and any("tmpcopyup" in w for w in spec.warnings)
     assert parse(spec.to_dict(), BUNDLE).to_dict() == spec.to_dict()

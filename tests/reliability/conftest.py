@@ -99,17 +99,25 @@ class Host:
             self.ids.update(n for n in os.listdir(self.root) if len(n) == 64)
 
     def _mine(self, text: str) -> bool:
-        return self.root in text or (self.data is not None and self.data in text) or \
-            any(cid[:12] in text for cid in self.ids)
+        return (
+            self.root in text
+            or (self.data is not None and self.data in text)
+            or any(cid[:12] in text for cid in self.ids)
+        )
 
     def snapshot(self, marker: str | None = None) -> dict[str, set[str]]:
         self.note_ids()
         snap: dict[str, set[str]] = {
             "mounts": {m for m in mountinfo() if self._mine(m)},
             "cgroups": {c for c in own_cgroup_dirs() if self._mine(c)},
-            "state": {n for n in os.listdir(self.root) if n != ".lock"} if os.path.isdir(self.root) else set(),
-            "index": {n for n in (os.listdir(INDEX_DIR) if os.path.isdir(INDEX_DIR) else []) if n in self.ids
-                      or os.path.realpath(os.path.join(INDEX_DIR, n)).startswith(self.root + "/")},
+            "state": {n for n in os.listdir(self.root) if n != ".lock"}
+            if os.path.isdir(self.root)
+            else set(),
+            "index": {
+                n
+                for n in (os.listdir(INDEX_DIR) if os.path.isdir(INDEX_DIR) else [])
+                if n in self.ids or os.path.realpath(os.path.join(INDEX_DIR, n)).startswith(self.root + "/")
+            },
         }
         if self.data is not None:
             snap["store"] = {p for p in _tree(self.data) if "/rootfs/" not in p}
@@ -117,9 +125,13 @@ class Host:
             snap["processes"] = {str(p) for p in processes_with(marker)}
         if self.network:
             links = _ip_links()
-            snap["links"] = {f"{n} master={m}" for n, m in links.items()
-                             if m == TEST_BRIDGE or n == TEST_BRIDGE
-                             or (n.startswith(VETH_PREFIX) and any(n[len(VETH_PREFIX):] == c[:12] for c in self.ids))}
+            snap["links"] = {
+                f"{n} master={m}"
+                for n, m in links.items()
+                if m == TEST_BRIDGE
+                or n == TEST_BRIDGE
+                or (n.startswith(VETH_PREFIX) and any(n[len(VETH_PREFIX) :] == c[:12] for c in self.ids))
+            }
             snap["nft"] = _nft_rules(TEST_TABLE)
         return snap
 
@@ -140,12 +152,21 @@ class CrashCLI(CLI):
         kw.setdefault("env", crash_env(crash, **self.env))
         return super().__call__(*args, **kw)
 
-    def leaving(self, *args: str, crash: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def leaving(
+        self, *args: str, crash: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """For commands whose processes outlive them holding their stdio (create, exec killed while its
         command runs): output to files, never to pipes we would wait on."""
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
-                               timeout=timeout, env=crash_env(crash, **self.env))
+            p = subprocess.run(
+                self.argv(*args),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                text=True,
+                timeout=timeout,
+                env=crash_env(crash, **self.env),
+            )
             out.seek(0)
             err.seek(0)
             p.stdout, p.stderr = out.read(), err.read()
@@ -163,7 +184,7 @@ def cli(state_root) -> CrashCLI:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def bridge_made(private_network) -> None:  # noqa: ANN001 - tests/conftest.py's session network
+def bridge_made(private_network) -> None:
     """'pycontain run' attaches to the session's default bridge; the bridge and its table are made by the
     first attach and stay (like docker0): made here, before any test's snapshot, so that only what
     containers add is compared."""

@@ -115,14 +115,27 @@ def test_gc_leaves_a_removal_in_progress_alone(cli: CrashCLI, host: Host):
 
 # -- with a bridge network: veths, namespaces, addresses and nft rules too ----------------------------
 
+
 @pytest.mark.parametrize("step", CREATE_STEPS)
 def test_killed_networked_create_is_cleaned_by_rm_force(net_cli: CrashCLI, state_root, step):
     host = Host(state_root, network=True)
     marker = f"crash-netcreate-{step}"
     before = host.snapshot(marker)
     port = random.randint(20000, 40000)
-    p = net_cli("run", "-d", "--name", "netc", "--network", "bridge", "-p", f"127.0.0.1:{port}:80",
-                "default", "--", *sleeper(marker), crash=step)
+    p = net_cli(
+        "run",
+        "-d",
+        "--name",
+        "netc",
+        "--network",
+        "bridge",
+        "-p",
+        f"127.0.0.1:{port}:80",
+        "default",
+        "--",
+        *sleeper(marker),
+        crash=step,
+    )
     assert p.returncode == -9, (p.returncode, p.stderr)
     host.note_ids()
     assert net_cli("rm", "-f", "netc").returncode == 0
@@ -136,11 +149,25 @@ def test_killed_networked_rm_is_finished(net_cli: CrashCLI, state_root, step, cl
     marker = f"crash-netrm-{step}-{cleanup}"
     before = host.snapshot(marker)
     port = random.randint(20000, 40000)
-    net_cli("run", "-d", "--name", "netr", "--network", "bridge", "-p", f"127.0.0.1:{port}:80",
-            "default", "--", *sleeper(marker), check=True)
+    net_cli(
+        "run",
+        "-d",
+        "--name",
+        "netr",
+        "--network",
+        "bridge",
+        "-p",
+        f"127.0.0.1:{port}:80",
+        "default",
+        "--",
+        *sleeper(marker),
+        check=True,
+    )
     host.note_ids()
     during = host.snapshot(marker)
-    assert Host.leaks(before, during).keys() >= {"links", "nft", "mounts", "cgroups"}, "the test sees the traces"
+    assert Host.leaks(before, during).keys() >= {"links", "nft", "mounts", "cgroups"}, (
+        "the test sees the traces"
+    )
     p = net_cli("rm", "-f", "netr", crash=step)
     assert p.returncode == -9, (p.returncode, p.stderr)
     p = net_cli("rm", "-f", "netr") if cleanup == "rm" else net_cli("gc")

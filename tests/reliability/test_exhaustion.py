@@ -23,7 +23,9 @@ pytestmark = ROOT_REQUIRED
 
 def _one_line(stderr: str) -> str:
     assert stderr.endswith("\n") and stderr.count("\n") == 1, f"not one line: {stderr!r}"
-    assert stderr.startswith("pycontain: ") and "Traceback" not in stderr and "internal error" not in stderr, stderr
+    assert (
+        stderr.startswith("pycontain: ") and "Traceback" not in stderr and "internal error" not in stderr
+    ), stderr
     return stderr[:-1]
 
 
@@ -38,8 +40,11 @@ def tiny_tmpfs(tmp_path) -> Iterator[str]:
     finally:
         ids = [n for n in os.listdir(path) if len(n) == 64]
         if ids:
-            subprocess.run([sys.executable, "-m", "pycontain", "--root", path, "rm", "-f", *ids],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "pycontain", "--root", path, "rm", "-f", *ids],
+                capture_output=True,
+                timeout=60,
+            )
         subprocess.run(["umount", path], check=True)
 
 
@@ -68,7 +73,10 @@ def states_intact(root: str) -> None:
 def test_full_state_root_refuses_new_containers_in_one_line(tiny_tmpfs):
     cli = CrashCLI(tiny_tmpfs)
     fill(tiny_tmpfs)
-    for args in (("run", "--rm", "default", "--", "true"), ("run", "-d", "--name", "full", "default", "--", "true")):
+    for args in (
+        ("run", "--rm", "default", "--", "true"),
+        ("run", "-d", "--name", "full", "default", "--", "true"),
+    ):
         p = cli(*args)
         assert p.returncode == 125
         line = _one_line(p.stderr)
@@ -114,11 +122,17 @@ def test_out_of_file_descriptors_is_one_line_and_gc_cleans_up(state_root):
     before = host.snapshot(marker)
     outcomes = {}
     for limit in range(5, 17):
+
         def cap(limit: int = limit) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-        p = subprocess.run(cli.argv("run", "--rm", "default", "--", "sh", "-c", "echo ok", marker),
-                           capture_output=True, text=True, timeout=60, preexec_fn=cap)
+        p = subprocess.run(
+            cli.argv("run", "--rm", "default", "--", "sh", "-c", "echo ok", marker),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=cap,
+        )
         host.note_ids()
         if p.returncode == 0:
             assert p.stdout == "ok\n", p
@@ -202,4 +216,6 @@ def test_import_killed_half_way_is_never_half_visible(tmp_path):
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
     assert len(_assert_store_consistent(data, tarball)) == 1
     leftovers = [n for n in os.listdir(os.path.join(data, "layers")) if n.startswith(".tmp-")]
-    assert leftovers == [], f"seed {seed}: an import alone in the store clears crashed ones' layers: {leftovers}"
+    assert leftovers == [], (
+        f"seed {seed}: an import alone in the store clears crashed ones' layers: {leftovers}"
+    )

@@ -25,12 +25,23 @@ from pycontain.units import parse_size
 
 pytestmark = ROOT_REQUIRED
 
-settings.register_profile("fuzz", max_examples=40, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("fuzz-long", max_examples=400, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-FUZZ = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "fuzz")
-                            if os.environ.get("HYPOTHESIS_PROFILE", "").startswith("fuzz") else "fuzz")
+settings.register_profile(
+    "fuzz",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz-long",
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+FUZZ = settings.get_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "fuzz")
+    if os.environ.get("HYPOTHESIS_PROFILE", "").startswith("fuzz")
+    else "fuzz"
+)
 
 # Command-line arguments cannot hold NUL or lone surrogates; anything else goes.
 ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=60)
@@ -45,19 +56,29 @@ def _valueish(pattern: str) -> st.SearchStrategy[str]:
 
 SIZES = _valueish(r"-?[0-9]{0,22}(\.[0-9]{0,4})?( ?[kmgtpKMGTPbB][iI]?[bB]?)?")
 NUMBERS = _valueish(r"[-+]?[0-9]{0,25}(\.[0-9]{0,6})?([eE][-+]?[0-9]{1,4})?|nan|inf|-inf|0x1f|1_000")
-PORTS = _valueish(r"(([0-9]{1,3}\.){3}[0-9]{1,3}:|\[?::1\]?:)?[0-9]{0,6}(-[0-9]{0,6})?:[0-9]{0,6}(-[0-9]{0,6})?(/(tcp|udp|sctp|x))?")
-MOUNTS = _valueish(r"(/|\.\.?/)?[a-z.]{0,6}(/[a-z.]{0,6}){0,2}:(/|\.\./)?[a-z.]{0,6}(/[a-z.]{0,4}){0,2}(:(ro|rw|z|Z|rro|xx))?")
+PORTS = _valueish(
+    r"(([0-9]{1,3}\.){3}[0-9]{1,3}:|\[?::1\]?:)?[0-9]{0,6}(-[0-9]{0,6})?:[0-9]{0,6}(-[0-9]{0,6})?(/(tcp|udp|sctp|x))?"
+)
+MOUNTS = _valueish(
+    r"(/|\.\.?/)?[a-z.]{0,6}(/[a-z.]{0,6}){0,2}:(/|\.\./)?[a-z.]{0,6}(/[a-z.]{0,4}){0,2}(:(ro|rw|z|Z|rro|xx))?"
+)
 # -v makes a missing host directory (docker does): host paths stay inside HOST_BASE, never anywhere else.
 HOST_BASE = "/tmp/pycontain-fuzz-volumes"
 _NOT_ABSOLUTE = ANY_TEXT.filter(lambda v: not v.startswith("/"))
 VOLUMES = st.one_of(
-    st.builds(lambda rel, rest: f"{HOST_BASE}/{rel}:{rest}",
-              st.from_regex(r"[a-z]{1,6}(/[a-z]{1,6}){0,2}", fullmatch=True),
-              st.from_regex(r"(/|\.\./)?[a-z.]{0,6}(/[a-z.]{0,4}){0,2}(:(ro|rw|z|Z|rro|xx))?", fullmatch=True)),
-    _NOT_ABSOLUTE, st.from_regex(r"[a-z.]{0,6}:[a-z/.:]{0,12}", fullmatch=True))
+    st.builds(
+        lambda rel, rest: f"{HOST_BASE}/{rel}:{rest}",
+        st.from_regex(r"[a-z]{1,6}(/[a-z]{1,6}){0,2}", fullmatch=True),
+        st.from_regex(r"(/|\.\./)?[a-z.]{0,6}(/[a-z.]{0,4}){0,2}(:(ro|rw|z|Z|rro|xx))?", fullmatch=True),
+    ),
+    _NOT_ABSOLUTE,
+    st.from_regex(r"[a-z.]{0,6}:[a-z/.:]{0,12}", fullmatch=True),
+)
 CPUSETS = _valueish(r"[0-9]{0,12}(-[0-9]{0,12})?(,[0-9]{0,3}(-[0-9]{0,3})?){0,2}")
 SIGNALS = _valueish(r"(SIG)?[A-Za-z]{1,6}[0-9+-]{0,3}|[0-9]{1,4}|-[0-9]{1,3}|RTMIN\+[0-9]{1,2}")
-NAMES = st.one_of(ANY_TEXT, st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,140}|\.\.?|[a-z./]{1,10}", fullmatch=True))
+NAMES = st.one_of(
+    ANY_TEXT, st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,140}|\.\.?|[a-z./]{1,10}", fullmatch=True)
+)
 
 
 def _names_value(line: str, value: str) -> bool:
@@ -92,21 +113,35 @@ class Runner:
             import tempfile
 
             with tempfile.TemporaryFile("w+") as err:
-                p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, text=True,
-                                   timeout=timeout, env=env)
+                p = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    text=True,
+                    timeout=timeout,
+                    env=env,
+                )
                 err.seek(0)
                 p.stderr = err.read()
             return p
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
 
     def entries(self) -> list[str]:
         if not os.path.isdir(self.root):
             return []
         return sorted(n for n in os.listdir(self.root) if n != ".lock" and n not in self.keep)
 
-    def check(self, p: subprocess.CompletedProcess, value: str | None, *, ok_codes: tuple[int, ...] = (0,),
-              unnamed_ok: tuple[str, ...] = ()) -> None:
+    def check(
+        self,
+        p: subprocess.CompletedProcess,
+        value: str | None,
+        *,
+        ok_codes: tuple[int, ...] = (0,),
+        unnamed_ok: tuple[str, ...] = (),
+    ) -> None:
         """A value either works or gets one line naming it; ``unnamed_ok``: documented messages about a
         *valid* value that are not about the value itself (e.g. a container that is not running)."""
         assert "Traceback" not in p.stderr, p.stderr
@@ -151,13 +186,28 @@ def stopped(runner: Runner) -> str:
 # -- run's values --------------------------------------------------------------------------------------
 
 RUN_VALUES = [
-    ("-m", SIZES), ("--memory-swap", SIZES), ("--memory-reservation", SIZES), ("--cpus", NUMBERS),
-    ("-c", NUMBERS), ("--cpu-quota", NUMBERS), ("--cpu-period", NUMBERS), ("--pids-limit", NUMBERS),
-    ("--blkio-weight", NUMBERS), ("--cpuset-cpus", CPUSETS), ("--cpuset-mems", CPUSETS),
-    ("-v", VOLUMES), ("--tmpfs", MOUNTS), ("--ulimit", _valueish(r"[a-z]{0,8}=-?[0-9]{0,21}(:-?[0-9]{0,21})?")),
-    ("--cap-add", _valueish(r"(CAP_)?[A-Z_]{0,12}")), ("--security-opt", _valueish(r"[a-z\-]{0,20}(=[a-z/.]{0,10})?")),
-    ("-u", _valueish(r"[a-z0-9]{0,10}(:[a-z0-9]{0,10})?")), ("-w", MOUNTS), ("-h", NAMES), ("--name", NAMES),
-    ("--device-read-bps", _valueish(r"/dev/[a-z]{0,4}:[0-9]{0,5}[kmg]?b?")), ("-e", ANY_TEXT),
+    ("-m", SIZES),
+    ("--memory-swap", SIZES),
+    ("--memory-reservation", SIZES),
+    ("--cpus", NUMBERS),
+    ("-c", NUMBERS),
+    ("--cpu-quota", NUMBERS),
+    ("--cpu-period", NUMBERS),
+    ("--pids-limit", NUMBERS),
+    ("--blkio-weight", NUMBERS),
+    ("--cpuset-cpus", CPUSETS),
+    ("--cpuset-mems", CPUSETS),
+    ("-v", VOLUMES),
+    ("--tmpfs", MOUNTS),
+    ("--ulimit", _valueish(r"[a-z]{0,8}=-?[0-9]{0,21}(:-?[0-9]{0,21})?")),
+    ("--cap-add", _valueish(r"(CAP_)?[A-Z_]{0,12}")),
+    ("--security-opt", _valueish(r"[a-z\-]{0,20}(=[a-z/.]{0,10})?")),
+    ("-u", _valueish(r"[a-z0-9]{0,10}(:[a-z0-9]{0,10})?")),
+    ("-w", MOUNTS),
+    ("-h", NAMES),
+    ("--name", NAMES),
+    ("--device-read-bps", _valueish(r"/dev/[a-z]{0,4}:[0-9]{0,5}[kmg]?b?")),
+    ("-e", ANY_TEXT),
     ("--network", NAMES),
     # Not --cgroup-parent: a valid one is a cgroup outside our own, which these tests must never make.
 ]
@@ -166,12 +216,17 @@ RUN_VALUES = [
 @FUZZ
 @given(st.data())
 @example(None)
-def test_run_values(runner: Runner, data) -> None:  # noqa: ANN001 - hypothesis' data object
+def test_run_values(runner: Runner, data) -> None:
     if data is None:  # the explicit examples: a very long value for each option in turn
         # Values that once broke pycontain: a child failing before its parent's handshake exited 0 in
         # silence; -v over / made mount points in the host's directory; ids past 32 bits; 5000 digits.
-        for flag, value in (("--tmpfs", "/x:size=abc"), ("-v", f"{HOST_BASE}/v:/"), ("-u", "4294967296"),
-                            ("--cpuset-cpus", "0-999999999"), ("--pids-limit", "99999999999999999999999")):
+        for flag, value in (
+            ("--tmpfs", "/x:size=abc"),
+            ("-v", f"{HOST_BASE}/v:/"),
+            ("-u", "4294967296"),
+            ("--cpuset-cpus", "0-999999999"),
+            ("--pids-limit", "99999999999999999999999"),
+        ):
             p = runner("run", "--rm", flag, value, "default", "--", "echo", "fuzz-ok")
             assert p.returncode == 125, (flag, value, p)
             runner.check(p, value)
@@ -180,7 +235,9 @@ def test_run_values(runner: Runner, data) -> None:  # noqa: ANN001 - hypothesis'
                 p = runner("run", "--rm", flag, value, "default", "--", "echo", "fuzz-ok")
                 try:
                     runner.check(p, value)
-                    assert p.returncode != 0 or p.stdout == "fuzz-ok\n", f"exit 0 without the command's output: {p}"
+                    assert p.returncode != 0 or p.stdout == "fuzz-ok\n", (
+                        f"exit 0 without the command's output: {p}"
+                    )
                 except AssertionError as e:
                     raise AssertionError(f"{flag} <{len(value)} characters>: {e}") from None
         return
@@ -202,11 +259,27 @@ def test_publish_values(runner: Runner, flag: str, value: str) -> None:
 
 # -- references to containers, ids and names ------------------------------------------------------------
 
+
 @FUZZ
-@given(ref=NAMES, command=st.sampled_from([("rm", "-f"), ("inspect",), ("logs",), ("stop", "-t", "0"),
-                                           ("kill",), ("exec", "{}", "true"), ("pause",), ("state",),
-                                           ("start",), ("delete", "--force"), ("stats", "--no-stream"),
-                                           ("update", "--memory", "64m")]))
+@given(
+    ref=NAMES,
+    command=st.sampled_from(
+        [
+            ("rm", "-f"),
+            ("inspect",),
+            ("logs",),
+            ("stop", "-t", "0"),
+            ("kill",),
+            ("exec", "{}", "true"),
+            ("pause",),
+            ("state",),
+            ("start",),
+            ("delete", "--force"),
+            ("stats", "--no-stream"),
+            ("update", "--memory", "64m"),
+        ]
+    ),
+)
 @example(ref="../../etc", command=("rm", "-f"))
 @example(ref="a/b", command=("inspect",))
 @example(ref=HUGE, command=("rm", "-f"))
@@ -245,8 +318,10 @@ def running(runner: Runner) -> str:
 
 
 @FUZZ
-@given(flag=st.sampled_from(["-u", "-w", "-e"]), value=st.one_of(ANY_TEXT, MOUNTS,
-                                                                   _valueish(r"[a-z0-9]{0,10}(:[a-z0-9]{0,12})?")))
+@given(
+    flag=st.sampled_from(["-u", "-w", "-e"]),
+    value=st.one_of(ANY_TEXT, MOUNTS, _valueish(r"[a-z0-9]{0,10}(:[a-z0-9]{0,12})?")),
+)
 @example(flag="-u", value="99999999999")
 @example(flag="-w", value=HUGE)
 def test_exec_values(runner: Runner, running: str, flag: str, value: str) -> None:
@@ -264,15 +339,24 @@ def test_stop_timeouts(runner: Runner, stopped: str, value: str) -> None:
     runner.check(p, value)
 
 
-UPDATE_VALUES = [("--memory", SIZES), ("--memory-swap", SIZES), ("--memory-reservation", SIZES),
-                 ("--cpus", NUMBERS), ("--cpu-shares", NUMBERS), ("--cpu-quota", NUMBERS), ("--cpu-period", NUMBERS),
-                 ("--cpuset-cpus", CPUSETS), ("--cpuset-mems", CPUSETS), ("--pids-limit", NUMBERS),
-                 ("--blkio-weight", NUMBERS)]
+UPDATE_VALUES = [
+    ("--memory", SIZES),
+    ("--memory-swap", SIZES),
+    ("--memory-reservation", SIZES),
+    ("--cpus", NUMBERS),
+    ("--cpu-shares", NUMBERS),
+    ("--cpu-quota", NUMBERS),
+    ("--cpu-period", NUMBERS),
+    ("--cpuset-cpus", CPUSETS),
+    ("--cpuset-mems", CPUSETS),
+    ("--pids-limit", NUMBERS),
+    ("--blkio-weight", NUMBERS),
+]
 
 
 @FUZZ
 @given(data=st.data())
-def test_update_values(runner: Runner, running: str, data) -> None:  # noqa: ANN001 - hypothesis' data object
+def test_update_values(runner: Runner, running: str, data) -> None:
     flag, strategy = data.draw(st.sampled_from(UPDATE_VALUES), label="flag")
     value = data.draw(strategy, label="value")
     p = runner("update", flag, value, running)
@@ -284,11 +368,15 @@ def test_update_values(runner: Runner, running: str, data) -> None:  # noqa: ANN
 
 def _signal_like(value: str) -> bool:
     name = value.upper()
-    return value.lstrip("-").isdigit() or name in signal.Signals.__members__ or \
-        (name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum())
+    return (
+        value.lstrip("-").isdigit()
+        or name in signal.Signals.__members__
+        or (name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum())
+    )
 
 
 # -- OCI bundles ----------------------------------------------------------------------------------------
+
 
 def _base_spec() -> dict:
     from pycontain.spec import default_spec
@@ -299,8 +387,11 @@ def _base_spec() -> dict:
     # A bundle's root is used in place, and fuzzed mounts make their mount points in it: each bundle points
     # at a private copy of the built-in root filesystem (bundle/rootfs), never at the shared one.
     spec["root"] = {"path": "rootfs", "readonly": True}
-    spec["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512, "cpus": "0"},
-                                  "pids": {"limit": 64}}
+    spec["linux"]["resources"] = {
+        "memory": {"limit": 64 << 20},
+        "cpu": {"shares": 512, "cpus": "0"},
+        "pids": {"limit": 64},
+    }
     return spec
 
 
@@ -318,11 +409,19 @@ def _paths(doc: object, prefix: tuple = ()) -> list[tuple]:
 BASE = _base_spec() if os.geteuid() == 0 else {}
 # Deepest fields first: hypothesis favours the first choices, and whole sections are the least interesting.
 PATHS = sorted(_paths(BASE), key=lambda path: -len(path))
-JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
-                      st.floats(allow_nan=False), ANY_TEXT, st.sampled_from(["", "/", "..", "../../etc", "/proc"]))
-JSON = st.recursive(JSON_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(ANY_TEXT, inner, max_size=4)),
-                    max_leaves=8)
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    ANY_TEXT,
+    st.sampled_from(["", "/", "..", "../../etc", "/proc"]),
+)
+JSON = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)),
+    max_leaves=8,
+)
 # Never where a container would change the host: an absolute cgroupsPath would be made outside our cgroup.
 UNSAFE = {("linux", "cgroupsPath")}
 
@@ -331,19 +430,26 @@ def _same_type(value: object) -> st.SearchStrategy:
     if isinstance(value, bool):
         return st.booleans()
     if isinstance(value, int):
-        return st.one_of(st.integers(-(2 ** 70), 2 ** 70), st.integers(-1, 70000))
+        return st.one_of(st.integers(-(2**70), 2**70), st.integers(-1, 70000))
     if isinstance(value, str):
-        return st.one_of(ANY_TEXT, st.sampled_from(["", "/", "..", "../../etc", "/proc", "/tmp/x", "bind", "ro"]))
+        return st.one_of(
+            ANY_TEXT, st.sampled_from(["", "/", "..", "../../etc", "/proc", "/tmp/x", "bind", "ro"])
+        )
     if isinstance(value, list):
         return st.lists(st.sampled_from(value), max_size=len(value)) if value else st.just([])
     if isinstance(value, dict):
-        return st.sets(st.sampled_from(sorted(value)), max_size=len(value)).map(
-            lambda keep: {k: v for k, v in value.items() if k in keep}) if value else st.just({})
+        return (
+            st.sets(st.sampled_from(sorted(value)), max_size=len(value)).map(
+                lambda keep: {k: v for k, v in value.items() if k in keep}
+            )
+            if value
+            else st.just({})
+        )
     return JSON
 
 
 @st.composite
-def documents(draw) -> str:  # noqa: ANN001
+def documents(draw) -> str:
     if draw(st.integers(0, 9)) == 0:  # now and then not a config at all
         return draw(st.one_of(ANY_TEXT, JSON.map(json.dumps)))
     doc = copy.deepcopy(BASE)
@@ -363,7 +469,11 @@ def documents(draw) -> str:  # noqa: ANN001
         except (KeyError, IndexError, TypeError):
             pass  # an earlier mutation replaced an ancestor
     linux = doc.get("linux")
-    if isinstance(linux, dict) and isinstance(linux.get("cgroupsPath"), str) and linux["cgroupsPath"].startswith("/"):
+    if (
+        isinstance(linux, dict)
+        and isinstance(linux.get("cgroupsPath"), str)
+        and linux["cgroupsPath"].startswith("/")
+    ):
         linux["cgroupsPath"] = linux["cgroupsPath"].lstrip("/")
     root = doc.get("root")
     if isinstance(root, dict) and isinstance(root.get("path"), str):

@@ -64,7 +64,10 @@ def test_many_containers_under_ps_stats_and_exec(cli: CrashCLI, host: Host, stat
                     if not ok:
                         failures.append(f"{kind}: exit {p.returncode}: {p.stderr.strip()[-600:]}")
 
-        threads = [threading.Thread(target=loop, args=(kind, i)) for i, kind in enumerate(("ps", "stats", "exec", "exec"))]
+        threads = [
+            threading.Thread(target=loop, args=(kind, i))
+            for i, kind in enumerate(("ps", "stats", "exec", "exec"))
+        ]
         for t in threads:
             t.start()
 
@@ -75,6 +78,7 @@ def test_many_containers_under_ps_stats_and_exec(cli: CrashCLI, host: Host, stat
             for c in Container.list(state_root):
                 if c.running():
                     c.stats()
+
         library_round()
         fds0, rss0 = len(os.listdir("/proc/self/fd")), _rss_kib()
         rounds = 0
@@ -85,9 +89,11 @@ def test_many_containers_under_ps_stats_and_exec(cli: CrashCLI, host: Host, stat
         fds1, rss1 = len(os.listdir("/proc/self/fd")), _rss_kib()
         for t in threads:
             t.join()
-        print(f"\nload: {N} containers started in {boot:.1f} s; {SECONDS:.0f} s of load: {counts['ps']} ps, "
-              f"{counts['stats']} stats, {counts['exec']} exec, {len(failures)} failed; library: {rounds} rounds, "
-              f"fds {fds0}->{fds1}, rss {rss0}->{rss1} KiB")
+        print(
+            f"\nload: {N} containers started in {boot:.1f} s; {SECONDS:.0f} s of load: {counts['ps']} ps, "
+            f"{counts['stats']} stats, {counts['exec']} exec, {len(failures)} failed; library: {rounds} rounds, "
+            f"fds {fds0}->{fds1}, rss {rss0}->{rss1} KiB"
+        )
         assert failures == [], failures[:5]
         assert all(counts.values()), counts
         assert fds1 <= fds0, f"descriptors grew from {fds0} to {fds1}"

@@ -33,7 +33,9 @@ def test_fifty_concurrent_runs_of_one_name_exactly_one_wins(cli: CrashCLI, host:
     losers = [p for p in results if p.returncode != 0]
     assert len(winners) == 1, [p.stderr for p in results if p.returncode not in (0, 125)]
     for p in losers:
-        assert p.returncode == 125 and "'same' is already in use" in p.stderr and _one_line(p.stderr), p.stderr
+        assert p.returncode == 125 and "'same' is already in use" in p.stderr and _one_line(p.stderr), (
+            p.stderr
+        )
     assert cli("ps", "-q").stdout.split() == [winners[0].stdout.strip()[:12]]
     assert cli("rm", "-f", "same").returncode == 0
     assert wait_until(lambda: not processes_with(marker))
@@ -55,8 +57,9 @@ def test_concurrent_rm_one_succeeds_the_others_report_it_gone(cli: CrashCLI, hos
     assert len(ok) == 1 and ok[0].stdout == "doomed\n", [(p.returncode, p.stderr) for p in results]
     for p in results:
         if p.returncode != 0:
-            assert p.returncode == 125 and "no such container: 'doomed'" in p.stderr and _one_line(p.stderr), \
-                p.stderr
+            assert (
+                p.returncode == 125 and "no such container: 'doomed'" in p.stderr and _one_line(p.stderr)
+            ), p.stderr
     assert wait_until(lambda: not processes_with(marker))
     assert Host.leaks(before, host.snapshot(marker)) == {}
 
@@ -66,8 +69,20 @@ def test_rm_racing_gc_and_ps(cli: CrashCLI, host: Host):
     marker = "race-gc"
     before = host.snapshot(marker)
     for i in range(6):
-        cli("run", "-d", "--rm", "--name", f"g{i}", "default", "--", "sh", "-c", "sleep 0.2; true", marker,
-            check=True)
+        cli(
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            f"g{i}",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; true",
+            marker,
+            check=True,
+        )
         cli("run", "-d", "--name", f"k{i}", "default", "--", *sleeper(marker), check=True)
     host.note_ids()
     cmds = [("gc",), ("ps", "-a"), *[("rm", "-f", f"k{i}") for i in range(6)], ("gc",), ("ps",)]

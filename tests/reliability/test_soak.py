@@ -59,7 +59,9 @@ def _detached(cli: CrashCLI, rng: random.Random, name: str, image: str) -> str |
 
 def _foreground(cli: CrashCLI, rng: random.Random, name: str, image: str) -> str | None:
     step = _step(rng, CREATE_STEPS, 0.4)
-    p = cli.leaving("run", "--rm", "--name", name, image, "--", "sh", "-c", "sleep 0.05; true", MARKER, crash=step)
+    p = cli.leaving(
+        "run", "--rm", "--name", name, image, "--", "sh", "-c", "sleep 0.05; true", MARKER, crash=step
+    )
     if step:
         assert p.returncode == -9, (step, p.returncode, p.stderr)
         return step
@@ -137,6 +139,8 @@ def test_random_kill_cycles_leave_nothing(soak_cli: CrashCLI, state_root, tmp_pa
     assert wait_until(lambda: not processes_with(MARKER), timeout=20), f"seed {seed}: processes left"
     leaks = Host.leaks(before, host.snapshot(MARKER))
     elapsed = time.monotonic() - started
-    print(f"soak: {CYCLES} cycles in {elapsed:.1f} s, {sum(kills.values())} kills "
-          f"({', '.join(f'{k}={v}' for k, v in sorted(kills.items()))}), leaks={sum(map(len, leaks.values()))}")
+    print(
+        f"soak: {CYCLES} cycles in {elapsed:.1f} s, {sum(kills.values())} kills "
+        f"({', '.join(f'{k}={v}' for k, v in sorted(kills.items()))}), leaks={sum(map(len, leaks.values()))}"
+    )
     assert leaks == {}, f"seed {seed}: {leaks}"

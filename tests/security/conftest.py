@@ -94,9 +94,17 @@ class Result:
         return f"Result(status={self.status}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
 
-def walled(opts: security.SecurityOptions | None, argv: list[str], uid: int = 0, gid: int | None = None,
-           masked: list[str] | None = None, readonly: list[str] | None = None, mask: bool = False,
-           pre=None, timeout: float = 30) -> Result:  # noqa: ANN001 - pre: a callable
+def walled(
+    opts: security.SecurityOptions | None,
+    argv: list[str],
+    uid: int = 0,
+    gid: int | None = None,
+    masked: list[str] | None = None,
+    readonly: list[str] | None = None,
+    mask: bool = False,
+    pre=None,
+    timeout: float = 30,
+) -> Result:
     """Run ``argv`` behind the walls ``opts`` asks for; ``mask`` also runs mask_paths(masked, readonly);
     ``pre`` runs in the child first (to give it what a careless runtime might have leaked to it)."""
     p = security.prepare(opts)
@@ -125,7 +133,7 @@ def walled(opts: security.SecurityOptions | None, argv: list[str], uid: int = 0,
             security.after_setuid(p, uid)
             security.last(p)
             os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
-        except BaseException as e:  # noqa: BLE001 - report, never return into pytest
+        except BaseException as e:
             try:
                 os.write(2, f"walled child: {type(e).__name__}: {e}\n".encode())
             except OSError:

@@ -29,7 +29,9 @@ def vol(tmp_path):
 
 
 def run(pyc, vol, *opts: str, cmd: str = OPEN_FUSE) -> subprocess.CompletedProcess:
-    return pyc("run", "--rm", "--network", "none", "-v", f"{vol}:/vol", *opts, "default", "--", "sh", "-c", cmd)
+    return pyc(
+        "run", "--rm", "--network", "none", "-v", f"{vol}:/vol", *opts, "default", "--", "sh", "-c", cmd
+    )
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no fuse driver on this host")
@@ -46,14 +48,21 @@ def test_privileged_opens_them(pyc, vol) -> None:
 
 
 def test_the_nodes_a_container_needs_still_work(pyc, vol) -> None:
-    p = run(pyc, vol, "-t", cmd="echo x > /dev/null && head -c 8 /dev/urandom | wc -c && head -c 4 /dev/zero | wc -c "
-                                 "&& tty >/dev/null && echo tty-ok && mknod /vol/n c 1 3 && echo y > /vol/n && echo node-ok")
+    p = run(
+        pyc,
+        vol,
+        "-t",
+        cmd="echo x > /dev/null && head -c 8 /dev/urandom | wc -c && head -c 4 /dev/zero | wc -c "
+        "&& tty >/dev/null && echo tty-ok && mknod /vol/n c 1 3 && echo y > /vol/n && echo node-ok",
+    )
     assert p.returncode == 0 and p.stdout.split() == ["8", "4", "tty-ok", "node-ok"], (p.stdout, p.stderr)
 
 
 def test_rules_are_in_the_cgroup(pyc) -> None:
     if detect_mode() == "unified":
-        pytest.skip("cgroup v2 keeps the rules in a BPF program, not in a devices.list (tests/test_cgroups.py)")
+        pytest.skip(
+            "cgroup v2 keeps the rules in a BPF program, not in a devices.list (tests/test_cgroups.py)"
+        )
     p = pyc.leaving("run", "-d", "--name", "devrules", "--network", "none", "default", "sleep", "60")
     assert p.returncode == 0, p.stderr
     try:
@@ -76,10 +85,18 @@ def test_oci_linux_devices_nodes_are_allowed(pyc, tmp_path) -> None:
     b = tmp_path / "bundle"
     b.mkdir()
     subprocess.run(["cp", "-a", rootfs_builder.resolve("default"), str(b / "rootfs")], check=True)
-    cfg = default_spec(args=["sh", "-c", "(exec 3<>/dev/fuse) && echo opened-listed; mknod /dev/loopctl c 10 237; "
-                                         "(exec 3<>/dev/loopctl) && echo opened-unlisted"])
+    cfg = default_spec(
+        args=[
+            "sh",
+            "-c",
+            "(exec 3<>/dev/fuse) && echo opened-listed; mknod /dev/loopctl c 10 237; "
+            "(exec 3<>/dev/loopctl) && echo opened-unlisted",
+        ]
+    )
     cfg["process"]["terminal"] = False
-    cfg["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}]
+    cfg["linux"]["devices"] = [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}
+    ]
     (b / "config.json").write_text(json.dumps(cfg))
     p = pyc("run", "--bundle", str(b), "devoci")
     assert "opened-listed" in p.stdout and "opened-unlisted" not in p.stdout, (p.stdout, p.stderr)

@@ -50,10 +50,20 @@ def _attacks(target: str, sleeper_pid: int) -> dict[str, list]:
         "unshare(CLONE_NEWNS)": ["syscall", "unshare", nr("unshare"), [CLONE_NEWNS]],
         "setns": ["syscall", "setns", nr("setns"), [-1, 0]],
         # CLONE_NEWUSER | CLONE_FS is invalid: the kernel refuses it (EINVAL) after seccomp has had its say.
-        "clone(CLONE_NEWUSER)": ["syscall", "clone", nr("clone"), [CLONE_NEWUSER | CLONE_FS | 17, 0, 0, 0, 0]],
+        "clone(CLONE_NEWUSER)": [
+            "syscall",
+            "clone",
+            nr("clone"),
+            [CLONE_NEWUSER | CLONE_FS | 17, 0, 0, 0, 0],
+        ],
         "init_module": ["syscall", "init_module", nr("init_module"), [None, 0, ""]],
         "finit_module": ["syscall", "finit_module", nr("finit_module"), [-1, "", 0]],
-        "delete_module": ["syscall", "delete_module", nr("delete_module"), ["pycontain_no_such_module", 0o4000]],
+        "delete_module": [
+            "syscall",
+            "delete_module",
+            nr("delete_module"),
+            ["pycontain_no_such_module", 0o4000],
+        ],
         "reboot (bad magic)": ["syscall", "reboot", nr("reboot"), [0, 0, 0, None]],
         "settimeofday(NULL, NULL)": ["syscall", "settimeofday", nr("settimeofday"), [None, None]],
         "clock_settime": ["syscall", "clock_settime", nr("clock_settime"), [0, None]],
@@ -80,6 +90,7 @@ def _attacks(target: str, sleeper_pid: int) -> dict[str, list]:
 
 
 # -- the harness: the real child-side sequence, raw system calls --------------------------------------
+
 
 def test_default_walls_status_lines():
     st = probe(None, [STATUS])[0]
@@ -122,17 +133,20 @@ def test_clone3_and_newer_calls_fail_with_enosys():
     highest = security.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS & available()).max_nr
     native = next(iter(highest))
     beyond = highest[native] + 1
-    checks = [["syscall", "clone3", nr("clone3"), [None, 0]],
-              ["syscall", f"syscall {beyond}", beyond, [None, None, None, None]],
-              ["syscall", "syscall 1000", 1000, []],
-              # Older than the profile's newest call, and not allowed: EPERM, not ENOSYS.
-              ["syscall", "kexec_load", nr("kexec_load"), [0, 0, None, 0x7FFF0000]]]
+    checks = [
+        ["syscall", "clone3", nr("clone3"), [None, 0]],
+        ["syscall", f"syscall {beyond}", beyond, [None, None, None, None]],
+        ["syscall", "syscall 1000", 1000, []],
+        # Older than the profile's newest call, and not allowed: EPERM, not ENOSYS.
+        ["syscall", "kexec_load", nr("kexec_load"), [0, 0, None, 0x7FFF0000]],
+    ]
     assert probe(None, checks) == ["ENOSYS", "ENOSYS", "ENOSYS", "EPERM"]
 
 
 def test_clone_namespace_flags_constant_matches_the_kernel():
-    assert CLONE_NAMESPACE_FLAGS == (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
-                                     | 0x20000000 | 0x40000000)
+    assert CLONE_NAMESPACE_FLAGS == (
+        0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+    )
 
 
 def test_cap_drop_net_raw_refuses_raw_sockets():
@@ -142,9 +156,11 @@ def test_cap_drop_net_raw_refuses_raw_sockets():
 
 def test_cap_drop_mknod_refuses_device_nodes(tmp_path):
     opts = SecurityOptions.from_cli(cap_drop=["mknod"])
-    checks = [["mknod", str(tmp_path / "blk"), 0o600 | 0o060000, 7, 250],
-              ["mknod", str(tmp_path / "chr"), 0o600 | 0o020000, 1, 3],
-              STATUS]
+    checks = [
+        ["mknod", str(tmp_path / "blk"), 0o600 | 0o060000, 7, 250],
+        ["mknod", str(tmp_path / "chr"), 0o600 | 0o020000, 1, 3],
+        STATUS,
+    ]
     blk, chr_, st = probe(opts, checks)
     assert (blk, chr_) == ("EPERM", "EPERM")
     assert status_mask(st, "CapEff") == DOCKER_DEFAULT_CAPS & available() & ~(1 << 27)
@@ -160,8 +176,14 @@ def test_cap_add_sys_admin_brings_back_mount_like_docker(tmp_path):
     # docker's profile opens mount/unshare to CAP_SYS_ADMIN; the harness's own mount namespace keeps
     # the tmpfs away from the host.
     opts = SecurityOptions.from_cli(cap_add=["SYS_ADMIN"])
-    res = probe(opts, [["syscall", "mount", nr("mount"), ["none", str(tmp_path), "tmpfs", 0, None]],
-                       ["syscall", "clone3", nr("clone3"), [None, 0]], STATUS])
+    res = probe(
+        opts,
+        [
+            ["syscall", "mount", nr("mount"), ["none", str(tmp_path), "tmpfs", 0, None]],
+            ["syscall", "clone3", nr("clone3"), [None, 0]],
+            STATUS,
+        ],
+    )
     assert res[0] == "OK"
     assert res[1] == "EINVAL"  # clone3 reaches the kernel, which refuses a NULL argument
     assert status_mask(res[2], "CapEff") >> 21 & 1
@@ -180,8 +202,9 @@ def test_no_new_privs_stops_a_setuid_binary(open_dir):
 
 
 def test_non_root_user_has_no_effective_capabilities():
-    st = walled(None, [sys.executable, "-I", "-S", "-c", "print(open('/proc/self/status').read())"],
-                uid=65534).stdout
+    st = walled(
+        None, [sys.executable, "-I", "-S", "-c", "print(open('/proc/self/status').read())"], uid=65534
+    ).stdout
     fields = dict(line.split(":\t", 1) for line in st.splitlines() if ":\t" in line)
     assert status_mask(fields, "CapEff") == 0
     assert status_mask(fields, "CapPrm") == 0
@@ -200,9 +223,15 @@ def test_without_no_new_privs_the_filter_still_loads_for_a_non_root_user():
 
 def test_oci_exact_capabilities_and_ambient_for_a_non_root_user():
     caps = ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"]
-    opts = SecurityOptions(capabilities={"bounding": caps, "permitted": caps, "effective": caps,
-                                         "inheritable": ["CAP_NET_BIND_SERVICE"],
-                                         "ambient": ["CAP_NET_BIND_SERVICE"]})
+    opts = SecurityOptions(
+        capabilities={
+            "bounding": caps,
+            "permitted": caps,
+            "effective": caps,
+            "inheritable": ["CAP_NET_BIND_SERVICE"],
+            "ambient": ["CAP_NET_BIND_SERVICE"],
+        }
+    )
     st = probe(opts, [STATUS], uid=65534)[0]
     assert status_mask(st, "CapBnd") == 1 << 10 | 1 << 0
     assert status_mask(st, "CapAmb") == 1 << 10
@@ -230,8 +259,14 @@ def test_ulimits_are_set():
     opts = SecurityOptions.from_cli(ulimits=["nofile=100:200", "nproc=64", "core=0"])
     import resource
 
-    res = probe(opts, [["rlimit", resource.RLIMIT_NOFILE], ["rlimit", resource.RLIMIT_NPROC],
-                       ["rlimit", resource.RLIMIT_CORE]])
+    res = probe(
+        opts,
+        [
+            ["rlimit", resource.RLIMIT_NOFILE],
+            ["rlimit", resource.RLIMIT_NPROC],
+            ["rlimit", resource.RLIMIT_CORE],
+        ],
+    )
     assert res == [[100, 200], [64, 64], [0, 0]]
 
 
@@ -249,15 +284,33 @@ def test_ulimit_above_our_own_hard_limit_fails_clearly():
 
 
 def test_inline_oci_profile_is_enforced(tmp_path):
-    profile = {"defaultAction": "SCMP_ACT_ALLOW",
-               "syscalls": [{"names": ["mkdir", "mkdirat", "no_such_syscall_anywhere"],
-                             "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
-                            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
-                             "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]}]}
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {
+                "names": ["mkdir", "mkdirat", "no_such_syscall_anywhere"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 13,
+            },
+            {
+                "names": ["getpid"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 22,
+                "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}],
+            },
+        ],
+    }
     opts = SecurityOptions(seccomp_profile=profile)
-    res = probe(opts, [["syscall", "mkdirat", nr("mkdirat"), [-100, str(tmp_path / "d"), 0o755]],
-                       ["syscall", "getpid", nr("getpid"), [5]], ["syscall", "getpid", nr("getpid"), [0]],
-                       ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]], STATUS])
+    res = probe(
+        opts,
+        [
+            ["syscall", "mkdirat", nr("mkdirat"), [-100, str(tmp_path / "d"), 0o755]],
+            ["syscall", "getpid", nr("getpid"), [5]],
+            ["syscall", "getpid", nr("getpid"), [0]],
+            ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]],
+            STATUS,
+        ],
+    )
     assert res[:4] == ["EACCES", "EINVAL", "OK", "OK"]
     assert res[4]["Seccomp"].strip() == "2"
     assert not (tmp_path / "d").exists()
@@ -277,19 +330,22 @@ def test_masked_and_readonly_paths_in_a_private_mount_namespace():
 # -- with the walls down: --privileged must really lower them (the tests above would prove nothing if
 # the probe could not succeed at all) ------------------------------------------------------------
 
+
 def test_privileged_lowers_every_wall(tmp_path, sleeper, open_dir):
     opts = SecurityOptions.from_cli(privileged=True)
-    checks = [STATUS,
-              ["syscall", "mount", nr("mount"), ["none", str(tmp_path), "tmpfs", 0, None]],
-              ["syscall", "clone3", nr("clone3"), [None, 0]],
-              ["syscall", "keyctl", nr("keyctl"), [0, -3, 0]],
-              ["syscall", "reboot", nr("reboot"), [0, 0, 0, None]],
-              ["syscall", "bpf", nr("bpf"), [0xFFFF, None, 0]],
-              ["syscall", "settimeofday", nr("settimeofday"), [None, None]],
-              ["syscall", "ptrace", nr("ptrace"), [PTRACE_ATTACH, sleeper, 0, 0]],
-              ["mknod", str(tmp_path / "blk"), 0o600 | 0o060000, 7, 250],
-              # Last: in a new user namespace the probe no longer holds the host's capabilities.
-              ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]]]
+    checks = [
+        STATUS,
+        ["syscall", "mount", nr("mount"), ["none", str(tmp_path), "tmpfs", 0, None]],
+        ["syscall", "clone3", nr("clone3"), [None, 0]],
+        ["syscall", "keyctl", nr("keyctl"), [0, -3, 0]],
+        ["syscall", "reboot", nr("reboot"), [0, 0, 0, None]],
+        ["syscall", "bpf", nr("bpf"), [0xFFFF, None, 0]],
+        ["syscall", "settimeofday", nr("settimeofday"), [None, None]],
+        ["syscall", "ptrace", nr("ptrace"), [PTRACE_ATTACH, sleeper, 0, 0]],
+        ["mknod", str(tmp_path / "blk"), 0o600 | 0o060000, 7, 250],
+        # Last: in a new user namespace the probe no longer holds the host's capabilities.
+        ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]],
+    ]
     res = probe(opts, checks)
     st = res[0]
     assert status_mask(st, "CapEff") == available()
@@ -307,8 +363,14 @@ def test_privileged_lowers_every_wall(tmp_path, sleeper, open_dir):
 
 def test_unconfined_seccomp_keeps_capabilities_and_no_new_privs():
     opts = SecurityOptions.from_cli(security_opts=["seccomp=unconfined"])
-    res = probe(opts, [STATUS, ["syscall", "clone3", nr("clone3"), [None, 0]],
-                       ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]]])
+    res = probe(
+        opts,
+        [
+            STATUS,
+            ["syscall", "clone3", nr("clone3"), [None, 0]],
+            ["syscall", "unshare", nr("unshare"), [CLONE_NEWUSER]],
+        ],
+    )
     assert res[0]["Seccomp"].strip() == "0" and res[0]["NoNewPrivs"].strip() == "1"
     assert status_mask(res[0], "CapEff") == DOCKER_DEFAULT_CAPS & available()
     assert res[1] == "EINVAL"
@@ -323,13 +385,20 @@ _WIRED: list[bool] = []
 
 def _wired() -> bool:
     if not _WIRED:
-        p = subprocess.run([sys.executable, "-m", "pycontain", "run", "--help"], capture_output=True, text=True,
-                           timeout=60, env={**os.environ, "COLUMNS": "200"})
+        p = subprocess.run(
+            [sys.executable, "-m", "pycontain", "run", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         _WIRED.append("--cap-drop" in p.stdout + p.stderr)
     return _WIRED[0]
 
 
-cli = pytest.mark.skipif("not _wired()", reason="pycontain run has no --cap-drop yet (security flags not wired)")
+cli = pytest.mark.skipif(
+    "not _wired()", reason="pycontain run has no --cap-drop yet (security flags not wired)"
+)
 
 STATUS_SCRIPT = "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status"
 
@@ -344,15 +413,25 @@ def test_cli_default_walls(pyc):
     assert p.returncode == 0, p.stderr
     st = _status(p.stdout)
     expected = DOCKER_DEFAULT_CAPS & available()
-    assert {k: int(st[k], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb")} == \
-        {"CapEff": expected, "CapPrm": expected, "CapBnd": expected, "CapInh": 0, "CapAmb": 0}
+    assert {k: int(st[k], 16) for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb")} == {
+        "CapEff": expected,
+        "CapPrm": expected,
+        "CapBnd": expected,
+        "CapInh": 0,
+        "CapAmb": 0,
+    }
     assert st["NoNewPrivs"].strip() == "1" and st["Seccomp"].strip() == "2"
 
 
 @cli
 def test_cli_default_refuses_mount_and_namespaces(pyc):
-    for cmd in (["mount", "-t", "tmpfs", "none", "/tmp"], ["unshare", "-U", "true"], ["unshare", "-m", "true"],
-                ["swapoff", "/tmp"], ["reboot", "-f"]):
+    for cmd in (
+        ["mount", "-t", "tmpfs", "none", "/tmp"],
+        ["unshare", "-U", "true"],
+        ["unshare", "-m", "true"],
+        ["swapoff", "/tmp"],
+        ["reboot", "-f"],
+    ):
         p = pyc("run", "--rm", "default", "--", *cmd)
         assert p.returncode != 0, (cmd, p.stdout, p.stderr)
         assert "not permitted" in p.stderr.lower() or "permission denied" in p.stderr.lower(), (cmd, p.stderr)
@@ -368,8 +447,19 @@ def test_cli_cap_drop_mknod(pyc):
 
 @cli
 def test_cli_cap_drop_all_and_cap_add(pyc):
-    p = pyc("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "default", "--", "sh", "-c",
-            STATUS_SCRIPT)
+    p = pyc(
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_BIND_SERVICE",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        STATUS_SCRIPT,
+    )
     assert p.returncode == 0, p.stderr
     assert int(_status(p.stdout)["CapEff"], 16) == 1 << 10
 
@@ -382,8 +472,16 @@ def test_cli_cap_add_sys_admin_allows_mount(pyc):
 
 @cli
 def test_cli_privileged_lowers_the_walls(pyc):
-    p = pyc("run", "--rm", "--privileged", "default", "--", "sh", "-c",
-            f"mount -t tmpfs none /tmp && {STATUS_SCRIPT}")
+    p = pyc(
+        "run",
+        "--rm",
+        "--privileged",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        f"mount -t tmpfs none /tmp && {STATUS_SCRIPT}",
+    )
     assert p.returncode == 0, p.stderr
     st = _status(p.stdout)
     assert int(st["CapEff"], 16) == available()
@@ -392,8 +490,19 @@ def test_cli_privileged_lowers_the_walls(pyc):
 
 @cli
 def test_cli_security_opts(pyc):
-    p = pyc("run", "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges=false",
-            "default", "--", "sh", "-c", STATUS_SCRIPT)
+    p = pyc(
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges=false",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        STATUS_SCRIPT,
+    )
     assert p.returncode == 0, p.stderr
     st = _status(p.stdout)
     assert st["NoNewPrivs"].strip() == "0" and st["Seccomp"].strip() == "0"
@@ -402,8 +511,10 @@ def test_cli_security_opts(pyc):
 @cli
 def test_cli_seccomp_profile_file(pyc, tmp_path):
     profile = tmp_path / "profile.json"
-    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], '
-                       '"action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}')
+    profile.write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], '
+        '"action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}'
+    )
     p = pyc("run", "--rm", "--security-opt", f"seccomp={profile}", "default", "--", "mkdir", "/tmp/x")
     assert p.returncode != 0 and "permission denied" in p.stderr.lower(), p.stderr
 
@@ -417,8 +528,15 @@ def test_cli_ulimit(pyc):
 
 @cli
 def test_cli_masked_and_readonly_paths(pyc):
-    p = pyc("run", "--rm", "default", "--", "sh", "-c",
-            "wc -c < /proc/keys; ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/domainname || echo RO")
+    p = pyc(
+        "run",
+        "--rm",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < /proc/keys; ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/domainname || echo RO",
+    )
     assert p.stdout.split() == ["0", "0", "RO"], p.stdout + p.stderr
 
 
@@ -431,14 +549,20 @@ def test_cli_non_root_user_has_no_effective_capabilities(pyc):
 
 
 @cli
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--cap-add", "NO_SUCH_CAP"], "invalid --cap-add 'NO_SUCH_CAP'"),
-    (["--cap-drop", "bogus"], "invalid --cap-drop 'bogus'"),
-    (["--security-opt", "apparmor=unconfined"], "invalid --security-opt 'apparmor=unconfined'"),
-    (["--security-opt", "seccomp=/no/such/profile.json"], "cannot read seccomp profile '/no/such/profile.json'"),
-    (["--ulimit", "nofile=abc"], "invalid --ulimit 'nofile=abc'"),
-    (["--ulimit", "nofile=10:5"], "invalid --ulimit 'nofile=10:5'"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--cap-add", "NO_SUCH_CAP"], "invalid --cap-add 'NO_SUCH_CAP'"),
+        (["--cap-drop", "bogus"], "invalid --cap-drop 'bogus'"),
+        (["--security-opt", "apparmor=unconfined"], "invalid --security-opt 'apparmor=unconfined'"),
+        (
+            ["--security-opt", "seccomp=/no/such/profile.json"],
+            "cannot read seccomp profile '/no/such/profile.json'",
+        ),
+        (["--ulimit", "nofile=abc"], "invalid --ulimit 'nofile=abc'"),
+        (["--ulimit", "nofile=10:5"], "invalid --ulimit 'nofile=10:5'"),
+    ],
+)
 def test_cli_bad_security_flags(pyc, args, needle):
     p = pyc("run", "--rm", *args, "default", "--", "true")
     assert p.returncode == 125

@@ -27,8 +27,13 @@ def run(pyc, *args: str, cmd: str) -> subprocess.CompletedProcess:
 
 
 def test_root_inside_is_an_unprivileged_range_outside(pyc) -> None:
-    p = run(pyc, "--userns", MAP, cmd="cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; "
-                                      "stat -c %u:%g /etc/passwd /bin/busybox; grep ^Uid /proc/self/status")
+    p = run(
+        pyc,
+        "--userns",
+        MAP,
+        cmd="cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; "
+        "stat -c %u:%g /etc/passwd /bin/busybox; grep ^Uid /proc/self/status",
+    )
     assert p.returncode == 0, p.stderr
     lines = [ln.split() for ln in p.stdout.strip().splitlines()]
     assert lines[0] == lines[1] == ["0", "100000", "65536"]
@@ -44,8 +49,22 @@ def test_host_side_ids_and_files(pyc, tmp_path) -> None:
     secret.parent.mkdir()
     secret.write_text("host root only")
     secret.chmod(0o600)
-    p = pyc.leaving("run", "-d", "--name", "remapped", "--network", "none", "--userns", MAP, "-v",
-                    f"{secret.parent}:/vol", "default", "sh", "-c", "touch /made; sleep 60")
+    p = pyc.leaving(
+        "run",
+        "-d",
+        "--name",
+        "remapped",
+        "--network",
+        "none",
+        "--userns",
+        MAP,
+        "-v",
+        f"{secret.parent}:/vol",
+        "default",
+        "sh",
+        "-c",
+        "touch /made; sleep 60",
+    )
     assert p.returncode == 0, p.stderr
     try:
         info = json.loads(pyc("inspect", "remapped").stdout)[0]
@@ -69,8 +88,16 @@ def test_host_side_ids_and_files(pyc, tmp_path) -> None:
 
 
 def test_capabilities_do_not_reach_the_hosts_namespaces(pyc) -> None:
-    p = run(pyc, "--userns", MAP, "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
-            cmd="mount -t tmpfs t /mnt && echo MOUNTED; hostname x && echo RENAMED; grep CapEff /proc/self/status")
+    p = run(
+        pyc,
+        "--userns",
+        MAP,
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        cmd="mount -t tmpfs t /mnt && echo MOUNTED; hostname x && echo RENAMED; grep CapEff /proc/self/status",
+    )
     assert "MOUNTED" not in p.stdout and "RENAMED" not in p.stdout, p.stdout
     assert "permission denied" in p.stderr.lower() or "not permitted" in p.stderr.lower()
     cap_eff = int(p.stdout.split()[-1], 16)
@@ -78,15 +105,28 @@ def test_capabilities_do_not_reach_the_hosts_namespaces(pyc) -> None:
 
 
 def test_low_ports_without_capabilities(pyc) -> None:
-    p = run(pyc, "--userns", MAP, "--cap-drop", "ALL",
-            cmd="cat /proc/sys/net/ipv4/ip_unprivileged_port_start; (nc -l -p 80 & sleep 0.3; kill $!) && echo bound")
+    p = run(
+        pyc,
+        "--userns",
+        MAP,
+        "--cap-drop",
+        "ALL",
+        cmd="cat /proc/sys/net/ipv4/ip_unprivileged_port_start; (nc -l -p 80 & sleep 0.3; kill $!) && echo bound",
+    )
     assert p.stdout.split()[0] == "0" and "bound" in p.stdout, (p.stdout, p.stderr)
 
 
 def test_bad_userns_values(pyc) -> None:
-    for value, needle in (("lots", "CONTAINER:HOST:SIZE"), ("0:100000:0", "SIZE"), ("0:4294967295:2", "ids go")):
+    for value, needle in (
+        ("lots", "CONTAINER:HOST:SIZE"),
+        ("0:100000:0", "SIZE"),
+        ("0:4294967295:2", "ids go"),
+    ):
         p = run(pyc, "--userns", value, cmd="true")
-        assert p.returncode == 125 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, (value, p.stderr)
+        assert p.returncode == 125 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, (
+            value,
+            p.stderr,
+        )
     assert pyc.ids() == []
 
 
@@ -121,7 +161,9 @@ def test_oci_user_and_time_namespaces(pyc, tmp_path) -> None:
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
         c["linux"]["timeOffsets"] = {"boottime": {"secs": 864000, "nanosecs": 0}}
 
-    b = _bundle(tmp_path, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; cut -d. -f1 /proc/uptime"], mutate)
+    b = _bundle(
+        tmp_path, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; cut -d. -f1 /proc/uptime"], mutate
+    )
     with open("/proc/uptime") as f:
         host_up = float(f.read().split()[0])
     p = pyc("run", "--bundle", b, "nsoci")

@@ -60,10 +60,22 @@ def default_shares() -> list[str]:
     return shares
 
 
-def build_initramfs(kernel: Kernel, command: str, shares: list[str], files: dict[str, str | bytes] | None = None) -> bytes:
+def build_initramfs(
+    kernel: Kernel, command: str, shares: list[str], files: dict[str, str | bytes] | None = None
+) -> bytes:
     c = Cpio()
-    for d, mode in (("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("tmp", 0o1777), ("run", 0o755),
-                    ("root", 0o700), ("var", 0o755), ("var/tmp", 0o1777), ("var/lib", 0o755), ("mnt", 0o755)):
+    for d, mode in (
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+        ("tmp", 0o1777),
+        ("run", 0o755),
+        ("root", 0o700),
+        ("var", 0o755),
+        ("var/tmp", 0o1777),
+        ("var/lib", 0o755),
+        ("mnt", 0o755),
+    ):
         c.dir(d, mode)
     c.chardev("dev/console", 5, 1)  # the kernel opens it for /init's stdin/stdout/stderr before devtmpfs
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -113,15 +125,27 @@ def boot(
         initrd = os.path.join(tmp, "initramfs.cpio")
         with open(initrd, "wb") as f:
             f.write(build_initramfs(kernel, command, shares, files))
-        argv = qemu_argv(kernel.image, initrd, ["cgroup_no_v1=all", f"pycontain.cwd={REPO}"], memory_mb=memory_mb, cpus=cpus)
+        argv = qemu_argv(
+            kernel.image,
+            initrd,
+            ["cgroup_no_v1=all", f"pycontain.cwd={REPO}"],
+            memory_mb=memory_mb,
+            cpus=cpus,
+        )
         for i, path in enumerate(shares):
-            argv += ["-fsdev", f"local,id=f{i},path={path},security_model=none,readonly=on,multidevs=remap",
-                     "-device", f"virtio-9p-device,fsdev=f{i},mount_tag=s{i}"]
+            argv += [
+                "-fsdev",
+                f"local,id=f{i},path={path},security_model=none,readonly=on,multidevs=remap",
+                "-device",
+                f"virtio-9p-device,fsdev=f{i},mount_tag=s{i}",
+            ]
         return Guest(argv, echo=echo).wait(timeout, boot_timeout)
 
 
 if __name__ == "__main__":  # python tests/vm/guest.py 'sh command'  -- boot once and show the console
     r = boot(" ".join(sys.argv[1:]) or "cat /sys/fs/cgroup/cgroup.subtree_control", echo=True)
-    print(f"\nrc={r.rc} qemu_rc={r.qemu_rc} timed_out={r.timed_out} boot={r.boot_seconds} wall={r.wall_seconds:.1f}s",
-          file=sys.stderr)
+    print(
+        f"\nrc={r.rc} qemu_rc={r.qemu_rc} timed_out={r.timed_out} boot={r.boot_seconds} wall={r.wall_seconds:.1f}s",
+        file=sys.stderr,
+    )
     sys.exit(0 if r.rc == 0 else 1)

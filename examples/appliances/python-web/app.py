@@ -12,8 +12,12 @@ app = flask.Flask(__name__)
 
 @app.get("/")
 def index() -> dict:
-    return {"message": "hello from a pycontain appliance", "flask": importlib.metadata.version("flask"),
-            "python": platform.python_version(), "hostname": socket.gethostname()}
+    return {
+        "message": "hello from a pycontain appliance",
+        "flask": importlib.metadata.version("flask"),
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+    }
 
 
 @app.get("/health")
@@ -22,4 +26,4 @@ def health() -> tuple[str, int]:
 
 
 if __name__ == "__main__":
-    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "8000")))  # noqa: S104 - the container's own network
+    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "8000")))
