@@ -23,7 +23,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import libc, rootfs, security, users
+from . import libc, procattr, rootfs, security, users
 from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
@@ -181,9 +181,10 @@ def finish_and_exec(
     extra_gids: list[int] | None = None,
     umask: int | None = None,
     sec: security.Prepared | None = None,
+    keep_fds: range | tuple[int, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
-    and seccomp (the very last step), then execve."""
+    and seccomp (the very last step), then execve. ``keep_fds`` are passed on to the command."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -213,9 +214,9 @@ def finish_and_exec(
     os.setuid(u.uid)
     if sec is not None:
         security.after_setuid(sec, u.uid)
-    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec.
-    os.closerange(3, errw)
-    os.closerange(errw + 1, 65536)
+    # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
+    # purpose (keep_fds), and the error pipe until exec.
+    _close_fds(errw, keep_fds)
     path = _find_executable(args[0], env)
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -232,6 +233,16 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+
+
+def _close_fds(errw: int, keep: range | tuple[int, ...]) -> None:
+    start = 3
+    for fd in sorted({*keep, errw}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 65536)
+    for fd in keep:
+        os.set_inheritable(fd, True)  # a descriptor passed on survives the execve
 
 
 def _wait_started(errr: int, ready_ok: bool = False) -> None:
@@ -479,6 +490,7 @@ def start_container(
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
+            procattr.apply(config.proc_attrs)
             for fd, flag in join_fds:
                 if fd != userns_fd:
                     libc.setns(fd, flag)
@@ -504,7 +516,7 @@ def start_container(
             if userns_fd is not None and "network" in config.namespaces:
                 _open_unprivileged_net()
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
-            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None)
+            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
             if os.read(gor, 1) != b"G":
@@ -529,7 +541,15 @@ def start_container(
                 init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
             else:
                 finish_and_exec(
-                    config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec
+                    config.args,
+                    env,
+                    config.cwd,
+                    config.user,
+                    errw,
+                    config.extra_gids,
+                    config.umask,
+                    sec,
+                    keep_fds=range(3, 3 + config.preserve_fds),
                 )
 
         _child(errw, body)
@@ -592,9 +612,10 @@ def exec_in(
     user: str | None,
     stdio: Stdio,
     security_dict: dict | None = None,
+    keep_fds: tuple[int, ...] = (),
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
-    capabilities, rlimits, no_new_privs and seccomp filter."""
+    capabilities, rlimits, no_new_privs and seccomp filter; ``keep_fds`` of ours are passed on to it."""
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
@@ -654,7 +675,7 @@ def exec_in(
                     become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
-                finish_and_exec(args, env, cwd, user, errw, sec=sec)
+                finish_and_exec(args, env, cwd, user, errw, sec=sec, keep_fds=keep_fds)
 
             _child(errw, body)
     finally:

@@ -317,7 +317,9 @@ def _register_update() -> None:
     opts = [o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS]
     for o in opts:
         ann = list[str] | None if o.kind == MULTI else str | None
-        info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
+        # runc spells it --cpu-share; engines that drive runc's update use that name
+        names = (*o.flags, "--cpu-share") if o.dest == "cpu_shares" else o.flags
+        info = typer.Option(*names, help=o.help, metavar=o.metavar or None, show_default=False)
         params.append(
             inspect.Parameter(
                 o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=None
