@@ -414,6 +414,9 @@ def list_states(root: str | None = None) -> list[dict]:
 
 def features() -> dict:
     """``pycontain features``: what this runtime supports, in the runtime-spec's features.json shape."""
+    from . import procattr
+    from .spec import IDMAP_OPTIONS, RECURSIVE_OPTIONS
+
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
@@ -451,9 +454,13 @@ def features() -> dict:
             "rslave",
             "unbindable",
             "runbindable",
+            *RECURSIVE_OPTIONS,
+            *IDMAP_OPTIONS,
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "mountExtensions": {"idmap": {"enabled": True}},
+            "memoryPolicy": {"modes": list(procattr.MPOL_MODES), "flags": list(procattr.MPOL_FLAGS)},
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

@@ -9,6 +9,8 @@ execve, which is how they reach the command and its children. Light imports only
 
 from __future__ import annotations
 
+import os
+
 from . import libc
 from .errors import ConfigError, PycontainError
 
@@ -151,13 +153,13 @@ def apply(attrs: dict | None) -> None:
         try:
             libc.ioprio_set(attrs["ioprio"])
         except OSError as e:
-            raise PycontainError(f"cannot set process.ioPriority: {e.strerror}") from None
+            raise PycontainError(f"cannot set process.ioPriority: {os.strerror(e.errno or 0)}") from None
     if "sched" in attrs:
         try:
             libc.sched_setattr(libc.SchedAttr(**attrs["sched"]))
         except OSError as e:
             raise PycontainError(
-                f"cannot set process.scheduler: {e.strerror} (a real-time or deadline policy needs "
+                f"cannot set process.scheduler: {os.strerror(e.errno or 0)} (a real-time or deadline policy needs "
                 "CAP_SYS_NICE and, for SCHED_DEADLINE, runtime <= deadline <= period)"
             ) from None
     if "mempolicy" in attrs:
@@ -167,7 +169,7 @@ def apply(attrs: dict | None) -> None:
         except OSError as e:
             online = _online_nodes()
             raise PycontainError(
-                f"cannot set linux.memoryPolicy: {e.strerror} (this host's NUMA nodes: {online})"
+                f"cannot set linux.memoryPolicy: {os.strerror(e.errno or 0)} (this host's NUMA nodes: {online})"
             ) from None
 
 

@@ -259,7 +259,7 @@ def mount_oci(root: str, m, cgroup_procs: list[str]) -> None:
             libc.mount_setattr(dest, m.attr_set, m.attr_clr)
         except OSError as e:
             raise PycontainError(
-                f"cannot apply the recursive options of the mount on {m.target}: {e.strerror} "
+                f"cannot apply the recursive options of the mount on {m.target}: {os.strerror(e.errno or 0)} "
                 "(mount_setattr needs Linux 5.12 or later)"
             ) from None
     for flag in m.propagation:
@@ -281,7 +281,7 @@ def _idmapped_bind(m, dest: str) -> None:
         libc.idmapped_bind(m.source, dest, ns, m.recursive)
     except OSError as e:
         raise PycontainError(
-            f"cannot make the id-mapped mount of {m.source} on {m.target}: {e.strerror} (the file system "
+            f"cannot make the id-mapped mount of {m.source} on {m.target}: {os.strerror(e.errno or 0)} (the file system "
             "must support id-mapped mounts, Linux 5.12 or later)"
         ) from None
     finally:
