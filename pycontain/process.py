@@ -73,6 +73,13 @@ class Stdio:
 def _report(errw: int, code: int, message: str) -> None:
     try:
         os.write(errw, f"E{code}\t{message}".encode(errors="replace"))
+    except BrokenPipeError:
+        # Nobody reads the pipe any more (an OCI container failing after 'create' returned): the
+        # container's own stderr is then the only place left to say why.
+        try:
+            os.write(2, f"pycontain: {message}\n".encode(errors="replace"))
+        except OSError:
+            pass
     except OSError:
         pass
 

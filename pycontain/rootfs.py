@@ -477,13 +477,15 @@ def build(
         pivot(root)
     if config.rootfs_propagation:
         libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
-    # A missing working directory is made now, while the root may still be writable (runc does the same);
-    # where it cannot be (a user namespace's unmapped owner), the process's own chdir reports it.
-    try:
-        os.makedirs(config.cwd, 0o755, exist_ok=True)
-    except OSError:
-        pass
     if config.readonly:
+        # A missing working directory is made while the root is still writable, as runc does (otherwise
+        # the process makes it itself, as its own user).
+        try:
+            os.makedirs(config.cwd, 0o755, exist_ok=True)
+        except OSError as e:
+            raise PycontainError(
+                f"cannot create the working directory {config.cwd}: {os.strerror(e.errno or 0)}"
+            ) from None
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
     if not config.oci_mounts and not (config.security or {}).get("privileged"):
         # /proc is read-only once set up: only through the container's own mount of it could a process

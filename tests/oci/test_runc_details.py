@@ -307,6 +307,21 @@ def test_missing_cwd_on_a_read_only_root_is_made(pyc, bundle, tmp_path):
         assert (r.returncode, r.stdout) == (0, p.stdout), r.stderr
 
 
+def test_cwd_that_cannot_be_made_is_one_clear_error(pyc, bundle):
+    write_config(bundle, ["pwd"], lambda c: c["process"].update(cwd="/sys/not-here"))
+    p = run(pyc, bundle)
+    assert p.returncode == 125
+    assert p.stderr == "pycontain: cannot create the working directory /sys/not-here: Read-only file system\n"
+    assert pyc.ids() == []
+
+
+def test_exec_failure_after_create_is_reported(pyc, bundle):
+    write_config(bundle, ["no-such-command"], lambda c: c["root"].update(readonly=False))
+    p = run(pyc, bundle)
+    assert p.returncode == 127
+    assert "executable file not found in $PATH: 'no-such-command'" in p.stderr
+
+
 def test_tmpfs_over_an_image_directory_keeps_its_mode(pyc, bundle, tmp_path):
     (bundle / "rootfs" / "private").mkdir(mode=0o700)
     (bundle / "rootfs" / "private").chmod(0o710)
