@@ -183,6 +183,21 @@ def test_docker_style_run_sees_its_own_cgroup_limits(pyc):
     assert p.stdout.split()[0] == expected and "refused" in p.stdout
 
 
+@pytest.mark.skipif(detect_mode() == "legacy", reason="no cgroup2 mount on this host")
+def test_cgroup_v2_view_is_the_container_s_own_directory(pyc):
+    # On this hybrid host the v2 driver puts the container in the (controller-less) unified hierarchy: its
+    # cgroup2 directory itself is then its /sys/fs/cgroup, as on a pure v2 host.
+    p = pyc(
+        "run", "--rm", "--network", "none", "--cgroup-manager", "v2", "default", "--",
+        "sh", "-c", "cat /sys/fs/cgroup/cgroup.procs; grep -c . /sys/fs/cgroup/cgroup.controllers; "
+        "grep ' /sys/fs/cgroup ' /proc/self/mounts",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "1"  # only the container's own processes: PID 1, and cat
+    assert lines[-1].startswith("cgroup2 /sys/fs/cgroup cgroup2 ro,")
+
+
 # -- 3. runc's command line -------------------------------------------------------------------------
 def test_run_keep_leaves_the_stopped_container(pyc, bundle):
     write_config(bundle, ["sh", "-c", "exit 3"])
