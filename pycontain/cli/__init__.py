@@ -92,8 +92,10 @@ def guarded(fn, *args: object) -> int:
         return fn(*args) or 0
     except PycontainError as e:
         return _fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        from ..interrupts import exit_status
+
+        return exit_status(e)
     except BrokenPipeError as e:
         if _stdout_gone():
             return 0  # 'pycontain ps | head': the reader has all it wanted

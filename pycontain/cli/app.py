@@ -580,6 +580,7 @@ from . import (  # noqa: E402,F401
     image_cmds,
     network_cmds,
     oci_cmds,
+    registry_cmds,
     resource_cmds,
     sandbox_cmds,
     vm_cmds,
