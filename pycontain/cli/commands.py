@@ -12,15 +12,21 @@ the same body, so they print the same output and end with the same status.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 from ..errors import InvalidArgument
 from . import GLOBALS, guarded
 from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
+
+# typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..cgroups.resources import Resources
+    from ..container import Container
 
 ONE, OPTIONAL, SOME, ANY = "1", "?", "+", "*"  # how many values a positional takes
 
@@ -59,13 +65,13 @@ class Command:
 
 
 # -- the bodies: parse nothing, call the library, print -------------------------------------------
-def container(ref: str) -> Any:
+def container(ref: str) -> Container:
     from ..container import Container
 
     return Container.get(ref, GLOBALS.root)
 
 
-def for_each(refs: list[str], action: Callable[[Any], None], quiet: bool = False) -> int:
+def for_each(refs: list[str], action: Callable[[Container], object], quiet: bool = False) -> int:
     """Apply ``action`` to each container (printing its reference unless ``quiet``); the worst status."""
     worst = 0
     for ref in refs:
@@ -108,7 +114,7 @@ def _short_cmd(cfg: dict, width: int = 30) -> str:
     return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
 
 
-def _status_text(c: Any, status: str) -> str:
+def _status_text(c: Container, status: str) -> str:
     if status == "exited":
         code = c.state.exit_code
         return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
@@ -120,6 +126,8 @@ def _status_text(c: Any, status: str) -> str:
 
 
 def ps_body(v: dict) -> int:
+    import json  # here, not at the top: the commands that print no JSON skip its import (re, enum)
+
     if v["container"] is not None:
         return _container_processes(v["container"], v["json"] or v["format"] == "json")
     from ..container import Container
@@ -175,6 +183,8 @@ def ps_body(v: dict) -> int:
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
+    import json
+
     c = container(ref)
     cg = c.cgroup()
     pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
@@ -193,6 +203,8 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 def inspect_body(v: dict) -> int:
+    import json
+
     print(json.dumps([container(r).inspect() for r in v["refs"]], indent=2))
     return 0
 
@@ -290,6 +302,8 @@ def resume_body(v: dict) -> int:
 
 
 def features_body(_v: dict) -> int:
+    import json
+
     from .. import oci
 
     print(json.dumps(oci.features(), indent=2))
@@ -297,6 +311,8 @@ def features_body(_v: dict) -> int:
 
 
 def events_body(v: dict) -> int:
+    import json
+
     try:
         interval = float(v["interval"])
     except ValueError:
@@ -327,8 +343,10 @@ def update_body(v: dict) -> int:
     return 0
 
 
-def _load_resources_file(path: str) -> Any:
+def _load_resources_file(path: str) -> Resources:
     """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
+    import json
+
     from ..cgroups.resources import Resources
 
     try:
@@ -348,7 +366,7 @@ def _load_resources_file(path: str) -> Any:
     return Resources.from_oci(doc)
 
 
-def _overlay(base: Any, top: Any) -> Any:
+def _overlay(base: Resources, top: Resources) -> Resources:
     """``base`` with every field ``top`` sets replaced, unchecked (the flags given win over --resources)."""
     from ..cgroups.resources import Resources
 
