@@ -1,8 +1,9 @@
 """pycontain's command line: parses, calls ``pycontain.api`` / ``Container``, prints. Nothing else.
 
-``main()`` takes a fast path for ``pycontain [--root DIR] run ...`` (no typer, no click: the start of a
-container costs less than importing them) and hands every other command, and ``--help``, to the typer
-application in ``cli.app``. Every ``PycontainError`` becomes one line on stderr and its exit status
+``main()`` takes a fast path for ``pycontain [--root DIR] run ...``, the OCI commands an engine calls
+(cli.ocirun) and the commands of ``cli.commands`` (exec, ps, kill...): no typer, no click, no rich, whose
+import costs more than the work. It hands every other command, ``--help`` and whatever the fast parsers
+do not take to the typer application in ``cli.app``. Every ``PycontainError`` becomes one line on stderr and its exit status
 (125 for pycontain's own failures, 126/127 when the command cannot be executed or found).
 """
 
@@ -235,6 +236,12 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     return api.run_config(config, root)
 
 
+# cli.commands' table (ps, exec, kill...), named here so that other commands do not import it.
+FAST_COMMANDS = frozenset(
+    ("ps", "inspect", "exec", "kill", "pause", "unpause", "resume", "features", "events", "update")
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
@@ -280,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         if parsed is not None:
             _exit_now["ok"] = True
             return guarded(oci_fast, argv[0], *parsed)
+    if argv[:1] and argv[0] in FAST_COMMANDS:
+        from .commands import run_fast
+
+        code = run_fast(argv[0], argv[1:])
+        if code is not None:
+            _exit_now["ok"] = True
+            return code
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
 
