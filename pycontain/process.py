@@ -473,8 +473,11 @@ def start_container(
             os.close(gow)
             if parent_sock is not None:
                 parent_sock.close()
-            if config.detach:
-                os.setsid()  # leave pycontain's session: a closing terminal must not SIGHUP the container
+            if not stdio.tty:
+                # A session of its own, as runc does: the caller's terminal is no controlling terminal of
+                # the container's (/dev/tty is ENXIO) and its closing cannot SIGHUP it. With a terminal,
+                # _take_terminal starts the session.
+                os.setsid()
             _setup_stdio(stdio)
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
@@ -654,6 +657,8 @@ def exec_in(
                     become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
+                else:
+                    os.setsid()  # its own session and process group, never the caller's (see start_container)
                 finish_and_exec(args, env, cwd, user, errw, sec=sec)
 
             _child(errw, body)
