@@ -12,6 +12,7 @@ has no C library).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import shutil
@@ -154,3 +155,43 @@ def test_seccomp_refuses_tiocsti_and_tioclinux_by_low_32_bits():
     results = probe(None, checks)
     assert results[:4] == ["EPERM"] * 4, results
     assert "EPERM" not in results[4:], results
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+
+def test_init_holds_no_more_than_the_command(pyc):
+    """--init's PID 1: the command's capabilities, no_new_privs and seccomp, a short command line of its
+    own, and an executable that is a sealed memfd (nothing on the host to overwrite through /proc/1/exe)."""
+    p = pyc(
+        "run", "-d", "--init", "--name", "target", "--network", "none", "--cap-add", "SYS_PTRACE", "default",
+        "sleep", "300", check=True,
+    )  # fmt: skip
+    pid1 = json.loads(pyc("inspect", "target").stdout)[0]["State"]["Pid"]
+    with open(f"/proc/{pid1}/task/{pid1}/children") as f:
+        (command,) = f.read().split()
+    init, cmd = _status(pid1), _status(int(command))
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Uid", "Gid"):
+        assert init[key] == cmd[key], (key, init[key], cmd[key])
+    assert init["Seccomp"].strip() == "2"
+    assert not int(init["CapEff"], 16) & 1 << 21, "PID 1 holds CAP_SYS_ADMIN"
+    with open(f"/proc/{pid1}/cmdline", "rb") as f:
+        assert f.read() == b"\0".join([b"pycontain-init", b"--", b"sleep", b"300", b""])
+    assert os.readlink(f"/proc/{pid1}/exe").startswith("/memfd:pycontain-init")
+    fd = os.open(f"/proc/{pid1}/exe", os.O_RDONLY)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    finally:
+        os.close(fd)
+    assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL, hex(seals)
+    # From inside, with CAP_SYS_PTRACE: PID 1's executable cannot be opened for writing.
+    p = pyc("exec", "target", "sh", "-c", "echo x >> /proc/1/exe && echo WROTE")
+    assert "WROTE" not in p.stdout, p.stdout + p.stderr
+
+
+def test_init_reports_what_it_cannot_execute(pyc):
+    p = pyc("run", "--rm", "--init", "--network", "none", "default", "/etc/passwd")
+    assert p.returncode == 126, p.stderr
+    assert "cannot execute" in p.stderr and "/etc/passwd" in p.stderr
