@@ -276,6 +276,10 @@ def make_devices(root: str, devices: list[dict]) -> None:
     old = os.umask(0)
     try:
         for d in devices:
+            if os.path.normpath(d["path"]) == "/dev/ptmx":
+                # Always the link to the container's own devpts (as runc makes it): docker --privileged
+                # lists the host's 5:2 node, and making it would go through the link into devpts.
+                continue
             path = secure_join(root, d["path"])
             _mkdirs(os.path.dirname(path))
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]

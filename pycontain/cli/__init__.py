@@ -75,8 +75,14 @@ def _log_error(message: str) -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"pycontain: {message}\n")
+    # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
+    # the log file is the only place the engine reads the reason from.
     _log_error(message)
+    try:
+        sys.stderr.write(f"pycontain: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     return code
 
 
