@@ -228,15 +228,27 @@ def exec_body(v: dict) -> int:
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
-    child = container(v["ref"]).exec(
-        args,
-        env=env_list,
-        cwd=cwd,
-        user=usr,
-        tty=use_tty,
-        interactive=v["interactive"] or bool(console_socket) or bool(process_file),
-        detach=detach and not (console_socket or process_file),
-    )
+    stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
+    relay = None
+    if not (use_tty or detach):
+        from ..stdio import PipeRelay
+
+        relay = PipeRelay(stdin_open)  # the caller's descriptors never reach the container
+    try:
+        child = container(v["ref"]).exec(
+            args,
+            env=env_list,
+            cwd=cwd,
+            user=usr,
+            tty=use_tty,
+            interactive=stdin_open,
+            detach=detach and not (console_socket or process_file),
+            stdio=relay.stdio() if relay else None,
+        )
+    except BaseException:
+        if relay is not None:
+            relay.close()
+        raise
     if v["pid_file"]:
         from ..oci import write_pid_file
 
@@ -249,9 +261,11 @@ def exec_body(v: dict) -> int:
     if detach:
         return 0
     if child.pty_master is not None:
-        from ..tty import relay
+        from ..tty import relay as relay_tty
 
-        relay(child.pty_master, stdin_open=v["interactive"])
+        relay_tty(child.pty_master, stdin_open=v["interactive"])
+    elif relay is not None:
+        relay.run(child.pid)
     return process.wait_status(child.pid)
 
 
