@@ -188,10 +188,13 @@ def finish_and_exec(
     extra_gids: list[int] | None = None,
     umask: int | None = None,
     sec: security.Prepared | None = None,
+    init_fd: int | None = None,
     keep_fds: range | tuple[int, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
-    and seccomp (the very last step), then execve. ``keep_fds`` are passed on to the command."""
+    and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
+    of pycontain-init, see pycontain.init) of the init that forks it. ``keep_fds`` are passed on to the
+    command (runc's --preserve-fds)."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -222,9 +225,19 @@ def finish_and_exec(
     if sec is not None:
         security.after_setuid(sec, u.uid)
     # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
-    # purpose (keep_fds), and the error pipe until exec.
-    _close_fds(errw, keep_fds)
+    # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
+    # descriptor and closed by that).
+    _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path = _find_executable(args[0], env)
+    if init_fd is not None:
+        from .init import ARGV0, ERROR_FD
+
+        if init_fd == ERROR_FD:
+            init_fd = os.dup(init_fd)
+        # The error pipe survives the exec as the init's fd 3: it reports a command it cannot execute.
+        os.dup2(errw, ERROR_FD)
+        os.set_inheritable(ERROR_FD, True)
+        path, args = init_fd, [ARGV0, "--", *args]
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -242,14 +255,16 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
-def _close_fds(errw: int, keep: range | tuple[int, ...]) -> None:
+def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
+    """Close every descriptor above 2 but ``internal`` ones (still close-on-exec) and ``keep``, which
+    survive the execve."""
     start = 3
-    for fd in sorted({*keep, errw}):
+    for fd in sorted({*internal, *keep}):
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, 65536)
     for fd in keep:
-        os.set_inheritable(fd, True)  # a descriptor passed on survives the execve
+        os.set_inheritable(fd, True)
 
 
 def _wait_started(errr: int, ready_ok: bool = False) -> None:
@@ -474,8 +489,17 @@ def start_container(
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
     parent_sock, child_sock = _pty_channel(stdio)
+    init_fd = None
     if config.init:
         from . import init
+
+        try:
+            init_fd = init.sealed_copy()
+        except BaseException:
+            for fd, _ in join_fds:
+                os.close(fd)
+            raise
+        join_fds.append((init_fd, -1))  # closed with the others in the parent; the child execs it
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -491,15 +515,18 @@ def start_container(
             os.close(gow)
             if parent_sock is not None:
                 parent_sock.close()
-            if config.detach:
-                os.setsid()  # leave pycontain's session: a closing terminal must not SIGHUP the container
+            if not stdio.tty:
+                # A session of its own, as runc does: the caller's terminal is no controlling terminal of
+                # the container's (/dev/tty is ENXIO) and its closing cannot SIGHUP it. With a terminal,
+                # _take_terminal starts the session.
+                os.setsid()
             _setup_stdio(stdio)
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
             procattr.apply(config.proc_attrs)
             for fd, flag in join_fds:
-                if fd != userns_fd:
+                if fd not in (userns_fd, init_fd):
                     libc.setns(fd, flag)
                     os.close(fd)
             if plan.unshare:
@@ -544,20 +571,18 @@ def start_container(
                 libc.setns(userns_fd, libc.CLONE_NEWUSER)
                 os.close(userns_fd)
                 become_root()
-            if config.init:
-                init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
-            else:
-                finish_and_exec(
-                    config.args,
-                    env,
-                    config.cwd,
-                    config.user,
-                    errw,
-                    config.extra_gids,
-                    config.umask,
-                    sec,
-                    keep_fds=range(3, 3 + config.preserve_fds),
-                )
+            finish_and_exec(
+                config.args,
+                env,
+                config.cwd,
+                config.user,
+                errw,
+                config.extra_gids,
+                config.umask,
+                sec,
+                init_fd,
+                keep_fds=range(3, 3 + config.preserve_fds),
+            )
 
         _child(errw, body)
     for fd, _ in join_fds:
@@ -682,6 +707,8 @@ def exec_in(
                     become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
+                else:
+                    os.setsid()  # its own session and process group, never the caller's (see start_container)
                 finish_and_exec(args, env, cwd, user, errw, sec=sec, keep_fds=keep_fds)
 
             _child(errw, body)
