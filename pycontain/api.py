@@ -164,7 +164,8 @@ def run(image: str, args: list[str], root: str | None = None, **options: object)
 
 
 def start(image: str, args: list[str], root: str | None = None, **options: object) -> Container:
-    """Start a detached container (output goes to its log file) and return it at once."""
+    """Start a detached container (output goes to its log file, through its monitor) and return it at once."""
+    from .monitor import spawn
+
     options["detach"] = True
-    container, _child = Container.create(make_config(image, args, **options), root)  # type: ignore[arg-type]
-    return container
+    return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]

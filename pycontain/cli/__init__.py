@@ -219,9 +219,9 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         userns=values["userns"],
     )
     if config.detach:
-        from ..container import Container
+        from ..monitor import spawn
 
-        container, _child = Container.create(config, root)
+        container = spawn(config, root)
         sys.stdout.write(container.id + "\n")
         return 0
     return api.run_config(config, root)

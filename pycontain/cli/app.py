@@ -103,16 +103,34 @@ def ps(
     all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="With an ID: table or json.")] = "table",
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="name=TEXT, id=PREFIX, status=STATUS, label=KEY[=VALUE] (repeatable)."),
+    ] = None,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="A Go template ({{.Names}} {{.ID}} {{.Status}} {{.Ports}} {{json .}}, 'table ...'); "
+            "-f KEY=VALUE is a --filter, as docker reads it; with an ID (runc's form): table or json.",
+        ),
+    ] = None,
 ) -> None:
     """List containers (running ones unless -a); with an ID, the processes in that container."""
+    given = list(fmt or [])
+    # docker's -f is --filter, runc's (with an ID) and --format take templates: KEY=VALUE tells them apart.
+    filters = list(filters or []) + [f for f in given if "=" in f and "{{" not in f]
+    templates = [f for f in given if not ("=" in f and "{{" not in f)]
+    template = templates[-1] if templates else "table"
     if container is not None:
-        _exit(guarded(_container_processes, container, as_json or fmt == "json"))
+        _exit(guarded(_container_processes, container, as_json or template == "json"))
         return
 
     def body() -> int:
         from ..container import Container
 
+        wanted = _parse_filters(filters)
         rows = []
         for c in Container.list(_root["root"]):
             status = c.status()
@@ -123,14 +141,16 @@ def ps(
                 except Exception:
                     pass
                 continue
-            if not all_ and status not in ("running", "paused"):
+            if not (all_ or "status" in wanted) and status not in ("running", "paused"):
+                continue
+            if not _matches(c, status, wanted):
                 continue
             rows.append((c, status))
         if quiet:
             for c, _ in rows:
                 print(c.id[:12])
             return 0
-        if as_json:
+        if as_json or template == "json":
             print(
                 json.dumps(
                     [
@@ -143,6 +163,7 @@ def ps(
                             "Status": s,
                             "Pid": c.pid if s in ("running", "paused") else 0,
                             "ExitCode": c.state.exit_code,
+                            "Labels": c.state.config.get("labels") or {},
                         }
                         for c, s in rows
                     ],
@@ -150,11 +171,17 @@ def ps(
                 )
             )
             return 0
+        if template != "table":
+            from .template import render_all
+
+            for line in render_all(template, [_ps_fields(c, s) for c, s in rows]):
+                print(line)
+            return 0
         from rich.console import Console
         from rich.table import Table
 
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"):
+        for col in ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID"):
             table.add_column(col, no_wrap=True)
         for c, s in rows:
             table.add_row(
@@ -164,12 +191,77 @@ def ps(
                 _short_cmd(c.state.config),
                 _ago(c.state.created),
                 _status_text(c, s),
+                _ports(c.state.config),
                 str(c.pid) if s in ("running", "paused") else "",
             )
         Console(width=200 if not sys.stdout.isatty() else None).print(table)
         return 0
 
     _exit(guarded(body))
+
+
+_FILTER_KEYS = ("name", "id", "status", "label")
+
+
+def _parse_filters(filters: list[str]) -> dict[str, list[str]]:
+    from ..errors import InvalidArgument
+
+    wanted: dict[str, list[str]] = {}
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq or key not in _FILTER_KEYS:
+            raise InvalidArgument(
+                f"invalid filter {f!r}: use name=TEXT, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
+            )
+        wanted.setdefault(key, []).append(value)
+    return wanted
+
+
+def _matches(c, status: str, wanted: dict[str, list[str]]) -> bool:
+    """docker's rules: values of one key are alternatives, different keys must all match."""
+    labels = c.state.config.get("labels") or {}
+
+    def label_ok(v: str) -> bool:
+        k, eq, val = v.partition("=")
+        return k in labels and (not eq or labels[k] == val)
+
+    tests = {
+        "name": lambda v: v in c.name,
+        "id": lambda v: c.id.startswith(v),
+        "status": lambda v: v == status,
+        "label": label_ok,
+    }
+    return all(any(tests[k](v) for v in values) for k, values in wanted.items())
+
+
+def _ports(cfg: dict) -> str:
+    if not cfg.get("publish"):
+        return ""
+    from ..network import parse_publish
+
+    out = []
+    for spec in cfg.get("publish") or []:
+        p = parse_publish(spec)
+        out.append(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}")
+    return ", ".join(out)
+
+
+def _ps_fields(c, status: str) -> dict:
+    """A row as docker's ps templates name its fields."""
+    cfg = c.state.config
+    labels = cfg.get("labels") or {}
+    return {
+        "ID": c.id[:12],
+        "Names": c.name,
+        "Image": cfg.get("image", ""),
+        "Command": _short_cmd(cfg),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
+        "RunningFor": _ago(c.state.created),
+        "Status": _status_text(c, status),
+        "State": status,
+        "Ports": _ports(cfg),
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+    }
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
