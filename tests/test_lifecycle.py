@@ -1,4 +1,4 @@
-"""Detached containers: ps, logs, exec, stop, kill, rm, inspect; no pycontain process stays behind."""
+"""Detached containers: ps, logs, exec, stop, kill, rm, inspect; only their monitor stays behind."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def test_detached_lifecycle(pyc):
     assert p.returncode == 0, p.stderr
     cid = p.stdout.strip()
     assert len(cid) == 64
-    # Like runc: nothing of pycontain stays resident, only the container's own processes.
-    assert set(_runtime_processes()) <= before
+    # Only the container's monitor stays resident (a small interpreter running monitor_loop.py), as conmon does.
+    resident = set(_runtime_processes()) - before
+    assert len(resident) == 1
+    with open(f"/proc/{resident.pop()}/cmdline", "rb") as f:
+        assert b"monitor_loop.py" in f.read()
 
     rows = json.loads(pyc("ps", "--json").stdout)
     assert [(r["Name"], r["Status"]) for r in rows] == [("web", "running")]

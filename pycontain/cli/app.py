@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Annotated
@@ -105,7 +106,9 @@ def ps(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
     filters: Annotated[
         list[str] | None,
-        typer.Option("--filter", help="name=TEXT, id=PREFIX, status=STATUS, label=KEY[=VALUE] (repeatable)."),
+        typer.Option(
+            "--filter", help="name=REGEX, id=PREFIX, status=STATUS, label=KEY[=VALUE] (repeatable)."
+        ),
     ] = None,
     fmt: Annotated[
         list[str] | None,
@@ -211,8 +214,13 @@ def _parse_filters(filters: list[str]) -> dict[str, list[str]]:
         key, eq, value = f.partition("=")
         if not eq or key not in _FILTER_KEYS:
             raise InvalidArgument(
-                f"invalid filter {f!r}: use name=TEXT, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
+                f"invalid filter {f!r}: use name=REGEX, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
             )
+        if key == "name":
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise InvalidArgument(f"invalid filter {f!r}: {e}") from None
         wanted.setdefault(key, []).append(value)
     return wanted
 
@@ -226,7 +234,7 @@ def _matches(c, status: str, wanted: dict[str, list[str]]) -> bool:
         return k in labels and (not eq or labels[k] == val)
 
     tests = {
-        "name": lambda v: v in c.name,
+        "name": lambda v: re.search(v, c.name) is not None,
         "id": lambda v: c.id.startswith(v),
         "status": lambda v: v == status,
         "label": label_ok,
@@ -283,11 +291,24 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 @app.command("inspect")
-def inspect(refs: Annotated[list[str], typer.Argument(help="Container names or ids.")]) -> None:
-    """Show containers' details as JSON."""
+def inspect(
+    refs: Annotated[list[str], typer.Argument(help="Container names or ids.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("-f", "--format", help="A Go template per container, e.g. '{{.State.ExitCode}}'."),
+    ] = None,
+) -> None:
+    """Show containers' details as JSON (or each through a --format template)."""
 
     def body() -> int:
-        print(json.dumps([_container(r).inspect() for r in refs], indent=2))
+        details = [_container(r).inspect() for r in refs]
+        if fmt:
+            from .template import render_all
+
+            for line in render_all(fmt, details):
+                print(line)
+            return 0
+        print(json.dumps(details, indent=2))
         return 0
 
     _exit(guarded(body))
