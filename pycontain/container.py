@@ -650,6 +650,74 @@ class Container:
         crash_point("exec-started")
         return child
 
+    def exec_run(
+        self,
+        args: list[str],
+        *,
+        env: list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``args`` in the running container, wait for it and return its exit status and output.
+
+        ``input`` is its stdin (else /dev/null). After ``timeout`` seconds it is killed and
+        ``PycontainError`` raised; the process is reaped on every path.
+        """
+        import select
+
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        in_r, in_w = os.pipe2(os.O_CLOEXEC) if input is not None else (None, None)
+        stdio = process.Stdio(stdin_null=input is None, stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
+        try:
+            child = self.exec(args, env=env, cwd=cwd, user=user, stdio=stdio)
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, in_r):
+                if fd is not None:
+                    os.close(fd)
+        if in_w is not None:
+            try:
+                os.write(in_w, input or b"")  # a pipe holds 64 KiB: larger inputs belong in a volume
+            except BrokenPipeError:
+                pass
+            os.close(in_w)
+        fds = {out_r: bytearray(), err_r: bytearray()}
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timed_out = False
+        try:
+            while fds and not timed_out:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(list(fds), [], [], left)
+                if not ready:
+                    timed_out = True
+                for fd in ready:
+                    data = os.read(fd, 65536)
+                    if data:
+                        fds[fd] += data
+                    else:
+                        (out if fd == out_r else err).extend(fds.pop(fd))
+                        os.close(fd)
+        finally:
+            if fds:
+                for fd in fds:
+                    os.close(fd)
+                try:
+                    os.kill(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            code = process.wait_status(child.pid)
+        if timed_out:
+            raise PycontainError(f"{args[0]!r} in container {self.name} did not finish within {timeout} s")
+        return ExecResult(code, bytes(out), bytes(err))
+
     # -- reporting -------------------------------------------------------------------------
     def inspect(self) -> dict:
         st = self.state
@@ -763,6 +831,25 @@ class Container:
             current.config["resources"] = merged.to_dict()
             self.store.save(current)
         return merged
+
+
+class ExecResult:
+    """What ``Container.exec_run`` returns: the exit status (128+N for signal N) and the captured output."""
+
+    __slots__ = ("exit_code", "stdout", "stderr")
+
+    def __init__(self, exit_code: int, stdout: bytes, stderr: bytes) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self) -> str:
+        """stdout as text."""
+        return self.stdout.decode(errors="replace")
+
+    def __repr__(self) -> str:
+        return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
 
 def _iso(ts: float | None) -> str:
