@@ -96,10 +96,24 @@ def spawn(config=None, root: str | None = None, existing=None):
     if msg.startswith("OK "):
         return Container.get(msg[3:].strip(), root)
     if msg.startswith("E"):
-        code_s, _, text = msg[1:].partition("\t")
-        code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
-        raise ExecFailed(text, code) if code != EXIT_RUNTIME else PycontainError(text)
+        code_s, _, rest = msg[1:].partition("\t")
+        kind, _, text = rest.partition("\t")
+        raise _rebuild_error(kind, text, int(code_s) if code_s.isdigit() else EXIT_RUNTIME)
     raise PycontainError("the container's monitor died before the container started (see 'pycontain gc')")
+
+
+def _rebuild_error(kind: str, text: str, code: int) -> PycontainError:
+    """The monitor's error, as the class it was raised with (callers match on AlreadyExists, NotFound...)."""
+    from . import errors
+
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, PycontainError)):
+        cls = PycontainError
+    err = cls.__new__(cls)
+    Exception.__init__(err, text)
+    if cls is ExecFailed or code != cls.exit_code:
+        err.exit_code = code
+    return err
 
 
 def _become_monitor(config, root: str | None, existing, report: int) -> None:
@@ -111,14 +125,14 @@ def _become_monitor(config, root: str | None, existing, report: int) -> None:
     try:
         container, child, out_r, err_r = _launch(config, root, existing)
     except PycontainError as e:
-        _send(report, f"E{e.exit_code}\t{e}")
+        _send(report, f"E{e.exit_code}\t{type(e).__name__}\t{e}")
         return
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        _send(report, f"E{EXIT_RUNTIME}\t{e.strerror or e}{where}")
+        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\t{e.strerror or e}{where}")
         return
     except Exception as e:
-        _send(report, f"E{EXIT_RUNTIME}\tinternal error: {type(e).__name__}: {e}")
+        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}")
         return
     _send(report, f"OK {container.id}")
     _exec_loop(container, child.pid, out_r, err_r)
