@@ -165,9 +165,18 @@ def run_config(config: ContainerConfig, root: str | None = None, on_created=None
             saved[sig] = signal.signal(sig, forward)
     except ValueError:
         pass  # not the main thread: Python only lets it handle signals
+    # Without a terminal the container's stdio is pipes relayed here: the caller's own descriptors
+    # (perhaps a terminal) never reach it.
+    relay = None
     try:
-        container, child = Container.create(config, root)
+        if not config.tty:
+            from .stdio import PipeRelay
+
+            relay = PipeRelay(config.interactive)
+        container, child = Container.create(config, root, stdio=relay.stdio() if relay else None)
     except BaseException:
+        if relay is not None:
+            relay.close()
         _restore(saved)
         raise
     target.append(child.pid)
@@ -185,8 +194,12 @@ def run_config(config: ContainerConfig, root: str | None = None, on_created=None
             from . import tty
 
             tty.relay(child.pty_master, stdin_open=config.interactive)
+        elif relay is not None:
+            relay.run(child.pid)
         code = process.wait_status(child.pid)
     finally:
+        if relay is not None:
+            relay.close()
         _restore(saved)
     container.record_exit(code)
     return code
