@@ -14,6 +14,7 @@ PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
 APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg apt iproute2 util-linux procps \
 	qemu-system-x86 nftables podman conmon crun runc skopeo umoci buildah mmdebstrap debootstrap zstd
 APT_PACKAGES += squashfs-tools  # mksquashfs/unsquashfs: the squashfs export and its test
+APT_PACKAGES += containerd docker.io containernetworking-plugins  # the engines tests (tests/engines)
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 

@@ -114,6 +114,8 @@ class NamespaceSandbox:
         self.unshare: subprocess.Popen | None = None
         self.init_pid: int | None = None
         self.env = {"PATH": PATH, "HOME": self.tmp, "LANG": "C.UTF-8"}
+        if os.environ.get("PYTHONPATH"):  # the pycontain under test, wherever the test run takes it from
+            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
 
     # -- set-up ----------------------------------------------------------------------------------
 
