@@ -14,10 +14,8 @@ import pytest
 from conftest import ROOT_REQUIRED, mountinfo
 from nsbox import hybrid_or_v1
 
-import rootfs_builder
-
 from .cri import Cri, load_stubs
-from .engines_env import IMAGE, NAMESPACE, POD_SUBNET, PYCONTAIN, ContainerdEnv, image_archive
+from .engines_env import IMAGE, NAMESPACE, POD_SUBNET, PYCONTAIN, ContainerdEnv
 
 pytestmark = [
     ROOT_REQUIRED,
@@ -37,13 +35,6 @@ pytestmark = [
 pytest.importorskip("grpc_tools", reason="grpcio-tools is not installed (the test extra has it)")
 
 SHIM_ROOT = f"/run/containerd/runc/{NAMESPACE}"  # where the shim points pycontain's --root
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("engine-image") / "images.tar")
-    image_archive(str(rootfs_builder.resolve("default")), path)
-    return path
 
 
 @pytest.fixture(scope="module")
