@@ -160,6 +160,9 @@ class ContainerConfig:
         "time_offsets",
         "preserve_fds",
         "proc_attrs",
+        "restart",
+        "stop_signal",
+        "labels",
     )
 
     def __init__(
@@ -210,6 +213,9 @@ class ContainerConfig:
         time_offsets: dict | None = None,
         preserve_fds: int = 0,
         proc_attrs: dict | None = None,
+        restart: str = "no",
+        stop_signal: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -265,6 +271,9 @@ class ContainerConfig:
         self.preserve_fds = preserve_fds
         # OCI ioPriority, scheduler and memoryPolicy as pycontain.procattr.check returns them
         self.proc_attrs = proc_attrs
+        self.restart = restart  # docker's --restart: no, on-failure[:N], always, unless-stopped (see monitor)
+        self.stop_signal = stop_signal  # what 'stop' sends first (default SIGTERM)
+        self.labels = dict(labels or {})
 
     def validate(self) -> None:
         if not self.args:
@@ -302,6 +311,16 @@ class ContainerConfig:
                     f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
                     "(or a network's name)"
                 )
+        if self.restart != "no":
+            from .monitor import parse_restart
+
+            parse_restart(self.restart)
+            if self.auto_remove:
+                raise InvalidArgument(f"--restart {self.restart} and --rm cannot be combined: choose one")
+        if self.stop_signal is not None:
+            from .container import parse_signal
+
+            parse_signal(self.stop_signal)
         if self.detach and self.tty:
             raise InvalidArgument(
                 "-d and -t cannot be combined: a detached container keeps no process to "
