@@ -614,11 +614,13 @@ class Container:
         interactive: bool = False,
         detach: bool = False,
         stdio: process.Stdio | None = None,
+        preserve_fds: int = 0,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
-        fds 0-2 come from (e.g. pipes to capture output).
+        fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
+        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds).
         """
         from .config import DEFAULT_PATH, merge_env, parse_user
 
@@ -653,6 +655,7 @@ class Container:
             user if user is not None else cfg.get("user"),
             stdio,
             cfg.get("security"),
+            keep_fds=tuple(range(3, 3 + preserve_fds)),
         )
         crash_point("exec-started")
         return child

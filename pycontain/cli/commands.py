@@ -327,6 +327,13 @@ def exec_body(v: dict) -> int:
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
+    preserve_fds = 0
+    if v["preserve_fds"] not in (None, "0"):
+        from ..oci import check_preserved_fds
+        from .ocirun import preserve_fds_count
+
+        preserve_fds = preserve_fds_count(v["preserve_fds"])
+        check_preserved_fds(preserve_fds)
     relay = None
     if not (use_tty or detach):
         from ..stdio import PipeRelay
@@ -342,6 +349,7 @@ def exec_body(v: dict) -> int:
             interactive=stdin_open,
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
+            preserve_fds=preserve_fds,
         )
     except BaseException:
         if relay is not None:
@@ -576,6 +584,14 @@ COMMANDS: dict[str, Command] = {
                     VALUE,
                     "Unix socket that receives the pty master.",
                     "SOCKET",
+                ),
+                Opt(
+                    ("--preserve-fds",),
+                    "preserve_fds",
+                    VALUE,
+                    "Pass descriptors 3 .. 3+N-1 on to the process (runc's form).",
+                    "N",
+                    "0",
                 ),
             ),
             interspersed=False,

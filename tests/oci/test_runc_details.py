@@ -253,6 +253,19 @@ def test_preserve_fds_passes_descriptors_on(pyc, bundle, tmp_path):
         assert out3.read_text() == "through-fd3\n"
 
 
+def test_exec_preserve_fds(pyc, bundle, tmp_path):
+    write_config(bundle, ["sleep", "60"])
+    assert pyc.leaving("create", "--bundle", str(bundle), "xp1").returncode == 0
+    assert pyc("start", "xp1").returncode == 0
+    out = tmp_path / "exec-fd3"
+    p = _shell_with_fd3(pyc.argv("exec", "--preserve-fds", "1", "xp1", "sh", "-c", "echo exec-fd3 >&3"), out)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text() == "exec-fd3\n"
+    p = _shell_with_fd3(pyc.argv("exec", "xp1", "sh", "-c", "echo x >&3"), tmp_path / "none")
+    assert p.returncode != 0 and (tmp_path / "none").read_text() == ""
+    assert pyc("delete", "--force", "xp1").returncode == 0
+
+
 def test_update_takes_runc_cpu_share(pyc, bundle):
     write_config(bundle, ["sleep", "60"])
     assert pyc.leaving("create", "--bundle", str(bundle), "u1").returncode == 0
