@@ -177,3 +177,65 @@ def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):  # noqa: F811
     lines = p.stdout.splitlines()
     assert lines[0] == "pts/ptmx"
     assert lines[1].startswith("crw-rw----") and "10, 237" in lines[1]
+
+
+def test_memory_extras_applied_and_missing_controllers_warned(pyc, bundle):  # noqa: F811
+    """swappiness, disableOOMKiller and kernelTCP reach the v1 memory cgroup; hugepageLimits and the
+    network classID / priorities need hierarchies this host may lack: applied or warned about, never
+    dropped in silence."""
+    limits = {
+        "memory": {"limit": 64 << 20, "swappiness": 10, "disableOOMKiller": True, "kernelTCP": 50 << 20},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+        "network": {"classID": 0x100001, "priorities": [{"name": "eth0", "priority": 5}]},
+    }
+    write_config(bundle, ["sleep", "60"], lambda c: c["linux"].update(resources=limits))
+    p = pyc.leaving("create", "--bundle", str(bundle), "x1")
+    assert p.returncode == 0, p.stderr
+    pid = state(pyc, "x1")["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        where = {c: p for _, cs, p in (line.rstrip("\n").split(":", 2) for line in f) for c in cs.split(",")}
+
+    def read(ctrl: str, name: str) -> str:
+        with open(f"/sys/fs/cgroup/{ctrl}{where[ctrl]}/{name}") as f:
+            return f.read()
+
+    if "memory" in where and os.path.isdir("/sys/fs/cgroup/memory"):
+        assert read("memory", "memory.swappiness").strip() == "10"
+        assert "oom_kill_disable 1" in read("memory", "memory.oom_control")
+        assert int(read("memory", "memory.kmem.tcp.limit_in_bytes")) == 50 << 20
+    for ctrl, field, check in (
+        (
+            "hugetlb",
+            "hugepageLimits[0]",
+            lambda: int(read("hugetlb", "hugetlb.2MB.limit_in_bytes")) == 4 << 20,
+        ),
+        ("net_cls", "network.classID", lambda: int(read("net_cls", "net_cls.classid")) == 0x100001),
+        ("net_prio", "network.priorities", lambda: "eth0 5" in read("net_prio", "net_prio.ifpriomap")),
+    ):
+        if os.path.isdir(f"/sys/fs/cgroup/{ctrl}"):
+            assert check()
+        else:
+            assert f"linux.resources.{field} not applied" in p.stderr
+    assert pyc("delete", "--force", "x1").returncode == 0
+
+
+def test_spec_warnings_are_printed(pyc, bundle):  # noqa: F811
+    """runtime-tools' linux_process_apparmor_profile and linux_capabilities: what the host cannot give is
+    said, and the container still starts."""
+    with open("/proc/self/status") as f:
+        bounding = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    lacking = [n for i, n in ((24, "CAP_SYS_RESOURCE"), (21, "CAP_SYS_ADMIN")) if not bounding >> i & 1]
+
+    def mutate(c: dict) -> None:
+        c["process"]["apparmorProfile"] = "acme_secure_profile"
+        for key in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][key] += lacking
+
+    write_config(bundle, ["true"], mutate)
+    p = pyc.leaving("create", "--bundle", str(bundle), "w1")
+    assert p.returncode == 0, p.stderr
+    apparmor = os.path.exists("/sys/kernel/security/apparmor")
+    assert ("apparmor profile 'acme_secure_profile' ignored" in p.stderr) != apparmor
+    for name in lacking:
+        assert f"{name} left out" in p.stderr
+    assert pyc("delete", "--force", "w1").returncode == 0
