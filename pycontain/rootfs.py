@@ -362,6 +362,12 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
     """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace.
 
     ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into."""
+    if "mount" not in config.namespaces:
+        # An OCI config that inherits our mount namespace (validated to ask for no mount): the root is
+        # entered by chroot alone, as runc does, and nothing here may touch the host's mounts.
+        os.chroot(config.rootfs)
+        os.chdir("/")
+        return
     # Nothing we mount may propagate back to the host, whatever the host's propagation is.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     if config.overlay:

@@ -239,3 +239,71 @@ def test_spec_warnings_are_printed(pyc, bundle):  # noqa: F811
     for name in lacking:
         assert f"{name} left out" in p.stderr
     assert pyc("delete", "--force", "w1").returncode == 0
+
+
+def _inherit_all(c: dict) -> None:
+    """runtime-tools' nsinherit: no namespace of its own, nothing mounted."""
+    c["linux"]["namespaces"] = []
+    c.pop("hostname")
+    c["mounts"] = []
+    c["linux"].pop("maskedPaths", None)
+    c["linux"].pop("readonlyPaths", None)
+    c["root"]["readonly"] = False
+
+
+def test_no_mount_namespace_is_a_chroot(pyc, bundle):  # noqa: F811
+    write_config(bundle, ["sh", "-c", "ls /; echo done"], _inherit_all)
+    assert pyc.leaving("create", "--bundle", str(bundle), "n1").returncode == 0
+    pid = state(pyc, "n1")["pid"]
+    # The host's mount (and every other) namespace, its root the bundle's rootfs.
+    for ns in ("mnt", "pid", "net", "uts", "ipc"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")
+    assert os.readlink(f"/proc/{pid}/root") == str(bundle / "rootfs")
+    assert pyc("start", "n1").returncode == 0
+    assert wait_until(lambda: state(pyc, "n1")["status"] == "stopped")
+    assert pyc("delete", "n1").returncode == 0
+
+
+def test_no_mount_namespace_refuses_mounts(pyc, bundle):  # noqa: F811
+    write_config(
+        bundle,
+        ["true"],
+        lambda c: (
+            _inherit_all(c),
+            c["mounts"].append({"destination": "/proc", "type": "proc", "source": "proc"}),
+        ),
+    )
+    p = pyc("create", "--bundle", str(bundle), "n2")
+    assert p.returncode == 125
+    assert p.stderr.startswith(
+        "pycontain: config.json: mounts: needs a mount namespace of the container's own"
+    )
+    assert pyc.ids() == []
+
+
+def test_mount_namespace_joined_by_path(pyc, bundle):  # noqa: F811
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        assert wait_until(
+            lambda: os.readlink(f"/proc/{holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        )
+        target = os.readlink(f"/proc/{holder.pid}/ns/mnt")
+
+        def mutate(c: dict) -> None:
+            for n in c["linux"]["namespaces"]:
+                if n["type"] == "mount":
+                    n["path"] = f"/proc/{holder.pid}/ns/mnt"
+
+        write_config(bundle, ["sleep", "60"], mutate)
+        p = pyc.leaving("create", "--bundle", str(bundle), "m1")
+        assert p.returncode == 0, p.stderr
+        pid = state(pyc, "m1")["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == target
+        # The root filesystem was built in that namespace: its mounts are there, not in ours.
+        with open(f"/proc/{pid}/mountinfo") as f:
+            assert any(line.split()[4] == "/proc" for line in f)
+        assert not any(str(bundle) in line for line in open("/proc/self/mountinfo"))
+        assert pyc("delete", "--force", "m1").returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
