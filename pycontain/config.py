@@ -294,8 +294,11 @@ class ContainerConfig:
             )
         if self.user is not None:
             parse_user(self.user)
-        if "mount" not in self.namespaces:
-            raise InvalidArgument("a container needs its own mount namespace (add one to linux.namespaces)")
+        if "mount" not in self.namespaces and (self.mounts or self.overlay or self.readonly or self.devices):
+            raise InvalidArgument(
+                "mounts need a mount namespace of the container's own (add one to linux.namespaces): "
+                "without one the root filesystem is entered by chroot alone"
+            )
         if (self.namespaces.get("user") == "") != bool(self.id_mappings):
             raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
         if self.hostname and "uts" not in self.namespaces:

@@ -11,7 +11,7 @@ import os
 import time
 
 from . import process
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import (
     CREATED,
     CREATING,
@@ -217,9 +217,12 @@ class Container:
             cg.create()
             crash_point("cgroup-created")
             if config.resources:
+                from .cgroups import extras
                 from .cgroups.resources import Resources
 
                 cg.apply(Resources.from_dict(config.resources))
+                for message in extras.apply(cg, config.resources):
+                    warn(message)
             from .cgroups.devices import rules_for
 
             rules = rules_for(config)

@@ -14,7 +14,7 @@ import time
 from . import fastjson, process
 from .config import ContainerConfig, Mount
 from .container import Container
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 
 OCI_VERSION = "1.2.0"
@@ -53,6 +53,14 @@ def config_from_spec(
         resources = Resources.from_oci(spec.resources).to_dict()
         if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
             resources["devices"] = spec.resources["devices"]
+        # What Resources has no field for travels as given (cgroups.extras writes it).
+        for key in ("hugepageLimits", "network"):
+            if key in spec.resources:
+                resources[key] = spec.resources[key]
+        memory = spec.resources.get("memory") or {}
+        for key in ("swappiness", "disableOOMKiller", "kernelTCP"):
+            if key in memory:
+                resources.setdefault("memory", {})[key] = memory[key]
     cgroup_path = spec.cgroups_path
     if cgroup_path and ":" in cgroup_path:
         raise Unsupported(
@@ -149,15 +157,6 @@ def _own_effective_caps() -> set[int]:
                 mask = int(line.split()[1], 16)
                 return {i for i in range(mask.bit_length()) if mask >> i & 1}
     return set()
-
-
-def warn(message: str) -> None:
-    """A warning on stderr, written at once: a stderr an engine opened read-only (containerd does for pod
-    sandboxes) loses it, and no bytes are left in Python's buffer to fail a later flush (before a fork)."""
-    try:
-        os.write(2, f"pycontain: warning: {message}\n".encode())
-    except OSError:
-        pass
 
 
 def _device(d) -> dict:

@@ -550,6 +550,10 @@ def start_container(
             if userns_fd is not None and "network" in config.namespaces:
                 _open_unprivileged_net()
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
+            # Our fd directory, held open: a root entered by chroot alone (no mount namespace) has no /proc.
+            fds_dir = (
+                os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if start_fifo else None
+            )
             rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
@@ -560,10 +564,11 @@ def start_container(
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
                 _take_terminal(child_sock.detach(), config.console_size)
-            if fifo_fd is not None:
+            if fifo_fd is not None and fds_dir is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
                 os.write(errw, b"R")
-                fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds_dir)
+                os.close(fds_dir)
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)

@@ -448,6 +448,12 @@ def build(
 
     ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into.
     ``cgroup_procs``: the cgroup.procs files of the container's cgroups, shown at its /sys/fs/cgroup."""
+    if "mount" not in config.namespaces:
+        # An OCI config that inherits our mount namespace (validated to ask for no mount): the root is
+        # entered by chroot alone, as runc does, and nothing here may touch the host's mounts.
+        os.chroot(config.rootfs)
+        os.chdir("/")
+        return
     cgroup_procs = cgroup_procs or []
     # A host directory bound at /dev is the user's (the host's own /dev, even): nothing is created in it,
     # neither the default nodes nor linux.devices (runc and crun make nodes only on a /dev of their own).

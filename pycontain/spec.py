@@ -988,16 +988,6 @@ def _namespaces(linux: dict) -> dict[str, str]:
             raise _err(f"{p}.path", f"must be an absolute path, not {_show(path)}")
         out[kind] = path
         where[kind] = i
-    if "mount" not in out:
-        raise _err(
-            "linux.namespaces",
-            'pycontain needs a new mount namespace to build the root filesystem in (add {"type": "mount"})',
-        )
-    if out["mount"]:
-        raise Unsupported(
-            f"{DOC}: linux.namespaces[{where['mount']}].path: joining an existing mount namespace is "
-            "not supported by pycontain (remove the path to get a new one)"
-        )
     return out
 
 
@@ -1318,7 +1308,32 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     spec.mount_label = _opt_str(linux, "mountLabel", "linux.mountLabel") or None
     if spec.mount_label and not _selinux_enabled():
         spec.warnings.append(f"selinux mount label {spec.mount_label!r} ignored: this host has no SELinux")
+    if "mount" not in spec.namespaces:
+        _check_no_mounts(spec)
     return spec
+
+
+def _check_no_mounts(spec: OciSpec) -> None:
+    """A config that inherits the runtime's mount namespace gets a chroot into its root and nothing else
+    (as with runc): every mount it asks for would be made in the host's namespace."""
+    asked = [
+        (key, present)
+        for key, present in (
+            ("mounts", spec.mounts),
+            ("linux.maskedPaths", spec.masked_paths),
+            ("linux.readonlyPaths", spec.readonly_paths),
+            ("linux.devices", spec.devices),
+            ("root.readonly", spec.root_readonly),
+            ("linux.rootfsPropagation", spec.rootfs_propagation),
+        )
+        if present
+    ]
+    if asked:
+        raise _err(
+            asked[0][0],
+            "needs a mount namespace of the container's own: without one (linux.namespaces has no "
+            '"mount") it would be mounted on the host; add {"type": "mount"} or leave it out',
+        )
 
 
 # -- files ----------------------------------------------------------------------------------------

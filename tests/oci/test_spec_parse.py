@@ -410,9 +410,9 @@ INVALID = [
     (_set("linux.namespaces", "pid"), "config.json: linux.namespaces: must be a list"),
     (
         _set("linux.namespaces[4]", {"type": "time"}),
-        "config.json: linux.namespaces: pycontain needs a new mount namespace",
+        "config.json: mounts: needs a mount namespace of the container's own",
     ),
-    (_set("linux", DELETE), "config.json: linux.namespaces: pycontain needs a new mount namespace"),
+    (_set("linux", DELETE), "config.json: hostname: setting one needs a uts namespace"),
     (_set("linux.namespaces[3].type", "time"), "config.json: hostname: setting one needs a uts namespace"),
     (
         _add_ns({"type": "user"}),
@@ -592,7 +592,6 @@ UNSUPPORTED = [
     ("vm", lambda d: d.__setitem__("vm", {"kernel": {"path": "/boot/vmlinuz"}})),
     ("zos", lambda d: d.__setitem__("zos", {"devices": [{"path": "/dev/zfoo", "type": "c"}]})),
     ("freebsd", lambda d: d.__setitem__("freebsd", {"jail": {"parent": "host"}})),
-    ("linux.namespaces[4].path", lambda d: d["linux"]["namespaces"][4].__setitem__("path", "/proc/1/ns/mnt")),
 ]
 
 
