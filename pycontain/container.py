@@ -7,6 +7,7 @@ directory are all there is, and every command rebuilds what it needs from the st
 from __future__ import annotations
 
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
+import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
@@ -225,6 +226,7 @@ class Container:
         if mode == "host":
             config.namespaces.pop("network", None)
             return
+        assert arg is not None  # only none and host name no container or network
         if mode == "container":
             other = Container.get(arg, self.store.root)
             if not other.running():
@@ -462,9 +464,9 @@ class Container:
     # -- exec ------------------------------------------------------------------------------
     def exec(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         tty: bool = False,

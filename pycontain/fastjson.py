@@ -7,10 +7,12 @@ JSON the ``json`` module writes; on interpreters without ``_json`` the ``json`` 
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     import _json
 except ImportError:  # pragma: no cover - PyPy and friends
-    _json = None
+    _json = None  # type: ignore[assignment]
 
 
 def _reject(obj: object) -> object:
@@ -37,12 +39,12 @@ if _json is not None:
     _encode = _json.make_encoder(
         None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
-    _scan = _json.make_scanner(_Context())
+    _scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # duck-typed like JSONDecoder
 
     def dumps(obj: object) -> str:
         return "".join(_encode(obj, 0))
 
-    def loads(text: str) -> object:
+    def loads(text: str) -> Any:  # JSON: whatever the document holds, as json.loads
         text = text.strip()
         try:
             obj, pos = _scan(text, 0)
@@ -56,5 +58,5 @@ else:  # pragma: no cover
 
     dumps = json.dumps
 
-    def loads(text: str) -> object:
+    def loads(text: str) -> Any:  # JSON: whatever the document holds, as json.loads
         return json.loads(text)

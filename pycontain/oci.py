@@ -155,6 +155,7 @@ def create(
     container, child = Container.create(config, root, wait_for_start=True, stdio=stdio)
     try:
         if child.pty_master is not None:
+            assert console_socket is not None  # checked above: a terminal needs one
             send_console(console_socket, child.pty_master)
         _run_hooks(container, "prestart")
         _run_hooks(container, "createRuntime")
@@ -355,7 +356,7 @@ def _run_inside(c: Container, h: dict, payload: bytes) -> int:
         if deadline is not None and time.monotonic() > deadline:
             os.kill(child.pid, 9)
             os.waitpid(child.pid, 0)
-            raise subprocess.TimeoutExpired(h["path"], timeout)
+            raise subprocess.TimeoutExpired(h["path"], timeout)  # type: ignore[arg-type]  # set when deadline is
         time.sleep(0.005)
 
 

@@ -536,7 +536,7 @@ class OciMount:
         return flags, propagation, ",".join(data), "rbind" in self.options
 
     def to_dict(self) -> dict:
-        d = {"destination": self.destination}
+        d: dict[str, str | list[str]] = {"destination": self.destination}
         if self.type:
             d["type"] = self.type
         if self.source:

@@ -66,7 +66,9 @@ def known_anywhere(cid: str) -> bool:
 
 
 def pid_alive(pid: int | None, start_time: int | None) -> bool:
-    return bool(pid) and start_time is not None and proc_start_time(pid) == start_time
+    if not pid or start_time is None:
+        return False
+    return proc_start_time(pid) == start_time
 
 
 class ContainerState:
