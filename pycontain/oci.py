@@ -11,13 +11,11 @@ import os
 import subprocess
 import time
 
-from . import fastjson, process
+from . import SPEC_VERSION, fastjson, process
 from .config import ContainerConfig, Mount
 from .container import Container
 from .errors import InvalidArgument, PycontainError, Unsupported
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
-
-OCI_VERSION = "1.2.0"
 
 
 def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = False) -> ContainerConfig:
@@ -187,7 +185,7 @@ def state_of(c: Container) -> dict:
         status, "stopped"
     )
     d = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "status": oci_status,
         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
@@ -316,7 +314,7 @@ def _run_host(h: dict, payload: bytes) -> int:
 
 def _basic_state(c: Container) -> dict:
     return {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "pid": c.pid,
         "bundle": c.state.bundle,
@@ -376,7 +374,7 @@ def features() -> dict:
     """``pycontain features``: what this runtime supports, in the runtime-spec's features.json shape."""
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro",

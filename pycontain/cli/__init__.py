@@ -230,9 +230,9 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
-        from .. import __version__
+        from .. import SPEC_VERSION, __version__
 
-        sys.stdout.write(f"pycontain version {__version__}\nspec: 1.3.0\n")
+        sys.stdout.write(f"pycontain version {__version__}\nspec: {SPEC_VERSION}\n")
         return 0
     if GLOBALS.systemd_cgroup:
         return _fail(
