@@ -7,7 +7,9 @@ JSON the ``json`` module writes; on interpreters without ``_json`` the ``json`` 
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing itself costs ~3 ms (it loads re): only mypy reads the import below
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     import _json
