@@ -15,6 +15,8 @@ PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
 APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg apt iproute2 util-linux procps \
 	qemu-system-x86 nftables podman conmon crun runc skopeo umoci buildah mmdebstrap debootstrap zstd
 APT_PACKAGES += squashfs-tools  # mksquashfs/unsquashfs: the squashfs export and its test
+APT_PACKAGES += docker-registry apache2-utils  # a loopback registry (htpasswd auth) for the pull/push tests
+APT_PACKAGES += libc6-dev  # libc.a: the static pycontain-init (--init's PID 1) and the tests' C helpers
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 
@@ -43,6 +45,7 @@ venv: apt $(VENV)/.installed
 
 rootfs: venv
 	@$(PY) -m rootfs_builder build default
+	@$(PY) -c 'from pycontain import init; init.binary_path()'  # --init's static PID 1, built once
 
 demo: setup
 	@echo "==> a container on the built-in root filesystem:"

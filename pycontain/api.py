@@ -129,9 +129,18 @@ def run_config(config: ContainerConfig, root: str | None = None) -> int:
             saved[sig] = signal.signal(sig, forward)
     except ValueError:
         pass  # not the main thread: Python only lets it handle signals
+    # Without a terminal the container's stdio is pipes relayed here: the caller's own descriptors
+    # (perhaps a terminal) never reach it.
+    relay = None
     try:
-        container, child = Container.create(config, root)
+        if not config.tty:
+            from .stdio import PipeRelay
+
+            relay = PipeRelay(config.interactive)
+        container, child = Container.create(config, root, stdio=relay.stdio() if relay else None)
     except BaseException:
+        if relay is not None:
+            relay.close()
         _restore(saved)
         raise
     target.append(child.pid)
@@ -142,8 +151,12 @@ def run_config(config: ContainerConfig, root: str | None = None) -> int:
             from . import tty
 
             tty.relay(child.pty_master, stdin_open=config.interactive)
+        elif relay is not None:
+            relay.run(child.pid)
         code = process.wait_status(child.pid)
     finally:
+        if relay is not None:
+            relay.close()
         _restore(saved)
     container.record_exit(code)
     return code

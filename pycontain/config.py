@@ -258,7 +258,8 @@ class ContainerConfig:
             raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
         if self.name is not None:
             validate_name(self.name)
-        if self.hostname is not None and not _valid_hostname(self.hostname):
+        # "" keeps the hostname the UTS namespace starts with (an OCI config may leave it out).
+        if self.hostname and not _valid_hostname(self.hostname):
             raise InvalidArgument(
                 f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', at most 63 characters"
             )

@@ -155,9 +155,12 @@ class Container:
             parent, name = config.cgroup_parent, None
             if config.cgroup_path:
                 # OCI linux.cgroupsPath: an absolute path is taken from the hierarchy root as given; a
-                # relative one is placed beneath the cgroup pycontain runs in, by its last component.
-                head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
-                parent = (head or "/") if config.cgroup_path.startswith("/") else None
+                # relative one is kept whole beneath the cgroup pycontain runs in (a/x and b/x differ).
+                if config.cgroup_path.startswith("/"):
+                    head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
+                    parent = head or "/"
+                else:
+                    name = config.cgroup_path.strip("/")
             from . import rootless
 
             if rootless.active() and not rootless.cgroup_delegated():
@@ -325,6 +328,10 @@ class Container:
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
         sig = parse_signal(sig)
+        if all_processes and self.status() == STOPPED:
+            # runc's 'kill --all' of a stopped container signals its empty cgroup and succeeds;
+            # containerd sends it after every exit and retries for ever on an error.
+            return
         if not self.running() and self.status() != CREATED:
             raise InvalidState(f"container {self.name} is not running")
         if all_processes:

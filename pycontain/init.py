@@ -1,59 +1,75 @@
 """``--init``: a minimal PID 1 that forwards signals to the command and reaps every zombie.
 
 Without it the command itself is PID 1, which the kernel shields from signals it has no handler
-for (so ``docker stop``-style SIGTERM is ignored) and which inherits every orphan to reap. This init
-is the container's first process itself (already forked from pycontain, nothing new is executed
-from the host), and it exits with the command's status, 128+N when a signal killed it.
+for (so ``docker stop``-style SIGTERM is ignored) and which inherits every orphan to reap.
+
+PID 1 is not pycontain's Python: the container's first process ends, like any other, with the user,
+capabilities, no_new_privs and seccomp filter of the container's command, and then executes the small
+static program ``pycontain-init.c`` (see there), which forks the command. So PID 1 holds no more than
+the command, and its command line is its own short one. The program is executed from a sealed memfd,
+the way runc protects its own binary (CVE-2019-5736): ``/proc/1/exe`` is a private copy no one can
+write, never a host file such as the Python interpreter, whose overwriting would run the container's
+code as root at the next host command.
+
+The program is compiled once with gcc (``make setup`` does it; otherwise the first ``--init``) into
+``BUILD_DIR``, named by the hash of its source.
 """
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
+import fcntl
+import hashlib
 import os
+import subprocess
 
-from . import libc
+from .errors import PycontainError
+
+BUILD_DIR = "/var/lib/pycontain/helpers"
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pycontain-init.c")
+# The argv it is executed with: its name, then "--", then the command.
+ARGV0 = "pycontain-init"
+# The descriptor on which it reports a command it could not execute (pycontain's error pipe).
+ERROR_FD = 3
 
 
-def run_as_pid1(
-    args: list[str], env: dict[str, str], cwd: str, user: str | None, errw: int, sec=None
-) -> None:
-    from .process import _child, finish_and_exec
+def binary_path() -> str:
+    """The compiled program, built now if this source has not been built yet."""
+    with open(SOURCE, "rb") as f:
+        source = f.read()
+    path = os.path.join(BUILD_DIR, f"pycontain-init-{hashlib.sha256(source).hexdigest()[:16]}")
+    if os.path.exists(path):
+        return path
+    os.makedirs(BUILD_DIR, 0o755, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        r = subprocess.run(
+            ["gcc", "-static", "-Os", "-s", "-o", tmp, SOURCE], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise PycontainError("--init needs gcc to build its PID 1 once ('make setup' installs it)") from None
+    if r.returncode != 0:
+        raise PycontainError(
+            f"--init: cannot build {SOURCE}: {(r.stderr.strip().splitlines() or ['gcc failed'])[-1]}"
+        )
+    os.rename(tmp, path)  # atomic: a concurrent build finds a whole program or none
+    return path
 
-    libc.set_dumpable(False)  # it keeps the host's interpreter mapped: no /proc/1/exe for the container
-    child = os.fork()
-    if child == 0:
-        for sig in range(1, signal.NSIG):
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        _child(errw, lambda: finish_and_exec(args, env, cwd, user, errw, sec=sec))
-    os.close(errw)
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in (
-        signal.SIGTERM,
-        signal.SIGINT,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGWINCH,
-        signal.SIGCONT,
-    ):
-        signal.signal(sig, forward)
-    os.closerange(3, 65536)
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            os._exit(0)
-        if pid == child:
-            if os.WIFSIGNALED(status):
-                os._exit(128 + os.WTERMSIG(status))
-            os._exit(os.WEXITSTATUS(status))
+def sealed_copy() -> int:
+    """A close-on-exec memfd holding the program, sealed against any change (executed with fexecve)."""
+    with open(binary_path(), "rb") as f:
+        data = f.read()
+    fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        fcntl.fcntl(
+            fd,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE,
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -115,6 +115,16 @@ def pidfd_open(pid: int) -> int:
     return fd
 
 
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd: int) -> int:
+    """The file system type (``f_type``, a magic number such as PROC_SUPER_MAGIC) that ``fd`` is on."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+    _check(_libc.fstatfs(ctypes.c_int(fd), buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")

@@ -14,7 +14,7 @@ import time
 from . import SPEC_VERSION, fastjson, process
 from .config import ContainerConfig, Mount
 from .container import Container
-from .errors import InvalidArgument, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 
 
@@ -196,11 +196,19 @@ def state_of(c: Container) -> dict:
 
 
 def delete(container_id: str, root: str | None = None, force: bool = False) -> None:
-    c = Container.get(container_id, root)
+    """OCI delete: a stopped container goes; one that is created or running stays unless ``force``
+    (the spec: deleting a container that is not stopped MUST fail). With ``force`` a container that
+    is already gone is no error: engines delete with --force after every exit, as with runc."""
+    try:
+        c = Container.get(container_id, root)
+    except ContainerNotFound:
+        if force:
+            return
+        raise
     status = c.status()
-    if status in (RUNNING, PAUSED) and not force:
-        raise InvalidArgument(
-            f"cannot delete container {container_id}: it is {status} (stop it, or use --force)"
+    if status in (CREATED, RUNNING, PAUSED) and not force:
+        raise InvalidState(
+            f"cannot delete container {container_id}: it is {status}, not stopped (kill it first, or use --force)"
         )
     hooks = c.state.config.get("hooks") or {}
     c.remove(force=True)

@@ -181,9 +181,11 @@ def finish_and_exec(
     extra_gids: list[int] | None = None,
     umask: int | None = None,
     sec: security.Prepared | None = None,
+    init_fd: int | None = None,
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
-    and seccomp (the very last step), then execve."""
+    and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
+    of pycontain-init, see pycontain.init) of the init that forks it."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -213,10 +215,24 @@ def finish_and_exec(
     os.setuid(u.uid)
     if sec is not None:
         security.after_setuid(sec, u.uid)
-    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec.
-    os.closerange(3, errw)
-    os.closerange(errw + 1, 65536)
+    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec
+    # (with the init's sealed copy, executed from its descriptor and closed by that).
+    keep = sorted({errw} if init_fd is None else {errw, init_fd})
+    start = 3
+    for fd in keep:
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 65536)
     path = _find_executable(args[0], env)
+    if init_fd is not None:
+        from .init import ARGV0, ERROR_FD
+
+        if init_fd == ERROR_FD:
+            init_fd = os.dup(init_fd)
+        # The error pipe survives the exec as the init's fd 3: it reports a command it cannot execute.
+        os.dup2(errw, ERROR_FD)
+        os.set_inheritable(ERROR_FD, True)
+        path, args = init_fd, [ARGV0, "--", *args]
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -456,8 +472,17 @@ def start_container(
     errr, errw = os.pipe2(os.O_CLOEXEC)
     gor, gow = os.pipe2(os.O_CLOEXEC)
     parent_sock, child_sock = _pty_channel(stdio)
+    init_fd = None
     if config.init:
         from . import init
+
+        try:
+            init_fd = init.sealed_copy()
+        except BaseException:
+            for fd, _ in join_fds:
+                os.close(fd)
+            raise
+        join_fds.append((init_fd, -1))  # closed with the others in the parent; the child execs it
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -473,14 +498,17 @@ def start_container(
             os.close(gow)
             if parent_sock is not None:
                 parent_sock.close()
-            if config.detach:
-                os.setsid()  # leave pycontain's session: a closing terminal must not SIGHUP the container
+            if not stdio.tty:
+                # A session of its own, as runc does: the caller's terminal is no controlling terminal of
+                # the container's (/dev/tty is ENXIO) and its closing cannot SIGHUP it. With a terminal,
+                # _take_terminal starts the session.
+                os.setsid()
             _setup_stdio(stdio)
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
             for fd, flag in join_fds:
-                if fd != userns_fd:
+                if fd not in (userns_fd, init_fd):
                     libc.setns(fd, flag)
                     os.close(fd)
             if plan.unshare:
@@ -525,12 +553,9 @@ def start_container(
                 libc.setns(userns_fd, libc.CLONE_NEWUSER)
                 os.close(userns_fd)
                 become_root()
-            if config.init:
-                init.run_as_pid1(config.args, env, config.cwd, config.user, errw, sec)
-            else:
-                finish_and_exec(
-                    config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec
-                )
+            finish_and_exec(
+                config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec, init_fd
+            )
 
         _child(errw, body)
     for fd, _ in join_fds:
@@ -654,6 +679,8 @@ def exec_in(
                     become_root()
                 if child_sock is not None:
                     _take_terminal(child_sock.detach())
+                else:
+                    os.setsid()  # its own session and process group, never the caller's (see start_container)
                 finish_and_exec(args, env, cwd, user, errw, sec=sec)
 
             _child(errw, body)

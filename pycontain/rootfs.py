@@ -8,6 +8,7 @@ container's last process, whatever happens to pycontain.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -68,6 +69,19 @@ def secure_join(root: str, path: str) -> str:
     return os.path.join(root, *resolved)
 
 
+def mount_point(root: str, target: str) -> str:
+    """``secure_join(root, target)`` for a mount, which may never cover the container's root itself: with
+    ``data -> /`` in the image, ``-v DIR:/data`` would otherwise hide the whole image under DIR and make
+    /proc, /sys and /dev in the host's DIR (runc refuses the same)."""
+    dest = secure_join(root, target)
+    if os.path.normpath(dest) == os.path.normpath(root):
+        raise InvalidArgument(
+            f"mount destination {target!r} resolves to the container's root directory (through a "
+            "symbolic link in the image): a mount may not cover the root"
+        )
+    return dest
+
+
 def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
 
@@ -125,7 +139,7 @@ def mount_overlay(
 def bind_volume(root: str, source: str, target: str, readonly: bool) -> None:
     if not os.path.exists(source):
         _mkdirs(source)  # docker's -v creates a missing host directory
-    dest = secure_join(root, target)
+    dest = mount_point(root, target)
     if os.path.isdir(source):
         _mkdirs(dest)
     elif not os.path.exists(dest):
@@ -139,7 +153,7 @@ def bind_volume(root: str, source: str, target: str, readonly: bool) -> None:
 def mount_tmpfs(
     root: str, target: str, options: str = "", flags: int = libc.MS_NOSUID | libc.MS_NODEV
 ) -> None:
-    dest = secure_join(root, target)
+    dest = mount_point(root, target)
     _mkdirs(dest)
     opts = []
     for opt in filter(None, options.split(",")):
@@ -218,7 +232,7 @@ def bind_rootfs(path: str) -> str:
 
 def mount_oci(root: str, m) -> None:
     """One mount of an OCI bundle, its options already translated by pycontain.spec."""
-    dest = secure_join(root, m.target)
+    dest = mount_point(root, m.target)
     if m.fstype == "bind" or m.flags & libc.MS_BIND:
         if not os.path.exists(m.source):
             raise PycontainError(f"mount source {m.source!r} for {m.target} does not exist")
@@ -276,6 +290,10 @@ def make_devices(root: str, devices: list[dict]) -> None:
     old = os.umask(0)
     try:
         for d in devices:
+            if os.path.normpath(d["path"]) == "/dev/ptmx":
+                # Always the link to the container's own devpts (as runc makes it): docker --privileged
+                # lists the host's 5:2 node, and making it would go through the link into devpts.
+                continue
             path = secure_join(root, d["path"])
             _mkdirs(os.path.dirname(path))
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
@@ -304,14 +322,40 @@ def _default_dev(root: str) -> None:
             os.symlink(target, link)
 
 
-def _write_sysctls(root: str, sysctl: dict[str, str]) -> None:
-    for key, value in sysctl.items():
-        path = os.path.join(root, "proc", "sys", *key.split("."))
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise PycontainError(f"cannot set sysctl {key}={value}: {e.strerror}") from None
+def write_sysctls(sysctl: dict[str, str]) -> None:
+    """After pivot_root: each ``key = value`` written to the container's own /proc/sys.
+
+    Every component is opened beneath the previous one without following symlinks, and /proc must be a
+    procfs, so neither a key nor the root filesystem can turn the write into one on another file.
+    """
+    try:
+        proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise PycontainError(f"cannot set sysctls: the container has no /proc ({e.strerror})") from None
+    try:
+        if libc.fstatfs_type(proc) != libc.PROC_SUPER_MAGIC:
+            raise PycontainError("cannot set sysctls: /proc in the container is not a proc file system")
+        for key, value in sysctl.items():
+            parts = ["sys", *key.split(".")]
+            fd = os.dup(proc)
+            try:
+                for part in parts[:-1]:
+                    nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    os.close(fd)
+                    fd = nxt
+                leaf = os.open(parts[-1], os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                try:
+                    if libc.fstatfs_type(leaf) != libc.PROC_SUPER_MAGIC:  # a mount over part of /proc/sys
+                        raise OSError(errno.EXDEV, "not in the proc file system")
+                    os.write(leaf, value.encode())
+                finally:
+                    os.close(leaf)
+            except OSError as e:
+                raise PycontainError(f"cannot set sysctl {key}={value}: {e.strerror}") from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc)
 
 
 def build(config, container_dir: str, userns_fd: int | None = None) -> None:
@@ -368,8 +412,6 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
                 mount_tmpfs(root, m.target, m.options)
     if config.devices:
         make_devices(root, config.devices)
-    if config.sysctl:
-        _write_sysctls(root, config.sysctl)
 
     if config.no_pivot:
         # --no-pivot (for ramdisk roots, where pivot_root fails): move the root over / and chroot into it.
@@ -379,6 +421,8 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
         os.chdir("/")
     else:
         pivot(root)
+    if config.sysctl:
+        write_sysctls(config.sysctl)
     if config.rootfs_propagation:
         libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
     if config.readonly:

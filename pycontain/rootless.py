@@ -36,11 +36,42 @@ def unprivileged() -> bool:
 
 
 def default_root() -> str:
-    """The state root of the user's containers."""
+    """The state root of the user's containers, made if missing and checked to be the user's alone."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
-        return os.path.join(runtime, "pycontain")
-    return f"/tmp/pycontain-{_state['uid']}"
+        path = os.path.join(runtime, "pycontain")
+    else:
+        path = f"/tmp/pycontain-{_state['uid']}"
+    _private_dir(path)
+    return path
+
+
+def _private_dir(path: str) -> None:
+    """``path`` as a directory of ours, mode 0700, or refuse: in a shared /tmp another user can make it
+    first (or a symlink by that name), then read, hide or replace the containers kept there."""
+    import stat
+
+    from .errors import PermissionDenied
+
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise PermissionDenied(f"cannot create the state directory {path}: {e.strerror}") from None
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory (a symbolic link or a file)"
+    elif st.st_uid != os.geteuid():  # in our user namespace the user is uid 0, and lstat says so too
+        problem = "belongs to another user"
+    elif st.st_mode & 0o777 != 0o700:
+        problem = f"has mode {st.st_mode & 0o777:04o}, not 0700"
+    else:
+        return
+    raise PermissionDenied(
+        f"the state directory {path} {problem}: refusing to keep containers there (remove it, or set "
+        "XDG_RUNTIME_DIR to a directory of your own)"
+    )
 
 
 def enter() -> None:

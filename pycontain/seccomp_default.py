@@ -37,7 +37,7 @@ exceed the tracer's needs CAP_SYS_PTRACE) are the wall.
 from __future__ import annotations
 
 # Bump whenever the data below changes: it is part of the key of the compiled-filter cache.
-VERSION = 1
+VERSION = 2
 
 # Every system call ordinary programs need, on every architecture (names a machine lacks are skipped).
 _ALLOWED = (
@@ -169,7 +169,6 @@ _ALLOWED = (
     "io_pgetevents_time64",
     "io_setup",
     "io_submit",
-    "ioctl",
     "ioprio_get",
     "ioprio_set",
     "ipc",
@@ -400,6 +399,41 @@ CLONE_NAMESPACE_FLAGS = 0x7E020000
 
 _S390 = ["s390", "s390x"]
 
+# ioctl(2) requests that let a process act on a terminal it merely holds: TIOCSTI pushes bytes into the
+# terminal's input queue (the caller's shell would run them once the container exits) and TIOCLINUX
+# reaches the Linux console's selection and paste buffer.
+TIOCSTI = 0x5412
+TIOCLINUX = 0x541C
+
+
+def _ioctl_rule_except(refused: tuple[int, ...]) -> dict:
+    """A rule that allows ioctl(2) for every request whose low 32 bits are not one of ``refused``.
+
+    The kernel reads the request as a 32-bit int, so a caller may set any high bits: only the low 32
+    are compared. A filter cannot say "not equal under a mask" and libseccomp lets an unconditional
+    allow override any refusal, so the allow-list is spelt as alternatives: a request differing from
+    all refused ones in a bit they share, or, matching those bits, a pattern of the bits where they
+    differ that none of them has.
+    """
+    low = 0xFFFFFFFF
+    varying = 0
+    for r in refused[1:]:
+        varying |= r ^ refused[0]
+    shared = low & ~varying
+    common = refused[0] & shared
+    rules = []
+    for bit in range(32):
+        m = 1 << bit
+        if shared & m:
+            rules.append({"index": 1, "value": m, "valueTwo": ~common & m, "op": "SCMP_CMP_MASKED_EQ"})
+    bits = [1 << b for b in range(32) if varying >> b & 1]
+    for n in range(1 << len(bits)):
+        pattern = common | sum(b for i, b in enumerate(bits) if n >> i & 1)
+        if pattern not in refused:
+            rules.append({"index": 1, "value": low, "valueTwo": pattern, "op": "SCMP_CMP_MASKED_EQ"})
+    # Comparisons of one argument in one rule are alternatives (ORed), as in docker's format.
+    return _rule(("ioctl",), args=rules)
+
 
 def _rule(names: tuple[str, ...] | list[str], action: str = "SCMP_ACT_ALLOW", **extra: object) -> dict:
     return {"names": list(names), "action": action, **extra}
@@ -428,6 +462,7 @@ PROFILE: dict = {
         _rule(_ALLOWED),
         # Any address family but AF_VSOCK (40), which reaches the host's hypervisor sockets.
         _rule(("socket",), args=[{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]),
+        _ioctl_rule_except((TIOCSTI, TIOCLINUX)),
         # personality(2): PER_LINUX (0), PER_LINUX32 (0x8), UNAME26 (0x20000) and UNAME26 | PER_LINUX32,
         # and 0xffffffff, which only reads the current one. Nothing that turns off ASLR, for instance.
         _rule(("personality",), args=[{"index": 0, "value": 0x0, "op": "SCMP_CMP_EQ"}]),

@@ -107,6 +107,7 @@ DEFAULT_CAPABILITIES = (
 DEFAULT_MASKED_PATHS = (
     "/proc/asound",
     "/proc/acpi",
+    "/proc/interrupts",  # per-CPU counts of the host's interrupts: a side channel on host activity
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",

@@ -248,6 +248,8 @@ _IPC_SYSCTLS = frozenset(
     )
 )
 
+_SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # runc's defaults (libcontainer/specconv/example.go); used when a config has none.
 DEFAULT_MASKED_PATHS = (
@@ -1063,6 +1065,13 @@ def _cgroups_path(linux: dict) -> str | None:
 def _sysctl(linux: dict, namespaces: dict[str, str]) -> dict[str, str]:
     sysctl = _str_map(linux, "sysctl", "linux.sysctl")
     for key in sysctl:
+        # A key becomes a path beneath /proc/sys: no "/", and no empty component (so no ".." either).
+        if not key or not _SYSCTL_CHARS.issuperset(key) or "" in key.split("."):
+            raise _err(
+                _key("linux.sysctl", key),
+                "not a sysctl name (letters, digits, '_', '-' and single dots between them, e.g. "
+                "net.ipv4.ip_forward)",
+            )
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             needs = "ipc"
         elif key.startswith("net."):

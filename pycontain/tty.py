@@ -14,6 +14,8 @@ import select
 import signal
 import termios
 
+from .stdio import write_all
+
 
 def copy_winsize(src_fd: int, dst_fd: int) -> None:
     try:
@@ -51,24 +53,18 @@ def relay(master: int, stdin_open: bool, stdin_fd: int = 0, stdout_fd: int = 1) 
                     raise
                 if not data:
                     break
-                _write_all(stdout_fd, data)
+                write_all(stdout_fd, data)
             if stdin_fd in ready:
                 data = os.read(stdin_fd, 65536)
                 if not data:
                     fds.remove(stdin_fd)
                     if not in_tty:
-                        _write_all(master, b"\x04")  # end of piped input: an EOF for the container's reader
+                        write_all(master, b"\x04")  # end of piped input: an EOF for the container's reader
                     continue
-                _write_all(master, data)
+                write_all(master, data)
     finally:
         if saved is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         if in_tty:
             signal.signal(signal.SIGWINCH, signal.SIG_DFL)
         os.close(master)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]

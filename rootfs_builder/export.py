@@ -105,19 +105,69 @@ def _xattrs(path: str) -> list[str]:
         return []
 
 
+def _image_blobs(store: Store, rec: dict, blobs: str, *, compress: bool) -> tuple[list[dict], bytes]:
+    """Write the image's layers (gzip-compressed or plain tars) and config into ``blobs``, each file named by
+    its sha256; return the layer descriptors and the config, whose ``rootfs.diff_ids`` name the new tars."""
+    with open(os.path.join(store.images_dir, rec["id"], "config.json"), "rb") as f:
+        config = json.loads(f.read())
+    descs, diffs = [], []
+    for diff in rec["layers"]:
+        tmp = os.path.join(blobs, "layer.tmp")
+        with open(tmp, "wb") as raw:
+            packed = _HashWriter(raw)
+            if compress:
+                with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
+                    plain = _HashWriter(gz)
+                    _layer_tar(store.layer_path(diff), plain)
+            else:
+                plain = packed
+                _layer_tar(store.layer_path(diff), plain)
+        digest = packed.hash.hexdigest()
+        os.rename(tmp, os.path.join(blobs, digest))
+        descs.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
+                "digest": f"sha256:{digest}",
+                "size": packed.size,
+            }
+        )
+        diffs.append(f"sha256:{plain.hash.hexdigest()}")
+    config.setdefault("rootfs", {})["type"] = "layers"
+    config["rootfs"]["diff_ids"] = diffs
+    config_bytes = json.dumps(config, separators=(",", ":")).encode()
+    _put(blobs, config_bytes)
+    return descs, config_bytes
+
+
+def _ref_annotations(name: str) -> dict:
+    """A manifest's names in an OCI index: the tag alone as ``org.opencontainers.image.ref.name`` (what
+    ``skopeo inspect oci:DIR:TAG`` and ``podman load`` look up) and the whole name as containerd's."""
+    repo, colon, tag = name.rpartition(":")
+    if not colon or "/" in tag:
+        return {"org.opencontainers.image.ref.name": name}
+    return {"org.opencontainers.image.ref.name": tag, "io.containerd.image.name": name}
+
+
+def _write_archive(work: str, members: tuple[str, ...], dest: str) -> None:
+    tmp_archive = os.path.join(work, "archive.tar")
+    with tarfile.open(tmp_archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name in members:
+            tf.add(os.path.join(work, name), arcname=name)
+    os.rename(tmp_archive, dest)
+
+
 def export_image(
     ref: str, dest: str, data_root: str | None = None, *, archive: bool = False, tag: str | None = None
 ) -> dict:
     """Write image ``ref`` to ``dest`` (an OCI layout directory, or an oci-archive file with ``archive``).
 
-    Returns {"manifest": digest, "config": digest, "layers": [digests]}.
+    ``tag`` names it in the layout (default: the name ``ref`` found it by, else its first name, else
+    ``latest``). Returns {"manifest": digest, "config": digest, "layers": [digests]}.
     """
     store = Store(data_root)
     rec = store.get(ref)
     if os.path.exists(dest) and (archive or os.listdir(dest)):
         raise AlreadyExists(f"{dest} already exists: export to a new path")
-    with open(os.path.join(store.images_dir, rec["id"], "config.json"), "rb") as f:
-        config = json.loads(f.read())
     found_as = store.find_name(store.load(), ref)[1]
     ref_name = tag or found_as or (rec["names"][0] if rec["names"] else "latest")
     parent = os.path.dirname(os.path.abspath(dest))
@@ -126,34 +176,13 @@ def export_image(
     try:
         blobs = os.path.join(work, "blobs", "sha256")
         os.makedirs(blobs)
-        descs: list[dict[str, Any]] = []
-        diffs: list[str] = []
-        for diff in rec["layers"]:
-            tmp = os.path.join(work, "layer.tmp")
-            with open(tmp, "wb") as raw:
-                packed = _HashWriter(raw)
-                with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
-                    plain = _HashWriter(gz)
-                    _layer_tar(store.layer_path(diff), plain)
-            digest = packed.hash.hexdigest()
-            os.rename(tmp, os.path.join(blobs, digest))
-            descs.append(
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": f"sha256:{digest}",
-                    "size": packed.size,
-                }
-            )
-            diffs.append(f"sha256:{plain.hash.hexdigest()}")
-        config.setdefault("rootfs", {})["type"] = "layers"
-        config["rootfs"]["diff_ids"] = diffs
-        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        descs, config_bytes = _image_blobs(store, rec, blobs, compress=True)
         manifest: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": f"sha256:{_put(blobs, config_bytes)}",
+                "digest": f"sha256:{hashlib.sha256(config_bytes).hexdigest()}",
                 "size": len(config_bytes),
             },
             "layers": descs,
@@ -167,7 +196,7 @@ def export_image(
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "digest": f"sha256:{m_digest}",
                     "size": len(manifest_bytes),
-                    "annotations": {"org.opencontainers.image.ref.name": ref_name},
+                    "annotations": _ref_annotations(ref_name),
                 }
             ],
         }
@@ -176,11 +205,7 @@ def export_image(
         with open(os.path.join(work, "oci-layout"), "w") as f:
             json.dump({"imageLayoutVersion": "1.0.0"}, f)
         if archive:
-            tmp_archive = os.path.join(work, "archive.tar")
-            with tarfile.open(tmp_archive, "w", format=tarfile.PAX_FORMAT) as tf:
-                for name in ("oci-layout", "index.json", "blobs"):
-                    tf.add(os.path.join(work, name), arcname=name)
-            os.rename(tmp_archive, dest)
+            _write_archive(work, ("oci-layout", "index.json", "blobs"), dest)
         else:
             if os.path.isdir(dest):
                 os.rmdir(dest)
@@ -196,6 +221,52 @@ def export_image(
         "config": manifest["config"]["digest"][7:],
         "layers": [d["digest"][7:] for d in descs],
     }
+
+
+def save_images(
+    refs: list[str], dest: str, data_root: str | None = None, *, fmt: str = "docker-archive"
+) -> None:
+    """``pycontain save``: images into one docker-archive (``docker load``/``podman load`` read it; several
+    images allowed, each with its names as RepoTags) or an oci-archive (one image, as podman writes)."""
+    if fmt == "oci-archive":
+        if len(refs) != 1:
+            raise InvalidArgument("an oci-archive holds one image: save several as a docker-archive")
+        export_image(refs[0], dest, data_root, archive=True)
+        return
+    if fmt != "docker-archive":
+        raise InvalidArgument(f"unknown format {fmt!r}: use docker-archive or oci-archive")
+    if not refs:
+        raise InvalidArgument("name at least one image to save")
+    store = Store(data_root)
+    index = store.load()
+    records = [(ref, store.get(ref, index)) for ref in refs]
+    if os.path.lexists(dest):
+        raise AlreadyExists(f"{dest} already exists: save to a new path")
+    work = tempfile.mkdtemp(prefix=".save-", dir=os.path.dirname(os.path.abspath(dest)))
+    try:
+        blobs = os.path.join(work, "blobs", "sha256")
+        os.makedirs(blobs)
+        entries: dict[str, dict] = {}
+        for ref, rec in records:
+            found_as = store.find_name(index, ref)[1]
+            if rec["id"] not in entries:
+                descs, config_bytes = _image_blobs(store, rec, blobs, compress=False)
+                entries[rec["id"]] = {
+                    "Config": f"blobs/sha256/{hashlib.sha256(config_bytes).hexdigest()}",
+                    "RepoTags": [],
+                    "Layers": [f"blobs/sha256/{d['digest'][7:]}" for d in descs],
+                }
+            tags = entries[rec["id"]]["RepoTags"]
+            for n in [found_as] if found_as else rec["names"]:
+                if n not in tags:
+                    tags.append(n)
+        with open(os.path.join(work, "manifest.json"), "w") as f:
+            json.dump(list(entries.values()), f)
+        _write_archive(work, ("manifest.json", "blobs"), dest)
+    except OSError as e:
+        raise InvalidArgument(f"cannot save to {dest}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _put(blobs: str, data: bytes) -> str:

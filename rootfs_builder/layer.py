@@ -130,6 +130,41 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class _BlockPadded(io.RawIOBase):
+    """``f`` zero-padded to a whole 512-byte block at its end.
+
+    umoci 0.4.7 never closes its tar writer: its layers stop right after the last member's data, without
+    that member's padding or the end-of-archive blocks, and ``tarfile`` calls that truncated. GNU tar's
+    rule is kept: the archive may stop only after a member's data, so ``unpack`` checks ``real_end``
+    against where the last member's data ends (a member cut short is still corrupt).
+    """
+
+    def __init__(self, f: Reader) -> None:
+        super().__init__()
+        self.f = f
+        self.real_end = 0  # bytes read from f
+        self.padding = -1  # zero bytes still to give once f is exhausted; -1 until then
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.padding < 0:
+            data = self.f.read(n)
+            if data:
+                self.real_end += len(data)
+                return data
+            self.padding = -self.real_end % 512
+        give = self.padding if n < 0 else min(n, self.padding)
+        self.padding -= give
+        return bytes(give)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 class _ZstdProcess(io.RawIOBase):
     """Decompress zstd through the ``zstd`` program when the ``zstandard`` module is not installed."""
 
@@ -422,13 +457,18 @@ def unpack(
     blob = HashingReader(src, progress)
     stream, kind = decompressed(blob)
     diff = HashingReader(stream)
+    padded = _BlockPadded(diff)
     unpacker = _Unpacker(dest, what)
     try:
         try:
-            with tarfile.open(fileobj=diff, mode="r|", errorlevel=2) as tf:
+            data_end = 0
+            with tarfile.open(fileobj=padded, mode="r|", errorlevel=2) as tf:
                 for ti in tf:
                     unpacker.member(ti, tf)
+                    data_end = ti.offset_data + (ti.size if ti.isreg() else 0)
             diff.drain()
+            if padded.real_end < data_end:
+                raise tarfile.ReadError("unexpected end of data")
             if isinstance(stream, _ZstdProcess):
                 stream.finish()
             blob.drain()

@@ -360,19 +360,35 @@ def _import_oci(
     )
 
 
+def import_pulled(store: Store, layout: str, ref: str, where: str, name: str | None, bar: Progress) -> dict:
+    """Import image ``ref`` of the OCI layout a pull wrote (``rootfs_builder.registry``), recorded as from
+    ``docker://where``; the caller holds the store's import lock."""
+    return _import_oci(store, _DirBlobs(layout), where, ref, name, bar, f"docker://{where}")
+
+
 def _import_docker(
     store: Store, blobs: Blobs, where: str, name: str | None, progress: Progress, source: str
 ) -> dict:
+    entries = _docker_entries(blobs, where)
+    if len(entries) > 1:
+        raise InvalidArgument(
+            f"{where} holds {len(entries)} images: 'pycontain load -i {where}' loads them all"
+        )
+    return _import_docker_entry(store, blobs, where, entries[0], name, progress, source)
+
+
+def _docker_entries(blobs: Blobs, where: str) -> list[dict]:
+    manifest = _json(blobs.read("manifest.json", f"{where}: manifest.json"), f"{where}: manifest.json")
+    if not isinstance(manifest, list) or not manifest or not all(isinstance(e, dict) for e in manifest):
+        raise BadImage(f"{where}: manifest.json lists no images")
+    return manifest
+
+
+def _import_docker_entry(
+    store: Store, blobs: Blobs, where: str, entry: dict, name: str | None, progress: Progress, source: str
+) -> dict:
     import hashlib
 
-    manifest = _json(blobs.read("manifest.json", f"{where}: manifest.json"), f"{where}: manifest.json")
-    if not isinstance(manifest, list) or not manifest:
-        raise BadImage(f"{where}: manifest.json lists no images")
-    if len(manifest) > 1:
-        raise InvalidArgument(
-            f"{where} holds {len(manifest)} images: only single-image archives are supported"
-        )
-    entry = manifest[0]
     cfg_name = entry.get("Config")
     if not isinstance(cfg_name, str):
         raise BadImage(f"{where}: manifest.json names no Config")
@@ -391,15 +407,48 @@ def _import_docker(
         raise BadImage(
             f"{where}: manifest.json lists {len(files)} layers but the config {len(diff_ids)} diff_ids"
         )
-    layers = [
+    layers: list[tuple[str, str | None, str, int | None]] = [
         (f, None, _hex(d, f"{where}: a diff_id"), blobs.size(f)) for f, d in zip(files, diff_ids, strict=True)
     ]
     progress.status(f"importing {where}")
     diffs, sizes = _import_layers(store, blobs, layers, where, progress)
-    tags = entry.get("RepoTags") or []
-    if name is None and tags:
-        name = _valid_name_or_none(tags[0])
-    return store.add_image(config_bytes, diffs, name=name, source=source, sizes=sizes)
+    tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
+    rec = store.add_image(
+        config_bytes,
+        diffs,
+        name=name if name is not None or not tags else _valid_name_or_none(tags[0]),
+        source=source,
+        sizes=sizes,
+    )
+    if name is None:
+        for extra in tags[1:]:
+            if (valid := _valid_name_or_none(extra)) is not None:
+                store.tag(rec["id"], valid)
+        rec = store.get(rec["id"])
+    return rec
+
+
+def load_archive(path: str, data_root: str | None = None, *, progress: bool | None = None) -> list[dict]:
+    """Every image of a docker-archive (``docker save``, ``podman save``) or oci-archive, named as saved."""
+    kind, path, ref = detect(path)
+    if kind not in ("oci-archive", "docker-archive"):
+        raise InvalidArgument(f"{path}: not a docker-archive or oci-archive tarball")
+    store = Store(data_root)
+    with Progress(progress) as bar, store.importing():
+        archive, tmp = _uncompressed_archive(store, path, bar)
+        blobs = _TarBlobs(archive)
+        try:
+            source = f"{kind}:{os.path.abspath(path)}"
+            if kind == "docker-archive":
+                return [
+                    _import_docker_entry(store, blobs, path, entry, None, bar, source)
+                    for entry in _docker_entries(blobs, path)
+                ]
+            return [_import_oci(store, blobs, path, ref, None, bar, source)]
+        finally:
+            blobs.close()
+            if tmp:
+                os.unlink(tmp)
 
 
 def _valid_name_or_none(name: str) -> str | None:

@@ -173,7 +173,7 @@ class Store:
         tmp = os.path.join(self.root, "tmp")
         if os.path.isdir(tmp):
             for entry in os.listdir(tmp):
-                if entry.startswith(("archive-", "bootstrap-", "closure-", "build-")):
+                if entry.startswith(("archive-", "bootstrap-", "closure-", "build-", "pull-", "push-")):
                     path = os.path.join(tmp, entry)
                     if os.path.isdir(path) and not os.path.islink(path):
                         shutil.rmtree(path, ignore_errors=True)
@@ -430,6 +430,14 @@ class Store:
             shutil.rmtree(trash, ignore_errors=True)
             removed.append(entry)
         return removed
+
+    def discard_new_layers(self, before: set[str]) -> builtins.list[str]:
+        """After a failed import: delete the layers that appeared since ``before`` (a listing of the layers
+        directory) and that no image references. Waits for other imports, which may be about to use them."""
+        with self.exclusive(), self._index_lock():
+            index = self.load()
+            keep = before | {d for rec in index["images"].values() for d in rec["layers"]}
+            return self._collect(keep)
 
     def prune_layers(self) -> builtins.list[str]:
         """Delete layers no image references (left by interrupted imports and failed builds), and the build

@@ -901,7 +901,7 @@ def test_from_oci_reads_runtime_spec_and_ignores_unknown_keys() -> None:
             "hugepageLimits": [],
         }
     )
-    assert (r.memory, r.pids_limit, r.cpu_shares) == (1 << 30, -1, None)
+    assert (r.memory, r.pids_limit, r.cpu_shares) == (1 << 30, None, None)
 
 
 @pytest.mark.parametrize(

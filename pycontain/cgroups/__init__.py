@@ -251,12 +251,15 @@ def new_manager(
     ``parent``: a cgroup path from the hierarchy root (every v1 controller uses the same one); default:
     the cgroup pycontain runs in. ``driver``: "auto" (v2 on unified hosts, v1 on hybrid and legacy ones,
     where the controllers live on v1), "v1" or "v2". ``root``: the cgroup mount root (default
-    $PYCONTAIN_CGROUP_ROOT or /sys/fs/cgroup). ``name``: the cgroup's own name instead of ``pycontain-<id>``.
+    $PYCONTAIN_CGROUP_ROOT or /sys/fs/cgroup). ``name``: the cgroup's own name instead of ``pycontain-<id>``, or a relative path
+    (a/b/name) beneath ``parent``.
     """
     _check_id(container_id)
     root = root or os.environ.get("PYCONTAIN_CGROUP_ROOT") or DEFAULT_ROOT
-    name = name or NAME_PREFIX + container_id  # OCI bundles may name the cgroup (linux.cgroupsPath)
-    _check_id(name)
+    # OCI bundles may name the cgroup (linux.cgroupsPath), a relative one with several components.
+    name = name or NAME_PREFIX + container_id
+    for part in name.split("/"):
+        _check_id(part)
     if parent is not None:
         parent = _check_parent(parent)
     mode = detect_mode(root)

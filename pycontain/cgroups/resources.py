@@ -429,12 +429,23 @@ class Resources:
                         f'invalid resources: cpu.{key} must be a string such as "0-1", not {value!r}'
                     )
                 setattr(r, f"cpuset_{key}", _cpuset(value, f"cpu.{key}"))
+        # Zero is "not set", as in runc: docker's update sends every field, 0 for those it leaves alone.
+        for f in (
+            "memory",
+            "memory_swap",
+            "memory_reservation",
+            "cpu_shares",
+            "cpu_quota",
+            "cpu_period",
+            "pids_limit",
+            "blkio_weight",
+        ):
+            if getattr(r, f) == 0:
+                setattr(r, f, None)
         if r.memory is not None and r.memory < 0:
             r.memory = -1
-        if r.pids_limit is not None and r.pids_limit <= 0:
+        if r.pids_limit is not None and r.pids_limit < 0:
             r.pids_limit = -1
-        if r.blkio_weight == 0:
-            r.blkio_weight = None
         for attr, key in THROTTLES:
             entries = blkio.get(key)
             if entries is None:

@@ -1,8 +1,9 @@
 """pycontain's command line: parses, calls ``pycontain.api`` / ``Container``, prints. Nothing else.
 
-``main()`` takes a fast path for ``pycontain [--root DIR] run ...`` (no typer, no click: the start of a
-container costs less than importing them) and hands every other command, and ``--help``, to the typer
-application in ``cli.app``. Every ``PycontainError`` becomes one line on stderr and its exit status
+``main()`` takes a fast path for ``pycontain [--root DIR] run ...``, the OCI commands an engine calls
+(cli.ocirun) and the commands of ``cli.commands`` (exec, ps, kill...): no typer, no click, no rich, whose
+import costs more than the work. It hands every other command, ``--help`` and whatever the fast parsers
+do not take to the typer application in ``cli.app``. Every ``PycontainError`` becomes one line on stderr and its exit status
 (125 for pycontain's own failures, 126/127 when the command cannot be executed or found).
 """
 
@@ -75,8 +76,14 @@ def _log_error(message: str) -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"pycontain: {message}\n")
+    # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
+    # the log file is the only place the engine reads the reason from.
     _log_error(message)
+    try:
+        sys.stderr.write(f"pycontain: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     return code
 
 
@@ -86,8 +93,10 @@ def guarded(fn, *args: object) -> int:
         return fn(*args) or 0
     except PycontainError as e:
         return _fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        from ..interrupts import exit_status
+
+        return exit_status(e)
     except BrokenPipeError as e:
         if _stdout_gone():
             return 0  # 'pycontain ps | head': the reader has all it wanted
@@ -227,6 +236,12 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     return api.run_config(config, root)
 
 
+# cli.commands' table (ps, exec, kill...), named here so that other commands do not import it.
+FAST_COMMANDS = frozenset(
+    ("ps", "inspect", "exec", "kill", "pause", "unpause", "resume", "features", "events", "update")
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
@@ -272,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         if parsed is not None:
             _exit_now["ok"] = True
             return guarded(oci_fast, argv[0], *parsed)
+    if argv[:1] and argv[0] in FAST_COMMANDS:
+        from .commands import run_fast
+
+        fast = run_fast(argv[0], argv[1:])
+        if fast is not None:
+            _exit_now["ok"] = True
+            return fast
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
 

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from . import guarded
+from .commands import container as _container
+from .commands import for_each
 
 app = typer.Typer(
     name="pycontain",
@@ -63,144 +65,6 @@ def _exit(code: int) -> None:
         raise typer.Exit(code)
 
 
-def _container(ref: str):
-    from ..container import Container
-
-    return Container.get(ref, _root["root"])
-
-
-def _short_cmd(cfg: dict, width: int = 30) -> str:
-    cmd = " ".join(cfg.get("args") or [])
-    return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
-
-
-def _ago(ts: float | None) -> str:
-    if not ts:
-        return ""
-    s = int(time.time() - ts)
-    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if s >= n:
-            return f"{s // n} {unit} ago"
-    return f"{s} seconds ago"
-
-
-def _status_text(c, status: str) -> str:
-    if status == "exited":
-        code = c.state.exit_code
-        return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
-    if status == "running":
-        return f"Up {_ago(c.state.started).replace(' ago', '')}"
-    if status == "paused":
-        return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
-    return status.capitalize()
-
-
-@app.command("ps")
-def ps(
-    container: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="runc's form: list this container's processes.")
-    ] = None,
-    all_: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print ids.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="With an ID: table or json.")] = "table",
-) -> None:
-    """List containers (running ones unless -a); with an ID, the processes in that container."""
-    if container is not None:
-        _exit(guarded(_container_processes, container, as_json or fmt == "json"))
-        return
-
-    def body() -> int:
-        from ..container import Container
-
-        rows = []
-        for c in Container.list(_root["root"]):
-            status = c.status()
-            if status == "exited" and c.state.config.get("auto_remove"):
-                # A detached --rm container that ended: nobody was there to remove it, so we do.
-                try:
-                    c.remove(force=True)
-                except Exception:
-                    pass
-                continue
-            if not all_ and status not in ("running", "paused"):
-                continue
-            rows.append((c, status))
-        if quiet:
-            for c, _ in rows:
-                print(c.id[:12])
-            return 0
-        if as_json:
-            print(
-                json.dumps(
-                    [
-                        {
-                            "Id": c.id,
-                            "Name": c.name,
-                            "Image": c.state.config.get("image"),
-                            "Command": c.state.config.get("args"),
-                            "Created": c.state.created,
-                            "Status": s,
-                            "Pid": c.pid if s in ("running", "paused") else 0,
-                            "ExitCode": c.state.exit_code,
-                        }
-                        for c, s in rows
-                    ],
-                    indent=2,
-                )
-            )
-            return 0
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"):
-            table.add_column(col, no_wrap=True)
-        for c, s in rows:
-            table.add_row(
-                c.id[:12],
-                c.name,
-                c.state.config.get("image", ""),
-                _short_cmd(c.state.config),
-                _ago(c.state.created),
-                _status_text(c, s),
-                str(c.pid) if s in ("running", "paused") else "",
-            )
-        Console(width=200 if not sys.stdout.isatty() else None).print(table)
-        return 0
-
-    _exit(guarded(body))
-
-
-def _container_processes(ref: str, as_json: bool) -> int:
-    c = _container(ref)
-    cg = c.cgroup()
-    pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
-    if as_json:
-        print(json.dumps(pids))
-        return 0
-    print(f"{'PID':>8}  CMD")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        print(f"{pid:>8}  {cmd}")
-    return 0
-
-
-@app.command("inspect")
-def inspect(refs: Annotated[list[str], typer.Argument(help="Container names or ids.")]) -> None:
-    """Show containers' details as JSON."""
-
-    def body() -> int:
-        print(json.dumps([_container(r).inspect() for r in refs], indent=2))
-        return 0
-
-    _exit(guarded(body))
-
-
 @app.command("logs")
 def logs(
     ref: str,
@@ -235,77 +99,6 @@ def logs(
     _exit(guarded(body))
 
 
-@app.command("exec", context_settings={"allow_interspersed_args": False})
-def exec_(
-    ref: Annotated[str, typer.Argument(help="Container name or id.")],
-    command: Annotated[list[str] | None, typer.Argument(help="Command and its arguments (after --).")] = None,
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep stdin open.")] = False,
-    tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-terminal.")] = False,
-    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
-    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE.")] = None,
-    workdir: Annotated[
-        str | None, typer.Option("-w", "--workdir", "--cwd", help="Working directory.")
-    ] = None,
-    user: Annotated[str | None, typer.Option("-u", "--user", help="UID[:GID] or names.")] = None,
-    process_file: Annotated[
-        str | None,
-        typer.Option("--process", "-p", help="An OCI process.json describing the process (runc's form)."),
-    ] = None,
-    pid_file: Annotated[str | None, typer.Option("--pid-file", help="Write the process's pid here.")] = None,
-    console_socket: Annotated[
-        str | None, typer.Option("--console-socket", help="Unix socket that receives the pty master.")
-    ] = None,
-) -> None:
-    """Run a command in a running container (its namespaces and cgroup)."""
-
-    def body() -> int:
-        from .. import process
-        from ..config import parse_env
-
-        args = list(command or [])
-        if args[:1] == ["--"]:
-            args = args[1:]
-        env_list = parse_env(env or [])
-        cwd, usr, use_tty = workdir, user, tty
-        if process_file:
-            from ..spec import load_process
-
-            proc = load_process(process_file)
-            args = args or proc.args
-            env_list = proc.env + env_list
-            cwd = cwd or proc.cwd
-            usr = usr or f"{proc.uid}:{proc.gid}"
-            use_tty = use_tty or proc.terminal
-        c = _container(ref)
-        child = c.exec(
-            args,
-            env=env_list,
-            cwd=cwd,
-            user=usr,
-            tty=use_tty,
-            interactive=interactive or bool(console_socket) or bool(process_file),
-            detach=detach and not (console_socket or process_file),
-        )
-        if pid_file:
-            from ..oci import write_pid_file
-
-            write_pid_file(pid_file, child.pid)
-        if child.pty_master is not None and console_socket:
-            from ..oci import send_console
-
-            send_console(console_socket, child.pty_master)
-            child.pty_master = None
-        if detach:
-            return 0
-        if child.pty_master is not None:
-            from ..tty import relay
-
-            relay(child.pty_master, stdin_open=interactive)
-        return process.wait_status(child.pid)
-
-    _exit(guarded(body))
-
-
 @app.command("stop")
 def stop(
     refs: list[str],
@@ -313,50 +106,6 @@ def stop(
 ) -> None:
     """Stop running containers: SIGTERM, then SIGKILL after a grace period."""
     _for_each(refs, lambda c: c.stop(time_))
-
-
-@app.command("kill")
-def kill(
-    refs: Annotated[list[str], typer.Argument(metavar="ID... | ID SIGNAL")],
-    sig: Annotated[
-        str | None, typer.Option("-s", "--signal", help="Signal name or number (default KILL).")
-    ] = None,
-    all_: Annotated[bool, typer.Option("--all", "-a", help="Signal every process of the container.")] = False,
-) -> None:
-    """Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'."""
-    from ..container import parse_signal
-    from ..errors import PycontainError
-
-    if sig is None and len(refs) == 2:
-        try:
-            parse_signal(refs[1])
-            refs, sig = refs[:1], refs[1]  # runc's form: the second argument is a signal, not a container
-        except PycontainError as e:
-            # "kill ID 0" or "kill ID SIGFOO": a bad signal in runc's form, unless a container has that name.
-            if _signal_like(refs[1]) and not _exists(refs[1]):
-                _exit(guarded(_raise, e))
-    _for_each(refs, lambda c: c.kill(sig or "KILL", all_processes=all_), quiet=True)
-
-
-def _signal_like(arg: str) -> bool:
-    name = arg.upper()
-    return arg.lstrip("-").isdigit() or (
-        name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum()
-    )
-
-
-def _exists(ref: str) -> bool:
-    from ..errors import PycontainError
-
-    try:
-        _container(ref)
-        return True
-    except PycontainError:
-        return False
-
-
-def _raise(e: Exception) -> int:
-    raise e
 
 
 @app.command("rm")
@@ -369,17 +118,7 @@ def rm(
 
 
 def _for_each(refs: list[str], action, quiet: bool = False) -> None:
-    worst = 0
-    for ref in refs:
-
-        def body(ref: str = ref) -> int:
-            action(_container(ref))
-            if not quiet:
-                print(ref)
-            return 0
-
-        worst = max(worst, guarded(body))
-    _exit(worst)
+    _exit(for_each(refs, action, quiet))
 
 
 def _register_run() -> None:
@@ -579,10 +318,14 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 from . import (  # noqa: E402,F401
     bench_cmds,
     build_cmds,
+    commands,
     image_cmds,
     network_cmds,
     oci_cmds,
+    registry_cmds,
     resource_cmds,
     sandbox_cmds,
     vm_cmds,
 )
+
+commands.register(app)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands

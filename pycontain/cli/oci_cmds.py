@@ -1,7 +1,8 @@
-"""runc's commands over OCI bundles: create, start, state, delete, list, spec, features, events, resume.
+"""runc's commands over OCI bundles: create, start, state, delete, list, spec.
 
-``run`` (cli.ocirun), ``kill``, ``ps``, ``exec``, ``pause`` and ``update`` are shared with the
-docker-style family (see cli.app): each tells the two forms apart by its arguments.
+``run`` (cli.ocirun), and ``kill``, ``ps``, ``exec``, ``pause``, ``resume``, ``update``, ``events`` and
+``features`` (cli.commands) are shared with the docker-style family: each tells the two forms apart by
+its arguments.
 """
 
 from __future__ import annotations
@@ -143,48 +144,5 @@ def spec(
             json.dump(default_spec(rootless=rootless), f, indent=2)
             f.write("\n")
         return 0
-
-    _exit(guarded(body))
-
-
-@app.command("features")
-def features() -> None:
-    """What this runtime supports (the runtime spec's features document)."""
-    from .. import oci
-
-    print(json.dumps(oci.features(), indent=2))
-
-
-@app.command("resume")
-def resume(container_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Resume a paused container (runc's name for unpause)."""
-
-    def body() -> int:
-        from ..container import Container
-
-        Container.get(container_id, _root["root"]).unpause()
-        return 0
-
-    _exit(guarded(body))
-
-
-@app.command("events")
-def events(
-    container_id: Annotated[str, typer.Argument(metavar="ID")],
-    stats: Annotated[bool, typer.Option("--stats", help="Print one stats event and exit.")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between stats events.")] = 5.0,
-) -> None:
-    """Stream stats events for a container as JSON lines (runc events)."""
-
-    def body() -> int:
-        from ..container import Container
-
-        c = Container.get(container_id, _root["root"])
-        while True:
-            st = c.stats()
-            print(json.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
-            if stats or not c.running():
-                return 0
-            time.sleep(interval)
 
     _exit(guarded(body))

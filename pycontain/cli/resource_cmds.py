@@ -1,58 +1,20 @@
-"""Resource commands: ``stats``, ``update``, ``pause`` and ``unpause`` (registered on the typer ``app``).
-
-``update``'s limit flags are generated from ``run``'s option table (``cli.options``), so the two
-commands share names, short flags and help texts and cannot drift apart.
-"""
+"""``stats`` (registered on the typer ``app``); ``update``, ``pause`` and ``unpause`` are in ``cli.commands``."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import InvalidArgument
 from . import guarded
 from .app import _container, _exit, _root, app
 
 SAMPLE_INTERVAL = 1.0  # seconds between the two samples that give CPU % (and between refreshes)
 STATS_COLUMNS = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "BLOCK I/O")
-
-
-# -- pause / unpause ------------------------------------------------------------------------------
-def _each(refs: list[str], action: Callable[[Any], None]) -> None:
-    """Apply ``action`` to each container, printing its reference on success; exit with the worst status."""
-    worst = 0
-    for ref in refs:
-
-        def body(ref: str = ref) -> int:
-            action(_container(ref))
-            print(ref)
-            return 0
-
-        worst = max(worst, guarded(body))
-    _exit(worst)
-
-
-@app.command("pause")
-def pause(
-    refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")],
-) -> None:
-    """Suspend every process of running containers (cgroup freezer)."""
-    _each(refs, lambda c: c.pause())
-
-
-@app.command("unpause")
-def unpause(
-    refs: Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")],
-) -> None:
-    """Resume the processes of paused containers."""
-    _each(refs, lambda c: c.unpause())
 
 
 # -- stats ----------------------------------------------------------------------------------------
@@ -235,106 +197,3 @@ def _stream(sampler: _Sampler) -> int:
                     return 0
     except KeyboardInterrupt:
         return 0
-
-
-# -- update ---------------------------------------------------------------------------------------
-def _load_resources_file(path: str) -> Any:
-    """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
-    from ..cgroups.resources import Resources
-
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path) as f:
-                text = f.read()
-    except OSError as e:
-        raise InvalidArgument(
-            f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})"
-        ) from None
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid resources file {path!r}: not JSON ({e})") from None
-    return Resources.from_oci(doc)
-
-
-def _overlay(base: Any, top: Any) -> Any:
-    """``base`` with every field ``top`` sets replaced, unchecked (the flags given win over --resources)."""
-    from ..cgroups.resources import Resources
-
-    r = Resources()
-    for f in Resources.__slots__:
-        new = getattr(top, f)
-        setattr(r, f, new if new is not None else getattr(base, f))
-    if top.cpu_quota is not None and top.cpus is None:
-        r.cpus = None
-    return r
-
-
-def update_command(ref: str, values: dict, resources_file: str | None) -> int:
-    """``pycontain update``: the limits given (flags, and/or an OCI resources file) on top of the saved ones."""
-    from ..cgroups.resources import Resources
-
-    given = {k: v for k, v in values.items() if v not in (None, "", [], ())}
-    if not given and resources_file is None:
-        raise InvalidArgument(
-            "nothing to update: give at least one limit, e.g. --memory 512m (see 'pycontain update --help')"
-        )
-    flags = Resources.from_options(**given, partial=True)
-    update = _overlay(_load_resources_file(resources_file), flags) if resources_file is not None else flags
-    _container(ref).update(update)
-    print(ref)
-    return 0
-
-
-def _register_update() -> None:
-    """``update`` as a typer command whose limit options come from ``run``'s option table."""
-    from .options import MULTI, RESOURCE_DESTS, RUN_OPTIONS
-
-    params = [
-        inspect.Parameter(
-            "ref",
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")],
-        ),
-        inspect.Parameter(
-            "resources_file",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[
-                str | None,
-                typer.Option(
-                    "--resources",
-                    "-r",
-                    metavar="FILE",
-                    show_default=False,
-                    help="An OCI linux.resources JSON file ('-' for stdin); flags override it.",
-                ),
-            ],
-        ),
-    ]
-    opts = [o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS]
-    for o in opts:
-        ann = list[str] | None if o.kind == MULTI else str | None
-        info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
-        params.append(
-            inspect.Parameter(
-                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=None
-            )
-        )
-
-    def update(ref: str, resources_file: str | None = None, **values: Any) -> None:
-        _exit(guarded(update_command, ref, values, resources_file))
-
-    update.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    update.__annotations__ = {p.name: p.annotation for p in params}
-    update.__doc__ = (
-        "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
-        "Only the limits given change; the others keep their values. The flags are run's, with the "
-        "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100)."
-    )
-    app.command("update")(update)
-
-
-_register_update()

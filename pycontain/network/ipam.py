@@ -33,8 +33,15 @@ class Registry:
         return os.path.join(self.path, name + ".json")
 
     def lock(self) -> _Flock:
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        self._private_dir()
         return _Flock(os.path.join(self.path, ".lock"))
+
+    def _private_dir(self) -> None:
+        """The registry names every container, its address and its ports: root's alone (0700, files 0600;
+        a directory an older pycontain made 0755 is closed too)."""
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        if os.stat(self.path).st_mode & 0o777 != 0o700:
+            os.chmod(self.path, 0o700)
 
     def load(self, name: str) -> dict | None:
         if not valid_network_name(name):
@@ -62,10 +69,11 @@ class Registry:
         return nets
 
     def save(self, net: dict) -> None:
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        self._private_dir()
         path = self.file(net["name"])
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(fastjson.dumps(net) + "\n")
         os.rename(tmp, path)
 

@@ -42,13 +42,17 @@ def host_routes(nl: rtnl.Rtnl, exclude_ifnames: frozenset[str] = frozenset()) ->
     return out
 
 
-def _sysctl(path: str, value: str) -> None:
+def _sysctl(path: str, value: str, optional: bool = False) -> None:
+    """Write a sysctl unless it already has ``value``; ``optional``: a missing one (no IPv6) is no error."""
     try:
         with open(path) as f:
             if f.read().strip() == value:
                 return  # already so: no write, which also works where /proc/sys is read-only
         with open(path, "w") as f:
             f.write(value)
+    except FileNotFoundError:
+        if not optional:
+            raise PycontainError(f"cannot set {path} to {value}: no such setting") from None
     except OSError as e:
         raise PycontainError(f"cannot set {path} to {value}: {e.strerror}") from None
 
@@ -101,6 +105,11 @@ def ensure_bridge(nl: rtnl.Rtnl, net: dict) -> int:
             nl.call(*fixes)
         except rtnl.netlink_error() as e:
             raise PycontainError(f"bridge {br}: {e.args[1]}") from None
+    # The bridge is the host's address on the network: one router advertisement from a container (which
+    # has CAP_NET_RAW) would give the host an IPv6 address and a default route through that container
+    # (CVE-2020-13401; docker turns both off on its bridges since).
+    for key in ("accept_ra", "accept_redirects"):
+        _sysctl(f"/proc/sys/net/ipv6/conf/{br}/{key}", "0", optional=True)
     if not net.get("internal"):
         # route_localnet: connections to 127.0.0.1 DNATed to a container may leave through the bridge.
         _sysctl(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1")

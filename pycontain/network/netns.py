@@ -26,6 +26,7 @@ def _make(path: str, with_socket: bool) -> int | None:
     _placeholder(path)
     try:
         libc.unshare(libc.CLONE_NEWNET)
+        _ignore_router_advertisements()
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
         if with_socket:
             return socket.socket(
@@ -35,6 +36,23 @@ def _make(path: str, with_socket: bool) -> int | None:
     except BaseException:
         remove(path)
         raise
+
+
+def _ignore_router_advertisements() -> None:
+    """In the calling thread's new namespace (which /proc/sys/net shows to this thread): IPv6 router
+    advertisements and redirects ignored, before any device exists, so every device inherits it. Another
+    container on the bridge has CAP_NET_RAW and could otherwise route this one's traffic through itself
+    (the CVE-2020-13401 class; docker does the same)."""
+    for conf in ("all", "default"):
+        for key in ("accept_ra", "accept_redirects"):
+            try:
+                fd = os.open(f"/proc/sys/net/ipv6/conf/{conf}/{key}", os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return  # a kernel without IPv6
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
 
 
 def _placeholder(path: str) -> None:

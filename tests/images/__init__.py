@@ -83,6 +83,7 @@ class Layer:
     def __init__(self) -> None:
         self.buf = io.BytesIO()
         self.tf = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)
+        self.last_size = 0
 
     def _add(
         self, name: str, type_: bytes, data: bytes = b"", mode: int = 0o644, linkname: str = "", **kw: object
@@ -93,6 +94,7 @@ class Layer:
             setattr(ti, k, v)
         ti.size = len(data) if type_ == tarfile.REGTYPE else 0
         self.tf.addfile(ti, io.BytesIO(data) if type_ == tarfile.REGTYPE else None)
+        self.last_size = ti.size
         return self
 
     def file(self, name: str, data: bytes | str, mode: int = 0o644, **kw: object) -> Layer:
@@ -120,11 +122,12 @@ class Layer:
         return self.file(f"{dirname}/.wh..wh..opq", b"", 0o000)
 
     def bytes(self, end_blocks: bool = True) -> bytes:
-        """The tar; without ``end_blocks`` it stops right after the last member (as Debian's umoci writes)."""
+        """The tar; without ``end_blocks`` it stops right after the last member's data, without its padding
+        to a whole block either (as Debian's umoci 0.4.7 writes)."""
         if end_blocks:
             self.tf.close()
             return self.buf.getvalue()
-        return self.buf.getvalue()[: self.tf.offset]
+        return self.buf.getvalue()[: self.tf.offset - (-self.last_size % 512)]
 
 
 def tree_layer(root: str) -> bytes:

@@ -129,6 +129,13 @@ def test_truncated_and_corrupt_archives(env):
     with open(gz, "wb") as f:
         f.write(gzip.compress(full)[:50_000])
     _reject(data, outside, f"tar:{gz}", "corrupt|truncated")
+    # Without padding or end-of-archive blocks (as umoci writes) is accepted; cut inside the last
+    # member's data is not, even where the cut falls in the block that padding would complete.
+    unpadded = Layer().file("a", "a\n").file("b", "b" * 1000).bytes(end_blocks=False)
+    for n in (len(unpadded) - 1, len(unpadded) - 700):
+        with open(cut, "wb") as f:
+            f.write(unpadded[:n])
+        _reject(data, outside, f"tar:{cut}", "corrupt or truncated")
     bad = os.path.join(inputs, "garbage.tar.gz")
     with open(bad, "wb") as f:
         f.write(b"\x1f\x8b\x08\x00" + os.urandom(4000))

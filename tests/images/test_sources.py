@@ -113,6 +113,27 @@ def test_oci_layout_from_umoci(umoci_layout, data):
     assert (code, out.split()) == (0, ["gone", "a"])
 
 
+def test_umoci_insert_layer(data, tmp_path):
+    """``umoci insert`` (0.4.7) writes a layer that stops after its last member's data: no padding, no
+    end-of-archive blocks. GNU tar, skopeo and podman accept it, and so does import."""
+    need("umoci")
+    img, src = str(tmp_path / "img"), tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hello").write_text("hi\n")
+    for args in (["init", "--layout", img], ["new", "--image", f"{img}:t"]):
+        subprocess.run(["umoci", *args], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["umoci", "insert", "--image", f"{img}:t", str(src / "etc"), "/etc"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    rec = import_source(f"{img}:t", "umoci/insert", data, progress=False)
+    layer = os.path.join(data, "layers", rec["layers"][0])
+    with open(os.path.join(layer, "etc", "hello")) as f:
+        assert f.read() == "hi\n"
+
+
 def test_layout_with_several_images_needs_a_ref(umoci_layout, data):
     from pycontain.errors import InvalidArgument, NotFound
 
@@ -204,6 +225,10 @@ def test_host_binary_closure_runs_python(data):
     assert sum(rec["layer_sizes"]) < 40 << 20
     code, out = overlay_run(image.layers, [python, "-c", "print(1)"])
     assert (code, out) == (0, "1\n")
+    # the standard library, extension modules and the libraries they link (libssl) came along
+    script = "import json, ssl, sqlite3, decimal; print(json.dumps(ssl.OPENSSL_VERSION[:7]))"
+    code, out = overlay_run(image.layers, [python, "-c", script])
+    assert (code, out) == (0, '"OpenSSL"\n'), out
 
 
 def test_debian_mirror_comes_from_apt():

@@ -1,0 +1,647 @@
+"""The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
+``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data.
+
+Each ``Command`` names its positionals, its options (``cli.options.Opt``, the type ``run`` uses) and the
+body that does the work. Two parsers read the table: ``parse()`` here, which ``cli.main`` uses so that
+these commands never import typer, click or rich (~250 ms on a small machine, against ~10 ms for the
+work), and ``register()``, which builds the typer commands (help, completion, usage errors) from the same
+table. ``parse()`` answers None for anything it does not take as is (``--help``, an unknown flag, a
+missing value, the wrong number of arguments), and typer then handles and explains it: the two paths run
+the same body, so they print the same output and end with the same status.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..errors import InvalidArgument
+from . import GLOBALS, guarded
+from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
+
+# typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..cgroups.resources import Resources
+    from ..container import Container
+
+ONE, OPTIONAL, SOME, ANY = "1", "?", "+", "*"  # how many values a positional takes
+
+
+class Arg:
+    """A positional argument."""
+
+    __slots__ = ("dest", "metavar", "help", "nargs")
+
+    def __init__(self, dest: str, metavar: str, help: str, nargs: str = ONE) -> None:
+        self.dest = dest
+        self.metavar = metavar
+        self.help = help
+        self.nargs = nargs
+
+
+class Command:
+    __slots__ = ("name", "args", "options", "body", "help", "interspersed")
+
+    def __init__(
+        self,
+        name: str,
+        body: Callable[[dict], int],
+        help: str,
+        args: tuple[Arg, ...] = (),
+        options: tuple[Opt, ...] = (),
+        interspersed: bool = True,
+    ) -> None:
+        self.name = name
+        self.body = body
+        self.help = help
+        self.args = args
+        self.options = options
+        # False: options end at the first positional (exec: what follows the container is the command's).
+        self.interspersed = interspersed
+
+
+# -- the bodies: parse nothing, call the library, print -------------------------------------------
+def container(ref: str) -> Container:
+    from ..container import Container
+
+    return Container.get(ref, GLOBALS.root)
+
+
+def for_each(refs: list[str], action: Callable[[Container], object], quiet: bool = False) -> int:
+    """Apply ``action`` to each container (printing its reference unless ``quiet``); the worst status."""
+    worst = 0
+    for ref in refs:
+
+        def body(ref: str = ref) -> int:
+            action(container(ref))
+            if not quiet:
+                print(ref)
+            return 0
+
+        worst = max(worst, guarded(body))
+    return worst
+
+
+def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns two spaces apart (docker's layout); the header bold on a terminal."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    head = line(header)
+    if sys.stdout.isatty():
+        head = f"\x1b[1m{head}\x1b[0m"
+    return "\n".join([head, *(line(r) for r in rows)])
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    s = int(time.time() - ts)
+    for unit, n in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= n:
+            return f"{s // n} {unit} ago"
+    return f"{s} seconds ago"
+
+
+def _short_cmd(cfg: dict, width: int = 30) -> str:
+    cmd = " ".join(cfg.get("args") or [])
+    return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
+
+
+def _status_text(c: Container, status: str) -> str:
+    if status == "exited":
+        code = c.state.exit_code
+        return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
+    if status == "running":
+        return f"Up {_ago(c.state.started).replace(' ago', '')}"
+    if status == "paused":
+        return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
+    return status.capitalize()
+
+
+def ps_body(v: dict) -> int:
+    import json  # here, not at the top: the commands that print no JSON skip its import (re, enum)
+
+    if v["container"] is not None:
+        return _container_processes(v["container"], v["json"] or v["format"] == "json")
+    from ..container import Container
+
+    rows = []
+    for c in Container.list(GLOBALS.root):
+        status = c.status()
+        if status == "exited" and c.state.config.get("auto_remove"):
+            # A detached --rm container that ended: nobody was there to remove it, so we do.
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
+            continue
+        if not v["all"] and status not in ("running", "paused"):
+            continue
+        rows.append((c, status))
+    if v["quiet"]:
+        for c, _ in rows:
+            print(c.id[:12])
+        return 0
+    if v["json"]:
+        doc = [
+            {
+                "Id": c.id,
+                "Name": c.name,
+                "Image": c.state.config.get("image"),
+                "Command": c.state.config.get("args"),
+                "Created": c.state.created,
+                "Status": s,
+                "Pid": c.pid if s in ("running", "paused") else 0,
+                "ExitCode": c.state.exit_code,
+            }
+            for c, s in rows
+        ]
+        print(json.dumps(doc, indent=2))
+        return 0
+    header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID")
+    cells: list[tuple[str, ...]] = [
+        (
+            c.id[:12],
+            c.name,
+            c.state.config.get("image", ""),
+            _short_cmd(c.state.config),
+            _ago(c.state.created),
+            _status_text(c, s),
+            str(c.pid) if s in ("running", "paused") else "",
+        )
+        for c, s in rows
+    ]
+    print(render_table(header, cells))
+    return 0
+
+
+def _container_processes(ref: str, as_json: bool) -> int:
+    import json
+
+    c = container(ref)
+    cg = c.cgroup()
+    pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
+    if as_json:
+        print(json.dumps(pids))
+        return 0
+    print(f"{'PID':>8}  CMD")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        print(f"{pid:>8}  {cmd}")
+    return 0
+
+
+def inspect_body(v: dict) -> int:
+    import json
+
+    print(json.dumps([container(r).inspect() for r in v["refs"]], indent=2))
+    return 0
+
+
+def exec_body(v: dict) -> int:
+    from .. import process
+    from ..config import parse_env
+
+    args = list(v["command"])
+    if args[:1] == ["--"]:
+        args = args[1:]
+    env_list = parse_env(v["env"])
+    cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
+    process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
+    if process_file:
+        from ..spec import load_process
+
+        proc = load_process(process_file)
+        args = args or proc.args
+        env_list = proc.env + env_list
+        cwd = cwd or proc.cwd
+        usr = usr or f"{proc.uid}:{proc.gid}"
+        use_tty = use_tty or proc.terminal
+    stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
+    relay = None
+    if not (use_tty or detach):
+        from ..stdio import PipeRelay
+
+        relay = PipeRelay(stdin_open)  # the caller's descriptors never reach the container
+    try:
+        child = container(v["ref"]).exec(
+            args,
+            env=env_list,
+            cwd=cwd,
+            user=usr,
+            tty=use_tty,
+            interactive=stdin_open,
+            detach=detach and not (console_socket or process_file),
+            stdio=relay.stdio() if relay else None,
+        )
+    except BaseException:
+        if relay is not None:
+            relay.close()
+        raise
+    if v["pid_file"]:
+        from ..oci import write_pid_file
+
+        write_pid_file(v["pid_file"], child.pid)
+    if child.pty_master is not None and console_socket:
+        from ..oci import send_console
+
+        send_console(console_socket, child.pty_master)
+        child.pty_master = None
+    if detach:
+        return 0
+    if child.pty_master is not None:
+        from ..tty import relay as relay_tty
+
+        relay_tty(child.pty_master, stdin_open=v["interactive"])
+    elif relay is not None:
+        relay.run(child.pid)
+    return process.wait_status(child.pid)
+
+
+def kill_body(v: dict) -> int:
+    from ..container import parse_signal
+    from ..errors import PycontainError
+
+    refs, sig = v["refs"], v["signal"]
+    if sig is None and len(refs) == 2:
+        try:
+            parse_signal(refs[1])
+            refs, sig = refs[:1], refs[1]  # runc's form: the second argument is a signal, not a container
+        except PycontainError:
+            # "kill ID 0" or "kill ID SIGFOO": a bad signal in runc's form, unless a container has that name.
+            if _signal_like(refs[1]) and not _exists(refs[1]):
+                raise
+    return for_each(refs, lambda c: c.kill(sig or "KILL", all_processes=v["all"]), quiet=True)
+
+
+def _signal_like(arg: str) -> bool:
+    name = arg.upper()
+    return arg.lstrip("-").isdigit() or (
+        name.startswith("SIG") and name[3:].replace("+", "").replace("-", "").isalnum()
+    )
+
+
+def _exists(ref: str) -> bool:
+    from ..errors import PycontainError
+
+    try:
+        container(ref)
+        return True
+    except PycontainError:
+        return False
+
+
+def pause_body(v: dict) -> int:
+    return for_each(v["refs"], lambda c: c.pause())
+
+
+def unpause_body(v: dict) -> int:
+    return for_each(v["refs"], lambda c: c.unpause())
+
+
+def resume_body(v: dict) -> int:
+    container(v["id"]).unpause()
+    return 0
+
+
+def features_body(_v: dict) -> int:
+    import json
+
+    from .. import oci
+
+    print(json.dumps(oci.features(), indent=2))
+    return 0
+
+
+def events_body(v: dict) -> int:
+    import json
+
+    try:
+        interval = float(v["interval"])
+    except ValueError:
+        raise InvalidArgument(f"--interval {v['interval']!r}: not a number of seconds") from None
+    c = container(v["id"])
+    while True:
+        st = c.stats()
+        print(json.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
+        if v["stats"] or not c.running():
+            return 0
+        time.sleep(interval)
+
+
+def update_body(v: dict) -> int:
+    """The limits given (flags, and/or an OCI resources file) on top of the saved ones."""
+    from ..cgroups.resources import Resources
+
+    given = {k: v[k] for k in RESOURCE_DESTS if v[k] not in (None, "", [], ())}
+    resources_file = v["resources"]
+    if not given and resources_file is None:
+        raise InvalidArgument(
+            "nothing to update: give at least one limit, e.g. --memory 512m (see 'pycontain update --help')"
+        )
+    flags = Resources.from_options(**given, partial=True)
+    update = _overlay(_load_resources_file(resources_file), flags) if resources_file is not None else flags
+    container(v["ref"]).update(update)
+    print(v["ref"])
+    return 0
+
+
+def _load_resources_file(path: str) -> Resources:
+    """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
+    import json
+
+    from ..cgroups.resources import Resources
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path) as f:
+                text = f.read()
+    except OSError as e:
+        raise InvalidArgument(
+            f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})"
+        ) from None
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise InvalidArgument(f"invalid resources file {path!r}: not JSON ({e})") from None
+    return Resources.from_oci(doc)
+
+
+def _overlay(base: Resources, top: Resources) -> Resources:
+    """``base`` with every field ``top`` sets replaced, unchecked (the flags given win over --resources)."""
+    from ..cgroups.resources import Resources
+
+    r = Resources()
+    for f in Resources.__slots__:
+        new = getattr(top, f)
+        setattr(r, f, new if new is not None else getattr(base, f))
+    if top.cpu_quota is not None and top.cpus is None:
+        r.cpus = None
+    return r
+
+
+# -- the table ------------------------------------------------------------------------------------
+_REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
+_ID = Arg("id", "ID", "The container's id or name.")
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command(
+            "ps",
+            ps_body,
+            "List containers (running ones unless -a); with an ID, the processes in that container.",
+            (Arg("container", "[ID]", "runc's form: list this container's processes.", OPTIONAL),),
+            (
+                Opt(("-a", "--all"), "all", FLAG, "Show stopped containers too."),
+                Opt(("-q", "--quiet"), "quiet", FLAG, "Only print ids."),
+                Opt(("--json",), "json", FLAG, "Print JSON (one array)."),
+                Opt(("--format", "-f"), "format", VALUE, "With an ID: table or json.", "FORMAT", "table"),
+            ),
+        ),
+        Command("inspect", inspect_body, "Show containers' details as JSON.", (_REFS,)),
+        Command(
+            "exec",
+            exec_body,
+            "Run a command in a running container (its namespaces and cgroup).",
+            (
+                Arg("ref", "CONTAINER", "Container name or id."),
+                Arg("command", "COMMAND", "Command and its arguments (after --).", ANY),
+            ),
+            (
+                Opt(("-i", "--interactive"), "interactive", FLAG, "Keep stdin open."),
+                Opt(("-t", "--tty"), "tty", FLAG, "Allocate a pseudo-terminal."),
+                Opt(("-d", "--detach"), "detach", FLAG, "Run in the background."),
+                Opt(("-e", "--env"), "env", MULTI, "KEY=VALUE.", "KEY=VALUE"),
+                Opt(("-w", "--workdir", "--cwd"), "workdir", VALUE, "Working directory.", "DIR"),
+                Opt(("-u", "--user"), "user", VALUE, "UID[:GID] or names.", "UID[:GID]"),
+                Opt(
+                    ("--process", "-p"),
+                    "process",
+                    VALUE,
+                    "An OCI process.json describing the process (runc's form).",
+                    "FILE",
+                ),
+                Opt(("--pid-file",), "pid_file", VALUE, "Write the process's pid here.", "FILE"),
+                Opt(
+                    ("--console-socket",),
+                    "console_socket",
+                    VALUE,
+                    "Unix socket that receives the pty master.",
+                    "SOCKET",
+                ),
+            ),
+            interspersed=False,
+        ),
+        Command(
+            "kill",
+            kill_body,
+            "Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'.",
+            (Arg("refs", "ID... | ID SIGNAL", "Containers (and, in runc's form, a signal).", SOME),),
+            (
+                Opt(("-s", "--signal"), "signal", VALUE, "Signal name or number (default KILL).", "SIGNAL"),
+                Opt(("--all", "-a"), "all", FLAG, "Signal every process of the container."),
+            ),
+        ),
+        Command(
+            "pause", pause_body, "Suspend every process of running containers (cgroup freezer).", (_REFS,)
+        ),
+        Command("unpause", unpause_body, "Resume the processes of paused containers.", (_REFS,)),
+        Command("resume", resume_body, "Resume a paused container (runc's name for unpause).", (_ID,)),
+        Command(
+            "features", features_body, "What this runtime supports (the runtime spec's features document)."
+        ),
+        Command(
+            "events",
+            events_body,
+            "Stream stats events for a container as JSON lines (runc events).",
+            (_ID,),
+            (
+                Opt(("--stats",), "stats", FLAG, "Print one stats event and exit."),
+                Opt(("--interval",), "interval", VALUE, "Seconds between stats events.", "SECONDS", "5"),
+            ),
+        ),
+        Command(
+            "update",
+            update_body,
+            "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
+            "Only the limits given change; the others keep their values. The flags are run's, with the "
+            "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100).",
+            (Arg("ref", "CONTAINER", "Container name or id."),),
+            (
+                Opt(
+                    ("--resources", "-r"),
+                    "resources",
+                    VALUE,
+                    "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
+                    "FILE",
+                ),
+                *(o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+            ),
+        ),
+    )
+}
+
+
+# -- the fast parser ------------------------------------------------------------------------------
+def parse(cmd: Command, argv: list[str]) -> dict | None:
+    """``argv`` (after the command's name) as the body's values, or None when typer should handle it."""
+    by_flag = {f: o for o in cmd.options for f in o.flags}
+    values: dict = {
+        o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else o.default) for o in cmd.options
+    }
+    positionals: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positionals += argv[i:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            positionals.append(arg)
+            if not cmd.interspersed:
+                positionals += argv[i:]
+                break
+            continue
+        if arg.startswith("--"):
+            name, eq, inline = arg.partition("=")
+            opt = by_flag.get(name)
+            if opt is None or (opt.kind == FLAG and eq):
+                return None
+            if opt.kind == FLAG:
+                values[opt.dest] = True
+                continue
+            if not eq:
+                if i >= len(argv):
+                    return None
+                inline = argv[i]
+                i += 1
+            _store(values, opt, inline)
+            continue
+        j = 1  # one or more short flags: -it, -a, -s TERM, -sTERM
+        while j < len(arg):
+            opt = by_flag.get("-" + arg[j])
+            if opt is None:
+                return None
+            if opt.kind == FLAG:
+                values[opt.dest] = True
+                j += 1
+                continue
+            value = arg[j + 1 :]
+            if not value:
+                if i >= len(argv):
+                    return None
+                value = argv[i]
+                i += 1
+            _store(values, opt, value)
+            break
+    for a in cmd.args:
+        if a.nargs == ONE or (a.nargs == OPTIONAL and positionals and _more_than_needed(cmd, a, positionals)):
+            if not positionals:
+                return None
+            values[a.dest] = positionals.pop(0)
+        elif a.nargs == OPTIONAL:
+            values[a.dest] = None
+        else:
+            if a.nargs == SOME and not positionals:
+                return None
+            values[a.dest], positionals = positionals, []
+    return values if not positionals else None
+
+
+def _more_than_needed(cmd: Command, arg: Arg, positionals: list[str]) -> bool:
+    """Whether an optional positional gets a value: when the ones after it still get theirs."""
+    after = cmd.args[cmd.args.index(arg) + 1 :]
+    return len(positionals) > sum(1 for a in after if a.nargs in (ONE, SOME))
+
+
+def _store(values: dict, opt: Opt, value: str) -> None:
+    if opt.kind == MULTI:
+        values[opt.dest].append(value)
+    else:
+        values[opt.dest] = value
+
+
+def run_fast(name: str, argv: list[str]) -> int | None:
+    """Run ``name`` without typer when ``argv`` parses; None otherwise."""
+    if "--help" in (argv[: argv.index("--")] if "--" in argv else argv):
+        return None
+    cmd = COMMANDS[name]
+    values = parse(cmd, argv)
+    return None if values is None else guarded(cmd.body, values)
+
+
+# -- the typer commands, from the same table ------------------------------------------------------
+def register(app: Any) -> None:
+    """Add every command of the table to the typer ``app`` (help, completion and usage errors)."""
+    for cmd in COMMANDS.values():
+        _register(app, cmd)
+
+
+def _register(app: Any, cmd: Command) -> None:
+    import inspect
+    from typing import Annotated
+
+    import typer
+
+    params = []
+    for a in cmd.args:
+        many = a.nargs in (SOME, ANY)
+        ann: Any = list[str] if many else str
+        default: Any = inspect.Parameter.empty
+        if a.nargs in (OPTIONAL, ANY):
+            ann, default = ann | None, None
+        info = typer.Argument(metavar=a.metavar, help=a.help, show_default=False)
+        params.append(
+            inspect.Parameter(
+                a.dest,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=Annotated[ann, info],
+                default=default,
+            )
+        )
+    for o in cmd.options:
+        if o.kind == FLAG:
+            ann, default = bool, False
+        elif o.kind == MULTI:
+            ann, default = list[str] | None, None
+        else:
+            ann, default = str | None, o.default
+        info = typer.Option(
+            *o.flags, help=o.help, metavar=o.metavar or None, show_default=o.default is not None
+        )
+        params.append(
+            inspect.Parameter(
+                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=default
+            )
+        )
+    lists = {a.dest for a in cmd.args if a.nargs in (SOME, ANY)} | {
+        o.dest for o in cmd.options if o.kind == MULTI
+    }
+
+    def command(**values: Any) -> None:
+        values = {k: ([] if v is None and k in lists else v) for k, v in values.items()}
+        code = guarded(cmd.body, values)
+        if code:
+            raise typer.Exit(code)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = cmd.help
+    command.__name__ = cmd.name
+    settings = None if cmd.interspersed else {"allow_interspersed_args": False}
+    app.command(cmd.name, context_settings=settings)(command)

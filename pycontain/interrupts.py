@@ -1,0 +1,44 @@
+"""Signals that end a long command (pull, push, build, vm boot) unwind it like Ctrl-C, so its clean-up runs.
+
+Python's default for SIGTERM and SIGHUP is to die where it stands, leaving temporary files and child
+processes behind; inside ``unwinding()`` they raise ``Interrupted`` instead, a ``KeyboardInterrupt``
+carrying the signal, and the CLI exits 128 + its number (130 for Ctrl-C, 143 for SIGTERM) as docker does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_status(e: KeyboardInterrupt) -> int:
+    """128 + the signal that stopped the command (SIGINT for a plain ``KeyboardInterrupt``)."""
+    return 128 + getattr(e, "signum", signal.SIGINT)
+
+
+def _raise(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def unwinding() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``Interrupted`` while inside (on the main thread; elsewhere a no-op)."""
+    try:
+        old = [(s, signal.signal(s, _raise)) for s in _SIGNALS]
+    except ValueError:  # not the main thread: signals are its owner's
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in old:
+            signal.signal(s, handler)

@@ -1,0 +1,179 @@
+"""The runtime calls engines make, answered as runc answers them (containerd, Docker and the OCI
+runtime-tools suite were written against runc's command line), each checked on the kernel's side."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import uuid
+
+import pytest
+from conftest import ROOT_REQUIRED, wait_until
+
+from .test_runtime import bundle, state, write_config  # noqa: F401  (bundle: a fixture)
+
+pytestmark = ROOT_REQUIRED
+
+
+def _run(pyc, bundle, cid: str) -> subprocess.CompletedProcess:  # noqa: F811
+    return subprocess.run(
+        pyc.argv("run", "--bundle", str(bundle), cid), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_hostname_is_optional_and_left_as_inherited(pyc, bundle):  # noqa: F811
+    """ctr, CRI app containers and host-network sandboxes write no hostname: the UTS namespace keeps
+    the one it was made with (the host's), as with runc."""
+    write_config(bundle, ["hostname"], lambda c: c.pop("hostname"))
+    p = _run(pyc, bundle, "h1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == socket.gethostname()
+
+
+def test_kill_all_of_a_stopped_container_succeeds(pyc, bundle):  # noqa: F811
+    """containerd sends 'kill --all ID 9' after every exit and retries for ever on an error."""
+    write_config(bundle, ["true"])
+    assert pyc.leaving("create", "--bundle", str(bundle), "k1").returncode == 0
+    assert pyc("start", "k1").returncode == 0
+    assert wait_until(lambda: state(pyc, "k1")["status"] == "stopped")
+    p = pyc("kill", "--all", "k1", "9")
+    assert p.returncode == 0, p.stderr
+    # Without --all a stopped container still has no process to signal (runc: an error too).
+    assert pyc("kill", "k1", "9").returncode == 125
+    assert pyc("delete", "k1").returncode == 0
+
+
+def test_delete_of_a_created_container_fails_without_force(pyc, bundle):  # noqa: F811
+    write_config(bundle, ["sleep", "60"])
+    assert pyc.leaving("create", "--bundle", str(bundle), "d1").returncode == 0
+    pid = state(pyc, "d1")["pid"]
+    p = pyc("delete", "d1")
+    assert p.returncode == 125 and "created" in p.stderr
+    # No effect: the container and its process are still there.
+    assert state(pyc, "d1")["status"] == "created"
+    os.kill(pid, 0)
+    assert pyc("delete", "--force", "d1").returncode == 0
+    assert pyc("state", "d1").returncode == 125
+
+
+def test_delete_force_of_a_missing_container_succeeds(pyc):
+    assert pyc("delete", "--force", "never-made").returncode == 0
+    p = pyc("delete", "never-made")
+    assert p.returncode == 125 and "no such container" in p.stderr
+
+
+def test_error_reaches_the_log_with_a_read_only_stderr(pyc, tmp_path):
+    """containerd opens a sandbox runtime's stderr read-only: the --log file is where the error goes."""
+    log = tmp_path / "runtime.log"
+    with open(os.devnull) as read_only:
+        p = subprocess.run(
+            pyc.argv("--log", str(log), "--log-format", "json", "state", "absent"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=read_only,
+            timeout=60,
+        )
+    assert p.returncode == 125
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "no such container" in entry["msg"]
+
+
+@pytest.fixture
+def cgroup_top():
+    """A relative cgroupsPath's first component, and its removal (with what beneath it is empty) after."""
+    top = f"pycontain-test-{uuid.uuid4().hex[:8]}"
+    yield top
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrls.startswith("name="):
+                continue
+            point = f"/sys/fs/cgroup/{ctrls.split(',')[0]}" if ctrls else "/sys/fs/cgroup/unified"
+            d = os.path.join(point, path.lstrip("/"), top)
+            for sub, _, _ in sorted(os.walk(d), key=lambda w: -w[0].count("/")):
+                os.rmdir(sub)
+
+
+def test_relative_cgroups_path_is_kept_whole(pyc, bundle, cgroup_top):  # noqa: F811
+    """runtime-tools' linux_cgroups_relative_*: a/x and b/x are two cgroups beneath ours, not one."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path.rstrip("/")
+    pids = {}
+    for sub in ("a", "b"):
+        write_config(
+            bundle, ["sleep", "60"], lambda c, s=sub: c["linux"].update(cgroupsPath=f"{cgroup_top}/{s}/x")
+        )
+        p = pyc.leaving("create", "--bundle", str(bundle), f"cg-{sub}")
+        assert p.returncode == 0, p.stderr
+        pids[sub] = state(pyc, f"cg-{sub}")["pid"]
+    for sub, pid in pids.items():
+        with open(f"/proc/{pid}/cgroup") as f:
+            seen = dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
+        assert seen["memory"] == f"{own['memory']}/{cgroup_top}/{sub}/x"
+    for sub in pids:
+        assert pyc("delete", "--force", f"cg-{sub}").returncode == 0
+
+
+_DOCKER_UPDATE = {  # what Docker 20.10's 'docker update --memory M' hands the runtime: zeros for the rest
+    "memory": {"limit": 0, "reservation": 0, "swap": 0, "kernel": 0},
+    "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""},
+    "blockIO": {"weight": 0},
+    "pids": {"limit": 0},
+}
+
+
+def test_update_zeros_mean_unchanged(pyc, bundle):  # noqa: F811
+    limits = {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512}, "pids": {"limit": 50}}
+    write_config(bundle, ["sleep", "60"], lambda c: c["linux"].update(resources=limits))
+    assert pyc.leaving("create", "--bundle", str(bundle), "u1").returncode == 0
+    assert pyc("start", "u1").returncode == 0
+    pid = state(pyc, "u1")["pid"]
+    p = pyc("update", "--resources", "-", "u1", input=json.dumps(_DOCKER_UPDATE))
+    assert p.returncode == 0, p.stderr
+    assert _limits(pid) == (64 << 20, 512, "50")
+    doc = json.loads(json.dumps(_DOCKER_UPDATE))
+    doc["memory"].update(limit=128 << 20, swap=256 << 20)
+    p = pyc("update", "--resources", "-", "u1", input=json.dumps(doc))
+    assert p.returncode == 0, p.stderr
+    assert _limits(pid) == (128 << 20, 512, "50")
+    assert pyc("delete", "--force", "u1").returncode == 0
+
+
+def _limits(pid: int) -> tuple[int, int, str]:
+    """memory limit, cpu shares and pids.max of ``pid``'s cgroups (v1 hierarchies)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        where = {c: p for _, cs, p in (line.rstrip("\n").split(":", 2) for line in f) for c in cs.split(",")}
+
+    def read(ctrl: str, name: str) -> str:
+        with open(f"/sys/fs/cgroup/{ctrl}{where[ctrl]}/{name}") as f:
+            return f.read().strip()
+
+    return (
+        int(read("memory", "memory.limit_in_bytes")),
+        int(read("cpu", "cpu.shares")),
+        read("pids", "pids.max"),
+    )
+
+
+def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):  # noqa: F811
+    """docker --privileged lists every host device, /dev/ptmx (5:2) among them: /dev/ptmx stays the link to
+    the container's devpts, and a pty can be opened through it."""
+    devices = [
+        {"path": "/dev/ptmx", "type": "c", "major": 5, "minor": 2, "fileMode": 0o666},
+        {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 0o660},
+    ]
+    write_config(
+        bundle,
+        ["sh", "-c", "readlink /dev/ptmx; ls -l /dev/loop-control; ls /dev/pts"],
+        lambda c: c["linux"].update(devices=devices),
+    )
+    p = _run(pyc, bundle, "pt1")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "pts/ptmx"
+    assert lines[1].startswith("crw-rw----") and "10, 237" in lines[1]
