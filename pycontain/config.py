@@ -147,6 +147,9 @@ class ContainerConfig:
         "image_id",
         "id_mappings",
         "time_offsets",
+        "restart",
+        "stop_signal",
+        "labels",
     )
 
     def __init__(
@@ -195,6 +198,9 @@ class ContainerConfig:
         image_id: str = "",
         id_mappings: dict | None = None,
         time_offsets: dict | None = None,
+        restart: str = "no",
+        stop_signal: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -245,6 +251,9 @@ class ContainerConfig:
         self.id_mappings = id_mappings
         # A new time namespace's offsets, as OCI's linux.timeOffsets: {"monotonic": {"secs", "nanosecs"}, ...}.
         self.time_offsets = time_offsets
+        self.restart = restart  # docker's --restart: no, on-failure[:N], always, unless-stopped (see monitor)
+        self.stop_signal = stop_signal  # what 'stop' sends first (default SIGTERM)
+        self.labels = dict(labels or {})
 
     def validate(self) -> None:
         if not self.args:
@@ -282,6 +291,16 @@ class ContainerConfig:
                     f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
                     "(or a network's name)"
                 )
+        if self.restart != "no":
+            from .monitor import parse_restart
+
+            parse_restart(self.restart)
+            if self.auto_remove:
+                raise InvalidArgument(f"--restart {self.restart} and --rm cannot be combined: choose one")
+        if self.stop_signal is not None:
+            from .container import parse_signal
+
+            parse_signal(self.stop_signal)
         if self.detach and self.tty:
             raise InvalidArgument(
                 "-d and -t cannot be combined: a detached container keeps no process to "

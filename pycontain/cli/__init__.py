@@ -226,14 +226,40 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         network=network,
         publish=values["publish"],
         userns=values["userns"],
+        entrypoint=values["entrypoint"],
+        restart=values["restart"] or "no",
+        stop_signal=values["stop_signal"],
+        labels=values["label"],
     )
+    cidfile = values["cidfile"]
+    if cidfile and os.path.exists(cidfile):
+        return _fail(
+            f"--cidfile {cidfile}: the file exists already (remove it, or choose another)", EXIT_RUNTIME
+        )
+    if config.restart != "no" and not config.detach:
+        return _fail(
+            f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it",
+            EXIT_RUNTIME,
+        )
     if config.detach:
-        from ..container import Container
+        from ..monitor import spawn
 
-        container, _child = Container.create(config, root)
+        container = spawn(config, root)
+        if cidfile:
+            _write_cidfile(cidfile, container.id)
         sys.stdout.write(container.id + "\n")
         return 0
+    if cidfile:
+        return api.run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
     return api.run_config(config, root)
+
+
+def _write_cidfile(path: str, cid: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, cid.encode())
+    finally:
+        os.close(fd)
 
 
 # cli.commands' table (ps, exec, kill...), named here so that other commands do not import it.
