@@ -491,6 +491,14 @@ def _overlay(base: Resources, top: Resources) -> Resources:
     return r
 
 
+def _runc_spelling(o: Opt) -> Opt:
+    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
+    that drive runc's update use it."""
+    if o.dest != "cpu_shares":
+        return o
+    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
+
+
 # -- the table ------------------------------------------------------------------------------------
 _REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
 _ID = Arg("id", "ID", "The container's id or name.")
@@ -615,7 +623,7 @@ COMMANDS: dict[str, Command] = {
                     "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
                     "FILE",
                 ),
-                *(o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+                *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
             ),
         ),
     )
