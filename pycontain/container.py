@@ -10,7 +10,6 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 import time
 
-from . import process
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
 from .state import (
     CREATED,
@@ -24,6 +23,12 @@ from .state import (
     crash_point,
     proc_start_time,
 )
+
+# The process module (and rootfs, security, libc below it) is imported by the methods that start
+# processes: state, ps, kill and pause never pay for it. typing.TYPE_CHECKING without importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import process
 
 
 def new_id() -> str:
@@ -138,6 +143,8 @@ class Container:
         ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
         until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules).
         """
+        from . import process
+
         config.validate()
         store = StateStore(root)
         cid = new_id()
@@ -484,6 +491,7 @@ class Container:
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output).
         """
+        from . import process
         from .config import DEFAULT_PATH, merge_env, parse_user
 
         if not args:

@@ -8,10 +8,11 @@ commands use. The OCI container id is the container's name in the state root.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
-from . import fastjson, process
+# process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
+# without hooks skip them.
+from . import fastjson
 from .config import ContainerConfig, Mount
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
@@ -139,6 +140,7 @@ def create(
     no_pivot: bool = False,
 ) -> Container:
     """OCI create: everything set up, the process waiting for ``start``."""
+    from . import process
     from .config import validate_name
     from .spec import load_bundle
 
@@ -227,6 +229,7 @@ def run(
     no_pivot: bool = False,
 ) -> int:
     """OCI run: create + start, then (unless detached) wait and delete, returning the exit status."""
+    from . import process
     from .spec import load_bundle
 
     if not detach:
@@ -285,6 +288,7 @@ def _run_hook_list(
 ) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
+    import subprocess
     import sys
 
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
@@ -310,6 +314,8 @@ def _hook_env(h: dict) -> dict[str, str]:
 
 
 def _run_host(h: dict, payload: bytes) -> int:
+    import subprocess
+
     p = subprocess.run(
         h.get("args") or [h["path"]],
         executable=h["path"],
@@ -333,6 +339,10 @@ def _basic_state(c: Container) -> dict:
 
 def _run_inside(c: Container, h: dict, payload: bytes) -> int:
     """createContainer / startContainer hooks: run in the container's namespaces, the path resolved there."""
+    import subprocess
+
+    from . import process
+
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()
