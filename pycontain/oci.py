@@ -96,6 +96,63 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
     )
 
 
+def host_warnings(spec) -> list[str]:
+    """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
+    warning for an ungrantable capability): capabilities outside pycontain's own bounding set are left
+    out, and an oomScoreAdj below pycontain's own is kept at its own (lowering it needs CAP_SYS_RESOURCE)."""
+    from .security import _CAP_NUMBER, own_bounding_set
+
+    out = []
+    p = spec.process
+    caps = p.capabilities if p is not None else None
+    if caps:
+        available = own_bounding_set()
+        lacking = sorted(
+            {
+                n
+                for names in caps.values()
+                for n in names or []
+                if n in _CAP_NUMBER and not available >> _CAP_NUMBER[n] & 1
+            }
+        )
+        if lacking:
+            out.append(
+                f"process.capabilities: {', '.join(lacking)} left out: pycontain itself does not hold "
+                f"{'it' if len(lacking) == 1 else 'them'} (CapBnd in /proc/self/status)"
+            )
+    if p is not None and p.oom_score_adj is not None and CAP_SYS_RESOURCE not in _own_effective_caps():
+        with open("/proc/self/oom_score_adj") as f:
+            own = int(f.read())
+        if p.oom_score_adj < own:
+            out.append(
+                f"process.oomScoreAdj: {p.oom_score_adj} kept at {own}: lowering it needs CAP_SYS_RESOURCE, "
+                "which pycontain does not hold"
+            )
+            p.oom_score_adj = own
+    return out
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def _own_effective_caps() -> set[int]:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {i for i in range(mask.bit_length()) if mask >> i & 1}
+    return set()
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, written at once: a stderr an engine opened read-only (containerd does for pod
+    sandboxes) loses it, and no bytes are left in Python's buffer to fail a later flush (before a fork)."""
+    try:
+        os.write(2, f"pycontain: warning: {message}\n".encode())
+    except OSError:
+        pass
+
+
 def _device(d) -> dict:
     return {
         "path": d.path,
@@ -147,6 +204,8 @@ def create(
     validate_name(container_id)
     bundle = os.path.abspath(bundle)
     spec = load_bundle(bundle)
+    for message in spec.warnings + host_warnings(spec):
+        warn(message)
     config = config_from_spec(spec, container_id, bundle, no_pivot)
     if config.tty and not console_socket:
         raise InvalidArgument(
@@ -289,7 +348,6 @@ def _run_hook_list(
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
     import subprocess
-    import sys
 
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
@@ -306,7 +364,7 @@ def _run_hook_list(
             msg = f"{kind} hook {path} " + (detail or f"failed with exit status {code}")
             if not fail_ok:
                 raise PycontainError(msg)
-            sys.stderr.write(f"pycontain: warning: {msg}\n")
+            warn(msg)
 
 
 def _hook_env(h: dict) -> dict[str, str]:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from pycontain.errors import InvalidArgument, Unsupported
+from pycontain.units import format_size
 
 CHUNK = 1 << 20
 WHITEOUT = ".wh."
@@ -432,8 +433,12 @@ def unpack(
     expect_blob: str | None = None,
     expect_diff: str | None = None,
     progress: Callable[[int], None] | None = None,
+    max_size: int | None = None,
 ) -> LayerInfo:
-    """Unpack the layer read from ``src`` into the empty directory ``dest``; verify its digests (hex)."""
+    """Unpack the layer read from ``src`` into the empty directory ``dest``; verify its digests (hex).
+
+    ``max_size``: the most bytes the uncompressed layer, and the files it holds, may have (a small
+    compressed blob can unpack to any size)."""
     blob = HashingReader(src, progress)
     stream, kind = decompressed(blob)
     diff = HashingReader(stream)
@@ -443,7 +448,14 @@ def unpack(
         try:
             data_end = 0
             with tarfile.open(fileobj=padded, mode="r|", errorlevel=2) as tf:
+                files = 0
                 for ti in tf:
+                    files += ti.size if ti.isreg() else 0  # a sparse file's size: what it fills on disk
+                    if max_size is not None and max(files, diff.count) > max_size:
+                        raise BadImage(
+                            f"{what}: the layer unpacks to more than {format_size(max_size)}, the limit "
+                            "(raise it with PYCONTAIN_MAX_LAYER_SIZE, e.g. 64g)"
+                        )
                     unpacker.member(ti, tf)
                     data_end = ti.offset_data + (ti.size if ti.isreg() else 0)
             diff.drain()

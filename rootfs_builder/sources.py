@@ -18,9 +18,12 @@ recorded unless every layer is in place. The image id is the sha256 of its confi
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
+import stat
 import tarfile
 import threading
 from collections.abc import Callable
@@ -59,6 +62,10 @@ def _json(data: bytes, what: str) -> dict:
 
 # -- where blobs come from: a directory or a tar archive ---------------------------------------------
 class _DirBlobs:
+    """Files of an OCI layout directory. A layout is untrusted input: a blob that is a symbolic link (to
+    /etc/shadow, /dev/zero) or anything but a regular file (a FIFO would block for ever) is refused, and
+    every path component beneath the layout is opened without following links."""
+
     def __init__(self, root: str) -> None:
         self.root = root
 
@@ -69,24 +76,78 @@ class _DirBlobs:
             raise BadImage(f"{what} is implausibly large (over {limit >> 20} MiB)")
         return data
 
-    def open(self, rel: str, what: str) -> BinaryIO:
-        path = os.path.join(self.root, rel)
+    def open(self, rel: str, what: str, size: int | None = None) -> BinaryIO:
+        """``rel`` for reading; with ``size`` (its descriptor's), a stream that fails past that many bytes."""
+        parts = [p for p in rel.split("/") if p]
+        fd = -1
         try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            raise BadImage(f"{what}: {rel} is missing from {self.root}") from None
+            fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            for part in parts[:-1]:
+                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            blob = os.open(parts[-1], flags, dir_fd=fd)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise BadImage(f"{what}: {rel} is missing from {self.root}") from None
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a symbolic link
+                raise BadImage(
+                    f"{what}: {rel} in {self.root} is (or passes through) a symbolic link: an image layout "
+                    "holds only directories and regular files"
+                ) from None
+            raise BadImage(f"{what}: cannot open {rel} in {self.root}: {e.strerror}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if not stat.S_ISREG(os.fstat(blob).st_mode):
+            os.close(blob)
+            raise BadImage(f"{what}: {rel} in {self.root} is not a regular file")
+        f = os.fdopen(blob, "rb")
+        return f if size is None else _Bounded(f, size, what)
 
-    def exists(self, rel: str) -> bool:
-        return os.path.isfile(os.path.join(self.root, rel))
-
-    def size(self, rel: str) -> int | None:
+    def _lstat(self, rel: str) -> os.stat_result | None:
         try:
-            return os.path.getsize(os.path.join(self.root, rel))
+            return os.lstat(os.path.join(self.root, rel))
         except OSError:
             return None
 
+    def exists(self, rel: str) -> bool:
+        st = self._lstat(rel)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def size(self, rel: str) -> int | None:
+        st = self._lstat(rel)
+        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
+
     def close(self) -> None:
         pass
+
+
+class _Bounded(io.RawIOBase):
+    """A blob read to at most its declared size: a longer one is an error, not a read without end."""
+
+    def __init__(self, f: BinaryIO, size: int, what: str) -> None:
+        super().__init__()
+        self.f = f
+        self.left = size
+        self.size = size
+        self.what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.f.read(min(len(b), self.left + 1))
+        if len(data) > self.left:
+            raise BadImage(f"{self.what}: the blob is larger than its descriptor's size ({self.size} bytes)")
+        self.left -= len(data)
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
 
 
 class _TarBlobs:
@@ -120,8 +181,11 @@ class _TarBlobs:
             return ti
         raise BadImage(f"{what}: too many links for {rel} in {self.path}")
 
-    def open(self, rel: str, what: str) -> BinaryIO:
-        return self.tf.extractfile(self._member(rel, what))
+    def open(self, rel: str, what: str, size: int | None = None) -> BinaryIO:
+        ti = self._member(rel, what)
+        if size is not None and ti.size > size:
+            raise BadImage(f"{what}: the blob is larger than its descriptor's size ({size} bytes)")
+        return self.tf.extractfile(ti)
 
     def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes:
         ti = self._member(rel, what)
@@ -338,13 +402,33 @@ def _platform_ok(platform: object) -> bool:
     return platform.get("os", "linux") == "linux" and platform.get("architecture", arch()) == arch()
 
 
+def _size(desc: dict, what: str) -> int | None:
+    """A descriptor's ``size``: the most that is read of its blob."""
+    size = desc.get("size")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadImage(f"{what}: the descriptor's size is {size!r}, not a byte count")
+    return size
+
+
 def _read_blob(blobs: object, desc: dict, where: str, what: str) -> bytes:
     import hashlib
 
     if not isinstance(desc, dict):
         raise BadImage(f"{where}: malformed descriptor for {what}")
     hexd = _hex(desc.get("digest"), f"{where}: {what}")
-    data = blobs.read(f"blobs/sha256/{hexd}", f"{where}: {what}")
+    size = _size(desc, f"{where}: {what}")
+    rel = f"blobs/sha256/{hexd}"
+    if size is None:
+        data = blobs.read(rel, f"{where}: {what}")
+    else:
+        if size > 16 << 20:
+            raise BadImage(f"{where}: {what} is implausibly large (its descriptor says {size} bytes)")
+        with blobs.open(rel, f"{where}: {what}", size) as f:
+            data = f.read(size + 1)
+        if len(data) != size:
+            raise BadImage(f"{where}: {what} is {len(data)} bytes, its descriptor says {size}")
     actual = hashlib.sha256(data).hexdigest()
     if actual != hexd:
         raise BadImage(
@@ -371,7 +455,7 @@ def _import_layers(
             else None
         )
         diff, usize, _new = store.add_layer(
-            lambda rel=rel, what=what: blobs.open(rel, what),
+            lambda rel=rel, what=what, size=size: blobs.open(rel, what, size),
             what,
             expect_diff=diff_hex,
             expect_blob=blob_hex,
@@ -415,7 +499,8 @@ def _import_oci(
         if "encrypted" in str(d.get("mediaType", "")):
             raise BadImage(f"{where}: encrypted layers are not supported")
         hexd = _hex(d.get("digest"), f"{where}: a layer descriptor")
-        layers.append((f"blobs/sha256/{hexd}", hexd, _hex(diff, f"{where}: a diff_id"), d.get("size")))
+        size = _size(d, f"{where}: a layer descriptor")
+        layers.append((f"blobs/sha256/{hexd}", hexd, _hex(diff, f"{where}: a diff_id"), size))
     progress.status(f"importing {where}")
     diffs, sizes = _import_layers(store, blobs, layers, where, progress)
     if name is None and found_name and (":" in found_name or "/" in found_name):

@@ -122,10 +122,26 @@ def _flock(path: str, how: int) -> Iterator[int]:
         os.close(fd)
 
 
-class Store:
-    """One data root's images and layers."""
+DEFAULT_MAX_LAYER_SIZE = 32 << 30
 
-    def __init__(self, data_root: str | None = None) -> None:
+
+def layer_size_limit() -> int:
+    """The most a layer may unpack to: $PYCONTAIN_MAX_LAYER_SIZE (docker's units), else 32 GiB."""
+    value = os.environ.get("PYCONTAIN_MAX_LAYER_SIZE")
+    if not value:
+        return DEFAULT_MAX_LAYER_SIZE
+    from pycontain.units import parse_size
+
+    return parse_size(value, "PYCONTAIN_MAX_LAYER_SIZE")
+
+
+class Store:
+    """One data root's images and layers. ``max_layer_size``: what one layer may unpack to, at most
+    (default: ``layer_size_limit()``, read when a layer is unpacked); an import past it fails and leaves
+    nothing."""
+
+    def __init__(self, data_root: str | None = None, max_layer_size: int | None = None) -> None:
+        self.max_layer_size = max_layer_size
         self.root = _data_root(data_root)
         self.layers_dir = os.path.join(self.root, "layers")
         self.images_dir = os.path.join(self.root, "images")
@@ -302,7 +318,13 @@ class Store:
             src = opener()
             try:
                 info = unpack(
-                    src, tmp, what, expect_blob=expect_blob, expect_diff=expect_diff, progress=progress
+                    src,
+                    tmp,
+                    what,
+                    expect_blob=expect_blob,
+                    expect_diff=expect_diff,
+                    progress=progress,
+                    max_size=self.max_layer_size if self.max_layer_size is not None else layer_size_limit(),
                 )
             finally:
                 close = getattr(src, "close", None)
