@@ -47,7 +47,7 @@ def test_fast_parser():
     v = parse(COMMANDS["kill"], ["c1", "-s", "TERM", "--all"])  # options after arguments, as click takes them
     assert v is not None and (v["refs"], v["signal"], v["all"]) == (["c1"], "TERM", True)
     v = parse(COMMANDS["ps"], ["-aq"])
-    assert v is not None and v["all"] and v["quiet"] and v["container"] is None and v["format"] == "table"
+    assert v is not None and v["all"] and v["quiet"] and v["container"] is None and v["format"] == []
     v = parse(COMMANDS["update"], ["-m", "64m", "--pids-limit=9", "c1"])
     assert v is not None and (v["memory"], v["pids_limit"], v["ref"], v["cpus"]) == ("64m", "9", "c1", None)
     # Whatever it does not take as is goes to typer, which explains it.

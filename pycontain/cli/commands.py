@@ -127,10 +127,20 @@ def _status_text(c: Container, status: str) -> str:
 
 
 def ps_body(v: dict) -> int:
+    given = v["format"]
+    # docker's -f is --filter, runc's (with an ID) and --format take templates: KEY=VALUE tells them apart.
+    filters = v["filter"] + [f for f in given if "=" in f and "{{" not in f]
+    templates = [f for f in given if not ("=" in f and "{{" not in f)]
+    template = templates[-1] if templates else "table"
     if v["container"] is not None:
-        return _container_processes(v["container"], v["json"] or v["format"] == "json")
+        return _container_processes(v["container"], v["json"] or template == "json")
     from ..container import Container
 
+    wanted = _parse_filters(filters)
+    if template not in ("table", "json"):
+        from .template import check
+
+        check(template)
     rows = []
     for c in Container.list(GLOBALS.root):
         status = c.status()
@@ -141,14 +151,16 @@ def ps_body(v: dict) -> int:
             except Exception:
                 pass
             continue
-        if not v["all"] and status not in ("running", "paused"):
+        if not (v["all"] or "status" in wanted) and status not in ("running", "paused"):
+            continue
+        if wanted and not _matches(c, status, wanted):
             continue
         rows.append((c, status))
     if v["quiet"]:
         for c, _ in rows:
             print(c.id[:12])
         return 0
-    if v["json"]:
+    if v["json"] or template == "json":
         doc = [
             {
                 "Id": c.id,
@@ -159,12 +171,19 @@ def ps_body(v: dict) -> int:
                 "Status": s,
                 "Pid": c.pid if s in ("running", "paused") else 0,
                 "ExitCode": c.state.exit_code,
+                "Labels": c.state.config.get("labels") or {},
             }
             for c, s in rows
         ]
         print(fastjson.dumps_indented(doc))
         return 0
-    header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID")
+    if template != "table":
+        from .template import render_all
+
+        for line in render_all(template, [_ps_fields(c, s) for c, s in rows]):
+            print(line)
+        return 0
+    header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID")
     cells = [
         (
             c.id[:12],
@@ -173,12 +192,84 @@ def ps_body(v: dict) -> int:
             _short_cmd(c.state.config),
             _ago(c.state.created),
             _status_text(c, s),
+            _ports(c.state.config),
             str(c.pid) if s in ("running", "paused") else "",
         )
         for c, s in rows
     ]
     print(render_table(header, cells))
     return 0
+
+
+_FILTER_KEYS = ("name", "id", "status", "label")
+
+
+def _parse_filters(filters: list[str]) -> dict[str, list[str]]:
+    wanted: dict[str, list[str]] = {}
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq or key not in _FILTER_KEYS:
+            raise InvalidArgument(
+                f"invalid filter {f!r}: use name=REGEX, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
+            )
+        if key == "name":
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise InvalidArgument(f"invalid filter {f!r}: {e}") from None
+        wanted.setdefault(key, []).append(value)
+    return wanted
+
+
+def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
+    """docker's rules: values of one key are alternatives, different keys must all match."""
+    import re
+
+    labels = c.state.config.get("labels") or {}
+
+    def label_ok(v: str) -> bool:
+        k, eq, val = v.partition("=")
+        return k in labels and (not eq or labels[k] == val)
+
+    tests = {
+        "name": lambda v: re.search(v, c.name) is not None,
+        "id": lambda v: c.id.startswith(v),
+        "status": lambda v: v == status,
+        "label": label_ok,
+    }
+    return all(any(tests[k](v) for v in values) for k, values in wanted.items())
+
+
+def _ports(cfg: dict) -> str:
+    if not cfg.get("publish"):
+        return ""
+    from ..network import parse_publish
+
+    out = []
+    for spec in cfg.get("publish") or []:
+        p = parse_publish(spec)
+        out.append(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}")
+    return ", ".join(out)
+
+
+def _ps_fields(c: Container, status: str) -> dict:
+    """A row as docker's ps templates name its fields."""
+    cfg = c.state.config
+    labels = cfg.get("labels") or {}
+    return {
+        "ID": c.id[:12],
+        "Names": c.name,
+        "Image": cfg.get("image", ""),
+        "Command": _short_cmd(cfg),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
+        "RunningFor": _ago(c.state.created),
+        "Status": _status_text(c, status),
+        "State": status,
+        "Ports": _ports(cfg),
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+    }
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
@@ -200,7 +291,14 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 def inspect_body(v: dict) -> int:
-    print(fastjson.dumps_indented([container(r).inspect() for r in v["refs"]]))
+    details = [container(r).inspect() for r in v["refs"]]
+    if v["format"]:
+        from .template import render_all
+
+        for line in render_all(v["format"], details):
+            print(line)
+        return 0
+    print(fastjson.dumps_indented(details))
     return 0
 
 
@@ -384,6 +482,14 @@ def _overlay(base: Resources, top: Resources) -> Resources:
     return r
 
 
+def _runc_spelling(o: Opt) -> Opt:
+    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
+    that drive runc's update use it."""
+    if o.dest != "cpu_shares":
+        return o
+    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
+
+
 # -- the table ------------------------------------------------------------------------------------
 _REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
 _ID = Arg("id", "ID", "The container's id or name.")
@@ -400,10 +506,38 @@ COMMANDS: dict[str, Command] = {
                 Opt(("-a", "--all"), "all", FLAG, "Show stopped containers too."),
                 Opt(("-q", "--quiet"), "quiet", FLAG, "Only print ids."),
                 Opt(("--json",), "json", FLAG, "Print JSON (one array)."),
-                Opt(("--format", "-f"), "format", VALUE, "With an ID: table or json.", "FORMAT", "table"),
+                Opt(
+                    ("--filter",),
+                    "filter",
+                    MULTI,
+                    "name=REGEX, id=PREFIX, status=STATUS, label=KEY[=VALUE] (repeatable).",
+                    "FILTER",
+                ),
+                Opt(
+                    ("--format", "-f"),
+                    "format",
+                    MULTI,
+                    "A Go template ({{.Names}} {{.ID}} {{.Status}} {{.Ports}} {{json .}}, 'table ...'); "
+                    "-f KEY=VALUE is a --filter, as docker reads it; with an ID (runc's form): table or json.",
+                    "FORMAT",
+                ),
             ),
         ),
-        Command("inspect", inspect_body, "Show containers' details as JSON.", (_REFS,)),
+        Command(
+            "inspect",
+            inspect_body,
+            "Show containers' details as JSON (or each through a --format template).",
+            (_REFS,),
+            (
+                Opt(
+                    ("-f", "--format"),
+                    "format",
+                    VALUE,
+                    "A Go template per container, e.g. '{{.State.ExitCode}}'.",
+                    "TEMPLATE",
+                ),
+            ),
+        ),
         Command(
             "exec",
             exec_body,
@@ -480,7 +614,7 @@ COMMANDS: dict[str, Command] = {
                     "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
                     "FILE",
                 ),
-                *(o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+                *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
             ),
         ),
     )
