@@ -7,6 +7,7 @@ directory are all there is, and every command rebuilds what it needs from the st
 from __future__ import annotations
 
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
+import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
@@ -246,6 +247,7 @@ class Container:
         if mode == "host":
             config.namespaces.pop("network", None)
             return
+        assert arg is not None  # only none and host name no container or network
         if mode == "container":
             other = Container.get(arg, self.store.root)
             if not other.running():
@@ -408,7 +410,7 @@ class Container:
             self.state = st
             recorded = st.finished is not None and st.finished >= (started or 0) and st.exit_code is not None
             if recorded and (st.status == STOPPED or st.started != started):
-                return st.exit_code
+                return st.exit_code  # type: ignore[return-value]  # recorded: not None
             if not st.alive() and not st.monitored() and st.status not in (CREATING, CREATED):
                 if st.exit_code is None:
                     raise PycontainError(f"the exit status of container {self.name} was not recorded")
@@ -608,9 +610,9 @@ class Container:
     # -- exec ------------------------------------------------------------------------------
     def exec(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         tty: bool = False,
@@ -668,9 +670,9 @@ class Container:
 
     def exec_run(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         input: bytes | None = None,

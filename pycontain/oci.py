@@ -11,13 +11,11 @@ import os
 import subprocess
 import time
 
-from . import fastjson, process
+from . import SPEC_VERSION, fastjson, process
 from .config import ContainerConfig, Mount
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
-
-OCI_VERSION = "1.2.0"
 
 
 def config_from_spec(
@@ -225,6 +223,7 @@ def create(
     container, child = Container.create(config, root, wait_for_start=True, stdio=stdio)
     try:
         if child.pty_master is not None:
+            assert console_socket is not None  # checked above: a terminal needs one
             send_console(console_socket, child.pty_master)
         _run_hooks(container, "prestart")
         _run_hooks(container, "createRuntime")
@@ -270,7 +269,7 @@ def state_of(c: Container) -> dict:
         status, "stopped"
     )
     d = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "status": oci_status,
         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
@@ -415,7 +414,7 @@ def _run_host(h: dict, payload: bytes) -> int:
 
 def _basic_state(c: Container) -> dict:
     return {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "pid": c.pid,
         "bundle": c.state.bundle,
@@ -460,7 +459,7 @@ def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) 
         if deadline is not None and time.monotonic() > deadline:
             os.kill(child.pid, 9)
             os.waitpid(child.pid, 0)
-            raise subprocess.TimeoutExpired(h["path"], timeout)
+            raise subprocess.TimeoutExpired(h["path"], timeout)  # type: ignore[arg-type]  # set when deadline is
         time.sleep(0.005)
 
 
@@ -483,7 +482,7 @@ def features() -> dict:
 
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro",

@@ -60,7 +60,7 @@ def _name(obj: dict, key: str, path: str, table: dict[str, int]) -> int:
     value = obj.get(key)
     if value not in table:
         raise _err(f"{path}.{key}", f"{value!r} is not one of {', '.join(table)}")
-    return table[value]  # type: ignore[index]
+    return table[value]
 
 
 def _int(obj: dict, key: str, path: str, lo: int, hi: int, default: int = 0) -> int:

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import os
 
-from . import fastjson
+from . import SPEC_VERSION, fastjson
 from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
 
 DOC = "config.json"
-# The newest runtime-spec release whose fields this module knows (read, or refused by name).
-SPEC_VERSION = "1.3.0"
-_KNOWN_MINOR = 3
+_KNOWN_MINOR = int(SPEC_VERSION.split(".")[1])  # newer 1.x documents are read with a warning
 
 UNSUPPORTED_FIELDS = (
     "process.execCPUAffinity",

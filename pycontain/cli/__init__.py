@@ -299,9 +299,9 @@ FAST_COMMANDS = frozenset(
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
-        from .. import __version__
+        from .. import SPEC_VERSION, __version__
 
-        sys.stdout.write(f"pycontain version {__version__}\nspec: 1.3.0\n")
+        sys.stdout.write(f"pycontain version {__version__}\nspec: {SPEC_VERSION}\n")
         return 0
     bad_log = _check_log()
     if bad_log:
@@ -347,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and argv[0] in FAST_COMMANDS:
         from .commands import run_fast
 
-        code = run_fast(argv[0], argv[1:])
-        if code is not None:
+        fast = run_fast(argv[0], argv[1:])
+        if fast is not None:
             _exit_now["ok"] = True
-            return code
+            return fast
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
 

@@ -185,7 +185,7 @@ def ps_body(v: dict) -> int:
             print(line)
         return 0
     header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID")
-    cells = [
+    cells: list[tuple[str, ...]] = [
         (
             c.id[:12],
             c.name,

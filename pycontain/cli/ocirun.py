@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from . import GLOBALS
 
@@ -67,7 +68,7 @@ def oci_run(rest: list[str]) -> int:
     from .. import oci
     from ..errors import InvalidArgument
 
-    opts = {
+    opts: dict[str, Any] = {
         "bundle": ".",
         "detach": False,
         "pid_file": None,
@@ -104,7 +105,7 @@ def oci_run(rest: list[str]) -> int:
 # The commands an engine calls for every container (podman: create, start, state, delete), parsed here
 # so that none of them pays for importing typer and rich (~150 ms on a small machine).
 FAST_COMMANDS = ("create", "start", "state", "delete")
-_FAST_VALUED = {
+_FAST_VALUED: dict[str, dict[str, str]] = {
     "create": {
         "--bundle": "bundle",
         "-b": "bundle",
@@ -113,7 +114,7 @@ _FAST_VALUED = {
         "--preserve-fds": "preserve_fds",
     }
 }
-_FAST_FLAGS = {
+_FAST_FLAGS: dict[str, dict[str, str | None]] = {
     "create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
     "delete": {"--force": "force", "-f": "force"},
 }
