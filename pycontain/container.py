@@ -628,12 +628,14 @@ class Container:
         detach: bool = False,
         stdio: process.Stdio | None = None,
         preserve_fds: int = 0,
+        proc_attrs: dict | None = None,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
-        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds).
+        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
+        I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
         from . import process
         from .config import DEFAULT_PATH, merge_env, parse_user
@@ -670,6 +672,7 @@ class Container:
             stdio,
             cfg.get("security"),
             keep_fds=tuple(range(3, 3 + preserve_fds)),
+            proc_attrs=proc_attrs,
         )
         crash_point("exec-started")
         return child

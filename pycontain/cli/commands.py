@@ -312,6 +312,7 @@ def exec_body(v: dict) -> int:
     env_list = parse_env(v["env"])
     cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
     process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
+    proc_attrs = None
     if process_file:
         from ..spec import load_process
 
@@ -321,6 +322,7 @@ def exec_body(v: dict) -> int:
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
+        proc_attrs = proc.proc_attrs
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
     preserve_fds = 0
     if v["preserve_fds"] not in (None, "0"):
@@ -345,6 +347,7 @@ def exec_body(v: dict) -> int:
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
             preserve_fds=preserve_fds,
+            proc_attrs=proc_attrs,
         )
     except BaseException:
         if relay is not None:
