@@ -266,6 +266,8 @@ class Manifest:
     def _check_pip(self) -> None:
         """Requirements are PEP 508 names with versions: no paths, URLs or pip options, whose sdists or
         options would run code or fetch from places nobody chose."""
+        if not self.pip:
+            return
         from packaging.requirements import InvalidRequirement, Requirement
 
         for text in self.pip:
