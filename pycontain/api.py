@@ -138,23 +138,34 @@ def _image_resources(defaults: dict, given: dict | None) -> dict:
     return (base.merged(Resources.from_dict(given)) if given else base).to_dict()
 
 
-def run_config(config: ContainerConfig, root: str | None = None, on_created=None) -> int:
+def run_config(
+    config: ContainerConfig, root: str | None = None, on_created=None, *, stop_on_signal: bool = False
+) -> int:
     """Run a container in the foreground and return its exit status (128+N if signal N killed it).
 
     Signals sent to this process are forwarded to the container's PID 1 (when called from the main
     thread); with ``config.tty`` the caller's terminal is relayed to the container's pty. ``on_created``
     is called with the Container as soon as it exists (--cidfile).
+    ``stop_on_signal``: SIGINT, SIGTERM or SIGHUP stop the caller itself (a build step): the container is
+    killed, and once it is gone ``Interrupted`` is raised (a PID 1 that ignores the signal cannot hang it).
     """
+    from .interrupts import STOPPING_SIGNALS, Interrupted
+
     # Handlers go in before the container starts: a signal that arrives while it is being created
     # is held and delivered as soon as its PID 1 exists.
     target: list[int] = []
     pending: list[int] = []
     saved = {}
 
+    stopped: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
         if not target:
             pending.append(signum)
             return
+        if stop_on_signal and signum in STOPPING_SIGNALS:
+            stopped.append(signum)
+            signum = signal.SIGKILL
         try:
             os.kill(target[0], signum)
         except ProcessLookupError:
@@ -202,6 +213,8 @@ def run_config(config: ContainerConfig, root: str | None = None, on_created=None
             relay.close()
         _restore(saved)
     container.record_exit(code)
+    if stopped:
+        raise Interrupted(stopped[0])
     return code
 
 
