@@ -55,6 +55,10 @@ def make_config(
     memory: str | int | None = None,
     cpus: str | float | None = None,
     pids: int | None = None,
+    publish_all: bool = False,
+    extra_hosts: list[str] | None = None,
+    dns: list[str] | None = None,
+    dns_search: list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -71,6 +75,8 @@ def make_config(
         args = ([entrypoint] if entrypoint else []) + list(args)
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if publish_all:
+        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
     if memory is not None or cpus is not None or pids is not None:
         from .cgroups.resources import Resources
 
@@ -105,6 +111,9 @@ def make_config(
         restart=restart or "no",
         stop_signal=stop_signal,
         labels=parse_labels(labels),
+        extra_hosts=extra_hosts,
+        dns=dns,
+        dns_search=dns_search,
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
@@ -113,6 +122,21 @@ def make_config(
         cfg.namespaces["user"] = ""
     cfg.validate()
     return cfg
+
+
+def free_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
+    import socket
+
+    specs = []
+    for entry in exposed:
+        port, _, proto = str(entry).partition("/")
+        proto = proto or "tcp"
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("0.0.0.0", 0))
+            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+    return specs
 
 
 def parse_labels(labels: dict[str, str] | list[str] | None) -> dict[str, str]:

@@ -150,6 +150,9 @@ class ContainerConfig:
         "restart",
         "stop_signal",
         "labels",
+        "extra_hosts",
+        "dns",
+        "dns_search",
     )
 
     def __init__(
@@ -201,6 +204,9 @@ class ContainerConfig:
         restart: str = "no",
         stop_signal: str | None = None,
         labels: dict[str, str] | None = None,
+        extra_hosts: list[str] | None = None,
+        dns: list[str] | None = None,
+        dns_search: list[str] | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -254,6 +260,9 @@ class ContainerConfig:
         self.restart = restart  # docker's --restart: no, on-failure[:N], always, unless-stopped (see monitor)
         self.stop_signal = stop_signal  # what 'stop' sends first (default SIGTERM)
         self.labels = dict(labels or {})
+        self.extra_hosts = list(extra_hosts or [])  # NAME:IP lines for /etc/hosts (--add-host)
+        self.dns = list(dns or [])  # nameservers replacing the host's in /etc/resolv.conf (--dns)
+        self.dns_search = list(dns_search or [])  # search domains (--dns-search)
 
     def validate(self) -> None:
         if not self.args:
@@ -291,6 +300,8 @@ class ContainerConfig:
                     f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
                     "(or a network's name)"
                 )
+        if self.extra_hosts or self.dns or self.dns_search:
+            self._check_name_service()
         if self.restart != "no":
             from .monitor import parse_restart
 
@@ -306,6 +317,37 @@ class ContainerConfig:
                 "-d and -t cannot be combined: a detached container keeps no process to "
                 "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it"
             )
+
+    def _check_name_service(self) -> None:
+        import ipaddress
+
+        from . import network
+
+        mode, _ = network.resolve_mode(self.network or "none")
+        if mode != "bridge":
+            raise InvalidArgument(
+                "--add-host, --dns and --dns-search write the container's own /etc/hosts and "
+                f"/etc/resolv.conf: they need a bridge network, not {self.network or 'none'!r}"
+            )
+        for entry in self.extra_hosts:
+            name, colon, ip = entry.partition(":")
+            try:
+                ipaddress.ip_address(ip)
+                ok = bool(colon) and _valid_hostname(name)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InvalidArgument(f"invalid --add-host {entry!r}: use NAME:IP, e.g. db:10.0.0.5")
+        for server in self.dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise InvalidArgument(f"invalid --dns {server!r}: give a nameserver's IP address") from None
+        for domain in self.dns_search:
+            if not _valid_hostname(domain.rstrip(".")):
+                raise InvalidArgument(
+                    f"invalid --dns-search {domain!r}: give a domain name, e.g. example.com"
+                )
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}

@@ -258,6 +258,9 @@ class Container:
                 publish=config.publish,
                 hostname=config.hostname,
                 state_root=self.store.root,
+                extra_hosts=config.extra_hosts,
+                dns=config.dns,
+                dns_search=config.dns_search,
             )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
             self.state.config["net_info"] = info.to_dict()

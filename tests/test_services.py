@@ -232,3 +232,41 @@ def test_monitor_memory_is_small(pyc):
 def test_restart_needs_detach(pyc, policy):
     p = pyc("run", "--restart", policy, *NET, "default", "--", "true")
     assert p.returncode == 125 and "-d" in p.stderr
+
+
+def test_add_host_dns_and_port(pyc):
+    p = pyc.leaving(
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--add-host",
+        "db.internal:10.1.2.3",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.com",
+        "-p",
+        "18080:80",
+        "default",
+        "--",
+        "sleep",
+        "100",
+    )
+    assert p.returncode == 0, p.stderr
+    hosts = pyc("exec", "named", "cat", "/etc/hosts").stdout
+    assert "10.1.2.3\tdb.internal" in hosts
+    resolv = pyc("exec", "named", "cat", "/etc/resolv.conf").stdout.splitlines()
+    assert [ln for ln in resolv if ln.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+    assert "search example.com" in resolv
+    assert pyc("port", "named").stdout == "80/tcp -> 0.0.0.0:18080\n"
+    assert pyc("port", "named", "80").stdout == "0.0.0.0:18080\n"
+    assert pyc("port", "named", "81").returncode == 125
+    assert "0.0.0.0:18080->80/tcp" in pyc("ps").stdout
+    for flags, needle in (
+        (("--add-host", "nocolon"), "--add-host"),
+        (("--dns", "not-an-ip"), "--dns"),
+        (("--network", "none", "--dns", "192.0.2.1"), "bridge network"),
+    ):
+        p = pyc("run", "--rm", *flags, "default", "--", "true")
+        assert p.returncode == 125 and needle in p.stderr, p.stderr

@@ -230,6 +230,10 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         restart=values["restart"] or "no",
         stop_signal=values["stop_signal"],
         labels=values["label"],
+        publish_all=values["publish_all"],
+        extra_hosts=values["add_host"],
+        dns=values["dns"],
+        dns_search=values["dns_search"],
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):

@@ -158,6 +158,37 @@ def restart_policy() -> None:
     _exit(guarded(body))
 
 
+@app.command("port")
+def port(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    private: Annotated[
+        str | None, typer.Argument(metavar="[PORT[/PROTO]]", help="Only this container port.")
+    ] = None,
+) -> None:
+    """List a container's published ports: CONTAINERPORT/PROTO -> HOSTIP:HOSTPORT."""
+
+    def body() -> int:
+        from ..errors import NotFound
+        from ..network import parse_publish
+
+        c = _container(ref)
+        want_port, _, want_proto = (private or "").partition("/")
+        lines = []
+        for spec in c.state.config.get("publish") or []:
+            p = parse_publish(spec)
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            where = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+            lines.append(where if private else f"{p.container_port}/{p.proto} -> {where}")
+        if private and not lines:
+            raise NotFound(f"no public port {private!r} published for container {c.name}")
+        for line in lines:
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
 @app.command("rm")
 def rm(
     refs: list[str],

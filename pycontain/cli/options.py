@@ -113,6 +113,15 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "default): HOSTPORT:CTRPORT or HOSTIP:HOSTPORT:CTRPORT, then /tcp (default) or /udp.",
         "PORTS",
     ),
+    Opt(
+        ("-P", "--publish-all"),
+        "publish_all",
+        FLAG,
+        "Publish every port the image exposes on a free host port (see 'pycontain port').",
+    ),
+    Opt(("--add-host",), "add_host", MULTI, "Add a line to /etc/hosts: NAME:IP.", "NAME:IP"),
+    Opt(("--dns",), "dns", MULTI, "A nameserver for /etc/resolv.conf (replaces the host's).", "IP"),
+    Opt(("--dns-search",), "dns_search", MULTI, "A search domain for /etc/resolv.conf.", "DOMAIN"),
     # Security: docker's flags.
     Opt(("--cap-add",), "cap_add", MULTI, "Add a Linux capability (e.g. NET_ADMIN, or ALL).", "CAP"),
     Opt(("--cap-drop",), "cap_drop", MULTI, "Drop a Linux capability (e.g. NET_RAW, or ALL).", "CAP"),
