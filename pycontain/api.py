@@ -12,7 +12,7 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process
-from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
+from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
 
 
@@ -59,6 +59,7 @@ def make_config(
     extra_hosts: list[str] | None = None,
     dns: list[str] | None = None,
     dns_search: list[str] | None = None,
+    mount: list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -68,7 +69,11 @@ def make_config(
     ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
     Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
     """
-    mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
+    mounts = (
+        [parse_volume(v) for v in volumes or []]
+        + [parse_mount(m) for m in mount or []]
+        + [parse_tmpfs(t) for t in tmpfs or []]
+    )
     ref = resolve_image(image)
     ic = ref.config or {}
     if entrypoint is not None:

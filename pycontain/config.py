@@ -388,7 +388,8 @@ MAX_ID = (1 << 32) - 2
 
 
 def parse_volume(spec: str) -> Mount:
-    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts."""
+    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts; a
+    source that is a name (``data:/var/lib/db``) is a named volume, created on first use."""
     parts = spec.split(":")
     mode = ""
     if len(parts) == 3:
@@ -399,16 +400,76 @@ def parse_volume(spec: str) -> Mount:
     if mode not in ("", "ro", "rw"):
         raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use 'ro' or 'rw'")
     if not host.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume {spec!r}: the host path must be absolute (named volumes are not supported)"
-        )
+        from . import volumes
+
+        if not volumes.is_name(host):
+            raise InvalidArgument(
+                f"invalid volume {spec!r}: the host path must be absolute (or a volume's name: letters, "
+                "digits, '_', '.', '-')"
+            )
+        _check_target(target, spec)
+        host = volumes.create(host)["Mountpoint"]
+    _check_target(target, spec)
+    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
+
+
+def _check_target(target: str, spec: str) -> None:
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
     if not os.path.normpath(target).strip("/"):
         # Over the container's root it would hide the image, and its mount points would be made in the host's
         # directory.
         raise InvalidArgument(f"invalid volume {spec!r}: the container path cannot be '/'")
-    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
+
+
+def parse_mount(spec: str) -> Mount:
+    """docker's ``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64m]``."""
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if key in ("readonly", "ro") and not eq:
+            value = "true"
+        elif not eq:
+            raise InvalidArgument(f"invalid --mount {spec!r}: {item!r} is not KEY=VALUE")
+        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key, key)
+        if key not in ("type", "source", "target", "readonly", "tmpfs-size", "tmpfs-mode"):
+            raise InvalidArgument(
+                f"invalid --mount {spec!r}: unknown field {key!r} (type, source, target, readonly, "
+                "tmpfs-size, tmpfs-mode)"
+            )
+        fields[key] = value
+    kind = fields.get("type", "volume")
+    target = fields.get("target")
+    if not target:
+        raise InvalidArgument(f"invalid --mount {spec!r}: target=PATH is required")
+    readonly = fields.get("readonly", "false").lower()
+    if readonly not in ("true", "false", "1", "0"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: readonly is true or false")
+    mode = ":ro" if readonly in ("true", "1") else ""
+    if kind == "tmpfs":
+        if "source" in fields or mode:
+            raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs has no source and is writable")
+        opts = [f"size={fields['tmpfs-size']}"] if "tmpfs-size" in fields else []
+        opts += [f"mode={fields['tmpfs-mode']}"] if "tmpfs-mode" in fields else []
+        return parse_tmpfs(target + (":" + ",".join(opts) if opts else ""))
+    if kind not in ("bind", "volume"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: type is bind, volume or tmpfs, not {kind!r}")
+    if any(k.startswith("tmpfs-") for k in fields):
+        raise InvalidArgument(f"invalid --mount {spec!r}: tmpfs-* fields go with type=tmpfs")
+    source = fields.get("source", "")
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount's source must be an absolute path")
+        if not os.path.exists(source):
+            raise NotFound(f"invalid --mount {spec!r}: the bind source {source} does not exist")
+    else:
+        from . import volumes
+
+        if source.startswith("/") or (source and not volumes.is_name(source)):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a volume's source is its name")
+        source = source or volumes.create()["Name"]  # anonymous: a new volume of its own
+    return parse_volume(f"{source}:{target}{mode}")
 
 
 def parse_tmpfs(spec: str) -> Mount:

@@ -270,3 +270,70 @@ def test_add_host_dns_and_port(pyc):
     ):
         p = pyc("run", "--rm", *flags, "default", "--", "true")
         assert p.returncode == 125 and needle in p.stderr, p.stderr
+
+
+@pytest.fixture
+def volume_name(pyc):
+    name = f"t16-{os.getpid()}-{os.urandom(3).hex()}"
+    yield name
+    pyc("rm", "-f", "vol-a", "vol-b")
+    pyc("volume", "rm", name)
+
+
+def test_named_volumes_and_mounts(pyc, volume_name, tmp_path):
+    assert pyc("volume", "create", volume_name).stdout == f"{volume_name}\n"
+    assert volume_name in pyc("volume", "ls", "-q").stdout.split()
+    mountpoint = json.loads(pyc("volume", "inspect", volume_name).stdout)[0]["Mountpoint"]
+    # Written by one container, read by the next one: the data outlives both.
+    p = pyc(
+        "run",
+        "--name",
+        "vol-a",
+        *NET,
+        "-v",
+        f"{volume_name}:/data",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    )
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(mountpoint, "f")) as f:
+        assert f.read() == "kept\n"
+    p = pyc("volume", "rm", volume_name)
+    assert p.returncode == 125 and "vol-a" in p.stderr  # still mounted by a container
+    assert pyc("rm", "vol-a").returncode == 0
+    (tmp_path / "in").write_text("bound\n")
+    p = pyc(
+        "run",
+        "--name",
+        "vol-b",
+        *NET,
+        "--mount",
+        f"type=volume,source={volume_name},target=/v,readonly",
+        "--mount",
+        f"type=bind,src={tmp_path},dst=/b",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "cat /v/f /b/in; touch /v/x 2>/dev/null || echo ro; df -k /t | tail -1",
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:3] == ["kept", "bound", "ro"] and lines[3].split()[1] == "1024", lines
+    assert pyc("rm", "vol-b").returncode == 0
+    assert pyc("volume", "rm", volume_name).stdout == f"{volume_name}\n"
+    assert not os.path.exists(mountpoint)
+    for spec, needle in (
+        ("type=nfs,target=/x", "type is bind"),
+        ("type=bind,source=relative,target=/x", "absolute"),
+        ("type=volume,source=v,target=/x,colour=red", "colour"),
+        ("type=volume,source=v", "target"),
+    ):
+        p = pyc("run", "--rm", *NET, "--mount", spec, "default", "--", "true")
+        assert p.returncode == 125 and needle in p.stderr, p.stderr
+    assert pyc("volume", "inspect", "no-such-volume").returncode == 125

@@ -234,6 +234,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         extra_hosts=values["add_host"],
         dns=values["dns"],
         dns_search=values["dns_search"],
+        mount=values["mount"],
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):

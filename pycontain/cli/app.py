@@ -405,6 +405,7 @@ from . import (  # noqa: E402,F401
     resource_cmds,
     sandbox_cmds,
     vm_cmds,
+    volume_cmds,
 )
 
 commands.register(app)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands

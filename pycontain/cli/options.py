@@ -92,7 +92,20 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "UID[:GID]",
     ),
     Opt(("-h", "--hostname"), "hostname", VALUE, "Hostname (default: the short container id).", "NAME"),
-    Opt(("-v", "--volume"), "volume", MULTI, "Bind-mount a host path: HOST:CONTAINER[:ro].", "HOST:CTR[:ro]"),
+    Opt(
+        ("-v", "--volume"),
+        "volume",
+        MULTI,
+        "Bind-mount a host path or a named volume: HOST:CONTAINER[:ro] or NAME:CONTAINER[:ro].",
+        "SRC:CTR[:ro]",
+    ),
+    Opt(
+        ("--mount",),
+        "mount",
+        MULTI,
+        "A mount: type=bind|volume|tmpfs,source=SRC,target=PATH[,readonly][,tmpfs-size=64m].",
+        "SPEC",
+    ),
     Opt(("--tmpfs",), "tmpfs", MULTI, "Mount a tmpfs: PATH[:size=64m,mode=755].", "PATH[:OPTS]"),
     Opt(("--read-only",), "read_only", FLAG, "Mount the container's root filesystem read-only."),
     Opt(
