@@ -7,11 +7,12 @@ directory are all there is, and every command rebuilds what it needs from the st
 from __future__ import annotations
 
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
+import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
 from . import process
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import (
     CREATED,
     CREATING,
@@ -217,9 +218,12 @@ class Container:
             cg.create()
             crash_point("cgroup-created")
             if config.resources:
+                from .cgroups import extras
                 from .cgroups.resources import Resources
 
                 cg.apply(Resources.from_dict(config.resources))
+                for message in extras.apply(cg, config.resources):
+                    warn(message)
             from .cgroups.devices import rules_for
 
             rules = rules_for(config)
@@ -243,6 +247,7 @@ class Container:
         if mode == "host":
             config.namespaces.pop("network", None)
             return
+        assert arg is not None  # only none and host name no container or network
         if mode == "container":
             other = Container.get(arg, self.store.root)
             if not other.running():
@@ -408,7 +413,7 @@ class Container:
             self.state = st
             recorded = st.finished is not None and st.finished >= (started or 0) and st.exit_code is not None
             if recorded and (st.status == STOPPED or st.started != started):
-                return st.exit_code
+                return st.exit_code  # type: ignore[return-value]  # recorded: not None
             if not st.alive() and not st.monitored() and st.status not in (CREATING, CREATED):
                 if st.exit_code is None:
                     raise PycontainError(f"the exit status of container {self.name} was not recorded")
@@ -608,20 +613,22 @@ class Container:
     # -- exec ------------------------------------------------------------------------------
     def exec(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         tty: bool = False,
         interactive: bool = False,
         detach: bool = False,
         stdio: process.Stdio | None = None,
+        preserve_fds: int = 0,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
-        fds 0-2 come from (e.g. pipes to capture output).
+        fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
+        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds).
         """
         from .config import DEFAULT_PATH, merge_env, parse_user
 
@@ -656,15 +663,16 @@ class Container:
             user if user is not None else cfg.get("user"),
             stdio,
             cfg.get("security"),
+            keep_fds=tuple(range(3, 3 + preserve_fds)),
         )
         crash_point("exec-started")
         return child
 
     def exec_run(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         input: bytes | None = None,

@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     status = None
     deadline = None
     while streams:
-        timeout = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        timeout: int | None = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
         events = poller.poll(timeout)
         if not events and deadline is not None:
             break

@@ -23,7 +23,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import libc, rootfs, security, users
+from . import libc, procattr, rootfs, security, users
 from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
@@ -73,6 +73,13 @@ class Stdio:
 def _report(errw: int, code: int, message: str) -> None:
     try:
         os.write(errw, f"E{code}\t{message}".encode(errors="replace"))
+    except BrokenPipeError:
+        # Nobody reads the pipe any more (an OCI container failing after 'create' returned): the
+        # container's own stderr is then the only place left to say why.
+        try:
+            os.write(2, f"pycontain: {message}\n".encode(errors="replace"))
+        except OSError:
+            pass
     except OSError:
         pass
 
@@ -182,10 +189,12 @@ def finish_and_exec(
     umask: int | None = None,
     sec: security.Prepared | None = None,
     init_fd: int | None = None,
+    keep_fds: range | tuple[int, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
-    of pycontain-init, see pycontain.init) of the init that forks it."""
+    of pycontain-init, see pycontain.init) of the init that forks it. ``keep_fds`` are passed on to the
+    command (runc's --preserve-fds)."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -215,14 +224,10 @@ def finish_and_exec(
     os.setuid(u.uid)
     if sec is not None:
         security.after_setuid(sec, u.uid)
-    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec
-    # (with the init's sealed copy, executed from its descriptor and closed by that).
-    keep = sorted({errw} if init_fd is None else {errw, init_fd})
-    start = 3
-    for fd in keep:
-        os.closerange(start, fd)
-        start = fd + 1
-    os.closerange(start, 65536)
+    # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
+    # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
+    # descriptor and closed by that).
+    _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path = _find_executable(args[0], env)
     if init_fd is not None:
         from .init import ARGV0, ERROR_FD
@@ -248,6 +253,18 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+
+
+def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
+    """Close every descriptor above 2 but ``internal`` ones (still close-on-exec) and ``keep``, which
+    survive the execve."""
+    start = 3
+    for fd in sorted({*internal, *keep}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 65536)
+    for fd in keep:
+        os.set_inheritable(fd, True)
 
 
 def _wait_started(errr: int, ready_ok: bool = False) -> None:
@@ -507,6 +524,7 @@ def start_container(
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
+            procattr.apply(config.proc_attrs)
             for fd, flag in join_fds:
                 if fd not in (userns_fd, init_fd):
                     libc.setns(fd, flag)
@@ -532,7 +550,11 @@ def start_container(
             if userns_fd is not None and "network" in config.namespaces:
                 _open_unprivileged_net()
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
-            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None)
+            # Our fd directory, held open: a root entered by chroot alone (no mount namespace) has no /proc.
+            fds_dir = (
+                os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if start_fifo else None
+            )
+            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
             if os.read(gor, 1) != b"G":
@@ -542,10 +564,11 @@ def start_container(
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
                 _take_terminal(child_sock.detach(), config.console_size)
-            if fifo_fd is not None:
+            if fifo_fd is not None and fds_dir is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
                 os.write(errw, b"R")
-                fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds_dir)
+                os.close(fds_dir)
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
@@ -554,7 +577,16 @@ def start_container(
                 os.close(userns_fd)
                 become_root()
             finish_and_exec(
-                config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec, init_fd
+                config.args,
+                env,
+                config.cwd,
+                config.user,
+                errw,
+                config.extra_gids,
+                config.umask,
+                sec,
+                init_fd,
+                keep_fds=range(3, 3 + config.preserve_fds),
             )
 
         _child(errw, body)
@@ -617,9 +649,10 @@ def exec_in(
     user: str | None,
     stdio: Stdio,
     security_dict: dict | None = None,
+    keep_fds: tuple[int, ...] = (),
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
-    capabilities, rlimits, no_new_privs and seccomp filter."""
+    capabilities, rlimits, no_new_privs and seccomp filter; ``keep_fds`` of ours are passed on to it."""
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
@@ -681,7 +714,7 @@ def exec_in(
                     _take_terminal(child_sock.detach())
                 else:
                     os.setsid()  # its own session and process group, never the caller's (see start_container)
-                finish_and_exec(args, env, cwd, user, errw, sec=sec)
+                finish_and_exec(args, env, cwd, user, errw, sec=sec, keep_fds=keep_fds)
 
             _child(errw, body)
     finally:

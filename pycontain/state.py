@@ -83,7 +83,9 @@ def current_boot_id() -> str:
 
 
 def pid_alive(pid: int | None, start_time: int | None) -> bool:
-    return bool(pid) and start_time is not None and proc_start_time(pid) == start_time
+    if not pid or start_time is None:
+        return False
+    return proc_start_time(pid) == start_time
 
 
 class ContainerState:
@@ -131,7 +133,7 @@ class ContainerState:
         error: str = "",
         creator: list[int] | None = None,
         boot_id: str | None = None,
-        monitor: list[int] | None = None,
+        monitor: list[int | None] | None = None,
         restarts: int = 0,
         manual_stop: bool = False,
         health: dict | None = None,
@@ -175,7 +177,7 @@ class ContainerState:
 
     def monitored(self) -> bool:
         """Whether this container's monitor still runs (it will record the exit and apply the restart policy)."""
-        return bool(self.monitor) and self.same_boot() and pid_alive(*self.monitor)
+        return bool(self.monitor and self.same_boot() and pid_alive(*self.monitor))
 
     def abandoned(self) -> bool:
         """Still "creating" or "removing", but the runtime doing it is gone: a crashed create or rm."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Any
+from typing import Any, NoReturn
 
 from pycontain.errors import InvalidArgument
 
@@ -184,7 +184,7 @@ class Manifest:
         return m
 
     # -- checks -------------------------------------------------------------------------------------
-    def fail(self, key: str, problem: str, fix: str) -> None:
+    def fail(self, key: str, problem: str, fix: str) -> NoReturn:
         raise ManifestError(f"{self.where}: '{key}' {problem}: {fix}")
 
     def _str(self, doc: dict, key: str, default: str | None) -> str | None:

@@ -18,6 +18,7 @@ layer (``rootfs_builder.changes``), and the container is removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -31,10 +32,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from rootfs_builder.appliance import Manifest
 from rootfs_builder.store import Store, arch
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from pycontain.container import Container
 
 WHEELS_MOUNT = (
     ".pycontain-wheels"  # at the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs
@@ -59,7 +66,7 @@ class BuildProgress:
         self.plain = enabled is None and not sys.stderr.isatty()
         self.quiet = enabled is False
         self._bar = None
-        self._task = None
+        self._task: TaskID | None = None
         self._started = 0.0
         self._desc = ""
         if self.quiet or self.plain:
@@ -238,8 +245,8 @@ class Builder:
             steps.append(
                 Step(
                     f"run {cmd}",
-                    lambda cmd=cmd: ("run", cmd, m.build_network),
-                    lambda state, cmd=cmd: self._run_step(state, cmd),
+                    functools.partial(tuple, ("run", cmd, m.build_network)),  # the key, known now
+                    functools.partial(self._run_step, cmd=cmd),
                 )
             )
         return steps
@@ -300,12 +307,10 @@ class Builder:
     # -- base -----------------------------------------------------------------------------------------
     def _base_default(self, _state: State) -> State:
         import rootfs_builder
-        from rootfs_builder.sources import _add_tree, tar_pipe
+        from rootfs_builder.onelayer import tree_pipe
 
         path = rootfs_builder.resolve("default", self.data_root)
-        diff, size, _ = self.store.add_layer(
-            lambda: tar_pipe(lambda tf: _add_tree(tf, path)), "default rootfs"
-        )
+        diff, size, _ = self.store.add_layer(lambda: tree_pipe(path), "default rootfs")
         return State(
             [diff],
             [size],
@@ -424,7 +429,7 @@ class Builder:
 
     # -- files ----------------------------------------------------------------------------------------
     def _files(self, state: State) -> State:
-        from rootfs_builder.sources import tar_pipe
+        from rootfs_builder.onelayer import tar_pipe
 
         def fill(tf: tarfile.TarFile) -> None:
             done: set[str] = set()
@@ -509,6 +514,7 @@ class Builder:
             raise
         except PycontainError as e:  # the container could not start (no /bin/sh...): a build error
             raise BuildError(f"{self.m.where}: step '{_short(what)}' cannot run: {e}") from None
+        assert container is not None  # kept
         try:
             if code != 0:
                 raise BuildError(
@@ -525,7 +531,7 @@ class Builder:
 
     def _container(
         self, state: State, argv: list[str], *, mounts: list | None = None, keep: bool
-    ) -> tuple[int, str, object]:
+    ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
         from pycontain import api
         from pycontain.config import ContainerConfig

@@ -17,7 +17,8 @@ import tarfile
 from collections.abc import Callable
 
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
-from rootfs_builder.progress import Progress
+from rootfs_builder.layer import Reader
+from rootfs_builder.progress import Reporter
 from rootfs_builder.store import Store
 
 ETC = {
@@ -210,26 +211,27 @@ def import_closure(
     store: Store,
     binaries: list[str],
     name: str | None,
-    bar: Progress,
+    bar: Reporter,
     *,
     files: list[str] | None = None,
     config: dict | None = None,
 ) -> dict:
-    from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
+    from pycontain.config import DEFAULT_PATH
+    from rootfs_builder.onelayer import import_single_layer
 
     opener, resolved, source = closure_opener(binaries, bar, files)
     if config is None:
-        config = {"Env": [DEFAULT_PATH], "Cmd": [resolved[0]]}
+        config = {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": [resolved[0]]}
     return import_single_layer(
         store, opener, source, name, source, config, bar, None, f"pycontain closure {' '.join(resolved)}"
     )
 
 
 def closure_opener(
-    binaries: list[str], bar: Progress, files: list[str] | None = None
-) -> tuple[Callable[[], object], list[str], str]:
+    binaries: list[str], bar: Reporter, files: list[str] | None = None
+) -> tuple[Callable[[], Reader], list[str], str]:
     """(opener of the closure's layer tar, the binaries' host paths, the source string)."""
-    from rootfs_builder.sources import tar_pipe
+    from rootfs_builder.onelayer import tar_pipe
 
     closure = Closure()
     resolved = []

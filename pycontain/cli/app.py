@@ -223,6 +223,8 @@ def _register_run() -> None:
         ),
     ]
     for o in RUN_OPTIONS:
+        ann: object
+        default: object
         if o.kind == FLAG:
             ann, default = bool, False
         elif o.kind == MULTI:
@@ -262,7 +264,7 @@ def run_app(argv: list[str]) -> int:
     try:  # typer >= 0.22 carries its own click; older ones use click itself
         from typer._click import exceptions as cx
     except ImportError:
-        from click import exceptions as cx
+        from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
     from . import _fail
 
     NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself

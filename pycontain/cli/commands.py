@@ -185,7 +185,7 @@ def ps_body(v: dict) -> int:
             print(line)
         return 0
     header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID")
-    cells = [
+    cells: list[tuple[str, ...]] = [
         (
             c.id[:12],
             c.name,
@@ -327,6 +327,13 @@ def exec_body(v: dict) -> int:
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
+    preserve_fds = 0
+    if v["preserve_fds"] not in (None, "0"):
+        from ..oci import check_preserved_fds
+        from .ocirun import preserve_fds_count
+
+        preserve_fds = preserve_fds_count(v["preserve_fds"])
+        check_preserved_fds(preserve_fds)
     relay = None
     if not (use_tty or detach):
         from ..stdio import PipeRelay
@@ -342,6 +349,7 @@ def exec_body(v: dict) -> int:
             interactive=stdin_open,
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
+            preserve_fds=preserve_fds,
         )
     except BaseException:
         if relay is not None:
@@ -491,6 +499,14 @@ def _overlay(base: Resources, top: Resources) -> Resources:
     return r
 
 
+def _runc_spelling(o: Opt) -> Opt:
+    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
+    that drive runc's update use it."""
+    if o.dest != "cpu_shares":
+        return o
+    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
+
+
 # -- the table ------------------------------------------------------------------------------------
 _REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
 _ID = Arg("id", "ID", "The container's id or name.")
@@ -569,6 +585,14 @@ COMMANDS: dict[str, Command] = {
                     "Unix socket that receives the pty master.",
                     "SOCKET",
                 ),
+                Opt(
+                    ("--preserve-fds",),
+                    "preserve_fds",
+                    VALUE,
+                    "Pass descriptors 3 .. 3+N-1 on to the process (runc's form).",
+                    "N",
+                    "0",
+                ),
             ),
             interspersed=False,
         ),
@@ -615,7 +639,7 @@ COMMANDS: dict[str, Command] = {
                     "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
                     "FILE",
                 ),
-                *(o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+                *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
             ),
         ),
     )

@@ -299,10 +299,10 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
             "(ROOTFS is a directory, or 'default' for the built-in one)"
         )
     rootfs = argv[i]
-    rest = argv[i + 1 :]
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
-    return values, rootfs, rest
+    command = argv[i + 1 :]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return values, rootfs, command
 
 
 def _store(values: dict, opt: Opt, value: str) -> None:
