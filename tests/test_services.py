@@ -337,3 +337,24 @@ def test_named_volumes_and_mounts(pyc, volume_name, tmp_path):
         p = pyc("run", "--rm", *NET, "--mount", spec, "default", "--", "true")
         assert p.returncode == 125 and needle in p.stderr, p.stderr
     assert pyc("volume", "inspect", "no-such-volume").returncode == 125
+
+
+def test_cp_diff_top(pyc, tmp_path):
+    _run_d(
+        pyc, "files", "default", "--", "sh", "-c", "mkdir /d; echo hi > /d/f; rm /bin/ping; exec sleep 100"
+    )
+    assert wait_until(lambda: "A /d/f" in pyc("diff", "files").stdout)
+    assert pyc("diff", "files").stdout.splitlines() == ["C /bin", "D /bin/ping", "A /d", "A /d/f"]
+    assert pyc("cp", "files:/d", str(tmp_path)).returncode == 0
+    assert (tmp_path / "d" / "f").read_text() == "hi\n"
+    assert pyc("cp", "files:/d/f", str(tmp_path / "g")).returncode == 0
+    assert (tmp_path / "g").read_text() == "hi\n"
+    (tmp_path / "h").write_text("from the host\n")
+    assert pyc("cp", str(tmp_path / "h"), "files:/d").returncode == 0
+    assert pyc("cp", str(tmp_path / "h"), "files:/renamed").returncode == 0
+    assert pyc("exec", "files", "cat", "/d/h", "/renamed").stdout == "from the host\n" * 2
+    p = pyc("cp", "files:/nope", str(tmp_path))
+    assert p.returncode == 125 and "/nope" in p.stderr
+    assert pyc("cp", "a", "b").returncode == 125
+    rows = pyc("top", "files").stdout.splitlines()
+    assert rows[0].split() == ["UID", "PID", "PPID", "CMD"] and rows[1].endswith("sleep 100")

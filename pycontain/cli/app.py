@@ -189,6 +189,55 @@ def port(
     _exit(guarded(body))
 
 
+@app.command("cp")
+def cp(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:PATH or a host path.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="A host path or CONTAINER:PATH.")],
+) -> None:
+    """Copy files between a running container and the host: cp ID:/path DEST, or cp SRC ID:/path."""
+
+    def body() -> int:
+        from .. import transfer
+
+        direction, ref, inside, host = transfer.parse_cp_args(src, dest)
+        c = _container(ref)
+        if direction == "from":
+            transfer.copy_from(c, inside, host)
+        else:
+            transfer.copy_to(c, host, inside)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("diff")
+def diff(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """What the container changed in its file system: A added, C changed, D deleted."""
+
+    def body() -> int:
+        from .. import transfer
+
+        for line in transfer.diff(_container(ref)):
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("top")
+def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """The processes of a running container (host pids)."""
+
+    def body() -> int:
+        from .. import transfer
+        from .commands import render_table
+
+        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(_container(ref))))
+        return 0
+
+    _exit(guarded(body))
+
+
 @app.command("rm")
 def rm(
     refs: list[str],
