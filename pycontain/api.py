@@ -60,6 +60,7 @@ def make_config(
     dns: list[str] | None = None,
     dns_search: list[str] | None = None,
     mount: list[str] | None = None,
+    healthcheck: dict | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -119,6 +120,7 @@ def make_config(
         extra_hosts=extra_hosts,
         dns=dns,
         dns_search=dns_search,
+        healthcheck=healthcheck,
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns

@@ -166,6 +166,7 @@ class ContainerConfig:
         "extra_hosts",
         "dns",
         "dns_search",
+        "healthcheck",
     )
 
     def __init__(
@@ -222,6 +223,7 @@ class ContainerConfig:
         extra_hosts: list[str] | None = None,
         dns: list[str] | None = None,
         dns_search: list[str] | None = None,
+        healthcheck: dict | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -283,6 +285,8 @@ class ContainerConfig:
         self.extra_hosts = list(extra_hosts or [])  # NAME:IP lines for /etc/hosts (--add-host)
         self.dns = list(dns or [])  # nameservers replacing the host's in /etc/resolv.conf (--dns)
         self.dns_search = list(dns_search or [])  # search domains (--dns-search)
+        # --health-*: {"cmd": [...], "interval": s, "timeout": s, "retries": n, "start_period": s}; see monitor
+        self.healthcheck = healthcheck
 
     def validate(self) -> None:
         if not self.args:

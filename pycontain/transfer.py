@@ -144,7 +144,7 @@ def top(container) -> list[tuple[str, ...]]:
         from .errors import InvalidState
 
         raise InvalidState(f"container {container.name} is not running")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for pid in sorted(cg.pids()):
         try:
             with open(f"/proc/{pid}/status") as f:

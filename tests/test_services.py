@@ -358,3 +358,33 @@ def test_cp_diff_top(pyc, tmp_path):
     assert pyc("cp", "a", "b").returncode == 125
     rows = pyc("top", "files").stdout.splitlines()
     assert rows[0].split() == ["UID", "PID", "PPID", "CMD"] and rows[1].endswith("sleep 100")
+
+
+def test_health_check_states(pyc):
+    _run_d(
+        pyc,
+        "checked",
+        "--health-cmd",
+        "test -e /ok",
+        "--health-interval",
+        "0.2s",
+        "--health-retries",
+        "2",
+        "default",
+        "--",
+        "sleep",
+        "100",
+    )
+    assert wait_until(lambda: "(unhealthy)" in _status(pyc, "checked"), timeout=30)
+    assert pyc("exec", "checked", "touch", "/ok").returncode == 0
+    assert wait_until(lambda: "(healthy)" in _status(pyc, "checked"), timeout=30)
+    health = _state(pyc, "checked")["State"]["Health"]
+    assert health["Status"] == "healthy" and health["FailingStreak"] == 0
+    assert {e["ExitCode"] for e in health["Log"]} >= {0}
+    for flags, needle in (
+        (("-d", "--health-interval", "1s"), "--health-cmd"),
+        (("-d", "--health-cmd", "true", "--health-interval", "soon"), "--health-interval"),
+        (("--health-cmd", "true"), "-d"),
+    ):
+        p = pyc("run", *NET, *flags, "default", "--", "true")
+        assert p.returncode == 125 and needle in p.stderr, p.stderr
