@@ -11,7 +11,6 @@ import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
-from . import process
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import (
     CREATED,
@@ -26,6 +25,12 @@ from .state import (
     current_boot_id,
     proc_start_time,
 )
+
+# The process module (and rootfs, security, libc below it) is imported by the methods that start
+# processes: state, ps, kill and pause never pay for it. typing.TYPE_CHECKING without importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import process
 
 
 def new_id() -> str:
@@ -142,6 +147,8 @@ class Container:
         until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitored``:
         the caller is the container's monitor (``pycontain.monitor``), recorded as such.
         """
+        from . import process
+
         config.validate()
         store = StateStore(root)
         cid = new_id()
@@ -354,6 +361,7 @@ class Container:
     def relaunch(self, stdio: process.Stdio) -> process.Child:
         """Start an exited container's process again from its saved configuration (called by its monitor):
         a new cgroup and network attachment, the same writable layer."""
+        from . import process
         from .config import ContainerConfig
 
         with self.store.lock():
@@ -629,13 +637,16 @@ class Container:
         detach: bool = False,
         stdio: process.Stdio | None = None,
         preserve_fds: int = 0,
+        proc_attrs: dict | None = None,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
-        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds).
+        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
+        I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
+        from . import process
         from .config import DEFAULT_PATH, merge_env, parse_user
 
         if not args:
@@ -670,6 +681,7 @@ class Container:
             stdio,
             cfg.get("security"),
             keep_fds=tuple(range(3, 3 + preserve_fds)),
+            proc_attrs=proc_attrs,
         )
         crash_point("exec-started")
         return child
@@ -690,6 +702,8 @@ class Container:
         ``PycontainError`` raised; the process is reaped on every path.
         """
         import select
+
+        from . import process
 
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)

@@ -8,10 +8,11 @@ commands use. The OCI container id is the container's name in the state root.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
-from . import SPEC_VERSION, fastjson, process
+# process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
+# without hooks skip them.
+from . import SPEC_VERSION, fastjson
 from .config import ContainerConfig, Mount
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
@@ -204,6 +205,7 @@ def create(
     """OCI create: everything set up, the process waiting for ``start``.
 
     ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
+    from . import process
     from .config import validate_name
     from .spec import load_bundle
 
@@ -314,6 +316,7 @@ def run(
     """OCI run: create + start, then (unless detached) wait and delete, returning the exit status.
 
     ``keep`` (runc's --keep): leave the stopped container for 'state' and 'delete' instead of deleting it."""
+    from . import process
     from .spec import load_bundle
 
     if not detach:
@@ -378,6 +381,8 @@ def _run_hook_list(
 ) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
+    import subprocess
+
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
     for h in hooks:
@@ -401,6 +406,8 @@ def _hook_env(h: dict) -> dict[str, str]:
 
 
 def _run_host(h: dict, payload: bytes) -> int:
+    import subprocess
+
     p = subprocess.run(
         h.get("args") or [h["path"]],
         executable=h["path"],
@@ -425,6 +432,10 @@ def _basic_state(c: Container) -> dict:
 def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) -> int:
     """createContainer / startContainer hooks: run in the container's namespaces; the path resolved there,
     or with ``host_path`` on the host: the file is opened here and executed through its descriptor."""
+    import subprocess
+
+    from . import process
+
     exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
     r, w = os.pipe2(os.O_CLOEXEC)
     try:

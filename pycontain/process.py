@@ -524,7 +524,6 @@ def start_container(
             if config.oom_score_adj is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(config.oom_score_adj))
-            procattr.apply(config.proc_attrs)
             for fd, flag in join_fds:
                 if fd not in (userns_fd, init_fd):
                     libc.setns(fd, flag)
@@ -560,6 +559,8 @@ def start_container(
             if os.read(gor, 1) != b"G":
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
             os.close(gor)
+            # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
+            procattr.apply(config.proc_attrs)
             if plan.cgroup:
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
@@ -650,9 +651,11 @@ def exec_in(
     stdio: Stdio,
     security_dict: dict | None = None,
     keep_fds: tuple[int, ...] = (),
+    proc_attrs: dict | None = None,
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
-    capabilities, rlimits, no_new_privs and seccomp filter; ``keep_fds`` of ours are passed on to it."""
+    capabilities, rlimits, no_new_privs and seccomp filter; ``keep_fds`` of ours are passed on to it, and
+    ``proc_attrs`` (pycontain.procattr: an OCI process.json's ioPriority and scheduler) are set on it."""
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
@@ -693,6 +696,7 @@ def exec_in(
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
+                procattr.apply(proc_attrs)
                 if user_first:
                     libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
                 if relay:

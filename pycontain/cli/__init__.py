@@ -415,6 +415,6 @@ def entry() -> None:
 
 
 def _run_app(argv: list[str]) -> int:
-    from .app import run_app  # importing every command's module is part of what may fail
+    from .commandline import run_app  # importing every command's module is part of what may fail
 
     return run_app(argv)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
 from . import GLOBALS, guarded
 from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
@@ -128,8 +129,6 @@ def _status_text(c: Container, status: str) -> str:
 
 
 def ps_body(v: dict) -> int:
-    import json  # here, not at the top: the commands that print no JSON skip its import (re, enum)
-
     given = v["format"]
     # docker's -f is --filter, runc's (with an ID) and --format take templates: KEY=VALUE tells them apart.
     filters = v["filter"] + [f for f in given if "=" in f and "{{" not in f]
@@ -178,7 +177,7 @@ def ps_body(v: dict) -> int:
             }
             for c, s in rows
         ]
-        print(json.dumps(doc, indent=2))
+        print(fastjson.dumps_indented(doc))
         return 0
     if template != "table":
         from .template import render_all
@@ -276,13 +275,11 @@ def _ps_fields(c: Container, status: str) -> dict:
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
-    import json
-
     c = container(ref)
     cg = c.cgroup()
     pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
     if as_json:
-        print(json.dumps(pids))
+        print(fastjson.dumps(pids))
         return 0
     print(f"{'PID':>8}  CMD")
     for pid in pids:
@@ -296,8 +293,6 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 def inspect_body(v: dict) -> int:
-    import json
-
     details = [container(r).inspect() for r in v["refs"]]
     if v["format"]:
         from .template import render_all
@@ -305,7 +300,7 @@ def inspect_body(v: dict) -> int:
         for line in render_all(v["format"], details):
             print(line)
         return 0
-    print(json.dumps(details, indent=2))
+    print(fastjson.dumps_indented(details))
     return 0
 
 
@@ -319,6 +314,7 @@ def exec_body(v: dict) -> int:
     env_list = parse_env(v["env"])
     cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
     process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
+    proc_attrs = None
     if process_file:
         from ..spec import load_process
 
@@ -328,6 +324,7 @@ def exec_body(v: dict) -> int:
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
+        proc_attrs = proc.proc_attrs
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
     preserve_fds = 0
     if v["preserve_fds"] not in (None, "0"):
@@ -352,6 +349,7 @@ def exec_body(v: dict) -> int:
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
             preserve_fds=preserve_fds,
+            proc_attrs=proc_attrs,
         )
     except BaseException:
         if relay is not None:
@@ -424,17 +422,13 @@ def resume_body(v: dict) -> int:
 
 
 def features_body(_v: dict) -> int:
-    import json
-
     from .. import oci
 
-    print(json.dumps(oci.features(), indent=2))
+    print(fastjson.dumps_indented(oci.features()))
     return 0
 
 
 def events_body(v: dict) -> int:
-    import json
-
     try:
         interval = float(v["interval"])
     except ValueError:
@@ -442,7 +436,7 @@ def events_body(v: dict) -> int:
     c = container(v["id"])
     while True:
         st = c.stats()
-        print(json.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
+        print(fastjson.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
         if v["stats"] or not c.running():
             return 0
         time.sleep(interval)
@@ -467,7 +461,7 @@ def update_body(v: dict) -> int:
 
 def _load_resources_file(path: str) -> Resources:
     """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
-    import json
+    import json  # its errors say where a document is broken; fastjson's do not
 
     from ..cgroups.resources import Resources
 
