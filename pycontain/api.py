@@ -12,7 +12,7 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process
-from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
+from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
 
 
@@ -55,6 +55,12 @@ def make_config(
     memory: str | int | None = None,
     cpus: str | float | None = None,
     pids: int | None = None,
+    publish_all: bool = False,
+    extra_hosts: list[str] | None = None,
+    dns: list[str] | None = None,
+    dns_search: list[str] | None = None,
+    mount: list[str] | None = None,
+    healthcheck: dict | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -64,13 +70,19 @@ def make_config(
     ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
     Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
     """
-    mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
+    mounts = (
+        [parse_volume(v) for v in volumes or []]
+        + [parse_mount(m) for m in mount or []]
+        + [parse_tmpfs(t) for t in tmpfs or []]
+    )
     ref = resolve_image(image)
     ic = ref.config or {}
     if entrypoint is not None:
         args = ([entrypoint] if entrypoint else []) + list(args)
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if publish_all:
+        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
     if memory is not None or cpus is not None or pids is not None:
         from .cgroups.resources import Resources
 
@@ -105,6 +117,10 @@ def make_config(
         restart=restart or "no",
         stop_signal=stop_signal,
         labels=parse_labels(labels),
+        extra_hosts=extra_hosts,
+        dns=dns,
+        dns_search=dns_search,
+        healthcheck=healthcheck,
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
@@ -113,6 +129,21 @@ def make_config(
         cfg.namespaces["user"] = ""
     cfg.validate()
     return cfg
+
+
+def free_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
+    import socket
+
+    specs = []
+    for entry in exposed:
+        port, _, proto = str(entry).partition("/")
+        proto = proto or "tcp"
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("0.0.0.0", 0))
+            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+    return specs
 
 
 def parse_labels(labels: dict[str, str] | list[str] | None) -> dict[str, str]:
