@@ -478,8 +478,13 @@ class Container:
         interactive: bool = False,
         detach: bool = False,
         stdio: process.Stdio | None = None,
+        security: dict | None = None,
+        extra_gids: list[int] | None = None,
+        umask: int | None = None,
     ) -> process.Child:
-        """Start ``args`` in the running container (all its namespaces, its cgroup).
+        """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
+        its first process: security settings, additional groups and umask, unless given here (an OCI
+        process.json's own).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output).
@@ -516,7 +521,9 @@ class Container:
             cwd or cfg.get("cwd", "/"),
             user if user is not None else cfg.get("user"),
             stdio,
-            cfg.get("security"),
+            security if security is not None else cfg.get("security"),
+            extra_gids if extra_gids is not None else cfg.get("extra_gids"),
+            umask if umask is not None else cfg.get("umask"),
         )
         crash_point("exec-started")
         return child

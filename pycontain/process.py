@@ -23,7 +23,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import libc, rootfs, security, users
+from . import channel, libc, rootfs, security, users
 from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
@@ -72,7 +72,7 @@ class Stdio:
 
 def _report(errw: int, code: int, message: str) -> None:
     try:
-        os.write(errw, f"E{code}\t{message}".encode(errors="replace"))
+        channel.send(errw, channel.ERROR, f"{code}\t{message}")
     except OSError:
         pass
 
@@ -120,7 +120,17 @@ def _setup_stdio(stdio: Stdio) -> None:
 
 
 def _take_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
-    """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal.
+    """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal."""
+    import fcntl
+    import termios
+
+    _open_terminal(sock_fd, console_size)
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _open_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
+    """Open a pty in the container's own devpts, hand its master to the parent, put its slave on 0-2.
 
     Runs after pivot_root: the caller has imported fcntl, socket and termios already.
     """
@@ -138,8 +148,6 @@ def _take_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
         # Wait until the parent has sized the terminal: the command may ask for its size at once.
         sock.recv(1)
     os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     rootfs.bind_console(os.ttyname(slave))
@@ -165,6 +173,16 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
+def close_fds_except(keep: set[int]) -> None:
+    """Close every descriptor but ``keep``."""
+    start = 0
+    for fd in sorted(keep):
+        if fd > start:
+            os.closerange(start, fd)  # (closerange(n, n) would be close_range(n, ~0): everything)
+        start = fd + 1
+    os.closerange(start, 65536)
+
+
 def prepare_security(security_dict: dict | None) -> security.Prepared:
     """In the parent, before the fork: capability sets, rlimits and the compiled seccomp filter, so the
     child only makes system calls (a docker-style container without options gets docker's defaults)."""
@@ -182,10 +200,11 @@ def finish_and_exec(
     umask: int | None = None,
     sec: security.Prepared | None = None,
     init_fd: int | None = None,
+    init_args: tuple[str, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
-    of pycontain-init, see pycontain.init) of the init that forks it."""
+    of pycontain-init, see pycontain.init) of the init that forks it, given ``init_args`` before "--"."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -217,12 +236,7 @@ def finish_and_exec(
         security.after_setuid(sec, u.uid)
     # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec
     # (with the init's sealed copy, executed from its descriptor and closed by that).
-    keep = sorted({errw} if init_fd is None else {errw, init_fd})
-    start = 3
-    for fd in keep:
-        os.closerange(start, fd)
-        start = fd + 1
-    os.closerange(start, 65536)
+    close_fds_except({0, 1, 2, errw} if init_fd is None else {0, 1, 2, errw, init_fd})
     path = _find_executable(args[0], env)
     if init_fd is not None:
         from .init import ARGV0, ERROR_FD
@@ -232,7 +246,7 @@ def finish_and_exec(
         # The error pipe survives the exec as the init's fd 3: it reports a command it cannot execute.
         os.dup2(errw, ERROR_FD)
         os.set_inheritable(ERROR_FD, True)
-        path, args = init_fd, [ARGV0, "--", *args]
+        path, args = init_fd, [ARGV0, *init_args, "--", *args]
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -250,33 +264,38 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
-def _wait_started(errr: int, ready_ok: bool = False) -> None:
-    """Block until the child has exec'd (EOF on the pipe) or failed (an error record, then exit).
+def _wait_started(chan: int, ready_ok: bool = False, pids: list[int] | None = None) -> None:
+    """Block until the child has exec'd (the channel ends) or failed (ERROR, then it exits). Closes
+    ``chan``. PID messages (exec's joiner sends the pid it forked) are appended to ``pids``.
 
-    With ``ready_ok`` a ready record (``R``: set up, waiting for 'start') ends the wait too.
+    With ``ready_ok`` a READY message (set up, waiting for 'start') ends the wait too.
     The caller reaps a failed child (``_reap_failed``): until then its pid cannot be recycled.
     """
-    chunks = []
-    ready = False
-    while True:
-        data = os.read(errr, 65536)
-        if not data:
-            break
-        if ready_ok and not chunks and data == b"R":
-            ready = True
-            break
-        chunks.append(data)
-    os.close(errr)
-    if ready_ok and not ready and not chunks:
-        # Ready comes before exec: a silent end of the pipe is a process that died while being set up.
+    error: PycontainError | None = None
+    try:
+        while True:
+            msg = channel.recv(chan)
+            if msg is None:
+                break
+            kind, payload = msg
+            if kind == channel.PID and pids is not None:
+                pids.append(int(payload))
+            elif kind == channel.READY and ready_ok and error is None:
+                return
+            elif kind == channel.ERROR and error is None:
+                # Read on to the end: a PID message may still come, naming a process to reap.
+                code_s, _, text = payload.partition("\t")
+                code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
+                error = PycontainError(text) if code == EXIT_RUNTIME else ExecFailed(text, code)
+            elif error is None:
+                error = PycontainError(f"unexpected message {kind!r} from the container's process")
+    finally:
+        os.close(chan)
+    if error is not None:
+        raise error
+    if ready_ok:
+        # Ready comes before exec: a silent end is a process that died while being set up.
         raise PycontainError("the container's process died while it was being set up (see the kernel log)")
-    if chunks:
-        msg = b"".join(chunks).decode(errors="replace")
-        code_s, _, text = msg[1:].partition("\t")
-        code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
-        if code == EXIT_RUNTIME:
-            raise PycontainError(text)
-        raise ExecFailed(text, code)
 
 
 def _fork_with_pidns(enter_pidns) -> int:
@@ -332,10 +351,16 @@ def _pty_channel(stdio: Stdio) -> tuple:
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False) -> Child:
+def _parent_side(
+    pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False, joiner: bool = False
+) -> Child:
     """After the fork: take the pty master if any, wait until the child execs (or is ready); on any
-    failure kill and reap it, so nothing of it outlives the error."""
+    failure kill and reap it, so nothing of it outlives the error.
+
+    With ``joiner`` (exec), ``pid`` is the joining process, which forks the command as our child, sends
+    its pid and exits: that pid is the one returned."""
     master = None
+    pids = [pid]
     try:
         if child_sock is not None:
             child_sock.close()
@@ -343,13 +368,18 @@ def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = 
                 master = _recv_pty(parent_sock)
             finally:
                 parent_sock.close()
-        _wait_started(errr, ready_ok=ready_ok)
+        _wait_started(errr, ready_ok=ready_ok, pids=pids)
+        if joiner:
+            if len(pids) != 2:
+                raise PycontainError("the process joining the container died before it started the command")
+            wait_status(pid)
     except BaseException:
         if master is not None:
             os.close(master)
-        _reap_failed(pid)
+        for p in pids:
+            _reap_failed(p)
         raise
-    return Child(pid, master)
+    return Child(pids[-1], master)
 
 
 def _recv_pty(sock) -> int | None:
@@ -469,8 +499,7 @@ def start_container(
                 os.close(fd)
             raise
         join_fds.append((userns_fd, 0))  # closed with the others in the parent; the child joins it last
-    errr, errw = os.pipe2(os.O_CLOEXEC)
-    gor, gow = os.pipe2(os.O_CLOEXEC)
+    errr, errw = channel.pair()
     parent_sock, child_sock = _pty_channel(stdio)
     init_fd = None
     if config.init:
@@ -495,7 +524,6 @@ def start_container(
 
         def body() -> None:
             os.close(errr)
-            os.close(gow)
             if parent_sock is not None:
                 parent_sock.close()
             if not stdio.tty:
@@ -535,16 +563,15 @@ def start_container(
             rootfs.build(config, container_dir, userns_fd if plan.user == "" else None)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
-            if os.read(gor, 1) != b"G":
+            if channel.recv(errw) != (channel.GO, ""):
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
-            os.close(gor)
             if plan.cgroup:
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
                 _take_terminal(child_sock.detach(), config.console_size)
             if fifo_fd is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
-                os.write(errw, b"R")
+                channel.send(errw, channel.READY)
                 fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
                 os.write(fd, b"0")
                 os.close(fd)
@@ -561,17 +588,14 @@ def start_container(
     for fd, _ in join_fds:
         os.close(fd)
     os.close(errw)
-    os.close(gor)
     try:
         join_cgroup(cgroup_procs, pid)
-        os.write(gow, b"G")
-    except (BrokenPipeError, ProcessLookupError):
+        channel.send(errr, channel.GO)
+    except (BrokenPipeError, ConnectionResetError, ProcessLookupError):
         pass  # the child failed before it waited for us: its error record, read just below, says why
     except BaseException:
         _reap_failed(pid)
         raise
-    finally:
-        os.close(gow)
     return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
 
 
@@ -617,9 +641,22 @@ def exec_in(
     user: str | None,
     stdio: Stdio,
     security_dict: dict | None = None,
+    extra_gids: list[int] | None = None,
+    umask: int | None = None,
 ) -> Child:
-    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
-    capabilities, rlimits, no_new_privs and seccomp filter."""
+    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with what create
+    gave its first process: additional groups, umask, capabilities, rlimits, no_new_privs, seccomp.
+
+    Join before being seen: a joining process (a plain child of ours, outside the container's pid
+    namespace, so nothing inside can see it) enters the cgroup and every namespace but pid (whose next
+    child is born in the container's), which puts its root and working directory in the container,
+    takes its terminal, drops to the command's privileges exactly as create does (finish_and_exec) and
+    closes every descriptor but its stdio and the channel. Then it executes pycontain-init's sealed copy
+    (see pycontain.init), which forks, with CLONE_PARENT, the first process the container can see: its
+    root, cwd and executable are the container's or the sealed copy, never the host's (nothing to reach
+    through /proc/<pid>/root or /proc/<pid>/exe, even with CAP_SYS_PTRACE). That process, our child,
+    starts a session and executes the command; the helper sends its pid on the channel and exits.
+    """
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
@@ -635,60 +672,75 @@ def exec_in(
         raise InvalidState("the container stopped before exec could join it") from None
     user_first = False
     if "user" in ns_fds:
-        from .userns import become_root  # imported here: the child cannot once it is in the container's root
+        from . import userns  # noqa: F401 - imported now: _join uses it once the host's files are out of reach
 
         # A rootless container's namespaces belong to its user namespace: join that first, to hold
         # capabilities over them. A remapped one's belong to the host's: join it last.
         user_first = "mnt" in ns_fds and _owner_inode(ns_fds["mnt"]) == os.fstat(ns_fds["user"]).st_ino
-    errr, errw = os.pipe2(os.O_CLOEXEC)
+    from . import init
+
+    try:
+        helper = init.sealed_copy()
+    except BaseException:
+        for fd in ns_fds.values():
+            os.close(fd)
+        raise
+    errr, errw = channel.pair()
     parent_sock, child_sock = _pty_channel(stdio)
     sys.stdout.flush()
     sys.stderr.flush()
-    # Joining a pid namespace takes CAP_SYS_ADMIN in our own user namespace too: an unprivileged caller can
-    # only do it from inside the container's, so it forks twice (the first child relays the exit status).
-    relay = user_first and "pid" in ns_fds and os.geteuid() != 0
     try:
-        child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds and not relay else os.fork()
-        if child == 0:
+        joiner = os.fork()
+        if joiner == 0:
 
             def body() -> None:
                 os.close(errr)
                 if parent_sock is not None:
                     parent_sock.close()
-                # Not dumpable while we hold host resources inside the container: its processes must
-                # not ptrace us or open /proc/<us>/exe (the CVE-2019-5736 class of escape).
+                # Not dumpable while we hold host resources: nothing may ptrace us or open our /proc files.
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
-                if user_first:
-                    libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
-                if relay:
-                    libc.setns(ns_fds["pid"], libc.CLONE_NEWPID)
-                    inner = os.fork()
-                    if inner:
-                        os.close(errw)
-                        os._exit(wait_status(inner))
-                for name, flag in _JOIN_ORDER:
-                    if name in ns_fds:
-                        libc.setns(ns_fds[name], flag)
-                if "time" in ns_fds:
-                    libc.setns(ns_fds["time"], libc.CLONE_NEWTIME)
-                if "user" in ns_fds:  # (last: its capabilities do not reach the namespaces joined before)
-                    if not user_first:
-                        libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
-                    become_root()
+                _join(ns_fds, user_first)
                 if child_sock is not None:
-                    _take_terminal(child_sock.detach())
-                else:
-                    os.setsid()  # its own session and process group, never the caller's (see start_container)
-                finish_and_exec(args, env, cwd, user, errw, sec=sec)
+                    _open_terminal(child_sock.detach())
+                # Everything but the pid namespace is the container's now, and privileges drop here; the
+                # helper, executed from its sealed copy, forks the command into the pid namespace.
+                finish_and_exec(
+                    args, env, cwd, user, errw, extra_gids, umask, sec, helper,
+                    ("--join", "--tty") if child_sock is not None else ("--join",),
+                )  # fmt: skip
 
             _child(errw, body)
     finally:
         for fd in ns_fds.values():
             os.close(fd)
+        os.close(helper)
     os.close(errw)
-    return _parent_side(child, errr, child_sock, parent_sock)
+    return _parent_side(joiner, errr, child_sock, parent_sock, joiner=True)
+
+
+def _join(ns_fds: dict[str, int], user_first: bool) -> None:
+    """Enter the namespaces of ``ns_fds`` (name → descriptor) in a safe order, closing each descriptor.
+
+    pid only sets where our children are born; mount, last but one, moves our root and working
+    directory into the container; user comes first when it owns the others (rootless) and last when it
+    does not (its capabilities would not reach the ones joined after it)."""
+    if user_first:
+        libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+    if "pid" in ns_fds:
+        libc.setns(ns_fds["pid"], libc.CLONE_NEWPID)
+    for name, flag in (*_JOIN_ORDER, ("time", libc.CLONE_NEWTIME)):
+        if name in ns_fds:
+            libc.setns(ns_fds[name], flag)
+    if "user" in ns_fds:
+        if not user_first:
+            libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+        from .userns import become_root
+
+        become_root()
+    for fd in ns_fds.values():
+        os.close(fd)
 
 
 def _owner_inode(ns_fd: int) -> int:
