@@ -24,7 +24,14 @@ import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
 from . import channel, libc, rootfs, security, users
-from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
+from .errors import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME,
+    ExecFailed,
+    InvalidArgument,
+    PycontainError,
+)
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
@@ -447,7 +454,7 @@ def _fork(plan: NsPlan) -> int:
     if plan.pid == "":
         return _fork_into_new_pidns()
     if plan.pid:
-        fd = _open_ns(plan.pid)
+        fd = _open_ns(plan.pid, libc.CLONE_NEWPID)
         try:
             return _fork_into_pidns(fd)
         finally:
@@ -455,11 +462,35 @@ def _fork(plan: NsPlan) -> int:
     return os.fork()
 
 
-def _open_ns(path: str) -> int:
+_NS_NAMES = {
+    libc.CLONE_NEWNS: "mount",
+    libc.CLONE_NEWUTS: "uts",
+    libc.CLONE_NEWIPC: "ipc",
+    libc.CLONE_NEWNET: "network",
+    libc.CLONE_NEWPID: "pid",
+    libc.CLONE_NEWUSER: "user",
+    libc.CLONE_NEWCGROUP: "cgroup",
+    libc.CLONE_NEWTIME: "time",
+}
+
+
+def _open_ns(path: str, flag: int) -> int:
+    """Open the namespace file ``path``, refusing one that is not a namespace of type ``flag``."""
+    import fcntl
+
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise PycontainError(f"cannot open namespace {path}: {e.strerror}") from None
+    try:
+        kind = fcntl.ioctl(fd, 0xB703)  # NS_GET_NSTYPE: the CLONE_NEW* flag of the namespace
+    except OSError:
+        kind = None
+    if kind != flag:
+        os.close(fd)
+        what = f"a {_NS_NAMES[kind]} namespace" if kind in _NS_NAMES else "not a namespace"
+        raise InvalidArgument(f"namespace path {path} for the {_NS_NAMES[flag]} namespace is {what}")
+    return fd
 
 
 def start_container(
@@ -486,14 +517,17 @@ def start_container(
     )
     sec = prepare_security(config.security)
     privileged = bool(config.security and config.security.get("privileged"))
-    join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
+    join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
-        from . import userns
-        from .userns import become_root  # imported here: the child cannot once it is in the container's root
+        from . import userns  # (imported now: the child cannot once it is in the container's root)
 
         try:
-            userns_fd = userns.create(config.id_mappings) if plan.user == "" else _open_ns(plan.user)
+            userns_fd = (
+                userns.create(config.id_mappings)
+                if plan.user == ""
+                else _open_ns(plan.user, libc.CLONE_NEWUSER)
+            )
         except BaseException:
             for fd, _ in join_fds:
                 os.close(fd)
@@ -569,6 +603,12 @@ def start_container(
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
                 _take_terminal(child_sock.detach(), config.console_size)
+            # The user namespace is entered before 'created' (OCI: a created process is in all its
+            # namespaces); the FIFO belongs to its root then (Container.create). One joined by path
+            # has mappings we do not know: it is entered after 'start'.
+            userns_later = userns_fd is not None and fifo_fd is not None and not config.id_mappings
+            if userns_fd is not None and not userns_later:
+                _enter_userns(userns_fd)
             if fifo_fd is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
                 channel.send(errw, channel.READY)
@@ -576,10 +616,8 @@ def start_container(
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
-            if userns_fd is not None:
-                libc.setns(userns_fd, libc.CLONE_NEWUSER)
-                os.close(userns_fd)
-                become_root()
+            if userns_later:
+                _enter_userns(userns_fd)
             finish_and_exec(
                 config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec, init_fd
             )
@@ -597,6 +635,14 @@ def start_container(
         _reap_failed(pid)
         raise
     return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
+
+
+def _enter_userns(fd: int) -> None:
+    from .userns import become_root
+
+    libc.setns(fd, libc.CLONE_NEWUSER)
+    os.close(fd)
+    become_root()
 
 
 def _set_time_offsets(offsets: dict) -> None:

@@ -366,3 +366,41 @@ def test_exec_process_json_honours_caps_rlimits_and_no_new_privs(pyc, tmp_path):
     for key in ("CapBnd", "CapEff", "CapPrm", "CapAmb"):
         assert int(st[key], 16) == 1 << 10, (key, st[key])  # CAP_NET_BIND_SERVICE
     assert _nofile(pid) == ["66", "77"]
+
+
+def _user_namespace(c: dict) -> None:
+    c["linux"]["namespaces"] += [{"type": "user"}]
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+
+
+def _oci_bundle_with(tmp_path, args: list[str], mutate) -> str:
+    b = _oci_bundle(tmp_path, args, {})
+    cfg = json.loads((tmp_path / "bundle" / "config.json").read_text())
+    mutate(cfg)
+    (tmp_path / "bundle" / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+def test_created_process_is_already_in_its_user_namespace(pyc, tmp_path):
+    bundle = _oci_bundle_with(tmp_path, ["sh", "-c", "cat /proc/self/uid_map"], _user_namespace)
+    p = pyc.leaving("create", "--bundle", bundle, "u1")
+    assert p.returncode == 0, p.stderr
+    pid = int(json.loads(pyc("state", "u1").stdout)["pid"])
+    with open(f"/proc/{pid}/uid_map") as f:
+        assert f.read().split() == ["0", "200000", "65536"]
+    st = _status(pid)
+    assert st["Uid"].split()[0] == "200000" and st["Gid"].split()[0] == "300000"
+    assert pyc("start", "u1").returncode == 0
+
+
+def test_namespace_path_of_the_wrong_type_is_refused_at_create(pyc, tmp_path):
+    def mutate(c: dict) -> None:
+        c["linux"]["namespaces"] += [{"type": "user", "path": "/proc/self/ns/net"}]
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+
+    bundle = _oci_bundle_with(tmp_path, ["true"], mutate)
+    p = pyc("create", "--bundle", bundle, "wrongns")
+    assert p.returncode == 125, p.stderr
+    assert "/proc/self/ns/net" in p.stderr and "network namespace" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and pyc.ids() == []
