@@ -33,7 +33,10 @@ def send(fd: int, kind: bytes, payload: str = "") -> None:
 
 def recv(fd: int) -> tuple[bytes, str] | None:
     """The next message as (kind, payload), or None once every copy of the other end is closed."""
-    data = os.read(fd, 65536)
+    try:
+        data = os.read(fd, 65536)
+    except ConnectionResetError:  # closed with a message of ours unread (a child that failed early)
+        return None
     if not data:
         return None
     return data[:1], data[1:].decode(errors="replace")

@@ -180,6 +180,12 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
+def _setgroups_denied() -> bool:
+    from .userns import setgroups_denied
+
+    return setgroups_denied()
+
+
 def close_fds_except(keep: set[int]) -> None:
     """Close every descriptor but ``keep``."""
     start = 0
@@ -208,10 +214,14 @@ def finish_and_exec(
     sec: security.Prepared | None = None,
     init_fd: int | None = None,
     init_args: tuple[str, ...] = (),
+    groups_denied: bool | None = None,
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
-    of pycontain-init, see pycontain.init) of the init that forks it, given ``init_args`` before "--"."""
+    of pycontain-init, see pycontain.init) of the init that forks it, given ``init_args`` before "--".
+
+    ``groups_denied``: whether setgroups is denied in our user namespace, for a caller that cannot read
+    its own /proc/self (exec's joiner, outside the container's pid namespace); None: read it there."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -234,9 +244,8 @@ def finish_and_exec(
     except PermissionError:
         # a rootless user namespace: an unprivileged mapping requires setgroups to be denied there, so the
         # groups stay as they were
-        with open("/proc/self/setgroups") as f:
-            if f.read().strip() != "deny":
-                raise
+        if not (groups_denied if groups_denied is not None else _setgroups_denied()):
+            raise
     os.setgid(u.gid)
     os.setuid(u.uid)
     if sec is not None:
@@ -717,9 +726,20 @@ def exec_in(
 
         raise InvalidState("the container stopped before exec could join it") from None
     user_first = False
+    user_ids, groups_denied = None, None
     if "user" in ns_fds:
-        from . import userns  # noqa: F401 - imported now: _join uses it once the host's files are out of reach
+        from . import userns
 
+        # The joiner cannot read its own /proc/self once in the container's mount namespace (whose /proc
+        # is of a pid namespace it is not in): what it needs from there is read here, from the container's.
+        try:
+            user_ids, groups_denied = userns.root_ids(str(pid)), userns.setgroups_denied(str(pid))
+        except FileNotFoundError:
+            for fd in ns_fds.values():
+                os.close(fd)
+            from .errors import InvalidState
+
+            raise InvalidState("the container stopped before exec could join it") from None
         # A rootless container's namespaces belong to its user namespace: join that first, to hold
         # capabilities over them. A remapped one's belong to the host's: join it last.
         user_first = "mnt" in ns_fds and _owner_inode(ns_fds["mnt"]) == os.fstat(ns_fds["user"]).st_ino
@@ -747,14 +767,14 @@ def exec_in(
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
-                _join(ns_fds, user_first)
+                _join(ns_fds, user_first, user_ids)
                 if child_sock is not None:
                     _open_terminal(child_sock.detach())
                 # Everything but the pid namespace is the container's now, and privileges drop here; the
                 # helper, executed from its sealed copy, forks the command into the pid namespace.
                 finish_and_exec(
                     args, env, cwd, user, errw, extra_gids, umask, sec, helper,
-                    ("--join", "--tty") if child_sock is not None else ("--join",),
+                    ("--join", "--tty") if child_sock is not None else ("--join",), groups_denied,
                 )  # fmt: skip
 
             _child(errw, body)
@@ -766,7 +786,7 @@ def exec_in(
     return _parent_side(joiner, errr, child_sock, parent_sock, joiner=True)
 
 
-def _join(ns_fds: dict[str, int], user_first: bool) -> None:
+def _join(ns_fds: dict[str, int], user_first: bool, user_ids: tuple[int, int] | None) -> None:
     """Enter the namespaces of ``ns_fds`` (name → descriptor) in a safe order, closing each descriptor.
 
     pid only sets where our children are born; mount, last but one, moves our root and working
@@ -784,7 +804,7 @@ def _join(ns_fds: dict[str, int], user_first: bool) -> None:
             libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
         from .userns import become_root
 
-        become_root()
+        become_root(user_ids)
     for fd in ns_fds.values():
         os.close(fd)
 
