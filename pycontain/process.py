@@ -23,7 +23,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import channel, libc, rootfs, security, users
+from . import channel, libc, rootfs, security, userns, users
 from .errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -180,12 +180,6 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
-def _setgroups_denied() -> bool:
-    from .userns import setgroups_denied
-
-    return setgroups_denied()
-
-
 def close_fds_except(keep: set[int]) -> None:
     """Close every descriptor but ``keep``."""
     start = 0
@@ -244,7 +238,7 @@ def finish_and_exec(
     except PermissionError:
         # a rootless user namespace: an unprivileged mapping requires setgroups to be denied there, so the
         # groups stay as they were
-        if not (groups_denied if groups_denied is not None else _setgroups_denied()):
+        if not (groups_denied if groups_denied is not None else userns.setgroups_denied()):
             raise
     os.setgid(u.gid)
     os.setuid(u.uid)
@@ -529,8 +523,6 @@ def start_container(
     join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
-        from . import userns  # (imported now: the child cannot once it is in the container's root)
-
         try:
             userns_fd = (
                 userns.create(config.id_mappings)
@@ -647,11 +639,9 @@ def start_container(
 
 
 def _enter_userns(fd: int) -> None:
-    from .userns import become_root
-
     libc.setns(fd, libc.CLONE_NEWUSER)
     os.close(fd)
-    become_root()
+    userns.become_root()
 
 
 def _set_time_offsets(offsets: dict) -> None:
@@ -728,8 +718,6 @@ def exec_in(
     user_first = False
     user_ids, groups_denied = None, None
     if "user" in ns_fds:
-        from . import userns
-
         # The joiner cannot read its own /proc/self once in the container's mount namespace (whose /proc
         # is of a pid namespace it is not in): what it needs from there is read here, from the container's.
         try:
@@ -802,9 +790,7 @@ def _join(ns_fds: dict[str, int], user_first: bool, user_ids: tuple[int, int] | 
     if "user" in ns_fds:
         if not user_first:
             libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
-        from .userns import become_root
-
-        become_root(user_ids)
+        userns.become_root(user_ids)
     for fd in ns_fds.values():
         os.close(fd)
 
