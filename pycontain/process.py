@@ -1,19 +1,51 @@
-"""Starting processes in containers: the parent's side and the ordered steps of the child.
+"""Starting processes in containers: create's sequence, exec's sequence, and the channel between.
 
-How a container's first process is made, with one fork and no intermediate process:
+Parent and child talk over one SOCK_SEQPACKET pair of named messages (``pycontain.channel``: GO,
+READY, PID, ERROR, and the end of the channel when the command is executed). Privileges drop in one
+place, ``finish_and_exec``, for every process: user and groups, umask, working directory, capabilities,
+rlimits, no_new_privs, and the seccomp filter last, just before execve.
 
-1. the parent (pycontain) calls ``unshare(CLONE_NEWPID)``, which only changes the pid namespace its
-   *next child* is born in, forks, and at once ``setns``-es back to its own pid namespace, so a
-   library caller's later forks are unaffected. The child is PID 1 of a new namespace and still a
-   direct child of pycontain, which can wait for it.
-2. the child joins its cgroup (writing 0 to ``cgroup.procs``), unshares mount, UTS, IPC, network and
-   cgroup namespaces, sets the hostname, brings ``lo`` up, builds its root filesystem and
-   pivot_roots into it (``rootfs.build``), takes its terminal if it has one, then resolves the
-   user, drops to it and ``execve``-s the command.
-3. the two talk over a close-on-exec pipe: a failing child writes ``E<code>\\t<message>`` and exits;
-   a successful ``execve`` closes the pipe, which the parent reads as "started".
+create / run (``start_container``)::
 
-``exec`` uses the same trick with ``setns`` into the running container's namespaces.
+    pycontain ──unshare(CLONE_NEWPID), fork, setns back──▶ child = PID 1 of a new pid namespace
+      │                                                     setsid (or, with -t, later on its pty)
+      │                                                     stdio: relayed pipes / log / pty
+      │                                                     join namespaces given by path (type-checked)
+      │                                                     unshare mnt uts ipc net [time]; hostname; lo
+      ├─ moves the child into its cgroup                    build the root filesystem, pivot_root,
+      │                                                     masked and read-only paths
+      ├─ GO ───────────────────────────────────────────────▶ unshare cgroup namespace
+      │                                                     take the pty (master ──▶ pycontain)
+      │                                                     enter the user namespace (become its root)
+      │◀──────────────────────────────────────────── READY  (OCI create: blocks on the exec FIFO
+      │                                                       until 'start' opens it)
+      │                                                     finish_and_exec: privileges drop; execve of
+      │◀──────────────────────────────── end of channel      the command, or with --init of
+      │                                                     pycontain-init from its sealed copy, which
+      ▼ waits for PID 1                                     forks the command (see pycontain.init)
+
+exec (``exec_in``), joining before being seen::
+
+    pycontain ──fork──▶ joiner (outside the container's pid namespace: nothing inside can see it)
+      │                   not dumpable; stdio; joins the cgroup
+      │                   setns: [user, if it owns the others] pid (only its children's) ipc uts net
+      │                          cgroup mnt (root and cwd now the container's) time [user, else]
+      │                   opens the pty in the container's devpts (master ──▶ pycontain)
+      │                   finish_and_exec: create's privileges drop, host fds closed, then
+      │                   execve of pycontain-init --join from its sealed memfd
+      │                     └─clone(CLONE_PARENT)─▶ the command's process, pycontain's child,
+      │◀─────────────── PID <host pid>                first thing the container can see: root, cwd
+      │  (joiner exits; reaped)                        and executable are the container's or the
+      │                                                sealed copy; setsid (+ TIOCSCTTY with -t);
+      │◀─────────────── end of channel                 execve of the command
+      ▼ waits for the command
+
+Why a sealed memfd and not the interpreter: runc re-executes a sealed copy of its own binary so that a
+container that opens /proc/<pid>/exe of a runtime process cannot reach (and overwrite) the host's
+binary (CVE-2019-5736). pycontain's own executable is the host's Python interpreter, tens of
+megabytes with its library, so it is never what the container sees: every process the container can
+observe has either executed the command already or is the small static helper, copied into a memfd
+sealed against writes. The ERROR and PID messages of the helper use the same channel, as fd 3.
 """
 
 from __future__ import annotations
