@@ -1,6 +1,7 @@
 # pycontain: two commands for a fresh Debian 12 / Ubuntu machine, as root.
 #   make demo   set everything up and run a container that shows its isolation
-#   make test   set everything up and run the whole test suite
+#   make test   set everything up and run the whole test suite (CI's gate)
+#   make check  the contributor's loop: lint, format, types and the tests that need no root (no apt, no rootfs)
 # Every package the project needs is installed here, never by hand.
 
 SHELL := /bin/bash
@@ -16,10 +17,12 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg
 APT_PACKAGES += squashfs-tools  # mksquashfs/unsquashfs: the squashfs export and its test
 APT_PACKAGES += docker-registry apache2-utils  # a loopback registry (htpasswd auth) for the pull/push tests
 APT_PACKAGES += libc6-dev  # libc.a: the static pycontain-init (--init's PID 1) and the tests' C helpers
+APT_PACKAGES += containerd docker.io containernetworking-plugins  # the engines tests (tests/engines)
+APT_PACKAGES += hyperfine  # benchmarks/run_latency.py and its CI smoke test (tests/test_run_latency.py)
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv rootfs demo test lint bench clean
+.PHONY: setup apt venv rootfs demo test lint typecheck check bench clean
 
 setup: apt venv rootfs
 
@@ -52,15 +55,23 @@ demo: setup
 	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
 
 LINT_PATHS := pycontain rootfs_builder tests benchmarks examples
+# ruff (lint + format) and mypy (settings and paths in pyproject.toml); .pre-commit-config.yaml runs the same.
+LINT := $(PY) -m ruff check -q $(LINT_PATHS) && $(PY) -m ruff format --check -q $(LINT_PATHS) && $(PY) -m mypy
 
 test: setup
-	@$(PY) -m ruff check $(LINT_PATHS)
-	@$(PY) -m ruff format --check -q $(LINT_PATHS)
+	@$(LINT)
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
-	@$(PY) -m ruff check $(LINT_PATHS)
-	@$(PY) -m ruff format --check -q $(LINT_PATHS)
+	@$(LINT)
+
+typecheck: venv
+	@$(PY) -m mypy
+
+# No apt and no rootfs: only the venv. Tests that need root carry the `root` marker (tests/conftest.py).
+check: $(VENV)/.installed
+	@$(LINT)
+	@$(PY) -m pytest -q -p no:cacheprovider -m "not root and not slow" $(PYTEST_ARGS)
 
 bench: setup
 	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null

@@ -10,7 +10,10 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (setuptools' dynamic version)
+# The OCI runtime-spec release pycontain implements: the newest config.json it reads field by field, the
+# version its state and features report.
+SPEC_VERSION = "1.3.0"
 __all__ = [
     "Container",
     "ContainerConfig",

@@ -48,17 +48,34 @@ def make_config(
     network: str | None = None,
     publish: list[str] | None = None,
     userns: str | None = None,
+    entrypoint: str | None = None,
+    restart: str = "no",
+    stop_signal: str | None = None,
+    labels: dict[str, str] | list[str] | None = None,
+    memory: str | int | None = None,
+    cpus: str | float | None = None,
+    pids: int | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
     An image's own config supplies the defaults, with docker's rules: the command runs after the
     image's Entrypoint and replaces its Cmd; its Env comes before ours; WorkingDir and User apply
     unless given here; its default limits (an appliance's ``Resources``) apply where ``resources`` sets none.
+    ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
+    Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
     """
     mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
     ref = resolve_image(image)
     ic = ref.config or {}
-    args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if entrypoint is not None:
+        args = ([entrypoint] if entrypoint else []) + list(args)
+    else:
+        args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if memory is not None or cpus is not None or pids is not None:
+        from .cgroups.resources import Resources
+
+        given = Resources.from_options(memory=memory, cpus=cpus, pids_limit=pids)
+        resources = (Resources.from_dict(resources).merged(given) if resources else given).to_dict()
     if ic.get("Resources"):
         resources = _image_resources(ic["Resources"], resources)
     cfg = ContainerConfig(
@@ -85,6 +102,9 @@ def make_config(
         security=security,
         network=network,
         publish=publish,
+        restart=restart or "no",
+        stop_signal=stop_signal,
+        labels=parse_labels(labels),
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
@@ -95,6 +115,21 @@ def make_config(
     return cfg
 
 
+def parse_labels(labels: dict[str, str] | list[str] | None) -> dict[str, str]:
+    """``["a=1", "b"]`` (docker's --label values; a bare key gets "") or a dict → a dict."""
+    if isinstance(labels, dict):
+        return {str(k): str(v) for k, v in labels.items()}
+    out = {}
+    for item in labels or []:
+        key, _, value = item.partition("=")
+        if not key:
+            from .errors import InvalidArgument
+
+            raise InvalidArgument(f"invalid label {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
 def _image_resources(defaults: dict, given: dict | None) -> dict:
     """An appliance's default limits (docker's option strings, from its manifest) under the caller's own."""
     from .cgroups.resources import Resources
@@ -103,11 +138,12 @@ def _image_resources(defaults: dict, given: dict | None) -> dict:
     return (base.merged(Resources.from_dict(given)) if given else base).to_dict()
 
 
-def run_config(config: ContainerConfig, root: str | None = None) -> int:
+def run_config(config: ContainerConfig, root: str | None = None, on_created=None) -> int:
     """Run a container in the foreground and return its exit status (128+N if signal N killed it).
 
     Signals sent to this process are forwarded to the container's PID 1 (when called from the main
-    thread); with ``config.tty`` the caller's terminal is relayed to the container's pty.
+    thread); with ``config.tty`` the caller's terminal is relayed to the container's pty. ``on_created``
+    is called with the Container as soon as it exists (--cidfile).
     """
     # Handlers go in before the container starts: a signal that arrives while it is being created
     # is held and delivered as soon as its PID 1 exists.
@@ -144,6 +180,13 @@ def run_config(config: ContainerConfig, root: str | None = None) -> int:
         _restore(saved)
         raise
     target.append(child.pid)
+    if on_created is not None:
+        try:
+            on_created(container)
+        except BaseException:
+            _restore(saved)
+            container.remove(force=True)
+            raise
     for sig in pending:
         forward(sig, None)
     try:
@@ -177,7 +220,8 @@ def run(image: str, args: list[str], root: str | None = None, **options: object)
 
 
 def start(image: str, args: list[str], root: str | None = None, **options: object) -> Container:
-    """Start a detached container (output goes to its log file) and return it at once."""
+    """Start a detached container (output goes to its log file, through its monitor) and return it at once."""
+    from .monitor import spawn
+
     options["detach"] = True
-    container, _child = Container.create(make_config(image, args, **options), root)  # type: ignore[arg-type]
-    return container
+    return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]

@@ -33,10 +33,14 @@ def send(fd: int, kind: bytes, payload: str = "") -> None:
 
 def recv(fd: int) -> tuple[bytes, str] | None:
     """The next message as (kind, payload), or None once every copy of the other end is closed."""
-    try:
-        data = os.read(fd, 65536)
-    except ConnectionResetError:  # closed with a message of ours unread (a child that failed early)
-        return None
+    while True:
+        try:
+            data = os.read(fd, 65536)
+            break
+        except ConnectionResetError:
+            # The other end was closed with a message of ours unread (a child that failed early). The
+            # kernel reports that once, before the messages still queued for us: read on.
+            continue
     if not data:
         return None
     return data[:1], data[1:].decode(errors="replace")

@@ -52,6 +52,9 @@ class Mount:
         "data",
         "propagation",
         "recursive",
+        "attr_set",
+        "attr_clr",
+        "id_mappings",
     )
 
     def __init__(
@@ -66,6 +69,9 @@ class Mount:
         data: str = "",
         propagation: list[int] | None = None,
         recursive: bool = False,
+        attr_set: int = 0,
+        attr_clr: int = 0,
+        id_mappings: dict | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -77,6 +83,11 @@ class Mount:
         self.data = data
         self.propagation = list(propagation or [])
         self.recursive = recursive
+        # OCI recursive options (rro, rnosuid, ...): mount_setattr(2) attributes for the whole mount tree
+        self.attr_set = attr_set
+        self.attr_clr = attr_clr
+        # An id-mapped bind mount's {"uid": [[container, host, size], ...], "gid": [...]}, or None
+        self.id_mappings = id_mappings
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -147,6 +158,11 @@ class ContainerConfig:
         "image_id",
         "id_mappings",
         "time_offsets",
+        "preserve_fds",
+        "proc_attrs",
+        "restart",
+        "stop_signal",
+        "labels",
     )
 
     def __init__(
@@ -195,6 +211,11 @@ class ContainerConfig:
         image_id: str = "",
         id_mappings: dict | None = None,
         time_offsets: dict | None = None,
+        preserve_fds: int = 0,
+        proc_attrs: dict | None = None,
+        restart: str = "no",
+        stop_signal: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -245,6 +266,14 @@ class ContainerConfig:
         self.id_mappings = id_mappings
         # A new time namespace's offsets, as OCI's linux.timeOffsets: {"monotonic": {"secs", "nanosecs"}, ...}.
         self.time_offsets = time_offsets
+        # Descriptors 3 .. 3+preserve_fds-1 of the creating process stay open in the container (runc's
+        # --preserve-fds: socket activation, an engine's sync pipe).
+        self.preserve_fds = preserve_fds
+        # OCI ioPriority, scheduler and memoryPolicy as pycontain.procattr.check returns them
+        self.proc_attrs = proc_attrs
+        self.restart = restart  # docker's --restart: no, on-failure[:N], always, unless-stopped (see monitor)
+        self.stop_signal = stop_signal  # what 'stop' sends first (default SIGTERM)
+        self.labels = dict(labels or {})
 
     def validate(self) -> None:
         if not self.args:
@@ -265,8 +294,11 @@ class ContainerConfig:
             )
         if self.user is not None:
             parse_user(self.user)
-        if "mount" not in self.namespaces:
-            raise InvalidArgument("a container needs its own mount namespace (add one to linux.namespaces)")
+        if "mount" not in self.namespaces and (self.mounts or self.overlay or self.readonly or self.devices):
+            raise InvalidArgument(
+                "mounts need a mount namespace of the container's own (add one to linux.namespaces): "
+                "without one the root filesystem is entered by chroot alone"
+            )
         if (self.namespaces.get("user") == "") != bool(self.id_mappings):
             raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
         if self.hostname and "uts" not in self.namespaces:
@@ -282,6 +314,16 @@ class ContainerConfig:
                     f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
                     "(or a network's name)"
                 )
+        if self.restart != "no":
+            from .monitor import parse_restart
+
+            parse_restart(self.restart)
+            if self.auto_remove:
+                raise InvalidArgument(f"--restart {self.restart} and --rm cannot be combined: choose one")
+        if self.stop_signal is not None:
+            from .container import parse_signal
+
+            parse_signal(self.stop_signal)
         if self.detach and self.tty:
             raise InvalidArgument(
                 "-d and -t cannot be combined: a detached container keeps no process to "

@@ -7,11 +7,11 @@ directory are all there is, and every command rebuilds what it needs from the st
 from __future__ import annotations
 
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
+import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
-from . import process
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import (
     CREATED,
     CREATING,
@@ -22,8 +22,15 @@ from .state import (
     ContainerState,
     StateStore,
     crash_point,
+    current_boot_id,
     proc_start_time,
 )
+
+# The process module (and rootfs, security, libc below it) is imported by the methods that start
+# processes: state, ps, kill and pause never pay for it. typing.TYPE_CHECKING without importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import process
 
 
 def new_id() -> str:
@@ -132,58 +139,30 @@ class Container:
         *,
         wait_for_start: bool = False,
         stdio: process.Stdio | None = None,
+        monitored: bool = False,
     ) -> tuple[Container, process.Child]:
         """Make the container and start its process; on any failure nothing is left behind.
 
         ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
-        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules).
+        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitored``:
+        the caller is the container's monitor (``pycontain.monitor``), recorded as such.
         """
+        from . import process
+
         config.validate()
         store = StateStore(root)
         cid = new_id()
         if config.hostname is None and "uts" in config.namespaces:
             config.hostname = cid[:12]
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
+        if monitored:
+            state.monitor = [os.getpid(), proc_start_time(os.getpid())]
         store.reserve(state)
         crash_point("reserved")
         self = cls(state, store)
         cg = None
         try:
-            from .cgroups import new_manager
-
-            parent, name = config.cgroup_parent, None
-            if config.cgroup_path:
-                # OCI linux.cgroupsPath: an absolute path is taken from the hierarchy root as given; a
-                # relative one is kept whole beneath the cgroup pycontain runs in (a/x and b/x differ).
-                if config.cgroup_path.startswith("/"):
-                    head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
-                    parent = head or "/"
-                else:
-                    name = config.cgroup_path.strip("/")
-            from . import rootless
-
-            if rootless.active() and not rootless.cgroup_delegated():
-                if config.resources:
-                    raise Unsupported(
-                        "rootless containers get no cgroup here, so no resource limits: no cgroup was "
-                        "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
-                    )
-            else:
-                cg = new_manager(cid, parent, config.cgroup_manager, name=name)
-                # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
-                state.cgroup = cg.record()
-                store.save(state)
-                cg.create()
-                crash_point("cgroup-created")
-                if config.resources:
-                    from .cgroups.resources import Resources
-
-                    cg.apply(Resources.from_dict(config.resources))
-                from .cgroups.devices import rules_for
-
-                rules = rules_for(config)
-                if rules is not None:
-                    cg.set_devices(rules)
+            cg = self._new_cgroup(config)
             crash_point("limits-applied")
             if stdio is None:
                 stdio = process.Stdio(
@@ -222,6 +201,53 @@ class Container:
         store.save(state)
         return self, child
 
+    def _new_cgroup(self, config):
+        """The container's cgroup, made and limited (None for a rootless container without delegation)."""
+        from .cgroups import new_manager
+
+        parent, name = config.cgroup_parent, None
+        if config.cgroup_path:
+            # OCI linux.cgroupsPath: an absolute path is taken from the hierarchy root as given; a
+            # relative one is kept whole beneath the cgroup pycontain runs in (a/x and b/x differ).
+            if config.cgroup_path.startswith("/"):
+                head, _, name = config.cgroup_path.rstrip("/").rpartition("/")
+                parent = head or "/"
+            else:
+                name = config.cgroup_path.strip("/")
+        from . import rootless
+
+        if rootless.active() and not rootless.cgroup_delegated():
+            if config.resources:
+                raise Unsupported(
+                    "rootless containers get no cgroup here, so no resource limits: no cgroup was "
+                    "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
+                )
+            return None
+        state = self.state
+        cg = new_manager(self.id, parent, config.cgroup_manager, name=name)
+        # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
+        state.cgroup = cg.record()
+        self.store.save(state)
+        try:
+            cg.create()
+            crash_point("cgroup-created")
+            if config.resources:
+                from .cgroups import extras
+                from .cgroups.resources import Resources
+
+                cg.apply(Resources.from_dict(config.resources))
+                for message in extras.apply(cg, config.resources):
+                    warn(message)
+            from .cgroups.devices import rules_for
+
+            rules = rules_for(config)
+            if rules is not None:
+                cg.set_devices(rules)
+        except BaseException:
+            self._destroy_resources(cg)
+            raise
+        return cg
+
     def _setup_network(self, config) -> None:
         """--network: bridge networks get a namespace made and wired before the process starts (joined by
         path), host shares ours, container:X joins X's; none (and None: OCI bundles, the Python API) keeps the new
@@ -235,6 +261,7 @@ class Container:
         if mode == "host":
             config.namespaces.pop("network", None)
             return
+        assert arg is not None  # only none and host name no container or network
         if mode == "container":
             other = Container.get(arg, self.store.root)
             if not other.running():
@@ -272,8 +299,11 @@ class Container:
             network.detach(self.id, cfg.get("net_info"), self.store.root)
 
     def start(self) -> None:
-        """Let a created container's process exec its command (OCI start)."""
+        """Let a created container's process exec its command (OCI start); start an exited one again."""
         status = self.status()
+        if status == STOPPED and not (self.state.bundle or self.state.config.get("bundle")):
+            self.start_again()
+            return
         if status != CREATED:
             raise InvalidState(f"cannot start container {self.name}: it is {status}, not created")
         fifo = os.path.join(self.dir, "exec.fifo")
@@ -307,6 +337,102 @@ class Container:
             self.state = st
             self.store.save(st)
         crash_point("start-recorded")
+
+    def start_again(self) -> None:
+        """Start an exited container again, detached under a new monitor, with the same configuration and
+        writable layer (docker's 'start')."""
+        from . import monitor
+
+        status = self.status()
+        if status != STOPPED:
+            raise InvalidState(f"cannot start container {self.name}: it is {status}")
+        if self.state.monitored():
+            raise InvalidState(f"container {self.name} is restarting (its restart policy): wait, or stop it")
+        with self.store.lock():
+            st = self.store.load_id(self.id)
+            if st is None:
+                raise ContainerNotFound(self.name)
+            st.manual_stop = False
+            st.monitor = None
+            self.state = st
+            self.store.save(st)
+        started = monitor.spawn(root=self.store.root, existing=self)
+        self.state = started.state
+
+    def relaunch(self, stdio: process.Stdio) -> process.Child:
+        """Start an exited container's process again from its saved configuration (called by its monitor):
+        a new cgroup and network attachment, the same writable layer."""
+        from . import process
+        from .config import ContainerConfig
+
+        with self.store.lock():
+            st = self.store.load_id(self.id)
+            if st is None:
+                raise ContainerNotFound(self.name)
+            if st.alive():
+                raise InvalidState(f"container {self.name} is running already")
+            self.state = st
+        config = ContainerConfig.from_dict(st.config)
+        config.detach = True
+        st.config["detach"] = True
+        old = self.cgroup()
+        if old is not None:
+            try:
+                old.destroy()  # empty: its processes died with PID 1's namespace
+            except OSError:
+                pass
+        self._teardown_network()
+        st.config.pop("net_info", None)
+        if config.network not in (None, "none", "host"):
+            config.namespaces["network"] = ""  # a new one: the old namespace may be gone (after a reboot)
+        st.config["namespaces"] = config.namespaces
+        cg = None
+        try:
+            cg = self._new_cgroup(config)
+            self._setup_network(config)
+            child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio)
+        except BaseException:
+            try:
+                self._destroy_resources(cg)
+                self._teardown_network()
+            except Exception:
+                pass  # the start's own error is the one to report; 'rm' finishes the rest
+            raise
+        with self.store.lock():
+            st.pid = child.pid
+            st.pid_start = proc_start_time(child.pid, allow_zombie=True)
+            st.boot_id = current_boot_id()
+            st.status = RUNNING
+            st.started = time.time()
+            st.oom_killed = False
+            if st.monitor and st.monitor[0] == os.getpid():
+                st.restarts += 1
+            else:
+                st.monitor = [os.getpid(), proc_start_time(os.getpid())]
+            self.store.save(st)
+        return child
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the container's current run ends; return its exit status (docker's 'wait').
+
+        A container restarted by its policy meanwhile counts as ended: its last run's status is returned."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        started = self.state.started
+        while True:
+            st = self.store.load_id(self.id)
+            if st is None:
+                raise ContainerNotFound(self.name)
+            self.state = st
+            recorded = st.finished is not None and st.finished >= (started or 0) and st.exit_code is not None
+            if recorded and (st.status == STOPPED or st.started != started):
+                return st.exit_code  # type: ignore[return-value]  # recorded: not None
+            if not st.alive() and not st.monitored() and st.status not in (CREATING, CREATED):
+                if st.exit_code is None:
+                    raise PycontainError(f"the exit status of container {self.name} was not recorded")
+                return st.exit_code
+            if deadline is not None and time.monotonic() >= deadline:
+                raise PycontainError(f"container {self.name} still runs after {timeout} s")
+            time.sleep(0.02)
 
     def record_exit(self, exit_code: int) -> None:
         """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
@@ -373,23 +499,46 @@ class Container:
         return True
 
     def stop(self, timeout: float = 10) -> None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds, like ``docker stop``."""
+        """The stop signal (--stop-signal, default SIGTERM), then SIGKILL after ``timeout`` seconds, like
+        ``docker stop``. A stopped container stays stopped whatever its restart policy."""
         if timeout != timeout:  # NaN: no deadline would ever pass, and a PID 1 that ignores TERM runs on
             raise InvalidArgument(f"invalid stop timeout {timeout!r}: use a number of seconds, e.g. 10")
+        if self.state.monitored():
+            # Said before the signal: the monitor, seeing PID 1 exit, must not restart it.
+            with self.store.lock():
+                st = self.store.load_id(self.id)
+                if st is None:
+                    raise ContainerNotFound(self.name)
+                st.manual_stop = True
+                self.state = st
+                self.store.save(st)
         if not self.running():
             return
         cg = self.cgroup()
         if self.status() == PAUSED and cg is not None:
             cg.thaw()
-        self._signal_pid1(signal.SIGTERM)
+        self._signal_pid1(parse_signal(self.state.config.get("stop_signal") or signal.SIGTERM))
         killed = False
         if not self.wait_stopped(timeout):
             killed = self._signal_pid1(signal.SIGKILL)
             if cg is not None:
                 cg.kill_all(signal.SIGKILL)
             self.wait_stopped(10)
-        # Nobody waits for a detached container's PID 1; when our SIGKILL ended it, its status is known.
+        if self.state.monitored():
+            self._wait_recorded(10)  # the monitor reaps PID 1 and records how it ended
+            return
+        # Nobody waits for this PID 1; when our SIGKILL ended it, its status is known.
         self._mark_stopped(128 + signal.SIGKILL if killed else None)
+
+    def _wait_recorded(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.store.load_id(self.id)
+            if st is None or st.status == STOPPED or not st.monitored():
+                if st is not None:
+                    self.state = st
+                return
+            time.sleep(0.01)
 
     def _mark_stopped(self, exit_code: int | None = None) -> None:
         if self.state.status in (RUNNING, PAUSED, CREATED):
@@ -476,9 +625,9 @@ class Container:
     # -- exec ------------------------------------------------------------------------------
     def exec(
         self,
-        args: list[str],
+        args: builtins.list[str],
         *,
-        env: list[str] | None = None,
+        env: builtins.list[str] | None = None,
         cwd: str | None = None,
         user: str | None = None,
         tty: bool = False,
@@ -488,14 +637,19 @@ class Container:
         security: dict | None = None,
         extra_gids: list[int] | None = None,
         umask: int | None = None,
+        preserve_fds: int = 0,
+        proc_attrs: dict | None = None,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
         its first process: security settings, additional groups and umask, unless given here (an OCI
         process.json's own).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
-        fds 0-2 come from (e.g. pipes to capture output).
+        fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
+        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
+        I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
+        from . import process
         from .config import DEFAULT_PATH, merge_env, parse_user
 
         if not args:
@@ -531,9 +685,81 @@ class Container:
             security if security is not None else cfg.get("security"),
             extra_gids if extra_gids is not None else cfg.get("extra_gids"),
             umask if umask is not None else cfg.get("umask"),
+            keep_fds=tuple(range(3, 3 + preserve_fds)),
+            proc_attrs=proc_attrs,
         )
         crash_point("exec-started")
         return child
+
+    def exec_run(
+        self,
+        args: builtins.list[str],
+        *,
+        env: builtins.list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``args`` in the running container, wait for it and return its exit status and output.
+
+        ``input`` is its stdin (else /dev/null). After ``timeout`` seconds it is killed and
+        ``PycontainError`` raised; the process is reaped on every path.
+        """
+        import select
+
+        from . import process
+
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        in_r, in_w = os.pipe2(os.O_CLOEXEC) if input is not None else (None, None)
+        stdio = process.Stdio(stdin_null=input is None, stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
+        try:
+            child = self.exec(args, env=env, cwd=cwd, user=user, stdio=stdio)
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, in_r):
+                if fd is not None:
+                    os.close(fd)
+        if in_w is not None:
+            try:
+                os.write(in_w, input or b"")  # a pipe holds 64 KiB: larger inputs belong in a volume
+            except BrokenPipeError:
+                pass
+            os.close(in_w)
+        fds = {out_r: bytearray(), err_r: bytearray()}
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timed_out = False
+        try:
+            while fds and not timed_out:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(list(fds), [], [], left)
+                if not ready:
+                    timed_out = True
+                for fd in ready:
+                    data = os.read(fd, 65536)
+                    if data:
+                        fds[fd] += data
+                    else:
+                        (out if fd == out_r else err).extend(fds.pop(fd))
+                        os.close(fd)
+        finally:
+            if fds:
+                for fd in fds:
+                    os.close(fd)
+                try:
+                    os.kill(child.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            code = process.wait_status(child.pid)
+        if timed_out:
+            raise PycontainError(f"{args[0]!r} in container {self.name} did not finish within {timeout} s")
+        return ExecResult(code, bytes(out), bytes(err))
 
     # -- reporting -------------------------------------------------------------------------
     def inspect(self) -> dict:
@@ -559,6 +785,9 @@ class Container:
             "Path": (st.config.get("args") or [""])[0],
             "Args": (st.config.get("args") or [])[1:],
             "Config": st.config,
+            "RestartCount": st.restarts,
+            "RestartPolicy": st.config.get("restart") or "no",
+            "Labels": st.config.get("labels") or {},
             "Cgroup": st.cgroup,
             "StateDir": self.dir,
             "LogPath": self.log_path if st.config.get("detach") else "",
@@ -645,6 +874,25 @@ class Container:
             current.config["resources"] = merged.to_dict()
             self.store.save(current)
         return merged
+
+
+class ExecResult:
+    """What ``Container.exec_run`` returns: the exit status (128+N for signal N) and the captured output."""
+
+    __slots__ = ("exit_code", "stdout", "stderr")
+
+    def __init__(self, exit_code: int, stdout: bytes, stderr: bytes) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self) -> str:
+        """stdout as text."""
+        return self.stdout.decode(errors="replace")
+
+    def __repr__(self) -> str:
+        return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
 
 def _iso(ts: float | None) -> str:

@@ -59,3 +59,14 @@ class ExecFailed(PycontainError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, written at once: a stderr an engine opened read-only (containerd does for pod
+    sandboxes) loses it, and no bytes are left in Python's buffer to fail a later flush (before a fork)."""
+    import os
+
+    try:
+        os.write(2, f"pycontain: warning: {message}\n".encode())
+    except OSError:
+        pass

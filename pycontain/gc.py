@@ -58,7 +58,7 @@ def collect(root: str | None = None) -> list[str]:
 
 def _dangling_index_links() -> list[str]:
     """Index entries whose state directory is gone (a removal cut before its last step)."""
-    out = []
+    out: list[str] = []
     try:
         names = os.listdir(INDEX_DIR)
     except OSError:

@@ -38,6 +38,9 @@ _SYSCALLS = {
         "open_tree": 428,
         "move_mount": 429,
         "mount_setattr": 442,
+        "ioprio_set": 251,
+        "sched_setattr": 314,
+        "set_mempolicy": 238,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -45,6 +48,9 @@ _SYSCALLS = {
         "open_tree": 428,
         "move_mount": 429,
         "mount_setattr": 442,
+        "ioprio_set": 30,
+        "sched_setattr": 274,
+        "set_mempolicy": 237,
     },
 }
 CLONE_NEWTIME = 0x00000080
@@ -54,6 +60,16 @@ _AT_RECURSIVE = 0x8000
 _OPEN_TREE_CLONE = 1
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _MOUNT_ATTR_IDMAP = 0x00100000
+# mount_setattr(2)'s attributes (linux/mount.h), for recursive mount options such as rro
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x00200000
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -176,30 +192,41 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
-    """Bind ``source`` (recursively) at ``target`` with its file owners shifted through the id mappings of
-    the user namespace ``userns_fd`` (an idmapped mount: the files on disk do not change)."""
+def _mount_setattr(fd: int, path: str, flags: int, attr: _MountAttr) -> None:
+    _check(
+        _libc.syscall(
+            ctypes.c_long(_syscall_number("mount_setattr")),
+            ctypes.c_int(fd),
+            _b(path),
+            ctypes.c_uint(flags),
+            ctypes.byref(attr),
+            ctypes.c_size_t(ctypes.sizeof(attr)),
+        ),
+        "mount_setattr",
+        path,
+    )
+
+
+def mount_setattr(path: str, attr_set: int, attr_clr: int) -> None:
+    """Change the attributes of the mount at ``path`` and of every mount beneath it (AT_RECURSIVE): what a
+    remount cannot do for the submounts of a recursive bind."""
+    _mount_setattr(_AT_FDCWD, path, _AT_RECURSIVE, _MountAttr(attr_set, attr_clr, 0, 0))
+
+
+def idmapped_bind(source: str, target: str, userns_fd: int, recursive: bool = True) -> None:
+    """Bind ``source`` (with its submounts when ``recursive``) at ``target`` with its file owners shifted
+    through the id mappings of the user namespace ``userns_fd`` (an idmapped mount: the files on disk do
+    not change)."""
+    rec = _AT_RECURSIVE if recursive else 0
     fd = _libc.syscall(
         ctypes.c_long(_syscall_number("open_tree")),
         ctypes.c_int(_AT_FDCWD),
         _b(source),
-        ctypes.c_uint(_OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC),
+        ctypes.c_uint(_OPEN_TREE_CLONE | rec | os.O_CLOEXEC),
     )
     _check(fd, "open_tree", source)
     try:
-        attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
-        _check(
-            _libc.syscall(
-                ctypes.c_long(_syscall_number("mount_setattr")),
-                ctypes.c_int(fd),
-                b"",
-                ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE),
-                ctypes.byref(attr),
-                ctypes.c_size_t(ctypes.sizeof(attr)),
-            ),
-            "mount_setattr (idmap)",
-            source,
-        )
+        _mount_setattr(fd, "", _AT_EMPTY_PATH | rec, _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd))
         _check(
             _libc.syscall(
                 ctypes.c_long(_syscall_number("move_mount")),
@@ -214,3 +241,50 @@ def idmapped_bind(source: str, target: str, userns_fd: int) -> None:
         )
     finally:
         os.close(fd)
+
+
+def ioprio_set(ioprio: int) -> None:
+    """The calling process's I/O priority (IOPRIO_WHO_PROCESS, itself)."""
+    nr = _syscall_number("ioprio_set")
+    _check(
+        _libc.syscall(ctypes.c_long(nr), ctypes.c_int(1), ctypes.c_int(0), ctypes.c_int(ioprio)), "ioprio_set"
+    )
+
+
+class SchedAttr(ctypes.Structure):
+    """struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0, 48 bytes)."""
+
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("sched_policy", ctypes.c_uint32),
+        ("sched_flags", ctypes.c_uint64),
+        ("sched_nice", ctypes.c_int32),
+        ("sched_priority", ctypes.c_uint32),
+        ("sched_runtime", ctypes.c_uint64),
+        ("sched_deadline", ctypes.c_uint64),
+        ("sched_period", ctypes.c_uint64),
+    ]
+
+
+def sched_setattr(attr: SchedAttr) -> None:
+    """The calling thread's scheduling policy and parameters."""
+    attr.size = ctypes.sizeof(attr)
+    nr = _syscall_number("sched_setattr")
+    _check(
+        _libc.syscall(ctypes.c_long(nr), ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0)),
+        "sched_setattr",
+    )
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """The calling thread's NUMA memory policy (``mode`` with its MPOL_F_* flags) over ``nodes``."""
+    words = [0] * (max(nodes, default=-1) // 64 + 1) if nodes else []
+    for n in nodes:
+        words[n // 64] |= 1 << (n % 64)
+    mask = (ctypes.c_ulong * len(words))(*words) if words else None
+    nr = _syscall_number("set_mempolicy")
+    # maxnode counts one past the last bit the kernel reads (it drops the top one, as numactl does)
+    maxnode = 64 * len(words) + 1 if words else 0
+    _check(
+        _libc.syscall(ctypes.c_long(nr), ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode)), "set_mempolicy"
+    )

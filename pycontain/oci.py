@@ -8,19 +8,20 @@ commands use. The OCI container id is the container's name in the state root.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
-from . import fastjson, process
+# process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
+# without hooks skip them.
+from . import SPEC_VERSION, fastjson
 from .config import ContainerConfig, Mount
 from .container import Container
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 
-OCI_VERSION = "1.2.0"
 
-
-def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = False) -> ContainerConfig:
+def config_from_spec(
+    spec, container_id: str, bundle: str, no_pivot: bool = False, preserve_fds: int = 0
+) -> ContainerConfig:
     """An OciSpec (pycontain.spec) → the runtime's ContainerConfig."""
     p = spec.process
     if p is None:
@@ -28,6 +29,7 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
     mounts = []
     for m in spec.mounts:
         flags, propagation, data, recursive = m.flags_and_data()
+        attr_set, attr_clr = m.recursive_attrs()
         mounts.append(
             Mount(
                 "oci",
@@ -37,7 +39,10 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
                 flags=flags,
                 data=data,
                 propagation=propagation,
-                recursive=recursive,
+                recursive=recursive or "ridmap" in m.options,
+                attr_set=attr_set,
+                attr_clr=attr_clr,
+                id_mappings={"uid": m.uid_mappings, "gid": m.gid_mappings} if m.id_mapped else None,
             )
         )
     resources = None
@@ -47,6 +52,14 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
         resources = Resources.from_oci(spec.resources).to_dict()
         if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
             resources["devices"] = spec.resources["devices"]
+        # What Resources has no field for travels as given (cgroups.extras writes it).
+        for key in ("hugepageLimits", "network"):
+            if key in spec.resources:
+                resources[key] = spec.resources[key]
+        memory = spec.resources.get("memory") or {}
+        for key in ("swappiness", "disableOOMKiller", "kernelTCP"):
+            if key in memory:
+                resources.setdefault("memory", {})[key] = memory[key]
     cgroup_path = spec.cgroups_path
     if cgroup_path and ":" in cgroup_path:
         raise Unsupported(
@@ -92,7 +105,57 @@ def config_from_spec(spec, container_id: str, bundle: str, no_pivot: bool = Fals
         console_size=p.console_size,
         bundle=bundle,
         annotations=spec.annotations,
+        preserve_fds=preserve_fds,
+        proc_attrs=spec.proc_attrs,
     )
+
+
+def host_warnings(spec) -> list[str]:
+    """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
+    warning for an ungrantable capability): capabilities outside pycontain's own bounding set are left
+    out, and an oomScoreAdj below pycontain's own is kept at its own (lowering it needs CAP_SYS_RESOURCE)."""
+    from .security import _CAP_NUMBER, own_bounding_set
+
+    out = []
+    p = spec.process
+    caps = p.capabilities if p is not None else None
+    if caps:
+        available = own_bounding_set()
+        lacking = sorted(
+            {
+                n
+                for names in caps.values()
+                for n in names or []
+                if n in _CAP_NUMBER and not available >> _CAP_NUMBER[n] & 1
+            }
+        )
+        if lacking:
+            out.append(
+                f"process.capabilities: {', '.join(lacking)} left out: pycontain itself does not hold "
+                f"{'it' if len(lacking) == 1 else 'them'} (CapBnd in /proc/self/status)"
+            )
+    if p is not None and p.oom_score_adj is not None and CAP_SYS_RESOURCE not in _own_effective_caps():
+        with open("/proc/self/oom_score_adj") as f:
+            own = int(f.read())
+        if p.oom_score_adj < own:
+            out.append(
+                f"process.oomScoreAdj: {p.oom_score_adj} kept at {own}: lowering it needs CAP_SYS_RESOURCE, "
+                "which pycontain does not hold"
+            )
+            p.oom_score_adj = own
+    return out
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def _own_effective_caps() -> set[int]:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {i for i in range(mask.bit_length()) if mask >> i & 1}
+    return set()
 
 
 def _device(d) -> dict:
@@ -153,15 +216,22 @@ def create(
     pid_file: str | None = None,
     console_socket: str | None = None,
     no_pivot: bool = False,
+    preserve_fds: int = 0,
 ) -> Container:
-    """OCI create: everything set up, the process waiting for ``start``."""
+    """OCI create: everything set up, the process waiting for ``start``.
+
+    ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
+    from . import process
     from .config import validate_name
     from .spec import load_bundle
 
     validate_name(container_id)
+    check_preserved_fds(preserve_fds)
     bundle = os.path.abspath(bundle)
     spec = load_bundle(bundle)
-    config = config_from_spec(spec, container_id, bundle, no_pivot)
+    for message in spec.warnings + host_warnings(spec):
+        warn(message)
+    config = config_from_spec(spec, container_id, bundle, no_pivot, preserve_fds)
     if config.tty and not console_socket:
         raise InvalidArgument(
             "config.json: process.terminal is true: pass --console-socket to receive the "
@@ -171,16 +241,31 @@ def create(
     container, child = Container.create(config, root, wait_for_start=True, stdio=stdio)
     try:
         if child.pty_master is not None:
+            assert console_socket is not None  # checked above: a terminal needs one
             send_console(console_socket, child.pty_master)
         _run_hooks(container, "prestart")
         _run_hooks(container, "createRuntime")
-        _run_hooks(container, "createContainer", inside=True)
+        _run_hooks(container, "createContainer", inside=True, host_path=True)
         if pid_file:
             write_pid_file(pid_file, child.pid)
     except BaseException:
         container.remove(force=True)
         raise
     return container
+
+
+def check_preserved_fds(count: int) -> None:
+    """runc's --preserve-fds N: descriptors 3 .. N+2 must be open in the caller, to be passed on."""
+    if count < 0:
+        raise InvalidArgument(f"--preserve-fds {count}: give a number of descriptors, 0 or more")
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise InvalidArgument(
+                f"--preserve-fds {count}: descriptor {fd} is not open (the caller passes descriptors "
+                f"3 to {2 + count} to keep)"
+            ) from None
 
 
 def start(container_id: str, root: str | None = None) -> Container:
@@ -202,7 +287,7 @@ def state_of(c: Container) -> dict:
         status, "stopped"
     )
     d = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "status": oci_status,
         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
@@ -241,8 +326,13 @@ def run(
     pid_file: str | None = None,
     console_socket: str | None = None,
     no_pivot: bool = False,
+    preserve_fds: int = 0,
+    keep: bool = False,
 ) -> int:
-    """OCI run: create + start, then (unless detached) wait and delete, returning the exit status."""
+    """OCI run: create + start, then (unless detached) wait and delete, returning the exit status.
+
+    ``keep`` (runc's --keep): leave the stopped container for 'state' and 'delete' instead of deleting it."""
+    from . import process
     from .spec import load_bundle
 
     if not detach:
@@ -252,13 +342,14 @@ def run(
                 "config.json: process.terminal is true: run it with --detach and "
                 "--console-socket, or set terminal to false"
             )
-    c = create(container_id, bundle, root, pid_file, console_socket, no_pivot)
+    c = create(container_id, bundle, root, pid_file, console_socket, no_pivot, preserve_fds)
     start(container_id, root)
     if detach:
         return 0
     code = process.wait_status(c.pid)
     c.record_exit(code)
-    delete(container_id, root, force=True)
+    if not keep:
+        delete(container_id, root, force=True)
     return code
 
 
@@ -285,10 +376,14 @@ def send_console(path: str, master: int) -> None:
 # -- hooks ---------------------------------------------------------------------------------------
 
 
-def _run_hooks(c: Container, kind: str, inside: bool = False, fail_ok: bool = False) -> None:
+def _run_hooks(
+    c: Container, kind: str, inside: bool = False, fail_ok: bool = False, host_path: bool = False
+) -> None:
+    """``host_path``: the hook runs in the container's namespaces, but its path is the host's (the spec's
+    rule for createContainer; startContainer's path resolves in the container)."""
     hooks = (c.state.config.get("hooks") or {}).get(kind) or []
     if hooks:
-        _run_hook_list(c, hooks, kind, inside=inside, fail_ok=fail_ok)
+        _run_hook_list(c, hooks, kind, inside=inside, fail_ok=fail_ok, host_path=host_path)
 
 
 def _run_hook_list(
@@ -298,10 +393,11 @@ def _run_hook_list(
     inside: bool = False,
     fail_ok: bool = False,
     state_override: dict | None = None,
+    host_path: bool = False,
 ) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
-    import sys
+    import subprocess
 
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
@@ -309,7 +405,7 @@ def _run_hook_list(
         path, timeout = h["path"], h.get("timeout")
         detail = ""
         try:
-            code = _run_inside(c, h, payload) if inside else _run_host(h, payload)
+            code = _run_inside(c, h, payload, host_path) if inside else _run_host(h, payload)
         except subprocess.TimeoutExpired:
             code, detail = None, f"timed out after {timeout} s"
         except OSError as e:
@@ -318,7 +414,7 @@ def _run_hook_list(
             msg = f"{kind} hook {path} " + (detail or f"failed with exit status {code}")
             if not fail_ok:
                 raise PycontainError(msg)
-            sys.stderr.write(f"pycontain: warning: {msg}\n")
+            warn(msg)
 
 
 def _hook_env(h: dict) -> dict[str, str]:
@@ -326,6 +422,8 @@ def _hook_env(h: dict) -> dict[str, str]:
 
 
 def _run_host(h: dict, payload: bytes) -> int:
+    import subprocess
+
     p = subprocess.run(
         h.get("args") or [h["path"]],
         executable=h["path"],
@@ -339,7 +437,7 @@ def _run_host(h: dict, payload: bytes) -> int:
 
 def _basic_state(c: Container) -> dict:
     return {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "id": c.name,
         "pid": c.pid,
         "bundle": c.state.bundle,
@@ -347,8 +445,14 @@ def _basic_state(c: Container) -> dict:
     }
 
 
-def _run_inside(c: Container, h: dict, payload: bytes) -> int:
-    """createContainer / startContainer hooks: run in the container's namespaces, the path resolved there."""
+def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) -> int:
+    """createContainer / startContainer hooks: run in the container's namespaces; the path resolved there,
+    or with ``host_path`` on the host: the file is opened here and executed through its descriptor."""
+    import subprocess
+
+    from . import process
+
+    exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()
@@ -356,14 +460,17 @@ def _run_inside(c: Container, h: dict, payload: bytes) -> int:
         child = process.exec_in(
             c.pid,
             cg.procs_files() if cg else [],
-            [h["path"], *argv[1:]],
+            [h["path"] if exe is None else f"/proc/self/fd/{exe}", *argv[1:]],
             _hook_env(h),
             "/",
             "0:0",
             process.Stdio(stdin_fd=r),
+            keep_fds=() if exe is None else (exe,),
         )
     finally:
         os.close(r)
+        if exe is not None:
+            os.close(exe)
     try:
         os.write(w, payload)
     except BrokenPipeError:
@@ -379,7 +486,7 @@ def _run_inside(c: Container, h: dict, payload: bytes) -> int:
         if deadline is not None and time.monotonic() > deadline:
             os.kill(child.pid, 9)
             os.waitpid(child.pid, 0)
-            raise subprocess.TimeoutExpired(h["path"], timeout)
+            raise subprocess.TimeoutExpired(h["path"], timeout)  # type: ignore[arg-type]  # set when deadline is
         time.sleep(0.005)
 
 
@@ -397,9 +504,12 @@ def list_states(root: str | None = None) -> list[dict]:
 
 def features() -> dict:
     """``pycontain features``: what this runtime supports, in the runtime-spec's features.json shape."""
+    from . import procattr
+    from .spec import IDMAP_OPTIONS, RECURSIVE_OPTIONS
+
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro",
@@ -434,9 +544,13 @@ def features() -> dict:
             "rslave",
             "unbindable",
             "runbindable",
+            *RECURSIVE_OPTIONS,
+            *IDMAP_OPTIONS,
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "mountExtensions": {"idmap": {"enabled": True}},
+            "memoryPolicy": {"modes": list(procattr.MPOL_MODES), "flags": list(procattr.MPOL_FLAGS)},
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

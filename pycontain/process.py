@@ -55,7 +55,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import channel, libc, rootfs, security, userns, users
+from . import channel, libc, procattr, rootfs, security, userns, users
 from .errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -112,6 +112,13 @@ class Stdio:
 def _report(errw: int, code: int, message: str) -> None:
     try:
         channel.send(errw, channel.ERROR, f"{code}\t{message}")
+    except BrokenPipeError:
+        # Nobody reads the channel any more (an OCI container failing after 'create' returned): the
+        # container's own stderr is then the only place left to say why.
+        try:
+            os.write(2, f"pycontain: {message}\n".encode(errors="replace"))
+        except OSError:
+            pass
     except OSError:
         pass
 
@@ -212,16 +219,6 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
-def close_fds_except(keep: set[int]) -> None:
-    """Close every descriptor but ``keep``."""
-    start = 0
-    for fd in sorted(keep):
-        if fd > start:
-            os.closerange(start, fd)  # (closerange(n, n) would be close_range(n, ~0): everything)
-        start = fd + 1
-    os.closerange(start, 65536)
-
-
 def prepare_security(security_dict: dict | None) -> security.Prepared:
     """In the parent, before the fork: capability sets, rlimits and the compiled seccomp filter, so the
     child only makes system calls (a docker-style container without options gets docker's defaults)."""
@@ -241,10 +238,12 @@ def finish_and_exec(
     init_fd: int | None = None,
     init_args: tuple[str, ...] = (),
     groups_denied: bool | None = None,
+    keep_fds: range | tuple[int, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
     of pycontain-init, see pycontain.init) of the init that forks it, given ``init_args`` before "--".
+    ``keep_fds`` are passed on to the command (runc's --preserve-fds).
 
     ``groups_denied``: whether setgroups is denied in our user namespace, for a caller that cannot read
     its own /proc/self (exec's joiner, outside the container's pid namespace); None: read it there."""
@@ -276,18 +275,22 @@ def finish_and_exec(
     os.setuid(u.uid)
     if sec is not None:
         security.after_setuid(sec, u.uid)
-    # No host file descriptor may survive into the container: only 0-2, and the error pipe until exec
-    # (with the init's sealed copy, executed from its descriptor and closed by that).
-    close_fds_except({0, 1, 2, errw} if init_fd is None else {0, 1, 2, errw, init_fd})
+    # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
+    # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
+    # descriptor and closed by that).
+    _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path = _find_executable(args[0], env)
     if init_fd is not None:
-        from .init import ARGV0, ERROR_FD
+        from .init import ARGV0, CHANNEL_FD
 
-        if init_fd == ERROR_FD:
+        # The channel survives the exec as the helper's fd 3, or the first after those passed on.
+        chan = max((CHANNEL_FD, *(fd + 1 for fd in keep_fds)))
+        if chan != CHANNEL_FD:
+            init_args = (f"--fd={chan}", *init_args)
+        if init_fd == chan:
             init_fd = os.dup(init_fd)
-        # The error pipe survives the exec as the init's fd 3: it reports a command it cannot execute.
-        os.dup2(errw, ERROR_FD)
-        os.set_inheritable(ERROR_FD, True)
+        os.dup2(errw, chan)
+        os.set_inheritable(chan, True)
         path, args = init_fd, [ARGV0, *init_args, "--", *args]
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -304,6 +307,18 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+
+
+def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
+    """Close every descriptor above 2 but ``internal`` ones (still close-on-exec) and ``keep``, which
+    survive the execve."""
+    start = 3
+    for fd in sorted({*internal, *keep}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 65536)
+    for fd in keep:
+        os.set_inheritable(fd, True)
 
 
 def _wait_started(chan: int, ready_ok: bool = False, pids: list[int] | None = None) -> None:
@@ -627,11 +642,17 @@ def start_container(
             if userns_fd is not None and "network" in config.namespaces:
                 _open_unprivileged_net()
             fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
-            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None)
+            # Our fd directory, held open: a root entered by chroot alone (no mount namespace) has no /proc.
+            fds_dir = (
+                os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if start_fifo else None
+            )
+            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
             if channel.recv(errw) != (channel.GO, ""):
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
+            # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
+            procattr.apply(config.proc_attrs)
             if plan.cgroup:
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
@@ -642,17 +663,27 @@ def start_container(
             userns_later = userns_fd is not None and fifo_fd is not None and not config.id_mappings
             if userns_fd is not None and not userns_later:
                 _enter_userns(userns_fd)
-            if fifo_fd is not None:
+            if fifo_fd is not None and fds_dir is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
                 channel.send(errw, channel.READY)
-                fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+                fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds_dir)
+                os.close(fds_dir)
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
             if userns_later:
                 _enter_userns(userns_fd)
             finish_and_exec(
-                config.args, env, config.cwd, config.user, errw, config.extra_gids, config.umask, sec, init_fd
+                config.args,
+                env,
+                config.cwd,
+                config.user,
+                errw,
+                config.extra_gids,
+                config.umask,
+                sec,
+                init_fd,
+                keep_fds=range(3, 3 + config.preserve_fds),
             )
 
         _child(errw, body)
@@ -720,9 +751,13 @@ def exec_in(
     security_dict: dict | None = None,
     extra_gids: list[int] | None = None,
     umask: int | None = None,
+    keep_fds: tuple[int, ...] = (),
+    proc_attrs: dict | None = None,
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with what create
     gave its first process: additional groups, umask, capabilities, rlimits, no_new_privs, seccomp.
+    ``keep_fds`` of ours are passed on to it, and ``proc_attrs`` (pycontain.procattr: an OCI
+    process.json's ioPriority and scheduler) are set on it.
 
     Join before being seen: a joining process (a plain child of ours, outside the container's pid
     namespace, so nothing inside can see it) enters the cgroup and every namespace but pid (whose next
@@ -787,6 +822,7 @@ def exec_in(
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
+                procattr.apply(proc_attrs)
                 _join(ns_fds, user_first, user_ids)
                 if child_sock is not None:
                     _open_terminal(child_sock.detach())
@@ -795,6 +831,7 @@ def exec_in(
                 finish_and_exec(
                     args, env, cwd, user, errw, extra_gids, umask, sec, helper,
                     ("--join", "--tty") if child_sock is not None else ("--join",), groups_denied,
+                    keep_fds=keep_fds,
                 )  # fmt: skip
 
             _child(errw, body)

@@ -8,8 +8,9 @@
  * pycontain execs it from a sealed memfd as the last step of the container's first process, after the
  * user, capabilities, no_new_privs and seccomp filter are in place: it holds no more than the command
  * does, its /proc/1/exe is a copy nobody can write, and its command line is this short one.
- * Descriptor 3 is pycontain's channel (pycontain/channel.py): a command that cannot be executed is
- * reported there (E<status>\t<message>), and pycontain sees it close once the command has been executed.
+ * Descriptor 3 (or N, given --fd=N first, when descriptors from 3 on are passed on to the command) is
+ * pycontain's channel (pycontain/channel.py): a command that cannot be executed is reported there
+ * (E<status>\t<message>), and pycontain sees it close once the command has been executed.
  *
  *   pycontain-init --join [--tty] -- COMMAND [ARG...]
  *
@@ -28,13 +29,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define ERROR_FD 3
+/* pycontain's channel: 3, or the first descriptor after those passed on to the command (--fd=N). */
+static int channel_fd = 3;
 
 /* Signals the kernel raises for a fault of this process itself: never blocked, never forwarded. */
 static const int synchronous[] = {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS};
@@ -42,12 +45,12 @@ static const int synchronous[] = {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGT
 static void report(int code, const char *what, const char *name) {
     char msg[512];
     int n = snprintf(msg, sizeof msg, "E%d\tcannot execute '%s': %s", code, name, what);
-    if (n > 0 && write(ERROR_FD, msg, (size_t)n) < 0)
+    if (n > 0 && write(channel_fd, msg, (size_t)n) < 0)
         fprintf(stderr, "pycontain-init: %s\n", msg + 1);
 }
 
 static void exec_command(char **cmd) {
-    fcntl(ERROR_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
     execvp(cmd[0], cmd);
     int code = errno == ENOENT ? 127 : 126;
     report(code, strerror(errno), cmd[0]);
@@ -64,7 +67,7 @@ static int join(char **cmd, int tty) {
     if (pid > 0) {
         char msg[32];
         int n = snprintf(msg, sizeof msg, "P%ld", pid);
-        return write(ERROR_FD, msg, (size_t)n) == n ? 0 : 125;
+        return write(channel_fd, msg, (size_t)n) == n ? 0 : 125;
     }
     if (setsid() < 0 || (tty && ioctl(0, TIOCSCTTY, 0) < 0)) {
         report(125, strerror(errno), cmd[0]);
@@ -75,12 +78,14 @@ static int join(char **cmd, int tty) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: pycontain-init [--join [--tty]] -- COMMAND [ARG...]\n");
+    fprintf(stderr, "usage: pycontain-init [--fd=N] [--join [--tty]] -- COMMAND [ARG...]\n");
     _exit(125);
 }
 
 int main(int argc, char **argv) {
     int i = 1, joining = 0, tty = 0;
+    if (i < argc && strncmp(argv[i], "--fd=", 5) == 0)
+        channel_fd = atoi(argv[i++] + 5);
     if (i < argc && strcmp(argv[i], "--join") == 0) {
         joining = 1;
         if (++i < argc && strcmp(argv[i], "--tty") == 0) {
@@ -108,7 +113,7 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         exec_command(argv + 1);
     }
-    close(ERROR_FD);
+    close(channel_fd);
     for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&all, &info);

@@ -230,10 +230,14 @@ def bind_rootfs(path: str) -> str:
     return path
 
 
-def mount_oci(root: str, m) -> None:
+def _is_bind(m) -> bool:
+    return m.fstype == "bind" or bool(m.flags & libc.MS_BIND)
+
+
+def mount_oci(root: str, m, cgroup_procs: list[str]) -> None:
     """One mount of an OCI bundle, its options already translated by pycontain.spec."""
     dest = mount_point(root, m.target)
-    if m.fstype == "bind" or m.flags & libc.MS_BIND:
+    if _is_bind(m):
         if not os.path.exists(m.source):
             raise PycontainError(f"mount source {m.source!r} for {m.target} does not exist")
         if os.path.isdir(m.source):
@@ -241,21 +245,100 @@ def mount_oci(root: str, m) -> None:
         elif not os.path.exists(dest):
             _mkdirs(os.path.dirname(dest))
             open(dest, "a").close()
-        flags = libc.MS_BIND | (libc.MS_REC if m.recursive else 0)
-        libc.mount(m.source, dest, None, flags)
+        if m.id_mappings:
+            _idmapped_bind(m, dest)
+        else:
+            libc.mount(m.source, dest, None, libc.MS_BIND | (libc.MS_REC if m.recursive else 0))
         rest = m.flags & ~(libc.MS_BIND | libc.MS_REC)
         if rest:  # bind mounts take their flags only on a remount
             libc.mount(None, dest, None, rest | libc.MS_BIND | libc.MS_REMOUNT)
-    else:
+    elif m.fstype in ("cgroup", "cgroup2"):
         _mkdirs(dest)
-        if m.fstype in ("cgroup", "cgroup2"):
-            # The container's own cgroup namespace view, read-only: the unified hierarchy when the host has one.
-            fstype = "cgroup2"
-            libc.mount("cgroup", dest, fstype, m.flags | _NOSUID_NODEV_NOEXEC, None)
-        else:
-            libc.mount(m.source or m.fstype, dest, m.fstype, m.flags, m.data or None)
+        if not cgroup_view(dest, cgroup_procs, m.flags):
+            # No cgroup of its own (rootless without delegation): the unified hierarchy as this namespace sees it.
+            libc.mount("cgroup", dest, "cgroup2", m.flags | _NOSUID_NODEV_NOEXEC, None)
+    else:
+        data = m.data
+        if m.fstype == "tmpfs":
+            # A tmpfs over a directory of the image takes that directory's mode unless a mode= says
+            # otherwise (runc's rule; the later mode= wins).
+            try:
+                data = f"mode={stat.S_IMODE(os.stat(dest).st_mode):04o}" + (f",{data}" if data else "")
+            except FileNotFoundError:
+                pass
+        _mkdirs(dest)
+        libc.mount(m.source or m.fstype, dest, m.fstype, m.flags, data or None)
+    if m.attr_set or m.attr_clr:
+        try:
+            libc.mount_setattr(dest, m.attr_set, m.attr_clr)
+        except OSError as e:
+            raise PycontainError(
+                f"cannot apply the recursive options of the mount on {m.target}: {os.strerror(e.errno or 0)} "
+                "(mount_setattr needs Linux 5.12 or later)"
+            ) from None
     for flag in m.propagation:
         libc.mount(None, dest, None, flag)
+
+
+def _idmapped_bind(m, dest: str) -> None:
+    """An OCI bind mount with uidMappings/gidMappings: the source's owners shifted through a user namespace
+    made with those mappings (files on disk owned by containerID show as hostID), kept only while mounting."""
+    from . import userns
+
+    try:
+        ns = userns.create(m.id_mappings)
+    except OSError as e:
+        raise PycontainError(
+            f"cannot make the user namespace for the id-mapped mount on {m.target}: {e.strerror}"
+        ) from None
+    try:
+        libc.idmapped_bind(m.source, dest, ns, m.recursive)
+    except OSError as e:
+        raise PycontainError(
+            f"cannot make the id-mapped mount of {m.source} on {m.target}: {os.strerror(e.errno or 0)} (the file system "
+            "must support id-mapped mounts, Linux 5.12 or later)"
+        ) from None
+    finally:
+        os.close(ns)
+
+
+_CGROUP_VIEW_FLAGS = libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+
+
+def cgroup_view(dest: str, procs_files: list[str], flags: int = _CGROUP_VIEW_FLAGS) -> bool:
+    """The container's own cgroups at ``dest`` (its /sys/fs/cgroup), as runc shows them: with cgroup v2 the
+    container's cgroup2 directory itself; with v1 (or hybrid) a tmpfs holding one directory per hierarchy
+    (``memory``, ``cpu,cpuacct``, ...) onto which the container's directory in that hierarchy is bound.
+    The container reads its limits there (a JVM or Go runtime sizes itself from them); with ``flags``
+    holding MS_RDONLY it cannot change them. False, with nothing mounted, for a container with no cgroup.
+
+    Runs before pivot_root, while ``procs_files`` (the host's paths of its cgroup.procs files) resolve."""
+    dirs = [os.path.dirname(p) for p in procs_files]
+    if not dirs:
+        return False
+    flags |= _NOSUID_NODEV_NOEXEC
+    if len(dirs) == 1 and os.path.exists(os.path.join(dirs[0], "cgroup.controllers")):
+        _bind_with_flags(dirs[0], dest, flags)
+        return True
+    libc.mount("tmpfs", dest, "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=755")
+    for d in dirs:
+        top = d
+        while top != "/" and not os.path.ismount(top):
+            top = os.path.dirname(top)
+        name = os.path.basename(top)
+        target = os.path.join(dest, name)
+        os.mkdir(target, 0o755)
+        _bind_with_flags(d, target, flags)
+        for controller in name.split(","):  # co-mounted hierarchies: cpu -> cpu,cpuacct, as on the host
+            if controller != name:
+                os.symlink(name, os.path.join(dest, controller))
+    libc.mount(None, dest, None, libc.MS_REMOUNT | flags, "mode=755")
+    return True
+
+
+def _bind_with_flags(source: str, target: str, flags: int) -> None:
+    libc.mount(source, target, None, libc.MS_BIND)
+    libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | flags)
 
 
 def _mknod(path: str, mode: int, rdev: int) -> bool:
@@ -358,10 +441,26 @@ def write_sysctls(sysctl: dict[str, str]) -> None:
         os.close(proc)
 
 
-def build(config, container_dir: str, userns_fd: int | None = None) -> None:
+def build(
+    config, container_dir: str, userns_fd: int | None = None, cgroup_procs: list[str] | None = None
+) -> None:
     """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace.
 
-    ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into."""
+    ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into.
+    ``cgroup_procs``: the cgroup.procs files of the container's cgroups, shown at its /sys/fs/cgroup."""
+    if "mount" not in config.namespaces:
+        # An OCI config that inherits our mount namespace (validated to ask for no mount): the root is
+        # entered by chroot alone, as runc does, and nothing here may touch the host's mounts.
+        os.chroot(config.rootfs)
+        os.chdir("/")
+        return
+    cgroup_procs = cgroup_procs or []
+    # A host directory bound at /dev is the user's (the host's own /dev, even): nothing is created in it,
+    # neither the default nodes nor linux.devices (runc and crun make nodes only on a /dev of their own).
+    dev_bound = any(
+        os.path.normpath(m.target) == "/dev" and (m.kind == "bind" or (m.kind == "oci" and _is_bind(m)))
+        for m in config.mounts
+    )
     # Nothing we mount may propagate back to the host, whatever the host's propagation is.
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
     if config.overlay:
@@ -376,8 +475,9 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
 
     if config.oci_mounts:
         for m in config.mounts:
-            mount_oci(root, m)
-        _default_dev(root)
+            mount_oci(root, m, cgroup_procs)
+        if not dev_bound:
+            _default_dev(root)
     else:
         for m in config.mounts:
             if m.kind == "bind":
@@ -396,7 +496,9 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
             libc.mount(
                 None, sys_, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
             )
-        mount_dev(root)
+        cgroup_view(os.path.join(sys_, "fs", "cgroup"), cgroup_procs)
+        if not dev_bound:  # docker's -v /dev:/dev shows the host's /dev, not a tmpfs over it
+            mount_dev(root)
         from . import rootless
 
         if rootless.active():
@@ -410,7 +512,7 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
         for m in config.mounts:
             if m.kind == "tmpfs":
                 mount_tmpfs(root, m.target, m.options)
-    if config.devices:
+    if config.devices and not dev_bound:
         make_devices(root, config.devices)
 
     if config.no_pivot:
@@ -426,6 +528,14 @@ def build(config, container_dir: str, userns_fd: int | None = None) -> None:
     if config.rootfs_propagation:
         libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
     if config.readonly:
+        # A missing working directory is made while the root is still writable, as runc does (otherwise
+        # the process makes it itself, as its own user).
+        try:
+            os.makedirs(config.cwd, 0o755, exist_ok=True)
+        except OSError as e:
+            raise PycontainError(
+                f"cannot create the working directory {config.cwd}: {os.strerror(e.errno or 0)}"
+            ) from None
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
     if not config.oci_mounts and not (config.security or {}).get("privileged"):
         # /proc is read-only once set up: only through the container's own mount of it could a process

@@ -27,12 +27,12 @@ _state = {"active": False, "uid": os.getuid(), "gid": os.getgid()}
 
 def active() -> bool:
     """Whether this process entered its own user namespace with ``enter()``."""
-    return _state["active"]
+    return bool(_state["active"])
 
 
 def unprivileged() -> bool:
     """Whether pycontain runs for a user other than root (before or after ``enter()``)."""
-    return _state["active"] or os.geteuid() != 0
+    return bool(_state["active"]) or os.geteuid() != 0
 
 
 def default_root() -> str:

@@ -432,7 +432,8 @@ class Prepared:
         self.program: bytes | None = None  # the complete seccomp BPF program; None: unconfined
         self.seccomp_flags = 0
         self.seccomp_early = False  # loaded by before_setuid (no no_new_privs: needs CAP_SYS_ADMIN)
-        self._buf = self._fprog = None
+        self._buf: ctypes.Array[ctypes.c_char] | None = None  # the program, kept alive for _fprog
+        self._fprog: _SockFprog | None = None
 
     def capability_names(self, which: str = "effective") -> list[str]:
         mask = getattr(self, which)
@@ -534,8 +535,8 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
             program, flags = compile_filter(load_profile(opts.seccomp), p.bounding).program_and_flags()
         if program is not None:
             p.program, p.seccomp_flags = program, flags
-            p._buf = ctypes.create_string_buffer(program, len(program))
-            p._fprog = _SockFprog(len(program) // 8, ctypes.addressof(p._buf))
+            p._buf = buf = ctypes.create_string_buffer(program, len(program))
+            p._fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
             p.seccomp_early = not p.no_new_privs
     return p
 
@@ -829,7 +830,7 @@ def _conditions(pyseccomp, args: list, where: str) -> list[list]:
         for v in (value, two):
             if not isinstance(v, int) or not 0 <= v < 1 << 64:
                 raise InvalidArgument(f"{aw}: {v!r} is not an unsigned 64-bit value")
-        op = _OPERATORS.get(a.get("op"))
+        op = _OPERATORS.get(a.get("op", ""))
         if op is None:
             raise InvalidArgument(
                 f"{aw}.op: unknown operator {a.get('op')!r} (use one of {', '.join(_OPERATORS)})"
@@ -1012,6 +1013,7 @@ def last(p: Prepared) -> None:
 
 
 def _load_seccomp(p: Prepared) -> None:
+    assert p._fprog is not None  # only called when prepare() compiled a program
     addr = ctypes.addressof(p._fprog)
     if p.seccomp_flags:
         nr = _SECCOMP_NR.get(os.uname().machine)

@@ -10,13 +10,14 @@ only touch a stopped container: overlayfs's upper directory must not change unde
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import time
 
-from .config import validate_name
+from .config import DEFAULT_PATH, validate_name
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 
@@ -73,7 +74,7 @@ def commit(
     while its changes are read, so the layer is one consistent state. Returns the image's store record.
     """
     from rootfs_builder.changes import layer_from_dir
-    from rootfs_builder.sources import DEFAULT_PATH, _add_tree, tar_pipe
+    from rootfs_builder.onelayer import tree_pipe
     from rootfs_builder.store import Store, arch, parse_name
 
     tag = parse_name(name)
@@ -101,9 +102,7 @@ def commit(
                 # 'default' or a root filesystem directory: its tree becomes the base layer.
                 layers, sizes = [], []
                 for path in cfg.get("layers") or [cfg["rootfs"]]:
-                    diff, size, _ = store.add_layer(
-                        lambda path=path: tar_pipe(lambda tf: _add_tree(tf, path)), path
-                    )
+                    diff, size, _ = store.add_layer(functools.partial(tree_pipe, path), path)
                     layers.append(diff)
                     sizes.append(size)
                 image_cmd = ["/bin/sh"] if cfg.get("image") == "default" else None

@@ -19,24 +19,17 @@ from __future__ import annotations
 
 import os
 
-from . import fastjson
+from . import SPEC_VERSION, fastjson
 from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
 
 DOC = "config.json"
-# The newest runtime-spec release whose fields this module knows (read, or refused by name).
-SPEC_VERSION = "1.3.0"
-_KNOWN_MINOR = 3
+_KNOWN_MINOR = int(SPEC_VERSION.split(".")[1])  # newer 1.x documents are read with a warning
 
 UNSUPPORTED_FIELDS = (
-    "process.scheduler",
-    "process.ioPriority",
     "process.execCPUAffinity",
     "linux.intelRdt",
-    "linux.memoryPolicy",
     "linux.netDevices",
-    "mounts[].uidMappings",
-    "mounts[].gidMappings",
     "windows",
     "solaris",
     "vm",
@@ -44,14 +37,9 @@ UNSUPPORTED_FIELDS = (
     "freebsd",
 )
 _UNSUPPORTED_WHAT = {
-    "process.scheduler": "setting a scheduling policy (sched_setattr)",
-    "process.ioPriority": "setting an I/O priority (ioprio_set)",
     "process.execCPUAffinity": "setting a CPU affinity for exec",
     "linux.intelRdt": "Intel RDT (resctrl)",
-    "linux.memoryPolicy": "setting a NUMA memory policy (set_mempolicy)",
     "linux.netDevices": "moving host network devices into the container",
-    "mounts[].uidMappings": "an id-mapped mount",
-    "mounts[].gidMappings": "an id-mapped mount",
     "windows": "a Windows container",
     "solaris": "a Solaris zone",
     "vm": "a virtual-machine container",
@@ -134,34 +122,37 @@ MOUNT_PROPAGATION = {
     "unbindable": MS_UNBINDABLE,
     "runbindable": MS_UNBINDABLE | MS_REC,
 }
-# Options runc applies with mount_setattr(2) or id-mapped mounts: refused, never passed on as data.
-_UNSUPPORTED_OPTIONS = {
-    "idmap": "id-mapped mounts",
-    "ridmap": "id-mapped mounts",
-    **{
-        f"r{o}": "recursive mount attributes (mount_setattr)"
-        for o in (
-            "ro",
-            "rw",
-            "nosuid",
-            "suid",
-            "nodev",
-            "dev",
-            "noexec",
-            "exec",
-            "noatime",
-            "atime",
-            "nodiratime",
-            "diratime",
-            "relatime",
-            "norelatime",
-            "strictatime",
-            "nostrictatime",
-            "nosymfollow",
-            "symfollow",
-        )
-    },
+# Recursive options (runc's): applied with mount_setattr(2) and AT_RECURSIVE to the mount and every mount
+# beneath it, once mounted. option -> (clears the attribute, MOUNT_ATTR_*); the atime ones also clear the
+# atime field (MOUNT_ATTR__ATIME), as the kernel requires.
+_ATTR_RDONLY, _ATTR_NOSUID, _ATTR_NODEV, _ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
+_ATTR_ATIME, _ATTR_NOATIME, _ATTR_STRICTATIME, _ATTR_NODIRATIME = 0x70, 0x10, 0x20, 0x80
+_ATTR_NOSYMFOLLOW = 0x00200000
+RECURSIVE_OPTIONS = {
+    "rro": (False, _ATTR_RDONLY),
+    "rrw": (True, _ATTR_RDONLY),
+    "rnosuid": (False, _ATTR_NOSUID),
+    "rsuid": (True, _ATTR_NOSUID),
+    "rnodev": (False, _ATTR_NODEV),
+    "rdev": (True, _ATTR_NODEV),
+    "rnoexec": (False, _ATTR_NOEXEC),
+    "rexec": (True, _ATTR_NOEXEC),
+    "rnodiratime": (False, _ATTR_NODIRATIME),
+    "rdiratime": (True, _ATTR_NODIRATIME),
+    "rrelatime": (False, 0),  # MOUNT_ATTR_RELATIME is 0: clearing the atime field is the whole change
+    "rnorelatime": (True, 0),
+    "rnoatime": (False, _ATTR_NOATIME),
+    "ratime": (True, _ATTR_NOATIME),
+    "rstrictatime": (False, _ATTR_STRICTATIME),
+    "rnostrictatime": (True, _ATTR_STRICTATIME),
+    "rnosymfollow": (False, _ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, _ATTR_NOSYMFOLLOW),
 }
+_ATIME_OPTIONS = frozenset(
+    ("rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime")
+)
+# An id-mapped bind mount: "ridmap" maps the submounts of a recursive bind too.
+IDMAP_OPTIONS = ("idmap", "ridmap")
 # Accepted, not applied (each gives a warning): podman puts tmpcopyup on its tmpfs mounts.
 _IGNORED_OPTIONS = {"tmpcopyup": "the tmpfs starts empty instead of holding a copy of the image's directory"}
 
@@ -418,6 +409,7 @@ class OciProcess:
         "oom_score_adj",
         "apparmor_profile",
         "selinux_label",
+        "proc_attrs",
     )
 
     def __init__(
@@ -454,6 +446,9 @@ class OciProcess:
         self.oom_score_adj = oom_score_adj
         self.apparmor_profile = apparmor_profile
         self.selinux_label = selinux_label
+        # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
+        # are in OciSpec.proc_attrs with its memoryPolicy
+        self.proc_attrs: dict | None = None
 
     def to_dict(self) -> dict:
         user: dict = {"uid": self.uid, "gid": self.gid}
@@ -490,7 +485,7 @@ class OciProcess:
 class OciMount:
     """One ``mounts`` entry. ``source`` of a bind mount is absolute (resolved against the bundle)."""
 
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
 
     def __init__(
         self, destination: str, type: str = "", source: str = "", options: list[str] | None = None
@@ -499,6 +494,9 @@ class OciMount:
         self.type = type
         self.source = source
         self.options = list(options or [])
+        # An id-mapped mount's own mappings, (container_id, host_id, size) as linux.uidMappings
+        self.uid_mappings: list[tuple[int, int, int]] = []
+        self.gid_mappings: list[tuple[int, int, int]] = []
 
     @property
     def is_bind(self) -> bool:
@@ -526,24 +524,47 @@ class OciMount:
                 flags = flags & ~flag if clear else flags | flag
             elif opt in MOUNT_PROPAGATION:
                 propagation.append(MOUNT_PROPAGATION[opt])
-            elif opt in _UNSUPPORTED_OPTIONS:
-                raise Unsupported(
-                    f"mount option {opt!r} on {self.destination}: {_UNSUPPORTED_OPTIONS[opt]} "
-                    "are not supported by pycontain"
-                )
-            elif opt not in _IGNORED_OPTIONS:
+            elif opt not in _IGNORED_OPTIONS and opt not in RECURSIVE_OPTIONS and opt not in IDMAP_OPTIONS:
                 data.append(opt)
         if self.type == "bind" and not flags & MS_BIND:
             flags |= MS_BIND
         return flags, propagation, ",".join(data), "rbind" in self.options
 
+    def recursive_attrs(self) -> tuple[int, int]:
+        """(attributes to set, attributes to clear) for mount_setattr(2) from the recursive options (rro, ...),
+        in order: a later "rrw" undoes an earlier "rro"."""
+        attr_set = attr_clr = 0
+        for opt in self.options:
+            entry = RECURSIVE_OPTIONS.get(opt)
+            if entry is None:
+                continue
+            clear, attr = entry
+            if opt in _ATIME_OPTIONS:  # the atime mode is one field: set it whole (relatime is 0)
+                attr_set = attr_set & ~_ATTR_ATIME | (0 if clear else attr)
+                attr_clr |= _ATTR_ATIME
+            elif clear:
+                attr_set &= ~attr
+                attr_clr |= attr
+            else:
+                attr_set |= attr
+                attr_clr &= ~attr
+        return attr_set, attr_clr
+
+    @property
+    def id_mapped(self) -> bool:
+        """An id-mapped bind mount: mappings of its own, or the idmap/ridmap option."""
+        return bool(self.uid_mappings or self.gid_mappings) or any(o in IDMAP_OPTIONS for o in self.options)
+
     def to_dict(self) -> dict:
-        d = {"destination": self.destination}
+        d: dict = {"destination": self.destination}
         if self.type:
             d["type"] = self.type
         if self.source:
             d["source"] = self.source
         d["options"] = list(self.options)
+        for key, maps in (("uidMappings", self.uid_mappings), ("gidMappings", self.gid_mappings)):
+            if maps:
+                d[key] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in maps]
         return d
 
     def __repr__(self) -> str:
@@ -644,6 +665,7 @@ class OciSpec:
         "personality",
         "time_offsets",
         "mount_label",
+        "proc_attrs",
         "warnings",
     )
 
@@ -673,6 +695,8 @@ class OciSpec:
         self.personality: dict | None = None
         self.time_offsets: dict | None = None  # {"monotonic": {"secs": .., "nanosecs": ..}, ...}
         self.mount_label: str | None = None
+        # process.ioPriority, process.scheduler and linux.memoryPolicy, as pycontain.procattr.check gives them
+        self.proc_attrs: dict | None = None
         self.warnings: list[str] = []
 
     def to_dict(self) -> dict:
@@ -718,6 +742,13 @@ class OciSpec:
         ):
             if value is not None:
                 linux[key] = value
+        # Kept as given (pycontain.procattr validated them): the document's own spelling round-trips.
+        raw_process, raw_linux = self.raw.get("process"), self.raw.get("linux")
+        for key in ("ioPriority", "scheduler"):
+            if "process" in d and isinstance(raw_process, dict) and raw_process.get(key) is not None:
+                d["process"][key] = raw_process[key]
+        if isinstance(raw_linux, dict) and raw_linux.get("memoryPolicy") is not None:
+            linux["memoryPolicy"] = raw_linux["memoryPolicy"]
         d["linux"] = linux
         return d
 
@@ -884,19 +915,11 @@ def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
     for i, item in enumerate(_opt_list(doc, "mounts", "mounts")):
         p = f"mounts[{i}]"
         item = _obj(item, p)
-        for key in ("uidMappings", "gidMappings"):
-            if item.get(key):
-                raise _unsupported(f"mounts[].{key}", f"{p}.{key}")
         if item.get("destination") is None:
             raise _err(f"{p}.destination", "required: the absolute path of the mount in the container")
         dest = _abs(item["destination"], f"{p}.destination")
         options = _str_list(item, "options", f"{p}.options")
-        for j, opt in enumerate(options):
-            if opt in _UNSUPPORTED_OPTIONS:
-                raise Unsupported(
-                    f"{DOC}: {p}.options[{j}]: {opt!r}: {_UNSUPPORTED_OPTIONS[opt]} are not "
-                    "supported by pycontain (remove the option)"
-                )
+        for opt in options:
             if opt in _IGNORED_OPTIONS:
                 warnings.append(f"{p}.options: {opt!r} ignored on {dest}: {_IGNORED_OPTIONS[opt]}")
         mount = OciMount(
@@ -905,6 +928,13 @@ def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
             _opt_str(item, "source", f"{p}.source") or "",
             options,
         )
+        mount.uid_mappings = _mappings(item, "uidMappings", p)
+        mount.gid_mappings = _mappings(item, "gidMappings", p)
+        if mount.id_mapped:
+            if not mount.is_bind:
+                raise _err(p, f"an id-mapped mount must be a bind mount (add the bind option on {dest})")
+            if bool(mount.uid_mappings) != bool(mount.gid_mappings):
+                raise _err(p, "an id-mapped mount needs both uidMappings and gidMappings")
         if mount.is_bind:
             if not mount.source:
                 raise _err(f"{p}.source", f"required for a bind mount: the host path to mount on {dest}")
@@ -960,23 +990,13 @@ def _namespaces(linux: dict) -> dict[str, str]:
             raise _err(f"{p}.path", f"must be an absolute path, not {_show(path)}")
         out[kind] = path
         where[kind] = i
-    if "mount" not in out:
-        raise _err(
-            "linux.namespaces",
-            'pycontain needs a new mount namespace to build the root filesystem in (add {"type": "mount"})',
-        )
-    if out["mount"]:
-        raise Unsupported(
-            f"{DOC}: linux.namespaces[{where['mount']}].path: joining an existing mount namespace is "
-            "not supported by pycontain (remove the path to get a new one)"
-        )
     return out
 
 
-def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
+def _mappings(parent: dict, key: str, where: str = "linux") -> list[tuple[int, int, int]]:
     out: list[tuple[int, int, int]] = []
-    for i, item in enumerate(_opt_list(linux, key, f"linux.{key}")):
-        p = f"linux.{key}[{i}]"
+    for i, item in enumerate(_opt_list(parent, key, f"{where}.{key}")):
+        p = f"{where}.{key}[{i}]"
         item = _obj(item, p)
         triple = []
         for field in ("containerID", "hostID", "size"):
@@ -990,9 +1010,9 @@ def _mappings(linux: dict, key: str) -> list[tuple[int, int, int]]:
                 raise _err(f"{p}.size", f"{what} {start} + size {s} runs past {_U32_MAX}")
         for j, (c2, h2, s2) in enumerate(out):
             if c < c2 + s2 and c2 < c + s:
-                raise _err(p, f"container ids {c}-{c + s - 1} overlap linux.{key}[{j}]")
+                raise _err(p, f"container ids {c}-{c + s - 1} overlap {where}.{key}[{j}]")
             if h < h2 + s2 and h2 < h + s:
-                raise _err(p, f"host ids {h}-{h + s - 1} overlap linux.{key}[{j}]")
+                raise _err(p, f"host ids {h}-{h + s - 1} overlap {where}.{key}[{j}]")
         out.append((c, h, s))
     return out
 
@@ -1257,6 +1277,20 @@ def parse(doc: dict, bundle: str) -> OciSpec:
             '[{"containerID": 0, "hostID": 1000, "size": 1}]), or a path to join one',
         )
 
+    for i, m in enumerate(spec.mounts):
+        if m.id_mapped and not m.uid_mappings:
+            if not spec.uid_mappings:
+                raise _err(
+                    f"mounts[{i}]",
+                    f"the idmap option on {m.destination} without uidMappings/gidMappings of the mount "
+                    "takes the container's, and it has none (add mappings to the mount, or a new user "
+                    "namespace with linux.uidMappings/gidMappings)",
+                )
+            m.uid_mappings, m.gid_mappings = list(spec.uid_mappings), list(spec.gid_mappings)
+
+    from . import procattr
+
+    spec.proc_attrs = procattr.check(doc)
     spec.devices = _devices(linux)
     spec.resources = _resources(linux)
     spec.cgroups_path = _cgroups_path(linux)
@@ -1276,7 +1310,32 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     spec.mount_label = _opt_str(linux, "mountLabel", "linux.mountLabel") or None
     if spec.mount_label and not _selinux_enabled():
         spec.warnings.append(f"selinux mount label {spec.mount_label!r} ignored: this host has no SELinux")
+    if "mount" not in spec.namespaces:
+        _check_no_mounts(spec)
     return spec
+
+
+def _check_no_mounts(spec: OciSpec) -> None:
+    """A config that inherits the runtime's mount namespace gets a chroot into its root and nothing else
+    (as with runc): every mount it asks for would be made in the host's namespace."""
+    asked = [
+        (key, present)
+        for key, present in (
+            ("mounts", spec.mounts),
+            ("linux.maskedPaths", spec.masked_paths),
+            ("linux.readonlyPaths", spec.readonly_paths),
+            ("linux.devices", spec.devices),
+            ("root.readonly", spec.root_readonly),
+            ("linux.rootfsPropagation", spec.rootfs_propagation),
+        )
+        if present
+    ]
+    if asked:
+        raise _err(
+            asked[0][0],
+            "needs a mount namespace of the container's own: without one (linux.namespaces has no "
+            '"mount") it would be mounted on the host; add {"type": "mount"} or leave it out',
+        )
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -1350,7 +1409,12 @@ def load_process(path: str) -> OciProcess:
         raise NotFound(f"no process file at {path}") from None
     except OSError as e:
         raise _err("", f"cannot read {path}: {e.strerror}") from None
-    return _process(decode(data), [])
+    doc = decode(data)
+    proc = _process(doc, [])
+    from . import procattr
+
+    proc.proc_attrs = procattr.check({"process": doc})
+    return proc
 
 
 # -- `pycontain spec` -------------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """Containers' state on disk: one directory per container under the state root, written atomically.
 
-Layout of ``<root>`` (default ``/run/pycontain``)::
+Layout of ``<root>`` (default ``/var/lib/pycontain/containers``)::
 
     .lock                 flock held while names are reserved or containers removed
     <id>/state.json       the ContainerState, replaced atomically (write to a temp file, rename)
-    <id>/container.log    stdout/stderr of a detached container
+    <id>/container.log    stdout/stderr of a detached container, one timestamped line each (see monitor)
     <id>/upper, work      the overlay's writable layer (copy-on-write over the root filesystem)
 
 A process is identified by pid *and* its start time (field 22 of /proc/PID/stat), so a recorded pid
-that the kernel has since given to another process is never reported running or signalled.
+that the kernel has since given to another process is never reported running or signalled, and
+the boot id it was recorded under must be the current one: after a reboot every container is exited.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import time
 from . import fastjson
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, PycontainError
 
-DEFAULT_ROOT = "/run/pycontain"
+# On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
+# under /run would hold the writable layers in RAM). What dies with the machine is told apart by boot id.
+DEFAULT_ROOT = "/var/lib/pycontain/containers"
 # Every container of every state root, by id → its state directory: lets 'gc' tell an orphan cgroup
 # (no container anywhere) from one whose container lives under another --root.
 INDEX_DIR = "/run/pycontain.index"
@@ -65,8 +68,24 @@ def known_anywhere(cid: str) -> bool:
     return os.path.isdir(os.path.join(INDEX_DIR, cid))  # follows the link to the state directory
 
 
+_BOOT_ID: list[str] = []
+
+
+def current_boot_id() -> str:
+    """The kernel's id of this boot: pids and start times recorded under another one mean nothing now."""
+    if not _BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _BOOT_ID.append(f.read().strip())
+        except OSError:
+            _BOOT_ID.append("")
+    return _BOOT_ID[0]
+
+
 def pid_alive(pid: int | None, start_time: int | None) -> bool:
-    return bool(pid) and start_time is not None and proc_start_time(pid) == start_time
+    if not pid or start_time is None:
+        return False
+    return proc_start_time(pid) == start_time
 
 
 class ContainerState:
@@ -88,6 +107,11 @@ class ContainerState:
         "bundle",
         "error",
         "creator",
+        "boot_id",
+        "monitor",
+        "restarts",
+        "manual_stop",
+        "health",
     )
 
     def __init__(
@@ -108,6 +132,11 @@ class ContainerState:
         bundle: str = "",
         error: str = "",
         creator: list[int] | None = None,
+        boot_id: str | None = None,
+        monitor: list[int | None] | None = None,
+        restarts: int = 0,
+        manual_stop: bool = False,
+        health: dict | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -126,6 +155,12 @@ class ContainerState:
         # The runtime process creating the container ([pid, start time]): while it lives, a "creating"
         # container is work in progress; once it is gone, a crash leftover for gc.
         self.creator = creator if creator is not None else [os.getpid(), proc_start_time(os.getpid())]
+        self.boot_id = boot_id if boot_id is not None else current_boot_id()
+        # The monitor process of a detached container ([pid, start time]): it reaps PID 1 and records its exit.
+        self.monitor = monitor
+        self.restarts = restarts  # how many times the restart policy started it again
+        self.manual_stop = manual_stop  # stopped by 'stop': the restart policy leaves it alone
+        self.health = health  # {"Status": ..., "FailingStreak": n, "Log": [...]} with --health-cmd
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -134,12 +169,21 @@ class ContainerState:
     def from_dict(cls, d: dict) -> ContainerState:
         return cls(**{k: d[k] for k in cls.__slots__ if k in d})
 
+    def same_boot(self) -> bool:
+        return not self.boot_id or self.boot_id == current_boot_id()
+
     def alive(self) -> bool:
-        return pid_alive(self.pid, self.pid_start)
+        return self.same_boot() and pid_alive(self.pid, self.pid_start)
+
+    def monitored(self) -> bool:
+        """Whether this container's monitor still runs (it will record the exit and apply the restart policy)."""
+        return bool(self.monitor and self.same_boot() and pid_alive(*self.monitor))
 
     def abandoned(self) -> bool:
         """Still "creating" or "removing", but the runtime doing it is gone: a crashed create or rm."""
-        return self.status in (CREATING, REMOVING) and not pid_alive(*(self.creator or [0, None]))
+        return self.status in (CREATING, REMOVING) and not (
+            self.same_boot() and pid_alive(*(self.creator or [0, None]))
+        )
 
 
 class StateStore:

@@ -65,7 +65,7 @@ class PipeRelay:
         try:
             while self._dest:
                 rlist = [*self._dest, pidfd] + ([self._stdin_fd] if reading_stdin and not pending else [])
-                wlist = [self._in_w] if pending else []
+                wlist = [self._in_w] if pending and self._in_w is not None else []
                 ready, writable, _ = select.select(rlist, wlist, [])
                 for fd in [fd for fd in ready if fd in self._dest]:
                     self._copy_out(fd)
@@ -75,6 +75,7 @@ class PipeRelay:
                         reading_stdin = False
                         self._close_stdin()
                 if writable:
+                    assert self._in_w is not None  # only pending input makes it writable
                     try:
                         pending = pending[os.write(self._in_w, pending) :]
                     except BrokenPipeError:  # the container closed its stdin: the rest is not wanted

@@ -103,7 +103,9 @@ def create(mappings: dict) -> int:
             os.close(ready_r)
             os.close(go_w)
             libc.unshare(libc.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
+            # Its pid as the mounted /proc numbers it: the caller may sit in a pid namespace of its own
+            # with the host's /proc still mounted (a container's process making an id-mapped mount).
+            os.write(ready_w, os.readlink("/proc/self").encode())
             os.read(go_r, 1)
         except BaseException:
             code = 1
@@ -112,21 +114,22 @@ def create(mappings: dict) -> int:
     os.close(ready_w)
     os.close(go_r)
     try:
-        if os.read(ready_r, 1) != b"1":
+        proc_pid = os.read(ready_r, 16)
+        if not proc_pid.isdigit():
             raise PycontainError(
                 "cannot create a user namespace (see 'pycontain check': user namespaces may be "
                 "disabled on this host, e.g. user.max_user_namespaces=0)"
             )
         try:
             for kind in ("uid", "gid"):
-                with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                with open(f"/proc/{int(proc_pid)}/{kind}_map", "w") as f:
                     f.write(_map_text(mappings[kind]))
         except OSError as e:
             raise PycontainError(
                 f"cannot write the user namespace's id mappings: {e.strerror} (ranges must not "
                 "overlap, at most 340 lines)"
             ) from None
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(f"/proc/{int(proc_pid)}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
         os.close(go_w)  # releases the helper

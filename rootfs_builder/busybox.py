@@ -102,7 +102,7 @@ def _makedirs(path: str) -> None:
         os.makedirs(path, mode=0o755, exist_ok=True)
     except PermissionError as e:
         raise PermissionDenied(
-            f"cannot create {path}: {e.strerror.lower()} (run as root, or set "
+            f"cannot create {path}: {str(e.strerror).lower()} (run as root, or set "
             "PYCONTAIN_DATA to a writable directory)"
         ) from None
 

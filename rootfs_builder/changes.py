@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from pycontain.errors import InvalidArgument
-from rootfs_builder.sources import WriterPipe
+from rootfs_builder.onelayer import WriterPipe
 from rootfs_builder.store import Store
 
 

@@ -3,7 +3,9 @@
 Libraries are found with ``ldd`` (run on host binaries only, which are trusted). Every path is copied as it
 resolves on the host: symbolic links on the way (``/lib -> usr/lib`` on merged-/usr systems, ``libz.so.1 ->
 libz.so.1.2.13``) are kept as links, with their targets. For a Python interpreter the modules it loads at
-start-up (``encodings``...) and the ``os.py`` landmark come along, so ``python3 -c 'print(1)'`` runs.
+start-up come along, and its whole standard library (with the libraries its extension modules link, such
+as libssl for ``_ssl``) but for what a program does not import: tests, IDLE, tkinter, the static
+libpython and installed packages.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import tarfile
 from collections.abc import Callable
 
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
-from rootfs_builder.progress import Progress
+from rootfs_builder.layer import Reader
+from rootfs_builder.progress import Reporter
 from rootfs_builder.store import Store
 
 ETC = {
@@ -25,6 +28,24 @@ ETC = {
     "etc/resolv.conf": "",
 }
 DIRS = {"proc": 0o555, "sys": 0o555, "dev": 0o755, "tmp": 0o1777, "etc": 0o755, "root": 0o700}
+# Standard library parts left out of a Python closure: not imported by programs (tests, demos, IDLE,
+# tkinter without Tk, the static libpython for embedding, pip's bootstrap) or not the stdlib at all.
+_PY_SKIPPED = frozenset(
+    {
+        "__pycache__",
+        "test",
+        "idlelib",
+        "tkinter",
+        "turtledemo",
+        "ensurepip",
+        "lib2to3",
+        "site-packages",
+        "dist-packages",
+    }
+)
+_PY_STDLIB = (
+    "import sysconfig\nprint(sysconfig.get_paths()['stdlib'])\nprint(sysconfig.get_paths()['platstdlib'])"
+)
 _PY_STARTUP = (
     "import sys\n"
     "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)))"
@@ -80,7 +101,9 @@ class Closure:
         self.entries: dict[str, str] = {}  # absolute host path -> "dir" | "file" | "link" | "tree"
         self.elves: list[str] = []
 
-    def add(self, path: str, tree: bool = False, depth: int = 0) -> None:
+    def add(self, path: str, tree: bool = False, depth: int = 0, skip: frozenset[str] = frozenset()) -> None:
+        """Copy ``path`` (a whole ``tree`` for a directory, less subdirectories named in ``skip`` and
+        ``__pycache__``) and the links on its way; ELF files' libraries are found later."""
         if depth > 40:
             raise PycontainError(f"too many levels of symbolic links copying {path!r}")
         parts = [p for p in os.path.normpath(path).split("/") if p]
@@ -96,7 +119,7 @@ class Closure:
                 self.entries[nxt] = "link"
                 target = os.readlink(nxt)
                 resolved = os.path.normpath(target if target.startswith("/") else os.path.join(cur, target))
-                self.add(os.path.join(resolved, *parts[i + 1 :]), tree, depth + 1)
+                self.add(os.path.join(resolved, *parts[i + 1 :]), tree, depth + 1, skip)
                 return
             if stat.S_ISDIR(st.st_mode) and not last:
                 self.entries.setdefault(nxt, "dir")
@@ -106,12 +129,16 @@ class Closure:
                 self.entries[nxt] = "tree" if tree else "dir"
                 if tree:
                     for dirpath, dirnames, filenames in os.walk(nxt):
-                        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+                        dirnames[:] = [
+                            d
+                            for d in dirnames
+                            if d != "__pycache__" and d not in skip and not d.startswith("config-")
+                        ]
                         for name in filenames + dirnames:
                             p = os.path.join(dirpath, name)
-                            self.entries.setdefault(
-                                p, "link" if os.path.islink(p) else ("dir" if os.path.isdir(p) else "file")
-                            )
+                            kind = "link" if os.path.islink(p) else ("dir" if os.path.isdir(p) else "file")
+                            if self.entries.setdefault(p, kind) == "file" and _is_elf(p):
+                                self.elves.append(p)
                 return
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"cannot copy {nxt!r}: not a regular file, directory or link")
@@ -153,10 +180,17 @@ class Closure:
                 tf.addfile(ti, io.BytesIO(data))
 
 
-def _python_startup_files(binary: str) -> list[str]:
+def _python_files(binary: str) -> tuple[list[str], list[str]]:
+    """(the modules ``binary`` loads at start-up, its standard library directories)."""
+    return _python_startup_files(binary), [
+        d for d in dict.fromkeys(_python_output(binary, _PY_STDLIB)) if d.startswith("/") and os.path.isdir(d)
+    ]
+
+
+def _python_output(binary: str, code: str) -> list[str]:
     try:
         out = subprocess.run(
-            [binary, "-c", _PY_STARTUP],
+            [binary, "-I", "-c", code],
             capture_output=True,
             text=True,
             timeout=60,
@@ -165,42 +199,39 @@ def _python_startup_files(binary: str) -> list[str]:
         ).stdout
     except OSError:
         return []
-    files = [f for f in out.splitlines() if f.startswith("/")]
-    os_py = [f for f in files if f.endswith("/os.py")]
-    if not os_py:  # frozen in 3.11+: the stdlib's landmark still has to be there
-        encodings = [f for f in files if f.endswith("/encodings/__init__.py")]
-        if encodings:
-            files.append(os.path.join(os.path.dirname(os.path.dirname(encodings[0])), "os.py"))
-    for f in list(files):
-        if f.endswith("/os.py"):  # the exec_prefix landmark (its extension modules are not needed to start)
-            files.append(os.path.join(os.path.dirname(f), "lib-dynload"))
-    return [f for f in files if os.path.exists(f)]
+    return out.splitlines()
+
+
+def _python_startup_files(binary: str) -> list[str]:
+    """Modules loaded at start-up, some outside the stdlib directory (Debian's sitecustomize in /etc)."""
+    return [f for f in _python_output(binary, _PY_STARTUP) if f.startswith("/") and os.path.exists(f)]
 
 
 def import_closure(
     store: Store,
     binaries: list[str],
     name: str | None,
-    bar: Progress,
+    bar: Reporter,
     *,
     files: list[str] | None = None,
     config: dict | None = None,
 ) -> dict:
-    from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
+    from pycontain.config import DEFAULT_PATH
+    from rootfs_builder.onelayer import import_single_layer
 
     opener, resolved, source = closure_opener(binaries, bar, files)
     if config is None:
-        config = {"Env": [DEFAULT_PATH], "Cmd": [resolved[0]]}
+        config = {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": [resolved[0]]}
     return import_single_layer(
         store, opener, source, name, source, config, bar, None, f"pycontain closure {' '.join(resolved)}"
     )
 
 
 def closure_opener(
-    binaries: list[str], bar: Progress, files: list[str] | None = None
-) -> tuple[Callable[[], object], list[str], str]:
+    binaries: list[str], bar: Reporter, files: list[str] | None = None
+) -> tuple[Callable[[], Reader], list[str], str]:
     """(opener of the closure's layer tar, the binaries' host paths, the source string)."""
-    from rootfs_builder.sources import tar_pipe
+    from rootfs_builder.onelayer import tar_pipe
 
     closure = Closure()
     resolved = []
@@ -214,8 +245,11 @@ def closure_opener(
         resolved.append(path)
         closure.add(path)
         if os.path.basename(os.path.realpath(path)).startswith("python"):
-            for f in _python_startup_files(path):
+            startup, stdlib = _python_files(path)
+            for f in startup:
                 closure.add(f)
+            for d in stdlib:
+                closure.add(d, tree=True, skip=_PY_SKIPPED)
     if not resolved:
         raise InvalidArgument("closure: name at least one binary (closure:/usr/bin/python3)")
     for f in files or []:

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 
 from pycontain.errors import InvalidArgument, PycontainError, Unsupported
-from rootfs_builder.progress import Progress
+from rootfs_builder.progress import Reporter
 from rootfs_builder.store import Store
 
 VARIANTS = (
@@ -104,7 +104,7 @@ def _sources_uris() -> list[str]:
     return uris
 
 
-def _run_with_progress(argv: list[str], bar: Progress, what: str) -> None:
+def _run_with_progress(argv: list[str], bar: Reporter, what: str) -> None:
     bar.status(f"{what}: starting")
     try:
         proc = subprocess.Popen(
@@ -135,7 +135,7 @@ def import_debian(
     store: Store,
     suite: str,
     name: str | None,
-    bar: Progress,
+    bar: Reporter,
     *,
     variant: str = "minbase",
     include: list[str] | None = None,
@@ -144,11 +144,12 @@ def import_debian(
     tool: str | None = None,
 ) -> dict:
     """Bootstrap ``suite`` and import it as a one-layer image."""
-    from rootfs_builder.sources import DEFAULT_PATH, import_single_layer
+    from pycontain.config import DEFAULT_PATH
+    from rootfs_builder.onelayer import import_single_layer
 
     if config is None:
         config = {
-            "Env": [DEFAULT_PATH],
+            "Env": [f"PATH={DEFAULT_PATH}"],
             "Cmd": ["/bin/bash"] if variant not in ("extract", "custom") else None,
         }
     with bootstrap(store, suite, bar, variant=variant, include=include, mirror=mirror, tool=tool) as (
@@ -165,7 +166,7 @@ def import_debian(
 def bootstrap(
     store: Store,
     suite: str,
-    bar: Progress,
+    bar: Reporter,
     *,
     variant: str = "minbase",
     include: list[str] | None = None,
@@ -174,7 +175,7 @@ def bootstrap(
 ) -> Iterator[tuple]:
     """Bootstrap ``suite`` into the store's tmp dir; yield (opener of its layer tar, size or None, what, source,
     comment). The bootstrap is deleted when the block ends."""
-    from rootfs_builder.sources import _add_tree, tar_pipe
+    from rootfs_builder.onelayer import tree_pipe
 
     if not suite or not suite.replace("-", "").isalnum():
         raise InvalidArgument(f"invalid Debian suite {suite!r} (e.g. bookworm, trixie, sid)")
@@ -223,7 +224,7 @@ def bootstrap(
         _run_with_progress(argv, bar, f"debootstrap {suite}")
         source = f"debian:{suite}?variant={dv or 'default'}&include={','.join(include)}&mirror={mirror}"
         yield (
-            (lambda: tar_pipe(lambda tf: _add_tree(tf, target))),
+            (lambda: tree_pipe(target)),
             None,
             what,
             source,

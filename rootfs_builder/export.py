@@ -19,6 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
+from typing import IO, Any, cast
 
 from pycontain.errors import AlreadyExists, InvalidArgument, PycontainError, Unsupported
 from rootfs_builder.store import Store
@@ -74,7 +75,7 @@ def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool 
             for name in _xattrs(path):
                 if name.startswith(_ALLOWED_XATTRS):
                     value = os.getxattr(path, name, follow_symlinks=False)
-                    ti.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+                    ti.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")  # type: ignore[index]  # a dict (typeshed: Mapping)
             if ti.isreg():
                 with open(path, "rb") as f:
                     tf.addfile(ti, f)
@@ -171,11 +172,12 @@ def export_image(
     ref_name = tag or found_as or (rec["names"][0] if rec["names"] else "latest")
     parent = os.path.dirname(os.path.abspath(dest))
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    moved = False
     try:
         blobs = os.path.join(work, "blobs", "sha256")
         os.makedirs(blobs)
         descs, config_bytes = _image_blobs(store, rec, blobs, compress=True)
-        manifest = {
+        manifest: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
@@ -208,11 +210,11 @@ def export_image(
             if os.path.isdir(dest):
                 os.rmdir(dest)
             os.rename(work, dest)
-            work = None
+            moved = True
     except OSError as e:
         raise InvalidArgument(f"cannot export to {dest}: {e.strerror or e}") from None
     finally:
-        if work is not None:
+        if not moved:
             shutil.rmtree(work, ignore_errors=True)
     return {
         "manifest": m_digest,
@@ -312,7 +314,9 @@ def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None
         raise PycontainError(message or f"the export process failed ({os.waitstatus_to_exitcode(status)})")
 
 
-def _check(argv: list[str], stdin: object = None, stdout: object = None) -> subprocess.Popen:
+def _check(
+    argv: list[str], stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None
+) -> subprocess.Popen:
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     except FileNotFoundError:
@@ -325,7 +329,7 @@ def _finish(procs: list[subprocess.Popen]) -> None:
         err = p.stderr.read().decode(errors="replace").strip() if p.stderr else ""
         if p.wait() != 0:
             raise PycontainError(
-                f"{p.args[0]} failed: {err.splitlines()[-1] if err else f'exit status {p.returncode}'}"
+                f"{cast(list[str], p.args)[0]} failed: {err.splitlines()[-1] if err else f'exit status {p.returncode}'}"
             )
 
 
@@ -381,6 +385,7 @@ def export_rootfs_tar(ref: str, dest: str, data_root: str | None = None, *, comp
             }
             t = _check(tar, stdout=subprocess.PIPE)
             z = _check(zip_[compress], stdin=t.stdout, stdout=f)
+            assert t.stdout is not None
             t.stdout.close()  # only the compressor holds the pipe: tar sees EPIPE if it dies
             _finish([t, z])
 

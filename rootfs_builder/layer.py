@@ -30,9 +30,10 @@ import subprocess
 import tarfile
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 from pycontain.errors import InvalidArgument, Unsupported
+from pycontain.units import format_size
 
 CHUNK = 1 << 20
 WHITEOUT = ".wh."
@@ -56,10 +57,26 @@ class LayerInfo:
         self.skipped_devices = skipped_devices
 
 
+class Reader(Protocol):
+    """What the layer readers need of a stream: ``read``. Files, pipes, the decompressors and the readers
+    below all qualify."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Stream(Reader, Protocol):
+    """A Reader that ``tarfile.open(fileobj=...)`` also takes: every io class is one."""
+
+    def write(self, b: bytes, /) -> object: ...
+    def tell(self) -> int: ...
+    def seek(self, pos: int, /) -> object: ...
+    def close(self) -> object: ...
+
+
 class HashingReader(io.RawIOBase):
     """A read-only stream that hashes and counts what passes through it (and reports progress)."""
 
-    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, f: Reader, progress: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self.f = f
         self.hash = hashlib.sha256()
@@ -91,7 +108,7 @@ class HashingReader(io.RawIOBase):
 class _Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``f``: lets us sniff magic bytes off a non-seekable stream."""
 
-    def __init__(self, prefix: bytes, f: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, f: Reader) -> None:
         super().__init__()
         self.prefix = prefix
         self.f = f
@@ -123,7 +140,7 @@ class _BlockPadded(io.RawIOBase):
     against where the last member's data ends (a member cut short is still corrupt).
     """
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Reader) -> None:
         super().__init__()
         self.f = f
         self.real_end = 0  # bytes read from f
@@ -152,7 +169,7 @@ class _BlockPadded(io.RawIOBase):
 class _ZstdProcess(io.RawIOBase):
     """Decompress zstd through the ``zstd`` program when the ``zstandard`` module is not installed."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Reader) -> None:
         super().__init__()
         try:
             self.proc = subprocess.Popen(
@@ -166,21 +183,23 @@ class _ZstdProcess(io.RawIOBase):
                 "a zstd-compressed layer needs the zstd program or the zstandard module "
                 "(apt-get install zstd)"
             ) from None
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr  # all three are pipes
+        self.stdin, self.stdout, self.stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._feed, args=(f,), daemon=True)
         self.thread.start()
 
-    def _feed(self, f: BinaryIO) -> None:
+    def _feed(self, f: Reader) -> None:
         try:
             while data := f.read(CHUNK):
-                self.proc.stdin.write(data)
+                self.stdin.write(data)
         except BrokenPipeError:
             pass
         except BaseException as e:
             self.error = e
         finally:
             try:
-                self.proc.stdin.close()
+                self.stdin.close()
             except OSError:
                 pass
 
@@ -188,7 +207,7 @@ class _ZstdProcess(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
-        return self.proc.stdout.read(n)
+        return self.stdout.read(n)
 
     def readinto(self, b) -> int:
         data = self.read(len(b))
@@ -196,10 +215,10 @@ class _ZstdProcess(io.RawIOBase):
         return len(data)
 
     def finish(self) -> None:
-        while self.proc.stdout.read(CHUNK):
+        while self.stdout.read(CHUNK):
             pass
         self.thread.join()
-        err = self.proc.stderr.read().decode(errors="replace").strip()
+        err = self.stderr.read().decode(errors="replace").strip()
         code = self.proc.wait()
         if self.error is not None:
             raise self.error
@@ -212,7 +231,7 @@ class _ZstdProcess(io.RawIOBase):
         self.proc.wait()
 
 
-def decompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
+def decompressed(raw: Reader) -> tuple[Stream, str]:
     """The decompressed stream of ``raw`` and the compression's name, told apart by magic bytes."""
     head = b""
     while len(head) < 6:
@@ -230,11 +249,13 @@ def decompressed(raw: BinaryIO) -> tuple[BinaryIO, str]:
             import zstandard
         except ImportError:
             return _ZstdProcess(src), "zstd"
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True), "zstd"
+        return zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, src), read_across_frames=True
+        ), "zstd"
     if head[:6] == b"\xfd7zXZ\x00":
         import lzma
 
-        return lzma.LZMAFile(src), "xz"
+        return lzma.LZMAFile(src), "xz"  # type: ignore[arg-type]  # typeshed wants IO[bytes]: read is all it uses
     if head[:3] == b"BZh":
         import bz2
 
@@ -425,15 +446,19 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def unpack(
-    src: BinaryIO,
+    src: Reader,
     dest: str,
     what: str,
     *,
     expect_blob: str | None = None,
     expect_diff: str | None = None,
     progress: Callable[[int], None] | None = None,
+    max_size: int | None = None,
 ) -> LayerInfo:
-    """Unpack the layer read from ``src`` into the empty directory ``dest``; verify its digests (hex)."""
+    """Unpack the layer read from ``src`` into the empty directory ``dest``; verify its digests (hex).
+
+    ``max_size``: the most bytes the uncompressed layer, and the files it holds, may have (a small
+    compressed blob can unpack to any size)."""
     blob = HashingReader(src, progress)
     stream, kind = decompressed(blob)
     diff = HashingReader(stream)
@@ -443,7 +468,14 @@ def unpack(
         try:
             data_end = 0
             with tarfile.open(fileobj=padded, mode="r|", errorlevel=2) as tf:
+                files = 0
                 for ti in tf:
+                    files += ti.size if ti.isreg() else 0  # a sparse file's size: what it fills on disk
+                    if max_size is not None and max(files, diff.count) > max_size:
+                        raise BadImage(
+                            f"{what}: the layer unpacks to more than {format_size(max_size)}, the limit "
+                            "(raise it with PYCONTAIN_MAX_LAYER_SIZE, e.g. 64g)"
+                        )
                     unpacker.member(ti, tf)
                     data_end = ti.offset_data + (ti.size if ti.isreg() else 0)
             diff.drain()

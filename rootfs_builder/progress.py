@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+
+class Reporter(Protocol):
+    """What the Debian, closure and single-layer builders report to: a ``Progress`` when importing, the
+    build's own display (``build.BuildProgress``) during ``pycontain build``."""
+
+    def task(self, description: str, total: int | None, /) -> Callable[[int], None] | None: ...
+    def status(self, text: str, /) -> None: ...
 
 
 class Progress:
@@ -32,7 +44,7 @@ class Progress:
             self._bar.start()
         except Exception:
             self._bar = None
-        self._status_task = None
+        self._status_task: TaskID | None = None
 
     def task(self, description: str, total: int | None) -> Callable[[int], None] | None:
         if self._bar is None:

@@ -18,18 +18,21 @@ recorded unless every layer is in place. The image id is the sha256 of its confi
 
 from __future__ import annotations
 
+import errno
+import functools
+import io
 import json
 import os
 import re
+import stat
 import tarfile
-import threading
-from collections.abc import Callable
-from typing import BinaryIO
+from typing import IO, BinaryIO, Protocol, cast
 
 from pycontain.errors import InvalidArgument, NotFound
 from rootfs_builder.layer import BadImage, decompressed
+from rootfs_builder.onelayer import import_single_layer, tree_pipe
 from rootfs_builder.progress import Progress
-from rootfs_builder.store import Store, arch, normalize_config
+from rootfs_builder.store import Store, arch
 
 SCHEMES = ("oci", "oci-archive", "docker-archive", "dir", "tar", "debian", "closure")
 _DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -37,7 +40,6 @@ INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _hex(digest: object, what: str) -> str:
@@ -54,11 +56,25 @@ def _json(data: bytes, what: str) -> dict:
         raise BadImage(f"{what} is not valid JSON ({e})") from None
     if not isinstance(obj, dict | list):
         raise BadImage(f"{what} is not a JSON object")
-    return obj
+    return obj  # type: ignore[return-value]  # docker-archive's manifest.json is a list: its caller checks
 
 
 # -- where blobs come from: a directory or a tar archive ---------------------------------------------
+class Blobs(Protocol):
+    """Files of an image layout or archive by relative path (``what`` names them in errors)."""
+
+    def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes: ...
+    def open(self, rel: str, what: str, size: int | None = None) -> IO[bytes]: ...
+    def exists(self, rel: str) -> bool: ...
+    def size(self, rel: str) -> int | None: ...
+    def close(self) -> None: ...
+
+
 class _DirBlobs:
+    """Files of an OCI layout directory. A layout is untrusted input: a blob that is a symbolic link (to
+    /etc/shadow, /dev/zero) or anything but a regular file (a FIFO would block for ever) is refused, and
+    every path component beneath the layout is opened without following links."""
+
     def __init__(self, root: str) -> None:
         self.root = root
 
@@ -69,24 +85,78 @@ class _DirBlobs:
             raise BadImage(f"{what} is implausibly large (over {limit >> 20} MiB)")
         return data
 
-    def open(self, rel: str, what: str) -> BinaryIO:
-        path = os.path.join(self.root, rel)
+    def open(self, rel: str, what: str, size: int | None = None) -> BinaryIO:
+        """``rel`` for reading; with ``size`` (its descriptor's), a stream that fails past that many bytes."""
+        parts = [p for p in rel.split("/") if p]
+        fd = -1
         try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            raise BadImage(f"{what}: {rel} is missing from {self.root}") from None
+            fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            for part in parts[:-1]:
+                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            blob = os.open(parts[-1], flags, dir_fd=fd)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise BadImage(f"{what}: {rel} is missing from {self.root}") from None
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a symbolic link
+                raise BadImage(
+                    f"{what}: {rel} in {self.root} is (or passes through) a symbolic link: an image layout "
+                    "holds only directories and regular files"
+                ) from None
+            raise BadImage(f"{what}: cannot open {rel} in {self.root}: {e.strerror}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if not stat.S_ISREG(os.fstat(blob).st_mode):
+            os.close(blob)
+            raise BadImage(f"{what}: {rel} in {self.root} is not a regular file")
+        f = os.fdopen(blob, "rb")
+        return f if size is None else cast(BinaryIO, _Bounded(f, size, what))  # a file that stops at size
 
-    def exists(self, rel: str) -> bool:
-        return os.path.isfile(os.path.join(self.root, rel))
-
-    def size(self, rel: str) -> int | None:
+    def _lstat(self, rel: str) -> os.stat_result | None:
         try:
-            return os.path.getsize(os.path.join(self.root, rel))
+            return os.lstat(os.path.join(self.root, rel))
         except OSError:
             return None
 
+    def exists(self, rel: str) -> bool:
+        st = self._lstat(rel)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def size(self, rel: str) -> int | None:
+        st = self._lstat(rel)
+        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
+
     def close(self) -> None:
         pass
+
+
+class _Bounded(io.RawIOBase):
+    """A blob read to at most its declared size: a longer one is an error, not a read without end."""
+
+    def __init__(self, f: BinaryIO, size: int, what: str) -> None:
+        super().__init__()
+        self.f = f
+        self.left = size
+        self.size = size
+        self.what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.f.read(min(len(b), self.left + 1))
+        if len(data) > self.left:
+            raise BadImage(f"{self.what}: the blob is larger than its descriptor's size ({self.size} bytes)")
+        self.left -= len(data)
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
 
 
 class _TarBlobs:
@@ -101,7 +171,7 @@ class _TarBlobs:
                 self.members[os.path.normpath(ti.name.lstrip("/"))] = ti
         except (tarfile.TarError, EOFError) as e:
             raise BadImage(f"{path}: corrupt or truncated archive ({e})") from None
-        self.tf.members = []  # the index above is all we need; don't keep two
+        self.tf.members = []  # type: ignore[attr-defined]  # the index above is all we need; don't keep two
 
     def _member(self, rel: str, what: str) -> tarfile.TarInfo:
         name = os.path.normpath(rel)
@@ -120,15 +190,23 @@ class _TarBlobs:
             return ti
         raise BadImage(f"{what}: too many links for {rel} in {self.path}")
 
-    def open(self, rel: str, what: str) -> BinaryIO:
-        return self.tf.extractfile(self._member(rel, what))
+    def open(self, rel: str, what: str, size: int | None = None) -> IO[bytes]:
+        ti = self._member(rel, what)
+        if size is not None and ti.size > size:
+            raise BadImage(f"{what}: the blob is larger than its descriptor's size ({size} bytes)")
+        return self._extract(ti)
+
+    def _extract(self, ti: tarfile.TarInfo) -> IO[bytes]:
+        f = self.tf.extractfile(ti)
+        assert f is not None  # _member returns regular files only
+        return f
 
     def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes:
         ti = self._member(rel, what)
         if ti.size > limit:
             raise BadImage(f"{what} is implausibly large (over {limit >> 20} MiB)")
         try:
-            data = self.tf.extractfile(ti).read()
+            data = self._extract(ti).read()
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BadImage(f"{self.path}: corrupt or truncated archive ({e})") from None
         if len(data) != ti.size:
@@ -146,85 +224,6 @@ class _TarBlobs:
 
     def close(self) -> None:
         self.tf.close()
-
-
-class WriterPipe:
-    """What ``write(stream)`` writes (in a thread), read like a file: a layer streamed into the store without
-    a temporary file. ``close()`` raises what the writer raised, so a layer cut short is never kept."""
-
-    def __init__(self, write: Callable[[BinaryIO], None], what: str = "the source") -> None:
-        r, w = os.pipe()
-        self.r = os.fdopen(r, "rb", buffering=1 << 16)
-        self.w = os.fdopen(w, "wb", buffering=1 << 16)
-        self.what = what
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(write,), daemon=True)
-        self.thread.start()
-
-    def _run(self, write: Callable[[BinaryIO], None]) -> None:
-        try:
-            write(self.w)
-        except BrokenPipeError:
-            pass
-        except BaseException as e:
-            self.error = e
-        finally:
-            try:
-                self.w.close()
-            except OSError:
-                pass
-
-    def read(self, n: int = -1) -> bytes:
-        return self.r.read(n)
-
-    def close(self) -> None:
-        self.r.close()
-        self.thread.join()
-        if self.error is not None:
-            if isinstance(self.error, OSError):
-                raise InvalidArgument(
-                    f"cannot read {self.error.filename or self.what}: {self.error.strerror or self.error}"
-                ) from None
-            raise self.error
-
-
-def tar_pipe(fill: Callable[[tarfile.TarFile], None]) -> WriterPipe:
-    """A tar stream written by ``fill(tarfile)`` (for directories, closures, built files)."""
-
-    def write(out: BinaryIO) -> None:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-            fill(tf)
-
-    return WriterPipe(write)
-
-
-def _add_tree(tf: tarfile.TarFile, root: str) -> None:
-    """A directory's tree into ``tf`` (sorted, symlinks not followed, hard links kept, file capabilities)."""
-
-    def keep_caps(ti: tarfile.TarInfo) -> tarfile.TarInfo:
-        path = os.path.join(root, ti.name) if ti.name != "." else root
-        if ti.isreg():
-            try:
-                cap = os.getxattr(path, "security.capability", follow_symlinks=False)
-                ti.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
-            except OSError:
-                pass
-        return ti
-
-    tf.add(root, arcname=".", recursive=True, filter=keep_caps)
-
-
-# -- the image config for single-layer sources -----------------------------------------------------
-def synth_config(diff_ids: list[str], config: dict | None, comment: str) -> bytes:
-    inner = {k: v for k, v in normalize_config(config or {"Env": [DEFAULT_PATH]}).items() if v}
-    doc = {
-        "architecture": arch(),
-        "os": "linux",
-        "config": inner,
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-        "history": [{"created_by": comment}],
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 # -- detection ------------------------------------------------------------------------------------
@@ -284,7 +283,7 @@ def detect(source: str) -> tuple[str, str, str | None]:
 
 
 # -- OCI and docker images ------------------------------------------------------------------------
-def _choose_manifest(blobs: object, index: dict, ref: str | None, where: str) -> tuple[dict, str | None]:
+def _choose_manifest(blobs: Blobs, index: dict, ref: str | None, where: str) -> tuple[dict, str | None]:
     """The manifest descriptor to import from an OCI index (following nested indexes to this platform)."""
     manifests = index.get("manifests")
     if not isinstance(manifests, list) or not manifests:
@@ -338,13 +337,33 @@ def _platform_ok(platform: object) -> bool:
     return platform.get("os", "linux") == "linux" and platform.get("architecture", arch()) == arch()
 
 
-def _read_blob(blobs: object, desc: dict, where: str, what: str) -> bytes:
+def _size(desc: dict, what: str) -> int | None:
+    """A descriptor's ``size``: the most that is read of its blob."""
+    size = desc.get("size")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadImage(f"{what}: the descriptor's size is {size!r}, not a byte count")
+    return size
+
+
+def _read_blob(blobs: Blobs, desc: object, where: str, what: str) -> bytes:
     import hashlib
 
     if not isinstance(desc, dict):
         raise BadImage(f"{where}: malformed descriptor for {what}")
     hexd = _hex(desc.get("digest"), f"{where}: {what}")
-    data = blobs.read(f"blobs/sha256/{hexd}", f"{where}: {what}")
+    size = _size(desc, f"{where}: {what}")
+    rel = f"blobs/sha256/{hexd}"
+    if size is None:
+        data = blobs.read(rel, f"{where}: {what}")
+    else:
+        if size > 16 << 20:
+            raise BadImage(f"{where}: {what} is implausibly large (its descriptor says {size} bytes)")
+        with blobs.open(rel, f"{where}: {what}", size) as f:
+            data = f.read(size + 1)
+        if len(data) != size:
+            raise BadImage(f"{where}: {what} is {len(data)} bytes, its descriptor says {size}")
     actual = hashlib.sha256(data).hexdigest()
     if actual != hexd:
         raise BadImage(
@@ -356,7 +375,7 @@ def _read_blob(blobs: object, desc: dict, where: str, what: str) -> bytes:
 
 def _import_layers(
     store: Store,
-    blobs: object,
+    blobs: Blobs,
     layers: list[tuple[str, str | None, str, int | None]],
     where: str,
     progress: Progress,
@@ -371,7 +390,7 @@ def _import_layers(
             else None
         )
         diff, usize, _new = store.add_layer(
-            lambda rel=rel, what=what: blobs.open(rel, what),
+            functools.partial(blobs.open, rel, what, size),
             what,
             expect_diff=diff_hex,
             expect_blob=blob_hex,
@@ -384,7 +403,7 @@ def _import_layers(
 
 def _import_oci(
     store: Store,
-    blobs: object,
+    blobs: Blobs,
     where: str,
     ref: str | None,
     name: str | None,
@@ -410,12 +429,13 @@ def _import_oci(
         raise BadImage(
             f"{where}: the manifest lists {len(descs)} layers but the config {len(diff_ids)} diff_ids"
         )
-    layers = []
+    layers: list[tuple[str, str | None, str, int | None]] = []
     for d, diff in zip(descs, diff_ids, strict=True):
         if "encrypted" in str(d.get("mediaType", "")):
             raise BadImage(f"{where}: encrypted layers are not supported")
         hexd = _hex(d.get("digest"), f"{where}: a layer descriptor")
-        layers.append((f"blobs/sha256/{hexd}", hexd, _hex(diff, f"{where}: a diff_id"), d.get("size")))
+        size = _size(d, f"{where}: a layer descriptor")
+        layers.append((f"blobs/sha256/{hexd}", hexd, _hex(diff, f"{where}: a diff_id"), size))
     progress.status(f"importing {where}")
     diffs, sizes = _import_layers(store, blobs, layers, where, progress)
     if name is None and found_name and (":" in found_name or "/" in found_name):
@@ -432,7 +452,7 @@ def import_pulled(store: Store, layout: str, ref: str, where: str, name: str | N
 
 
 def _import_docker(
-    store: Store, blobs: object, where: str, name: str | None, progress: Progress, source: str
+    store: Store, blobs: Blobs, where: str, name: str | None, progress: Progress, source: str
 ) -> dict:
     entries = _docker_entries(blobs, where)
     if len(entries) > 1:
@@ -442,7 +462,7 @@ def _import_docker(
     return _import_docker_entry(store, blobs, where, entries[0], name, progress, source)
 
 
-def _docker_entries(blobs: object, where: str) -> list[dict]:
+def _docker_entries(blobs: Blobs, where: str) -> list[dict]:
     manifest = _json(blobs.read("manifest.json", f"{where}: manifest.json"), f"{where}: manifest.json")
     if not isinstance(manifest, list) or not manifest or not all(isinstance(e, dict) for e in manifest):
         raise BadImage(f"{where}: manifest.json lists no images")
@@ -450,7 +470,7 @@ def _docker_entries(blobs: object, where: str) -> list[dict]:
 
 
 def _import_docker_entry(
-    store: Store, blobs: object, where: str, entry: dict, name: str | None, progress: Progress, source: str
+    store: Store, blobs: Blobs, where: str, entry: dict, name: str | None, progress: Progress, source: str
 ) -> dict:
     import hashlib
 
@@ -472,7 +492,7 @@ def _import_docker_entry(
         raise BadImage(
             f"{where}: manifest.json lists {len(files)} layers but the config {len(diff_ids)} diff_ids"
         )
-    layers = [
+    layers: list[tuple[str, str | None, str, int | None]] = [
         (f, None, _hex(d, f"{where}: a diff_id"), blobs.size(f)) for f, d in zip(files, diff_ids, strict=True)
     ]
     progress.status(f"importing {where}")
@@ -523,24 +543,6 @@ def _valid_name_or_none(name: str) -> str | None:
         return parse_name(name)
     except InvalidArgument:
         return None
-
-
-def import_single_layer(
-    store: Store,
-    opener: Callable[[], BinaryIO],
-    what: str,
-    name: str | None,
-    source: str,
-    config: dict | None,
-    progress: Progress,
-    size: int | None,
-    comment: str,
-) -> dict:
-    advance = progress.task(f"unpacking {os.path.basename(what.rstrip('/')) or what}", size)
-    diff, usize, _new = store.add_layer(opener, what, progress=advance)
-    return store.add_image(
-        synth_config([diff], config, comment), [diff], name=name, source=source, sizes=[usize]
-    )
 
 
 def import_source(
@@ -601,7 +603,7 @@ def import_source(
             root = os.path.realpath(path)
             return import_single_layer(
                 store,
-                lambda: tar_pipe(lambda tf: _add_tree(tf, root)),
+                lambda: tree_pipe(root),
                 path,
                 name,
                 f"dir:{root}",

@@ -21,6 +21,7 @@ every ``pycontain run``) read it without a lock and always see a whole version.
 
 from __future__ import annotations
 
+import builtins  # `list` in annotations inside the classes that define a list() method
 import contextlib
 import fcntl
 import hashlib
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterator
 
 from pycontain.errors import InvalidArgument, InvalidState, NotFound, PycontainError
 from rootfs_builder import data_root as _data_root
-from rootfs_builder.layer import BadImage, LayerInfo, unpack
+from rootfs_builder.layer import BadImage, LayerInfo, Reader, unpack
 from rootfs_builder.store_lookup import find
 
 INDEX_VERSION = 1
@@ -122,10 +123,26 @@ def _flock(path: str, how: int) -> Iterator[int]:
         os.close(fd)
 
 
-class Store:
-    """One data root's images and layers."""
+DEFAULT_MAX_LAYER_SIZE = 32 << 30
 
-    def __init__(self, data_root: str | None = None) -> None:
+
+def layer_size_limit() -> int:
+    """The most a layer may unpack to: $PYCONTAIN_MAX_LAYER_SIZE (docker's units), else 32 GiB."""
+    value = os.environ.get("PYCONTAIN_MAX_LAYER_SIZE")
+    if not value:
+        return DEFAULT_MAX_LAYER_SIZE
+    from pycontain.units import parse_size
+
+    return parse_size(value, "PYCONTAIN_MAX_LAYER_SIZE")
+
+
+class Store:
+    """One data root's images and layers. ``max_layer_size``: what one layer may unpack to, at most
+    (default: ``layer_size_limit()``, read when a layer is unpacked); an import past it fails and leaves
+    nothing."""
+
+    def __init__(self, data_root: str | None = None, max_layer_size: int | None = None) -> None:
+        self.max_layer_size = max_layer_size
         self.root = _data_root(data_root)
         self.layers_dir = os.path.join(self.root, "layers")
         self.images_dir = os.path.join(self.root, "images")
@@ -252,7 +269,7 @@ class Store:
     # -- layers -------------------------------------------------------------------------------------
     def add_layer(
         self,
-        opener: Callable[[], object],
+        opener: Callable[[], Reader],
         what: str,
         *,
         expect_diff: str | None = None,
@@ -289,7 +306,7 @@ class Store:
 
     def _unpack(
         self,
-        opener: Callable[[], object],
+        opener: Callable[[], Reader],
         what: str,
         expect_diff: str | None,
         expect_blob: str | None,
@@ -302,7 +319,13 @@ class Store:
             src = opener()
             try:
                 info = unpack(
-                    src, tmp, what, expect_blob=expect_blob, expect_diff=expect_diff, progress=progress
+                    src,
+                    tmp,
+                    what,
+                    expect_blob=expect_blob,
+                    expect_diff=expect_diff,
+                    progress=progress,
+                    max_size=self.max_layer_size if self.max_layer_size is not None else layer_size_limit(),
                 )
             finally:
                 close = getattr(src, "close", None)
@@ -331,12 +354,12 @@ class Store:
     def add_image(
         self,
         config_bytes: bytes,
-        layers: list[str],
+        layers: builtins.list[str],
         *,
         name: str | None,
         source: str,
         manifest_bytes: bytes | None = None,
-        sizes: list[int] | None = None,
+        sizes: builtins.list[int] | None = None,
     ) -> dict:
         """Record an image whose layers are in the store. Its id is the sha256 of its config."""
         try:
@@ -386,7 +409,7 @@ class Store:
 
     def rmi(
         self, ref: str, in_use: Callable[[str], bool], force: bool = False
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         """Untag ``ref``; remove its image when no name is left (or ``ref`` is its id), then its unused layers.
 
         Returns (untagged names, deleted ids). An image that ``in_use(id)`` says a container uses is refused.
@@ -418,7 +441,7 @@ class Store:
             self._collect(keep)
             return names, [image_id]
 
-    def _collect(self, keep: set[str]) -> list[str]:
+    def _collect(self, keep: set[str]) -> builtins.list[str]:
         removed = []
         for entry in os.listdir(self.layers_dir):
             path = os.path.join(self.layers_dir, entry)
@@ -430,7 +453,7 @@ class Store:
             removed.append(entry)
         return removed
 
-    def discard_new_layers(self, before: set[str]) -> list[str]:
+    def discard_new_layers(self, before: set[str]) -> builtins.list[str]:
         """After a failed import: delete the layers that appeared since ``before`` (a listing of the layers
         directory) and that no image references. Waits for other imports, which may be about to use them."""
         with self.exclusive(), self._index_lock():
@@ -438,7 +461,7 @@ class Store:
             keep = before | {d for rec in index["images"].values() for d in rec["layers"]}
             return self._collect(keep)
 
-    def prune_layers(self) -> list[str]:
+    def prune_layers(self) -> builtins.list[str]:
         """Delete layers no image references (left by interrupted imports and failed builds), and the build
         cache's entries that named them."""
         with self.exclusive(), self._index_lock():

@@ -7,13 +7,16 @@ The same appliance that runs as a container also boots as a virtual machine, so 
   and unpacked with ``dpkg-deb -x`` in a temporary directory: never installed on the host. Kept from it, in
   ``<data root>/cache/vm/<package>/`` (``$PYCONTAIN_VM_CACHE`` overrides): the ELF ``vmlinux`` taken out of
   the bzImage's payload (an uncompressed kernel boots ~3 s faster under emulation) and the modules a guest
-  loads (virtio-mmio, virtio-blk, ext4, 9p: ``GUEST_MODULES`` and their ``depends=`` closure; Debian builds
+  loads (virtio-mmio, virtio-blk, ext4, 9p, virtio-net: ``GUEST_MODULES`` and their ``depends=`` closure; Debian builds
   them as modules, so an initramfs loads them).
 - **VM export** (``export_vm``): ``disk.img`` (ext4 made with ``mke2fs -d`` from the image's flattened
   layers), ``vmlinux``, ``initramfs.cpio`` (a static busybox as /init that loads the modules, mounts the
   disk and runs the image's Entrypoint/Cmd with its Env and WorkingDir in a chroot of it), ``boot.sh`` (the
   QEMU command line) and ``appliance.json``. Every boot starts from the exported disk: QEMU's
   ``snapshot=on`` keeps a boot's writes in a temporary file, as a container's writes stay in its own layer.
+  A virtio-net card on QEMU's user-mode network (slirp: no host privileges, no host interface) gives the
+  guest 10.0.2.15 with 10.0.2.2 as its gateway and 10.0.2.3 as its DNS server; published ports
+  (``Appliance.start(ports=...)``, ``vm boot -p``) are forwarded from 127.0.0.1 on the host.
 - **QEMU**: ``qemu-system-x86_64 -M microvm`` with ``-accel kvm`` only where KVM really works (``probe_kvm``
   boots a guest with it: on some hosts /dev/kvm exists but QEMU aborts or hangs with it) and software
   emulation (TCG) otherwise. The guest reports on its serial console: ``PYCONTAIN-VM-READY`` once set up,
@@ -48,8 +51,8 @@ QEMU_PACKAGE = "qemu-system-x86"
 KERNEL_META_PACKAGE = "linux-image-amd64"
 # What guests need from the kernel's modules (the rest of the closure comes from their "depends="); crc32c
 # is ext4's and jbd2's soft dependency, which "depends=" does not list.
-GUEST_MODULES = ("virtio_mmio", "9pnet_virtio", "9p", "virtio_blk", "crc32c_generic", "ext4")
-CACHE_FORMAT = "2"
+GUEST_MODULES = ("virtio_mmio", "9pnet_virtio", "9p", "virtio_blk", "crc32c_generic", "ext4", "virtio_net")
+CACHE_FORMAT = "3"
 READY = "PYCONTAIN-VM-READY"
 RESULT = "PYCONTAIN-VM-RESULT"
 ACCELS = ("tcg", "kvm")
@@ -462,8 +465,14 @@ class Guest:
         self.ready_at: float | None = None
         self._cond = threading.Condition()
         self.start = time.monotonic()
+        # A session of its own: a terminal's Ctrl-C reaches pycontain alone, which then kills QEMU and
+        # removes what the guest used, the same way every time.
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._seen = b""
         self._reader = threading.Thread(target=self._pump, daemon=True)
@@ -573,6 +582,7 @@ for m in /.vm/modules/*.ko; do $B insmod "$m" || fail "insmod $m"; done
 for word in $($B cat /proc/cmdline); do
     case "$word" in
         pycontain.epoch=*) $B date -s "@${word#*=}" >/dev/null 2>&1 ;;
+        pycontain.net=user) NET=user ;;
     esac
 done
 i=0
@@ -598,6 +608,15 @@ else
 fi
 $B hostname "$($B cat /.vm/hostname)"
 $B ip link set lo up 2>/dev/null
+if [ "$NET" = user ]; then  # QEMU's slirp network: fixed addresses, no DHCP round trip
+    i=0
+    while [ ! -e /sys/class/net/eth0 ]; do
+        i=$((i+1)); [ $i -lt 500 ] || fail "no eth0 (is the network card attached?)"; $B usleep 10000
+    done
+    $B ip link set eth0 up && $B ip addr add 10.0.2.15/24 dev eth0 && $B ip route add default via 10.0.2.2 \
+        || fail "configure eth0"
+    [ -d /newroot/etc ] && echo "nameserver 10.0.2.3" > /newroot/etc/resolv.conf
+fi
 echo "PYCONTAIN-VM-READY"
 $B chroot /newroot /.pycontain-vm/busybox sh /.pycontain-vm/run.sh
 echo "PYCONTAIN-VM-RESULT rc=$?"
@@ -674,15 +693,32 @@ class Appliance:
         return os.path.join(self.dir, "initramfs.cpio")
 
     def argv(
-        self, initrd: str | None = None, *, accel: str = "tcg", memory_mb: int = 256, cpus: int = 1
+        self,
+        initrd: str | None = None,
+        *,
+        accel: str = "tcg",
+        memory_mb: int = 256,
+        cpus: int = 1,
+        ports: list[tuple[int, int]] | tuple[()] = (),
     ) -> list[str]:
+        """QEMU's command line; ``ports``: (host, guest) TCP ports forwarded from 127.0.0.1."""
+        netdev = "user,id=net0" + "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in ports)
         return qemu_argv(
-            self.kernel, initrd or self.initrd, [], accel=accel, memory_mb=memory_mb, cpus=cpus
+            self.kernel,
+            initrd or self.initrd,
+            ["pycontain.net=user"],
+            accel=accel,
+            memory_mb=memory_mb,
+            cpus=cpus,
         ) + [
             "-drive",
             f"file={self.disk},format=raw,if=none,id=disk0,snapshot=on",
             "-device",
             "virtio-blk-device,drive=disk0",
+            "-netdev",
+            netdev,
+            "-device",
+            "virtio-net-device,netdev=net0",
         ]
 
     def start(
@@ -693,9 +729,11 @@ class Appliance:
         memory_mb: int = 256,
         cpus: int = 1,
         echo: bool = False,
+        ports: list[tuple[int, int]] | tuple[()] = (),
     ) -> Guest:
         """Boot the appliance; ``command`` (sh, run in it instead of its entrypoint) travels as a second cpio
-        archive appended to the initramfs (the kernel unpacks every archive it finds there)."""
+        archive appended to the initramfs (the kernel unpacks every archive it finds there); ``ports``:
+        (host, guest) TCP ports forwarded from 127.0.0.1."""
         initrd = None
         if command is not None:
             c = Cpio()
@@ -706,7 +744,9 @@ class Appliance:
                 out.write(c.bytes())
         try:
             guest = Guest(
-                self.argv(initrd, accel=accel, memory_mb=memory_mb, cpus=cpus), accel=accel, echo=echo
+                self.argv(initrd, accel=accel, memory_mb=memory_mb, cpus=cpus, ports=ports),
+                accel=accel,
+                echo=echo,
             )
         except BaseException:
             if initrd:
@@ -730,6 +770,16 @@ class Appliance:
         return self.start(command, accel=accel, memory_mb=memory_mb, cpus=cpus, echo=echo).wait(
             timeout, boot_timeout=120
         )
+
+
+def exposed_tcp_ports(config: dict) -> list[int]:
+    """The image's ExposedPorts that are TCP ("8080/tcp", "8080"), sorted."""
+    ports = set()
+    for key in config.get("ExposedPorts") or {}:
+        number, _, proto = str(key).partition("/")
+        if proto in ("", "tcp") and number.isdigit() and 0 < int(number) < 65536:
+            ports.add(int(number))
+    return sorted(ports)
 
 
 def load_appliance(directory: str) -> Appliance:
@@ -823,7 +873,7 @@ def export_vm(
             kernel_package=kernel.package,
             disk_bytes=os.path.getsize(disk),
         )
-        boot = appliance.argv()
+        boot = appliance.argv(ports=[(p, p) for p in exposed_tcp_ports(image.config)])
         boot[0] = QEMU
         for flag, value in (("-kernel", "vmlinux"), ("-initrd", "initramfs.cpio")):
             boot[boot.index(flag) + 1] = value
@@ -836,6 +886,7 @@ def export_vm(
         with open(os.path.join(dest, "boot.sh"), "w") as f:
             f.write(
                 "#!/bin/sh\n# Boot this appliance (software emulation; add '-accel kvm -cpu host' where KVM works).\n"
+                "# Its exposed TCP ports are forwarded from the same ports on 127.0.0.1.\n"
                 'cd "$(dirname "$0")" && exec ' + " ".join(shlex.quote(a) for a in boot) + "\n"
             )
         os.chmod(os.path.join(dest, "boot.sh"), 0o755)

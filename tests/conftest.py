@@ -13,9 +13,33 @@ import time
 
 import pytest
 
-ROOT_REQUIRED = pytest.mark.skipif(
-    os.geteuid() != 0, reason="pycontain needs root (namespaces, mounts, cgroups)"
-)
+ROOT_REQUIRED = pytest.mark.root  # skipped without root: see pytest_collection_modifyitems
+
+# Fixtures that start containers or make namespaces, bridges and cgroups: a test using one needs root.
+ROOT_FIXTURES = frozenset({"pyc", "state_root", "net_env", "fakes", "network_name", "servers"})
+# Markers of tests that boot VMs, drive podman or load the machine: they run as root in CI's full suite.
+ROOT_MARKERS = ("root", "vm", "podman", "soak")
+
+
+def needs_root(item: pytest.Item) -> bool:
+    """Whether ``item`` needs root: marked so (or vm/podman/soak), using a fixture that starts containers,
+    or skipped without root by a condition of its own (a skipif whose reason names root)."""
+    if any(item.get_closest_marker(m) is not None for m in ROOT_MARKERS):
+        return True
+    if ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return any("root" in str(m.kwargs.get("reason", "")).lower() for m in item.iter_markers("skipif"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs root with ``root`` (``make check`` runs ``-m "not root"``), and skip
+    those tests when pytest runs without root."""
+    skip = pytest.mark.skip(reason="needs root (namespaces, mounts, cgroups)")
+    for item in items:
+        if needs_root(item):
+            item.add_marker(pytest.mark.root)
+            if os.geteuid() != 0:
+                item.add_marker(skip)
 
 
 class CLI:

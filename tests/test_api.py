@@ -46,7 +46,6 @@ def test_start_exec_stop_remove(state_root):
             c.exec(["true"])
     finally:
         c.remove(force=True)
-        os.waitpid(c.pid, os.WNOHANG)  # our own child: reap it
     with pytest.raises(NotFound):
         pycontain.Container.get("lib", state_root)
 

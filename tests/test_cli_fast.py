@@ -47,7 +47,7 @@ def test_fast_parser():
     v = parse(COMMANDS["kill"], ["c1", "-s", "TERM", "--all"])  # options after arguments, as click takes them
     assert v is not None and (v["refs"], v["signal"], v["all"]) == (["c1"], "TERM", True)
     v = parse(COMMANDS["ps"], ["-aq"])
-    assert v is not None and v["all"] and v["quiet"] and v["container"] is None and v["format"] == "table"
+    assert v is not None and v["all"] and v["quiet"] and v["container"] is None and v["format"] == []
     v = parse(COMMANDS["update"], ["-m", "64m", "--pids-limit=9", "c1"])
     assert v is not None and (v["memory"], v["pids_limit"], v["ref"], v["cpus"]) == ("64m", "9", "c1", None)
     # Whatever it does not take as is goes to typer, which explains it.
@@ -159,3 +159,16 @@ def test_help_and_usage_errors_go_to_typer(pyc):
     assert p.returncode == 0 and "--all" in p.stdout
     p = pyc("exec")
     assert p.returncode == 125 and "Missing argument" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_fastjson_prints_what_json_prints():
+    """state, inspect and ps --json print through fastjson (no json package): the same text as json's."""
+    from pycontain import fastjson
+
+    docs = [{}, [], {"a": 1, "b": [1.5, {"c": None, "d": "é\n"}], "e": {}, "f": [], "g": True}, [[{}]], "s"]
+    for doc in docs:
+        assert fastjson.dumps_indented(doc) == json.dumps(doc, indent=2)
+    # Malformed JSON is a ValueError even when nothing imported the json package (its scanner's
+    # error class lives there): a fresh interpreter, as the CLI runs.
+    code = "from pycontain import fastjson\ntry:\n    fastjson.loads('{bad')\nexcept ValueError:\n    print('ok')"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "ok\n"

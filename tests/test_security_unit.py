@@ -357,6 +357,7 @@ def test_default_profile_on_every_architecture(default_compiled, arch, bit):
     assert run_bpf(prog, (bit or 0) + 3000, arch) == errno_action(errno.ENOSYS)
 
 
+@pytest.mark.slow  # ~20k BPF runs in Python: CI's make test runs it, make check does not
 def test_binary_tree_and_list_programs_agree_on_every_call(default_compiled):
     # libseccomp's binary-tree layout (what we load) against its plain list, call by call, on each
     # architecture, with argument values that exercise the clone, personality and socket conditions.

@@ -258,7 +258,7 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
                 try:
                     add("ready", t, inst.ready_seconds * 1000, "ms", rnd)
                 finally:
-                    inst.stop()  # type: ignore[operator]
+                    inst.stop()
                 step(f"service up on {t.name}")
             if rates:
                 # the VM runs every workload in one boot (timed inside); the others one process each

@@ -121,7 +121,7 @@ def attach(cgroup_dir: str, rules: list) -> None:
     try:
         prog = _bpf(_BPF_PROG_LOAD, bytes(attr))
     except OSError as e:
-        detail = log.value.decode(errors="replace").strip().splitlines()[-1:] or [e.strerror]
+        detail = log.value.decode(errors="replace").strip().splitlines()[-1:] or [str(e.strerror)]
         raise PycontainError(f"cannot load the cgroup device program: {e.strerror} ({detail[0]})") from None
     try:
         fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -168,7 +168,9 @@ def _device_number(path: str, what: str) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise InvalidArgument(f"invalid {what}: cannot stat device {path!r} ({e.strerror.lower()})") from None
+        raise InvalidArgument(
+            f"invalid {what}: cannot stat device {path!r} ({str(e.strerror).lower()})"
+        ) from None
     if not stat.S_ISBLK(st.st_mode):
         raise InvalidArgument(f"invalid {what}: {path!r} is not a block device (use e.g. /dev/sda:1mb)")
     return os.major(st.st_rdev), os.minor(st.st_rdev)
@@ -182,7 +184,7 @@ def parse_throttle(values: object, what: str, sizes: bool) -> list[tuple[int, in
     if isinstance(values, (str, tuple)):
         values = [values]
     out: list[tuple[int, int, int]] = []
-    for item in values:  # type: ignore[union-attr]
+    for item in values:  # type: ignore[attr-defined]  # a list, unless one of the two forms above
         if isinstance(item, (tuple, list)):
             if len(item) != 3:
                 raise InvalidArgument(f"invalid {what}: {item!r} (use major, minor, value)")
@@ -458,12 +460,14 @@ class Resources:
                     raise InvalidArgument(
                         f"invalid resources: blockIO.{key} entry {e!r} must be an object {{major, minor, rate}}"
                     )
-                triple = tuple(_oci_int(e, k, f"blockIO.{key}.{k}") for k in ("major", "minor", "rate"))
-                if None in triple or min(triple) < 0:  # type: ignore[type-var]
+                major, minor, rate = (
+                    _oci_int(e, k, f"blockIO.{key}.{k}") for k in ("major", "minor", "rate")
+                )
+                if major is None or minor is None or rate is None or min(major, minor, rate) < 0:
                     raise InvalidArgument(
                         f"invalid resources: blockIO.{key} entry {e!r} needs major, minor and rate (integers, 0 or more)"
                     )
-                out.append(triple)
+                out.append((major, minor, rate))
             setattr(r, attr, out)
         r.validate()
         return r

@@ -293,7 +293,7 @@ class V1Manager(CgroupManager):
             s.blkio_read_bytes, s.blkio_write_bytes = _blkio_bytes(self.dirs["blkio"])
         return s
 
-    def record(self) -> dict:  # type: ignore[override]
+    def record(self) -> dict:
         return {"driver": self.driver, "path": self.path, "dirs": dict(self.dirs)}
 
 

@@ -253,7 +253,7 @@ class V2Manager(CgroupManager):
             s.blkio_read_bytes, s.blkio_write_bytes = rbytes, wbytes
         return s
 
-    def record(self) -> dict:  # type: ignore[override]
+    def record(self) -> dict:
         return {"driver": self.driver, "path": self.path, "dir": self.dir}
 
 

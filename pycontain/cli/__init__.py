@@ -75,6 +75,21 @@ def _log_error(message: str) -> None:
         pass
 
 
+def _check_log() -> str | None:
+    """runc refuses a --log-format it does not know and a --log it cannot open, before doing anything: an
+    engine that reads errors from the log must not wait on a file nothing will be written to."""
+    if GLOBALS.log_format not in ("text", "json"):
+        fmt, GLOBALS.log_format = GLOBALS.log_format, "text"
+        return f"--log-format {fmt!r} is not a log format: use text or json"
+    if GLOBALS.log:
+        try:
+            os.close(os.open(GLOBALS.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError as e:
+            path, GLOBALS.log = GLOBALS.log, None
+            return f"--log {path}: cannot write the log there: {e.strerror}"
+    return None
+
+
 def _fail(message: str, code: int) -> int:
     # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
     # the log file is the only place the engine reads the reason from.
@@ -156,7 +171,20 @@ def _oci_run_form(rest: list[str]) -> bool:
     head = rest[: rest.index("--")] if "--" in rest else rest
     if any(a in ("--bundle", "-b") or a.startswith("--bundle=") for a in head):
         return True
-    positionals = [a for a in head if not a.startswith("-")]
+    from .ocirun import RUN_FLAGS, RUN_VALUED
+
+    # runc's flags with their values left out: 'run --pid-file F ID' has one positional, the id
+    positionals = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        if arg in RUN_VALUED:
+            i += 1
+        elif not arg.startswith("-"):
+            positionals.append(arg)
+        elif arg.partition("=")[0] not in RUN_VALUED and arg not in RUN_FLAGS:
+            return False  # a docker-style flag
+        i += 1
     return "--" not in rest and len(positionals) == 1 and os.path.isfile("config.json")
 
 
@@ -226,14 +254,40 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         network=network,
         publish=values["publish"],
         userns=values["userns"],
+        entrypoint=values["entrypoint"],
+        restart=values["restart"] or "no",
+        stop_signal=values["stop_signal"],
+        labels=values["label"],
     )
+    cidfile = values["cidfile"]
+    if cidfile and os.path.exists(cidfile):
+        return _fail(
+            f"--cidfile {cidfile}: the file exists already (remove it, or choose another)", EXIT_RUNTIME
+        )
+    if config.restart != "no" and not config.detach:
+        return _fail(
+            f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it",
+            EXIT_RUNTIME,
+        )
     if config.detach:
-        from ..container import Container
+        from ..monitor import spawn
 
-        container, _child = Container.create(config, root)
+        container = spawn(config, root)
+        if cidfile:
+            _write_cidfile(cidfile, container.id)
         sys.stdout.write(container.id + "\n")
         return 0
+    if cidfile:
+        return api.run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
     return api.run_config(config, root)
+
+
+def _write_cidfile(path: str, cid: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, cid.encode())
+    finally:
+        os.close(fd)
 
 
 # cli.commands' table (ps, exec, kill...), named here so that other commands do not import it.
@@ -245,10 +299,13 @@ FAST_COMMANDS = frozenset(
 def main(argv: list[str] | None = None) -> int:
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
-        from .. import __version__
+        from .. import SPEC_VERSION, __version__
 
-        sys.stdout.write(f"pycontain version {__version__}\nspec: 1.3.0\n")
+        sys.stdout.write(f"pycontain version {__version__}\nspec: {SPEC_VERSION}\n")
         return 0
+    bad_log = _check_log()
+    if bad_log:
+        return _fail(bad_log, EXIT_RUNTIME)
     if GLOBALS.systemd_cgroup:
         return _fail(
             "--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
@@ -290,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and argv[0] in FAST_COMMANDS:
         from .commands import run_fast
 
-        code = run_fast(argv[0], argv[1:])
-        if code is not None:
+        fast = run_fast(argv[0], argv[1:])
+        if fast is not None:
             _exit_now["ok"] = True
-            return code
+            return fast
     return guarded(_run_app, argv)  # even a bug in the command-line layer ends in one line
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Annotated
 
 import typer
@@ -69,32 +68,39 @@ def _exit(code: int) -> None:
 def logs(
     ref: str,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output.")] = False,
+    tail: Annotated[
+        str, typer.Option("-n", "--tail", help="Only the last N lines ('all' for every line).")
+    ] = "all",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Lines from this time on: 2026-12-03T08:00:00Z, a Unix time, or 10s/5m/2h ago."
+        ),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Lines before this time (same forms).")] = None,
+    timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show each line's time.")] = False,
 ) -> None:
-    """Print a detached container's output."""
+    """Print a detached container's output (stdout and stderr, as its monitor logged them)."""
 
     def body() -> int:
+        from ..logs import LogFilter, follow_lines, read_lines
+
         c = _container(ref)
         if not c.state.config.get("detach"):
             from ..errors import InvalidArgument
 
             raise InvalidArgument(f"container {c.name} was not detached: its output went to the terminal")
+        filt = LogFilter.from_options(tail, since, until)
         out = sys.stdout.buffer
-        try:
-            f = open(c.log_path, "rb")
-        except FileNotFoundError:
-            return 0
-        with f:
-            while True:
-                data = f.read(65536)
-                if data:
-                    out.write(data)
-                    out.flush()
-                    continue
-                if not follow or not c.state.alive():
-                    # One last read: output written just before the container exited.
-                    out.write(f.read())
-                    return 0
-                time.sleep(0.1)
+        lines = read_lines(c.log_path, filt)
+        for line in lines:
+            out.write(line.render(timestamps))
+        out.flush()
+        if follow:
+            for line in follow_lines(c, filt):
+                out.write(line.render(timestamps))
+                out.flush()
+        return 0
 
     _exit(guarded(body))
 
@@ -106,6 +112,50 @@ def stop(
 ) -> None:
     """Stop running containers: SIGTERM, then SIGKILL after a grace period."""
     _for_each(refs, lambda c: c.stop(time_))
+
+
+@app.command("wait")
+def wait(refs: Annotated[list[str], typer.Argument(help="Container names or ids.")]) -> None:
+    """Block until containers stop, then print their exit codes (one per line)."""
+
+    def each(c) -> None:
+        print(c.wait())
+
+    _for_each(refs, each, quiet=True)
+
+
+@app.command("restart")
+def restart(
+    refs: list[str],
+    time_: Annotated[float, typer.Option("-t", "--time", help="Seconds to wait before SIGKILL.")] = 10,
+) -> None:
+    """Stop containers (if they run) and start them again with the same configuration and writable layer."""
+
+    def each(c) -> None:
+        c.stop(time_)
+        c.start_again()
+
+    _for_each(refs, each)
+
+
+@app.command("restart-policy")
+def restart_policy() -> None:
+    """Start the containers whose --restart policy says they run: 'always' ones, and 'unless-stopped' ones
+    not stopped with 'stop'. Run it once at boot, e.g. from the unit in examples/pycontain-restart.service."""
+
+    def body() -> int:
+        from .. import monitor
+
+        failed = 0
+        for line in monitor.boot(_root["root"]):
+            if line.startswith("could not "):
+                sys.stderr.write(f"pycontain: {line}\n")
+                failed = 1
+            else:
+                print(line)
+        return failed
+
+    _exit(guarded(body))
 
 
 @app.command("rm")
@@ -142,6 +192,8 @@ def _register_run() -> None:
         ),
     ]
     for o in RUN_OPTIONS:
+        ann: object
+        default: object
         if o.kind == FLAG:
             ann, default = bool, False
         elif o.kind == MULTI:
@@ -181,7 +233,7 @@ def run_app(argv: list[str]) -> int:
     try:  # typer >= 0.22 carries its own click; older ones use click itself
         from typer._click import exceptions as cx
     except ImportError:
-        from click import exceptions as cx
+        from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
     from . import _fail
 
     NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself

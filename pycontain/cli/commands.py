@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
 from . import GLOBALS, guarded
 from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
@@ -126,12 +127,20 @@ def _status_text(c: Container, status: str) -> str:
 
 
 def ps_body(v: dict) -> int:
-    import json  # here, not at the top: the commands that print no JSON skip its import (re, enum)
-
+    given = v["format"]
+    # docker's -f is --filter, runc's (with an ID) and --format take templates: KEY=VALUE tells them apart.
+    filters = v["filter"] + [f for f in given if "=" in f and "{{" not in f]
+    templates = [f for f in given if not ("=" in f and "{{" not in f)]
+    template = templates[-1] if templates else "table"
     if v["container"] is not None:
-        return _container_processes(v["container"], v["json"] or v["format"] == "json")
+        return _container_processes(v["container"], v["json"] or template == "json")
     from ..container import Container
 
+    wanted = _parse_filters(filters)
+    if template not in ("table", "json"):
+        from .template import check
+
+        check(template)
     rows = []
     for c in Container.list(GLOBALS.root):
         status = c.status()
@@ -142,14 +151,16 @@ def ps_body(v: dict) -> int:
             except Exception:
                 pass
             continue
-        if not v["all"] and status not in ("running", "paused"):
+        if not (v["all"] or "status" in wanted) and status not in ("running", "paused"):
+            continue
+        if wanted and not _matches(c, status, wanted):
             continue
         rows.append((c, status))
     if v["quiet"]:
         for c, _ in rows:
             print(c.id[:12])
         return 0
-    if v["json"]:
+    if v["json"] or template == "json":
         doc = [
             {
                 "Id": c.id,
@@ -160,13 +171,20 @@ def ps_body(v: dict) -> int:
                 "Status": s,
                 "Pid": c.pid if s in ("running", "paused") else 0,
                 "ExitCode": c.state.exit_code,
+                "Labels": c.state.config.get("labels") or {},
             }
             for c, s in rows
         ]
-        print(json.dumps(doc, indent=2))
+        print(fastjson.dumps_indented(doc))
         return 0
-    header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID")
-    cells = [
+    if template != "table":
+        from .template import render_all
+
+        for line in render_all(template, [_ps_fields(c, s) for c, s in rows]):
+            print(line)
+        return 0
+    header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID")
+    cells: list[tuple[str, ...]] = [
         (
             c.id[:12],
             c.name,
@@ -174,6 +192,7 @@ def ps_body(v: dict) -> int:
             _short_cmd(c.state.config),
             _ago(c.state.created),
             _status_text(c, s),
+            _ports(c.state.config),
             str(c.pid) if s in ("running", "paused") else "",
         )
         for c, s in rows
@@ -182,14 +201,83 @@ def ps_body(v: dict) -> int:
     return 0
 
 
-def _container_processes(ref: str, as_json: bool) -> int:
-    import json
+_FILTER_KEYS = ("name", "id", "status", "label")
 
+
+def _parse_filters(filters: list[str]) -> dict[str, list[str]]:
+    wanted: dict[str, list[str]] = {}
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq or key not in _FILTER_KEYS:
+            raise InvalidArgument(
+                f"invalid filter {f!r}: use name=REGEX, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
+            )
+        if key == "name":
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise InvalidArgument(f"invalid filter {f!r}: {e}") from None
+        wanted.setdefault(key, []).append(value)
+    return wanted
+
+
+def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
+    """docker's rules: values of one key are alternatives, different keys must all match."""
+    import re
+
+    labels = c.state.config.get("labels") or {}
+
+    def label_ok(v: str) -> bool:
+        k, eq, val = v.partition("=")
+        return k in labels and (not eq or labels[k] == val)
+
+    tests = {
+        "name": lambda v: re.search(v, c.name) is not None,
+        "id": lambda v: c.id.startswith(v),
+        "status": lambda v: v == status,
+        "label": label_ok,
+    }
+    return all(any(tests[k](v) for v in values) for k, values in wanted.items())
+
+
+def _ports(cfg: dict) -> str:
+    if not cfg.get("publish"):
+        return ""
+    from ..network import parse_publish
+
+    out = []
+    for spec in cfg.get("publish") or []:
+        p = parse_publish(spec)
+        out.append(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}")
+    return ", ".join(out)
+
+
+def _ps_fields(c: Container, status: str) -> dict:
+    """A row as docker's ps templates name its fields."""
+    cfg = c.state.config
+    labels = cfg.get("labels") or {}
+    return {
+        "ID": c.id[:12],
+        "Names": c.name,
+        "Image": cfg.get("image", ""),
+        "Command": _short_cmd(cfg),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
+        "RunningFor": _ago(c.state.created),
+        "Status": _status_text(c, status),
+        "State": status,
+        "Ports": _ports(cfg),
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+    }
+
+
+def _container_processes(ref: str, as_json: bool) -> int:
     c = container(ref)
     cg = c.cgroup()
     pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
     if as_json:
-        print(json.dumps(pids))
+        print(fastjson.dumps(pids))
         return 0
     print(f"{'PID':>8}  CMD")
     for pid in pids:
@@ -203,9 +291,14 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 def inspect_body(v: dict) -> int:
-    import json
+    details = [container(r).inspect() for r in v["refs"]]
+    if v["format"]:
+        from .template import render_all
 
-    print(json.dumps([container(r).inspect() for r in v["refs"]], indent=2))
+        for line in render_all(v["format"], details):
+            print(line)
+        return 0
+    print(fastjson.dumps_indented(details))
     return 0
 
 
@@ -221,6 +314,7 @@ def exec_body(v: dict) -> int:
     process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
     target = container(v["ref"])
     overrides: dict = {}
+    proc_attrs = None
     if process_file:
         from ..oci import exec_overrides
         from ..spec import load_process
@@ -232,7 +326,15 @@ def exec_body(v: dict) -> int:
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
         overrides = exec_overrides(proc, target.state.config.get("security"))
+        proc_attrs = proc.proc_attrs
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
+    preserve_fds = 0
+    if v["preserve_fds"] not in (None, "0"):
+        from ..oci import check_preserved_fds
+        from .ocirun import preserve_fds_count
+
+        preserve_fds = preserve_fds_count(v["preserve_fds"])
+        check_preserved_fds(preserve_fds)
     relay = None
     if not (use_tty or detach):
         from ..stdio import PipeRelay
@@ -249,6 +351,8 @@ def exec_body(v: dict) -> int:
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
             **overrides,
+            preserve_fds=preserve_fds,
+            proc_attrs=proc_attrs,
         )
     except BaseException:
         if relay is not None:
@@ -321,17 +425,13 @@ def resume_body(v: dict) -> int:
 
 
 def features_body(_v: dict) -> int:
-    import json
-
     from .. import oci
 
-    print(json.dumps(oci.features(), indent=2))
+    print(fastjson.dumps_indented(oci.features()))
     return 0
 
 
 def events_body(v: dict) -> int:
-    import json
-
     try:
         interval = float(v["interval"])
     except ValueError:
@@ -339,7 +439,7 @@ def events_body(v: dict) -> int:
     c = container(v["id"])
     while True:
         st = c.stats()
-        print(json.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
+        print(fastjson.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
         if v["stats"] or not c.running():
             return 0
         time.sleep(interval)
@@ -364,7 +464,7 @@ def update_body(v: dict) -> int:
 
 def _load_resources_file(path: str) -> Resources:
     """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
-    import json
+    import json  # its errors say where a document is broken; fastjson's do not
 
     from ..cgroups.resources import Resources
 
@@ -398,6 +498,14 @@ def _overlay(base: Resources, top: Resources) -> Resources:
     return r
 
 
+def _runc_spelling(o: Opt) -> Opt:
+    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
+    that drive runc's update use it."""
+    if o.dest != "cpu_shares":
+        return o
+    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
+
+
 # -- the table ------------------------------------------------------------------------------------
 _REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
 _ID = Arg("id", "ID", "The container's id or name.")
@@ -414,10 +522,38 @@ COMMANDS: dict[str, Command] = {
                 Opt(("-a", "--all"), "all", FLAG, "Show stopped containers too."),
                 Opt(("-q", "--quiet"), "quiet", FLAG, "Only print ids."),
                 Opt(("--json",), "json", FLAG, "Print JSON (one array)."),
-                Opt(("--format", "-f"), "format", VALUE, "With an ID: table or json.", "FORMAT", "table"),
+                Opt(
+                    ("--filter",),
+                    "filter",
+                    MULTI,
+                    "name=REGEX, id=PREFIX, status=STATUS, label=KEY[=VALUE] (repeatable).",
+                    "FILTER",
+                ),
+                Opt(
+                    ("--format", "-f"),
+                    "format",
+                    MULTI,
+                    "A Go template ({{.Names}} {{.ID}} {{.Status}} {{.Ports}} {{json .}}, 'table ...'); "
+                    "-f KEY=VALUE is a --filter, as docker reads it; with an ID (runc's form): table or json.",
+                    "FORMAT",
+                ),
             ),
         ),
-        Command("inspect", inspect_body, "Show containers' details as JSON.", (_REFS,)),
+        Command(
+            "inspect",
+            inspect_body,
+            "Show containers' details as JSON (or each through a --format template).",
+            (_REFS,),
+            (
+                Opt(
+                    ("-f", "--format"),
+                    "format",
+                    VALUE,
+                    "A Go template per container, e.g. '{{.State.ExitCode}}'.",
+                    "TEMPLATE",
+                ),
+            ),
+        ),
         Command(
             "exec",
             exec_body,
@@ -447,6 +583,14 @@ COMMANDS: dict[str, Command] = {
                     VALUE,
                     "Unix socket that receives the pty master.",
                     "SOCKET",
+                ),
+                Opt(
+                    ("--preserve-fds",),
+                    "preserve_fds",
+                    VALUE,
+                    "Pass descriptors 3 .. 3+N-1 on to the process (runc's form).",
+                    "N",
+                    "0",
                 ),
             ),
             interspersed=False,
@@ -494,7 +638,7 @@ COMMANDS: dict[str, Command] = {
                     "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
                     "FILE",
                 ),
-                *(o for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+                *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
             ),
         ),
     )

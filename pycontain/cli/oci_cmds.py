@@ -36,17 +36,16 @@ def create(
     no_new_keyring: Annotated[
         bool, typer.Option("--no-new-keyring", help="Accepted; pycontain makes no session keyring.")
     ] = False,
-    preserve_fds: Annotated[int, typer.Option("--preserve-fds", help="Not supported (must be 0).")] = 0,
+    preserve_fds: Annotated[
+        int, typer.Option("--preserve-fds", help="Pass descriptors 3 .. 3+N-1 on to the container.")
+    ] = 0,
 ) -> None:
     """OCI create: set the container up; its process waits until 'start'."""
 
     def body() -> int:
         from .. import oci
-        from ..errors import InvalidArgument
 
-        if preserve_fds:
-            raise InvalidArgument("--preserve-fds is not supported yet")
-        oci.create(container_id, bundle, _root["root"], pid_file, console_socket, no_pivot)
+        oci.create(container_id, bundle, _root["root"], pid_file, console_socket, no_pivot, preserve_fds)
         return 0
 
     _exit(guarded(body))

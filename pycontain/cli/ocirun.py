@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from . import GLOBALS
 
@@ -32,27 +33,51 @@ def _parse(rest: list[str], valued: dict, flags: dict, opts: dict) -> list[str] 
     return ids
 
 
+# runc's 'run' flags: those taking a value, and switches (None: accepted, nothing to do)
+RUN_VALUED = {
+    "--bundle": "bundle",
+    "-b": "bundle",
+    "--pid-file": "pid_file",
+    "--console-socket": "console_socket",
+    "--preserve-fds": "preserve_fds",
+}
+RUN_FLAGS = {
+    "--detach": "detach",
+    "-d": "detach",
+    "--no-pivot": "no_pivot",
+    "--keep": "keep",
+    "--no-new-keyring": None,
+    "--no-subreaper": None,
+}
+
+
+def preserve_fds_count(value: str) -> int:
+    """--preserve-fds N: a count of descriptors, 0 or more."""
+    from ..errors import InvalidArgument
+
+    if not value.isdigit():
+        raise InvalidArgument(
+            f"--preserve-fds {value!r}: give a number of descriptors, e.g. --preserve-fds 1"
+        )
+    return int(value)
+
+
 def oci_run(rest: list[str]) -> int:
-    """``run [--bundle B] [--detach] [--pid-file F] [--console-socket S] [--no-pivot] ID`` (runc's run)."""
+    """``run [--bundle B] [--detach] [--keep] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot]
+    ID`` (runc's run)."""
     from .. import oci
     from ..errors import InvalidArgument
 
-    opts = {"bundle": ".", "detach": False, "pid_file": None, "console_socket": None, "no_pivot": False}
-    valued = {
-        "--bundle": "bundle",
-        "-b": "bundle",
-        "--pid-file": "pid_file",
-        "--console-socket": "console_socket",
+    opts: dict[str, Any] = {
+        "bundle": ".",
+        "detach": False,
+        "pid_file": None,
+        "console_socket": None,
+        "no_pivot": False,
+        "keep": False,
+        "preserve_fds": "0",
     }
-    flags = {
-        "--detach": "detach",
-        "-d": "detach",
-        "--no-pivot": "no_pivot",
-        "--no-new-keyring": None,
-        "--keep": None,
-        "--no-subreaper": None,
-    }
-    ids = _parse(rest, valued, flags, opts)
+    ids = _parse(rest, RUN_VALUED, RUN_FLAGS, opts)
     if ids is None:
         raise InvalidArgument(
             f"runc-style 'run': an unknown flag or a flag without its value in {' '.join(rest)!r} "
@@ -70,6 +95,8 @@ def oci_run(rest: list[str]) -> int:
         opts["pid_file"],
         opts["console_socket"],
         opts["no_pivot"],
+        preserve_fds_count(opts["preserve_fds"]),
+        opts["keep"],
     )
     sys.stdout.flush()
     return code
@@ -78,7 +105,7 @@ def oci_run(rest: list[str]) -> int:
 # The commands an engine calls for every container (podman: create, start, state, delete), parsed here
 # so that none of them pays for importing typer and rich (~150 ms on a small machine).
 FAST_COMMANDS = ("create", "start", "state", "delete")
-_FAST_VALUED = {
+_FAST_VALUED: dict[str, dict[str, str]] = {
     "create": {
         "--bundle": "bundle",
         "-b": "bundle",
@@ -87,7 +114,7 @@ _FAST_VALUED = {
         "--preserve-fds": "preserve_fds",
     }
 }
-_FAST_FLAGS = {
+_FAST_FLAGS: dict[str, dict[str, str | None]] = {
     "create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
     "delete": {"--force": "force", "-f": "force"},
 }
@@ -109,21 +136,22 @@ def parse_fast(cmd: str, rest: list[str]) -> tuple[str, dict] | None:
 
 
 def oci_fast(cmd: str, cid: str, opts: dict) -> int:
-    import json
-
-    from .. import oci
-    from ..errors import InvalidArgument
+    from .. import fastjson, oci
 
     if cmd == "create":
-        if opts["preserve_fds"] not in ("0", ""):
-            raise InvalidArgument("--preserve-fds is not supported yet")
         oci.create(
-            cid, opts["bundle"], GLOBALS.root, opts["pid_file"], opts["console_socket"], opts["no_pivot"]
+            cid,
+            opts["bundle"],
+            GLOBALS.root,
+            opts["pid_file"],
+            opts["console_socket"],
+            opts["no_pivot"],
+            preserve_fds_count(opts["preserve_fds"]),
         )
     elif cmd == "start":
         oci.start(cid, GLOBALS.root)
     elif cmd == "state":
-        sys.stdout.write(json.dumps(oci.state(cid, GLOBALS.root), indent=2) + "\n")
+        sys.stdout.write(fastjson.dumps_indented(oci.state(cid, GLOBALS.root)) + "\n")
     else:
         oci.delete(cid, GLOBALS.root, opts["force"])
     sys.stdout.flush()

@@ -45,6 +45,29 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         ("-t", "--tty"), "tty", FLAG, "Give the container a pseudo-terminal (with the caller's window size)."
     ),
     Opt(("--rm",), "rm", FLAG, "Remove the container when it exits."),
+    Opt(
+        ("--restart",),
+        "restart",
+        VALUE,
+        "Restart policy of a detached container: no, on-failure[:N], always or unless-stopped.",
+        "POLICY",
+    ),
+    Opt(("--stop-signal",), "stop_signal", VALUE, "Signal 'stop' sends first (default TERM).", "SIGNAL"),
+    Opt(
+        ("--entrypoint",),
+        "entrypoint",
+        VALUE,
+        "Run this program instead of the image's entrypoint (the command becomes its arguments; '' for none).",
+        "PROGRAM",
+    ),
+    Opt(("-l", "--label"), "label", MULTI, "Set a label (KEY=VALUE) on the container.", "KEY=VALUE"),
+    Opt(
+        ("--cidfile",),
+        "cidfile",
+        VALUE,
+        "Write the container's id to this file (which must not exist).",
+        "FILE",
+    ),
     Opt(("--init",), "init", FLAG, "Run a minimal PID 1 that forwards signals and reaps zombies."),
     Opt(
         ("-e", "--env"),
@@ -254,10 +277,10 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
             "(ROOTFS is a directory, or 'default' for the built-in one)"
         )
     rootfs = argv[i]
-    rest = argv[i + 1 :]
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
-    return values, rootfs, rest
+    command = argv[i + 1 :]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return values, rootfs, command
 
 
 def _store(values: dict, opt: Opt, value: str) -> None:

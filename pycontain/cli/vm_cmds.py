@@ -4,11 +4,15 @@ The export is ``rootfs_builder.vm``'s: an ext4 disk made from the image's layers
 initramfs that mounts the disk and runs the image's Entrypoint/Cmd (Env and WorkingDir applied) in it.
 ``boot`` runs it under QEMU (KVM only where a probe boot works, software emulation otherwise), shows the
 guest's console and exits with the appliance's exit status (125 when the guest failed to boot, 124 when it
-timed out). Registered on the typer ``app`` when imported.
+timed out, 130/143 when Ctrl-C/SIGTERM stopped it). ``-- CMD ARGS...`` runs that argv, exactly, instead of
+the entrypoint; ``-p HOSTPORT:GUESTPORT`` forwards 127.0.0.1's port to the guest's (QEMU's user-mode
+network). Registered on the typer ``app`` when imported.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from typing import Annotated
 
@@ -53,7 +57,17 @@ def export(
 def boot(
     directory: Annotated[str, typer.Argument(help="A VM export (made by 'pycontain vm export').")],
     command: Annotated[
-        list[str] | None, typer.Argument(help="sh command to run instead of the entrypoint (after --).")
+        list[str] | None,
+        typer.Argument(help="The command and its arguments, instead of the entrypoint (after --)."),
+    ] = None,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p",
+            "--publish",
+            metavar="[127.0.0.1:]HOSTPORT:GUESTPORT",
+            help="Forward a TCP port of 127.0.0.1 to the guest's (repeatable).",
+        ),
     ] = None,
     accel: Annotated[
         str, typer.Option("--accel", help="auto (KVM if it really works, else TCG), kvm or tcg.")
@@ -69,16 +83,31 @@ def boot(
     def body() -> int:
         from rootfs_builder.vm import choose_accel, load_appliance
 
+        from ..interrupts import unwinding
+
+        ports = [_port_pair(p) for p in publish or []]
         appliance = load_appliance(directory)
         chosen, why = choose_accel(accel)
         print(f"pycontain: booting {appliance.image} with {why}", file=sys.stderr)
         words = command[1:] if command and command[0] == "--" else (command or [])
-        cmd = " ".join(words) if words else None
-        result = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True).wait(
-            timeout, boot_timeout=180
-        )
+        # the guest's sh runs this: the argv quoted word by word, stdin empty as for 'docker run' without -i
+        cmd = f"exec {shlex.join(words)} </dev/null\n" if words else None
+        with unwinding():
+            guest = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True, ports=ports)
+            result = guest.wait(timeout, boot_timeout=180)
         if result.timed_out:
             return 124
         return 125 if result.rc is None else result.rc
 
     _exit(guarded(body))
+
+
+def _port_pair(spec: str) -> tuple[int, int]:
+    from ..errors import InvalidArgument
+
+    m = re.fullmatch(r"(?:127\.0\.0\.1:)?(\d{1,5}):(\d{1,5})(?:/tcp)?", spec)
+    if not m or not all(0 < int(n) < 65536 for n in m.groups()):
+        raise InvalidArgument(
+            f"invalid -p {spec!r}: use HOSTPORT:GUESTPORT (TCP, forwarded from 127.0.0.1), e.g. 8080:8080"
+        )
+    return int(m.group(1)), int(m.group(2))

@@ -252,7 +252,7 @@ def list_table(table: str) -> dict | None:
         out = run(f"list table {FAMILY} {table}")
     except PycontainError:
         return None
-    return fastjson.loads(out) if out.strip() else None  # type: ignore[return-value]
+    return fastjson.loads(out) if out.strip() else None
 
 
 def delete_table(table: str) -> None:

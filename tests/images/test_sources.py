@@ -225,6 +225,10 @@ def test_host_binary_closure_runs_python(data):
     assert sum(rec["layer_sizes"]) < 40 << 20
     code, out = overlay_run(image.layers, [python, "-c", "print(1)"])
     assert (code, out) == (0, "1\n")
+    # the standard library, extension modules and the libraries they link (libssl) came along
+    script = "import json, ssl, sqlite3, decimal; print(json.dumps(ssl.OPENSSL_VERSION[:7]))"
+    code, out = overlay_run(image.layers, [python, "-c", script])
+    assert (code, out) == (0, '"OpenSSL"\n'), out
 
 
 def test_debian_mirror_comes_from_apt():

@@ -34,7 +34,7 @@ def _usable() -> str | None:
 
 
 SKIP_REASON = _usable()
-needs_net = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+needs_net = [pytest.mark.root, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
 
 @pytest.fixture(scope="session")

@@ -177,3 +177,133 @@ def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):  # noqa: F811
     lines = p.stdout.splitlines()
     assert lines[0] == "pts/ptmx"
     assert lines[1].startswith("crw-rw----") and "10, 237" in lines[1]
+
+
+def test_memory_extras_applied_and_missing_controllers_warned(pyc, bundle):  # noqa: F811
+    """swappiness, disableOOMKiller and kernelTCP reach the v1 memory cgroup; hugepageLimits and the
+    network classID / priorities need hierarchies this host may lack: applied or warned about, never
+    dropped in silence."""
+    limits = {
+        "memory": {"limit": 64 << 20, "swappiness": 10, "disableOOMKiller": True, "kernelTCP": 50 << 20},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+        "network": {"classID": 0x100001, "priorities": [{"name": "eth0", "priority": 5}]},
+    }
+    write_config(bundle, ["sleep", "60"], lambda c: c["linux"].update(resources=limits))
+    p = pyc.leaving("create", "--bundle", str(bundle), "x1")
+    assert p.returncode == 0, p.stderr
+    pid = state(pyc, "x1")["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        where = {c: p for _, cs, p in (line.rstrip("\n").split(":", 2) for line in f) for c in cs.split(",")}
+
+    def read(ctrl: str, name: str) -> str:
+        with open(f"/sys/fs/cgroup/{ctrl}{where[ctrl]}/{name}") as f:
+            return f.read()
+
+    if "memory" in where and os.path.isdir("/sys/fs/cgroup/memory"):
+        assert read("memory", "memory.swappiness").strip() == "10"
+        assert "oom_kill_disable 1" in read("memory", "memory.oom_control")
+        assert int(read("memory", "memory.kmem.tcp.limit_in_bytes")) == 50 << 20
+    for ctrl, field, check in (
+        (
+            "hugetlb",
+            "hugepageLimits[0]",
+            lambda: int(read("hugetlb", "hugetlb.2MB.limit_in_bytes")) == 4 << 20,
+        ),
+        ("net_cls", "network.classID", lambda: int(read("net_cls", "net_cls.classid")) == 0x100001),
+        ("net_prio", "network.priorities", lambda: "eth0 5" in read("net_prio", "net_prio.ifpriomap")),
+    ):
+        if os.path.isdir(f"/sys/fs/cgroup/{ctrl}"):
+            assert check()
+        else:
+            assert f"linux.resources.{field} not applied" in p.stderr
+    assert pyc("delete", "--force", "x1").returncode == 0
+
+
+def test_spec_warnings_are_printed(pyc, bundle):  # noqa: F811
+    """runtime-tools' linux_process_apparmor_profile and linux_capabilities: what the host cannot give is
+    said, and the container still starts."""
+    with open("/proc/self/status") as f:
+        bounding = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    lacking = [n for i, n in ((24, "CAP_SYS_RESOURCE"), (21, "CAP_SYS_ADMIN")) if not bounding >> i & 1]
+
+    def mutate(c: dict) -> None:
+        c["process"]["apparmorProfile"] = "acme_secure_profile"
+        for key in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][key] += lacking
+
+    write_config(bundle, ["true"], mutate)
+    p = pyc.leaving("create", "--bundle", str(bundle), "w1")
+    assert p.returncode == 0, p.stderr
+    apparmor = os.path.exists("/sys/kernel/security/apparmor")
+    assert ("apparmor profile 'acme_secure_profile' ignored" in p.stderr) != apparmor
+    for name in lacking:
+        assert f"{name} left out" in p.stderr
+    assert pyc("delete", "--force", "w1").returncode == 0
+
+
+def _inherit_all(c: dict) -> None:
+    """runtime-tools' nsinherit: no namespace of its own, nothing mounted."""
+    c["linux"]["namespaces"] = []
+    c.pop("hostname")
+    c["mounts"] = []
+    c["linux"].pop("maskedPaths", None)
+    c["linux"].pop("readonlyPaths", None)
+    c["root"]["readonly"] = False
+
+
+def test_no_mount_namespace_is_a_chroot(pyc, bundle):  # noqa: F811
+    write_config(bundle, ["sh", "-c", "ls /; echo done"], _inherit_all)
+    assert pyc.leaving("create", "--bundle", str(bundle), "n1").returncode == 0
+    pid = state(pyc, "n1")["pid"]
+    # The host's mount (and every other) namespace, its root the bundle's rootfs.
+    for ns in ("mnt", "pid", "net", "uts", "ipc"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}")
+    assert os.readlink(f"/proc/{pid}/root") == str(bundle / "rootfs")
+    assert pyc("start", "n1").returncode == 0
+    assert wait_until(lambda: state(pyc, "n1")["status"] == "stopped")
+    assert pyc("delete", "n1").returncode == 0
+
+
+def test_no_mount_namespace_refuses_mounts(pyc, bundle):  # noqa: F811
+    write_config(
+        bundle,
+        ["true"],
+        lambda c: (
+            _inherit_all(c),
+            c["mounts"].append({"destination": "/proc", "type": "proc", "source": "proc"}),
+        ),
+    )
+    p = pyc("create", "--bundle", str(bundle), "n2")
+    assert p.returncode == 125
+    assert p.stderr.startswith(
+        "pycontain: config.json: mounts: needs a mount namespace of the container's own"
+    )
+    assert pyc.ids() == []
+
+
+def test_mount_namespace_joined_by_path(pyc, bundle):  # noqa: F811
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
+    try:
+        assert wait_until(
+            lambda: os.readlink(f"/proc/{holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        )
+        target = os.readlink(f"/proc/{holder.pid}/ns/mnt")
+
+        def mutate(c: dict) -> None:
+            for n in c["linux"]["namespaces"]:
+                if n["type"] == "mount":
+                    n["path"] = f"/proc/{holder.pid}/ns/mnt"
+
+        write_config(bundle, ["sleep", "60"], mutate)
+        p = pyc.leaving("create", "--bundle", str(bundle), "m1")
+        assert p.returncode == 0, p.stderr
+        pid = state(pyc, "m1")["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == target
+        # The root filesystem was built in that namespace: its mounts are there, not in ours.
+        with open(f"/proc/{pid}/mountinfo") as f:
+            assert any(line.split()[4] == "/proc" for line in f)
+        assert not any(str(bundle) in line for line in open("/proc/self/mountinfo"))
+        assert pyc("delete", "--force", "m1").returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()

@@ -410,9 +410,9 @@ INVALID = [
     (_set("linux.namespaces", "pid"), "config.json: linux.namespaces: must be a list"),
     (
         _set("linux.namespaces[4]", {"type": "time"}),
-        "config.json: linux.namespaces: pycontain needs a new mount namespace",
+        "config.json: mounts: needs a mount namespace of the container's own",
     ),
-    (_set("linux", DELETE), "config.json: linux.namespaces: pycontain needs a new mount namespace"),
+    (_set("linux", DELETE), "config.json: hostname: setting one needs a uts namespace"),
     (_set("linux.namespaces[3].type", "time"), "config.json: hostname: setting one needs a uts namespace"),
     (
         _add_ns({"type": "user"}),
@@ -585,47 +585,13 @@ def test_not_an_object() -> None:
 # -- unsupported ----------------------------------------------------------------------------------
 UNSUPPORTED = [
     ("linux.intelRdt", lambda d: d["linux"].__setitem__("intelRdt", {"closID": "guaranteed_group"})),
-    (
-        "linux.memoryPolicy",
-        lambda d: d["linux"].__setitem__("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
-    ),
     ("linux.netDevices", lambda d: d["linux"].__setitem__("netDevices", {"eth1": {"name": "eth0"}})),
-    (
-        "process.scheduler",
-        lambda d: d["process"].__setitem__("scheduler", {"policy": "SCHED_FIFO", "priority": 1}),
-    ),
-    ("process.ioPriority", lambda d: d["process"].__setitem__("ioPriority", {"class": "IOPRIO_CLASS_IDLE"})),
     ("process.execCPUAffinity", lambda d: d["process"].__setitem__("execCPUAffinity", {"initial": "0"})),
     ("windows", lambda d: d.__setitem__("windows", {"layerFolders": ["C:\\layers"]})),
     ("solaris", lambda d: d.__setitem__("solaris", {"milestone": "svc:/milestone/container:default"})),
     ("vm", lambda d: d.__setitem__("vm", {"kernel": {"path": "/boot/vmlinuz"}})),
     ("zos", lambda d: d.__setitem__("zos", {"devices": [{"path": "/dev/zfoo", "type": "c"}]})),
     ("freebsd", lambda d: d.__setitem__("freebsd", {"jail": {"parent": "host"}})),
-    (
-        "mounts[7].uidMappings",
-        lambda d: d["mounts"].append(
-            {
-                "destination": "/data",
-                "type": "bind",
-                "source": "/data",
-                "options": ["bind"],
-                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-            }
-        ),
-    ),
-    (
-        "mounts[7].options[1]",
-        lambda d: d["mounts"].append(
-            {"destination": "/data", "type": "bind", "source": "/data", "options": ["rbind", "rro"]}
-        ),
-    ),
-    (
-        "mounts[7].options[1]",
-        lambda d: d["mounts"].append(
-            {"destination": "/data", "type": "bind", "source": "/data", "options": ["bind", "idmap"]}
-        ),
-    ),
-    ("linux.namespaces[4].path", lambda d: d["linux"]["namespaces"][4].__setitem__("path", "/proc/1/ns/mnt")),
 ]
 
 
@@ -639,7 +605,7 @@ def test_unsupported_fields_are_refused(field: str, mutate) -> None:
 
 
 def test_unsupported_fields_list_names_the_platform_sections() -> None:
-    for field in ("linux.intelRdt", "linux.memoryPolicy", "windows", "solaris", "vm", "zos"):
+    for field in ("linux.intelRdt", "linux.netDevices", "windows", "solaris", "vm", "zos"):
         assert field in oci.UNSUPPORTED_FIELDS
 
 
@@ -925,10 +891,89 @@ def test_constants_match_the_kernel() -> None:
     assert (MS_SHARED, MS_UNBINDABLE, MS_RELATIME, MS_NOATIME) == (1 << 20, 1 << 17, 1 << 21, 1024)
 
 
-@pytest.mark.parametrize("option", ["idmap", "rro", "rnosuid"])
-def test_flags_and_data_refuses_unsupported_options(option: str) -> None:
-    with pytest.raises(Unsupported, match="not supported"):
-        OciMount("/m", "bind", "/x", ["bind", option]).flags_and_data()
+def test_recursive_options_become_mount_attributes_not_data() -> None:
+    m = OciMount("/m", "bind", "/x", ["rbind", "rro", "rnosuid", "rnoatime", "idmap", "rnosuid", "rsuid"])
+    flags, _prop, data, recursive = m.flags_and_data()
+    assert data == "" and recursive and flags == MS_BIND | MS_REC
+    attr_set, attr_clr = m.recursive_attrs()
+    assert attr_set == 0x1 | 0x10  # MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME
+    assert attr_clr == 0x2 | 0x70  # MOUNT_ATTR_NOSUID (rsuid came last) | the whole atime field
+    assert OciMount("/m", "bind", "/x", ["rbind", "rro", "rrw"]).recursive_attrs() == (0, 0x1)
+
+
+def test_id_mapped_mounts_are_checked() -> None:
+    doc = base()
+    doc["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": "/data", "options": ["bind", "idmap"]}
+    )
+    assert "takes the container's, and it has none" in error_of(doc)
+    doc = base()
+    maps = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    doc["mounts"].append({"destination": "/data", "type": "tmpfs", "uidMappings": maps, "gidMappings": maps})
+    assert "must be a bind mount" in error_of(doc)
+    doc["mounts"][-1] = {"destination": "/data", "source": "/d", "options": ["bind"], "uidMappings": maps}
+    assert "needs both uidMappings and gidMappings" in error_of(doc)
+    doc["mounts"][-1]["gidMappings"] = maps
+    m = parse(doc, BUNDLE).mounts[-1]
+    assert m.id_mapped and m.uid_mappings == [(0, 1000, 1)] == m.gid_mappings
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        (
+            "process.ioPriority",
+            {"class": "IOPRIO_CLASS_XX"},
+            "process.ioPriority.class: 'IOPRIO_CLASS_XX' is not",
+        ),
+        (
+            "process.ioPriority",
+            {"class": "IOPRIO_CLASS_BE", "priority": 8},
+            "process.ioPriority.priority: must be",
+        ),
+        (
+            "process.scheduler",
+            {"policy": "SCHED_FIFO", "flags": ["X"]},
+            "process.scheduler.flags[0]: 'X' is not",
+        ),
+        (
+            "process.scheduler",
+            {"policy": "SCHED_OTHER", "nice": 20},
+            "process.scheduler.nice: must be an integer",
+        ),
+        ("linux.memoryPolicy", {"mode": "MPOL_BIND"}, "linux.memoryPolicy.nodes: required with MPOL_BIND"),
+        (
+            "linux.memoryPolicy",
+            {"mode": "MPOL_LOCAL", "nodes": "0"},
+            "linux.memoryPolicy.nodes: must be empty",
+        ),
+        ("linux.memoryPolicy", {"mode": "MPOL_BIND", "nodes": "3-1"}, "linux.memoryPolicy.nodes: '3-1'"),
+    ],
+)
+def test_process_attributes_are_validated(field: str, value: dict, expected: str) -> None:
+    doc = base()
+    section, key = field.split(".")
+    doc[section][key] = value
+    assert error_of(doc).startswith(f"config.json: {expected}")
+
+
+def test_process_attributes_parse_and_round_trip() -> None:
+    doc = base()
+    doc["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 3}
+    doc["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    doc["linux"]["memoryPolicy"] = {
+        "mode": "MPOL_INTERLEAVE",
+        "nodes": "0,2-3",
+        "flags": ["MPOL_F_STATIC_NODES"],
+    }
+    spec = parse(doc, BUNDLE)
+    attrs = spec.proc_attrs
+    assert attrs["ioprio"] == 3 << 13 | 3
+    assert attrs["sched"]["sched_policy"] == 3 and attrs["sched"]["sched_nice"] == 5
+    assert attrs["sched"]["sched_flags"] == 1
+    assert attrs["mempolicy"] == [3 | 1 << 15, [0, 2, 3]]
+    again = parse(spec.to_dict(), BUNDLE)
+    assert again.proc_attrs == attrs
 
 
 def test_namespace_table() -> None:

@@ -1,0 +1,255 @@
+"""The monitor of a detached container: the process that stays to reap its PID 1.
+
+``spawn`` forks twice (the monitor leaves the caller's session and is nobody's child but init's), and the
+monitor makes the container: its first process is the monitor's own child, so its exit status can be read
+with ``waitpid``. The monitor reports the container's id (or the error) to the caller over a pipe, then
+exec-s ``monitor_loop.py``, a built-in-modules-only script that writes the timestamped log and waits. When
+PID 1 has exited, the loop exec-s this module again (``python -m pycontain.monitor exited ROOT ID CODE``),
+which records the exit (code, time, OOM kill) and applies the restart policy: it starts the container
+again, as the same process, and goes back to the loop — or ends.
+
+Restart policies (docker's): ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times if N is given);
+``always``; ``unless-stopped``. 'stop' ends a container for good whatever its policy; after a reboot,
+``pycontain restart-policy`` (see ``boot``) starts the ``always`` ones and the ``unless-stopped`` ones that
+were not stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .errors import EXIT_RUNTIME, ExecFailed, InvalidArgument, PycontainError
+
+LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
+POLICIES = ("no", "on-failure", "always", "unless-stopped")
+# docker's back-off: 100 ms before the first restart, doubled each time up to a minute; a run that lasted
+# this long starts the sequence over.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 60.0
+RESET_AFTER_S = 10.0
+
+
+def parse_restart(value: str) -> tuple[str, int]:
+    """``on-failure:3`` → ("on-failure", 3); a policy without a count → (name, 0)."""
+    name, colon, count = value.partition(":")
+    if name not in POLICIES:
+        raise InvalidArgument(
+            f"invalid --restart {value!r}: use no, on-failure[:N], always or unless-stopped"
+        )
+    if colon and (name != "on-failure" or not count.isdigit()):
+        raise InvalidArgument(
+            f"invalid --restart {value!r}: only on-failure takes a count, a whole number (on-failure:3)"
+        )
+    return name, int(count or 0)
+
+
+def should_restart(policy: str, exit_code: int, restarts: int, manual_stop: bool) -> bool:
+    name, limit = parse_restart(policy or "no")
+    if manual_stop or name == "no":
+        return False
+    if name == "on-failure":
+        return exit_code != 0 and (limit == 0 or restarts < limit)
+    return True
+
+
+def backoff(restarts: int, ran_for: float) -> float:
+    if ran_for >= RESET_AFTER_S:
+        return BACKOFF_FIRST_S
+    return min(BACKOFF_FIRST_S * 2**restarts, BACKOFF_MAX_S)
+
+
+def spawn(config=None, root: str | None = None, existing=None):
+    """Start a detached container under a new monitor and return its ``Container`` once it runs.
+
+    ``config``: a new container; ``existing``: an exited ``Container`` to start again (same configuration
+    and writable layer). Errors are the ones creating it raised, with their exit status.
+    """
+    from .container import Container
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setsid()  # a closing terminal must not SIGHUP the monitor
+            if os.fork():
+                os._exit(
+                    0
+                )  # the monitor is an orphan: init (or the nearest subreaper) reaps it, never our caller
+            _become_monitor(config, root, existing, w)
+        finally:
+            os._exit(EXIT_RUNTIME)
+    os.close(w)
+    os.waitpid(pid, 0)
+    chunks = []
+    while True:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(r)
+    msg = b"".join(chunks).decode(errors="replace")
+    if msg.startswith("OK "):
+        return Container.get(msg[3:].strip(), root)
+    if msg.startswith("E"):
+        code_s, _, rest = msg[1:].partition("\t")
+        kind, _, text = rest.partition("\t")
+        raise _rebuild_error(kind, text, int(code_s) if code_s.isdigit() else EXIT_RUNTIME)
+    raise PycontainError("the container's monitor died before the container started (see 'pycontain gc')")
+
+
+def _rebuild_error(kind: str, text: str, code: int) -> PycontainError:
+    """The monitor's error, as the class it was raised with (callers match on AlreadyExists, NotFound...)."""
+    from . import errors
+
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, PycontainError)):
+        cls = PycontainError
+    err = cls.__new__(cls)
+    Exception.__init__(err, text)
+    if cls is ExecFailed or code != cls.exit_code:
+        err.exit_code = code
+    return err
+
+
+def _become_monitor(config, root: str | None, existing, report: int) -> None:
+    """In the monitor: stdio away from the caller's, make (or start again) the container, report, loop."""
+    fd = os.open("/dev/null", os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+    try:
+        container, child, out_r, err_r = _launch(config, root, existing)
+    except PycontainError as e:
+        _send(report, f"E{e.exit_code}\t{type(e).__name__}\t{e}")
+        return
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\t{e.strerror or e}{where}")
+        return
+    except Exception as e:
+        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}")
+        return
+    _send(report, f"OK {container.id}")
+    _exec_loop(container, child.pid, out_r, err_r)
+
+
+def _send(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode(errors="replace"))
+    finally:
+        os.close(fd)
+
+
+def _launch(config, root: str | None, existing):
+    """Make the container (or start it again) with its stdout and stderr on pipes to us."""
+    from . import process
+    from .container import Container
+
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    stdio = process.Stdio(stdin_null=True, stdout_fd=out_w, stderr_fd=err_w)
+    try:
+        if existing is not None:
+            container = existing
+            child = container.relaunch(stdio)
+        else:
+            container, child = Container.create(config, root, stdio=stdio, monitored=True)
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return container, child, out_r, err_r
+
+
+def _exec_loop(container, child_pid: int, out_r: int, err_r: int) -> None:
+    os.set_inheritable(out_r, True)
+    os.set_inheritable(err_r, True)
+    args = [container.log_path, str(child_pid), str(out_r), str(err_r), container.store.root, container.id]
+    os.execv(sys.executable, [sys.executable, "-I", "-S", LOOP, *args])
+
+
+def exited(root: str, cid: str, code: int) -> None:
+    """The container's PID 1 has exited with ``code``: record it, then restart it if its policy says so."""
+    from .container import Container
+    from .errors import ContainerNotFound
+
+    try:
+        c = Container.get(cid, root)
+    except ContainerNotFound:
+        return  # removed while it ran ('rm -f')
+    ran_for = time.time() - (c.state.started or time.time())
+    c.record_exit(code)
+    st = c.store.load_id(cid)
+    if st is None:
+        return  # --rm: removed on exit
+    policy = st.config.get("restart") or "no"
+    if should_restart(policy, code, st.restarts, st.manual_stop):
+        time.sleep(backoff(st.restarts, ran_for))
+        st = c.store.load_id(cid)
+        if st is not None and not st.manual_stop and not st.alive():
+            c.state = st
+            try:
+                _container, child, out_r, err_r = _launch(None, root, c)
+            except Exception as e:
+                _record_failure(c, e)
+            else:
+                _exec_loop(c, child.pid, out_r, err_r)
+    _forget_monitor(c)
+
+
+def _record_failure(c, e: Exception) -> None:
+    """A restart that failed: the container stays exited, the error goes to its log (there is no caller)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    try:
+        with open(c.log_path, "a") as f:
+            f.write(f"{stamp} stderr F pycontain: restart failed: {e}\n")
+    except OSError:
+        pass
+
+
+def _forget_monitor(c) -> None:
+    with c.store.lock():
+        st = c.store.load_id(c.id)
+        if st is not None and st.monitor and st.monitor[0] == os.getpid():
+            st.monitor = None
+            c.store.save(st)
+
+
+def boot(root: str | None = None) -> list[str]:
+    """After a reboot (or from a service unit at start-up): start every exited container whose policy is
+    ``always``, or ``unless-stopped`` and not stopped with 'stop'. Returns one line per container."""
+    from .container import Container
+
+    lines = []
+    for c in Container.list(root):
+        st = c.state
+        name, _ = parse_restart(st.config.get("restart") or "no")
+        wanted = name == "always" or (name == "unless-stopped" and not st.manual_stop)
+        if not wanted or c.status() != "exited" or st.monitored():
+            continue
+        try:
+            c.start_again()
+            lines.append(f"started {c.name}")
+        except PycontainError as e:
+            lines.append(f"could not start {c.name}: {e}")
+    return lines
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[0] == "exited":
+        exited(argv[1], argv[2], int(argv[3]))
+        return 0
+    sys.stderr.write("usage: python -m pycontain.monitor exited ROOT ID CODE (run by the monitor loop)\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

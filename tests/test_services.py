@@ -1,0 +1,234 @@
+"""Containers to run services in: the monitor of a detached container (exit codes, wait, start, restart
+policies, timestamped logs), state that outlives a reboot, and the docker flags users reach for first."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from conftest import ROOT_REQUIRED, wait_until
+
+pytestmark = ROOT_REQUIRED
+
+NET = ("--network", "none")
+
+
+def _run_d(pyc, name: str, *args: str) -> str:
+    p = pyc.leaving("run", "-d", *NET, "--name", name, *args)
+    assert p.returncode == 0, p.stderr
+    return name
+
+
+def _state(pyc, name: str) -> dict:
+    p = pyc("inspect", name)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)[0]
+
+
+def _exit_and_restarts(pyc, name: str) -> tuple:
+    info = _state(pyc, name)
+    return info["State"]["ExitCode"], info["RestartCount"]
+
+
+def _status(pyc, name: str) -> str:
+    return pyc("ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.Names}}={{.Status}}").stdout
+
+
+def test_detached_exit_code_is_recorded_and_waited_for(pyc):
+    _run_d(pyc, "three", "default", "--", "sh", "-c", "sleep 0.3; exit 3")
+    p = pyc("wait", "three")
+    assert (p.returncode, p.stdout) == (0, "3\n"), p.stderr
+    st = _state(pyc, "three")["State"]
+    assert st["ExitCode"] == 3 and st["FinishedAt"] and st["OOMKilled"] is False
+    rows = pyc("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    assert re.search(r"^three Exited \(3\) \d+ seconds ago$", rows, re.M), rows
+
+
+def test_signal_and_stop_exit_codes(pyc):
+    _run_d(pyc, "killed", "default", "--", "sleep", "100")
+    assert pyc("kill", "-s", "KILL", "killed").returncode == 0
+    assert pyc("wait", "killed").stdout == "137\n"
+    # sh as PID 1 ignores TERM: stop -t 0 ends it with KILL; a trap that exits 0 on TERM gives 0.
+    _run_d(pyc, "stubborn", "default", "--", "sleep", "100")
+    assert pyc("stop", "-t", "0", "stubborn").returncode == 0
+    assert _state(pyc, "stubborn")["State"]["ExitCode"] == 137
+    _run_d(
+        pyc,
+        "polite",
+        "--stop-signal",
+        "USR1",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; sleep 100 & wait",
+    )
+    assert pyc("stop", "-t", "5", "polite").returncode == 0
+    assert _state(pyc, "polite")["State"]["ExitCode"] == 9
+
+
+def test_oom_kill_is_recorded(pyc):
+    _run_d(pyc, "hog", "-m", "32m", "default", "--", "tail", "/dev/zero")
+    assert pyc("wait", "hog", timeout=120).stdout == "137\n"
+    st = _state(pyc, "hog")["State"]
+    assert st["OOMKilled"] is True and st["ExitCode"] == 137
+
+
+def test_start_after_exit_keeps_the_writable_layer(pyc):
+    _run_d(pyc, "counter", "default", "--", "sh", "-c", "echo run >> /runs; wc -l < /runs")
+    assert pyc("wait", "counter").stdout == "0\n"
+    p = pyc("start", "counter")
+    assert p.returncode == 0, p.stderr
+    assert pyc("wait", "counter").stdout == "0\n"
+    assert pyc("logs", "counter").stdout.split() == ["1", "2"]
+    assert pyc("start", "nosuch").returncode == 125
+
+
+def test_restart_policy_on_failure_until_success(pyc, tmp_path):
+    # Fails twice, then succeeds: the count lives in a volume, so each run sees the runs before it.
+    (tmp_path / "n").write_text("")
+    script = "echo x >> /s/n; test $(wc -l < /s/n) -ge 3 || exit 5"
+    _run_d(
+        pyc, "flaky", "--restart", "on-failure", "-v", f"{tmp_path}:/s", "default", "--", "sh", "-c", script
+    )
+    # A run's ExitCode is the last one recorded: the third run's 0 once its monitor has recorded it.
+    assert wait_until(lambda: _exit_and_restarts(pyc, "flaky") == (0, 2), timeout=30)
+    assert (tmp_path / "n").read_text().count("x") == 3
+
+
+def test_restart_policy_limits_and_stop(pyc, tmp_path):
+    _run_d(pyc, "capped", "--restart", "on-failure:1", "default", "--", "sh", "-c", "exit 2")
+    assert wait_until(lambda: _state(pyc, "capped")["RestartCount"] == 1, timeout=30)
+    assert wait_until(
+        lambda: "Exited (2)" in _status(pyc, "capped") and not _state(pyc, "capped")["State"]["Running"]
+    )
+    _run_d(pyc, "never", "--restart", "no", "default", "--", "sh", "-c", "exit 2")
+    assert pyc("wait", "never").stdout == "2\n"
+    assert _state(pyc, "never")["RestartCount"] == 0
+    # always: restarted after a clean exit too, until 'stop' says otherwise.
+    _run_d(pyc, "forever", "--restart", "always", "default", "--", "sh", "-c", "sleep 0.2")
+    assert wait_until(lambda: _state(pyc, "forever")["RestartCount"] >= 2, timeout=30)
+    assert pyc("stop", "-t", "1", "forever").returncode == 0
+    count = _state(pyc, "forever")["RestartCount"]
+    assert not wait_until(lambda: _state(pyc, "forever")["RestartCount"] > count, timeout=1.5)
+    assert _state(pyc, "forever")["State"]["Status"] == "exited"
+    for bad in ("sometimes", "always:3", "on-failure:x"):
+        p = pyc("run", "-d", "--restart", bad, "default", "--", "true")
+        assert p.returncode == 125 and "--restart" in p.stderr
+
+
+def test_logs_timestamps_tail_since(pyc):
+    _run_d(
+        pyc,
+        "talk",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; printf 'three'; sleep 1.2; echo four",
+    )
+    assert pyc("wait", "talk").stdout == "0\n"
+    assert pyc("logs", "talk").stdout == "one\ntwo\nthreefour\n"
+    assert pyc("logs", "--tail", "1", "talk").stdout == "threefour\n"
+    stamped = pyc("logs", "-t", "talk").stdout.splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ", line) for line in stamped), stamped
+    first = stamped[0].split()[0]
+    assert pyc("logs", "--since", first, "talk").stdout.startswith("one\n")
+    assert pyc("logs", "--until", first, "talk").stdout == ""
+    assert pyc("logs", "--since", "1h", "talk").stdout.count("\n") == 3
+    assert pyc("logs", "--since", "yesterday", "talk").returncode == 125
+
+
+def test_state_survives_an_emptied_runtime(pyc, state_root):
+    """A reboot, simulated: every process gone and a new boot id (what /proc/sys/kernel/random/boot_id says
+    after one). The configuration, writable layer and log are on disk: ps -a lists it exited, start works."""
+    _run_d(pyc, "svc", "--restart", "always", "default", "--", "sh", "-c", "echo up >> /boots; sleep 100")
+    info = _state(pyc, "svc")
+    assert info["StateDir"].startswith(state_root) and info["LogPath"].startswith(state_root)
+    pid = info["State"]["Pid"]
+    path = os.path.join(info["StateDir"], "state.json")
+    with open(path) as f:
+        monitor = json.load(f)["monitor"][0]
+    os.kill(monitor, 9)
+    os.kill(pid, 9)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
+    with open(path) as f:
+        saved = json.load(f)
+    saved["boot_id"] = "0" * 32
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    assert "svc=Exited" in _status(pyc, "svc")
+    p = pyc("restart-policy")
+    assert p.returncode == 0 and "started svc" in p.stdout, p.stderr
+    assert "svc=Up" in _status(pyc, "svc")
+    assert pyc("exec", "svc", "cat", "/boots").stdout == "up\nup\n"
+
+
+def test_default_state_root_is_on_disk():
+    from pycontain.state import DEFAULT_ROOT
+
+    assert DEFAULT_ROOT.startswith("/var/lib/pycontain")
+
+
+def test_entrypoint_replaces_the_image_command(pyc):
+    p = pyc("run", "--rm", *NET, "--entrypoint", "echo", "default", "--", "a", "b")
+    assert (p.returncode, p.stdout) == (0, "a b\n"), p.stderr
+    p = pyc("run", "--rm", *NET, "--entrypoint", "", "default", "--", "echo", "c")
+    assert p.stdout == "c\n"
+
+
+def test_ps_filters_and_formats(pyc):
+    _run_d(pyc, "web-1", "-l", "tier=front", "default", "--", "sleep", "100")
+    _run_d(pyc, "db-1", "-l", "tier=back", "default", "--", "sleep", "100")
+    _run_d(pyc, "done", "default", "--", "true")
+    assert pyc("wait", "done").stdout == "0\n"
+    names = lambda *a: sorted(pyc("ps", *a, "--format", "{{.Names}}").stdout.split())  # noqa: E731
+    assert names() == ["db-1", "web-1"]
+    assert names("-a") == ["db-1", "done", "web-1"]
+    assert names("-f", "name=web") == ["web-1"]
+    assert names("--filter", "label=tier=back") == ["db-1"]
+    assert names("--filter", "label=tier") == ["db-1", "web-1"]
+    assert names("--filter", "status=exited") == ["done"]
+    assert names("-f", "name=web", "-f", "name=db") == ["db-1", "web-1"]
+    row = json.loads(pyc("ps", "-f", "name=db", "--format", "{{json .}}").stdout)
+    assert row["Names"] == "db-1" and row["State"] == "running" and row["Labels"] == "tier=back"
+    p = pyc("ps", "--filter", "colour=red")
+    assert p.returncode == 125 and "colour=red" in p.stderr
+    p = pyc("ps", "-a", "--format", "{{.Nope}}")
+    assert p.returncode == 125 and "Nope" in p.stderr
+    assert (
+        pyc("inspect", "-f", "{{.State.Status}} {{json .Labels}}", "web-1").stdout
+        == 'running {"tier": "front"}\n'
+    )
+    assert "PORTS" in pyc("ps").stdout
+
+
+def test_cidfile(pyc, tmp_path):
+    cidfile = tmp_path / "cid"
+    p = pyc.leaving("run", "-d", *NET, "--cidfile", str(cidfile), "default", "--", "sleep", "100")
+    assert p.returncode == 0, p.stderr
+    assert len(cidfile.read_text()) == 64
+    p = pyc("run", "--rm", *NET, "--cidfile", str(cidfile), "default", "--", "true")
+    assert p.returncode == 125 and "exists" in p.stderr
+
+
+def test_unknown_docker_flag_is_an_error(pyc):
+    p = pyc("run", "--no-such-flag", "default", "--", "true")
+    assert p.returncode == 125 and "--no-such-flag" in p.stderr
+
+
+def test_monitor_memory_is_small(pyc):
+    _run_d(pyc, "small", "default", "--", "sleep", "100")
+    with open(os.path.join(_state(pyc, "small")["StateDir"], "state.json")) as f:
+        monitor = json.load(f)["monitor"][0]
+    with open(f"/proc/{monitor}/smaps_rollup") as f:
+        pss_kb = int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
+    assert pss_kb < 5 * 1024, pss_kb
+
+
+@pytest.mark.parametrize("policy", ["always", "unless-stopped"])
+def test_restart_needs_detach(pyc, policy):
+    p = pyc("run", "--restart", policy, *NET, "default", "--", "true")
+    assert p.returncode == 125 and "-d" in p.stderr
