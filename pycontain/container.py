@@ -635,7 +635,7 @@ class Container:
         detach: bool = False,
         stdio: process.Stdio | None = None,
         security: dict | None = None,
-        extra_gids: list[int] | None = None,
+        extra_gids: builtins.list[int] | None = None,
         umask: int | None = None,
         preserve_fds: int = 0,
         proc_attrs: dict | None = None,

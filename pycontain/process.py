@@ -671,7 +671,7 @@ def start_container(
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
-            if userns_later:
+            if userns_later and userns_fd is not None:
                 _enter_userns(userns_fd)
             finish_and_exec(
                 config.args,
