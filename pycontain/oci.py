@@ -8,7 +8,6 @@ commands use. The OCI container id is the container's name in the state root.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 from . import SPEC_VERSION, fastjson, process
@@ -378,6 +377,8 @@ def _run_hook_list(
 ) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
+    import subprocess  # hooks only: not on the path of every create/start/delete
+
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
     for h in hooks:
@@ -401,6 +402,8 @@ def _hook_env(h: dict) -> dict[str, str]:
 
 
 def _run_host(h: dict, payload: bytes) -> int:
+    import subprocess
+
     p = subprocess.run(
         h.get("args") or [h["path"]],
         executable=h["path"],
@@ -426,6 +429,8 @@ def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) 
     """createContainer / startContainer hooks: run in the container's namespaces; the path resolved there,
     or with ``host_path`` on the host: the file is opened here and executed through its descriptor."""
     exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
+    import subprocess
+
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()
