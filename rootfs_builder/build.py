@@ -613,7 +613,7 @@ class Builder:
         tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
         tail.start()
         try:
-            code = api.run_config(cfg, root)
+            code = api.run_config(cfg, root, stop_on_signal=True)
         finally:
             stop.set()
             tail.join()

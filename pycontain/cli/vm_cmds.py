@@ -44,7 +44,10 @@ def export(
     def body() -> int:
         from rootfs_builder.vm import export_vm
 
-        a = export_vm(image, dest, hostname=hostname)
+        from ..interrupts import unwinding
+
+        with unwinding():
+            a = export_vm(image, dest, hostname=hostname)
         print(
             f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh"
         )
