@@ -18,6 +18,7 @@ APT_PACKAGES += squashfs-tools  # mksquashfs/unsquashfs: the squashfs export and
 APT_PACKAGES += docker-registry apache2-utils  # a loopback registry (htpasswd auth) for the pull/push tests
 APT_PACKAGES += libc6-dev  # libc.a: the static pycontain-init (--init's PID 1) and the tests' C helpers
 APT_PACKAGES += containerd docker.io containernetworking-plugins  # the engines tests (tests/engines)
+APT_PACKAGES += hyperfine  # benchmarks/run_latency.py and its CI smoke test (tests/test_run_latency.py)
 BENCH_PACKAGES := hyperfine runc crun
 PYTEST_ARGS ?=
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Whole-process latency of ``pycontain run --rm --network none default -- /bin/true`` against runc and crun.
+"""Where users wait: pycontain's run, run on the default bridge, exec, state and ps, next to runc and crun.
 
 All rows run in one hyperfine invocation (``-N --warmup 5 --runs N``) on the same root filesystem, the
 built-in busybox one (``rootfs_builder.resolve("default")``), plus ``python -c pass`` in pycontain's
-interpreter as the floor a Python CLI cannot beat. runc's default bundle gives its container a network
-namespace with only lo, so pycontain runs with ``--network none`` for a like-for-like figure; ``--bridge``
-adds a row for pycontain's default (a veth on a bridge, an address, NAT), on a bridge, registry and
-nftables table of the benchmark's own, removed at the end. See benchmarks/README.md. Run as root.
+interpreter as the floor a Python CLI cannot beat: ``run /bin/true`` for each runtime (runc's default
+bundle gives its container a network namespace with only lo, so pycontain runs with ``--network none``),
+pycontain's default network (a veth on a bridge, an address, NAT; on a bridge, registry and nftables
+table of the benchmark's own, removed at the end), then ``exec ID /bin/true`` and ``state ID`` against a
+running container of each runtime and ``pycontain ps`` over ten running containers. The script prints
+every command's figures, then each measure side by side with runc and crun, the ratio and the issue's
+target. See benchmarks/README.md. Run as root.
 
-    python benchmarks/run_latency.py [--runs 100] [--pycontain PATH] [--out DIR] [--bridge]
+    python benchmarks/run_latency.py [--runs 100] [--warmup 5] [--pycontain PATH] [--out DIR]
     python benchmarks/run_latency.py --imports [--bridge]   # python -X importtime top entries for `pycontain run`
 """
 
@@ -23,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -129,6 +132,7 @@ class MaskedCgroup2:
 
 # runc's bundle: a network namespace with only lo. pycontain's default would add a bridge, a veth and NAT.
 LIKE_RUNC = ["--network", "none"]
+PS_CONTAINERS = 10  # ps is timed over a table of this many running containers
 BRIDGE_BRIDGE = "pycbench1"
 BRIDGE_TABLE = "pycontain_bench_lat"
 
@@ -197,6 +201,112 @@ def _imports(pycontain: str, top: int, network: list[str]) -> int:
     return 0
 
 
+# The issue's targets: each pycontain measure, the runc measure it is compared with, and the ratio to reach.
+# runc's bundle has no network, so pycontain's default bridge is compared with runc's plain run;
+# ps (a table of ten containers) is compared with runc state (runc has no ps over containers).
+MEASURES: tuple[tuple[str, str, str, float], ...] = (
+    ("run --rm --network none /bin/true", "run", "run", 0.75),
+    ("run --rm /bin/true (default bridge)", "run-bridge", "run", 1.5),
+    ("exec ID /bin/true (running container)", "exec", "exec", 1.0),
+    ("state ID", "state", "state", 2.0),
+    (f"ps ({PS_CONTAINERS} containers) vs runc state", "ps", "state", 3.0),
+)
+SLEEPER = "pycontain-bench-lat"  # the running containers exec, state and ps are timed against
+
+
+def make_sleeper_bundle(bundle: str, rootfs: str) -> None:
+    """The /bin/true bundle, running ``sleep`` instead: the container exec and state are timed against."""
+    make_bundle(bundle, rootfs)
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["process"]["args"] = ["sleep", "3600"]
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def start_detached(argv: list[str]) -> str | None:
+    """A runtime's ``run -d``: its stdio must not be a pipe we wait on (the container keeps it open)."""
+    with tempfile.TemporaryFile("w+") as err:
+        try:
+            p = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=60, text=True
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return str(e)
+        err.seek(0)
+        lines = [ln for ln in err.read().splitlines() if ln.strip()]
+    return None if p.returncode == 0 else f"exit status {p.returncode}: {lines[-1] if lines else ''}"
+
+
+class Rows:
+    """hyperfine's commands, each for one (measure, runtime); commands that fail once are left out."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, list[str]]] = []
+        self.key: dict[str, tuple[str, str]] = {}  # command name -> (measure, runtime)
+        self.skipped: list[tuple[str, str]] = []
+
+    def add(self, measure: str, runtime: str, name: str, cmd: list[str]) -> None:
+        why = try_once(cmd)
+        if why is None:
+            self.commands.append((name, cmd))
+            self.key[name] = (measure, runtime)
+        else:
+            self.skipped.append((name, f"`{shlex.join(cmd)}` fails: {why}"))
+
+
+def oci_rows(
+    rows: Rows,
+    runtime: str,
+    prefix: list[str],
+    root: str,
+    bundle: str,
+    sleeper: str,
+    cleanup: Callable[[list[str]], None],
+) -> None:
+    """run, exec and state for runc or crun (``prefix``: crun's nsenter wrapper on hybrid hosts)."""
+    rt = [*prefix, runtime, "--root", root]
+    rid = f"pycontain-bench-{runtime}"
+    cleanup([*rt, "delete", "--force", rid])
+    rows.add("run", runtime, f"{runtime} run", [*rt, "run", "--bundle", bundle, rid])
+    sid = f"{SLEEPER}-{runtime}"
+    cleanup([*rt, "delete", "--force", sid])
+    why = start_detached([*rt, "run", "--detach", "--bundle", sleeper, sid])
+    if why is not None:
+        rows.skipped.append((f"{runtime} exec/state", f"its container does not start: {why}"))
+        return
+    rows.add("exec", runtime, f"{runtime} exec", [*rt, "exec", sid, "/bin/true"])
+    rows.add("state", runtime, f"{runtime} state", [*rt, "state", sid])
+
+
+def crun_prefix(
+    work: str, bundle: str, root: str, stack: contextlib.ExitStack, notes: list[str]
+) -> list[str] | str:
+    """[] when crun runs as is; nsenter into a namespace with cgroup2's controllers masked on hybrid
+    hosts whose cgroup2 mount holds controllers; else why not."""
+    cmd = ["crun", "--root", root, "run", "--bundle", bundle, "pycontain-bench-crun"]
+    why = try_once(cmd)
+    if why is None:
+        return []
+    if not (HYBRID_ERROR in why and os.path.exists(UNIFIED_CONTROLLERS) and shutil.which("nsenter")):
+        return why
+    log(f"crun as is: {why}")
+    try:
+        masked = stack.enter_context(MaskedCgroup2(work))
+    except (subprocess.CalledProcessError, OSError) as e:
+        return f"{why}; masking cgroup2 controllers failed: {e}"
+    why2 = try_once([*masked.prefix(), *cmd])
+    if why2 is not None:
+        return f"{why}; with cgroup2 controllers masked: {why2}"
+    notes.append(
+        f"crun as is fails here ({why}); its rows run it through nsenter into a private mount namespace "
+        f"where {UNIFIED_CONTROLLERS} reads empty, so it uses the v1 cgroup hierarchies like runc; the "
+        "'nsenter /bin/true' row is that wrapper's own cost"
+    )
+    return masked.prefix()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -217,10 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--top", type=int, default=25, help="entries shown by --imports (default 25)")
     ap.add_argument(
-        "--bridge",
-        action="store_true",
-        help="also time pycontain's default network (a private "
-        "bridge, removed afterwards); --imports: show the default network's imports",
+        "--bridge", action="store_true", help="with --imports: the imports of pycontain's default network"
     )
     args = ap.parse_args(argv)
 
@@ -242,90 +349,70 @@ def main(argv: list[str] | None = None) -> int:
     log(f"root filesystem: {rootfs}")
     python = interpreter_of(pycontain)
 
-    rows: list[tuple[str, list[str]]] = [("python -c pass", [python, "-c", "pass"])]
-    skipped: list[tuple[str, str]] = []
+    rows = Rows()
+    rows.add("floor", "python", "python -c pass", [python, "-c", "pass"])
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pycontain-bench-") as work, contextlib.ExitStack() as stack:
-        bundle = os.path.join(work, "bundle")
-        os.mkdir(bundle)
+        bundle, sleeper = os.path.join(work, "bundle"), os.path.join(work, "sleeper")
         state = os.path.join(work, "state")
-        cleanup: list[list[str]] = []
+        stack.enter_context(private_bridge())
 
-        def _delete_leftovers() -> None:
-            for cmd in cleanup:  # only our own containers, in our own state dirs
-                subprocess.run(cmd, capture_output=True, check=False)
+        def cleanup(cmd: list[str]) -> None:
+            """Undone last first: crun's containers go before its nsenter namespace, all before the bridge."""
+            stack.callback(subprocess.run, cmd, capture_output=True, check=False)
 
-        stack.callback(_delete_leftovers)
-        if args.bridge:
-            stack.enter_context(private_bridge())
         if shutil.which("runc"):
+            os.mkdir(bundle)
+            os.mkdir(sleeper)
             make_bundle(bundle, rootfs)
-        else:
-            skipped.append(("runc", "not installed (apt-get install runc)"))
-
-        if shutil.which("runc"):
-            # `runc run` (not --detach) deletes the container when its process exits, so a fixed id
-            # works run after run; the state lives in our own --root.
-            cmd = ["runc", "--root", f"{state}/runc", "run", "--bundle", bundle, "pycontain-bench-runc"]
-            cleanup.append(["runc", "--root", f"{state}/runc", "delete", "--force", "pycontain-bench-runc"])
-            why = try_once(cmd)
-            if why is None:
-                rows.append(("runc run", cmd))
-            else:
-                skipped.append(("runc run", why))
-
-        if shutil.which("crun") and shutil.which("runc"):
-            cmd = ["crun", "--root", f"{state}/crun", "run", "--bundle", bundle, "pycontain-bench-crun"]
-            cleanup.append(["crun", "--root", f"{state}/crun", "delete", "--force", "pycontain-bench-crun"])
-            why = try_once(cmd)
-            if why is None:
-                rows.append(("crun run", cmd))
-            elif HYBRID_ERROR in why and os.path.exists(UNIFIED_CONTROLLERS) and shutil.which("nsenter"):
-                log(f"crun as is: {why}")
-                try:
-                    masked = stack.enter_context(MaskedCgroup2(work))
-                except (subprocess.CalledProcessError, OSError) as e:
-                    skipped.append(("crun run", f"{why}; masking cgroup2 controllers failed: {e}"))
+            make_sleeper_bundle(sleeper, rootfs)
+            oci_rows(rows, "runc", [], f"{state}/runc", bundle, sleeper, cleanup)
+            if shutil.which("crun"):
+                prefix = crun_prefix(work, bundle, f"{state}/crun", stack, notes)
+                if isinstance(prefix, str):
+                    rows.skipped.append(("crun", prefix))
                 else:
-                    nscmd = [*masked.prefix(), *cmd]
-                    why2 = try_once(nscmd)
-                    if why2 is None:
-                        rows.append(("crun run (nsenter, v2 controllers masked)", nscmd))
-                        rows.append(("nsenter /bin/true (wrapper cost)", [*masked.prefix(), "/bin/true"]))
-                        notes.append(
-                            f"crun as is fails here ({why}); its row runs it through nsenter into a "
-                            f"private mount namespace where {UNIFIED_CONTROLLERS} reads empty, so it "
-                            "uses the v1 cgroup hierarchies like runc; the 'nsenter /bin/true' row is "
-                            "that wrapper's own cost"
+                    if prefix:
+                        rows.add(
+                            "wrapper", "nsenter", "nsenter /bin/true (crun's wrapper)", [*prefix, "/bin/true"]
                         )
-                    else:
-                        skipped.append(("crun run", f"{why}; with cgroup2 controllers masked: {why2}"))
+                    oci_rows(rows, "crun", prefix, f"{state}/crun", bundle, sleeper, cleanup)
             else:
-                skipped.append(("crun run", why))
-        elif not shutil.which("crun"):
-            skipped.append(("crun run", "not installed (apt-get install crun)"))
+                rows.skipped.append(("crun", "not installed (apt-get install crun)"))
+        else:
+            rows.skipped.append(("runc and crun", "runc not installed (apt-get install runc crun)"))
 
         if pycontain:
-            variants = [("pycontain run --rm --network none", LIKE_RUNC)]
-            if args.bridge:
-                variants.append(("pycontain run --rm (bridge, the default)", []))
-            for name, network in variants:
-                cmd = [pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
-                why = try_once(cmd)
-                if why is None:
-                    rows.append((name, cmd))
-                else:
-                    skipped.append((name, f"`{shlex.join(cmd)}` fails: {why}"))
-            notes.append(
-                "pycontain runs with --network none: runc's and crun's bundles give their containers a "
-                "network namespace with only lo, so this is the like-for-like figure (pycontain's "
-                "default, a bridge network, "
-                + ("is its own row)" if args.bridge else "is timed with --bridge)")
+            pyc = [pycontain, "--root", f"{state}/pycontain"]
+            names = [f"{SLEEPER}-{i}" for i in range(PS_CONTAINERS)]
+            cleanup([*pyc, "rm", "-f", *names])
+            rows.add(
+                "run",
+                "pycontain",
+                "pycontain run --network none",
+                [*pyc, "run", "--rm", *LIKE_RUNC, "default", "--", "/bin/true"],
             )
+            rows.add(
+                "run-bridge",
+                "pycontain",
+                "pycontain run (bridge)",
+                [*pyc, "run", "--rm", "default", "--", "/bin/true"],
+            )
+            for name in names:
+                why = start_detached(
+                    [*pyc, "run", "-d", *LIKE_RUNC, "--name", name, "default", "--", "sleep", "3600"]
+                )
+                if why is not None:
+                    rows.skipped.append(("pycontain exec/state/ps", f"its containers do not start: {why}"))
+                    break
+            else:
+                rows.add("exec", "pycontain", "pycontain exec", [*pyc, "exec", names[0], "/bin/true"])
+                rows.add("state", "pycontain", "pycontain state", [*pyc, "state", names[0]])
+                rows.add("ps", "pycontain", f"pycontain ps ({PS_CONTAINERS})", [*pyc, "ps"])
         else:
-            skipped.append(("pycontain run --rm", "not found (make a .venv, or give --pycontain PATH)"))
+            rows.skipped.append(("pycontain", "not found (make a .venv, or give --pycontain PATH)"))
 
-        for name, why in skipped:
+        for name, why in rows.skipped:
             log(f"skipping {name}: {why}")
         os.makedirs(args.out, exist_ok=True)
         export = os.path.join(args.out, "latency.json")
@@ -339,32 +426,57 @@ def main(argv: list[str] | None = None) -> int:
             "--export-json",
             export,
         ]
-        for name, cmd in rows:
+        for name, cmd in rows.commands:
             hf += ["--command-name", name, shlex.join(cmd)]
         log(f"$ {shlex.join(hf)}")
-        p = subprocess.run(hf, stdin=subprocess.DEVNULL)
+        p = subprocess.run(hf, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if p.returncode != 0:
             log(f"hyperfine failed (exit status {p.returncode})")
             return 1
 
     with open(export) as f:
         results = json.load(f)["results"]
-    median = {r["command"]: r["median"] for r in results}
-    base = next((median[n] for n in median if n.startswith("runc")), None)
-    print()
-    print(f"{'command':<44} {'median ms':>10} {'mean ms':>9} {'± ms':>7} {'min ms':>8} {'vs runc':>8}")
-    for r in results:
-        ratio = f"{r['median'] / base:.2f}x" if base else "-"
-        print(
-            f"{r['command']:<44} {r['median'] * 1e3:10.2f} {r['mean'] * 1e3:9.2f} {r['stddev'] * 1e3:7.2f} "
-            f"{r['min'] * 1e3:8.2f} {ratio:>8}"
-        )
-    for name, why in skipped:
-        print(f"{name:<44} {'n/a':>10}  {why}")
-    for note in notes:
-        print(f"\nnote: {note}")
+    print_results(results, rows, notes)
     print(f"\nhyperfine JSON: {export}")
     return 0
+
+
+def print_results(results: list[dict], rows: Rows, notes: list[str]) -> None:
+    """Every command's figures, then the issue's targets side by side with runc and crun."""
+    median: dict[tuple[str, str], float] = {}
+    print(f"{'command':<40} {'median ms':>10} {'mean ms':>9} {'± ms':>7} {'min ms':>8}")
+    for r in results:
+        median[rows.key[r["command"]]] = r["median"]
+        print(
+            f"{r['command']:<40} {r['median'] * 1e3:10.2f} {r['mean'] * 1e3:9.2f} {r['stddev'] * 1e3:7.2f} "
+            f"{r['min'] * 1e3:8.2f}"
+        )
+    for name, why in rows.skipped:
+        print(f"{name:<40} {'n/a':>10}  {why}")
+
+    def ms(key: tuple[str, str]) -> str:
+        return f"{median[key] * 1e3:.1f}" if key in median else "n/a"
+
+    def ratio(a: tuple[str, str], b: tuple[str, str]) -> str:
+        return f"{median[a] / median[b]:.2f}x" if a in median and b in median else "n/a"
+
+    print(
+        f"\n{'measure (medians, ms)':<42} {'pycontain':>9} {'runc':>7} {'crun':>7} {'vs runc':>8} {'vs crun':>8}"
+        f"  {'target':<15} met"
+    )
+    for label, measure, base, target in MEASURES:
+        mine, runc, crun = (measure, "pycontain"), (base, "runc"), (base, "crun")
+        if mine in median and runc in median:
+            met = "yes" if median[mine] / median[runc] <= target else "no"
+        else:
+            met = "n/a"
+        print(
+            f"{label:<42} {ms(mine):>9} {ms(runc):>7} {ms(crun):>7} {ratio(mine, runc):>8} "
+            f"{ratio(mine, crun):>8}  {f'<= {target:g}x runc':<15} {met}"
+        )
+    print(f"{'python -c pass (the floor of a Python CLI)':<42} {ms(('floor', 'python')):>9}")
+    for note in notes:
+        print(f"\nnote: {note}")
 
 
 if __name__ == "__main__":

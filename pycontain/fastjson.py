@@ -52,6 +52,10 @@ if _json is not None:
             obj, pos = _scan(text, 0)
         except StopIteration:
             raise ValueError("not a JSON document") from None
+        except SystemError:
+            # The scanner raises json.decoder.JSONDecodeError, which it looks up among the imported
+            # modules only: without the json package loaded it fails with SystemError instead.
+            raise ValueError("malformed JSON") from None
         if pos != len(text):
             raise ValueError(f"extra data at position {pos}")
         return obj
@@ -62,3 +66,15 @@ else:  # pragma: no cover
 
     def loads(text: str) -> Any:  # JSON: whatever the document holds, as json.loads
         return json.loads(text)
+
+
+def dumps_indented(obj: object, level: int = 0) -> str:
+    """``json.dumps(obj, indent=2)``, without the ``json`` package (the C encoder cannot indent before
+    Python 3.13): what ``state``, ``inspect`` and ``ps --json`` print."""
+    pad = "  " * (level + 1)
+    if isinstance(obj, dict) and obj:
+        items = [f"{pad}{dumps(str(k))}: {dumps_indented(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(obj, list | tuple) and obj:
+        return "[\n" + ",\n".join(pad + dumps_indented(v, level + 1) for v in obj) + "\n" + "  " * level + "]"
+    return dumps(obj)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from . import SPEC_VERSION, fastjson, process
+# process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
+# without hooks skip them.
+from . import SPEC_VERSION, fastjson
 from .config import ContainerConfig, Mount
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
@@ -184,6 +186,22 @@ def _security_from_spec(spec) -> dict | None:
     return opts.to_dict()
 
 
+def exec_overrides(proc, saved_security: dict | None) -> dict:
+    """What an OCI process.json (``exec --process``) changes from what create applied, as keyword
+    arguments of ``Container.exec``: capabilities and rlimits when it gives them, its noNewPrivileges,
+    additional groups and umask; the seccomp filter stays the container's (runc's rules)."""
+    from .security import SecurityOptions
+
+    security = dict(saved_security) if saved_security else SecurityOptions().to_dict()
+    if proc.capabilities is not None:
+        security["capabilities"] = proc.capabilities
+        security["cap_add"], security["cap_drop"] = [], []
+    if proc.rlimits:
+        security["ulimits"] = [f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in proc.rlimits]
+    security["no_new_privs"] = proc.no_new_privileges
+    return {"security": security, "extra_gids": proc.additional_gids, "umask": proc.umask}
+
+
 def _rlimit_name(rtype: str) -> str:
     return rtype.removeprefix("RLIMIT_").lower()
 
@@ -203,6 +221,7 @@ def create(
     """OCI create: everything set up, the process waiting for ``start``.
 
     ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
+    from . import process
     from .config import validate_name
     from .spec import load_bundle
 
@@ -313,6 +332,7 @@ def run(
     """OCI run: create + start, then (unless detached) wait and delete, returning the exit status.
 
     ``keep`` (runc's --keep): leave the stopped container for 'state' and 'delete' instead of deleting it."""
+    from . import process
     from .spec import load_bundle
 
     if not detach:
@@ -377,7 +397,7 @@ def _run_hook_list(
 ) -> None:
     """Run hooks in order with the container's state JSON on stdin; a failing one fails the operation
     (poststart and poststop only warn, as the spec says)."""
-    import subprocess  # hooks only: not on the path of every create/start/delete
+    import subprocess
 
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
@@ -428,9 +448,11 @@ def _basic_state(c: Container) -> dict:
 def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) -> int:
     """createContainer / startContainer hooks: run in the container's namespaces; the path resolved there,
     or with ``host_path`` on the host: the file is opened here and executed through its descriptor."""
-    exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
     import subprocess
 
+    from . import process
+
+    exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()

@@ -409,6 +409,7 @@ class OciProcess:
         "oom_score_adj",
         "apparmor_profile",
         "selinux_label",
+        "proc_attrs",
     )
 
     def __init__(
@@ -445,6 +446,9 @@ class OciProcess:
         self.oom_score_adj = oom_score_adj
         self.apparmor_profile = apparmor_profile
         self.selinux_label = selinux_label
+        # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
+        # are in OciSpec.proc_attrs with its memoryPolicy
+        self.proc_attrs: dict | None = None
 
     def to_dict(self) -> dict:
         user: dict = {"uid": self.uid, "gid": self.gid}
@@ -1405,7 +1409,12 @@ def load_process(path: str) -> OciProcess:
         raise NotFound(f"no process file at {path}") from None
     except OSError as e:
         raise _err("", f"cannot read {path}: {e.strerror}") from None
-    return _process(decode(data), [])
+    doc = decode(data)
+    proc = _process(doc, [])
+    from . import procattr
+
+    proc.proc_attrs = procattr.check({"process": doc})
+    return proc
 
 
 # -- `pycontain spec` -------------------------------------------------------------------------------

@@ -5,9 +5,8 @@
     base = "debian:bookworm"      # "default" (busybox), "debian:SUITE", "closure:/usr/bin/python3,...", or an image
     variant = "minbase"           # debian: the mmdebstrap variant
     packages = ["python3"]        # debian: installed by the bootstrap itself
-    pip = ["flask==3.0.3"]        # wheels downloaded on the host, installed offline in the image
+    pip = ["flask==3.0.3"]        # PEP 508 names and versions only: wheels fetched in a build container
     run = ["adduser -D app"]      # build commands: /bin/sh -c in a container of the image being built
-    build_network = "none"        # or "host": the network the build commands see
     entrypoint = ["python3", "/app/app.py"]
     cmd = []
     env = { PORT = "8000" }
@@ -15,7 +14,7 @@
     user = "65534"
     expose = [8000, "53/udp"]
 
-    [[files]]                     # copied from the host, relative to the manifest's directory
+    [[files]]                     # copied from the manifest's directory (symlinks may not lead out of it)
     src = "app.py"
     dest = "/app/app.py"          # a file copied onto a directory of the image (or "/app/") goes into it
     mode = "0644"                 # optional (default: the file's own mode)
@@ -28,6 +27,10 @@
 
 The steps run in a fixed order: base (with its packages), pip, files, run. Each produces at most one layer,
 cached by the hash of its parent and of the step itself (``rootfs_builder.build``).
+
+A manifest is untrusted input (the README's "trust model"): nothing it names runs on the host or reads
+outside its directory. The Debian mirror and a build's host networking are the command line's to choose
+(``pycontain build --mirror URL``, ``--network host``): ``mirror`` and ``build_network`` are refused here.
 """
 
 from __future__ import annotations
@@ -98,12 +101,10 @@ class Manifest:
         self.name: str | None = None
         self.base = "default"
         self.variant = "minbase"
-        self.mirror: str | None = None
         self.packages: list[str] = []
         self.pip: list[str] = []
         self.files: list[FileSpec] = []
         self.run: list[str] = []
-        self.build_network = "none"
         self.entrypoint: list[str] | None = None
         self.cmd: list[str] | None = None
         self.env: dict[str, str] = {}
@@ -147,11 +148,10 @@ class Manifest:
         m.name = m._str(doc, "name", None)
         m.base = m._str(doc, "base", "default") or "default"
         m.variant = m._str(doc, "variant", "minbase") or "minbase"
-        m.mirror = m._str(doc, "mirror", None)
+        m._refuse_host_choices(doc)
         m.packages = m._strings(doc, "packages")
         m.pip = m._strings(doc, "pip")
         m.run = m._strings(doc, "run")
-        m.build_network = m._str(doc, "build_network", "none") or "none"
         m.entrypoint = m._strings(doc, "entrypoint") if "entrypoint" in doc else None
         m.cmd = m._strings(doc, "cmd") if "cmd" in doc else None
         m.workdir = m._str(doc, "workdir", None)
@@ -161,8 +161,7 @@ class Manifest:
         m._check_expose(doc.get("expose"))
         m._check_files(doc.get("files"))
         m._check_limits(doc.get("limits"))
-        if m.build_network not in ("none", "host"):
-            m.fail("build_network", f"is {m.build_network!r}", 'use "none" (the default) or "host"')
+        m._check_pip()
         if m.workdir is not None and not m.workdir.startswith("/"):
             m.fail("workdir", f"is {m.workdir!r}", f'use an absolute path, e.g. "/{m.workdir}"')
         if m.user is not None:
@@ -227,9 +226,10 @@ class Manifest:
                     f"needs a Debian base, and base is {base!r}",
                     "use base = \"debian:bookworm\", or install them with 'run' commands",
                 )
-            if "variant" in doc or "mirror" in doc:
-                key = "variant" if "variant" in doc else "mirror"
-                self.fail(key, f"only applies to a Debian base, and base is {base!r}", f"remove '{key}'")
+            if "variant" in doc:
+                self.fail(
+                    "variant", f"only applies to a Debian base, and base is {base!r}", "remove 'variant'"
+                )
             if base.startswith("closure:") and not any(p for p in base[8:].split(",")):
                 self.fail("base", "names no binary", 'e.g. base = "closure:/usr/bin/python3"')
         if self.pip and base.startswith("closure:"):
@@ -244,6 +244,43 @@ class Manifest:
                 "needs /bin/sh in the image",
                 'add /bin/sh to the closure: base = "closure:...,/bin/sh"',
             )
+
+    def _refuse_host_choices(self, doc: dict) -> None:
+        """What the host trusts is the host's to say: a manifest naming the Debian mirror could bring in an
+        unsigned repository whose maintainer scripts run as root in the bootstrap; one asking for the host's
+        network would let its build commands reach services bound to the host's 127.0.0.1."""
+        if "mirror" in doc:
+            self.fail(
+                "mirror",
+                "may not be set by a manifest (the mirror's packages are trusted by the bootstrap)",
+                "remove it; the host's apt sources are used, or give one with 'pycontain build --mirror URL'",
+            )
+        network = doc.get("build_network")
+        if network is not None and network != "none":
+            self.fail(
+                "build_network",
+                f"is {network!r}, and a manifest may not choose the host's network",
+                "remove it; build commands have no network unless 'pycontain build --network host' says so",
+            )
+
+    def _check_pip(self) -> None:
+        """Requirements are PEP 508 names with versions: no paths, URLs or pip options, whose sdists or
+        options would run code or fetch from places nobody chose."""
+        if not self.pip:
+            return
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for text in self.pip:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                req = None
+            if req is None or req.url or text.lstrip().startswith("-"):
+                self.fail(
+                    "pip",
+                    f"has {text!r}, not a package name with an optional version",
+                    'give PEP 508 names and versions only (no paths, URLs or options), e.g. "flask==3.0.3"',
+                )
 
     def _check_env(self, env: object) -> None:
         if env is None:
@@ -300,13 +337,7 @@ class Manifest:
                 )
             if ".." in dest.split("/") or os.path.normpath(dest) == "/":
                 self.fail(f"{key}.dest", f"is {dest!r}", "give a path under / without '..'")
-            path = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(src)))
-            if not os.path.exists(path):
-                self.fail(
-                    f"{key}.src",
-                    f"{src!r} does not exist (looked for {path})",
-                    "paths are relative to the manifest's directory",
-                )
+            path = self._source(key, src)
             mode = f.get("mode")
             if mode is not None:
                 try:
@@ -327,6 +358,30 @@ class Manifest:
                     )
                 uid, gid = int(u), int(g or u)
             self.files.append(FileSpec(path, os.path.normpath(dest), mode, uid, gid, dest.endswith("/")))
+
+    def _source(self, key: str, src: str) -> str:
+        """``src`` resolved, symbolic links included, to a path beneath the manifest's directory."""
+        if os.path.isabs(src):
+            self.fail(
+                f"{key}.src",
+                f"is {src!r}, an absolute path",
+                "give a path relative to the manifest's directory",
+            )
+        base = os.path.realpath(self.base_dir)
+        path = os.path.realpath(os.path.join(base, src))
+        if os.path.commonpath([base, path]) != base:
+            self.fail(
+                f"{key}.src",
+                f"{src!r} leads out of the manifest's directory (to {path})",
+                f"copy only files beneath {base}",
+            )
+        if not os.path.exists(path):
+            self.fail(
+                f"{key}.src",
+                f"{src!r} does not exist (looked for {path})",
+                "paths are relative to the manifest's directory",
+            )
+        return path
 
     def _check_limits(self, limits: object) -> None:
         if limits is None:

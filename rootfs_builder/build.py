@@ -43,8 +43,13 @@ if TYPE_CHECKING:
 
     from pycontain.container import Container
 
-WHEELS_MOUNT = (
-    ".pycontain-wheels"  # at the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs
+# At the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs.
+WHEELS_MOUNT = ".pycontain-wheels"
+PIP_MOUNT = ".pycontain-pip"
+CA_MOUNT = ".pycontain-ca.pem"
+# The host's pip settings a fetch container gets (where the index is, how long to wait): host config.
+PIP_HOST_SETTINGS = frozenset(
+    {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
 )
 DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 
@@ -204,9 +209,18 @@ class Step:
 
 class Builder:
     def __init__(
-        self, manifest: Manifest, store: Store, progress: BuildProgress, data_root: str | None
+        self,
+        manifest: Manifest,
+        store: Store,
+        progress: BuildProgress,
+        data_root: str | None,
+        *,
+        mirror: str | None = None,
+        network: str = "none",
     ) -> None:
         self.m = manifest
+        self.mirror = mirror  # the command line's choices, never the manifest's
+        self.network = network
         self.store = store
         self.progress = progress
         self.data_root = data_root
@@ -245,7 +259,7 @@ class Builder:
             steps.append(
                 Step(
                     f"run {cmd}",
-                    functools.partial(tuple, ("run", cmd, m.build_network)),  # the key, known now
+                    functools.partial(tuple, ("run", cmd, self.network)),  # the key, known now
                     functools.partial(self._run_step, cmd=cmd),
                 )
             )
@@ -272,7 +286,7 @@ class Builder:
                     base[7:],
                     self.m.variant,
                     sorted(self.m.packages),
-                    self.m.mirror or "",
+                    self.mirror or "",
                 ),
                 self._base_debian,
             )
@@ -328,7 +342,7 @@ class Builder:
             self.progress,
             variant=self.m.variant,
             include=self.m.packages,
-            mirror=self.m.mirror,
+            mirror=self.mirror,
         ) as (opener, _size, what, _source, comment):
             self.progress.status("unpacking the bootstrap")
             diff, size, _ = self.store.add_layer(opener, what)
@@ -358,6 +372,10 @@ class Builder:
 
     # -- pip ------------------------------------------------------------------------------------------
     def _pip(self, state: State) -> State:
+        """The manifest's requirements (PEP 508 names and versions, checked by the manifest) are fetched by
+        the image's own python3 in a build container on the bridge network, wheels only, then installed
+        offline in a second one: nothing the manifest names is read or run on the host. The host only
+        downloads pip's own wheel, by its fixed name, for images that have no pip."""
         try:
             code, out, _ = self._container(
                 state, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], keep=False
@@ -370,51 +388,81 @@ class Builder:
                 f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
                 f'({_last(out) or f"exit status {code}"}): add packages = ["python3"]'
             )
+        tools = os.path.join(self._workdir(), "pip")
         wheels = os.path.join(self._workdir(), "wheels")
+        os.makedirs(tools, exist_ok=True)
         os.makedirs(wheels, exist_ok=True)
-        host = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        cross = [] if version == host else ["--python-version", version]
-        # Wheels only: an sdist would have to be built inside the image, which has no compiler or network.
-        base = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "-d",
-            wheels,
-            *cross,
-        ]
-        self.progress.status("pip download on the host")
-        self._host(base + ["--no-deps", "pip"], "pip download pip")
-        self._host(base + list(self.m.pip), f"pip download {' '.join(self.m.pip)}")
-        pip_whl = sorted(glob.glob(os.path.join(wheels, "pip-*.whl")))
+        self.progress.status("pip download pip on the host")
+        self._host(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--only-binary=:all:",
+                "--no-deps",
+                "-d",
+                tools,
+                "pip",
+            ],
+            "pip download pip",
+        )
+        pip_whl = sorted(glob.glob(os.path.join(tools, "pip-*.whl")))
         if not pip_whl:
             raise BuildError("pip download did not fetch pip's own wheel")
         from pycontain.config import Mount
 
-        mount = f"/{WHEELS_MOUNT}"
+        tools_at, wheels_at = f"/{PIP_MOUNT}", f"/{WHEELS_MOUNT}"
+        pip = ["python3", f"{tools_at}/{os.path.basename(pip_whl[-1])}/pip"]
+        common = ["--disable-pip-version-check", "--no-cache-dir"]
+        mounts = [Mount("bind", tools_at, source=tools, readonly=True)]
+        env = []
+        ca = _ca_bundle()
+        if ca is not None:  # the host's trust anchors, for a host behind a TLS-inspecting proxy
+            mounts.append(Mount("bind", f"/{CA_MOUNT}", source=ca, readonly=True))
+            env.append(f"PIP_CERT=/{CA_MOUNT}")
+        env += [f"{k}={v}" for k, v in os.environ.items() if k in PIP_HOST_SETTINGS]
+        self.progress.status("pip download in a build container")
+        fetch = [*pip, "download", *common, "--only-binary=:all:", "-d", wheels_at, "--", *self.m.pip]
+        try:
+            code, out, _ = self._container(
+                state,
+                fetch,
+                mounts=[*mounts, Mount("bind", wheels_at, source=wheels)],
+                keep=False,
+                network="bridge",
+                extra_env=env,
+            )
+        except PycontainError as e:
+            raise BuildError(f"{self.m.where}: pip download cannot run in a build container: {e}") from None
+        if code != 0:
+            lines = [ln for ln in out.splitlines() if ln.strip()]
+            err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
+            raise BuildError(
+                f"{self.m.where}: pip download {' '.join(self.m.pip)} failed: "
+                f"{err[0].strip() if err else f'exit status {code}'} "
+                "(check the 'pip' requirements; wheels must exist for the image's Python)"
+            )
         argv = [
-            "python3",
-            f"{mount}/{os.path.basename(pip_whl[-1])}/pip",
+            *pip,
             "install",
+            *common,
             "--no-index",
             "--find-links",
-            mount,
-            "--no-cache-dir",
+            wheels_at,
             "--root-user-action=ignore",
-            "--disable-pip-version-check",
             "--no-warn-script-location",
             "--break-system-packages",
+            "--",
             *self.m.pip,
         ]
         return self._container_layer(
             state,
             argv,
             f"pip install {' '.join(self.m.pip)}",
-            mounts=[Mount("bind", mount, source=wheels, readonly=True)],
-            skip=frozenset({WHEELS_MOUNT}),
+            mounts=[*mounts[:1], Mount("bind", wheels_at, source=wheels, readonly=True)],
+            skip=frozenset({PIP_MOUNT, WHEELS_MOUNT}),
         )
 
     def _host(self, argv: list[str], what: str) -> None:
@@ -422,10 +470,7 @@ class Builder:
         if proc.returncode != 0:
             lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
             err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
-            raise BuildError(
-                f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode} "
-                "(check the 'pip' requirements; wheels must exist for this Python)"
-            )
+            raise BuildError(f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode}")
 
     # -- files ----------------------------------------------------------------------------------------
     def _files(self, state: State) -> State:
@@ -530,7 +575,14 @@ class Builder:
         return state.plus(diff, size, f"pycontain build: {what}")
 
     def _container(
-        self, state: State, argv: list[str], *, mounts: list | None = None, keep: bool
+        self,
+        state: State,
+        argv: list[str],
+        *,
+        mounts: list | None = None,
+        keep: bool,
+        network: str | None = None,
+        extra_env: list[str] | None = None,
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
         from pycontain import api
@@ -540,7 +592,9 @@ class Builder:
         root = os.path.join(self._workdir(), "state")
         self.n_containers += 1
         name = f"build-{os.getpid()}-{self.n_containers}"
-        env = list(state.config.get("Env") or DEFAULT_ENV)
+        env = list(state.config.get("Env") or DEFAULT_ENV) + list(extra_env or [])
+        if network is None:
+            network = "host" if self.network == "host" else None
         cfg = ContainerConfig(
             self.store.layer_path(state.layers[-1]),
             argv,
@@ -552,14 +606,14 @@ class Builder:
             detach=True,
             name=name,
             hostname="build",
-            network="host" if self.m.build_network == "host" else None,
+            network=network,
         )
         log = os.path.join(root, "build.log")
         stop = threading.Event()
         tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
         tail.start()
         try:
-            code = api.run_config(cfg, root)
+            code = api.run_config(cfg, root, stop_on_signal=True)
         finally:
             stop.set()
             tail.join()
@@ -620,6 +674,19 @@ class Builder:
         self.work = None
 
 
+def _ca_bundle() -> str | None:
+    """The host's CA bundle (pip's, requests' or OpenSSL's setting, else Debian's file), if any."""
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def _last(text: str) -> str:
     lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
@@ -645,13 +712,19 @@ def build(
     *,
     progress: bool | None = False,
     no_cache: bool = False,
+    mirror: str | None = None,
+    network: str = "none",
 ) -> BuildResult:
     """Build the appliance ``manifest_path`` into the store, named ``tag`` (else the manifest's ``name``).
 
     ``progress``: True a live display, None plain lines when stderr is not a terminal, False nothing.
+    ``mirror``: the Debian mirror of a ``debian:`` base (default: apt's). ``network``: what build commands
+    get, "none" or "host" (the host's own network: for trusted manifests only).
     """
     from rootfs_builder.store import parse_name
 
+    if network not in ("none", "host"):
+        raise InvalidArgument(f"--network {network!r}: a build's commands get 'none' (the default) or 'host'")
     started = time.monotonic()
     manifest = Manifest.load(manifest_path)
     name = tag or manifest.name
@@ -663,7 +736,7 @@ def build(
     store = Store(data_root)
     cache = StepCache(store)
     bar = BuildProgress(progress)
-    builder = Builder(manifest, store, bar, data_root)
+    builder = Builder(manifest, store, bar, data_root, mirror=mirror, network=network)
     cached = 0
     try:
         with store.importing():

@@ -29,7 +29,7 @@ TYPER = "import sys; from pycontain.cli import parse_globals, _run_app; sys.exit
 def test_one_table_for_both_parsers():
     import typer
 
-    from pycontain.cli.app import app
+    from pycontain.cli.commandline import app  # with every command module registered
 
     assert set(COMMANDS) == FAST_COMMANDS
     group = typer.main.get_command(app)
@@ -159,3 +159,16 @@ def test_help_and_usage_errors_go_to_typer(pyc):
     assert p.returncode == 0 and "--all" in p.stdout
     p = pyc("exec")
     assert p.returncode == 125 and "Missing argument" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_fastjson_prints_what_json_prints():
+    """state, inspect and ps --json print through fastjson (no json package): the same text as json's."""
+    from pycontain import fastjson
+
+    docs = [{}, [], {"a": 1, "b": [1.5, {"c": None, "d": "é\n"}], "e": {}, "f": [], "g": True}, [[{}]], "s"]
+    for doc in docs:
+        assert fastjson.dumps_indented(doc) == json.dumps(doc, indent=2)
+    # Malformed JSON is a ValueError even when nothing imported the json package (its scanner's
+    # error class lives there): a fresh interpreter, as the CLI runs.
+    code = "from pycontain import fastjson\ntry:\n    fastjson.loads('{bad')\nexcept ValueError:\n    print('ok')"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "ok\n"

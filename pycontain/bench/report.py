@@ -32,8 +32,9 @@ METRIC_TEXT = {
     "forkexec": ("fork+exec rate", "A loop running /bin/true: process creation, exec, page faults."),
     "fileio": (
         "File I/O",
-        "1 MiB writes with fsync at the end: containers write through overlayfs "
-        "to the host's file system; the VM through virtio-blk to a QEMU snapshot file.",
+        "256 MiB in 1 MiB writes with fsync at the end, after a sync (so the fsync flushes this file "
+        "alone): the host and every container write to the same file system (pycontain through "
+        "overlayfs, runc and crun to a bundle's copy); the VM through virtio-blk to a QEMU snapshot file.",
     ),
     "net": (
         "Loopback TCP throughput",

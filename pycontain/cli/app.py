@@ -1,4 +1,8 @@
-"""The typer application: every command except the fast path of ``run`` (which shares its options)."""
+"""The typer application and the commands of no other module (logs, stop, rm, gc...).
+
+The command modules (``*_cmds``, ``commands``) import ``app`` from here and register on it; ``cli.commandline``
+imports them all and runs it. Nothing here imports them back.
+"""
 
 from __future__ import annotations
 
@@ -158,6 +162,86 @@ def restart_policy() -> None:
     _exit(guarded(body))
 
 
+@app.command("port")
+def port(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    private: Annotated[
+        str | None, typer.Argument(metavar="[PORT[/PROTO]]", help="Only this container port.")
+    ] = None,
+) -> None:
+    """List a container's published ports: CONTAINERPORT/PROTO -> HOSTIP:HOSTPORT."""
+
+    def body() -> int:
+        from ..errors import NotFound
+        from ..network import parse_publish
+
+        c = _container(ref)
+        want_port, _, want_proto = (private or "").partition("/")
+        lines = []
+        for spec in c.state.config.get("publish") or []:
+            p = parse_publish(spec)
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            where = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+            lines.append(where if private else f"{p.container_port}/{p.proto} -> {where}")
+        if private and not lines:
+            raise NotFound(f"no public port {private!r} published for container {c.name}")
+        for line in lines:
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("cp")
+def cp(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:PATH or a host path.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="A host path or CONTAINER:PATH.")],
+) -> None:
+    """Copy files between a running container and the host: cp ID:/path DEST, or cp SRC ID:/path."""
+
+    def body() -> int:
+        from .. import transfer
+
+        direction, ref, inside, host = transfer.parse_cp_args(src, dest)
+        c = _container(ref)
+        if direction == "from":
+            transfer.copy_from(c, inside, host)
+        else:
+            transfer.copy_to(c, host, inside)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("diff")
+def diff(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """What the container changed in its file system: A added, C changed, D deleted."""
+
+    def body() -> int:
+        from .. import transfer
+
+        for line in transfer.diff(_container(ref)):
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("top")
+def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """The processes of a running container (host pids)."""
+
+    def body() -> int:
+        from .. import transfer
+        from .commands import render_table
+
+        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(_container(ref))))
+        return 0
+
+    _exit(guarded(body))
+
+
 @app.command("rm")
 def rm(
     refs: list[str],
@@ -229,71 +313,6 @@ def _register_run() -> None:
 _register_run()
 
 
-def run_app(argv: list[str]) -> int:
-    try:  # typer >= 0.22 carries its own click; older ones use click itself
-        from typer._click import exceptions as cx
-    except ImportError:
-        from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
-    from . import _fail
-
-    NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
-    UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort
-
-    try:
-        code = app(args=argv, prog_name="pycontain", standalone_mode=False)
-    except NoArgsIsHelpError as e:
-        # 'pycontain' or 'pycontain system' alone: the help, with click's usage-error status (125 for us).
-        print(e.ctx.get_help() if e.ctx is not None else e.format_message())
-        return 125
-    except UsageError as e:
-        # One line, like every other error (click's standalone mode draws a multi-line box), naming the
-        # value click refused (its own message does not).
-        where = e.ctx.command_path if e.ctx is not None else "pycontain"
-        param = getattr(e, "param", None)
-        given = _given(argv, param.opts) if param is not None and getattr(param, "opts", None) else None
-        got = f": {given!r}" if given is not None else ""
-        return _fail(f"{_one_line(e.format_message())}{got} (see '{where} --help')", 125)
-    except ClickException as e:
-        return _fail(_one_line(e.format_message()), 125)
-    except Abort:
-        sys.stderr.write("\n")
-        return 130
-    except SystemExit as e:
-        code = e.code
-        if code is None:
-            return 0
-        if isinstance(code, int):
-            return 125 if code == 2 else code
-        sys.stderr.write(f"pycontain: {code}\n")
-        return 125
-    if isinstance(code, bool) or not isinstance(code, int):
-        return 0
-    # click reports usage errors with 2; docker's convention for its own failures is 125.
-    return 125 if code == 2 else code
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _given(argv: list[str], flags: list[str]) -> str | None:
-    """The value given on the command line to the option named by ``flags`` (the last one, as click takes)."""
-    found = None
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            break
-        name, eq, value = arg.partition("=")
-        if name in flags and eq and name.startswith("--"):
-            found = value
-        elif arg in flags and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif any(
-            f.startswith("-") and not f.startswith("--") and arg.startswith(f) and len(arg) > 2 for f in flags
-        ):
-            found = arg[2:]
-    return found
-
-
 @app.command("gc")
 def gc() -> None:
     """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, orphan cgroups."""
@@ -362,20 +381,3 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         return 0 if all(c.ok is not False for c in checks) else 1
 
     _exit(guarded(body))
-
-
-# Commands defined in their own modules register themselves on ``app`` when imported.
-from . import (  # noqa: E402,F401
-    bench_cmds,
-    build_cmds,
-    commands,
-    image_cmds,
-    network_cmds,
-    oci_cmds,
-    registry_cmds,
-    resource_cmds,
-    sandbox_cmds,
-    vm_cmds,
-)
-
-commands.register(app)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands

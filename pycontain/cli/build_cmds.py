@@ -33,6 +33,23 @@ def build(
         ),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror",
+            metavar="URL",
+            help="The Debian mirror of a debian: base (default: the one apt uses). Manifests cannot name one.",
+        ),
+    ] = None,
+    network: Annotated[
+        str,
+        typer.Option(
+            "--network",
+            metavar="none|host",
+            help="The network of the manifest's 'run' commands: none (default) or host (the host's own: "
+            "trusted manifests only).",
+        ),
+    ] = "none",
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="No progress; print only the image id.")
     ] = False,
@@ -43,7 +60,18 @@ def build(
     def body() -> int:
         from rootfs_builder.build import build as build_image
 
-        result = build_image(file, tag, data_root, progress=False if quiet else None, no_cache=no_cache)
+        from ..interrupts import unwinding
+
+        with unwinding():  # SIGTERM, like Ctrl-C, removes the step containers and temporary files
+            result = build_image(
+                file,
+                tag,
+                data_root,
+                progress=False if quiet else None,
+                no_cache=no_cache,
+                mirror=mirror,
+                network=network,
+            )
         rec = result.record
         if quiet:
             print(rec["id"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
 from . import GLOBALS, guarded
 from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
@@ -119,15 +120,15 @@ def _status_text(c: Container, status: str) -> str:
         code = c.state.exit_code
         return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
     if status == "running":
-        return f"Up {_ago(c.state.started).replace(' ago', '')}"
+        health = str((c.state.health or {}).get("Status"))
+        shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
+        return f"Up {_ago(c.state.started).replace(' ago', '')}{shown.get(health, '')}"
     if status == "paused":
         return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
     return status.capitalize()
 
 
 def ps_body(v: dict) -> int:
-    import json  # here, not at the top: the commands that print no JSON skip its import (re, enum)
-
     given = v["format"]
     # docker's -f is --filter, runc's (with an ID) and --format take templates: KEY=VALUE tells them apart.
     filters = v["filter"] + [f for f in given if "=" in f and "{{" not in f]
@@ -176,7 +177,7 @@ def ps_body(v: dict) -> int:
             }
             for c, s in rows
         ]
-        print(json.dumps(doc, indent=2))
+        print(fastjson.dumps_indented(doc))
         return 0
     if template != "table":
         from .template import render_all
@@ -274,13 +275,11 @@ def _ps_fields(c: Container, status: str) -> dict:
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
-    import json
-
     c = container(ref)
     cg = c.cgroup()
     pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
     if as_json:
-        print(json.dumps(pids))
+        print(fastjson.dumps(pids))
         return 0
     print(f"{'PID':>8}  CMD")
     for pid in pids:
@@ -294,8 +293,6 @@ def _container_processes(ref: str, as_json: bool) -> int:
 
 
 def inspect_body(v: dict) -> int:
-    import json
-
     details = [container(r).inspect() for r in v["refs"]]
     if v["format"]:
         from .template import render_all
@@ -303,7 +300,7 @@ def inspect_body(v: dict) -> int:
         for line in render_all(v["format"], details):
             print(line)
         return 0
-    print(json.dumps(details, indent=2))
+    print(fastjson.dumps_indented(details))
     return 0
 
 
@@ -317,7 +314,11 @@ def exec_body(v: dict) -> int:
     env_list = parse_env(v["env"])
     cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
     process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
+    target = container(v["ref"])
+    overrides: dict = {}
+    proc_attrs = None
     if process_file:
+        from ..oci import exec_overrides
         from ..spec import load_process
 
         proc = load_process(process_file)
@@ -326,6 +327,8 @@ def exec_body(v: dict) -> int:
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
+        overrides = exec_overrides(proc, target.state.config.get("security"))
+        proc_attrs = proc.proc_attrs
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
     preserve_fds = 0
     if v["preserve_fds"] not in (None, "0"):
@@ -340,7 +343,7 @@ def exec_body(v: dict) -> int:
 
         relay = PipeRelay(stdin_open)  # the caller's descriptors never reach the container
     try:
-        child = container(v["ref"]).exec(
+        child = target.exec(
             args,
             env=env_list,
             cwd=cwd,
@@ -349,7 +352,9 @@ def exec_body(v: dict) -> int:
             interactive=stdin_open,
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
+            **overrides,
             preserve_fds=preserve_fds,
+            proc_attrs=proc_attrs,
         )
     except BaseException:
         if relay is not None:
@@ -422,17 +427,13 @@ def resume_body(v: dict) -> int:
 
 
 def features_body(_v: dict) -> int:
-    import json
-
     from .. import oci
 
-    print(json.dumps(oci.features(), indent=2))
+    print(fastjson.dumps_indented(oci.features()))
     return 0
 
 
 def events_body(v: dict) -> int:
-    import json
-
     try:
         interval = float(v["interval"])
     except ValueError:
@@ -440,7 +441,7 @@ def events_body(v: dict) -> int:
     c = container(v["id"])
     while True:
         st = c.stats()
-        print(json.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
+        print(fastjson.dumps({"type": "stats", "id": c.name, "data": st.to_dict()}), flush=True)
         if v["stats"] or not c.running():
             return 0
         time.sleep(interval)
@@ -465,7 +466,7 @@ def update_body(v: dict) -> int:
 
 def _load_resources_file(path: str) -> Resources:
     """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
-    import json
+    import json  # its errors say where a document is broken; fastjson's do not
 
     from ..cgroups.resources import Resources
 

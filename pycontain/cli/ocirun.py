@@ -140,9 +140,7 @@ def parse_fast(cmd: str, rest: list[str]) -> tuple[str, dict] | None:
 
 
 def oci_fast(cmd: str, cid: str, opts: dict) -> int:
-    import json
-
-    from .. import oci
+    from .. import fastjson, oci
 
     if cmd == "create":
         oci.create(
@@ -157,7 +155,7 @@ def oci_fast(cmd: str, cid: str, opts: dict) -> int:
     elif cmd == "start":
         oci.start(cid, GLOBALS.root)
     elif cmd == "state":
-        sys.stdout.write(json.dumps(oci.state(cid, GLOBALS.root), indent=2) + "\n")
+        sys.stdout.write(fastjson.dumps_indented(oci.state(cid, GLOBALS.root)) + "\n")
     else:
         oci.delete(cid, GLOBALS.root, opts["force"])
     sys.stdout.flush()

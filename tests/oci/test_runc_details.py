@@ -398,6 +398,29 @@ def test_io_priority_scheduler_and_memory_policy(pyc, bundle):
     assert pyc("delete", "--force", "pa1").returncode == 0
 
 
+def test_exec_process_json_io_priority_and_scheduler(pyc, bundle, tmp_path):
+    write_config(bundle, ["sleep", "60"])
+    assert pyc.leaving("create", "--bundle", str(bundle), "pa2").returncode == 0
+    assert pyc("start", "pa2").returncode == 0
+    proc = default_spec()["process"]
+    proc.update(
+        terminal=False,
+        args=["sh", "-c", "exec sleep 60"],
+        ioPriority={"class": "IOPRIO_CLASS_IDLE", "priority": 0},
+        scheduler={"policy": "SCHED_IDLE"},
+    )
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    pid_file = tmp_path / "exec.pid"
+    p = pyc.leaving(
+        "exec", "--detach", "--pid-file", str(pid_file), "--process", str(tmp_path / "process.json"), "pa2"
+    )
+    assert p.returncode == 0, p.stderr
+    pid = int(pid_file.read_text())
+    assert _ioprio_get(pid) == 3 << 13
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    assert pyc("delete", "--force", "pa2").returncode == 0
+
+
 def test_scheduler_the_kernel_refuses_fails_create_clearly(pyc, bundle):
     write_config(
         bundle,
