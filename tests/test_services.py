@@ -167,9 +167,10 @@ def test_state_survives_an_emptied_runtime(pyc, state_root):
 
 
 def test_default_state_root_is_on_disk():
+    from pycontain.network.settings import DEFAULT_STATE_ROOT
     from pycontain.state import DEFAULT_ROOT
 
-    assert DEFAULT_ROOT.startswith("/var/lib/pycontain")
+    assert DEFAULT_ROOT.startswith("/var/lib/pycontain") and DEFAULT_STATE_ROOT == DEFAULT_ROOT
 
 
 def test_entrypoint_replaces_the_image_command(pyc):
@@ -430,3 +431,9 @@ def test_attach_pipes_and_exit_status(pyc):
     assert (p.returncode, p.stdout) == (4, "got hello\n"), p.stderr
     p = pyc("attach", "--detach-keys", "ctrl-", "reader")
     assert p.returncode == 125 and "--detach-keys" in p.stderr
+
+
+def test_logs_follow_ends_with_the_container(pyc):
+    _run_d(pyc, "stream", "default", "--", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    p = pyc("logs", "-f", "stream", timeout=60)
+    assert (p.returncode, p.stdout) == (0, "1\n2\n3\n"), p.stderr

@@ -43,7 +43,9 @@ _root = _RootView()
 def _global(
     root: Annotated[
         str | None,
-        typer.Option("--root", help="State root (default /run/pycontain).", envvar="PYCONTAIN_ROOT"),
+        typer.Option(
+            "--root", help="State root (default /var/lib/pycontain/containers).", envvar="PYCONTAIN_ROOT"
+        ),
     ] = None,
     log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",

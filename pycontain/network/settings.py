@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DEFAULT_NETWORK = "bridge"
-DEFAULT_STATE_ROOT = "/run/pycontain"  # pycontain.state.DEFAULT_ROOT, without importing it
+DEFAULT_STATE_ROOT = "/var/lib/pycontain/containers"  # pycontain.state.DEFAULT_ROOT, without importing it
 DEFAULT_REGISTRY = "/var/lib/pycontain/networks"
 DEFAULT_SUBNET = "10.88.0.0/16"
 # Tried in order for the default network when 10.88.0.0/16 overlaps a host route or another network.
