@@ -1,8 +1,8 @@
 """``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
-**pip** (wheels downloaded on the host with this venv's pip, installed offline in a container of the image),
-**files** (copied from the host), **run** (each command in a container of the image being built). Every step
+**pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
+**files** (copied from beneath the manifest's directory), **run** (each command in a container of the image being built). Every step
 but an image base adds one layer.
 
 The step cache: a step's key is the sha256 of its parent's key and of the step itself (for files, their
@@ -10,7 +10,7 @@ contents), and ``<data>/images/build-cache/<key>.json`` records the layers the i
 walks the keys from the top and resumes after the last step whose layers are all still in the store, so an
 unchanged manifest costs only the hashing. Identical manifests give identical configs, hence the same image id.
 
-Build containers are ordinary pycontain containers (``pycontain.api.run_config``) on the layers built so far,
+Build containers are ordinary pycontain containers (``Container.create``) on the layers built so far,
 in a private state root under ``<data>/tmp/build-*``; each one's overlayfs upper directory becomes the step's
 layer (``rootfs_builder.changes``), and the container is removed.
 """
@@ -585,9 +585,10 @@ class Builder:
         extra_env: list[str] | None = None,
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
-        from pycontain import api
+        from pycontain import process
         from pycontain.config import ContainerConfig
         from pycontain.container import Container
+        from pycontain.stdio import PipeRelay
 
         root = os.path.join(self._workdir(), "state")
         self.n_containers += 1
@@ -608,50 +609,54 @@ class Builder:
             hostname="build",
             network=network,
         )
-        log = os.path.join(root, "build.log")
+        # The container's output goes through pipes (relayed by us, as for 'run') into a file of the build's
+        # work directory, which _follow shows as it grows and errors quote from.
+        out_path = os.path.join(self._workdir(), f"{name}.out")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         stop = threading.Event()
-        tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
+        tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
         tail.start()
+        relay = None
         try:
-            code = api.run_config(cfg, root)
+            relay = PipeRelay(False, stdout_fd=out_fd, stderr_fd=out_fd)
+            container, child = Container.create(cfg, root, stdio=relay.stdio())
+            try:
+                relay.run(child.pid)
+                code = process.wait_status(child.pid)
+            except BaseException:
+                container.remove(force=True)
+                raise
+            container.record_exit(code)
         finally:
+            if relay is not None:
+                relay.close()
+            os.close(out_fd)
             stop.set()
             tail.join()
-        container = next(c for c in Container.list(root) if c.name == name)
         try:
-            with open(container.log_path, "rb") as f:
+            with open(out_path, "rb") as f:
                 out = f.read().decode(errors="replace")
         except OSError:
             out = ""
-        with contextlib.suppress(OSError), open(log, "a") as f:
-            f.write(out)
         if not keep:
             container.remove(force=True)
             return code, out, None
         return code, out, container
 
-    def _follow(self, root: str, name: str, stop: threading.Event) -> None:
+    def _follow(self, path: str, stop: threading.Event) -> None:
         """Show the build container's latest line of output while it runs."""
-        from pycontain.container import Container
-
-        path = None
         pos = 0
         while not stop.wait(0.2):
             try:
-                if path is None:
-                    found = [c for c in Container.list(root) if c.name == name]
-                    if not found:
-                        continue
-                    path = found[0].log_path
                 with open(path, "rb") as f:
                     f.seek(pos)
                     data = f.read()
-                pos += len(data)
-                line = _last(data.decode(errors="replace"))
-                if line:
-                    self.progress.status(line)
-            except (OSError, PycontainError):
+            except OSError:
                 continue
+            pos += len(data)
+            line = _last(data.decode(errors="replace"))
+            if line:
+                self.progress.status(line)
 
     def _workdir(self) -> str:
         if self.work is None:
