@@ -2,8 +2,8 @@
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
 **pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
-**files** (copied from beneath the manifest's directory), **run** (each command in a container of the image being built). Every step
-but an image base adds one layer.
+**files** (copied from beneath the manifest's directory), **run** (each command in a container of the image
+being built). Every step but an image base adds one layer.
 
 The step cache: a step's key is the sha256 of its parent's key and of the step itself (for files, their
 contents), and ``<data>/images/build-cache/<key>.json`` records the layers the image has after it. A build
