@@ -156,7 +156,10 @@ class Container:
             config.hostname = cid[:12]
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
         if monitored:
+            from .monitor import new_health
+
             state.monitor = [os.getpid(), proc_start_time(os.getpid())]
+            state.health = new_health(state.config)
         store.reserve(state)
         crash_point("reserved")
         self = cls(state, store)
@@ -174,6 +177,13 @@ class Container:
             if wait_for_start:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+                if config.id_mappings:
+                    # Its writer is root of the container's user namespace by then (runc does the same).
+                    from .userns import to_host
+
+                    os.chown(
+                        fifo, to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0)
+                    )
             self._setup_network(config)
             crash_point("network-attached")
             child = process.start_container(
@@ -270,6 +280,9 @@ class Container:
                 publish=config.publish,
                 hostname=config.hostname,
                 state_root=self.store.root,
+                extra_hosts=config.extra_hosts,
+                dns=config.dns,
+                dns_search=config.dns_search,
             )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
             self.state.config["net_info"] = info.to_dict()
@@ -398,6 +411,9 @@ class Container:
             st.status = RUNNING
             st.started = time.time()
             st.oom_killed = False
+            from .monitor import new_health
+
+            st.health = new_health(st.config)
             if st.monitor and st.monitor[0] == os.getpid():
                 st.restarts += 1
             else:
@@ -627,10 +643,15 @@ class Container:
         interactive: bool = False,
         detach: bool = False,
         stdio: process.Stdio | None = None,
+        security: dict | None = None,
+        extra_gids: builtins.list[int] | None = None,
+        umask: int | None = None,
         preserve_fds: int = 0,
         proc_attrs: dict | None = None,
     ) -> process.Child:
-        """Start ``args`` in the running container (all its namespaces, its cgroup).
+        """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
+        its first process: security settings, additional groups and umask, unless given here (an OCI
+        process.json's own).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
@@ -670,7 +691,9 @@ class Container:
             cwd or cfg.get("cwd", "/"),
             user if user is not None else cfg.get("user"),
             stdio,
-            cfg.get("security"),
+            security if security is not None else cfg.get("security"),
+            extra_gids if extra_gids is not None else cfg.get("extra_gids"),
+            umask if umask is not None else cfg.get("umask"),
             keep_fds=tuple(range(3, 3 + preserve_fds)),
             proc_attrs=proc_attrs,
         )
@@ -765,6 +788,7 @@ class Container:
                 "StartedAt": _iso(st.started),
                 "FinishedAt": _iso(st.finished),
                 "Error": st.error,
+                **({"Health": st.health} if st.health else {}),
             },
             "Image": st.config.get("image", ""),
             "Rootfs": st.config.get("rootfs", ""),

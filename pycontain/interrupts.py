@@ -12,6 +12,8 @@ import signal
 from collections.abc import Iterator
 
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# What stops a long command: Ctrl-C and the two above
+STOPPING_SIGNALS = (signal.SIGINT, *_SIGNALS)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -172,7 +172,17 @@ def _launch(config, root: str | None, existing):
 def _exec_loop(container, child_pid: int, out_r: int, err_r: int) -> None:
     os.set_inheritable(out_r, True)
     os.set_inheritable(err_r, True)
-    args = [container.log_path, str(child_pid), str(out_r), str(err_r), container.store.root, container.id]
+    check = container.state.config.get("healthcheck") or {}
+    interval = str(check.get("interval", 0) if check.get("cmd") else 0)
+    args = [
+        container.log_path,
+        str(child_pid),
+        str(out_r),
+        str(err_r),
+        container.store.root,
+        container.id,
+        interval,
+    ]
     os.execv(sys.executable, [sys.executable, "-I", "-S", LOOP, *args])
 
 
@@ -203,6 +213,50 @@ def exited(root: str, cid: str, code: int) -> None:
             else:
                 _exec_loop(c, child.pid, out_r, err_r)
     _forget_monitor(c)
+
+
+HEALTH_LOG_KEEP = 5  # results kept in State.Health.Log, as docker keeps
+
+
+def new_health(config: dict) -> dict | None:
+    """A container's health record when it starts: "starting" until its first check passes."""
+    check = config.get("healthcheck") or {}
+    return {"Status": "starting", "FailingStreak": 0, "Log": []} if check.get("cmd") else None
+
+
+def health(root: str, cid: str) -> None:
+    """One health check (started by the monitor loop every interval): run the command, record the result."""
+    from .container import Container
+    from .errors import ContainerNotFound
+
+    try:
+        c = Container.get(cid, root)
+    except ContainerNotFound:
+        return
+    check = c.state.config.get("healthcheck") or {}
+    if not check.get("cmd") or not c.running():
+        return
+    started = time.time()
+    try:
+        result = c.exec_run(check["cmd"], timeout=check.get("timeout") or 30)
+        code, output = result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
+    except PycontainError as e:
+        code, output = -1, str(e)
+    entry = {"Start": started, "End": time.time(), "ExitCode": code, "Output": output[-4096:]}
+    with c.store.lock():
+        st = c.store.load_id(cid)
+        if st is None or st.pid != c.state.pid:
+            return  # removed, or started again meanwhile: this result is about a run that ended
+        h = st.health or new_health(st.config) or {}
+        h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG_KEEP - 1) :] + [entry]
+        if code == 0:
+            h["Status"], h["FailingStreak"] = "healthy", 0
+        elif started - (st.started or 0) >= (check.get("start_period") or 0) or h.get("Status") != "starting":
+            h["FailingStreak"] = h.get("FailingStreak", 0) + 1
+            if h["FailingStreak"] >= (check.get("retries") or 3):
+                h["Status"] = "unhealthy"
+        st.health = h
+        c.store.save(st)
 
 
 def _record_failure(c, e: Exception) -> None:
@@ -247,7 +301,12 @@ def _main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[0] == "exited":
         exited(argv[1], argv[2], int(argv[3]))
         return 0
-    sys.stderr.write("usage: python -m pycontain.monitor exited ROOT ID CODE (run by the monitor loop)\n")
+    if len(argv) == 3 and argv[0] == "health":
+        health(argv[1], argv[2])
+        return 0
+    sys.stderr.write(
+        "usage: python -m pycontain.monitor exited ROOT ID CODE | health ROOT ID (run by the monitor loop)\n"
+    )
     return 2
 
 

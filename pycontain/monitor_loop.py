@@ -9,7 +9,10 @@ exec-ing this script). When that process has exited and its output is drained, i
 Log format (the CRI one): ``<RFC 3339 UTC time, ns> <stdout|stderr> <F|P> <text>``, F for a line that
 ended with a newline, P for a piece of a longer one (or a last line without newline).
 
-argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID
+With a health check (HEALTH_INTERVAL > 0 seconds) it starts ``python -m pycontain.monitor health ROOT ID``
+every interval, one at a time, which runs the check in the container and records the result.
+
+argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID HEALTH_INTERVAL
 """
 
 import os
@@ -56,6 +59,40 @@ def _exit_status(status: int) -> int:
     return 125
 
 
+class _Health:
+    """The periodic health check: a full pycontain process each time, reaped here."""
+
+    def __init__(self, interval: float, root: str, cid: str) -> None:
+        self.interval = interval
+        self.argv = [sys.executable, "-m", "pycontain.monitor", "health", root, cid]
+        self.due = time.monotonic() + interval
+        self.pid = 0
+
+    def timeout(self) -> float | None:
+        if not self.interval:
+            return None
+        if self.pid:
+            return 0.5  # poll for its end
+        return max(0.0, self.due - time.monotonic())
+
+    def tick(self) -> None:
+        if not self.interval:
+            return
+        if self.pid:
+            done, _ = os.waitpid(self.pid, os.WNOHANG)
+            if not done:
+                return
+            self.pid = 0
+            self.due = time.monotonic() + self.interval
+        if time.monotonic() >= self.due:
+            self.pid = os.posix_spawn(sys.executable, self.argv, os.environ)
+
+    def finish(self) -> None:
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
 def main(argv: list[str]) -> None:
     log_path, child, out_fd, err_fd, root, cid = (
         argv[0],
@@ -65,6 +102,7 @@ def main(argv: list[str]) -> None:
         argv[4],
         argv[5],
     )
+    health = _Health(float(argv[6]) if len(argv) > 6 else 0.0, root, cid)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     streams = {out_fd: (b"stdout", bytearray()), err_fd: (b"stderr", bytearray())}
     pidfd = os.pidfd_open(child)
@@ -75,9 +113,15 @@ def main(argv: list[str]) -> None:
     status = None
     deadline = None
     while streams:
-        timeout: int | None = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-        events = poller.poll(timeout)
-        if not events and deadline is not None:
+        waits = [
+            t
+            for t in (None if deadline is None else deadline - time.monotonic(), health.timeout())
+            if t is not None
+        ]
+        events = poller.poll(int(max(0.0, min(waits)) * 1000) if waits else None)
+        if deadline is None:
+            health.tick()
+        elif time.monotonic() >= deadline:
             break
         for fd, _ev in events:
             if fd == pidfd:
@@ -85,6 +129,7 @@ def main(argv: list[str]) -> None:
                 status = _exit_status(raw)
                 poller.unregister(pidfd)
                 deadline = time.monotonic() + DRAIN_S
+                health.interval = 0.0  # no new check of a container that has exited
                 continue
             stream, buf = streams[fd]
             data = os.read(fd, 65536)
@@ -101,6 +146,7 @@ def main(argv: list[str]) -> None:
     if status is None:
         _pid, raw = os.waitpid(child, 0)
         status = _exit_status(raw)
+    health.finish()
     os.close(log)
     os.execv(sys.executable, [sys.executable, "-m", "pycontain.monitor", "exited", root, cid, str(status)])
 

@@ -186,6 +186,22 @@ def _security_from_spec(spec) -> dict | None:
     return opts.to_dict()
 
 
+def exec_overrides(proc, saved_security: dict | None) -> dict:
+    """What an OCI process.json (``exec --process``) changes from what create applied, as keyword
+    arguments of ``Container.exec``: capabilities and rlimits when it gives them, its noNewPrivileges,
+    additional groups and umask; the seccomp filter stays the container's (runc's rules)."""
+    from .security import SecurityOptions
+
+    security = dict(saved_security) if saved_security else SecurityOptions().to_dict()
+    if proc.capabilities is not None:
+        security["capabilities"] = proc.capabilities
+        security["cap_add"], security["cap_drop"] = [], []
+    if proc.rlimits:
+        security["ulimits"] = [f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in proc.rlimits]
+    security["no_new_privs"] = proc.no_new_privileges
+    return {"security": security, "extra_gids": proc.additional_gids, "umask": proc.umask}
+
+
 def _rlimit_name(rtype: str) -> str:
     return rtype.removeprefix("RLIMIT_").lower()
 

@@ -585,10 +585,9 @@ class Builder:
         extra_env: list[str] | None = None,
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
-        from pycontain import process
+        from pycontain import api
         from pycontain.config import ContainerConfig
         from pycontain.container import Container
-        from pycontain.stdio import PipeRelay
 
         root = os.path.join(self._workdir(), "state")
         self.n_containers += 1
@@ -609,30 +608,20 @@ class Builder:
             hostname="build",
             network=network,
         )
-        # The container's output goes through pipes (relayed by us, as for 'run') into a file of the build's
-        # work directory, which _follow shows as it grows and errors quote from.
+        # The container's output is relayed (as for 'run') into a file of the build's work directory, which
+        # _follow shows as it grows and errors quote from.
         out_path = os.path.join(self._workdir(), f"{name}.out")
         out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         stop = threading.Event()
         tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
         tail.start()
-        relay = None
         try:
-            relay = PipeRelay(False, stdout_fd=out_fd, stderr_fd=out_fd)
-            container, child = Container.create(cfg, root, stdio=relay.stdio())
-            try:
-                relay.run(child.pid)
-                code = process.wait_status(child.pid)
-            except BaseException:
-                container.remove(force=True)
-                raise
-            container.record_exit(code)
+            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
         finally:
-            if relay is not None:
-                relay.close()
             os.close(out_fd)
             stop.set()
             tail.join()
+        container = next(c for c in Container.list(root) if c.name == name)
         try:
             with open(out_path, "rb") as f:
                 out = f.read().decode(errors="replace")

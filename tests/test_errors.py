@@ -16,7 +16,7 @@ pytestmark = ROOT_REQUIRED
         (["run", "--rm", "/no/such/rootfs", "--", "true"], "no such image"),
         (["run", "--rm", "-u", "nosuchuser", "default", "--", "true"], "unable to find user 'nosuchuser'"),
         (["run", "--rm", "-u", "a:b:c", "default", "--", "true"], "invalid --user"),
-        (["run", "--rm", "-v", "relative:/x", "default", "--", "true"], "must be absolute"),
+        (["run", "--rm", "-v", "./relative:/x", "default", "--", "true"], "must be absolute"),
         (["run", "--rm", "-v", "/tmp:/x:rx", "default", "--", "true"], "invalid volume mode"),
         (["run", "--rm", "--bogus", "default", "--", "true"], "unknown flag"),
         (["run", "--rm", "default"], "no command given"),

@@ -258,11 +258,21 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         restart=values["restart"] or "no",
         stop_signal=values["stop_signal"],
         labels=values["label"],
+        publish_all=values["publish_all"],
+        extra_hosts=values["add_host"],
+        dns=values["dns"],
+        dns_search=values["dns_search"],
+        mount=values["mount"],
+        healthcheck=_healthcheck(values),
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):
         return _fail(
             f"--cidfile {cidfile}: the file exists already (remove it, or choose another)", EXIT_RUNTIME
+        )
+    if (config.healthcheck or {}).get("cmd") and not config.detach:
+        return _fail(
+            "--health-cmd needs -d: the monitor of a detached container runs the checks", EXIT_RUNTIME
         )
     if config.restart != "no" and not config.detach:
         return _fail(
@@ -280,6 +290,37 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     if cidfile:
         return api.run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
     return api.run_config(config, root)
+
+
+def _healthcheck(values: dict) -> dict | None:
+    """--health-* into the config's healthcheck (docker's defaults for what is not given)."""
+    from ..errors import InvalidArgument
+
+    tuning = ("health_interval", "health_timeout", "health_retries", "health_start_period")
+    if values["no_healthcheck"]:
+        if values["health_cmd"] or any(values[k] for k in tuning):
+            raise InvalidArgument("--no-healthcheck conflicts with the other --health-* options")
+        return {"cmd": []}
+    if not values["health_cmd"]:
+        if any(values[k] for k in tuning):
+            raise InvalidArgument("--health-interval, --health-timeout, ... need --health-cmd")
+        return None
+    from ..units import parse_duration
+
+    retries = values["health_retries"] or "3"
+    if not retries.isdigit():
+        raise InvalidArgument(f"invalid --health-retries {retries!r}: a whole number")
+    interval = parse_duration(values["health_interval"] or "30s", "--health-interval")
+    timeout = parse_duration(values["health_timeout"] or "30s", "--health-timeout")
+    if interval <= 0 or timeout <= 0:
+        raise InvalidArgument("--health-interval and --health-timeout must be above zero")
+    return {
+        "cmd": ["sh", "-c", values["health_cmd"]],
+        "interval": interval,
+        "timeout": timeout,
+        "retries": int(retries),
+        "start_period": parse_duration(values["health_start_period"] or "0s", "--health-start-period"),
+    }
 
 
 def _write_cidfile(path: str, cid: str) -> None:

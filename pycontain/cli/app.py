@@ -162,6 +162,86 @@ def restart_policy() -> None:
     _exit(guarded(body))
 
 
+@app.command("port")
+def port(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    private: Annotated[
+        str | None, typer.Argument(metavar="[PORT[/PROTO]]", help="Only this container port.")
+    ] = None,
+) -> None:
+    """List a container's published ports: CONTAINERPORT/PROTO -> HOSTIP:HOSTPORT."""
+
+    def body() -> int:
+        from ..errors import NotFound
+        from ..network import parse_publish
+
+        c = _container(ref)
+        want_port, _, want_proto = (private or "").partition("/")
+        lines = []
+        for spec in c.state.config.get("publish") or []:
+            p = parse_publish(spec)
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            where = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+            lines.append(where if private else f"{p.container_port}/{p.proto} -> {where}")
+        if private and not lines:
+            raise NotFound(f"no public port {private!r} published for container {c.name}")
+        for line in lines:
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("cp")
+def cp(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:PATH or a host path.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="A host path or CONTAINER:PATH.")],
+) -> None:
+    """Copy files between a running container and the host: cp ID:/path DEST, or cp SRC ID:/path."""
+
+    def body() -> int:
+        from .. import transfer
+
+        direction, ref, inside, host = transfer.parse_cp_args(src, dest)
+        c = _container(ref)
+        if direction == "from":
+            transfer.copy_from(c, inside, host)
+        else:
+            transfer.copy_to(c, host, inside)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("diff")
+def diff(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """What the container changed in its file system: A added, C changed, D deleted."""
+
+    def body() -> int:
+        from .. import transfer
+
+        for line in transfer.diff(_container(ref)):
+            print(line)
+        return 0
+
+    _exit(guarded(body))
+
+
+@app.command("top")
+def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """The processes of a running container (host pids)."""
+
+    def body() -> int:
+        from .. import transfer
+        from .commands import render_table
+
+        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(_container(ref))))
+        return 0
+
+    _exit(guarded(body))
+
+
 @app.command("rm")
 def rm(
     refs: list[str],

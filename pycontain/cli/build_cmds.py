@@ -60,15 +60,18 @@ def build(
     def body() -> int:
         from rootfs_builder.build import build as build_image
 
-        result = build_image(
-            file,
-            tag,
-            data_root,
-            progress=False if quiet else None,
-            no_cache=no_cache,
-            mirror=mirror,
-            network=network,
-        )
+        from ..interrupts import unwinding
+
+        with unwinding():  # SIGTERM, like Ctrl-C, removes the step containers and temporary files
+            result = build_image(
+                file,
+                tag,
+                data_root,
+                progress=False if quiet else None,
+                no_cache=no_cache,
+                mirror=mirror,
+                network=network,
+            )
         rec = result.record
         if quiet:
             print(rec["id"])

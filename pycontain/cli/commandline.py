@@ -22,6 +22,7 @@ from . import (  # noqa: F401
     resource_cmds,
     sandbox_cmds,
     vm_cmds,
+    volume_cmds,
 )
 from .app import app
 

@@ -204,7 +204,10 @@ def import_(
             options = {"variant": variant, "include": pkgs, "mirror": mirror}
         elif kind == "closure":
             options = {"files": list(files or [])}
-        rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
+        from ..interrupts import unwinding
+
+        with unwinding():
+            rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
         if quiet:
             print(rec["id"])
         else:

@@ -184,7 +184,10 @@ def save(
 
         from rootfs_builder.export import save_images
 
-        save_images(images, output, data_root, fmt=fmt)
+        from ..interrupts import unwinding
+
+        with unwinding():
+            save_images(images, output, data_root, fmt=fmt)
         print(f"saved {', '.join(images)} to {output} ({fmt}, {_size(os.path.getsize(output))})")
         return 0
 
@@ -207,7 +210,11 @@ def load(
     def body() -> int:
         from rootfs_builder.sources import load_archive
 
-        for rec in load_archive(archive, data_root, progress=False if quiet else None):
+        from ..interrupts import unwinding
+
+        with unwinding():
+            records = load_archive(archive, data_root, progress=False if quiet else None)
+        for rec in records:
             names = ", ".join(rec["names"])
             print(rec["id"] if quiet else f"Loaded image: {names or rec['id']}")
         return 0
