@@ -242,6 +242,29 @@ def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> No
     _exit(guarded(body))
 
 
+@app.command("attach")
+def attach(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    detach_keys: Annotated[
+        str,
+        typer.Option("--detach-keys", help="Keys that leave the container running (default ctrl-p,ctrl-q)."),
+    ] = "ctrl-p,ctrl-q",
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", help="Do not send our stdin to the container.")
+    ] = False,
+) -> None:
+    """Connect to a detached container's output (and its stdin, with -i or -t): its monitor relays both.
+
+    The detach keys leave it running; when the container ends, attach exits with its status."""
+
+    def body() -> int:
+        from ..attach import attach as run_attach
+
+        return run_attach(_container(ref), detach_keys, not no_stdin)
+
+    _exit(guarded(body))
+
+
 @app.command("rm")
 def rm(
     refs: list[str],
