@@ -177,6 +177,13 @@ class Container:
             if wait_for_start:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
+                if config.id_mappings:
+                    # Its writer is root of the container's user namespace by then (runc does the same).
+                    from .userns import to_host
+
+                    os.chown(
+                        fifo, to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0)
+                    )
             self._setup_network(config)
             crash_point("network-attached")
             child = process.start_container(
@@ -636,10 +643,15 @@ class Container:
         interactive: bool = False,
         detach: bool = False,
         stdio: process.Stdio | None = None,
+        security: dict | None = None,
+        extra_gids: builtins.list[int] | None = None,
+        umask: int | None = None,
         preserve_fds: int = 0,
         proc_attrs: dict | None = None,
     ) -> process.Child:
-        """Start ``args`` in the running container (all its namespaces, its cgroup).
+        """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
+        its first process: security settings, additional groups and umask, unless given here (an OCI
+        process.json's own).
 
         The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
         fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
@@ -679,7 +691,9 @@ class Container:
             cwd or cfg.get("cwd", "/"),
             user if user is not None else cfg.get("user"),
             stdio,
-            cfg.get("security"),
+            security if security is not None else cfg.get("security"),
+            extra_gids if extra_gids is not None else cfg.get("extra_gids"),
+            umask if umask is not None else cfg.get("umask"),
             keep_fds=tuple(range(3, 3 + preserve_fds)),
             proc_attrs=proc_attrs,
         )

@@ -28,8 +28,8 @@ BUILD_DIR = "/var/lib/pycontain/helpers"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pycontain-init.c")
 # The argv it is executed with: its name, then "--", then the command.
 ARGV0 = "pycontain-init"
-# The descriptor on which it reports a command it could not execute (pycontain's error pipe).
-ERROR_FD = 3
+# The descriptor on which it finds pycontain's channel, unless told another (--fd=N).
+CHANNEL_FD = 3
 
 
 def binary_path() -> str:

@@ -131,6 +131,13 @@ def pidfd_open(pid: int) -> int:
     return fd
 
 
+def seqpacket_pair() -> tuple[int, int]:
+    """A close-on-exec AF_UNIX SOCK_SEQPACKET socket pair: one message per write, kept whole."""
+    fds = (ctypes.c_int * 2)()
+    _check(_libc.socketpair(1, 5 | 0o2000000, 0, fds), "socketpair")  # AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC
+    return fds[0], fds[1]
+
+
 PROC_SUPER_MAGIC = 0x9FA0
 
 

@@ -1,19 +1,51 @@
-"""Starting processes in containers: the parent's side and the ordered steps of the child.
+"""Starting processes in containers: create's sequence, exec's sequence, and the channel between.
 
-How a container's first process is made, with one fork and no intermediate process:
+Parent and child talk over one SOCK_SEQPACKET pair of named messages (``pycontain.channel``: GO,
+READY, PID, ERROR, and the end of the channel when the command is executed). Privileges drop in one
+place, ``finish_and_exec``, for every process: user and groups, umask, working directory, capabilities,
+rlimits, no_new_privs, and the seccomp filter last, just before execve.
 
-1. the parent (pycontain) calls ``unshare(CLONE_NEWPID)``, which only changes the pid namespace its
-   *next child* is born in, forks, and at once ``setns``-es back to its own pid namespace, so a
-   library caller's later forks are unaffected. The child is PID 1 of a new namespace and still a
-   direct child of pycontain, which can wait for it.
-2. the child joins its cgroup (writing 0 to ``cgroup.procs``), unshares mount, UTS, IPC, network and
-   cgroup namespaces, sets the hostname, brings ``lo`` up, builds its root filesystem and
-   pivot_roots into it (``rootfs.build``), takes its terminal if it has one, then resolves the
-   user, drops to it and ``execve``-s the command.
-3. the two talk over a close-on-exec pipe: a failing child writes ``E<code>\\t<message>`` and exits;
-   a successful ``execve`` closes the pipe, which the parent reads as "started".
+create / run (``start_container``)::
 
-``exec`` uses the same trick with ``setns`` into the running container's namespaces.
+    pycontain ──unshare(CLONE_NEWPID), fork, setns back──▶ child = PID 1 of a new pid namespace
+      │                                                     setsid (or, with -t, later on its pty)
+      │                                                     stdio: relayed pipes / log / pty
+      │                                                     join namespaces given by path (type-checked)
+      │                                                     unshare mnt uts ipc net [time]; hostname; lo
+      ├─ moves the child into its cgroup                    build the root filesystem, pivot_root,
+      │                                                     masked and read-only paths
+      ├─ GO ───────────────────────────────────────────────▶ unshare cgroup namespace
+      │                                                     take the pty (master ──▶ pycontain)
+      │                                                     enter the user namespace (become its root)
+      │◀──────────────────────────────────────────── READY  (OCI create: blocks on the exec FIFO
+      │                                                       until 'start' opens it)
+      │                                                     finish_and_exec: privileges drop; execve of
+      │◀──────────────────────────────── end of channel      the command, or with --init of
+      │                                                     pycontain-init from its sealed copy, which
+      ▼ waits for PID 1                                     forks the command (see pycontain.init)
+
+exec (``exec_in``), joining before being seen::
+
+    pycontain ──fork──▶ joiner (outside the container's pid namespace: nothing inside can see it)
+      │                   not dumpable; stdio; joins the cgroup
+      │                   setns: [user, if it owns the others] pid (only its children's) ipc uts net
+      │                          cgroup mnt (root and cwd now the container's) time [user, else]
+      │                   opens the pty in the container's devpts (master ──▶ pycontain)
+      │                   finish_and_exec: create's privileges drop, host fds closed, then
+      │                   execve of pycontain-init --join from its sealed memfd
+      │                     └─clone(CLONE_PARENT)─▶ the command's process, pycontain's child,
+      │◀─────────────── PID <host pid>                first thing the container can see: root, cwd
+      │  (joiner exits; reaped)                        and executable are the container's or the
+      │                                                sealed copy; setsid (+ TIOCSCTTY with -t);
+      │◀─────────────── end of channel                 execve of the command
+      ▼ waits for the command
+
+Why a sealed memfd and not the interpreter: runc re-executes a sealed copy of its own binary so that a
+container that opens /proc/<pid>/exe of a runtime process cannot reach (and overwrite) the host's
+binary (CVE-2019-5736). pycontain's own executable is the host's Python interpreter, tens of
+megabytes with its library, so it is never what the container sees: every process the container can
+observe has either executed the command already or is the small static helper, copied into a memfd
+sealed against writes. The ERROR and PID messages of the helper use the same channel, as fd 3.
 """
 
 from __future__ import annotations
@@ -23,8 +55,15 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import libc, procattr, rootfs, security, users
-from .errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, ExecFailed, PycontainError
+from . import channel, libc, procattr, rootfs, security, userns, users
+from .errors import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME,
+    ExecFailed,
+    InvalidArgument,
+    PycontainError,
+)
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
@@ -72,9 +111,9 @@ class Stdio:
 
 def _report(errw: int, code: int, message: str) -> None:
     try:
-        os.write(errw, f"E{code}\t{message}".encode(errors="replace"))
+        channel.send(errw, channel.ERROR, f"{code}\t{message}")
     except BrokenPipeError:
-        # Nobody reads the pipe any more (an OCI container failing after 'create' returned): the
+        # Nobody reads the channel any more (an OCI container failing after 'create' returned): the
         # container's own stderr is then the only place left to say why.
         try:
             os.write(2, f"pycontain: {message}\n".encode(errors="replace"))
@@ -127,7 +166,17 @@ def _setup_stdio(stdio: Stdio) -> None:
 
 
 def _take_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
-    """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal.
+    """Open a pty in the container's own devpts, hand its master to the parent, make it our terminal."""
+    import fcntl
+    import termios
+
+    _open_terminal(sock_fd, console_size)
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _open_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
+    """Open a pty in the container's own devpts, hand its master to the parent, put its slave on 0-2.
 
     Runs after pivot_root: the caller has imported fcntl, socket and termios already.
     """
@@ -145,8 +194,6 @@ def _take_terminal(sock_fd: int, console_size: list[int] | None = None) -> None:
         # Wait until the parent has sized the terminal: the command may ask for its size at once.
         sock.recv(1)
     os.close(master)
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     rootfs.bind_console(os.ttyname(slave))
@@ -189,12 +236,17 @@ def finish_and_exec(
     umask: int | None = None,
     sec: security.Prepared | None = None,
     init_fd: int | None = None,
+    init_args: tuple[str, ...] = (),
+    groups_denied: bool | None = None,
     keep_fds: range | tuple[int, ...] = (),
 ) -> None:
     """The last steps of any container process: user, working directory, capabilities, fds, no_new_privs
     and seccomp (the very last step), then execve: of the command, or with ``init_fd`` (a sealed copy
-    of pycontain-init, see pycontain.init) of the init that forks it. ``keep_fds`` are passed on to the
-    command (runc's --preserve-fds)."""
+    of pycontain-init, see pycontain.init) of the init that forks it, given ``init_args`` before "--".
+    ``keep_fds`` are passed on to the command (runc's --preserve-fds).
+
+    ``groups_denied``: whether setgroups is denied in our user namespace, for a caller that cannot read
+    its own /proc/self (exec's joiner, outside the container's pid namespace); None: read it there."""
     u = users.resolve(user)
     for g in extra_gids or ():
         if g not in u.groups:
@@ -217,9 +269,8 @@ def finish_and_exec(
     except PermissionError:
         # a rootless user namespace: an unprivileged mapping requires setgroups to be denied there, so the
         # groups stay as they were
-        with open("/proc/self/setgroups") as f:
-            if f.read().strip() != "deny":
-                raise
+        if not (groups_denied if groups_denied is not None else userns.setgroups_denied()):
+            raise
     os.setgid(u.gid)
     os.setuid(u.uid)
     if sec is not None:
@@ -230,14 +281,17 @@ def finish_and_exec(
     _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path = _find_executable(args[0], env)
     if init_fd is not None:
-        from .init import ARGV0, ERROR_FD
+        from .init import ARGV0, CHANNEL_FD
 
-        if init_fd == ERROR_FD:
+        # The channel survives the exec as the helper's fd 3, or the first after those passed on.
+        chan = max((CHANNEL_FD, *(fd + 1 for fd in keep_fds)))
+        if chan != CHANNEL_FD:
+            init_args = (f"--fd={chan}", *init_args)
+        if init_fd == chan:
             init_fd = os.dup(init_fd)
-        # The error pipe survives the exec as the init's fd 3: it reports a command it cannot execute.
-        os.dup2(errw, ERROR_FD)
-        os.set_inheritable(ERROR_FD, True)
-        path, args = init_fd, [ARGV0, "--", *args]
+        os.dup2(errw, chan)
+        os.set_inheritable(chan, True)
+        path, args = init_fd, [ARGV0, *init_args, "--", *args]
     # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the command the defaults.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -267,33 +321,38 @@ def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
         os.set_inheritable(fd, True)
 
 
-def _wait_started(errr: int, ready_ok: bool = False) -> None:
-    """Block until the child has exec'd (EOF on the pipe) or failed (an error record, then exit).
+def _wait_started(chan: int, ready_ok: bool = False, pids: list[int] | None = None) -> None:
+    """Block until the child has exec'd (the channel ends) or failed (ERROR, then it exits). Closes
+    ``chan``. PID messages (exec's joiner sends the pid it forked) are appended to ``pids``.
 
-    With ``ready_ok`` a ready record (``R``: set up, waiting for 'start') ends the wait too.
+    With ``ready_ok`` a READY message (set up, waiting for 'start') ends the wait too.
     The caller reaps a failed child (``_reap_failed``): until then its pid cannot be recycled.
     """
-    chunks = []
-    ready = False
-    while True:
-        data = os.read(errr, 65536)
-        if not data:
-            break
-        if ready_ok and not chunks and data == b"R":
-            ready = True
-            break
-        chunks.append(data)
-    os.close(errr)
-    if ready_ok and not ready and not chunks:
-        # Ready comes before exec: a silent end of the pipe is a process that died while being set up.
+    error: PycontainError | None = None
+    try:
+        while True:
+            msg = channel.recv(chan)
+            if msg is None:
+                break
+            kind, payload = msg
+            if kind == channel.PID and pids is not None:
+                pids.append(int(payload))
+            elif kind == channel.READY and ready_ok and error is None:
+                return
+            elif kind == channel.ERROR and error is None:
+                # Read on to the end: a PID message may still come, naming a process to reap.
+                code_s, _, text = payload.partition("\t")
+                code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
+                error = PycontainError(text) if code == EXIT_RUNTIME else ExecFailed(text, code)
+            elif error is None:
+                error = PycontainError(f"unexpected message {kind!r} from the container's process")
+    finally:
+        os.close(chan)
+    if error is not None:
+        raise error
+    if ready_ok:
+        # Ready comes before exec: a silent end is a process that died while being set up.
         raise PycontainError("the container's process died while it was being set up (see the kernel log)")
-    if chunks:
-        msg = b"".join(chunks).decode(errors="replace")
-        code_s, _, text = msg[1:].partition("\t")
-        code = int(code_s) if code_s.isdigit() else EXIT_RUNTIME
-        if code == EXIT_RUNTIME:
-            raise PycontainError(text)
-        raise ExecFailed(text, code)
 
 
 def _fork_with_pidns(enter_pidns) -> int:
@@ -349,10 +408,16 @@ def _pty_channel(stdio: Stdio) -> tuple:
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False) -> Child:
+def _parent_side(
+    pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = False, joiner: bool = False
+) -> Child:
     """After the fork: take the pty master if any, wait until the child execs (or is ready); on any
-    failure kill and reap it, so nothing of it outlives the error."""
+    failure kill and reap it, so nothing of it outlives the error.
+
+    With ``joiner`` (exec), ``pid`` is the joining process, which forks the command as our child, sends
+    its pid and exits: that pid is the one returned."""
     master = None
+    pids = [pid]
     try:
         if child_sock is not None:
             child_sock.close()
@@ -360,13 +425,18 @@ def _parent_side(pid: int, errr: int, child_sock, parent_sock, ready_ok: bool = 
                 master = _recv_pty(parent_sock)
             finally:
                 parent_sock.close()
-        _wait_started(errr, ready_ok=ready_ok)
+        _wait_started(errr, ready_ok=ready_ok, pids=pids)
+        if joiner:
+            if len(pids) != 2:
+                raise PycontainError("the process joining the container died before it started the command")
+            wait_status(pid)
     except BaseException:
         if master is not None:
             os.close(master)
-        _reap_failed(pid)
+        for p in pids:
+            _reap_failed(p)
         raise
-    return Child(pid, master)
+    return Child(pids[-1], master)
 
 
 def _recv_pty(sock) -> int | None:
@@ -434,7 +504,7 @@ def _fork(plan: NsPlan) -> int:
     if plan.pid == "":
         return _fork_into_new_pidns()
     if plan.pid:
-        fd = _open_ns(plan.pid)
+        fd = _open_ns(plan.pid, libc.CLONE_NEWPID)
         try:
             return _fork_into_pidns(fd)
         finally:
@@ -442,11 +512,35 @@ def _fork(plan: NsPlan) -> int:
     return os.fork()
 
 
-def _open_ns(path: str) -> int:
+_NS_NAMES = {
+    libc.CLONE_NEWNS: "mount",
+    libc.CLONE_NEWUTS: "uts",
+    libc.CLONE_NEWIPC: "ipc",
+    libc.CLONE_NEWNET: "network",
+    libc.CLONE_NEWPID: "pid",
+    libc.CLONE_NEWUSER: "user",
+    libc.CLONE_NEWCGROUP: "cgroup",
+    libc.CLONE_NEWTIME: "time",
+}
+
+
+def _open_ns(path: str, flag: int) -> int:
+    """Open the namespace file ``path``, refusing one that is not a namespace of type ``flag``."""
+    import fcntl
+
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise PycontainError(f"cannot open namespace {path}: {e.strerror}") from None
+    try:
+        kind = fcntl.ioctl(fd, 0xB703)  # NS_GET_NSTYPE: the CLONE_NEW* flag of the namespace
+    except OSError:
+        kind = None
+    if kind != flag:
+        os.close(fd)
+        what = f"a {_NS_NAMES[kind]} namespace" if kind in _NS_NAMES else "not a namespace"
+        raise InvalidArgument(f"namespace path {path} for the {_NS_NAMES[flag]} namespace is {what}")
+    return fd
 
 
 def start_container(
@@ -473,21 +567,21 @@ def start_container(
     )
     sec = prepare_security(config.security)
     privileged = bool(config.security and config.security.get("privileged"))
-    join_fds = [(_open_ns(path), flag) for path, flag in plan.join]
+    join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
-        from . import userns
-        from .userns import become_root  # imported here: the child cannot once it is in the container's root
-
         try:
-            userns_fd = userns.create(config.id_mappings) if plan.user == "" else _open_ns(plan.user)
+            userns_fd = (
+                userns.create(config.id_mappings)
+                if plan.user == ""
+                else _open_ns(plan.user, libc.CLONE_NEWUSER)
+            )
         except BaseException:
             for fd, _ in join_fds:
                 os.close(fd)
             raise
         join_fds.append((userns_fd, 0))  # closed with the others in the parent; the child joins it last
-    errr, errw = os.pipe2(os.O_CLOEXEC)
-    gor, gow = os.pipe2(os.O_CLOEXEC)
+    errr, errw = channel.pair()
     parent_sock, child_sock = _pty_channel(stdio)
     init_fd = None
     if config.init:
@@ -512,7 +606,6 @@ def start_container(
 
         def body() -> None:
             os.close(errr)
-            os.close(gow)
             if parent_sock is not None:
                 parent_sock.close()
             if not stdio.tty:
@@ -556,27 +649,30 @@ def start_container(
             rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
             if not privileged:
                 security.mask_paths(config.masked_paths, config.readonly_paths)
-            if os.read(gor, 1) != b"G":
+            if channel.recv(errw) != (channel.GO, ""):
                 raise PycontainError("pycontain stopped before the container joined its cgroup")
-            os.close(gor)
             # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
             procattr.apply(config.proc_attrs)
             if plan.cgroup:
                 libc.unshare(libc.CLONE_NEWCGROUP)
             if child_sock is not None:
                 _take_terminal(child_sock.detach(), config.console_size)
+            # The user namespace is entered before 'created' (OCI: a created process is in all its
+            # namespaces); the FIFO belongs to its root then (Container.create). One joined by path
+            # has mappings we do not know: it is entered after 'start'.
+            userns_later = userns_fd is not None and fifo_fd is not None and not config.id_mappings
+            if userns_fd is not None and not userns_later:
+                _enter_userns(userns_fd)
             if fifo_fd is not None and fds_dir is not None:
                 # Created: say so, then block until 'start' opens the FIFO for reading.
-                os.write(errw, b"R")
+                channel.send(errw, channel.READY)
                 fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds_dir)
                 os.close(fds_dir)
                 os.write(fd, b"0")
                 os.close(fd)
                 os.close(fifo_fd)
-            if userns_fd is not None:
-                libc.setns(userns_fd, libc.CLONE_NEWUSER)
-                os.close(userns_fd)
-                become_root()
+            if userns_later and userns_fd is not None:
+                _enter_userns(userns_fd)
             finish_and_exec(
                 config.args,
                 env,
@@ -594,18 +690,21 @@ def start_container(
     for fd, _ in join_fds:
         os.close(fd)
     os.close(errw)
-    os.close(gor)
     try:
         join_cgroup(cgroup_procs, pid)
-        os.write(gow, b"G")
-    except (BrokenPipeError, ProcessLookupError):
+        channel.send(errr, channel.GO)
+    except (BrokenPipeError, ConnectionResetError, ProcessLookupError):
         pass  # the child failed before it waited for us: its error record, read just below, says why
     except BaseException:
         _reap_failed(pid)
         raise
-    finally:
-        os.close(gow)
     return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
+
+
+def _enter_userns(fd: int) -> None:
+    libc.setns(fd, libc.CLONE_NEWUSER)
+    os.close(fd)
+    userns.become_root()
 
 
 def _set_time_offsets(offsets: dict) -> None:
@@ -650,12 +749,26 @@ def exec_in(
     user: str | None,
     stdio: Stdio,
     security_dict: dict | None = None,
+    extra_gids: list[int] | None = None,
+    umask: int | None = None,
     keep_fds: tuple[int, ...] = (),
     proc_attrs: dict | None = None,
 ) -> Child:
-    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with the container's
-    capabilities, rlimits, no_new_privs and seccomp filter; ``keep_fds`` of ours are passed on to it, and
-    ``proc_attrs`` (pycontain.procattr: an OCI process.json's ioPriority and scheduler) are set on it."""
+    """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with what create
+    gave its first process: additional groups, umask, capabilities, rlimits, no_new_privs, seccomp.
+    ``keep_fds`` of ours are passed on to it, and ``proc_attrs`` (pycontain.procattr: an OCI
+    process.json's ioPriority and scheduler) are set on it.
+
+    Join before being seen: a joining process (a plain child of ours, outside the container's pid
+    namespace, so nothing inside can see it) enters the cgroup and every namespace but pid (whose next
+    child is born in the container's), which puts its root and working directory in the container,
+    takes its terminal, drops to the command's privileges exactly as create does (finish_and_exec) and
+    closes every descriptor but its stdio and the channel. Then it executes pycontain-init's sealed copy
+    (see pycontain.init), which forks, with CLONE_PARENT, the first process the container can see: its
+    root, cwd and executable are the container's or the sealed copy, never the host's (nothing to reach
+    through /proc/<pid>/root or /proc/<pid>/exe, even with CAP_SYS_PTRACE). That process, our child,
+    starts a session and executes the command; the helper sends its pid on the channel and exits.
+    """
     sec = prepare_security(security_dict)
     ns_fds: dict[str, int] = {}
     try:
@@ -670,62 +783,85 @@ def exec_in(
 
         raise InvalidState("the container stopped before exec could join it") from None
     user_first = False
+    user_ids, groups_denied = None, None
     if "user" in ns_fds:
-        from .userns import become_root  # imported here: the child cannot once it is in the container's root
+        # The joiner cannot read its own /proc/self once in the container's mount namespace (whose /proc
+        # is of a pid namespace it is not in): what it needs from there is read here, from the container's.
+        try:
+            user_ids, groups_denied = userns.root_ids(str(pid)), userns.setgroups_denied(str(pid))
+        except FileNotFoundError:
+            for fd in ns_fds.values():
+                os.close(fd)
+            from .errors import InvalidState
 
+            raise InvalidState("the container stopped before exec could join it") from None
         # A rootless container's namespaces belong to its user namespace: join that first, to hold
         # capabilities over them. A remapped one's belong to the host's: join it last.
         user_first = "mnt" in ns_fds and _owner_inode(ns_fds["mnt"]) == os.fstat(ns_fds["user"]).st_ino
-    errr, errw = os.pipe2(os.O_CLOEXEC)
+    from . import init
+
+    try:
+        helper = init.sealed_copy()
+    except BaseException:
+        for fd in ns_fds.values():
+            os.close(fd)
+        raise
+    errr, errw = channel.pair()
     parent_sock, child_sock = _pty_channel(stdio)
     sys.stdout.flush()
     sys.stderr.flush()
-    # Joining a pid namespace takes CAP_SYS_ADMIN in our own user namespace too: an unprivileged caller can
-    # only do it from inside the container's, so it forks twice (the first child relays the exit status).
-    relay = user_first and "pid" in ns_fds and os.geteuid() != 0
     try:
-        child = _fork_into_pidns(ns_fds["pid"]) if "pid" in ns_fds and not relay else os.fork()
-        if child == 0:
+        joiner = os.fork()
+        if joiner == 0:
 
             def body() -> None:
                 os.close(errr)
                 if parent_sock is not None:
                     parent_sock.close()
-                # Not dumpable while we hold host resources inside the container: its processes must
-                # not ptrace us or open /proc/<us>/exe (the CVE-2019-5736 class of escape).
+                # Not dumpable while we hold host resources: nothing may ptrace us or open our /proc files.
                 libc.set_dumpable(False)
                 _setup_stdio(stdio)
                 join_cgroup(cgroup_procs)
                 procattr.apply(proc_attrs)
-                if user_first:
-                    libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
-                if relay:
-                    libc.setns(ns_fds["pid"], libc.CLONE_NEWPID)
-                    inner = os.fork()
-                    if inner:
-                        os.close(errw)
-                        os._exit(wait_status(inner))
-                for name, flag in _JOIN_ORDER:
-                    if name in ns_fds:
-                        libc.setns(ns_fds[name], flag)
-                if "time" in ns_fds:
-                    libc.setns(ns_fds["time"], libc.CLONE_NEWTIME)
-                if "user" in ns_fds:  # (last: its capabilities do not reach the namespaces joined before)
-                    if not user_first:
-                        libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
-                    become_root()
+                _join(ns_fds, user_first, user_ids)
                 if child_sock is not None:
-                    _take_terminal(child_sock.detach())
-                else:
-                    os.setsid()  # its own session and process group, never the caller's (see start_container)
-                finish_and_exec(args, env, cwd, user, errw, sec=sec, keep_fds=keep_fds)
+                    _open_terminal(child_sock.detach())
+                # Everything but the pid namespace is the container's now, and privileges drop here; the
+                # helper, executed from its sealed copy, forks the command into the pid namespace.
+                finish_and_exec(
+                    args, env, cwd, user, errw, extra_gids, umask, sec, helper,
+                    ("--join", "--tty") if child_sock is not None else ("--join",), groups_denied,
+                    keep_fds=keep_fds,
+                )  # fmt: skip
 
             _child(errw, body)
     finally:
         for fd in ns_fds.values():
             os.close(fd)
+        os.close(helper)
     os.close(errw)
-    return _parent_side(child, errr, child_sock, parent_sock)
+    return _parent_side(joiner, errr, child_sock, parent_sock, joiner=True)
+
+
+def _join(ns_fds: dict[str, int], user_first: bool, user_ids: tuple[int, int] | None) -> None:
+    """Enter the namespaces of ``ns_fds`` (name → descriptor) in a safe order, closing each descriptor.
+
+    pid only sets where our children are born; mount, last but one, moves our root and working
+    directory into the container; user comes first when it owns the others (rootless) and last when it
+    does not (its capabilities would not reach the ones joined after it)."""
+    if user_first:
+        libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+    if "pid" in ns_fds:
+        libc.setns(ns_fds["pid"], libc.CLONE_NEWPID)
+    for name, flag in (*_JOIN_ORDER, ("time", libc.CLONE_NEWTIME)):
+        if name in ns_fds:
+            libc.setns(ns_fds[name], flag)
+    if "user" in ns_fds:
+        if not user_first:
+            libc.setns(ns_fds["user"], libc.CLONE_NEWUSER)
+        userns.become_root(user_ids)
+    for fd in ns_fds.values():
+        os.close(fd)
 
 
 def _owner_inode(ns_fd: int) -> int:

@@ -136,16 +136,27 @@ def create(mappings: dict) -> int:
         os.waitpid(pid, 0)
 
 
-def become_root() -> None:
-    """Right after joining a user namespace: take its root's ids (or its lowest mapped ones, from the
-    namespace's own uid_map/gid_map). Until then the process still holds the host's uid 0, which owner
-    checks on host files would honour."""
+def root_ids(proc: str = "self") -> tuple[int, int]:
+    """The (uid, gid) a process takes on entering the user namespace of /proc/<proc>: its root's, or its
+    lowest mapped ones, from the namespace's own uid_map/gid_map."""
     ids = []
     for kind in ("uid", "gid"):
-        with open(f"/proc/self/{kind}_map") as f:
+        with open(f"/proc/{proc}/{kind}_map") as f:
             maps = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
         ids.append(0 if to_host(maps, 0) >= 0 or not maps else min(c for c, _h, _n in maps))
-    uid, gid = ids
+    return ids[0], ids[1]
+
+
+def setgroups_denied(proc: str = "self") -> bool:
+    """Whether setgroups(2) is denied in the user namespace of /proc/<proc> (unprivileged mappings)."""
+    with open(f"/proc/{proc}/setgroups") as f:
+        return f.read().strip() == "deny"
+
+
+def become_root(ids: tuple[int, int] | None = None) -> None:
+    """Right after joining a user namespace: take ``ids`` (default: ``root_ids()``, read now). Until then
+    the process still holds the host's uid 0, which owner checks on host files would honour."""
+    uid, gid = ids if ids is not None else root_ids()
     try:
         os.setgroups([])
     except PermissionError:  # a rootless namespace: setgroups is denied there, as unprivileged mappings need

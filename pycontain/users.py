@@ -66,7 +66,8 @@ def resolve(spec: str | None) -> ResolvedUser:
                 )
     if gid is None:
         gid = 0 if uid == 0 else uid
-    groups = [gid]
+    # Supplementary groups are the memberships /etc/group lists, not the primary group (runc's rule).
+    groups: list[int] = []
     if name is not None and not group:
         for e in groups_db:
             if len(e) >= 4 and name in e[3].split(",") and e[2].isdigit() and int(e[2]) not in groups:

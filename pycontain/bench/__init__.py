@@ -176,7 +176,7 @@ def _targets(opts: BenchOptions, work: str, notes: list[str]) -> tuple[list, str
             notes.append(f"{rt} is not installed: left out (apt-get install {rt})")
     accel, why = "none", "no VM (--vm none)"
     if opts.vm != "none":
-        from rootfs_builder import vm
+        from pycontain import vm
 
         try:
             accel, why = vm.choose_accel(opts.vm)

@@ -382,12 +382,12 @@ def _hybrid_with_controllers() -> bool:
 
 
 class VMTarget(Target):
-    """The appliance's VM export under QEMU (``rootfs_builder.vm``); every figure carries the accelerator."""
+    """The appliance's VM export under QEMU (``pycontain.vm``); every figure carries the accelerator."""
 
     name, kind = "vm", "vm"
 
     def __init__(self, image: str, work: str, accel: str, memory_mb: int = 256) -> None:
-        from rootfs_builder import vm
+        from pycontain import vm
 
         self.accel = accel
         self.label = accel

@@ -314,8 +314,11 @@ def exec_body(v: dict) -> int:
     env_list = parse_env(v["env"])
     cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
     process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
+    target = container(v["ref"])
+    overrides: dict = {}
     proc_attrs = None
     if process_file:
+        from ..oci import exec_overrides
         from ..spec import load_process
 
         proc = load_process(process_file)
@@ -324,6 +327,7 @@ def exec_body(v: dict) -> int:
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
+        overrides = exec_overrides(proc, target.state.config.get("security"))
         proc_attrs = proc.proc_attrs
     stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
     preserve_fds = 0
@@ -339,7 +343,7 @@ def exec_body(v: dict) -> int:
 
         relay = PipeRelay(stdin_open)  # the caller's descriptors never reach the container
     try:
-        child = container(v["ref"]).exec(
+        child = target.exec(
             args,
             env=env_list,
             cwd=cwd,
@@ -348,6 +352,7 @@ def exec_body(v: dict) -> int:
             interactive=stdin_open,
             detach=detach and not (console_socket or process_file),
             stdio=relay.stdio() if relay else None,
+            **overrides,
             preserve_fds=preserve_fds,
             proc_attrs=proc_attrs,
         )

@@ -1,6 +1,6 @@
 """``pycontain vm export IMAGE DIR`` and ``pycontain vm boot DIR [-- CMD]``: an appliance as a virtual machine.
 
-The export is ``rootfs_builder.vm``'s: an ext4 disk made from the image's layers, Debian's kernel, and an
+The export is ``pycontain.vm``'s: an ext4 disk made from the image's layers, Debian's kernel, and an
 initramfs that mounts the disk and runs the image's Entrypoint/Cmd (Env and WorkingDir applied) in it.
 ``boot`` runs it under QEMU (KVM only where a probe boot works, software emulation otherwise), shows the
 guest's console and exits with the appliance's exit status (125 when the guest failed to boot, 124 when it
@@ -42,9 +42,8 @@ def export(
     """Export IMAGE as a VM appliance in DEST (boot it with 'pycontain vm boot DEST' or DEST/boot.sh)."""
 
     def body() -> int:
-        from rootfs_builder.vm import export_vm
-
         from ..interrupts import unwinding
+        from ..vm import export_vm
 
         with unwinding():
             a = export_vm(image, dest, hostname=hostname)
@@ -84,9 +83,8 @@ def boot(
     """Boot a VM appliance, show its console, exit with its exit status."""
 
     def body() -> int:
-        from rootfs_builder.vm import choose_accel, load_appliance
-
         from ..interrupts import unwinding
+        from ..vm import choose_accel, load_appliance
 
         ports = [_port_pair(p) for p in publish or []]
         appliance = load_appliance(directory)

@@ -20,7 +20,9 @@ import subprocess
 import termios
 
 import pytest
-from conftest import ROOT_REQUIRED
+from conftest import ROOT_REQUIRED, wait_until
+
+import rootfs_builder
 
 pytestmark = [
     ROOT_REQUIRED,
@@ -195,3 +197,210 @@ def test_init_reports_what_it_cannot_execute(pyc):
     p = pyc("run", "--rm", "--init", "--network", "none", "default", "/etc/passwd")
     assert p.returncode == 126, p.stderr
     assert "cannot execute" in p.stderr and "/etc/passwd" in p.stderr
+
+
+# Scans /proc for processes other than itself; for each, records its executable and whether its root
+# or working directory reaches a file that exists only on the host (argv[1]: its absolute path, argv[2]:
+# its path relative to pycontain's working directory). Lines go to /out/seen and, for a process that
+# shows the host's root, cwd or an interpreter of the host as its executable, to /out/hits.
+RACER_C = r"""
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    FILE *seen = fopen("/out/seen", "a"), *hits = fopen("/out/hits", "a");
+    if (!seen || !hits)
+        return 2;
+    setvbuf(seen, NULL, _IONBF, 0);
+    setvbuf(hits, NULL, _IONBF, 0);
+    int last = 0;
+    for (;;) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!isdigit((unsigned char)e->d_name[0]))
+                continue;
+            int pid = atoi(e->d_name);
+            if (pid == getpid())
+                continue;
+            char path[4096], exe[4096];
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            ssize_t n = readlink(path, exe, sizeof exe - 1);
+            exe[n > 0 ? n : 0] = 0;
+            if (pid != last && n > 0) {
+                fprintf(seen, "%d %s\n", pid, exe);
+                last = pid;
+            }
+            if (strstr(exe, "python"))
+                fprintf(hits, "exe %d %s\n", pid, exe);
+            snprintf(path, sizeof path, "/proc/%d/root%s", pid, argv[1]);
+            if (access(path, F_OK) == 0)
+                fprintf(hits, "root %d\n", pid);
+            snprintf(path, sizeof path, "/proc/%d/cwd/%s", pid, argv[2]);
+            if (access(path, F_OK) == 0)
+                fprintf(hits, "cwd %d\n", pid);
+        }
+        if (d)
+            closedir(d);
+    }
+}
+"""
+
+
+def test_exec_is_never_seen_holding_the_hosts_root_or_executable(pyc, helpers, tmp_path):
+    """A container with CAP_SYS_PTRACE races 50 execs: none of the processes it can see has the host's
+    root, cwd or interpreter (exec joins every namespace, and drops to the helper's sealed copy, before
+    it forks into the pid namespace)."""
+    racer_dir = tmp_path / "racer"
+    racer_dir.mkdir()
+    (racer_dir / "racer.c").write_text(RACER_C)
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(racer_dir / "racer"), str(racer_dir / "racer.c")], check=True
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = tmp_path / "host-only-marker"
+    marker.write_text("")
+    pyc(
+        "run", "-d", "--name", "target", "--network", "none", "--cap-add", "SYS_PTRACE",
+        "-v", f"{racer_dir}:/w:ro", "-v", f"{out}:/out", "default", "/w/racer", str(marker),
+        os.path.relpath(marker, os.getcwd()), check=True,
+    )  # fmt: skip
+    for _ in range(50):
+        p = pyc("exec", "target", "sh", "-c", "cat /proc/self/stat >/dev/null")
+        assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: (out / "seen").exists() and (out / "seen").read_text())
+    hits = (out / "hits").read_text()
+    assert hits == "", hits
+
+
+def _oci_bundle(tmp_path, args: list[str], process: dict) -> str:
+    from pycontain.spec import default_spec
+
+    b = tmp_path / "bundle"
+    b.mkdir()
+    subprocess.run(["cp", "-a", rootfs_builder.resolve("default"), str(b / "rootfs")], check=True)
+    cfg = default_spec()
+    cfg["process"].update(process, terminal=False, args=args)
+    (b / "config.json").write_text(json.dumps(cfg))
+    return str(b)
+
+
+_SAME = (
+    "Uid",
+    "Gid",
+    "Groups",
+    "Umask",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+)
+
+
+def _nofile(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/limits") as f:
+        return next(line.split()[3:5] for line in f if line.startswith("Max open files"))
+
+
+def _exec_detached(pyc, tmp_path, *args: str) -> int:
+    pid_file = tmp_path / "exec.pid"
+    p = pyc.leaving("exec", "--detach", "--pid-file", str(pid_file), *args)
+    assert p.returncode == 0, p.stderr
+    return int(pid_file.read_text())
+
+
+def test_exec_applies_what_create_applied(pyc, tmp_path):
+    """User, additional groups (without the primary gid), umask, capabilities, rlimits, no_new_privs
+    and seccomp of an exec'd process are those of the container's first process."""
+    caps = ["CAP_KILL", "CAP_CHOWN"]
+    bundle = _oci_bundle(
+        tmp_path,
+        ["sleep", "300"],
+        {
+            "user": {"uid": 1000, "gid": 1000, "umask": 0o027, "additionalGids": [5, 7]},
+            "capabilities": {
+                k: caps for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 123, "soft": 100}],
+            "noNewPrivileges": True,
+        },
+    )
+    p = pyc.leaving("run", "--bundle", bundle, "--detach", "c1")
+    assert p.returncode == 0, p.stderr
+    first = int(json.loads(pyc("state", "c1").stdout)["pid"])
+    execd = _exec_detached(pyc, tmp_path, "c1", "sleep", "301")
+    a, b = _status(first), _status(execd)
+    assert {k: a[k] for k in _SAME} == {k: b[k] for k in _SAME}
+    assert a["Groups"].split() == ["5", "7"] and a["Umask"] == "0027"
+    assert _nofile(first) == _nofile(execd) == ["100", "123"]
+
+
+def test_exec_process_json_honours_caps_rlimits_and_no_new_privs(pyc, tmp_path):
+    bundle = _oci_bundle(tmp_path, ["sleep", "300"], {"noNewPrivileges": False})
+    assert pyc.leaving("run", "--bundle", bundle, "--detach", "c2").returncode == 0
+    caps = ["CAP_NET_BIND_SERVICE"]
+    proc = {
+        "args": ["sleep", "302"],
+        "env": ["PATH=/bin:/usr/bin"],
+        "cwd": "/",
+        "terminal": False,
+        "user": {"uid": 1000, "gid": 1000, "umask": 0o077, "additionalGids": [9]},
+        "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "inheritable", "ambient")},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 77, "soft": 66}],
+        "noNewPrivileges": True,
+    }
+    (tmp_path / "process.json").write_text(json.dumps(proc))
+    pid = _exec_detached(pyc, tmp_path, "--process", str(tmp_path / "process.json"), "c2")
+    st = _status(pid)
+    assert (st["Uid"].split()[0], st["Gid"].split()[0], st["Groups"].split()) == ("1000", "1000", ["9"])
+    assert st["Umask"] == "0077" and st["NoNewPrivs"].strip() == "1"
+    for key in ("CapBnd", "CapEff", "CapPrm", "CapAmb"):
+        assert int(st[key], 16) == 1 << 10, (key, st[key])  # CAP_NET_BIND_SERVICE
+    assert _nofile(pid) == ["66", "77"]
+
+
+def _user_namespace(c: dict) -> None:
+    c["linux"]["namespaces"] += [{"type": "user"}]
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+
+
+def _oci_bundle_with(tmp_path, args: list[str], mutate) -> str:
+    b = _oci_bundle(tmp_path, args, {})
+    cfg = json.loads((tmp_path / "bundle" / "config.json").read_text())
+    mutate(cfg)
+    (tmp_path / "bundle" / "config.json").write_text(json.dumps(cfg))
+    return b
+
+
+def test_created_process_is_already_in_its_user_namespace(pyc, tmp_path):
+    bundle = _oci_bundle_with(tmp_path, ["sh", "-c", "cat /proc/self/uid_map"], _user_namespace)
+    p = pyc.leaving("create", "--bundle", bundle, "u1")
+    assert p.returncode == 0, p.stderr
+    pid = int(json.loads(pyc("state", "u1").stdout)["pid"])
+    with open(f"/proc/{pid}/uid_map") as f:
+        assert f.read().split() == ["0", "200000", "65536"]
+    st = _status(pid)
+    assert st["Uid"].split()[0] == "200000" and st["Gid"].split()[0] == "300000"
+    assert pyc("start", "u1").returncode == 0
+
+
+def test_namespace_path_of_the_wrong_type_is_refused_at_create(pyc, tmp_path):
+    def mutate(c: dict) -> None:
+        c["linux"]["namespaces"] += [{"type": "user", "path": "/proc/self/ns/net"}]
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+
+    bundle = _oci_bundle_with(tmp_path, ["true"], mutate)
+    p = pyc("create", "--bundle", bundle, "wrongns")
+    assert p.returncode == 125, p.stderr
+    assert "/proc/self/ns/net" in p.stderr and "network namespace" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and pyc.ids() == []
