@@ -247,9 +247,9 @@ def attach(
     def body() -> int:
         from ..attach import attach as run_attach
 
-        return run_attach(_container(ref), detach_keys, not no_stdin)
+        return run_attach(container(ref), detach_keys, not no_stdin)
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("rm")
