@@ -339,11 +339,6 @@ class ContainerConfig:
             from .container import parse_signal
 
             parse_signal(self.stop_signal)
-        if self.detach and self.tty:
-            raise InvalidArgument(
-                "-d and -t cannot be combined: a detached container keeps no process to "
-                "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it"
-            )
 
     def _check_name_service(self) -> None:
         import ipaddress

@@ -41,6 +41,7 @@ from rootfs_builder.store import Store, arch
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from pycontain.config import ContainerConfig
     from pycontain.container import Container
 
 # At the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs.
@@ -106,6 +107,13 @@ class BuildProgress:
             self._bar.update(self._task, completed=1, info=info)
         elif self.plain:
             print(f"{self._desc}: {info}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        """A line said once, above the steps (not when quiet)."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        elif self.plain:
+            print(text, file=sys.stderr, flush=True)
 
     def status(self, text: str) -> None:
         if self._bar is not None and self._task is not None:
@@ -585,7 +593,7 @@ class Builder:
         extra_env: list[str] | None = None,
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
-        from pycontain import api
+        from pycontain import api, rootless
         from pycontain.config import ContainerConfig
         from pycontain.container import Container
 
@@ -595,6 +603,8 @@ class Builder:
         env = list(state.config.get("Env") or DEFAULT_ENV) + list(extra_env or [])
         if network is None:
             network = "host" if self.network == "host" else None
+        if rootless.active() and network == "bridge":
+            network = "host"  # a rootless container's only way out: bridges, veths and NAT need root
         cfg = ContainerConfig(
             self.store.layer_path(state.layers[-1]),
             argv,
@@ -616,7 +626,10 @@ class Builder:
         tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
         tail.start()
         try:
-            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
+            if rootless.active():
+                code = _run_in_child(cfg, root, out_fd)
+            else:
+                code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
         finally:
             os.close(out_fd)
             stop.set()
@@ -681,6 +694,48 @@ def _ca_bundle() -> str | None:
     return None
 
 
+def _run_in_child(cfg: ContainerConfig, root: str, output_fd: int) -> int:
+    """``api.run_config`` in a forked child: a rootless run sets up the container's pid namespace from
+    the calling process, which afterwards can start no thread and no second container; the child takes
+    that with it. Its error comes back as one line; a signal that stops the build stops the child too,
+    which kills its container before it exits."""
+    import signal
+
+    from pycontain import api
+    from pycontain.interrupts import STOPPING_SIGNALS
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        os.close(r)
+        code = 125
+        try:
+            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=output_fd)
+        except KeyboardInterrupt as e:
+            code = 128 + getattr(e, "signum", signal.SIGINT)
+        except BaseException as e:
+            os.write(w, str(e).encode(errors="replace")[:4096] or type(e).__name__.encode())
+        os._exit(code)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as f:
+            error = f.read().decode(errors="replace")
+        status = os.waitpid(pid, 0)[1]
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # the child kills the container, then exits
+        os.waitpid(pid, 0)
+        raise
+    code = os.waitstatus_to_exitcode(status)
+    if error:
+        raise PycontainError(error)
+    if code - 128 in STOPPING_SIGNALS:
+        from pycontain.interrupts import Interrupted
+
+        raise Interrupted(code - 128)
+    return code
+
+
 def _last(text: str) -> str:
     lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
@@ -727,9 +782,20 @@ def build(
             f'{manifest_path}: no image name: give one with -t NAME, or name = "..." in the manifest'
         )
     name = parse_name(name)
+    from pycontain import rootless
+
+    unprivileged = rootless.unprivileged()
+    if unprivileged:
+        # Build steps are rootless containers, as 'pycontain run' makes for this user. The user namespace
+        # comes first: unshare(CLONE_NEWUSER) refuses a process with threads (the live display's).
+        rootless.enter()
     store = Store(data_root)
     cache = StepCache(store)
     bar = BuildProgress(progress)
+    if unprivileged and not rootless.cgroup_delegated():
+        bar.note(
+            "rootless build: no cgroup is delegated to this user, so build steps run without cgroup limits"
+        )
     builder = Builder(manifest, store, bar, data_root, mirror=mirror, network=network)
     cached = 0
     try:

@@ -23,7 +23,6 @@ pytestmark = ROOT_REQUIRED
         (["run", "--rm", "--name", "bad/name", "default", "--", "true"], "invalid container name"),
         (["run", "--rm", "-e", "=x", "default", "--", "true"], "invalid environment variable"),
         (["run", "--rm", "-w", "relative", "default", "--", "true"], "absolute"),
-        (["run", "-d", "-t", "default", "--", "sh"], "cannot be combined"),
         (["exec", "nosuch", "--", "true"], "no such container"),
         (["stop", "nosuch"], "no such container"),
         (["logs", "../../etc"], "invalid container reference"),

@@ -388,3 +388,45 @@ def test_health_check_states(pyc):
     ):
         p = pyc("run", *NET, *flags, "default", "--", "true")
         assert p.returncode == 125 and needle in p.stderr, p.stderr
+
+
+def test_attach_to_a_shell_under_a_pty_and_detach(pyc):
+    import pty
+    import select
+    import subprocess
+
+    _run_d(pyc, "shell", "-it", "default", "--", "sh")
+    master, slave = pty.openpty()
+    p = subprocess.Popen(pyc.argv("attach", "shell"), stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        seen = b""
+
+        def output_has(text: bytes) -> bool:
+            nonlocal seen
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                seen += os.read(master, 65536)
+            return text in seen
+
+        # Typed until the shell answers: attach may still be connecting when the first line goes.
+        assert wait_until(
+            lambda: os.write(master, b"echo hi-$((6*7))\r") and output_has(b"hi-42"), timeout=30
+        )
+        os.write(master, b"\x10\x11")  # ctrl-p ctrl-q: leave it running
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert "shell=Up" in _status(pyc, "shell")
+    assert "hi-42" in pyc("logs", "shell").stdout
+
+
+def test_attach_pipes_and_exit_status(pyc):
+    _run_d(pyc, "reader", "-i", "default", "--", "sh", "-c", "read line; echo got $line; exit 4")
+    p = pyc("attach", "reader", input="hello\n", timeout=60)
+    assert (p.returncode, p.stdout) == (4, "got hello\n"), p.stderr
+    p = pyc("attach", "--detach-keys", "ctrl-", "reader")
+    assert p.returncode == 125 and "--detach-keys" in p.stderr
