@@ -518,7 +518,7 @@ def build(
     if config.no_pivot:
         # --no-pivot (for ramdisk roots, where pivot_root fails): move the root over / and chroot into it.
         os.chdir(root)
-        libc.mount(root, "/", None, 8192)  # MS_MOVE
+        libc.mount(root, "/", None, libc.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
     else:
