@@ -245,7 +245,7 @@ class StateStore:
                 self.save(state)
             except BaseException:
                 # A full disk must not leave a directory without a state that nothing would ever find.
-                _rmtree(self.dir(state.id))
+                rmtree(self.dir(state.id))
                 raise
         try:
             try:
@@ -342,7 +342,7 @@ class StateStore:
             os.unlink(os.path.join(INDEX_DIR, cid))
         except (FileNotFoundError, PermissionError):
             pass
-        _rmtree(d)
+        rmtree(d)
 
     def leftovers(self) -> list[str]:
         """Container directories without a state file (a removal cut between its last two steps).
@@ -356,7 +356,7 @@ class StateStore:
         ]
 
 
-def _rmtree(path: str) -> None:
+def rmtree(path: str) -> None:
     """shutil.rmtree without importing shutil (and bz2, lzma...) on the start path; never follows links."""
     try:
         entries = list(os.scandir(path))
@@ -379,7 +379,7 @@ def _rmtree(path: str) -> None:
 def _remove_entries(entries) -> None:
     for e in entries:
         if e.is_dir(follow_symlinks=False):
-            _rmtree(e.path)
+            rmtree(e.path)
         else:
             try:
                 os.unlink(e.path)

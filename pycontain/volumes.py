@@ -94,6 +94,6 @@ def remove(name: str, state_root: str | None = None, data_root: str | None = Non
         raise InvalidState(
             f"volume {name!r} is in use by container {', '.join(using)}: remove the container first"
         )
-    from .state import _rmtree
+    from .state import rmtree
 
-    _rmtree(os.path.dirname(mountpoint(name, data_root)))
+    rmtree(os.path.dirname(mountpoint(name, data_root)))

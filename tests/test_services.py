@@ -167,10 +167,9 @@ def test_state_survives_an_emptied_runtime(pyc, state_root):
 
 
 def test_default_state_root_is_on_disk():
-    from pycontain.network.settings import DEFAULT_STATE_ROOT
     from pycontain.state import DEFAULT_ROOT
 
-    assert DEFAULT_ROOT.startswith("/var/lib/pycontain") and DEFAULT_STATE_ROOT == DEFAULT_ROOT
+    assert DEFAULT_ROOT.startswith("/var/lib/pycontain")
 
 
 def test_entrypoint_replaces_the_image_command(pyc):

@@ -90,7 +90,7 @@ def _check_log() -> str | None:
     return None
 
 
-def _fail(message: str, code: int) -> int:
+def fail(message: str, code: int) -> int:
     # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
     # the log file is the only place the engine reads the reason from.
     _log_error(message)
@@ -107,7 +107,7 @@ def guarded(fn, *args: object) -> int:
     try:
         return fn(*args) or 0
     except PycontainError as e:
-        return _fail(str(e), e.exit_code)
+        return fail(str(e), e.exit_code)
     except KeyboardInterrupt as e:
         from ..interrupts import exit_status
 
@@ -115,26 +115,26 @@ def guarded(fn, *args: object) -> int:
     except BrokenPipeError as e:
         if _stdout_gone():
             return 0  # 'pycontain ps | head': the reader has all it wanted
-        return _fail(f"broken pipe: {e.strerror or e}", EXIT_RUNTIME)
+        return fail(f"broken pipe: {e.strerror or e}", EXIT_RUNTIME)
     except PermissionError as e:
         from .. import rootless
 
         if rootless.unprivileged():
-            return _fail(
+            return fail(
                 f"permission denied: {e.filename or e} (as a user other than root pycontain manages only "
                 "your own rootless containers: use sudo for the rest)",
                 EXIT_RUNTIME,
             )
-        return _fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
+        return fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        return _fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
+        return fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
     except Exception as e:
         if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()
-        return _fail(
+        return fail(
             f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)", EXIT_RUNTIME
         )
 
@@ -196,9 +196,9 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     network = values["network"] or DEFAULT_NETWORK
     if os.geteuid() != 0:
         if GLOBALS.rootless in ("false", "0"):
-            return _fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
+            return fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
         if network not in ("none", "host") and values["network"]:
-            return _fail(
+            return fail(
                 f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
                 "veths and NAT need root",
                 EXIT_RUNTIME,
@@ -267,15 +267,15 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):
-        return _fail(
+        return fail(
             f"--cidfile {cidfile}: the file exists already (remove it, or choose another)", EXIT_RUNTIME
         )
     if (config.healthcheck or {}).get("cmd") and not config.detach:
-        return _fail(
+        return fail(
             "--health-cmd needs -d: the monitor of a detached container runs the checks", EXIT_RUNTIME
         )
     if config.restart != "no" and not config.detach:
-        return _fail(
+        return fail(
             f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it",
             EXIT_RUNTIME,
         )
@@ -346,15 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bad_log = _check_log()
     if bad_log:
-        return _fail(bad_log, EXIT_RUNTIME)
+        return fail(bad_log, EXIT_RUNTIME)
     if GLOBALS.systemd_cgroup:
-        return _fail(
+        return fail(
             "--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
             "itself); leave the flag out",
             EXIT_RUNTIME,
         )
     if GLOBALS.rootless in ("true", "1") and os.geteuid() == 0:
-        return _fail(
+        return fail(
             "--rootless=true: root runs containers with its privileges; run pycontain as the "
             "unprivileged user instead (it then enters rootless mode by itself)",
             EXIT_RUNTIME,

@@ -12,9 +12,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .commands import container as _container
-from .commands import for_each
+from . import GLOBALS, guarded
+from .commands import container, for_each
 
 app = typer.Typer(
     name="pycontain",
@@ -25,18 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["--help"]},
 )
-
-
-class _RootView:
-    """The state root chosen by the global flags (parsed in cli.main before typer runs)."""
-
-    def __getitem__(self, _key: str) -> str | None:
-        from . import GLOBALS
-
-        return GLOBALS.root
-
-
-_root = _RootView()
 
 
 @app.callback()
@@ -65,7 +52,7 @@ def _global(
     for --help and completion."""
 
 
-def _exit(code: int) -> None:
+def exit_with(code: int) -> None:
     if code:
         raise typer.Exit(code)
 
@@ -91,7 +78,7 @@ def logs(
     def body() -> int:
         from ..logs import LogFilter, follow_lines, read_lines
 
-        c = _container(ref)
+        c = container(ref)
         if not c.state.config.get("detach"):
             from ..errors import InvalidArgument
 
@@ -108,7 +95,7 @@ def logs(
                 out.flush()
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("stop")
@@ -153,7 +140,7 @@ def restart_policy() -> None:
         from .. import monitor
 
         failed = 0
-        for line in monitor.boot(_root["root"]):
+        for line in monitor.boot(GLOBALS.root):
             if line.startswith("could not "):
                 sys.stderr.write(f"pycontain: {line}\n")
                 failed = 1
@@ -161,7 +148,7 @@ def restart_policy() -> None:
                 print(line)
         return failed
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("port")
@@ -177,7 +164,7 @@ def port(
         from ..errors import NotFound
         from ..network import parse_publish
 
-        c = _container(ref)
+        c = container(ref)
         want_port, _, want_proto = (private or "").partition("/")
         lines = []
         for spec in c.state.config.get("publish") or []:
@@ -192,7 +179,7 @@ def port(
             print(line)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("cp")
@@ -206,14 +193,14 @@ def cp(
         from .. import transfer
 
         direction, ref, inside, host = transfer.parse_cp_args(src, dest)
-        c = _container(ref)
+        c = container(ref)
         if direction == "from":
             transfer.copy_from(c, inside, host)
         else:
             transfer.copy_to(c, host, inside)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("diff")
@@ -223,11 +210,11 @@ def diff(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> N
     def body() -> int:
         from .. import transfer
 
-        for line in transfer.diff(_container(ref)):
+        for line in transfer.diff(container(ref)):
             print(line)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("top")
@@ -238,10 +225,10 @@ def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> No
         from .. import transfer
         from .commands import render_table
 
-        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(_container(ref))))
+        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(container(ref))))
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("attach")
@@ -262,9 +249,9 @@ def attach(
     def body() -> int:
         from ..attach import attach as run_attach
 
-        return run_attach(_container(ref), detach_keys, not no_stdin)
+        return run_attach(container(ref), detach_keys, not no_stdin)
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("rm")
@@ -277,7 +264,7 @@ def rm(
 
 
 def _for_each(refs: list[str], action, quiet: bool = False) -> None:
-    _exit(for_each(refs, action, quiet))
+    exit_with(for_each(refs, action, quiet))
 
 
 def _register_run() -> None:
@@ -321,7 +308,7 @@ def _register_run() -> None:
 
         args = command[1:] if command[:1] == ["--"] else command
         values = {k: (v if v is not None or k not in multi else []) for k, v in values.items()}
-        _exit(guarded(run_command, values, rootfs, args, _root["root"]))
+        exit_with(guarded(run_command, values, rootfs, args, GLOBALS.root))
 
     multi = {o.dest for o in RUN_OPTIONS if o.kind == MULTI}
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -345,9 +332,9 @@ def gc() -> None:
     def body() -> int:
         from .. import gc as collector
 
-        return _report(collector.collect(_root["root"]))
+        return _report(collector.collect(GLOBALS.root))
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _report(lines: list[str]) -> int:
@@ -377,9 +364,9 @@ def system_prune(
 
         if not force and sys.stdin.isatty() and not typer.confirm("Remove all stopped containers?"):
             return 0
-        return _report(collector.prune(_root["root"]))
+        return _report(collector.prune(GLOBALS.root))
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("check")
@@ -405,4 +392,4 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
             Console().print(table)
         return 0 if all(c.ok is not False for c in checks) else 1
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

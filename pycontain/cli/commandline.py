@@ -34,7 +34,7 @@ def run_app(argv: list[str]) -> int:
         from typer._click import exceptions as cx
     except ImportError:
         from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
-    from . import _fail
+    from . import fail
 
     NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
     UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort
@@ -52,9 +52,9 @@ def run_app(argv: list[str]) -> int:
         param = getattr(e, "param", None)
         given = _given(argv, param.opts) if param is not None and getattr(param, "opts", None) else None
         got = f": {given!r}" if given is not None else ""
-        return _fail(f"{_one_line(e.format_message())}{got} (see '{where} --help')", 125)
+        return fail(f"{_one_line(e.format_message())}{got} (see '{where} --help')", 125)
     except ClickException as e:
-        return _fail(_one_line(e.format_message()), 125)
+        return fail(_one_line(e.format_message()), 125)
     except Abort:
         sys.stderr.write("\n")
         return 130

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from . import guarded
-from .app import _exit, app
+from .app import app, exit_with
 
 vm_app = typer.Typer(
     help="Export images as bootable VM appliances and boot them under QEMU.", no_args_is_help=True
@@ -52,7 +52,7 @@ def export(
         )
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @vm_app.command("boot", context_settings={"allow_interspersed_args": False})
@@ -100,7 +100,7 @@ def boot(
             return 124
         return 125 if result.rc is None else result.rc
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _port_pair(spec: str) -> tuple[int, int]:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
 
 volume_app = typer.Typer(
     help="Named volumes: directories that outlive containers (-v NAME:/path).", no_args_is_help=True
@@ -28,7 +28,7 @@ def create(
         print(volumes.create(name)["Name"])
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @volume_app.command("ls")
@@ -45,7 +45,7 @@ def ls(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print nam
             print(n if quiet else f"local     {n}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @volume_app.command("inspect")
@@ -58,7 +58,7 @@ def inspect(names: Annotated[list[str], typer.Argument(help="Volume names.")]) -
         print(json.dumps([volumes.inspect(n) for n in names], indent=2))
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @volume_app.command("rm")
@@ -70,9 +70,9 @@ def rm(names: Annotated[list[str], typer.Argument(help="Volume names.")]) -> Non
         def body(n: str = n) -> int:
             from .. import volumes
 
-            volumes.remove(n, _root["root"])
+            volumes.remove(n, GLOBALS.root)
             print(n)
             return 0
 
         worst = max(worst, guarded(body))
-    _exit(worst)
+    exit_with(worst)
