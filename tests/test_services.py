@@ -107,6 +107,9 @@ def test_restart_policy_limits_and_stop(pyc, tmp_path):
     _run_d(pyc, "never", "--restart", "no", "default", "--", "sh", "-c", "exit 2")
     assert pyc("wait", "never").stdout == "2\n"
     assert _state(pyc, "never")["RestartCount"] == 0
+    _run_d(pyc, "backoff", "--restart", "always", "default", "--", "sh", "-c", "exit 6")
+    assert wait_until(lambda: "backoff=Restarting (6)" in _status(pyc, "backoff"), timeout=30, interval=0.01)
+    assert pyc("stop", "backoff").returncode == 0
     # always: restarted after a clean exit too, until 'stop' says otherwise.
     _run_d(pyc, "forever", "--restart", "always", "default", "--", "sh", "-c", "sleep 0.2")
     assert wait_until(lambda: _state(pyc, "forever")["RestartCount"] >= 2, timeout=30)
