@@ -170,7 +170,12 @@ def _image_resources(defaults: dict, given: dict | None) -> dict:
 
 
 def run_config(
-    config: ContainerConfig, root: str | None = None, on_created=None, *, stop_on_signal: bool = False
+    config: ContainerConfig,
+    root: str | None = None,
+    on_created=None,
+    *,
+    stop_on_signal: bool = False,
+    output_fd: int | None = None,
 ) -> int:
     """Run a container in the foreground and return its exit status (128+N if signal N killed it).
 
@@ -179,6 +184,7 @@ def run_config(
     is called with the Container as soon as it exists (--cidfile).
     ``stop_on_signal``: SIGINT, SIGTERM or SIGHUP stop the caller itself (a build step): the container is
     killed, and once it is gone ``Interrupted`` is raised (a PID 1 that ignores the signal cannot hang it).
+    ``output_fd``: where the container's stdout and stderr are relayed (default: ours), without a terminal.
     """
     from .interrupts import STOPPING_SIGNALS, Interrupted
 
@@ -214,7 +220,8 @@ def run_config(
         if not config.tty:
             from .stdio import PipeRelay
 
-            relay = PipeRelay(config.interactive)
+            out = {} if output_fd is None else {"stdout_fd": output_fd, "stderr_fd": output_fd}
+            relay = PipeRelay(config.interactive, **out)
         container, child = Container.create(config, root, stdio=relay.stdio() if relay else None)
     except BaseException:
         if relay is not None:

@@ -1,16 +1,16 @@
 """``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
-**pip** (wheels downloaded on the host with this venv's pip, installed offline in a container of the image),
-**files** (copied from the host), **run** (each command in a container of the image being built). Every step
-but an image base adds one layer.
+**pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
+**files** (copied from beneath the manifest's directory), **run** (each command in a container of the image
+being built). Every step but an image base adds one layer.
 
 The step cache: a step's key is the sha256 of its parent's key and of the step itself (for files, their
 contents), and ``<data>/images/build-cache/<key>.json`` records the layers the image has after it. A build
 walks the keys from the top and resumes after the last step whose layers are all still in the store, so an
 unchanged manifest costs only the hashing. Identical manifests give identical configs, hence the same image id.
 
-Build containers are ordinary pycontain containers (``pycontain.api.run_config``) on the layers built so far,
+Build containers are ordinary pycontain containers (``Container.create``) on the layers built so far,
 in a private state root under ``<data>/tmp/build-*``; each one's overlayfs upper directory becomes the step's
 layer (``rootfs_builder.changes``), and the container is removed.
 """
@@ -618,53 +618,47 @@ class Builder:
             hostname="build",
             network=network,
         )
-        log = os.path.join(root, "build.log")
+        # The container's output is relayed (as for 'run') into a file of the build's work directory, which
+        # _follow shows as it grows and errors quote from.
+        out_path = os.path.join(self._workdir(), f"{name}.out")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         stop = threading.Event()
-        tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
+        tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
         tail.start()
         try:
             if rootless.active():
-                code = _run_in_child(cfg, root)
+                code = _run_in_child(cfg, root, out_fd)
             else:
-                code = api.run_config(cfg, root, stop_on_signal=True)
+                code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
         finally:
+            os.close(out_fd)
             stop.set()
             tail.join()
         container = next(c for c in Container.list(root) if c.name == name)
         try:
-            with open(container.log_path, "rb") as f:
+            with open(out_path, "rb") as f:
                 out = f.read().decode(errors="replace")
         except OSError:
             out = ""
-        with contextlib.suppress(OSError), open(log, "a") as f:
-            f.write(out)
         if not keep:
             container.remove(force=True)
             return code, out, None
         return code, out, container
 
-    def _follow(self, root: str, name: str, stop: threading.Event) -> None:
+    def _follow(self, path: str, stop: threading.Event) -> None:
         """Show the build container's latest line of output while it runs."""
-        from pycontain.container import Container
-
-        path = None
         pos = 0
         while not stop.wait(0.2):
             try:
-                if path is None:
-                    found = [c for c in Container.list(root) if c.name == name]
-                    if not found:
-                        continue
-                    path = found[0].log_path
                 with open(path, "rb") as f:
                     f.seek(pos)
                     data = f.read()
-                pos += len(data)
-                line = _last(data.decode(errors="replace"))
-                if line:
-                    self.progress.status(line)
-            except (OSError, PycontainError):
+            except OSError:
                 continue
+            pos += len(data)
+            line = _last(data.decode(errors="replace"))
+            if line:
+                self.progress.status(line)
 
     def _workdir(self) -> str:
         if self.work is None:
@@ -700,7 +694,7 @@ def _ca_bundle() -> str | None:
     return None
 
 
-def _run_in_child(cfg: ContainerConfig, root: str) -> int:
+def _run_in_child(cfg: ContainerConfig, root: str, output_fd: int) -> int:
     """``api.run_config`` in a forked child: a rootless run sets up the container's pid namespace from
     the calling process, which afterwards can start no thread and no second container; the child takes
     that with it. Its error comes back as one line; a signal that stops the build stops the child too,
@@ -716,7 +710,7 @@ def _run_in_child(cfg: ContainerConfig, root: str) -> int:
         os.close(r)
         code = 125
         try:
-            code = api.run_config(cfg, root, stop_on_signal=True)
+            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=output_fd)
         except KeyboardInterrupt as e:
             code = 128 + getattr(e, "signum", signal.SIGINT)
         except BaseException as e:

@@ -170,7 +170,7 @@ def test_time_until_a_service_answers(tmp_path, monkeypatch) -> None:
         "web:1",
         data,
         progress=False,
-        config={"Entrypoint": ["httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}},
+        config={"Cmd": ["httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}},
     )
     result = run_bench(
         BenchOptions(
