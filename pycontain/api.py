@@ -1,9 +1,12 @@
-"""The library API the CLI wraps: build a config, run a container in the foreground or detached.
+"""The library API the CLI wraps: build a config, run a container in the foreground or detached::
 
-import pycontain
-code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
-c = pycontain.start("default", ["sleep", "60"], name="sleeper")   # detached
-c.exec(["ps"]); c.stop(); c.remove()
+    import pycontain
+    code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
+    c = pycontain.start("default", ["sleep", "60"], name="sleeper", memory="64m")   # detached
+    r = c.exec_run(["ps"])        # waits: r.exit_code, r.stdout, r.stderr
+    c.stop(timeout=1); c.remove()
+
+(tests/test_readme.py runs this example.)
 """
 
 from __future__ import annotations

@@ -371,7 +371,7 @@ class Sandbox:
     ``image``: ``"default"`` or a root filesystem directory. ``memory`` ("64m"), ``cpus`` (1.5), ``pids``
     (max processes), ``disk`` (size of the writable /tmp; makes the root read-only), ``network`` ("none" or
     "host"), ``env`` (dict or KEY=VALUE list), ``workdir``, ``read_only``, ``user`` (UID[:GID] or a name
-    from the image's passwd), ``root``: the state root (default /run/pycontain).
+    from the image's passwd), ``root``: the state root (default /var/lib/pycontain/containers).
     """
 
     def __init__(

@@ -430,3 +430,9 @@ def test_attach_pipes_and_exit_status(pyc):
     assert (p.returncode, p.stdout) == (4, "got hello\n"), p.stderr
     p = pyc("attach", "--detach-keys", "ctrl-", "reader")
     assert p.returncode == 125 and "--detach-keys" in p.stderr
+
+
+def test_logs_follow_ends_with_the_container(pyc):
+    _run_d(pyc, "stream", "default", "--", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    p = pyc("logs", "-f", "stream", timeout=60)
+    assert (p.returncode, p.stdout) == (0, "1\n2\n3\n"), p.stderr

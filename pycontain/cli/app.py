@@ -30,7 +30,9 @@ app = typer.Typer(
 def _global(
     root: Annotated[
         str | None,
-        typer.Option("--root", help="State root (default /run/pycontain).", envvar="PYCONTAIN_ROOT"),
+        typer.Option(
+            "--root", help="State root (default /var/lib/pycontain/containers).", envvar="PYCONTAIN_ROOT"
+        ),
     ] = None,
     log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
