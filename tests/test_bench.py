@@ -170,13 +170,20 @@ def test_time_until_a_service_answers(tmp_path, monkeypatch) -> None:
         "web:1",
         data,
         progress=False,
-        config={"Cmd": ["httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}},
+        config={"Entrypoint": ["httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}},
     )
     result = run_bench(
         BenchOptions(
-            appliance="web:1", runtimes=("pycontain",), vm="tcg", repeat=1, warmup=0, workloads=("answer",)
+            appliance="web:1",
+            runtimes=("pycontain",),
+            vm="tcg",
+            repeat=1,
+            warmup=0,
+            workloads=("noop", "answer"),
         )
     )
+    # the no-op is the bench's own command: the server's entrypoint does not swallow it
+    assert {s.target for s in result.samples if s.metric == "noop"} == {"host", "pycontain", "vm"}
     answered = {s.target for s in result.samples if s.metric == "answer"}
     assert answered == {"pycontain", "vm"}, result.notes
     assert all(s.value > 0 and s.unit == "ms" for s in result.samples if s.metric == "answer")

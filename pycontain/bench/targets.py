@@ -24,6 +24,9 @@ from pycontain.bench.workloads import READY_MARK
 from pycontain.errors import PycontainError
 
 IDLE = f"echo {READY_MARK}; exec sleep 1000000"
+# The workloads are the command itself, as on the host, in the OCI bundles and in the VM (whose given
+# command replaces the entrypoint too): an appliance's entrypoint must not take them as arguments.
+NO_ENTRYPOINT = ("--entrypoint", "")
 UNIFIED_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"
 
 
@@ -211,11 +214,27 @@ class PycontainTarget(Target):
 
     def run(self, script: str, timeout: float = 600) -> RunOut:
         return _run(
-            [*self.base, "run", "--rm", "--network", "none", self.image, "--", "sh", "-c", script], timeout
+            [
+                *self.base,
+                "run",
+                "--rm",
+                *NO_ENTRYPOINT,
+                "--network",
+                "none",
+                self.image,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            timeout,
         )
 
     def noop(self) -> float:
-        r = _run([*self.base, "run", "--rm", "--network", "none", self.image, "--", "/bin/true"], 60)
+        r = _run(
+            [*self.base, "run", "--rm", *NO_ENTRYPOINT, "--network", "none", self.image, "--", "/bin/true"],
+            60,
+        )
         if r.rc != 0:
             raise PycontainError(f"pycontain run failed: {r.output.strip()[-200:]}")
         return r.seconds
@@ -228,6 +247,7 @@ class PycontainTarget(Target):
                 *self.base,
                 "run",
                 "-d",
+                *NO_ENTRYPOINT,
                 "--network",
                 "none",
                 "--name",
