@@ -52,7 +52,7 @@ rootfs: venv
 demo: setup
 	@echo "==> a container on the built-in root filesystem:"
 	@$(VENV)/bin/pycontain run --rm --network none --hostname demo -v $(CURDIR)/examples:/examples:ro default -- sh /examples/isolation-demo.sh
-	@echo "==> try: sudo $(VENV)/bin/pycontain run -it --rm default -- sh"
+	@echo "==> try, as root: $(VENV)/bin/pycontain run -it --rm default -- sh"
 
 LINT_PATHS := pycontain rootfs_builder tests benchmarks examples
 # ruff (lint + format) and mypy (settings and paths in pyproject.toml); .pre-commit-config.yaml runs the same.

@@ -4,8 +4,11 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 
     import pycontain
     pycontain.run("default", ["echo", "hi"])          # foreground; returns the exit status
-    c = pycontain.start("default", ["sleep", "60"])    # detached; returns a Container
-    pycontain.Container.get("web").stop()
+    c = pycontain.start("default", ["sleep", "60"], name="web")    # detached; returns a Container
+    pycontain.Container.get("web").stop(timeout=1)
+    c.remove()
+
+(tests/test_readme.py runs this example.)
 """
 
 from __future__ import annotations

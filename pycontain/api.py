@@ -1,9 +1,12 @@
-"""The library API the CLI wraps: build a config, run a container in the foreground or detached.
+"""The library API the CLI wraps: build a config, run a container in the foreground or detached::
 
-import pycontain
-code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
-c = pycontain.start("default", ["sleep", "60"], name="sleeper")   # detached
-c.exec(["ps"]); c.stop(); c.remove()
+    import pycontain
+    code = pycontain.run("default", ["sh", "-c", "echo hello from $(hostname)"], hostname="demo")
+    c = pycontain.start("default", ["sleep", "60"], name="sleeper", memory="64m")   # detached
+    r = c.exec_run(["ps"])        # waits: r.exit_code, r.stdout, r.stderr
+    c.stop(timeout=1); c.remove()
+
+(tests/test_readme.py runs this example.)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process
-from .config import ContainerConfig, parse_env, parse_tmpfs, parse_volume
+from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
 
 
@@ -55,6 +58,12 @@ def make_config(
     memory: str | int | None = None,
     cpus: str | float | None = None,
     pids: int | None = None,
+    publish_all: bool = False,
+    extra_hosts: list[str] | None = None,
+    dns: list[str] | None = None,
+    dns_search: list[str] | None = None,
+    mount: list[str] | None = None,
+    healthcheck: dict | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -64,13 +73,19 @@ def make_config(
     ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
     Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
     """
-    mounts = [parse_volume(v) for v in volumes or []] + [parse_tmpfs(t) for t in tmpfs or []]
+    mounts = (
+        [parse_volume(v) for v in volumes or []]
+        + [parse_mount(m) for m in mount or []]
+        + [parse_tmpfs(t) for t in tmpfs or []]
+    )
     ref = resolve_image(image)
     ic = ref.config or {}
     if entrypoint is not None:
         args = ([entrypoint] if entrypoint else []) + list(args)
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
+    if publish_all:
+        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
     if memory is not None or cpus is not None or pids is not None:
         from .cgroups.resources import Resources
 
@@ -105,6 +120,10 @@ def make_config(
         restart=restart or "no",
         stop_signal=stop_signal,
         labels=parse_labels(labels),
+        extra_hosts=extra_hosts,
+        dns=dns,
+        dns_search=dns_search,
+        healthcheck=healthcheck,
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
@@ -113,6 +132,21 @@ def make_config(
         cfg.namespaces["user"] = ""
     cfg.validate()
     return cfg
+
+
+def free_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
+    import socket
+
+    specs = []
+    for entry in exposed:
+        port, _, proto = str(entry).partition("/")
+        proto = proto or "tcp"
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("0.0.0.0", 0))
+            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+    return specs
 
 
 def parse_labels(labels: dict[str, str] | list[str] | None) -> dict[str, str]:
@@ -138,23 +172,40 @@ def _image_resources(defaults: dict, given: dict | None) -> dict:
     return (base.merged(Resources.from_dict(given)) if given else base).to_dict()
 
 
-def run_config(config: ContainerConfig, root: str | None = None, on_created=None) -> int:
+def run_config(
+    config: ContainerConfig,
+    root: str | None = None,
+    on_created=None,
+    *,
+    stop_on_signal: bool = False,
+    output_fd: int | None = None,
+) -> int:
     """Run a container in the foreground and return its exit status (128+N if signal N killed it).
 
     Signals sent to this process are forwarded to the container's PID 1 (when called from the main
     thread); with ``config.tty`` the caller's terminal is relayed to the container's pty. ``on_created``
     is called with the Container as soon as it exists (--cidfile).
+    ``stop_on_signal``: SIGINT, SIGTERM or SIGHUP stop the caller itself (a build step): the container is
+    killed, and once it is gone ``Interrupted`` is raised (a PID 1 that ignores the signal cannot hang it).
+    ``output_fd``: where the container's stdout and stderr are relayed (default: ours), without a terminal.
     """
+    from .interrupts import STOPPING_SIGNALS, Interrupted
+
     # Handlers go in before the container starts: a signal that arrives while it is being created
     # is held and delivered as soon as its PID 1 exists.
     target: list[int] = []
     pending: list[int] = []
     saved = {}
 
+    stopped: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
         if not target:
             pending.append(signum)
             return
+        if stop_on_signal and signum in STOPPING_SIGNALS:
+            stopped.append(signum)
+            signum = signal.SIGKILL
         try:
             os.kill(target[0], signum)
         except ProcessLookupError:
@@ -172,7 +223,8 @@ def run_config(config: ContainerConfig, root: str | None = None, on_created=None
         if not config.tty:
             from .stdio import PipeRelay
 
-            relay = PipeRelay(config.interactive)
+            out = {} if output_fd is None else {"stdout_fd": output_fd, "stderr_fd": output_fd}
+            relay = PipeRelay(config.interactive, **out)
         container, child = Container.create(config, root, stdio=relay.stdio() if relay else None)
     except BaseException:
         if relay is not None:
@@ -202,6 +254,8 @@ def run_config(config: ContainerConfig, root: str | None = None, on_created=None
             relay.close()
         _restore(saved)
     container.record_exit(code)
+    if stopped:
+        raise Interrupted(stopped[0])
     return code
 
 

@@ -163,6 +163,10 @@ class ContainerConfig:
         "restart",
         "stop_signal",
         "labels",
+        "extra_hosts",
+        "dns",
+        "dns_search",
+        "healthcheck",
     )
 
     def __init__(
@@ -216,6 +220,10 @@ class ContainerConfig:
         restart: str = "no",
         stop_signal: str | None = None,
         labels: dict[str, str] | None = None,
+        extra_hosts: list[str] | None = None,
+        dns: list[str] | None = None,
+        dns_search: list[str] | None = None,
+        healthcheck: dict | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -274,6 +282,11 @@ class ContainerConfig:
         self.restart = restart  # docker's --restart: no, on-failure[:N], always, unless-stopped (see monitor)
         self.stop_signal = stop_signal  # what 'stop' sends first (default SIGTERM)
         self.labels = dict(labels or {})
+        self.extra_hosts = list(extra_hosts or [])  # NAME:IP lines for /etc/hosts (--add-host)
+        self.dns = list(dns or [])  # nameservers replacing the host's in /etc/resolv.conf (--dns)
+        self.dns_search = list(dns_search or [])  # search domains (--dns-search)
+        # --health-*: {"cmd": [...], "interval": s, "timeout": s, "retries": n, "start_period": s}; see monitor
+        self.healthcheck = healthcheck
 
     def validate(self) -> None:
         if not self.args:
@@ -314,6 +327,8 @@ class ContainerConfig:
                     f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
                     "(or a network's name)"
                 )
+        if self.extra_hosts or self.dns or self.dns_search:
+            self._check_name_service()
         if self.restart != "no":
             from .monitor import parse_restart
 
@@ -324,11 +339,37 @@ class ContainerConfig:
             from .container import parse_signal
 
             parse_signal(self.stop_signal)
-        if self.detach and self.tty:
+
+    def _check_name_service(self) -> None:
+        import ipaddress
+
+        from . import network
+
+        mode, _ = network.resolve_mode(self.network or "none")
+        if mode != "bridge":
             raise InvalidArgument(
-                "-d and -t cannot be combined: a detached container keeps no process to "
-                "hold its terminal; use 'pycontain exec -it ID sh' to get a shell in it"
+                "--add-host, --dns and --dns-search write the container's own /etc/hosts and "
+                f"/etc/resolv.conf: they need a bridge network, not {self.network or 'none'!r}"
             )
+        for entry in self.extra_hosts:
+            name, colon, ip = entry.partition(":")
+            try:
+                ipaddress.ip_address(ip)
+                ok = bool(colon) and _valid_hostname(name)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InvalidArgument(f"invalid --add-host {entry!r}: use NAME:IP, e.g. db:10.0.0.5")
+        for server in self.dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise InvalidArgument(f"invalid --dns {server!r}: give a nameserver's IP address") from None
+        for domain in self.dns_search:
+            if not _valid_hostname(domain.rstrip(".")):
+                raise InvalidArgument(
+                    f"invalid --dns-search {domain!r}: give a domain name, e.g. example.com"
+                )
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}
@@ -369,7 +410,8 @@ MAX_ID = (1 << 32) - 2
 
 
 def parse_volume(spec: str) -> Mount:
-    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts."""
+    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts; a
+    source that is a name (``data:/var/lib/db``) is a named volume, created on first use."""
     parts = spec.split(":")
     mode = ""
     if len(parts) == 3:
@@ -380,16 +422,76 @@ def parse_volume(spec: str) -> Mount:
     if mode not in ("", "ro", "rw"):
         raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use 'ro' or 'rw'")
     if not host.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume {spec!r}: the host path must be absolute (named volumes are not supported)"
-        )
+        from . import volumes
+
+        if not volumes.is_name(host):
+            raise InvalidArgument(
+                f"invalid volume {spec!r}: the host path must be absolute (or a volume's name: letters, "
+                "digits, '_', '.', '-')"
+            )
+        _check_target(target, spec)
+        host = volumes.create(host)["Mountpoint"]
+    _check_target(target, spec)
+    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
+
+
+def _check_target(target: str, spec: str) -> None:
     if not target.startswith("/"):
         raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
     if not os.path.normpath(target).strip("/"):
         # Over the container's root it would hide the image, and its mount points would be made in the host's
         # directory.
         raise InvalidArgument(f"invalid volume {spec!r}: the container path cannot be '/'")
-    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
+
+
+def parse_mount(spec: str) -> Mount:
+    """docker's ``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64m]``."""
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if key in ("readonly", "ro") and not eq:
+            value = "true"
+        elif not eq:
+            raise InvalidArgument(f"invalid --mount {spec!r}: {item!r} is not KEY=VALUE")
+        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key, key)
+        if key not in ("type", "source", "target", "readonly", "tmpfs-size", "tmpfs-mode"):
+            raise InvalidArgument(
+                f"invalid --mount {spec!r}: unknown field {key!r} (type, source, target, readonly, "
+                "tmpfs-size, tmpfs-mode)"
+            )
+        fields[key] = value
+    kind = fields.get("type", "volume")
+    target = fields.get("target")
+    if not target:
+        raise InvalidArgument(f"invalid --mount {spec!r}: target=PATH is required")
+    readonly = fields.get("readonly", "false").lower()
+    if readonly not in ("true", "false", "1", "0"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: readonly is true or false")
+    mode = ":ro" if readonly in ("true", "1") else ""
+    if kind == "tmpfs":
+        if "source" in fields or mode:
+            raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs has no source and is writable")
+        opts = [f"size={fields['tmpfs-size']}"] if "tmpfs-size" in fields else []
+        opts += [f"mode={fields['tmpfs-mode']}"] if "tmpfs-mode" in fields else []
+        return parse_tmpfs(target + (":" + ",".join(opts) if opts else ""))
+    if kind not in ("bind", "volume"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: type is bind, volume or tmpfs, not {kind!r}")
+    if any(k.startswith("tmpfs-") for k in fields):
+        raise InvalidArgument(f"invalid --mount {spec!r}: tmpfs-* fields go with type=tmpfs")
+    source = fields.get("source", "")
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount's source must be an absolute path")
+        if not os.path.exists(source):
+            raise NotFound(f"invalid --mount {spec!r}: the bind source {source} does not exist")
+    else:
+        from . import volumes
+
+        if source.startswith("/") or (source and not volumes.is_name(source)):
+            raise InvalidArgument(f"invalid --mount {spec!r}: a volume's source is its name")
+        source = source or volumes.create()["Name"]  # anonymous: a new volume of its own
+    return parse_volume(f"{source}:{target}{mode}")
 
 
 def parse_tmpfs(spec: str) -> Mount:

@@ -156,7 +156,10 @@ class Container:
             config.hostname = cid[:12]
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
         if monitored:
+            from .monitor import new_health
+
             state.monitor = [os.getpid(), proc_start_time(os.getpid())]
+            state.health = new_health(state.config)
         store.reserve(state)
         crash_point("reserved")
         self = cls(state, store)
@@ -277,6 +280,9 @@ class Container:
                 publish=config.publish,
                 hostname=config.hostname,
                 state_root=self.store.root,
+                extra_hosts=config.extra_hosts,
+                dns=config.dns,
+                dns_search=config.dns_search,
             )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
             self.state.config["net_info"] = info.to_dict()
@@ -405,6 +411,9 @@ class Container:
             st.status = RUNNING
             st.started = time.time()
             st.oom_killed = False
+            from .monitor import new_health
+
+            st.health = new_health(st.config)
             if st.monitor and st.monitor[0] == os.getpid():
                 st.restarts += 1
             else:
@@ -779,6 +788,7 @@ class Container:
                 "StartedAt": _iso(st.started),
                 "FinishedAt": _iso(st.finished),
                 "Error": st.error,
+                **({"Health": st.health} if st.health else {}),
             },
             "Image": st.config.get("image", ""),
             "Rootfs": st.config.get("rootfs", ""),

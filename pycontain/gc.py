@@ -12,7 +12,7 @@ import os
 
 from .container import Container
 from .errors import ContainerNotFound
-from .state import CREATING, INDEX_DIR, STOPPED, StateStore, _rmtree, known_anywhere
+from .state import CREATING, INDEX_DIR, STOPPED, StateStore, known_anywhere, rmtree
 
 
 def collect(root: str | None = None) -> list[str]:
@@ -42,7 +42,7 @@ def collect(root: str | None = None) -> list[str]:
     if os.path.isdir(store.root):
         with store.lock():
             for path in store.leftovers():
-                _rmtree(path)
+                rmtree(path)
                 removed.append(f"state directory {path} (no state file)")
     removed.extend(_dangling_index_links())
     for path in _orphan_cgroups(known_cgroups, store):

@@ -122,8 +122,11 @@ def _become_monitor(config, root: str | None, existing, report: int) -> None:
     for target in (0, 1, 2):
         os.dup2(fd, target)
     os.close(fd)
+    # Whatever else the caller left open (the write end of a pipe its own caller waits on) stays with it.
+    os.closerange(3, report)
+    os.closerange(report + 1, os.sysconf("SC_OPEN_MAX"))
     try:
-        container, child, out_r, err_r = _launch(config, root, existing)
+        container, child, out_r, err_r, in_w = _launch(config, root, existing)
     except PycontainError as e:
         _send(report, f"E{e.exit_code}\t{type(e).__name__}\t{e}")
         return
@@ -135,7 +138,7 @@ def _become_monitor(config, root: str | None, existing, report: int) -> None:
         _send(report, f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}")
         return
     _send(report, f"OK {container.id}")
-    _exec_loop(container, child.pid, out_r, err_r)
+    _exec_loop(container, child.pid, out_r, err_r, in_w)
 
 
 def _send(fd: int, text: str) -> None:
@@ -150,29 +153,72 @@ def _launch(config, root: str | None, existing):
     from . import process
     from .container import Container
 
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    stdio = process.Stdio(stdin_null=True, stdout_fd=out_w, stderr_fd=err_w)
+    cfg = config.to_dict() if existing is None else existing.state.config
+    tty, interactive = bool(cfg.get("tty")), bool(cfg.get("interactive"))
+    ours: list[int] = []  # the ends the monitor keeps
+    theirs: list[int] = []  # the container's ends, closed here once it has them
     try:
+        in_r = in_w = -1
+        if interactive and not tty:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            ours.append(in_w)
+            theirs.append(in_r)
+        if tty:
+            out_r = err_r = -1
+            stdio = process.Stdio(tty=True)
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            ours += [out_r, err_r]
+            theirs += [out_w, err_w]
+            stdio = process.Stdio(
+                stdin_null=in_r < 0, stdin_fd=in_r if in_r >= 0 else None, stdout_fd=out_w, stderr_fd=err_w
+            )
         if existing is not None:
             container = existing
             child = container.relaunch(stdio)
         else:
             container, child = Container.create(config, root, stdio=stdio, monitored=True)
     except BaseException:
-        for fd in (out_r, err_r):
+        for fd in ours:
             os.close(fd)
         raise
     finally:
-        os.close(out_w)
-        os.close(err_w)
-    return container, child, out_r, err_r
+        for fd in theirs:
+            os.close(fd)
+    if tty:
+        # The pty master is the container's terminal: output comes from it, attach's input goes to it.
+        out_r = in_w = child.pty_master
+    return container, child, out_r, err_r, in_w
 
 
-def _exec_loop(container, child_pid: int, out_r: int, err_r: int) -> None:
-    os.set_inheritable(out_r, True)
-    os.set_inheritable(err_r, True)
-    args = [container.log_path, str(child_pid), str(out_r), str(err_r), container.store.root, container.id]
+def attach_socket(cid: str) -> str:
+    """Where a container's monitor listens for 'attach': a runtime path (gone with a reboot, as the monitor)."""
+    if os.geteuid() == 0:
+        base = "/run/pycontain/attach"
+    else:
+        base = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pycontain-{os.getuid()}", "attach")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    return os.path.join(base, cid + ".sock")
+
+
+def _exec_loop(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> None:
+    for fd in (out_r, err_r, stdin_w):
+        if fd >= 0:
+            os.set_inheritable(fd, True)
+    check = container.state.config.get("healthcheck") or {}
+    interval = str(check.get("interval", 0) if check.get("cmd") else 0)
+    args = [
+        container.log_path,
+        str(child_pid),
+        str(out_r),
+        str(err_r),
+        container.store.root,
+        container.id,
+        interval,
+        str(stdin_w),
+        attach_socket(container.id),
+    ]
     os.execv(sys.executable, [sys.executable, "-I", "-S", LOOP, *args])
 
 
@@ -197,12 +243,56 @@ def exited(root: str, cid: str, code: int) -> None:
         if st is not None and not st.manual_stop and not st.alive():
             c.state = st
             try:
-                _container, child, out_r, err_r = _launch(None, root, c)
+                _container, child, out_r, err_r, in_w = _launch(None, root, c)
             except Exception as e:
                 _record_failure(c, e)
             else:
-                _exec_loop(c, child.pid, out_r, err_r)
+                _exec_loop(c, child.pid, out_r, err_r, in_w)
     _forget_monitor(c)
+
+
+HEALTH_LOG_KEEP = 5  # results kept in State.Health.Log, as docker keeps
+
+
+def new_health(config: dict) -> dict | None:
+    """A container's health record when it starts: "starting" until its first check passes."""
+    check = config.get("healthcheck") or {}
+    return {"Status": "starting", "FailingStreak": 0, "Log": []} if check.get("cmd") else None
+
+
+def health(root: str, cid: str) -> None:
+    """One health check (started by the monitor loop every interval): run the command, record the result."""
+    from .container import Container
+    from .errors import ContainerNotFound
+
+    try:
+        c = Container.get(cid, root)
+    except ContainerNotFound:
+        return
+    check = c.state.config.get("healthcheck") or {}
+    if not check.get("cmd") or not c.running():
+        return
+    started = time.time()
+    try:
+        result = c.exec_run(check["cmd"], timeout=check.get("timeout") or 30)
+        code, output = result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
+    except PycontainError as e:
+        code, output = -1, str(e)
+    entry = {"Start": started, "End": time.time(), "ExitCode": code, "Output": output[-4096:]}
+    with c.store.lock():
+        st = c.store.load_id(cid)
+        if st is None or st.pid != c.state.pid:
+            return  # removed, or started again meanwhile: this result is about a run that ended
+        h = st.health or new_health(st.config) or {}
+        h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG_KEEP - 1) :] + [entry]
+        if code == 0:
+            h["Status"], h["FailingStreak"] = "healthy", 0
+        elif started - (st.started or 0) >= (check.get("start_period") or 0) or h.get("Status") != "starting":
+            h["FailingStreak"] = h.get("FailingStreak", 0) + 1
+            if h["FailingStreak"] >= (check.get("retries") or 3):
+                h["Status"] = "unhealthy"
+        st.health = h
+        c.store.save(st)
 
 
 def _record_failure(c, e: Exception) -> None:
@@ -247,7 +337,12 @@ def _main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[0] == "exited":
         exited(argv[1], argv[2], int(argv[3]))
         return 0
-    sys.stderr.write("usage: python -m pycontain.monitor exited ROOT ID CODE (run by the monitor loop)\n")
+    if len(argv) == 3 and argv[0] == "health":
+        health(argv[1], argv[2])
+        return 0
+    sys.stderr.write(
+        "usage: python -m pycontain.monitor exited ROOT ID CODE | health ROOT ID (run by the monitor loop)\n"
+    )
     return 2
 
 

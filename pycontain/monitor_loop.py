@@ -9,9 +9,18 @@ exec-ing this script). When that process has exited and its output is drained, i
 Log format (the CRI one): ``<RFC 3339 UTC time, ns> <stdout|stderr> <F|P> <text>``, F for a line that
 ended with a newline, P for a piece of a longer one (or a last line without newline).
 
-argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID
+With a health check (HEALTH_INTERVAL > 0 seconds) it starts ``python -m pycontain.monitor health ROOT ID``
+every interval, one at a time, which runs the check in the container and records the result.
+
+It also listens on ATTACH_SOCKET (``pycontain attach``): each client gets the container's output as it
+comes and what it sends goes to the container's stdin (STDIN_FD: a pipe with -i, the pty master with -t,
+where STDOUT_FD is that master too and STDERR_FD is -1). A client leaves by closing its connection.
+
+argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID HEALTH_INTERVAL STDIN_FD ATTACH_SOCKET
 """
 
+import _socket  # the C module: socket.py would load enum, selectors...
+import errno
 import os
 import select
 import sys
@@ -56,6 +65,113 @@ def _exit_status(status: int) -> int:
     return 125
 
 
+class _Health:
+    """The periodic health check: a full pycontain process each time, reaped here."""
+
+    def __init__(self, interval: float, root: str, cid: str) -> None:
+        self.interval = interval
+        self.argv = [sys.executable, "-m", "pycontain.monitor", "health", root, cid]
+        self.due = time.monotonic() + interval
+        self.pid = 0
+
+    def timeout(self) -> float | None:
+        if not self.interval:
+            return None
+        if self.pid:
+            return 0.5  # poll for its end
+        return max(0.0, self.due - time.monotonic())
+
+    def tick(self) -> None:
+        if not self.interval:
+            return
+        if self.pid:
+            done, _ = os.waitpid(self.pid, os.WNOHANG)
+            if not done:
+                return
+            self.pid = 0
+            self.due = time.monotonic() + self.interval
+        if time.monotonic() >= self.due:
+            self.pid = os.posix_spawn(sys.executable, self.argv, os.environ)
+
+    def finish(self) -> None:
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+class _Attach:
+    """The attach socket and its clients."""
+
+    def __init__(self, path: str, stdin_fd: int, poller) -> None:
+        self.stdin_fd = stdin_fd
+        self.poller = poller
+        self.clients: set[int] = set()
+        self.listener = None
+        self.path = path
+        if not path:
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(8)
+        self.listener = sock
+        poller.register(sock.fileno(), select.POLLIN)
+
+    def handle(self, fd: int) -> bool:
+        """A poll event on ``fd`` if it is ours (the listener or a client); False otherwise."""
+        if self.listener is not None and fd == self.listener.fileno():
+            client, _addr = self.listener._accept()  # type: ignore[attr-defined]  # _socket's: a bare fd
+            os.set_blocking(client, False)  # a client that stops reading is dropped, never waited for
+            self.clients.add(client)
+            self.poller.register(client, select.POLLIN)
+            return True
+        if fd not in self.clients:
+            return False
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(fd)
+        elif self.stdin_fd >= 0:
+            try:
+                _write_all(self.stdin_fd, data)
+            except OSError:
+                pass  # the container closed its stdin
+        return True
+
+    def send(self, data: bytes) -> None:
+        for fd in list(self.clients):
+            try:
+                _write_all(fd, data)
+            except OSError:
+                self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        self.poller.unregister(fd)
+        self.clients.discard(fd)
+        os.close(fd)
+
+    def close(self) -> None:
+        for fd in list(self.clients):
+            self._drop(fd)
+        if self.listener is not None:
+            self.listener.close()
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 def main(argv: list[str]) -> None:
     log_path, child, out_fd, err_fd, root, cid = (
         argv[0],
@@ -65,19 +181,28 @@ def main(argv: list[str]) -> None:
         argv[4],
         argv[5],
     )
+    health = _Health(float(argv[6]) if len(argv) > 6 else 0.0, root, cid)
+    stdin_fd = int(argv[7]) if len(argv) > 7 else -1
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-    streams = {out_fd: (b"stdout", bytearray()), err_fd: (b"stderr", bytearray())}
+    streams = {fd: (name, bytearray()) for fd, name in ((out_fd, b"stdout"), (err_fd, b"stderr")) if fd >= 0}
     pidfd = os.pidfd_open(child)
     poller = select.poll()
+    attach = _Attach(argv[8] if len(argv) > 8 else "", stdin_fd, poller)
     for fd in streams:
         poller.register(fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     status = None
     deadline = None
     while streams:
-        timeout: int | None = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-        events = poller.poll(timeout)
-        if not events and deadline is not None:
+        waits = [
+            t
+            for t in (None if deadline is None else deadline - time.monotonic(), health.timeout())
+            if t is not None
+        ]
+        events = poller.poll(int(max(0.0, min(waits)) * 1000) if waits else None)
+        if deadline is None:
+            health.tick()
+        elif time.monotonic() >= deadline:
             break
         for fd, _ev in events:
             if fd == pidfd:
@@ -85,10 +210,19 @@ def main(argv: list[str]) -> None:
                 status = _exit_status(raw)
                 poller.unregister(pidfd)
                 deadline = time.monotonic() + DRAIN_S
+                health.interval = 0.0  # no new check of a container that has exited
+                continue
+            if attach.handle(fd):
                 continue
             stream, buf = streams[fd]
-            data = os.read(fd, 65536)
+            try:
+                data = os.read(fd, 65536)
+            except OSError as e:
+                if e.errno != errno.EIO:  # a pty master whose every slave is closed
+                    raise
+                data = b""
             if data:
+                attach.send(data)
                 buf += data
                 _write_lines(log, stream, buf, final=False)
             else:
@@ -101,6 +235,8 @@ def main(argv: list[str]) -> None:
     if status is None:
         _pid, raw = os.waitpid(child, 0)
         status = _exit_status(raw)
+    health.finish()
+    attach.close()
     os.close(log)
     os.execv(sys.executable, [sys.executable, "-m", "pycontain.monitor", "exited", root, cid, str(status)])
 

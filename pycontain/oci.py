@@ -271,9 +271,29 @@ def check_preserved_fds(count: int) -> None:
 def start(container_id: str, root: str | None = None) -> Container:
     container = Container.get(container_id, root)
     _run_hooks(container, "startContainer", inside=True)
+    poststart = (container.state.config.get("hooks") or {}).get("poststart")
+    before = _exe_of(container.pid) if poststart else None
     container.start()
+    if poststart:
+        _wait_for_exec(container.pid, before)
     _run_hooks(container, "poststart", fail_ok=True)
     return container
+
+
+def _exe_of(pid: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/exe")
+        return st.st_dev, st.st_ino
+    except OSError:
+        return None
+
+
+def _wait_for_exec(pid: int, before: tuple[int, int] | None, timeout: float = 2.0) -> None:
+    """The spec runs poststart hooks after the user's process is executed; the FIFO byte that ``start``
+    reads comes just before the execve, so wait for the executable to change (or the process to end)."""
+    deadline = time.monotonic() + timeout
+    while _exe_of(pid) == before and before is not None and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 def state(container_id: str, root: str | None = None) -> dict:

@@ -279,7 +279,7 @@ def finish_and_exec(
     # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
     # descriptor and closed by that).
     _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
-    path = _find_executable(args[0], env)
+    path: str | int = _find_executable(args[0], env)  # an fd once it is the sealed init
     if init_fd is not None:
         from .init import ARGV0, CHANNEL_FD
 

@@ -86,7 +86,7 @@ def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def _escape_overlay(path: str) -> str:
+def escape_overlay(path: str) -> str:
     for ch in "\\,:":
         path = path.replace(ch, "\\" + ch)
     return path
@@ -118,8 +118,8 @@ def mount_overlay(
                 ) from None
             shifted.append(target)
         layers = shifted
-    lower = ":".join(_escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
-    data = f"lowerdir={lower},upperdir={_escape_overlay(upper)},workdir={_escape_overlay(work)}"
+    lower = ":".join(escape_overlay(layer) for layer in reversed(layers))  # overlayfs lists the top first
+    data = f"lowerdir={lower},upperdir={escape_overlay(upper)},workdir={escape_overlay(work)}"
     from . import rootless
 
     if (
@@ -518,7 +518,7 @@ def build(
     if config.no_pivot:
         # --no-pivot (for ramdisk roots, where pivot_root fails): move the root over / and chroot into it.
         os.chdir(root)
-        libc.mount(root, "/", None, 8192)  # MS_MOVE
+        libc.mount(root, "/", None, libc.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
     else:

@@ -12,7 +12,7 @@ Linux 5.11), /proc and the rest needs nothing from the host. What changes, and i
 - **devices**: mknod is not allowed in a user namespace, so /dev's nodes are bind mounts of the host's;
 - **ids**: only the user's own id is mapped; files of other owners in the image appear as ``nobody`` and
   cannot be changed;
-- **state**: ``$XDG_RUNTIME_DIR/pycontain`` (or ``/tmp/pycontain-UID``) instead of /run/pycontain.
+- **state**: ``$XDG_RUNTIME_DIR/pycontain`` (or ``/tmp/pycontain-UID``) instead of /var/lib/pycontain/containers.
 
 Commands that only look at or signal containers (ps, logs, kill, stop, rm, exec) run as the user directly:
 the container's processes are the user's on the host, and the user owns their user namespace.

@@ -2,7 +2,7 @@
 
     from pycontain.sandbox import Sandbox, SandboxPool
 
-    with Sandbox("default", memory="64m", pids=32, timeout=...) as sb:    # one container, idle
+    with Sandbox("default", memory="64m", pids=32) as sb:    # one container, idle
         r = sb.run(["sh", "-c", "echo hi; cat"], input=b"data", timeout=2)
         r.returncode, r.stdout, r.timed_out, r.oom_killed, r.peak_memory
 
@@ -30,8 +30,7 @@ Choices worth knowing:
   cgroup's, over the run: they include background processes (and concurrent runs in the same sandbox).
 - **disk**: ``disk="16m"`` makes the root filesystem read-only and mounts a tmpfs of that size on
   ``/tmp``, the only writable place (its pages are charged to the memory limit too). Without ``disk``
-  the root is the usual copy-on-write overlay (writes land in the state root, bounded only by the
-  memory limit when that is a tmpfs such as /run); ``read_only=True`` without ``disk`` gets a 64 MiB
+  the root is the usual copy-on-write overlay (writes land in the state root, on disk by default); ``read_only=True`` without ``disk`` gets a 64 MiB
   ``/tmp``.
 - **memory**: no swap (memory+swap = memory), so a limit means what it says.
 - **network**: ``"none"`` (its own network namespace with only ``lo``, the default) or ``"host"``.
@@ -274,6 +273,7 @@ def build_config(
     cfg = make_config(
         image,
         IDLE_COMMAND,
+        entrypoint="",  # the idle loop is PID 1 whatever the image's entrypoint (an appliance's would run it)
         env=_env_list(env),
         workdir=workdir,
         user=user,
@@ -371,7 +371,7 @@ class Sandbox:
     ``image``: ``"default"`` or a root filesystem directory. ``memory`` ("64m"), ``cpus`` (1.5), ``pids``
     (max processes), ``disk`` (size of the writable /tmp; makes the root read-only), ``network`` ("none" or
     "host"), ``env`` (dict or KEY=VALUE list), ``workdir``, ``read_only``, ``user`` (UID[:GID] or a name
-    from the image's passwd), ``root``: the state root (default /run/pycontain).
+    from the image's passwd), ``root``: the state root (default /var/lib/pycontain/containers).
     """
 
     def __init__(

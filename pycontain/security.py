@@ -169,9 +169,7 @@ SECCOMP_FLAGS = {
 }
 _SECCOMP_NR = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348, "ppc64le": 358}
 
-# Mount flags (the values pycontain.libc does not define) and statvfs's flag bits.
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+# statvfs's flag bits that mount flags keep across a read-only remount.
 _ST_KEEP = 2 | 4 | 8 | 1024 | 2048  # ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_NOATIME, ST_NODIRATIME = the MS_ bits
 
 # seccomp actions (linux/seccomp.h) and libseccomp's comparison operators.
@@ -1048,12 +1046,12 @@ def mask_paths(masked: list[str] | None = None, readonly: list[str] | None = Non
         except FileNotFoundError:
             continue  # (checked first: a missing /dev/null must fail loudly, not look like a missing path)
         if mode & 0o170000 == 0o040000:
-            libc.mount("tmpfs", path, "tmpfs", MS_RDONLY, "mode=755")
+            libc.mount("tmpfs", path, "tmpfs", libc.MS_RDONLY, "mode=755")
         else:
-            libc.mount("/dev/null", path, None, MS_BIND)
+            libc.mount("/dev/null", path, None, libc.MS_BIND)
     for path in DEFAULT_READONLY_PATHS if readonly is None else readonly:
         if not os.path.exists(path):
             continue
-        libc.mount(path, path, None, MS_BIND | MS_REC)
+        libc.mount(path, path, None, libc.MS_BIND | libc.MS_REC)
         keep = os.statvfs(path).f_flag & _ST_KEEP
-        libc.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep)
+        libc.mount(None, path, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | libc.MS_REC | keep)

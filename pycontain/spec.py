@@ -20,7 +20,33 @@ from __future__ import annotations
 import os
 
 from . import SPEC_VERSION, fastjson
+from .config import DEFAULT_PATH
 from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
+from .libc import (  # mount(2)'s flags, defined once there
+    MS_BIND,
+    MS_DIRSYNC,
+    MS_I_VERSION,
+    MS_LAZYTIME,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_NOSYMFOLLOW,
+    MS_POSIXACL,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SILENT,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
+)
 from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
 
 DOC = "config.json"
@@ -48,30 +74,6 @@ _UNSUPPORTED_WHAT = {
 }
 
 # -- kernel names and numbers ---------------------------------------------------------------------
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_REMOUNT = 32
-MS_MANDLOCK = 64
-MS_DIRSYNC = 128
-MS_NOSYMFOLLOW = 256
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_SILENT = 32768
-MS_POSIXACL = 1 << 16
-MS_UNBINDABLE = 1 << 17
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
-MS_I_VERSION = 1 << 23
-MS_STRICTATIME = 1 << 24
-MS_LAZYTIME = 1 << 25
 
 # mount(8) option -> (clears the flag, flag); runc's table.
 MOUNT_FLAGS = {
@@ -243,7 +245,6 @@ _IPC_SYSCTLS = frozenset(
 
 _SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # runc's defaults (libcontainer/specconv/example.go); used when a config has none.
 DEFAULT_MASKED_PATHS = (
     "/proc/acpi",

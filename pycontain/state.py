@@ -20,7 +20,7 @@ import os
 import time
 
 from . import fastjson
-from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, PycontainError
+from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
 
 # On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
 # under /run would hold the writable layers in RAM). What dies with the machine is told apart by boot id.
@@ -36,6 +36,10 @@ PAUSED = "paused"
 STOPPED = "exited"
 # Being removed: while the remover lives, 'rm' is in progress; once it is gone, a crash leftover for gc.
 REMOVING = "removing"
+# state.json's schema. A file without "version" predates it and has version 1's fields. A newer pycontain
+# that changes a field's meaning raises this; an older one then leaves that container alone (it neither
+# lists, collects nor removes it) and names the version when asked for it by id.
+STATE_VERSION = 1
 
 
 def crash_point(step: str) -> None:
@@ -86,6 +90,16 @@ def pid_alive(pid: int | None, start_time: int | None) -> bool:
     if not pid or start_time is None:
         return False
     return proc_start_time(pid) == start_time
+
+
+class NewerState(InvalidState):
+    """A state.json written by a newer pycontain, with a schema this one does not know."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"the container's state.json has version {version}, newer than this pycontain reads "
+            f"({STATE_VERSION}): manage it with the pycontain that made it"
+        )
 
 
 class ContainerState:
@@ -163,10 +177,15 @@ class ContainerState:
         self.health = health  # {"Status": ..., "FailingStreak": n, "Log": [...]} with --health-cmd
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__}
+        return {"version": STATE_VERSION, **{k: getattr(self, k) for k in self.__slots__}}
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerState:
+        version = d.get("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"state version {version!r} is not a version")
+        if version > STATE_VERSION:
+            raise NewerState(version)
         return cls(**{k: d[k] for k in cls.__slots__ if k in d})
 
     def same_boot(self) -> bool:
@@ -226,7 +245,7 @@ class StateStore:
                 self.save(state)
             except BaseException:
                 # A full disk must not leave a directory without a state that nothing would ever find.
-                _rmtree(self.dir(state.id))
+                rmtree(self.dir(state.id))
                 raise
         try:
             try:
@@ -240,7 +259,8 @@ class StateStore:
     def save(self, state: ContainerState) -> None:
         """Replace ``state.json`` whole: readers and a crash see the old version or the new, never half.
 
-        No fsync: the default root is a tmpfs, and the rename alone orders what a crashed runtime leaves.
+        No fsync (several ms a save on disk, and a run saves several times): the rename alone orders what a
+        crashed runtime leaves, and on a power loss ext4 and xfs write a file renamed over another one first.
         """
         path = os.path.join(self.dir(state.id), "state.json")
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -281,7 +301,10 @@ class StateStore:
     def all(self) -> list[ContainerState]:
         out = []
         for cid in self.ids():
-            st = self.load_id(cid)
+            try:
+                st = self.load_id(cid)
+            except NewerState:
+                continue  # a newer pycontain's: not ours to list, collect or remove
             if st is not None:
                 out.append(st)
         return out
@@ -319,7 +342,7 @@ class StateStore:
             os.unlink(os.path.join(INDEX_DIR, cid))
         except (FileNotFoundError, PermissionError):
             pass
-        _rmtree(d)
+        rmtree(d)
 
     def leftovers(self) -> list[str]:
         """Container directories without a state file (a removal cut between its last two steps).
@@ -333,7 +356,7 @@ class StateStore:
         ]
 
 
-def _rmtree(path: str) -> None:
+def rmtree(path: str) -> None:
     """shutil.rmtree without importing shutil (and bz2, lzma...) on the start path; never follows links."""
     try:
         entries = list(os.scandir(path))
@@ -356,7 +379,7 @@ def _rmtree(path: str) -> None:
 def _remove_entries(entries) -> None:
     for e in entries:
         if e.is_dir(follow_symlinks=False):
-            _rmtree(e.path)
+            rmtree(e.path)
         else:
             try:
                 os.unlink(e.path)

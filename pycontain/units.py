@@ -96,3 +96,28 @@ def format_size(n: int | float) -> str:
         value /= 1024
         i += 1
     return f"{value:.4g}{_ABBRS[i]}"
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(s: str | float | int, what: str = "duration") -> float:
+    """Go's durations as docker takes them: ``30s``, ``1m30s``, ``500ms``, ``1.5h``; a bare number is seconds."""
+    import re
+
+    from .errors import InvalidArgument
+
+    if isinstance(s, (int, float)):
+        value = float(s)
+    else:
+        text = s.strip()
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            value = float(text)
+        elif parts and "".join(n + u for n, u in parts) == text:
+            value = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+        else:
+            raise InvalidArgument(f"invalid {what} {s!r}: use a duration such as 30s, 1m30s or 500ms")
+    if value < 0 or value != value:
+        raise InvalidArgument(f"invalid {what} {s!r}: it cannot be negative")
+    return value

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import os
 
+from .config import MAX_ID
 from .errors import InvalidArgument, NotFound, PycontainError
 
 REMAP_USER = "pycontain"  # the /etc/subuid and /etc/subgid entry --userns remap uses (docker's is dockremap)
-MAX_ID = 0xFFFFFFFE
 
 
 def parse_mapping(text: str, what: str = "--userns") -> list[tuple[int, int, int]]:

@@ -1,16 +1,16 @@
 """``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
-**pip** (wheels downloaded on the host with this venv's pip, installed offline in a container of the image),
-**files** (copied from the host), **run** (each command in a container of the image being built). Every step
-but an image base adds one layer.
+**pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
+**files** (copied from beneath the manifest's directory), **run** (each command in a container of the image
+being built). Every step but an image base adds one layer.
 
 The step cache: a step's key is the sha256 of its parent's key and of the step itself (for files, their
 contents), and ``<data>/images/build-cache/<key>.json`` records the layers the image has after it. A build
 walks the keys from the top and resumes after the last step whose layers are all still in the store, so an
 unchanged manifest costs only the hashing. Identical manifests give identical configs, hence the same image id.
 
-Build containers are ordinary pycontain containers (``pycontain.api.run_config``) on the layers built so far,
+Build containers are ordinary pycontain containers (``Container.create``) on the layers built so far,
 in a private state root under ``<data>/tmp/build-*``; each one's overlayfs upper directory becomes the step's
 layer (``rootfs_builder.changes``), and the container is removed.
 """
@@ -41,6 +41,7 @@ from rootfs_builder.store import Store, arch
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from pycontain.config import ContainerConfig
     from pycontain.container import Container
 
 # At the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs.
@@ -106,6 +107,13 @@ class BuildProgress:
             self._bar.update(self._task, completed=1, info=info)
         elif self.plain:
             print(f"{self._desc}: {info}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        """A line said once, above the steps (not when quiet)."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        elif self.plain:
+            print(text, file=sys.stderr, flush=True)
 
     def status(self, text: str) -> None:
         if self._bar is not None and self._task is not None:
@@ -585,7 +593,7 @@ class Builder:
         extra_env: list[str] | None = None,
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
-        from pycontain import api
+        from pycontain import api, rootless
         from pycontain.config import ContainerConfig
         from pycontain.container import Container
 
@@ -595,6 +603,8 @@ class Builder:
         env = list(state.config.get("Env") or DEFAULT_ENV) + list(extra_env or [])
         if network is None:
             network = "host" if self.network == "host" else None
+        if rootless.active() and network == "bridge":
+            network = "host"  # a rootless container's only way out: bridges, veths and NAT need root
         cfg = ContainerConfig(
             self.store.layer_path(state.layers[-1]),
             argv,
@@ -608,50 +618,47 @@ class Builder:
             hostname="build",
             network=network,
         )
-        log = os.path.join(root, "build.log")
+        # The container's output is relayed (as for 'run') into a file of the build's work directory, which
+        # _follow shows as it grows and errors quote from.
+        out_path = os.path.join(self._workdir(), f"{name}.out")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         stop = threading.Event()
-        tail = threading.Thread(target=self._follow, args=(root, name, stop), daemon=True)
+        tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
         tail.start()
         try:
-            code = api.run_config(cfg, root)
+            if rootless.active():
+                code = _run_in_child(cfg, root, out_fd)
+            else:
+                code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
         finally:
+            os.close(out_fd)
             stop.set()
             tail.join()
         container = next(c for c in Container.list(root) if c.name == name)
         try:
-            with open(container.log_path, "rb") as f:
+            with open(out_path, "rb") as f:
                 out = f.read().decode(errors="replace")
         except OSError:
             out = ""
-        with contextlib.suppress(OSError), open(log, "a") as f:
-            f.write(out)
         if not keep:
             container.remove(force=True)
             return code, out, None
         return code, out, container
 
-    def _follow(self, root: str, name: str, stop: threading.Event) -> None:
+    def _follow(self, path: str, stop: threading.Event) -> None:
         """Show the build container's latest line of output while it runs."""
-        from pycontain.container import Container
-
-        path = None
         pos = 0
         while not stop.wait(0.2):
             try:
-                if path is None:
-                    found = [c for c in Container.list(root) if c.name == name]
-                    if not found:
-                        continue
-                    path = found[0].log_path
                 with open(path, "rb") as f:
                     f.seek(pos)
                     data = f.read()
-                pos += len(data)
-                line = _last(data.decode(errors="replace"))
-                if line:
-                    self.progress.status(line)
-            except (OSError, PycontainError):
+            except OSError:
                 continue
+            pos += len(data)
+            line = _last(data.decode(errors="replace"))
+            if line:
+                self.progress.status(line)
 
     def _workdir(self) -> str:
         if self.work is None:
@@ -685,6 +692,48 @@ def _ca_bundle() -> str | None:
         if candidate and os.path.isfile(candidate):
             return candidate
     return None
+
+
+def _run_in_child(cfg: ContainerConfig, root: str, output_fd: int) -> int:
+    """``api.run_config`` in a forked child: a rootless run sets up the container's pid namespace from
+    the calling process, which afterwards can start no thread and no second container; the child takes
+    that with it. Its error comes back as one line; a signal that stops the build stops the child too,
+    which kills its container before it exits."""
+    import signal
+
+    from pycontain import api
+    from pycontain.interrupts import STOPPING_SIGNALS
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        os.close(r)
+        code = 125
+        try:
+            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=output_fd)
+        except KeyboardInterrupt as e:
+            code = 128 + getattr(e, "signum", signal.SIGINT)
+        except BaseException as e:
+            os.write(w, str(e).encode(errors="replace")[:4096] or type(e).__name__.encode())
+        os._exit(code)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as f:
+            error = f.read().decode(errors="replace")
+        status = os.waitpid(pid, 0)[1]
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # the child kills the container, then exits
+        os.waitpid(pid, 0)
+        raise
+    code = os.waitstatus_to_exitcode(status)
+    if error:
+        raise PycontainError(error)
+    if code - 128 in STOPPING_SIGNALS:
+        from pycontain.interrupts import Interrupted
+
+        raise Interrupted(code - 128)
+    return code
 
 
 def _last(text: str) -> str:
@@ -733,9 +782,20 @@ def build(
             f'{manifest_path}: no image name: give one with -t NAME, or name = "..." in the manifest'
         )
     name = parse_name(name)
+    from pycontain import rootless
+
+    unprivileged = rootless.unprivileged()
+    if unprivileged:
+        # Build steps are rootless containers, as 'pycontain run' makes for this user. The user namespace
+        # comes first: unshare(CLONE_NEWUSER) refuses a process with threads (the live display's).
+        rootless.enter()
     store = Store(data_root)
     cache = StepCache(store)
     bar = BuildProgress(progress)
+    if unprivileged and not rootless.cgroup_delegated():
+        bar.note(
+            "rootless build: no cgroup is delegated to this user, so build steps run without cgroup limits"
+        )
     builder = Builder(manifest, store, bar, data_root, mirror=mirror, network=network)
     cached = 0
     try:

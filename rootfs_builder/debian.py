@@ -104,28 +104,43 @@ def _sources_uris() -> list[str]:
     return uris
 
 
-def _run_with_progress(argv: list[str], bar: Reporter, what: str) -> None:
+def _run_with_progress(argv: list[str], bar: Reporter, what: str, work: str) -> None:
+    """Run the bootstrap tool with its temporary files (mmdebstrap's gpg home, apt's lists) in ``work``, which
+    the caller removes whatever happens, and in a session of its own: a terminal's Ctrl-C reaches pycontain
+    alone, which then stops the tool and waits for it, so the result is the same every time."""
     bar.status(f"{what}: starting")
+    tmp = os.path.join(work, "tmp")
+    os.makedirs(tmp, exist_ok=True)
     try:
         proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"},
+            env={**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "TMPDIR": tmp},
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise Unsupported(f"{argv[0]} not found (apt-get install {argv[0]})") from None
     tail: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.strip()
-        if not line:
-            continue
-        tail = (tail + [line])[-20:]
-        if line.startswith(("I: ", "W: ")):
-            bar.status(f"{what}: {line[3:][:100]}")
-    code = proc.wait()
+    try:
+        for line in proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            tail = (tail + [line])[-20:]
+            if line.startswith(("I: ", "W: ")):
+                bar.status(f"{what}: {line[3:][:100]}")
+        code = proc.wait()
+    except BaseException:
+        proc.terminate()  # mmdebstrap cleans up after SIGTERM; one that does not finish soon is killed
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
     if code != 0:
         errors = [ln for ln in tail if ln.startswith("E: ")] or tail[-1:]
         raise PycontainError(f"{what} failed (exit status {code}): {errors[-1] if errors else 'no output'}")
@@ -203,7 +218,7 @@ def bootstrap(
             if variant not in ("extract", "custom") and os.path.isdir(hooks):
                 argv.append(f"--hook-dir={hooks}")
             argv += [suite, out, mirror]
-            _run_with_progress(argv, bar, f"mmdebstrap {suite}")
+            _run_with_progress(argv, bar, f"mmdebstrap {suite}", work)
             source = f"debian:{suite}?variant={variant}&include={','.join(include)}&mirror={mirror}"
             yield (
                 (lambda: open(out, "rb")),
@@ -221,7 +236,7 @@ def bootstrap(
         if include:
             argv.append(f"--include={','.join(include)}")
         argv += [suite, target, mirror]
-        _run_with_progress(argv, bar, f"debootstrap {suite}")
+        _run_with_progress(argv, bar, f"debootstrap {suite}", work)
         source = f"debian:{suite}?variant={dv or 'default'}&include={','.join(include)}&mirror={mirror}"
         yield (
             (lambda: tree_pipe(target)),

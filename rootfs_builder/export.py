@@ -42,7 +42,7 @@ class _HashWriter:
         self.f.flush()
 
 
-def _layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool = False) -> None:
+def layer_tar(layer: str, out, skip: frozenset[str] = frozenset(), upper: bool = False) -> None:
     """Write ``layer`` as an OCI layer tar to the stream ``out``.
 
     ``skip``: paths (relative, no leading slash) left out. ``upper``: ``layer`` is a container's overlayfs
@@ -118,10 +118,10 @@ def _image_blobs(store: Store, rec: dict, blobs: str, *, compress: bool) -> tupl
             if compress:
                 with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
                     plain = _HashWriter(gz)
-                    _layer_tar(store.layer_path(diff), plain)
+                    layer_tar(store.layer_path(diff), plain)
             else:
                 plain = packed
-                _layer_tar(store.layer_path(diff), plain)
+                layer_tar(store.layer_path(diff), plain)
         digest = packed.hash.hexdigest()
         os.rename(tmp, os.path.join(blobs, digest))
         descs.append(
@@ -284,13 +284,13 @@ def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None
     """Call ``fn(merged)`` in a child process whose private mount namespace has ``layers`` (lowest first)
     stacked read-only at ``merged``: the image as a container sees it, whiteouts applied, never on the host."""
     from pycontain import libc
-    from pycontain.rootfs import _escape_overlay
+    from pycontain.rootfs import escape_overlay
 
     merged, empty = os.path.join(work, "merged"), os.path.join(work, "empty")
     os.mkdir(merged, 0o700)
     os.mkdir(empty, 0o755)
     # overlayfs wants two lower directories when there is no upper one: an empty one goes at the bottom.
-    lower = ":".join(_escape_overlay(p) for p in [*reversed(layers), empty])
+    lower = ":".join(escape_overlay(p) for p in [*reversed(layers), empty])
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child never returns into the caller's code

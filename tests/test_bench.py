@@ -148,3 +148,42 @@ def test_bad_options_are_one_line_errors() -> None:
         assert p.returncode == 125, (args, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, (args, p.stderr)
+
+
+def test_time_until_a_service_answers(tmp_path, monkeypatch) -> None:
+    """ "answer": an HTTP server appliance published on 127.0.0.1, timed until it replies, in a container
+    (bridge network, DNAT) and in its VM (QEMU's user-mode network), the same way."""
+    import rootfs_builder
+    from pycontain.bench import BenchOptions, run_bench
+    from pycontain.vm.kernel import cache_dir
+    from rootfs_builder.sources import import_source
+
+    data = str(tmp_path / "data")
+    monkeypatch.setenv("PYCONTAIN_VM_CACHE", cache_dir())  # the kernel already fetched, not a new download
+    monkeypatch.setenv("PYCONTAIN_DATA", data)
+    www = tmp_path / "tree"
+    shutil.copytree(rootfs_builder.resolve("default", "/var/lib/pycontain"), www, symlinks=True)
+    (www / "www").mkdir()
+    (www / "www" / "index.html").write_text("<html>up</html>\n")
+    import_source(
+        str(www),
+        "web:1",
+        data,
+        progress=False,
+        config={"Entrypoint": ["httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}},
+    )
+    result = run_bench(
+        BenchOptions(
+            appliance="web:1",
+            runtimes=("pycontain",),
+            vm="tcg",
+            repeat=1,
+            warmup=0,
+            workloads=("noop", "answer"),
+        )
+    )
+    # the no-op is the bench's own command: the server's entrypoint does not swallow it
+    assert {s.target for s in result.samples if s.metric == "noop"} == {"host", "pycontain", "vm"}
+    answered = {s.target for s in result.samples if s.metric == "answer"}
+    assert answered == {"pycontain", "vm"}, result.notes
+    assert all(s.value > 0 and s.unit == "ms" for s in result.samples if s.metric == "answer")

@@ -29,7 +29,7 @@ TYPER = "import sys; from pycontain.cli import parse_globals, _run_app; sys.exit
 def test_one_table_for_both_parsers():
     import typer
 
-    from pycontain.cli.app import app
+    from pycontain.cli.commandline import app  # with every command module registered
 
     assert set(COMMANDS) == FAST_COMMANDS
     group = typer.main.get_command(app)

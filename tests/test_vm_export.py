@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+from pycontain import vm
 from pycontain.errors import PycontainError
-from rootfs_builder import vm
+from pycontain.vm import appliance as vm_appliance
 from rootfs_builder.sources import import_source
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(600)]
@@ -151,7 +152,7 @@ def test_layers_are_flattened_with_whiteouts(tmp_path) -> None:
     (high / "kept").write_text("high")
     (high / "d").mkdir()
     os.mknod(high / "d" / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))  # overlayfs' whiteout
-    with vm._flattened([str(low), str(high)]) as tree:
+    with vm_appliance._flattened([str(low), str(high)]) as tree:
         assert (open(os.path.join(tree, "kept")).read()) == "high"
         assert not os.path.exists(os.path.join(tree, "d", "gone"))
     with open("/proc/self/mountinfo") as f:

@@ -176,7 +176,7 @@ def _targets(opts: BenchOptions, work: str, notes: list[str]) -> tuple[list, str
             notes.append(f"{rt} is not installed: left out (apt-get install {rt})")
     accel, why = "none", "no VM (--vm none)"
     if opts.vm != "none":
-        from rootfs_builder import vm
+        from pycontain import vm
 
         try:
             accel, why = vm.choose_accel(opts.vm)
@@ -227,7 +227,9 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
     densities = sorted(set(opts.density)) if "density" in chosen else []
     steps = (
         opts.warmup * len(targets)
-        + opts.repeat * len(targets) * (("noop" in chosen) + ("ready" in chosen) + (1 if rates else 0))
+        + opts.repeat
+        * len(targets)
+        * (("noop" in chosen) + ("ready" in chosen) + ("answer" in chosen) + (1 if rates else 0))
         + len(densities) * len(targets)
     )
     done = 0
@@ -243,6 +245,7 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
         report(what, done, steps)
 
     port = 20000 + os.getpid() % 20000
+    service_port = _service_port(opts, result) if "answer" in chosen else None
     for t in targets:  # warm-up: page cache, bytecode, the kernel's dentries; results discarded
         for _ in range(opts.warmup):
             t.noop()
@@ -260,6 +263,14 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
                 finally:
                     inst.stop()
                 step(f"service up on {t.name}")
+            if "answer" in chosen:
+                svc = t.start_service(port + 100 + rnd, service_port) if service_port else None
+                if svc is not None:
+                    try:
+                        add("answer", t, svc.ready_seconds * 1000, "ms", rnd)
+                    finally:
+                        svc.stop()
+                step(f"service answers on {t.name}")
             if rates:
                 # the VM runs every workload in one boot (timed inside); the others one process each
                 scripts = (
@@ -286,6 +297,18 @@ def _measure(opts: BenchOptions, targets: list, result: BenchResult, report: Pro
                 continue
             _density(t, n, add)
             step(f"density {n} on {t.name}")
+
+
+def _service_port(opts: BenchOptions, result: BenchResult) -> int | None:
+    """The appliance's first exposed TCP port (what "answer" asks), or None with a note saying why not."""
+    import rootfs_builder
+    from pycontain.vm import exposed_tcp_ports
+
+    ports = exposed_tcp_ports(rootfs_builder.resolve_image(opts.appliance).config)
+    if not ports:
+        result.notes.append(f"{opts.appliance} exposes no TCP port: 'time until a service answers' left out")
+        return None
+    return ports[0]
 
 
 def _density(target, n: int, add) -> None:

@@ -19,6 +19,12 @@ METRIC_TEXT = {
         "From the start command until the instance prints its ready marker (on stdout, in the log file, "
         "or on the VM's serial console).",
     ),
+    "answer": (
+        "Time until a service answers",
+        "From the start command until an HTTP request to the appliance's first exposed TCP port, "
+        "published on 127.0.0.1, gets a reply: a container on the bridge network behind a DNAT rule, the "
+        "VM behind QEMU's user-mode network. Targets that cannot publish a port are left out.",
+    ),
     "cpu": (
         "CPU-bound throughput",
         "A shell arithmetic loop: no system calls. Containers run on the host's "

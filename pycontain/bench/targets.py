@@ -24,6 +24,9 @@ from pycontain.bench.workloads import READY_MARK
 from pycontain.errors import PycontainError
 
 IDLE = f"echo {READY_MARK}; exec sleep 1000000"
+# The workloads are the command itself, as on the host, in the OCI bundles and in the VM (whose given
+# command replaces the entrypoint too): an appliance's entrypoint must not take them as arguments.
+NO_ENTRYPOINT = ("--entrypoint", "")
 UNIFIED_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"
 
 
@@ -125,8 +128,30 @@ class Target(abc.ABC):
     def start_idle(self, index: int, timeout: float = 120) -> Instance:
         """An idle instance, up (it said so), with the host processes it costs."""
 
+    def start_service(self, host_port: int, guest_port: int, timeout: float = 180) -> Instance | None:
+        """The appliance's own entrypoint with ``guest_port`` published on 127.0.0.1:``host_port``, timed
+        until the service answers there; None where the target cannot publish a port."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - most targets make something to remove; the host makes nothing
         """Remove what the target made (bundles, state roots)."""
+
+
+def wait_answer(port: int, started: float, timeout: float) -> float | None:
+    """Seconds from ``started`` (perf_counter) until a TCP client on 127.0.0.1:``port`` gets a reply to
+    an HTTP request (any bytes: the service answered), or None after ``timeout`` seconds."""
+    import socket
+
+    while time.perf_counter() - started < timeout:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                if c.recv(1):
+                    return time.perf_counter() - started
+        except OSError:
+            pass  # refused (not listening yet), reset or closed by a forwarder with nothing behind it
+        time.sleep(0.005)
+    return None
 
 
 class HostTarget(Target):
@@ -189,11 +214,27 @@ class PycontainTarget(Target):
 
     def run(self, script: str, timeout: float = 600) -> RunOut:
         return _run(
-            [*self.base, "run", "--rm", "--network", "none", self.image, "--", "sh", "-c", script], timeout
+            [
+                *self.base,
+                "run",
+                "--rm",
+                *NO_ENTRYPOINT,
+                "--network",
+                "none",
+                self.image,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            timeout,
         )
 
     def noop(self) -> float:
-        r = _run([*self.base, "run", "--rm", "--network", "none", self.image, "--", "/bin/true"], 60)
+        r = _run(
+            [*self.base, "run", "--rm", *NO_ENTRYPOINT, "--network", "none", self.image, "--", "/bin/true"],
+            60,
+        )
         if r.rc != 0:
             raise PycontainError(f"pycontain run failed: {r.output.strip()[-200:]}")
         return r.seconds
@@ -206,6 +247,7 @@ class PycontainTarget(Target):
                 *self.base,
                 "run",
                 "-d",
+                *NO_ENTRYPOINT,
                 "--network",
                 "none",
                 "--name",
@@ -241,6 +283,21 @@ class PycontainTarget(Target):
             self._remove(name)
 
         return Instance(ready, descendants(pid), stop)
+
+    def start_service(self, host_port: int, guest_port: int, timeout: float = 180) -> Instance | None:
+        name = f"pycontain-bench-{os.getpid()}-svc-{host_port}"
+        t0 = time.perf_counter()
+        publish = f"127.0.0.1:{host_port}:{guest_port}"
+        argv = [*self.base, "run", "-d", "--network", "bridge", "-p", publish, "--name", name, self.image]
+        r = _run(argv, timeout)
+        if r.rc != 0:
+            raise PycontainError(f"pycontain run -d -p failed: {r.output.strip()[-200:]}")
+        self.names.append(name)
+        answered = wait_answer(host_port, t0, timeout)
+        if answered is None:
+            self._remove(name)
+            raise PycontainError(f"the service on {publish} did not answer within {timeout:g}s")
+        return Instance(answered, [], lambda: self._remove(name))
 
     def _remove(self, name: str) -> None:
         # the library, not the CLI: removal must work even when the command line does not
@@ -382,12 +439,12 @@ def _hybrid_with_controllers() -> bool:
 
 
 class VMTarget(Target):
-    """The appliance's VM export under QEMU (``rootfs_builder.vm``); every figure carries the accelerator."""
+    """The appliance's VM export under QEMU (``pycontain.vm``); every figure carries the accelerator."""
 
     name, kind = "vm", "vm"
 
     def __init__(self, image: str, work: str, accel: str, memory_mb: int = 256) -> None:
-        from rootfs_builder import vm
+        from pycontain import vm
 
         self.accel = accel
         self.label = accel
@@ -437,6 +494,25 @@ class VMTarget(Target):
             raise PycontainError(f"the VM did not come up within {timeout:g}s: {tail}")
         time.sleep(0.5)  # let the guest go idle: its memory is what an idle guest keeps
         return Instance(ready, [guest.pid], stop)
+
+    def start_service(self, host_port: int, guest_port: int, timeout: float = 180) -> Instance | None:
+        t0 = time.perf_counter()
+        guest = self.appliance.start(
+            None, accel=self.accel, memory_mb=self.memory_mb, ports=[(host_port, guest_port)]
+        )
+        self.guests.append(guest)
+
+        def stop() -> None:
+            guest.kill()
+            with contextlib.suppress(ValueError):
+                self.guests.remove(guest)
+
+        answered = wait_answer(host_port, t0, timeout)
+        if answered is None:
+            tail = guest.output()[-300:]
+            stop()
+            raise PycontainError(f"the VM's service did not answer within {timeout:g}s: {tail}")
+        return Instance(answered, [guest.pid], stop)
 
     def close(self) -> None:
         for g in list(self.guests):

@@ -85,7 +85,7 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 RATE_METRICS = tuple(WORKLOADS)
-SERIES_METRICS = ("noop", "ready")  # seconds, measured from outside
+SERIES_METRICS = ("noop", "ready", "answer")  # seconds, measured from outside
 ALL_METRICS = SERIES_METRICS + RATE_METRICS + ("density",)
 
 

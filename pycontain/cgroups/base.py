@@ -12,6 +12,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .resources import Resources, Stats
 
+FREEZE_TIMEOUT = 10.0  # seconds a freeze or thaw may take, on either driver
+
 
 class CgroupManager:
     """A container's cgroup: created beneath the cgroup pycontain runs in (or a given parent).

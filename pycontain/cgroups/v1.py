@@ -23,10 +23,9 @@ from . import (
     wait_for,
     write_file,
 )
-from .base import CgroupManager
+from .base import FREEZE_TIMEOUT, CgroupManager
 from .resources import THROTTLES, Resources, Stats
 
-FREEZE_TIMEOUT = 10.0
 UNLIMITED = 1 << 62  # v1 files read 9223372036854771712 (page-rounded int64 max) when unlimited
 
 _THROTTLE_FILES = {

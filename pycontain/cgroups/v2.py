@@ -24,7 +24,7 @@ from . import (
     wait_for,
     write_file,
 )
-from .base import CgroupManager
+from .base import FREEZE_TIMEOUT, CgroupManager
 from .resources import (
     Resources,
     Stats,
@@ -34,8 +34,6 @@ from .resources import (
     shares_to_weight,
     swap_to_v2,
 )
-
-FREEZE_TIMEOUT = 10.0
 
 
 class V2Manager(CgroupManager):

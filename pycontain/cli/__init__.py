@@ -90,7 +90,7 @@ def _check_log() -> str | None:
     return None
 
 
-def _fail(message: str, code: int) -> int:
+def fail(message: str, code: int) -> int:
     # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
     # the log file is the only place the engine reads the reason from.
     _log_error(message)
@@ -107,7 +107,7 @@ def guarded(fn, *args: object) -> int:
     try:
         return fn(*args) or 0
     except PycontainError as e:
-        return _fail(str(e), e.exit_code)
+        return fail(str(e), e.exit_code)
     except KeyboardInterrupt as e:
         from ..interrupts import exit_status
 
@@ -115,26 +115,26 @@ def guarded(fn, *args: object) -> int:
     except BrokenPipeError as e:
         if _stdout_gone():
             return 0  # 'pycontain ps | head': the reader has all it wanted
-        return _fail(f"broken pipe: {e.strerror or e}", EXIT_RUNTIME)
+        return fail(f"broken pipe: {e.strerror or e}", EXIT_RUNTIME)
     except PermissionError as e:
         from .. import rootless
 
         if rootless.unprivileged():
-            return _fail(
+            return fail(
                 f"permission denied: {e.filename or e} (as a user other than root pycontain manages only "
                 "your own rootless containers: use sudo for the rest)",
                 EXIT_RUNTIME,
             )
-        return _fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
+        return fail(f"permission denied: {e.filename or e}", EXIT_RUNTIME)
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        return _fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
+        return fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
     except Exception as e:
         if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()
-        return _fail(
+        return fail(
             f"internal error: {type(e).__name__}: {e} (run with PYCONTAIN_DEBUG=1 for details)", EXIT_RUNTIME
         )
 
@@ -196,9 +196,9 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     network = values["network"] or DEFAULT_NETWORK
     if os.geteuid() != 0:
         if GLOBALS.rootless in ("false", "0"):
-            return _fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
+            return fail("pycontain needs root with --rootless=false: run it with sudo", EXIT_RUNTIME)
         if network not in ("none", "host") and values["network"]:
-            return _fail(
+            return fail(
                 f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
                 "veths and NAT need root",
                 EXIT_RUNTIME,
@@ -258,14 +258,24 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         restart=values["restart"] or "no",
         stop_signal=values["stop_signal"],
         labels=values["label"],
+        publish_all=values["publish_all"],
+        extra_hosts=values["add_host"],
+        dns=values["dns"],
+        dns_search=values["dns_search"],
+        mount=values["mount"],
+        healthcheck=_healthcheck(values),
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):
-        return _fail(
+        return fail(
             f"--cidfile {cidfile}: the file exists already (remove it, or choose another)", EXIT_RUNTIME
         )
+    if (config.healthcheck or {}).get("cmd") and not config.detach:
+        return fail(
+            "--health-cmd needs -d: the monitor of a detached container runs the checks", EXIT_RUNTIME
+        )
     if config.restart != "no" and not config.detach:
-        return _fail(
+        return fail(
             f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it",
             EXIT_RUNTIME,
         )
@@ -280,6 +290,37 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     if cidfile:
         return api.run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
     return api.run_config(config, root)
+
+
+def _healthcheck(values: dict) -> dict | None:
+    """--health-* into the config's healthcheck (docker's defaults for what is not given)."""
+    from ..errors import InvalidArgument
+
+    tuning = ("health_interval", "health_timeout", "health_retries", "health_start_period")
+    if values["no_healthcheck"]:
+        if values["health_cmd"] or any(values[k] for k in tuning):
+            raise InvalidArgument("--no-healthcheck conflicts with the other --health-* options")
+        return {"cmd": []}
+    if not values["health_cmd"]:
+        if any(values[k] for k in tuning):
+            raise InvalidArgument("--health-interval, --health-timeout, ... need --health-cmd")
+        return None
+    from ..units import parse_duration
+
+    retries = values["health_retries"] or "3"
+    if not retries.isdigit():
+        raise InvalidArgument(f"invalid --health-retries {retries!r}: a whole number")
+    interval = parse_duration(values["health_interval"] or "30s", "--health-interval")
+    timeout = parse_duration(values["health_timeout"] or "30s", "--health-timeout")
+    if interval <= 0 or timeout <= 0:
+        raise InvalidArgument("--health-interval and --health-timeout must be above zero")
+    return {
+        "cmd": ["sh", "-c", values["health_cmd"]],
+        "interval": interval,
+        "timeout": timeout,
+        "retries": int(retries),
+        "start_period": parse_duration(values["health_start_period"] or "0s", "--health-start-period"),
+    }
 
 
 def _write_cidfile(path: str, cid: str) -> None:
@@ -305,15 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bad_log = _check_log()
     if bad_log:
-        return _fail(bad_log, EXIT_RUNTIME)
+        return fail(bad_log, EXIT_RUNTIME)
     if GLOBALS.systemd_cgroup:
-        return _fail(
+        return fail(
             "--systemd-cgroup: the systemd cgroup driver is not available (pycontain manages cgroupfs "
             "itself); leave the flag out",
             EXIT_RUNTIME,
         )
     if GLOBALS.rootless in ("true", "1") and os.geteuid() == 0:
-        return _fail(
+        return fail(
             "--rootless=true: root runs containers with its privileges; run pycontain as the "
             "unprivileged user instead (it then enters rootless mode by itself)",
             EXIT_RUNTIME,
@@ -374,6 +415,6 @@ def entry() -> None:
 
 
 def _run_app(argv: list[str]) -> int:
-    from .app import run_app  # importing every command's module is part of what may fail
+    from .commandline import run_app  # importing every command's module is part of what may fail
 
     return run_app(argv)

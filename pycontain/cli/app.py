@@ -1,4 +1,8 @@
-"""The typer application: every command except the fast path of ``run`` (which shares its options)."""
+"""The typer application and the commands of no other module (logs, stop, rm, gc...).
+
+The command modules (``*_cmds``, ``commands``) import ``app`` from here and register on it; ``cli.commandline``
+imports them all and runs it. Nothing here imports them back.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .commands import container as _container
-from .commands import for_each
+from . import GLOBALS, guarded
+from .commands import container, for_each
 
 app = typer.Typer(
     name="pycontain",
@@ -23,23 +26,13 @@ app = typer.Typer(
 )
 
 
-class _RootView:
-    """The state root chosen by the global flags (parsed in cli.main before typer runs)."""
-
-    def __getitem__(self, _key: str) -> str | None:
-        from . import GLOBALS
-
-        return GLOBALS.root
-
-
-_root = _RootView()
-
-
 @app.callback()
 def _global(
     root: Annotated[
         str | None,
-        typer.Option("--root", help="State root (default /run/pycontain).", envvar="PYCONTAIN_ROOT"),
+        typer.Option(
+            "--root", help="State root (default /var/lib/pycontain/containers).", envvar="PYCONTAIN_ROOT"
+        ),
     ] = None,
     log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
@@ -59,7 +52,7 @@ def _global(
     for --help and completion."""
 
 
-def _exit(code: int) -> None:
+def exit_with(code: int) -> None:
     if code:
         raise typer.Exit(code)
 
@@ -85,7 +78,7 @@ def logs(
     def body() -> int:
         from ..logs import LogFilter, follow_lines, read_lines
 
-        c = _container(ref)
+        c = container(ref)
         if not c.state.config.get("detach"):
             from ..errors import InvalidArgument
 
@@ -102,7 +95,7 @@ def logs(
                 out.flush()
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("stop")
@@ -147,7 +140,7 @@ def restart_policy() -> None:
         from .. import monitor
 
         failed = 0
-        for line in monitor.boot(_root["root"]):
+        for line in monitor.boot(GLOBALS.root):
             if line.startswith("could not "):
                 sys.stderr.write(f"pycontain: {line}\n")
                 failed = 1
@@ -155,7 +148,110 @@ def restart_policy() -> None:
                 print(line)
         return failed
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
+
+
+@app.command("port")
+def port(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    private: Annotated[
+        str | None, typer.Argument(metavar="[PORT[/PROTO]]", help="Only this container port.")
+    ] = None,
+) -> None:
+    """List a container's published ports: CONTAINERPORT/PROTO -> HOSTIP:HOSTPORT."""
+
+    def body() -> int:
+        from ..errors import NotFound
+        from ..network import parse_publish
+
+        c = container(ref)
+        want_port, _, want_proto = (private or "").partition("/")
+        lines = []
+        for spec in c.state.config.get("publish") or []:
+            p = parse_publish(spec)
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            where = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+            lines.append(where if private else f"{p.container_port}/{p.proto} -> {where}")
+        if private and not lines:
+            raise NotFound(f"no public port {private!r} published for container {c.name}")
+        for line in lines:
+            print(line)
+        return 0
+
+    exit_with(guarded(body))
+
+
+@app.command("cp")
+def cp(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:PATH or a host path.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="A host path or CONTAINER:PATH.")],
+) -> None:
+    """Copy files between a running container and the host: cp ID:/path DEST, or cp SRC ID:/path."""
+
+    def body() -> int:
+        from .. import transfer
+
+        direction, ref, inside, host = transfer.parse_cp_args(src, dest)
+        c = container(ref)
+        if direction == "from":
+            transfer.copy_from(c, inside, host)
+        else:
+            transfer.copy_to(c, host, inside)
+        return 0
+
+    exit_with(guarded(body))
+
+
+@app.command("diff")
+def diff(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """What the container changed in its file system: A added, C changed, D deleted."""
+
+    def body() -> int:
+        from .. import transfer
+
+        for line in transfer.diff(container(ref)):
+            print(line)
+        return 0
+
+    exit_with(guarded(body))
+
+
+@app.command("top")
+def top(ref: Annotated[str, typer.Argument(help="Container name or id.")]) -> None:
+    """The processes of a running container (host pids)."""
+
+    def body() -> int:
+        from .. import transfer
+        from .commands import render_table
+
+        print(render_table(("UID", "PID", "PPID", "CMD"), transfer.top(container(ref))))
+        return 0
+
+    exit_with(guarded(body))
+
+
+@app.command("attach")
+def attach(
+    ref: Annotated[str, typer.Argument(help="Container name or id.")],
+    detach_keys: Annotated[
+        str,
+        typer.Option("--detach-keys", help="Keys that leave the container running (default ctrl-p,ctrl-q)."),
+    ] = "ctrl-p,ctrl-q",
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", help="Do not send our stdin to the container.")
+    ] = False,
+) -> None:
+    """Connect to a detached container's output (and its stdin, with -i or -t): its monitor relays both.
+
+    The detach keys leave it running; when the container ends, attach exits with its status."""
+
+    def body() -> int:
+        from ..attach import attach as run_attach
+
+        return run_attach(container(ref), detach_keys, not no_stdin)
+
+    exit_with(guarded(body))
 
 
 @app.command("rm")
@@ -168,7 +264,7 @@ def rm(
 
 
 def _for_each(refs: list[str], action, quiet: bool = False) -> None:
-    _exit(for_each(refs, action, quiet))
+    exit_with(for_each(refs, action, quiet))
 
 
 def _register_run() -> None:
@@ -212,7 +308,7 @@ def _register_run() -> None:
 
         args = command[1:] if command[:1] == ["--"] else command
         values = {k: (v if v is not None or k not in multi else []) for k, v in values.items()}
-        _exit(guarded(run_command, values, rootfs, args, _root["root"]))
+        exit_with(guarded(run_command, values, rootfs, args, GLOBALS.root))
 
     multi = {o.dest for o in RUN_OPTIONS if o.kind == MULTI}
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -229,71 +325,6 @@ def _register_run() -> None:
 _register_run()
 
 
-def run_app(argv: list[str]) -> int:
-    try:  # typer >= 0.22 carries its own click; older ones use click itself
-        from typer._click import exceptions as cx
-    except ImportError:
-        from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
-    from . import _fail
-
-    NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
-    UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort
-
-    try:
-        code = app(args=argv, prog_name="pycontain", standalone_mode=False)
-    except NoArgsIsHelpError as e:
-        # 'pycontain' or 'pycontain system' alone: the help, with click's usage-error status (125 for us).
-        print(e.ctx.get_help() if e.ctx is not None else e.format_message())
-        return 125
-    except UsageError as e:
-        # One line, like every other error (click's standalone mode draws a multi-line box), naming the
-        # value click refused (its own message does not).
-        where = e.ctx.command_path if e.ctx is not None else "pycontain"
-        param = getattr(e, "param", None)
-        given = _given(argv, param.opts) if param is not None and getattr(param, "opts", None) else None
-        got = f": {given!r}" if given is not None else ""
-        return _fail(f"{_one_line(e.format_message())}{got} (see '{where} --help')", 125)
-    except ClickException as e:
-        return _fail(_one_line(e.format_message()), 125)
-    except Abort:
-        sys.stderr.write("\n")
-        return 130
-    except SystemExit as e:
-        code = e.code
-        if code is None:
-            return 0
-        if isinstance(code, int):
-            return 125 if code == 2 else code
-        sys.stderr.write(f"pycontain: {code}\n")
-        return 125
-    if isinstance(code, bool) or not isinstance(code, int):
-        return 0
-    # click reports usage errors with 2; docker's convention for its own failures is 125.
-    return 125 if code == 2 else code
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _given(argv: list[str], flags: list[str]) -> str | None:
-    """The value given on the command line to the option named by ``flags`` (the last one, as click takes)."""
-    found = None
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            break
-        name, eq, value = arg.partition("=")
-        if name in flags and eq and name.startswith("--"):
-            found = value
-        elif arg in flags and i + 1 < len(argv):
-            found = argv[i + 1]
-        elif any(
-            f.startswith("-") and not f.startswith("--") and arg.startswith(f) and len(arg) > 2 for f in flags
-        ):
-            found = arg[2:]
-    return found
-
-
 @app.command("gc")
 def gc() -> None:
     """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, orphan cgroups."""
@@ -301,9 +332,9 @@ def gc() -> None:
     def body() -> int:
         from .. import gc as collector
 
-        return _report(collector.collect(_root["root"]))
+        return _report(collector.collect(GLOBALS.root))
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _report(lines: list[str]) -> int:
@@ -333,9 +364,9 @@ def system_prune(
 
         if not force and sys.stdin.isatty() and not typer.confirm("Remove all stopped containers?"):
             return 0
-        return _report(collector.prune(_root["root"]))
+        return _report(collector.prune(GLOBALS.root))
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("check")
@@ -361,21 +392,4 @@ def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
             Console().print(table)
         return 0 if all(c.ok is not False for c in checks) else 1
 
-    _exit(guarded(body))
-
-
-# Commands defined in their own modules register themselves on ``app`` when imported.
-from . import (  # noqa: E402,F401
-    bench_cmds,
-    build_cmds,
-    commands,
-    image_cmds,
-    network_cmds,
-    oci_cmds,
-    registry_cmds,
-    resource_cmds,
-    sandbox_cmds,
-    vm_cmds,
-)
-
-commands.register(app)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
+    exit_with(guarded(body))

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from . import guarded
-from .app import _exit, app
+from .app import app, exit_with
 
 WORKLOADS_HELP = "Comma-separated: noop, ready, cpu, syscall, forkexec, fileio, net, density (default: all)."
 
@@ -141,4 +141,4 @@ def bench(
         console.print(f"wrote {files['json']}, {files['report']} and {len(files['plots'])} plot(s) in {out}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

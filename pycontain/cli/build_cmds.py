@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
-from .image_cmds import DataRoot, _size
+from . import GLOBALS, guarded
+from .app import app, exit_with
+from .image_cmds import DataRoot, human_size
 
 
 @app.command("build")
@@ -60,27 +60,30 @@ def build(
     def body() -> int:
         from rootfs_builder.build import build as build_image
 
-        result = build_image(
-            file,
-            tag,
-            data_root,
-            progress=False if quiet else None,
-            no_cache=no_cache,
-            mirror=mirror,
-            network=network,
-        )
+        from ..interrupts import unwinding
+
+        with unwinding():  # SIGTERM, like Ctrl-C, removes the step containers and temporary files
+            result = build_image(
+                file,
+                tag,
+                data_root,
+                progress=False if quiet else None,
+                no_cache=no_cache,
+                mirror=mirror,
+                network=network,
+            )
         rec = result.record
         if quiet:
             print(rec["id"])
         else:
             print(
                 f"built {rec['id'][:12]} ({', '.join(rec['names'])}): {len(rec['layers'])} layer(s), "
-                f"{_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
+                f"{human_size(sum(rec['layer_sizes']))}; {result.cached}/{result.steps} step(s) cached, "
                 f"{result.seconds:.3f}s"
             )
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("commit")
@@ -97,11 +100,11 @@ def commit(
     def body() -> int:
         from ..snapshot import commit as commit_container
 
-        rec = commit_container(container, name, _root["root"], data_root, message=message)
+        rec = commit_container(container, name, GLOBALS.root, data_root, message=message)
         print(f"sha256:{rec['id']}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("snapshot", context_settings={"allow_interspersed_args": False})
@@ -124,24 +127,24 @@ def snapshot(
         if args[0] == "ls":
             if len(args) != 2:
                 raise InvalidArgument("usage: pycontain snapshot ls CONTAINER")
-            rows = snap.snapshots(args[1], _root["root"])
+            rows = snap.snapshots(args[1], GLOBALS.root)
             print(f"{'NAME':<24} {'CREATED':<20} {'FILES':>6} {'SIZE':>8}")
             for m in rows:
                 created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["created"]))
-                print(f"{m['name']:<24} {created:<20} {m['files']:>6} {_size(m['size']):>8}")
+                print(f"{m['name']:<24} {created:<20} {m['files']:>6} {human_size(m['size']):>8}")
             return 0
         if args[0] == "rm":
             if len(args) != 3:
                 raise InvalidArgument("usage: pycontain snapshot rm CONTAINER NAME")
-            snap.remove_snapshot(args[1], args[2], _root["root"])
+            snap.remove_snapshot(args[1], args[2], GLOBALS.root)
             return 0
         if len(args) > 2:
             raise InvalidArgument("usage: pycontain snapshot CONTAINER [NAME]")
-        meta = snap.snapshot(args[0], args[1] if len(args) > 1 else None, _root["root"])
+        meta = snap.snapshot(args[0], args[1] if len(args) > 1 else None, GLOBALS.root)
         print(meta["name"])
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("restore")
@@ -154,7 +157,7 @@ def restore(
     def body() -> int:
         from ..snapshot import restore as restore_snapshot
 
-        restore_snapshot(container, name, _root["root"])
+        restore_snapshot(container, name, GLOBALS.root)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

@@ -120,7 +120,9 @@ def _status_text(c: Container, status: str) -> str:
         code = c.state.exit_code
         return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
     if status == "running":
-        return f"Up {_ago(c.state.started).replace(' ago', '')}"
+        health = str((c.state.health or {}).get("Status"))
+        shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
+        return f"Up {_ago(c.state.started).replace(' ago', '')}{shown.get(health, '')}"
     if status == "paused":
         return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
     return status.capitalize()

@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
 
 image_app = typer.Typer(help="Manage images: inspect, ls, rm, prune.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
@@ -36,7 +36,7 @@ def _store(data_root: str | None):
     return Store(data_root)
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
@@ -77,7 +77,7 @@ def image_in_use(image_id: str, data_root: str | None = None) -> bool:
     from ..container import Container
 
     index = _store(data_root).load()
-    for c in Container.list(_root["root"]):
+    for c in Container.list(GLOBALS.root):
         cfg = c.state.config
         if cfg.get("image_id") == image_id:
             return True
@@ -139,13 +139,13 @@ def images(
                     tag,
                     r["id"][:12],
                     _ago(r["imported"]),
-                    _size(sum(r["layer_sizes"])),
+                    human_size(sum(r["layer_sizes"])),
                     str(len(r["layers"])),
                 )
         Console(width=200 if not sys.stdout.isatty() else None).print(table)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @image_app.command("ls")
@@ -204,18 +204,21 @@ def import_(
             options = {"variant": variant, "include": pkgs, "mirror": mirror}
         elif kind == "closure":
             options = {"files": list(files or [])}
-        rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
+        from ..interrupts import unwinding
+
+        with unwinding():
+            rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
         if quiet:
             print(rec["id"])
         else:
             names = ", ".join(rec["names"]) or "untagged"
             print(
                 f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
-                f"{_size(sum(rec['layer_sizes']))}"
+                f"{human_size(sum(rec['layer_sizes']))}"
             )
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 # -- tag / rmi ------------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def tag(
         _store(data_root).tag(source, target)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("rmi")
@@ -260,7 +263,7 @@ def rmi(
             return 0
 
         worst = max(worst, guarded(body))
-    _exit(worst)
+    exit_with(worst)
 
 
 @image_app.command("rm")
@@ -282,7 +285,7 @@ def image_prune(data_root: DataRoot = None) -> None:
             print(f"Deleted layer: sha256:{d}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 # -- inspect --------------------------------------------------------------------------------------
@@ -302,7 +305,7 @@ def image_inspect(
 
         worst = max(worst, guarded(body))
     print(json.dumps(found, indent=2))
-    _exit(worst)
+    exit_with(worst)
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -355,7 +358,7 @@ def image_export(
             out = export.export_squashfs(ref, dest, data_root, compress=compress or "gzip")
         else:
             raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")
-        print(f"exported {ref} to {dest}: {_size(out['size'])}")
+        print(f"exported {ref} to {dest}: {human_size(out['size'])}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
 
 network_app = typer.Typer(
     help="Networks: a bridge each, joined with 'pycontain run --network NAME'. Members reach each other by "
@@ -48,7 +48,7 @@ def network_create(
         print(net["name"])
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @network_app.command("ls")
@@ -86,7 +86,7 @@ def network_ls(
                 print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @network_app.command("inspect")
@@ -99,7 +99,7 @@ def network_inspect(names: Annotated[list[str], typer.Argument(metavar="NAME..."
         print(json.dumps([network.inspect_network(n) for n in names], indent=2))
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @network_app.command("rm")
@@ -116,7 +116,7 @@ def network_rm(names: Annotated[list[str], typer.Argument(metavar="NAME...", hel
             return 0
 
         worst = max(worst, guarded(body))
-    _exit(worst)
+    exit_with(worst)
 
 
 @network_app.command("gc")
@@ -126,8 +126,8 @@ def network_gc() -> None:
     def body() -> int:
         from .. import network
 
-        for line in network.gc(_root["root"]):
+        for line in network.gc(GLOBALS.root):
             print(f"removed {line}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

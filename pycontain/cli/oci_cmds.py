@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
 
 
 @app.command("create")
@@ -45,10 +45,10 @@ def create(
     def body() -> int:
         from .. import oci
 
-        oci.create(container_id, bundle, _root["root"], pid_file, console_socket, no_pivot, preserve_fds)
+        oci.create(container_id, bundle, GLOBALS.root, pid_file, console_socket, no_pivot, preserve_fds)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("start")
@@ -58,10 +58,10 @@ def start(container_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     def body() -> int:
         from .. import oci
 
-        oci.start(container_id, _root["root"])
+        oci.start(container_id, GLOBALS.root)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("state")
@@ -71,10 +71,10 @@ def state(container_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     def body() -> int:
         from .. import oci
 
-        print(json.dumps(oci.state(container_id, _root["root"]), indent=2))
+        print(json.dumps(oci.state(container_id, GLOBALS.root), indent=2))
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("delete")
@@ -87,10 +87,10 @@ def delete(
     def body() -> int:
         from .. import oci
 
-        oci.delete(container_id, _root["root"], force)
+        oci.delete(container_id, GLOBALS.root, force)
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("list")
@@ -103,7 +103,7 @@ def list_(
     def body() -> int:
         from .. import oci
 
-        states = oci.list_states(_root["root"])
+        states = oci.list_states(GLOBALS.root)
         if quiet:
             for s in states:
                 print(s["id"])
@@ -118,7 +118,7 @@ def list_(
                 )
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _rfc3339(ts: float) -> str:
@@ -144,4 +144,4 @@ def spec(
             f.write("\n")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

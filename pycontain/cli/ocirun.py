@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from . import GLOBALS
+
+# typing.TYPE_CHECKING without importing typing (several ms, with enum and re, on the engines' hot path).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _parse(rest: list[str], valued: dict, flags: dict, opts: dict) -> list[str] | None:

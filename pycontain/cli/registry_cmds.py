@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from . import guarded
-from .app import _exit, app
-from .image_cmds import DataRoot, _size
+from .app import app, exit_with
+from .image_cmds import DataRoot, human_size
 
 TlsVerify = Annotated[
     str | None,
@@ -73,7 +73,7 @@ def pull(
             print(f"pulled {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s)")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("push")
@@ -104,7 +104,7 @@ def push(
         print(digest if quiet else f"pushed {destination or image}: {digest}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("login")
@@ -142,7 +142,7 @@ def login(
         print(f"Login Succeeded ({host})")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("logout")
@@ -164,7 +164,7 @@ def logout(
         print(f"Removed login credentials for {host or 'every registry'}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("save")
@@ -184,11 +184,14 @@ def save(
 
         from rootfs_builder.export import save_images
 
-        save_images(images, output, data_root, fmt=fmt)
-        print(f"saved {', '.join(images)} to {output} ({fmt}, {_size(os.path.getsize(output))})")
+        from ..interrupts import unwinding
+
+        with unwinding():
+            save_images(images, output, data_root, fmt=fmt)
+        print(f"saved {', '.join(images)} to {output} ({fmt}, {human_size(os.path.getsize(output))})")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @app.command("load")
@@ -207,9 +210,13 @@ def load(
     def body() -> int:
         from rootfs_builder.sources import load_archive
 
-        for rec in load_archive(archive, data_root, progress=False if quiet else None):
+        from ..interrupts import unwinding
+
+        with unwinding():
+            records = load_archive(archive, data_root, progress=False if quiet else None)
+        for rec in records:
             names = ", ".join(rec["names"])
             print(rec["id"] if quiet else f"Loaded image: {names or rec['id']}")
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from . import guarded
-from .app import _container, _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
+from .commands import container
 
 SAMPLE_INTERVAL = 1.0  # seconds between the two samples that give CPU % (and between refreshes)
 STATS_COLUMNS = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "BLOCK I/O")
@@ -61,11 +62,11 @@ class _Sampler:
             found = []
             for ref in self.refs:
                 try:
-                    found.append(_container(ref))
+                    found.append(container(ref))
                 except ContainerNotFound:
                     continue  # removed while we were watching it
             return [c for c in found if c.running()]
-        return [c for c in Container.list(_root["root"]) if c.running()]
+        return [c for c in Container.list(GLOBALS.root) if c.running()]
 
     def sample(self) -> list[dict]:
         """One row per container that is still running; CPU % from the previous sample, if any."""
@@ -149,7 +150,7 @@ def stats(
     def body() -> int:
         wanted = list(dict.fromkeys(refs or []))
         for ref in wanted:  # a name that matches nothing, or a stopped container, is an error up front
-            c = _container(ref)
+            c = container(ref)
             if not c.running():
                 from ..errors import InvalidState
 
@@ -166,7 +167,7 @@ def stats(
             return 0
         return _stream(sampler)
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _print_table(rows: list[dict]) -> None:

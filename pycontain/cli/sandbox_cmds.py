@@ -21,8 +21,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import _exit, _root, app
+from . import GLOBALS, guarded
+from .app import app, exit_with
 
 EXIT_TIMEOUT = 124
 EXIT_OOM = 137
@@ -103,7 +103,7 @@ def run(
             workdir=workdir,
             read_only=read_only,
             user=user,
-            root=_root["root"],
+            root=GLOBALS.root,
         ) as sb:
             result = sb.run(args, input=data, timeout=timeout, max_output=max_output)
         if as_json:
@@ -127,4 +127,4 @@ def run(
 
     code = guarded(body)
     sys.stdout.flush()
-    _exit(code)
+    exit_with(code)

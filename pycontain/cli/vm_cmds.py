@@ -1,6 +1,6 @@
 """``pycontain vm export IMAGE DIR`` and ``pycontain vm boot DIR [-- CMD]``: an appliance as a virtual machine.
 
-The export is ``rootfs_builder.vm``'s: an ext4 disk made from the image's layers, Debian's kernel, and an
+The export is ``pycontain.vm``'s: an ext4 disk made from the image's layers, Debian's kernel, and an
 initramfs that mounts the disk and runs the image's Entrypoint/Cmd (Env and WorkingDir applied) in it.
 ``boot`` runs it under QEMU (KVM only where a probe boot works, software emulation otherwise), shows the
 guest's console and exits with the appliance's exit status (125 when the guest failed to boot, 124 when it
@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from . import guarded
-from .app import _exit, app
+from .app import app, exit_with
 
 vm_app = typer.Typer(
     help="Export images as bootable VM appliances and boot them under QEMU.", no_args_is_help=True
@@ -42,15 +42,17 @@ def export(
     """Export IMAGE as a VM appliance in DEST (boot it with 'pycontain vm boot DEST' or DEST/boot.sh)."""
 
     def body() -> int:
-        from rootfs_builder.vm import export_vm
+        from ..interrupts import unwinding
+        from ..vm import export_vm
 
-        a = export_vm(image, dest, hostname=hostname)
+        with unwinding():
+            a = export_vm(image, dest, hostname=hostname)
         print(
             f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh"
         )
         return 0
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 @vm_app.command("boot", context_settings={"allow_interspersed_args": False})
@@ -81,9 +83,8 @@ def boot(
     """Boot a VM appliance, show its console, exit with its exit status."""
 
     def body() -> int:
-        from rootfs_builder.vm import choose_accel, load_appliance
-
         from ..interrupts import unwinding
+        from ..vm import choose_accel, load_appliance
 
         ports = [_port_pair(p) for p in publish or []]
         appliance = load_appliance(directory)
@@ -99,7 +100,7 @@ def boot(
             return 124
         return 125 if result.rc is None else result.rc
 
-    _exit(guarded(body))
+    exit_with(guarded(body))
 
 
 def _port_pair(spec: str) -> tuple[int, int]:

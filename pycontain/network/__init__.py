@@ -421,9 +421,14 @@ def attach(
     publish=(),
     hostname: str | None = None,
     state_root: str | None = None,
+    extra_hosts=(),
+    dns=(),
+    dns_search=(),
 ) -> NetInfo:
     """Give container ``container_id`` (whose state directory must exist) a network namespace on network
     ``name``, with ``publish`` ([HOSTIP:]HOSTPORT:CTRPORT[/proto] strings or PortSpecs) DNATed to it.
+    ``extra_hosts`` (NAME:IP, docker's --add-host) go into its hosts file; ``dns`` and ``dns_search``
+    replace the host's nameservers and search domains in its resolv.conf.
 
     Writes ``<state root>/<id>/net/{hosts,resolv.conf,hostname}`` and updates the hosts file of every
     other member. On any failure everything already made is removed before the error propagates.
@@ -477,6 +482,9 @@ def attach(
                     "state_root": root,
                     "netns_path": path,
                     "ports": [p.to_dict() for p in ports],
+                    "extra_hosts": list(extra_hosts),
+                    "dns": list(dns),
+                    "dns_search": list(dns_search),
                 }
                 net["members"][container_id] = member
                 reg.save(net)
@@ -594,16 +602,18 @@ def container_files(
 
     d = _as_dict(info)
     net = _net if _net is not None else (ipam.Registry().load(d["network"]) or {"members": {}})
+    record = net["members"].get(d["container_id"]) or {}
     own = {
         "container_id": d["container_id"],
         "ip": d["ip"],
         "hostname": hostname,
         "container_name": container_name,
+        "extra_hosts": record.get("extra_hosts") or [],
     }
     members = [m for m in net["members"].values() if m["container_id"] != own["container_id"]] + [own]
     return {
         "hosts": files.hosts(own, members),
-        "resolv.conf": files.resolv_conf(),
+        "resolv.conf": files.resolv_conf(dns=record.get("dns"), search=record.get("dns_search")),
         "hostname": (hostname or container_name or d["container_id"][:12]) + "\n",
     }
 

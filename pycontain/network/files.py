@@ -32,6 +32,9 @@ def hosts(own: dict, members: list[dict]) -> str:
     """The container's own names first, then every other member's, ordered by address."""
     lines = [HOSTS_HEADER]
     lines.append(f"{own['ip']}\t{' '.join(_names(own))}\n")
+    for entry in own.get("extra_hosts") or []:  # --add-host NAME:IP
+        name, _, ip = entry.partition(":")
+        lines.append(f"{ip}\t{name}\n")
     others = sorted(
         (m for m in members if m["container_id"] != own["container_id"]),
         key=lambda m: ipaddress.IPv4Address(m["ip"]),
@@ -50,10 +53,26 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
-def resolv_conf(source: str = "/etc/resolv.conf") -> str:
+def resolv_conf(source: str = "/etc/resolv.conf", dns=None, search=None) -> str:
     """The host's resolver configuration without loopback nameservers (which would be the container's own
-    lo). Behind systemd-resolved's stub (127.0.0.53), its list of real upstream servers is used instead."""
+    lo). Behind systemd-resolved's stub (127.0.0.53), its list of real upstream servers is used instead.
+    ``dns`` (--dns) replaces its nameservers, ``search`` (--dns-search) its search domains."""
+    text = _host_resolv_conf(source)
+    if not dns and not search:
+        return text
+    kept = [
+        ln
+        for ln in text.splitlines()
+        if not (dns and ln.split()[:1] == ["nameserver"])
+        and not (search and ln.split()[:1] in (["search"], ["domain"]))
+    ]
+    if search:
+        kept.insert(0, "search " + " ".join(search))
+    kept.extend(f"nameserver {s}" for s in dns or [])
+    return "\n".join(kept) + "\n"
 
+
+def _host_resolv_conf(source: str) -> str:
     def read(path: str) -> list[str]:
         try:
             with open(path) as f:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DEFAULT_NETWORK = "bridge"
-DEFAULT_STATE_ROOT = "/run/pycontain"  # pycontain.state.DEFAULT_ROOT, without importing it
 DEFAULT_REGISTRY = "/var/lib/pycontain/networks"
 DEFAULT_SUBNET = "10.88.0.0/16"
 # Tried in order for the default network when 10.88.0.0/16 overlaps a host route or another network.
@@ -63,7 +62,11 @@ def nft_table() -> str:
 
 
 def state_root(root: str | None) -> str:
-    return os.path.abspath(root or os.environ.get("PYCONTAIN_ROOT") or DEFAULT_STATE_ROOT)
+    """The state root containers are kept in: the one ``StateStore`` picks (--root, $PYCONTAIN_ROOT, the
+    default, the rootless default), so network records and leftovers are looked for where they are."""
+    from ..state import StateStore  # on every run's path already (light: fastjson and errors)
+
+    return StateStore(root).root
 
 
 def netns_path(root: str, container_id: str) -> str:

@@ -77,8 +77,11 @@ class ContainerdEnv(NamespaceSandbox):
 
     prefix = "pycontain-containerd-"
 
-    def __init__(self, archive: str, runtimes: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, archive: str, runtimes: dict[str, str] | None = None, restrict_oom_score_adj: bool = False
+    ) -> None:
         super().__init__(overlays=("/etc", "/var/lib", "/opt"), net=True)
+        self.restrict_oom_score_adj = restrict_oom_score_adj
         self.archive = archive
         self.runtimes = runtimes or {"pycontain": PYCONTAIN}
         self.socket = os.path.join(self.tmp, "containerd.sock")
@@ -97,6 +100,7 @@ class ContainerdEnv(NamespaceSandbox):
             f'  path = "{t}/opt"',
             f"[{cri}]",
             f'  sandbox_image = "{PAUSE_IMAGE}"',
+            f"  restrict_oom_score_adj = {str(self.restrict_oom_score_adj).lower()}",
             f"[{cri}.cni]",
             '  bin_dir = "/usr/lib/cni"',
             f'  conf_dir = "{t}/cni"',

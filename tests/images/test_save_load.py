@@ -86,3 +86,41 @@ def test_save_load_round_trip_through_podman(podman, tmp_path):
         assert image.config["Env"] == ["X=1"]
         code, text = sh(image.layers, "cat /etc/other")
         assert (code, text.split()) == (0, ["other"]), text
+
+
+def test_buildah_layouts_and_archives_import(podman, tmp_path):
+    """buildah's own image (from scratch, a copied tree), pushed as an OCI layout, an oci-archive and a
+    docker-archive: each imports and runs."""
+    need("buildah")
+
+    def buildah(*args: str) -> str:
+        t = podman.tmp
+        argv = ["buildah", "--root", f"{t}/storage", "--runroot", f"{t}/runroot", "--storage-driver", "vfs"]
+        p = podman.run(*argv, *args, timeout=300)
+        assert p.returncode == 0, (args, p.stderr)
+        return p.stdout.strip()
+
+    ctr = buildah("from", "scratch")
+    buildah("copy", ctr, default_rootfs(), "/")
+    buildah("config", "--cmd", "/bin/sh", ctr)
+    buildah("commit", "-q", ctr, "localhost/bb:1")
+    out = podman.tmp  # inside the namespace's view of the host's paths
+    sources = {
+        "oci": f"{out}/bb-layout",
+        "oci-archive": f"{out}/bb-oci.tar",
+        "docker-archive": f"{out}/bb-docker.tar",
+    }
+    for kind, path in sources.items():
+        buildah(
+            "push",
+            "-q",
+            "localhost/bb:1",
+            f"{kind}:{path}" + (":localhost/bb:1" if kind == "docker-archive" else ":1"),
+        )
+    data = str(tmp_path / "data")
+    for kind, path in sources.items():
+        name = f"bb/{kind}:1"
+        p = cli(data, "import", "-q", f"{path}:1" if kind == "oci" else path, name)
+        assert p.returncode == 0, (kind, p.stderr)
+        code, text = sh(rootfs_builder.resolve_image(name, data).layers, "busybox echo ok")
+        assert (code, text) == (0, "ok\n"), (kind, text)

@@ -307,3 +307,21 @@ def test_mount_namespace_joined_by_path(pyc, bundle):  # noqa: F811
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_poststart_hooks_run_after_the_process_is_executed(pyc, bundle, tmp_path):  # noqa: F811
+    """runtime-tools' poststart: the hook sees the user's program, not the runtime's process before execve."""
+    out = tmp_path / "exe"
+    # The hook reads the state (pid) on stdin and records what that process runs.
+    script = f"pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); readlink /proc/$pid/exe > {out}"
+
+    def mutate(c: dict) -> None:
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", script], "env": ["PATH=/usr/bin:/bin"]}
+        c["hooks"] = {"poststart": [hook]}
+
+    write_config(bundle, ["sleep", "60"], mutate)
+    for i in range(5):  # the hook and the execve race without the wait: a few rounds show it
+        assert pyc.leaving("create", "--bundle", str(bundle), f"ps{i}").returncode == 0
+        assert pyc("start", f"ps{i}").returncode == 0
+        assert out.read_text().strip().endswith("busybox"), out.read_text()
+        assert pyc("delete", "--force", f"ps{i}").returncode == 0

@@ -5,7 +5,7 @@ kernel of our own: Debian's ``linux-image-amd64`` booted under ``qemu-system-x86
 emulation (TCG; this host's /dev/kvm is kvm_pvm, which QEMU cannot use), ``cgroup_no_v1=all`` and cgroup2 at
 /sys/fs/cgroup with every controller enabled at the root.
 
-- The kernel, its modules, the cpio writer and the QEMU runner are ``rootfs_builder.vm``'s (the same ones
+- The kernel, its modules, the cpio writer and the QEMU runner are ``pycontain.vm``'s (the same ones
   the VM appliance export and ``pycontain bench`` use): Debian's kernel package, fetched with ``apt-get
   download`` (never installed on the host) and cached under ``<data root>/cache/vm/``.
 - The initramfs is built in memory for every boot (newc cpio): ``guest_init.sh`` as /init, the static busybox
@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from rootfs_builder.vm import (  # noqa: E402  (after the path set-up: tests/ may be run from anywhere)
+from pycontain.vm import (  # noqa: E402  (after the path set-up: tests/ may be run from anywhere)
     RESULT,
     Cpio,
     Guest,
