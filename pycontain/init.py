@@ -59,19 +59,26 @@ def binary_path() -> str:
 
 def sealed_copy() -> int:
     """A close-on-exec memfd holding the program, sealed against any change (executed with fexecve)."""
-    with open(binary_path(), "rb") as f:
-        data = f.read()
-    fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    src = os.open(binary_path(), os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size = os.fstat(src).st_size
+        copied = 0
+        while copied < size:  # sendfile: copied by the kernel, never through our memory
+            n = os.sendfile(fd, src, copied, size - copied)
+            if n == 0:
+                raise PycontainError(f"--init: {binary_path()} changed while it was copied")
+            copied += n
         fcntl.fcntl(
             fd,
             fcntl.F_ADD_SEALS,
             fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE,
         )
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise
+    finally:
+        os.close(src)
     return fd
