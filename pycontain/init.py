@@ -11,16 +11,16 @@ the way runc protects its own binary (CVE-2019-5736): ``/proc/1/exe`` is a priva
 write, never a host file such as the Python interpreter, whose overwriting would run the container's
 code as root at the next host command.
 
-The program is compiled once with gcc (``make setup`` does it; otherwise the first ``--init``) into
-``BUILD_DIR``, named by the hash of its source.
+The program is compiled once with gcc (``make setup`` does it; otherwise the first use) into
+``BUILD_DIR``, named by a checksum of its source (zlib's CRC-32: hashlib and subprocess would cost
+~30 ms of imports on every exec; subprocess is imported only to build).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import subprocess
+import zlib
 
 from .errors import PycontainError
 
@@ -36,9 +36,11 @@ def binary_path() -> str:
     """The compiled program, built now if this source has not been built yet."""
     with open(SOURCE, "rb") as f:
         source = f.read()
-    path = os.path.join(BUILD_DIR, f"pycontain-init-{hashlib.sha256(source).hexdigest()[:16]}")
+    path = os.path.join(BUILD_DIR, f"pycontain-init-{zlib.crc32(source):08x}-{len(source)}")
     if os.path.exists(path):
         return path
+    import subprocess
+
     os.makedirs(BUILD_DIR, 0o755, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
@@ -57,19 +59,26 @@ def binary_path() -> str:
 
 def sealed_copy() -> int:
     """A close-on-exec memfd holding the program, sealed against any change (executed with fexecve)."""
-    with open(binary_path(), "rb") as f:
-        data = f.read()
-    fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    src = os.open(binary_path(), os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size = os.fstat(src).st_size
+        copied = 0
+        while copied < size:  # sendfile: copied by the kernel, never through our memory
+            n = os.sendfile(fd, src, copied, size - copied)
+            if n == 0:
+                raise PycontainError(f"--init: {binary_path()} changed while it was copied")
+            copied += n
         fcntl.fcntl(
             fd,
             fcntl.F_ADD_SEALS,
             fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE,
         )
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise
+    finally:
+        os.close(src)
     return fd

@@ -22,7 +22,15 @@ import os
 from . import SPEC_VERSION, fastjson
 from .config import DEFAULT_PATH
 from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
-from .libc import (  # mount(2)'s flags, defined once there
+from .libc import (  # the kernel's numbers, defined once there
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
     MS_BIND,
     MS_DIRSYNC,
     MS_I_VERSION,
@@ -161,14 +169,14 @@ _IGNORED_OPTIONS = {"tmpcopyup": "the tmpfs starts empty instead of holding a co
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 # type -> (CLONE_NEW* flag, name under /proc/PID/ns)
 NAMESPACES = {
-    "pid": (0x20000000, "pid"),
-    "network": (0x40000000, "net"),
-    "mount": (0x00020000, "mnt"),
-    "ipc": (0x08000000, "ipc"),
-    "uts": (0x04000000, "uts"),
-    "user": (0x10000000, "user"),
-    "cgroup": (0x02000000, "cgroup"),
-    "time": (0x00000080, "time"),
+    "pid": (CLONE_NEWPID, "pid"),
+    "network": (CLONE_NEWNET, "net"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "user": (CLONE_NEWUSER, "user"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
 }
 
 _CAPS = frozenset(CAPABILITIES)

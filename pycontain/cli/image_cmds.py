@@ -59,19 +59,9 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def image_in_use(image_id: str, data_root: str | None = None) -> bool:
-    """Whether a container (in any state) of the current state root was made from the image ``image_id``.
-
-    Uses ``pycontain.api.image_in_use`` when the runtime provides it; otherwise compares each container's
-    recorded image (its id, or the name it was run by, resolved through the store's index).
+    """Whether a container (in any state) of the current state root was made from the image ``image_id``:
+    each container's recorded image (its id, or the name it was run by, resolved through the store's index).
     """
-    try:
-        from .. import api
-
-        provided = getattr(api, "image_in_use", None)
-    except ImportError:  # pragma: no cover
-        provided = None
-    if provided is not None:
-        return bool(provided(image_id))
     from rootfs_builder.store_lookup import find
 
     from ..container import Container
