@@ -226,6 +226,12 @@ def test_monitor_memory_is_small(pyc):
     _run_d(pyc, "small", "default", "--", "sleep", "100")
     with open(os.path.join(_state(pyc, "small")["StateDir"], "state.json")) as f:
         monitor = json.load(f)["monitor"][0]
+
+    def resident() -> bool:  # the monitor execs its loop just after it has told run the id
+        with open(f"/proc/{monitor}/cmdline", "rb") as f:
+            return b"monitor_loop.py" in f.read()
+
+    assert wait_until(resident)
     with open(f"/proc/{monitor}/smaps_rollup") as f:
         pss_kb = int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
     assert pss_kb < 5 * 1024, pss_kb
