@@ -229,7 +229,7 @@ def test_monitor_memory_is_small(pyc):
 
     def resident() -> bool:  # the monitor execs its loop just after it has told run the id
         with open(f"/proc/{monitor}/cmdline", "rb") as f:
-            return b"monitor_loop.py" in f.read()
+            return b"monitor_loop" in f.read()
 
     assert wait_until(resident)
     with open(f"/proc/{monitor}/smaps_rollup") as f:
