@@ -233,8 +233,11 @@ def test_monitor_memory_is_small(pyc):
 
     assert wait_until(resident)
     with open(f"/proc/{monitor}/smaps_rollup") as f:
-        pss_kb = int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
-    assert pss_kb < 5 * 1024, pss_kb
+        rollup = f.read()
+    # What each monitor adds: its private pages. (Its PSS also counts a share of the interpreter's text, which
+    # depends on how many Python processes the host runs: 3.4 MB each with ten monitors here.)
+    private_kb = sum(int(n) for n in re.findall(r"^Private_(?:Clean|Dirty):\s+(\d+) kB", rollup, re.M))
+    assert private_kb < 4 * 1024, rollup
 
 
 @pytest.mark.parametrize("policy", ["always", "unless-stopped"])
