@@ -212,8 +212,8 @@ def main(argv: list[str]) -> None:
                 deadline = time.monotonic() + DRAIN_S
                 health.interval = 0.0  # no new check of a container that has exited
                 continue
-            if attach.handle(fd):
-                continue
+            if attach.handle(fd) or fd not in streams:
+                continue  # an attach client's event, or one of a client dropped earlier in this round
             stream, buf = streams[fd]
             try:
                 data = os.read(fd, 65536)

@@ -26,7 +26,7 @@ def test_detached_lifecycle(pyc):
             continue
         if cid.encode() in cmd:
             resident.append(cmd)
-    assert len(resident) == 1 and b"monitor_loop.py" in resident[0], resident
+    assert len(resident) == 1 and b"monitor_loop" in resident[0], resident
 
     rows = json.loads(pyc("ps", "--json").stdout)
     assert [(r["Name"], r["Status"]) for r in rows] == [("web", "running")]

@@ -107,6 +107,9 @@ def test_restart_policy_limits_and_stop(pyc, tmp_path):
     _run_d(pyc, "never", "--restart", "no", "default", "--", "sh", "-c", "exit 2")
     assert pyc("wait", "never").stdout == "2\n"
     assert _state(pyc, "never")["RestartCount"] == 0
+    _run_d(pyc, "backoff", "--restart", "always", "default", "--", "sh", "-c", "exit 6")
+    assert wait_until(lambda: "backoff=Restarting (6)" in _status(pyc, "backoff"), timeout=30, interval=0.01)
+    assert pyc("stop", "backoff").returncode == 0
     # always: restarted after a clean exit too, until 'stop' says otherwise.
     _run_d(pyc, "forever", "--restart", "always", "default", "--", "sh", "-c", "sleep 0.2")
     assert wait_until(lambda: _state(pyc, "forever")["RestartCount"] >= 2, timeout=30)
@@ -223,6 +226,12 @@ def test_monitor_memory_is_small(pyc):
     _run_d(pyc, "small", "default", "--", "sleep", "100")
     with open(os.path.join(_state(pyc, "small")["StateDir"], "state.json")) as f:
         monitor = json.load(f)["monitor"][0]
+
+    def resident() -> bool:  # the monitor execs its loop just after it has told run the id
+        with open(f"/proc/{monitor}/cmdline", "rb") as f:
+            return b"monitor_loop" in f.read()
+
+    assert wait_until(resident)
     with open(f"/proc/{monitor}/smaps_rollup") as f:
         pss_kb = int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
     assert pss_kb < 5 * 1024, pss_kb

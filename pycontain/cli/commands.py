@@ -118,7 +118,11 @@ def _short_cmd(cfg: dict, width: int = 30) -> str:
 def _status_text(c: Container, status: str) -> str:
     if status == "exited":
         code = c.state.exit_code
-        return f"Exited ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
+        # Its monitor is still there and 'stop' did not end it: the restart policy's back-off is running.
+        policy = c.state.config.get("restart") or "no"
+        restarting = policy != "no" and c.state.monitored() and not c.state.manual_stop
+        word = "Restarting" if restarting else "Exited"
+        return f"{word} ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
     if status == "running":
         health = str((c.state.health or {}).get("Status"))
         shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
