@@ -566,7 +566,6 @@ def start_container(
         config.env,
     )
     sec = prepare_security(config.security)
-    privileged = bool(config.security and config.security.get("privileged"))
     join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
@@ -608,83 +607,12 @@ def start_container(
             os.close(errr)
             if parent_sock is not None:
                 parent_sock.close()
-            if not stdio.tty:
-                # A session of its own, as runc does: the caller's terminal is no controlling terminal of
-                # the container's (/dev/tty is ENXIO) and its closing cannot SIGHUP it. With a terminal,
-                # _take_terminal starts the session.
-                os.setsid()
-            _setup_stdio(stdio)
-            if config.oom_score_adj is not None:
-                with open("/proc/self/oom_score_adj", "w") as f:
-                    f.write(str(config.oom_score_adj))
-            for fd, flag in join_fds:
-                if fd not in (userns_fd, init_fd):
-                    libc.setns(fd, flag)
-                    os.close(fd)
-            if plan.unshare:
-                try:
-                    libc.unshare(plan.unshare)
-                except OSError as e:
-                    from .errors import Unsupported
-
-                    raise Unsupported(
-                        f"cannot create the container's namespaces: {e.strerror} (the kernel lacks "
-                        "one of them, or this process may not make them; see 'pycontain check')"
-                    ) from None
-            if config.hostname:
-                libc.sethostname(config.hostname)
-            if config.domainname:
-                libc.setdomainname(config.domainname)
-            if plan.net:
-                libc.interface_up("lo")
-            if plan.time and config.time_offsets:
-                _set_time_offsets(config.time_offsets)
-            if userns_fd is not None and "network" in config.namespaces:
-                _open_unprivileged_net()
-            fifo_fd = os.open(start_fifo, os.O_PATH | os.O_CLOEXEC) if start_fifo else None
-            # Our fd directory, held open: a root entered by chroot alone (no mount namespace) has no /proc.
-            fds_dir = (
-                os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if start_fifo else None
-            )
-            rootfs.build(config, container_dir, userns_fd if plan.user == "" else None, cgroup_procs)
-            if not privileged:
-                security.mask_paths(config.masked_paths, config.readonly_paths)
-            if channel.recv(errw) != (channel.GO, ""):
-                raise PycontainError("pycontain stopped before the container joined its cgroup")
-            # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
-            procattr.apply(config.proc_attrs)
-            if plan.cgroup:
-                libc.unshare(libc.CLONE_NEWCGROUP)
-            if child_sock is not None:
-                _take_terminal(child_sock.detach(), config.console_size)
-            # The user namespace is entered before 'created' (OCI: a created process is in all its
-            # namespaces); the FIFO belongs to its root then (Container.create). One joined by path
-            # has mappings we do not know: it is entered after 'start'.
-            userns_later = userns_fd is not None and fifo_fd is not None and not config.id_mappings
-            if userns_fd is not None and not userns_later:
-                _enter_userns(userns_fd)
-            if fifo_fd is not None and fds_dir is not None:
-                # Created: say so, then block until 'start' opens the FIFO for reading.
-                channel.send(errw, channel.READY)
-                fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds_dir)
-                os.close(fds_dir)
-                os.write(fd, b"0")
-                os.close(fd)
-                os.close(fifo_fd)
-            if userns_later and userns_fd is not None:
-                _enter_userns(userns_fd)
-            finish_and_exec(
-                config.args,
-                env,
-                config.cwd,
-                config.user,
-                errw,
-                config.extra_gids,
-                config.umask,
-                sec,
-                init_fd,
-                keep_fds=range(3, 3 + config.preserve_fds),
-            )
+            first = _FirstProcess(
+                config, plan, stdio, env, sec, errw, join_fds, userns_fd, init_fd, child_sock,
+                container_dir, cgroup_procs, start_fifo,
+            )  # fmt: skip
+            for step in CREATE_STEPS:
+                step(first)
 
         _child(errw, body)
     for fd, _ in join_fds:
@@ -699,6 +627,143 @@ def start_container(
         _reap_failed(pid)
         raise
     return _parent_side(pid, errr, child_sock, parent_sock, ready_ok=start_fifo is not None)
+
+
+class _FirstProcess:
+    """What the steps of a container's first process share (in the child, after the fork)."""
+
+    __slots__ = (
+        "config", "plan", "stdio", "env", "sec", "chan", "join_fds", "userns_fd", "init_fd",
+        "pty_sock", "container_dir", "cgroup_procs", "start_fifo", "fifo_fd", "fds_dir", "userns_later",
+    )  # fmt: skip
+
+    def __init__(
+        self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security.Prepared, chan: int,
+        join_fds: list[tuple[int, int]], userns_fd: int | None, init_fd: int | None, pty_sock,
+        container_dir: str, cgroup_procs: list[str], start_fifo: str | None,
+    ) -> None:  # fmt: skip
+        self.config, self.plan, self.stdio, self.env, self.sec = config, plan, stdio, env, sec
+        self.chan, self.join_fds, self.userns_fd, self.init_fd = chan, join_fds, userns_fd, init_fd
+        self.pty_sock, self.container_dir, self.cgroup_procs = pty_sock, container_dir, cgroup_procs
+        self.start_fifo = start_fifo
+        self.fifo_fd: int | None = None
+        self.fds_dir: int | None = None
+        # The user namespace is entered before 'created' (OCI: a created process is in all its
+        # namespaces); the FIFO belongs to its root then (Container.create). One joined by path has
+        # mappings we do not know: it is entered after 'start'.
+        self.userns_later = userns_fd is not None and start_fifo is not None and not config.id_mappings
+
+
+def _session_and_stdio(p: _FirstProcess) -> None:
+    if not p.stdio.tty:
+        # A session of its own, as runc does: the caller's terminal is no controlling terminal of the
+        # container's (/dev/tty is ENXIO) and its closing cannot SIGHUP it. With a terminal,
+        # _take_terminal starts the session.
+        os.setsid()
+    _setup_stdio(p.stdio)
+    if p.config.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(p.config.oom_score_adj))
+
+
+def _enter_namespaces(p: _FirstProcess) -> None:
+    """Join the namespaces given by path (the user namespace waits), make the new ones."""
+    for fd, flag in p.join_fds:
+        if fd not in (p.userns_fd, p.init_fd):
+            libc.setns(fd, flag)
+            os.close(fd)
+    if p.plan.unshare:
+        try:
+            libc.unshare(p.plan.unshare)
+        except OSError as e:
+            from .errors import Unsupported
+
+            raise Unsupported(
+                f"cannot create the container's namespaces: {e.strerror} (the kernel lacks "
+                "one of them, or this process may not make them; see 'pycontain check')"
+            ) from None
+
+
+def _name_and_network(p: _FirstProcess) -> None:
+    config = p.config
+    if config.hostname:
+        libc.sethostname(config.hostname)
+    if config.domainname:
+        libc.setdomainname(config.domainname)
+    if p.plan.net:
+        libc.interface_up("lo")
+    if p.plan.time and config.time_offsets:
+        _set_time_offsets(config.time_offsets)
+    if p.userns_fd is not None and "network" in config.namespaces:
+        _open_unprivileged_net()
+
+
+def _build_root(p: _FirstProcess) -> None:
+    """The root filesystem, pivot_root into it, masked and read-only paths."""
+    if p.start_fifo:
+        p.fifo_fd = os.open(p.start_fifo, os.O_PATH | os.O_CLOEXEC)
+        # Our fd directory, held open: a root entered by chroot alone (no mount namespace) has no /proc.
+        p.fds_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    new_userns = p.userns_fd if p.plan.user == "" else None
+    rootfs.build(p.config, p.container_dir, new_userns, p.cgroup_procs)
+    if not (p.config.security and p.config.security.get("privileged")):
+        security.mask_paths(p.config.masked_paths, p.config.readonly_paths)
+
+
+def _wait_for_cgroup(p: _FirstProcess) -> None:
+    """GO: the parent has moved us into our cgroup; then what needs the cgroup."""
+    if channel.recv(p.chan) != (channel.GO, ""):
+        raise PycontainError("pycontain stopped before the container joined its cgroup")
+    # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
+    procattr.apply(p.config.proc_attrs)
+    if p.plan.cgroup:
+        libc.unshare(libc.CLONE_NEWCGROUP)
+
+
+def _terminal(p: _FirstProcess) -> None:
+    if p.pty_sock is not None:
+        _take_terminal(p.pty_sock.detach(), p.config.console_size)
+
+
+def _user_namespace(p: _FirstProcess) -> None:
+    if p.userns_fd is not None and not p.userns_later:
+        _enter_userns(p.userns_fd)
+
+
+def _created(p: _FirstProcess) -> None:
+    """OCI create: say READY, then block until 'start' opens the FIFO for reading."""
+    if p.fifo_fd is None or p.fds_dir is None:
+        return
+    channel.send(p.chan, channel.READY)
+    fd = os.open(str(p.fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=p.fds_dir)
+    os.close(p.fds_dir)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(p.fifo_fd)
+    if p.userns_later and p.userns_fd is not None:
+        _enter_userns(p.userns_fd)
+
+
+def _exec_command(p: _FirstProcess) -> None:
+    config = p.config
+    finish_and_exec(
+        config.args, p.env, config.cwd, config.user, p.chan, config.extra_gids, config.umask, p.sec,
+        p.init_fd, keep_fds=range(3, 3 + config.preserve_fds),
+    )  # fmt: skip
+
+
+# A container's first process, step by step (see the module docstring): a new step goes in its place here.
+CREATE_STEPS = (
+    _session_and_stdio,
+    _enter_namespaces,
+    _name_and_network,
+    _build_root,
+    _wait_for_cgroup,
+    _terminal,
+    _user_namespace,
+    _created,
+    _exec_command,
+)
 
 
 def _enter_userns(fd: int) -> None:
