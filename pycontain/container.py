@@ -377,6 +377,8 @@ class Container:
                 raise ContainerNotFound(self.name)
             if st.alive():
                 raise InvalidState(f"container {self.name} is running already")
+            if st.status == REMOVING:
+                raise InvalidState(f"container {self.name} is being removed")
             self.state = st
         config = ContainerConfig.from_dict(st.config)
         config.detach = True
@@ -443,16 +445,26 @@ class Container:
                 raise PycontainError(f"container {self.name} still runs after {timeout} s")
             time.sleep(0.02)
 
-    def record_exit(self, exit_code: int) -> None:
-        """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it)."""
+    def record_exit(self, exit_code: int) -> bool:
+        """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it).
+
+        Returns False when there is nothing to record: the container is gone, or being removed."""
         if self.state.config.get("auto_remove"):
-            self.remove(force=True)
-            return
+            try:
+                self.remove(force=True)
+            except ContainerNotFound:
+                pass  # removed meanwhile ('rm -f' from another shell)
+            return False
         with self.store.lock():
             # Re-read: 'update' may have changed the recorded limits while the container ran.
             st = self.store.load_id(self.id)
             if st is None:
-                return  # removed meanwhile ('rm -f' from another shell)
+                return False  # removed meanwhile ('rm -f' from another shell)
+            if st.status == REMOVING:
+                # An 'rm' killed PID 1 and was itself killed before it finished: "removing" is what tells
+                # 'gc' and 'rm -f' to finish the job, so "exited" must not replace it.
+                self.state = st
+                return False
             st.exit_code = exit_code
             st.finished = time.time()
             st.status = STOPPED
@@ -464,6 +476,7 @@ class Container:
                     pass
             self.state = st
             self.store.save(st)
+        return True
 
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:

@@ -241,21 +241,22 @@ def exited(root: str, cid: str, code: int) -> None:
     """The container's PID 1 has exited with ``code``: record it, then restart it if its policy says so."""
     from .container import Container
     from .errors import ContainerNotFound
+    from .state import STOPPED
 
     try:
         c = Container.get(cid, root)
     except ContainerNotFound:
         return  # removed while it ran ('rm -f')
     ran_for = time.time() - (c.state.started or time.time())
-    c.record_exit(code)
-    st = c.store.load_id(cid)
-    if st is None:
-        return  # --rm: removed on exit
+    if not c.record_exit(code):
+        return  # removed on exit (--rm), or being removed: never started again
+    st = c.state
     policy = st.config.get("restart") or "no"
     if should_restart(policy, code, st.restarts, st.manual_stop):
         time.sleep(backoff(st.restarts, ran_for))
         st = c.store.load_id(cid)
-        if st is not None and not st.manual_stop and not st.alive():
+        # Still exited: not removed (nor being removed), stopped or started by someone else meanwhile.
+        if st is not None and st.status == STOPPED and not st.manual_stop and not st.alive():
             c.state = st
             try:
                 _container, child, out_r, err_r, in_w = _launch(None, root, c)

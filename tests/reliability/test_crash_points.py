@@ -1,5 +1,6 @@
-"""pycontain SIGKILLed at every named step of start, exec and rm (and of create with a bridge network)
-leaves only what ``pycontain rm -f ID`` or ``pycontain gc`` removes: mounts, cgroups, state, index
+"""pycontain SIGKILLed at every named step of start, exec and rm (and of create with a bridge network,
+where the detached container's monitor is the process that creates it, and dies) leaves only what
+``pycontain rm -f ID`` or ``pycontain gc`` removes: mounts, cgroups, state, index
 entries, processes, and with --network bridge also veths, nft rules and the namespace's bind mount.
 
 tests/test_crash.py covers the create steps without networking.
@@ -136,8 +137,11 @@ def test_killed_networked_create_is_cleaned_by_rm_force(net_cli: CrashCLI, state
         *sleeper(marker),
         crash=step,
     )
-    assert p.returncode == -9, (p.returncode, p.stderr)
+    # A detached container is made by its monitor: the monitor is what dies, and run says so in one line.
+    assert p.returncode == 125, (p.returncode, p.stderr)
+    assert p.stderr.count("\n") == 1 and "monitor died" in p.stderr, p.stderr
     host.note_ids()
+    assert net_cli("ps", "-a", "-q").stdout.split() != [], "a create cut short must still be visible"
     assert net_cli("rm", "-f", "netc").returncode == 0
     assert_clean(host, before, marker)
 
