@@ -250,10 +250,9 @@ def exited(root: str, cid: str, code: int) -> None:
     ran_for = time.time() - (c.state.started or time.time())
     if not c.record_exit(code):
         return  # removed on exit (--rm), or being removed: never started again
-    st = c.state
-    policy = st.config.get("restart") or "no"
-    if should_restart(policy, code, st.restarts, st.manual_stop):
-        time.sleep(backoff(st.restarts, ran_for))
+    policy = c.state.config.get("restart") or "no"
+    if should_restart(policy, code, c.state.restarts, c.state.manual_stop):
+        time.sleep(backoff(c.state.restarts, ran_for))
         st = c.store.load_id(cid)
         # Still exited: not removed (nor being removed), stopped or started by someone else meanwhile.
         if st is not None and st.status == STOPPED and not st.manual_stop and not st.alive():

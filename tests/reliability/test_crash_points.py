@@ -94,6 +94,25 @@ def test_killed_rm_is_finished_by_rm_force_or_gc(cli: CrashCLI, host: Host, step
     assert_clean(host, before, marker)
 
 
+def test_killed_rm_is_not_undone_by_the_restart_policy(cli: CrashCLI, host: Host):
+    """PID 1 killed by an 'rm' that was killed in turn: its monitor neither records it exited nor starts it
+    again ('always'), so the container stays "removing" until gc finishes the removal."""
+    marker = "crash-rm-restart-always"
+    before = host.snapshot(marker)
+    cli(
+        "run", "-d", "--name", "phoenix", "--restart", "always", "default", "--", *sleeper(marker), check=True
+    )
+    host.note_ids()
+    (cid,) = host.ids
+    assert cli("rm", "-f", "phoenix", crash="rm-killed").returncode == -9
+    # The monitor's processes name the container's id: they end, rather than loop over a new PID 1.
+    assert wait_until(lambda: not processes_with(cid)), "the monitor started the container again"
+    assert json.loads(cli("inspect", "phoenix").stdout)[0]["State"]["Status"] == "removing"
+    p = cli("gc")
+    assert p.returncode == 0 and "abandoned while being removed" in p.stdout, (p.stdout, p.stderr)
+    assert_clean(host, before, marker)
+
+
 def test_gc_leaves_a_removal_in_progress_alone(cli: CrashCLI, host: Host):
     """'removing' with a live remover is work in progress, not a leftover."""
     marker = "crash-rm-in-progress"
