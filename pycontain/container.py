@@ -676,6 +676,10 @@ class Container:
 
         if not args:
             raise InvalidArgument("no command given to exec")
+        if cwd is not None and not cwd.startswith("/"):
+            # As create's (OCI process.cwd is absolute): checked here, where the error names it in full; in
+            # the child a relative one would be made beneath the root, or fail with the message cut short.
+            raise InvalidArgument(f"working directory must be an absolute path: {cwd!r}")
         status = self.status()
         if status == PAUSED:
             raise InvalidState(f"container {self.name} is paused: unpause it first")

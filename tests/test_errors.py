@@ -55,3 +55,15 @@ def test_failed_start_leaves_nothing(pyc):
     assert pyc.ids() == [] or all(os.path.isdir(os.path.join(pyc.root, i)) for i in pyc.ids())
     assert own_cgroup_dirs() == before
     assert pyc.ids() == []
+
+
+def test_exec_with_a_relative_working_directory_is_refused(pyc):
+    """As run's -w: a relative one is refused, never made beneath the container's root."""
+    pyc("run", "-d", "--name", "wd", "--network", "none", "default", "--", "sleep", "1000", check=True)
+    try:
+        p = pyc("exec", "-w", "rel", "wd", "true")
+        assert p.returncode == 125 and p.stderr.count("\n") == 1, (p.returncode, p.stderr)
+        assert "working directory must be an absolute path: 'rel'" in p.stderr
+        assert pyc("exec", "wd", "test", "-e", "/rel").returncode == 1
+    finally:
+        pyc("rm", "-f", "wd")
