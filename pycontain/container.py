@@ -676,6 +676,9 @@ class Container:
 
         if not args:
             raise InvalidArgument("no command given to exec")
+        if cwd is not None and not cwd.startswith("/"):
+            # checked here, where the whole value fits in the message (the child's error channel has a bound)
+            raise InvalidArgument(f"working directory must be an absolute path: {cwd!r}")
         status = self.status()
         if status == PAUSED:
             raise InvalidState(f"container {self.name} is paused: unpause it first")
