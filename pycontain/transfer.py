@@ -2,8 +2,10 @@
 
 ``cp`` goes through ``tar`` run inside the running container: every path is resolved by a process that
 sees only the container's root, so no symlink in the image can lead a copy to the host's files. The
-host side reads and writes the archive with tarfile's ``data`` filter (no absolute paths, no links out of
-the destination, no device files).
+host side extracts the archive the container sent member by member, refusing what tarfile's ``data``
+filter refuses (absolute or ``..`` names, links leading out of the destination, device files), checked
+here because Debian 12's Python (3.11.2) predates that filter; ownership becomes the caller's and
+set-id bits are dropped, as ``docker cp`` does.
 """
 
 from __future__ import annotations
@@ -63,7 +65,39 @@ def copy_from(container, path: str, dest: str) -> None:
                         if m.name == name or m.name.startswith(name + "/")
                         else m.name
                     )
-            tar.extractall(target_dir, members=members, filter="data")
+            _extract_beneath(tar, members, target_dir, container.name)
+
+
+def _extract_beneath(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo], target_dir: str, name: str
+) -> None:
+    """Write ``members`` beneath ``target_dir``; each is checked just before it is written, so a symbolic
+    link an earlier member made is resolved when a later one would go through it."""
+    root = os.path.realpath(target_dir)
+
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    for m in members:
+        dest = os.path.join(root, m.name)
+        if (
+            os.path.isabs(m.name)
+            or ".." in m.name.split("/")
+            or not inside(dest)
+            or not (m.isreg() or m.isdir() or m.issym() or m.islnk())
+            or (
+                m.issym()
+                and (os.path.isabs(m.linkname) or not inside(os.path.join(os.path.dirname(dest), m.linkname)))
+            )
+            or (m.islnk() and not inside(os.path.join(root, m.linkname)))
+        ):
+            raise PycontainError(
+                f"cp: the archive from container {name} holds {m.name!r}, which is not a plain file, directory "
+                f"or link beneath {target_dir}: refusing it (nothing after it was copied)"
+            )
+        m.mode &= 0o755  # no set-id bits, no group or world write
+        m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""
+        tar.extract(m, root, numeric_owner=True)
 
 
 def copy_to(container, src: str, path: str) -> None:

@@ -373,6 +373,62 @@ def test_cp_diff_top(pyc, tmp_path):
     assert rows[0].split() == ["UID", "PID", "PPID", "CMD"] and rows[1].endswith("sleep 100")
 
 
+@pytest.mark.parametrize(
+    "member",
+    [
+        ("d", "symlink", "../../../../../../../../HOST"),  # a link out, then a file through it
+        ("../pwned", "file", ""),
+        ("/HOST/pwned", "file", ""),
+        ("null", "chardev", ""),
+    ],
+)
+def test_cp_from_a_hostile_container_writes_nothing_outside(pyc, tmp_path, member):
+    """The container answers cp's 'tar -c' with an archive of its own making: nothing lands outside DEST."""
+    import io
+    import tarfile
+
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    name, kind, link = member
+    name = name.replace("HOST", str(host).lstrip("/"))
+    link = link.replace("HOST", str(host).lstrip("/"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        ti = tarfile.TarInfo(name)
+        if kind == "symlink":
+            ti.type, ti.linkname = tarfile.SYMTYPE, link
+            tar.addfile(ti)
+            ti = tarfile.TarInfo(name + "/pwned")
+        elif kind == "chardev":
+            ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+        if ti.type != tarfile.CHRTYPE:
+            ti.size = 3
+        tar.addfile(ti, io.BytesIO(b"hi\n") if ti.size else None)
+    shared = tmp_path / "w"
+    shared.mkdir()
+    (shared / "evil.tar").write_bytes(buf.getvalue())
+    (shared / "tar").write_text("#!/bin/sh\nexec cat /w/evil.tar\n")
+    (shared / "tar").chmod(0o755)
+    _run_d(
+        pyc,
+        "hostile",
+        "-v",
+        f"{shared}:/w:ro",
+        "-e",
+        "PATH=/w:/bin:/usr/bin",
+        "default",
+        "--",
+        "sleep",
+        "100",
+    )
+    dest = tmp_path / "dest" / "sub"
+    dest.mkdir(parents=True)
+    p = pyc("cp", "hostile:/d", str(dest))
+    assert p.returncode == 125 and p.stderr.count("\n") == 1 and "refusing" in p.stderr, p.stderr
+    assert list(host.iterdir()) == [] and not (tmp_path / "dest" / "pwned").exists()
+    assert list(dest.iterdir()) == []
+
+
 def test_health_check_states(pyc):
     _run_d(
         pyc,
