@@ -44,9 +44,10 @@ start. While a pool is open a thread keeps cgroup migration fast (``_MigrationWa
 Requirements on the image: ``sh``, ``sleep`` (PID 1), ``cat``, ``mkdir``, ``dirname``, ``chmod``
 (``put_file``/``get_file``): busybox has them all.
 
-pycontain forks to create containers and to exec into them, from whichever thread calls it. The
-forked children only make system calls and exec (they take no Python-level lock a pool thread could
-hold); the pool's own lock is never held across a fork, a create or a destroy.
+A pool's sandboxes are created by a single-threaded fork server (``pycontain.forkserver``), so no lock
+held by one of the caller's threads is ever copied, held, into a container's first process. Runs exec
+into a sandbox from the caller's thread; those children only make system calls and exec. The pool's own
+lock is never held across a fork, a create or a destroy.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from dataclasses import dataclass
 
 from . import process
 from .errors import ExecFailed, InvalidArgument, InvalidState, PycontainError
+from .forkserver import ForkServer
 
 # PID 1 of every sandbox: waits forever, reaps orphans (ash reaps any child while it waits), exits on TERM.
 IDLE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600; done"]
@@ -297,9 +299,11 @@ def _zombie(pid: int) -> bool:
 class _Handle:
     """What destroying a sandbox needs, kept apart from the Sandbox so a finalizer can hold it."""
 
-    def __init__(self, container, pid1: int) -> None:
+    def __init__(self, container, pid1: int, pidfd: int | None = None) -> None:
         self.container = container
         self.pid1 = pid1
+        # A pool's PID 1 is the fork server's child, not ours: we signal and watch it through a pidfd.
+        self.pidfd = pidfd
         self.lock = threading.Lock()
         self.reaped = False
         self.removed = False
@@ -307,11 +311,31 @@ class _Handle:
     def kill_pid1(self) -> None:
         """SIGKILL PID 1, which makes the kernel kill every other process of its pid namespace."""
         with self.lock:
-            if not self.reaped:  # our unreaped child: its pid cannot have been recycled
-                try:
+            if self.reaped:
+                return
+            try:
+                if self.pidfd is not None:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                else:  # our unreaped child: its pid cannot have been recycled
                     os.kill(self.pid1, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            except ProcessLookupError:
+                pass
+
+    def poll_pid1(self, timeout: int | None) -> bool:
+        """Under ``lock``: whether PID 1 has exited, waiting up to ``timeout`` ms (None: until it does)."""
+        if self.reaped:
+            return True
+        if self.pidfd is not None:
+            poller = select.poll()
+            poller.register(self.pidfd, select.POLLIN)
+            exited = bool(poller.poll(timeout))
+        else:
+            try:
+                exited = os.waitpid(self.pid1, 0 if timeout is None else os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                exited = True
+        self.reaped = exited
+        return exited
 
     def signal_all(self) -> None:
         """SIGKILL every process of the sandbox, without waiting for anything."""
@@ -332,12 +356,7 @@ class _Handle:
         """
         self.signal_all()
         with self.lock:
-            if not self.reaped:
-                try:
-                    os.waitpid(self.pid1, 0)
-                except ChildProcessError:
-                    pass
-                self.reaped = True
+            self.poll_pid1(None)
         cg = self.container.cgroup()
         if cg is None:
             return
@@ -363,6 +382,9 @@ class _Handle:
             self.container.remove(force=True)
         except PycontainError:
             pass  # removed meanwhile (rm -f from elsewhere)
+        finally:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
 
 
 class Sandbox:
@@ -389,6 +411,7 @@ class Sandbox:
         user: str | None = None,
         root: str | None = None,
         _config=None,
+        _forkserver=None,
     ) -> None:
         from .container import Container
 
@@ -409,12 +432,16 @@ class Sandbox:
             read_only=read_only,
             user=user,
         )
-        stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
-        container, child = Container.create(config, root, stdio=stdio)
-        self._handle = _Handle(container, child.pid)
+        if _forkserver is not None:
+            cid, pid1, pidfd = _forkserver.create(config.to_dict(), root)
+            self._handle = _Handle(Container.get(cid, root), pid1, pidfd)
+        else:
+            stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
+            container, child = Container.create(config, root, stdio=stdio)
+            self._handle = _Handle(container, child.pid)
         self._finalizer = weakref.finalize(self, self._handle.destroy)
         try:
-            cg = container.cgroup()
+            cg = self._handle.container.cgroup()
             self._meter = _Meter(cg) if cg is not None else None
         except BaseException:
             self._finalizer()
@@ -532,16 +559,7 @@ class Sandbox:
     def _pid1_alive(self) -> bool:
         h = self._handle
         with h.lock:  # never reap it while kill() may signal it: its pid could be recycled in between
-            if h.reaped:
-                return False
-            try:
-                pid, _ = os.waitpid(h.pid1, os.WNOHANG)
-            except ChildProcessError:
-                pid = h.pid1
-            if pid:
-                h.reaped = True
-                return False
-            return True
+            return not h.poll_pid1(0)
 
     # -- files ---------------------------------------------------------------------------------
     def put_file(self, path: str, data: bytes | str, mode: int = 0o644, timeout: float | None = 30) -> None:
@@ -860,6 +878,8 @@ class SandboxPool:
         self._retry_at = 0.0
         self.created = 0
         self.destroyed = 0
+        # Before our threads start; its own single thread forks the sandboxes (see pycontain.forkserver).
+        self._forkserver = ForkServer()
         self._threads = [
             threading.Thread(target=self._work, name=f"pycontain-pool-{i}", daemon=True)
             for i in range(workers)
@@ -997,7 +1017,10 @@ class SandboxPool:
                     continue
                 try:
                     new = Sandbox(
-                        self.image, root=self.root, _config=ContainerConfig.from_dict(self._config_dict)
+                        self.image,
+                        root=self.root,
+                        _config=ContainerConfig.from_dict(self._config_dict),
+                        _forkserver=self._forkserver,
                     )
                 except Exception as e:
                     with self._cond:
@@ -1052,6 +1075,7 @@ class SandboxPool:
                 sb._destroy()
             except Exception:
                 pass
+        self._forkserver.close()
         import atexit
 
         atexit.unregister(self.close)

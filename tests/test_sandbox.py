@@ -271,6 +271,50 @@ def test_pool_close_destroys_lent_and_ready_sandboxes(state_root):
     assert not [d for d in os.listdir(state_root) if len(d) == 64]
 
 
+# A forked child that needs a lock another thread of its parent held at the fork waits for ever: its copy of
+# the lock is held and nobody in the child will release it. An at-fork hook that takes a lock stands for
+# any such lock (a library's, a stream's); it runs in a separate interpreter so the hook dies with it.
+_LOCK_HELD_SCRIPT = """
+import os, sys, threading
+from pycontain.sandbox import SandboxPool
+
+lock = threading.Lock()
+os.register_at_fork(after_in_child=lambda: (lock.acquire(), lock.release()))
+held, done = threading.Event(), threading.Event()
+
+def holder():
+    with lock:
+        held.set()
+        done.wait()
+
+threading.Thread(target=holder, daemon=True).start()
+held.wait()
+pool = SandboxPool(size=2, root=sys.argv[1])
+ready = pool.wait_ready(30)
+threads = open(f"/proc/{pool._forkserver.pid}/status").read().split("Threads:")[1].split()[0]
+done.set()
+if not ready:
+    # The old design: containers' first processes hang in the hook. Kill them so the pool cleans up.
+    for tid in os.listdir("/proc/self/task"):
+        for pid in open(f"/proc/self/task/{tid}/children").read().split():
+            os.kill(int(pid), 9)
+with pool.acquire(timeout=30) as sb:
+    out = sb.run(["echo", "ran"]).stdout.decode().strip()
+pool.close()
+print(ready, threads, out)
+"""
+
+
+def test_pool_prepares_sandboxes_while_a_thread_holds_a_lock_forked_children_need(state_root):
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOCK_HELD_SCRIPT, state_root], capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    # Prepared in time, by a fork server with exactly one thread, and the sandboxes run commands.
+    assert proc.stdout.decode().split() == ["True", "1", "ran"]
+    assert not [d for d in os.listdir(state_root) if len(d) == 64]
+
+
 def test_pool_reports_a_bad_image_at_once(state_root):
     from pycontain.errors import PycontainError
     from pycontain.sandbox import SandboxPool
