@@ -291,13 +291,14 @@ threading.Thread(target=holder, daemon=True).start()
 held.wait()
 pool = SandboxPool(size=2, root=sys.argv[1])
 ready = pool.wait_ready(30)
-threads = open(f"/proc/{pool._forkserver.pid}/status").read().split("Threads:")[1].split()[0]
 done.set()
 if not ready:
     # The old design: containers' first processes hang in the hook. Kill them so the pool cleans up.
     for tid in os.listdir("/proc/self/task"):
         for pid in open(f"/proc/self/task/{tid}/children").read().split():
             os.kill(int(pid), 9)
+server = getattr(pool, "_forkserver", None)
+threads = open(f"/proc/{server.pid}/status").read().split("Threads:")[1].split()[0] if server else "none"
 with pool.acquire(timeout=30) as sb:
     out = sb.run(["echo", "ran"]).stdout.decode().strip()
 pool.close()
