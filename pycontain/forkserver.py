@@ -58,10 +58,13 @@ class ForkServer:
         from . import errors
 
         request = json.dumps({"config": config, "root": root}).encode()
+        fds = array.array("i")
         with self._lock:
-            self._sock.sendall(request)
-            fds = array.array("i")
-            data, anc, _flags, _addr = self._sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(fds.itemsize))
+            try:
+                self._sock.sendall(request)
+                data, anc, _flags, _addr = self._sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(fds.itemsize))
+            except OSError as e:  # it died (EPIPE, ECONNRESET)
+                raise errors.PycontainError(f"the sandbox fork server is gone: {e.strerror}") from None
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
