@@ -30,16 +30,36 @@ import subprocess
 import tarfile
 import threading
 from collections.abc import Callable
-from typing import BinaryIO, Protocol, cast
+from typing import IO, BinaryIO, Protocol, TypeVar, cast
 
 from pycontain.errors import InvalidArgument, Unsupported
 from pycontain.units import format_size
 
 CHUNK = 1 << 20
+_Sink = TypeVar("_Sink", bound=IO[bytes])
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _KEPT_XATTRS = ("user.", "security.capability")
+
+
+def write_then_close(write: Callable[[_Sink], None], dest: _Sink) -> BaseException | None:
+    """Run ``write(dest)`` on a feeder thread and close ``dest``; return what it raised, for the reader to re-raise.
+
+    A broken pipe is not an error: the reader stopped early and reports why itself.
+    """
+    try:
+        write(dest)
+    except BrokenPipeError:
+        pass
+    except BaseException as e:
+        return e
+    finally:
+        try:
+            dest.close()
+        except OSError:
+            pass
+    return None
 
 
 class BadImage(InvalidArgument):
@@ -190,18 +210,11 @@ class _ZstdProcess(io.RawIOBase):
         self.thread.start()
 
     def _feed(self, f: Reader) -> None:
-        try:
+        def copy(dest: IO[bytes]) -> None:
             while data := f.read(CHUNK):
-                self.stdin.write(data)
-        except BrokenPipeError:
-            pass
-        except BaseException as e:
-            self.error = e
-        finally:
-            try:
-                self.stdin.close()
-            except OSError:
-                pass
+                dest.write(data)
+
+        self.error = write_then_close(copy, self.stdin)
 
     def readable(self) -> bool:
         return True

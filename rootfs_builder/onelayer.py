@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from pycontain.config import DEFAULT_PATH
 from pycontain.errors import InvalidArgument
-from rootfs_builder.layer import Reader
+from rootfs_builder.layer import Reader, write_then_close
 from rootfs_builder.progress import Reporter
 from rootfs_builder.store import Store, arch, normalize_config
 
@@ -35,17 +35,7 @@ class WriterPipe:
         self.thread.start()
 
     def _run(self, write: Callable[[BinaryIO], None]) -> None:
-        try:
-            write(self.w)
-        except BrokenPipeError:
-            pass
-        except BaseException as e:
-            self.error = e
-        finally:
-            try:
-                self.w.close()
-            except OSError:
-                pass
+        self.error = write_then_close(write, self.w)
 
     def read(self, n: int = -1) -> bytes:
         return self.r.read(n)
