@@ -6,12 +6,16 @@ containers it leaves behind are removed with ``rm -f`` afterwards, even when it 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+
+import rootfs_builder
+from pycontain.spec import default_spec
 
 ROOT_REQUIRED = pytest.mark.root  # skipped without root: see pytest_collection_modifyitems
 
@@ -241,3 +245,23 @@ def _remove_networking(registry: str) -> None:
     for br in sorted(bridges):
         subprocess.run(["ip", "link", "del", br], capture_output=True)
     subprocess.run(["nft", "delete", "table", "ip", TEST_TABLE], capture_output=True)
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    """A bundle with a private copy of the default root filesystem and runc spec's defaults."""
+    b = tmp_path / "bundle"
+    b.mkdir()
+    subprocess.run(["cp", "-a", rootfs_builder.resolve("default"), str(b / "rootfs")], check=True)
+    return b
+
+
+def write_config(bundle, args, mutate=None) -> dict:
+    """Write an OCI config.json into BUNDLE: runc spec's defaults running ARGS without a terminal, then MUTATE."""
+    cfg = default_spec()
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = args
+    if mutate:
+        mutate(cfg)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    return cfg

@@ -16,33 +16,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT_REQUIRED, wait_until
+from conftest import ROOT_REQUIRED, wait_until, write_config
 
-import rootfs_builder
 from pycontain.cgroups import detect_mode
 from pycontain.spec import default_spec
 
 pytestmark = ROOT_REQUIRED
 
 RUNC = shutil.which("runc")
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    b = tmp_path / "bundle"
-    b.mkdir()
-    subprocess.run(["cp", "-a", rootfs_builder.resolve("default"), str(b / "rootfs")], check=True)
-    return b
-
-
-def write_config(bundle, args, mutate=None) -> dict:
-    cfg = default_spec()
-    cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = args
-    if mutate:
-        mutate(cfg)
-    (bundle / "config.json").write_text(json.dumps(cfg))
-    return cfg
 
 
 def run(pyc, bundle, cid="d1", *flags: str) -> subprocess.CompletedProcess:

@@ -8,32 +8,9 @@ import socket
 import subprocess
 import time
 
-import pytest
-from conftest import ROOT_REQUIRED, own_cgroup_dirs, wait_until
-
-import rootfs_builder
-from pycontain.spec import default_spec
+from conftest import ROOT_REQUIRED, own_cgroup_dirs, wait_until, write_config
 
 pytestmark = ROOT_REQUIRED
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    """A bundle with a private copy of the default root filesystem and runc spec's defaults."""
-    b = tmp_path / "bundle"
-    b.mkdir()
-    subprocess.run(["cp", "-a", rootfs_builder.resolve("default"), str(b / "rootfs")], check=True)
-    return b
-
-
-def write_config(bundle, args, mutate=None) -> dict:
-    cfg = default_spec()
-    cfg["process"]["terminal"] = False
-    cfg["process"]["args"] = args
-    if mutate:
-        mutate(cfg)
-    (bundle / "config.json").write_text(json.dumps(cfg))
-    return cfg
 
 
 def state(pyc, cid) -> dict:
