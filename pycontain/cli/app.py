@@ -271,7 +271,7 @@ def _register_run() -> None:
     """``run`` as a typer command whose signature is generated from the fast parser's option table."""
     import inspect
 
-    from .options import FLAG, MULTI, RUN_OPTIONS
+    from .options import MULTI, RUN_OPTIONS
 
     params = [
         inspect.Parameter(
@@ -290,12 +290,7 @@ def _register_run() -> None:
     for o in RUN_OPTIONS:
         ann: object
         default: object
-        if o.kind == FLAG:
-            ann, default = bool, False
-        elif o.kind == MULTI:
-            ann, default = list[str] | None, None
-        else:
-            ann, default = str | None, o.default
+        ann, default = o.typer_param()
         info = typer.Option(*o.flags, help=o.help, metavar=o.metavar or None, show_default=False)
         params.append(
             inspect.Parameter(

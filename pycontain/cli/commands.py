@@ -770,12 +770,7 @@ def _register(app: Any, cmd: Command) -> None:
             )
         )
     for o in cmd.options:
-        if o.kind == FLAG:
-            ann, default = bool, False
-        elif o.kind == MULTI:
-            ann, default = list[str] | None, None
-        else:
-            ann, default = str | None, o.default
+        ann, default = o.typer_param()
         info = typer.Option(
             *o.flags, help=o.help, metavar=o.metavar or None, show_default=o.default is not None
         )

@@ -31,6 +31,14 @@ class Opt:
         self.help = help
         self.default = default  # a VALUE option's value when it is not given
 
+    def typer_param(self) -> tuple[object, object]:
+        """The type and default typer gets for this option (run's options and the table-driven commands share them)."""
+        if self.kind == FLAG:
+            return bool, False
+        if self.kind == MULTI:
+            return list[str] | None, None
+        return str | None, self.default
+
 
 # docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
 # bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
