@@ -10,20 +10,20 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import ROOT_REQUIRED, wait_until
+from conftest import ROOT_REQUIRED, wait_until, write_config
 
-from .test_runtime import bundle, state, write_config  # noqa: F401  (bundle: a fixture)
+from .test_runtime import state
 
 pytestmark = ROOT_REQUIRED
 
 
-def _run(pyc, bundle, cid: str) -> subprocess.CompletedProcess:  # noqa: F811
+def _run(pyc, bundle, cid: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         pyc.argv("run", "--bundle", str(bundle), cid), capture_output=True, text=True, timeout=60
     )
 
 
-def test_hostname_is_optional_and_left_as_inherited(pyc, bundle):  # noqa: F811
+def test_hostname_is_optional_and_left_as_inherited(pyc, bundle):
     """ctr, CRI app containers and host-network sandboxes write no hostname: the UTS namespace keeps
     the one it was made with (the host's), as with runc."""
     write_config(bundle, ["hostname"], lambda c: c.pop("hostname"))
@@ -32,7 +32,7 @@ def test_hostname_is_optional_and_left_as_inherited(pyc, bundle):  # noqa: F811
     assert p.stdout.strip() == socket.gethostname()
 
 
-def test_kill_all_of_a_stopped_container_succeeds(pyc, bundle):  # noqa: F811
+def test_kill_all_of_a_stopped_container_succeeds(pyc, bundle):
     """containerd sends 'kill --all ID 9' after every exit and retries for ever on an error."""
     write_config(bundle, ["true"])
     assert pyc.leaving("create", "--bundle", str(bundle), "k1").returncode == 0
@@ -45,7 +45,7 @@ def test_kill_all_of_a_stopped_container_succeeds(pyc, bundle):  # noqa: F811
     assert pyc("delete", "k1").returncode == 0
 
 
-def test_delete_of_a_created_container_fails_without_force(pyc, bundle):  # noqa: F811
+def test_delete_of_a_created_container_fails_without_force(pyc, bundle):
     write_config(bundle, ["sleep", "60"])
     assert pyc.leaving("create", "--bundle", str(bundle), "d1").returncode == 0
     pid = state(pyc, "d1")["pid"]
@@ -96,7 +96,7 @@ def cgroup_top():
                 os.rmdir(sub)
 
 
-def test_relative_cgroups_path_is_kept_whole(pyc, bundle, cgroup_top):  # noqa: F811
+def test_relative_cgroups_path_is_kept_whole(pyc, bundle, cgroup_top):
     """runtime-tools' linux_cgroups_relative_*: a/x and b/x are two cgroups beneath ours, not one."""
     own = {}
     with open("/proc/self/cgroup") as f:
@@ -127,7 +127,7 @@ _DOCKER_UPDATE = {  # what Docker 20.10's 'docker update --memory M' hands the r
 }
 
 
-def test_update_zeros_mean_unchanged(pyc, bundle):  # noqa: F811
+def test_update_zeros_mean_unchanged(pyc, bundle):
     limits = {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512}, "pids": {"limit": 50}}
     write_config(bundle, ["sleep", "60"], lambda c: c["linux"].update(resources=limits))
     assert pyc.leaving("create", "--bundle", str(bundle), "u1").returncode == 0
@@ -160,7 +160,7 @@ def _limits(pid: int) -> tuple[int, int, str]:
     )
 
 
-def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):  # noqa: F811
+def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):
     """docker --privileged lists every host device, /dev/ptmx (5:2) among them: /dev/ptmx stays the link to
     the container's devpts, and a pty can be opened through it."""
     devices = [
@@ -179,7 +179,7 @@ def test_privileged_device_list_keeps_the_ptmx_link(pyc, bundle):  # noqa: F811
     assert lines[1].startswith("crw-rw----") and "10, 237" in lines[1]
 
 
-def test_memory_extras_applied_and_missing_controllers_warned(pyc, bundle):  # noqa: F811
+def test_memory_extras_applied_and_missing_controllers_warned(pyc, bundle):
     """swappiness, disableOOMKiller and kernelTCP reach the v1 memory cgroup; hugepageLimits and the
     network classID / priorities need hierarchies this host may lack: applied or warned about, never
     dropped in silence."""
@@ -219,7 +219,7 @@ def test_memory_extras_applied_and_missing_controllers_warned(pyc, bundle):  # n
     assert pyc("delete", "--force", "x1").returncode == 0
 
 
-def test_spec_warnings_are_printed(pyc, bundle):  # noqa: F811
+def test_spec_warnings_are_printed(pyc, bundle):
     """runtime-tools' linux_process_apparmor_profile and linux_capabilities: what the host cannot give is
     said, and the container still starts."""
     with open("/proc/self/status") as f:
@@ -251,7 +251,7 @@ def _inherit_all(c: dict) -> None:
     c["root"]["readonly"] = False
 
 
-def test_no_mount_namespace_is_a_chroot(pyc, bundle):  # noqa: F811
+def test_no_mount_namespace_is_a_chroot(pyc, bundle):
     write_config(bundle, ["sh", "-c", "ls /; echo done"], _inherit_all)
     assert pyc.leaving("create", "--bundle", str(bundle), "n1").returncode == 0
     pid = state(pyc, "n1")["pid"]
@@ -264,7 +264,7 @@ def test_no_mount_namespace_is_a_chroot(pyc, bundle):  # noqa: F811
     assert pyc("delete", "n1").returncode == 0
 
 
-def test_no_mount_namespace_refuses_mounts(pyc, bundle):  # noqa: F811
+def test_no_mount_namespace_refuses_mounts(pyc, bundle):
     write_config(
         bundle,
         ["true"],
@@ -281,7 +281,7 @@ def test_no_mount_namespace_refuses_mounts(pyc, bundle):  # noqa: F811
     assert pyc.ids() == []
 
 
-def test_mount_namespace_joined_by_path(pyc, bundle):  # noqa: F811
+def test_mount_namespace_joined_by_path(pyc, bundle):
     holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "60"])
     try:
         assert wait_until(
@@ -309,7 +309,7 @@ def test_mount_namespace_joined_by_path(pyc, bundle):  # noqa: F811
         holder.wait()
 
 
-def test_poststart_hooks_run_after_the_process_is_executed(pyc, bundle, tmp_path):  # noqa: F811
+def test_poststart_hooks_run_after_the_process_is_executed(pyc, bundle, tmp_path):
     """runtime-tools' poststart: the hook sees the user's program, not the runtime's process before execve."""
     out = tmp_path / "exe"
     # The hook reads the state (pid) on stdin and records what that process runs.
