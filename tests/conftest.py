@@ -6,6 +6,7 @@ containers it leaves behind are removed with ``rm -f`` afterwards, even when it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -136,6 +137,20 @@ def own_cgroup_dirs() -> list[str]:
         for d, subdirs, _files in os.walk(top):
             found.extend(os.path.join(d, s) for s in subdirs if "pycontain" in s)
     return sorted(found)
+
+
+@contextlib.contextmanager
+def engine_sandbox(env):
+    """An engine's private sandbox (tests/nsbox.py) opened for a module, closed after it, and checked to leave
+    no cgroup, mount or temporary directory of its own (other tests may make theirs at the same time)."""
+    env.open()
+    try:
+        yield env
+    finally:
+        env.close()
+    assert not any(os.path.exists(d) for d in env.cgroups)
+    assert not any(env.tmp in m for m in mountinfo())
+    assert not os.path.exists(env.tmp)
 
 
 def mountinfo() -> list[str]:

@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from conftest import ROOT_REQUIRED, mountinfo
+from conftest import ROOT_REQUIRED, engine_sandbox
 from nsbox import hybrid_or_v1
 
 from .cri import Cri, load_stubs
@@ -39,14 +39,8 @@ SHIM_ROOT = f"/run/containerd/runc/{NAMESPACE}"  # where the shim points pyconta
 
 @pytest.fixture(scope="module")
 def containerd(images):
-    env = ContainerdEnv(images).open()
-    try:
+    with engine_sandbox(ContainerdEnv(images)) as env:
         yield env
-    finally:
-        env.close()
-    assert not any(os.path.exists(d) for d in env.cgroups)
-    assert not any(env.tmp in m for m in mountinfo())
-    assert not os.path.exists(env.tmp)
 
 
 @pytest.fixture(scope="module")

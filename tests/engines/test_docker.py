@@ -12,7 +12,7 @@ import shutil
 import time
 
 import pytest
-from conftest import ROOT_REQUIRED, mountinfo
+from conftest import ROOT_REQUIRED, engine_sandbox
 from nsbox import hybrid_or_v1
 
 from .engines_env import IMAGE, DockerEnv
@@ -32,14 +32,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def docker(images):
-    env = DockerEnv(images).open()
-    try:
+    with engine_sandbox(DockerEnv(images)) as env:
         yield env
-    finally:
-        env.close()
-    assert not any(os.path.exists(d) for d in env.cgroups)
-    assert not any(env.tmp in m for m in mountinfo())
-    assert not os.path.exists(env.tmp)
 
 
 def ok(p):
