@@ -260,6 +260,33 @@ class TestV1:
             lines = f.read()
         assert os.path.basename(v1.path) in lines
 
+    def test_forked_child_moves_itself_through_tasks(self, v1: V1Manager, procs: Procs) -> None:
+        """process.join_cgroup(files) with pid 0, as a container's first process and exec's joiner do:
+        each v1 hierarchy is joined through its tasks file (no RCU grace period), and the kernel shows
+        the child in the cgroup of every hierarchy."""
+        from pycontain.process import join_cgroup, moves_itself
+
+        assert all(moves_itself(f) for f in v1.procs_files())
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: never return into pytest
+            try:
+                os.close(r)
+                join_cgroup(v1.procs_files())
+                os.write(w, b"1")
+                time.sleep(300)
+            finally:
+                os._exit(0)
+        os.close(w)
+        procs.forked.append(pid)
+        assert os.read(r, 1) == b"1"
+        os.close(r)
+        assert v1.pids() == [pid]
+        with open(f"/proc/{pid}/cgroup") as f:
+            paths = {c: p for line in f for _h, cs, p in [line.strip().split(":", 2)] for c in cs.split(",")}
+        for controller in v1.dirs:
+            assert paths[controller].endswith("/" + os.path.basename(v1.path)), controller
+
     def test_memory_limit_is_written(self, v1: V1Manager, procs: Procs) -> None:
         procs.fork_sleeper(v1)
         v1.apply(Resources.from_options(memory="64m"))
