@@ -420,6 +420,10 @@ def entry() -> None:
 
 
 def _run_app(argv: list[str]) -> int:
+    if sys.flags.no_site:  # started by pycontain.launcher: typer, rich and their plugins need all of site
+        import site
+
+        site.main()
     from .commandline import run_app  # importing every command's module is part of what may fail
 
     return run_app(argv)
