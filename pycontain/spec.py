@@ -55,7 +55,10 @@ from .libc import (  # the kernel's numbers, defined once there
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
-from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
+from .security.caps import (  # one table: security.caps's (its imports are light)
+    CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+)
 
 DOC = "config.json"
 _KNOWN_MINOR = int(SPEC_VERSION.split(".")[1])  # newer 1.x documents are read with a warning
