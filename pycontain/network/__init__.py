@@ -16,7 +16,7 @@ Networks (``create_network``) are host-wide: one bridge each, a subnet that over
 nor another network, isolated from one another by pycontain's nftables table (which also masquerades
 their traffic out, except for ``internal`` ones, and DNATs published ports, for connections to the host's
 own addresses too, 127.0.0.1 included). Members find each other by name through /etc/hosts, rewritten
-in every member as containers come and go.
+in every member come and go.
 
 Netlink requests are pyroute2 messages sent in batches by ``rtnl`` (which imports pyroute2's message
 modules alone: ~15 ms, against ~85 ms for the ``pyroute2`` package), and only by the functions that
@@ -25,13 +25,31 @@ need them, so ``resolve_mode`` and ``parse_publish`` stay cheap on ``pycontain r
 
 from __future__ import annotations
 
-from .info import NetInfo
-from .members import attach, container_files, detach
-from .mode import resolve_mode
-from .networks import create_network, inspect_network, list_networks, remove_network
-from .ports import PortSpec, parse_publish
-from .upkeep import gc
+# Re-exported lazily: ``pycontain run`` needs ``mode`` (and ``members`` for a bridge), never the named
+# networks' module; each module loaded costs start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .info import NetInfo
+    from .members import attach, container_files, detach
+    from .mode import resolve_mode
+    from .networks import create_network, inspect_network, list_networks, remove_network
+    from .ports import PortSpec, parse_publish
+    from .upkeep import gc
 
+_EXPORTS = {
+    "NetInfo": "info",
+    "PortSpec": "ports",
+    "attach": "members",
+    "container_files": "members",
+    "create_network": "networks",
+    "detach": "members",
+    "gc": "upkeep",
+    "inspect_network": "networks",
+    "list_networks": "networks",
+    "parse_publish": "ports",
+    "remove_network": "networks",
+    "resolve_mode": "mode",
+}
 __all__ = [
     "NetInfo",
     "PortSpec",
@@ -46,3 +64,14 @@ __all__ = [
     "remove_network",
     "resolve_mode",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pycontain.network' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found by the next lookup without coming here
+    return value
