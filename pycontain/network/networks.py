@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 from . import settings
-from .upkeep import define_default, host_routes, open_rtnl, prune, stale, sync_nft
+from .upkeep import define_default, host_routes, is_stale, open_rtnl, prune, sync_nft
 
 
 # -- named networks ---------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def inspect_network(name: str) -> dict:
             k: m.get(k)
             for k in ("container_name", "hostname", "ip", "mac", "veth_host", "netns_path", "ports")
         }
-        | {"stale": stale(m)}
+        | {"stale": is_stale(m)}
         for cid, m in sorted(net["members"].items())
     }
     return out

@@ -9,7 +9,7 @@ from ..errors import InvalidArgument, NotFound, PycontainError
 from . import settings
 
 
-def stale(member: dict) -> bool:
+def is_stale(member: dict) -> bool:
     """A member whose container is gone from its state root (removed, or lost with a reboot's /run)."""
     return not os.path.isdir(os.path.join(member["state_root"], member["container_id"]))
 
@@ -35,7 +35,7 @@ def _release(nl, member: dict) -> list[str]:
 def prune(reg, nl) -> list[str]:
     removed = []
     for net in reg.all():
-        stale = [m for m in net["members"].values() if stale(m)]
+        stale = [m for m in net["members"].values() if is_stale(m)]
         for m in stale:
             removed.extend(_release(nl, m))
             removed.append(f"address {m['ip']} of network {net['name']} (container {m['container_id'][:12]})")
