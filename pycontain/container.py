@@ -819,6 +819,15 @@ class Container:
             "StateDir": self.dir,
             "LogPath": self.log_path if st.config.get("detach") else "",
         }
+        if st.config.get("detach"):
+            from .logs import LOG_OPTS
+
+            d["HostConfig"] = {
+                "LogConfig": {
+                    "Type": "pycontain",
+                    "Config": {**LOG_OPTS, **(st.config.get("log_opts") or {})},
+                }
+            }
         return d
 
     def _oom_now(self, status: str) -> bool:

@@ -505,3 +505,81 @@ def test_logs_follow_ends_with_the_container(pyc):
     _run_d(pyc, "stream", "default", "--", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
     p = pyc("logs", "-f", "stream", timeout=60)
     assert (p.returncode, p.stdout) == (0, "1\n2\n3\n"), p.stderr
+
+
+def _log_files(pyc, name: str) -> list[str]:
+    log = _state(pyc, name)["LogPath"]
+    return sorted(f for f in os.listdir(os.path.dirname(log)) if f.startswith(os.path.basename(log)))
+
+
+def test_log_rotation_keeps_the_newest_files_and_logs_reads_across_them(pyc):
+    _run_d(
+        pyc,
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "seq 1 2000",
+    )
+    assert pyc("wait", "chatty").stdout == "0\n"
+    info = _state(pyc, "chatty")
+    assert info["HostConfig"]["LogConfig"]["Config"] == {"max-size": "2k", "max-file": "3"}
+    assert _log_files(pyc, "chatty") == ["container.log", "container.log.1", "container.log.2"]
+    for f in _log_files(pyc, "chatty"):
+        assert os.path.getsize(os.path.join(info["StateDir"], f)) <= 2048
+    kept = [int(x) for x in pyc("logs", "chatty").stdout.split()]
+    # The newest lines, in order, none lost between the files; the oldest dropped with the oldest file.
+    assert kept == list(range(kept[0], 2001)) and 1 < kept[0] < 2000 - 60
+    assert pyc("logs", "--tail", "3", "chatty").stdout.split() == ["1998", "1999", "2000"]
+    stamped = pyc("logs", "-t", "chatty").stdout.splitlines()
+    middle = stamped[len(stamped) // 2]
+    since = pyc("logs", "--since", middle.split()[0], "chatty").stdout.split()
+    assert since == [str(n) for n in range(int(middle.split()[1]), 2001)]
+
+
+def test_logs_follow_across_rotations(pyc, tmp_path):
+    """The container writes a burst (each rotates the log at least once), then waits for the test to have
+    read it through 'logs -f' before the next: every line arrives once, in order."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = (
+        "for b in 1 2 3 4; do for i in $(seq 1 30); do echo b$b-$i; done; "
+        "while [ ! -e /gate/$b ]; do sleep 0.05; done; done"
+    )
+    _run_d(
+        pyc,
+        "bursts",
+        *("--log-opt", "max-size=1k", "--log-opt", "max-file=3", "-v", f"{gate}:/gate"),
+        *("default", "--", "sh", "-c", script),
+    )
+    p = pyc.popen("logs", "-f", "bursts")
+    got = []
+    try:
+        for line in p.stdout:
+            got.append(line.rstrip("\n"))
+            if line.endswith("-30\n"):
+                (gate / line[1]).touch()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    finally:
+        p.kill()
+        p.wait()
+    assert got == [f"b{b}-{i}" for b in range(1, 5) for i in range(1, 31)]
+    assert len(_log_files(pyc, "bursts")) == 3
+
+
+def test_log_opt_errors(pyc):
+    for bad, word in (
+        ("compress=true", "'compress'"),
+        ("max-size=lots", "max-size"),
+        ("max-file=0", "max-file"),
+        ("max-size=100", "max-size"),
+    ):
+        p = pyc("run", "-d", *NET, "--log-opt", bad, "default", "--", "true")
+        assert p.returncode == 125 and word in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    p = pyc("run", "--rm", *NET, "--log-opt", "max-size=1m", "default", "--", "true")
+    assert p.returncode == 125 and "--log-opt needs -d" in p.stderr

@@ -264,6 +264,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         dns_search=values["dns_search"],
         mount=values["mount"],
         healthcheck=_healthcheck(values),
+        log_opts=values["log_opt"],
     )
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):
@@ -273,6 +274,11 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     if (config.healthcheck or {}).get("cmd") and not config.detach:
         return fail(
             "--health-cmd needs -d: the monitor of a detached container runs the checks", EXIT_RUNTIME
+        )
+    if config.log_opts and not config.detach:
+        return fail(
+            "--log-opt needs -d: a container in the foreground writes to the terminal, not to a log",
+            EXIT_RUNTIME,
         )
     if config.restart != "no" and not config.detach:
         return fail(
