@@ -221,7 +221,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         or values["security_opt"]
         or values["ulimit"]
     ):
-        from ..security import SecurityOptions
+        from ..security.options import SecurityOptions
 
         security = SecurityOptions.from_cli(
             values["cap_add"],
