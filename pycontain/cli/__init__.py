@@ -224,7 +224,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         or values["security_opt"]
         or values["ulimit"]
     ):
-        from ..security import SecurityOptions
+        from ..security.options import SecurityOptions
 
         security = SecurityOptions.from_cli(
             values["cap_add"],
@@ -267,6 +267,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         dns_search=values["dns_search"],
         mount=values["mount"],
         healthcheck=_healthcheck(values),
+        log_opts=values["log_opt"],
     )
     trace.step("config made")
     cidfile = values["cidfile"]
@@ -277,6 +278,11 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     if (config.healthcheck or {}).get("cmd") and not config.detach:
         return fail(
             "--health-cmd needs -d: the monitor of a detached container runs the checks", EXIT_RUNTIME
+        )
+    if config.log_opts and not config.detach:
+        return fail(
+            "--log-opt needs -d: a container in the foreground writes to the terminal, not to a log",
+            EXIT_RUNTIME,
         )
     if config.restart != "no" and not config.detach:
         return fail(
