@@ -14,7 +14,7 @@ from __future__ import annotations
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
 
-from . import process
+from . import process, trace
 from .config import ContainerConfig, parse_env
 from .container import Container
 
@@ -64,6 +64,7 @@ def make_config(
     dns_search: list[str] | None = None,
     mount: list[str] | None = None,
     healthcheck: dict | None = None,
+    log_opts: dict[str, str] | list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -72,6 +73,8 @@ def make_config(
     unless given here; its default limits (an appliance's ``Resources``) apply where ``resources`` sets none.
     ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
     Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
+    ``log_opts``: a detached container's log rotation, docker's ``--log-opt`` (``{"max-size": "10m",
+    "max-file": "3"}``; see ``pycontain.logs``).
     """
     from .spec import docker
 
@@ -88,6 +91,11 @@ def make_config(
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if publish_all:
         publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
+    checked_log_opts = None
+    if log_opts:
+        from .logs import parse_log_opts
+
+        checked_log_opts = parse_log_opts(log_opts)
     if memory is not None or cpus is not None or pids is not None:
         from .cgroups.resources import Resources
 
@@ -133,6 +141,7 @@ def make_config(
         dns=dns,
         dns_search=dns_search,
         healthcheck=healthcheck,
+        log_opts=checked_log_opts,
     )
 
 
@@ -251,11 +260,13 @@ def run_config(
         elif relay is not None:
             relay.run(child.pid)
         code = process.wait_status(child.pid)
+        trace.step("exited")
     finally:
         if relay is not None:
             relay.close()
         _restore(saved)
     container.record_exit(code)
+    trace.step("exit recorded")
     if stopped:
         raise Interrupted(stopped[0])
     return code

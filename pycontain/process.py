@@ -8,11 +8,12 @@ rlimits, no_new_privs, and the seccomp filter last, just before execve.
 create / run (``start_container``)::
 
     pycontain ──unshare(CLONE_NEWPID), fork, setns back──▶ child = PID 1 of a new pid namespace
+      │                                                     joins its v1 cgroups (tasks, "0")
       │                                                     setsid (or, with -t, later on its pty)
       │                                                     stdio: relayed pipes / log / pty
       │                                                     join namespaces given by path (type-checked)
       │                                                     unshare mnt uts ipc net [time]; hostname; lo
-      ├─ moves the child into its cgroup                    build the root filesystem, pivot_root,
+      ├─ moves the child into its v2 cgroup                 build the root filesystem, pivot_root,
       │                                                     masked and read-only paths
       ├─ GO ───────────────────────────────────────────────▶ unshare cgroup namespace
       │                                                     take the pty (master ──▶ pycontain)
@@ -55,7 +56,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import channel, libc, procattr, rootfs, security, userns, users
+from . import channel, libc, procattr, rootfs, trace, userns, users
 from .errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -64,6 +65,8 @@ from .errors import (
     InvalidArgument,
     PycontainError,
 )
+from .security import apply as security_apply
+from .security.options import SecurityOptions
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
@@ -219,11 +222,11 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
-def prepare_security(security_dict: dict | None) -> security.Prepared:
+def prepare_security(security_dict: dict | None) -> security_apply.Prepared:
     """In the parent, before the fork: capability sets, rlimits and the compiled seccomp filter, so the
     child only makes system calls (a docker-style container without options gets docker's defaults)."""
-    opts = security.SecurityOptions.from_dict(security_dict) if security_dict else None
-    return security.prepare(opts)
+    opts = SecurityOptions.from_dict(security_dict) if security_dict else None
+    return security_apply.prepare(opts)
 
 
 def finish_and_exec(
@@ -234,7 +237,7 @@ def finish_and_exec(
     errw: int,
     extra_gids: list[int] | None = None,
     umask: int | None = None,
-    sec: security.Prepared | None = None,
+    sec: security_apply.Prepared | None = None,
     init_fd: int | None = None,
     init_args: tuple[str, ...] = (),
     groups_denied: bool | None = None,
@@ -263,7 +266,7 @@ def finish_and_exec(
     if not os.getcwd().startswith("/"):
         raise PycontainError(f"working directory {cwd!r} is outside the container")
     if sec is not None:
-        security.before_setuid(sec)
+        security_apply.before_setuid(sec)
     try:
         os.setgroups(u.groups)
     except PermissionError:
@@ -274,7 +277,7 @@ def finish_and_exec(
     os.setgid(u.gid)
     os.setuid(u.uid)
     if sec is not None:
-        security.after_setuid(sec, u.uid)
+        security_apply.after_setuid(sec, u.uid)
     # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
     # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
     # descriptor and closed by that).
@@ -296,7 +299,7 @@ def finish_and_exec(
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     if sec is not None:
-        security.last(sec)
+        security_apply.last(sec)
     try:
         os.execve(path, args, env)
     except FileNotFoundError:
@@ -426,6 +429,7 @@ def _parent_side(
             finally:
                 parent_sock.close()
         _wait_started(errr, ready_ok=ready_ok, pids=pids)
+        trace.step("exec'd")
         if joiner:
             if len(pids) != 2:
                 raise PycontainError("the process joining the container died before it started the command")
@@ -455,14 +459,30 @@ def _recv_pty(sock) -> int | None:
 
 
 def join_cgroup(procs_files: list[str], pid: int = 0) -> None:
-    """Move ``pid`` (0: ourselves) into a cgroup by writing it to each hierarchy's ``cgroup.procs``."""
+    """Move ``pid`` into a cgroup by writing it to each hierarchy's ``cgroup.procs``; 0 moves ourselves,
+    who must be single-threaded (a child just forked), through ``tasks`` where there is one (see
+    ``moves_itself``)."""
     data = str(pid).encode()
     for path in procs_files:
+        if pid == 0 and moves_itself(path):
+            path = os.path.join(os.path.dirname(path), "tasks")
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
+
+
+def moves_itself(procs_file: str) -> bool:
+    """Whether a process joins this hierarchy more cheaply itself than when moved by its parent.
+
+    Writing a pid to ``cgroup.procs`` takes the kernel's global threadgroup lock, and the first time
+    after a quiet spell that waits for an RCU grace period (6-16 ms measured on this v1 host, paid by
+    every container start and exec, as by runc). A thread writing "0" (itself) to a v1 hierarchy's
+    ``tasks`` file is moved without that lock (Linux 6.0 on; before, the same wait): 0.03-0.2 ms per
+    hierarchy here. cgroup v2 has no ``tasks`` file, and its ``cgroup.threads`` only moves threads
+    within a threaded subtree."""
+    return os.path.exists(os.path.join(os.path.dirname(procs_file), "tasks"))
 
 
 class NsPlan:
@@ -548,10 +568,10 @@ def start_container(
 ) -> Child:
     """Create the container's first process (PID 1 of its namespaces) and run ``config.args`` in it.
 
-    The parent moves the child into its cgroup while the child builds its root filesystem: the first
-    cgroup migration after a quiet spell waits for an RCU grace period (10-25 ms on the v1 hosts we
-    measured, runc pays it too), and the child's mounts fit inside that wait. The child unshares its
-    cgroup namespace only once the parent says it has been moved.
+    The child joins its v1 cgroups itself, first, through their ``tasks`` files (``moves_itself``:
+    no RCU grace period to wait for); the parent moves it into a v2 cgroup while the child builds its
+    root filesystem, so the child's mounts fit inside that wait. The child unshares its cgroup
+    namespace only once the parent says it has been moved.
 
     With ``start_fifo`` (OCI create), the child sets everything up, reports ready, and waits until
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
@@ -582,6 +602,7 @@ def start_container(
         join_fds.append((userns_fd, 0))  # closed with the others in the parent; the child joins it last
     errr, errw = channel.pair()
     parent_sock, child_sock = _pty_channel(stdio)
+    moved_by_us = [f for f in cgroup_procs if not moves_itself(f)]
     init_fd = None
     if config.init:
         from . import init
@@ -618,8 +639,10 @@ def start_container(
     for fd, _ in join_fds:
         os.close(fd)
     os.close(errw)
+    trace.step("forked")
     try:
-        join_cgroup(cgroup_procs, pid)
+        join_cgroup(moved_by_us, pid)
+        trace.step("cgroup joined")
         channel.send(errr, channel.GO)
     except (BrokenPipeError, ConnectionResetError, ProcessLookupError):
         pass  # the child failed before it waited for us: its error record, read just below, says why
@@ -638,7 +661,7 @@ class _FirstProcess:
     )  # fmt: skip
 
     def __init__(
-        self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security.Prepared, chan: int,
+        self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security_apply.Prepared, chan: int,
         join_fds: list[tuple[int, int]], userns_fd: int | None, init_fd: int | None, pty_sock,
         container_dir: str, cgroup_procs: list[str], start_fifo: str | None,
     ) -> None:  # fmt: skip
@@ -652,6 +675,12 @@ class _FirstProcess:
         # namespaces); the FIFO belongs to its root then (Container.create). One joined by path has
         # mappings we do not know: it is entered after 'start'.
         self.userns_later = userns_fd is not None and start_fifo is not None and not config.id_mappings
+
+
+def _join_cgroup(p: _FirstProcess) -> None:
+    """The hierarchies we join more cheaply ourselves (``moves_itself``), first: all we do after is
+    charged to the container; the parent moves us into the others while we build the root."""
+    join_cgroup([f for f in p.cgroup_procs if moves_itself(f)])
 
 
 def _session_and_stdio(p: _FirstProcess) -> None:
@@ -707,11 +736,11 @@ def _build_root(p: _FirstProcess) -> None:
     new_userns = p.userns_fd if p.plan.user == "" else None
     rootfs.build(p.config, p.container_dir, new_userns, p.cgroup_procs)
     if not (p.config.security and p.config.security.get("privileged")):
-        security.mask_paths(p.config.masked_paths, p.config.readonly_paths)
+        security_apply.mask_paths(p.config.masked_paths, p.config.readonly_paths)
 
 
 def _wait_for_cgroup(p: _FirstProcess) -> None:
-    """GO: the parent has moved us into our cgroup; then what needs the cgroup."""
+    """GO: the parent has moved us into our cgroup (or we did, ``_join_cgroup``); then what needs it."""
     if channel.recv(p.chan) != (channel.GO, ""):
         raise PycontainError("pycontain stopped before the container joined its cgroup")
     # In its cgroup by now: a v1 cpu cgroup refuses a real-time task that joins it, not one becoming so
@@ -754,6 +783,7 @@ def _exec_command(p: _FirstProcess) -> None:
 
 # A container's first process, step by step (see the module docstring): a new step goes in its place here.
 CREATE_STEPS = (
+    _join_cgroup,
     _session_and_stdio,
     _enter_namespaces,
     _name_and_network,

@@ -76,7 +76,7 @@ def logs(
     """Print a detached container's output (stdout and stderr, as its monitor logged them)."""
 
     def body() -> int:
-        from ..logs import LogFilter, follow_lines, read_lines
+        from ..logs import LogFilter, LogStream, follow_lines, read_lines
 
         c = container(ref)
         if not c.state.config.get("detach"):
@@ -85,14 +85,17 @@ def logs(
             raise InvalidArgument(f"container {c.name} was not detached: its output went to the terminal")
         filt = LogFilter.from_options(tail, since, until)
         out = sys.stdout.buffer
-        lines = read_lines(c.log_path, filt)
-        for line in lines:
-            out.write(line.render(timestamps))
-        out.flush()
-        if follow:
-            for line in follow_lines(c, filt):
+        stream = LogStream(c.log_path)
+        try:
+            for line in read_lines(stream, filt):
                 out.write(line.render(timestamps))
-                out.flush()
+            out.flush()
+            if follow:
+                for line in follow_lines(c, stream, filt):
+                    out.write(line.render(timestamps))
+                    out.flush()
+        finally:
+            stream.close()
         return 0
 
     exit_with(guarded(body))

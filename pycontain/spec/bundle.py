@@ -26,7 +26,7 @@ from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWUSER,
     CLONE_NEWUTS,
 )
-from ..security import CAPABILITIES  # one table: security.py's (its imports are light)
+from ..security.caps import CAPABILITIES  # one table: security.caps's (its imports are light)
 from .model import (
     HOOK_KINDS,
     IGNORED_OPTIONS,

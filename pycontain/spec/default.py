@@ -7,7 +7,7 @@ import os
 
 from .. import SPEC_VERSION
 from ..config import DEFAULT_PATH
-from ..security import DEFAULT_CAPABILITIES
+from ..security.caps import DEFAULT_CAPABILITIES
 
 # runc's defaults (libcontainer/specconv/example.go); used when a config has none.
 DEFAULT_MASKED_PATHS = (

@@ -259,7 +259,7 @@ def to_spec(
     read-only paths. docker's namespaces, less the network's with ``network`` "host"."""
     from .. import rootless
     from ..config import DEFAULT_NAMESPACES
-    from ..security import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+    from ..security.options import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
     spec = OciSpec()
     spec.oci_version = SPEC_VERSION

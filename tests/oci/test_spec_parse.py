@@ -31,7 +31,7 @@ from pycontain.libc import (
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
 )
-from pycontain.security import CAPABILITIES, DEFAULT_CAPABILITIES
+from pycontain.security.caps import CAPABILITIES, DEFAULT_CAPABILITIES
 from pycontain.spec import (
     OciMount,
     default_spec,
