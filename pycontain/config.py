@@ -1,4 +1,5 @@
-"""The container's configuration: a typed model built from CLI flags or Python arguments.
+"""The container's configuration, what the runtime starts: ``from_spec`` makes it from an OCI spec, a
+bundle's (``spec.bundle``) or one written from docker-style options (``spec.docker``), on one road.
 
 Plain classes with ``__slots__`` rather than dataclasses: this module is on the start path of every
 ``pycontain run`` and ``import dataclasses`` alone costs more than a whole namespace set-up.
@@ -435,9 +436,11 @@ def from_spec(
         raise InvalidArgument("config.json: process: needed to create a container")
     resources = None
     if spec.resources:
-        from .cgroups.resources import Resources
+        resources = {}
+        if any(k != "devices" for k in spec.resources):  # (a plain 'run' has no limits to check)
+            from .cgroups.resources import Resources
 
-        resources = Resources.from_oci(spec.resources).to_dict()
+            resources = Resources.from_oci(spec.resources).to_dict()
         if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
             resources["devices"] = spec.resources["devices"]
         # What Resources has no field for travels as given (cgroups.extras writes it).
