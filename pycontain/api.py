@@ -88,7 +88,7 @@ def make_config(
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if publish_all:
-        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
+        publish = list(publish or []) + exposed_port_specs(ic.get("ExposedPorts") or {})
     checked_log_opts = None
     if log_opts:
         from .logs import parse_log_opts
@@ -143,18 +143,12 @@ def make_config(
     return cfg
 
 
-def free_port_specs(exposed: dict | list) -> list[str]:
-    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
-    import socket
-
+def exposed_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") published on a free host port (picked when it is attached)."""
     specs = []
     for entry in exposed:
         port, _, proto = str(entry).partition("/")
-        proto = proto or "tcp"
-        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("0.0.0.0", 0))
-            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+        specs.append(f"{port}/{proto or 'tcp'}")
     return specs
 
 
