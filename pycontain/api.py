@@ -14,7 +14,7 @@ from __future__ import annotations
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
 
-from . import process
+from . import process, trace
 from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
 
@@ -252,11 +252,13 @@ def run_config(
         elif relay is not None:
             relay.run(child.pid)
         code = process.wait_status(child.pid)
+        trace.step("exited")
     finally:
         if relay is not None:
             relay.close()
         _restore(saved)
     container.record_exit(code)
+    trace.step("exit recorded")
     if stopped:
         raise Interrupted(stopped[0])
     return code
