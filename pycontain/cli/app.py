@@ -46,3 +46,44 @@ def _global(
 ) -> None:
     """Global flags are parsed by pycontain.cli.parse_globals before this runs; they are declared here
     for --help and completion."""
+
+
+# 'pycontain --help' lists the commands in these sections, in this order. A new command belongs in one
+# (tests/test_cli_help.py checks that each is placed).
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Containers",
+        (
+            "run", "ps", "exec", "logs", "attach", "stop", "kill", "restart", "wait", "rm", "pause",
+            "unpause", "inspect", "port", "top", "stats", "update", "cp", "diff", "commit", "snapshot",
+            "restore",
+        ),
+    ),
+    (
+        "Images",
+        ("images", "image", "pull", "push", "import", "build", "tag", "rmi", "save", "load", "login", "logout"),
+    ),
+    (
+        "OCI runtime (runc's commands, for engines such as podman and containerd)",
+        ("create", "start", "state", "delete", "list", "spec", "resume", "events", "features"),
+    ),
+    ("Host", ("check", "gc", "system", "restart-policy", "bench")),
+    ("Networks, volumes, sandboxes, virtual machines", ("network", "volume", "sandbox", "vm")),
+)  # fmt: skip
+
+
+def arrange(group: typer.Typer) -> None:
+    """Put every registered command in its section of ``SECTIONS``, in that order (typer lists commands in
+    the order they were registered, which is the order their modules happen to be imported in)."""
+    names = [name for _, members in SECTIONS for name in members]
+    section = {name: title for title, members in SECTIONS for name in members}
+
+    def place(name: object) -> int:
+        return names.index(name) if isinstance(name, str) and name in names else len(names)
+
+    for command in group.registered_commands:
+        command.rich_help_panel = section.get(command.name or "")
+    for sub in group.registered_groups:
+        sub.rich_help_panel = section.get(sub.name if isinstance(sub.name, str) else "")
+    group.registered_commands.sort(key=lambda info: place(info.name))
+    group.registered_groups.sort(key=lambda info: place(info.name))

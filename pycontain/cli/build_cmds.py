@@ -55,7 +55,9 @@ def build(
     ] = False,
     data_root: DataRoot = None,
 ) -> None:
-    """Build an appliance image from a TOML manifest, with a cache of each step's layer."""
+    """Build an appliance image from a TOML manifest, with a cache of each step's layer.
+
+    Example: pycontain build -f examples/appliances/static-web -t web"""
     from rootfs_builder.build import build as build_image
 
     from ..interrupts import unwinding
@@ -108,7 +110,9 @@ def snapshot(
         ),
     ],
 ) -> int:
-    """Save, list or delete snapshots of a stopped container's filesystem (see 'pycontain restore')."""
+    """Save, list or delete snapshots of a stopped container's filesystem (see 'pycontain restore').
+
+    Examples: pycontain snapshot web before-upgrade; pycontain snapshot ls web"""
     from .. import snapshot as snap
     from ..errors import InvalidArgument
 

@@ -27,11 +27,12 @@ from . import (  # noqa: F401
     vm_cmds,
     volume_cmds,
 )
-from .app import app
+from .app import app, arrange
 from .table import register
 
 register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
 register(app, ocirun.COMMANDS)  # runc's create, start, state, delete: declared in cli.ocirun
+arrange(app)
 
 
 def run_app(argv: list[str]) -> int:

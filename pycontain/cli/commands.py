@@ -443,7 +443,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "ps",
             ps_body,
-            "List containers (running ones unless -a); with an ID, the processes in that container.",
+            "List containers (running ones unless -a); with an ID, the processes in that container.\n\n"
+            "Examples: pycontain ps -a --filter status=exited; pycontain ps --format '{{.Names}} {{.Status}}'",
             (Arg("container", "[ID]", "runc's form: list this container's processes.", OPTIONAL),),
             (
                 Opt(("-a", "--all"), "all", FLAG, "Show stopped containers too."),
@@ -484,7 +485,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "exec",
             exec_body,
-            "Run a command in a running container (its namespaces and cgroup).",
+            "Run a command in a running container (its namespaces and cgroup).\n\n"
+            "Examples: pycontain exec web -- cat /etc/hostname; pycontain exec -it web sh",
             (
                 Arg("ref", "CONTAINER", "Container name or id."),
                 Arg("command", "COMMAND", "Command and its arguments (after --).", ANY),
@@ -525,7 +527,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "kill",
             kill_body,
-            "Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'.",
+            "Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'.\n\n"
+            "Examples: pycontain kill -s HUP web; pycontain kill web TERM",
             (Arg("refs", "ID... | ID SIGNAL", "Containers (and, in runc's form, a signal).", SOME),),
             (
                 Opt(("-s", "--signal"), "signal", VALUE, "Signal name or number (default KILL).", "SIGNAL"),
@@ -555,7 +558,7 @@ COMMANDS: dict[str, Command] = {
             update_body,
             "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
             "Only the limits given change; the others keep their values. The flags are run's, with the "
-            "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100).",
+            "same units.\n\nExample: pycontain update --memory 512m --cpus 1.5 --pids-limit 100 web",
             (Arg("ref", "CONTAINER", "Container name or id."),),
             (
                 Opt(

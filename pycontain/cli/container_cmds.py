@@ -16,7 +16,7 @@ import typer
 from .app import app
 from .base import GLOBALS, command, container, for_each, render_table
 
-Refs = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")]
+Refs = Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")]
 Ref = Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")]
 GraceTime = Annotated[float, typer.Option("-t", "--time", help="Seconds to wait before SIGKILL.")]
 
@@ -60,7 +60,9 @@ def logs(
 
 @command(app, "stop")
 def stop(refs: Refs, time_: GraceTime = 10) -> int:
-    """Stop running containers: SIGTERM (or the container's --stop-signal), then SIGKILL after a grace period."""
+    """Stop running containers: the stop signal (TERM), then SIGKILL after a grace period.
+
+    Example: pycontain stop -t 2 web"""
     return for_each(refs, lambda c: c.stop(time_))
 
 
@@ -78,8 +80,10 @@ def restart(refs: Refs, time_: GraceTime = 10) -> int:
 
 @command(app, "restart-policy")
 def restart_policy() -> int:
-    """Start the containers whose --restart policy says they run: 'always' ones, and 'unless-stopped' ones
-    not stopped with 'stop'. Run it once at boot, e.g. from the unit in examples/pycontain-restart.service."""
+    """Start the containers whose --restart policy says they run (run it once at boot).
+
+    'always' ones, and 'unless-stopped' ones not stopped with 'stop'. examples/pycontain-restart.service is
+    a systemd unit that runs it."""
     from .. import monitor
 
     failed = 0
@@ -167,7 +171,7 @@ def rm(
 
 @command(app, "gc")
 def gc() -> int:
-    """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, orphan cgroups."""
+    """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, cgroups."""
     from .. import gc as collector
 
     return _report(collector.collect(GLOBALS.root))

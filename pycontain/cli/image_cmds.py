@@ -155,7 +155,10 @@ def import_(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the id.")] = False,
     data_root: DataRoot = None,
 ) -> None:
-    """Import an image into the local store (the kind of source is detected)."""
+    """Import an image into the local store (the kind of source is detected).
+
+    Examples: pycontain import debian:bookworm deb12; pycontain import closure:/usr/bin/python3 py;
+    pycontain import ./rootfs.tar.gz myapp:1.0"""
     from rootfs_builder.sources import import_source
 
     options: dict = {}
@@ -272,8 +275,10 @@ def image_export(
     ] = None,
     data_root: DataRoot = None,
 ) -> int:
-    """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...), a rootfs tarball or
-    a squashfs image."""
+    """Export an image as an OCI layout or archive, a rootfs tarball or a squashfs image.
+
+    The OCI forms are read by skopeo, podman load and 'pycontain import'.
+    Example: pycontain image export --format oci-archive myapp myapp.tar"""
     from rootfs_builder import export
 
     from ..errors import InvalidArgument

@@ -14,8 +14,8 @@ from .app import app
 from .base import GLOBALS, command, for_each_ref
 
 network_app = typer.Typer(
-    help="Networks: a bridge each, joined with 'pycontain run --network NAME'. Members reach each other by "
-    "container name; different networks cannot reach each other.",
+    help="Networks: a bridge each, joined with 'pycontain run --network NAME'.\n\n"
+    "Members reach each other by container name; different networks cannot reach each other.",
     no_args_is_help=True,
 )
 app.add_typer(network_app, name="network")
@@ -39,7 +39,9 @@ def network_create(
         int | None, typer.Option("--mtu", help="MTU of the bridge and the containers' eth0 (default 1500).")
     ] = None,
 ) -> None:
-    """Create a network with its own bridge; print its name."""
+    """Create a network with its own bridge; print its name.
+
+    Example: pycontain network create --subnet 10.90.0.0/24 backend; pycontain run --network backend ..."""
     from .. import network
 
     net = network.create_network(name, subnet=subnet, internal=internal, mtu=mtu)

@@ -54,7 +54,9 @@ def pull(
     quiet: Quiet = False,
     data_root: DataRoot = None,
 ) -> None:
-    """Pull an image from a registry into the local store (layers the store has are not fetched)."""
+    """Pull an image from a registry into the local store (layers the store has are not fetched).
+
+    Example: pycontain pull localhost:5000/myapp:1.0"""
     from rootfs_builder.registry import pull as pull_
 
     rec = pull_(

@@ -80,6 +80,8 @@ def run(
 ) -> int:
     """Run CMD in a new sandbox on IMAGE, print its output (or the JSON result), remove the sandbox.
 
+    Example: pycontain sandbox run -m 64m --timeout 5 --json default -- sh -c 'echo hi'
+
     Exit status: the command's; 124 on timeout, 137 when the OOM killer ended it, 125 when pycontain fails.
     """
     from ..config import parse_env
