@@ -70,6 +70,7 @@ def make_config(
     dns_search: list[str] | None = None,
     mount: list[str] | None = None,
     healthcheck: dict | None = None,
+    log_opts: dict[str, str] | list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
 
@@ -78,6 +79,8 @@ def make_config(
     unless given here; its default limits (an appliance's ``Resources``) apply where ``resources`` sets none.
     ``entrypoint`` replaces the image's Entrypoint and Cmd (``""``: none, the command runs as given).
     Limits as keywords, docker's units: ``memory="64m"``, ``cpus=0.5``, ``pids=64`` (on top of ``resources``).
+    ``log_opts``: a detached container's log rotation, docker's ``--log-opt`` (``{"max-size": "10m",
+    "max-file": "3"}``; see ``pycontain.logs``).
     """
     mounts = (
         [parse_volume(v) for v in volumes or []]
@@ -92,6 +95,11 @@ def make_config(
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if publish_all:
         publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
+    checked_log_opts = None
+    if log_opts:
+        from .logs import parse_log_opts
+
+        checked_log_opts = parse_log_opts(log_opts)
     if memory is not None or cpus is not None or pids is not None:
         from .cgroups.resources import Resources
 
@@ -130,6 +138,7 @@ def make_config(
         dns=dns,
         dns_search=dns_search,
         healthcheck=healthcheck,
+        log_opts=checked_log_opts,
     )
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
@@ -334,7 +343,7 @@ def run_docker(
 
         options["resources"] = Resources.from_options(**given).to_dict()
     if security and any(security.values()):
-        from .security import SecurityOptions
+        from .security.options import SecurityOptions
 
         options["security"] = SecurityOptions.from_cli(
             security.get("cap_add") or (),
@@ -350,6 +359,10 @@ def run_docker(
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
     if (config.healthcheck or {}).get("cmd") and not config.detach:
         raise InvalidArgument("--health-cmd needs -d: the monitor of a detached container runs the checks")
+    if config.log_opts and not config.detach:
+        raise InvalidArgument(
+            "--log-opt needs -d: a container in the foreground writes to the terminal, not to a log"
+        )
     if config.restart != "no" and not config.detach:
         raise InvalidArgument(
             f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it"

@@ -167,6 +167,7 @@ class ContainerConfig:
         "dns",
         "dns_search",
         "healthcheck",
+        "log_opts",
     )
 
     def __init__(
@@ -224,6 +225,7 @@ class ContainerConfig:
         dns: list[str] | None = None,
         dns_search: list[str] | None = None,
         healthcheck: dict | None = None,
+        log_opts: dict[str, str] | None = None,
     ) -> None:
         self.rootfs = rootfs
         self.image = image or rootfs
@@ -287,6 +289,8 @@ class ContainerConfig:
         self.dns_search = list(dns_search or [])  # search domains (--dns-search)
         # --health-*: {"cmd": [...], "interval": s, "timeout": s, "retries": n, "start_period": s}; see monitor
         self.healthcheck = healthcheck
+        # --log-opt: {"max-size": "10m", "max-file": "3"} (docker's), checked by validate; see pycontain.logs
+        self.log_opts = dict(log_opts or {})
 
     def validate(self) -> None:
         if not self.args:
@@ -339,6 +343,10 @@ class ContainerConfig:
             from .container import parse_signal
 
             parse_signal(self.stop_signal)
+        if self.log_opts:
+            from .logs import parse_log_opts
+
+            parse_log_opts(self.log_opts)
 
     def _check_name_service(self) -> None:
         import ipaddress

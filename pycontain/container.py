@@ -823,7 +823,9 @@ class Container:
                 "Running": status in (RUNNING, PAUSED),
                 "Paused": status == PAUSED,
                 "Pid": st.pid if status in (RUNNING, PAUSED, CREATED) else 0,
-                "ExitCode": st.exit_code,
+                # docker's: 0 while it runs, not the code of a run its restart policy ended (kept in the
+                # state for 'wait', which returns it)
+                "ExitCode": 0 if status in (RUNNING, PAUSED, CREATED) else st.exit_code,
                 "OOMKilled": st.oom_killed or self._oom_now(status),
                 "StartedAt": _iso(st.started),
                 "FinishedAt": _iso(st.finished),
@@ -842,6 +844,15 @@ class Container:
             "StateDir": self.dir,
             "LogPath": self.log_path if st.config.get("detach") else "",
         }
+        if st.config.get("detach"):
+            from .logs import LOG_OPTS
+
+            d["HostConfig"] = {
+                "LogConfig": {
+                    "Type": "pycontain",
+                    "Config": {**LOG_OPTS, **(st.config.get("log_opts") or {})},
+                }
+            }
         return d
 
     def _oom_now(self, status: str) -> bool:

@@ -17,7 +17,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-# mount(2)'s flags (linux/mount.h), every one: spec.py's option table and security.py take them from here.
+# mount(2)'s flags (linux/mount.h), every one: spec.model's option table and security/apply.py take them from here.
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4

@@ -218,9 +218,12 @@ def _loop_program() -> str:
 
 
 def _exec_loop(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> None:
+    from .logs import rotation
+
     for fd in (out_r, err_r, stdin_w):
         if fd >= 0:
             os.set_inheritable(fd, True)
+    max_size, max_files = rotation(container.state.config.get("log_opts"))
     check = container.state.config.get("healthcheck") or {}
     interval = str(check.get("interval", 0) if check.get("cmd") else 0)
     args = [
@@ -233,6 +236,8 @@ def _exec_loop(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) 
         interval,
         str(stdin_w),
         attach_socket(container.id),
+        str(max_size),
+        str(max_files),
     ]
     os.execv(sys.executable, [sys.executable, "-I", "-S", _loop_program(), *args])
 

@@ -9,6 +9,10 @@ exec-ing this script). When that process has exited and its output is drained, i
 Log format (the CRI one): ``<RFC 3339 UTC time, ns> <stdout|stderr> <F|P> <text>``, F for a line that
 ended with a newline, P for a piece of a longer one (or a last line without newline).
 
+Rotation (``--log-opt max-size=... max-file=N``): a record that would take the log past LOG_MAX_SIZE bytes
+goes to a fresh one; the full one becomes LOG_PATH.1, LOG_PATH.1 becomes .2, ..., and what would be
+LOG_PATH.<N> is dropped, so at most N files exist (N = 1: the log starts over). LOG_MAX_SIZE 0: unbounded.
+
 With a health check (HEALTH_INTERVAL > 0 seconds) it starts ``python -m pycontain.monitor health ROOT ID``
 every interval, one at a time, which runs the check in the container and records the result.
 
@@ -16,7 +20,8 @@ It also listens on ATTACH_SOCKET (``pycontain attach``): each client gets the co
 comes and what it sends goes to the container's stdin (STDIN_FD: a pipe with -i, the pty master with -t,
 where STDOUT_FD is that master too and STDERR_FD is -1). A client leaves by closing its connection.
 
-argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID HEALTH_INTERVAL STDIN_FD ATTACH_SOCKET
+argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID HEALTH_INTERVAL STDIN_FD ATTACH_SOCKET LOG_MAX_SIZE
+LOG_MAX_FILES
 """
 
 import _socket  # the C module: socket.py would load enum, selectors...
@@ -40,7 +45,57 @@ def _stamp() -> bytes:
     return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z").encode()
 
 
-def _write_lines(log: int, stream: bytes, buf: bytearray, final: bool) -> None:
+class _Log:
+    """The log file, rotated by size."""
+
+    def __init__(self, path: str, max_size: int, max_files: int) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max_files
+        self.fd = self._open(0)
+        self.size = os.fstat(self.fd).st_size  # a container started again appends to its log
+
+    def _open(self, truncate: int) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | truncate, 0o640)
+
+    def write(self, records: list) -> None:
+        """Whole records, each in one file: a reader never finds a line cut by a rotation."""
+        chunk: list = []
+        size = self.size
+        for rec in records:
+            if self.max_size and size and size + len(rec) > self.max_size:
+                self._write(chunk)
+                self._rotate()
+                chunk, size = [], 0
+            chunk.append(rec)
+            size += len(rec)
+        self._write(chunk)
+
+    def _write(self, chunk: list) -> None:
+        data = b"".join(chunk)
+        self.size += len(data)
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        truncate = os.O_TRUNC
+        if self.max_files > 1:
+            names = [self.path] + [f"{self.path}.{i}" for i in range(1, self.max_files)]
+            for i in range(len(names) - 1, 0, -1):
+                try:
+                    os.rename(names[i - 1], names[i])
+                except FileNotFoundError:
+                    pass  # fewer files so far (or someone removed one): nothing to shift
+            truncate = 0
+        self.fd = self._open(truncate)
+        self.size = 0
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _write_lines(log: _Log, stream: bytes, buf: bytearray, final: bool) -> None:
     out = []
     while True:
         nl = buf.find(b"\n")
@@ -52,9 +107,7 @@ def _write_lines(log: int, stream: bytes, buf: bytearray, final: bool) -> None:
         out.append(b"%s %s P %s\n" % (_stamp(), stream, bytes(buf[:MAX_LINE])))
         del buf[:MAX_LINE]
     if out:
-        data = b"".join(out)
-        while data:
-            data = data[os.write(log, data) :]
+        log.write(out)
 
 
 def _exit_status(status: int) -> int:
@@ -183,7 +236,7 @@ def main(argv: list[str]) -> None:
     )
     health = _Health(float(argv[6]) if len(argv) > 6 else 0.0, root, cid)
     stdin_fd = int(argv[7]) if len(argv) > 7 else -1
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    log = _Log(log_path, int(argv[9]) if len(argv) > 9 else 0, int(argv[10]) if len(argv) > 10 else 1)
     streams = {fd: (name, bytearray()) for fd, name in ((out_fd, b"stdout"), (err_fd, b"stderr")) if fd >= 0}
     pidfd = os.pidfd_open(child)
     poller = select.poll()
@@ -237,7 +290,7 @@ def main(argv: list[str]) -> None:
         status = _exit_status(raw)
     health.finish()
     attach.close()
-    os.close(log)
+    log.close()
     os.execv(sys.executable, [sys.executable, "-m", "pycontain.monitor", "exited", root, cid, str(status)])
 
 

@@ -114,7 +114,7 @@ def host_warnings(spec) -> list[str]:
     """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
     warning for an ungrantable capability): capabilities outside pycontain's own bounding set are left
     out, and an oomScoreAdj below pycontain's own is kept at its own (lowering it needs CAP_SYS_RESOURCE)."""
-    from .security import _CAP_NUMBER, own_bounding_set
+    from .security.caps import CAP_NUMBER, own_bounding_set
 
     out = []
     p = spec.process
@@ -126,7 +126,7 @@ def host_warnings(spec) -> list[str]:
                 n
                 for names in caps.values()
                 for n in names or []
-                if n in _CAP_NUMBER and not available >> _CAP_NUMBER[n] & 1
+                if n in CAP_NUMBER and not available >> CAP_NUMBER[n] & 1
             }
         )
         if lacking:
@@ -172,7 +172,7 @@ def _device(d) -> dict:
 
 def _security_from_spec(spec) -> dict | None:
     try:
-        from .security import SecurityOptions
+        from .security.options import SecurityOptions
     except ImportError:
         return None
     p = spec.process
@@ -190,7 +190,7 @@ def exec_overrides(proc, saved_security: dict | None) -> dict:
     """What an OCI process.json (``exec --process``) changes from what create applied, as keyword
     arguments of ``Container.exec``: capabilities and rlimits when it gives them, its noNewPrivileges,
     additional groups and umask; the seccomp filter stays the container's (runc's rules)."""
-    from .security import SecurityOptions
+    from .security.options import SecurityOptions
 
     security = dict(saved_security) if saved_security else SecurityOptions().to_dict()
     if proc.capabilities is not None:

@@ -55,7 +55,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from . import channel, libc, procattr, rootfs, security, userns, users
+from . import channel, libc, procattr, rootfs, userns, users
 from .errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -64,6 +64,8 @@ from .errors import (
     InvalidArgument,
     PycontainError,
 )
+from .security import apply as security_apply
+from .security.options import SecurityOptions
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
@@ -219,11 +221,11 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     )
 
 
-def prepare_security(security_dict: dict | None) -> security.Prepared:
+def prepare_security(security_dict: dict | None) -> security_apply.Prepared:
     """In the parent, before the fork: capability sets, rlimits and the compiled seccomp filter, so the
     child only makes system calls (a docker-style container without options gets docker's defaults)."""
-    opts = security.SecurityOptions.from_dict(security_dict) if security_dict else None
-    return security.prepare(opts)
+    opts = SecurityOptions.from_dict(security_dict) if security_dict else None
+    return security_apply.prepare(opts)
 
 
 def finish_and_exec(
@@ -234,7 +236,7 @@ def finish_and_exec(
     errw: int,
     extra_gids: list[int] | None = None,
     umask: int | None = None,
-    sec: security.Prepared | None = None,
+    sec: security_apply.Prepared | None = None,
     init_fd: int | None = None,
     init_args: tuple[str, ...] = (),
     groups_denied: bool | None = None,
@@ -263,7 +265,7 @@ def finish_and_exec(
     if not os.getcwd().startswith("/"):
         raise PycontainError(f"working directory {cwd!r} is outside the container")
     if sec is not None:
-        security.before_setuid(sec)
+        security_apply.before_setuid(sec)
     try:
         os.setgroups(u.groups)
     except PermissionError:
@@ -274,7 +276,7 @@ def finish_and_exec(
     os.setgid(u.gid)
     os.setuid(u.uid)
     if sec is not None:
-        security.after_setuid(sec, u.uid)
+        security_apply.after_setuid(sec, u.uid)
     # No host file descriptor may survive into the container: only 0-2, those the caller passes on on
     # purpose (keep_fds), and the error pipe until exec (with the init's sealed copy, executed from its
     # descriptor and closed by that).
@@ -296,7 +298,7 @@ def finish_and_exec(
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     if sec is not None:
-        security.last(sec)
+        security_apply.last(sec)
     try:
         os.execve(path, args, env)
     except FileNotFoundError:
@@ -638,7 +640,7 @@ class _FirstProcess:
     )  # fmt: skip
 
     def __init__(
-        self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security.Prepared, chan: int,
+        self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security_apply.Prepared, chan: int,
         join_fds: list[tuple[int, int]], userns_fd: int | None, init_fd: int | None, pty_sock,
         container_dir: str, cgroup_procs: list[str], start_fifo: str | None,
     ) -> None:  # fmt: skip
@@ -707,7 +709,7 @@ def _build_root(p: _FirstProcess) -> None:
     new_userns = p.userns_fd if p.plan.user == "" else None
     rootfs.build(p.config, p.container_dir, new_userns, p.cgroup_procs)
     if not (p.config.security and p.config.security.get("privileged")):
-        security.mask_paths(p.config.masked_paths, p.config.readonly_paths)
+        security_apply.mask_paths(p.config.masked_paths, p.config.readonly_paths)
 
 
 def _wait_for_cgroup(p: _FirstProcess) -> None:

@@ -9,7 +9,8 @@ Layout under the data root (``$PYCONTAIN_DATA``, default ``/var/lib/pycontain``)
     <data>/cache/debs/busybox-static_*.deb   the downloaded package (reused)
     <data>/rootfs/.lock                      flock held while building
     <data>/rootfs/default/                   the built root filesystem
-    <data>/rootfs/default/.pycontain-rootfs.json   its manifest
+    <data>/rootfs/default.json               its manifest: beside the tree, never inside (it would show at
+                                             ``/`` in every container, export and commit)
     <data>/layers/<sha256>/                  image layers, unpacked once, shared (see rootfs_builder.store)
     <data>/images/index.json                 the image store's index: names, ids, layers, configs
 
@@ -18,22 +19,26 @@ overlayfs (lowest first) and the image's config. It reads the index with the C J
 tagging and removing images live in ``rootfs_builder.sources`` / ``rootfs_builder.store``.
 """
 
+import io  # loaded by the interpreter at start-up: free
 import os
 
 __all__ = [
     "DEFAULT_NAME",
-    "MANIFEST",
+    "OLD_MANIFEST",
     "ImageRef",
     "build_default",
     "data_root",
     "default_path",
+    "manifest_path",
+    "open_manifest",
     "resolve",
     "resolve_image",
     "verify",
 ]
 
 DEFAULT_NAME = "default"
-MANIFEST = ".pycontain-rootfs.json"
+# Where stores built before 2026-12 kept the manifest: at the tree's top, so inside every container.
+OLD_MANIFEST = ".pycontain-rootfs.json"
 DEFAULT_DATA_ROOT = "/var/lib/pycontain"
 _SIZE_KEY = b'"busybox_size": '
 
@@ -48,10 +53,33 @@ def default_path(data_root_: str | None = None) -> str:
     return os.path.join(data_root(data_root_), "rootfs", DEFAULT_NAME)
 
 
+def manifest_path(path: str) -> str:
+    """The manifest of the root filesystem at ``path``: ``<path>.json``, beside the tree."""
+    return os.path.normpath(path) + ".json"
+
+
+def open_manifest(path: str) -> io.BufferedReader:
+    """The manifest of the root filesystem at ``path``, opened for reading (binary).
+
+    A manifest an older pycontain left inside the tree is moved beside it first (once: the lstat that finds
+    none is the whole cost afterwards); it wins over one already beside, having been written with the tree
+    now in place. A store that cannot be written is read where it is. Raises ``FileNotFoundError``.
+    """
+    old = os.path.join(path, OLD_MANIFEST)
+    if os.path.lexists(old):
+        try:
+            os.replace(old, manifest_path(path))
+        except FileNotFoundError:
+            pass  # another process moved it just now
+        except OSError:
+            return open(old, "rb")  # a read-only store
+    return open(manifest_path(path), "rb")
+
+
 def is_intact(path: str) -> bool:
     """The cheap check run on every use: manifest present, bin/busybox of the recorded size, bin/sh."""
     try:
-        with open(os.path.join(path, MANIFEST), "rb") as f:
+        with open_manifest(path) as f:
             head = f.read(4096)
         i = head.find(_SIZE_KEY)
         if i < 0:

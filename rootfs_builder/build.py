@@ -281,8 +281,9 @@ class Builder:
                 import rootfs_builder
 
                 path = rootfs_builder.resolve("default", self.data_root)
-                with open(os.path.join(path, rootfs_builder.MANIFEST), "rb") as f:
-                    return ("base-default", hashlib.sha256(f.read()).hexdigest())
+                with rootfs_builder.open_manifest(path) as f:
+                    # "2": layers cached before the manifest left the tree hold it at /; never reuse them.
+                    return ("base-default", 2, hashlib.sha256(f.read()).hexdigest())
 
             return Step("base default (busybox)", key, self._base_default)
         if base.startswith("debian:"):

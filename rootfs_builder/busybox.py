@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 from pycontain.errors import NotFound, PermissionDenied, PycontainError, Unsupported
-from rootfs_builder import DEFAULT_NAME, MANIFEST, data_root, is_intact
+from rootfs_builder import DEFAULT_NAME, data_root, is_intact, manifest_path, open_manifest
 
 PACKAGE = "busybox-static"
 FORMAT = 1
@@ -177,7 +177,8 @@ def _link_target(link: str) -> str:
     return os.path.relpath(BUSYBOX, os.path.dirname(link) or ".")
 
 
-def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str, progress: _Progress) -> None:
+def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str, progress: _Progress) -> dict:
+    """Fill ``tree``; returns its manifest (written beside the tree once it is in place)."""
     for d, mode in DIRS:
         os.makedirs(os.path.join(tree, d), exist_ok=True)
         os.chmod(os.path.join(tree, d), mode)
@@ -224,7 +225,7 @@ def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str,
             f.write(text)
         os.chmod(os.path.join(tree, "etc", name), 0o644)
 
-    manifest = {  # busybox_size first: is_intact() reads it from the file's first few bytes
+    return {  # busybox_size first: is_intact() reads it from the file's first few bytes
         "format": FORMAT,
         "busybox_size": size,
         "busybox_sha256": digest,
@@ -240,13 +241,19 @@ def _populate(tree: str, busybox_src: str, deb: str, package: str, version: str,
         "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "links": sorted(links),
     }
-    mpath = os.path.join(tree, MANIFEST)
-    with open(mpath, "w") as f:
+
+
+def _write_manifest(target: str, manifest: dict) -> None:
+    """Written whole, then renamed into place: a reader sees the manifest complete or not at all."""
+    mpath = manifest_path(target)
+    tmp = mpath + ".tmp"
+    with open(tmp, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-    os.chmod(mpath, 0o644)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, mpath)
 
 
 def _build(rootfs_dir: str, target: str, cache_dir: str, progress: _Progress) -> None:
@@ -266,12 +273,17 @@ def _build(rootfs_dir: str, target: str, cache_dir: str, progress: _Progress) ->
             if not os.path.isfile(busybox_src):
                 raise PycontainError(f"{deb} holds no {BUSYBOX} (delete it and retry)")
             os.chmod(tree, 0o755)
-            _populate(tree, busybox_src, deb, package, version, progress)
+            manifest = _populate(tree, busybox_src, deb, package, version, progress)
+        # No manifest while the trees are swapped: a crash in between leaves one to rebuild, never a
+        # manifest describing the wrong tree.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(manifest_path(target))
         old = None
         if os.path.lexists(target):
             old = tempfile.mkdtemp(dir=rootfs_dir, prefix=f".{name}.old-")
             os.rename(target, os.path.join(old, name))
         os.rename(tree, target)
+        _write_manifest(target, manifest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -303,15 +315,16 @@ def verify(path: str) -> list[str]:
     if not os.path.isdir(path):
         return [f"{path}: not a directory"]
     problems: list[str] = []
+    mpath = manifest_path(path)
     try:
-        with open(os.path.join(path, MANIFEST)) as f:
+        with open_manifest(path) as f:
             manifest = json.load(f)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError("unknown manifest format")
     except FileNotFoundError:
-        return [f"{MANIFEST}: missing"]
+        return [f"{mpath}: missing"]
     except (OSError, ValueError) as e:
-        return [f"{MANIFEST}: unreadable ({e})"]
+        return [f"{mpath}: unreadable ({e})"]
 
     busybox = os.path.join(path, BUSYBOX)
     if os.path.islink(busybox) or not os.path.isfile(busybox):
@@ -328,7 +341,7 @@ def verify(path: str) -> list[str]:
 
     links = manifest.get("links") or []
     if len(links) != manifest.get("applets"):
-        problems.append(f"{MANIFEST}: lists {len(links)} links but counts {manifest.get('applets')} applets")
+        problems.append(f"{mpath}: lists {len(links)} links but counts {manifest.get('applets')} applets")
     for applet in links:
         p = os.path.join(path, applet)
         if not os.path.islink(p):

@@ -27,12 +27,12 @@ pytestmark = [
 
 
 def _manifest(root: str) -> dict:
-    with open(os.path.join(root, rootfs_builder.MANIFEST)) as f:
+    with open(rootfs_builder.manifest_path(root)) as f:
         return json.load(f)
 
 
 def _mtime(root: str) -> int:
-    return os.stat(os.path.join(root, rootfs_builder.MANIFEST)).st_mtime_ns
+    return os.stat(rootfs_builder.manifest_path(root)).st_mtime_ns
 
 
 def _env() -> dict:
@@ -68,8 +68,9 @@ def test_resolve_default_builds_under_data_root(built, data_root):
     assert built == os.path.join(data_root, "rootfs", "default")
     assert os.path.isabs(built)
     assert glob.glob(os.path.join(data_root, "cache", "debs", "busybox-static_*.deb"))
-    # nothing left over from the build beside it
-    assert sorted(os.listdir(os.path.dirname(built))) == [".lock", "default"]
+    # nothing left over from the build beside it; the manifest beside the tree, not in it
+    assert sorted(os.listdir(os.path.dirname(built))) == [".lock", "default", "default.json"]
+    assert rootfs_builder.OLD_MANIFEST not in os.listdir(built)
 
 
 def test_busybox_shell_runs_on_host(root):
@@ -157,7 +158,7 @@ def _truncate(p: str) -> None:
     [
         pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "busybox")), id="busybox-deleted"),
         pytest.param(lambda r: _truncate(os.path.join(r, "bin", "busybox")), id="busybox-truncated"),
-        pytest.param(lambda r: os.unlink(os.path.join(r, rootfs_builder.MANIFEST)), id="manifest-deleted"),
+        pytest.param(lambda r: os.unlink(rootfs_builder.manifest_path(r)), id="manifest-deleted"),
         pytest.param(lambda r: os.unlink(os.path.join(r, "bin", "sh")), id="sh-deleted"),
         pytest.param(lambda r: shutil.rmtree(r), id="rootfs-deleted"),
     ],
@@ -170,7 +171,7 @@ def test_damaged_rootfs_is_rebuilt_on_resolve(root, data_root, damage):
     assert rootfs_builder.is_intact(root)
     assert rootfs_builder.verify(root) == []
     assert (_manifest(root)["built_at"], os.stat(os.path.join(root, "bin")).st_ino) != before
-    assert sorted(os.listdir(os.path.dirname(root))) == [".lock", "default"]
+    assert sorted(os.listdir(os.path.dirname(root))) == [".lock", "default", "default.json"]
 
 
 def test_verify_finds_what_the_cheap_check_does_not(root, data_root):
@@ -272,3 +273,19 @@ def test_no_apt_get_and_no_cached_deb_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(Unsupported, match=r"^apt-get not found: .*put a busybox-static \.deb in "):
         rootfs_builder.build_default(str(tmp_path / "data"), progress=False)
     assert not os.path.exists(tmp_path / "data" / "rootfs" / "default")
+
+
+def test_old_layout_manifest_moves_beside_the_tree_once(root, data_root):
+    """A store built by an older pycontain (manifest at the tree's top) works as it is: its manifest moves
+    beside the tree on first use, winning over a stale one already there; no rebuild."""
+    beside = rootfs_builder.manifest_path(root)
+    old = os.path.join(root, rootfs_builder.OLD_MANIFEST)
+    m = _manifest(root)
+    os.rename(beside, old)
+    with open(beside, "w") as f:  # stale: written for a tree since replaced
+        json.dump({**m, "built_at": "stale"}, f)
+    ino = os.stat(os.path.join(root, "bin")).st_ino
+    assert rootfs_builder.resolve("default", data_root) == root
+    assert not os.path.lexists(old) and _manifest(root) == m
+    assert os.stat(os.path.join(root, "bin")).st_ino == ino
+    assert rootfs_builder.verify(root) == []

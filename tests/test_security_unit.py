@@ -13,15 +13,17 @@ import struct
 import pytest
 from conftest import ROOT_REQUIRED, mountinfo
 
-from pycontain import libc, security
+from pycontain import libc
 from pycontain.errors import InvalidArgument, PermissionDenied, Unsupported
-from pycontain.seccomp_default import PROFILE
-from pycontain.security import SecurityOptions
+from pycontain.security import apply as security_apply
+from pycontain.security import caps, options, seccomp
+from pycontain.security.options import SecurityOptions
+from pycontain.security.seccomp_default import PROFILE
 
-ALL_CAPS = (1 << len(security.CAPABILITIES)) - 1
+ALL_CAPS = (1 << len(caps.CAPABILITIES)) - 1
 NO_SYS_RESOURCE = ALL_CAPS & ~(1 << 24)  # this sandbox's bounding set
 DOCKER_DEFAULT_CAPS = 0xA80425FB
-CAP = {name: i for i, name in enumerate(security.CAPABILITIES)}
+CAP = {name: i for i, name in enumerate(caps.CAPABILITIES)}
 
 
 # -- options ------------------------------------------------------------------------------------------
@@ -130,15 +132,15 @@ def test_to_dict_round_trip_is_json():
         ("nofile=1024:2048", ("nofile", 1024, 2048)),
         ("nproc=64", ("nproc", 64, 64)),
         ("NOFILE=5:6", ("nofile", 5, 6)),
-        ("core=-1", ("core", security.RLIM_INFINITY, security.RLIM_INFINITY)),
-        ("memlock=unlimited", ("memlock", security.RLIM_INFINITY, security.RLIM_INFINITY)),
-        ("stack=8192:-1", ("stack", 8192, security.RLIM_INFINITY)),
-        ("as=18446744073709551615", ("as", security.RLIM_INFINITY, security.RLIM_INFINITY)),
+        ("core=-1", ("core", options.RLIM_INFINITY, options.RLIM_INFINITY)),
+        ("memlock=unlimited", ("memlock", options.RLIM_INFINITY, options.RLIM_INFINITY)),
+        ("stack=8192:-1", ("stack", 8192, options.RLIM_INFINITY)),
+        ("as=18446744073709551615", ("as", options.RLIM_INFINITY, options.RLIM_INFINITY)),
         ("rttime=0", ("rttime", 0, 0)),
     ],
 )
 def test_parse_ulimit(spec, expected):
-    assert security.parse_ulimit(spec) == expected
+    assert options.parse_ulimit(spec) == expected
 
 
 # -- capabilities ---------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ def test_parse_ulimit(spec, expected):
 
 def _caps(**kw) -> tuple[int, int, int, int, int]:
     available = kw.pop("available", NO_SYS_RESOURCE)
-    return security.resolve_capabilities(SecurityOptions(**kw), available)
+    return caps.resolve_capabilities(SecurityOptions(**kw), available)
 
 
 def test_default_capabilities_are_dockers():
@@ -191,14 +193,14 @@ def test_oci_exact_sets_win_over_add_and_drop():
 
 
 def test_prepare_reads_our_own_bounding_set():
-    p = security.prepare(SecurityOptions(privileged=True))
-    assert p.bounding == security.own_bounding_set()
+    p = security_apply.prepare(SecurityOptions(privileged=True))
+    assert p.bounding == caps.own_bounding_set()
     assert p.program is None and p.no_new_privs is False
 
 
 def test_prepare_defaults(tmp_path):
-    p = security.prepare(None, cache_dir=str(tmp_path))
-    assert p.bounding == p.permitted == p.effective == DOCKER_DEFAULT_CAPS & security.own_bounding_set()
+    p = security_apply.prepare(None, cache_dir=str(tmp_path))
+    assert p.bounding == p.permitted == p.effective == DOCKER_DEFAULT_CAPS & caps.own_bounding_set()
     assert p.inheritable == p.ambient == 0
     assert p.no_new_privs and not p.seccomp_early
     assert p.program and len(p.program) % 8 == 0
@@ -206,9 +208,9 @@ def test_prepare_defaults(tmp_path):
 
 
 def test_prepare_variants(tmp_path):
-    assert security.prepare(SecurityOptions(no_new_privs=False), cache_dir=str(tmp_path)).seccomp_early
-    assert security.prepare(SecurityOptions(seccomp="unconfined")).program is None
-    p = security.prepare(SecurityOptions(ulimits=["nofile=10:20", "nproc=5", "nofile=30:40"]))
+    assert security_apply.prepare(SecurityOptions(no_new_privs=False), cache_dir=str(tmp_path)).seccomp_early
+    assert security_apply.prepare(SecurityOptions(seccomp="unconfined")).program is None
+    p = security_apply.prepare(SecurityOptions(ulimits=["nofile=10:20", "nproc=5", "nofile=30:40"]))
     assert sorted(r[:3] for r in p.rlimits) == [(6, 5, 5), (7, 30, 40)]  # the later nofile wins
 
 
@@ -288,14 +290,14 @@ def _resolve(name: str, arch: str) -> int:
     f = pyseccomp._libseccomp.seccomp_syscall_resolve_name_arch
     f.argtypes = (ctypes.c_uint32, ctypes.c_char_p)
     f.restype = ctypes.c_int
-    return f(security._ARCH_TOKENS[arch], name.encode())
+    return f(seccomp._ARCH_TOKENS[arch], name.encode())
 
 
 @pytest.fixture(scope="module")
 def default_compiled():
     if os.uname().machine != "x86_64":
         pytest.skip("the architecture checks are written for x86_64 hosts")
-    return security.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS)
+    return seccomp.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS)
 
 
 def test_default_profile_shape(default_compiled):
@@ -361,7 +363,7 @@ def test_default_profile_on_every_architecture(default_compiled, arch, bit):
 def test_binary_tree_and_list_programs_agree_on_every_call(default_compiled):
     # libseccomp's binary-tree layout (what we load) against its plain list, call by call, on each
     # architecture, with argument values that exercise the clone, personality and socket conditions.
-    linear = security.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS, optimize=1).program
+    linear = seccomp.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS, optimize=1).program
     assert linear != default_compiled.program
     arg_sets = [(), (0x10000000 | 0x11,), (0x11,), (40,), (0x0040000,), (0xFFFFFFFF,)]
     for arch, base in ((AUDIT_X86_64, 0), (AUDIT_I386, 0), (AUDIT_X86_64, X32_BIT)):
@@ -387,7 +389,7 @@ def test_a_foreign_architecture_is_killed(default_compiled):
 
 
 def test_capabilities_open_rules_like_docker():
-    c = security.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS | 1 << 21 | 1 << 22)  # SYS_ADMIN, SYS_BOOT
+    c = seccomp.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS | 1 << 21 | 1 << 22)  # SYS_ADMIN, SYS_BOOT
     for name in ("mount", "unshare", "setns", "clone3", "reboot", "bpf", "perf_event_open"):
         assert run_bpf(c.program, _resolve(name, "X86_64"), AUDIT_X86_64) == ALLOW, name
     assert run_bpf(c.program, _resolve("clone", "X86_64"), AUDIT_X86_64, (0x10000000,)) == ALLOW
@@ -395,7 +397,7 @@ def test_capabilities_open_rules_like_docker():
 
 
 def test_rule_counts_and_unknown_names_skipped():
-    c = security.compile_filter(
+    c = seccomp.compile_filter(
         {
             "defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [
@@ -420,14 +422,14 @@ def test_args_same_index_become_separate_rules_and_conditions_apply():
             {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
         ],
     }
-    c = security.compile_filter({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [rule]}, 0)
+    c = seccomp.compile_filter({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [rule]}, 0)
     assert c.rules == 2
     masked = {
         "names": ["clone"],
         "action": "SCMP_ACT_ALLOW",
         "args": [{"index": 0, "value": 0xF0, "valueTwo": 0x10, "op": "SCMP_CMP_MASKED_EQ"}],
     }
-    c = security.compile_filter({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [masked]}, 0)
+    c = seccomp.compile_filter({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [masked]}, 0)
     if os.uname().machine == "x86_64":
         n = _resolve("clone", "X86_64")
         assert run_bpf(c.program, n, AUDIT_X86_64, (0x1F,)) == ALLOW
@@ -445,12 +447,12 @@ def test_includes_and_excludes():
             {"names": ["gettid"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["sparc"]}},
         ],
     }
-    assert security.compile_filter(prof, 0).rules == 2  # write, gettid
-    assert security.compile_filter(prof, 1 << 21).rules == 2  # read, gettid
+    assert seccomp.compile_filter(prof, 0).rules == 2  # write, gettid
+    assert seccomp.compile_filter(prof, 1 << 21).rules == 2  # read, gettid
 
 
 def test_oci_section_architectures_flags_and_errors():
-    c = security.compile_filter(
+    c = seccomp.compile_filter(
         {
             "defaultAction": "SCMP_ACT_ERRNO",
             "defaultErrnoRet": 38,
@@ -499,38 +501,38 @@ def test_oci_section_architectures_flags_and_errors():
     ]
     for prof, exc, needle in bad:
         with pytest.raises(exc, match=None) as e:
-            security.compile_filter(prof, 0)
+            seccomp.compile_filter(prof, 0)
         assert needle in str(e.value)
 
 
 def test_allow_everything_compiles_to_nothing():
-    assert security.compile_filter({"defaultAction": "SCMP_ACT_ALLOW"}, 0).program is None
+    assert seccomp.compile_filter({"defaultAction": "SCMP_ACT_ALLOW"}, 0).program is None
 
 
 def test_default_program_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(security, "_compiled_default", {})
-    prog = security.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path))
+    monkeypatch.setattr(seccomp, "_compiled_default", {})
+    prog = seccomp.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path))
     files = os.listdir(tmp_path)
     assert len(files) == 1 and files[0].endswith(".bpf")
     path = tmp_path / files[0]
     assert path.read_bytes() == prog and path.stat().st_mode & 0o777 == 0o600
     # A fresh process (an empty memory cache) reads the file instead of compiling.
-    monkeypatch.setattr(security, "_compiled_default", {})
+    monkeypatch.setattr(seccomp, "_compiled_default", {})
     path.write_bytes(prog[:-8] + struct.pack("=HBBI", 6, 0, 0, 0x7FFF0000))
-    assert security.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path))[-8:] == path.read_bytes()[-8:]
+    assert seccomp.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path))[-8:] == path.read_bytes()[-8:]
     # One that others could have written, or that is not whole instructions, is not trusted.
     for damage in ("mode", "size"):
-        monkeypatch.setattr(security, "_compiled_default", {})
+        monkeypatch.setattr(seccomp, "_compiled_default", {})
         path.write_bytes(
             prog[:-8] + struct.pack("=HBBI", 6, 0, 0, 0x7FFF0000) + (b"x" if damage == "size" else b"")
         )
         os.chmod(path, 0o666 if damage == "mode" else 0o600)
-        assert security.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path)) == prog
+        assert seccomp.default_program(DOCKER_DEFAULT_CAPS, str(tmp_path)) == prog
         path.write_bytes(prog)
         os.chmod(path, 0o600)
     # Other capabilities, another program (and another file).
-    monkeypatch.setattr(security, "_compiled_default", {})
-    assert security.default_program(DOCKER_DEFAULT_CAPS | 1 << 21, str(tmp_path)) != prog
+    monkeypatch.setattr(seccomp, "_compiled_default", {})
+    assert seccomp.default_program(DOCKER_DEFAULT_CAPS | 1 << 21, str(tmp_path)) != prog
     assert len(os.listdir(tmp_path)) == 2
 
 
@@ -617,7 +619,7 @@ def test_mask_paths_in_a_private_mount_namespace(tmp_path):
 
     def child() -> dict:
         libc.mount("tmpfs", str(flagged), "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
-        security.mask_paths(
+        security_apply.mask_paths(
             [str(secret), str(d), str(tmp_path / "missing")],
             [str(ro), str(ro_file), str(flagged), str(tmp_path / "missing-too")],
         )
@@ -650,7 +652,7 @@ def test_mask_paths_fails_loudly_without_dev_null(tmp_path):
 
     def child() -> str:
         libc.mount("tmpfs", "/dev", "tmpfs", 0, "mode=755")
-        return _errno_of(lambda: security.mask_paths([str(secret)], []))
+        return _errno_of(lambda: security_apply.mask_paths([str(secret)], []))
 
     assert _in_private_mount_ns(child) == "ENOENT"
 
@@ -666,7 +668,7 @@ def test_mask_paths_defaults():
     assert files and dirs and ro
 
     def child() -> dict:
-        security.mask_paths()
+        security_apply.mask_paths()
         return {
             "files": [len(open(p, "rb").read(16)) for p in files],
             "dirs": [os.listdir(p) for p in dirs],

@@ -144,29 +144,76 @@ def test_logs_timestamps_tail_since(pyc):
     assert pyc("logs", "--since", "yesterday", "talk").returncode == 125
 
 
+def test_inspect_of_a_container_its_policy_restarted(pyc):
+    """While a restarted container runs, inspect says so as docker does: ExitCode 0 (not the failed run's)."""
+    script = "test -e /ran && exec sleep 300; touch /ran; exit 3"  # the writable layer outlives a run
+    _run_d(pyc, "again", "--restart", "on-failure", "default", "--", "sh", "-c", script)
+
+    def restarted() -> bool:
+        info = _state(pyc, "again")
+        return info["RestartCount"] == 1 and info["State"]["Running"]
+
+    assert wait_until(restarted, timeout=30)
+    st = _state(pyc, "again")["State"]
+    assert (st["Status"], st["ExitCode"], st["OOMKilled"]) == ("running", 0, False) and st["Pid"] > 0
+    assert pyc("inspect", "-f", "{{.State.ExitCode}}", "again").stdout == "0\n"
+    assert "again=Up" in _status(pyc, "again")
+
+
 def test_state_survives_an_emptied_runtime(pyc, state_root):
     """A reboot, simulated: every process gone and a new boot id (what /proc/sys/kernel/random/boot_id says
     after one). The configuration, writable layer and log are on disk: ps -a lists it exited, start works."""
     _run_d(pyc, "svc", "--restart", "always", "default", "--", "sh", "-c", "echo up >> /boots; sleep 100")
     info = _state(pyc, "svc")
     assert info["StateDir"].startswith(state_root) and info["LogPath"].startswith(state_root)
-    pid = info["State"]["Pid"]
-    path = os.path.join(info["StateDir"], "state.json")
-    with open(path) as f:
-        monitor = json.load(f)["monitor"][0]
-    os.kill(monitor, 9)
-    os.kill(pid, 9)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
-    with open(path) as f:
-        saved = json.load(f)
-    saved["boot_id"] = "0" * 32
-    with open(path, "w") as f:
-        json.dump(saved, f)
+    _reboot(pyc, "svc")
     assert "svc=Exited" in _status(pyc, "svc")
     p = pyc("restart-policy")
     assert p.returncode == 0 and "started svc" in p.stdout, p.stderr
     assert "svc=Up" in _status(pyc, "svc")
     assert pyc("exec", "svc", "cat", "/boots").stdout == "up\nup\n"
+
+
+def _reboot(pyc, name: str) -> None:
+    """What a reboot does to a container: its monitor and processes gone, its boot id an earlier boot's."""
+    info = _state(pyc, name)
+    path = os.path.join(info["StateDir"], "state.json")
+    with open(path) as f:
+        monitor = (json.load(f).get("monitor") or [0])[0]
+    pid = info["State"]["Pid"]
+    for victim in (monitor, pid):  # the monitor first: it must not record the exit, nor restart it
+        if victim:
+            os.kill(victim, 9)
+    assert wait_until(lambda: not pid or not os.path.exists(f"/proc/{pid}"))
+    with open(path) as f:
+        saved = json.load(f)
+    saved["boot_id"] = "0" * 32
+    with open(path, "w") as f:
+        json.dump(saved, f)
+
+
+def test_restart_policy_at_boot_follows_each_policy(pyc):
+    """At boot, 'restart-policy' starts 'always' containers (even stopped by hand, as docker's daemon does)
+    and 'unless-stopped' ones not stopped by hand; never 'no' or 'on-failure' ones."""
+    for name, policy in (
+        ("always", "always"),
+        ("always-stopped", "always"),
+        ("unless", "unless-stopped"),
+        ("unless-stopped", "unless-stopped"),
+        ("no", "no"),
+        ("failure", "on-failure"),
+    ):
+        _run_d(pyc, name, "--restart", policy, "default", "--", "sleep", "300")
+    for name in ("always-stopped", "unless-stopped"):
+        assert pyc("stop", "-t", "0", name).returncode == 0
+    for name in ("always", "always-stopped", "unless", "unless-stopped", "no", "failure"):
+        _reboot(pyc, name)
+    p = pyc("restart-policy")
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.split("\n")[:-1]) == ["started always", "started always-stopped", "started unless"]
+    up = pyc("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(up) == ["always", "always-stopped", "unless"]
+    assert pyc("restart-policy").stdout == ""  # running ones are left alone
 
 
 def test_default_state_root_is_on_disk():
@@ -505,3 +552,81 @@ def test_logs_follow_ends_with_the_container(pyc):
     _run_d(pyc, "stream", "default", "--", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
     p = pyc("logs", "-f", "stream", timeout=60)
     assert (p.returncode, p.stdout) == (0, "1\n2\n3\n"), p.stderr
+
+
+def _log_files(pyc, name: str) -> list[str]:
+    log = _state(pyc, name)["LogPath"]
+    return sorted(f for f in os.listdir(os.path.dirname(log)) if f.startswith(os.path.basename(log)))
+
+
+def test_log_rotation_keeps_the_newest_files_and_logs_reads_across_them(pyc):
+    _run_d(
+        pyc,
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "seq 1 2000",
+    )
+    assert pyc("wait", "chatty").stdout == "0\n"
+    info = _state(pyc, "chatty")
+    assert info["HostConfig"]["LogConfig"]["Config"] == {"max-size": "2k", "max-file": "3"}
+    assert _log_files(pyc, "chatty") == ["container.log", "container.log.1", "container.log.2"]
+    for f in _log_files(pyc, "chatty"):
+        assert os.path.getsize(os.path.join(info["StateDir"], f)) <= 2048
+    kept = [int(x) for x in pyc("logs", "chatty").stdout.split()]
+    # The newest lines, in order, none lost between the files; the oldest dropped with the oldest file.
+    assert kept == list(range(kept[0], 2001)) and 1 < kept[0] < 2000 - 60
+    assert pyc("logs", "--tail", "3", "chatty").stdout.split() == ["1998", "1999", "2000"]
+    stamped = pyc("logs", "-t", "chatty").stdout.splitlines()
+    middle = stamped[len(stamped) // 2]
+    since = pyc("logs", "--since", middle.split()[0], "chatty").stdout.split()
+    assert since == [str(n) for n in range(int(middle.split()[1]), 2001)]
+
+
+def test_logs_follow_across_rotations(pyc, tmp_path):
+    """The container writes a burst (each rotates the log at least once), then waits for the test to have
+    read it through 'logs -f' before the next: every line arrives once, in order."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = (
+        "for b in 1 2 3 4; do for i in $(seq 1 30); do echo b$b-$i; done; "
+        "while [ ! -e /gate/$b ]; do sleep 0.05; done; done"
+    )
+    _run_d(
+        pyc,
+        "bursts",
+        *("--log-opt", "max-size=1k", "--log-opt", "max-file=3", "-v", f"{gate}:/gate"),
+        *("default", "--", "sh", "-c", script),
+    )
+    p = pyc.popen("logs", "-f", "bursts")
+    got = []
+    try:
+        for line in p.stdout:
+            got.append(line.rstrip("\n"))
+            if line.endswith("-30\n"):
+                (gate / line[1]).touch()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    finally:
+        p.kill()
+        p.wait()
+    assert got == [f"b{b}-{i}" for b in range(1, 5) for i in range(1, 31)]
+    assert len(_log_files(pyc, "bursts")) == 3
+
+
+def test_log_opt_errors(pyc):
+    for bad, word in (
+        ("compress=true", "'compress'"),
+        ("max-size=lots", "max-size"),
+        ("max-file=0", "max-file"),
+        ("max-size=100", "max-size"),
+    ):
+        p = pyc("run", "-d", *NET, "--log-opt", bad, "default", "--", "true")
+        assert p.returncode == 125 and word in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    p = pyc("run", "--rm", *NET, "--log-opt", "max-size=1m", "default", "--", "true")
+    assert p.returncode == 125 and "--log-opt needs -d" in p.stderr

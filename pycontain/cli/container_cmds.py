@@ -40,22 +40,14 @@ def logs(
     """Print a detached container's output (stdout and stderr, as its monitor logged them).
 
     Example: pycontain logs -f --since 10m web"""
-    from ..logs import LogFilter, follow_lines, read_lines
+    from ..logs import container_logs
 
-    c = container(ref)
-    if not c.state.config.get("detach"):
-        from ..errors import InvalidArgument
-
-        raise InvalidArgument(f"container {c.name} was not detached: its output went to the terminal")
-    filt = LogFilter.from_options(tail, since, until)
     out = sys.stdout.buffer
-    for line in read_lines(c.log_path, filt):
+    for line in container_logs(container(ref), tail, since, until, follow):
         out.write(line.render(timestamps))
-    out.flush()
-    if follow:
-        for line in follow_lines(c, filt):
-            out.write(line.render(timestamps))
+        if follow:
             out.flush()
+    out.flush()
 
 
 @command(app, "stop")

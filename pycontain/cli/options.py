@@ -102,6 +102,13 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "DURATION",
     ),
     Opt(("--no-healthcheck",), "no_healthcheck", FLAG, "Run no health check (not even the image's)."),
+    Opt(
+        ("--log-opt",),
+        "log_opt",
+        MULTI,
+        "Rotate a detached container's log: max-size=SIZE (default 20m, -1: never), max-file=N (default 5).",
+        "KEY=VALUE",
+    ),
     Opt(("-l", "--label"), "label", MULTI, "Set a label (KEY=VALUE) on the container.", "KEY=VALUE"),
     Opt(
         ("--cidfile",),
@@ -331,6 +338,7 @@ def run(values: dict, rootfs: str, args: list[str]) -> int:
         dns=values["dns"],
         dns_search=values["dns_search"],
         mount=values["mount"],
+        log_opts=values["log_opt"],
     )
     if isinstance(done, int):
         return done

@@ -163,3 +163,36 @@ def test_snapshot_and_restore_refuse_a_running_container(pyc):
         )
     pyc("stop", "-t", "1", "busy")
     assert pyc("snapshot", "busy").stdout.strip() == "snap-1"
+
+
+def test_rootfs_manifest_is_nowhere_in_containers_commits_exports_or_cp(pyc, tmp_path):
+    """The default rootfs's manifest lives beside the tree; a store built before (manifest inside the tree) is
+    moved to that layout on first use, without a rebuild, and nothing of it shows in a container."""
+    import tarfile
+
+    import rootfs_builder
+
+    pyc("run", "--rm", "default", "true")  # builds the private store's default rootfs
+    tree = rootfs_builder.default_path(pyc.data)
+    beside = rootfs_builder.manifest_path(tree)
+    assert os.path.isfile(beside) and not os.path.lexists(os.path.join(tree, rootfs_builder.OLD_MANIFEST))
+    # The layout stores had before: the manifest at the tree's top.
+    os.rename(beside, os.path.join(tree, rootfs_builder.OLD_MANIFEST))
+    busybox_ino = os.stat(os.path.join(tree, "bin", "busybox")).st_ino
+
+    listing = pyc("run", "--name", "c", "default", "ls", "-a", "/").stdout.split()
+    assert "bin" in listing and rootfs_builder.OLD_MANIFEST not in listing
+    assert os.path.isfile(beside) and not os.path.lexists(os.path.join(tree, rootfs_builder.OLD_MANIFEST))
+    assert os.stat(os.path.join(tree, "bin", "busybox")).st_ino == busybox_ino  # moved, not rebuilt
+    assert rootfs_builder.verify(tree) == []
+
+    pyc("commit", "c", "nomanifest:1")
+    out = str(tmp_path / "rootfs.tar")
+    pyc("image", "export", "nomanifest:1", out, "--format", "rootfs")
+    with tarfile.open(out) as tar:
+        names = {os.path.normpath(n) for n in tar.getnames()}
+    assert "bin/busybox" in names and rootfs_builder.OLD_MANIFEST not in names
+    pyc("run", "-d", "--name", "live", "default", "sleep", "300")
+    pyc("cp", "live:/etc/passwd", str(tmp_path))
+    p = pyc("cp", f"live:/{rootfs_builder.OLD_MANIFEST}", str(tmp_path), ok=False)
+    assert p.returncode != 0 and not os.path.lexists(tmp_path / rootfs_builder.OLD_MANIFEST)

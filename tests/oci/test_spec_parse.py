@@ -8,9 +8,10 @@ import os
 
 import pytest
 
+from pycontain import SPEC_VERSION
 from pycontain import spec as oci
 from pycontain.errors import ConfigError, InvalidArgument, NotFound, PycontainError, Unsupported
-from pycontain.spec import (
+from pycontain.libc import (
     MS_BIND,
     MS_DIRSYNC,
     MS_MANDLOCK,
@@ -29,6 +30,9 @@ from pycontain.spec import (
     MS_STRICTATIME,
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
+)
+from pycontain.security.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+from pycontain.spec import (
     OciMount,
     default_spec,
     load_bundle,
@@ -41,8 +45,8 @@ BUNDLE = "/srv/bundles/web"
 @pytest.fixture(autouse=True)
 def _no_lsm(monkeypatch: pytest.MonkeyPatch) -> None:
     """Host detection is pinned so the tests mean the same on every machine."""
-    monkeypatch.setattr(oci, "_apparmor_enabled", lambda: False)
-    monkeypatch.setattr(oci, "_selinux_enabled", lambda: False)
+    monkeypatch.setattr(oci.bundle, "_apparmor_enabled", lambda: False)
+    monkeypatch.setattr(oci.bundle, "_selinux_enabled", lambda: False)
 
 
 def base() -> dict:
@@ -73,15 +77,15 @@ def test_default_spec_parses_and_round_trips() -> None:
     json.dumps(doc)  # JSON-able as written by `pycontain spec`
     spec = parse(doc, BUNDLE)
     assert spec.warnings == []
-    assert spec.oci_version == oci.SPEC_VERSION
+    assert spec.oci_version == SPEC_VERSION
     assert spec.root_path == "/srv/bundles/web/rootfs" and spec.root_readonly
     assert spec.hostname == "pycontain"
     p = spec.process
     assert p.args == ["sh"] and p.terminal and p.cwd == "/" and (p.uid, p.gid) == (0, 0)
     assert p.no_new_privileges
     assert p.rlimits == [("RLIMIT_NOFILE", 1024, 1024)]
-    assert sorted(p.capabilities["bounding"]) == sorted(oci.DEFAULT_CAPABILITIES)
-    assert len(oci.DEFAULT_CAPABILITIES) == 14
+    assert sorted(p.capabilities["bounding"]) == sorted(DEFAULT_CAPABILITIES)
+    assert len(DEFAULT_CAPABILITIES) == 14
     for name in ("effective", "permitted"):
         assert p.capabilities[name] == p.capabilities["bounding"]
     assert p.capabilities["inheritable"] == [] and p.capabilities["ambient"] == []
@@ -643,7 +647,7 @@ def test_lsm_labels_warn_when_the_host_lacks_the_lsm() -> None:
 
 
 def test_lsm_labels_do_not_warn_when_the_host_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(oci, "_apparmor_enabled", lambda: True)
+    monkeypatch.setattr(oci.bundle, "_apparmor_enabled", lambda: True)
     doc = base()
     doc["process"]["apparmorProfile"] = "docker-default"
     assert parse(doc, BUNDLE).warnings == []
@@ -873,21 +877,6 @@ def test_bind_option_makes_any_type_a_bind() -> None:
 
 
 def test_constants_match_the_kernel() -> None:
-    from pycontain import libc
-
-    for name in (
-        "MS_RDONLY",
-        "MS_NOSUID",
-        "MS_NODEV",
-        "MS_NOEXEC",
-        "MS_REMOUNT",
-        "MS_BIND",
-        "MS_REC",
-        "MS_PRIVATE",
-        "MS_SLAVE",
-        "MS_STRICTATIME",
-    ):
-        assert getattr(oci, name) == getattr(libc, name), name
     assert (MS_SHARED, MS_UNBINDABLE, MS_RELATIME, MS_NOATIME) == (1 << 20, 1 << 17, 1 << 21, 1024)
 
 
@@ -980,8 +969,8 @@ def test_namespace_table() -> None:
     assert set(oci.NAMESPACES) == set(oci.NAMESPACE_TYPES)
     assert oci.NAMESPACES["network"] == (0x40000000, "net")
     assert oci.NAMESPACES["mount"][1] == "mnt"
-    assert oci.CAPABILITIES.index("CAP_SYS_ADMIN") == 21
-    assert oci.CAPABILITIES.index("CAP_CHECKPOINT_RESTORE") == 40
+    assert CAPABILITIES.index("CAP_SYS_ADMIN") == 21
+    assert CAPABILITIES.index("CAP_CHECKPOINT_RESTORE") == 40
     assert oci.RLIMITS["RLIMIT_NOFILE"] == 7
 
 

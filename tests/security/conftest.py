@@ -21,7 +21,9 @@ import time
 
 import pytest
 
-from pycontain import libc, security
+from pycontain import libc
+from pycontain.security import apply as security_apply
+from pycontain.security import options
 
 # The probe: argv[1] is a JSON list of checks; prints a JSON list of results.
 PROBE = r"""
@@ -95,7 +97,7 @@ class Result:
 
 
 def walled(
-    opts: security.SecurityOptions | None,
+    opts: options.SecurityOptions | None,
     argv: list[str],
     uid: int = 0,
     gid: int | None = None,
@@ -107,7 +109,7 @@ def walled(
 ) -> Result:
     """Run ``argv`` behind the walls ``opts`` asks for; ``mask`` also runs mask_paths(masked, readonly);
     ``pre`` runs in the child first (to give it what a careless runtime might have leaked to it)."""
-    p = security.prepare(opts)
+    p = security_apply.prepare(opts)
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     sys.stdout.flush()
@@ -123,15 +125,15 @@ def walled(
             if pre is not None:
                 pre()
             if mask:
-                security.mask_paths(masked, readonly)
-            security.before_setuid(p)
+                security_apply.mask_paths(masked, readonly)
+            security_apply.before_setuid(p)
             if uid:
                 g = uid if gid is None else gid
                 os.setgroups([])
                 os.setgid(g)
                 os.setuid(uid)
-            security.after_setuid(p, uid)
-            security.last(p)
+            security_apply.after_setuid(p, uid)
+            security_apply.last(p)
             os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
         except BaseException as e:
             try:
@@ -157,7 +159,7 @@ def walled(
     return Result(status, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
-def probe(opts: security.SecurityOptions | None, checks: list, **kw: object) -> list:
+def probe(opts: options.SecurityOptions | None, checks: list, **kw: object) -> list:
     """Run the probe behind the walls; one result per check."""
     r = walled(opts, [sys.executable, "-I", "-S", "-c", PROBE, json.dumps(checks)], **kw)
     assert r.status == 0, r

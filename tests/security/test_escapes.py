@@ -17,9 +17,10 @@ import sys
 import pytest
 from conftest import ROOT_REQUIRED
 
-from pycontain import security
-from pycontain.seccomp_default import CLONE_NAMESPACE_FLAGS, PROFILE
-from pycontain.security import SecurityOptions
+from pycontain.security import apply as security_apply
+from pycontain.security import caps, seccomp
+from pycontain.security.options import SecurityOptions
+from pycontain.security.seccomp_default import CLONE_NAMESPACE_FLAGS, PROFILE
 
 from .conftest import nr, probe, status_mask, walled
 
@@ -37,7 +38,7 @@ STATUS = ["status"]
 
 
 def available() -> int:
-    return security.own_bounding_set()
+    return caps.own_bounding_set()
 
 
 def _attacks(target: str, sleeper_pid: int) -> dict[str, list]:
@@ -130,7 +131,7 @@ def test_default_walls_keep_what_programs_need(tmp_path):
 
 
 def test_clone3_and_newer_calls_fail_with_enosys():
-    highest = security.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS & available()).max_nr
+    highest = seccomp.compile_filter(PROFILE, DOCKER_DEFAULT_CAPS & available()).max_nr
     native = next(iter(highest))
     beyond = highest[native] + 1
     checks = [
@@ -242,9 +243,11 @@ def test_oci_exact_capabilities_and_ambient_for_a_non_root_user():
 def _leak_inheritable_and_ambient_sys_admin() -> None:
     # What a runtime that kept its caller's inheritable or ambient sets would hand the container
     # (CVE-2022-24769): root's execve adds the inheritable set to the new permitted set.
-    everything = security.own_bounding_set()
-    security._capset(everything, everything, 1 << 21)
-    security._prctl("PR_CAP_AMBIENT_RAISE", security.PR_CAP_AMBIENT, security.PR_CAP_AMBIENT_RAISE, 21)
+    everything = caps.own_bounding_set()
+    security_apply._capset(everything, everything, 1 << 21)
+    security_apply._prctl(
+        "PR_CAP_AMBIENT_RAISE", security_apply.PR_CAP_AMBIENT, security_apply.PR_CAP_AMBIENT_RAISE, 21
+    )
 
 
 @pytest.mark.parametrize("uid", [0, 65534])
@@ -270,7 +273,7 @@ def test_ulimits_are_set():
     assert res == [[100, 200], [64, 64], [0, 0]]
 
 
-@pytest.mark.skipif(security.own_bounding_set() >> 24 & 1, reason="pycontain holds CAP_SYS_RESOURCE here")
+@pytest.mark.skipif(caps.own_bounding_set() >> 24 & 1, reason="pycontain holds CAP_SYS_RESOURCE here")
 def test_ulimit_above_our_own_hard_limit_fails_clearly():
     import resource
 

@@ -37,7 +37,7 @@ class ForkServer:
         try:
             # subprocess forks and execs in C (no Python code runs in between): safe from any thread.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "pycontain.forkserver", str(theirs.fileno())],
+                [sys.executable, "-m", "pycontain.sandbox.forkserver", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -55,7 +55,7 @@ class ForkServer:
 
     def create(self, config: dict, root: str | None) -> tuple[str, int, int]:
         """Create and start a container in the server: (its id, the host pid of its PID 1, a pidfd of it)."""
-        from . import errors
+        from .. import errors
 
         request = json.dumps({"config": config, "root": root}).encode()
         fds = array.array("i")
@@ -92,9 +92,9 @@ class ForkServer:
 
 
 def _create(request: bytes) -> tuple[dict, int | None]:
-    from .config import ContainerConfig
-    from .container import Container
-    from .process import Stdio
+    from ..config import ContainerConfig
+    from ..container import Container
+    from ..process import Stdio
 
     try:
         req = json.loads(request)

@@ -2,7 +2,7 @@
 
 It behaves like docker's default profile: an allow-list. A system call the list does not name fails
 with EPERM, except for calls newer than anything the profile names, which fail with ENOSYS (the
-builder in ``pycontain.security`` adds that rule), so that C libraries fall back to older calls.
+builder in ``pycontain.security.seccomp`` adds that rule), so that C libraries fall back to older calls.
 
 The format is docker's (an OCI ``linux.seccomp`` section plus docker's extensions): ``archMap`` picks
 the architectures for the machine the container runs on, and a rule's ``includes``/``excludes`` make

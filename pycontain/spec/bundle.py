@@ -1,28 +1,22 @@
-"""OCI runtime-spec bundles: read, validate and model a ``config.json``.
+"""Read and validate an OCI bundle's ``config.json`` into an :class:`~pycontain.spec.model.OciSpec`.
 
-``load_bundle(dir)`` reads ``<dir>/config.json`` and returns an :class:`OciSpec`; ``parse(doc, bundle)``
-does the same for a document already in memory; ``default_spec()`` is the starter document
-``pycontain spec`` writes (runc's ``runc spec``, with docker's default capabilities).
-
-Everything is checked here, before anything is created: a bad document fails with one
 :class:`~pycontain.errors.ConfigError` line that starts with the JSON path of the field at fault
 (``config.json: linux.namespaces[2].type: unknown namespace type 'foo' (...)``); a field pycontain
 cannot honour (``UNSUPPORTED_FIELDS``) fails with :class:`~pycontain.errors.Unsupported`. Unknown
 properties are ignored, as the spec requires of runtimes. Settings pycontain accepts but cannot apply
 on this host (an AppArmor profile on a host without AppArmor) are collected in ``OciSpec.warnings``.
 
-Plain ``__slots__`` classes, no ``dataclasses``, ``typing``, ``re`` or ``json``: this module may sit
-on the start path of ``pycontain run``.
+No ``dataclasses``, ``typing``, ``re`` or ``json`` (only on the error path): ``pycontain create`` starts
+here.
 """
 
 from __future__ import annotations
 
 import os
 
-from . import SPEC_VERSION, fastjson
-from .config import DEFAULT_PATH
-from .errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
-from .libc import (  # the kernel's numbers, defined once there
+from .. import SPEC_VERSION, fastjson
+from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
+from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -31,31 +25,17 @@ from .libc import (  # the kernel's numbers, defined once there
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
-    MS_BIND,
-    MS_DIRSYNC,
-    MS_I_VERSION,
-    MS_LAZYTIME,
-    MS_MANDLOCK,
-    MS_NOATIME,
-    MS_NODEV,
-    MS_NODIRATIME,
-    MS_NOEXEC,
-    MS_NOSUID,
-    MS_NOSYMFOLLOW,
-    MS_POSIXACL,
-    MS_PRIVATE,
-    MS_RDONLY,
-    MS_REC,
-    MS_RELATIME,
-    MS_REMOUNT,
-    MS_SHARED,
-    MS_SILENT,
-    MS_SLAVE,
-    MS_STRICTATIME,
-    MS_SYNCHRONOUS,
-    MS_UNBINDABLE,
 )
-from .security import CAPABILITIES, DEFAULT_CAPABILITIES  # one table: security.py's (its imports are light)
+from ..security.caps import CAPABILITIES  # one table: security.caps's (its imports are light)
+from .model import (
+    HOOK_KINDS,
+    IGNORED_OPTIONS,
+    OciDevice,
+    OciHook,
+    OciMount,
+    OciProcess,
+    OciSpec,
+)
 
 DOC = "config.json"
 _KNOWN_MINOR = int(SPEC_VERSION.split(".")[1])  # newer 1.x documents are read with a warning
@@ -80,91 +60,6 @@ _UNSUPPORTED_WHAT = {
     "zos": "a z/OS container",
     "freebsd": "a FreeBSD jail",
 }
-
-# -- kernel names and numbers ---------------------------------------------------------------------
-
-# mount(8) option -> (clears the flag, flag); runc's table.
-MOUNT_FLAGS = {
-    "defaults": (False, 0),
-    "ro": (False, MS_RDONLY),
-    "rw": (True, MS_RDONLY),
-    "nosuid": (False, MS_NOSUID),
-    "suid": (True, MS_NOSUID),
-    "nodev": (False, MS_NODEV),
-    "dev": (True, MS_NODEV),
-    "noexec": (False, MS_NOEXEC),
-    "exec": (True, MS_NOEXEC),
-    "sync": (False, MS_SYNCHRONOUS),
-    "async": (True, MS_SYNCHRONOUS),
-    "remount": (False, MS_REMOUNT),
-    "mand": (False, MS_MANDLOCK),
-    "nomand": (True, MS_MANDLOCK),
-    "dirsync": (False, MS_DIRSYNC),
-    "noatime": (False, MS_NOATIME),
-    "atime": (True, MS_NOATIME),
-    "nodiratime": (False, MS_NODIRATIME),
-    "diratime": (True, MS_NODIRATIME),
-    "relatime": (False, MS_RELATIME),
-    "norelatime": (True, MS_RELATIME),
-    "strictatime": (False, MS_STRICTATIME),
-    "nostrictatime": (True, MS_STRICTATIME),
-    "nosymfollow": (False, MS_NOSYMFOLLOW),
-    "symfollow": (True, MS_NOSYMFOLLOW),
-    "lazytime": (False, MS_LAZYTIME),
-    "nolazytime": (True, MS_LAZYTIME),
-    "iversion": (False, MS_I_VERSION),
-    "noiversion": (True, MS_I_VERSION),
-    "silent": (False, MS_SILENT),
-    "loud": (True, MS_SILENT),
-    "acl": (False, MS_POSIXACL),
-    "noacl": (True, MS_POSIXACL),
-    "bind": (False, MS_BIND),
-    "rbind": (False, MS_BIND | MS_REC),
-}
-# Propagation changes need a mount(2) call of their own, after the mount itself.
-MOUNT_PROPAGATION = {
-    "private": MS_PRIVATE,
-    "rprivate": MS_PRIVATE | MS_REC,
-    "shared": MS_SHARED,
-    "rshared": MS_SHARED | MS_REC,
-    "slave": MS_SLAVE,
-    "rslave": MS_SLAVE | MS_REC,
-    "unbindable": MS_UNBINDABLE,
-    "runbindable": MS_UNBINDABLE | MS_REC,
-}
-# Recursive options (runc's): applied with mount_setattr(2) and AT_RECURSIVE to the mount and every mount
-# beneath it, once mounted. option -> (clears the attribute, MOUNT_ATTR_*); the atime ones also clear the
-# atime field (MOUNT_ATTR__ATIME), as the kernel requires.
-_ATTR_RDONLY, _ATTR_NOSUID, _ATTR_NODEV, _ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
-_ATTR_ATIME, _ATTR_NOATIME, _ATTR_STRICTATIME, _ATTR_NODIRATIME = 0x70, 0x10, 0x20, 0x80
-_ATTR_NOSYMFOLLOW = 0x00200000
-RECURSIVE_OPTIONS = {
-    "rro": (False, _ATTR_RDONLY),
-    "rrw": (True, _ATTR_RDONLY),
-    "rnosuid": (False, _ATTR_NOSUID),
-    "rsuid": (True, _ATTR_NOSUID),
-    "rnodev": (False, _ATTR_NODEV),
-    "rdev": (True, _ATTR_NODEV),
-    "rnoexec": (False, _ATTR_NOEXEC),
-    "rexec": (True, _ATTR_NOEXEC),
-    "rnodiratime": (False, _ATTR_NODIRATIME),
-    "rdiratime": (True, _ATTR_NODIRATIME),
-    "rrelatime": (False, 0),  # MOUNT_ATTR_RELATIME is 0: clearing the atime field is the whole change
-    "rnorelatime": (True, 0),
-    "rnoatime": (False, _ATTR_NOATIME),
-    "ratime": (True, _ATTR_NOATIME),
-    "rstrictatime": (False, _ATTR_STRICTATIME),
-    "rnostrictatime": (True, _ATTR_STRICTATIME),
-    "rnosymfollow": (False, _ATTR_NOSYMFOLLOW),
-    "rsymfollow": (True, _ATTR_NOSYMFOLLOW),
-}
-_ATIME_OPTIONS = frozenset(
-    ("rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime")
-)
-# An id-mapped bind mount: "ridmap" maps the submounts of a recursive bind too.
-IDMAP_OPTIONS = ("idmap", "ridmap")
-# Accepted, not applied (each gives a warning): podman puts tmpcopyup on its tmpfs mounts.
-_IGNORED_OPTIONS = {"tmpcopyup": "the tmpfs starts empty instead of holding a copy of the image's directory"}
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 # type -> (CLONE_NEW* flag, name under /proc/PID/ns)
@@ -202,7 +97,6 @@ RLIMITS = {
     "RLIMIT_RTTIME": 15,
 }
 
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 ROOTFS_PROPAGATIONS = (
     "shared",
     "slave",
@@ -252,22 +146,6 @@ _IPC_SYSCTLS = frozenset(
 )
 
 _SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-# runc's defaults (libcontainer/specconv/example.go); used when a config has none.
-DEFAULT_MASKED_PATHS = (
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-    "/sys/devices/virtual/tpm",
-)
-DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 _U32_ID_MAX = (1 << 32) - 2  # (uid_t)-1 means "leave unchanged" to setresuid(2): never a real id
 _U32_MAX = (1 << 32) - 1
@@ -396,373 +274,6 @@ def _str_map(parent: dict, key: str, path: str) -> dict[str, str]:
             raise _err(path, "keys must not be empty")
         _str(v, _key(path, k))
     return dict(value)
-
-
-# -- the model ------------------------------------------------------------------------------------
-class OciProcess:
-    """``process``: what runs in the container, as whom, with which limits."""
-
-    __slots__ = (
-        "args",
-        "env",
-        "cwd",
-        "terminal",
-        "console_size",
-        "uid",
-        "gid",
-        "umask",
-        "additional_gids",
-        "capabilities",
-        "rlimits",
-        "no_new_privileges",
-        "oom_score_adj",
-        "apparmor_profile",
-        "selinux_label",
-        "proc_attrs",
-    )
-
-    def __init__(
-        self,
-        args: list[str],
-        *,
-        env: list[str] | None = None,
-        cwd: str = "/",
-        terminal: bool = False,
-        console_size: tuple[int, int] | None = None,
-        uid: int = 0,
-        gid: int = 0,
-        umask: int | None = None,
-        additional_gids: list[int] | None = None,
-        capabilities: dict[str, list[str]] | None = None,
-        rlimits: list[tuple[str, int, int]] | None = None,
-        no_new_privileges: bool = False,
-        oom_score_adj: int | None = None,
-        apparmor_profile: str | None = None,
-        selinux_label: str | None = None,
-    ) -> None:
-        self.args = list(args)
-        self.env = list(env or [])
-        self.cwd = cwd
-        self.terminal = terminal
-        self.console_size = console_size  # (height, width), only meaningful with terminal
-        self.uid = uid
-        self.gid = gid
-        self.umask = umask
-        self.additional_gids = list(additional_gids or [])
-        self.capabilities = capabilities  # {set: [CAP_...]} for all five sets, or None when not given
-        self.rlimits = list(rlimits or [])  # [(RLIMIT_..., soft, hard)]
-        self.no_new_privileges = no_new_privileges
-        self.oom_score_adj = oom_score_adj
-        self.apparmor_profile = apparmor_profile
-        self.selinux_label = selinux_label
-        # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
-        # are in OciSpec.proc_attrs with its memoryPolicy
-        self.proc_attrs: dict | None = None
-
-    def to_dict(self) -> dict:
-        user: dict = {"uid": self.uid, "gid": self.gid}
-        if self.umask is not None:
-            user["umask"] = self.umask
-        if self.additional_gids:
-            user["additionalGids"] = list(self.additional_gids)
-        d: dict = {
-            "terminal": self.terminal,
-            "user": user,
-            "args": list(self.args),
-            "env": list(self.env),
-            "cwd": self.cwd,
-        }
-        if self.console_size is not None:
-            d["consoleSize"] = {"height": self.console_size[0], "width": self.console_size[1]}
-        if self.capabilities is not None:
-            d["capabilities"] = {k: list(v) for k, v in self.capabilities.items()}
-        if self.rlimits:
-            d["rlimits"] = [{"type": t, "soft": s, "hard": h} for t, s, h in self.rlimits]
-        d["noNewPrivileges"] = self.no_new_privileges
-        if self.oom_score_adj is not None:
-            d["oomScoreAdj"] = self.oom_score_adj
-        if self.apparmor_profile:
-            d["apparmorProfile"] = self.apparmor_profile
-        if self.selinux_label:
-            d["selinuxLabel"] = self.selinux_label
-        return d
-
-    def __repr__(self) -> str:
-        return f"OciProcess(args={self.args!r}, cwd={self.cwd!r}, uid={self.uid}, gid={self.gid})"
-
-
-class OciMount:
-    """One ``mounts`` entry. ``source`` of a bind mount is absolute (resolved against the bundle)."""
-
-    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
-
-    def __init__(
-        self, destination: str, type: str = "", source: str = "", options: list[str] | None = None
-    ) -> None:
-        self.destination = destination
-        self.type = type
-        self.source = source
-        self.options = list(options or [])
-        # An id-mapped mount's own mappings, (container_id, host_id, size) as linux.uidMappings
-        self.uid_mappings: list[tuple[int, int, int]] = []
-        self.gid_mappings: list[tuple[int, int, int]] = []
-
-    @property
-    def is_bind(self) -> bool:
-        """A bind mount: type "bind", or a bind/rbind option (runc's rule; the type is then ignored)."""
-        return self.type == "bind" or "bind" in self.options or "rbind" in self.options
-
-    def flags_and_data(self) -> tuple[int, list[int], str, bool]:
-        """The mount(2) arguments for the options: (flags, propagation_flags, data, recursive_bind).
-
-        Options are applied in order (a later "rw" clears an earlier "ro"). ``flags`` holds MS_BIND | MS_REC
-        for "rbind" (``recursive_bind`` says so too), and MS_BIND for a mount of type "bind" without a
-        bind option. Each propagation option (private, rslave, ...) is one entry of ``propagation_flags``,
-        to apply with a mount(2) call of its own once mounted. Options mount(8) does not know as flags
-        (mode=755, size=65536k, newinstance, ...) are joined with commas into ``data``. A read-only bind
-        mount needs a remount (MS_REMOUNT | MS_BIND | MS_RDONLY) after the bind: the kernel ignores
-        MS_RDONLY on the first call.
-        """
-        flags = 0
-        propagation: list[int] = []
-        data: list[str] = []
-        for opt in self.options:
-            entry = MOUNT_FLAGS.get(opt)
-            if entry is not None:
-                clear, flag = entry
-                flags = flags & ~flag if clear else flags | flag
-            elif opt in MOUNT_PROPAGATION:
-                propagation.append(MOUNT_PROPAGATION[opt])
-            elif opt not in _IGNORED_OPTIONS and opt not in RECURSIVE_OPTIONS and opt not in IDMAP_OPTIONS:
-                data.append(opt)
-        if self.type == "bind" and not flags & MS_BIND:
-            flags |= MS_BIND
-        return flags, propagation, ",".join(data), "rbind" in self.options
-
-    def recursive_attrs(self) -> tuple[int, int]:
-        """(attributes to set, attributes to clear) for mount_setattr(2) from the recursive options (rro, ...),
-        in order: a later "rrw" undoes an earlier "rro"."""
-        attr_set = attr_clr = 0
-        for opt in self.options:
-            entry = RECURSIVE_OPTIONS.get(opt)
-            if entry is None:
-                continue
-            clear, attr = entry
-            if opt in _ATIME_OPTIONS:  # the atime mode is one field: set it whole (relatime is 0)
-                attr_set = attr_set & ~_ATTR_ATIME | (0 if clear else attr)
-                attr_clr |= _ATTR_ATIME
-            elif clear:
-                attr_set &= ~attr
-                attr_clr |= attr
-            else:
-                attr_set |= attr
-                attr_clr &= ~attr
-        return attr_set, attr_clr
-
-    @property
-    def id_mapped(self) -> bool:
-        """An id-mapped bind mount: mappings of its own, or the idmap/ridmap option."""
-        return bool(self.uid_mappings or self.gid_mappings) or any(o in IDMAP_OPTIONS for o in self.options)
-
-    def to_dict(self) -> dict:
-        d: dict = {"destination": self.destination}
-        if self.type:
-            d["type"] = self.type
-        if self.source:
-            d["source"] = self.source
-        d["options"] = list(self.options)
-        for key, maps in (("uidMappings", self.uid_mappings), ("gidMappings", self.gid_mappings)):
-            if maps:
-                d[key] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in maps]
-        return d
-
-    def __repr__(self) -> str:
-        return f"OciMount({self.destination!r}, type={self.type!r}, source={self.source!r}, options={self.options!r})"
-
-
-class OciHook:
-    """One lifecycle hook. ``args`` is the full argv (args[0] included); empty means ``[path]``."""
-
-    __slots__ = ("path", "args", "env", "timeout")
-
-    def __init__(
-        self,
-        path: str,
-        args: list[str] | None = None,
-        env: list[str] | None = None,
-        timeout: int | None = None,
-    ) -> None:
-        self.path = path
-        self.args = list(args or [])
-        self.env = list(env or [])
-        self.timeout = timeout  # seconds, > 0, or None for no limit
-
-    def to_dict(self) -> dict:
-        d: dict = {"path": self.path}
-        if self.args:
-            d["args"] = list(self.args)
-        if self.env:
-            d["env"] = list(self.env)
-        if self.timeout is not None:
-            d["timeout"] = self.timeout
-        return d
-
-    def __repr__(self) -> str:
-        return f"OciHook({self.path!r}, args={self.args!r}, timeout={self.timeout!r})"
-
-
-class OciDevice:
-    """One ``linux.devices`` entry: a node to create in the container."""
-
-    __slots__ = ("path", "type", "major", "minor", "file_mode", "uid", "gid")
-
-    def __init__(
-        self,
-        path: str,
-        type: str,
-        major: int = 0,
-        minor: int = 0,
-        file_mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-    ) -> None:
-        self.path = path
-        self.type = type
-        self.major = major
-        self.minor = minor
-        self.file_mode = file_mode
-        self.uid = uid
-        self.gid = gid
-
-    def to_dict(self) -> dict:
-        d: dict = {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor}
-        for key, value in (("fileMode", self.file_mode), ("uid", self.uid), ("gid", self.gid)):
-            if value is not None:
-                d[key] = value
-        return d
-
-    def __repr__(self) -> str:
-        return f"OciDevice({self.path!r}, {self.type!r}, {self.major}, {self.minor})"
-
-
-class OciSpec:
-    """A parsed, validated config.json (see the module's docstring)."""
-
-    __slots__ = (
-        "oci_version",
-        "raw",
-        "bundle",
-        "process",
-        "root_path",
-        "root_readonly",
-        "hostname",
-        "domainname",
-        "mounts",
-        "hooks",
-        "annotations",
-        "namespaces",
-        "uid_mappings",
-        "gid_mappings",
-        "devices",
-        "resources",
-        "cgroups_path",
-        "sysctl",
-        "masked_paths",
-        "readonly_paths",
-        "rootfs_propagation",
-        "seccomp",
-        "personality",
-        "time_offsets",
-        "mount_label",
-        "proc_attrs",
-        "warnings",
-    )
-
-    def __init__(self) -> None:
-        self.oci_version = ""
-        self.raw: dict = {}
-        self.bundle = ""
-        self.process: OciProcess | None = None
-        self.root_path = ""
-        self.root_readonly = False
-        self.hostname: str | None = None
-        self.domainname: str | None = None
-        self.mounts: list[OciMount] = []
-        self.hooks: dict[str, list[OciHook]] = {k: [] for k in HOOK_KINDS}
-        self.annotations: dict[str, str] = {}
-        self.namespaces: dict[str, str] = {}  # type -> "" (create) or a path (join), in document order
-        self.uid_mappings: list[tuple[int, int, int]] = []  # (container_id, host_id, size)
-        self.gid_mappings: list[tuple[int, int, int]] = []
-        self.devices: list[OciDevice] = []
-        self.resources: dict | None = None
-        self.cgroups_path: str | None = None
-        self.sysctl: dict[str, str] = {}
-        self.masked_paths: list[str] | None = None  # None: the runtime's defaults
-        self.readonly_paths: list[str] | None = None
-        self.rootfs_propagation: str | None = None
-        self.seccomp: dict | None = None
-        self.personality: dict | None = None
-        self.time_offsets: dict | None = None  # {"monotonic": {"secs": .., "nanosecs": ..}, ...}
-        self.mount_label: str | None = None
-        # process.ioPriority, process.scheduler and linux.memoryPolicy, as pycontain.procattr.check gives them
-        self.proc_attrs: dict | None = None
-        self.warnings: list[str] = []
-
-    def to_dict(self) -> dict:
-        """The normalised document: OCI-shaped, paths absolute; ``parse`` reads it back unchanged."""
-        d: dict = {"ociVersion": self.oci_version}
-        if self.process is not None:
-            d["process"] = self.process.to_dict()
-        d["root"] = {"path": self.root_path, "readonly": self.root_readonly}
-        if self.hostname is not None:
-            d["hostname"] = self.hostname
-        if self.domainname is not None:
-            d["domainname"] = self.domainname
-        d["mounts"] = [m.to_dict() for m in self.mounts]
-        hooks = {k: [h.to_dict() for h in v] for k, v in self.hooks.items() if v}
-        if hooks:
-            d["hooks"] = hooks
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
-        linux: dict = {
-            "namespaces": [{"type": t, "path": p} if p else {"type": t} for t, p in self.namespaces.items()]
-        }
-        if self.uid_mappings:
-            linux["uidMappings"] = [
-                {"containerID": c, "hostID": h, "size": s} for c, h, s in self.uid_mappings
-            ]
-        if self.gid_mappings:
-            linux["gidMappings"] = [
-                {"containerID": c, "hostID": h, "size": s} for c, h, s in self.gid_mappings
-            ]
-        if self.devices:
-            linux["devices"] = [dev.to_dict() for dev in self.devices]
-        for key, value in (
-            ("resources", self.resources),
-            ("cgroupsPath", self.cgroups_path),
-            ("sysctl", self.sysctl or None),
-            ("maskedPaths", self.masked_paths),
-            ("readonlyPaths", self.readonly_paths),
-            ("rootfsPropagation", self.rootfs_propagation),
-            ("seccomp", self.seccomp),
-            ("personality", self.personality),
-            ("timeOffsets", self.time_offsets),
-            ("mountLabel", self.mount_label),
-        ):
-            if value is not None:
-                linux[key] = value
-        # Kept as given (pycontain.procattr validated them): the document's own spelling round-trips.
-        raw_process, raw_linux = self.raw.get("process"), self.raw.get("linux")
-        for key in ("ioPriority", "scheduler"):
-            if "process" in d and isinstance(raw_process, dict) and raw_process.get(key) is not None:
-                d["process"][key] = raw_process[key]
-        if isinstance(raw_linux, dict) and raw_linux.get("memoryPolicy") is not None:
-            linux["memoryPolicy"] = raw_linux["memoryPolicy"]
-        d["linux"] = linux
-        return d
-
-    def __repr__(self) -> str:
-        return f"OciSpec(oci_version={self.oci_version!r}, root_path={self.root_path!r}, process={self.process!r})"
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -929,8 +440,8 @@ def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
         dest = _abs(item["destination"], f"{p}.destination")
         options = _str_list(item, "options", f"{p}.options")
         for opt in options:
-            if opt in _IGNORED_OPTIONS:
-                warnings.append(f"{p}.options: {opt!r} ignored on {dest}: {_IGNORED_OPTIONS[opt]}")
+            if opt in IGNORED_OPTIONS:
+                warnings.append(f"{p}.options: {opt!r} ignored on {dest}: {IGNORED_OPTIONS[opt]}")
         mount = OciMount(
             dest,
             _opt_str(item, "type", f"{p}.type") or "",
@@ -1066,7 +577,7 @@ def _resources(linux: dict) -> dict | None:
     resources = _opt_obj(linux, "resources", "linux.resources")
     if resources is None:
         return None
-    from .cgroups.resources import Resources  # checked now, so that a bad limit fails before anything exists
+    from ..cgroups.resources import Resources  # checked now, so that a bad limit fails before anything exists
 
     try:
         Resources.from_oci(resources)
@@ -1074,7 +585,7 @@ def _resources(linux: dict) -> dict | None:
         message = str(e).removeprefix("invalid resources: ")
         raise _err("linux.resources", message) from None
     if "devices" in resources:
-        from .cgroups.devices import parse_oci
+        from ..cgroups.devices import parse_oci
 
         try:
             parse_oci(resources["devices"])
@@ -1297,7 +808,7 @@ def parse(doc: dict, bundle: str) -> OciSpec:
                 )
             m.uid_mappings, m.gid_mappings = list(spec.uid_mappings), list(spec.gid_mappings)
 
-    from . import procattr
+    from .. import procattr
 
     spec.proc_attrs = procattr.check(doc)
     spec.devices = _devices(linux)
@@ -1420,101 +931,7 @@ def load_process(path: str) -> OciProcess:
         raise _err("", f"cannot read {path}: {e.strerror}") from None
     doc = decode(data)
     proc = _process(doc, [])
-    from . import procattr
+    from .. import procattr
 
     proc.proc_attrs = procattr.check({"process": doc})
     return proc
-
-
-# -- `pycontain spec` -------------------------------------------------------------------------------
-def default_spec(rootless: bool = False, args: list[str] | None = None) -> dict:
-    """The starter config.json ``pycontain spec`` writes: ``runc spec`` with docker's default capabilities.
-
-    ``rootless`` makes it fit an unprivileged user, as ``runc spec --rootless`` does: a user namespace
-    mapping the caller's uid and gid to root, no network namespace (an unprivileged user cannot
-    give it a usable network), /sys bound from the host instead of a new sysfs (which needs
-    privileges over the network namespace), no uid=/gid= mount options, and no cgroup resources.
-    """
-    caps = list(DEFAULT_CAPABILITIES)
-    doc: dict = {
-        "ociVersion": SPEC_VERSION,
-        "process": {
-            "terminal": True,
-            "user": {"uid": 0, "gid": 0},
-            "args": list(args) if args else ["sh"],
-            "env": [f"PATH={DEFAULT_PATH}", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {"bounding": list(caps), "effective": list(caps), "permitted": list(caps)},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pycontain",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {
-                "destination": "/dev",
-                "type": "tmpfs",
-                "source": "tmpfs",
-                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-            },
-            {
-                "destination": "/dev/pts",
-                "type": "devpts",
-                "source": "devpts",
-                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-            },
-            {
-                "destination": "/dev/shm",
-                "type": "tmpfs",
-                "source": "shm",
-                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-            },
-            {
-                "destination": "/dev/mqueue",
-                "type": "mqueue",
-                "source": "mqueue",
-                "options": ["nosuid", "noexec", "nodev"],
-            },
-            {
-                "destination": "/sys",
-                "type": "sysfs",
-                "source": "sysfs",
-                "options": ["nosuid", "noexec", "nodev", "ro"],
-            },
-            {
-                "destination": "/sys/fs/cgroup",
-                "type": "cgroup",
-                "source": "cgroup",
-                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
-            },
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
-            "maskedPaths": list(DEFAULT_MASKED_PATHS),
-            "readonlyPaths": list(DEFAULT_READONLY_PATHS),
-        },
-    }
-    if rootless:
-        linux = doc["linux"]
-        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"] + [
-            {"type": "user"}
-        ]
-        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
-        del linux["resources"]
-        mounts = []
-        for m in doc["mounts"]:
-            if m["destination"] == "/sys":
-                m = {
-                    "destination": "/sys",
-                    "type": "none",
-                    "source": "/sys",
-                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
-                }
-            elif "options" in m:
-                m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
-            mounts.append(m)
-        doc["mounts"] = mounts
-    return doc

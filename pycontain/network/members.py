@@ -1,0 +1,260 @@
+"""A container on a network: ``attach`` (namespace, veth, address, ports, files) and ``detach``."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import AlreadyExists, InvalidArgument, InvalidState
+from . import settings
+from .info import NetInfo, as_dict
+from .ports import PortSpec, check_ports, parse_publish
+from .upkeep import load_network, open_rtnl, prune, refresh_hosts, sync_nft
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+def _check_id(container_id: str) -> None:
+    if not container_id or "/" in container_id or "\0" in container_id or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+
+
+def _veth_name(container_id: str) -> str:
+    if len(container_id) == 64 and all(c in "0123456789abcdef" for c in container_id):
+        return settings.veth_name(container_id)
+    import hashlib
+
+    return settings.veth_name(hashlib.sha256(container_id.encode()).hexdigest())
+
+
+def _info(net: dict, m: dict) -> NetInfo:
+    import ipaddress
+
+    return NetInfo(
+        m["container_id"],
+        net["name"],
+        net["bridge"],
+        m["netns_path"],
+        m["ip"],
+        ipaddress.IPv4Network(net["subnet"]).prefixlen,
+        None if net.get("internal") else net["gateway"],
+        m["mac"],
+        m["veth_host"],
+        [PortSpec.from_dict(p) for p in m.get("ports", [])],
+        bool(net.get("internal")),
+        settings.files_dir(m["state_root"], m["container_id"]),
+    )
+
+
+def _write_files(net: dict, m: dict) -> None:
+    from . import files
+
+    d = settings.files_dir(m["state_root"], m["container_id"])
+    os.makedirs(d, mode=0o755, exist_ok=True)
+    content = container_files(_info(net, m), m.get("hostname"), m.get("container_name"), net)
+    for fname in files.NAMES:
+        files.write_in_place(os.path.join(d, fname), content[fname])
+
+
+# -- attach / detach ----------------------------------------------------------------------------------
+def attach(
+    container_id: str,
+    name: str = settings.DEFAULT_NETWORK,
+    *,
+    container_name: str,
+    publish=(),
+    hostname: str | None = None,
+    state_root: str | None = None,
+    extra_hosts=(),
+    dns=(),
+    dns_search=(),
+) -> NetInfo:
+    """Give container ``container_id`` (whose state directory must exist) a network namespace on network
+    ``name``, with ``publish`` ([HOSTIP:]HOSTPORT:CTRPORT[/proto] strings or PortSpecs) DNATed to it.
+    ``extra_hosts`` (NAME:IP, docker's --add-host) go into its hosts file; ``dns`` and ``dns_search``
+    replace the host's nameservers and search domains in its resolv.conf.
+
+    Writes ``<state root>/<id>/net/{hosts,resolv.conf,hostname}`` and updates the hosts file of every
+    other member. On any failure everything already made is removed before the error propagates.
+    """
+    from . import ipam, links, netns, rtnl
+
+    _check_id(container_id)
+    root = settings.state_root(state_root)
+    if not os.path.isdir(os.path.join(root, container_id)):
+        raise InvalidState(
+            f"container {container_id[:12]} has no state directory in {root}: attach it to a "
+            "network after reserving it"
+        )
+    if name in ("none", "host") or name.startswith("container:"):
+        raise InvalidArgument(
+            f"network {name!r} is not a bridge network: the runtime handles it without attach()"
+        )
+    ports = [p if isinstance(p, PortSpec) else parse_publish(p) for p in publish]
+    reg = ipam.Registry()
+    # Checked again under the lock; here, before the namespace path (which would be this member's) is touched.
+    _not_attached(container_id, container_name, reg.all())
+    path = settings.netns_path(root, container_id)
+    netns.remove(path)  # a leftover of a crashed attach of this very id
+    pending = netns.create_with_socket(path)  # made while the registry and the bridge are seen to
+    recorded = False
+    nl = None
+    try:
+        try:
+            nl = rtnl.Rtnl()
+            with reg.lock():
+                prune(reg, nl)
+                net = load_network(reg, nl, name)
+                nets = reg.all()
+                _not_attached(container_id, container_name, nets)
+                if ports and net.get("internal"):
+                    raise InvalidArgument(f"network {net['name']!r} is internal: it cannot publish ports")
+                check_ports(ports, nets)
+                veth = _veth_name(container_id)
+                if any(m["veth_host"] == veth for other in nets for m in other["members"].values()):
+                    raise AlreadyExists(
+                        f"veth name {veth} is taken: container ids clash in their first digits"
+                    )
+                ip = ipam.allocate(net)
+                member = {
+                    "container_id": container_id,
+                    "container_name": container_name,
+                    "hostname": hostname,
+                    "ip": ip,
+                    "mac": ipam.mac_for(ip),
+                    "veth_host": veth,
+                    "state_root": root,
+                    "netns_path": path,
+                    "ports": [p.to_dict() for p in ports],
+                    "extra_hosts": list(extra_hosts),
+                    "dns": list(dns),
+                    "dns_search": list(dns_search),
+                }
+                net["members"][container_id] = member
+                reg.save(net)
+                recorded = True
+                bridge_index = links.ensure_bridge(nl, net)
+                sync_nft(reg)
+            with rtnl.Rtnl(pending.wait()) as inner:  # type: ignore[arg-type]
+                links.add_container_link(nl, inner, net, member, bridge_index)
+            with reg.lock():
+                net = reg.load(net["name"]) or net
+                _write_files(net, member)
+                refresh_hosts(net)
+        except BaseException:
+            netns.abandon(pending)
+            try:
+                if recorded:
+                    detach(container_id, None, root, _nl=nl)
+                else:
+                    netns.remove(path)
+            except Exception:
+                pass
+            raise
+    finally:
+        if nl is not None:
+            nl.close()
+    return _info(net, member)
+
+
+def _not_attached(container_id: str, container_name: str, nets: list[dict]) -> None:
+    for other in nets:
+        if container_id in other["members"]:
+            raise AlreadyExists(
+                f"container {container_name} is already attached to network {other['name']!r}"
+            )
+
+
+def detach(
+    container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None, _nl=None
+) -> None:
+    """Remove everything ``attach`` made for the container: veth, namespace mount and file, address,
+    published-port rules, its files; and drop it from the other members' hosts files. Idempotent; works
+    from the container id alone (``info`` only adds paths a crashed attach may not have recorded)."""
+    from . import files, ipam
+
+    _check_id(container_id)
+    root = settings.state_root(state_root)
+    d = as_dict(info)
+    reg = ipam.Registry()
+    records = [m for net in reg.all() for cid, m in net["members"].items() if cid == container_id]
+    veths = {_veth_name(container_id)} | {m["veth_host"] for m in records}
+    if d.get("veth_host"):
+        veths.add(d["veth_host"])
+    paths = {settings.netns_path(root, container_id)} | {
+        m["netns_path"] for m in records if m.get("netns_path")
+    }
+    if d.get("netns_path"):
+        paths.add(d["netns_path"])
+    if records or d or any(os.path.lexists(p) for p in paths):
+        _remove_links_and_namespaces(sorted(veths), sorted(paths), _nl)
+    if records:
+        with reg.lock():
+            changed = []
+            for net in reg.all():
+                if container_id in net["members"]:
+                    ported = bool(net["members"][container_id].get("ports"))
+                    del net["members"][container_id]
+                    reg.save(net)
+                    changed.append((net, ported))
+            # Only published ports name a container in the nftables table: without any, it is unchanged.
+            if any(ported for _net, ported in changed):
+                sync_nft(reg)
+            for net, _ported in changed:
+                refresh_hosts(net)
+    files.remove(settings.files_dir(root, container_id))
+
+
+# How long a veth may take to go with its namespace before it is deleted here (see below).
+VETH_GRACE_S = 0.3
+
+
+def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) -> None:
+    """Unmount the namespaces, and return once the veths are gone from the host.
+
+    Unmounted, a container's namespace goes as soon as nothing else holds it (its processes are dead by
+    now), and the kernel removes its eth0, and so the veth, in a worker of its own: waiting for that costs
+    ~10 ms, deleting the veth here ~20 (the deletion waits for RCU grace periods in the caller). A veth
+    still there after VETH_GRACE_S (its namespace held by a container that joined it with
+    --network container:, or by any other process) is deleted here. Either way it is gone when this
+    returns, before its address can be handed out again.
+    """
+    from . import netns, rtnl
+
+    own = nl is None
+    nl = nl or open_rtnl()
+    try:
+        with rtnl.LinkWatch() as watch:  # before anything goes: no removal is missed
+            found = nl.call(*(rtnl.get_link(v) for v in veths))
+            present = {r.replies[0]["index"]: v for r, v in zip(found, veths, strict=True) if r.replies}
+            for p in paths:
+                netns.remove(p)
+            left = watch.wait_gone(set(present), VETH_GRACE_S) if present else set()
+        if left:
+            nl.call(*(rtnl.del_link(present[i]) for i in sorted(left)))
+    finally:
+        if own:
+            nl.close()
+
+
+def container_files(
+    info: dict | NetInfo, hostname: str | None, container_name: str | None, _net: dict | None = None
+) -> dict[str, str]:
+    """The contents of the container's ``hosts``, ``resolv.conf`` and ``hostname`` files: its own names
+    and every other member's in hosts; the host's resolvers minus loopback ones."""
+    from . import files, ipam
+
+    d = as_dict(info)
+    net = _net if _net is not None else (ipam.Registry().load(d["network"]) or {"members": {}})
+    record = net["members"].get(d["container_id"]) or {}
+    own = {
+        "container_id": d["container_id"],
+        "ip": d["ip"],
+        "hostname": hostname,
+        "container_name": container_name,
+        "extra_hosts": record.get("extra_hosts") or [],
+    }
+    members = [m for m in net["members"].values() if m["container_id"] != own["container_id"]] + [own]
+    return {
+        "hosts": files.hosts(own, members),
+        "resolv.conf": files.resolv_conf(dns=record.get("dns"), search=record.get("dns_search")),
+        "hostname": (hostname or container_name or d["container_id"][:12]) + "\n",
+    }

@@ -1,0 +1,161 @@
+"""Keeping the registry and the host in step: stale members pruned, the nftables table synced, members'
+hosts files rewritten, the default network defined on first use, and crash leftovers collected (``gc``)."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidArgument, NotFound, PycontainError
+from . import settings
+
+
+def is_stale(member: dict) -> bool:
+    """A member whose container is gone from its state root (removed, or lost with a reboot's /run)."""
+    return not os.path.isdir(os.path.join(member["state_root"], member["container_id"]))
+
+
+def open_rtnl():
+    from .rtnl import Rtnl
+
+    return Rtnl()
+
+
+def _release(nl, member: dict) -> list[str]:
+    """Remove a member's veth and namespace (its allocation is the caller's to drop)."""
+    from . import links, netns
+
+    done = []
+    if links.delete_link(nl, member["veth_host"]):
+        done.append(f"veth {member['veth_host']}")
+    if member.get("netns_path") and netns.remove(member["netns_path"]):
+        done.append(f"netns {member['netns_path']}")
+    return done
+
+
+def prune(reg, nl) -> list[str]:
+    removed = []
+    for net in reg.all():
+        stale = [m for m in net["members"].values() if is_stale(m)]
+        for m in stale:
+            removed.extend(_release(nl, m))
+            removed.append(f"address {m['ip']} of network {net['name']} (container {m['container_id'][:12]})")
+            del net["members"][m["container_id"]]
+        if stale:
+            reg.save(net)
+    return removed
+
+
+def sync_nft(reg) -> None:
+    from . import nft
+
+    nft.sync(settings.nft_table(), reg.all())
+
+
+def refresh_hosts(net: dict) -> None:
+    """Rewrite the hosts file of every member whose files exist (under the registry lock)."""
+    from . import files
+
+    members = list(net["members"].values())
+    for m in members:
+        path = os.path.join(settings.files_dir(m["state_root"], m["container_id"]), "hosts")
+        if os.path.exists(path):
+            try:
+                files.write_in_place(path, files.hosts(m, members))
+            except OSError:
+                pass  # a container being removed right now
+
+
+def host_routes(nl, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    from . import links
+
+    ours = frozenset(n["bridge"] for n in reg.all()) | exclude
+    return links.host_routes(nl, ours)
+
+
+def define_default(reg, nl) -> dict:
+    from . import ipam
+
+    net = reg.load(settings.DEFAULT_NETWORK)
+    if net is not None:
+        return net
+    bridge = settings.default_bridge()
+    nets = reg.all()
+    routes = host_routes(nl, reg, frozenset({bridge}))
+    configured = settings.configured_subnet()
+    candidates = [configured] if configured else [settings.DEFAULT_SUBNET, *settings.DEFAULT_SUBNET_FALLBACKS]
+    for cand in candidates:
+        subnet = ipam.parse_subnet(cand)
+        what = ipam.overlap(subnet, nets, routes)
+        if what is None:
+            break
+        if configured:
+            raise InvalidArgument(
+                f"PYCONTAIN_BRIDGE_SUBNET {configured} overlaps {what}: choose another subnet"
+            )
+    else:
+        raise PycontainError(
+            "no free subnet for the default network: 10.88.0.0/16 and 172.20-31.0.0/16 all overlap "
+            "host routes (set PYCONTAIN_BRIDGE_SUBNET)"
+        )
+    net = ipam.new_network(settings.DEFAULT_NETWORK, bridge, str(subnet), internal=False, default=True)
+    reg.save(net)
+    return net
+
+
+def load_network(reg, nl, name: str) -> dict:
+    if name in (settings.DEFAULT_NETWORK, "default"):
+        return define_default(reg, nl)
+    net = reg.load(name)
+    if net is None:
+        raise NotFound(
+            f"no such network: {name!r} (see 'pycontain network ls', or create it with "
+            f"'pycontain network create {name}')"
+        )
+    return net
+
+
+# -- crash leftovers -----------------------------------------------------------------------------------------
+def gc(state_root: str | None = None) -> list[str]:
+    """Remove what crashed runs left: allocations (with their veth and namespace) of containers that are
+    gone, veths on pycontain's bridges that no member owns, namespace files under ``<state root>/netns``
+    without a container, and published-port rules of gone containers. One line per thing removed."""
+    import json
+
+    from . import ipam, links, netns, nft
+
+    root = settings.state_root(state_root)
+    reg = ipam.Registry()
+    removed: list[str] = []
+    nl = open_rtnl()
+    try:
+        with reg.lock():
+            removed.extend(prune(reg, nl))
+            nets = reg.all()
+            veths = {m["veth_host"] for n in nets for m in n["members"].values()}
+            for net in nets:
+                for port in links.bridge_ports(nl, net["bridge"]):
+                    if port not in veths and links.delete_link(nl, port):
+                        removed.append(f"veth {port} (no container, on bridge {net['bridge']})")
+            members = {cid for n in nets for cid in n["members"]}
+            table = nft.list_table(settings.nft_table()) if nets else None
+            for item in (table or {}).get("nftables", []):
+                comment = item.get("rule", {}).get("comment", "")
+                if comment.startswith("pycontain container ") and comment.split()[-1] not in members:
+                    removed.append(f"nft rule {json.dumps(item['rule']['expr'][-1])} ({comment})")
+            if nets or table is not None:
+                sync_nft(reg)
+            for net in nets:
+                refresh_hosts(net)
+            held = {m["netns_path"] for n in nets for m in n["members"].values()}
+    finally:
+        nl.close()
+    nsdir = os.path.join(root, "netns")
+    try:
+        names = sorted(os.listdir(nsdir))
+    except FileNotFoundError:
+        names = []
+    for n in names:
+        path = os.path.join(nsdir, n)
+        if path not in held and not os.path.isdir(os.path.join(root, n)) and netns.remove(path):
+            removed.append(f"netns {path}")
+    return removed
