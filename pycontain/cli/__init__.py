@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import trace
 from ..errors import EXIT_RUNTIME
 from .base import GLOBALS, check_log, fail, guarded, parse_globals
 
@@ -31,6 +32,7 @@ FAST_COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    trace.step("cli")
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
         from .. import SPEC_VERSION, __version__
@@ -100,6 +102,10 @@ def entry() -> None:
 
 
 def _run_app(argv: list[str]) -> int:
+    if sys.flags.no_site:  # started by pycontain.launcher: typer, rich and their plugins need all of site
+        import site
+
+        site.main()
     from .commandline import run_app  # importing every command's module is part of what may fail
 
     return run_app(argv)

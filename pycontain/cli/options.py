@@ -298,9 +298,10 @@ HEALTH_DESTS = {
 
 def run(values: dict, rootfs: str, args: list[str]) -> int:
     """``pycontain run``'s body, for both parsers: the flags to ``api.run_docker``; a detached container's id."""
-    from .. import api
+    from .. import api, trace
     from .base import GLOBALS
 
+    trace.step("run imported")
     done = api.run_docker(
         rootfs,
         args,
