@@ -40,6 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@# compat editable mode: a plain path entry, no import hook on every interpreter start.
 	@$(PY) -m pip install -q -e '.[test,bench]' --config-settings editable_mode=compat
+	@$(PY) -m pycontain.launcher $(VENV)/bin/pycontain  # the console script, started with -S (4-5 ms less)
 	@$(PY) -m compileall -q pycontain rootfs_builder  # bytecode now: a first run must not pay for it
 	@touch $@
 

@@ -9,9 +9,13 @@ pycontain's default network (a veth on a bridge, an address, NAT; on a bridge, r
 table of the benchmark's own, removed at the end), then ``exec ID /bin/true`` and ``state ID`` against a
 running container of each runtime and ``pycontain ps`` over ten running containers. The script prints
 every command's figures, then each measure side by side with runc and crun, the ratio and the issue's
-target. See benchmarks/README.md. Run as root.
+target. After them, unless told not to, the issue's other two targets, each as its own tool measures it:
+the start rate at N = 50 (``pycontain bench --workloads density``, pycontain, runc and crun) and the warm
+sandbox pool (``benchmarks/sandbox_latency.py``: p50 against crun run, runs per second back to back).
+See benchmarks/README.md. Run as root.
 
     python benchmarks/run_latency.py [--runs 100] [--warmup 5] [--pycontain PATH] [--out DIR]
+                                     [--density 50] [--sandbox-runs 300]   # 0: leave that target out
     python benchmarks/run_latency.py --imports [--bridge]   # python -X importtime top entries for `pycontain run`
 """
 
@@ -325,6 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--imports", action="store_true", help="print python -X importtime top entries for pycontain run"
     )
+    ap.add_argument(
+        "--density",
+        type=int,
+        default=50,
+        metavar="N",
+        help="the start rate at N containers, through pycontain bench (default 50; 0: skip)",
+    )
+    ap.add_argument(
+        "--sandbox-runs",
+        type=int,
+        default=300,
+        metavar="N",
+        help="runs of benchmarks/sandbox_latency.py per row (default 300; 0: skip)",
+    )
     ap.add_argument("--top", type=int, default=25, help="entries shown by --imports (default 25)")
     ap.add_argument(
         "--bridge", action="store_true", help="with --imports: the imports of pycontain's default network"
@@ -438,7 +456,71 @@ def main(argv: list[str] | None = None) -> int:
         results = json.load(f)["results"]
     print_results(results, rows, notes)
     print(f"\nhyperfine JSON: {export}")
+    others = []
+    if args.density > 0 and pycontain:
+        others.append(density_row(pycontain, args.density, args.out))
+    if args.sandbox_runs > 0:
+        others += sandbox_rows(args.sandbox_runs, args.out)
+    if others:
+        print(f"\n{'other targets':<42} {'pycontain':>9} {'baseline':>16} {'ratio':>7}  {'target':<22} met")
+        for label, mine, base, ratio, target, met in others:
+            print(f"{label:<42} {mine:>9} {base:>16} {ratio:>7}  {target:<22} {met}")
     return 0
+
+
+OtherRow = tuple[str, str, str, str, str, str]  # label, pycontain, baseline, ratio, target, met
+
+
+def density_row(pycontain: str, n: int, out: str) -> OtherRow:
+    """The start rate at ``n`` containers for pycontain, runc and crun: ``pycontain bench``'s density
+    workload (each started with ``run -d``, timed until its service says it is up)."""
+    label, target = f"start rate at N = {n} (starts/s)", ">= 1x runc"
+    argv = [pycontain, "bench", "--runtimes", "pycontain,runc,crun", "--vm", "none", "--workloads"]
+    argv += ["density", "--density", str(n), "--repeat", "1", "--json", "--out", os.path.join(out, "density")]
+    log(f"$ {shlex.join(argv)}")
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    try:
+        summary = json.loads(p.stdout)["summary"]
+    except ValueError:
+        lines = [ln for ln in (p.stderr or p.stdout).splitlines() if ln.strip()]
+        return label, "n/a", lines[-1][:60] if lines else f"exit status {p.returncode}", "", target, "n/a"
+    rate = {s["target"]: s["median"] for s in summary if s["metric"] == f"rate@{n}"}
+    mine, runc, crun = rate.get("pycontain"), rate.get("runc"), rate.get("crun")
+    base = f"runc {runc:.1f}" if runc else "runc n/a"
+    base += f", crun {crun:.1f}" if crun else ""
+    if mine is None or runc is None:
+        return label, f"{mine:.1f}" if mine else "n/a", base, "n/a", target, "n/a"
+    return label, f"{mine:.1f}", base, f"{mine / runc:.2f}x", target, "yes" if mine >= runc else "no"
+
+
+def sandbox_rows(runs: int, out: str) -> list[OtherRow]:
+    """The warm sandbox pool: p50 of acquire + run /bin/true + release against crun run, and the runs per
+    second back to back (``benchmarks/sandbox_latency.py``)."""
+    export = os.path.join(out, "sandbox.json")
+    argv = [sys.executable, os.path.join(REPO, "benchmarks", "sandbox_latency.py"), "--runs", str(runs)]
+    argv += ["--json", export]
+    log(f"$ {shlex.join(argv)}")
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    warm_label, rate_label = "sandbox pool, warm: p50 (ms)", "sandbox pool, back to back (runs/s)"
+    if p.returncode != 0 or not os.path.isfile(export):
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        why = lines[-1][:60] if lines else f"exit status {p.returncode}"
+        return [(warm_label, "n/a", why, "", "<= 1x crun run", "n/a")]
+    with open(export) as f:
+        results = json.load(f)["results"]
+    warm = results.get("sandbox acquire+run+release (warm pool)")
+    b2b = results.get("sandbox acquire+run+release (back-to-back)")
+    crun = next((v for k, v in results.items() if k.startswith("crun run")), None)
+    rows: list[OtherRow] = []
+    if warm:
+        base = f"crun {crun['p50_ms']:.1f}" if crun else "crun n/a"
+        ratio = f"{warm['p50_ms'] / crun['p50_ms']:.2f}x" if crun else "n/a"
+        met = ("yes" if warm["p50_ms"] <= crun["p50_ms"] else "no") if crun else "n/a"
+        rows.append((warm_label, f"{warm['p50_ms']:.1f}", base, ratio, "<= 1x crun run", met))
+    if b2b:
+        rate = b2b["runs_per_s"]
+        rows.append((rate_label, f"{rate:.0f}", "", "", ">= 100 runs/s", "yes" if rate >= 100 else "no"))
+    return rows
 
 
 def print_results(results: list[dict], rows: Rows, notes: list[str]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
 
-from . import process
+from . import process, trace
 from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
 
@@ -88,7 +88,7 @@ def make_config(
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if publish_all:
-        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
+        publish = list(publish or []) + exposed_port_specs(ic.get("ExposedPorts") or {})
     checked_log_opts = None
     if log_opts:
         from .logs import parse_log_opts
@@ -143,18 +143,12 @@ def make_config(
     return cfg
 
 
-def free_port_specs(exposed: dict | list) -> list[str]:
-    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
-    import socket
-
+def exposed_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") published on a free host port (picked when it is attached)."""
     specs = []
     for entry in exposed:
         port, _, proto = str(entry).partition("/")
-        proto = proto or "tcp"
-        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("0.0.0.0", 0))
-            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+        specs.append(f"{port}/{proto or 'tcp'}")
     return specs
 
 
@@ -258,11 +252,13 @@ def run_config(
         elif relay is not None:
             relay.run(child.pid)
         code = process.wait_status(child.pid)
+        trace.step("exited")
     finally:
         if relay is not None:
             relay.close()
         _restore(saved)
     container.record_exit(code)
+    trace.step("exit recorded")
     if stopped:
         raise Interrupted(stopped[0])
     return code

@@ -800,7 +800,9 @@ class Container:
                 "Running": status in (RUNNING, PAUSED),
                 "Paused": status == PAUSED,
                 "Pid": st.pid if status in (RUNNING, PAUSED, CREATED) else 0,
-                "ExitCode": st.exit_code,
+                # docker's: 0 while it runs, not the code of a run its restart policy ended (kept in the
+                # state for 'wait', which returns it)
+                "ExitCode": 0 if status in (RUNNING, PAUSED, CREATED) else st.exit_code,
                 "OOMKilled": st.oom_killed or self._oom_now(status),
                 "StartedAt": _iso(st.started),
                 "FinishedAt": _iso(st.finished),
@@ -819,15 +821,20 @@ class Container:
             "StateDir": self.dir,
             "LogPath": self.log_path if st.config.get("detach") else "",
         }
+        host: dict = {}
         if st.config.get("detach"):
             from .logs import LOG_OPTS
 
-            d["HostConfig"] = {
-                "LogConfig": {
-                    "Type": "pycontain",
-                    "Config": {**LOG_OPTS, **(st.config.get("log_opts") or {})},
-                }
-            }
+            log_opts = {**LOG_OPTS, **(st.config.get("log_opts") or {})}
+            host["LogConfig"] = {"Type": "pycontain", "Config": log_opts}
+        if st.config.get("publish"):
+            from .network import parse_publish, published
+
+            # As asked (HostPort "" for one to pick), and as bound (the picked ones), docker's two views.
+            host["PortBindings"] = _port_map(map(parse_publish, st.config["publish"]))
+            d["NetworkSettings"] = {"Ports": _port_map(published(st.config))}
+        if host:
+            d["HostConfig"] = host
         return d
 
     def _oom_now(self, status: str) -> bool:
@@ -929,6 +936,16 @@ class ExecResult:
 
     def __repr__(self) -> str:
         return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+def _port_map(ports) -> dict:
+    """PortSpecs as docker's inspect shows them: {"80/tcp": [{"HostIp": ..., "HostPort": "8080"}]}."""
+    out: dict = {}
+    for p in ports:
+        out.setdefault(f"{p.container_port}/{p.proto}", []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""}
+        )
+    return out
 
 
 def _iso(ts: float | None) -> str:

@@ -19,7 +19,7 @@ import fcntl
 import os
 import time
 
-from . import fastjson
+from . import fastjson, trace
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
 
 # On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
@@ -44,7 +44,9 @@ STATE_VERSION = 1
 
 def crash_point(step: str) -> None:
     """Die by SIGKILL here when PYCONTAIN_CRASH_AT names ``step``: how tests prove that a runtime killed
-    at any step leaves only what ``pycontain rm -f`` or ``pycontain gc`` removes."""
+    at any step leaves only what ``pycontain rm -f`` or ``pycontain gc`` removes. Each is also a step
+    ``PYCONTAIN_TRACE`` reports."""
+    trace.step(step)
     if os.environ.get("PYCONTAIN_CRASH_AT") == step:
         os.kill(os.getpid(), 9)
 

@@ -50,6 +50,24 @@ def test_start_exec_stop_remove(state_root):
         pycontain.Container.get("lib", state_root)
 
 
+def test_exec_run_result_input_timeouts_and_limit_keywords(state_root):
+    c = pycontain.start("default", ["sleep", "300"], root=state_root, memory="64m", pids=32)
+    try:
+        r = c.exec_run(["sh", "-c", "cat; echo err >&2; exit 2"], input=b"in\n")
+        assert (r.exit_code, r.stdout, r.stderr, r.output) == (2, b"in\n", b"err\n", "in\n")
+        with pytest.raises(pycontain.PycontainError, match="did not finish within 0.3 s"):
+            c.exec_run(["sleep", "100"], timeout=0.3)
+        assert c.exec_run(["pidof", "sleep"]).output.split() == ["1"]  # the timed-out one killed and reaped
+        limit = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+        assert c.exec_run(["sh", "-c", limit]).output == f"{64 << 20}\n"
+        with pytest.raises(pycontain.PycontainError, match="still runs after"):
+            c.wait(timeout=0.1)
+        c.kill("KILL")
+        assert c.wait(timeout=30) == 137
+    finally:
+        c.remove(force=True)
+
+
 def test_make_config_validates():
     with pytest.raises(NotFound):
         pycontain.make_config("/nonexistent", ["true"])

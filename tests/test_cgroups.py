@@ -32,7 +32,7 @@ from pycontain.cgroups.resources import (
     shares_to_weight,
     swap_to_v2,
 )
-from pycontain.cgroups.v1 import V1Manager
+from pycontain.cgroups.v1 import ALWAYS, V1Manager
 from pycontain.cgroups.v2 import V2Manager, io_max_lines
 from pycontain.errors import AlreadyExists, InvalidArgument, Unsupported
 
@@ -229,12 +229,15 @@ FORK_BOMB = """
 # -- v1 driver on this host --------------------------------------------------------------------
 @needs_v1
 class TestV1:
-    def test_create_makes_one_dir_per_mounted_controller_under_own_cgroup(self, v1: V1Manager) -> None:
+    def test_create_makes_one_dir_per_always_used_controller_under_own_cgroup(self, v1: V1Manager) -> None:
+        """The cgroup is made in the hierarchies of ALWAYS (and those co-mounted with them) only; every
+        mounted one has its directory planned, made when a limit needs it."""
         own = own_cgroups()
         mounts = v1_mounts(ROOT)
         assert set(v1.dirs) == set(mounts)
+        always = {v1.dirs[c] for c in ALWAYS if c in v1.dirs}
         for c, d in v1.dirs.items():
-            assert os.path.isdir(d), c
+            assert os.path.isdir(d) == (d in always), c
             assert os.path.basename(d) == os.path.basename(v1.path)
             expected = os.path.normpath(
                 mounts[c][0] + "/" + own.get(c, "/") + "/" + os.path.basename(v1.path)
@@ -247,7 +250,7 @@ class TestV1:
     def test_cpuset_starts_with_parent_cpus_and_mems(self, v1: V1Manager) -> None:
         if "cpuset" not in v1.dirs:
             pytest.skip("cpuset is not mounted")
-        d = v1.dirs["cpuset"]
+        d = v1.dir("cpuset")
         assert read(f"{d}/cpuset.cpus") == read(f"{os.path.dirname(d)}/cpuset.cpus") != ""
         assert read(f"{d}/cpuset.mems") == read(f"{os.path.dirname(d)}/cpuset.mems") != ""
 
@@ -259,6 +262,58 @@ class TestV1:
         with open(f"/proc/{pid}/cgroup") as f:
             lines = f.read()
         assert os.path.basename(v1.path) in lines
+
+    def test_forked_child_moves_itself_through_tasks(self, v1: V1Manager, procs: Procs) -> None:
+        """process.join_cgroup(files) with pid 0, as a container's first process and exec's joiner do:
+        each v1 hierarchy is joined through its tasks file (no RCU grace period), and the kernel shows
+        the child in the cgroup of every hierarchy."""
+        from pycontain.process import join_cgroup, moves_itself
+
+        assert all(moves_itself(f) for f in v1.procs_files())
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: never return into pytest
+            try:
+                os.close(r)
+                join_cgroup(v1.procs_files())
+                os.write(w, b"1")
+                time.sleep(300)
+            finally:
+                os._exit(0)
+        os.close(w)
+        procs.forked.append(pid)
+        assert os.read(r, 1) == b"1"
+        os.close(r)
+        assert v1.pids() == [pid]
+        with open(f"/proc/{pid}/cgroup") as f:
+            paths = {c: p for line in f for _h, cs, p in [line.strip().split(":", 2)] for c in cs.split(",")}
+        made = [c for c, d in v1.dirs.items() if os.path.isdir(d)]
+        assert set(ALWAYS) & set(v1.dirs) <= set(made)
+        for controller in made:
+            assert paths[controller].endswith("/" + os.path.basename(v1.path)), controller
+
+    def test_a_limit_adds_its_hierarchy_and_moves_the_processes_in(self, v1: V1Manager, procs: Procs) -> None:
+        """update on a running container: pids was not made at create; the limit makes it, and the
+        process (and the child it forked, found through the freezer) joins it; stats see them."""
+        if "pids" not in v1.dirs or v1.dirs["pids"] in {v1.dirs[c] for c in ALWAYS if c in v1.dirs}:
+            pytest.skip("pids is not a hierarchy of its own here")
+        pid = procs.fork_sleeper(v1)
+        assert not os.path.isdir(v1.dirs["pids"])
+        assert v1.stats().pids_current == 1  # counted through the freezer meanwhile
+        v1.apply(Resources(pids_limit=5))
+        d = v1.dirs["pids"]
+        assert read(f"{d}/pids.max") == "5"
+        assert read(f"{d}/cgroup.procs").split() == [str(pid)]
+        assert f"{d}/cgroup.procs" in v1.procs_files()
+        assert not v1.frozen()
+        s = v1.stats()
+        assert s.pids_current == 1 and s.pids_limit == 5
+
+    def test_throttle_files_cover_every_throttle(self) -> None:
+        from pycontain.cgroups import v1
+        from pycontain.cgroups.resources import THROTTLES
+
+        assert set(v1._THROTTLE_FILES) == {a for a, _ in THROTTLES}
 
     def test_memory_limit_is_written(self, v1: V1Manager, procs: Procs) -> None:
         procs.fork_sleeper(v1)

@@ -35,6 +35,7 @@ def test_run_latency_prints_every_row(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "pycontain")
     pycontain = exe if os.access(exe, os.X_OK) else None
     argv = [sys.executable, SCRIPT, "--runs", "2", "--warmup", "0", "--out", str(tmp_path)]
+    argv += ["--density", "2", "--sandbox-runs", "3"]
     p = subprocess.run(
         argv + (["--pycontain", pycontain] if pycontain else []),
         capture_output=True,
@@ -47,7 +48,16 @@ def test_run_latency_prints_every_row(tmp_path):
         row = next((line for line in p.stdout.splitlines() if line.startswith(label)), None)
         assert row is not None, (label, p.stdout)
         assert "n/a" not in row.split()[1:2], row  # pycontain's own figure is there
-    for name in ("runc run", "runc exec", "runc state", "pycontain exec", "pycontain ps (10)"):
+    for name in (
+        "runc run",
+        "runc exec",
+        "runc state",
+        "pycontain exec",
+        "pycontain ps (10)",
+        "start rate at N = 2",
+        "sandbox pool, warm",
+        "sandbox pool, back to back",
+    ):
         assert any(line.startswith(name) for line in p.stdout.splitlines()), (name, p.stdout)
     assert (tmp_path / "latency.json").is_file()
     # Its containers (removed with their cgroups), bridge and nftables table are gone. (A subset, not a

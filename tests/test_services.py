@@ -144,29 +144,76 @@ def test_logs_timestamps_tail_since(pyc):
     assert pyc("logs", "--since", "yesterday", "talk").returncode == 125
 
 
+def test_inspect_of_a_container_its_policy_restarted(pyc):
+    """While a restarted container runs, inspect says so as docker does: ExitCode 0 (not the failed run's)."""
+    script = "test -e /ran && exec sleep 300; touch /ran; exit 3"  # the writable layer outlives a run
+    _run_d(pyc, "again", "--restart", "on-failure", "default", "--", "sh", "-c", script)
+
+    def restarted() -> bool:
+        info = _state(pyc, "again")
+        return info["RestartCount"] == 1 and info["State"]["Running"]
+
+    assert wait_until(restarted, timeout=30)
+    st = _state(pyc, "again")["State"]
+    assert (st["Status"], st["ExitCode"], st["OOMKilled"]) == ("running", 0, False) and st["Pid"] > 0
+    assert pyc("inspect", "-f", "{{.State.ExitCode}}", "again").stdout == "0\n"
+    assert "again=Up" in _status(pyc, "again")
+
+
 def test_state_survives_an_emptied_runtime(pyc, state_root):
     """A reboot, simulated: every process gone and a new boot id (what /proc/sys/kernel/random/boot_id says
     after one). The configuration, writable layer and log are on disk: ps -a lists it exited, start works."""
     _run_d(pyc, "svc", "--restart", "always", "default", "--", "sh", "-c", "echo up >> /boots; sleep 100")
     info = _state(pyc, "svc")
     assert info["StateDir"].startswith(state_root) and info["LogPath"].startswith(state_root)
-    pid = info["State"]["Pid"]
-    path = os.path.join(info["StateDir"], "state.json")
-    with open(path) as f:
-        monitor = json.load(f)["monitor"][0]
-    os.kill(monitor, 9)
-    os.kill(pid, 9)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
-    with open(path) as f:
-        saved = json.load(f)
-    saved["boot_id"] = "0" * 32
-    with open(path, "w") as f:
-        json.dump(saved, f)
+    _reboot(pyc, "svc")
     assert "svc=Exited" in _status(pyc, "svc")
     p = pyc("restart-policy")
     assert p.returncode == 0 and "started svc" in p.stdout, p.stderr
     assert "svc=Up" in _status(pyc, "svc")
     assert pyc("exec", "svc", "cat", "/boots").stdout == "up\nup\n"
+
+
+def _reboot(pyc, name: str) -> None:
+    """What a reboot does to a container: its monitor and processes gone, its boot id an earlier boot's."""
+    info = _state(pyc, name)
+    path = os.path.join(info["StateDir"], "state.json")
+    with open(path) as f:
+        monitor = (json.load(f).get("monitor") or [0])[0]
+    pid = info["State"]["Pid"]
+    for victim in (monitor, pid):  # the monitor first: it must not record the exit, nor restart it
+        if victim:
+            os.kill(victim, 9)
+    assert wait_until(lambda: not pid or not os.path.exists(f"/proc/{pid}"))
+    with open(path) as f:
+        saved = json.load(f)
+    saved["boot_id"] = "0" * 32
+    with open(path, "w") as f:
+        json.dump(saved, f)
+
+
+def test_restart_policy_at_boot_follows_each_policy(pyc):
+    """At boot, 'restart-policy' starts 'always' containers (even stopped by hand, as docker's daemon does)
+    and 'unless-stopped' ones not stopped by hand; never 'no' or 'on-failure' ones."""
+    for name, policy in (
+        ("always", "always"),
+        ("always-stopped", "always"),
+        ("unless", "unless-stopped"),
+        ("unless-stopped", "unless-stopped"),
+        ("no", "no"),
+        ("failure", "on-failure"),
+    ):
+        _run_d(pyc, name, "--restart", policy, "default", "--", "sleep", "300")
+    for name in ("always-stopped", "unless-stopped"):
+        assert pyc("stop", "-t", "0", name).returncode == 0
+    for name in ("always", "always-stopped", "unless", "unless-stopped", "no", "failure"):
+        _reboot(pyc, name)
+    p = pyc("restart-policy")
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.split("\n")[:-1]) == ["started always", "started always-stopped", "started unless"]
+    up = pyc("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(up) == ["always", "always-stopped", "unless"]
+    assert pyc("restart-policy").stdout == ""  # running ones are left alone
 
 
 def test_default_state_root_is_on_disk():

@@ -77,7 +77,7 @@ def apply(cg: CgroupManager, doc: dict) -> list[str]:
                 continue
             path = os.path.join(cg.dir, name.replace(".limit_in_bytes", ".max"))  # type: ignore[attr-defined]
         else:
-            base = cg.dirs.get(controller)  # type: ignore[attr-defined]
+            base = cg.dir(controller) if controller in cg.dirs else None  # type: ignore[attr-defined]
             path = os.path.join(base, name) if base else ""
         if not path or not os.path.exists(path):
             why = (

@@ -1,6 +1,9 @@
 """The cgroup v1 driver: one directory per controller hierarchy (cpu, cpuacct, cpuset, memory, devices,
 freezer, blkio, pids: those this host mounts).
 
+A cgroup is made in the hierarchies of ``ALWAYS`` only; the others (cpu, cpuset, pids) when a limit
+first needs them (``dir``), at create or at ``update``, which then moves the container's processes in.
+
 Limits and statistics of the controllers cgroupspy covers (memory, cpu, cpuacct, cpuset, blkio weight)
 go through cgroupspy, imported inside ``apply``/``stats`` only (it costs ~14 ms, and ``pycontain run``
 without limits never pays it); pids, freezer, blkio throttles and everything else are plain files.
@@ -24,7 +27,19 @@ from . import (
     write_file,
 )
 from .base import FREEZE_TIMEOUT, CgroupManager
-from .resources import THROTTLES, Resources, Stats
+
+# typing.TYPE_CHECKING without importing typing; resources is imported where limits or stats are used
+# (``state`` and ``ps`` load this module to read the freezer, and need neither).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .resources import Resources, Stats
+
+# The hierarchies every container's cgroup is made in: freezer (pause, and finding and killing all its
+# processes), devices (its device rules), memory (OOM kills, memory stats), cpuacct and blkio (CPU and
+# block I/O stats). Each other one would cost every container a mkdir, a join and an rmdir (a new cpuset
+# also copies its parent's cpus and mems), for limits most never set: pids.current falls back to
+# counting the freezer's processes.
+ALWAYS = ("freezer", "devices", "memory", "cpuacct", "blkio")
 
 UNLIMITED = 1 << 62  # v1 files read 9223372036854771712 (page-rounded int64 max) when unlimited
 
@@ -34,7 +49,6 @@ _THROTTLE_FILES = {
     "device_read_iops": "blkio.throttle.read_iops_device",
     "device_write_iops": "blkio.throttle.write_iops_device",
 }
-assert set(_THROTTLE_FILES) == {a for a, _ in THROTTLES}
 
 
 class _Node:
@@ -69,28 +83,64 @@ class V1Manager(CgroupManager):
         return list(dict.fromkeys(d for _c, d in ordered))
 
     def dir(self, controller: str) -> str:
-        """This cgroup's directory in ``controller``'s hierarchy; Unsupported when it is not mounted."""
+        """This cgroup's directory in ``controller``'s hierarchy, made now if it was not (``ALWAYS``);
+        Unsupported when the hierarchy is not mounted."""
         try:
-            return self.dirs[controller]
+            d = self.dirs[controller]
         except KeyError:
             raise Unsupported(
                 f"cgroup v1 controller {controller!r} is not mounted on this host (mount it at /sys/fs/cgroup/{controller}, "
                 f"or drop the limit that needs it)"
             ) from None
+        if not os.path.isdir(d):
+            self._add_hierarchy(d)
+        return d
+
+    def _made(self) -> list[str]:
+        """The directories this cgroup is made in (``_dirs`` order)."""
+        return [d for d in self._dirs() if os.path.isdir(d)]
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self) -> None:
+        always = {self.dirs[c] for c in ALWAYS if c in self.dirs}
         made: list[str] = []
         try:
             for d in self._dirs():
-                is_cpuset = d == self.dirs.get("cpuset")
-                self._mkdirs(d, is_cpuset, made)
+                if always and d not in always:
+                    continue  # made when a limit needs it; a host with none of ALWAYS gets them all
+                self._mkdirs(d, d == self.dirs.get("cpuset"), made)
         except BaseException:
-            for d in reversed(made):
+            _rmdirs(made)
+            raise
+
+    def _add_hierarchy(self, d: str) -> None:
+        """Make the cgroup in one more hierarchy and move its processes there, frozen meanwhile (when it
+        has the freezer) so that none forks a child that would stay outside."""
+        made: list[str] = []
+        try:
+            self._mkdirs(d, d == self.dirs.get("cpuset"), made)
+            if not self.pids():
+                return
+            thaw = "freezer" in self.dirs and os.path.isdir(self.dirs["freezer"]) and not self.frozen()
+            if thaw:
+                self.freeze()
+            try:
+                for pid in self.pids():
+                    try:
+                        write_file(os.path.join(d, "cgroup.procs"), str(pid))
+                    except CgroupWriteError as e:
+                        if e.errno != errno.ESRCH:  # one that exited meanwhile needs no moving
+                            raise
+            finally:
+                if thaw:
+                    self.thaw()
+        except BaseException:
+            for pid in tree_pids(d):  # back where they were: the parent of the one we made
                 try:
-                    os.rmdir(d)
-                except OSError:
+                    write_file(os.path.join(os.path.dirname(d), "cgroup.procs"), str(pid))
+                except PycontainError:
                     continue  # best effort: the error that got us here is the one to report
+            _rmdirs(made)
             raise
 
     def _mkdirs(self, d: str, is_cpuset: bool, made: list[str]) -> None:
@@ -125,7 +175,7 @@ class V1Manager(CgroupManager):
                         write_file(own, read_file(os.path.join(parent, name)).strip() or "\n")
 
     def procs_files(self) -> list[str]:
-        return [os.path.join(d, "cgroup.procs") for d in self._dirs()]
+        return [os.path.join(d, "cgroup.procs") for d in self._made()]
 
     def pids(self) -> list[int]:
         seen: list[int] = []
@@ -272,10 +322,13 @@ class V1Manager(CgroupManager):
     def stats(self) -> Stats:
         from cgroupspy import controllers as cc
 
+        from .resources import Stats
+
         s = Stats()
-        if "cpuacct" in self.dirs:
+        made = self._made()
+        if self.dirs.get("cpuacct") in made:
             s.cpu_usage_ns = cc.CpuAcctController(_Node(self.dirs["cpuacct"])).get_content("usage")
-        if "memory" in self.dirs:
+        if self.dirs.get("memory") in made:
             mem = cc.MemoryController(_Node(self.dirs["memory"]))
             s.memory_usage = mem.get_content("usage_in_bytes")
             stat = mem.get_content("stat") or {}
@@ -288,12 +341,21 @@ class V1Manager(CgroupManager):
             s.pids_limit = read_int(os.path.join(self.dirs["pids"], "pids.max"))
         if s.pids_current is None:
             s.pids_current = len(self.pids())
-        if "blkio" in self.dirs:
+        if self.dirs.get("blkio") in made:
             s.blkio_read_bytes, s.blkio_write_bytes = _blkio_bytes(self.dirs["blkio"])
         return s
 
     def record(self) -> dict:
         return {"driver": self.driver, "path": self.path, "dirs": dict(self.dirs)}
+
+
+def _rmdirs(made: list[str]) -> None:
+    """Undo ``_mkdirs``, deepest first."""
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            continue  # best effort: the error that got us here is the one to report
 
 
 def _set_memory(mem, r: Resources) -> None:

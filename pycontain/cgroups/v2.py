@@ -25,15 +25,12 @@ from . import (
     write_file,
 )
 from .base import FREEZE_TIMEOUT, CgroupManager
-from .resources import (
-    Resources,
-    Stats,
-    blkio_weight_to_io_weight,
-    cpu_max,
-    memory_v2,
-    shares_to_weight,
-    swap_to_v2,
-)
+
+# typing.TYPE_CHECKING without importing typing; resources is imported where limits or stats are used
+# (``state`` and ``ps`` load this module to read the freezer, and need neither).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .resources import Resources, Stats
 
 
 class V2Manager(CgroupManager):
@@ -178,6 +175,8 @@ class V2Manager(CgroupManager):
 
     def plan(self, r: Resources) -> list[tuple[str, str, str]]:
         """The (controller, file, value) writes that apply ``r``, in order (pure: reads nothing but cpu.max)."""
+        from .resources import blkio_weight_to_io_weight, cpu_max, memory_v2, shares_to_weight, swap_to_v2
+
         out: list[tuple[str, str, str]] = []
         if r.memory is not None:
             out.append(("memory", "memory.max", memory_v2(r.memory)))
@@ -222,6 +221,8 @@ class V2Manager(CgroupManager):
             write_file(path, value)
 
     def stats(self) -> Stats:
+        from .resources import Stats
+
         s = Stats()
         cpu = read_keyed(self._file("cpu.stat"))
         if "usage_usec" in cpu:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import trace
 from ..errors import EXIT_RUNTIME, PycontainError
 
 
@@ -193,6 +194,8 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
     from .. import api
     from .options import DEFAULT_NETWORK, RESOURCE_DESTS
 
+    trace.step("run imported")
+
     network = values["network"] or DEFAULT_NETWORK
     if os.geteuid() != 0:
         if GLOBALS.rootless in ("false", "0"):
@@ -266,6 +269,7 @@ def run_command(values: dict, rootfs: str, args: list[str], root: str | None) ->
         healthcheck=_healthcheck(values),
         log_opts=values["log_opt"],
     )
+    trace.step("config made")
     cidfile = values["cidfile"]
     if cidfile and os.path.exists(cidfile):
         return fail(
@@ -344,6 +348,7 @@ FAST_COMMANDS = frozenset(
 
 
 def main(argv: list[str] | None = None) -> int:
+    trace.step("cli")
     argv = parse_globals(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["--version"], ["version"]):  # engines ask 'runtime --version' (podman info)
         from .. import SPEC_VERSION, __version__
@@ -421,6 +426,10 @@ def entry() -> None:
 
 
 def _run_app(argv: list[str]) -> int:
+    if sys.flags.no_site:  # started by pycontain.launcher: typer, rich and their plugins need all of site
+        import site
+
+        site.main()
     from .commandline import run_app  # importing every command's module is part of what may fail
 
     return run_app(argv)

@@ -165,13 +165,12 @@ def port(
 
     def body() -> int:
         from ..errors import NotFound
-        from ..network import parse_publish
+        from ..network import published
 
         c = container(ref)
         want_port, _, want_proto = (private or "").partition("/")
         lines = []
-        for spec in c.state.config.get("publish") or []:
-            p = parse_publish(spec)
+        for p in published(c.state.config):
             if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
                 continue
             where = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"

@@ -251,13 +251,9 @@ def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
 def _ports(cfg: dict) -> str:
     if not cfg.get("publish"):
         return ""
-    from ..network import parse_publish
+    from ..network import published
 
-    out = []
-    for spec in cfg.get("publish") or []:
-        p = parse_publish(spec)
-        out.append(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}")
-    return ", ".join(out)
+    return ", ".join(str(p) for p in published(cfg))
 
 
 def _ps_fields(c: Container, status: str) -> dict:
