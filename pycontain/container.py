@@ -344,6 +344,12 @@ class Container:
             self.store.save(st)
         crash_point("start-recorded")
 
+    def restart(self, timeout: float = 10) -> None:
+        """docker's ``restart``: stop (if it runs: the stop signal, SIGKILL after ``timeout`` seconds), then
+        ``start_again``."""
+        self.stop(timeout)
+        self.start_again()
+
     def start_again(self) -> None:
         """Start an exited container again, detached under a new monitor, with the same configuration and
         writable layer (docker's 'start')."""
@@ -806,6 +812,22 @@ class Container:
         return ExecResult(code, bytes(out), bytes(err))
 
     # -- reporting -------------------------------------------------------------------------
+    def ports(self, private: str | None = None) -> builtins.list:
+        """The ports published on the host (``network.PortSpec``s); with ``private`` ("80" or "80/udp"), only
+        that container port's, and NotFound when it has none (docker's ``port``)."""
+        from .errors import NotFound
+        from .network import published
+
+        want_port, _, want_proto = (private or "").partition("/")
+        found = []
+        for p in published(self.state.config):
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            found.append(p)
+        if private and not found:
+            raise NotFound(f"no public port {private!r} published for container {self.name}")
+        return found
+
     def inspect(self) -> dict:
         st = self.state
         status = self.status()

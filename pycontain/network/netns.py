@@ -17,8 +17,6 @@ import threading
 
 from .. import libc
 
-NETLINK_ROUTE = 0
-
 
 def _make(path: str, with_socket: bool) -> int | None:
     """The body of a thread of its own (whose namespace it changes): a new namespace pinned on ``path``,
@@ -30,7 +28,7 @@ def _make(path: str, with_socket: bool) -> int | None:
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
         if with_socket:
             return socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
             ).detach()
         return None
     except BaseException:
@@ -157,6 +155,8 @@ def netlink_socket(path: str) -> int:
             libc.setns(fd, libc.CLONE_NEWNET)
         finally:
             os.close(fd)
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+        return socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        ).detach()
 
     return Background(body).wait()  # type: ignore[return-value]
