@@ -487,7 +487,25 @@ class Container:
                     pass
             self.state = st
             self.store.save(st)
+        self._release_network()
         return True
+
+    def _release_network(self) -> None:
+        """An exited container's network attachment goes, as docker's: its address, veth and host ports
+        (another container may publish them now); a start attaches it again. Left for 'rm' on failure.
+        Nobody can start it meanwhile: its monitor (or the foreground 'run') is the one recording its exit."""
+        if not self.state.config.get("net_info"):
+            return
+        try:
+            self._teardown_network()
+        except (OSError, PycontainError):
+            return
+        with self.store.lock():
+            st = self.store.load_id(self.id)
+            if st is not None and st.status == STOPPED:
+                st.config.pop("net_info", None)
+                self.store.save(st)
+                self.state = st
 
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
