@@ -50,14 +50,15 @@ def find_pycontain(given: str | None) -> str | None:
     return venv if os.access(venv, os.X_OK) else shutil.which("pycontain")
 
 
-def interpreter_of(script: str | None) -> str:
-    """The Python behind a console script (its shebang), else this interpreter."""
+def interpreter_of(script: str | None) -> list[str]:
+    """The Python behind a console script and its flags (its shebang: ``-S`` for pycontain.launcher's),
+    else this interpreter."""
     if script and os.path.isfile(script):
         with open(script, "rb") as f:
             first = f.readline().decode(errors="replace").strip()
         if first.startswith("#!") and "python" in first:
-            return first[2:].split()[0]
-    return sys.executable
+            return first[2:].split()
+    return [sys.executable]
 
 
 def try_once(argv: list[str], timeout: float = 60) -> str | None:
@@ -202,7 +203,7 @@ def imports_mode(pycontain: str | None, top: int, bridge: bool) -> int:
 
 def _imports(pycontain: str, top: int, network: list[str]) -> int:
     python = interpreter_of(pycontain)
-    argv = [python, "-X", "importtime", pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
+    argv = [*python, "-X", "importtime", pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
     subprocess.run(argv, capture_output=True)  # warm the bytecode caches
     p = subprocess.run(argv, capture_output=True, text=True)
     rows = []
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     python = interpreter_of(pycontain)
 
     rows = Rows()
-    rows.add("floor", "python", "python -c pass", [python, "-c", "pass"])
+    rows.add("floor", "python", f"{shlex.join(['python', *python[1:]])} -c pass", [*python, "-c", "pass"])
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pycontain-bench-") as work, contextlib.ExitStack() as stack:
         bundle, sleeper = os.path.join(work, "bundle"), os.path.join(work, "sleeper")
@@ -591,7 +592,7 @@ def print_results(results: list[dict], rows: Rows, notes: list[str]) -> None:
             f"{label:<42} {ms(mine):>9} {ms(runc):>7} {ms(crun):>7} {ratio(mine, runc):>8} "
             f"{ratio(mine, crun):>8}  {f'<= {target:g}x runc':<15} {met}"
         )
-    print(f"{'python -c pass (the floor of a Python CLI)':<42} {ms(('floor', 'python')):>9}")
+    print(f"{'python -c pass, as pycontain starts it':<42} {ms(('floor', 'python')):>9}")
     for note in notes:
         print(f"\nnote: {note}")
 
