@@ -17,6 +17,12 @@ import os
 from . import process, trace
 from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
 from .container import Container
+from .errors import AlreadyExists, InvalidArgument, PermissionDenied
+
+# typing.TYPE_CHECKING without importing typing (several ms on the start path); type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def resolve_image(image: str, data_root: str | None = None):
@@ -88,7 +94,7 @@ def make_config(
     else:
         args = list(ic.get("Entrypoint") or []) + (list(args) or list(ic.get("Cmd") or []))
     if publish_all:
-        publish = list(publish or []) + free_port_specs(ic.get("ExposedPorts") or {})
+        publish = list(publish or []) + exposed_port_specs(ic.get("ExposedPorts") or {})
     checked_log_opts = None
     if log_opts:
         from .logs import parse_log_opts
@@ -143,18 +149,12 @@ def make_config(
     return cfg
 
 
-def free_port_specs(exposed: dict | list) -> list[str]:
-    """-P: each port an image exposes ("80/tcp") on a host port the kernel reports free just now."""
-    import socket
-
+def exposed_port_specs(exposed: dict | list) -> list[str]:
+    """-P: each port an image exposes ("80/tcp") published on a free host port (picked when it is attached)."""
     specs = []
     for entry in exposed:
         port, _, proto = str(entry).partition("/")
-        proto = proto or "tcp"
-        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("0.0.0.0", 0))
-            specs.append(f"{s.getsockname()[1]}:{port}/{proto}")
+        specs.append(f"{port}/{proto or 'tcp'}")
     return specs
 
 
@@ -290,3 +290,164 @@ def start(image: str, args: list[str], root: str | None = None, **options: objec
 
     options["detach"] = True
     return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]
+
+
+# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
+# bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
+DEFAULT_NETWORK = "bridge"
+
+
+def run_docker(
+    image: str,
+    args: list[str],
+    root: str | None = None,
+    *,
+    rootless: str = "auto",
+    cidfile: str | None = None,
+    limits: dict | None = None,
+    security: dict | None = None,
+    health: dict | None = None,
+    network: str | None = None,
+    **options: Any,
+) -> int | Container:
+    """``pycontain run``: docker's flags, as the command line gives them, to a running container.
+
+    ``limits``: the resource flags given (``Resources.from_options``' names: ``{"memory": "64m"}``);
+    ``security``: ``cap_add``, ``cap_drop``, ``privileged``, ``security_opt``, ``ulimit``; ``health``:
+    ``cmd``, ``interval``, ``timeout``, ``retries``, ``start_period`` and ``none`` (--no-healthcheck);
+    the other ``options`` are ``make_config``'s. Without root (``rootless`` "auto") the container is
+    rootless: network none unless host is asked for; ``rootless="false"`` refuses to run unprivileged.
+    ``cidfile`` gets the container's id, and must not exist.
+
+    Returns the Container when it is detached (its monitor runs it), else the exit status.
+    """
+    if os.geteuid() != 0:
+        if rootless in ("false", "0"):
+            raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
+        if network not in (None, "none", "host"):
+            raise PermissionDenied(
+                f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
+                "veths and NAT need root"
+            )
+        from . import rootless as rootless_mode
+
+        rootless_mode.enter()
+        network = network or "none"
+    given = {k: v for k, v in (limits or {}).items() if v not in (None, [], False)}
+    if given:
+        from .cgroups.resources import Resources
+
+        options["resources"] = Resources.from_options(**given).to_dict()
+    if security and any(security.values()):
+        from .security.options import SecurityOptions
+
+        options["security"] = SecurityOptions.from_cli(
+            security.get("cap_add") or (),
+            security.get("cap_drop") or (),
+            bool(security.get("privileged")),
+            security.get("security_opt") or (),
+            security.get("ulimit") or (),
+        ).to_dict()
+    config = make_config(
+        image, args, network=network or DEFAULT_NETWORK, healthcheck=healthcheck(**(health or {})), **options
+    )
+    trace.step("config made")
+    if cidfile and os.path.exists(cidfile):
+        raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
+    if (config.healthcheck or {}).get("cmd") and not config.detach:
+        raise InvalidArgument("--health-cmd needs -d: the monitor of a detached container runs the checks")
+    if config.log_opts and not config.detach:
+        raise InvalidArgument(
+            "--log-opt needs -d: a container in the foreground writes to the terminal, not to a log"
+        )
+    if config.restart != "no" and not config.detach:
+        raise InvalidArgument(
+            f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it"
+        )
+    if config.detach:
+        from .monitor import spawn
+
+        container = spawn(config, root)
+        if cidfile:
+            _write_cidfile(cidfile, container.id)
+        return container
+    if cidfile:
+        return run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
+    return run_config(config, root)
+
+
+def healthcheck(
+    cmd: str | None = None,
+    interval: str | None = None,
+    timeout: str | None = None,
+    retries: str | None = None,
+    start_period: str | None = None,
+    none: bool = False,
+) -> dict | None:
+    """docker's --health-* flags as a config's healthcheck, with docker's defaults for what is not given;
+    ``none`` (--no-healthcheck) turns off the image's own check. None: no flag given (the image's applies)."""
+    tuning = (interval, timeout, retries, start_period)
+    if none:
+        if cmd or any(tuning):
+            raise InvalidArgument("--no-healthcheck conflicts with the other --health-* options")
+        return {"cmd": []}
+    if not cmd:
+        if any(tuning):
+            raise InvalidArgument("--health-interval, --health-timeout, ... need --health-cmd")
+        return None
+    from .units import parse_duration
+
+    retries = retries or "3"
+    if not retries.isdigit():
+        raise InvalidArgument(f"invalid --health-retries {retries!r}: a whole number")
+    every = parse_duration(interval or "30s", "--health-interval")
+    limit = parse_duration(timeout or "30s", "--health-timeout")
+    if every <= 0 or limit <= 0:
+        raise InvalidArgument("--health-interval and --health-timeout must be above zero")
+    return {
+        "cmd": ["sh", "-c", cmd],
+        "interval": every,
+        "timeout": limit,
+        "retries": int(retries),
+        "start_period": parse_duration(start_period or "0s", "--health-start-period"),
+    }
+
+
+def _write_cidfile(path: str, cid: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, cid.encode())
+    finally:
+        os.close(fd)
+
+
+def image_in_use(image_id: str, root: str | None = None, data_root: str | None = None) -> bool:
+    """Whether a container (in any state) of state root ``root`` was made from the image ``image_id``: each
+    container's recorded image (its id, or the name it was run by, resolved through the store's index)."""
+    from rootfs_builder.store import Store
+    from rootfs_builder.store_lookup import find
+
+    index = Store(data_root).load()
+    for c in Container.list(root):
+        cfg = c.state.config
+        if cfg.get("image_id") == image_id:
+            return True
+        ref = cfg.get("image")
+        if isinstance(ref, str) and ref:
+            try:
+                if find(index, ref)[0] == image_id:
+                    return True
+            except Exception:
+                pass
+    return False
+
+
+def remove_image(
+    ref: str, root: str | None = None, data_root: str | None = None, force: bool = False
+) -> tuple[list[str], list[str]]:
+    """docker's ``rmi``: untag ``ref``, remove the image when no name is left (or ``ref`` is its id, with
+    ``force`` even when it has several names), then its unused layers; never an image a container of state
+    root ``root`` was made from. Returns (untagged names, deleted image ids)."""
+    from rootfs_builder.store import Store
+
+    return Store(data_root).rmi(ref, lambda i: image_in_use(i, root, data_root), force=force)

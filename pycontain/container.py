@@ -344,6 +344,12 @@ class Container:
             self.store.save(st)
         crash_point("start-recorded")
 
+    def restart(self, timeout: float = 10) -> None:
+        """docker's ``restart``: stop (if it runs: the stop signal, SIGKILL after ``timeout`` seconds), then
+        ``start_again``."""
+        self.stop(timeout)
+        self.start_again()
+
     def start_again(self) -> None:
         """Start an exited container again, detached under a new monitor, with the same configuration and
         writable layer (docker's 'start')."""
@@ -788,6 +794,22 @@ class Container:
         return ExecResult(code, bytes(out), bytes(err))
 
     # -- reporting -------------------------------------------------------------------------
+    def ports(self, private: str | None = None) -> builtins.list:
+        """The ports published on the host (``network.PortSpec``s); with ``private`` ("80" or "80/udp"), only
+        that container port's, and NotFound when it has none (docker's ``port``)."""
+        from .errors import NotFound
+        from .network import published
+
+        want_port, _, want_proto = (private or "").partition("/")
+        found = []
+        for p in published(self.state.config):
+            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
+                continue
+            found.append(p)
+        if private and not found:
+            raise NotFound(f"no public port {private!r} published for container {self.name}")
+        return found
+
     def inspect(self) -> dict:
         st = self.state
         status = self.status()
@@ -821,15 +843,20 @@ class Container:
             "StateDir": self.dir,
             "LogPath": self.log_path if st.config.get("detach") else "",
         }
+        host: dict = {}
         if st.config.get("detach"):
             from .logs import LOG_OPTS
 
-            d["HostConfig"] = {
-                "LogConfig": {
-                    "Type": "pycontain",
-                    "Config": {**LOG_OPTS, **(st.config.get("log_opts") or {})},
-                }
-            }
+            log_opts = {**LOG_OPTS, **(st.config.get("log_opts") or {})}
+            host["LogConfig"] = {"Type": "pycontain", "Config": log_opts}
+        if st.config.get("publish"):
+            from .network import parse_publish, published
+
+            # As asked (HostPort "" for one to pick), and as bound (the picked ones), docker's two views.
+            host["PortBindings"] = _port_map(map(parse_publish, st.config["publish"]))
+            d["NetworkSettings"] = {"Ports": _port_map(published(st.config))}
+        if host:
+            d["HostConfig"] = host
         return d
 
     def _oom_now(self, status: str) -> bool:
@@ -931,6 +958,16 @@ class ExecResult:
 
     def __repr__(self) -> str:
         return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+def _port_map(ports) -> dict:
+    """PortSpecs as docker's inspect shows them: {"80/tcp": [{"HostIp": ..., "HostPort": "8080"}]}."""
+    out: dict = {}
+    for p in ports:
+        out.setdefault(f"{p.container_port}/{p.proto}", []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""}
+        )
+    return out
 
 
 def _iso(ts: float | None) -> str:

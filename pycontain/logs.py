@@ -276,6 +276,28 @@ def read_lines(stream: LogStream, filt: LogFilter) -> list[LogLine]:
     return list(lines)
 
 
+def container_logs(
+    container,
+    tail: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    follow: bool = False,
+) -> Iterator[LogLine]:
+    """docker's ``logs``: a detached container's output lines, across its rotated files, filtered
+    (``tail`` "all" or N, ``since``/``until`` as ``parse_time`` reads them); with ``follow``, then the new
+    ones until the container ends."""
+    if not container.state.config.get("detach"):
+        raise InvalidArgument(f"container {container.name} was not detached: its output went to the terminal")
+    filt = LogFilter.from_options(tail, since, until)
+    stream = LogStream(container.log_path)
+    try:
+        yield from read_lines(stream, filt)
+        if follow:
+            yield from follow_lines(container, stream, filt)
+    finally:
+        stream.close()
+
+
 def follow_lines(container, stream: LogStream, filt: LogFilter, poll_s: float = 0.1) -> Iterator[LogLine]:
     """Lines written after ``read_lines`` read ``stream``, until the container ends and its monitor is gone."""
     parser = _Parser()

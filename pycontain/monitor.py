@@ -212,6 +212,9 @@ def _loop_program() -> str:
     try:
         if os.stat(cached).st_mtime >= os.stat(LOOP).st_mtime:
             return cached
+    except FileNotFoundError:
+        pass  # never compiled (PYTHONDONTWRITEBYTECODE, a fresh tree): compile it now
+    try:
         return py_compile.compile(LOOP, cfile=cached, doraise=True) or LOOP
     except (OSError, py_compile.PyCompileError):
         return LOOP  # a read-only tree: the source runs as well

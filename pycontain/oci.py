@@ -114,7 +114,7 @@ def host_warnings(spec) -> list[str]:
     """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
     warning for an ungrantable capability): capabilities outside pycontain's own bounding set are left
     out, and an oomScoreAdj below pycontain's own is kept at its own (lowering it needs CAP_SYS_RESOURCE)."""
-    from .security.caps import CAP_NUMBER, own_bounding_set
+    from .security.caps import CAP_NUMBER, own_bounding_set, own_set
 
     out = []
     p = spec.process
@@ -134,7 +134,11 @@ def host_warnings(spec) -> list[str]:
                 f"process.capabilities: {', '.join(lacking)} left out: pycontain itself does not hold "
                 f"{'it' if len(lacking) == 1 else 'them'} (CapBnd in /proc/self/status)"
             )
-    if p is not None and p.oom_score_adj is not None and CAP_SYS_RESOURCE not in _own_effective_caps():
+    if (
+        p is not None
+        and p.oom_score_adj is not None
+        and not own_set("CapEff") >> CAP_NUMBER["CAP_SYS_RESOURCE"] & 1
+    ):
         with open("/proc/self/oom_score_adj") as f:
             own = int(f.read())
         if p.oom_score_adj < own:
@@ -144,18 +148,6 @@ def host_warnings(spec) -> list[str]:
             )
             p.oom_score_adj = own
     return out
-
-
-CAP_SYS_RESOURCE = 24
-
-
-def _own_effective_caps() -> set[int]:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                mask = int(line.split()[1], 16)
-                return {i for i in range(mask.bit_length()) if mask >> i & 1}
-    return set()
 
 
 def _device(d) -> dict:

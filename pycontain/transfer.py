@@ -144,6 +144,19 @@ def parse_cp_args(src: str, dest: str) -> tuple[str, str, str, str]:
     return "to", b[0], b[1], src  # type: ignore[index]
 
 
+def copy(src: str, dest: str, root: str | None = None) -> None:
+    """docker's ``cp SRC DEST``: one side is ``CONTAINER:PATH`` (a running container of state root ``root``),
+    the other a host path."""
+    from .container import Container
+
+    direction, ref, inside, host = parse_cp_args(src, dest)
+    c = Container.get(ref, root)
+    if direction == "from":
+        copy_from(c, inside, host)
+    else:
+        copy_to(c, host, inside)
+
+
 def diff(container) -> list[str]:
     """docker's ``diff``: ``A path`` (added), ``C path`` (changed), ``D path`` (deleted), from the writable
     layer against the image's layers."""

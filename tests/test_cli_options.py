@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pycontain.cli import Globals, _oci_run_form, parse_globals
+from pycontain.cli.base import Globals, parse_globals
+from pycontain.cli.ocirun import runc_run_form
 from pycontain.cli.options import RUN_OPTIONS, parse_run_args
 from pycontain.errors import InvalidArgument
 
@@ -53,18 +54,18 @@ def test_global_flags_and_run_forms(tmp_path, monkeypatch):
     assert rest == ["run", "d", "true"]
     assert (g.root, g.log, g.log_format, g.debug) == ("/x", "/l", "json", True)
     # docker's form has a root filesystem and a command; runc's has --bundle, or one id in a bundle directory.
-    assert not _oci_run_form(["default", "true"])
-    assert _oci_run_form(["--bundle", "b", "id"]) and _oci_run_form(["-b", "b", "--detach", "id"])
+    assert not runc_run_form(["default", "true"])
+    assert runc_run_form(["--bundle", "b", "id"]) and runc_run_form(["-b", "b", "--detach", "id"])
     monkeypatch.chdir(tmp_path)
-    assert not _oci_run_form(["myid"])
+    assert not runc_run_form(["myid"])
     (tmp_path / "config.json").write_text("{}")
-    assert _oci_run_form(["myid"]) and not _oci_run_form(["default", "--", "sh"])
+    assert runc_run_form(["myid"]) and not runc_run_form(["default", "--", "sh"])
 
 
 def test_typer_command_has_every_option():
     import typer
 
-    from pycontain.cli.app import app
+    from pycontain.cli.commandline import app
 
     group = typer.main.get_command(app)
     run = group.commands["run"]

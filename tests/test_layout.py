@@ -89,3 +89,58 @@ def test_no_private_name_of_the_tar_streams_crosses_a_module():
         with open(path) as f:
             text = f.read()
         assert "_add_tree" not in text, m
+
+
+def _names_from_package(module: str, package: str) -> set[str]:
+    """What ``module`` takes from ``package``'s own ``__init__`` (names that are not submodules of it)."""
+    with open(MODULES[module]) as f:
+        tree = ast.parse(f.read())
+    base = module.split(".")[:-1]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            prefix = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+            if not node.level:
+                prefix = node.module or ""
+            if prefix == package:
+                names |= {a.name for a in node.names if f"{package}.{a.name}" not in MODULES}
+        elif isinstance(node, ast.Import):
+            names |= {"*" for a in node.names if a.name == package}
+    return names
+
+
+def test_the_command_line_imports_one_way():
+    # cli/__init__ is only the entry point: the command modules and the fast tables take the global flags,
+    # the guard and the command decorator from cli.base, never from the package they are part of (that
+    # was a cycle: __init__ -> commands -> __init__).
+    cli = [m for m in MODULES if m.startswith("pycontain.cli.")]
+    for m in cli:
+        assert not _names_from_package(m, "pycontain.cli"), m
+    # base is a leaf of the command line: the guard and the flags import no command.
+    assert not {m for m in _imports("pycontain.cli.base") if m.startswith("pycontain.cli")}
+    # No cycle among the command line's modules (a submodule's import of its package aside).
+    graph = {m: {t for t in _imports(m) if t in cli} for m in cli}
+    for m in cli:
+        for t in graph[m]:
+            assert not _reaches_within(t, m, graph), f"{m} <-> {t}"
+
+
+def _reaches_within(start: str, goal: str, graph: dict[str, set[str]]) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m == goal:
+            return True
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph.get(m, ()))
+    return False
+
+
+def test_every_command_is_one_guarded_function():
+    # One command pattern: no command wraps its work in a nested body run through guarded by hand.
+    for m, path in MODULES.items():
+        if m.startswith("pycontain.cli.") and m != "pycontain.cli.base":  # base: the decorator itself
+            with open(path) as f:
+                text = f.read()
+            assert "def body(" not in text and "exit_with(guarded" not in text, m

@@ -69,3 +69,19 @@ def test_run_latency_prints_every_row(tmp_path):
     assert "pycontain_bench_lat" not in tables and "pycontain_bench_pool" not in tables
     with open("/proc/self/mountinfo") as f:
         assert "pycontain-bench-pool-" not in f.read()  # the warm pool's namespaces are unmounted
+
+
+@ROOT_REQUIRED
+def test_detached_bench_runs_and_leaves_nothing():
+    """benchmarks/detached.py with tiny counts: every figure printed, no container (or sandbox) left."""
+    script = os.path.join(REPO, "benchmarks", "detached.py")
+    argv = [sys.executable, script, "--containers", "2", "--runs", "2", "--warmup", "0"]
+    if not (shutil.which("hyperfine") and shutil.which("podman") and shutil.which("crun")):
+        argv.append("--no-podman")
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "pycontain monitor, 2 running: Pss mean" in p.stdout
+    if "--no-podman" not in argv:
+        assert "pycontain run -d: median" in p.stdout and "conmon (podman's monitor)" in p.stdout
+    out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    assert not any(line.strip() == "sleep 86400" for line in out.splitlines())

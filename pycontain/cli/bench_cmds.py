@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import app, exit_with
+from .app import app
+from .base import command
 
 WORKLOADS_HELP = "Comma-separated: noop, ready, cpu, syscall, forkexec, fileio, net, density (default: all)."
 
@@ -38,7 +38,7 @@ def _counts(value: str) -> tuple[int, ...]:
         ) from None
 
 
-@app.command("bench")
+@command(app, "bench")
 def bench(
     appliance: Annotated[
         str,
@@ -68,77 +68,73 @@ def bench(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
     ] = False,
-) -> None:
+) -> int:
     """Measure what OS-level virtualization costs against the bare host and a virtual machine."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
 
-    def body() -> int:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.table import Table
+    from ..bench import BenchOptions, run_bench
+    from ..bench.report import table_rows, write_all
 
-        from ..bench import BenchOptions, run_bench
-        from ..bench.report import table_rows, write_all
+    opts = BenchOptions(
+        appliance=appliance,
+        runtimes=_csv(runtimes),
+        vm=vm,
+        repeat=repeat,
+        workloads=_csv(workloads),
+        density=_counts(density),
+        vm_density_max=vm_density_max,
+        scale=scale,
+        vm_memory_mb=vm_memory,
+    )
+    opts.validate()
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("preparing (VM export, bundles)", total=None)
 
-        opts = BenchOptions(
-            appliance=appliance,
-            runtimes=_csv(runtimes),
-            vm=vm,
-            repeat=repeat,
-            workloads=_csv(workloads),
-            density=_counts(density),
-            vm_density_max=vm_density_max,
-            scale=scale,
-            vm_memory_mb=vm_memory,
+        def progress(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        result = run_bench(opts, progress)
+    files = write_all(result, out)
+    if as_json:
+        json.dump(
+            {
+                "meta": result.meta,
+                "summary": result.to_dict()["summary"],
+                "notes": result.notes,
+                "files": files,
+            },
+            sys.stdout,
+            indent=2,
         )
-        opts.validate()
-        err = Console(stderr=True)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("preparing (VM export, bundles)", total=None)
-
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, description=what, completed=done, total=total)
-
-            result = run_bench(opts, progress)
-        files = write_all(result, out)
-        if as_json:
-            json.dump(
-                {
-                    "meta": result.meta,
-                    "summary": result.to_dict()["summary"],
-                    "notes": result.notes,
-                    "files": files,
-                },
-                sys.stdout,
-                indent=2,
-            )
-            sys.stdout.write("\n")
-            return 0
-        header, rows = table_rows(result)
-        table = Table(title=f"pycontain bench: {appliance} (median of {repeat}; ratio to the bare host)")
-        for h in header:
-            table.add_column(h, justify="left" if h in ("metric", "unit") else "right")
-        for r in rows:
-            table.add_row(*r)
-        console = Console()
-        console.print(table)
-        console.print(f"VM: {result.meta['vm_accel_why']}")
-        for note in result.notes:
-            console.print(f"note: {note}")
-        wide = sum(1 for s in result.summary if s.warning)
-        if wide:
-            console.print(
-                f"warning: {wide} figure(s) marked ! spread more than 25 % around their median: rerun on "
-                "a quieter machine or with a higher --repeat (details in report.md)"
-            )
-        console.print(f"wrote {files['json']}, {files['report']} and {len(files['plots'])} plot(s) in {out}")
+        sys.stdout.write("\n")
         return 0
-
-    exit_with(guarded(body))
+    header, rows = table_rows(result)
+    table = Table(title=f"pycontain bench: {appliance} (median of {repeat}; ratio to the bare host)")
+    for h in header:
+        table.add_column(h, justify="left" if h in ("metric", "unit") else "right")
+    for r in rows:
+        table.add_row(*r)
+    console = Console()
+    console.print(table)
+    console.print(f"VM: {result.meta['vm_accel_why']}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    wide = sum(1 for s in result.summary if s.warning)
+    if wide:
+        console.print(
+            f"warning: {wide} figure(s) marked ! spread more than 25 % around their median: rerun on "
+            "a quieter machine or with a higher --repeat (details in report.md)"
+        )
+    console.print(f"wrote {files['json']}, {files['report']} and {len(files['plots'])} plot(s) in {out}")
+    return 0

@@ -15,18 +15,24 @@ from . import (  # noqa: F401
     bench_cmds,
     build_cmds,
     commands,
+    container_cmds,
     image_cmds,
     network_cmds,
     oci_cmds,
+    ocirun,
     registry_cmds,
     resource_cmds,
+    run_cmds,
     sandbox_cmds,
     vm_cmds,
     volume_cmds,
 )
-from .app import app
+from .app import app, arrange
+from .table import register
 
-commands.register(app)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
+register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
+register(app, ocirun.COMMANDS)  # runc's create, start, state, delete: declared in cli.ocirun
+arrange(app)
 
 
 def run_app(argv: list[str]) -> int:
@@ -34,7 +40,7 @@ def run_app(argv: list[str]) -> int:
         from typer._click import exceptions as cx
     except ImportError:
         from click import exceptions as cx  # type: ignore[import-not-found,no-redef]
-    from . import fail
+    from .base import fail
 
     NoArgsIsHelpError = getattr(cx, "NoArgsIsHelpError", ())  # click < 8.2 prints the help itself
     UsageError, ClickException, Abort = cx.UsageError, cx.ClickException, typer.Abort

@@ -1,13 +1,6 @@
 """The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
-``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data.
-
-Each ``Command`` names its positionals, its options (``cli.options.Opt``, the type ``run`` uses) and the
-body that does the work. Two parsers read the table: ``parse()`` here, which ``cli.main`` uses so that
-these commands never import typer, click or rich (~250 ms on a small machine, against ~10 ms for the
-work), and ``register()``, which builds the typer commands (help, completion, usage errors) from the same
-table. ``parse()`` answers None for anything it does not take as is (``--help``, an unknown flag, a
-missing value, the wrong number of arguments), and typer then handles and explains it: the two paths run
-the same body, so they print the same output and end with the same status.
+``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.table``):
+``cli.main`` runs them without typer, ``cli.commandline`` registers the same declarations on typer's app.
 """
 
 from __future__ import annotations
@@ -17,89 +10,18 @@ import time
 
 from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
-from . import GLOBALS, guarded
-from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt
+from .base import GLOBALS, container, for_each, render_table
+from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt, preserve_fds_count
+from .table import ANY, OPTIONAL, SOME, Arg, Command
 
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
-
     from ..cgroups.resources import Resources
     from ..container import Container
 
-ONE, OPTIONAL, SOME, ANY = "1", "?", "+", "*"  # how many values a positional takes
-
-
-class Arg:
-    """A positional argument."""
-
-    __slots__ = ("dest", "metavar", "help", "nargs")
-
-    def __init__(self, dest: str, metavar: str, help: str, nargs: str = ONE) -> None:
-        self.dest = dest
-        self.metavar = metavar
-        self.help = help
-        self.nargs = nargs
-
-
-class Command:
-    __slots__ = ("name", "args", "options", "body", "help", "interspersed")
-
-    def __init__(
-        self,
-        name: str,
-        body: Callable[[dict], int],
-        help: str,
-        args: tuple[Arg, ...] = (),
-        options: tuple[Opt, ...] = (),
-        interspersed: bool = True,
-    ) -> None:
-        self.name = name
-        self.body = body
-        self.help = help
-        self.args = args
-        self.options = options
-        # False: options end at the first positional (exec: what follows the container is the command's).
-        self.interspersed = interspersed
-
 
 # -- the bodies: parse nothing, call the library, print -------------------------------------------
-def container(ref: str) -> Container:
-    from ..container import Container
-
-    return Container.get(ref, GLOBALS.root)
-
-
-def for_each(refs: list[str], action: Callable[[Container], object], quiet: bool = False) -> int:
-    """Apply ``action`` to each container (printing its reference unless ``quiet``); the worst status."""
-    worst = 0
-    for ref in refs:
-
-        def body(ref: str = ref) -> int:
-            action(container(ref))
-            if not quiet:
-                print(ref)
-            return 0
-
-        worst = max(worst, guarded(body))
-    return worst
-
-
-def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """Left-aligned columns two spaces apart (docker's layout); the header bold on a terminal."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    head = line(header)
-    if sys.stdout.isatty():
-        head = f"\x1b[1m{head}\x1b[0m"
-    return "\n".join([head, *(line(r) for r in rows)])
-
-
 def _ago(ts: float | None) -> str:
     if not ts:
         return ""
@@ -251,13 +173,9 @@ def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
 def _ports(cfg: dict) -> str:
     if not cfg.get("publish"):
         return ""
-    from ..network import parse_publish
+    from ..network import published
 
-    out = []
-    for spec in cfg.get("publish") or []:
-        p = parse_publish(spec)
-        out.append(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.proto}")
-    return ", ".join(out)
+    return ", ".join(str(p) for p in published(cfg))
 
 
 def _ps_fields(c: Container, status: str) -> dict:
@@ -337,7 +255,6 @@ def exec_body(v: dict) -> int:
     preserve_fds = 0
     if v["preserve_fds"] not in (None, "0"):
         from ..oci import check_preserved_fds
-        from .ocirun import preserve_fds_count
 
         preserve_fds = preserve_fds_count(v["preserve_fds"])
         check_preserved_fds(preserve_fds)
@@ -522,7 +439,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "ps",
             ps_body,
-            "List containers (running ones unless -a); with an ID, the processes in that container.",
+            "List containers (running ones unless -a); with an ID, the processes in that container.\n\n"
+            "Examples: pycontain ps -a --filter status=exited; pycontain ps --format '{{.Names}} {{.Status}}'",
             (Arg("container", "[ID]", "runc's form: list this container's processes.", OPTIONAL),),
             (
                 Opt(("-a", "--all"), "all", FLAG, "Show stopped containers too."),
@@ -563,7 +481,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "exec",
             exec_body,
-            "Run a command in a running container (its namespaces and cgroup).",
+            "Run a command in a running container (its namespaces and cgroup).\n\n"
+            "Examples: pycontain exec web -- cat /etc/hostname; pycontain exec -it web sh",
             (
                 Arg("ref", "CONTAINER", "Container name or id."),
                 Arg("command", "COMMAND", "Command and its arguments (after --).", ANY),
@@ -604,7 +523,8 @@ COMMANDS: dict[str, Command] = {
         Command(
             "kill",
             kill_body,
-            "Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'.",
+            "Send a signal to containers' main process: docker's 'kill [-s SIG] ID...' or runc's 'kill ID SIG'.\n\n"
+            "Examples: pycontain kill -s HUP web; pycontain kill web TERM",
             (Arg("refs", "ID... | ID SIGNAL", "Containers (and, in runc's form, a signal).", SOME),),
             (
                 Opt(("-s", "--signal"), "signal", VALUE, "Signal name or number (default KILL).", "SIGNAL"),
@@ -634,7 +554,7 @@ COMMANDS: dict[str, Command] = {
             update_body,
             "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
             "Only the limits given change; the others keep their values. The flags are run's, with the "
-            "same units (e.g. --memory 512m, --cpus 1.5, --pids-limit 100).",
+            "same units.\n\nExample: pycontain update --memory 512m --cpus 1.5 --pids-limit 100 web",
             (Arg("ref", "CONTAINER", "Container name or id."),),
             (
                 Opt(
@@ -649,149 +569,3 @@ COMMANDS: dict[str, Command] = {
         ),
     )
 }
-
-
-# -- the fast parser ------------------------------------------------------------------------------
-def parse(cmd: Command, argv: list[str]) -> dict | None:
-    """``argv`` (after the command's name) as the body's values, or None when typer should handle it."""
-    by_flag = {f: o for o in cmd.options for f in o.flags}
-    values: dict = {
-        o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else o.default) for o in cmd.options
-    }
-    positionals: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            positionals += argv[i:]
-            break
-        if not arg.startswith("-") or arg == "-":
-            positionals.append(arg)
-            if not cmd.interspersed:
-                positionals += argv[i:]
-                break
-            continue
-        if arg.startswith("--"):
-            name, eq, inline = arg.partition("=")
-            opt = by_flag.get(name)
-            if opt is None or (opt.kind == FLAG and eq):
-                return None
-            if opt.kind == FLAG:
-                values[opt.dest] = True
-                continue
-            if not eq:
-                if i >= len(argv):
-                    return None
-                inline = argv[i]
-                i += 1
-            _store(values, opt, inline)
-            continue
-        j = 1  # one or more short flags: -it, -a, -s TERM, -sTERM
-        while j < len(arg):
-            opt = by_flag.get("-" + arg[j])
-            if opt is None:
-                return None
-            if opt.kind == FLAG:
-                values[opt.dest] = True
-                j += 1
-                continue
-            value = arg[j + 1 :]
-            if not value:
-                if i >= len(argv):
-                    return None
-                value = argv[i]
-                i += 1
-            _store(values, opt, value)
-            break
-    for a in cmd.args:
-        if a.nargs == ONE or (a.nargs == OPTIONAL and positionals and _more_than_needed(cmd, a, positionals)):
-            if not positionals:
-                return None
-            values[a.dest] = positionals.pop(0)
-        elif a.nargs == OPTIONAL:
-            values[a.dest] = None
-        else:
-            if a.nargs == SOME and not positionals:
-                return None
-            values[a.dest], positionals = positionals, []
-    return values if not positionals else None
-
-
-def _more_than_needed(cmd: Command, arg: Arg, positionals: list[str]) -> bool:
-    """Whether an optional positional gets a value: when the ones after it still get theirs."""
-    after = cmd.args[cmd.args.index(arg) + 1 :]
-    return len(positionals) > sum(1 for a in after if a.nargs in (ONE, SOME))
-
-
-def _store(values: dict, opt: Opt, value: str) -> None:
-    if opt.kind == MULTI:
-        values[opt.dest].append(value)
-    else:
-        values[opt.dest] = value
-
-
-def run_fast(name: str, argv: list[str]) -> int | None:
-    """Run ``name`` without typer when ``argv`` parses; None otherwise."""
-    if "--help" in (argv[: argv.index("--")] if "--" in argv else argv):
-        return None
-    cmd = COMMANDS[name]
-    values = parse(cmd, argv)
-    return None if values is None else guarded(cmd.body, values)
-
-
-# -- the typer commands, from the same table ------------------------------------------------------
-def register(app: Any) -> None:
-    """Add every command of the table to the typer ``app`` (help, completion and usage errors)."""
-    for cmd in COMMANDS.values():
-        _register(app, cmd)
-
-
-def _register(app: Any, cmd: Command) -> None:
-    import inspect
-    from typing import Annotated
-
-    import typer
-
-    params = []
-    for a in cmd.args:
-        many = a.nargs in (SOME, ANY)
-        ann: Any = list[str] if many else str
-        default: Any = inspect.Parameter.empty
-        if a.nargs in (OPTIONAL, ANY):
-            ann, default = ann | None, None
-        info = typer.Argument(metavar=a.metavar, help=a.help, show_default=False)
-        params.append(
-            inspect.Parameter(
-                a.dest,
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                annotation=Annotated[ann, info],
-                default=default,
-            )
-        )
-    for o in cmd.options:
-        ann, default = o.typer_param()
-        info = typer.Option(
-            *o.flags, help=o.help, metavar=o.metavar or None, show_default=o.default is not None
-        )
-        params.append(
-            inspect.Parameter(
-                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=default
-            )
-        )
-    lists = {a.dest for a in cmd.args if a.nargs in (SOME, ANY)} | {
-        o.dest for o in cmd.options if o.kind == MULTI
-    }
-
-    def command(**values: Any) -> None:
-        values = {k: ([] if v is None and k in lists else v) for k, v in values.items()}
-        code = guarded(cmd.body, values)
-        if code:
-            raise typer.Exit(code)
-
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = cmd.help
-    command.__name__ = cmd.name
-    settings = None if cmd.interspersed else {"allow_interspersed_args": False}
-    app.command(cmd.name, context_settings=settings)(command)

@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from . import GLOBALS, guarded
-from .app import app, exit_with
+from .app import app
+from .base import GLOBALS, command, for_each_ref
 
 image_app = typer.Typer(help="Manage images: inspect, ls, rm, prune.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
@@ -58,98 +58,71 @@ def _split(name: str) -> tuple[str, str]:
     return repo, tag
 
 
-def image_in_use(image_id: str, data_root: str | None = None) -> bool:
-    """Whether a container (in any state) of the current state root was made from the image ``image_id``:
-    each container's recorded image (its id, or the name it was run by, resolved through the store's index).
-    """
-    from rootfs_builder.store_lookup import find
-
-    from ..container import Container
-
-    index = _store(data_root).load()
-    for c in Container.list(GLOBALS.root):
-        cfg = c.state.config
-        if cfg.get("image_id") == image_id:
-            return True
-        ref = cfg.get("image")
-        if isinstance(ref, str) and ref:
-            try:
-                if find(index, ref)[0] == image_id:
-                    return True
-            except Exception:
-                pass
-    return False
-
-
 # -- images ---------------------------------------------------------------------------------------
-@app.command("images")
+@command(app, "images")
 def images(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
     data_root: DataRoot = None,
-) -> None:
+) -> int:
     """List the images in the local store."""
-
-    def body() -> int:
-        records = _store(data_root).list()
-        if quiet:
-            for r in records:
-                print(r["id"][:12])
-            return 0
-        if as_json:
-            print(
-                json.dumps(
-                    [
-                        {
-                            "Id": f"sha256:{r['id']}",
-                            "RepoTags": r["names"],
-                            "Created": r["created"],
-                            "Imported": r["imported"],
-                            "Size": sum(r["layer_sizes"]),
-                            "Layers": len(r["layers"]),
-                            "Source": r["source"],
-                        }
-                        for r in records
-                    ],
-                    indent=2,
-                )
-            )
-            return 0
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("REPOSITORY", "TAG", "IMAGE ID", "IMPORTED", "SIZE", "LAYERS"):
-            table.add_column(col, no_wrap=True)
+    records = _store(data_root).list()
+    if quiet:
         for r in records:
-            for name in r["names"] or ["<none>:<none>"]:
-                repo, tag = _split(name)
-                table.add_row(
-                    repo,
-                    tag,
-                    r["id"][:12],
-                    _ago(r["imported"]),
-                    human_size(sum(r["layer_sizes"])),
-                    str(len(r["layers"])),
-                )
-        Console(width=200 if not sys.stdout.isatty() else None).print(table)
+            print(r["id"][:12])
         return 0
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "Id": f"sha256:{r['id']}",
+                        "RepoTags": r["names"],
+                        "Created": r["created"],
+                        "Imported": r["imported"],
+                        "Size": sum(r["layer_sizes"]),
+                        "Layers": len(r["layers"]),
+                        "Source": r["source"],
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    from rich.console import Console
+    from rich.table import Table
 
-    exit_with(guarded(body))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("REPOSITORY", "TAG", "IMAGE ID", "IMPORTED", "SIZE", "LAYERS"):
+        table.add_column(col, no_wrap=True)
+    for r in records:
+        for name in r["names"] or ["<none>:<none>"]:
+            repo, tag = _split(name)
+            table.add_row(
+                repo,
+                tag,
+                r["id"][:12],
+                _ago(r["imported"]),
+                human_size(sum(r["layer_sizes"])),
+                str(len(r["layers"])),
+            )
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    return 0
 
 
-@image_app.command("ls")
+@command(image_app, "ls")
 def image_ls(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print image ids.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one array).")] = False,
     data_root: DataRoot = None,
-) -> None:
+) -> int:
     """List the images in the local store (as 'pycontain images')."""
-    images(quiet=quiet, as_json=as_json, data_root=data_root)
+    return images(quiet=quiet, as_json=as_json, data_root=data_root)
 
 
 # -- import ---------------------------------------------------------------------------------------
-@app.command("import")
+@command(app, "import")
 def import_(
     source: Annotated[
         str,
@@ -182,52 +155,45 @@ def import_(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress; print only the id.")] = False,
     data_root: DataRoot = None,
 ) -> None:
-    """Import an image into the local store (the kind of source is detected)."""
+    """Import an image into the local store (the kind of source is detected).
 
-    def body() -> int:
-        from rootfs_builder.sources import import_source
+    Examples: pycontain import debian:bookworm deb12; pycontain import closure:/usr/bin/python3 py;
+    pycontain import ./rootfs.tar.gz myapp:1.0"""
+    from rootfs_builder.sources import import_source
 
-        options: dict = {}
-        kind = source.partition(":")[0]
-        if kind == "debian":
-            pkgs = [p for item in include or [] for p in item.split(",") if p]
-            options = {"variant": variant, "include": pkgs, "mirror": mirror}
-        elif kind == "closure":
-            options = {"files": list(files or [])}
-        from ..interrupts import unwinding
+    options: dict = {}
+    kind = source.partition(":")[0]
+    if kind == "debian":
+        pkgs = [p for item in include or [] for p in item.split(",") if p]
+        options = {"variant": variant, "include": pkgs, "mirror": mirror}
+    elif kind == "closure":
+        options = {"files": list(files or [])}
+    from ..interrupts import unwinding
 
-        with unwinding():
-            rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
-        if quiet:
-            print(rec["id"])
-        else:
-            names = ", ".join(rec["names"]) or "untagged"
-            print(
-                f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
-                f"{human_size(sum(rec['layer_sizes']))}"
-            )
-        return 0
-
-    exit_with(guarded(body))
+    with unwinding():
+        rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
+    if quiet:
+        print(rec["id"])
+    else:
+        names = ", ".join(rec["names"]) or "untagged"
+        print(
+            f"imported {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s), "
+            f"{human_size(sum(rec['layer_sizes']))}"
+        )
 
 
 # -- tag / rmi ------------------------------------------------------------------------------------
-@app.command("tag")
+@command(app, "tag")
 def tag(
     source: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name, name:tag or id.")],
     target: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="The new name.")],
     data_root: DataRoot = None,
 ) -> None:
     """Give an image another name."""
-
-    def body() -> int:
-        _store(data_root).tag(source, target)
-        return 0
-
-    exit_with(guarded(body))
+    _store(data_root).tag(source, target)
 
 
-@app.command("rmi")
+@command(app, "rmi")
 def rmi(
     refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
     force: Annotated[
@@ -239,67 +205,53 @@ def rmi(
         ),
     ] = False,
     data_root: DataRoot = None,
-) -> None:
+) -> int:
     """Remove images (a name only untags when the image has others); delete layers no image uses any more."""
-    worst = 0
-    for ref in refs:
 
-        def body(ref: str = ref) -> int:
-            untagged, deleted = _store(data_root).rmi(ref, lambda i: image_in_use(i, data_root), force=force)
-            for n in untagged:
-                print(f"Untagged: {n}")
-            for i in deleted:
-                print(f"Deleted: sha256:{i}")
-            return 0
+    def remove(ref: str) -> None:
+        from .. import api
 
-        worst = max(worst, guarded(body))
-    exit_with(worst)
+        untagged, deleted = api.remove_image(ref, GLOBALS.root, data_root, force=force)
+        for n in untagged:
+            print(f"Untagged: {n}")
+        for i in deleted:
+            print(f"Deleted: sha256:{i}")
+
+    return for_each_ref(refs, remove, quiet=True)
 
 
-@image_app.command("rm")
+@command(image_app, "rm")
 def image_rm(
     refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names, name:tags or ids.")],
     force: Annotated[bool, typer.Option("-f", "--force", help="As 'pycontain rmi -f'.")] = False,
     data_root: DataRoot = None,
-) -> None:
+) -> int:
     """Remove images (as 'pycontain rmi')."""
-    rmi(refs, force=force, data_root=data_root)
+    return rmi(refs, force=force, data_root=data_root)
 
 
-@image_app.command("prune")
+@command(image_app, "prune")
 def image_prune(data_root: DataRoot = None) -> None:
     """Delete layers that no image uses (left behind by interrupted imports)."""
-
-    def body() -> int:
-        for d in _store(data_root).prune_layers():
-            print(f"Deleted layer: sha256:{d}")
-        return 0
-
-    exit_with(guarded(body))
+    for d in _store(data_root).prune_layers():
+        print(f"Deleted layer: sha256:{d}")
 
 
 # -- inspect --------------------------------------------------------------------------------------
-@image_app.command("inspect")
+@command(image_app, "inspect")
 def image_inspect(
     refs: Annotated[list[str], typer.Argument(metavar="IMAGE", help="Image names or ids.")],
     data_root: DataRoot = None,
-) -> None:
+) -> int:
     """Print images' details as JSON (an array, like 'docker image inspect')."""
     found: list[dict] = []
-    worst = 0
-    for ref in refs:
-
-        def body(ref: str = ref) -> int:
-            found.append(_store(data_root).inspect(ref))
-            return 0
-
-        worst = max(worst, guarded(body))
+    worst = for_each_ref(refs, lambda ref: found.append(_store(data_root).inspect(ref)), quiet=True)
     print(json.dumps(found, indent=2))
-    exit_with(worst)
+    return worst
 
 
 # -- export ---------------------------------------------------------------------------------------
-@image_app.command("export")
+@command(image_app, "export")
 def image_export(
     ref: Annotated[str, typer.Argument(metavar="IMAGE", help="An image name or id.")],
     dest: Annotated[str, typer.Argument(metavar="DEST", help="A new directory (OCI layout) or file.")],
@@ -322,33 +274,28 @@ def image_export(
         ),
     ] = None,
     data_root: DataRoot = None,
-) -> None:
-    """Export an image as an OCI image layout or oci-archive (for skopeo, podman load, ...), a rootfs tarball or
-    a squashfs image."""
+) -> int:
+    """Export an image as an OCI layout or archive, a rootfs tarball or a squashfs image.
 
-    def body() -> int:
-        from rootfs_builder import export
+    The OCI forms are read by skopeo, podman load and 'pycontain import'.
+    Example: pycontain image export --format oci-archive myapp myapp.tar"""
+    from rootfs_builder import export
 
-        from ..errors import InvalidArgument
+    from ..errors import InvalidArgument
 
-        if fmt in ("oci", "oci-archive"):
-            if compress is not None:
-                raise InvalidArgument(
-                    "--compress applies to --format rootfs and squashfs (OCI layers are gzip)"
-                )
-            out = export.export_image(ref, dest, data_root, archive=fmt == "oci-archive")
-            print(
-                f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} "
-                "layer(s)"
-            )
-            return 0
-        if fmt == "rootfs":
-            out = export.export_rootfs_tar(ref, dest, data_root, compress=compress or "none")
-        elif fmt == "squashfs":
-            out = export.export_squashfs(ref, dest, data_root, compress=compress or "gzip")
-        else:
-            raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")
-        print(f"exported {ref} to {dest}: {human_size(out['size'])}")
+    if fmt in ("oci", "oci-archive"):
+        if compress is not None:
+            raise InvalidArgument("--compress applies to --format rootfs and squashfs (OCI layers are gzip)")
+        out = export.export_image(ref, dest, data_root, archive=fmt == "oci-archive")
+        print(
+            f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} layer(s)"
+        )
         return 0
-
-    exit_with(guarded(body))
+    if fmt == "rootfs":
+        out = export.export_rootfs_tar(ref, dest, data_root, compress=compress or "none")
+    elif fmt == "squashfs":
+        out = export.export_squashfs(ref, dest, data_root, compress=compress or "gzip")
+    else:
+        raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")
+    print(f"exported {ref} to {dest}: {human_size(out['size'])}")
+    return 0

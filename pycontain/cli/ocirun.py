@@ -1,162 +1,165 @@
-"""runc's ``run [--bundle B] [--detach] ID``, parsed without typer (like docker-style run's fast path)."""
+"""runc's commands over OCI bundles that an engine calls for every container (podman: create, start, state,
+delete; containerd's shim: run), declared once as data (``cli.table``): ``cli.main`` runs them without
+typer (~150 ms on a small machine), ``cli.commandline`` registers the same declarations on typer's app.
+
+runc's ``run`` has no typer command of its own (typer's ``run`` is docker's): ``cli.main`` tells the two
+forms apart (``runc_run_form``) and parses runc's with ``RUNC_RUN``'s options.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from . import GLOBALS
-
-# typing.TYPE_CHECKING without importing typing (several ms, with enum and re, on the engines' hot path).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from .base import GLOBALS
+from .options import FLAG, VALUE, Opt, preserve_fds_count
+from .table import Arg, Command, parse
 
 
-def _parse(rest: list[str], valued: dict, flags: dict, opts: dict) -> list[str] | None:
-    """runc's flags (``--flag value``, ``--flag=value``, switches) into ``opts``; returns the positionals, or
-    None at a flag it does not know or a value missing."""
-    ids = []
-    i = 0
-    while i < len(rest):
-        name, eq, value = rest[i].partition("=")
-        if name in valued:
-            if not eq:
-                i += 1
-                if i >= len(rest):
-                    return None
-                value = rest[i]
-            opts[valued[name]] = value
-        elif name in flags and not eq:
-            if flags[name]:
-                opts[flags[name]] = True
-        elif rest[i].startswith("-"):
-            return None
-        else:
-            ids.append(rest[i])
-        i += 1
-    return ids
-
-
-# runc's 'run' flags: those taking a value, and switches (None: accepted, nothing to do)
-RUN_VALUED = {
-    "--bundle": "bundle",
-    "-b": "bundle",
-    "--pid-file": "pid_file",
-    "--console-socket": "console_socket",
-    "--preserve-fds": "preserve_fds",
-}
-RUN_FLAGS = {
-    "--detach": "detach",
-    "-d": "detach",
-    "--no-pivot": "no_pivot",
-    "--keep": "keep",
-    "--no-new-keyring": None,
-    "--no-subreaper": None,
-}
-
-
-def preserve_fds_count(value: str) -> int:
-    """--preserve-fds N: a count of descriptors, 0 or more."""
-    from ..errors import InvalidArgument
-
-    if not value.isdigit():
-        raise InvalidArgument(
-            f"--preserve-fds {value!r}: give a number of descriptors, e.g. --preserve-fds 1"
-        )
-    return int(value)
-
-
-def oci_run(rest: list[str]) -> int:
-    """``run [--bundle B] [--detach] [--keep] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot]
-    ID`` (runc's run)."""
+def create_body(v: dict) -> int:
     from .. import oci
-    from ..errors import InvalidArgument
 
-    opts: dict[str, Any] = {
-        "bundle": ".",
-        "detach": False,
-        "pid_file": None,
-        "console_socket": None,
-        "no_pivot": False,
-        "keep": False,
-        "preserve_fds": "0",
-    }
-    ids = _parse(rest, RUN_VALUED, RUN_FLAGS, opts)
-    if ids is None:
-        raise InvalidArgument(
-            f"runc-style 'run': an unknown flag or a flag without its value in {' '.join(rest)!r} "
-            "(see 'pycontain run --help')"
-        )
-    if len(ids) != 1:
-        raise InvalidArgument(
-            "runc-style 'run' takes exactly one container id: run [--bundle DIR] [--detach] ID"
-        )
-    code = oci.run(
-        ids[0],
-        opts["bundle"],
+    oci.create(
+        v["id"],
+        v["bundle"],
         GLOBALS.root,
-        opts["detach"],
-        opts["pid_file"],
-        opts["console_socket"],
-        opts["no_pivot"],
-        preserve_fds_count(opts["preserve_fds"]),
-        opts["keep"],
+        v["pid_file"],
+        v["console_socket"],
+        v["no_pivot"],
+        preserve_fds_count(v["preserve_fds"]),
+    )
+    return 0
+
+
+def start_body(v: dict) -> int:
+    from .. import oci
+
+    oci.start(v["id"], GLOBALS.root)
+    return 0
+
+
+def state_body(v: dict) -> int:
+    from .. import fastjson, oci
+
+    sys.stdout.write(fastjson.dumps_indented(oci.state(v["id"], GLOBALS.root)) + "\n")
+    return 0
+
+
+def delete_body(v: dict) -> int:
+    from .. import oci
+
+    oci.delete(v["id"], GLOBALS.root, v["force"])
+    return 0
+
+
+def run_body(v: dict) -> int:
+    from .. import oci
+
+    code = oci.run(
+        v["id"],
+        v["bundle"],
+        GLOBALS.root,
+        v["detach"],
+        v["pid_file"],
+        v["console_socket"],
+        v["no_pivot"],
+        preserve_fds_count(v["preserve_fds"]),
+        v["keep"],
     )
     sys.stdout.flush()
     return code
 
 
-# The commands an engine calls for every container (podman: create, start, state, delete), parsed here
-# so that none of them pays for importing typer and rich (~150 ms on a small machine).
-FAST_COMMANDS = ("create", "start", "state", "delete")
-_FAST_VALUED: dict[str, dict[str, str]] = {
-    "create": {
-        "--bundle": "bundle",
-        "-b": "bundle",
-        "--pid-file": "pid_file",
-        "--console-socket": "console_socket",
-        "--preserve-fds": "preserve_fds",
-    }
+_ID = Arg("id", "ID", "The container's id (unique).")
+_CREATE_OPTIONS = (
+    Opt(("--bundle", "-b"), "bundle", VALUE, "The bundle directory (holds config.json).", "DIR", "."),
+    Opt(("--pid-file",), "pid_file", VALUE, "Write the container's pid here.", "FILE"),
+    Opt(
+        ("--console-socket",), "console_socket", VALUE, "Unix socket that receives the pty master.", "SOCKET"
+    ),
+    Opt(
+        ("--preserve-fds",),
+        "preserve_fds",
+        VALUE,
+        "Pass descriptors 3 .. 3+N-1 on to the container.",
+        "N",
+        "0",
+    ),
+    Opt(("--no-pivot",), "no_pivot", FLAG, "Use MS_MOVE + chroot instead of pivot_root."),
+    Opt(("--no-new-keyring",), "no_new_keyring", FLAG, "Accepted; pycontain makes no session keyring."),
+)
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command(
+            "create",
+            create_body,
+            "OCI create: set the container up from a bundle; its process waits until 'start'.\n\n"
+            "Example: pycontain create --bundle /srv/bundle c1 && pycontain start c1",
+            (_ID,),
+            _CREATE_OPTIONS,
+        ),
+        Command("start", start_body, "OCI start: run the user process of a created container.", (_ID,)),
+        Command("state", state_body, "OCI state: the container's state as the runtime spec's JSON.", (_ID,)),
+        Command(
+            "delete",
+            delete_body,
+            "OCI delete: remove a stopped (or, with --force, any) container.",
+            (_ID,),
+            (Opt(("--force", "-f"), "force", FLAG, "Kill it first if it runs."),),
+        ),
+    )
 }
-_FAST_FLAGS: dict[str, dict[str, str | None]] = {
-    "create": {"--no-pivot": "no_pivot", "--no-new-keyring": None},
-    "delete": {"--force": "force", "-f": "force"},
-}
+
+# runc's 'run': create and start in one, in the foreground unless --detach.
+RUNC_RUN = Command(
+    "run",
+    run_body,
+    "runc's run: create and start the container of a bundle.",
+    (_ID,),
+    (
+        *_CREATE_OPTIONS,
+        Opt(("--detach", "-d"), "detach", FLAG, "Do not wait for the container's process."),
+        Opt(("--keep",), "keep", FLAG, "Keep the container's state after it exits."),
+        Opt(("--no-subreaper",), "no_subreaper", FLAG, "Accepted; pycontain's parent always reaps."),
+    ),
+)
 
 
-def parse_fast(cmd: str, rest: list[str]) -> tuple[str, dict] | None:
-    """(id, options) for the runc form of ``cmd``; None for anything else (--help, an unknown flag, no or
-    several ids), which the full command line then handles and explains."""
-    opts: dict = {
-        "bundle": ".",
-        "pid_file": None,
-        "console_socket": None,
-        "preserve_fds": "0",
-        "no_pivot": False,
-        "force": False,
-    }
-    ids = _parse(rest, _FAST_VALUED.get(cmd, {}), _FAST_FLAGS.get(cmd, {}), opts)
-    return (ids[0], opts) if ids is not None and len(ids) == 1 else None
+def runc_run_form(rest: list[str]) -> bool:
+    """Which 'run' is this? runc's callers pass --bundle/-b, or run in the bundle's directory with one
+    argument (the id); docker's form always has a root filesystem and a command."""
+    import os
+
+    head = rest[: rest.index("--")] if "--" in rest else rest
+    if any(a in ("--bundle", "-b") or a.startswith("--bundle=") for a in head):
+        return True
+    valued = {f for o in RUNC_RUN.options if o.kind == VALUE for f in o.flags}
+    switches = {f for o in RUNC_RUN.options if o.kind == FLAG for f in o.flags}
+    # runc's flags with their values left out: 'run --pid-file F ID' has one positional, the id
+    positionals = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        if arg in valued:
+            i += 1
+        elif not arg.startswith("-"):
+            positionals.append(arg)
+        elif arg.partition("=")[0] not in valued and arg not in switches:
+            return False  # a docker-style flag
+        i += 1
+    return "--" not in rest and len(positionals) == 1 and os.path.isfile("config.json")
 
 
-def oci_fast(cmd: str, cid: str, opts: dict) -> int:
-    from .. import fastjson, oci
+def runc_run(rest: list[str]) -> int:
+    """``run [--bundle B] [--detach] [--keep] [--pid-file F] [--console-socket S] [--preserve-fds N]
+    [--no-pivot] ID`` (runc's run)."""
+    from ..errors import InvalidArgument
 
-    if cmd == "create":
-        oci.create(
-            cid,
-            opts["bundle"],
-            GLOBALS.root,
-            opts["pid_file"],
-            opts["console_socket"],
-            opts["no_pivot"],
-            preserve_fds_count(opts["preserve_fds"]),
+    values = parse(RUNC_RUN, rest)
+    if values is None:
+        raise InvalidArgument(
+            f"runc-style 'run': an unknown flag, a flag without its value or not exactly one container id "
+            f"in {' '.join(rest)!r}: run [--bundle DIR] [--detach] ID (see 'pycontain run --help')"
         )
-    elif cmd == "start":
-        oci.start(cid, GLOBALS.root)
-    elif cmd == "state":
-        sys.stdout.write(fastjson.dumps_indented(oci.state(cid, GLOBALS.root)) + "\n")
-    else:
-        oci.delete(cid, GLOBALS.root, opts["force"])
-    sys.stdout.flush()
-    return 0
+    return run_body(values)

@@ -1,11 +1,14 @@
-"""``pycontain run``'s options, declared once as data.
+"""``pycontain run``: its options declared once as data, and its body.
 
 Two parsers read this table: a small one for the hot path (``pycontain run`` without ``--help``
-never imports typer/click, which cost more than a whole container start), and the click command
-built from it for help, completion and everything else. Neither can drift from the other.
+never imports typer/click, which cost more than a whole container start), and the typer command
+``cli.run_cmds`` builds from it for help, completion and everything else. Neither can drift from the
+other, and both end in ``run``, which hands the values to ``pycontain.api.run_docker``.
 """
 
 from __future__ import annotations
+
+import sys
 
 from ..errors import InvalidArgument
 
@@ -38,11 +41,6 @@ class Opt:
         if self.kind == MULTI:
             return list[str] | None, None
         return str | None, self.default
-
-
-# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
-# bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
-DEFAULT_NETWORK = "bridge"
 
 
 RUN_OPTIONS: tuple[Opt, ...] = (
@@ -286,6 +284,74 @@ RESOURCE_DESTS = (
 )
 
 
+SECURITY_DESTS = ("cap_add", "cap_drop", "privileged", "security_opt", "ulimit")
+# --health-* to api.healthcheck's parameters
+HEALTH_DESTS = {
+    "health_cmd": "cmd",
+    "health_interval": "interval",
+    "health_timeout": "timeout",
+    "health_retries": "retries",
+    "health_start_period": "start_period",
+    "no_healthcheck": "none",
+}
+
+
+def run(values: dict, rootfs: str, args: list[str]) -> int:
+    """``pycontain run``'s body, for both parsers: the flags to ``api.run_docker``; a detached container's id."""
+    from .. import api, trace
+    from .base import GLOBALS
+
+    trace.step("run imported")
+    done = api.run_docker(
+        rootfs,
+        args,
+        GLOBALS.root,
+        rootless=GLOBALS.rootless,
+        cidfile=values["cidfile"],
+        limits={k: values[k] for k in RESOURCE_DESTS},
+        security={k: values[k] for k in SECURITY_DESTS},
+        health={param: values[dest] for dest, param in HEALTH_DESTS.items()},
+        network=values["network"],
+        name=values["name"],
+        env=values["env"],
+        env_files=values["env_file"],
+        workdir=values["workdir"],
+        user=values["user"],
+        hostname=values["hostname"],
+        volumes=values["volume"],
+        tmpfs=values["tmpfs"],
+        read_only=values["read_only"],
+        tty=values["tty"],
+        interactive=values["interactive"],
+        init=values["init"],
+        auto_remove=values["rm"],
+        detach=values["detach"],
+        cgroup_parent=values["cgroup_parent"],
+        cgroup_manager=values["cgroup_manager"] or "auto",
+        publish=values["publish"],
+        userns=values["userns"],
+        entrypoint=values["entrypoint"],
+        restart=values["restart"] or "no",
+        stop_signal=values["stop_signal"],
+        labels=values["label"],
+        publish_all=values["publish_all"],
+        extra_hosts=values["add_host"],
+        dns=values["dns"],
+        dns_search=values["dns_search"],
+        mount=values["mount"],
+        log_opts=values["log_opt"],
+    )
+    if isinstance(done, int):
+        return done
+    sys.stdout.write(done.id + "\n")
+    return 0
+
+
+def run_args(argv: list[str]) -> int:
+    """The fast path: ``argv`` after ``run``, parsed here, then ``run``."""
+    return run(*parse_run_args(argv))
+
+
 def defaults() -> dict:
     return {o.dest: (False if o.kind == FLAG else [] if o.kind == MULTI else o.default) for o in RUN_OPTIONS}
 
@@ -320,7 +386,7 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
                 if i >= len(argv):
                     raise InvalidArgument(f"flag {name} needs a value ({opt.metavar})")
                 inline = argv[i]
-            _store(values, opt, inline)
+            store(values, opt, inline)
             i += 1
             continue
         # One or more short flags: -it, -dit, -e K=V, -eK=V, -m512m.
@@ -341,7 +407,7 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
                 if i >= len(argv):
                     raise InvalidArgument(f"flag -{arg[j]} needs a value ({opt.metavar})")
                 rest = argv[i]
-            _store(values, opt, rest)
+            store(values, opt, rest)
             break
         i += 1
     if i >= len(argv):
@@ -356,8 +422,18 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
     return values, rootfs, command
 
 
-def _store(values: dict, opt: Opt, value: str) -> None:
+def store(values: dict, opt: Opt, value: str) -> None:
+    """An option's value into the parsed ``values``: a MULTI option's list grows, a VALUE's is replaced."""
     if opt.kind == MULTI:
         values[opt.dest].append(value)
     else:
         values[opt.dest] = value
+
+
+def preserve_fds_count(value: str) -> int:
+    """--preserve-fds N (exec, and runc's create and run): a count of descriptors, 0 or more."""
+    if not value.isdigit():
+        raise InvalidArgument(
+            f"--preserve-fds {value!r}: give a number of descriptors, e.g. --preserve-fds 1"
+        )
+    return int(value)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import app, exit_with
+from .app import app
+from .base import command
 from .image_cmds import DataRoot, human_size
 
 TlsVerify = Annotated[
@@ -44,7 +44,7 @@ def _tls(value: str | None) -> bool | None:
     raise InvalidArgument(f"--tls-verify takes true or false, not {value!r}")
 
 
-@app.command("pull")
+@command(app, "pull")
 def pull(
     reference: Annotated[
         str, typer.Argument(metavar="REF", help="[HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST] (docker's syntax).")
@@ -54,29 +54,26 @@ def pull(
     quiet: Quiet = False,
     data_root: DataRoot = None,
 ) -> None:
-    """Pull an image from a registry into the local store (layers the store has are not fetched)."""
+    """Pull an image from a registry into the local store (layers the store has are not fetched).
 
-    def body() -> int:
-        from rootfs_builder.registry import pull as pull_
+    Example: pycontain pull localhost:5000/myapp:1.0"""
+    from rootfs_builder.registry import pull as pull_
 
-        rec = pull_(
-            reference,
-            data_root,
-            tls_verify=_tls(tls_verify),
-            authfile=authfile,
-            progress=False if quiet else None,
-        )
-        if quiet:
-            print(rec["id"])
-        else:
-            names = ", ".join(rec["names"]) or "untagged"
-            print(f"pulled {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s)")
-        return 0
-
-    exit_with(guarded(body))
+    rec = pull_(
+        reference,
+        data_root,
+        tls_verify=_tls(tls_verify),
+        authfile=authfile,
+        progress=False if quiet else None,
+    )
+    if quiet:
+        print(rec["id"])
+    else:
+        names = ", ".join(rec["names"]) or "untagged"
+        print(f"pulled {rec['id'][:12]} ({names}): {len(rec['layers'])} layer(s)")
 
 
-@app.command("push")
+@command(app, "push")
 def push(
     image: Annotated[str, typer.Argument(metavar="IMAGE", help="A stored image's name or id.")],
     destination: Annotated[
@@ -89,25 +86,20 @@ def push(
     data_root: DataRoot = None,
 ) -> None:
     """Push a stored image to a registry; print the manifest's digest."""
+    from rootfs_builder.registry import push as push_
 
-    def body() -> int:
-        from rootfs_builder.registry import push as push_
-
-        digest = push_(
-            image,
-            destination,
-            data_root,
-            tls_verify=_tls(tls_verify),
-            authfile=authfile,
-            progress=False if quiet else None,
-        )
-        print(digest if quiet else f"pushed {destination or image}: {digest}")
-        return 0
-
-    exit_with(guarded(body))
+    digest = push_(
+        image,
+        destination,
+        data_root,
+        tls_verify=_tls(tls_verify),
+        authfile=authfile,
+        progress=False if quiet else None,
+    )
+    print(digest if quiet else f"pushed {destination or image}: {digest}")
 
 
-@app.command("login")
+@command(app, "login")
 def login(
     server: Annotated[str, typer.Argument(metavar="REGISTRY", help="HOST[:PORT] of the registry.")],
     username: Annotated[str | None, typer.Option("-u", "--username", help="The user name.")] = None,
@@ -121,53 +113,43 @@ def login(
     authfile: AuthFile = None,
 ) -> None:
     """Log in to a registry: the credentials are checked, then kept in the auth file (mode 0600)."""
+    from rootfs_builder.registry import login as login_
 
-    def body() -> int:
-        from rootfs_builder.registry import login as login_
+    from ..errors import InvalidArgument
 
-        from ..errors import InvalidArgument
+    user = username if username is not None else input("Username: ")
+    if password_stdin:
+        if password is not None:
+            raise InvalidArgument("--password and --password-stdin are exclusive")
+        secret = sys.stdin.readline().rstrip("\n")
+    elif password is not None:
+        secret = password
+    else:
+        import getpass
 
-        user = username if username is not None else input("Username: ")
-        if password_stdin:
-            if password is not None:
-                raise InvalidArgument("--password and --password-stdin are exclusive")
-            secret = sys.stdin.readline().rstrip("\n")
-        elif password is not None:
-            secret = password
-        else:
-            import getpass
-
-            secret = getpass.getpass("Password: ")
-        host = login_(server, user, secret, tls_verify=_tls(tls_verify), authfile=authfile)
-        print(f"Login Succeeded ({host})")
-        return 0
-
-    exit_with(guarded(body))
+        secret = getpass.getpass("Password: ")
+    host = login_(server, user, secret, tls_verify=_tls(tls_verify), authfile=authfile)
+    print(f"Login Succeeded ({host})")
 
 
-@app.command("logout")
+@command(app, "logout")
 def logout(
     server: Annotated[str | None, typer.Argument(metavar="[REGISTRY]", help="HOST[:PORT].")] = None,
     every: Annotated[bool, typer.Option("-a", "--all", help="Forget every registry's credentials.")] = False,
     authfile: AuthFile = None,
 ) -> None:
     """Forget a registry's credentials."""
+    from rootfs_builder.registry import logout as logout_
 
-    def body() -> int:
-        from rootfs_builder.registry import logout as logout_
+    from ..errors import InvalidArgument
 
-        from ..errors import InvalidArgument
-
-        if (server is None) == (not every):
-            raise InvalidArgument("name a registry or give --all")
-        host = logout_(None if every else server, authfile=authfile)
-        print(f"Removed login credentials for {host or 'every registry'}")
-        return 0
-
-    exit_with(guarded(body))
+    if (server is None) == (not every):
+        raise InvalidArgument("name a registry or give --all")
+    host = logout_(None if every else server, authfile=authfile)
+    print(f"Removed login credentials for {host or 'every registry'}")
 
 
-@app.command("save")
+@command(app, "save")
 def save(
     images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Stored images' names or ids.")],
     output: Annotated[str, typer.Option("-o", "--output", metavar="FILE", help="The archive to write.")],
@@ -178,23 +160,18 @@ def save(
     data_root: DataRoot = None,
 ) -> None:
     """Save images to an archive that 'docker load', 'podman load' and 'pycontain load' read."""
+    import os
 
-    def body() -> int:
-        import os
+    from rootfs_builder.export import save_images
 
-        from rootfs_builder.export import save_images
+    from ..interrupts import unwinding
 
-        from ..interrupts import unwinding
-
-        with unwinding():
-            save_images(images, output, data_root, fmt=fmt)
-        print(f"saved {', '.join(images)} to {output} ({fmt}, {human_size(os.path.getsize(output))})")
-        return 0
-
-    exit_with(guarded(body))
+    with unwinding():
+        save_images(images, output, data_root, fmt=fmt)
+    print(f"saved {', '.join(images)} to {output} ({fmt}, {human_size(os.path.getsize(output))})")
 
 
-@app.command("load")
+@command(app, "load")
 def load(
     archive: Annotated[
         str,
@@ -206,17 +183,12 @@ def load(
     data_root: DataRoot = None,
 ) -> None:
     """Load every image of a 'docker save' / 'podman save' / 'pycontain save' archive, with its names."""
+    from rootfs_builder.sources import load_archive
 
-    def body() -> int:
-        from rootfs_builder.sources import load_archive
+    from ..interrupts import unwinding
 
-        from ..interrupts import unwinding
-
-        with unwinding():
-            records = load_archive(archive, data_root, progress=False if quiet else None)
-        for rec in records:
-            names = ", ".join(rec["names"])
-            print(rec["id"] if quiet else f"Loaded image: {names or rec['id']}")
-        return 0
-
-    exit_with(guarded(body))
+    with unwinding():
+        records = load_archive(archive, data_root, progress=False if quiet else None)
+    for rec in records:
+        names = ", ".join(rec["names"])
+        print(rec["id"] if quiet else f"Loaded image: {names or rec['id']}")

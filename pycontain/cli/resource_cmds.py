@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import GLOBALS, guarded
-from .app import app, exit_with
+from .app import app
+from .base import GLOBALS, command
 from .commands import container
 
 SAMPLE_INTERVAL = 1.0  # seconds between the two samples that give CPU % (and between refreshes)
@@ -132,7 +132,7 @@ def _table(rows: list[dict]) -> Any:
     return table
 
 
-@app.command("stats")
+@command(app, "stats")
 def stats(
     refs: Annotated[
         list[str] | None,
@@ -144,30 +144,26 @@ def stats(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one sample as a JSON array (implies --no-stream).")
     ] = False,
-) -> None:
+) -> int:
     """Show containers' CPU, memory, process and block I/O usage, refreshed every second."""
+    wanted = list(dict.fromkeys(refs or []))
+    for ref in wanted:  # a name that matches nothing, or a stopped container, is an error up front
+        c = container(ref)
+        if not c.running():
+            from ..errors import InvalidState
 
-    def body() -> int:
-        wanted = list(dict.fromkeys(refs or []))
-        for ref in wanted:  # a name that matches nothing, or a stopped container, is an error up front
-            c = container(ref)
-            if not c.running():
-                from ..errors import InvalidState
-
-                raise InvalidState(f"container {c.name} is not running (status: {c.status()})")
-        sampler = _Sampler(wanted)
-        sampler.sample()
-        if as_json or no_stream:
-            time.sleep(SAMPLE_INTERVAL)
-            rows = sampler.sample()
-            if as_json:
-                print(json.dumps(rows, indent=2))
-            else:
-                _print_table(rows)
-            return 0
-        return _stream(sampler)
-
-    exit_with(guarded(body))
+            raise InvalidState(f"container {c.name} is not running (status: {c.status()})")
+    sampler = _Sampler(wanted)
+    sampler.sample()
+    if as_json or no_stream:
+        time.sleep(SAMPLE_INTERVAL)
+        rows = sampler.sample()
+        if as_json:
+            print(json.dumps(rows, indent=2))
+        else:
+            _print_table(rows)
+        return 0
+    return _stream(sampler)
 
 
 def _print_table(rows: list[dict]) -> None:

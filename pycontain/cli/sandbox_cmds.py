@@ -21,8 +21,8 @@ from typing import Annotated
 
 import typer
 
-from . import GLOBALS, guarded
-from .app import app, exit_with
+from .app import app
+from .base import GLOBALS, command
 
 EXIT_TIMEOUT = 124
 EXIT_OOM = 137
@@ -42,7 +42,7 @@ def exit_status(result) -> int:
     return result.returncode
 
 
-@sandbox_app.command("run", context_settings={"allow_interspersed_args": False})
+@command(sandbox_app, "run", context_settings={"allow_interspersed_args": False})
 def run(
     image: Annotated[
         str, typer.Argument(help="A root filesystem directory, or 'default' for the built-in one.")
@@ -77,54 +77,51 @@ def run(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     as_base64: Annotated[bool, typer.Option("--base64", help="With --json: outputs in base64.")] = False,
-) -> None:
+) -> int:
     """Run CMD in a new sandbox on IMAGE, print its output (or the JSON result), remove the sandbox.
+
+    Example: pycontain sandbox run -m 64m --timeout 5 --json default -- sh -c 'echo hi'
 
     Exit status: the command's; 124 on timeout, 137 when the OOM killer ended it, 125 when pycontain fails.
     """
+    from ..config import parse_env
+    from ..errors import InvalidArgument
+    from ..sandbox import Sandbox
 
-    def body() -> int:
-        from ..config import parse_env
-        from ..errors import InvalidArgument
-        from ..sandbox import Sandbox
-
-        args = command[1:] if command[:1] == ["--"] else list(command)
-        if not args:
-            raise InvalidArgument("no command given: pycontain sandbox run IMAGE -- CMD...")
-        data = sys.stdin.buffer.read() if interactive else None
-        with Sandbox(
-            image,
-            memory=memory,
-            cpus=cpus,
-            pids=pids_limit,
-            disk=disk,
-            network=network,
-            env=parse_env(env or []),
-            workdir=workdir,
-            read_only=read_only,
-            user=user,
-            root=GLOBALS.root,
-        ) as sb:
-            result = sb.run(args, input=data, timeout=timeout, max_output=max_output)
-        if as_json:
-            sys.stdout.write(json.dumps(result.to_dict("base64" if as_base64 else "utf-8")) + "\n")
-        else:
-            sys.stdout.buffer.write(result.stdout)
-            sys.stdout.buffer.flush()
-            sys.stderr.buffer.write(result.stderr)
-            sys.stderr.buffer.flush()
-            if result.truncated:
-                sys.stderr.write(f"pycontain: output truncated at {max_output} bytes\n")
-            if result.timed_out:
-                sys.stderr.write(
-                    f"pycontain: timed out after {timeout:g} s: every process of the sandbox was killed\n"
-                )
-            elif result.oom_killed:
-                sys.stderr.write(f"pycontain: the OOM killer ended a process (memory limit {memory})\n")
-            elif result.pids_limited:
-                sys.stderr.write(f"pycontain: the process limit ({pids_limit}) refused some forks\n")
-        return exit_status(result)
-
-    code = guarded(body)
+    args = command[1:] if command[:1] == ["--"] else list(command)
+    if not args:
+        raise InvalidArgument("no command given: pycontain sandbox run IMAGE -- CMD...")
+    data = sys.stdin.buffer.read() if interactive else None
+    with Sandbox(
+        image,
+        memory=memory,
+        cpus=cpus,
+        pids=pids_limit,
+        disk=disk,
+        network=network,
+        env=parse_env(env or []),
+        workdir=workdir,
+        read_only=read_only,
+        user=user,
+        root=GLOBALS.root,
+    ) as sb:
+        result = sb.run(args, input=data, timeout=timeout, max_output=max_output)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict("base64" if as_base64 else "utf-8")) + "\n")
+    else:
+        sys.stdout.buffer.write(result.stdout)
+        sys.stdout.buffer.flush()
+        sys.stderr.buffer.write(result.stderr)
+        sys.stderr.buffer.flush()
+        if result.truncated:
+            sys.stderr.write(f"pycontain: output truncated at {max_output} bytes\n")
+        if result.timed_out:
+            sys.stderr.write(
+                f"pycontain: timed out after {timeout:g} s: every process of the sandbox was killed\n"
+            )
+        elif result.oom_killed:
+            sys.stderr.write(f"pycontain: the OOM killer ended a process (memory limit {memory})\n")
+        elif result.pids_limited:
+            sys.stderr.write(f"pycontain: the process limit ({pids_limit}) refused some forks\n")
     sys.stdout.flush()
-    exit_with(code)
+    return exit_status(result)

@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-from . import guarded
-from .app import app, exit_with
+from .app import app
+from .base import command
 
 vm_app = typer.Typer(
     help="Export images as bootable VM appliances and boot them under QEMU.", no_args_is_help=True
@@ -27,7 +27,7 @@ vm_app = typer.Typer(
 app.add_typer(vm_app, name="vm")
 
 
-@vm_app.command("export")
+@command(vm_app, "export")
 def export(
     image: Annotated[
         str, typer.Argument(help="The image (name, id, 'default' or a root filesystem directory).")
@@ -40,22 +40,17 @@ def export(
     ] = None,
 ) -> None:
     """Export IMAGE as a VM appliance in DEST (boot it with 'pycontain vm boot DEST' or DEST/boot.sh)."""
+    from ..interrupts import unwinding
+    from ..vm import export_vm
 
-    def body() -> int:
-        from ..interrupts import unwinding
-        from ..vm import export_vm
-
-        with unwinding():
-            a = export_vm(image, dest, hostname=hostname)
-        print(
-            f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh"
-        )
-        return 0
-
-    exit_with(guarded(body))
+    with unwinding():
+        a = export_vm(image, dest, hostname=hostname)
+    print(
+        f"{a.dir}: disk.img ({a.disk_bytes >> 20} MiB ext4), vmlinux ({a.kernel_package}), initramfs.cpio, boot.sh"
+    )
 
 
-@vm_app.command("boot", context_settings={"allow_interspersed_args": False})
+@command(vm_app, "boot", context_settings={"allow_interspersed_args": False})
 def boot(
     directory: Annotated[str, typer.Argument(help="A VM export (made by 'pycontain vm export').")],
     command: Annotated[
@@ -79,28 +74,24 @@ def boot(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds before the guest is killed (exit 124).")
     ] = 600,
-) -> None:
+) -> int:
     """Boot a VM appliance, show its console, exit with its exit status."""
+    from ..interrupts import unwinding
+    from ..vm import choose_accel, load_appliance
 
-    def body() -> int:
-        from ..interrupts import unwinding
-        from ..vm import choose_accel, load_appliance
-
-        ports = [_port_pair(p) for p in publish or []]
-        appliance = load_appliance(directory)
-        chosen, why = choose_accel(accel)
-        print(f"pycontain: booting {appliance.image} with {why}", file=sys.stderr)
-        words = command[1:] if command and command[0] == "--" else (command or [])
-        # the guest's sh runs this: the argv quoted word by word, stdin empty as for 'docker run' without -i
-        cmd = f"exec {shlex.join(words)} </dev/null\n" if words else None
-        with unwinding():
-            guest = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True, ports=ports)
-            result = guest.wait(timeout, boot_timeout=180)
-        if result.timed_out:
-            return 124
-        return 125 if result.rc is None else result.rc
-
-    exit_with(guarded(body))
+    ports = [_port_pair(p) for p in publish or []]
+    appliance = load_appliance(directory)
+    chosen, why = choose_accel(accel)
+    print(f"pycontain: booting {appliance.image} with {why}", file=sys.stderr)
+    words = command[1:] if command and command[0] == "--" else (command or [])
+    # the guest's sh runs this: the argv quoted word by word, stdin empty as for 'docker run' without -i
+    cmd = f"exec {shlex.join(words)} </dev/null\n" if words else None
+    with unwinding():
+        guest = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True, ports=ports)
+        result = guest.wait(timeout, boot_timeout=180)
+    if result.timed_out:
+        return 124
+    return 125 if result.rc is None else result.rc
 
 
 def _port_pair(spec: str) -> tuple[int, int]:

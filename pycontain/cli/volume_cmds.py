@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from . import GLOBALS, guarded
-from .app import app, exit_with
+from .app import app
+from .base import GLOBALS, command, for_each_ref
 
 volume_app = typer.Typer(
     help="Named volumes: directories that outlive containers (-v NAME:/path).", no_args_is_help=True
@@ -16,63 +16,39 @@ volume_app = typer.Typer(
 app.add_typer(volume_app, name="volume")
 
 
-@volume_app.command("create")
+@command(volume_app, "create")
 def create(
     name: Annotated[str | None, typer.Argument(help="The volume's name (default: a random one).")] = None,
 ) -> None:
     """Create a volume (an existing one is left as it is) and print its name."""
+    from .. import volumes
 
-    def body() -> int:
-        from .. import volumes
-
-        print(volumes.create(name)["Name"])
-        return 0
-
-    exit_with(guarded(body))
+    print(volumes.create(name)["Name"])
 
 
-@volume_app.command("ls")
+@command(volume_app, "ls")
 def ls(quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only print names.")] = False) -> None:
     """List volumes."""
+    from .. import volumes
 
-    def body() -> int:
-        from .. import volumes
-
-        found = volumes.names()
-        if not quiet:
-            print("DRIVER    VOLUME NAME")
-        for n in found:
-            print(n if quiet else f"local     {n}")
-        return 0
-
-    exit_with(guarded(body))
+    found = volumes.names()
+    if not quiet:
+        print("DRIVER    VOLUME NAME")
+    for n in found:
+        print(n if quiet else f"local     {n}")
 
 
-@volume_app.command("inspect")
+@command(volume_app, "inspect")
 def inspect(names: Annotated[list[str], typer.Argument(help="Volume names.")]) -> None:
     """Show volumes' details as JSON."""
+    from .. import volumes
 
-    def body() -> int:
-        from .. import volumes
-
-        print(json.dumps([volumes.inspect(n) for n in names], indent=2))
-        return 0
-
-    exit_with(guarded(body))
+    print(json.dumps([volumes.inspect(n) for n in names], indent=2))
 
 
-@volume_app.command("rm")
-def rm(names: Annotated[list[str], typer.Argument(help="Volume names.")]) -> None:
+@command(volume_app, "rm")
+def rm(names: Annotated[list[str], typer.Argument(help="Volume names.")]) -> int:
     """Remove volumes and their data; one a container still mounts is refused."""
-    worst = 0
-    for n in names:
+    from .. import volumes
 
-        def body(n: str = n) -> int:
-            from .. import volumes
-
-            volumes.remove(n, GLOBALS.root)
-            print(n)
-            return 0
-
-        worst = max(worst, guarded(body))
-    exit_with(worst)
+    return for_each_ref(names, lambda n: volumes.remove(n, GLOBALS.root))

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .members import attach, container_files, detach
     from .mode import resolve_mode
     from .networks import create_network, inspect_network, list_networks, remove_network
-    from .ports import PortSpec, parse_publish
+    from .ports import PortSpec, parse_publish, published
     from .upkeep import gc
 
 _EXPORTS = {
@@ -47,6 +47,7 @@ _EXPORTS = {
     "inspect_network": "networks",
     "list_networks": "networks",
     "parse_publish": "ports",
+    "published": "ports",
     "remove_network": "networks",
     "resolve_mode": "mode",
 }
@@ -61,6 +62,7 @@ __all__ = [
     "inspect_network",
     "list_networks",
     "parse_publish",
+    "published",
     "remove_network",
     "resolve_mode",
 ]

@@ -132,7 +132,7 @@ def attach(
                 _not_attached(container_id, container_name, nets)
                 if ports and net.get("internal"):
                     raise InvalidArgument(f"network {net['name']!r} is internal: it cannot publish ports")
-                check_ports(ports, nets)
+                ports = check_ports(ports, nets)  # with the host ports picked for -p CTRPORT
                 veth = _veth_name(container_id)
                 if any(m["veth_host"] == veth for other in nets for m in other["members"].values()):
                     raise AlreadyExists(

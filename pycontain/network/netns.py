@@ -15,8 +15,6 @@ import os
 
 from .. import libc
 
-NETLINK_ROUTE = 0
-
 
 def _make(path: str, with_socket: bool) -> int | None:
     """The body of a thread of its own (whose namespace it changes): a new namespace pinned on ``path``,
@@ -30,7 +28,7 @@ def _make(path: str, with_socket: bool) -> int | None:
             import socket  # here: the pool's claim path imports this module for is_mounted only
 
             return socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
             ).detach()
         return None
     except BaseException:
@@ -161,6 +159,8 @@ def netlink_socket(path: str) -> int:
             os.close(fd)
         import socket
 
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+        return socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        ).detach()
 
     return Background(body).wait()  # type: ignore[return-value]

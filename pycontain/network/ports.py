@@ -1,4 +1,5 @@
-"""Published ports: ``--publish`` parsed (``PortSpec``), and checked against other containers and the host."""
+"""Published ports: ``--publish`` parsed (``PortSpec``), checked against other containers and the host, and
+host ports picked for ``-p CTRPORT`` / ``-p IP::CTRPORT`` (host port 0 until ``attach`` picks one)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from ..errors import AlreadyExists, InvalidArgument
 
 # -- published ports ----------------------------------------------------------------------------------
 class PortSpec:
-    """One published port: ``host_ip`` ("" for every address of the host), host port → container port."""
+    """One published port: ``host_ip`` ("" for every address of the host), host port → container port.
+
+    ``host_port`` 0: any free one, picked when the container is attached (docker's ``-p 80``)."""
 
     __slots__ = ("host_ip", "host_port", "container_port", "proto")
 
@@ -51,14 +54,20 @@ def _port(text: str, spec: str, what: str) -> int:
     return int(text)
 
 
+FORMS = "[HOSTIP:]HOSTPORT:CONTAINERPORT, HOSTIP::CONTAINERPORT or CONTAINERPORT, then [/tcp|/udp]"
+
+
 def parse_publish(spec: str) -> PortSpec:
-    """``[HOSTIP:]HOSTPORT:CTRPORT[/tcp|/udp]`` → PortSpec (docker's -p without ranges or random ports)."""
+    """docker's ``-p`` forms (without ranges) → PortSpec: ``[HOSTIP:]HOSTPORT:CTRPORT``, and ``CTRPORT`` or
+    ``HOSTIP::CTRPORT`` for a free host port (host_port 0), each with an optional ``/tcp`` or ``/udp``."""
     if not isinstance(spec, str) or not spec:
-        raise InvalidArgument("invalid --publish '': expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]")
+        raise InvalidArgument(f"invalid --publish '': expected {FORMS}")
     body, slash, proto = spec.partition("/")
     if slash and proto not in ("tcp", "udp"):
         raise InvalidArgument(f"invalid --publish {spec!r}: the protocol must be tcp or udp, not {proto!r}")
     parts = body.split(":")
+    if len(parts) == 1:
+        return PortSpec(0, _port(body, spec, "container"), proto or "tcp")
     if len(parts) == 2:
         host_ip, host, ctr = "", *parts
     elif len(parts) == 3:
@@ -73,12 +82,22 @@ def parse_publish(spec: str) -> PortSpec:
             raise InvalidArgument(f"invalid --publish {spec!r}: {host_ip!r} is not an IPv4 address") from None
         if host_ip == "0.0.0.0":
             host_ip = ""
+        if not host:  # HOSTIP::CTRPORT
+            return PortSpec(0, _port(ctr, spec, "container"), proto or "tcp", host_ip)
     else:
         raise InvalidArgument(
-            f"invalid --publish {spec!r}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], "
-            "e.g. 8080:80 or 127.0.0.1:8080:80/tcp"
+            f"invalid --publish {spec!r}: expected {FORMS}, e.g. 8080:80, 127.0.0.1:8080:80/tcp or 80"
         )
     return PortSpec(_port(host, spec, "host"), _port(ctr, spec, "container"), proto or "tcp", host_ip)
+
+
+def published(config: dict) -> list[PortSpec]:
+    """A container's published ports (its saved configuration): as bound, host ports picked for ``-p 80``
+    included, once it is on its network; else those asked with a host port (none picked yet)."""
+    info = config.get("net_info")
+    if info:
+        return [PortSpec.from_dict(d) for d in info.get("ports") or []]
+    return [p for p in map(parse_publish, config.get("publish") or []) if p.host_port]
 
 
 def _port_free(p: PortSpec) -> None:
@@ -105,18 +124,56 @@ def _port_free(p: PortSpec) -> None:
             raise
 
 
-def check_ports(ports: list[PortSpec], nets: list[dict]) -> None:
-    for i, p in enumerate(ports):
-        for q in ports[:i]:
+# Tries at picking a free host port before giving up: the kernel's choice can be a port another container
+# publishes already (DNAT binds no socket), rarely more than once in a row.
+PICK_TRIES = 64
+
+
+def _pick(p: PortSpec, taken: list[PortSpec]) -> PortSpec:
+    """``p`` with a host port no host socket binds (the kernel's ephemeral choice) and none of ``taken``."""
+    import socket
+
+    kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
+    for _ in range(PICK_TRIES):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((p.host_ip or "0.0.0.0", 0))
+            except OSError as e:
+                raise InvalidArgument(
+                    f"cannot publish {p.container_port}/{p.proto} on {p.host_ip}: {e.strerror}"
+                ) from None
+            picked = PortSpec(s.getsockname()[1], p.container_port, p.proto, p.host_ip)
+        if not any(picked.clashes(q) for q in taken):
+            return picked
+    raise AlreadyExists(f"cannot publish {p.container_port}/{p.proto}: no free host port found")
+
+
+def check_ports(ports: list[PortSpec], nets: list[dict]) -> list[PortSpec]:
+    """``ports`` checked (none taken on the host or by another container, none twice), each host port 0
+    replaced by a free one. Called under the registry's lock, so two containers never pick the same."""
+    others = [
+        (m, PortSpec.from_dict(d))
+        for net in nets
+        for m in net["members"].values()
+        for d in m.get("ports", [])
+    ]
+    fixed = [p for p in ports if p.host_port]
+    for i, p in enumerate(fixed):
+        for q in fixed[:i]:
             if p.clashes(q):
                 raise InvalidArgument(f"host port {p.host_port}/{p.proto} is published twice ({q} and {p})")
-        for net in nets:
-            for m in net["members"].values():
-                for d in m.get("ports", []):
-                    if p.clashes(PortSpec.from_dict(d)):
-                        raise AlreadyExists(
-                            f"host port {p.host_port}/{p.proto} is already published by container "
-                            f"{m.get('container_name') or m['container_id'][:12]} "
-                            f"({PortSpec.from_dict(d)}): choose another host port"
-                        )
+        for m, q in others:
+            if p.clashes(q):
+                raise AlreadyExists(
+                    f"host port {p.host_port}/{p.proto} is already published by container "
+                    f"{m.get('container_name') or m['container_id'][:12]} ({q}): choose another host port"
+                )
         _port_free(p)
+    taken = [q for _m, q in others] + fixed
+    out = []
+    for p in ports:
+        if not p.host_port:
+            p = _pick(p, taken)
+            taken.append(p)
+        out.append(p)
+    return out

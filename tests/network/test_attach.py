@@ -243,7 +243,7 @@ def test_attach_refuses_unknown_or_missing(fakes, state_root):
     with pytest.raises(InvalidArgument, match="not a bridge network"):
         network.attach(cid, "host", container_name="x", state_root=state_root)
     with pytest.raises(InvalidArgument, match="invalid --publish"):
-        network.attach(cid, container_name="x", publish=["80"], state_root=state_root)
+        network.attach(cid, container_name="x", publish=["80:x"], state_root=state_root)
     network.attach(cid, container_name="x", state_root=state_root)
     with pytest.raises(AlreadyExists, match="already attached"):
         network.attach(cid, container_name="x", state_root=state_root)

@@ -128,10 +128,11 @@ def test_run_network_none_has_only_lo(pyc):
 def test_bridge_is_the_default_of_both_parsers():
     import typer
 
-    from pycontain.cli.app import app
-    from pycontain.cli.options import DEFAULT_NETWORK, parse_run_args
+    from pycontain.api import DEFAULT_NETWORK
+    from pycontain.cli.commandline import app
+    from pycontain.cli.options import parse_run_args
 
-    # Either parser leaves --network unset or gives the default; run_command applies the same default to both.
+    # Either parser leaves --network unset or gives the default; api.run_docker applies the same default to both.
     assert DEFAULT_NETWORK == "bridge"
     assert parse_run_args(["default", "true"])[0]["network"] in (None, DEFAULT_NETWORK)
     run = typer.main.get_command(app).commands["run"]
@@ -259,6 +260,19 @@ def test_run_containers_talk_by_name_and_networks_are_isolated(pyc, network_name
         assert "hello-web" not in p.stdout
 
 
+def _http(port: int) -> bytes:
+    """GET / from 127.0.0.1:PORT, retried while the container's httpd starts."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
+                return r.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @wired
 def test_run_published_port_answers_on_host_loopback(pyc):
     port, port2 = free_ports(2)
@@ -281,21 +295,45 @@ def test_run_published_port_answers_on_host_loopback(pyc):
         check=True,
     )
     for p in (port, port2):
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{p}/", timeout=3) as r:
-                    assert r.read() == b"hello-pub\n"
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        assert _http(p) == b"hello-pub\n"
     q = pyc("run", "--rm", "--network", "bridge", "-p", f"{port}:81", "default", "--", "true")
     assert q.returncode == 125 and "already published by container pub" in q.stderr
     pyc("rm", "-f", "pub", check=True)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+@wired
+def test_run_publish_picks_free_host_ports(pyc):
+    """-p CTRPORT and -p IP::CTRPORT (docker's): a free host port each, shown by port, ps and inspect, and
+    answering on the host's loopback."""
+    pyc("run", "-d", "--name", "picked", "-h", "picked", "-p", "80", "-p", "127.0.0.1::80", "default", "--",
+        "sh", "-c", HTTPD, check=True)  # fmt: skip
+    lines = pyc("port", "picked", check=True).stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("80/tcp -> ") for line in lines), lines
+    any_ip, loopback = (line.split(" -> ")[1] for line in lines)
+    assert any_ip.startswith("0.0.0.0:") and loopback.startswith("127.0.0.1:")
+    ports = [int(where.rsplit(":", 1)[1]) for where in (any_ip, loopback)]
+    assert all(p > 0 for p in ports) and ports[0] != ports[1]
+    assert pyc("port", "picked", "80/tcp", check=True).stdout.splitlines() == [any_ip, loopback]
+    row = pyc("ps", "--format", "{{.Names}} {{.Ports}}", check=True).stdout
+    assert f"picked {any_ip}->80/tcp, {loopback}->80/tcp" in row
+    info = json.loads(pyc("inspect", "picked", check=True).stdout)[0]
+    assert info["NetworkSettings"]["Ports"] == {
+        "80/tcp": [
+            {"HostIp": "", "HostPort": str(ports[0])},
+            {"HostIp": "127.0.0.1", "HostPort": str(ports[1])},
+        ]
+    }
+    assert info["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "", "HostPort": ""}, {"HostIp": "127.0.0.1", "HostPort": ""}]
+    }
+    for port in ports:
+        assert _http(port) == b"hello-picked\n"
+    # Taken now: another container asking for the same host port is refused.
+    q = pyc("run", "--rm", "-p", f"{ports[1]}:81", "default", "--", "true")
+    assert q.returncode == 125 and "already published by container picked" in q.stderr
+    pyc("rm", "-f", "picked", check=True)
 
 
 @wired
@@ -315,7 +353,7 @@ def test_run_network_container_shares_interfaces(pyc):
         (["--network", "nope"], "no such network: 'nope'"),
         (["--network", "container:"], "invalid --network"),
         (["--network", "a/b"], "invalid --network"),
-        (["--network", "bridge", "-p", "80"], "invalid --publish"),
+        (["--network", "bridge", "-p", "0"], "invalid --publish"),
         (["--network", "bridge", "-p", "99999:80"], "invalid --publish"),
     ],
 )

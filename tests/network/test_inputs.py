@@ -17,6 +17,11 @@ from pycontain.network import PortSpec, files, ipam, nft
         ("5353:53/udp", PortSpec(5353, 53, "udp", "")),
         ("127.0.0.1:8080:80", PortSpec(8080, 80, "tcp", "127.0.0.1")),
         ("0.0.0.0:1:65535/udp", PortSpec(1, 65535, "udp", "")),
+        # docker's forms for a free host port, picked when the container is attached: host port 0 here
+        ("80", PortSpec(0, 80, "tcp", "")),
+        ("53/udp", PortSpec(0, 53, "udp", "")),
+        ("127.0.0.1::80", PortSpec(0, 80, "tcp", "127.0.0.1")),
+        ("0.0.0.0::80/tcp", PortSpec(0, 80, "tcp", "")),
     ],
 )
 def test_parse_publish(spec, want):
@@ -28,7 +33,12 @@ def test_parse_publish(spec, want):
     "spec",
     [
         "",
-        "80",
+        "0",
+        "a",
+        "80/sctp",
+        "::80",
+        ":80",
+        "127.0.0.1::0",
         "a:80",
         "80:b",
         "0:80",
