@@ -10,7 +10,6 @@ import os
 
 from .errors import InvalidArgument, NotFound
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 

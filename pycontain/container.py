@@ -677,8 +677,8 @@ class Container:
         after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
-        from . import process
-        from .config import DEFAULT_PATH, merge_env, parse_user
+        from . import DEFAULT_PATH, process
+        from .config import merge_env, parse_user
 
         if not args:
             raise InvalidArgument("no command given to exec")

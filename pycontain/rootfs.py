@@ -14,6 +14,7 @@ import stat
 
 from . import libc
 from .errors import InvalidArgument, PycontainError
+from .libc import escape_overlay
 
 _DEV_NODES = (  # name, major, minor
     ("null", 1, 3),
@@ -84,12 +85,6 @@ def mount_point(root: str, target: str) -> str:
 
 def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
-
-
-def escape_overlay(path: str) -> str:
-    for ch in "\\,:":
-        path = path.replace(ch, "\\" + ch)
-    return path
 
 
 def mount_overlay(

@@ -284,7 +284,7 @@ def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None
     """Call ``fn(merged)`` in a child process whose private mount namespace has ``layers`` (lowest first)
     stacked read-only at ``merged``: the image as a container sees it, whiteouts applied, never on the host."""
     from pycontain import libc
-    from pycontain.rootfs import escape_overlay
+    from pycontain.libc import escape_overlay
 
     merged, empty = os.path.join(work, "merged"), os.path.join(work, "empty")
     os.mkdir(merged, 0o700)
