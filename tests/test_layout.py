@@ -208,19 +208,23 @@ def _cycles() -> list[set[str]]:
 KNOWN_CYCLES = (
     # a package's __init__ (new_manager) and the drivers that take its file helpers
     {"pycontain.cgroups", "pycontain.cgroups.v1", "pycontain.cgroups.v2"},
-    # the runtime's middle: config validates with container's and monitor's parsers, the monitor drives
-    # a Container, process builds env from config, stdio takes process's Stdio
+    # the runtime's middle, which the typed config is reworking: config validates with container's and
+    # monitor's parsers, the monitor drives a Container, process builds env from config, stdio takes
+    # process's Stdio, spec.docker (docker options to an OCI spec) asks volumes, which lists Containers
     {
         "pycontain.config",
         "pycontain.container",
         "pycontain.monitor",
         "pycontain.process",
         "pycontain.rootfs",
+        "pycontain.spec.docker",
         "pycontain.stdio",
         "pycontain.tty",
         "pycontain.userns",
         "pycontain.volumes",
     },
+    # the pool of ready network namespaces attaches and detaches through members, which take from it
+    {"pycontain.network.members", "pycontain.network.pool", "pycontain.network.upkeep"},
     {"pycontain.cli", "pycontain.cli.commandline"},  # guarded() and GLOBALS in cli/__init__
     {"rootfs_builder", "rootfs_builder.busybox"},  # the store's package and the default image's builder
 )
