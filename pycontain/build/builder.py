@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pycontain import DEFAULT_PATH
-from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from pycontain.build.manifest import Manifest
+from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from rootfs_builder.store import Store, arch
 
 if TYPE_CHECKING:
