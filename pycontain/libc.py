@@ -1,7 +1,9 @@
-"""The only module that calls libc directly (through ctypes): namespaces, mounts, pivot_root, hostname.
+"""The only module that calls libc directly (through ctypes), and the one home of the kernel's numbers:
+clone flags, mount flags and attributes, prctl options, ioctl requests, system call numbers.
 
 Every wrapper raises ``OSError`` with the errno and the argument that failed, so callers can turn it
-into a sentence for the user.
+into a sentence for the user. (python-prctl's ``_prctl``, which ``security.apply`` uses for capabilities,
+securebits and no_new_privs, brings its own copies of the PR_* numbers it takes.)
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+# Every namespace flag of clone(2) but CLONE_NEWTIME (which clone(2) cannot take, only unshare and clone3).
+CLONE_NAMESPACE_FLAGS = (
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+)
 
 # mount(2)'s flags (linux/mount.h), every one: spec.model's option table and security/apply.py take them from here.
 MS_RDONLY = 1
@@ -45,6 +52,22 @@ MS_LAZYTIME = 1 << 25
 
 MNT_DETACH = 2
 
+# prctl(2) options that go through ctypes: the ambient set (python-prctl 1.8.1 has no PR_CAP_AMBIENT) and
+# loading a seccomp filter.
+PR_SET_SECCOMP = 22
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1
+
+# ioctl(2) requests: on namespace files (linux/nsfs.h) and terminals (asm-generic/ioctls.h).
+NS_GET_USERNS = 0xB701  # a new descriptor of the owning user namespace
+NS_GET_NSTYPE = 0xB703  # the CLONE_NEW* flag of the namespace
+TIOCSTI = 0x5412  # push bytes into the terminal's input queue
+TIOCLINUX = 0x541C  # the Linux console's selection and paste buffer
+IFF_UP = 0x1  # an interface's flag (linux/if.h), set through SIOCSIFFLAGS here and netlink in network.rtnl
+
 # x86_64 and aarch64 syscall numbers for the calls glibc 2.36 has no wrapper for.
 _SYSCALLS = {
     "x86_64": {
@@ -56,6 +79,8 @@ _SYSCALLS = {
         "ioprio_set": 251,
         "sched_setattr": 314,
         "set_mempolicy": 238,
+        "seccomp": 317,
+        "bpf": 321,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -66,9 +91,14 @@ _SYSCALLS = {
         "ioprio_set": 30,
         "sched_setattr": 274,
         "set_mempolicy": 237,
+        "seccomp": 277,
+        "bpf": 280,
     },
+    # Only seccomp(2) with flags is asked for on these.
+    "riscv64": {"seccomp": 277},
+    "s390x": {"seccomp": 348},
+    "ppc64le": {"seccomp": 358},
 }
-CLONE_NEWTIME = 0x00000080
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
 _AT_RECURSIVE = 0x8000
@@ -170,7 +200,6 @@ def sethostname(name: str) -> None:
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
 
 
 def interface_up(name: str) -> None:
@@ -183,13 +212,9 @@ def interface_up(name: str) -> None:
     try:
         req = struct.pack("16sH22x", name.encode(), 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(fd, _SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(), flags | _IFF_UP))
+        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(), flags | IFF_UP))
     finally:
         os.close(fd)
-
-
-def set_dumpable(dumpable: bool) -> None:
-    _check(_libc.prctl(4, int(dumpable), 0, 0, 0), "prctl(PR_SET_DUMPABLE)")  # PR_SET_DUMPABLE = 4
 
 
 def setdomainname(name: str) -> None:
@@ -303,3 +328,45 @@ def set_mempolicy(mode: int, nodes: list[int]) -> None:
     _check(
         _libc.syscall(ctypes.c_long(nr), ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode)), "set_mempolicy"
     )
+
+
+def bpf(cmd: int, attr: bytes) -> int:
+    """bpf(2) with ``attr`` as its union bpf_attr; returns what the command returns (a descriptor for
+    BPF_PROG_LOAD)."""
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    ret = _libc.syscall(
+        ctypes.c_long(_syscall_number("bpf")), ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))
+    )
+    _check(ret, "bpf")
+    return ret
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2) through glibc's 64-bit call, which takes RLIM_INFINITY as is."""
+    lim = (ctypes.c_uint64 * 2)(soft, hard)
+    _check(_libc.setrlimit64(resource, ctypes.byref(lim)), "setrlimit")
+
+
+def prctl(what: str, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    """prctl(2) for the options python-prctl lacks; ``what`` names the option in the error."""
+    ret = _libc.prctl(option, ctypes.c_ulong(a2), ctypes.c_ulong(a3), ctypes.c_ulong(a4), ctypes.c_ulong(a5))
+    _check(ret, f"prctl({what})")
+    return ret
+
+
+def seccomp_set_filter(fprog_address: int, flags: int = 0) -> None:
+    """Load the seccomp filter whose struct sock_fprog is at ``fprog_address``: prctl(2) without flags,
+    seccomp(2) with them (which only it takes)."""
+    if flags:
+        nr = _syscall_number("seccomp")
+        ret = _libc.syscall(
+            ctypes.c_long(nr),
+            ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_uint(flags),
+            ctypes.c_void_p(fprog_address),
+        )
+    else:
+        ret = _libc.prctl(
+            PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.c_ulong(fprog_address), 0, 0
+        )
+    _check(ret, "seccomp")

@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import struct
+import sys
 
 import pytest
 from conftest import ROOT_REQUIRED, mountinfo
@@ -205,6 +206,60 @@ def test_prepare_defaults(tmp_path):
     assert p.no_new_privs and not p.seccomp_early
     assert p.program and len(p.program) % 8 == 0
     assert p.capability_names()[:2] == ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]
+
+
+class _PrctlRecorder:
+    """Stands in for python-prctl's ``_prctl`` (its numbers, the real ones): records instead of calling."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def prctl(self, option: int, *args):
+        self.calls.append(("prctl", option, *args))
+        return True  # PR_CAPBSET_READ: every capability is still in the bounding set
+
+    def set_caps(self, *lists):
+        self.calls.append(("set_caps", *lists))
+
+
+def test_capabilities_keep_caps_and_no_new_privs_go_through_python_prctl(monkeypatch):
+    """The child's capability sets, bounding set, keep-caps and no_new_privs are python-prctl's calls; only
+    the ambient set (python-prctl 1.8.1 has no PR_CAP_AMBIENT) goes through libc."""
+    import _prctl
+
+    rec = _PrctlRecorder(_prctl)
+    monkeypatch.setitem(sys.modules, "_prctl", rec)
+    through_libc: list[tuple] = []
+    monkeypatch.setattr(libc, "prctl", lambda what, *args: through_libc.append((what, *args)) or 0)
+    p = security_apply.Prepared()
+    p.last_cap = 40
+    p.bounding = p.permitted = 1 << 0 | 1 << 10  # CHOWN, NET_BIND_SERVICE
+    p.effective, p.inheritable, p.ambient = 1 << 10, 0, 1 << 10
+    security_apply.before_setuid(p)
+    security_apply.after_setuid(p, 1000)
+    security_apply.last(p)
+    drops = [c[2] for c in rec.calls if c[:2] == ("prctl", _prctl.PR_CAPBSET_DROP)]
+    assert drops == [c for c in range(41) if c not in (0, 10)]
+    sets = [c for c in rec.calls if c[0] == "set_caps"]
+    known = range(41)
+    assert sets == [
+        ("set_caps", [], [0, 10], [], list(known), [c for c in known if c not in (0, 10)], list(known))
+    ]
+    flags = [
+        c[1:]
+        for c in rec.calls
+        if c[0] == "prctl" and c[1] != _prctl.PR_CAPBSET_READ and c[1] != _prctl.PR_CAPBSET_DROP
+    ]
+    assert flags == [
+        (_prctl.PR_SET_KEEPCAPS, 1),
+        (_prctl.PR_SET_KEEPCAPS, 0),
+        (_prctl.PR_SET_NO_NEW_PRIVS, 1),
+    ]
+    assert [c[0] for c in through_libc] == ["PR_CAP_AMBIENT", "PR_CAP_AMBIENT_RAISE"]
 
 
 def test_prepare_variants(tmp_path):

@@ -16,8 +16,8 @@ import os
 import struct
 
 from ..errors import PycontainError
+from ..libc import bpf
 
-_BPF_SYSCALL = {"x86_64": 321, "aarch64": 280}
 _BPF_PROG_LOAD, _BPF_PROG_ATTACH = 5, 8
 _PROG_TYPE_CGROUP_DEVICE = 15
 _ATTACH_CGROUP_DEVICE = 6
@@ -84,20 +84,6 @@ def assemble(rules: list) -> bytes:  # list[devices.DeviceRule]
     return b"".join(prog)
 
 
-def _bpf(cmd: int, attr: bytes) -> int:
-    nr = _BPF_SYSCALL.get(os.uname().machine)
-    if nr is None:
-        raise OSError(38, "bpf is not wired up for this machine")
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    ret = libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr)))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
 def attach(cgroup_dir: str, rules: list) -> None:
     """Load the program for ``rules`` and attach it to the v2 cgroup at ``cgroup_dir``."""
     code = assemble(rules)
@@ -119,14 +105,14 @@ def attach(cgroup_dir: str, rules: list) -> None:
     )
     struct.pack_into("<I", attr, 68, _ATTACH_CGROUP_DEVICE)  # expected_attach_type
     try:
-        prog = _bpf(_BPF_PROG_LOAD, bytes(attr))
+        prog = bpf(_BPF_PROG_LOAD, bytes(attr))
     except OSError as e:
         detail = log.value.decode(errors="replace").strip().splitlines()[-1:] or [str(e.strerror)]
         raise PycontainError(f"cannot load the cgroup device program: {e.strerror} ({detail[0]})") from None
     try:
         fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _bpf(
+            bpf(
                 _BPF_PROG_ATTACH,
                 struct.pack("<IIII", fd, prog, _ATTACH_CGROUP_DEVICE, _F_ALLOW_MULTI) + bytes(112),
             )

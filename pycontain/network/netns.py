@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
-import threading
 
 from .. import libc
-
-NETLINK_ROUTE = 0
 
 
 def _make(path: str, with_socket: bool) -> int | None:
@@ -29,8 +25,10 @@ def _make(path: str, with_socket: bool) -> int | None:
         _ignore_router_advertisements()
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
         if with_socket:
+            import socket  # here: the pool's claim path imports this module for is_mounted only
+
             return socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
             ).detach()
         return None
     except BaseException:
@@ -84,6 +82,8 @@ class Background:
         self._fn = fn
         self._out: list = []
         self._err: list[BaseException] = []
+        import threading
+
         self._thread = threading.Thread(target=self._run, name="pycontain-netns")
         self._thread.start()
 
@@ -157,6 +157,10 @@ def netlink_socket(path: str) -> int:
             libc.setns(fd, libc.CLONE_NEWNET)
         finally:
             os.close(fd)
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE).detach()
+        import socket
+
+        return socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        ).detach()
 
     return Background(body).wait()  # type: ignore[return-value]

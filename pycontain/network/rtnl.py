@@ -22,12 +22,12 @@ import struct
 import sys
 
 from ..errors import PycontainError, Unsupported
+from ..libc import IFF_UP
 
 TYPE_CHECKING = False  # typing costs ~3 ms at import: only mypy reads the import below
 if TYPE_CHECKING:
     from typing import Any
 
-NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10  # errors echo only the failed request's header, not the whole request
 NETLINK_EXT_ACK = 11  # errors carry the kernel's own sentence ("Error: ... already exists")
@@ -39,7 +39,6 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
-IFF_UP = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # IFLA_EXT_MASK: no counters in link answers (less to decode)
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 _HDR = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, sequence number, port id
@@ -314,9 +313,11 @@ class Rtnl:
     def __init__(self, fd: int | None = None) -> None:
         load()
         if fd is None:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+            self.sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+            )
         else:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE, fileno=fd)
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, fileno=fd)
         try:
             self.sock.bind((0, 0))
             for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
@@ -403,7 +404,9 @@ class LinkWatch:
     """
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        self.sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        )
         try:
             self.sock.bind((0, RTMGRP_LINK))
         except BaseException:

@@ -29,6 +29,7 @@ import ctypes
 import errno
 import os
 
+from .. import libc
 from ..errors import PycontainError, Unsupported
 from .caps import CAPABILITIES, own_bounding_set, resolve_capabilities
 from .options import (
@@ -43,22 +44,8 @@ from .options import (
 )
 from .seccomp import compile_filter, default_program
 
-# prctl(2) and seccomp(2) constants.
-PR_SET_KEEPCAPS = 8
-PR_SET_SECCOMP = 22
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-SECCOMP_MODE_FILTER = 2
-SECCOMP_SET_MODE_FILTER = 1
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_SECCOMP_NR = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348, "ppc64le": 358}
-
-# statvfs's flag bits that mount flags keep across a read-only remount.
-_ST_KEEP = 2 | 4 | 8 | 1024 | 2048  # ST_NOSUID, ST_NODEV, ST_NOEXEC, ST_NOATIME, ST_NODIRATIME = the MS_ bits
+# statvfs's flag bits are the mount flags': those a read-only remount must keep.
+_ST_KEEP = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_NOATIME | libc.MS_NODIRATIME
 
 
 class Prepared:
@@ -147,108 +134,96 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
 
 
 # -- in the child ---------------------------------------------------------------------------------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl_fn = _libc.prctl
-_prctl_fn.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
-_prctl_fn.restype = ctypes.c_int
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = (
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    )
-
-
-def _prctl(what: str, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
-    ret = _prctl_fn(option, a2, a3, a4, a5)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl({what}): {os.strerror(err)}")
-    return ret
-
-
-def _capset(effective: int, permitted: int, inheritable: int) -> None:
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in (0, 1):
-        shift = 32 * i
-        data[i].effective = effective >> shift & 0xFFFFFFFF
-        data[i].permitted = permitted >> shift & 0xFFFFFFFF
-        data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(hdr), data) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"capset: {os.strerror(err)}")
+# Capabilities, keep-caps and no_new_privs go through python-prctl (its ``_prctl`` extension: libcap's
+# cap_set_proc for the three sets, prctl(2) for the rest, each option's argument checked). Its 1.8.1 has
+# no PR_CAP_AMBIENT: the ambient set, and loading the seccomp filter, go through pycontain.libc.
+# The forked child imports ``_prctl`` (``process._child``): the parent's start path never pays for it.
 
 
 def before_setuid(p: Prepared) -> None:
     """Still root, before setgroups/setgid/setuid: rlimits, the bounding set, keep-caps; and the
     seccomp filter when no_new_privs is off (the kernel then wants CAP_SYS_ADMIN to load it)."""
+    import _prctl
+
     for resource, soft, hard, spec in p.rlimits:
-        lim = (ctypes.c_uint64 * 2)(soft, hard)
-        if _libc.setrlimit64(resource, ctypes.byref(lim)) < 0:
-            err = ctypes.get_errno()
+        try:
+            libc.setrlimit(resource, soft, hard)
+        except OSError as e:
             raise PycontainError(
-                f"cannot set --ulimit {spec}: {os.strerror(err)} (pycontain's own hard limit "
+                f"cannot set --ulimit {spec}: {os.strerror(e.errno or 0)} (pycontain's own hard limit "
                 "is the most it can give without CAP_SYS_RESOURCE)"
-            )
+            ) from None
     for cap in range(p.last_cap + 1):
-        if not p.bounding >> cap & 1 and _prctl("PR_CAPBSET_READ", PR_CAPBSET_READ, cap) == 1:
-            _prctl("PR_CAPBSET_DROP", PR_CAPBSET_DROP, cap)
+        if not p.bounding >> cap & 1 and _capbset(_prctl, _prctl.PR_CAPBSET_READ, cap):
+            _capbset(_prctl, _prctl.PR_CAPBSET_DROP, cap)
     # Keep the permitted set across setuid to a non-root user; after_setuid trims it.
-    _prctl("PR_SET_KEEPCAPS", PR_SET_KEEPCAPS, 1)
+    _checked("PR_SET_KEEPCAPS", _prctl.prctl, _prctl.PR_SET_KEEPCAPS, 1)
     if p.seccomp_early:
         _load_seccomp(p)
+
+
+def _capbset(_prctl, option: int, cap: int) -> int:
+    """PR_CAPBSET_READ or _DROP; python-prctl refuses a capability newer than its build: libc takes it."""
+    if cap > _prctl.CAP_LAST_CAP:
+        return libc.prctl("PR_CAPBSET", option, cap)
+    return _checked("PR_CAPBSET", _prctl.prctl, option, cap) or 0
 
 
 def after_setuid(p: Prepared, uid: int) -> None:
     """After setuid: the permitted, effective and inheritable sets exactly, the ambient set cleared (or
     OCI's). A non-root user gets an empty effective set, as with docker, unless OCI's sets say otherwise."""
+    import _prctl
+
     effective = p.effective if (uid == 0 or p.exact_caps) else 0
-    _capset(effective, p.permitted, p.inheritable)
-    _prctl("PR_SET_KEEPCAPS", PR_SET_KEEPCAPS, 0)
+    known = range(min(p.last_cap, _prctl.CAP_LAST_CAP) + 1)
+    sets = (effective, p.permitted, p.inheritable)
+    # set_caps(effective, permitted, inheritable to raise, then the same three to clear): every known
+    # capability is named once, so the sets come out exactly as asked whatever they were.
+    _checked(
+        "capset",
+        _prctl.set_caps,
+        *([c for c in known if m >> c & 1] for m in sets),
+        *([c for c in known if not m >> c & 1] for m in sets),
+    )
+    _checked("PR_SET_KEEPCAPS", _prctl.prctl, _prctl.PR_SET_KEEPCAPS, 0)
     try:
-        _prctl("PR_CAP_AMBIENT", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        libc.prctl("PR_CAP_AMBIENT", libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
     except OSError as e:  # pragma: no cover - kernels before 4.3 have no ambient set
         if e.errno != errno.EINVAL or p.ambient:
             raise
     for cap in range(p.last_cap + 1):
         if p.ambient >> cap & 1:
-            _prctl("PR_CAP_AMBIENT_RAISE", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+            libc.prctl("PR_CAP_AMBIENT_RAISE", libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, cap)
 
 
 def last(p: Prepared) -> None:
     """The very last step before execve: no_new_privs, then the seccomp filter."""
+    import _prctl
+
     if p.no_new_privs:
-        _prctl("PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS, 1)
+        _checked("PR_SET_NO_NEW_PRIVS", _prctl.prctl, _prctl.PR_SET_NO_NEW_PRIVS, 1)
     if p.program is not None and not p.seccomp_early:
         _load_seccomp(p)
 
 
+def _checked(what: str, call, *args: object) -> int | None:
+    """``call(*args)``, its OSError naming ``what`` (python-prctl's say only the errno)."""
+    try:
+        return call(*args)
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {os.strerror(e.errno or 0)}") from None
+
+
 def _load_seccomp(p: Prepared) -> None:
     assert p._fprog is not None  # only called when prepare() compiled a program
-    addr = ctypes.addressof(p._fprog)
-    if p.seccomp_flags:
-        nr = _SECCOMP_NR.get(os.uname().machine)
-        if nr is None:  # pragma: no cover
-            raise Unsupported("seccomp flags are not supported on this machine: remove linux.seccomp.flags")
-        ret = _libc.syscall(
-            ctypes.c_long(nr),
-            ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-            ctypes.c_uint(p.seccomp_flags),
-            ctypes.c_void_p(addr),
-        )
-    else:
-        ret = _prctl_fn(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addr, 0, 0)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise PycontainError(f"cannot load the seccomp filter: {os.strerror(err)}")
+    try:
+        libc.seccomp_set_filter(ctypes.addressof(p._fprog), p.seccomp_flags)
+    except OSError as e:
+        if e.errno == errno.ENOSYS and p.seccomp_flags:  # pragma: no cover - libc.py has no number here
+            raise Unsupported(
+                "seccomp flags are not supported on this machine: remove linux.seccomp.flags"
+            ) from None
+        raise PycontainError(f"cannot load the seccomp filter: {os.strerror(e.errno or 0)}") from None
 
 
 # -- masked and read-only paths -------------------------------------------------------------------
@@ -259,8 +234,6 @@ def mask_paths(masked: list[str] | None = None, readonly: list[str] | None = Non
     directory a read-only empty tmpfs) and make ``readonly`` read-only (a bind mount of itself,
     remounted read-only with its nosuid/nodev/noexec kept). Paths that do not exist are skipped.
     None means docker's lists (DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS)."""
-    from .. import libc
-
     for path in DEFAULT_MASKED_PATHS if masked is None else masked:
         try:
             mode = os.stat(path).st_mode

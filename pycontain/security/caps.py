@@ -98,13 +98,20 @@ def mask(names: list[str] | tuple[str, ...], where: str) -> int:
     return m
 
 
-def own_bounding_set() -> int:
-    """The capabilities pycontain itself can hand out: its bounding set (CapBnd)."""
+def own_set(field: str = "CapBnd") -> int:
+    """One of pycontain's own capability sets, from /proc/self/status: ``CapBnd`` (the bounding set:
+    what it can hand out), ``CapEff``, ``CapPrm``..."""
+    key = field.encode() + b":"
     with open("/proc/self/status", "rb") as f:
         for line in f:
-            if line.startswith(b"CapBnd:"):
+            if line.startswith(key):
                 return int(line.split()[1], 16)
-    return (1 << len(CAPABILITIES)) - 1  # pragma: no cover - every Linux since 2.6.25 shows it
+    return (1 << len(CAPABILITIES)) - 1  # pragma: no cover - every Linux since 2.6.25 shows them
+
+
+def own_bounding_set() -> int:
+    """The capabilities pycontain itself can hand out: its bounding set (CapBnd)."""
+    return own_set("CapBnd")
 
 
 def resolve_capabilities(opts: SecurityOptions, available: int) -> tuple[int, int, int, int, int]:

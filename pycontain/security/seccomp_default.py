@@ -36,6 +36,8 @@ exceed the tracer's needs CAP_SYS_PTRACE) are the wall.
 
 from __future__ import annotations
 
+from ..libc import CLONE_NAMESPACE_FLAGS, TIOCLINUX, TIOCSTI
+
 # Bump whenever the data below changes: it is part of the key of the compiled-filter cache.
 VERSION = 2
 
@@ -394,16 +396,11 @@ _ALLOWED = (
     "writev",
 )
 
-# The namespace flags of clone(2): CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET.
-CLONE_NAMESPACE_FLAGS = 0x7E020000
-
 _S390 = ["s390", "s390x"]
 
-# ioctl(2) requests that let a process act on a terminal it merely holds: TIOCSTI pushes bytes into the
-# terminal's input queue (the caller's shell would run them once the container exits) and TIOCLINUX
-# reaches the Linux console's selection and paste buffer.
-TIOCSTI = 0x5412
-TIOCLINUX = 0x541C
+# ioctl(2) requests that let a process act on a terminal it merely holds (refused below): TIOCSTI pushes
+# bytes into the terminal's input queue (the caller's shell would run them once the container exits) and
+# TIOCLINUX reaches the Linux console's selection and paste buffer.
 
 
 def _ioctl_rule_except(refused: tuple[int, ...]) -> dict:

@@ -8,6 +8,15 @@ an ``OciSpec`` too (``pycontain.spec.docker``), so this module is on its start p
 from __future__ import annotations
 
 from ..libc import (  # the kernel's numbers, defined once there
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_NOSYMFOLLOW,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME,
     MS_BIND,
     MS_DIRSYNC,
     MS_I_VERSION,
@@ -85,28 +94,25 @@ MOUNT_PROPAGATION = {
 # Recursive options (runc's): applied with mount_setattr(2) and AT_RECURSIVE to the mount and every mount
 # beneath it, once mounted. option -> (clears the attribute, MOUNT_ATTR_*); the atime ones also clear the
 # atime field (MOUNT_ATTR__ATIME), as the kernel requires.
-_ATTR_RDONLY, _ATTR_NOSUID, _ATTR_NODEV, _ATTR_NOEXEC = 0x1, 0x2, 0x4, 0x8
-_ATTR_ATIME, _ATTR_NOATIME, _ATTR_STRICTATIME, _ATTR_NODIRATIME = 0x70, 0x10, 0x20, 0x80
-_ATTR_NOSYMFOLLOW = 0x00200000
 RECURSIVE_OPTIONS = {
-    "rro": (False, _ATTR_RDONLY),
-    "rrw": (True, _ATTR_RDONLY),
-    "rnosuid": (False, _ATTR_NOSUID),
-    "rsuid": (True, _ATTR_NOSUID),
-    "rnodev": (False, _ATTR_NODEV),
-    "rdev": (True, _ATTR_NODEV),
-    "rnoexec": (False, _ATTR_NOEXEC),
-    "rexec": (True, _ATTR_NOEXEC),
-    "rnodiratime": (False, _ATTR_NODIRATIME),
-    "rdiratime": (True, _ATTR_NODIRATIME),
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
     "rrelatime": (False, 0),  # MOUNT_ATTR_RELATIME is 0: clearing the atime field is the whole change
     "rnorelatime": (True, 0),
-    "rnoatime": (False, _ATTR_NOATIME),
-    "ratime": (True, _ATTR_NOATIME),
-    "rstrictatime": (False, _ATTR_STRICTATIME),
-    "rnostrictatime": (True, _ATTR_STRICTATIME),
-    "rnosymfollow": (False, _ATTR_NOSYMFOLLOW),
-    "rsymfollow": (True, _ATTR_NOSYMFOLLOW),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME),
+    "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
 }
 _ATIME_OPTIONS = frozenset(
     ("rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime")
@@ -140,6 +146,7 @@ class OciProcess:
         "apparmor_profile",
         "selinux_label",
         "proc_attrs",
+        "user",
     )
 
     def __init__(
@@ -179,6 +186,9 @@ class OciProcess:
         # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
         # are in OciSpec.proc_attrs with its memoryPolicy
         self.proc_attrs: dict | None = None
+        # docker's --user (UID[:GID], names allowed, looked up in the container), in place of uid and gid;
+        # pycontain's own field: a config.json has numbers only
+        self.user: str | None = None
 
     def to_dict(self) -> dict:
         user: dict = {"uid": self.uid, "gid": self.gid}
@@ -270,8 +280,8 @@ class OciMount:
                 continue
             clear, attr = entry
             if opt in _ATIME_OPTIONS:  # the atime mode is one field: set it whole (relatime is 0)
-                attr_set = attr_set & ~_ATTR_ATIME | (0 if clear else attr)
-                attr_clr |= _ATTR_ATIME
+                attr_set = attr_set & ~MOUNT_ATTR__ATIME | (0 if clear else attr)
+                attr_clr |= MOUNT_ATTR__ATIME
             elif clear:
                 attr_set &= ~attr
                 attr_clr |= attr

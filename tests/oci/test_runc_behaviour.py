@@ -325,3 +325,16 @@ def test_poststart_hooks_run_after_the_process_is_executed(pyc, bundle, tmp_path
         assert pyc("start", f"ps{i}").returncode == 0
         assert out.read_text().strip().endswith("busybox"), out.read_text()
         assert pyc("delete", "--force", f"ps{i}").returncode == 0
+
+
+def test_a_created_process_is_named_until_it_executes(pyc, bundle):
+    """Between create and start, ps shows what the waiting process is (set through python-prctl), not
+    the interpreter's name; start executes the command, which takes its own."""
+    write_config(bundle, ["sleep", "60"])
+    assert pyc.leaving("create", "--bundle", str(bundle), "n1").returncode == 0
+    pid = state(pyc, "n1")["pid"]
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read() == "pycontain-start\n"
+    assert pyc("start", "n1").returncode == 0
+    assert wait_until(lambda: open(f"/proc/{pid}/comm").read() == "sleep\n")
+    assert pyc("delete", "--force", "n1").returncode == 0

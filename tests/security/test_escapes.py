@@ -17,10 +17,10 @@ import sys
 import pytest
 from conftest import ROOT_REQUIRED
 
-from pycontain.security import apply as security_apply
+from pycontain import libc
 from pycontain.security import caps, seccomp
 from pycontain.security.options import SecurityOptions
-from pycontain.security.seccomp_default import CLONE_NAMESPACE_FLAGS, PROFILE
+from pycontain.security.seccomp_default import PROFILE
 
 from .conftest import nr, probe, status_mask, walled
 
@@ -145,7 +145,7 @@ def test_clone3_and_newer_calls_fail_with_enosys():
 
 
 def test_clone_namespace_flags_constant_matches_the_kernel():
-    assert CLONE_NAMESPACE_FLAGS == (
+    assert libc.CLONE_NAMESPACE_FLAGS == (
         0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
     )
 
@@ -243,11 +243,11 @@ def test_oci_exact_capabilities_and_ambient_for_a_non_root_user():
 def _leak_inheritable_and_ambient_sys_admin() -> None:
     # What a runtime that kept its caller's inheritable or ambient sets would hand the container
     # (CVE-2022-24769): root's execve adds the inheritable set to the new permitted set.
-    everything = caps.own_bounding_set()
-    security_apply._capset(everything, everything, 1 << 21)
-    security_apply._prctl(
-        "PR_CAP_AMBIENT_RAISE", security_apply.PR_CAP_AMBIENT, security_apply.PR_CAP_AMBIENT_RAISE, 21
-    )
+    import _prctl
+
+    everything = [c for c in range(_prctl.CAP_LAST_CAP + 1) if caps.own_bounding_set() >> c & 1]
+    _prctl.set_caps(everything, everything, [21])
+    libc.prctl("PR_CAP_AMBIENT_RAISE", libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, 21)
 
 
 @pytest.mark.parametrize("uid", [0, 65534])

@@ -147,7 +147,7 @@ def test_exec_gets_its_own_session_and_process_group(pyc):
 
 def test_seccomp_refuses_tiocsti_and_tioclinux_by_low_32_bits():
     """The compiled default filter: the two requests with any high bits are refused, their neighbours are not."""
-    from pycontain.security.seccomp_default import TIOCLINUX, TIOCSTI
+    from pycontain.libc import TIOCLINUX, TIOCSTI
 
     from .conftest import probe
 
