@@ -789,6 +789,8 @@ def _exec_command(p: _FirstProcess) -> None:
 
 
 # A container's first process, step by step (see the module docstring): a new step goes in its place here.
+# The steps reach the kernel only through the modules they name (libc, os, rootfs, channel...):
+# tests/test_child_steps.py puts recorders there and checks the order without root.
 CREATE_STEPS = (
     _join_cgroup,
     _session_and_stdio,
