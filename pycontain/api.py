@@ -15,7 +15,7 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process, trace
-from .config import ContainerConfig, parse_env, parse_mount, parse_tmpfs, parse_volume
+from .config import ContainerConfig, parse_env
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
@@ -82,10 +82,12 @@ def make_config(
     ``log_opts``: a detached container's log rotation, docker's ``--log-opt`` (``{"max-size": "10m",
     "max-file": "3"}``; see ``pycontain.logs``).
     """
+    from .spec import docker
+
     mounts = (
-        [parse_volume(v) for v in volumes or []]
-        + [parse_mount(m) for m in mount or []]
-        + [parse_tmpfs(t) for t in tmpfs or []]
+        [docker.volume(v) for v in volumes or []]
+        + [docker.mount(m) for m in mount or []]
+        + [docker.tmpfs(t) for t in tmpfs or []]
     )
     ref = resolve_image(image)
     ic = ref.config or {}
@@ -107,29 +109,36 @@ def make_config(
         resources = (Resources.from_dict(resources).merged(given) if resources else given).to_dict()
     if ic.get("Resources"):
         resources = _image_resources(ic["Resources"], resources)
-    cfg = ContainerConfig(
-        ref.layers[-1],
+    id_mappings = None
+    if userns not in (None, "", "host"):
+        from .userns import resolve as resolve_userns
+
+        maps = resolve_userns(userns)
+        if maps is not None:
+            id_mappings = (maps["uid"], maps["gid"])
+    return docker.to_config(
+        ref.layers,
         args,
+        name=name,
         image=image,
+        image_id=ref.id,
         env=list(ic.get("Env") or []) + parse_env(env or [], env_files),
         cwd=workdir or ic.get("WorkingDir") or "/",
         user=user or ic.get("User") or None,
         hostname=hostname,
         mounts=mounts,
-        readonly=read_only,
+        read_only=read_only,
+        resources=resources,
+        security=security,
+        network=network,
+        id_mappings=id_mappings,
         tty=tty,
-        layers=ref.layers,
-        image_id=ref.id,
         interactive=interactive,
         init=init,
         auto_remove=auto_remove,
         detach=detach,
-        name=name,
-        resources=resources,
         cgroup_parent=cgroup_parent,
         cgroup_manager=cgroup_manager,
-        security=security,
-        network=network,
         publish=publish,
         restart=restart or "no",
         stop_signal=stop_signal,
@@ -140,13 +149,6 @@ def make_config(
         healthcheck=healthcheck,
         log_opts=checked_log_opts,
     )
-    if userns not in (None, "", "host"):
-        from .userns import resolve as resolve_userns
-
-        cfg.id_mappings = resolve_userns(userns)
-        cfg.namespaces["user"] = ""
-    cfg.validate()
-    return cfg
 
 
 def exposed_port_specs(exposed: dict | list) -> list[str]:

@@ -1,4 +1,5 @@
-"""The container's configuration: a typed model built from CLI flags or Python arguments.
+"""The container's configuration, what the runtime starts: ``from_spec`` makes it from an OCI spec, a
+bundle's (``spec.bundle``) or one written from docker-style options (``spec.docker``), on one road.
 
 Plain classes with ``__slots__`` rather than dataclasses: this module is on the start path of every
 ``pycontain run`` and ``import dataclasses`` alone costs more than a whole namespace set-up.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidArgument, NotFound
+from .errors import InvalidArgument, NotFound, Unsupported
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .spec.model import OciMount, OciSpec
+
 # Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -34,19 +39,14 @@ def _valid_hostname(s: str) -> bool:
 
 
 class Mount:
-    """One mount on top of the root filesystem.
-
-    ``kind`` is ``bind`` or ``tmpfs`` (docker's -v and --tmpfs: ``readonly`` and ``options`` say the rest), or
-    ``oci``: a mount from an OCI bundle, already translated to mount(2)'s ``fstype``, ``flags`` and ``data``,
-    with ``propagation`` flags applied after it and ``recursive`` for rbind.
-    """
+    """One mount on top of the root filesystem, an OCI mount translated to mount(2)'s ``fstype``,
+    ``flags`` and ``data`` (``spec.model.OciMount.flags_and_data``), with ``propagation`` flags applied
+    after it and ``recursive`` for rbind. Every container's mounts have this form, docker-style ones
+    included: ``spec.docker`` turns -v, --tmpfs and docker's own /proc, /sys and /dev into OCI mounts."""
 
     __slots__ = (
-        "kind",
         "source",
         "target",
-        "readonly",
-        "options",
         "fstype",
         "flags",
         "data",
@@ -59,11 +59,8 @@ class Mount:
 
     def __init__(
         self,
-        kind: str,
         target: str,
         source: str = "",
-        readonly: bool = False,
-        options: str = "",
         fstype: str = "",
         flags: int = 0,
         data: str = "",
@@ -73,11 +70,8 @@ class Mount:
         attr_clr: int = 0,
         id_mappings: dict | None = None,
     ) -> None:
-        self.kind = kind
         self.source = source
         self.target = target
-        self.readonly = readonly
-        self.options = options
         self.fstype = fstype
         self.flags = flags
         self.data = data
@@ -88,6 +82,23 @@ class Mount:
         self.attr_clr = attr_clr
         # An id-mapped bind mount's {"uid": [[container, host, size], ...], "gid": [...]}, or None
         self.id_mappings = id_mappings
+
+    @classmethod
+    def from_oci(cls, m: OciMount) -> Mount:
+        flags, propagation, data, recursive = m.flags_and_data()
+        attr_set, attr_clr = m.recursive_attrs()
+        return cls(
+            m.destination,
+            source=m.source,
+            fstype=m.type or "",
+            flags=flags,
+            data=data,
+            propagation=propagation,
+            recursive=recursive or "ridmap" in m.options,
+            attr_set=attr_set,
+            attr_clr=attr_clr,
+            id_mappings={"uid": m.uid_mappings, "gid": m.gid_mappings} if m.id_mapped else None,
+        )
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -135,7 +146,7 @@ class ContainerConfig:
         "cgroup_manager",
         "namespaces",
         "overlay",
-        "oci_mounts",
+        "proc_readonly",
         "devices",
         "extra_gids",
         "umask",
@@ -193,7 +204,7 @@ class ContainerConfig:
         cgroup_manager: str = "auto",
         namespaces: dict[str, str] | None = None,
         overlay: bool = True,
-        oci_mounts: bool = False,
+        proc_readonly: bool = False,
         devices: list[dict] | None = None,
         extra_gids: list[int] | None = None,
         umask: int | None = None,
@@ -250,7 +261,8 @@ class ContainerConfig:
         self.overlay = (
             overlay  # copy-on-write over the root filesystem (docker-style); OCI bundles use it in place
         )
-        self.oci_mounts = oci_mounts  # the mounts list replaces the built-in /proc, /sys, /dev set
+        # /proc remounted read-only once set up (docker-style containers, unless privileged)
+        self.proc_readonly = proc_readonly
         self.devices = list(devices or [])
         self.extra_gids = list(extra_gids or [])
         self.umask = umask
@@ -379,6 +391,16 @@ class ContainerConfig:
                     f"invalid --dns-search {domain!r}: give a domain name, e.g. example.com"
                 )
 
+    def replace(self, **changes: object) -> ContainerConfig:
+        """A copy with ``changes`` (a config is never changed in place: ``Container.create`` adds the
+        container's hostname and network this way)."""
+        new = object.__new__(ContainerConfig)
+        for k in self.__slots__:
+            object.__setattr__(new, k, changes.pop(k) if k in changes else getattr(self, k))
+        if changes:
+            raise TypeError(f"ContainerConfig has no field {next(iter(changes))!r}")
+        return new
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}
         d["mounts"] = [m.to_dict() for m in self.mounts]
@@ -388,6 +410,102 @@ class ContainerConfig:
     def from_dict(cls, d: dict) -> ContainerConfig:
         kw = {k: d[k] for k in cls.__slots__ if k in d and k not in ("rootfs", "args", "mounts")}
         return cls(d["rootfs"], d["args"], mounts=[Mount.from_dict(m) for m in d.get("mounts", [])], **kw)
+
+
+def from_spec(
+    spec: OciSpec,
+    name: str | None,
+    *,
+    image: str = "",
+    layers: list[str] | None = None,
+    security: dict | None = None,
+    **engine: object,
+) -> ContainerConfig:
+    """The one conversion of an OCI spec (a bundle's, or ``spec.docker``'s from docker-style options) into
+    the runtime's config, validated.
+
+    ``layers``: an image's layers, lowest first, for a copy-on-write overlay; without them the spec's root
+    is used in place (a bundle). ``security``: ``SecurityOptions.to_dict()`` (the CLI's flags, or a bundle's
+    process as ``oci`` reads it). ``engine``: what the spec has no field for (``--restart``, ``--network``,
+    labels, ``detach``, ...) and what a road decides itself (a bundle's missing hostname is "", the UTS
+    namespace's own; docker-style containers default to their id), as ``ContainerConfig``'s keywords.
+    """
+    p = spec.process
+    if p is None:
+        raise InvalidArgument("config.json: process: needed to create a container")
+    resources = None
+    if spec.resources:
+        resources = {}
+        if any(k != "devices" for k in spec.resources):  # (a plain 'run' has no limits to check)
+            from .cgroups.resources import Resources
+
+            resources = Resources.from_oci(spec.resources).to_dict()
+        if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
+            resources["devices"] = spec.resources["devices"]
+        # What Resources has no field for travels as given (cgroups.extras writes it).
+        for key in ("hugepageLimits", "network"):
+            if key in spec.resources:
+                resources[key] = spec.resources[key]
+        memory = spec.resources.get("memory") or {}
+        for key in ("swappiness", "disableOOMKiller", "kernelTCP"):
+            if key in memory:
+                resources.setdefault("memory", {})[key] = memory[key]
+    cgroup_path = spec.cgroups_path
+    if cgroup_path and ":" in cgroup_path:
+        raise Unsupported(
+            f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
+            "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)"
+        )
+    fields: dict = dict(
+        image=image,
+        env=p.env,
+        cwd=p.cwd,
+        user=p.user if p.user is not None else f"{p.uid}:{p.gid}",
+        hostname=spec.hostname,
+        mounts=[Mount.from_oci(m) for m in spec.mounts],
+        readonly=spec.root_readonly,
+        tty=p.terminal,
+        name=name,
+        resources=resources,
+        namespaces=spec.namespaces,
+        overlay=layers is not None,
+        layers=layers,
+        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings}
+        if spec.namespaces.get("user") == ""
+        else None,
+        time_offsets=spec.time_offsets,
+        devices=[
+            {
+                "path": d.path,
+                "type": d.type,
+                "major": d.major,
+                "minor": d.minor,
+                "file_mode": d.file_mode,
+                "uid": d.uid,
+                "gid": d.gid,
+            }
+            for d in spec.devices
+        ],
+        extra_gids=p.additional_gids,
+        umask=p.umask,
+        oom_score_adj=p.oom_score_adj,
+        domainname=spec.domainname,
+        sysctl=spec.sysctl,
+        # A spec that lists no masked or read-only paths gets none (runc's behaviour); spec.docker lists docker's.
+        masked_paths=spec.masked_paths or [],
+        readonly_paths=spec.readonly_paths or [],
+        security=security,
+        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items() if v} or None,
+        cgroup_path=cgroup_path,
+        rootfs_propagation=spec.rootfs_propagation,
+        console_size=p.console_size,
+        annotations=spec.annotations,
+        proc_attrs=spec.proc_attrs,
+    )
+    fields.update(engine)
+    config = ContainerConfig(spec.root_path, p.args, **fields)
+    config.validate()
+    return config
 
 
 def validate_name(name: str) -> None:
@@ -415,151 +533,6 @@ def parse_user(spec: str) -> tuple[str, str | None]:
 
 
 MAX_ID = (1 << 32) - 2
-
-
-def parse_volume(spec: str) -> Mount:
-    """``HOST:CTR[:ro|rw]`` → a bind mount. Host paths must be absolute, as with docker's bind mounts; a
-    source that is a name (``data:/var/lib/db``) is a named volume, created on first use."""
-    parts = spec.split(":")
-    mode = ""
-    if len(parts) == 3:
-        mode = parts.pop()
-    if len(parts) != 2 or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume {spec!r}: expected HOST:CONTAINER[:ro]")
-    host, target = parts
-    if mode not in ("", "ro", "rw"):
-        raise InvalidArgument(f"invalid volume mode {mode!r} in {spec!r}: use 'ro' or 'rw'")
-    if not host.startswith("/"):
-        from . import volumes
-
-        if not volumes.is_name(host):
-            raise InvalidArgument(
-                f"invalid volume {spec!r}: the host path must be absolute (or a volume's name: letters, "
-                "digits, '_', '.', '-')"
-            )
-        _check_target(target, spec)
-        host = volumes.create(host)["Mountpoint"]
-    _check_target(target, spec)
-    return Mount("bind", os.path.normpath(target), source=os.path.abspath(host), readonly=mode == "ro")
-
-
-def _check_target(target: str, spec: str) -> None:
-    if not target.startswith("/"):
-        raise InvalidArgument(f"invalid volume {spec!r}: the container path must be absolute")
-    if not os.path.normpath(target).strip("/"):
-        # Over the container's root it would hide the image, and its mount points would be made in the host's
-        # directory.
-        raise InvalidArgument(f"invalid volume {spec!r}: the container path cannot be '/'")
-
-
-def parse_mount(spec: str) -> Mount:
-    """docker's ``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=64m]``."""
-    fields: dict[str, str] = {}
-    for item in spec.split(","):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if key in ("readonly", "ro") and not eq:
-            value = "true"
-        elif not eq:
-            raise InvalidArgument(f"invalid --mount {spec!r}: {item!r} is not KEY=VALUE")
-        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key, key)
-        if key not in ("type", "source", "target", "readonly", "tmpfs-size", "tmpfs-mode"):
-            raise InvalidArgument(
-                f"invalid --mount {spec!r}: unknown field {key!r} (type, source, target, readonly, "
-                "tmpfs-size, tmpfs-mode)"
-            )
-        fields[key] = value
-    kind = fields.get("type", "volume")
-    target = fields.get("target")
-    if not target:
-        raise InvalidArgument(f"invalid --mount {spec!r}: target=PATH is required")
-    readonly = fields.get("readonly", "false").lower()
-    if readonly not in ("true", "false", "1", "0"):
-        raise InvalidArgument(f"invalid --mount {spec!r}: readonly is true or false")
-    mode = ":ro" if readonly in ("true", "1") else ""
-    if kind == "tmpfs":
-        if "source" in fields or mode:
-            raise InvalidArgument(f"invalid --mount {spec!r}: a tmpfs has no source and is writable")
-        opts = [f"size={fields['tmpfs-size']}"] if "tmpfs-size" in fields else []
-        opts += [f"mode={fields['tmpfs-mode']}"] if "tmpfs-mode" in fields else []
-        return parse_tmpfs(target + (":" + ",".join(opts) if opts else ""))
-    if kind not in ("bind", "volume"):
-        raise InvalidArgument(f"invalid --mount {spec!r}: type is bind, volume or tmpfs, not {kind!r}")
-    if any(k.startswith("tmpfs-") for k in fields):
-        raise InvalidArgument(f"invalid --mount {spec!r}: tmpfs-* fields go with type=tmpfs")
-    source = fields.get("source", "")
-    if kind == "bind":
-        if not source.startswith("/"):
-            raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount's source must be an absolute path")
-        if not os.path.exists(source):
-            raise NotFound(f"invalid --mount {spec!r}: the bind source {source} does not exist")
-    else:
-        from . import volumes
-
-        if source.startswith("/") or (source and not volumes.is_name(source)):
-            raise InvalidArgument(f"invalid --mount {spec!r}: a volume's source is its name")
-        source = source or volumes.create()["Name"]  # anonymous: a new volume of its own
-    return parse_volume(f"{source}:{target}{mode}")
-
-
-def parse_tmpfs(spec: str) -> Mount:
-    """``PATH[:OPTIONS]`` → a tmpfs, e.g. ``/run:size=64m,mode=755``."""
-    target, _, options = spec.partition(":")
-    if not target.startswith("/"):
-        raise InvalidArgument(f"invalid --tmpfs {spec!r}: the path must be absolute")
-    if not os.path.normpath(target).strip("/"):
-        raise InvalidArgument(
-            f"invalid --tmpfs {spec!r}: the path cannot be '/' (use --read-only for a read-only root)"
-        )
-    for opt in filter(None, options.split(",")):
-        key, eq, value = opt.partition("=")
-        if key not in (
-            "size",
-            "mode",
-            "uid",
-            "gid",
-            "nr_inodes",
-            "ro",
-            "rw",
-            "noexec",
-            "exec",
-            "nosuid",
-            "suid",
-            "nodev",
-            "dev",
-        ):
-            raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}")
-        # Checked here: the kernel's EINVAL would only come from inside the container, naming no option.
-        problem = _tmpfs_option_problem(key, eq, value)
-        if problem:
-            raise InvalidArgument(f"invalid --tmpfs option {opt!r} in {spec!r}: {problem}")
-    return Mount("tmpfs", os.path.normpath(target), options=options)
-
-
-_TMPFS_VALUED = {
-    "size": "a size such as 64m, or a percentage of memory such as 50%",
-    "nr_inodes": "a number, optionally with k, m or g",
-    "mode": "octal permissions such as 1777",
-    "uid": "a numeric user id",
-    "gid": "a numeric group id",
-}
-
-
-def _tmpfs_option_problem(key: str, eq: str, value: str) -> str | None:
-    """What is wrong with a known --tmpfs option's value, or None."""
-    if key not in _TMPFS_VALUED:
-        return "this flag takes no value" if eq else None
-    hint = f"use {_TMPFS_VALUED[key]}"
-    if not value or not value.isascii():
-        return hint
-    if key == "mode":
-        ok = len(value) <= 4 and all(c in "01234567" for c in value)
-    elif key in ("uid", "gid"):
-        ok = value.isdigit() and len(value) <= 10 and int(value) <= MAX_ID
-    else:
-        number = value[:-1] if value[-1] in ("kKmMgGtTpPeE%" if key == "size" else "kKmMgG") else value
-        ok = number.isdigit() and len(number) <= 18
-    return None if ok else hint
 
 
 def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str]:

@@ -31,6 +31,7 @@ from .state import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import process
+    from .config import ContainerConfig
 
 
 def new_id() -> str:
@@ -153,7 +154,7 @@ class Container:
         store = StateStore(root)
         cid = new_id()
         if config.hostname is None and "uts" in config.namespaces:
-            config.hostname = cid[:12]
+            config = config.replace(hostname=cid[:12])  # docker's default: the container's short id
         state = ContainerState(cid, config.name or cid[:12], config.to_dict())
         if monitored:
             from .monitor import new_health
@@ -184,7 +185,7 @@ class Container:
                     os.chown(
                         fifo, to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0)
                     )
-            self._setup_network(config)
+            config = self._setup_network(config)
             crash_point("network-attached")
             child = process.start_container(
                 config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo
@@ -220,7 +221,8 @@ class Container:
         from . import rootless
 
         if rootless.active() and not rootless.cgroup_delegated():
-            if config.resources:
+            # Device rules are not limits: without a cgroup the user namespace already denies mknod.
+            if any(k != "devices" for k in config.resources or {}):
                 raise Unsupported(
                     "rootless containers get no cgroup here, so no resource limits: no cgroup was "
                     "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
@@ -234,7 +236,7 @@ class Container:
         try:
             cg.create()
             crash_point("cgroup-created")
-            if config.resources:
+            if any(k != "devices" for k in config.resources or {}):
                 from .cgroups import extras
                 from .cgroups.resources import Resources
 
@@ -251,29 +253,30 @@ class Container:
             raise
         return cg
 
-    def _setup_network(self, config) -> None:
-        """--network: bridge networks get a namespace made and wired before the process starts (joined by
-        path), host shares ours, container:X joins X's; none (and None: OCI bundles, the Python API) keeps the new
-        namespace with lo. 'pycontain run' passes bridge unless told otherwise."""
-        if config.network in (None, "none"):
-            return
+    def _setup_network(self, config: ContainerConfig) -> ContainerConfig:
+        """--network: the config to start with. A bridge network gets a namespace made and wired before the
+        process starts (joined by path) and its /etc/hosts, resolv.conf and hostname bound over the image's;
+        container:X joins X's namespace; none, host (``spec.docker`` left its namespace out) and None (OCI
+        bundles, the Python API) change nothing. 'pycontain run' passes bridge unless told otherwise."""
+        if config.network in (None, "none", "host"):
+            return config
         from . import network
         from .config import Mount
+        from .spec.docker import network_mounts
 
         mode, arg = network.resolve_mode(config.network)
-        if mode == "host":
-            config.namespaces.pop("network", None)
-            return
+        if mode == "host":  # a network's name cannot be host: --network host is the literal above
+            return config
         assert arg is not None  # only none and host name no container or network
         if mode == "container":
             other = Container.get(arg, self.store.root)
             if not other.running():
                 raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
             info = other.state.config.get("net_info")
-            config.namespaces["network"] = info["netns_path"] if info else f"/proc/{other.pid}/ns/net"
+            netns = info["netns_path"] if info else f"/proc/{other.pid}/ns/net"
             files_dir = info["files_dir"] if info else None
         else:
-            info = network.attach(
+            attached = network.attach(
                 self.id,
                 arg,
                 container_name=self.name,
@@ -285,14 +288,15 @@ class Container:
                 dns_search=config.dns_search,
             )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
-            self.state.config["net_info"] = info.to_dict()
-            self.store.save(self.state)
-            config.namespaces["network"] = info.netns_path
-            files_dir = info.files_dir
-            info = info.to_dict()
+            self.state.config["net_info"] = attached.to_dict()
+            netns, files_dir = attached.netns_path, attached.files_dir
+        namespaces = {**config.namespaces, "network": netns}
+        self.state.config["namespaces"] = namespaces
+        self.store.save(self.state)
+        mounts = list(config.mounts)
         if files_dir:
-            for name in ("hosts", "resolv.conf", "hostname"):
-                config.mounts.append(Mount("bind", "/etc/" + name, source=os.path.join(files_dir, name)))
+            mounts += [Mount.from_oci(m) for m in network_mounts(files_dir)]
+        return config.replace(namespaces=namespaces, mounts=mounts)
 
     def _teardown_network(self) -> None:
         cfg = self.state.config or {}
@@ -387,8 +391,12 @@ class Container:
                 raise InvalidState(f"container {self.name} is being removed")
             self.state = st
         config = ContainerConfig.from_dict(st.config)
-        config.detach = True
+        namespaces = dict(config.namespaces)
+        if config.network not in (None, "none", "host"):
+            namespaces["network"] = ""  # a new one: the old namespace may be gone (after a reboot)
+        config = config.replace(detach=True, namespaces=namespaces)
         st.config["detach"] = True
+        st.config["namespaces"] = namespaces
         old = self.cgroup()
         if old is not None:
             try:
@@ -397,13 +405,10 @@ class Container:
                 pass
         self._teardown_network()
         st.config.pop("net_info", None)
-        if config.network not in (None, "none", "host"):
-            config.namespaces["network"] = ""  # a new one: the old namespace may be gone (after a reboot)
-        st.config["namespaces"] = config.namespaces
         cg = None
         try:
             cg = self._new_cgroup(config)
-            self._setup_network(config)
+            config = self._setup_network(config)
             child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio)
         except BaseException:
             try:
@@ -695,8 +700,8 @@ class Container:
         after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
-        from . import process
-        from .config import DEFAULT_PATH, merge_env, parse_user
+        from . import DEFAULT_PATH, process
+        from .config import merge_env, parse_user
 
         if not args:
             raise InvalidArgument("no command given to exec")

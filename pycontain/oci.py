@@ -1,7 +1,7 @@
 """The OCI runtime interface over bundles: create, start, state, kill, delete, exec — what engines call.
 
 A bundle's config.json is parsed and validated by ``pycontain.spec`` before anything is created; this
-module turns it into a ContainerConfig and drives the same Container lifecycle the docker-style
+module has it converted (``config.from_spec``, as docker-style options are) and drives the same Container lifecycle the docker-style
 commands use. The OCI container id is the container's name in the state root.
 """
 
@@ -13,101 +13,9 @@ import time
 # process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
 # without hooks skip them.
 from . import SPEC_VERSION, fastjson
-from .config import ContainerConfig, Mount
 from .container import Container
-from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
+from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
-
-
-def config_from_spec(
-    spec, container_id: str, bundle: str, no_pivot: bool = False, preserve_fds: int = 0
-) -> ContainerConfig:
-    """An OciSpec (pycontain.spec) → the runtime's ContainerConfig."""
-    p = spec.process
-    if p is None:
-        raise InvalidArgument("config.json: process: needed to create a container")
-    mounts = []
-    for m in spec.mounts:
-        flags, propagation, data, recursive = m.flags_and_data()
-        attr_set, attr_clr = m.recursive_attrs()
-        mounts.append(
-            Mount(
-                "oci",
-                m.destination,
-                source=m.source,
-                fstype=m.type or "",
-                flags=flags,
-                data=data,
-                propagation=propagation,
-                recursive=recursive or "ridmap" in m.options,
-                attr_set=attr_set,
-                attr_clr=attr_clr,
-                id_mappings={"uid": m.uid_mappings, "gid": m.gid_mappings} if m.id_mapped else None,
-            )
-        )
-    resources = None
-    if spec.resources:
-        from .cgroups.resources import Resources
-
-        resources = Resources.from_oci(spec.resources).to_dict()
-        if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
-            resources["devices"] = spec.resources["devices"]
-        # What Resources has no field for travels as given (cgroups.extras writes it).
-        for key in ("hugepageLimits", "network"):
-            if key in spec.resources:
-                resources[key] = spec.resources[key]
-        memory = spec.resources.get("memory") or {}
-        for key in ("swappiness", "disableOOMKiller", "kernelTCP"):
-            if key in memory:
-                resources.setdefault("memory", {})[key] = memory[key]
-    cgroup_path = spec.cgroups_path
-    if cgroup_path and ":" in cgroup_path:
-        raise Unsupported(
-            f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
-            "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)"
-        )
-    security = _security_from_spec(spec)
-    return ContainerConfig(
-        spec.root_path,
-        p.args,
-        image=bundle,
-        env=p.env,
-        cwd=p.cwd,
-        user=f"{p.uid}:{p.gid}",
-        hostname=spec.hostname or "",
-        mounts=mounts,
-        readonly=spec.root_readonly,
-        tty=p.terminal,
-        interactive=True,
-        name=container_id,
-        resources=resources,
-        namespaces=spec.namespaces,
-        overlay=False,
-        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings}
-        if spec.namespaces.get("user") == ""
-        else None,
-        time_offsets=spec.time_offsets,
-        oci_mounts=True,
-        devices=[_device(d) for d in spec.devices],
-        extra_gids=p.additional_gids,
-        umask=p.umask,
-        oom_score_adj=p.oom_score_adj,
-        domainname=spec.domainname,
-        sysctl=spec.sysctl,
-        # A bundle that lists no masked or read-only paths gets none (runc's behaviour), not docker's defaults.
-        masked_paths=spec.masked_paths or [],
-        readonly_paths=spec.readonly_paths or [],
-        security=security,
-        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items()} or None,
-        cgroup_path=cgroup_path,
-        rootfs_propagation=spec.rootfs_propagation,
-        no_pivot=no_pivot,
-        console_size=p.console_size,
-        bundle=bundle,
-        annotations=spec.annotations,
-        preserve_fds=preserve_fds,
-        proc_attrs=spec.proc_attrs,
-    )
 
 
 def host_warnings(spec) -> list[str]:
@@ -148,18 +56,6 @@ def host_warnings(spec) -> list[str]:
             )
             p.oom_score_adj = own
     return out
-
-
-def _device(d) -> dict:
-    return {
-        "path": d.path,
-        "type": d.type,
-        "major": d.major,
-        "minor": d.minor,
-        "file_mode": d.file_mode,
-        "uid": d.uid,
-        "gid": d.gid,
-    }
 
 
 def _security_from_spec(spec) -> dict | None:
@@ -214,7 +110,7 @@ def create(
 
     ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
     from . import process
-    from .config import validate_name
+    from .config import from_spec, validate_name
     from .spec import load_bundle
 
     validate_name(container_id)
@@ -223,7 +119,17 @@ def create(
     spec = load_bundle(bundle)
     for message in spec.warnings + host_warnings(spec):
         warn(message)
-    config = config_from_spec(spec, container_id, bundle, no_pivot, preserve_fds)
+    config = from_spec(
+        spec,
+        container_id,
+        image=bundle,
+        security=_security_from_spec(spec),
+        hostname=spec.hostname or "",  # none given: the UTS namespace keeps the name it starts with
+        interactive=True,
+        no_pivot=no_pivot,
+        bundle=bundle,
+        preserve_fds=preserve_fds,
+    )
     if config.tty and not console_socket:
         raise InvalidArgument(
             "config.json: process.terminal is true: pass --console-socket to receive the "
@@ -363,6 +269,23 @@ def run(
     if not keep:
         delete(container_id, root, force=True)
     return code
+
+
+def write_spec(bundle: str = ".", rootless: bool = False) -> str:
+    """runc's ``spec``: a default config.json in ``bundle`` (one for a rootless container with ``rootless``),
+    never over an existing one. Returns its path."""
+    import json
+
+    from .errors import AlreadyExists
+    from .spec import default_spec
+
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists(f"{path} already exists: remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=rootless), f, indent=2)
+        f.write("\n")
+    return path
 
 
 def write_pid_file(path: str, pid: int) -> None:

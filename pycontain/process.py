@@ -582,7 +582,8 @@ def start_container(
     With ``start_fifo`` (OCI create), the child sets everything up, reports ready, and waits until
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
-    from .config import DEFAULT_PATH, merge_env
+    from . import DEFAULT_PATH
+    from .config import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(

@@ -14,6 +14,12 @@ import stat
 
 from . import libc
 from .errors import InvalidArgument, PycontainError
+from .libc import escape_overlay
+
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .config import ContainerConfig, Mount
 
 _DEV_NODES = (  # name, major, minor
     ("null", 1, 3),
@@ -86,12 +92,6 @@ def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def escape_overlay(path: str) -> str:
-    for ch in "\\,:":
-        path = path.replace(ch, "\\" + ch)
-    return path
-
-
 def mount_overlay(
     layers: list[str], container_dir: str, userns_fd: int | None = None, root_ids: tuple[int, int] = (0, 0)
 ) -> str:
@@ -134,72 +134,6 @@ def mount_overlay(
             "(is the overlay module loaded? try 'modprobe overlay')"
         ) from None
     return merged
-
-
-def bind_volume(root: str, source: str, target: str, readonly: bool) -> None:
-    if not os.path.exists(source):
-        _mkdirs(source)  # docker's -v creates a missing host directory
-    dest = mount_point(root, target)
-    if os.path.isdir(source):
-        _mkdirs(dest)
-    elif not os.path.exists(dest):
-        _mkdirs(os.path.dirname(dest))
-        open(dest, "a").close()
-    libc.mount(source, dest, None, libc.MS_BIND | libc.MS_REC)
-    if readonly:
-        libc.mount(None, dest, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | libc.MS_REC)
-
-
-def mount_tmpfs(
-    root: str, target: str, options: str = "", flags: int = libc.MS_NOSUID | libc.MS_NODEV
-) -> None:
-    dest = mount_point(root, target)
-    _mkdirs(dest)
-    opts = []
-    for opt in filter(None, options.split(",")):
-        if opt in ("ro",):
-            flags |= libc.MS_RDONLY
-        elif opt == "noexec":
-            flags |= libc.MS_NOEXEC
-        elif opt in ("rw", "exec", "suid", "dev", "nosuid", "nodev"):
-            continue
-        else:
-            opts.append(opt)
-    if not any(o.startswith("mode=") for o in opts):
-        opts.append("mode=1777")
-    libc.mount("tmpfs", dest, "tmpfs", flags, ",".join(opts))
-
-
-def mount_dev(root: str) -> None:
-    """A private /dev: a tmpfs holding only the safe device nodes, a fresh devpts, shm and mqueue."""
-    dev = os.path.join(root, "dev")
-    _mkdirs(dev)
-    libc.mount("tmpfs", dev, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME, "mode=755,size=65536k")
-    old = os.umask(0)
-    try:
-        for name, major, minor in _DEV_NODES:
-            _mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-    finally:
-        os.umask(old)
-    for name, target in _DEV_LINKS:
-        os.symlink(target, os.path.join(dev, name))
-    for d in ("pts", "shm", "mqueue"):
-        os.mkdir(os.path.join(dev, d), 0o755)
-    from . import rootless
-
-    # gid=5 (tty) must be mapped in the mount's user namespace: a rootless one maps only the user's own group
-    libc.mount(
-        "devpts",
-        os.path.join(dev, "pts"),
-        "devpts",
-        libc.MS_NOSUID | libc.MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless.active() else ",gid=5"),
-    )
-    libc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
-    libc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
-    # Without a terminal /dev/console is /dev/null, so nothing written to it reaches the host's console.
-    open(os.path.join(dev, "console"), "a").close()
-    libc.mount(os.path.join(dev, "null"), os.path.join(dev, "console"), None, libc.MS_BIND)
 
 
 def bind_console(slave_path: str) -> None:
@@ -252,6 +186,17 @@ def mount_oci(root: str, m, cgroup_procs: list[str]) -> None:
         rest = m.flags & ~(libc.MS_BIND | libc.MS_REC)
         if rest:  # bind mounts take their flags only on a remount
             libc.mount(None, dest, None, rest | libc.MS_BIND | libc.MS_REMOUNT)
+    elif m.fstype == "sysfs":
+        _mkdirs(dest)
+        try:
+            libc.mount(m.source or "sysfs", dest, "sysfs", m.flags, m.data or None)
+        except PermissionError:
+            # a user namespace that does not own the network namespace (rootless with --network host) may
+            # not mount a sysfs: the host's, read-only, as runc does
+            libc.mount("/sys", dest, None, libc.MS_BIND | libc.MS_REC)
+            libc.mount(
+                None, dest, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
+            )
     elif m.fstype in ("cgroup", "cgroup2"):
         _mkdirs(dest)
         if not cgroup_view(dest, cgroup_procs, m.flags):
@@ -355,7 +300,7 @@ def _mknod(path: str, mode: int, rdev: int) -> bool:
     ]
     for host in candidates:
         try:
-            st = os.stat(host)
+            st = os.lstat(host)  # a node itself: /dev/stdin links to whatever our stdin is
         except OSError:
             continue
         if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == rdev:
@@ -441,108 +386,240 @@ def write_sysctls(sysctl: dict[str, str]) -> None:
         os.close(proc)
 
 
-def build(
-    config, container_dir: str, userns_fd: int | None = None, cgroup_procs: list[str] | None = None
-) -> None:
-    """Every mount of the container, in order, then pivot_root. Runs in the new mount namespace.
+# -- the plan -------------------------------------------------------------------------------------
+class Context:
+    """What the steps share while they run: the container's directory (its overlay's upper layer), its new
+    user namespace (whose range the image's layers are shifted into), the host paths of its cgroup.procs
+    files (shown at /sys/fs/cgroup) and, once a root step ran, the root being built."""
 
-    ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into.
-    ``cgroup_procs``: the cgroup.procs files of the container's cgroups, shown at its /sys/fs/cgroup."""
-    if "mount" not in config.namespaces:
-        # An OCI config that inherits our mount namespace (validated to ask for no mount): the root is
-        # entered by chroot alone, as runc does, and nothing here may touch the host's mounts.
-        os.chroot(config.rootfs)
+    __slots__ = ("container_dir", "userns_fd", "cgroup_procs", "root")
+
+    def __init__(self, container_dir: str, userns_fd: int | None, cgroup_procs: list[str]) -> None:
+        self.container_dir = container_dir
+        self.userns_fd = userns_fd
+        self.cgroup_procs = cgroup_procs
+        self.root = ""
+
+
+class Step:
+    """One step of a container's filesystem plan. ``run`` makes its system calls (in the child, in its new
+    mount namespace); the steps themselves are plain data, compared and shown by their fields."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def run(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, Step) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self._fields())))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(v) for v in self._fields())})"
+
+
+class Chroot(Step):
+    """No mount namespace of its own (an OCI config, validated to ask for no mount): the root is entered by
+    chroot alone, as runc does, and nothing may touch the host's mounts."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def run(self, ctx: Context) -> None:
+        os.chroot(self.path)
         os.chdir("/")
-        return
-    cgroup_procs = cgroup_procs or []
-    # A host directory bound at /dev is the user's (the host's own /dev, even): nothing is created in it,
-    # neither the default nodes nor linux.devices (runc and crun make nodes only on a /dev of their own).
-    dev_bound = any(
-        os.path.normpath(m.target) == "/dev" and (m.kind == "bind" or (m.kind == "oci" and _is_bind(m)))
-        for m in config.mounts
-    )
-    # Nothing we mount may propagate back to the host, whatever the host's propagation is.
-    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
-    if config.overlay:
+
+
+class MakePrivate(Step):
+    """Nothing mounted from here on may propagate back to the host, whatever the host's propagation is."""
+
+    def run(self, ctx: Context) -> None:
+        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+
+
+class OverlayRoot(Step):
+    """The image's layers under a writable layer of the container's own (see ``mount_overlay``)."""
+
+    __slots__ = ("layers", "id_mappings")
+
+    def __init__(self, layers: list[str], id_mappings: dict | None) -> None:
+        self.layers = layers
+        self.id_mappings = id_mappings
+
+    def run(self, ctx: Context) -> None:
         root_ids = (0, 0)
-        if userns_fd is not None:
+        if ctx.userns_fd is not None and self.id_mappings:
             from .userns import to_host
 
-            root_ids = (to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0))
-        root = mount_overlay(config.layers, container_dir, userns_fd, root_ids)
-    else:
-        root = bind_rootfs(config.rootfs)
+            root_ids = (to_host(self.id_mappings["uid"], 0), to_host(self.id_mappings["gid"], 0))
+        ctx.root = mount_overlay(self.layers, ctx.container_dir, ctx.userns_fd, root_ids)
 
-    if config.oci_mounts:
-        for m in config.mounts:
-            mount_oci(root, m, cgroup_procs)
-        if not dev_bound:
-            _default_dev(root)
-    else:
-        for m in config.mounts:
-            if m.kind == "bind":
-                bind_volume(root, m.source, m.target, m.readonly)
-        proc = os.path.join(root, "proc")
-        _mkdirs(proc)
-        libc.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
-        sys_ = os.path.join(root, "sys")
-        _mkdirs(sys_)
-        try:
-            libc.mount("sysfs", sys_, "sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
-        except PermissionError:
-            # a user namespace that does not own the network namespace (rootless with --network host) may
-            # not mount a sysfs: the host's, read-only, as rootless runc does
-            libc.mount("/sys", sys_, None, libc.MS_BIND | libc.MS_REC)
-            libc.mount(
-                None, sys_, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
-            )
-        cgroup_view(os.path.join(sys_, "fs", "cgroup"), cgroup_procs)
-        if not dev_bound:  # docker's -v /dev:/dev shows the host's /dev, not a tmpfs over it
-            mount_dev(root)
-        from . import rootless
 
-        if rootless.active():
-            # The image's directories belong to host ids our user namespace does not map, and overlayfs cannot
-            # copy them up under an owner it cannot map (EOVERFLOW): give the usual scratch places a tmpfs.
-            for d, mode in (("/tmp", "1777"), ("/var/tmp", "1777"), ("/run", "755"), ("/root", "700")):
-                if d == "/tmp" or os.path.isdir(os.path.join(root, d.lstrip("/"))):
-                    mount_tmpfs(root, d, f"mode={mode}")
-        elif not os.path.isdir(os.path.join(root, "tmp")):
-            mount_tmpfs(root, "/tmp")
-        for m in config.mounts:
-            if m.kind == "tmpfs":
-                mount_tmpfs(root, m.target, m.options)
-    if config.devices and not dev_bound:
-        make_devices(root, config.devices)
+class BindRoot(Step):
+    """A bundle's root filesystem, used in place."""
 
-    if config.no_pivot:
-        # --no-pivot (for ramdisk roots, where pivot_root fails): move the root over / and chroot into it.
-        os.chdir(root)
-        libc.mount(root, "/", None, libc.MS_MOVE)
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def run(self, ctx: Context) -> None:
+        ctx.root = bind_rootfs(self.path)
+
+
+class MountStep(Step):
+    """One mount of the config (every mount has the OCI form: see ``mount_oci``)."""
+
+    __slots__ = ("mount",)
+
+    def __init__(self, mount: Mount) -> None:
+        self.mount = mount
+
+    def _fields(self) -> tuple:
+        return (self.mount.target, self.mount.fstype, self.mount.source, self.mount.flags, self.mount.data)
+
+    def run(self, ctx: Context) -> None:
+        mount_oci(ctx.root, self.mount, ctx.cgroup_procs)
+
+
+class DefaultDevices(Step):
+    """The nodes and links an OCI runtime provides in a /dev of the container's own."""
+
+    def run(self, ctx: Context) -> None:
+        _default_dev(ctx.root)
+
+
+class MakeDevices(Step):
+    """``linux.devices``: nodes in the container's /dev."""
+
+    __slots__ = ("devices",)
+
+    def __init__(self, devices: list[dict]) -> None:
+        self.devices = devices
+
+    def run(self, ctx: Context) -> None:
+        make_devices(ctx.root, self.devices)
+
+
+class PivotRoot(Step):
+    """pivot_root into the new root, the old one detached (``pivot``)."""
+
+    def run(self, ctx: Context) -> None:
+        pivot(ctx.root)
+
+
+class MoveRoot(Step):
+    """--no-pivot (for ramdisk roots, where pivot_root fails): the root moved over / and chrooted into."""
+
+    def run(self, ctx: Context) -> None:
+        os.chdir(ctx.root)
+        libc.mount(ctx.root, "/", None, libc.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
-    else:
-        pivot(root)
-    if config.sysctl:
-        write_sysctls(config.sysctl)
-    if config.rootfs_propagation:
-        libc.mount(None, "/", None, _PROPAGATION[config.rootfs_propagation])
-    if config.readonly:
-        # A missing working directory is made while the root is still writable, as runc does (otherwise
-        # the process makes it itself, as its own user).
+
+
+class Sysctls(Step):
+    """``write_sysctls``, through the container's own /proc."""
+
+    __slots__ = ("sysctl",)
+
+    def __init__(self, sysctl: dict[str, str]) -> None:
+        self.sysctl = sysctl
+
+    def run(self, ctx: Context) -> None:
+        write_sysctls(self.sysctl)
+
+
+class RootPropagation(Step):
+    """``linux.rootfsPropagation`` on the new root."""
+
+    __slots__ = ("propagation",)
+
+    def __init__(self, propagation: str) -> None:
+        self.propagation = propagation
+
+    def run(self, ctx: Context) -> None:
+        libc.mount(None, "/", None, _PROPAGATION[self.propagation])
+
+
+class ReadonlyRoot(Step):
+    """The root remounted read-only; a missing working directory is made first, while it is still writable,
+    as runc does (otherwise the process would make it itself, as its own user)."""
+
+    __slots__ = ("cwd",)
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
+
+    def run(self, ctx: Context) -> None:
         try:
-            os.makedirs(config.cwd, 0o755, exist_ok=True)
+            os.makedirs(self.cwd, 0o755, exist_ok=True)
         except OSError as e:
             raise PycontainError(
-                f"cannot create the working directory {config.cwd}: {os.strerror(e.errno or 0)}"
+                f"cannot create the working directory {self.cwd}: {os.strerror(e.errno or 0)}"
             ) from None
         libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
-    if not config.oci_mounts and not (config.security or {}).get("privileged"):
-        # /proc is read-only once set up: only through the container's own mount of it could a process
-        # reach the kernel's writable knobs (/proc/sys, /proc/sysrq-trigger).
+
+
+class ReadonlyProc(Step):
+    """/proc read-only once set up: only through the container's own mount of it could a process reach the
+    kernel's writable knobs (/proc/sys, /proc/sysrq-trigger)."""
+
+    def run(self, ctx: Context) -> None:
         libc.mount(
             None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
         )
+
+
+def plan(config: ContainerConfig) -> list[Step]:
+    """The container's filesystem, step by step, from its config alone (a pure function: the tests read it
+    without root): the root, every mount in the config's order, /dev's nodes, pivot_root, then what needs
+    the new root (sysctls, propagation, read-only root and /proc)."""
+    if "mount" not in config.namespaces:
+        return [Chroot(config.rootfs)]
+    steps: list[Step] = [MakePrivate()]
+    steps.append(
+        OverlayRoot(config.layers, config.id_mappings) if config.overlay else BindRoot(config.rootfs)
+    )
+    steps += [MountStep(m) for m in config.mounts]
+    # A host directory bound at /dev is the user's (the host's own /dev, even): nothing is created in it,
+    # neither the default nodes nor linux.devices (runc and crun make nodes only on a /dev of their own).
+    if not any(os.path.normpath(m.target) == "/dev" and _is_bind(m) for m in config.mounts):
+        steps.append(DefaultDevices())
+        if config.devices:
+            steps.append(MakeDevices(config.devices))
+    steps.append(MoveRoot() if config.no_pivot else PivotRoot())
+    if config.sysctl:
+        steps.append(Sysctls(config.sysctl))
+    if config.rootfs_propagation:
+        steps.append(RootPropagation(config.rootfs_propagation))
+    if config.readonly:
+        steps.append(ReadonlyRoot(config.cwd))
+    if config.proc_readonly:
+        steps.append(ReadonlyProc())
+    return steps
+
+
+def build(
+    config: ContainerConfig,
+    container_dir: str,
+    userns_fd: int | None = None,
+    cgroup_procs: list[str] | None = None,
+) -> None:
+    """Run the container's ``plan``: every mount, in order, then pivot_root. Runs in the new mount namespace.
+
+    ``userns_fd``: the container's new user namespace, whose range the image's layers are shifted into.
+    ``cgroup_procs``: the cgroup.procs files of the container's cgroups, shown at its /sys/fs/cgroup."""
+    ctx = Context(container_dir, userns_fd, cgroup_procs or [])
+    for step in plan(config):
+        step.run(ctx)
 
 
 def pivot(root: str) -> None:

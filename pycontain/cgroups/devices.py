@@ -113,9 +113,9 @@ def parse_oci(items: object, where: str = "linux.resources.devices") -> list[Dev
 def rules_for(config) -> list[DeviceRule] | None:
     """The rules a container's cgroup gets; None leaves its cgroup's (inherited) rules alone.
 
-    docker-style containers: deny all, then docker's defaults. OCI bundles: their own
-    ``linux.resources.devices`` first, then an allow rule per ``linux.devices`` node and the defaults (what
-    runc does). ``--privileged``: None (every device).
+    The spec's own ``linux.resources.devices`` first (``spec.docker`` gives docker-style containers "deny
+    all"), then an allow rule per ``linux.devices`` node and the defaults (what runc does); a spec with
+    neither leaves the rules alone. ``--privileged``: None (every device).
     """
     security = config.security or {}
     if security.get("privileged"):
@@ -126,8 +126,6 @@ def rules_for(config) -> list[DeviceRule] | None:
         for d in config.devices
         if d.get("type", "c") in ("c", "b")
     ]
-    if config.oci_mounts:
-        if own is None and not nodes:
-            return None
-        return parse_oci(own or []) + nodes + list(DEFAULT_ALLOWED)
-    return [DENY_ALL, *DEFAULT_ALLOWED, *nodes]
+    if own is None and not nodes:
+        return None
+    return parse_oci(own or []) + nodes + list(DEFAULT_ALLOWED)

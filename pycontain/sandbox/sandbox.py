@@ -73,7 +73,7 @@ def build_config(
         tmpfs.append(f"/tmp:size={READONLY_TMP_SIZE}")
     if network not in ("none", "host"):
         raise InvalidArgument(f"invalid network {network!r}: use 'none' (only loopback) or 'host'")
-    cfg = make_config(
+    return make_config(
         image,
         IDLE_COMMAND,
         entrypoint="",  # the idle loop is PID 1 whatever the image's entrypoint (an appliance's would run it)
@@ -86,10 +86,8 @@ def build_config(
         resources=resources,
         cgroup_parent=cgroup_parent,
         cgroup_manager=cgroup_manager,
+        network=network,  # host: spec.docker leaves the network namespace out
     )
-    if network == "host":
-        cfg.namespaces.pop("network", None)
-    return cfg
 
 
 def _zombie(pid: int) -> bool:

@@ -146,6 +146,7 @@ class OciProcess:
         "apparmor_profile",
         "selinux_label",
         "proc_attrs",
+        "user",
     )
 
     def __init__(
@@ -185,6 +186,9 @@ class OciProcess:
         # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
         # are in OciSpec.proc_attrs with its memoryPolicy
         self.proc_attrs: dict | None = None
+        # docker's --user (UID[:GID], names allowed, looked up in the container), in place of uid and gid;
+        # pycontain's own field: a config.json has numbers only
+        self.user: str | None = None
 
     def to_dict(self) -> dict:
         user: dict = {"uid": self.uid, "gid": self.gid}

@@ -1,4 +1,4 @@
-"""``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
+"""``pycontain build``: an appliance manifest (``pycontain.build.manifest``) to an image of the store.
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
 **pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pycontain import DEFAULT_PATH
+from pycontain.build.manifest import Manifest
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
-from rootfs_builder.appliance import Manifest
 from rootfs_builder.store import Store, arch
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ CA_MOUNT = ".pycontain-ca.pem"
 PIP_HOST_SETTINGS = frozenset(
     {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
 )
-DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+DEFAULT_ENV = [f"PATH={DEFAULT_PATH}"]
 
 
 class BuildError(PycontainError):
@@ -420,16 +421,16 @@ class Builder:
         pip_whl = sorted(glob.glob(os.path.join(tools, "pip-*.whl")))
         if not pip_whl:
             raise BuildError("pip download did not fetch pip's own wheel")
-        from pycontain.config import Mount
+        from pycontain.spec.docker import bind
 
         tools_at, wheels_at = f"/{PIP_MOUNT}", f"/{WHEELS_MOUNT}"
         pip = ["python3", f"{tools_at}/{os.path.basename(pip_whl[-1])}/pip"]
         common = ["--disable-pip-version-check", "--no-cache-dir"]
-        mounts = [Mount("bind", tools_at, source=tools, readonly=True)]
+        mounts = [bind(tools, tools_at, readonly=True)]
         env = []
         ca = _ca_bundle()
         if ca is not None:  # the host's trust anchors, for a host behind a TLS-inspecting proxy
-            mounts.append(Mount("bind", f"/{CA_MOUNT}", source=ca, readonly=True))
+            mounts.append(bind(ca, f"/{CA_MOUNT}", readonly=True))
             env.append(f"PIP_CERT=/{CA_MOUNT}")
         env += [f"{k}={v}" for k, v in os.environ.items() if k in PIP_HOST_SETTINGS]
         self.progress.status("pip download in a build container")
@@ -438,7 +439,7 @@ class Builder:
             code, out, _ = self._container(
                 state,
                 fetch,
-                mounts=[*mounts, Mount("bind", wheels_at, source=wheels)],
+                mounts=[*mounts, bind(wheels, wheels_at)],
                 keep=False,
                 network="bridge",
                 extra_env=env,
@@ -470,7 +471,7 @@ class Builder:
             state,
             argv,
             f"pip install {' '.join(self.m.pip)}",
-            mounts=[*mounts[:1], Mount("bind", wheels_at, source=wheels, readonly=True)],
+            mounts=[*mounts[:1], bind(wheels, wheels_at, readonly=True)],
             skip=frozenset({PIP_MOUNT, WHEELS_MOUNT}),
         )
 
@@ -595,8 +596,8 @@ class Builder:
     ) -> tuple[int, str, Container | None]:
         """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
         from pycontain import api, rootless
-        from pycontain.config import ContainerConfig
         from pycontain.container import Container
+        from pycontain.spec import docker
 
         root = os.path.join(self._workdir(), "state")
         self.n_containers += 1
@@ -606,18 +607,16 @@ class Builder:
             network = "host" if self.network == "host" else None
         if rootless.active() and network == "bridge":
             network = "host"  # a rootless container's only way out: bridges, veths and NAT need root
-        cfg = ContainerConfig(
-            self.store.layer_path(state.layers[-1]),
+        cfg = docker.to_config(
+            [self.store.layer_path(d) for d in state.layers],
             argv,
+            name=name,
             image="pycontain-build",
             env=env,
-            cwd="/",
             mounts=mounts,
-            layers=[self.store.layer_path(d) for d in state.layers],
-            detach=True,
-            name=name,
             hostname="build",
             network=network,
+            detach=True,
         )
         # The container's output is relayed (as for 'run') into a file of the build's work directory, which
         # _follow shows as it grows and errors quote from.

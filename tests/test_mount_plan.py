@@ -1,0 +1,208 @@
+"""The container's filesystem plan (rootfs.plan) and the docker road into it (spec.docker), without root:
+configs are built and planned, nothing is mounted."""
+
+from __future__ import annotations
+
+import pytest
+
+from pycontain import libc, rootfs
+from pycontain.config import from_spec
+from pycontain.rootfs import (
+    BindRoot,
+    Chroot,
+    DefaultDevices,
+    MakeDevices,
+    MakePrivate,
+    MountStep,
+    MoveRoot,
+    OverlayRoot,
+    PivotRoot,
+    ReadonlyProc,
+    ReadonlyRoot,
+    Sysctls,
+)
+from pycontain.spec import default_spec, docker, parse
+
+NSD = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+
+
+@pytest.fixture
+def image(tmp_path) -> list[str]:
+    """Two layers; the upper one has /etc and /run, neither has /tmp."""
+    low, up = tmp_path / "low", tmp_path / "up"
+    (low / "etc").mkdir(parents=True)
+    (up / "run").mkdir(parents=True)
+    return [str(low), str(up)]
+
+
+def run_config(layers: list[str], **options):
+    options.setdefault("env", [])
+    return docker.to_config(layers, ["true"], name=None, image="img", **options)
+
+
+def mounts(steps) -> list[tuple[str, str]]:
+    return [(s.mount.target, s.mount.fstype) for s in steps if isinstance(s, MountStep)]
+
+
+def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = run_config(
+        image, mounts=[docker.volume(f"{data}:/data:ro"), docker.tmpfs("/cache:size=8m")], hostname="h"
+    )
+    steps = rootfs.plan(cfg)
+    assert steps[:2] == [MakePrivate(), OverlayRoot(image, None)]
+    assert mounts(steps) == [
+        ("/data", "bind"),
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/sys/fs/cgroup", "cgroup"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        ("/tmp", "tmpfs"),  # the image has none
+        ("/cache", "tmpfs"),
+    ]
+    rest = steps[2 + len(mounts(steps)) :]
+    assert rest == [
+        DefaultDevices(),
+        MakeDevices(
+            [
+                {
+                    "path": "/dev/console",
+                    "type": "c",
+                    "major": 1,
+                    "minor": 3,
+                    "file_mode": 0o666,
+                    "uid": None,
+                    "gid": None,
+                }
+            ]
+        ),
+        PivotRoot(),
+        ReadonlyProc(),
+    ]
+
+
+def test_builtin_mounts_have_dockers_flags(image) -> None:
+    by_target = {s.mount.target: s.mount for s in rootfs.plan(run_config(image)) if isinstance(s, MountStep)}
+    assert by_target["/proc"].flags == NSD
+    assert by_target["/sys"].flags == NSD | libc.MS_RDONLY
+    assert by_target["/sys/fs/cgroup"].flags == NSD | libc.MS_RDONLY
+    assert by_target["/dev"].flags == libc.MS_NOSUID | libc.MS_STRICTATIME
+    assert by_target["/dev"].data == "mode=755,size=65536k"
+    assert by_target["/dev/pts"].data == "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    assert (by_target["/dev/shm"].source, by_target["/dev/shm"].flags) == ("shm", NSD)
+    assert (by_target["/tmp"].flags, by_target["/tmp"].data) == (libc.MS_NOSUID | libc.MS_NODEV, "mode=1777")
+
+
+def test_volumes_and_tmpfs_become_oci_mounts(tmp_path) -> None:
+    ro = docker.volume(f"{tmp_path}:/x:ro")
+    assert (ro.destination, ro.type, ro.source, ro.options) == ("/x", "bind", str(tmp_path), ["rbind", "ro"])
+    flags, _, _, recursive = ro.flags_and_data()
+    assert flags == libc.MS_BIND | libc.MS_REC | libc.MS_RDONLY and recursive
+    # suid, dev and exec leave docker's nosuid/nodev as they are; ro and noexec are flags; the rest is data
+    t = docker.tmpfs("/run:size=64m,suid,dev,exec,ro,noexec,uid=5")
+    assert t.options == ["nosuid", "nodev", "ro", "noexec", "size=64m", "uid=5", "mode=1777"]
+    flags, _, data, _ = t.flags_and_data()
+    assert flags == libc.MS_NOSUID | libc.MS_NODEV | libc.MS_RDONLY | libc.MS_NOEXEC
+    assert data == "size=64m,uid=5,mode=1777"
+    assert docker.tmpfs("/run:mode=700").options == ["nosuid", "nodev", "mode=700"]
+
+
+def test_a_bound_dev_gets_no_dev_of_ours(image) -> None:
+    steps = rootfs.plan(run_config(image, mounts=[docker.volume("/dev:/dev")]))
+    assert [t for t, _ in mounts(steps) if t.startswith("/dev")] == ["/dev"]
+    assert not any(isinstance(s, (DefaultDevices, MakeDevices)) for s in steps)
+
+
+def test_read_only_privileged_and_image_tmp(image, tmp_path) -> None:
+    (tmp_path / "low" / "tmp").mkdir()
+    steps = rootfs.plan(run_config(image, read_only=True, cwd="/work", security={"privileged": True}))
+    assert steps[-2:] == [PivotRoot(), ReadonlyRoot("/work")]  # privileged: /proc stays writable
+    assert "/tmp" not in [t for t, _ in mounts(steps)]  # the image has one
+
+
+def test_rootless_policy(image, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pycontain import rootless
+
+    monkeypatch.setattr(rootless, "active", lambda: True)
+    monkeypatch.setattr(rootless, "cgroup_delegated", lambda: False)
+    steps = rootfs.plan(run_config(image))
+    targets = [t for t, _ in mounts(steps)]
+    assert "/sys/fs/cgroup" not in targets  # no cgroup of its own to show
+    assert targets[-2:] == ["/tmp", "/run"]  # scratch tmpfs where the image has the directory
+    devpts = next(s.mount for s in steps if isinstance(s, MountStep) and s.mount.fstype == "devpts")
+    assert "gid=5" not in devpts.data
+
+
+def test_network_host_leaves_the_network_namespace_out(image) -> None:
+    assert "network" not in run_config(image, network="host").namespaces
+    assert run_config(image, network="none").namespaces["network"] == ""
+
+
+def test_a_bundle_is_planned_from_its_own_mounts(tmp_path) -> None:
+    (tmp_path / "rootfs").mkdir()
+    doc = default_spec()
+    doc["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    cfg = from_spec(parse(doc, str(tmp_path)), "c1", no_pivot=True)
+    steps = rootfs.plan(cfg)
+    assert steps[:2] == [MakePrivate(), BindRoot(str(tmp_path / "rootfs"))]
+    assert mounts(steps) == [(m["destination"], m["type"]) for m in doc["mounts"]]
+    assert steps[-4:] == [
+        DefaultDevices(),
+        MoveRoot(),
+        Sysctls({"net.ipv4.ip_forward": "1"}),
+        ReadonlyRoot("/"),
+    ]
+
+
+def test_without_a_mount_namespace_the_root_is_only_chrooted(tmp_path) -> None:
+    (tmp_path / "rootfs").mkdir()
+    doc = default_spec()
+    doc["linux"]["namespaces"] = [{"type": "pid"}]
+    for key in ("maskedPaths", "readonlyPaths"):
+        del doc["linux"][key]
+    doc["mounts"] = []
+    doc["root"]["readonly"] = False
+    del doc["hostname"]
+    cfg = from_spec(parse(doc, str(tmp_path)), "c2")
+    assert rootfs.plan(cfg) == [Chroot(str(tmp_path / "rootfs"))]
+
+
+def test_both_roads_give_the_same_mounts(image) -> None:
+    """A docker-style container's spec written out as a config.json and read back as a bundle plans the
+    same mounts: one road from the spec on."""
+    spec = docker.to_spec(
+        image,
+        ["true"],
+        env=[],
+        cwd="/",
+        user=None,
+        hostname=None,
+        mounts=[docker.tmpfs("/cache")],
+        read_only=False,
+        resources=None,
+        network=None,
+        id_mappings=None,
+    )
+    docker_cfg = from_spec(spec, None, layers=image)
+    bundle_cfg = from_spec(parse(spec.to_dict(), image[-1]), None)
+    assert [MountStep(m) for m in docker_cfg.mounts] == [MountStep(m) for m in bundle_cfg.mounts]
+    assert docker_cfg.devices == bundle_cfg.devices
+    assert docker_cfg.resources == bundle_cfg.resources
+
+
+def test_docker_user_is_looked_up_in_the_container(image) -> None:
+    assert run_config(image).user == "0"  # root with its /etc/group memberships, not "0:0" (none)
+    assert run_config(image, user="app:staff").user == "app:staff"
+
+
+def test_replace_leaves_the_config_alone(image) -> None:
+    cfg = run_config(image)
+    other = cfg.replace(hostname="x", namespaces={})
+    assert (cfg.hostname, other.hostname) == (None, "x")
+    assert cfg.namespaces and not other.namespaces
+    with pytest.raises(TypeError):
+        cfg.replace(nonsense=1)
