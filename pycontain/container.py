@@ -498,7 +498,7 @@ class Container:
             return
         try:
             self._teardown_network()
-        except (OSError, PycontainError):
+        except Exception:  # whatever it is: the exit is recorded, and a restart policy must still apply
             return
         with self.store.lock():
             st = self.store.load_id(self.id)
