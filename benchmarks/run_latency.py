@@ -50,14 +50,15 @@ def find_pycontain(given: str | None) -> str | None:
     return venv if os.access(venv, os.X_OK) else shutil.which("pycontain")
 
 
-def interpreter_of(script: str | None) -> str:
-    """The Python behind a console script (its shebang), else this interpreter."""
+def interpreter_of(script: str | None) -> list[str]:
+    """The Python behind a console script and its flags (its shebang: ``-S`` for pycontain.launcher's),
+    else this interpreter."""
     if script and os.path.isfile(script):
         with open(script, "rb") as f:
             first = f.readline().decode(errors="replace").strip()
         if first.startswith("#!") and "python" in first:
-            return first[2:].split()[0]
-    return sys.executable
+            return first[2:].split()
+    return [sys.executable]
 
 
 def try_once(argv: list[str], timeout: float = 60) -> str | None:
@@ -139,6 +140,11 @@ LIKE_RUNC = ["--network", "none"]
 PS_CONTAINERS = 10  # ps is timed over a table of this many running containers
 BRIDGE_BRIDGE = "pycbench1"
 BRIDGE_TABLE = "pycontain_bench_lat"
+# The default network with a warm pool of namespaces (pycontain.network.pool), on a bridge of its own.
+POOL_BRIDGE = "pycbench2"
+POOL_TABLE = "pycontain_bench_pool"
+POOL_SIZE = 4
+NET_KEYS = ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")
 
 
 @contextlib.contextmanager
@@ -147,24 +153,42 @@ def private_bridge() -> Iterator[None]:
     environment of every pycontain started meanwhile); all removed afterwards, so a real pycontain0 is
     never touched."""
     registry = tempfile.mkdtemp(prefix="pycontain-bench-net-")
-    keys = ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(zip(keys, (registry, BRIDGE_BRIDGE, BRIDGE_TABLE), strict=True))
+    saved = {k: os.environ.get(k) for k in NET_KEYS}
+    os.environ.update(zip(NET_KEYS, (registry, BRIDGE_BRIDGE, BRIDGE_TABLE), strict=True))
     try:
         yield
     finally:
-        out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
-        for link in json.loads(out or "[]"):
-            if link.get("master") == BRIDGE_BRIDGE:
-                subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True)
-        subprocess.run(["ip", "link", "del", BRIDGE_BRIDGE], capture_output=True)
-        subprocess.run(["nft", "delete", "table", "ip", BRIDGE_TABLE], capture_output=True)
-        shutil.rmtree(registry, ignore_errors=True)
+        remove_bridge(BRIDGE_BRIDGE, BRIDGE_TABLE, registry)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def pool_bridge(pycontain: str, size: int) -> Iterator[list[str]]:
+    """Another private default network whose warm pool keeps ``size`` namespaces ready: yields the ``env``
+    prefix that runs a command on it. The pool is turned off (every entry removed, after a filler at work
+    is done) before the bridge goes."""
+    registry = tempfile.mkdtemp(prefix="pycontain-bench-pool-")
+    env = ["env", *(f"{k}={v}" for k, v in zip(NET_KEYS, (registry, POOL_BRIDGE, POOL_TABLE), strict=True))]
+    try:
+        subprocess.run([*env, pycontain, "network", "pool", str(size)], check=True, capture_output=True)
+        yield env
+    finally:
+        subprocess.run([*env, pycontain, "network", "pool", "0"], capture_output=True)
+        remove_bridge(POOL_BRIDGE, POOL_TABLE, registry)
+
+
+def remove_bridge(bridge: str, table: str, registry: str) -> None:
+    out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+    for link in json.loads(out or "[]"):
+        if link.get("master") == bridge:
+            subprocess.run(["ip", "link", "del", link["ifname"]], capture_output=True)
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+    shutil.rmtree(registry, ignore_errors=True)
 
 
 def imports_mode(pycontain: str | None, top: int, bridge: bool) -> int:
@@ -179,7 +203,7 @@ def imports_mode(pycontain: str | None, top: int, bridge: bool) -> int:
 
 def _imports(pycontain: str, top: int, network: list[str]) -> int:
     python = interpreter_of(pycontain)
-    argv = [python, "-X", "importtime", pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
+    argv = [*python, "-X", "importtime", pycontain, "run", "--rm", *network, "default", "--", "/bin/true"]
     subprocess.run(argv, capture_output=True)  # warm the bytecode caches
     p = subprocess.run(argv, capture_output=True, text=True)
     rows = []
@@ -211,6 +235,7 @@ def _imports(pycontain: str, top: int, network: list[str]) -> int:
 MEASURES: tuple[tuple[str, str, str, float], ...] = (
     ("run --rm --network none /bin/true", "run", "run", 0.75),
     ("run --rm /bin/true (default bridge)", "run-bridge", "run", 1.5),
+    (f"run --rm /bin/true (bridge, warm pool of {POOL_SIZE})", "run-pool", "run", 1.5),
     ("exec ID /bin/true (running container)", "exec", "exec", 1.0),
     ("state ID", "state", "state", 2.0),
     (f"ps ({PS_CONTAINERS} containers) vs runc state", "ps", "state", 3.0),
@@ -368,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     python = interpreter_of(pycontain)
 
     rows = Rows()
-    rows.add("floor", "python", "python -c pass", [python, "-c", "pass"])
+    rows.add("floor", "python", f"{shlex.join(['python', *python[1:]])} -c pass", [*python, "-c", "pass"])
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pycontain-bench-") as work, contextlib.ExitStack() as stack:
         bundle, sleeper = os.path.join(work, "bundle"), os.path.join(work, "sleeper")
@@ -416,6 +441,17 @@ def main(argv: list[str] | None = None) -> int:
                 "pycontain run (bridge)",
                 [*pyc, "run", "--rm", "default", "--", "/bin/true"],
             )
+            try:
+                env = stack.enter_context(pool_bridge(pycontain, POOL_SIZE))
+            except subprocess.CalledProcessError as e:
+                rows.skipped.append(("pycontain run (bridge, pool)", f"the pool does not fill: {e.stderr}"))
+            else:
+                rows.add(
+                    "run-pool",
+                    "pycontain",
+                    "pycontain run (bridge, pool)",
+                    [*env, *pyc, "run", "--rm", "default", "--", "/bin/true"],
+                )
             for name in names:
                 why = start_detached(
                     [*pyc, "run", "-d", *LIKE_RUNC, "--name", name, "default", "--", "sleep", "3600"]
@@ -556,7 +592,7 @@ def print_results(results: list[dict], rows: Rows, notes: list[str]) -> None:
             f"{label:<42} {ms(mine):>9} {ms(runc):>7} {ms(crun):>7} {ratio(mine, runc):>8} "
             f"{ratio(mine, crun):>8}  {f'<= {target:g}x runc':<15} {met}"
         )
-    print(f"{'python -c pass (the floor of a Python CLI)':<42} {ms(('floor', 'python')):>9}")
+    print(f"{'python -c pass, as pycontain starts it':<42} {ms(('floor', 'python')):>9}")
     for note in notes:
         print(f"\nnote: {note}")
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .security.options import SecurityOptions
     from .spec.model import OciDevice, OciHook, OciMount, OciSpec
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 

@@ -484,7 +484,25 @@ class Container:
                     pass
             self.state = st
             self.store.save(st)
+        self._release_network()
         return True
+
+    def _release_network(self) -> None:
+        """An exited container's network attachment goes, as docker's: its address, veth and host ports
+        (another container may publish them now); a start attaches it again. Left for 'rm' on failure.
+        Nobody can start it meanwhile: its monitor (or the foreground 'run') is the one recording its exit."""
+        if not self.state.config.get("net_info"):
+            return
+        try:
+            self._teardown_network()
+        except Exception:  # whatever it is: the exit is recorded, and a restart policy must still apply
+            return
+        with self.store.lock():
+            st = self.store.load_id(self.id)
+            if st is not None and st.status == STOPPED:
+                st.config.pop("net_info", None)
+                self.store.save(st)
+                self.state = st
 
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
@@ -679,8 +697,8 @@ class Container:
         after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
-        from . import process
-        from .config import DEFAULT_PATH, merge_env, parse_user
+        from . import DEFAULT_PATH, process
+        from .config import merge_env, parse_user
 
         if not args:
             raise InvalidArgument("no command given to exec")

@@ -137,8 +137,11 @@ def _become_monitor(config, root: str | None, existing, report: int) -> None:
     except Exception as e:
         _send(report, f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}")
         return
-    _send(report, f"OK {container.id}")
-    _exec_loop(container, child.pid, out_r, err_r, in_w)
+    argv = _loop_argv(container, child.pid, out_r, err_r, in_w)
+    # Left open: the exec closes it (close-on-exec), so 'run' returns once the monitor is the loop, with
+    # its log open and its attach socket about to be.
+    os.write(report, f"OK {container.id}".encode())
+    os.execv(sys.executable, argv)
 
 
 def _send(fd: int, text: str) -> None:
@@ -220,7 +223,8 @@ def _loop_program() -> str:
         return LOOP  # a read-only tree: the source runs as well
 
 
-def _exec_loop(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> None:
+def _loop_argv(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> list[str]:
+    """The loop's command line (see monitor_loop), the descriptors it is given made inheritable."""
     from .logs import rotation
 
     for fd in (out_r, err_r, stdin_w):
@@ -242,7 +246,7 @@ def _exec_loop(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) 
         str(max_size),
         str(max_files),
     ]
-    os.execv(sys.executable, [sys.executable, "-I", "-S", _loop_program(), *args])
+    return [sys.executable, "-I", "-S", _loop_program(), *args]
 
 
 def exited(root: str, cid: str, code: int) -> None:
@@ -270,7 +274,7 @@ def exited(root: str, cid: str, code: int) -> None:
             except Exception as e:
                 _record_failure(c, e)
             else:
-                _exec_loop(c, child.pid, out_r, err_r, in_w)
+                os.execv(sys.executable, _loop_argv(c, child.pid, out_r, err_r, in_w))
     _forget_monitor(c)
 
 
@@ -320,7 +324,9 @@ def health(root: str, cid: str) -> None:
 
 def _record_failure(c, e: Exception) -> None:
     """A restart that failed: the container stays exited, the error goes to its log (there is no caller)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    from .logs import stamp_of
+
+    stamp = stamp_of(time.time_ns())
     try:
         with open(c.log_path, "a") as f:
             f.write(f"{stamp} stderr F pycontain: restart failed: {e}\n")

@@ -275,6 +275,23 @@ def run(
     return code
 
 
+def write_spec(bundle: str = ".", rootless: bool = False) -> str:
+    """runc's ``spec``: a default config.json in ``bundle`` (one for a rootless container with ``rootless``),
+    never over an existing one. Returns its path."""
+    import json
+
+    from .errors import AlreadyExists
+    from .spec import default_spec
+
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists(f"{path} already exists: remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=rootless), f, indent=2)
+        f.write("\n")
+    return path
+
+
 def write_pid_file(path: str, pid: int) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:

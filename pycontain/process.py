@@ -582,7 +582,8 @@ def start_container(
     With ``start_fifo`` (OCI create), the child sets everything up, reports ready, and waits until
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
-    from .config import DEFAULT_PATH, merge_env
+    from . import DEFAULT_PATH
+    from .config import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(
@@ -788,6 +789,8 @@ def _exec_command(p: _FirstProcess) -> None:
 
 
 # A container's first process, step by step (see the module docstring): a new step goes in its place here.
+# The steps reach the kernel only through the modules they name (libc, os, rootfs, channel...):
+# tests/test_child_steps.py puts recorders there and checks the order without root.
 CREATE_STEPS = (
     _join_cgroup,
     _session_and_stdio,

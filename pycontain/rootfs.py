@@ -14,6 +14,7 @@ import stat
 
 from . import libc
 from .errors import InvalidArgument, PycontainError
+from .libc import escape_overlay
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
@@ -90,12 +91,6 @@ def mount_point(root: str, target: str) -> str:
 
 def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
-
-
-def escape_overlay(path: str) -> str:
-    for ch in "\\,:":
-        path = path.replace(ch, "\\" + ch)
-    return path
 
 
 def mount_overlay(

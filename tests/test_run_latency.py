@@ -64,9 +64,11 @@ def test_run_latency_prints_every_row(tmp_path):
     # machine-wide cgroup listing: other tests on the machine start and stop their own meanwhile.)
     assert _sleepers() <= sleepers
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    assert "pycbench1" not in links
+    assert "pycbench1" not in links and "pycbench2" not in links
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    assert "pycontain_bench_lat" not in tables
+    assert "pycontain_bench_lat" not in tables and "pycontain_bench_pool" not in tables
+    with open("/proc/self/mountinfo") as f:
+        assert "pycontain-bench-pool-" not in f.read()  # the warm pool's namespaces are unmounted
 
 
 @ROOT_REQUIRED

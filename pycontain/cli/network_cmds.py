@@ -1,4 +1,4 @@
-"""``pycontain network create|ls|inspect|rm|gc``: named bridge networks (registered on the typer ``app``).
+"""``pycontain network create|ls|inspect|rm|gc|pool``: named bridge networks (registered on the typer ``app``).
 
 Parsing and printing only: everything is a call into ``pycontain.network``.
 """
@@ -104,3 +104,19 @@ def network_gc() -> None:
 
     for line in network.gc(GLOBALS.root):
         print(f"removed {line}")
+
+
+@command(network_app, "pool")
+def network_pool(
+    size: Annotated[
+        int | None,
+        typer.Argument(metavar="SIZE", help="Entries to keep ready (0: off, and every entry removed)."),
+    ] = None,
+) -> None:
+    """Keep a warm pool of network namespaces on the default network; print how many are ready.
+
+    Their veths are already on the bridge: 'run' takes one instead of making its own. With SIZE, keep that
+    many ready (host-wide). Example: pycontain network pool 4"""
+    from ..network import ipam, pool
+
+    print(pool.set_size(size) if size is not None else len(pool.entries(ipam.Registry(), ready_only=True)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import trace
 from ..errors import AlreadyExists, InvalidArgument, InvalidState
 from . import settings
 from .info import NetInfo, as_dict
@@ -74,8 +75,10 @@ def attach(
 
     Writes ``<state root>/<id>/net/{hosts,resolv.conf,hostname}`` and updates the hosts file of every
     other member. On any failure everything already made is removed before the error propagates.
+    On the default network without published ports, a warm pool entry is taken when there is one
+    (``pool.claim``: no netlink at all).
     """
-    from . import ipam, links, netns, rtnl
+    from . import ipam, pool
 
     _check_id(container_id)
     root = settings.state_root(state_root)
@@ -92,6 +95,28 @@ def attach(
     reg = ipam.Registry()
     # Checked again under the lock; here, before the namespace path (which would be this member's) is touched.
     _not_attached(container_id, container_name, reg.all())
+    own = {
+        "container_id": container_id,
+        "container_name": container_name,
+        "hostname": hostname,
+        "state_root": root,
+        "ports": [],
+        "extra_hosts": list(extra_hosts),
+        "dns": list(dns),
+        "dns_search": list(dns_search),
+    }
+    if not ports and name in (settings.DEFAULT_NETWORK, "default") and root != pool.pool_dir():
+
+        def write(net: dict, m: dict) -> None:
+            _write_files(net, m)
+            refresh_hosts(net)
+
+        claimed = pool.claim(reg, own, write)
+        if claimed is not None:
+            trace.step("net: pool entry claimed")
+            return _info(*claimed)
+    from . import links, netns, rtnl
+
     path = settings.netns_path(root, container_id)
     netns.remove(path)  # a leftover of a crashed attach of this very id
     pending = netns.create_with_socket(path)  # made while the registry and the bridge are seen to
@@ -115,26 +140,25 @@ def attach(
                     )
                 ip = ipam.allocate(net)
                 member = {
-                    "container_id": container_id,
-                    "container_name": container_name,
-                    "hostname": hostname,
+                    **own,
                     "ip": ip,
                     "mac": ipam.mac_for(ip),
                     "veth_host": veth,
-                    "state_root": root,
                     "netns_path": path,
                     "ports": [p.to_dict() for p in ports],
-                    "extra_hosts": list(extra_hosts),
-                    "dns": list(dns),
-                    "dns_search": list(dns_search),
                 }
                 net["members"][container_id] = member
                 reg.save(net)
                 recorded = True
+                trace.step("net: address allocated")
                 bridge_index = links.ensure_bridge(nl, net)
+                trace.step("net: bridge checked")
                 sync_nft(reg)
+                trace.step("net: nftables synced")
             with rtnl.Rtnl(pending.wait()) as inner:  # type: ignore[arg-type]
+                trace.step("net: namespace made")
                 links.add_container_link(nl, inner, net, member, bridge_index)
+                trace.step("net: veth on the bridge")
             with reg.lock():
                 net = reg.load(net["name"]) or net
                 _write_files(net, member)
@@ -216,20 +240,30 @@ def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) ->
     still there after VETH_GRACE_S (its namespace held by a container that joined it with
     --network container:, or by any other process) is deleted here. Either way it is gone when this
     returns, before its address can be handed out again.
+
+    The veths are looked up by name with if_nametoindex, not netlink: pyroute2's message modules (15-40 ms
+    to import) are loaded only for a veth that outlives its grace period.
     """
+    import socket
+
     from . import netns, rtnl
 
+    with rtnl.LinkWatch() as watch:  # before anything goes: no removal is missed
+        present = {}
+        for v in veths:
+            try:
+                present[socket.if_nametoindex(v)] = v
+            except OSError:
+                continue  # no such device (ENODEV): nothing to wait for
+        for p in paths:
+            netns.remove(p)
+        left = watch.wait_gone(set(present), VETH_GRACE_S) if present else set()
+    if not left:
+        return
     own = nl is None
     nl = nl or open_rtnl()
     try:
-        with rtnl.LinkWatch() as watch:  # before anything goes: no removal is missed
-            found = nl.call(*(rtnl.get_link(v) for v in veths))
-            present = {r.replies[0]["index"]: v for r, v in zip(found, veths, strict=True) if r.replies}
-            for p in paths:
-                netns.remove(p)
-            left = watch.wait_gone(set(present), VETH_GRACE_S) if present else set()
-        if left:
-            nl.call(*(rtnl.del_link(present[i]) for i in sorted(left)))
+        nl.call(*(rtnl.del_link(present[i]) for i in sorted(left)))
     finally:
         if own:
             nl.close()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
-import threading
 
 from .. import libc
 
@@ -27,6 +25,8 @@ def _make(path: str, with_socket: bool) -> int | None:
         _ignore_router_advertisements()
         libc.mount("/proc/thread-self/ns/net", path, None, libc.MS_BIND)
         if with_socket:
+            import socket  # here: the pool's claim path imports this module for is_mounted only
+
             return socket.socket(
                 socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
             ).detach()
@@ -82,6 +82,8 @@ class Background:
         self._fn = fn
         self._out: list = []
         self._err: list[BaseException] = []
+        import threading
+
         self._thread = threading.Thread(target=self._run, name="pycontain-netns")
         self._thread.start()
 
@@ -155,6 +157,8 @@ def netlink_socket(path: str) -> int:
             libc.setns(fd, libc.CLONE_NEWNET)
         finally:
             os.close(fd)
+        import socket
+
         return socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
         ).detach()

@@ -92,12 +92,9 @@ def parse_publish(spec: str) -> PortSpec:
 
 
 def published(config: dict) -> list[PortSpec]:
-    """A container's published ports (its saved configuration): as bound, host ports picked for ``-p 80``
-    included, once it is on its network; else those asked with a host port (none picked yet)."""
-    info = config.get("net_info")
-    if info:
-        return [PortSpec.from_dict(d) for d in info.get("ports") or []]
-    return [p for p in map(parse_publish, config.get("publish") or []) if p.host_port]
+    """A container's published ports as bound (host ports picked for ``-p 80`` included), from its saved
+    configuration: none unless it is on its network (running, as docker shows them)."""
+    return [PortSpec.from_dict(d) for d in (config.get("net_info") or {}).get("ports") or []]
 
 
 def _port_free(p: PortSpec) -> None:

@@ -10,8 +10,17 @@ from . import settings
 
 
 def is_stale(member: dict) -> bool:
-    """A member whose container is gone from its state root (removed, or lost with a reboot's /run)."""
-    return not os.path.isdir(os.path.join(member["state_root"], member["container_id"]))
+    """A member whose container is gone from its state root (removed, or lost with a reboot's /run), or a
+    warm pool entry whose namespace is (a reboot unmounted it: it could serve no container)."""
+    if not os.path.isdir(os.path.join(member["state_root"], member["container_id"])):
+        return True
+    from . import pool
+
+    if member["state_root"] != pool.pool_dir():
+        return False
+    from .netns import is_mounted
+
+    return not is_mounted(member["netns_path"])
 
 
 def open_rtnl():
@@ -158,4 +167,7 @@ def gc(state_root: str | None = None) -> list[str]:
         path = os.path.join(nsdir, n)
         if path not in held and not os.path.isdir(os.path.join(root, n)) and netns.remove(path):
             removed.append(f"netns {path}")
+    from . import pool
+
+    removed.extend(pool.leftovers(held, {cid for n in nets for cid in n["members"]}))
     return removed

@@ -337,6 +337,44 @@ def test_run_publish_picks_free_host_ports(pyc):
 
 
 @wired
+def test_run_publish_all_gives_each_exposed_port_a_free_host_port(tmp_path):
+    """-P: every port the image exposes gets a host port picked as for -p CTRPORT, and answers there."""
+    from images import cli, default_rootfs, make_oci_layout, remove_containers, tree_layer
+
+    data, state, layout = str(tmp_path / "data"), str(tmp_path / "state"), str(tmp_path / "layout")
+    config = {"Cmd": ["sh", "-c", HTTPD], "ExposedPorts": {"80/tcp": {}, "53/udp": {}}}
+    make_oci_layout(layout, [tree_layer(default_rootfs())], config=config)
+    try:
+        assert cli(data, "import", layout, "exposing:1").returncode == 0
+        p = cli(data, "run", "-d", "--name", "all", "-h", "all", "-P", "exposing:1", state_root=state)
+        assert p.returncode == 0, p.stderr
+        lines = sorted(cli(data, "port", "all", state_root=state).stdout.splitlines())
+        assert [line.split(" -> ")[0] for line in lines] == ["53/udp", "80/tcp"], lines
+        assert _http(int(lines[1].rsplit(":", 1)[1])) == b"hello-all\n"
+    finally:
+        remove_containers(state, data)
+
+
+@wired
+def test_an_exited_container_releases_its_address_and_host_ports(pyc):
+    """As docker's: once PID 1 has exited, the container holds no veth, address or host port (another
+    container may publish it), and 'start' attaches it again."""
+    port = free_port()
+    script = "test -e /again && exec sleep 300; touch /again"
+    pyc("run", "-d", "--name", "brief", "-p", f"127.0.0.1:{port}:80", "default", "--", "sh", "-c", script,
+        check=True)  # fmt: skip
+    assert pyc("wait", "brief", check=True).stdout == "0\n"
+    assert pyc("port", "brief", check=True).stdout == ""
+    assert pyc("ps", "-a", "--format", "{{.Names}}:{{.Ports}}", check=True).stdout == "brief:\n"
+    assert "brief" not in json.dumps(network.inspect_network("bridge")["members"])
+    p = pyc("run", "--rm", "-p", f"127.0.0.1:{port}:80", "default", "--", "true")
+    assert p.returncode == 0, p.stderr
+    pyc("start", "brief", check=True)
+    assert pyc("port", "brief", check=True).stdout == f"80/tcp -> 127.0.0.1:{port}\n"
+    pyc("rm", "-f", "brief", check=True)
+
+
+@wired
 def test_run_network_container_shares_interfaces(pyc):
     pyc("run", "-d", "--name", "first", "--network", "bridge", "default", "--", "sleep", "60", check=True)
     own = pyc("exec", "first", "--", "ip", "-o", "-4", "addr", check=True).stdout

@@ -1,4 +1,4 @@
-"""``pycontain build``: an appliance manifest (``rootfs_builder.appliance``) to an image of the store.
+"""``pycontain build``: an appliance manifest (``pycontain.build.manifest``) to an image of the store.
 
 Steps, in order: **base** (``default``, ``debian:SUITE`` with its packages, ``closure:...`` or a stored image),
 **pip** (wheels fetched by the image's own python3 in a build container, installed offline in another),
@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pycontain import DEFAULT_PATH
+from pycontain.build.manifest import Manifest
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
-from rootfs_builder.appliance import Manifest
 from rootfs_builder.store import Store, arch
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ CA_MOUNT = ".pycontain-ca.pem"
 PIP_HOST_SETTINGS = frozenset(
     {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
 )
-DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+DEFAULT_ENV = [f"PATH={DEFAULT_PATH}"]
 
 
 class BuildError(PycontainError):

@@ -1,0 +1,134 @@
+"""The warm pool of network namespaces (pycontain.network.pool) on the session's private default network:
+claims take ready entries (atomically: concurrent runs get distinct ones), the pool refills in the
+background, turning it off removes every entry, and stale entries or a filler's leftovers are collected by
+gc. What the kernel shows is checked: mounts, veths on the bridge, the container's own eth0 address."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from pycontain.network import ipam, netns, pool
+from tests.conftest import wait_until
+
+from .conftest import TEST_BRIDGE, needs_net
+
+pytestmark = needs_net
+
+
+def _bridge_ports() -> set[str]:
+    p = subprocess.run(["ip", "-j", "link", "show", "master", TEST_BRIDGE], capture_output=True, text=True)
+    return {link["ifname"] for link in json.loads(p.stdout or "[]")}
+
+
+def _entries() -> list[dict]:
+    return pool.entries(ipam.Registry())
+
+
+def _no_filler() -> None:
+    """Wait until no background filler is at work (it holds the pool's lock while it makes entries)."""
+    fd = pool._lock(pool.pool_dir(), blocking=True)
+    assert fd is not None
+    os.close(fd)
+
+
+@pytest.fixture
+def warm(pyc):
+    """The pool on, with 2 entries; off again (every entry removed) at the end, even after a failure."""
+    p = pyc("network", "pool", "2")
+    try:
+        assert (p.returncode, p.stdout) == (0, "2\n"), p.stderr
+        yield pyc
+    finally:
+        for cid in pyc.ids():
+            pyc("rm", "-f", cid)
+        _no_filler()
+        off = pyc("network", "pool", "0")
+        assert (off.returncode, off.stdout) == (0, "0\n"), off.stderr
+        assert _entries() == []
+
+
+def test_entries_are_ready_namespaces_on_the_bridge(warm):
+    entries = _entries()
+    assert len(entries) == 2
+    ports = _bridge_ports()
+    for m in entries:
+        assert netns.is_mounted(m["netns_path"])
+        assert m["netns_path"].startswith(pool.pool_dir() + "/")
+        assert m["veth_host"] in ports
+        assert not m["container_name"] and not m.get("hostname")  # listed in no hosts file
+
+
+def test_run_takes_an_entry_which_goes_with_the_container(warm):
+    before = {m["ip"]: m for m in _entries()}
+    p = warm(
+        "run",
+        "--rm",
+        "--name",
+        "pooled",
+        "default",
+        "--",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; cat /etc/hosts",
+    )
+    assert p.returncode == 0, p.stderr
+    ip = p.stdout.split()[3].split("/")[0]
+    assert ip in before, (p.stdout, before)
+    assert f"{ip}\tpooled" in p.stdout or "pooled" in p.stdout.split("\n", 1)[1]
+    taken = before[ip]
+    # --rm removed what the container took, like any namespace of its own
+    assert not os.path.exists(taken["netns_path"])
+    assert taken["veth_host"] not in _bridge_ports()
+    assert not os.path.exists(os.path.join(pool.pool_dir(), taken["container_id"]))
+    # and the pool is topped up again in the background
+    assert wait_until(lambda: len(pool.entries(ipam.Registry(), ready_only=True)) == 2, timeout=30)
+
+
+def test_concurrent_runs_take_distinct_entries(warm):
+    procs = [warm.popen("run", "-d", "--name", f"c{i}", "default", "--", "sleep", "60") for i in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    nets = {}
+    for i in range(3):
+        info = json.loads(warm("inspect", f"c{i}", check=True).stdout)[0]
+        nets[info["Config"]["net_info"]["ip"]] = i
+    assert len(nets) == 3  # every container its own address (two from the pool, one made as usual)
+    members = ipam.Registry().load("bridge")["members"]
+    assert len({m["netns_path"] for m in members.values()}) == len(members)
+
+
+def test_stale_entry_is_never_claimed_and_gc_collects_it(warm):
+    stale = _entries()[0]
+    netns.remove(stale["netns_path"])  # as after a reboot: the record stays, the namespace is gone
+    p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[3].split("/")[0] != stale["ip"]
+    _no_filler()
+    g = warm("network", "gc", check=True)
+    assert stale["container_id"][:12] in g.stdout
+    assert stale["container_id"] not in {m["container_id"] for m in _entries()}
+    assert not os.path.exists(os.path.join(pool.pool_dir(), stale["container_id"]))
+
+
+def test_gc_removes_a_fillers_leftovers(warm, tmp_path):
+    """A filler killed half-way: an entry directory and a namespace file no registry member owns."""
+    d = pool.pool_dir()
+    orphan = os.urandom(32).hex()
+    os.mkdir(os.path.join(d, orphan))
+    path = os.path.join(d, "netns", orphan)
+    netns.create(path)
+    _no_filler()
+    g = warm("network", "gc", check=True)
+    assert orphan in g.stdout
+    assert not os.path.exists(os.path.join(d, orphan)) and not os.path.exists(path)
+    assert len(_entries()) == 2  # the pool's own entries stay
+
+
+def test_pool_size_is_checked(pyc):
+    p = pyc("network", "pool", "-1")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
