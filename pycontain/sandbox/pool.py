@@ -194,17 +194,18 @@ class SandboxPool:
         """Give a borrowed sandbox back (what leaving its ``with`` block does)."""
         sandbox.close()
 
-    def _release(self, sb: Sandbox) -> None:
+    def take_back(self, sb: Sandbox) -> None:
+        """A lent sandbox's ``close()`` comes here: it is destroyed in the background."""
         # Its processes die now (a signal, no waiting): a backlog of sandboxes to destroy holds no
         # running code, only what the worker removes (zombie, cgroup, state).
-        sb._handle.kill_pid1()
+        sb.kill_pid1()
         with self._cond:
             self._lent.discard(sb)
             if not self._closed:
                 self._dirty.append(sb)
                 self._cond.notify_all()
                 return
-        sb._destroy()
+        sb.destroy()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -273,7 +274,7 @@ class SandboxPool:
             try:
                 if kind == "destroy":
                     try:
-                        sb._destroy()  # type: ignore[union-attr]
+                        sb.destroy()  # type: ignore[union-attr]
                     except Exception:
                         pass
                     with self._cond:
@@ -283,8 +284,8 @@ class SandboxPool:
                     new = Sandbox(
                         self.image,
                         root=self.root,
-                        _config=ContainerConfig.from_dict(self._config_dict),
-                        _forkserver=self._forkserver,
+                        config=ContainerConfig.from_dict(self._config_dict),
+                        forkserver=self._forkserver,
                     )
                 except Exception as e:
                     with self._cond:
@@ -304,11 +305,11 @@ class SandboxPool:
                         closed = True
                     else:
                         closed = False
-                        new._pool = self
+                        new.pool = self
                         self._ready.append(new)
                     self._cond.notify_all()
                 if closed:
-                    new._destroy()
+                    new.destroy()
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -336,7 +337,7 @@ class SandboxPool:
             self._cond.notify_all()
         for sb in doomed:
             try:
-                sb._destroy()
+                sb.destroy()
             except Exception:
                 pass
         self._forkserver.close()
