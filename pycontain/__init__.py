@@ -17,6 +17,9 @@ __version__ = "0.1.0"  # the one place: pyproject.toml reads it (setuptools' dyn
 # The OCI runtime-spec release pycontain implements: the newest config.json it reads field by field, the
 # version its state and features report.
 SPEC_VERSION = "1.3.0"
+# The PATH a process gets when its image names none (docker's): here so that the image store, which must
+# not import the runtime's modules, shares it.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 __all__ = [
     "Container",
     "ContainerConfig",

@@ -149,6 +149,13 @@ def mount(
     _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), f"mount {fstype or ''}", target)
 
 
+def escape_overlay(path: str) -> str:
+    """``path`` as an overlayfs mount option takes it: its ``\\``, ``,`` and ``:`` escaped."""
+    for ch in "\\,:":
+        path = path.replace(ch, "\\" + ch)
+    return path
+
+
 def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), flags), "umount", target)
 

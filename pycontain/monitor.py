@@ -324,7 +324,9 @@ def health(root: str, cid: str) -> None:
 
 def _record_failure(c, e: Exception) -> None:
     """A restart that failed: the container stays exited, the error goes to its log (there is no caller)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    from .logs import stamp_of
+
+    stamp = stamp_of(time.time_ns())
     try:
         with open(c.log_path, "a") as f:
             f.write(f"{stamp} stderr F pycontain: restart failed: {e}\n")

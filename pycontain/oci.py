@@ -17,6 +17,11 @@ from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .security.options import SecurityOptions
+
 
 def host_warnings(spec) -> list[str]:
     """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
@@ -58,11 +63,10 @@ def host_warnings(spec) -> list[str]:
     return out
 
 
-def _security_from_spec(spec) -> dict | None:
-    try:
-        from .security.options import SecurityOptions
-    except ImportError:
-        return None
+def _security_from_spec(spec) -> SecurityOptions:
+    """A bundle's process as the security settings the child applies (its exact capability sets)."""
+    from .security.options import SecurityOptions
+
     p = spec.process
     opts = SecurityOptions(
         capabilities=p.capabilities,
@@ -71,7 +75,7 @@ def _security_from_spec(spec) -> dict | None:
         seccomp_profile=spec.seccomp,
         ulimits=[f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in p.rlimits],
     )
-    return opts.to_dict()
+    return opts
 
 
 def exec_overrides(proc, saved_security: dict | None) -> dict:
@@ -269,6 +273,23 @@ def run(
     if not keep:
         delete(container_id, root, force=True)
     return code
+
+
+def write_spec(bundle: str = ".", rootless: bool = False) -> str:
+    """runc's ``spec``: a default config.json in ``bundle`` (one for a rootless container with ``rootless``),
+    never over an existing one. Returns its path."""
+    import json
+
+    from .errors import AlreadyExists
+    from .spec import default_spec
+
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists(f"{path} already exists: remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=rootless), f, indent=2)
+        f.write("\n")
+    return path
 
 
 def write_pid_file(path: str, pid: int) -> None:

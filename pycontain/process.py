@@ -582,7 +582,8 @@ def start_container(
     With ``start_fifo`` (OCI create), the child sets everything up, reports ready, and waits until
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
-    from .config import DEFAULT_PATH, merge_env
+    from . import DEFAULT_PATH
+    from .config import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(
@@ -591,7 +592,7 @@ def start_container(
         + (["TERM=xterm"] if stdio.tty else []),
         config.env,
     )
-    sec = prepare_security(config.security)
+    sec = security_apply.prepare(config.security)
     join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
@@ -741,7 +742,7 @@ def _build_root(p: _FirstProcess) -> None:
         p.fds_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_userns = p.userns_fd if p.plan.user == "" else None
     rootfs.build(p.config, p.container_dir, new_userns, p.cgroup_procs)
-    if not (p.config.security and p.config.security.get("privileged")):
+    if not (p.config.security and p.config.security.privileged):
         security_apply.mask_paths(p.config.masked_paths, p.config.readonly_paths)
 
 
@@ -788,6 +789,8 @@ def _exec_command(p: _FirstProcess) -> None:
 
 
 # A container's first process, step by step (see the module docstring): a new step goes in its place here.
+# The steps reach the kernel only through the modules they name (libc, os, rootfs, channel...):
+# tests/test_child_steps.py puts recorders there and checks the order without root.
 CREATE_STEPS = (
     _join_cgroup,
     _session_and_stdio,

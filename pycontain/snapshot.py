@@ -17,7 +17,8 @@ import shutil
 import subprocess
 import time
 
-from .config import DEFAULT_PATH, validate_name
+from . import DEFAULT_PATH
+from .config import validate_name
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 

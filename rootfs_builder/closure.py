@@ -216,7 +216,7 @@ def import_closure(
     files: list[str] | None = None,
     config: dict | None = None,
 ) -> dict:
-    from pycontain.config import DEFAULT_PATH
+    from pycontain import DEFAULT_PATH
     from rootfs_builder.onelayer import import_single_layer
 
     opener, resolved, source = closure_opener(binaries, bar, files)

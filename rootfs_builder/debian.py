@@ -159,7 +159,7 @@ def import_debian(
     tool: str | None = None,
 ) -> dict:
     """Bootstrap ``suite`` and import it as a one-layer image."""
-    from pycontain.config import DEFAULT_PATH
+    from pycontain import DEFAULT_PATH
     from rootfs_builder.onelayer import import_single_layer
 
     if config is None:

@@ -284,7 +284,7 @@ def _merged_run(layers: list[str], work: str, fn: Callable[[str], None]) -> None
     """Call ``fn(merged)`` in a child process whose private mount namespace has ``layers`` (lowest first)
     stacked read-only at ``merged``: the image as a container sees it, whiteouts applied, never on the host."""
     from pycontain import libc
-    from pycontain.rootfs import escape_overlay
+    from pycontain.libc import escape_overlay
 
     merged, empty = os.path.join(work, "merged"), os.path.join(work, "empty")
     os.mkdir(merged, 0o700)
@@ -408,3 +408,21 @@ def export_squashfs(ref: str, dest: str, data_root: str | None = None, *, compre
         )
 
     return _flat_export(ref, dest, data_root, write)
+
+
+def export(
+    ref: str, dest: str, data_root: str | None = None, *, fmt: str = "oci", compress: str | None = None
+) -> dict:
+    """``pycontain image export``: image ``ref`` to ``dest`` as ``fmt``: oci (a layout directory),
+    oci-archive, rootfs (one tarball of the merged root filesystem; ``compress`` none, gzip, zstd or xz) or
+    squashfs (``compress`` gzip, zstd, xz, lzo or lz4). Returns ``export_image``'s dict for the OCI forms,
+    else {"size": bytes}."""
+    if fmt in ("oci", "oci-archive"):
+        if compress is not None:
+            raise InvalidArgument("--compress applies to --format rootfs and squashfs (OCI layers are gzip)")
+        return export_image(ref, dest, data_root, archive=fmt == "oci-archive")
+    if fmt == "rootfs":
+        return export_rootfs_tar(ref, dest, data_root, compress=compress or "none")
+    if fmt == "squashfs":
+        return export_squashfs(ref, dest, data_root, compress=compress or "gzip")
+    raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
-from pycontain.config import DEFAULT_PATH
+from pycontain import DEFAULT_PATH
 from pycontain.errors import InvalidArgument
 from rootfs_builder.layer import Reader, write_then_close
 from rootfs_builder.progress import Reporter

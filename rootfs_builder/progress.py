@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 class Reporter(Protocol):
     """What the Debian, closure and single-layer builders report to: a ``Progress`` when importing, the
-    build's own display (``build.BuildProgress``) during ``pycontain build``."""
+    build's own display (``pycontain.build.builder.BuildProgress``) during ``pycontain build``."""
 
     def task(self, description: str, total: int | None, /) -> Callable[[int], None] | None: ...
     def status(self, text: str, /) -> None: ...

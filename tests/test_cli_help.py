@@ -3,10 +3,6 @@ examples where a newcomer needs them, and shell completion works."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import typer
 
 from pycontain.cli.app import SECTIONS
@@ -48,26 +44,23 @@ def test_the_everyday_commands_show_examples():
         assert "Example" in (group.commands[name].help or ""), name
 
 
-def _pycontain(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pycontain", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-        stdin=subprocess.DEVNULL,
-    )
+def test_shell_completion(tmp_path, monkeypatch, capsys):
+    # In this process, as the console script runs typer (a subprocess would cost more than the test).
+    from pycontain.cli.commandline import run_app
 
-
-def test_shell_completion(tmp_path):
-    script = _pycontain("--show-completion", "bash")
-    assert (
-        script.returncode == 0 and "complete -o default -F _pycontain_completion pycontain" in script.stdout
-    )
-    # What bash asks for when the user types 'pycontain run --me<TAB>': the fast path must not take it.
-    words = _pycontain(COMP_WORDS="pycontain run --me", COMP_CWORD="2", _PYCONTAIN_COMPLETE="complete_bash")
-    assert words.stdout.split() == ["--memory", "--memory-swap", "--memory-reservation"], words.stderr
-    installed = _pycontain("--install-completion", "bash", HOME=str(tmp_path))
-    assert installed.returncode == 0, installed.stderr
+    assert run_app(["--show-completion", "bash"]) == 0
+    assert "complete -o default -F _pycontain_completion pycontain" in capsys.readouterr().out
+    # What bash asks when the user types 'pycontain run --me<TAB>' (argv is empty then: no fast path).
+    for key, value in {
+        "COMP_WORDS": "pycontain run --me",
+        "COMP_CWORD": "2",
+        "_PYCONTAIN_COMPLETE": "complete_bash",
+    }.items():
+        monkeypatch.setenv(key, value)
+    run_app([])
+    assert capsys.readouterr().out.split() == ["--memory", "--memory-swap", "--memory-reservation"]
+    monkeypatch.delenv("_PYCONTAIN_COMPLETE")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert run_app(["--install-completion", "bash"]) == 0
     assert "_pycontain_completion" in (tmp_path / ".bash_completions" / "pycontain.sh").read_text()
     assert "pycontain.sh" in (tmp_path / ".bashrc").read_text()

@@ -398,6 +398,42 @@ class Resources:
         return r
 
     @classmethod
+    def for_update(cls, limits: dict, resources_file: str | None = None) -> Resources:
+        """docker's and runc's ``update``: the change to apply (``Container.update``) from the limits given
+        (``from_options``' names, docker's units) over an OCI ``linux.resources`` file ("-": stdin)."""
+        given = {k: v for k, v in limits.items() if v not in (None, "", [], ())}
+        if not given and resources_file is None:
+            raise InvalidArgument(
+                "nothing to update: give at least one limit, e.g. --memory 512m (see 'pycontain update --help')"
+            )
+        change = cls.from_options(**given, partial=True)
+        if resources_file is not None:
+            change = cls.from_oci_file(resources_file).merged(change, validate=False)
+        return change
+
+    @classmethod
+    def from_oci_file(cls, path: str) -> Resources:
+        """An OCI ``linux.resources`` JSON document from the file ``path`` ("-": standard input)."""
+        import json  # its errors say where a document is broken; fastjson's do not
+        import sys
+
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path) as f:
+                    text = f.read()
+        except OSError as e:
+            raise InvalidArgument(
+                f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})"
+            ) from None
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid resources file {path!r}: not JSON ({e})") from None
+        return cls.from_oci(doc)
+
+    @classmethod
     def from_oci(cls, doc: dict) -> Resources:
         """From an OCI ``linux.resources`` object (``pycontain update --resources FILE``, the state file).
 
@@ -554,10 +590,12 @@ class Resources:
         """True when no limit is set (the plain ``pycontain run`` path: nothing to write)."""
         return all(getattr(self, f) is None for f in _FIELDS)
 
-    def merged(self, update: Resources) -> Resources:
+    def merged(self, update: Resources, validate: bool = True) -> Resources:
         """A copy with every field that ``update`` sets replaced (``pycontain update`` on top of the saved limits).
 
         Checked as a whole (``validate``): e.g. raising --memory past the saved --memory-swap fails, as in docker.
+        ``validate=False`` for a change that is itself merged onto the saved limits later (the flags of
+        ``update`` over its --resources file).
         """
         r = Resources()
         for f in _FIELDS:
@@ -565,7 +603,8 @@ class Resources:
             setattr(r, f, new if new is not None else getattr(self, f))
         if update.cpu_quota is not None and update.cpus is None:
             r.cpus = None
-        r.validate()
+        if validate:
+            r.validate()
         return r
 
     def __eq__(self, other: object) -> bool:

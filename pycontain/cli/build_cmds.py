@@ -1,6 +1,6 @@
 """``build``, ``commit``, ``snapshot`` and ``restore`` (on the typer ``app``): parse, call the library, print.
 
-The work is ``rootfs_builder.build.build`` and ``pycontain.snapshot``.
+The work is ``pycontain.build.build`` and ``pycontain.snapshot``.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ def build(
     """Build an appliance image from a TOML manifest, with a cache of each step's layer.
 
     Example: pycontain build -f examples/appliances/static-web -t web"""
-    from rootfs_builder.build import build as build_image
-
+    from ..build import build as build_image
     from ..interrupts import unwinding
 
     with unwinding():  # SIGTERM, like Ctrl-C, removes the step containers and temporary files

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from .. import fastjson  # json without the json package (re, enum: ~5 ms)
@@ -17,7 +16,6 @@ from .table import ANY, OPTIONAL, SOME, Arg, Command
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..cgroups.resources import Resources
     from ..container import Container
 
 
@@ -62,28 +60,14 @@ def ps_body(v: dict) -> int:
     template = templates[-1] if templates else "table"
     if v["container"] is not None:
         return _container_processes(v["container"], v["json"] or template == "json")
-    from ..container import Container
+    from .. import listing
 
-    wanted = _parse_filters(filters)
+    wanted = listing.parse_filters(filters)
     if template not in ("table", "json"):
         from .template import check
 
         check(template)
-    rows = []
-    for c in Container.list(GLOBALS.root):
-        status = c.status()
-        if status == "exited" and c.state.config.get("auto_remove"):
-            # A detached --rm container that ended: nobody was there to remove it, so we do.
-            try:
-                c.remove(force=True)
-            except Exception:
-                pass
-            continue
-        if not (v["all"] or "status" in wanted) and status not in ("running", "paused"):
-            continue
-        if wanted and not _matches(c, status, wanted):
-            continue
-        rows.append((c, status))
+    rows = listing.containers(GLOBALS.root, v["all"], wanted)
     if v["quiet"]:
         for c, _ in rows:
             print(c.id[:12])
@@ -129,47 +113,6 @@ def ps_body(v: dict) -> int:
     return 0
 
 
-_FILTER_KEYS = ("name", "id", "status", "label")
-
-
-def _parse_filters(filters: list[str]) -> dict[str, list[str]]:
-    wanted: dict[str, list[str]] = {}
-    for f in filters:
-        key, eq, value = f.partition("=")
-        if not eq or key not in _FILTER_KEYS:
-            raise InvalidArgument(
-                f"invalid filter {f!r}: use name=REGEX, id=PREFIX, status=STATUS or label=KEY[=VALUE]"
-            )
-        if key == "name":
-            import re
-
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise InvalidArgument(f"invalid filter {f!r}: {e}") from None
-        wanted.setdefault(key, []).append(value)
-    return wanted
-
-
-def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
-    """docker's rules: values of one key are alternatives, different keys must all match."""
-    import re
-
-    labels = c.state.config.get("labels") or {}
-
-    def label_ok(v: str) -> bool:
-        k, eq, val = v.partition("=")
-        return k in labels and (not eq or labels[k] == val)
-
-    tests = {
-        "name": lambda v: re.search(v, c.name) is not None,
-        "id": lambda v: c.id.startswith(v),
-        "status": lambda v: v == status,
-        "label": label_ok,
-    }
-    return all(any(tests[k](v) for v in values) for k, values in wanted.items())
-
-
 def _ports(cfg: dict) -> str:
     if not cfg.get("publish"):
         return ""
@@ -197,20 +140,16 @@ def _ps_fields(c: Container, status: str) -> dict:
 
 
 def _container_processes(ref: str, as_json: bool) -> int:
-    c = container(ref)
-    cg = c.cgroup()
-    pids = sorted(cg.pids()) if cg is not None and cg.exists() else []
+    from ..listing import processes
+
+    found = processes(container(ref))
     if as_json:
-        print(fastjson.dumps(pids))
+        print(fastjson.dumps([pid for pid, _ in found]))
         return 0
     print(f"{'PID':>8}  CMD")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        print(f"{pid:>8}  {cmd}")
+    for pid, cmd in found:
+        if cmd is not None:
+            print(f"{pid:>8}  {cmd}")
     return 0
 
 
@@ -369,56 +308,12 @@ def events_body(v: dict) -> int:
 
 
 def update_body(v: dict) -> int:
-    """The limits given (flags, and/or an OCI resources file) on top of the saved ones."""
     from ..cgroups.resources import Resources
 
-    given = {k: v[k] for k in RESOURCE_DESTS if v[k] not in (None, "", [], ())}
-    resources_file = v["resources"]
-    if not given and resources_file is None:
-        raise InvalidArgument(
-            "nothing to update: give at least one limit, e.g. --memory 512m (see 'pycontain update --help')"
-        )
-    flags = Resources.from_options(**given, partial=True)
-    update = _overlay(_load_resources_file(resources_file), flags) if resources_file is not None else flags
-    container(v["ref"]).update(update)
+    change = Resources.for_update({k: v[k] for k in RESOURCE_DESTS}, v["resources"])
+    container(v["ref"]).update(change)
     print(v["ref"])
     return 0
-
-
-def _load_resources_file(path: str) -> Resources:
-    """An OCI ``linux.resources`` JSON document from ``path`` ("-" reads stdin), as Resources."""
-    import json  # its errors say where a document is broken; fastjson's do not
-
-    from ..cgroups.resources import Resources
-
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path) as f:
-                text = f.read()
-    except OSError as e:
-        raise InvalidArgument(
-            f"cannot read resources file {path!r} ({(e.strerror or str(e)).lower()})"
-        ) from None
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise InvalidArgument(f"invalid resources file {path!r}: not JSON ({e})") from None
-    return Resources.from_oci(doc)
-
-
-def _overlay(base: Resources, top: Resources) -> Resources:
-    """``base`` with every field ``top`` sets replaced, unchecked (the flags given win over --resources)."""
-    from ..cgroups.resources import Resources
-
-    r = Resources()
-    for f in Resources.__slots__:
-        new = getattr(top, f)
-        setattr(r, f, new if new is not None else getattr(base, f))
-    if top.cpu_quota is not None and top.cpus is None:
-        r.cpus = None
-    return r
 
 
 def _runc_spelling(o: Opt) -> Opt:

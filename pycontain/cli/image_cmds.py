@@ -281,21 +281,11 @@ def image_export(
     Example: pycontain image export --format oci-archive myapp myapp.tar"""
     from rootfs_builder import export
 
-    from ..errors import InvalidArgument
-
-    if fmt in ("oci", "oci-archive"):
-        if compress is not None:
-            raise InvalidArgument("--compress applies to --format rootfs and squashfs (OCI layers are gzip)")
-        out = export.export_image(ref, dest, data_root, archive=fmt == "oci-archive")
+    out = export.export(ref, dest, data_root, fmt=fmt, compress=compress)
+    if "manifest" in out:
         print(
             f"exported {ref} to {dest}: manifest sha256:{out['manifest'][:12]}, {len(out['layers'])} layer(s)"
         )
-        return 0
-    if fmt == "rootfs":
-        out = export.export_rootfs_tar(ref, dest, data_root, compress=compress or "none")
-    elif fmt == "squashfs":
-        out = export.export_squashfs(ref, dest, data_root, compress=compress or "gzip")
     else:
-        raise InvalidArgument(f"--format: unknown format {fmt!r} (oci, oci-archive, rootfs or squashfs)")
-    print(f"exported {ref} to {dest}: {human_size(out['size'])}")
+        print(f"exported {ref} to {dest}: {human_size(out['size'])}")
     return 0

@@ -113,8 +113,10 @@ def network_pool(
         typer.Argument(metavar="SIZE", help="Entries to keep ready (0: off, and every entry removed)."),
     ] = None,
 ) -> None:
-    """A warm pool of network namespaces on the default network, their veths already on the bridge: 'run'
-    takes one instead of making its own. With SIZE, keep that many ready (host-wide); print how many are."""
+    """Keep a warm pool of network namespaces on the default network; print how many are ready.
+
+    Their veths are already on the bridge: 'run' takes one instead of making its own. With SIZE, keep that
+    many ready (host-wide). Example: pycontain network pool 4"""
     from ..network import ipam, pool
 
     print(pool.set_size(size) if size is not None else len(pool.entries(ipam.Registry(), ready_only=True)))

@@ -8,7 +8,6 @@ are shared with the docker-style family: each tells the two forms apart by its a
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Annotated
 
@@ -50,13 +49,9 @@ def spec(
     bundle: Annotated[str, typer.Option("--bundle", "-b", help="Where to write config.json.")] = ".",
     rootless: Annotated[bool, typer.Option("--rootless", help="A spec for a rootless container.")] = False,
 ) -> None:
-    """Write a default config.json (like 'runc spec')."""
-    from ..errors import AlreadyExists
-    from ..spec import default_spec
+    """Write a default config.json (like 'runc spec').
 
-    path = os.path.join(bundle, "config.json")
-    if os.path.exists(path):
-        raise AlreadyExists(f"{path} already exists: remove it first")
-    with open(path, "w") as f:
-        json.dump(default_spec(rootless=rootless), f, indent=2)
-        f.write("\n")
+    Example: mkdir -p b/rootfs && pycontain spec -b b && pycontain run -b b c1"""
+    from .. import oci
+
+    oci.write_spec(bundle, rootless)

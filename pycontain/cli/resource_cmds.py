@@ -1,36 +1,24 @@
-"""``stats`` (registered on the typer ``app``); ``update``, ``pause`` and ``unpause`` are in ``cli.commands``."""
+"""``stats`` (registered on the typer ``app``; the figures are ``pycontain.stats``'); ``update``, ``pause`` and
+``unpause`` are in ``cli.commands``."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .app import app
 from .base import GLOBALS, command
-from .commands import container
 
-SAMPLE_INTERVAL = 1.0  # seconds between the two samples that give CPU % (and between refreshes)
+if TYPE_CHECKING:
+    from ..stats import Sampler
+
 STATS_COLUMNS = ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "BLOCK I/O")
 
 
 # -- stats ----------------------------------------------------------------------------------------
-def _host_memory() -> int | None:
-    """MemTotal in bytes: the limit docker stats shows for a container without a memory limit."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _decimal_size(n: int | None) -> str:
     """Decimal human size as docker stats prints block I/O: 1500000 -> "1.5MB"."""
     if n is None:
@@ -41,72 +29,6 @@ def _decimal_size(n: int | None) -> str:
             return f"{value:.4g}{unit}"
         value /= 1000
     return f"{value:.4g}PB"  # pragma: no cover - unreachable
-
-
-class _Sampler:
-    """Samples containers' cgroups and turns two consecutive samples into docker stats' figures."""
-
-    def __init__(self, refs: list[str]) -> None:
-        self.refs = refs
-        self.prev: dict[str, tuple[float, Any]] = {}
-        self.ncpus = os.cpu_count() or 1
-        self.host_memory = _host_memory()
-
-    def containers(self) -> list[Any]:
-        """The containers to show: the named ones, or every running one (read anew each time)."""
-        from ..container import Container
-
-        if self.refs:
-            from ..errors import ContainerNotFound
-
-            found = []
-            for ref in self.refs:
-                try:
-                    found.append(container(ref))
-                except ContainerNotFound:
-                    continue  # removed while we were watching it
-            return [c for c in found if c.running()]
-        return [c for c in Container.list(GLOBALS.root) if c.running()]
-
-    def sample(self) -> list[dict]:
-        """One row per container that is still running; CPU % from the previous sample, if any."""
-        from ..cgroups.resources import cpu_percent
-        from ..errors import PycontainError
-
-        rows = []
-        seen = set()
-        for c in self.containers():
-            try:
-                now, s = time.monotonic(), c.stats()
-            except (OSError, PycontainError):
-                continue  # it stopped between the listing and the sample
-            seen.add(c.id)
-            before = self.prev.get(c.id)
-            self.prev[c.id] = (now, s)
-            cpu = cpu_percent(before[1], s, now - before[0], self.ncpus) if before else 0.0
-            usage = None
-            if s.memory_usage is not None:
-                usage = max(s.memory_usage - (s.memory_cache or 0), 0)
-            limit = s.memory_limit if s.memory_limit is not None else self.host_memory
-            if limit is not None and self.host_memory is not None:
-                limit = min(limit, self.host_memory)  # a limit above the host's memory is no limit
-            rows.append(
-                {
-                    "Id": c.id,
-                    "Name": c.name,
-                    "CPUPerc": round(cpu, 2),
-                    "MemUsage": usage,
-                    "MemLimit": limit,
-                    "MemPerc": round(usage / limit * 100, 2) if usage is not None and limit else 0.0,
-                    "Pids": s.pids_current,
-                    "PidsLimit": s.pids_limit,
-                    "BlockRead": s.blkio_read_bytes,
-                    "BlockWrite": s.blkio_write_bytes,
-                    "Paused": c.status() == "paused",
-                }
-            )
-        self.prev = {k: v for k, v in self.prev.items() if k in seen}
-        return rows
 
 
 def _table(rows: list[dict]) -> Any:
@@ -146,18 +68,11 @@ def stats(
     ] = False,
 ) -> int:
     """Show containers' CPU, memory, process and block I/O usage, refreshed every second."""
-    wanted = list(dict.fromkeys(refs or []))
-    for ref in wanted:  # a name that matches nothing, or a stopped container, is an error up front
-        c = container(ref)
-        if not c.running():
-            from ..errors import InvalidState
+    from ..stats import Sampler
 
-            raise InvalidState(f"container {c.name} is not running (status: {c.status()})")
-    sampler = _Sampler(wanted)
-    sampler.sample()
+    sampler = Sampler(refs or [], GLOBALS.root)
     if as_json or no_stream:
-        time.sleep(SAMPLE_INTERVAL)
-        rows = sampler.sample()
+        rows = sampler.next()
         if as_json:
             print(json.dumps(rows, indent=2))
         else:
@@ -172,13 +87,12 @@ def _print_table(rows: list[dict]) -> None:
     Console(width=200 if not sys.stdout.isatty() else None).print(_table(rows))
 
 
-def _stream(sampler: _Sampler) -> int:
-    """Refresh the table every SAMPLE_INTERVAL until interrupted (or, with named containers, all stop)."""
+def _stream(sampler: Sampler) -> int:
+    """Refresh the table at every sample until interrupted (or, with named containers, all stop)."""
     try:
         if not sys.stdout.isatty():
             while True:
-                time.sleep(SAMPLE_INTERVAL)
-                rows = sampler.sample()
+                rows = sampler.next()
                 _print_table(rows)
                 print(flush=True)
                 if sampler.refs and not rows:
@@ -187,8 +101,7 @@ def _stream(sampler: _Sampler) -> int:
 
         with Live(_table([]), auto_refresh=False, transient=False) as live:
             while True:
-                time.sleep(SAMPLE_INTERVAL)
-                rows = sampler.sample()
+                rows = sampler.next()
                 live.update(_table(rows), refresh=True)
                 if sampler.refs and not rows:
                     return 0

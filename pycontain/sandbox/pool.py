@@ -187,17 +187,18 @@ class SandboxPool:
         """Give a borrowed sandbox back (what leaving its ``with`` block does)."""
         sandbox.close()
 
-    def _release(self, sb: Sandbox) -> None:
+    def take_back(self, sb: Sandbox) -> None:
+        """A lent sandbox's ``close()`` comes here: it is destroyed in the background."""
         # Its processes die now (a signal, no waiting): a backlog of sandboxes to destroy holds no
         # running code, only what the worker removes (zombie, cgroup, state).
-        sb._handle.kill_pid1()
+        sb.kill_pid1()
         with self._cond:
             self._lent.discard(sb)
             if not self._closed:
                 self._dirty.append(sb)
                 self._cond.notify_all()
                 return
-        sb._destroy()
+        sb.destroy()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -266,7 +267,7 @@ class SandboxPool:
             try:
                 if kind == "destroy":
                     try:
-                        sb._destroy()  # type: ignore[union-attr]
+                        sb.destroy()  # type: ignore[union-attr]
                     except Exception:
                         pass
                     with self._cond:
@@ -276,8 +277,8 @@ class SandboxPool:
                     new = Sandbox(
                         self.image,
                         root=self.root,
-                        _config=ContainerConfig.from_dict(self._config_dict),
-                        _forkserver=self._forkserver,
+                        config=ContainerConfig.from_dict(self._config_dict),
+                        forkserver=self._forkserver,
                     )
                 except Exception as e:
                     with self._cond:
@@ -297,11 +298,11 @@ class SandboxPool:
                         closed = True
                     else:
                         closed = False
-                        new._pool = self
+                        new.pool = self
                         self._ready.append(new)
                     self._cond.notify_all()
                 if closed:
-                    new._destroy()
+                    new.destroy()
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -329,7 +330,7 @@ class SandboxPool:
             self._cond.notify_all()
         for sb in doomed:
             try:
-                sb._destroy()
+                sb.destroy()
             except Exception:
                 pass
         self._forkserver.close()

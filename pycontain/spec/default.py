@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .. import SPEC_VERSION
-from ..config import DEFAULT_PATH
+from .. import DEFAULT_PATH, SPEC_VERSION
 from ..security.caps import DEFAULT_CAPABILITIES
 
 # runc's defaults (libcontainer/specconv/example.go); used when a config has none.

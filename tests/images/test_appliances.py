@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT_REQUIRED
 
 import rootfs_builder
-from rootfs_builder.build import build
+from pycontain.build import build
 
 from . import cli, need, remove_containers, seeded_data_root, sh
 

@@ -96,7 +96,7 @@ def test_pip_requirements_are_names_and_versions_only(env, tmp_path, requirement
 
 
 def test_a_pip_requirement_with_a_version_is_accepted_by_the_manifest(tmp_path):
-    from rootfs_builder.appliance import Manifest
+    from pycontain.build.manifest import Manifest
 
     m = Manifest.parse(
         'base = "debian:bookworm"\npip = ["flask==3.0.3", "requests[socks]>=2,<3", "attrs; python_version>\'3\'"]\n',

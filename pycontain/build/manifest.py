@@ -26,7 +26,7 @@
     pids = 64
 
 The steps run in a fixed order: base (with its packages), pip, files, run. Each produces at most one layer,
-cached by the hash of its parent and of the step itself (``rootfs_builder.build``).
+cached by the hash of its parent and of the step itself (``pycontain.build.builder``).
 
 A manifest is untrusted input (the README's "trust model"): nothing it names runs on the host or reads
 outside its directory. The Debian mirror and a build's host networking are the command line's to choose
@@ -39,6 +39,7 @@ import os
 import tomllib
 from typing import Any, NoReturn
 
+from pycontain import DEFAULT_PATH
 from pycontain.errors import InvalidArgument
 
 KEYS = (
@@ -410,7 +411,7 @@ class Manifest:
         cfg = {k: v for k, v in base.items() if v}
         env = list(cfg.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            env.insert(0, f"PATH={DEFAULT_PATH}")
         for k, v in self.env.items():
             env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
         cfg["Env"] = env

@@ -1,0 +1,13 @@
+"""``pycontain build``: images made by running containers, above both the runtime and the image store.
+
+``manifest`` reads and checks an appliance manifest (one TOML file); ``builder`` runs its steps in build
+containers and stores each step's layer in ``rootfs_builder``'s store. The store itself never starts a
+container: it only holds what the build gives it.
+"""
+
+from __future__ import annotations
+
+from .builder import BuildError, BuildResult, build
+from .manifest import Manifest
+
+__all__ = ["BuildError", "BuildResult", "Manifest", "build"]
