@@ -1,5 +1,5 @@
 """The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
-``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.table``):
+``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.base.Command``):
 ``cli.main`` runs them without typer, ``cli.commandline`` registers the same declarations on typer's app.
 """
 
@@ -9,9 +9,23 @@ import time
 
 from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
-from .base import GLOBALS, container, for_each, render_table
-from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt, preserve_fds_count
-from .table import ANY, OPTIONAL, SOME, Arg, Command
+from .base import (
+    ANY,
+    FLAG,
+    GLOBALS,
+    MULTI,
+    OPTIONAL,
+    SOME,
+    VALUE,
+    Arg,
+    Command,
+    Opt,
+    container,
+    for_each,
+    preserve_fds_count,
+    render_table,
+)
+from .options import RESOURCE_DESTS, RUN_OPTIONS
 
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
