@@ -14,7 +14,10 @@ from .errors import InvalidArgument, NotFound, Unsupported
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .spec.model import OciMount, OciSpec
+    from .cgroups.devices import DeviceRule
+    from .cgroups.resources import Resources
+    from .security.options import SecurityOptions
+    from .spec.model import OciDevice, OciHook, OciMount, OciSpec
 
 # Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -119,13 +122,20 @@ NS_PROC_NAMES = {
     "user": "user",
     "time": "time",
 }
+# linux.resources.memory's fields that Resources has none for (cgroups.extras writes them)
+_EXTRA_MEMORY = frozenset(("swappiness", "disableOOMKiller", "kernelTCP"))
 DEFAULT_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 
 
 class ContainerConfig:
-    """Everything needed to start a container's process, and nothing about its runtime state."""
+    """Everything needed to start a container's process, and nothing about its runtime state.
 
-    __slots__ = (
+    Frozen once made (``from_spec`` validates it as a whole): setting a field raises ``AttributeError``;
+    ``replace`` makes a changed copy. Its fields are typed objects (``Resources``, ``SecurityOptions``,
+    ``OciDevice``, ``OciHook``, ``DeviceRule``); ``to_dict``/``from_dict`` give and read state.json's form.
+    """
+
+    FIELDS = (
         "rootfs",
         "image",
         "args",
@@ -142,6 +152,8 @@ class ContainerConfig:
         "detach",
         "name",
         "resources",
+        "device_rules",
+        "cgroup_writes",
         "cgroup_parent",
         "cgroup_manager",
         "namespaces",
@@ -180,6 +192,7 @@ class ContainerConfig:
         "healthcheck",
         "log_opts",
     )
+    __slots__ = (*FIELDS, "_frozen")
 
     def __init__(
         self,
@@ -199,13 +212,15 @@ class ContainerConfig:
         auto_remove: bool = False,
         detach: bool = False,
         name: str | None = None,
-        resources: dict | None = None,
+        resources: Resources | None = None,
+        device_rules: list[DeviceRule] | None = None,
+        cgroup_writes: list[tuple[str, str, str, str]] | None = None,
         cgroup_parent: str | None = None,
         cgroup_manager: str = "auto",
         namespaces: dict[str, str] | None = None,
         overlay: bool = True,
         proc_readonly: bool = False,
-        devices: list[dict] | None = None,
+        devices: list[OciDevice] | None = None,
         extra_gids: list[int] | None = None,
         umask: int | None = None,
         oom_score_adj: int | None = None,
@@ -213,8 +228,8 @@ class ContainerConfig:
         sysctl: dict[str, str] | None = None,
         masked_paths: list[str] | None = None,
         readonly_paths: list[str] | None = None,
-        security: dict | None = None,
-        hooks: dict | None = None,
+        security: SecurityOptions | None = None,
+        hooks: dict[str, list[OciHook]] | None = None,
         cgroup_path: str | None = None,
         rootfs_propagation: str | None = None,
         no_pivot: bool = False,
@@ -253,7 +268,13 @@ class ContainerConfig:
         self.auto_remove = auto_remove
         self.detach = detach
         self.name = name
-        self.resources = resources
+        self.resources = resources  # the limits; None: none set
+        # The cgroup's device rules in order (OCI linux.resources.devices, then linux.devices' nodes and
+        # the defaults: cgroups.devices.rules_for); None leaves the rules it inherits (--privileged)
+        self.device_rules = device_rules
+        # What Resources has no field for (swappiness, hugepages, net_cls...), as cgroups.extras.writes checked
+        # it: (OCI field, controller, file, value)
+        self.cgroup_writes = list(cgroup_writes or [])
         self.cgroup_parent = cgroup_parent
         self.cgroup_manager = cgroup_manager
         # Namespace type → "" (a new one) or a path to join; a type left out is shared with the host.
@@ -272,7 +293,7 @@ class ContainerConfig:
         self.masked_paths = masked_paths
         self.readonly_paths = readonly_paths
         self.security = security
-        self.hooks = hooks
+        self.hooks = dict(hooks or {})  # kind (prestart, ...) → its hooks, in order
         self.cgroup_path = cgroup_path
         self.rootfs_propagation = rootfs_propagation
         self.no_pivot = no_pivot
@@ -303,6 +324,14 @@ class ContainerConfig:
         self.healthcheck = healthcheck
         # --log-opt: {"max-size": "10m", "max-file": "3"} (docker's), checked by validate; see pycontain.logs
         self.log_opts = dict(log_opts or {})
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # A config is validated as a whole and shared (state.json, the monitor, the child): a field changed
+        # afterwards would be one nothing checked.
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"a ContainerConfig is not changed once made: use replace({name}=...)")
+        object.__setattr__(self, name, value)
 
     def validate(self) -> None:
         if not self.args:
@@ -395,21 +424,49 @@ class ContainerConfig:
         """A copy with ``changes`` (a config is never changed in place: ``Container.create`` adds the
         container's hostname and network this way)."""
         new = object.__new__(ContainerConfig)
-        for k in self.__slots__:
+        for k in self.FIELDS:
             object.__setattr__(new, k, changes.pop(k) if k in changes else getattr(self, k))
         if changes:
             raise TypeError(f"ContainerConfig has no field {next(iter(changes))!r}")
+        object.__setattr__(new, "_frozen", True)
         return new
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__slots__}
+        """state.json's form: plain JSON values (limits, devices and hooks in OCI's spelling)."""
+        d = {k: getattr(self, k) for k in self.FIELDS}
         d["mounts"] = [m.to_dict() for m in self.mounts]
+        d["resources"] = self.resources.to_dict() if self.resources is not None else None
+        d["device_rules"] = None if self.device_rules is None else [r.to_oci() for r in self.device_rules]
+        d["cgroup_writes"] = [list(w) for w in self.cgroup_writes]
+        d["devices"] = [dev.to_dict() for dev in self.devices]
+        d["security"] = self.security.to_dict() if self.security is not None else None
+        d["hooks"] = {k: [h.to_dict() for h in v] for k, v in self.hooks.items()} or None
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerConfig:
-        kw = {k: d[k] for k in cls.__slots__ if k in d and k not in ("rootfs", "args", "mounts")}
-        return cls(d["rootfs"], d["args"], mounts=[Mount.from_dict(m) for m in d.get("mounts", [])], **kw)
+        """What ``to_dict`` gave (read back from state.json)."""
+        kw = {k: d[k] for k in cls.FIELDS if k in d and k not in ("rootfs", "args")}
+        kw["mounts"] = [Mount.from_dict(m) for m in d.get("mounts") or []]
+        if kw.get("resources"):
+            from .cgroups.resources import Resources
+
+            kw["resources"] = Resources.from_oci(kw["resources"])
+        if kw.get("device_rules") is not None:
+            from .cgroups.devices import parse_oci
+
+            kw["device_rules"] = parse_oci(kw["device_rules"])
+        kw["cgroup_writes"] = [tuple(w) for w in kw.get("cgroup_writes") or []]
+        if kw.get("security"):
+            from .security.options import SecurityOptions
+
+            kw["security"] = SecurityOptions.from_dict(kw["security"])
+        if kw.get("devices") or kw.get("hooks"):
+            from .spec.model import OciDevice, OciHook
+
+            kw["devices"] = [OciDevice.from_dict(dev) for dev in kw.get("devices") or []]
+            kw["hooks"] = {k: [OciHook.from_dict(h) for h in v] for k, v in (kw.get("hooks") or {}).items()}
+        return cls(d["rootfs"], d["args"], **kw)
 
 
 def from_spec(
@@ -418,38 +475,46 @@ def from_spec(
     *,
     image: str = "",
     layers: list[str] | None = None,
-    security: dict | None = None,
+    security: SecurityOptions | dict | None = None,
     **engine: object,
 ) -> ContainerConfig:
     """The one conversion of an OCI spec (a bundle's, or ``spec.docker``'s from docker-style options) into
     the runtime's config, validated.
 
     ``layers``: an image's layers, lowest first, for a copy-on-write overlay; without them the spec's root
-    is used in place (a bundle). ``security``: ``SecurityOptions.to_dict()`` (the CLI's flags, or a bundle's
-    process as ``oci`` reads it). ``engine``: what the spec has no field for (``--restart``, ``--network``,
+    is used in place (a bundle). ``security``: ``SecurityOptions`` (or its ``to_dict()``: the CLI's flags),
+    or a bundle's process as ``oci`` reads it. ``engine``: what the spec has no field for (``--restart``, ``--network``,
     labels, ``detach``, ...) and what a road decides itself (a bundle's missing hostname is "", the UTS
     namespace's own; docker-style containers default to their id), as ``ContainerConfig``'s keywords.
     """
     p = spec.process
     if p is None:
         raise InvalidArgument("config.json: process: needed to create a container")
-    resources = None
-    if spec.resources:
-        resources = {}
-        if any(k != "devices" for k in spec.resources):  # (a plain 'run' has no limits to check)
-            from .cgroups.resources import Resources
+    if isinstance(security, dict):  # the CLI's and the Python API's SecurityOptions.to_dict()
+        from .security.options import SecurityOptions
 
-            resources = Resources.from_oci(spec.resources).to_dict()
-        if "devices" in spec.resources:  # not a limit: the device rules travel beside the limits
-            resources["devices"] = spec.resources["devices"]
-        # What Resources has no field for travels as given (cgroups.extras writes it).
-        for key in ("hugepageLimits", "network"):
-            if key in spec.resources:
-                resources[key] = spec.resources[key]
-        memory = spec.resources.get("memory") or {}
-        for key in ("swappiness", "disableOOMKiller", "kernelTCP"):
-            if key in memory:
-                resources.setdefault("memory", {})[key] = memory[key]
+        security = SecurityOptions.from_dict(security)
+    doc = spec.resources or {}
+    resources = None
+    if any(k != "devices" for k in doc):  # (a plain 'run' has no limits to check)
+        from .cgroups.resources import Resources
+
+        resources = Resources.from_oci(doc)
+        if resources.is_empty():
+            resources = None
+    writes: list[tuple[str, str, str, str]] = []
+    memory = doc.get("memory")
+    if (
+        "hugepageLimits" in doc
+        or "network" in doc
+        or (isinstance(memory, dict) and _EXTRA_MEMORY & set(memory))
+    ):
+        from .cgroups.extras import writes as extra_writes
+
+        writes = extra_writes(doc)
+    from .cgroups.devices import rules_for
+
+    device_rules = rules_for(bool(security and security.privileged), doc.get("devices"), spec.devices)
     cgroup_path = spec.cgroups_path
     if cgroup_path and ":" in cgroup_path:
         raise Unsupported(
@@ -467,6 +532,8 @@ def from_spec(
         tty=p.terminal,
         name=name,
         resources=resources,
+        device_rules=device_rules,
+        cgroup_writes=writes,
         namespaces=spec.namespaces,
         overlay=layers is not None,
         layers=layers,
@@ -474,18 +541,7 @@ def from_spec(
         if spec.namespaces.get("user") == ""
         else None,
         time_offsets=spec.time_offsets,
-        devices=[
-            {
-                "path": d.path,
-                "type": d.type,
-                "major": d.major,
-                "minor": d.minor,
-                "file_mode": d.file_mode,
-                "uid": d.uid,
-                "gid": d.gid,
-            }
-            for d in spec.devices
-        ],
+        devices=spec.devices,
         extra_gids=p.additional_gids,
         umask=p.umask,
         oom_score_adj=p.oom_score_adj,
@@ -495,7 +551,7 @@ def from_spec(
         masked_paths=spec.masked_paths or [],
         readonly_paths=spec.readonly_paths or [],
         security=security,
-        hooks={k: [h.to_dict() for h in v] for k, v in spec.hooks.items() if v} or None,
+        hooks={k: v for k, v in spec.hooks.items() if v},
         cgroup_path=cgroup_path,
         rootfs_propagation=spec.rootfs_propagation,
         console_size=p.console_size,

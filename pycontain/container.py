@@ -222,7 +222,7 @@ class Container:
 
         if rootless.active() and not rootless.cgroup_delegated():
             # Device rules are not limits: without a cgroup the user namespace already denies mknod.
-            if any(k != "devices" for k in config.resources or {}):
+            if config.resources is not None or config.cgroup_writes:
                 raise Unsupported(
                     "rootless containers get no cgroup here, so no resource limits: no cgroup was "
                     "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
@@ -236,18 +236,15 @@ class Container:
         try:
             cg.create()
             crash_point("cgroup-created")
-            if any(k != "devices" for k in config.resources or {}):
+            if config.resources is not None:
+                cg.apply(config.resources)
+            if config.cgroup_writes:
                 from .cgroups import extras
-                from .cgroups.resources import Resources
 
-                cg.apply(Resources.from_dict(config.resources))
-                for message in extras.apply(cg, config.resources):
+                for message in extras.apply(cg, config.cgroup_writes):
                     warn(message)
-            from .cgroups.devices import rules_for
-
-            rules = rules_for(config)
-            if rules is not None:
-                cg.set_devices(rules)
+            if config.device_rules is not None:
+                cg.set_devices(config.device_rules)
         except BaseException:
             self._destroy_resources(cg)
             raise

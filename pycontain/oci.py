@@ -17,6 +17,11 @@ from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, warn
 from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .security.options import SecurityOptions
+
 
 def host_warnings(spec) -> list[str]:
     """What this host cannot give a bundle that runc would start anyway, saying so (the spec requires a
@@ -58,11 +63,10 @@ def host_warnings(spec) -> list[str]:
     return out
 
 
-def _security_from_spec(spec) -> dict | None:
-    try:
-        from .security.options import SecurityOptions
-    except ImportError:
-        return None
+def _security_from_spec(spec) -> SecurityOptions:
+    """A bundle's process as the security settings the child applies (its exact capability sets)."""
+    from .security.options import SecurityOptions
+
     p = spec.process
     opts = SecurityOptions(
         capabilities=p.capabilities,
@@ -71,7 +75,7 @@ def _security_from_spec(spec) -> dict | None:
         seccomp_profile=spec.seccomp,
         ulimits=[f"{_rlimit_name(t)}={soft}:{hard}" for t, soft, hard in p.rlimits],
     )
-    return opts.to_dict()
+    return opts
 
 
 def exec_overrides(proc, saved_security: dict | None) -> dict:

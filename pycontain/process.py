@@ -592,7 +592,7 @@ def start_container(
         + (["TERM=xterm"] if stdio.tty else []),
         config.env,
     )
-    sec = prepare_security(config.security)
+    sec = security_apply.prepare(config.security)
     join_fds = [(_open_ns(path, flag), flag) for path, flag in plan.join]
     userns_fd = None
     if plan.user is not None:
@@ -742,7 +742,7 @@ def _build_root(p: _FirstProcess) -> None:
         p.fds_dir = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_userns = p.userns_fd if p.plan.user == "" else None
     rootfs.build(p.config, p.container_dir, new_userns, p.cgroup_procs)
-    if not (p.config.security and p.config.security.get("privileged")):
+    if not (p.config.security and p.config.security.privileged):
         security_apply.mask_paths(p.config.masked_paths, p.config.readonly_paths)
 
 

@@ -20,6 +20,7 @@ from .libc import escape_overlay
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import ContainerConfig, Mount
+    from .spec.model import OciDevice
 
 _DEV_NODES = (  # name, major, minor
     ("null", 1, 3),
@@ -151,10 +152,10 @@ _PROPAGATION = {
     "rprivate": libc.MS_PRIVATE | libc.MS_REC,
     "slave": libc.MS_SLAVE,
     "rslave": libc.MS_SLAVE | libc.MS_REC,
-    "shared": 1 << 20,
-    "rshared": (1 << 20) | libc.MS_REC,
-    "unbindable": 1 << 17,
-    "runbindable": (1 << 17) | libc.MS_REC,
+    "shared": libc.MS_SHARED,
+    "rshared": libc.MS_SHARED | libc.MS_REC,
+    "unbindable": libc.MS_UNBINDABLE,
+    "runbindable": libc.MS_UNBINDABLE | libc.MS_REC,
 }
 
 
@@ -313,37 +314,35 @@ def _mknod(path: str, mode: int, rdev: int) -> bool:
     )
 
 
-def make_devices(root: str, devices: list[dict]) -> None:
+def make_devices(root: str, devices: list[OciDevice]) -> None:
     """OCI linux.devices: character, block and FIFO nodes in the container's /dev."""
     old = os.umask(0)
     try:
         for d in devices:
-            if os.path.normpath(d["path"]) == "/dev/ptmx":
+            if os.path.normpath(d.path) == "/dev/ptmx":
                 # Always the link to the container's own devpts (as runc makes it): docker --privileged
                 # lists the host's 5:2 node, and making it would go through the link into devpts.
                 continue
-            path = secure_join(root, d["path"])
+            path = secure_join(root, d.path)
             _mkdirs(os.path.dirname(path))
-            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            if _mknod(
-                path, kind | (d.get("file_mode") or 0o666), os.makedev(d.get("major", 0), d.get("minor", 0))
-            ):
-                os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
+            if _mknod(path, kind | (d.file_mode or 0o666), os.makedev(d.major, d.minor)):
+                os.chown(path, d.uid or 0, d.gid or 0)
     finally:
         os.umask(old)
 
 
 def _default_dev(root: str) -> None:
     """What an OCI runtime must provide in /dev whatever the bundle mounts there."""
+    from .spec.model import OciDevice
+
     dev = os.path.join(root, "dev")
     _mkdirs(dev)
-    make_devices(
-        root, [{"path": f"/dev/{n}", "type": "c", "major": ma, "minor": mi} for n, ma, mi in _DEV_NODES]
-    )
+    make_devices(root, [OciDevice(f"/dev/{n}", "c", ma, mi) for n, ma, mi in _DEV_NODES])
     for name, target in _DEV_LINKS:
         link = os.path.join(dev, name)
         if not os.path.lexists(link):
@@ -501,7 +500,7 @@ class MakeDevices(Step):
 
     __slots__ = ("devices",)
 
-    def __init__(self, devices: list[dict]) -> None:
+    def __init__(self, devices: list[OciDevice]) -> None:
         self.devices = devices
 
     def run(self, ctx: Context) -> None:

@@ -3,10 +3,13 @@ configs are built and planned, nothing is mounted."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pycontain import libc, rootfs
 from pycontain.config import from_spec
+from pycontain.errors import InvalidArgument
 from pycontain.rootfs import (
     BindRoot,
     Chroot,
@@ -65,23 +68,11 @@ def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> No
         ("/cache", "tmpfs"),
     ]
     rest = steps[2 + len(mounts(steps)) :]
-    assert rest == [
-        DefaultDevices(),
-        MakeDevices(
-            [
-                {
-                    "path": "/dev/console",
-                    "type": "c",
-                    "major": 1,
-                    "minor": 3,
-                    "file_mode": 0o666,
-                    "uid": None,
-                    "gid": None,
-                }
-            ]
-        ),
-        PivotRoot(),
-        ReadonlyProc(),
+    assert rest[0] == DefaultDevices() and rest[2:] == [PivotRoot(), ReadonlyProc()]
+    assert isinstance(rest[1], MakeDevices)
+    # without a terminal /dev/console is a null device
+    assert [d.to_dict() for d in rest[1].devices] == [
+        {"path": "/dev/console", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}
     ]
 
 
@@ -190,7 +181,10 @@ def test_both_roads_give_the_same_mounts(image) -> None:
     docker_cfg = from_spec(spec, None, layers=image)
     bundle_cfg = from_spec(parse(spec.to_dict(), image[-1]), None)
     assert [MountStep(m) for m in docker_cfg.mounts] == [MountStep(m) for m in bundle_cfg.mounts]
-    assert docker_cfg.devices == bundle_cfg.devices
+    assert [d.to_dict() for d in docker_cfg.devices] == [d.to_dict() for d in bundle_cfg.devices]
+    assert [r.line() for r in docker_cfg.device_rules or []] == [
+        r.line() for r in bundle_cfg.device_rules or []
+    ]
     assert docker_cfg.resources == bundle_cfg.resources
 
 
@@ -206,3 +200,36 @@ def test_replace_leaves_the_config_alone(image) -> None:
     assert cfg.namespaces and not other.namespaces
     with pytest.raises(TypeError):
         cfg.replace(nonsense=1)
+
+
+def test_a_config_is_frozen(image) -> None:
+    cfg = run_config(image)
+    with pytest.raises(AttributeError, match="replace"):
+        cfg.hostname = "x"
+
+
+def test_typed_fields_round_trip_through_the_state_file(image) -> None:
+    from pycontain.cgroups.resources import Resources
+    from pycontain.config import ContainerConfig
+    from pycontain.security.options import SecurityOptions
+
+    cfg = run_config(
+        image, resources={"memory": {"limit": 64 << 20, "swappiness": 10}}, security={"cap_drop": ["ALL"]}
+    )
+    assert cfg.resources == Resources(memory=64 << 20)
+    assert cfg.cgroup_writes == [("memory.swappiness", "memory", "memory.swappiness", "10")]
+    assert isinstance(cfg.security, SecurityOptions) and cfg.security.cap_drop == ["ALL"]
+    rules = [r.line() for r in cfg.device_rules or []]
+    assert rules[0] == "a" and "c 1:3 rwm" in rules  # deny all, then the console and docker's defaults
+    back = ContainerConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back.to_dict() == cfg.to_dict()
+    assert back.resources == cfg.resources and isinstance(back.security, SecurityOptions)
+
+
+def test_privileged_leaves_the_device_rules_alone(image) -> None:
+    assert run_config(image, security={"privileged": True}).device_rules is None
+
+
+def test_bad_extra_resources_fail_at_conversion(image) -> None:
+    with pytest.raises(InvalidArgument, match="swappiness"):
+        run_config(image, resources={"memory": {"swappiness": 500}})

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from ..errors import InvalidArgument
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..spec.model import OciDevice
+
 TYPES = ("a", "c", "b")
 ACCESS = frozenset("rwm")
 
@@ -110,22 +115,16 @@ def parse_oci(items: object, where: str = "linux.resources.devices") -> list[Dev
     return rules
 
 
-def rules_for(config) -> list[DeviceRule] | None:
+def rules_for(privileged: bool, own: object, nodes: list[OciDevice]) -> list[DeviceRule] | None:
     """The rules a container's cgroup gets; None leaves its cgroup's (inherited) rules alone.
 
-    The spec's own ``linux.resources.devices`` first (``spec.docker`` gives docker-style containers "deny
-    all"), then an allow rule per ``linux.devices`` node and the defaults (what runc does); a spec with
-    neither leaves the rules alone. ``--privileged``: None (every device).
+    The spec's own ``linux.resources.devices`` (``own``, checked here; ``spec.docker`` gives docker-style
+    containers "deny all") first, then an allow rule per ``linux.devices`` node and the defaults (what
+    runc does); a spec with neither leaves the rules alone. ``--privileged``: None (every device).
     """
-    security = config.security or {}
-    if security.get("privileged"):
+    if privileged:
         return None
-    own = (config.resources or {}).get("devices")
-    nodes = [
-        _allow(d.get("type", "c"), int(d.get("major", -1)), int(d.get("minor", -1)))
-        for d in config.devices
-        if d.get("type", "c") in ("c", "b")
-    ]
-    if own is None and not nodes:
+    allowed = [_allow(d.type, d.major, d.minor) for d in nodes if d.type in ("c", "b")]
+    if own is None and not allowed:
         return None
-    return parse_oci(own or []) + nodes + list(DEFAULT_ALLOWED)
+    return parse_oci(own or []) + allowed + list(DEFAULT_ALLOWED)

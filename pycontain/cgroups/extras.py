@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidArgument
-from . import write_file
 from .base import CgroupManager
+from .files import write_file
 
 # cgroup v2 has no such files at all: these stay warnings whatever the host mounts.
 _NOT_IN_V2 = {
@@ -67,10 +67,11 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def apply(cg: CgroupManager, doc: dict) -> list[str]:
-    """Write the extra settings of ``doc`` into ``cg``; the warnings for those this host cannot take."""
+def apply(cg: CgroupManager, settings: list[tuple[str, str, str, str]]) -> list[str]:
+    """Write ``settings`` (what ``writes`` gave, at the config's conversion) into ``cg``; the warnings for
+    those this host cannot take."""
     warnings = []
-    for field, controller, name, value in writes(doc):
+    for field, controller, name, value in settings:
         if cg.driver == "v2":
             if field in _NOT_IN_V2:
                 warnings.append(f"linux.resources.{field} not applied: {_NOT_IN_V2[field]}")

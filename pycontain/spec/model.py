@@ -328,6 +328,11 @@ class OciHook:
         self.env = list(env or [])
         self.timeout = timeout  # seconds, > 0, or None for no limit
 
+    @classmethod
+    def from_dict(cls, d: dict) -> OciHook:
+        """``to_dict``'s form back (the state file's)."""
+        return cls(d["path"], d.get("args"), d.get("env"), d.get("timeout"))
+
     def to_dict(self) -> dict:
         d: dict = {"path": self.path}
         if self.args:
@@ -364,6 +369,19 @@ class OciDevice:
         self.file_mode = file_mode
         self.uid = uid
         self.gid = gid
+
+    @classmethod
+    def from_dict(cls, d: dict) -> OciDevice:
+        """``to_dict``'s form back (the state file's)."""
+        return cls(
+            d["path"],
+            d["type"],
+            d.get("major", 0),
+            d.get("minor", 0),
+            d.get("fileMode"),
+            d.get("uid"),
+            d.get("gid"),
+        )
 
     def to_dict(self) -> dict:
         d: dict = {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor}
