@@ -362,7 +362,8 @@ class ContainerConfig:
             raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
         if self.hostname and "uts" not in self.namespaces:
             raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
-        if self.network is not None or self.publish:
+        # none and host need no checking: a plain 'run --network none' never loads the network package
+        if self.network not in (None, "none", "host") or self.publish:
             from . import network
 
             mode, _ = network.resolve_mode(self.network or "none")
