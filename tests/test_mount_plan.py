@@ -242,3 +242,14 @@ def test_privileged_leaves_the_device_rules_alone(image) -> None:
 def test_bad_extra_resources_fail_at_conversion(image) -> None:
     with pytest.raises(InvalidArgument, match="swappiness"):
         run_config(image, resources={"memory": {"swappiness": 500}})
+
+
+def test_network_policy_is_decided_in_the_docker_road() -> None:
+    from pycontain.errors import PermissionDenied
+
+    assert docker.network_for(None, rootless=False) == "bridge"  # docker's default
+    assert docker.network_for("host", rootless=False) == "host"
+    assert docker.network_for(None, rootless=True) == "none"  # a rootless container: loopback only
+    assert docker.network_for("host", rootless=True) == "host"
+    with pytest.raises(PermissionDenied, match="rootless containers get none"):
+        docker.network_for("bridge", rootless=True)
