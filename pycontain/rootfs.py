@@ -154,10 +154,10 @@ _PROPAGATION = {
     "rprivate": libc.MS_PRIVATE | libc.MS_REC,
     "slave": libc.MS_SLAVE,
     "rslave": libc.MS_SLAVE | libc.MS_REC,
-    "shared": 1 << 20,
-    "rshared": (1 << 20) | libc.MS_REC,
-    "unbindable": 1 << 17,
-    "runbindable": (1 << 17) | libc.MS_REC,
+    "shared": libc.MS_SHARED,
+    "rshared": libc.MS_SHARED | libc.MS_REC,
+    "unbindable": libc.MS_UNBINDABLE,
+    "runbindable": libc.MS_UNBINDABLE | libc.MS_REC,
 }
 
 

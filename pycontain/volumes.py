@@ -14,11 +14,12 @@ import time
 from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-DEFAULT_DATA_ROOT = "/var/lib/pycontain"
 
 
 def volumes_dir(data_root: str | None = None) -> str:
-    return os.path.join(data_root or os.environ.get("PYCONTAIN_DATA") or DEFAULT_DATA_ROOT, "volumes")
+    import rootfs_builder  # the image store's data root, defined once
+
+    return os.path.join(rootfs_builder.data_root(data_root), "volumes")
 
 
 def is_name(value: str) -> bool:

@@ -564,12 +564,13 @@ class TestV2:
         v2.destroy()
 
     def test_destroy_with_live_process_fails_clearly(self, v2: V2Manager, procs: Procs, monkeypatch) -> None:
-        import pycontain.cgroups as cg
+        from pycontain.cgroups import files
+        from pycontain.errors import PycontainError
 
         p = procs.sleeper(v2)
-        real = cg.remove_tree
+        real = files.remove_tree
         monkeypatch.setattr("pycontain.cgroups.v2.remove_tree", lambda d: real(d, timeout=0.2))
-        with pytest.raises(cg.PycontainError, match=f"{p.pid}"):
+        with pytest.raises(PycontainError, match=f"{p.pid}"):
             v2.destroy()
         assert v2.exists()
 

@@ -184,8 +184,6 @@ def _cycles() -> list[set[str]]:
 
 # Cycles still there, each where its owner is reworking the code; none may grow and no other may appear.
 KNOWN_CYCLES = (
-    # a package's __init__ (new_manager) and the drivers that take its file helpers
-    {"pycontain.cgroups", "pycontain.cgroups.v1", "pycontain.cgroups.v2"},
     # the runtime's middle, which the typed config is reworking: config validates with container's and
     # monitor's parsers, the monitor drives a Container, process builds env from config, stdio takes
     # process's Stdio, spec.docker (docker options to an OCI spec) asks volumes, which lists Containers

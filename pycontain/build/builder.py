@@ -35,13 +35,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pycontain import DEFAULT_PATH
+from pycontain.build.cache import State, StepCache, step_key, tree_digest
 from pycontain.build.manifest import Manifest
+from pycontain.build.progress import BuildProgress, short
 from pycontain.errors import InvalidArgument, NotFound, PycontainError
 from rootfs_builder.store import Store, arch
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
-
     from pycontain.config import ContainerConfig
     from pycontain.container import Container
 
@@ -58,154 +58,6 @@ DEFAULT_ENV = [f"PATH={DEFAULT_PATH}"]
 
 class BuildError(PycontainError):
     """A build step failed: the message names the step and the command's last line of output."""
-
-
-# -- progress -------------------------------------------------------------------------------------------
-class BuildProgress:
-    """One line per step: a spinner and the step's latest output while it runs, then "cached" or its time.
-
-    On a terminal this is a rich live display on stderr; otherwise (``enabled`` None and no terminal) plain
-    lines on stderr, and with ``enabled=False`` nothing. It also serves as the ``Progress`` the Debian and
-    closure builders report to (``status``/``task``).
-    """
-
-    def __init__(self, enabled: bool | None = None) -> None:
-        self.plain = enabled is None and not sys.stderr.isatty()
-        self.quiet = enabled is False
-        self._bar = None
-        self._task: TaskID | None = None
-        self._started = 0.0
-        self._desc = ""
-        if self.quiet or self.plain:
-            return
-        try:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                SpinnerColumn(finished_text="[green]✓"),
-                TextColumn("{task.description}"),
-                TextColumn("[dim]{task.fields[info]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self._bar.start()
-        except Exception:
-            self._bar = None
-            self.plain = True
-
-    def step(self, n: int, total: int, desc: str) -> None:
-        self._desc = f"[{n}/{total}] {_short(desc, 56)}"
-        self._started = time.monotonic()
-        if self._bar is not None:
-            self._task = self._bar.add_task(self._desc, total=1, info="")
-
-    def done(self, cached: bool) -> None:
-        secs = time.monotonic() - self._started
-        info = "cached" if cached else f"done in {secs:.1f}s"
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=1, info=info)
-        elif self.plain:
-            print(f"{self._desc}: {info}", file=sys.stderr, flush=True)
-
-    def note(self, text: str) -> None:
-        """A line said once, above the steps (not when quiet)."""
-        if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
-        elif self.plain:
-            print(text, file=sys.stderr, flush=True)
-
-    def status(self, text: str) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, info=text[:80])
-
-    def task(self, _description: str, _total: int | None) -> Callable[[int], None] | None:
-        return None
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-
-# -- the step cache -------------------------------------------------------------------------------------
-class State:
-    """The image after a step: its layers (lowest first) and their sizes, the base's config, its history."""
-
-    def __init__(self, layers: list[str], sizes: list[int], config: dict, history: list[dict]) -> None:
-        self.layers = layers
-        self.sizes = sizes
-        self.config = config
-        self.history = history
-
-    def to_dict(self) -> dict:
-        return {"layers": self.layers, "sizes": self.sizes, "config": self.config, "history": self.history}
-
-    def plus(self, diff: str, size: int, created_by: str) -> State:
-        return State(
-            self.layers + [diff],
-            self.sizes + [size],
-            self.config,
-            self.history + [{"created_by": created_by}],
-        )
-
-
-class StepCache:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.dir = os.path.join(store.images_dir, "build-cache")
-
-    def get(self, key: str) -> State | None:
-        try:
-            with open(os.path.join(self.dir, f"{key}.json"), "rb") as f:
-                d = json.loads(f.read())
-            state = State(list(d["layers"]), list(d["sizes"]), dict(d["config"]), list(d["history"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        # An entry whose layers were collected (their images removed) is a miss: the step runs again.
-        if not all(os.path.isdir(self.store.layer_path(diff)) for diff in state.layers):
-            return None
-        return state
-
-    def put(self, key: str, state: State) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        tmp = os.path.join(self.dir, f".{key}.{os.getpid()}")
-        with open(tmp, "w") as f:
-            json.dump(state.to_dict(), f)
-        os.rename(tmp, os.path.join(self.dir, f"{key}.json"))
-
-
-def _key(parent: str, *parts: object) -> str:
-    h = hashlib.sha256(parent.encode())
-    for p in parts:
-        h.update(b"\0" + json.dumps(p, sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _tree_digest(path: str) -> str:
-    """Content, modes and link targets of a host file or tree: what a files step's key depends on."""
-    h = hashlib.sha256()
-
-    def one(p: str, rel: str) -> None:
-        st = os.lstat(p)
-        h.update(f"{rel}\0{st.st_mode:o}\0".encode())
-        if os.path.islink(p):
-            h.update(os.readlink(p).encode())
-        elif os.path.isfile(p):
-            with open(p, "rb") as f:
-                while data := f.read(1 << 20):
-                    h.update(data)
-
-    if os.path.isdir(path) and not os.path.islink(path):
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(dirnames + filenames):
-                full = os.path.join(dirpath, name)
-                one(full, os.path.relpath(full, path))
-    else:
-        one(path, ".")
-    return h.hexdigest()
 
 
 # -- steps ----------------------------------------------------------------------------------------------
@@ -256,7 +108,7 @@ class Builder:
                                 f.mode,
                                 f.uid,
                                 f.gid,
-                                _tree_digest(f.src),
+                                tree_digest(f.src),
                             )
                             for f in m.files
                         ],
@@ -568,12 +420,12 @@ class Builder:
         except BuildError:
             raise
         except PycontainError as e:  # the container could not start (no /bin/sh...): a build error
-            raise BuildError(f"{self.m.where}: step '{_short(what)}' cannot run: {e}") from None
+            raise BuildError(f"{self.m.where}: step '{short(what)}' cannot run: {e}") from None
         assert container is not None  # kept
         try:
             if code != 0:
                 raise BuildError(
-                    f"{self.m.where}: step '{_short(what)}' failed with exit status {code}"
+                    f"{self.m.where}: step '{short(what)}' failed with exit status {code}"
                     f"{': ' + _last(out) if _last(out) else ''}"
                 )
             self.progress.status("saving the layer")
@@ -741,10 +593,6 @@ def _last(text: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _short(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 # -- the entry point ------------------------------------------------------------------------------------
 class BuildResult:
     def __init__(self, record: dict, steps: int, cached: int, seconds: float) -> None:
@@ -803,7 +651,7 @@ def build(
             steps = builder.steps()
             keys, key = [], "pycontain-build-v1"
             for step in steps:
-                key = _key(key, *step.key_parts())
+                key = step_key(key, *step.key_parts())
                 keys.append(key)
             # Resume after the last step the cache still holds: every step before it is then cached too.
             resume, state = 0, State([], [], {}, [])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InvalidArgument
-from . import write_file
 from .base import CgroupManager
+from .files import write_file
 
 # cgroup v2 has no such files at all: these stay warnings whatever the host mounts.
 _NOT_IN_V2 = {

@@ -14,7 +14,8 @@ import errno
 import os
 
 from ..errors import PycontainError, Unsupported
-from . import (
+from .base import FREEZE_TIMEOUT, CgroupManager
+from .files import (
     CgroupWriteError,
     read_file,
     read_int,
@@ -24,7 +25,6 @@ from . import (
     wait_for,
     write_file,
 )
-from .base import FREEZE_TIMEOUT, CgroupManager
 
 # typing.TYPE_CHECKING without importing typing; resources is imported where limits or stats are used
 # (``state`` and ``ps`` load this module to read the freezer, and need neither).

@@ -91,8 +91,14 @@ def _remove_entry_dir(d: str, entry_id: str) -> None:
 
 
 def spawn_fill() -> None:
-    """Start ``fill`` in a process of its own, detached: the claimer does not wait for it."""
+    """Start ``fill`` in a process of its own, detached (the claimer does not wait for it), unless one is at
+    work already: it sees this claim's vacancy before it exits."""
     import sys
+
+    fd = _lock(pool_dir(), blocking=False)
+    if fd is None:
+        return
+    os.close(fd)
 
     argv = [sys.executable, "-m", "pycontain.network.pool", "fill"]
     try:
@@ -130,30 +136,54 @@ def _lock(d: str, blocking: bool) -> int | None:
     return fd
 
 
-def fill() -> int:
-    """Make entries until the pool holds its size; how many were made (0 when another filler runs)."""
+# How long a background filler waits for the next claim once the pool is full: containers started back to
+# back then find a filler at work, which imported pyroute2 once (its message modules cost more CPU than
+# making an entry).
+LINGER_S = 2.0
+
+
+def fill(linger: float = 0.0) -> int:
+    """Make entries until the pool holds its size, and on for ``linger`` seconds after the last vacancy;
+    how many were made (0 when another filler runs)."""
+    import time
+
     from . import ipam
-    from .members import attach
 
     d = pool_dir()
-    fd = _lock(d, blocking=False)
-    if fd is None:
-        return 0
+    reg = ipam.Registry()
     made = 0
+    while True:
+        fd = _lock(d, blocking=False)
+        if fd is None:
+            return made
+        try:
+            deadline = time.monotonic() + linger
+            while True:
+                if len(entries(reg, ready_only=True)) < size(d):
+                    _make_entry(d)
+                    made += 1
+                    deadline = time.monotonic() + linger
+                elif time.monotonic() >= deadline:
+                    break
+                else:
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+        # Looked at again once the lock is free: a claim that found it held started no filler of its own.
+        if len(entries(reg, ready_only=True)) >= size(d):
+            return made
+
+
+def _make_entry(d: str) -> None:
+    from .members import attach
+
+    entry_id = os.urandom(32).hex()
+    os.mkdir(os.path.join(d, entry_id), 0o700)
     try:
-        reg = ipam.Registry()
-        while len(entries(reg, ready_only=True)) < size(d):
-            entry_id = os.urandom(32).hex()
-            os.mkdir(os.path.join(d, entry_id), 0o700)
-            try:
-                attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
-            except BaseException:
-                _remove_entry_dir(d, entry_id)
-                raise
-            made += 1
-    finally:
-        os.close(fd)
-    return made
+        attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
+    except BaseException:
+        _remove_entry_dir(d, entry_id)
+        raise
 
 
 def set_size(n: int) -> int:
@@ -223,7 +253,7 @@ def main(argv: list[str]) -> int:
     if argv != ["fill"]:
         return 2
     try:
-        fill()
+        fill(LINGER_S)
     except Exception:
         return 1  # detached, with nowhere to report to: the next claim finds the pool short and tries again
     return 0

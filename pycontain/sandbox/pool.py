@@ -71,25 +71,18 @@ class _MigrationWarmer:
 
 
 def _own_thread_cgroup_file() -> tuple[str, bytes] | None:
-    """A file whose write moves this thread (or, on cgroup v2, this process) where it already is."""
-    tid = threading.get_native_id()
+    """A file whose write moves this process where it already is: on cgroup v2 only. On v1 a sandbox's
+    processes join their cgroups themselves through ``tasks`` (``process.moves_itself``), which takes no
+    migration lock at all: keeping it warm there would only cost every fork and exit a memory barrier."""
     try:
         with open("/proc/thread-self/cgroup") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    v2 = None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        for c in ("pids", "freezer", "cpu", "memory"):
-            if c in controllers.split(","):
-                d = os.path.join("/sys/fs/cgroup", c, path.lstrip("/"))
-                if os.path.exists(os.path.join(d, "tasks")):
-                    return os.path.join(d, "tasks"), str(tid).encode()
-        if controllers == "":
-            v2 = path
-    if v2 is not None and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return os.path.join("/sys/fs/cgroup", v2.lstrip("/"), "cgroup.procs"), str(os.getpid()).encode()
+        if controllers == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            return os.path.join("/sys/fs/cgroup", path.lstrip("/"), "cgroup.procs"), str(os.getpid()).encode()
     return None
 
 
@@ -194,17 +187,18 @@ class SandboxPool:
         """Give a borrowed sandbox back (what leaving its ``with`` block does)."""
         sandbox.close()
 
-    def _release(self, sb: Sandbox) -> None:
+    def take_back(self, sb: Sandbox) -> None:
+        """A lent sandbox's ``close()`` comes here: it is destroyed in the background."""
         # Its processes die now (a signal, no waiting): a backlog of sandboxes to destroy holds no
         # running code, only what the worker removes (zombie, cgroup, state).
-        sb._handle.kill_pid1()
+        sb.kill_pid1()
         with self._cond:
             self._lent.discard(sb)
             if not self._closed:
                 self._dirty.append(sb)
                 self._cond.notify_all()
                 return
-        sb._destroy()
+        sb.destroy()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -273,7 +267,7 @@ class SandboxPool:
             try:
                 if kind == "destroy":
                     try:
-                        sb._destroy()  # type: ignore[union-attr]
+                        sb.destroy()  # type: ignore[union-attr]
                     except Exception:
                         pass
                     with self._cond:
@@ -283,8 +277,8 @@ class SandboxPool:
                     new = Sandbox(
                         self.image,
                         root=self.root,
-                        _config=ContainerConfig.from_dict(self._config_dict),
-                        _forkserver=self._forkserver,
+                        config=ContainerConfig.from_dict(self._config_dict),
+                        forkserver=self._forkserver,
                     )
                 except Exception as e:
                     with self._cond:
@@ -304,11 +298,11 @@ class SandboxPool:
                         closed = True
                     else:
                         closed = False
-                        new._pool = self
+                        new.pool = self
                         self._ready.append(new)
                     self._cond.notify_all()
                 if closed:
-                    new._destroy()
+                    new.destroy()
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -336,7 +330,7 @@ class SandboxPool:
             self._cond.notify_all()
         for sb in doomed:
             try:
-                sb._destroy()
+                sb.destroy()
             except Exception:
                 pass
         self._forkserver.close()

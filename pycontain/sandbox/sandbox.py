@@ -187,12 +187,14 @@ class _Handle:
 
 
 class Sandbox:
-    """One throw-away container that runs commands (see the module's documentation).
+    """One throw-away container that runs commands (see the package's documentation).
 
     ``image``: ``"default"`` or a root filesystem directory. ``memory`` ("64m"), ``cpus`` (1.5), ``pids``
     (max processes), ``disk`` (size of the writable /tmp; makes the root read-only), ``network`` ("none" or
     "host"), ``env`` (dict or KEY=VALUE list), ``workdir``, ``read_only``, ``user`` (UID[:GID] or a name
     from the image's passwd), ``root``: the state root (default /var/lib/pycontain/containers).
+    ``config`` (a ``build_config`` result) replaces the options; ``forkserver`` creates the container (a
+    pool's: see ``pycontain.sandbox.forkserver``).
     """
 
     def __init__(
@@ -209,17 +211,17 @@ class Sandbox:
         read_only: bool = False,
         user: str | None = None,
         root: str | None = None,
-        _config=None,
-        _forkserver=None,
+        config=None,
+        forkserver=None,
     ) -> None:
         from ..container import Container
 
         self.image = image
         self.root = root
-        self._pool: SandboxPool | None = None
+        self.pool: SandboxPool | None = None  # the pool that lent it; close() gives it back there
         self._dead: str | None = None
         self._closed = False
-        config = _config or build_config(
+        config = config or build_config(
             image,
             memory=memory,
             cpus=cpus,
@@ -231,8 +233,8 @@ class Sandbox:
             read_only=read_only,
             user=user,
         )
-        if _forkserver is not None:
-            cid, pid1, pidfd = _forkserver.create(config.to_dict(), root)
+        if forkserver is not None:
+            cid, pid1, pidfd = forkserver.create(config.to_dict(), root)
             self._handle = _Handle(Container.get(cid, root), pid1, pidfd)
         else:
             stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
@@ -399,15 +401,19 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
-        pool = self._pool
-        if pool is not None:
-            pool._release(self)
+        if self.pool is not None:
+            self.pool.take_back(self)
         else:
             self._finalizer()
 
-    def _destroy(self) -> None:
+    def destroy(self) -> None:
+        """Remove the sandbox now, borrowed or not (what a pool does with the sandboxes given back)."""
         self._closed = True
         self._finalizer()
+
+    def kill_pid1(self) -> None:
+        """SIGKILL its PID 1 without waiting: the kernel then kills every process of its pid namespace."""
+        self._handle.kill_pid1()
 
     def __enter__(self) -> Sandbox:
         return self

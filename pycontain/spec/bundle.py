@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION, fastjson
+from ..config import MAX_ID
 from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWCGROUP,
@@ -147,7 +148,6 @@ _IPC_SYSCTLS = frozenset(
 
 _SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
-_U32_ID_MAX = (1 << 32) - 2  # (uid_t)-1 means "leave unchanged" to setresuid(2): never a real id
 _U32_MAX = (1 << 32) - 1
 _U64_MAX = (1 << 64) - 1
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -233,7 +233,7 @@ def _int(value: object, path: str, lo: int, hi: int) -> int:
 
 
 def _id(value: object, path: str) -> int:
-    return _int(value, path, 0, _U32_ID_MAX)
+    return _int(value, path, 0, MAX_ID)
 
 
 def _list(value: object, path: str) -> list:
