@@ -294,11 +294,6 @@ def start(image: str, args: list[str], root: str | None = None, **options: objec
     return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]
 
 
-# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
-# bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
-DEFAULT_NETWORK = "bridge"
-
-
 def run_docker(
     image: str,
     args: list[str],
@@ -323,18 +318,16 @@ def run_docker(
 
     Returns the Container when it is detached (its monitor runs it), else the exit status.
     """
-    if os.geteuid() != 0:
-        if rootless in ("false", "0"):
-            raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
-        if network not in (None, "none", "host"):
-            raise PermissionDenied(
-                f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
-                "veths and NAT need root"
-            )
+    from .spec.docker import network_for
+
+    unprivileged = os.geteuid() != 0
+    if unprivileged and rootless in ("false", "0"):
+        raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
+    network = network_for(network, rootless=unprivileged)
+    if unprivileged:
         from . import rootless as rootless_mode
 
         rootless_mode.enter()
-        network = network or "none"
     given = {k: v for k, v in (limits or {}).items() if v not in (None, [], False)}
     if given:
         from .cgroups.resources import Resources
@@ -350,9 +343,7 @@ def run_docker(
             security.get("security_opt") or (),
             security.get("ulimit") or (),
         ).to_dict()
-    config = make_config(
-        image, args, network=network or DEFAULT_NETWORK, healthcheck=healthcheck(**(health or {})), **options
-    )
+    config = make_config(image, args, network=network, healthcheck=healthcheck(**(health or {})), **options)
     trace.step("config made")
     if cidfile and os.path.exists(cidfile):
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
