@@ -294,11 +294,6 @@ def start(image: str, args: list[str], root: str | None = None, **options: objec
     return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]
 
 
-# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
-# bundles (their config.json says which namespaces they get) nor for the Python Sandbox (only lo).
-DEFAULT_NETWORK = "bridge"
-
-
 def run_docker(
     image: str,
     args: list[str],
@@ -323,18 +318,16 @@ def run_docker(
 
     Returns the Container when it is detached (its monitor runs it), else the exit status.
     """
-    if os.geteuid() != 0:
-        if rootless in ("false", "0"):
-            raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
-        if network not in (None, "none", "host"):
-            raise PermissionDenied(
-                f"--network {network}: rootless containers get none (loopback only) or host; bridges, "
-                "veths and NAT need root"
-            )
+    from .spec.docker import network_for
+
+    unprivileged = os.geteuid() != 0
+    if unprivileged and rootless in ("false", "0"):
+        raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
+    network = network_for(network, rootless=unprivileged)
+    if unprivileged:
         from . import rootless as rootless_mode
 
         rootless_mode.enter()
-        network = network or "none"
     given = {k: v for k, v in (limits or {}).items() if v not in (None, [], False)}
     if given:
         from .cgroups.resources import Resources
@@ -350,9 +343,7 @@ def run_docker(
             security.get("security_opt") or (),
             security.get("ulimit") or (),
         ).to_dict()
-    config = make_config(
-        image, args, network=network or DEFAULT_NETWORK, healthcheck=healthcheck(**(health or {})), **options
-    )
+    config = make_config(image, args, network=network, healthcheck=healthcheck(**(health or {})), **options)
     trace.step("config made")
     if cidfile and os.path.exists(cidfile):
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
@@ -453,3 +444,92 @@ def remove_image(
     from rootfs_builder.store import Store
 
     return Store(data_root).rmi(ref, lambda i: image_in_use(i, root, data_root), force=force)
+
+
+def exec_attached(
+    ref: str,
+    args: list[str],
+    root: str | None = None,
+    *,
+    env: list[str] | None = None,
+    workdir: str | None = None,
+    user: str | None = None,
+    tty: bool = False,
+    interactive: bool = False,
+    detach: bool = False,
+    process_file: str | None = None,
+    console_socket: str | None = None,
+    pid_file: str | None = None,
+    preserve_fds: int = 0,
+) -> int:
+    """docker's and runc's ``exec``: ``args`` in the running container ``ref``, attached to our stdio (a pty
+    relayed with ``tty``, pipes otherwise: our own descriptors never reach the container); its exit status
+    (0 at once with ``detach``).
+
+    runc's form: ``process_file``, an OCI process.json, gives what the flags do not (args, env before
+    ``env``, cwd, user, terminal, capabilities, rlimits...); ``console_socket`` receives the pty's master;
+    ``pid_file`` gets the process's pid; ``preserve_fds`` N passes our descriptors 3 .. 3+N-1 on.
+    """
+    env_list = parse_env(env or [])
+    cwd, usr, use_tty = workdir, user, tty
+    target = Container.get(ref, root)
+    overrides: dict = {}
+    proc_attrs = None
+    if process_file:
+        from .oci import exec_overrides
+        from .spec import load_process
+
+        proc = load_process(process_file)
+        args = args or proc.args
+        env_list = proc.env + env_list
+        cwd = cwd or proc.cwd
+        usr = usr or f"{proc.uid}:{proc.gid}"
+        use_tty = use_tty or proc.terminal
+        overrides = exec_overrides(proc, target.state.config.get("security"))
+        proc_attrs = proc.proc_attrs
+    stdin_open = interactive or bool(console_socket) or bool(process_file)
+    if preserve_fds:
+        from .oci import check_preserved_fds
+
+        check_preserved_fds(preserve_fds)
+    relay = None
+    if not (use_tty or detach):
+        from .stdio import PipeRelay
+
+        relay = PipeRelay(stdin_open)
+    try:
+        child = target.exec(
+            args,
+            env=env_list,
+            cwd=cwd,
+            user=usr,
+            tty=use_tty,
+            interactive=stdin_open,
+            detach=detach and not (console_socket or process_file),
+            stdio=relay.stdio() if relay else None,
+            **overrides,
+            preserve_fds=preserve_fds,
+            proc_attrs=proc_attrs,
+        )
+    except BaseException:
+        if relay is not None:
+            relay.close()
+        raise
+    if pid_file:
+        from .oci import write_pid_file
+
+        write_pid_file(pid_file, child.pid)
+    if child.pty_master is not None and console_socket:
+        from .oci import send_console
+
+        send_console(console_socket, child.pty_master)
+        child.pty_master = None
+    if detach:
+        return 0
+    if child.pty_master is not None:
+        from . import tty as terminal
+
+        terminal.relay(child.pty_master, stdin_open=interactive)
+    elif relay is not None:
+        relay.run(child.pid)
+    return process.wait_status(child.pid)

@@ -104,7 +104,8 @@ class Mount:
         )
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__}
+        """The fields that differ from their defaults (state.json is written several times per start)."""
+        return {k: v for k in self.__slots__ if (v := getattr(self, k)) or k == "target"}
 
     @classmethod
     def from_dict(cls, d: dict) -> Mount:
@@ -361,7 +362,8 @@ class ContainerConfig:
             raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
         if self.hostname and "uts" not in self.namespaces:
             raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
-        if self.network is not None or self.publish:
+        # none and host need no checking: a plain 'run --network none' never loads the network package
+        if self.network not in (None, "none", "host") or self.publish:
             from . import network
 
             mode, _ = network.resolve_mode(self.network or "none")
@@ -436,7 +438,11 @@ class ContainerConfig:
         d = {k: getattr(self, k) for k in self.FIELDS}
         d["mounts"] = [m.to_dict() for m in self.mounts]
         d["resources"] = self.resources.to_dict() if self.resources is not None else None
-        d["device_rules"] = None if self.device_rules is None else [r.to_oci() for r in self.device_rules]
+        d["device_rules"] = (
+            None
+            if self.device_rules is None
+            else [[r.allow, r.type, r.major, r.minor, r.access] for r in self.device_rules]
+        )
         d["cgroup_writes"] = [list(w) for w in self.cgroup_writes]
         d["devices"] = [dev.to_dict() for dev in self.devices]
         d["security"] = self.security.to_dict() if self.security is not None else None
@@ -453,9 +459,9 @@ class ContainerConfig:
 
             kw["resources"] = Resources.from_oci(kw["resources"])
         if kw.get("device_rules") is not None:
-            from .cgroups.devices import parse_oci
+            from .cgroups.devices import DeviceRule
 
-            kw["device_rules"] = parse_oci(kw["device_rules"])
+            kw["device_rules"] = [DeviceRule(*r) for r in kw["device_rules"]]
         kw["cgroup_writes"] = [tuple(w) for w in kw.get("cgroup_writes") or []]
         if kw.get("security"):
             from .security.options import SecurityOptions

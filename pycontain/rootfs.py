@@ -19,6 +19,8 @@ from .libc import escape_overlay
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .config import ContainerConfig, Mount
     from .spec.model import OciDevice
 
@@ -401,180 +403,110 @@ class Context:
 
 
 class Step:
-    """One step of a container's filesystem plan. ``run`` makes its system calls (in the child, in its new
-    mount namespace); the steps themselves are plain data, compared and shown by their fields."""
+    """One step of the plan: an operation (a function of this module taking the Context first) and its
+    arguments. Plain data until ``run`` (in the child, in its new mount namespace) makes the system calls;
+    compared and shown by operation and arguments."""
 
-    __slots__: tuple[str, ...] = ()
+    __slots__ = ("op", "args")
+
+    def __init__(self, op: Callable[..., None], *args: object) -> None:
+        self.op = op
+        self.args = args
 
     def run(self, ctx: Context) -> None:
-        raise NotImplementedError
-
-    def _fields(self) -> tuple:
-        return tuple(getattr(self, f) for f in self.__slots__)
+        self.op(ctx, *self.args)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and isinstance(other, Step) and other._fields() == self._fields()
+        return isinstance(other, Step) and other.op is self.op and other.args == self.args
 
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self._fields())))
+    __hash__ = None  # type: ignore[assignment]  # compared by value, never a key
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(repr(v) for v in self._fields())})"
+        return f"{self.op.__name__}({', '.join(map(repr, self.args))})"
 
 
-class Chroot(Step):
+# The operations, in the order a plan uses them.
+def chroot(ctx: Context, path: str) -> None:
     """No mount namespace of its own (an OCI config, validated to ask for no mount): the root is entered by
     chroot alone, as runc does, and nothing may touch the host's mounts."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def run(self, ctx: Context) -> None:
-        os.chroot(self.path)
-        os.chdir("/")
+    os.chroot(path)
+    os.chdir("/")
 
 
-class MakePrivate(Step):
+def make_private(ctx: Context) -> None:
     """Nothing mounted from here on may propagate back to the host, whatever the host's propagation is."""
-
-    def run(self, ctx: Context) -> None:
-        libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+    libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
 
 
-class OverlayRoot(Step):
+def overlay_root(ctx: Context, layers: list[str], id_mappings: dict | None) -> None:
     """The image's layers under a writable layer of the container's own (see ``mount_overlay``)."""
+    root_ids = (0, 0)
+    if ctx.userns_fd is not None and id_mappings:
+        from .userns import to_host
 
-    __slots__ = ("layers", "id_mappings")
-
-    def __init__(self, layers: list[str], id_mappings: dict | None) -> None:
-        self.layers = layers
-        self.id_mappings = id_mappings
-
-    def run(self, ctx: Context) -> None:
-        root_ids = (0, 0)
-        if ctx.userns_fd is not None and self.id_mappings:
-            from .userns import to_host
-
-            root_ids = (to_host(self.id_mappings["uid"], 0), to_host(self.id_mappings["gid"], 0))
-        ctx.root = mount_overlay(self.layers, ctx.container_dir, ctx.userns_fd, root_ids)
+        root_ids = (to_host(id_mappings["uid"], 0), to_host(id_mappings["gid"], 0))
+    ctx.root = mount_overlay(layers, ctx.container_dir, ctx.userns_fd, root_ids)
 
 
-class BindRoot(Step):
+def bind_root(ctx: Context, path: str) -> None:
     """A bundle's root filesystem, used in place."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def run(self, ctx: Context) -> None:
-        ctx.root = bind_rootfs(self.path)
+    ctx.root = bind_rootfs(path)
 
 
-class MountStep(Step):
+def mount(ctx: Context, m: Mount) -> None:
     """One mount of the config (every mount has the OCI form: see ``mount_oci``)."""
-
-    __slots__ = ("mount",)
-
-    def __init__(self, mount: Mount) -> None:
-        self.mount = mount
-
-    def _fields(self) -> tuple:
-        return (self.mount.target, self.mount.fstype, self.mount.source, self.mount.flags, self.mount.data)
-
-    def run(self, ctx: Context) -> None:
-        mount_oci(ctx.root, self.mount, ctx.cgroup_procs)
+    mount_oci(ctx.root, m, ctx.cgroup_procs)
 
 
-class DefaultDevices(Step):
+def default_devices(ctx: Context) -> None:
     """The nodes and links an OCI runtime provides in a /dev of the container's own."""
-
-    def run(self, ctx: Context) -> None:
-        _default_dev(ctx.root)
+    _default_dev(ctx.root)
 
 
-class MakeDevices(Step):
+def devices(ctx: Context, nodes: list[OciDevice]) -> None:
     """``linux.devices``: nodes in the container's /dev."""
-
-    __slots__ = ("devices",)
-
-    def __init__(self, devices: list[OciDevice]) -> None:
-        self.devices = devices
-
-    def run(self, ctx: Context) -> None:
-        make_devices(ctx.root, self.devices)
+    make_devices(ctx.root, nodes)
 
 
-class PivotRoot(Step):
+def pivot_root(ctx: Context) -> None:
     """pivot_root into the new root, the old one detached (``pivot``)."""
-
-    def run(self, ctx: Context) -> None:
-        pivot(ctx.root)
+    pivot(ctx.root)
 
 
-class MoveRoot(Step):
+def move_root(ctx: Context) -> None:
     """--no-pivot (for ramdisk roots, where pivot_root fails): the root moved over / and chrooted into."""
-
-    def run(self, ctx: Context) -> None:
-        os.chdir(ctx.root)
-        libc.mount(ctx.root, "/", None, libc.MS_MOVE)
-        os.chroot(".")
-        os.chdir("/")
+    os.chdir(ctx.root)
+    libc.mount(ctx.root, "/", None, libc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
 
 
-class Sysctls(Step):
+def sysctls(ctx: Context, sysctl: dict[str, str]) -> None:
     """``write_sysctls``, through the container's own /proc."""
-
-    __slots__ = ("sysctl",)
-
-    def __init__(self, sysctl: dict[str, str]) -> None:
-        self.sysctl = sysctl
-
-    def run(self, ctx: Context) -> None:
-        write_sysctls(self.sysctl)
+    write_sysctls(sysctl)
 
 
-class RootPropagation(Step):
+def root_propagation(ctx: Context, propagation: str) -> None:
     """``linux.rootfsPropagation`` on the new root."""
-
-    __slots__ = ("propagation",)
-
-    def __init__(self, propagation: str) -> None:
-        self.propagation = propagation
-
-    def run(self, ctx: Context) -> None:
-        libc.mount(None, "/", None, _PROPAGATION[self.propagation])
+    libc.mount(None, "/", None, _PROPAGATION[propagation])
 
 
-class ReadonlyRoot(Step):
+def readonly_root(ctx: Context, cwd: str) -> None:
     """The root remounted read-only; a missing working directory is made first, while it is still writable,
     as runc does (otherwise the process would make it itself, as its own user)."""
-
-    __slots__ = ("cwd",)
-
-    def __init__(self, cwd: str) -> None:
-        self.cwd = cwd
-
-    def run(self, ctx: Context) -> None:
-        try:
-            os.makedirs(self.cwd, 0o755, exist_ok=True)
-        except OSError as e:
-            raise PycontainError(
-                f"cannot create the working directory {self.cwd}: {os.strerror(e.errno or 0)}"
-            ) from None
-        libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError as e:
+        raise PycontainError(
+            f"cannot create the working directory {cwd}: {os.strerror(e.errno or 0)}"
+        ) from None
+    libc.mount(None, "/", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
 
 
-class ReadonlyProc(Step):
+def readonly_proc(ctx: Context) -> None:
     """/proc read-only once set up: only through the container's own mount of it could a process reach the
     kernel's writable knobs (/proc/sys, /proc/sysrq-trigger)."""
-
-    def run(self, ctx: Context) -> None:
-        libc.mount(
-            None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC
-        )
+    libc.mount(None, "/proc", None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | _NOSUID_NODEV_NOEXEC)
 
 
 def plan(config: ContainerConfig) -> list[Step]:
@@ -582,27 +514,29 @@ def plan(config: ContainerConfig) -> list[Step]:
     without root): the root, every mount in the config's order, /dev's nodes, pivot_root, then what needs
     the new root (sysctls, propagation, read-only root and /proc)."""
     if "mount" not in config.namespaces:
-        return [Chroot(config.rootfs)]
-    steps: list[Step] = [MakePrivate()]
+        return [Step(chroot, config.rootfs)]
+    steps = [Step(make_private)]
     steps.append(
-        OverlayRoot(config.layers, config.id_mappings) if config.overlay else BindRoot(config.rootfs)
+        Step(overlay_root, config.layers, config.id_mappings)
+        if config.overlay
+        else Step(bind_root, config.rootfs)
     )
-    steps += [MountStep(m) for m in config.mounts]
+    steps += [Step(mount, m) for m in config.mounts]
     # A host directory bound at /dev is the user's (the host's own /dev, even): nothing is created in it,
     # neither the default nodes nor linux.devices (runc and crun make nodes only on a /dev of their own).
     if not any(os.path.normpath(m.target) == "/dev" and _is_bind(m) for m in config.mounts):
-        steps.append(DefaultDevices())
+        steps.append(Step(default_devices))
         if config.devices:
-            steps.append(MakeDevices(config.devices))
-    steps.append(MoveRoot() if config.no_pivot else PivotRoot())
+            steps.append(Step(devices, config.devices))
+    steps.append(Step(move_root) if config.no_pivot else Step(pivot_root))
     if config.sysctl:
-        steps.append(Sysctls(config.sysctl))
+        steps.append(Step(sysctls, config.sysctl))
     if config.rootfs_propagation:
-        steps.append(RootPropagation(config.rootfs_propagation))
+        steps.append(Step(root_propagation, config.rootfs_propagation))
     if config.readonly:
-        steps.append(ReadonlyRoot(config.cwd))
+        steps.append(Step(readonly_root, config.cwd))
     if config.proc_readonly:
-        steps.append(ReadonlyProc())
+        steps.append(Step(readonly_proc))
     return steps
 
 

@@ -6,9 +6,11 @@
     ...
 
 Times are milliseconds since this module was imported (the command line imports it first), so they
-leave out the interpreter's own start, which ``python -c pass`` measures. Only the runtime's process
-traces: the container's child never writes here (its stderr is the container's). Off, ``step`` is a
-call that returns at once: the variable is read once, at import.
+leave out the interpreter's own start, which ``python -c pass`` measures. Only the runtime's processes
+trace: the container's child never writes here (its stderr is the container's). A value other than
+``1`` is a file the lines are appended to, with the process id: a detached container's monitor (forked
+from ``run -d``, its stderr on /dev/null) traces there. Off, ``step`` is a call that returns at once:
+the variable is read once, at import.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import os
 import time
 
-_start = time.perf_counter() if os.environ.get("PYCONTAIN_TRACE") else None
+_where = os.environ.get("PYCONTAIN_TRACE")
+_start = time.perf_counter() if _where else None
 _last = _start
 
 
@@ -26,11 +29,17 @@ def step(name: str) -> None:
     if _start is None or _last is None:
         return
     now = time.perf_counter()
+    line = f"pycontain trace: {(now - _start) * 1e3:7.2f} ms  (+{(now - _last) * 1e3:.2f})  {name}"
     try:
-        os.write(
-            2,
-            f"pycontain trace: {(now - _start) * 1e3:7.2f} ms  (+{(now - _last) * 1e3:.2f})  {name}\n".encode(),
-        )
+        if _where == "1":
+            os.write(2, f"{line}\n".encode())
+        else:
+            assert _where is not None
+            fd = os.open(_where, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, f"{line}  [{os.getpid()}]\n".encode())
+            finally:
+                os.close(fd)
     except OSError:
-        pass  # a closed stderr must not fail the command being traced
+        pass  # a closed stderr or an unwritable file must not fail the command being traced
     _last = now

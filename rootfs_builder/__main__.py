@@ -49,16 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             from rootfs_builder.sources import import_source
 
-            options: dict = {}
-            if args.source.startswith("debian:"):
-                options = {
-                    "variant": args.variant,
-                    "mirror": args.mirror,
-                    "include": [p for item in args.include for p in item.split(",") if p],
-                }
-            elif args.source.startswith("closure:"):
-                options = {"files": args.file}
-            rec = import_source(args.source, args.name, args.data_root, **options)
+            rec = import_source(
+                args.source,
+                args.name,
+                args.data_root,
+                variant=args.variant,
+                include=args.include,
+                mirror=args.mirror,
+                files=args.file,
+            )
             print(f"imported {rec['id'][:12]} ({', '.join(rec['names']) or 'untagged'})")
         elif args.command == "path":
             print(rootfs_builder.resolve(args.name, args.data_root))

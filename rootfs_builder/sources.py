@@ -552,12 +552,17 @@ def import_source(
     *,
     progress: bool | None = None,
     config: dict | None = None,
-    **options: object,
+    variant: str = "minbase",
+    include: list[str] | None = None,
+    mirror: str | None = None,
+    files: list[str] | None = None,
 ) -> dict:
     """Import ``source`` into the store (optionally naming it ``name[:tag]``); return the image's record.
 
     ``config`` (Entrypoint, Cmd, Env...) is the image config for single-layer sources (tarballs,
-    directories, bootstraps, closures); ``options`` go to the Debian and closure builders.
+    directories, bootstraps, closures). A ``debian:`` source is bootstrapped with ``variant``, the packages
+    of ``include`` (names, or comma-separated lists of them) and ``mirror``; a ``closure:`` source also
+    copies the host paths of ``files``. The other kinds ignore those four.
     """
     from rootfs_builder.store import parse_name
 
@@ -615,11 +620,14 @@ def import_source(
         if kind == "debian":
             from rootfs_builder.debian import import_debian
 
-            return import_debian(store, path, name, bar, config=config, **options)  # type: ignore[arg-type]
+            pkgs = [p for item in include or [] for p in item.split(",") if p]
+            return import_debian(
+                store, path, name, bar, config=config, variant=variant, include=pkgs, mirror=mirror
+            )
         if kind == "closure":
             from rootfs_builder.closure import import_closure
 
-            return import_closure(store, path.split(","), name, bar, config=config, **options)  # type: ignore[arg-type]
+            return import_closure(store, path.split(","), name, bar, config=config, files=list(files or []))
     raise InvalidArgument(f"unknown source kind {kind!r}")
 
 

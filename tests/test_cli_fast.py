@@ -13,7 +13,7 @@ import pytest
 
 from pycontain.cli import FAST_COMMANDS, ocirun
 from pycontain.cli import commands as docker_commands
-from pycontain.cli.table import parse
+from pycontain.cli.base import parse
 from tests.conftest import ROOT_REQUIRED
 
 COMMANDS = {**docker_commands.COMMANDS, **ocirun.COMMANDS}

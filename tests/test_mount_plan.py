@@ -11,18 +11,19 @@ from pycontain import libc, rootfs
 from pycontain.config import from_spec
 from pycontain.errors import InvalidArgument
 from pycontain.rootfs import (
-    BindRoot,
-    Chroot,
-    DefaultDevices,
-    MakeDevices,
-    MakePrivate,
-    MountStep,
-    MoveRoot,
-    OverlayRoot,
-    PivotRoot,
-    ReadonlyProc,
-    ReadonlyRoot,
-    Sysctls,
+    Step,
+    bind_root,
+    chroot,
+    default_devices,
+    devices,
+    make_private,
+    mount,
+    move_root,
+    overlay_root,
+    pivot_root,
+    readonly_proc,
+    readonly_root,
+    sysctls,
 )
 from pycontain.spec import default_spec, docker, parse
 
@@ -43,8 +44,16 @@ def run_config(layers: list[str], **options):
     return docker.to_config(layers, ["true"], name=None, image="img", **options)
 
 
+def mount_steps(steps) -> list:
+    return [s.args[0] for s in steps if s.op is mount]
+
+
 def mounts(steps) -> list[tuple[str, str]]:
-    return [(s.mount.target, s.mount.fstype) for s in steps if isinstance(s, MountStep)]
+    return [(m.target, m.fstype) for m in mount_steps(steps)]
+
+
+def fields(m) -> tuple:
+    return (m.target, m.fstype, m.source, m.flags, m.data, m.propagation, m.attr_set, m.attr_clr)
 
 
 def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> None:
@@ -54,7 +63,7 @@ def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> No
         image, mounts=[docker.volume(f"{data}:/data:ro"), docker.tmpfs("/cache:size=8m")], hostname="h"
     )
     steps = rootfs.plan(cfg)
-    assert steps[:2] == [MakePrivate(), OverlayRoot(image, None)]
+    assert steps[:2] == [Step(make_private), Step(overlay_root, image, None)]
     assert mounts(steps) == [
         ("/data", "bind"),
         ("/proc", "proc"),
@@ -68,16 +77,16 @@ def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> No
         ("/cache", "tmpfs"),
     ]
     rest = steps[2 + len(mounts(steps)) :]
-    assert rest[0] == DefaultDevices() and rest[2:] == [PivotRoot(), ReadonlyProc()]
-    assert isinstance(rest[1], MakeDevices)
+    assert rest[0] == Step(default_devices) and rest[2:] == [Step(pivot_root), Step(readonly_proc)]
+    assert rest[1].op is devices
     # without a terminal /dev/console is a null device
-    assert [d.to_dict() for d in rest[1].devices] == [
+    assert [d.to_dict() for d in rest[1].args[0]] == [
         {"path": "/dev/console", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}
     ]
 
 
 def test_builtin_mounts_have_dockers_flags(image) -> None:
-    by_target = {s.mount.target: s.mount for s in rootfs.plan(run_config(image)) if isinstance(s, MountStep)}
+    by_target = {m.target: m for m in mount_steps(rootfs.plan(run_config(image)))}
     assert by_target["/proc"].flags == NSD
     assert by_target["/sys"].flags == NSD | libc.MS_RDONLY
     assert by_target["/sys/fs/cgroup"].flags == NSD | libc.MS_RDONLY
@@ -105,13 +114,13 @@ def test_volumes_and_tmpfs_become_oci_mounts(tmp_path) -> None:
 def test_a_bound_dev_gets_no_dev_of_ours(image) -> None:
     steps = rootfs.plan(run_config(image, mounts=[docker.volume("/dev:/dev")]))
     assert [t for t, _ in mounts(steps) if t.startswith("/dev")] == ["/dev"]
-    assert not any(isinstance(s, (DefaultDevices, MakeDevices)) for s in steps)
+    assert not any(s.op in (default_devices, devices) for s in steps)
 
 
 def test_read_only_privileged_and_image_tmp(image, tmp_path) -> None:
     (tmp_path / "low" / "tmp").mkdir()
     steps = rootfs.plan(run_config(image, read_only=True, cwd="/work", security={"privileged": True}))
-    assert steps[-2:] == [PivotRoot(), ReadonlyRoot("/work")]  # privileged: /proc stays writable
+    assert steps[-2:] == [Step(pivot_root), Step(readonly_root, "/work")]  # privileged: /proc stays writable
     assert "/tmp" not in [t for t, _ in mounts(steps)]  # the image has one
 
 
@@ -124,7 +133,7 @@ def test_rootless_policy(image, monkeypatch: pytest.MonkeyPatch) -> None:
     targets = [t for t, _ in mounts(steps)]
     assert "/sys/fs/cgroup" not in targets  # no cgroup of its own to show
     assert targets[-2:] == ["/tmp", "/run"]  # scratch tmpfs where the image has the directory
-    devpts = next(s.mount for s in steps if isinstance(s, MountStep) and s.mount.fstype == "devpts")
+    devpts = next(m for m in mount_steps(steps) if m.fstype == "devpts")
     assert "gid=5" not in devpts.data
 
 
@@ -139,13 +148,13 @@ def test_a_bundle_is_planned_from_its_own_mounts(tmp_path) -> None:
     doc["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
     cfg = from_spec(parse(doc, str(tmp_path)), "c1", no_pivot=True)
     steps = rootfs.plan(cfg)
-    assert steps[:2] == [MakePrivate(), BindRoot(str(tmp_path / "rootfs"))]
+    assert steps[:2] == [Step(make_private), Step(bind_root, str(tmp_path / "rootfs"))]
     assert mounts(steps) == [(m["destination"], m["type"]) for m in doc["mounts"]]
     assert steps[-4:] == [
-        DefaultDevices(),
-        MoveRoot(),
-        Sysctls({"net.ipv4.ip_forward": "1"}),
-        ReadonlyRoot("/"),
+        Step(default_devices),
+        Step(move_root),
+        Step(sysctls, {"net.ipv4.ip_forward": "1"}),
+        Step(readonly_root, "/"),
     ]
 
 
@@ -159,7 +168,7 @@ def test_without_a_mount_namespace_the_root_is_only_chrooted(tmp_path) -> None:
     doc["root"]["readonly"] = False
     del doc["hostname"]
     cfg = from_spec(parse(doc, str(tmp_path)), "c2")
-    assert rootfs.plan(cfg) == [Chroot(str(tmp_path / "rootfs"))]
+    assert rootfs.plan(cfg) == [Step(chroot, str(tmp_path / "rootfs"))]
 
 
 def test_both_roads_give_the_same_mounts(image) -> None:
@@ -180,7 +189,7 @@ def test_both_roads_give_the_same_mounts(image) -> None:
     )
     docker_cfg = from_spec(spec, None, layers=image)
     bundle_cfg = from_spec(parse(spec.to_dict(), image[-1]), None)
-    assert [MountStep(m) for m in docker_cfg.mounts] == [MountStep(m) for m in bundle_cfg.mounts]
+    assert list(map(fields, docker_cfg.mounts)) == list(map(fields, bundle_cfg.mounts))
     assert [d.to_dict() for d in docker_cfg.devices] == [d.to_dict() for d in bundle_cfg.devices]
     assert [r.line() for r in docker_cfg.device_rules or []] == [
         r.line() for r in bundle_cfg.device_rules or []
@@ -233,3 +242,14 @@ def test_privileged_leaves_the_device_rules_alone(image) -> None:
 def test_bad_extra_resources_fail_at_conversion(image) -> None:
     with pytest.raises(InvalidArgument, match="swappiness"):
         run_config(image, resources={"memory": {"swappiness": 500}})
+
+
+def test_network_policy_is_decided_in_the_docker_road() -> None:
+    from pycontain.errors import PermissionDenied
+
+    assert docker.network_for(None, rootless=False) == "bridge"  # docker's default
+    assert docker.network_for("host", rootless=False) == "host"
+    assert docker.network_for(None, rootless=True) == "none"  # a rootless container: loopback only
+    assert docker.network_for("host", rootless=True) == "host"
+    with pytest.raises(PermissionDenied, match="rootless containers get none"):
+        docker.network_for("bridge", rootless=True)

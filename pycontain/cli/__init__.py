@@ -8,7 +8,8 @@ other command, ``--help`` and whatever the fast parsers do not take to the typer
 125 for pycontain's own failures, 126/127 when the command cannot be executed or found).
 
 The modules import one way: this one -> the fast tables and ``commandline`` -> the command modules ->
-``app`` and ``base`` (the global flags, the guard, the ``command`` decorator); none imports this one.
+``app`` and ``base`` (the global flags, the guard, the ``command`` decorator, the fast commands'
+declarations and parser); none imports this one.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             _exit_now["ok"] = True
             return code
     if argv[:1] and argv[0] in FAST_COMMANDS:
-        from .table import run_fast
+        from .base import run_fast
 
         if FAST_COMMANDS[argv[0]] == "ocirun":
             from .ocirun import COMMANDS

@@ -28,7 +28,7 @@ from . import (  # noqa: F401
     volume_cmds,
 )
 from .app import app, arrange
-from .table import register
+from .base import register
 
 register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
 register(app, ocirun.COMMANDS)  # runc's create, start, state, delete: declared in cli.ocirun

@@ -1,5 +1,5 @@
 """The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
-``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.table``):
+``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.base.Command``):
 ``cli.main`` runs them without typer, ``cli.commandline`` registers the same declarations on typer's app.
 """
 
@@ -9,9 +9,23 @@ import time
 
 from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
-from .base import GLOBALS, container, for_each, render_table
-from .options import FLAG, MULTI, RESOURCE_DESTS, RUN_OPTIONS, VALUE, Opt, preserve_fds_count
-from .table import ANY, OPTIONAL, SOME, Arg, Command
+from .base import (
+    ANY,
+    FLAG,
+    GLOBALS,
+    MULTI,
+    OPTIONAL,
+    SOME,
+    VALUE,
+    Arg,
+    Command,
+    Opt,
+    container,
+    for_each,
+    preserve_fds_count,
+    render_table,
+)
+from .options import RESOURCE_DESTS, RUN_OPTIONS
 
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
@@ -166,78 +180,24 @@ def inspect_body(v: dict) -> int:
 
 
 def exec_body(v: dict) -> int:
-    from .. import process
-    from ..config import parse_env
+    from .. import api
 
     args = list(v["command"])
-    if args[:1] == ["--"]:
-        args = args[1:]
-    env_list = parse_env(v["env"])
-    cwd, usr, use_tty = v["workdir"], v["user"], v["tty"]
-    process_file, console_socket, detach = v["process"], v["console_socket"], v["detach"]
-    target = container(v["ref"])
-    overrides: dict = {}
-    proc_attrs = None
-    if process_file:
-        from ..oci import exec_overrides
-        from ..spec import load_process
-
-        proc = load_process(process_file)
-        args = args or proc.args
-        env_list = proc.env + env_list
-        cwd = cwd or proc.cwd
-        usr = usr or f"{proc.uid}:{proc.gid}"
-        use_tty = use_tty or proc.terminal
-        overrides = exec_overrides(proc, target.state.config.get("security"))
-        proc_attrs = proc.proc_attrs
-    stdin_open = v["interactive"] or bool(console_socket) or bool(process_file)
-    preserve_fds = 0
-    if v["preserve_fds"] not in (None, "0"):
-        from ..oci import check_preserved_fds
-
-        preserve_fds = preserve_fds_count(v["preserve_fds"])
-        check_preserved_fds(preserve_fds)
-    relay = None
-    if not (use_tty or detach):
-        from ..stdio import PipeRelay
-
-        relay = PipeRelay(stdin_open)  # the caller's descriptors never reach the container
-    try:
-        child = target.exec(
-            args,
-            env=env_list,
-            cwd=cwd,
-            user=usr,
-            tty=use_tty,
-            interactive=stdin_open,
-            detach=detach and not (console_socket or process_file),
-            stdio=relay.stdio() if relay else None,
-            **overrides,
-            preserve_fds=preserve_fds,
-            proc_attrs=proc_attrs,
-        )
-    except BaseException:
-        if relay is not None:
-            relay.close()
-        raise
-    if v["pid_file"]:
-        from ..oci import write_pid_file
-
-        write_pid_file(v["pid_file"], child.pid)
-    if child.pty_master is not None and console_socket:
-        from ..oci import send_console
-
-        send_console(console_socket, child.pty_master)
-        child.pty_master = None
-    if detach:
-        return 0
-    if child.pty_master is not None:
-        from ..tty import relay as relay_tty
-
-        relay_tty(child.pty_master, stdin_open=v["interactive"])
-    elif relay is not None:
-        relay.run(child.pid)
-    return process.wait_status(child.pid)
+    return api.exec_attached(
+        v["ref"],
+        args[1:] if args[:1] == ["--"] else args,
+        GLOBALS.root,
+        env=v["env"],
+        workdir=v["workdir"],
+        user=v["user"],
+        tty=v["tty"],
+        interactive=v["interactive"],
+        detach=v["detach"],
+        process_file=v["process"],
+        console_socket=v["console_socket"],
+        pid_file=v["pid_file"],
+        preserve_fds=preserve_fds_count(v["preserve_fds"] or "0"),
+    )
 
 
 def kill_body(v: dict) -> int:

@@ -163,7 +163,7 @@ def rm(
 
 @command(app, "gc")
 def gc() -> int:
-    """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, cgroups."""
+    """Remove what crashed or interrupted runs left: abandoned creates, exited --rm containers, orphan cgroups."""
     from .. import gc as collector
 
     return _report(collector.collect(GLOBALS.root))

@@ -161,17 +161,19 @@ def import_(
     pycontain import ./rootfs.tar.gz myapp:1.0"""
     from rootfs_builder.sources import import_source
 
-    options: dict = {}
-    kind = source.partition(":")[0]
-    if kind == "debian":
-        pkgs = [p for item in include or [] for p in item.split(",") if p]
-        options = {"variant": variant, "include": pkgs, "mirror": mirror}
-    elif kind == "closure":
-        options = {"files": list(files or [])}
     from ..interrupts import unwinding
 
     with unwinding():
-        rec = import_source(source, name, data_root, progress=False if quiet else None, **options)
+        rec = import_source(
+            source,
+            name,
+            data_root,
+            progress=False if quiet else None,
+            variant=variant,
+            include=include,
+            mirror=mirror,
+            files=files,
+        )
     if quiet:
         print(rec["id"])
     else:

@@ -1,5 +1,5 @@
 """runc's commands over OCI bundles that an engine calls for every container (podman: create, start, state,
-delete; containerd's shim: run), declared once as data (``cli.table``): ``cli.main`` runs them without
+delete; containerd's shim: run), declared once as data (``cli.base.Command``): ``cli.main`` runs them without
 typer (~150 ms on a small machine), ``cli.commandline`` registers the same declarations on typer's app.
 
 runc's ``run`` has no typer command of its own (typer's ``run`` is docker's): ``cli.main`` tells the two
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .base import GLOBALS
-from .options import FLAG, VALUE, Opt, preserve_fds_count
-from .table import Arg, Command, parse
+from .base import FLAG, GLOBALS, VALUE, Arg, Command, Opt, parse, preserve_fds_count
 
 
 def create_body(v: dict) -> int:

@@ -11,37 +11,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidArgument
-
-FLAG, VALUE, MULTI = "flag", "value", "multi"
-
-
-class Opt:
-    __slots__ = ("flags", "dest", "kind", "metavar", "help", "default")
-
-    def __init__(
-        self,
-        flags: tuple[str, ...],
-        dest: str,
-        kind: str,
-        help: str,
-        metavar: str = "",
-        default: str | None = None,
-    ) -> None:
-        self.flags = flags
-        self.dest = dest
-        self.kind = kind
-        self.metavar = metavar
-        self.help = help
-        self.default = default  # a VALUE option's value when it is not given
-
-    def typer_param(self) -> tuple[object, object]:
-        """The type and default typer gets for this option (run's options and the table-driven commands share them)."""
-        if self.kind == FLAG:
-            return bool, False
-        if self.kind == MULTI:
-            return list[str] | None, None
-        return str | None, self.default
-
+from .base import FLAG, MULTI, VALUE, Opt, store
 
 RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--name",), "name", VALUE, "Name the container (unique).", "NAME"),
@@ -420,20 +390,3 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
     if command[:1] == ["--"]:
         command = command[1:]
     return values, rootfs, command
-
-
-def store(values: dict, opt: Opt, value: str) -> None:
-    """An option's value into the parsed ``values``: a MULTI option's list grows, a VALUE's is replaced."""
-    if opt.kind == MULTI:
-        values[opt.dest].append(value)
-    else:
-        values[opt.dest] = value
-
-
-def preserve_fds_count(value: str) -> int:
-    """--preserve-fds N (exec, and runc's create and run): a count of descriptors, 0 or more."""
-    if not value.isdigit():
-        raise InvalidArgument(
-            f"--preserve-fds {value!r}: give a number of descriptors, e.g. --preserve-fds 1"
-        )
-    return int(value)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .base import command
-from .options import MULTI, RUN_OPTIONS, run
+from .base import MULTI, command
+from .options import RUN_OPTIONS, run
 
 _LISTS = {o.dest for o in RUN_OPTIONS if o.kind == MULTI}
 

@@ -12,7 +12,6 @@ network). Registered on the typer ``app`` when imported.
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from typing import Annotated
 
@@ -84,10 +83,8 @@ def boot(
     chosen, why = choose_accel(accel)
     print(f"pycontain: booting {appliance.image} with {why}", file=sys.stderr)
     words = command[1:] if command and command[0] == "--" else (command or [])
-    # the guest's sh runs this: the argv quoted word by word, stdin empty as for 'docker run' without -i
-    cmd = f"exec {shlex.join(words)} </dev/null\n" if words else None
     with unwinding():
-        guest = appliance.start(cmd, accel=chosen, memory_mb=memory, cpus=cpus, echo=True, ports=ports)
+        guest = appliance.start(argv=words, accel=chosen, memory_mb=memory, cpus=cpus, echo=True, ports=ports)
         result = guest.wait(timeout, boot_timeout=180)
     if result.timed_out:
         return 124

@@ -14,8 +14,10 @@ reused: a namespace a container had is not handed to the next.
 Off until ``pycontain network pool SIZE``, which writes SIZE in the pool's directory (host-wide, like the
 registry) and fills the pool. Every claim then starts a background ``python -m pycontain.network.pool
 fill`` (detached; one filler at a time, under the pool's lock) to top it up again. ``pycontain network
-pool 0`` turns it off and removes every entry. An entry whose namespace is no longer mounted (a reboot) is
-stale (``upkeep.is_stale``) and pruned with the registry's other leftovers; a claim never takes one.
+pool 0`` turns it off and removes every entry. An entry is claimable once its filler marked it ready
+(``READY``, after attach made all of it) while its namespace is mounted. One whose namespace is gone (a
+reboot) is stale (``upkeep.is_stale``) and pruned with the registry's other leftovers; one a killed
+filler left unmarked is removed by ``gc`` (``leftovers``, when no filler is at work).
 """
 
 from __future__ import annotations
@@ -42,17 +44,20 @@ def size(d: str | None = None) -> int:
         return 0
 
 
+READY = "ready"  # in an entry's directory once attach has made all of it: a filler killed before left none
+
+
 def entries(reg, ready_only: bool = False) -> list[dict]:
     """The pool's entries in the registry ``reg`` (the default network's members that are entries);
-    ``ready_only``: those whose namespace is still mounted (the others are stale)."""
+    ``ready_only``: those whose making finished and whose namespace is still mounted."""
     net = reg.load(settings.DEFAULT_NETWORK)
     d = pool_dir()
     members = (net or {}).get("members", {}).values()
-    return [
-        m
-        for m in members
-        if m.get("state_root") == d and (not ready_only or netns.is_mounted(m["netns_path"]))
-    ]
+    return [m for m in members if m.get("state_root") == d and (not ready_only or _ready(d, m))]
+
+
+def _ready(d: str, m: dict) -> bool:
+    return os.path.exists(os.path.join(d, m["container_id"], READY)) and netns.is_mounted(m["netns_path"])
 
 
 def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[dict, dict] | None:
@@ -80,10 +85,14 @@ def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[di
 
 
 def _remove_entry_dir(d: str, entry_id: str) -> None:
-    """The stand-in container's state directory: only its network files."""
+    """The stand-in container's state directory: its network files and the ready mark."""
     from . import files
 
     files.remove(settings.files_dir(d, entry_id))
+    try:
+        os.unlink(os.path.join(d, entry_id, READY))
+    except FileNotFoundError:
+        pass
     try:
         os.rmdir(os.path.join(d, entry_id))
     except FileNotFoundError:
@@ -91,8 +100,14 @@ def _remove_entry_dir(d: str, entry_id: str) -> None:
 
 
 def spawn_fill() -> None:
-    """Start ``fill`` in a process of its own, detached: the claimer does not wait for it."""
+    """Start ``fill`` in a process of its own, detached (the claimer does not wait for it), unless one is at
+    work already: it sees this claim's vacancy before it exits."""
     import sys
+
+    fd = _lock(pool_dir(), blocking=False)
+    if fd is None:
+        return
+    os.close(fd)
 
     argv = [sys.executable, "-m", "pycontain.network.pool", "fill"]
     try:
@@ -130,30 +145,55 @@ def _lock(d: str, blocking: bool) -> int | None:
     return fd
 
 
-def fill() -> int:
-    """Make entries until the pool holds its size; how many were made (0 when another filler runs)."""
+# How long a background filler waits for the next claim once the pool is full: containers started back to
+# back then find a filler at work, which imported pyroute2 once (its message modules cost more CPU than
+# making an entry).
+LINGER_S = 2.0
+
+
+def fill(linger: float = 0.0) -> int:
+    """Make entries until the pool holds its size, and on for ``linger`` seconds after the last vacancy;
+    how many were made (0 when another filler runs)."""
+    import time
+
     from . import ipam
-    from .members import attach
 
     d = pool_dir()
-    fd = _lock(d, blocking=False)
-    if fd is None:
-        return 0
+    reg = ipam.Registry()
     made = 0
+    while True:
+        fd = _lock(d, blocking=False)
+        if fd is None:
+            return made
+        try:
+            deadline = time.monotonic() + linger
+            while True:
+                if len(entries(reg, ready_only=True)) < size(d):
+                    _make_entry(d)
+                    made += 1
+                    deadline = time.monotonic() + linger
+                elif time.monotonic() >= deadline:
+                    break
+                else:
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+        # Looked at again once the lock is free: a claim that found it held started no filler of its own.
+        if len(entries(reg, ready_only=True)) >= size(d):
+            return made
+
+
+def _make_entry(d: str) -> None:
+    from .members import attach
+
+    entry_id = os.urandom(32).hex()
+    os.mkdir(os.path.join(d, entry_id), 0o700)
     try:
-        reg = ipam.Registry()
-        while len(entries(reg, ready_only=True)) < size(d):
-            entry_id = os.urandom(32).hex()
-            os.mkdir(os.path.join(d, entry_id), 0o700)
-            try:
-                attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
-            except BaseException:
-                _remove_entry_dir(d, entry_id)
-                raise
-            made += 1
-    finally:
-        os.close(fd)
-    return made
+        attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
+        os.close(os.open(os.path.join(d, entry_id, READY), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except BaseException:
+        _remove_entry_dir(d, entry_id)
+        raise
 
 
 def set_size(n: int) -> int:
@@ -195,16 +235,25 @@ def drain_locked(d: str) -> list[str]:
 
 
 def leftovers(held: set[str], members: set[str]) -> list[str]:
-    """What a filler killed half-way left in the pool's directory (``gc``): namespace files and entry
-    directories no registry member owns. ``held``: the namespace paths members own; ``members``: their ids."""
+    """What a filler killed half-way left (``gc``): entries recorded but never marked ready (their veth,
+    namespace and address), namespace files and entry directories no registry member owns. ``held``: the
+    namespace paths members own; ``members``: their ids."""
+    from . import ipam
+    from .members import detach
+
     d = pool_dir()
     removed: list[str] = []
     if not os.path.isdir(d):
         return removed
     fd = _lock(d, blocking=False)
     if fd is None:
-        return removed  # a filler is at work: what it has not recorded yet is not left over
+        return removed  # a filler is at work: what it has not finished is not left over
     try:
+        for m in entries(ipam.Registry()):
+            if not os.path.exists(os.path.join(d, m["container_id"], READY)):
+                detach(m["container_id"], m, d)
+                _remove_entry_dir(d, m["container_id"])
+                removed.append(f"unfinished pool entry {m['ip']} ({m['veth_host']})")
         for n in sorted(os.listdir(d)):
             if len(n) == 64 and n not in members:
                 _remove_entry_dir(d, n)
@@ -223,7 +272,7 @@ def main(argv: list[str]) -> int:
     if argv != ["fill"]:
         return 2
     try:
-        fill()
+        fill(LINGER_S)
     except Exception:
         return 1  # detached, with nowhere to report to: the next claim finds the pool short and tries again
     return 0

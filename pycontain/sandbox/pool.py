@@ -71,25 +71,18 @@ class _MigrationWarmer:
 
 
 def _own_thread_cgroup_file() -> tuple[str, bytes] | None:
-    """A file whose write moves this thread (or, on cgroup v2, this process) where it already is."""
-    tid = threading.get_native_id()
+    """A file whose write moves this process where it already is: on cgroup v2 only. On v1 a sandbox's
+    processes join their cgroups themselves through ``tasks`` (``process.moves_itself``), which takes no
+    migration lock at all: keeping it warm there would only cost every fork and exit a memory barrier."""
     try:
         with open("/proc/thread-self/cgroup") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    v2 = None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        for c in ("pids", "freezer", "cpu", "memory"):
-            if c in controllers.split(","):
-                d = os.path.join("/sys/fs/cgroup", c, path.lstrip("/"))
-                if os.path.exists(os.path.join(d, "tasks")):
-                    return os.path.join(d, "tasks"), str(tid).encode()
-        if controllers == "":
-            v2 = path
-    if v2 is not None and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return os.path.join("/sys/fs/cgroup", v2.lstrip("/"), "cgroup.procs"), str(os.getpid()).encode()
+        if controllers == "" and os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            return os.path.join("/sys/fs/cgroup", path.lstrip("/"), "cgroup.procs"), str(os.getpid()).encode()
     return None
 
 

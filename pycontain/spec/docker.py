@@ -18,7 +18,7 @@ import os
 
 from .. import SPEC_VERSION
 from ..config import MAX_ID
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, PermissionDenied
 from .model import OciDevice, OciMount, OciProcess, OciSpec
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
@@ -41,6 +41,25 @@ _TMPFS_VALUED = {
 # Where a rootless container gets a tmpfs: the image's directories belong to host ids its user namespace
 # does not map, and overlayfs cannot copy them up under an owner it cannot map (EOVERFLOW).
 _ROOTLESS_SCRATCH = (("/tmp", "1777"), ("/var/tmp", "1777"), ("/run", "755"), ("/root", "700"))
+
+
+# docker's default: a network namespace of the container's own, on a bridge, with NAT out. Not for OCI
+# bundles (their config.json says which namespaces they get) nor for the Python API's run, start and
+# Sandbox (network None: only lo).
+DEFAULT_NETWORK = "bridge"
+
+
+def network_for(requested: str | None, *, rootless: bool) -> str:
+    """``pycontain run``'s network: the one asked for, else docker's bridge; a rootless container gets none
+    (its default) or host: bridges, veths and NAT need root."""
+    if not rootless:
+        return requested or DEFAULT_NETWORK
+    if requested not in (None, "none", "host"):
+        raise PermissionDenied(
+            f"--network {requested}: rootless containers get none (loopback only) or host; bridges, "
+            "veths and NAT need root"
+        )
+    return requested or "none"
 
 
 # -- -v, --mount, --tmpfs ----------------------------------------------------------------------------

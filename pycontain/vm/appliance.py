@@ -179,10 +179,14 @@ class Appliance:
         cpus: int = 1,
         echo: bool = False,
         ports: list[tuple[int, int]] | tuple[()] = (),
+        argv: list[str] | None = None,
     ) -> Guest:
         """Boot the appliance; ``command`` (sh, run in it instead of its entrypoint) travels as a second cpio
-        archive appended to the initramfs (the kernel unpacks every archive it finds there); ``ports``:
-        (host, guest) TCP ports forwarded from 127.0.0.1."""
+        archive appended to the initramfs (the kernel unpacks every archive it finds there); ``argv``: that
+        argv exactly instead (stdin empty, as for 'docker run' without -i); ``ports``: (host, guest) TCP
+        ports forwarded from 127.0.0.1."""
+        if argv:
+            command = f"exec {shlex.join(argv)} </dev/null\n"
         initrd = None
         if command is not None:
             c = Cpio()
