@@ -72,3 +72,17 @@ def test_typer_command_has_every_option():
     declared = {tuple(sorted(p.opts)) for p in run.params if p.opts and p.opts[0].startswith("-")}
     table = {tuple(sorted(o.flags)) for o in RUN_OPTIONS}
     assert table <= declared
+
+
+def test_global_flags_come_from_one_table():
+    # cli.main parses the global flags with base.GLOBAL_OPTIONS; typer's callback is declared from it too.
+    import typer
+
+    from pycontain.cli.base import GLOBAL_OPTIONS
+    from pycontain.cli.commandline import app
+
+    group = typer.main.get_command(app)
+    declared = {
+        tuple(sorted(p.opts)) for p in group.params if p.name not in ("install_completion", "show_completion")
+    }
+    assert declared == {tuple(sorted(o.flags)) for o in GLOBAL_OPTIONS}

@@ -591,6 +591,30 @@ def test_default_program_cache(tmp_path, monkeypatch):
     assert len(os.listdir(tmp_path)) == 2
 
 
+def test_default_program_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    """The cache key follows the sources' content, not their mtimes: a checkout that rewrites them
+    unchanged reuses the cached program; a changed profile gets a file of its own."""
+    a, b = tmp_path / "seccomp.py", tmp_path / "seccomp_default.py"
+    a.write_text("x = 1\n")
+    b.write_text("PROFILE = {}\n")
+    digest = seccomp.sources_digest([str(a), str(b)])
+    os.utime(a, ns=(1, 1))
+    assert seccomp.sources_digest([str(a), str(b)]) == digest
+    b.write_text("PROFILE = {'defaultAction': 'SCMP_ACT_ERRNO'}\n")
+    assert seccomp.sources_digest([str(a), str(b)]) != digest
+    # The real key: the cache file's name holds the digest of the installed sources.
+    monkeypatch.setattr(seccomp, "_compiled_default", {})
+    cache = tmp_path / "cache"
+    seccomp.default_program(DOCKER_DEFAULT_CAPS, str(cache))
+    here = os.path.dirname(seccomp.__file__)
+    installed = seccomp.sources_digest(
+        [os.path.join(here, "seccomp.py"), os.path.join(here, "seccomp_default.py")]
+    )
+    (name,) = os.listdir(cache)
+    assert name.endswith(f"-{installed}.bpf")
+    assert (cache.stat().st_mode & 0o777) == 0o700
+
+
 def test_default_profile_names_are_all_known_to_libseccomp_or_foreign():
     # Every name either resolves on some architecture or is newer than libseccomp: a typo would be
     # silently skipped, so look for names libseccomp has never heard of and that no kernel has.

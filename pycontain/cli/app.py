@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from .base import GLOBAL_OPTIONS
+
 app = typer.Typer(
     name="pycontain",
     help="An OS-level container runtime: namespaces, cgroups and pivot_root, no hypervisor.\n\n"
@@ -22,30 +24,33 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _global(
-    root: Annotated[
-        str | None,
-        typer.Option(
-            "--root", help="State root (default /var/lib/pycontain/containers).", envvar="PYCONTAIN_ROOT"
-        ),
-    ] = None,
-    log: Annotated[str | None, typer.Option("--log", help="Also write errors to this file.")] = None,
-    log_format: Annotated[str, typer.Option("--log-format", help="text or json (for --log).")] = "text",
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
-    systemd_cgroup: Annotated[
-        bool, typer.Option("--systemd-cgroup", help="Not available: cgroupfs only.")
-    ] = False,
-    rootless: Annotated[
-        str,
-        typer.Option(
-            "--rootless",
-            help="auto (rootless when run by a user other than root) or false (refuse to run unprivileged).",
-        ),
-    ] = "auto",
-) -> None:
-    """Global flags are parsed by pycontain.cli.parse_globals before this runs; they are declared here
-    for --help and completion."""
+def _global(**_flags: object) -> None:
+    """cli.main has taken the global flags off the command line already (base.parse_globals); typer gets
+    them declared, from the same table, for --help and completion."""
+
+
+def _declare_globals() -> None:
+    import inspect
+
+    params = []
+    for o in GLOBAL_OPTIONS:
+        ann: object
+        default: object
+        ann, default = o.typer_param()
+        info = typer.Option(
+            *o.flags, help=o.help, metavar=o.metavar or None, show_default=o.default is not None
+        )
+        params.append(
+            inspect.Parameter(
+                o.dest, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[ann, info], default=default
+            )
+        )
+    _global.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    _global.__annotations__ = {p.name: p.annotation for p in params}
+    app.callback()(_global)
+
+
+_declare_globals()
 
 
 # 'pycontain --help' lists the commands in these sections, in this order. A new command belongs in one

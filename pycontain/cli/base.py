@@ -33,38 +33,98 @@ if TYPE_CHECKING:
     Body = TypeVar("Body", bound=Callable[..., int | None])
 
 
-class Globals:
-    """The global flags (runc's set): parsed here, before any command, by both parsers."""
+FLAG, VALUE, MULTI = "flag", "value", "multi"
 
-    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
+
+class Opt:
+    """An option: its flags, where its value goes (``dest``), its kind (FLAG, VALUE, MULTI), its help."""
+
+    __slots__ = ("flags", "dest", "kind", "metavar", "help", "default")
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        kind: str,
+        help: str,
+        metavar: str = "",
+        default: str | None = None,
+    ) -> None:
+        self.flags = flags
+        self.dest = dest
+        self.kind = kind
+        self.metavar = metavar
+        self.help = help
+        self.default = default  # a VALUE option's value when it is not given
+
+    def typer_param(self) -> tuple[object, object]:
+        """The type and default typer gets for this option (run's options and the table-driven commands share them)."""
+        if self.kind == FLAG:
+            return bool, False
+        if self.kind == MULTI:
+            return list[str] | None, None
+        return str | None, self.default
+
+
+# The global flags (runc's set): parsed before any command, by cli.main (parse_globals); cli.app declares
+# them to typer from this table too (--help, completion).
+GLOBAL_OPTIONS: tuple[Opt, ...] = (
+    Opt(
+        ("--root",),
+        "root",
+        VALUE,
+        "State root (default /var/lib/pycontain/containers; $PYCONTAIN_ROOT).",
+        "DIR",
+    ),
+    Opt(("--log",), "log", VALUE, "Also write errors to this file.", "FILE"),
+    Opt(("--log-format",), "log_format", VALUE, "text or json (for --log).", "FORMAT", "text"),
+    Opt(("--debug",), "debug", FLAG, "Show tracebacks of internal errors."),
+    Opt(("--systemd-cgroup",), "systemd_cgroup", FLAG, "Not available: cgroupfs only."),
+    Opt(
+        ("--rootless",),
+        "rootless",
+        VALUE,
+        "auto (rootless when run by a user other than root) or false (refuse to run unprivileged).",
+        "auto|false",
+        "auto",
+    ),
+)
+
+
+class Globals:
+    """The global flags' values (``GLOBAL_OPTIONS``)."""
+
+    __slots__ = tuple(o.dest for o in GLOBAL_OPTIONS)
+    root: str | None
+    log: str | None
+    log_format: str
+    debug: bool
+    systemd_cgroup: bool
+    rootless: str
 
     def __init__(self) -> None:
-        self.root: str | None = None
-        self.log: str | None = None
-        self.log_format = "text"
-        self.debug = False
-        self.systemd_cgroup = False
-        self.rootless = "auto"
+        for o in GLOBAL_OPTIONS:
+            setattr(self, o.dest, False if o.kind == FLAG else o.default)
 
 
 GLOBALS = Globals()
-_VALUED = {"--root": "root", "--log": "log", "--log-format": "log_format", "--rootless": "rootless"}
-_FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
 
 
 def parse_globals(argv: list[str], g: Globals = GLOBALS) -> list[str]:
     """Take the global flags off the front of ``argv`` into ``g``; return the rest (the command and its args)."""
+    by_flag = {f: o for o in GLOBAL_OPTIONS for f in o.flags}
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         name, eq, value = argv[i].partition("=")
-        if name in _FLAGS:
-            setattr(g, _FLAGS[name], True if not eq else value.lower() in ("1", "true", "yes"))
+        o = by_flag.get(name)
+        if o is not None and o.kind == FLAG:
+            setattr(g, o.dest, True if not eq else value.lower() in ("1", "true", "yes"))
             i += 1
-        elif name in _VALUED and (eq or i + 1 < len(argv)):
+        elif o is not None and (eq or i + 1 < len(argv)):
             if not eq:
                 value = argv[i + 1]
                 i += 1
-            setattr(g, _VALUED[name], value)
+            setattr(g, o.dest, value)
             i += 1
         else:
             break
@@ -254,39 +314,6 @@ def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]], gap: int 
 
 
 # -- commands declared as data: the fast paths' parser and their typer registration --------------
-FLAG, VALUE, MULTI = "flag", "value", "multi"
-
-
-class Opt:
-    """An option: its flags, where its value goes (``dest``), its kind (FLAG, VALUE, MULTI), its help."""
-
-    __slots__ = ("flags", "dest", "kind", "metavar", "help", "default")
-
-    def __init__(
-        self,
-        flags: tuple[str, ...],
-        dest: str,
-        kind: str,
-        help: str,
-        metavar: str = "",
-        default: str | None = None,
-    ) -> None:
-        self.flags = flags
-        self.dest = dest
-        self.kind = kind
-        self.metavar = metavar
-        self.help = help
-        self.default = default  # a VALUE option's value when it is not given
-
-    def typer_param(self) -> tuple[object, object]:
-        """The type and default typer gets for this option (run's options and the table-driven commands share them)."""
-        if self.kind == FLAG:
-            return bool, False
-        if self.kind == MULTI:
-            return list[str] | None, None
-        return str | None, self.default
-
-
 ONE, OPTIONAL, SOME, ANY = "1", "?", "+", "*"  # how many values a positional takes
 
 

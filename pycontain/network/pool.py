@@ -14,8 +14,10 @@ reused: a namespace a container had is not handed to the next.
 Off until ``pycontain network pool SIZE``, which writes SIZE in the pool's directory (host-wide, like the
 registry) and fills the pool. Every claim then starts a background ``python -m pycontain.network.pool
 fill`` (detached; one filler at a time, under the pool's lock) to top it up again. ``pycontain network
-pool 0`` turns it off and removes every entry. An entry whose namespace is no longer mounted (a reboot) is
-stale (``upkeep.is_stale``) and pruned with the registry's other leftovers; a claim never takes one.
+pool 0`` turns it off and removes every entry. An entry is claimable once its filler marked it ready
+(``READY``, after attach made all of it) while its namespace is mounted. One whose namespace is gone (a
+reboot) is stale (``upkeep.is_stale``) and pruned with the registry's other leftovers; one a killed
+filler left unmarked is removed by ``gc`` (``leftovers``, when no filler is at work).
 """
 
 from __future__ import annotations
@@ -42,17 +44,20 @@ def size(d: str | None = None) -> int:
         return 0
 
 
+READY = "ready"  # in an entry's directory once attach has made all of it: a filler killed before left none
+
+
 def entries(reg, ready_only: bool = False) -> list[dict]:
     """The pool's entries in the registry ``reg`` (the default network's members that are entries);
-    ``ready_only``: those whose namespace is still mounted (the others are stale)."""
+    ``ready_only``: those whose making finished and whose namespace is still mounted."""
     net = reg.load(settings.DEFAULT_NETWORK)
     d = pool_dir()
     members = (net or {}).get("members", {}).values()
-    return [
-        m
-        for m in members
-        if m.get("state_root") == d and (not ready_only or netns.is_mounted(m["netns_path"]))
-    ]
+    return [m for m in members if m.get("state_root") == d and (not ready_only or _ready(d, m))]
+
+
+def _ready(d: str, m: dict) -> bool:
+    return os.path.exists(os.path.join(d, m["container_id"], READY)) and netns.is_mounted(m["netns_path"])
 
 
 def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[dict, dict] | None:
@@ -80,10 +85,14 @@ def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[di
 
 
 def _remove_entry_dir(d: str, entry_id: str) -> None:
-    """The stand-in container's state directory: only its network files."""
+    """The stand-in container's state directory: its network files and the ready mark."""
     from . import files
 
     files.remove(settings.files_dir(d, entry_id))
+    try:
+        os.unlink(os.path.join(d, entry_id, READY))
+    except FileNotFoundError:
+        pass
     try:
         os.rmdir(os.path.join(d, entry_id))
     except FileNotFoundError:
@@ -181,6 +190,7 @@ def _make_entry(d: str) -> None:
     os.mkdir(os.path.join(d, entry_id), 0o700)
     try:
         attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
+        os.close(os.open(os.path.join(d, entry_id, READY), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except BaseException:
         _remove_entry_dir(d, entry_id)
         raise
@@ -225,16 +235,25 @@ def drain_locked(d: str) -> list[str]:
 
 
 def leftovers(held: set[str], members: set[str]) -> list[str]:
-    """What a filler killed half-way left in the pool's directory (``gc``): namespace files and entry
-    directories no registry member owns. ``held``: the namespace paths members own; ``members``: their ids."""
+    """What a filler killed half-way left (``gc``): entries recorded but never marked ready (their veth,
+    namespace and address), namespace files and entry directories no registry member owns. ``held``: the
+    namespace paths members own; ``members``: their ids."""
+    from . import ipam
+    from .members import detach
+
     d = pool_dir()
     removed: list[str] = []
     if not os.path.isdir(d):
         return removed
     fd = _lock(d, blocking=False)
     if fd is None:
-        return removed  # a filler is at work: what it has not recorded yet is not left over
+        return removed  # a filler is at work: what it has not finished is not left over
     try:
+        for m in entries(ipam.Registry()):
+            if not os.path.exists(os.path.join(d, m["container_id"], READY)):
+                detach(m["container_id"], m, d)
+                _remove_entry_dir(d, m["container_id"])
+                removed.append(f"unfinished pool entry {m['ip']} ({m['veth_host']})")
         for n in sorted(os.listdir(d)):
             if len(n) == 64 and n not in members:
                 _remove_entry_dir(d, n)

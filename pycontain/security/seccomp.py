@@ -128,12 +128,10 @@ def default_program(bounding: int, cache_dir: str | None = None) -> bytes:
     here = os.path.dirname(os.path.abspath(__file__))
     u = os.uname()
     try:
-        stamp = "-".join(
-            str(os.stat(os.path.join(here, f)).st_mtime_ns) for f in ("seccomp.py", "seccomp_default.py")
-        )
+        digest = sources_digest([os.path.join(here, f) for f in ("seccomp.py", "seccomp_default.py")])
     except OSError:  # pragma: no cover - running from a zip
-        stamp = "0"
-    key = f"{u.machine}-{u.release}-{bounding:x}-{stamp}".replace("/", "_")
+        digest = "0"
+    key = f"{u.machine}-{u.release}-{bounding:x}-{digest}".replace("/", "_")
     program = _compiled_default.get(key)
     if program is not None:
         return program
@@ -150,6 +148,20 @@ def default_program(bounding: int, cache_dir: str | None = None) -> bytes:
             _write_cached(cache_dir, path, program)
     _compiled_default[key] = program
     return program
+
+
+def sources_digest(paths: list[str]) -> str:
+    """A digest of the files the default program is made from: the cache key changes exactly when their
+    content does (their mtimes change with every checkout and install, and left a stale file each)."""
+    try:
+        from _blake2 import blake2b  # the C module itself: importing hashlib loads OpenSSL (~4 ms)
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import blake2b
+    h = blake2b(digest_size=16)
+    for p in paths:
+        with open(p, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
 
 
 def _read_cached(path: str) -> bytes | None:

@@ -132,3 +132,24 @@ def test_gc_removes_a_fillers_leftovers(warm, tmp_path):
 def test_pool_size_is_checked(pyc):
     p = pyc("network", "pool", "-1")
     assert p.returncode != 0 and "Traceback" not in p.stderr
+
+
+def test_an_unfinished_entry_is_never_claimed_and_gc_removes_it(warm):
+    """A filler killed after attach but before marking its entry ready: recorded, with a veth and a
+    namespace, yet never handed out; gc (with no filler at work) removes all of it."""
+    from pycontain import network
+
+    d = pool.pool_dir()
+    entry_id = os.urandom(32).hex()
+    os.mkdir(os.path.join(d, entry_id))
+    info = network.attach(entry_id, "bridge", container_name="", state_root=d)
+    assert entry_id not in {m["container_id"] for m in pool.entries(ipam.Registry(), ready_only=True)}
+    p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[3].split("/")[0] != info.ip
+    _no_filler()
+    g = warm("network", "gc", check=True)
+    assert "unfinished pool entry" in g.stdout
+    assert entry_id not in {m["container_id"] for m in _entries()}
+    assert info.veth_host not in _bridge_ports()
+    assert not os.path.exists(info.netns_path) and not os.path.exists(os.path.join(d, entry_id))
