@@ -113,9 +113,7 @@ def make_config(
     if userns not in (None, "", "host"):
         from .userns import resolve as resolve_userns
 
-        maps = resolve_userns(userns)
-        if maps is not None:
-            id_mappings = (maps["uid"], maps["gid"])
+        id_mappings = resolve_userns(userns)
     return docker.to_config(
         ref.layers,
         args,

@@ -12,6 +12,7 @@ import select
 import socket
 
 from .errors import InvalidArgument, InvalidState
+from .stdio import write_all
 
 
 def parse_detach_keys(spec: str) -> bytes:
@@ -78,7 +79,7 @@ def _relay(sock: socket.socket, keys: bytes, send_stdin: bool) -> bool:
             data = sock.recv(65536)
             if not data:
                 return False  # the container ended: its monitor closed us
-            _write_all(1, data)
+            write_all(1, data)
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:
@@ -99,8 +100,3 @@ def _relay(sock: socket.socket, keys: bytes, send_stdin: bool) -> bool:
                     out.append(b)
             if out:
                 sock.sendall(bytes(out))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .cgroups.resources import Resources
     from .security.options import SecurityOptions
     from .spec.model import OciDevice, OciHook, OciMount, OciSpec
+    from .userns import IdMappings
 
 # Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -71,7 +72,7 @@ class Mount:
         recursive: bool = False,
         attr_set: int = 0,
         attr_clr: int = 0,
-        id_mappings: dict | None = None,
+        id_mappings: IdMappings | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -83,11 +84,16 @@ class Mount:
         # OCI recursive options (rro, rnosuid, ...): mount_setattr(2) attributes for the whole mount tree
         self.attr_set = attr_set
         self.attr_clr = attr_clr
-        # An id-mapped bind mount's {"uid": [[container, host, size], ...], "gid": [...]}, or None
+        # An id-mapped bind mount's own mappings, or None
         self.id_mappings = id_mappings
 
     @classmethod
     def from_oci(cls, m: OciMount) -> Mount:
+        id_mappings = None
+        if m.id_mapped:
+            from .userns import IdMappings
+
+            id_mappings = IdMappings(m.uid_mappings, m.gid_mappings)
         flags, propagation, data, recursive = m.flags_and_data()
         attr_set, attr_clr = m.recursive_attrs()
         return cls(
@@ -100,16 +106,24 @@ class Mount:
             recursive=recursive or "ridmap" in m.options,
             attr_set=attr_set,
             attr_clr=attr_clr,
-            id_mappings={"uid": m.uid_mappings, "gid": m.gid_mappings} if m.id_mapped else None,
+            id_mappings=id_mappings,
         )
 
     def to_dict(self) -> dict:
         """The fields that differ from their defaults (state.json is written several times per start)."""
-        return {k: v for k in self.__slots__ if (v := getattr(self, k)) or k == "target"}
+        d = {k: v for k in self.__slots__ if (v := getattr(self, k)) or k == "target"}
+        if self.id_mappings is not None:
+            d["id_mappings"] = self.id_mappings.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Mount:
-        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+        kw = {k: d[k] for k in cls.__slots__ if k in d}
+        if kw.get("id_mappings"):
+            from .userns import IdMappings
+
+            kw["id_mappings"] = IdMappings.from_dict(kw["id_mappings"])
+        return cls(**kw)
 
 
 # Namespace types as the OCI spec names them → the names under /proc/PID/ns.
@@ -241,7 +255,7 @@ class ContainerConfig:
         publish: list[str] | None = None,
         layers: list[str] | None = None,
         image_id: str = "",
-        id_mappings: dict | None = None,
+        id_mappings: IdMappings | None = None,
         time_offsets: dict | None = None,
         preserve_fds: int = 0,
         proc_attrs: dict | None = None,
@@ -306,7 +320,7 @@ class ContainerConfig:
         # An image's layers, lowest first (the overlay's lower directories); [rootfs] when it is one directory.
         self.layers = list(layers or [rootfs])
         self.image_id = image_id
-        # A new user namespace's {"uid": [[container, host, size], ...], "gid": [...]} (namespaces["user"] == "").
+        # A new user namespace's mappings (namespaces["user"] == "")
         self.id_mappings = id_mappings
         # A new time namespace's offsets, as OCI's linux.timeOffsets: {"monotonic": {"secs", "nanosecs"}, ...}.
         self.time_offsets = time_offsets
@@ -447,6 +461,7 @@ class ContainerConfig:
         d["devices"] = [dev.to_dict() for dev in self.devices]
         d["security"] = self.security.to_dict() if self.security is not None else None
         d["hooks"] = {k: [h.to_dict() for h in v] for k, v in self.hooks.items()} or None
+        d["id_mappings"] = self.id_mappings.to_dict() if self.id_mappings is not None else None
         return d
 
     @classmethod
@@ -463,6 +478,10 @@ class ContainerConfig:
 
             kw["device_rules"] = [DeviceRule(*r) for r in kw["device_rules"]]
         kw["cgroup_writes"] = [tuple(w) for w in kw.get("cgroup_writes") or []]
+        if kw.get("id_mappings"):
+            from .userns import IdMappings
+
+            kw["id_mappings"] = IdMappings.from_dict(kw["id_mappings"])
         if kw.get("security"):
             from .security.options import SecurityOptions
 
@@ -543,9 +562,7 @@ def from_spec(
         namespaces=spec.namespaces,
         overlay=layers is not None,
         layers=layers,
-        id_mappings={"uid": spec.uid_mappings, "gid": spec.gid_mappings}
-        if spec.namespaces.get("user") == ""
-        else None,
+        id_mappings=_id_mappings(spec),
         time_offsets=spec.time_offsets,
         devices=spec.devices,
         extra_gids=p.additional_gids,
@@ -568,6 +585,15 @@ def from_spec(
     config = ContainerConfig(spec.root_path, p.args, **fields)
     config.validate()
     return config
+
+
+def _id_mappings(spec: OciSpec) -> IdMappings | None:
+    """A new user namespace's mappings (a namespace joined by path, or none, has none of its own)."""
+    if spec.namespaces.get("user") != "":
+        return None
+    from .userns import IdMappings
+
+    return IdMappings(spec.uid_mappings, spec.gid_mappings)
 
 
 def validate_name(name: str) -> None:

@@ -178,13 +178,9 @@ class Container:
             if wait_for_start:
                 fifo = os.path.join(self.dir, "exec.fifo")
                 os.mkfifo(fifo, 0o600)
-                if config.id_mappings:
+                if config.id_mappings is not None:
                     # Its writer is root of the container's user namespace by then (runc does the same).
-                    from .userns import to_host
-
-                    os.chown(
-                        fifo, to_host(config.id_mappings["uid"], 0), to_host(config.id_mappings["gid"], 0)
-                    )
+                    os.chown(fifo, *config.id_mappings.host_root())
             config = self._setup_network(config)
             crash_point("network-attached")
             child = process.start_container(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .config import ContainerConfig, Mount
     from .spec.model import OciDevice
+    from .userns import IdMappings
 
 _DEV_NODES = (  # name, major, minor
     ("null", 1, 3),
@@ -438,13 +439,11 @@ def make_private(ctx: Context) -> None:
     libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
 
 
-def overlay_root(ctx: Context, layers: list[str], id_mappings: dict | None) -> None:
+def overlay_root(ctx: Context, layers: list[str], id_mappings: IdMappings | None) -> None:
     """The image's layers under a writable layer of the container's own (see ``mount_overlay``)."""
     root_ids = (0, 0)
-    if ctx.userns_fd is not None and id_mappings:
-        from .userns import to_host
-
-        root_ids = (to_host(id_mappings["uid"], 0), to_host(id_mappings["gid"], 0))
+    if ctx.userns_fd is not None and id_mappings is not None:
+        root_ids = id_mappings.host_root()
     ctx.root = mount_overlay(layers, ctx.container_dir, ctx.userns_fd, root_ids)
 
 

@@ -67,15 +67,45 @@ def subordinate(user: str, path: str) -> tuple[int, int]:
     )
 
 
-def resolve(value: str | None) -> dict | None:
-    """``--userns`` -> {"uid": [(c, h, n)...], "gid": [...]}, or None for the host's user namespace."""
+class IdMappings:
+    """A user namespace's mappings: (container id, host id, size) ranges for uids and for gids."""
+
+    __slots__ = ("uid", "gid")
+
+    def __init__(self, uid: list[tuple[int, int, int]], gid: list[tuple[int, int, int]]) -> None:
+        # (lists from state.json become tuples)
+        self.uid = [(c, h, n) for c, h, n in uid]
+        self.gid = [(c, h, n) for c, h, n in gid]
+
+    def host_root(self) -> tuple[int, int]:
+        """The host's (uid, gid) of the namespace's root (-1 where unmapped)."""
+        return to_host(self.uid, 0), to_host(self.gid, 0)
+
+    def to_dict(self) -> dict:
+        return {"uid": [list(m) for m in self.uid], "gid": [list(m) for m in self.gid]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IdMappings:
+        return cls(d["uid"], d["gid"])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMappings) and (other.uid, other.gid) == (self.uid, self.gid)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, never a key
+
+    def __repr__(self) -> str:
+        return f"IdMappings(uid={self.uid!r}, gid={self.gid!r})"
+
+
+def resolve(value: str | None) -> IdMappings | None:
+    """``--userns`` -> its mappings, or None for the host's user namespace."""
     if value in (None, "", "host"):
         return None
     if value == "remap":
         (us, un), (gs, gn) = subordinate(REMAP_USER, "/etc/subuid"), subordinate(REMAP_USER, "/etc/subgid")
-        return {"uid": [(0, us, un)], "gid": [(0, gs, gn)]}
+        return IdMappings([(0, us, un)], [(0, gs, gn)])
     m = parse_mapping(value)
-    return {"uid": m, "gid": list(m)}
+    return IdMappings(m, m)
 
 
 def to_host(maps: list, container_id: int) -> int:
@@ -90,7 +120,7 @@ def _map_text(maps: list) -> str:
     return "".join(f"{c} {h} {n}\n" for c, h, n in maps)
 
 
-def create(mappings: dict) -> int:
+def create(mappings: IdMappings) -> int:
     """A new user namespace with ``mappings``; returns an O_CLOEXEC descriptor that keeps it alive."""
     from . import libc
 
@@ -121,9 +151,9 @@ def create(mappings: dict) -> int:
                 "disabled on this host, e.g. user.max_user_namespaces=0)"
             )
         try:
-            for kind in ("uid", "gid"):
+            for kind, maps in (("uid", mappings.uid), ("gid", mappings.gid)):
                 with open(f"/proc/{int(proc_pid)}/{kind}_map", "w") as f:
-                    f.write(_map_text(mappings[kind]))
+                    f.write(_map_text(maps))
         except OSError as e:
             raise PycontainError(
                 f"cannot write the user namespace's id mappings: {e.strerror} (ranges must not "

@@ -253,3 +253,30 @@ def test_network_policy_is_decided_in_the_docker_road() -> None:
     assert docker.network_for("host", rootless=True) == "host"
     with pytest.raises(PermissionDenied, match="rootless containers get none"):
         docker.network_for("bridge", rootless=True)
+
+
+def test_id_mappings_are_typed_and_round_trip(image, tmp_path) -> None:
+    from pycontain.config import ContainerConfig
+    from pycontain.userns import IdMappings
+
+    maps = IdMappings([(0, 100000, 65536)], [(0, 100000, 65536)])
+    cfg = run_config(image, id_mappings=maps)
+    assert cfg.namespaces["user"] == "" and cfg.id_mappings == maps
+    assert cfg.id_mappings.host_root() == (100000, 100000)
+    assert rootfs.plan(cfg)[1] == Step(overlay_root, image, maps)
+    (tmp_path / "rootfs").mkdir()
+    doc = default_spec()
+    doc["mounts"].append(
+        {
+            "destination": "/data",
+            "type": "bind",
+            "source": str(tmp_path),
+            "options": ["rbind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        }
+    )
+    bundle = from_spec(parse(doc, str(tmp_path)), "c3")
+    back = ContainerConfig.from_dict(json.loads(json.dumps(bundle.to_dict())))
+    assert back.mounts[-1].id_mappings == IdMappings([(0, 1000, 1)], [(0, 1000, 1)])
+    assert back.to_dict() == bundle.to_dict()

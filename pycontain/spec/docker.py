@@ -25,6 +25,7 @@ from .model import OciDevice, OciMount, OciProcess, OciSpec
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..config import ContainerConfig
+    from ..userns import IdMappings
 
 _PROC_SYS_OPTIONS = ["nosuid", "nodev", "noexec"]
 # docker's --tmpfs takes these as the kernel's flags: suid, dev and exec leave the defaults (nosuid, nodev) as
@@ -270,7 +271,7 @@ def to_spec(
     read_only: bool,
     resources: dict | None,
     network: str | None,
-    id_mappings: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None,
+    id_mappings: IdMappings | None,
 ) -> OciSpec:
     """The OCI spec of a docker-style container of ``layers`` (lowest first): the user's binds, docker's own
     mounts, the user's tmpfs mounts, in that order; ``resources`` (an OCI ``linux.resources``) with
@@ -302,7 +303,7 @@ def to_spec(
         del spec.namespaces["network"]
     if id_mappings is not None:
         spec.namespaces["user"] = ""
-        spec.uid_mappings, spec.gid_mappings = id_mappings
+        spec.uid_mappings, spec.gid_mappings = id_mappings.uid, id_mappings.gid
     spec.masked_paths = list(DEFAULT_MASKED_PATHS)
     spec.readonly_paths = list(DEFAULT_READONLY_PATHS)
     return spec
@@ -323,7 +324,7 @@ def to_config(
     resources: dict | None = None,
     security: dict | None = None,
     network: str | None = None,
-    id_mappings: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None,
+    id_mappings: IdMappings | None = None,
     **engine: object,
 ) -> ContainerConfig:
     """The docker road: ``to_spec``, then the one conversion (``config.from_spec``), validated; missing

@@ -128,11 +128,12 @@ def test_run_network_none_has_only_lo(pyc):
 def test_bridge_is_the_default_of_both_parsers():
     import typer
 
-    from pycontain.api import DEFAULT_NETWORK
     from pycontain.cli.commandline import app
     from pycontain.cli.options import parse_run_args
+    from pycontain.spec.docker import DEFAULT_NETWORK
 
-    # Either parser leaves --network unset or gives the default; api.run_docker applies the same default to both.
+    # Either parser leaves --network unset or gives the default; the docker road (spec.docker.network_for)
+    # applies the same default to both.
     assert DEFAULT_NETWORK == "bridge"
     assert parse_run_args(["default", "true"])[0]["network"] in (None, DEFAULT_NETWORK)
     run = typer.main.get_command(app).commands["run"]

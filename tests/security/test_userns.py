@@ -16,7 +16,7 @@ from conftest import ROOT_REQUIRED
 import rootfs_builder
 from pycontain.errors import InvalidArgument, NotFound
 from pycontain.spec import default_spec
-from pycontain.userns import parse_mapping, resolve, subordinate, to_host
+from pycontain.userns import IdMappings, parse_mapping, resolve, subordinate, to_host
 
 pytestmark = ROOT_REQUIRED
 MAP = "0:100000:65536"
@@ -137,7 +137,7 @@ def test_remap_reads_subordinate_ranges(tmp_path) -> None:
     with pytest.raises(NotFound, match=r"echo nobody:100000:65536 >> "):
         subordinate("nobody", str(sub))
     assert resolve("host") is None and resolve(None) is None
-    assert resolve("0:1000:10") == {"uid": [(0, 1000, 10)], "gid": [(0, 1000, 10)]}
+    assert resolve("0:1000:10") == IdMappings([(0, 1000, 10)], [(0, 1000, 10)])
     with pytest.raises(InvalidArgument):
         parse_mapping("1:2")
     assert to_host([(0, 1000, 10)], 3) == 1003 and to_host([(0, 1000, 10)], 10) == -1
