@@ -15,9 +15,10 @@ Off until ``pycontain network pool SIZE``, which writes SIZE in the pool's direc
 registry) and fills the pool. Every claim then starts a background ``python -m pycontain.network.pool
 fill`` (detached; one filler at a time, under the pool's lock) to top it up again. ``pycontain network
 pool 0`` turns it off and removes every entry. An entry is claimable once its filler marked it ready
-(``READY``, after attach made all of it) while its namespace is mounted. One whose namespace is gone (a
-reboot) is stale (``upkeep.is_stale``) and pruned with the registry's other leftovers; one a killed
-filler left unmarked is removed by ``gc`` (``leftovers``, when no filler is at work).
+(``READY``, after attach made all of it) while its namespace is mounted and its veth is on the bridge.
+One whose namespace is gone (a reboot) is stale (``upkeep.is_stale``) and pruned with the registry's
+other leftovers; one a killed filler left unmarked, or whose veth left the bridge, is removed by ``gc``
+(``leftovers``, when no filler is at work).
 """
 
 from __future__ import annotations
@@ -49,15 +50,21 @@ READY = "ready"  # in an entry's directory once attach has made all of it: a fil
 
 def entries(reg, ready_only: bool = False) -> list[dict]:
     """The pool's entries in the registry ``reg`` (the default network's members that are entries);
-    ``ready_only``: those whose making finished and whose namespace is still mounted."""
-    net = reg.load(settings.DEFAULT_NETWORK)
+    ``ready_only``: those that can serve a container (``_ready``)."""
+    net = reg.load(settings.DEFAULT_NETWORK) or {}
     d = pool_dir()
-    members = (net or {}).get("members", {}).values()
-    return [m for m in members if m.get("state_root") == d and (not ready_only or _ready(d, m))]
+    members = net.get("members", {}).values()
+    return [m for m in members if m.get("state_root") == d and (not ready_only or _ready(d, net, m))]
 
 
-def _ready(d: str, m: dict) -> bool:
-    return os.path.exists(os.path.join(d, m["container_id"], READY)) and netns.is_mounted(m["netns_path"])
+def _ready(d: str, net: dict, m: dict) -> bool:
+    """Its making finished, its namespace is mounted and its veth is still a port of the bridge (stats
+    only, no netlink: a bridge or veth deleted by hand since leaves an entry that would give no network)."""
+    return (
+        os.path.exists(os.path.join(d, m["container_id"], READY))
+        and netns.is_mounted(m["netns_path"])
+        and os.path.exists(f"/sys/class/net/{net['bridge']}/brif/{m['veth_host']}")
+    )
 
 
 def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[dict, dict] | None:
@@ -238,9 +245,9 @@ def drain_locked(d: str) -> list[str]:
 
 
 def leftovers(held: set[str], members: set[str]) -> list[str]:
-    """What a filler killed half-way left (``gc``): entries recorded but never marked ready (their veth,
-    namespace and address), namespace files and entry directories no registry member owns. ``held``: the
-    namespace paths members own; ``members``: their ids."""
+    """What a filler killed half-way (or a hand) left (``gc``): entries that cannot serve a container
+    (``_ready``: their veth, namespace and address go), namespace files and entry directories no registry
+    member owns. ``held``: the namespace paths members own; ``members``: their ids."""
     from . import ipam
     from .members import detach
 
@@ -252,11 +259,13 @@ def leftovers(held: set[str], members: set[str]) -> list[str]:
     if fd is None:
         return removed  # a filler is at work: what it has not finished is not left over
     try:
-        for m in entries(ipam.Registry()):
-            if not os.path.exists(os.path.join(d, m["container_id"], READY)):
+        reg = ipam.Registry()
+        net = reg.load(settings.DEFAULT_NETWORK) or {}
+        for m in entries(reg):
+            if not _ready(d, net, m):
                 detach(m["container_id"], m, d)
                 _remove_entry_dir(d, m["container_id"])
-                removed.append(f"unfinished pool entry {m['ip']} ({m['veth_host']})")
+                removed.append(f"unusable pool entry {m['ip']} ({m['veth_host']})")
         for n in sorted(os.listdir(d)):
             if len(n) == 64 and n not in members:
                 _remove_entry_dir(d, n)

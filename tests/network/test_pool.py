@@ -149,7 +149,7 @@ def test_an_unfinished_entry_is_never_claimed_and_gc_removes_it(warm):
     assert p.stdout.split()[3].split("/")[0] != info.ip
     _no_filler()
     g = warm("network", "gc", check=True)
-    assert "unfinished pool entry" in g.stdout
+    assert "unusable pool entry" in g.stdout
     assert entry_id not in {m["container_id"] for m in _entries()}
     assert info.veth_host not in _bridge_ports()
     assert not os.path.exists(info.netns_path) and not os.path.exists(os.path.join(d, entry_id))
@@ -175,3 +175,18 @@ def test_the_filler_is_never_a_child_of_the_claimer(warm):
     pool.spawn_fill()
     assert children() == before
     _no_filler()
+
+
+def test_an_entry_whose_veth_was_deleted_is_never_claimed(warm):
+    """A veth deleted by hand (or with its bridge): the entry would give no network. It is skipped, and
+    gc removes what is left of it."""
+    gone = _entries()[0]
+    subprocess.run(["ip", "link", "del", gone["veth_host"]], check=True)
+    p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[3].split("/")[0] != gone["ip"]
+    _no_filler()
+    g = warm("network", "gc", check=True)
+    assert "unusable pool entry" in g.stdout
+    assert gone["container_id"] not in {m["container_id"] for m in _entries()}
+    assert not os.path.exists(gone["netns_path"])
