@@ -225,7 +225,9 @@ class Container:
                 )
             return None
         state = self.state
-        cg = new_manager(self.id, parent, config.cgroup_manager, name=name)
+        # OCI bundles (engines: podman, containerd) get every v1 hierarchy, as runc makes them: their stats
+        # read cpu and pids too. Docker-style containers get those a limit needs (cgroups.v1.ALWAYS).
+        cg = new_manager(self.id, parent, config.cgroup_manager, name=name, every_v1=bool(config.bundle))
         # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
         state.cgroup = cg.record()
         self.store.save(state)

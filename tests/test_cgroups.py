@@ -247,6 +247,17 @@ class TestV1:
         with pytest.raises(AlreadyExists):
             V1Manager(v1.path, v1.dirs).create()
 
+    def test_every_v1_makes_every_hierarchy_at_create(self) -> None:
+        """OCI bundles' cgroups (engines read cpu and pids statistics) are made everywhere, as runc does."""
+        m = new_manager("test-" + uuid.uuid4().hex[:12], driver="v1", every_v1=True)
+        m.create()
+        try:
+            assert all(os.path.isdir(d) for d in m.dirs.values())
+            assert len(m.procs_files()) == len(set(m.dirs.values()))
+        finally:
+            m.destroy()
+        assert not m.exists()
+
     def test_cpuset_starts_with_parent_cpus_and_mems(self, v1: V1Manager) -> None:
         if "cpuset" not in v1.dirs:
             pytest.skip("cpuset is not mounted")

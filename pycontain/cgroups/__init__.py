@@ -125,6 +125,7 @@ def new_manager(
     driver: str = "auto",
     root: str | None = None,
     name: str | None = None,
+    every_v1: bool = False,
 ) -> CgroupManager:
     """The manager for container ``container_id``'s cgroup ``pycontain-<id>`` (not created yet: call ``create()``).
 
@@ -132,7 +133,8 @@ def new_manager(
     the cgroup pycontain runs in. ``driver``: "auto" (v2 on unified hosts, v1 on hybrid and legacy ones,
     where the controllers live on v1), "v1" or "v2". ``root``: the cgroup mount root (default
     $PYCONTAIN_CGROUP_ROOT or /sys/fs/cgroup). ``name``: the cgroup's own name instead of ``pycontain-<id>``, or a relative path
-    (a/b/name) beneath ``parent``.
+    (a/b/name) beneath ``parent``. ``every_v1``: make the cgroup in every v1 hierarchy at ``create``, not
+    only in ``v1.ALWAYS``'s.
     """
     _check_id(container_id)
     root = root or os.environ.get("PYCONTAIN_CGROUP_ROOT") or DEFAULT_ROOT
@@ -170,7 +172,7 @@ def new_manager(
         from .v1 import V1Manager
 
         shown = parent if parent is not None else own.get("freezer", own.get("pids", "/"))
-        return V1Manager(shown.rstrip("/") + "/" + name, dirs)
+        return V1Manager(shown.rstrip("/") + "/" + name, dirs, every=every_v1)
     raise InvalidArgument(f"invalid cgroup driver: {driver!r} (use auto, v1 or v2)")
 
 

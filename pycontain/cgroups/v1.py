@@ -3,6 +3,8 @@ freezer, blkio, pids: those this host mounts).
 
 A cgroup is made in the hierarchies of ``ALWAYS`` only; the others (cpu, cpuset, pids) when a limit
 first needs them (``dir``), at create or at ``update``, which then moves the container's processes in.
+OCI bundles' cgroups (``every``) are made in every hierarchy at once, as runc makes them: engines read
+their statistics from all of them.
 
 Limits and statistics of the controllers cgroupspy covers (memory, cpu, cpuacct, cpuset, blkio weight)
 go through cgroupspy, imported inside ``apply``/``stats`` only (it costs ~14 ms, and ``pycontain run``
@@ -73,9 +75,10 @@ class V1Manager(CgroupManager):
 
     driver = "v1"
 
-    def __init__(self, path: str, dirs: dict[str, str]) -> None:
+    def __init__(self, path: str, dirs: dict[str, str], every: bool = False) -> None:
         super().__init__(path)
         self.dirs = dict(dirs)
+        self.every = every  # create() makes every hierarchy, not only ALWAYS's
 
     def _dirs(self) -> list[str]:
         """Distinct directories, cpuset first (it must be filled in before a process can join)."""
@@ -102,7 +105,7 @@ class V1Manager(CgroupManager):
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self) -> None:
-        always = {self.dirs[c] for c in ALWAYS if c in self.dirs}
+        always = set() if self.every else {self.dirs[c] for c in ALWAYS if c in self.dirs}
         made: list[str] = []
         try:
             for d in self._dirs():

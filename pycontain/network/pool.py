@@ -101,27 +101,30 @@ def _remove_entry_dir(d: str, entry_id: str) -> None:
 
 def spawn_fill() -> None:
     """Start ``fill`` in a process of its own, detached (the claimer does not wait for it), unless one is at
-    work already: it sees this claim's vacancy before it exits."""
+    work already: it sees this claim's vacancy before it exits. Started by a short-lived intermediate
+    child, so that it is never a child of ours: a long-lived caller (a container's monitor) would keep its
+    zombie."""
     import sys
 
-    fd = _lock(pool_dir(), blocking=False)
-    if fd is None:
+    lock = _lock(pool_dir(), blocking=False)
+    if lock is None:
         return
-    os.close(fd)
-
+    os.close(lock)
     argv = [sys.executable, "-m", "pycontain.network.pool", "fill"]
     try:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return
     try:
-        os.posix_spawn(
-            sys.executable,
-            argv,
-            os.environ,
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)],
-            setsid=True,
-        )
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                stdio = [(os.POSIX_SPAWN_DUP2, devnull, target) for target in (0, 1, 2)]
+                os.posix_spawn(sys.executable, argv, os.environ, file_actions=stdio)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
     except OSError:
         pass  # the pool only runs empty: the next attach makes its namespace itself
     finally:

@@ -153,3 +153,25 @@ def test_an_unfinished_entry_is_never_claimed_and_gc_removes_it(warm):
     assert entry_id not in {m["container_id"] for m in _entries()}
     assert info.veth_host not in _bridge_ports()
     assert not os.path.exists(info.netns_path) and not os.path.exists(os.path.join(d, entry_id))
+
+
+def test_the_filler_is_never_a_child_of_the_claimer(warm):
+    """A claimer that lives on (a container's monitor, a Python program) must not collect zombies: the
+    filler is started through a short-lived intermediate, and reparented."""
+
+    def children() -> list[str]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.append(pid)
+        return found
+
+    before = children()
+    pool.spawn_fill()
+    assert children() == before
+    _no_filler()
