@@ -320,6 +320,7 @@ def _mknod(path: str, mode: int, rdev: int) -> bool:
 def make_devices(root: str, devices: list[OciDevice]) -> None:
     """OCI linux.devices: character, block and FIFO nodes in the container's /dev."""
     old = os.umask(0)
+    made: set[str] = set()  # the directories known to exist (every start makes these nodes)
     try:
         for d in devices:
             if os.path.normpath(d.path) == "/dev/ptmx":
@@ -327,13 +328,19 @@ def make_devices(root: str, devices: list[OciDevice]) -> None:
                 # lists the host's 5:2 node, and making it would go through the link into devpts.
                 continue
             path = secure_join(root, d.path)
-            _mkdirs(os.path.dirname(path))
-            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
+            parent = os.path.dirname(path)
+            if parent not in made:
+                _mkdirs(parent)
+                made.add(parent)
+            mode = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.type]
+            mode |= d.file_mode or 0o666
             try:
+                own = _mknod(path, mode, os.makedev(d.major, d.minor))
+            except FileExistsError:  # the image's own node, or anything else there: replaced
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
-            if _mknod(path, kind | (d.file_mode or 0o666), os.makedev(d.major, d.minor)):
+                own = _mknod(path, mode, os.makedev(d.major, d.minor))
+            # A node of our own is root's already (we are root here); only another owner needs a chown.
+            if own and (d.uid or d.gid):
                 os.chown(path, d.uid or 0, d.gid or 0)
     finally:
         os.umask(old)

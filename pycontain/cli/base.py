@@ -25,7 +25,7 @@ from ..errors import EXIT_RUNTIME, InvalidArgument, PycontainError
 # typing.TYPE_CHECKING without importing typing (4 ms on the fast paths); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
     from ..container import Container
@@ -300,7 +300,7 @@ def for_each_ref(refs: list[str], action: Callable[[str], object], quiet: bool =
     return worst
 
 
-def render_table(header: tuple[str, ...], rows: list[tuple[str, ...]], gap: int = 2) -> str:
+def render_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], gap: int = 2) -> str:
     """Left-aligned columns ``gap`` spaces apart (docker's layout); the header bold on a terminal."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .base import GLOBALS, command, for_each_ref
+from .base import GLOBALS, command, for_each_ref, render_table
 
 network_app = typer.Typer(
     help="Networks: a bridge each, joined with 'pycontain run --network NAME'.\n\n"
@@ -63,8 +63,8 @@ def network_ls(
         for n in nets:
             print(n["name"])
     else:
-        rows = [("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS")]
-        rows += [
+        header = ("NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "INTERNAL", "CONTAINERS")
+        rows = [
             (
                 n["id"][:12],
                 n["name"],
@@ -76,9 +76,7 @@ def network_ls(
             )
             for n in nets
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print(render_table(header, rows, gap=3))
 
 
 @command(network_app, "inspect")
