@@ -119,9 +119,10 @@ class Container:
         if st.alive():
             if st.status in (CREATING, CREATED):
                 return st.status
-            cg = self.cgroup()
+            from .freezer import is_frozen  # not the cgroup drivers: state and ps ask this of every container
+
             try:
-                return PAUSED if cg is not None and cg.frozen() else RUNNING
+                return PAUSED if is_frozen(self.state.cgroup) else RUNNING
             except OSError:
                 return RUNNING
         if st.status in (RUNNING, PAUSED, CREATED):

@@ -1111,3 +1111,21 @@ def test_load_manager_rejects_garbage() -> None:
     ):
         with pytest.raises(InvalidArgument, match="invalid cgroup record"):
             load_manager(bad)  # type: ignore[arg-type]
+
+
+def test_is_frozen_reads_the_record_alone(tmp_path) -> None:
+    """pycontain.freezer: the freezer state from a state file's cgroup record, v1 and v2, without a driver;
+    no freezer, a cgroup gone or a damaged record read as not frozen."""
+    from pycontain.freezer import is_frozen
+
+    (tmp_path / "freezer.state").write_text("FROZEN\n")
+    (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert is_frozen({"driver": "v1", "path": "/x", "dirs": {"freezer": str(tmp_path)}})
+    assert is_frozen({"driver": "v2", "path": "/x", "dir": str(tmp_path)})
+    (tmp_path / "freezer.state").write_text("FREEZING\n")
+    (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert not is_frozen({"driver": "v1", "path": "/x", "dirs": {"freezer": str(tmp_path)}})
+    assert not is_frozen({"driver": "v2", "path": "/x", "dir": str(tmp_path)})
+    assert not is_frozen({"driver": "v1", "path": "/x", "dirs": {"memory": str(tmp_path)}})
+    assert not is_frozen({"driver": "v1", "path": "/x", "dirs": {"freezer": str(tmp_path / "gone")}})
+    assert not is_frozen(None) and not is_frozen("garbage")  # type: ignore[arg-type]

@@ -203,7 +203,10 @@ class V1Manager(CgroupManager):
 
     # -- freezer ---------------------------------------------------------------------------
     def _state_file(self) -> str:
-        return os.path.join(self.dir("freezer"), "freezer.state")
+        # self.dirs, not self.dir(): the freezer is in ALWAYS, and reading or writing it must never make it
+        if "freezer" not in self.dirs:
+            self.dir("freezer")  # raises Unsupported: not mounted
+        return os.path.join(self.dirs["freezer"], "freezer.state")
 
     def _state(self) -> str:
         try:
@@ -234,7 +237,9 @@ class V1Manager(CgroupManager):
             raise PycontainError(f"cgroup {self.path} did not thaw within {FREEZE_TIMEOUT:g}s (try again)")
 
     def frozen(self) -> bool:
-        return self._state() == "FROZEN"
+        from ..freezer import is_frozen
+
+        return is_frozen(self.record())
 
     def oom_killed(self) -> bool:
         if "memory" not in self.dirs:

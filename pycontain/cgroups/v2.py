@@ -118,7 +118,9 @@ class V2Manager(CgroupManager):
             raise PycontainError(f"cgroup {self.path} did not thaw within {FREEZE_TIMEOUT:g}s (try again)")
 
     def frozen(self) -> bool:
-        return read_keyed(self._file("cgroup.events")).get("frozen", 0) == 1
+        from ..freezer import is_frozen
+
+        return is_frozen(self.record())
 
     def oom_killed(self) -> bool:
         return read_keyed(self._file("memory.events")).get("oom_kill", 0) > 0
