@@ -35,6 +35,13 @@ def _no_filler() -> None:
     os.close(fd)
 
 
+def _settled() -> None:
+    """After a claim: wait until the filler it started has topped the pool up, then until it has left (a
+    filler not started yet would otherwise take the lock after _no_filler, and gc would skip the pool)."""
+    assert wait_until(lambda: len(pool.entries(ipam.Registry(), ready_only=True)) == 2, timeout=30)
+    _no_filler()
+
+
 @pytest.fixture
 def warm(pyc):
     """The pool on, with 2 entries; off again (every entry removed) at the end, even after a failure."""
@@ -108,7 +115,7 @@ def test_stale_entry_is_never_claimed_and_gc_collects_it(warm):
     p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[3].split("/")[0] != stale["ip"]
-    _no_filler()
+    _settled()
     g = warm("network", "gc", check=True)
     assert stale["container_id"][:12] in g.stdout
     assert stale["container_id"] not in {m["container_id"] for m in _entries()}
@@ -147,7 +154,7 @@ def test_an_unfinished_entry_is_never_claimed_and_gc_removes_it(warm):
     p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[3].split("/")[0] != info.ip
-    _no_filler()
+    _settled()
     g = warm("network", "gc", check=True)
     assert "unusable pool entry" in g.stdout
     assert entry_id not in {m["container_id"] for m in _entries()}
@@ -185,7 +192,7 @@ def test_an_entry_whose_veth_was_deleted_is_never_claimed(warm):
     p = warm("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[3].split("/")[0] != gone["ip"]
-    _no_filler()
+    _settled()
     g = warm("network", "gc", check=True)
     assert "unusable pool entry" in g.stdout
     assert gone["container_id"] not in {m["container_id"] for m in _entries()}
