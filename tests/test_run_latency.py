@@ -85,3 +85,23 @@ def test_detached_bench_runs_and_leaves_nothing():
         assert "pycontain run -d: median" in p.stdout and "conmon (podman's monitor)" in p.stdout
     out = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
     assert not any(line.strip() == "sleep 86400" for line in out.splitlines())
+
+
+@ROOT_REQUIRED
+@pytest.mark.skipif(shutil.which("hyperfine") is None, reason="hyperfine is not installed (make setup)")
+def test_compare_trees_runs_and_leaves_nothing():
+    """benchmarks/compare_trees.py with one run, this tree against itself: every row for both, none
+    failing, and its containers, bridge and table gone."""
+    script = os.path.join(REPO, "benchmarks", "compare_trees.py")
+    sleepers = _sleepers()
+    p = subprocess.run(
+        [sys.executable, script, REPO, REPO, "--runs", "1"], capture_output=True, text=True, timeout=600
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = {line.rsplit(None, 3)[0]: line.split()[-1] for line in p.stdout.splitlines()[1:]}
+    for label in ("exec", "state", "ps", "run --network none", "run (bridge)"):
+        for tree in ("before", "after"):
+            assert rows.get(f"{label} ({tree})") == "0", (label, tree, p.stdout)
+    assert _sleepers() <= sleepers
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert "pycbench3" not in links
