@@ -197,10 +197,14 @@ def _launch(config, root: str | None, existing):
 
 def attach_socket(cid: str) -> str:
     """Where a container's monitor listens for 'attach': a runtime path (gone with a reboot, as the monitor)."""
-    if os.geteuid() == 0:
-        base = "/run/pycontain/attach"
-    else:
-        base = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pycontain-{os.getuid()}", "attach")
+    from . import rootless
+
+    # Inside a rootless user namespace euid is 0 but /run is still not ours: ask rootless, not geteuid.
+    base = (
+        os.path.join(rootless.default_root(), "attach")
+        if rootless.unprivileged()
+        else "/run/pycontain/attach"
+    )
     os.makedirs(base, mode=0o700, exist_ok=True)
     return os.path.join(base, cid + ".sock")
 
