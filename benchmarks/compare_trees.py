@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     registry = tempfile.mkdtemp(prefix="pycontain-ab-net-")
-    env.update(PYCONTAIN_NETWORKS_DIR=registry, PYCONTAIN_BRIDGE=BRIDGE, PYCONTAIN_NFT_TABLE=TABLE)
+    env.update(zip(run_latency.NET_KEYS, (registry, BRIDGE, TABLE, run_latency.free_subnet()), strict=True))
     with contextlib.ExitStack() as stack:
         stack.callback(run_latency.remove_bridge, BRIDGE, TABLE, registry)
         prefix = {}

@@ -144,7 +144,25 @@ BRIDGE_TABLE = "pycontain_bench_lat"
 POOL_BRIDGE = "pycbench2"
 POOL_TABLE = "pycontain_bench_pool"
 POOL_SIZE = 4
-NET_KEYS = ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE")
+NET_KEYS = ("PYCONTAIN_NETWORKS_DIR", "PYCONTAIN_BRIDGE", "PYCONTAIN_NFT_TABLE", "PYCONTAIN_BRIDGE_SUBNET")
+
+
+def free_subnet(avoid: tuple[str, ...] = ()) -> str:
+    """A /24 of 10.224.0.0/12 that no host route and none of ``avoid`` overlaps. A benchmark's bridge must
+    not take the subnet of a bridge already up (the test suite's, which exports it in
+    PYCONTAIN_BRIDGE_SUBNET, or another benchmark's): the second bridge's address and route would clash
+    and its containers fail to attach. (The tests pick theirs from 10.240.0.0/12.)"""
+    import ipaddress
+
+    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True)
+    dsts = [r["dst"] for r in json.loads(out.stdout or "[]") if r.get("dst") not in (None, "default")]
+    taken = [ipaddress.ip_network(d, strict=False) for d in (*dsts, *avoid) if d]
+    for a in range(224, 240):
+        for b in range(256):
+            net = ipaddress.ip_network(f"10.{a}.{b}.0/24")
+            if not any(net.overlaps(t) for t in taken):
+                return str(net)
+    raise RuntimeError("no free /24 in 10.224.0.0/12 for the benchmark's bridge")
 
 
 @contextlib.contextmanager
@@ -154,7 +172,8 @@ def private_bridge() -> Iterator[None]:
     never touched."""
     registry = tempfile.mkdtemp(prefix="pycontain-bench-net-")
     saved = {k: os.environ.get(k) for k in NET_KEYS}
-    os.environ.update(zip(NET_KEYS, (registry, BRIDGE_BRIDGE, BRIDGE_TABLE), strict=True))
+    values = (registry, BRIDGE_BRIDGE, BRIDGE_TABLE, free_subnet())
+    os.environ.update(zip(NET_KEYS, values, strict=True))
     try:
         yield
     finally:
@@ -172,7 +191,14 @@ def pool_bridge(pycontain: str, size: int) -> Iterator[list[str]]:
     prefix that runs a command on it. The pool is turned off (every entry removed, after a filler at work
     is done) before the bridge goes."""
     registry = tempfile.mkdtemp(prefix="pycontain-bench-pool-")
-    env = ["env", *(f"{k}={v}" for k, v in zip(NET_KEYS, (registry, POOL_BRIDGE, POOL_TABLE), strict=True))]
+    # Not the subnet of the other private bridge, which may not be up yet.
+    values = (
+        registry,
+        POOL_BRIDGE,
+        POOL_TABLE,
+        free_subnet((os.environ.get("PYCONTAIN_BRIDGE_SUBNET", ""),)),
+    )
+    env = ["env", *(f"{k}={v}" for k, v in zip(NET_KEYS, values, strict=True))]
     try:
         subprocess.run([*env, pycontain, "network", "pool", str(size)], check=True, capture_output=True)
         yield env
