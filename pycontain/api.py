@@ -421,10 +421,10 @@ def image_in_use(image_id: str, root: str | None = None, data_root: str | None =
     index = Store(data_root).load()
     for c in Container.list(root):
         cfg = c.state.config
-        if cfg.get("image_id") == image_id:
+        if cfg.image_id == image_id:
             return True
-        ref = cfg.get("image")
-        if isinstance(ref, str) and ref:
+        ref = cfg.image
+        if ref:
             try:
                 if find(index, ref)[0] == image_id:
                     return True
@@ -483,7 +483,7 @@ def exec_attached(
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
-        overrides = exec_overrides(proc, target.state.config.get("security"))
+        overrides = exec_overrides(proc, target.state.config.security)
         proc_attrs = proc.proc_attrs
     stdin_open = interactive or bool(console_socket) or bool(process_file)
     if preserve_fds:

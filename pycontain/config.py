@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidArgument, NotFound, Unsupported
+from .errors import InvalidArgument, InvalidState, NotFound, Unsupported
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from .cgroups.devices import DeviceRule
     from .cgroups.resources import Resources
     from .security.options import SecurityOptions
@@ -207,7 +210,7 @@ class ContainerConfig:
         "healthcheck",
         "log_opts",
     )
-    __slots__ = (*FIELDS, "_frozen")
+    __slots__ = (*FIELDS, "_frozen", "_doc")
 
     def __init__(
         self,
@@ -268,6 +271,9 @@ class ContainerConfig:
         healthcheck: dict | None = None,
         log_opts: dict[str, str] | None = None,
     ) -> None:
+        # Set first, so that __setattr__ finds it without an AttributeError per field (a state's typed
+        # load, 'ps' over many containers, makes one config each)
+        object.__setattr__(self, "_frozen", False)
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -344,7 +350,7 @@ class ContainerConfig:
     def __setattr__(self, name: str, value: object) -> None:
         # A config is validated as a whole and shared (state.json, the monitor, the child): a field changed
         # afterwards would be one nothing checked.
-        if getattr(self, "_frozen", False):
+        if self._frozen:
             raise AttributeError(f"a ContainerConfig is not changed once made: use replace({name}=...)")
         object.__setattr__(self, name, value)
 
@@ -466,32 +472,179 @@ class ContainerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerConfig:
-        """What ``to_dict`` gave (read back from state.json)."""
-        kw = {k: d[k] for k in cls.FIELDS if k in d and k not in ("rootfs", "args")}
-        kw["mounts"] = [Mount.from_dict(m) for m in d.get("mounts") or []]
-        if kw.get("resources"):
-            from .cgroups.resources import Resources
+        """What ``to_dict`` gave (read back from state.json), its JSON types checked: ValueError names a
+        field whose type is wrong (a damaged file). Each field is converted when first read: 'ps' reads
+        six of every container's, a typed load of all of them would cost it ~60 us per container."""
+        check_json_types(d, _FIELD_TYPES, "config: ")
+        for k in ("rootfs", "args"):
+            if k not in d:
+                raise ValueError(f"config: {k}: missing")
+        new = object.__new__(cls)
+        object.__setattr__(new, "_doc", d)
+        object.__setattr__(new, "_frozen", True)
+        return new
 
-            kw["resources"] = Resources.from_oci(kw["resources"])
-        if kw.get("device_rules") is not None:
-            from .cgroups.devices import DeviceRule
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
 
-            kw["device_rules"] = [DeviceRule(*r) for r in kw["device_rules"]]
-        kw["cgroup_writes"] = [tuple(w) for w in kw.get("cgroup_writes") or []]
-        if kw.get("id_mappings"):
-            from .userns import IdMappings
+        def __getattr__(self, name: str) -> object:
+            # Python calls this only for a slot not set: a field of a config from_dict made, read first now.
+            if name not in _FIELD_TYPES:
+                raise AttributeError(f"'ContainerConfig' object has no attribute {name!r}")
+            try:
+                value = _from_doc(name, self._doc)
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise InvalidState(f"the container's saved configuration is damaged: {name}: {e}") from None
+            object.__setattr__(self, name, value)
+            return value
 
-            kw["id_mappings"] = IdMappings.from_dict(kw["id_mappings"])
-        if kw.get("security"):
-            from .security.options import SecurityOptions
 
-            kw["security"] = SecurityOptions.from_dict(kw["security"])
-        if kw.get("devices") or kw.get("hooks"):
-            from .spec.model import OciDevice, OciHook
+def _from_doc(name: str, d: dict) -> object:
+    """Field ``name`` of a config from its state.json form ``d`` (to_dict's), typed."""
+    if name not in d:  # a file from before the field: its default
+        if name in ("image", "layers"):
+            return d["rootfs"] if name == "image" else [d["rootfs"]]
+        if not _DEFAULT:
+            _DEFAULT.append(ContainerConfig("", []))
+        value = getattr(_DEFAULT[0], name)
+        return value.copy() if isinstance(value, (list, dict)) else value
+    value = d[name]
+    convert = _CONVERT.get(name)
+    return value if convert is None else convert(value)
 
-            kw["devices"] = [OciDevice.from_dict(dev) for dev in kw.get("devices") or []]
-            kw["hooks"] = {k: [OciHook.from_dict(h) for h in v] for k, v in (kw.get("hooks") or {}).items()}
-        return cls(d["rootfs"], d["args"], **kw)
+
+_DEFAULT: list[ContainerConfig] = []
+
+
+def _resources(v: dict | None) -> Resources | None:
+    if not v:
+        return None
+    from .cgroups.resources import Resources
+
+    return Resources.from_oci(v)
+
+
+def _device_rules(v: list | None) -> list[DeviceRule] | None:
+    if v is None:
+        return None
+    from .cgroups.devices import DeviceRule
+
+    return [DeviceRule(*r) for r in v]
+
+
+def _id_mappings_of(v: dict | None) -> IdMappings | None:
+    if not v:
+        return None
+    from .userns import IdMappings
+
+    return IdMappings.from_dict(v)
+
+
+def _security(v: dict | None) -> SecurityOptions | None:
+    if not v:
+        return None
+    from .security.options import SecurityOptions
+
+    return SecurityOptions.from_dict(v)
+
+
+def _devices(v: list) -> list[OciDevice]:
+    if not v:
+        return []
+    from .spec.model import OciDevice
+
+    return [OciDevice.from_dict(dev) for dev in v]
+
+
+def _hooks(v: dict | None) -> dict[str, list[OciHook]]:
+    if not v:
+        return {}
+    from .spec.model import OciHook
+
+    return {k: [OciHook.from_dict(h) for h in hooks] for k, hooks in v.items()}
+
+
+# How the typed fields are read back from state.json (the others are plain JSON values).
+_CONVERT: dict[str, Callable[[Any], object]] = {
+    "mounts": lambda v: [Mount.from_dict(m) for m in v],
+    "resources": _resources,
+    "device_rules": _device_rules,
+    "cgroup_writes": lambda v: [tuple(w) for w in v],
+    "id_mappings": _id_mappings_of,
+    "security": _security,
+    "devices": _devices,
+    "hooks": _hooks,
+}
+
+
+# The JSON type of each field of a config's state.json form (None: null allowed), checked by from_dict
+# by exact class (true is no integer here); the typed fields' own from_dict check their items.
+_S, _N, _L, _D = (str,), (type(None),), (list,), (dict,)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("rootfs", "image", "cwd", "cgroup_manager", "bundle", "image_id", "restart"), _S),
+    **dict.fromkeys(
+        (
+            "user",
+            "hostname",
+            "name",
+            "cgroup_parent",
+            "domainname",
+            "cgroup_path",
+            "rootfs_propagation",
+            "network",
+            "stop_signal",
+        ),
+        _S + _N,
+    ),
+    **dict.fromkeys(
+        (
+            "readonly",
+            "tty",
+            "interactive",
+            "init",
+            "auto_remove",
+            "detach",
+            "overlay",
+            "proc_readonly",
+            "no_pivot",
+        ),
+        (bool,),
+    ),
+    **dict.fromkeys(("umask", "oom_score_adj"), (int, type(None))),
+    "preserve_fds": (int,),
+    **dict.fromkeys(
+        (
+            "args",
+            "env",
+            "mounts",
+            "cgroup_writes",
+            "devices",
+            "extra_gids",
+            "publish",
+            "layers",
+            "extra_hosts",
+            "dns",
+            "dns_search",
+        ),
+        _L,
+    ),
+    **dict.fromkeys(("device_rules", "masked_paths", "readonly_paths", "console_size"), _L + _N),
+    **dict.fromkeys(("namespaces", "sysctl", "annotations", "labels", "log_opts"), _D),
+    **dict.fromkeys(
+        ("resources", "security", "hooks", "id_mappings", "time_offsets", "proc_attrs", "healthcheck"),
+        _D + _N,
+    ),
+}
+_JSON_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number", list: "a list"}
+
+
+def check_json_types(d: dict, types_of: dict[str, tuple[type, ...]], where: str) -> None:
+    """ValueError naming the first field of ``d`` (a JSON object read from ``where``) whose value's type is
+    not one ``types_of`` gives it, by exact class: true is no integer there. Fields it has none for pass."""
+    for k, v in d.items():
+        types = types_of.get(k)
+        if types is not None and v.__class__ not in types:
+            wanted = " or ".join(_JSON_NAMES.get(t, "an object" if t is dict else "null") for t in types)
+            raise ValueError(f"{where}{k}: {v!r} is not {wanted}")
 
 
 def from_spec(

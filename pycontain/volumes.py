@@ -82,9 +82,7 @@ def users(name: str, state_root: str | None = None, data_root: str | None = None
 
     path = mountpoint(name, data_root)
     return [
-        c.name
-        for c in Container.list(state_root)
-        if any(m.get("source") == path for m in c.state.config.get("mounts") or [])
+        c.name for c in Container.list(state_root) if any(m.source == path for m in c.state.config.mounts)
     ]
 
 
