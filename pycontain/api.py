@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .config import HealthCheck
+
 
 def resolve_image(image: str, data_root: str | None = None):
     """``default``, a root filesystem directory, or an image of the local store → its layers and config."""
@@ -69,7 +71,7 @@ def make_config(
     dns: list[str] | None = None,
     dns_search: list[str] | None = None,
     mount: list[str] | None = None,
-    healthcheck: dict | None = None,
+    healthcheck: HealthCheck | None = None,
     log_opts: dict[str, str] | list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
@@ -345,7 +347,7 @@ def run_docker(
     trace.step("config made")
     if cidfile and os.path.exists(cidfile):
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
-    if (config.healthcheck or {}).get("cmd") and not config.detach:
+    if config.healthcheck is not None and config.healthcheck.cmd and not config.detach:
         raise InvalidArgument("--health-cmd needs -d: the monitor of a detached container runs the checks")
     if config.log_opts and not config.detach:
         raise InvalidArgument(
@@ -374,14 +376,16 @@ def healthcheck(
     retries: str | None = None,
     start_period: str | None = None,
     none: bool = False,
-) -> dict | None:
+) -> HealthCheck | None:
     """docker's --health-* flags as a config's healthcheck, with docker's defaults for what is not given;
     ``none`` (--no-healthcheck) turns off the image's own check. None: no flag given (the image's applies)."""
+    from .config import HealthCheck
+
     tuning = (interval, timeout, retries, start_period)
     if none:
         if cmd or any(tuning):
             raise InvalidArgument("--no-healthcheck conflicts with the other --health-* options")
-        return {"cmd": []}
+        return HealthCheck([])
     if not cmd:
         if any(tuning):
             raise InvalidArgument("--health-interval, --health-timeout, ... need --health-cmd")
@@ -391,17 +395,13 @@ def healthcheck(
     retries = retries or "3"
     if not retries.isdigit():
         raise InvalidArgument(f"invalid --health-retries {retries!r}: a whole number")
-    every = parse_duration(interval or "30s", "--health-interval")
-    limit = parse_duration(timeout or "30s", "--health-timeout")
-    if every <= 0 or limit <= 0:
-        raise InvalidArgument("--health-interval and --health-timeout must be above zero")
-    return {
-        "cmd": ["sh", "-c", cmd],
-        "interval": every,
-        "timeout": limit,
-        "retries": int(retries),
-        "start_period": parse_duration(start_period or "0s", "--health-start-period"),
-    }
+    return HealthCheck(
+        ["sh", "-c", cmd],
+        parse_duration(interval or "30s", "--health-interval"),
+        parse_duration(timeout or "30s", "--health-timeout"),
+        int(retries),
+        parse_duration(start_period or "0s", "--health-start-period"),
+    )
 
 
 def _write_cidfile(path: str, cid: str) -> None:

@@ -32,7 +32,7 @@ from .state import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import process
-    from .config import ContainerConfig
+    from .config import ContainerConfig, ProcAttrs
 
 
 def new_id() -> str:
@@ -679,7 +679,7 @@ class Container:
         extra_gids: builtins.list[int] | None = None,
         umask: int | None = None,
         preserve_fds: int = 0,
-        proc_attrs: dict | None = None,
+        proc_attrs: ProcAttrs | None = None,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
         its first process: security settings, additional groups and umask, unless given here (an OCI

@@ -241,8 +241,8 @@ def _loop_argv(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) 
         if fd >= 0:
             os.set_inheritable(fd, True)
     max_size, max_files = rotation(container.state.config.log_opts)
-    check = container.state.config.healthcheck or {}
-    interval = str(check.get("interval", 0) if check.get("cmd") else 0)
+    check = container.state.config.healthcheck
+    interval = str(check.interval if check is not None and check.cmd else 0)
     args = [
         container.log_path,
         str(child_pid),
@@ -295,7 +295,7 @@ def new_health(config: ContainerConfig) -> HealthState | None:
     """A container's health record when it starts: "starting" until its first check passes."""
     from .state import HealthState
 
-    return HealthState() if (config.healthcheck or {}).get("cmd") else None
+    return HealthState() if config.healthcheck is not None and config.healthcheck.cmd else None
 
 
 def health(root: str, cid: str) -> None:
@@ -307,12 +307,12 @@ def health(root: str, cid: str) -> None:
         c = Container.get(cid, root)
     except ContainerNotFound:
         return
-    check = c.state.config.healthcheck or {}
-    if not check.get("cmd") or not c.running():
+    check = c.state.config.healthcheck
+    if check is None or not check.cmd or not c.running():
         return
     started = time.time()
     try:
-        result = c.exec_run(check["cmd"], timeout=check.get("timeout") or 30)
+        result = c.exec_run(check.cmd, timeout=check.timeout)
         code, output = result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
     except PycontainError as e:
         code, output = -1, str(e)
@@ -327,9 +327,9 @@ def health(root: str, cid: str) -> None:
         h.log = h.log[-(HEALTH_LOG_KEEP - 1) :] + [entry]
         if code == 0:
             h.status, h.failing_streak = "healthy", 0
-        elif started - (st.started or 0) >= (check.get("start_period") or 0) or h.status != "starting":
+        elif started - (st.started or 0) >= check.start_period or h.status != "starting":
             h.failing_streak += 1
-            if h.failing_streak >= (check.get("retries") or 3):
+            if h.failing_streak >= (check.retries or 3):
                 h.status = "unhealthy"
         st.health = h
         c.store.save(st)

@@ -68,6 +68,11 @@ from .errors import (
 from .security import apply as security_apply
 from .security.options import SecurityOptions
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .config import ProcAttrs, TimeOffsets
+
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
 _JOIN_ORDER = (
@@ -811,11 +816,9 @@ def _enter_userns(fd: int) -> None:
     userns.become_root()
 
 
-def _set_time_offsets(offsets: dict) -> None:
+def _set_time_offsets(offsets: TimeOffsets) -> None:
     """linux.timeOffsets into the new time namespace, before any process has entered it (ours does at exec)."""
-    lines = "".join(
-        f"{clock} {int(v.get('secs') or 0)} {int(v.get('nanosecs') or 0)}\n" for clock, v in offsets.items()
-    )
+    lines = offsets.lines()
     try:
         with open("/proc/self/timens_offsets", "w") as f:
             f.write(lines)
@@ -856,7 +859,7 @@ def exec_in(
     extra_gids: list[int] | None = None,
     umask: int | None = None,
     keep_fds: tuple[int, ...] = (),
-    proc_attrs: dict | None = None,
+    proc_attrs: ProcAttrs | None = None,
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with what create
     gave its first process: additional groups, umask, capabilities, rlimits, no_new_privs, seccomp.

@@ -156,3 +156,51 @@ def test_a_damaged_state_is_named_on_one_line(tmp_path, where, value, words):
         if args[0] == "inspect":
             assert json.loads(p.stdout)[0]["State"]["Error"] == st.error
     assert not os.path.exists(path)  # 'rm -f' removed it
+
+
+def test_the_last_dict_fields_of_a_config_are_typed(tmp_path):
+    """healthcheck, time_offsets and proc_attrs: frozen values, validated where made, back from the state."""
+    from pycontain import api
+    from pycontain.config import HealthCheck, ProcAttrs, Sched, TimeOffsets
+    from pycontain.errors import InvalidArgument
+
+    check = api.healthcheck("true", "5s", "2s", "4", "1s")
+    assert check == HealthCheck(["sh", "-c", "true"], 5.0, 2.0, 4, 1.0)
+    assert api.healthcheck(none=True) == HealthCheck([]) and api.healthcheck() is None
+    with pytest.raises(AttributeError):
+        check.retries = 9  # type: ignore[misc]
+    for bad in ({"cmd": "true"}, {"cmd": ["true"], "interval": 0}, {"cmd": ["true"], "retries": True}):
+        with pytest.raises(InvalidArgument):
+            HealthCheck(**bad)  # type: ignore[arg-type]
+    doc = default_spec()
+    doc["root"] = {"path": str(tmp_path)}
+    doc["linux"]["namespaces"].append({"type": "time"})
+    doc["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5}, "boottime": {"secs": -1}}
+    doc["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+    doc["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 3}
+    from pycontain.config import from_spec
+
+    config = from_spec(parse(doc, bundle="/"), "typed", healthcheck=check)
+    assert config.time_offsets == TimeOffsets((86400, 5), (-1, 0))
+    assert config.time_offsets.lines() == "monotonic 86400 5\nboottime -1 0\n"
+    assert isinstance(config.proc_attrs, ProcAttrs) and isinstance(config.proc_attrs.sched, Sched)
+    assert config.proc_attrs.sched.sched_nice == 5 and config.proc_attrs.ioprio == 3 << 13 | 3
+    saved = json.loads(json.dumps(config.to_dict()))
+    assert saved["time_offsets"] == {
+        "monotonic": {"secs": 86400, "nanosecs": 5},
+        "boottime": {"secs": -1, "nanosecs": 0},
+    }
+    assert saved["healthcheck"] == {
+        "cmd": ["sh", "-c", "true"],
+        "interval": 5.0,
+        "timeout": 2.0,
+        "retries": 4,
+        "start_period": 1.0,
+    }
+    back = ContainerConfig.from_dict(saved)
+    assert (back.healthcheck, back.time_offsets, back.proc_attrs) == (
+        check,
+        config.time_offsets,
+        config.proc_attrs,
+    )
+    assert back.to_dict() == saved

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION, fastjson
-from ..config import MAX_ID
+from ..config import MAX_ID, TimeOffsets
 from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWCGROUP,
@@ -705,7 +705,7 @@ def _personality(linux: dict) -> dict | None:
     return pers
 
 
-def _time_offsets(linux: dict, namespaces: dict[str, str]) -> dict | None:
+def _time_offsets(linux: dict, namespaces: dict[str, str]) -> TimeOffsets | None:
     offsets = _opt_obj(linux, "timeOffsets", "linux.timeOffsets")
     if not offsets:
         return None
@@ -714,16 +714,19 @@ def _time_offsets(linux: dict, namespaces: dict[str, str]) -> dict | None:
             "linux.timeOffsets",
             'needs a new time namespace (add {"type": "time"} to linux.namespaces, without a path)',
         )
+    clocks: dict[str, tuple[int, int]] = {}
     for clock, value in offsets.items():
         p = _key("linux.timeOffsets", clock)
         if clock not in TIME_CLOCKS:
             raise _err(p, f"unknown clock {_show(clock)} (use monotonic or boottime)")
         value = _obj(value, p)
-        if value.get("secs") is not None:
-            _int(value["secs"], f"{p}.secs", _I64_MIN, _I64_MAX)
-        if value.get("nanosecs") is not None:
-            _int(value["nanosecs"], f"{p}.nanosecs", 0, 999_999_999)
-    return offsets
+        secs, nanosecs = value.get("secs"), value.get("nanosecs")
+        if secs is not None:
+            _int(secs, f"{p}.secs", _I64_MIN, _I64_MAX)
+        if nanosecs is not None:
+            _int(nanosecs, f"{p}.nanosecs", 0, 999_999_999)
+        clocks[clock] = (secs or 0, nanosecs or 0)
+    return TimeOffsets(**clocks)
 
 
 def parse(doc: dict, bundle: str) -> OciSpec:

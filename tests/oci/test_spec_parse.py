@@ -754,7 +754,8 @@ def test_full_model() -> None:
     assert (fifo.major, fifo.minor, fifo.file_mode, fifo.uid) == (0, 0, None, None)
     assert spec.sysctl["net.ipv4.ip_forward"] == "1"
     assert spec.rootfs_propagation == "rslave" and spec.personality == {"domain": "LINUX32"}
-    assert spec.time_offsets["monotonic"] == {"secs": 86400, "nanosecs": 5}
+    assert spec.time_offsets is not None and spec.time_offsets.monotonic == (86400, 5)
+    assert spec.time_offsets.boottime == (-1, 0)
     assert spec.cgroups_path == "/pycontain/web"
     assert spec.resources == {"devices": [{"allow": False, "access": "rwm"}]}
     assert parse(spec.to_dict(), "/").to_dict() == spec.to_dict()
@@ -957,10 +958,11 @@ def test_process_attributes_parse_and_round_trip() -> None:
     }
     spec = parse(doc, BUNDLE)
     attrs = spec.proc_attrs
-    assert attrs["ioprio"] == 3 << 13 | 3
-    assert attrs["sched"]["sched_policy"] == 3 and attrs["sched"]["sched_nice"] == 5
-    assert attrs["sched"]["sched_flags"] == 1
-    assert attrs["mempolicy"] == [3 | 1 << 15, [0, 2, 3]]
+    assert attrs is not None and attrs.sched is not None
+    assert attrs.ioprio == 3 << 13 | 3
+    assert attrs.sched.sched_policy == 3 and attrs.sched.sched_nice == 5
+    assert attrs.sched.sched_flags == 1
+    assert attrs.mempolicy == (3 | 1 << 15, [0, 2, 3])
     again = parse(spec.to_dict(), BUNDLE)
     assert again.proc_attrs == attrs
 
