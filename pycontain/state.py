@@ -183,7 +183,7 @@ class HealthState:
 
     def __init__(
         self, status: str = "starting", failing_streak: int = 0, log: list[HealthResult] | None = None
-    ):
+    ) -> None:
         self.status = status  # starting, healthy or unhealthy
         self.failing_streak = failing_streak  # failed checks in a row
         self.log = list(log or [])  # the last results, oldest first
@@ -335,9 +335,11 @@ class ContainerState:
         return d
 
     def to_dict(self) -> dict:
-        d: dict = {"version": STATE_VERSION}
-        for k in self.__slots__[:-1]:
-            d[k] = getattr(self, k)
+        # net_info has no key of its own: it is written inside "config" (config_dict)
+        d: dict = {
+            "version": STATE_VERSION,
+            **{k: getattr(self, k) for k in self.__slots__ if k != "net_info"},
+        }
         d["config"] = self.config_dict()
         d["creator"] = self.creator.to_list() if self.creator is not None else None
         d["monitor"] = self.monitor.to_list() if self.monitor is not None else None
