@@ -14,6 +14,12 @@ from .forkserver import ForkServer
 from .io import executor
 from .sandbox import Sandbox, build_config
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from .sandbox import Options
+
 
 # -- keeping cgroup migration fast ----------------------------------------------------------------------
 class _MigrationWarmer:
@@ -110,7 +116,7 @@ class SandboxPool:
         root: str | None = None,
         workers: int = 1,
         keep_warm: bool = True,
-        **sandbox_kwargs: object,
+        **options: Unpack[Options],
     ) -> None:
         if size < 0:
             raise InvalidArgument(f"invalid pool size {size}: use 0 or more")
@@ -120,7 +126,7 @@ class SandboxPool:
         self.image = image
         self.root = root
         # Built once, here: a bad option fails now, in the caller's thread, not in a worker.
-        self._config_dict = build_config(image, **sandbox_kwargs).to_dict()  # type: ignore[arg-type]
+        self._config_dict = build_config(image, **options).to_dict()
         self._cond = threading.Condition()
         self._ready: collections.deque[Sandbox] = collections.deque()
         self._dirty: collections.deque[Sandbox] = collections.deque()

@@ -9,6 +9,7 @@ import select
 import threading
 import time
 import weakref
+from typing import TypedDict
 
 from .. import process
 from ..errors import ExecFailed, InvalidArgument, InvalidState, PycontainError
@@ -17,6 +18,8 @@ from .result import Meter, Result, read_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from .pool import SandboxPool
 
 # PID 1 of every sandbox: waits forever, reaps orphans (ash reaps any child while it waits), exits on TERM.
@@ -34,25 +37,33 @@ def _env_list(env: dict[str, str] | list[str] | None) -> list[str]:
     return list(env)
 
 
-def build_config(
-    image: str,
-    *,
-    memory: str | int | None = None,
-    cpus: str | float | None = None,
-    pids: int | None = None,
-    disk: str | int | None = None,
-    network: str = "none",
-    env: dict[str, str] | list[str] | None = None,
-    workdir: str = "/",
-    read_only: bool = False,
-    user: str | None = None,
-    cgroup_parent: str | None = None,
-    cgroup_manager: str = "auto",
-):
+class Options(TypedDict, total=False):
+    """A sandbox's options, as ``Sandbox``, ``SandboxPool`` and ``build_config`` take them (see ``Sandbox``)."""
+
+    memory: str | int | None
+    cpus: str | float | None
+    pids: int | None
+    disk: str | int | None
+    network: str
+    env: dict[str, str] | list[str] | None
+    workdir: str
+    read_only: bool
+    user: str | None
+    cgroup_parent: str | None
+    cgroup_manager: str
+
+
+def build_config(image: str, **options: Unpack[Options]):
     """The ContainerConfig of a sandbox (validated): limits, mounts and namespaces as ``Sandbox`` documents."""
     from ..api import make_config
     from ..cgroups.resources import Resources
 
+    unknown = sorted(options.keys() - Options.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected sandbox option(s): {', '.join(unknown)}")
+    memory, cpus, pids = options.get("memory"), options.get("cpus"), options.get("pids")
+    disk, network = options.get("disk"), options.get("network", "none")
+    read_only = options.get("read_only", False)
     opts: dict = {}
     if memory is not None:
         opts["memory"] = memory
@@ -77,15 +88,15 @@ def build_config(
         image,
         IDLE_COMMAND,
         entrypoint="",  # the idle loop is PID 1 whatever the image's entrypoint (an appliance's would run it)
-        env=_env_list(env),
-        workdir=workdir,
-        user=user,
+        env=_env_list(options.get("env")),
+        workdir=options.get("workdir", "/"),
+        user=options.get("user"),
         tmpfs=tmpfs,
         read_only=read_only,
         detach=True,
         resources=resources,
-        cgroup_parent=cgroup_parent,
-        cgroup_manager=cgroup_manager,
+        cgroup_parent=options.get("cgroup_parent"),
+        cgroup_manager=options.get("cgroup_manager", "auto"),
         network=network,  # host: spec.docker leaves the network namespace out
     )
 
@@ -201,18 +212,10 @@ class Sandbox:
         self,
         image: str = "default",
         *,
-        memory: str | int | None = None,
-        cpus: str | float | None = None,
-        pids: int | None = None,
-        disk: str | int | None = None,
-        network: str = "none",
-        env: dict[str, str] | list[str] | None = None,
-        workdir: str = "/",
-        read_only: bool = False,
-        user: str | None = None,
         root: str | None = None,
         config=None,
         forkserver=None,
+        **options: Unpack[Options],
     ) -> None:
         from ..container import Container
 
@@ -221,18 +224,7 @@ class Sandbox:
         self.pool: SandboxPool | None = None  # the pool that lent it; close() gives it back there
         self._dead: str | None = None
         self._closed = False
-        config = config or build_config(
-            image,
-            memory=memory,
-            cpus=cpus,
-            pids=pids,
-            disk=disk,
-            network=network,
-            env=env,
-            workdir=workdir,
-            read_only=read_only,
-            user=user,
-        )
+        config = config or build_config(image, **options)
         if forkserver is not None:
             cid, pid1, pidfd = forkserver.create(config.to_dict(), root)
             self._handle = _Handle(Container.get(cid, root), pid1, pidfd)
