@@ -14,6 +14,7 @@ from typing import TypedDict
 from .. import process
 from ..errors import ExecFailed, InvalidArgument, InvalidState, PycontainError
 from .io import collect, executor, last_line
+from .reset import RUN_CAP_DROP
 from .result import Meter, Result, read_file
 
 TYPE_CHECKING = False
@@ -205,7 +206,8 @@ class Sandbox:
     "host"), ``env`` (dict or KEY=VALUE list), ``workdir``, ``read_only``, ``user`` (UID[:GID] or a name
     from the image's passwd), ``root``: the state root (default /var/lib/pycontain/containers).
     ``config`` (a ``build_config`` result) replaces the options; ``forkserver`` creates the container (a
-    pool's: see ``pycontain.sandbox.forkserver``).
+    pool's: see ``pycontain.sandbox.forkserver``), and with ``reuse`` records it so it can be reset
+    (``not_resettable`` says why not, when it cannot).
     """
 
     def __init__(
@@ -215,30 +217,66 @@ class Sandbox:
         root: str | None = None,
         config=None,
         forkserver=None,
+        reuse: bool = False,
         **options: Unpack[Options],
     ) -> None:
+        # python-prctl: every run's forked child needs it; imported here once, instead of in each child.
+        import _prctl  # noqa: F401
+
         from ..container import Container
 
         self.image = image
         self.root = root
         self.pool: SandboxPool | None = None  # the pool that lent it; close() gives it back there
-        self._dead: str | None = None
-        self._closed = False
         config = config or build_config(image, **options)
+        # Why a pool may not reset it for another borrower (None: it may; see pycontain.sandbox.reset).
+        self.not_resettable: str | None = "not made by a pool"
         if forkserver is not None:
-            cid, pid1, pidfd = forkserver.create(config.to_dict(), root)
-            self._handle = _Handle(Container.get(cid, root), pid1, pidfd)
+            cid, pid1, pidfd, self.not_resettable = forkserver.create(config.to_dict(), root, reuse)
+            handle = _Handle(Container.get(cid, root), pid1, pidfd)
         else:
             stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
             container, child = Container.create(config, root, stdio=stdio)
-            self._handle = _Handle(container, child.pid)
-        self._finalizer = weakref.finalize(self, self._handle.destroy)
+            handle = _Handle(container, child.pid)
+        self._adopt(handle, None)
+
+    def _adopt(self, handle: _Handle, meter: Meter | None) -> None:
+        self._handle = handle
+        self._dead: str | None = None
+        self._closed = False
+        self._runs = 0  # going on now, each in its caller's thread
+        self._runs_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, handle.destroy)
         try:
-            cg = self._handle.container.cgroup()
-            self._meter = Meter(cg) if cg is not None else None
+            if meter is None:
+                cg = handle.container.cgroup()
+                meter = Meter(cg) if cg is not None else None
+            self._meter = meter
+            # Runs go without one capability PID 1 keeps, so none can ptrace PID 1 or write its memory.
+            security = dict(handle.container.state.config.get("security") or {})
+            security["cap_drop"] = [*security.get("cap_drop", ()), RUN_CAP_DROP]
+            self._run_security = security
         except BaseException:
             self._finalizer()
             raise
+
+    def _reborn(self) -> Sandbox:
+        """A new Sandbox for this one's container, which a pool has reset; this object stays closed for
+        good (its borrower may keep it: it must never reach the next borrower's runs)."""
+        sb = Sandbox.__new__(Sandbox)
+        sb.image, sb.root, sb.pool, sb.not_resettable = self.image, self.root, None, None
+        sb._adopt(self._handle, self._meter)
+        return sb
+
+    def _disown(self, idle: bool = False) -> bool:
+        """Closed for good, its container no longer destroyed when this object goes (a pool resets it);
+        with ``idle``, only when no run is going on, else False (nothing done)."""
+        with self._runs_lock:
+            if idle and self._runs:
+                return False
+            self._closed = True
+        self._finalizer.detach()
+        return True
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -285,7 +323,25 @@ class Sandbox:
             raise InvalidArgument("no command given to Sandbox.run")
         if max_output < 0:
             raise InvalidArgument(f"invalid max_output {max_output}: use 0 or more bytes")
-        self._check_usable()
+        with self._runs_lock:
+            self._check_usable()
+            self._runs += 1
+        try:
+            return self._run(cmd, input, timeout, env, max_output, cwd, user)
+        finally:
+            with self._runs_lock:
+                self._runs -= 1
+
+    def _run(
+        self,
+        cmd: list[str],
+        input: bytes | str | None,
+        timeout: float | None,
+        env: dict[str, str] | list[str] | None,
+        max_output: int,
+        cwd: str | None,
+        user: str | None,
+    ) -> Result:
         if isinstance(input, str):
             input = input.encode()
         meter = self._meter
@@ -299,7 +355,9 @@ class Sandbox:
         stdio = process.Stdio(stdin_null=input is None, stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
         start = time.monotonic()
         try:
-            child = self._handle.container.exec(cmd, env=_env_list(env), cwd=cwd, user=user, stdio=stdio)
+            child = self._handle.container.exec(
+                cmd, env=_env_list(env), cwd=cwd, user=user, stdio=stdio, security=self._run_security
+            )
         except ExecFailed as e:
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
                 if fd is not None:
@@ -389,10 +447,12 @@ class Sandbox:
 
     def close(self) -> None:
         """Remove the sandbox (its processes, cgroup, writable layer, state); idempotent. A sandbox
-        borrowed from a pool goes back to it, which destroys it in the background."""
-        if self._closed:
-            return
-        self._closed = True
+        borrowed from a pool goes back to it, which resets it for another borrower or destroys it, in the
+        background."""
+        with self._runs_lock:  # no run starts after this
+            if self._closed:
+                return
+            self._closed = True
         if self.pool is not None:
             self.pool.take_back(self)
         else:
