@@ -1,7 +1,7 @@
 """The order of a container's first process's steps, without root and without a fork.
 
-The child's steps (``create.CREATE_STEPS``) and its last one (``finish_and_exec``) reach the kernel only
-through the modules and helpers they name (``libc``, ``os``, ``rootfs``, ``channel``, ``procattr``,
+The child's steps (``process.create.CREATE_STEPS``) and its last one (``process.finish_and_exec``) reach
+the kernel only through the modules and helpers they name (``libc``, ``os``, ``rootfs``, ``channel``, ``procattr``,
 ``security_apply``...): the seam. Here those are recorders, the steps run in this process, and the calls
 come out in the order the module documents (``pycontain.process``'s docstring and ARCHITECTURE.md, 3.).
 """
@@ -12,9 +12,8 @@ import types
 
 import pytest
 
-from pycontain import channel, libc
-from pycontain.process import create, finish
-from pycontain.process.fork import NsPlan, Stdio
+from pycontain import channel, libc, process
+from pycontain.process import NsPlan, Stdio, create
 
 
 class Log(list):
@@ -45,9 +44,9 @@ def log(monkeypatch) -> Log:
     os_calls = dict(setsid=None, open=100, write=1, close=None, umask=0, chdir=None, getcwd="/", setgroups=None,
                     setgid=None, setuid=None, execve=None, dup2=None, set_inheritable=None)  # fmt: skip
     security = dict(mask_paths=None, before_setuid=None, after_setuid=None, last=None)
-    # The steps (create) and the privileges drop they end with (finish): each reaches the kernel through its
-    # own module's names.
-    for module in (create, finish):
+    # The steps (process.create) and the privileges drop they end with (process.finish_and_exec): each
+    # reaches the kernel through its own module's names.
+    for module in (create, process):
         monkeypatch.setattr(module, "os", Standin(real_os, "os", log, **os_calls))
         monkeypatch.setattr(
             module, "security_apply", Standin(module.security_apply, "security", log, **security)
@@ -59,12 +58,12 @@ def log(monkeypatch) -> Log:
     monkeypatch.setattr(create, "procattr", Standin(create.procattr, "procattr", log, apply=None))
     for helper in ("join_cgroup", "setup_stdio", "_take_terminal", "_enter_userns"):
         monkeypatch.setattr(create, helper, log.recorder(helper))
-    monkeypatch.setattr(finish, "users", Standin(finish.users, "users", log,
+    monkeypatch.setattr(process, "users", Standin(process.users, "users", log,
                                                  resolve=types.SimpleNamespace(uid=1000, gid=1000, groups=[],
                                                                                home="/")))  # fmt: skip
-    monkeypatch.setattr(finish, "signal", Standin(finish.signal, "signal", log, signal=None))
-    monkeypatch.setattr(finish, "_close_fds", log.recorder("_close_fds"))
-    monkeypatch.setattr(finish, "_find_executable", log.recorder("_find_executable", "/bin/true"))
+    monkeypatch.setattr(process, "signal", Standin(process.signal, "signal", log, signal=None))
+    monkeypatch.setattr(process, "_close_fds", log.recorder("_close_fds"))
+    monkeypatch.setattr(process, "_find_executable", log.recorder("_find_executable", "/bin/true"))
     return log
 
 

@@ -13,11 +13,11 @@ import sys
 from .. import channel, libc, procattr, rootfs, trace, userns
 from ..errors import PycontainError
 from ..security import apply as security_apply
-from .finish import finish_and_exec
-from .fork import (
+from . import (
     Child,
     NsPlan,
     Stdio,
+    finish_and_exec,
     fork_for,
     join_cgroup,
     moves_itself,

@@ -8,8 +8,17 @@ import sys
 from .. import channel, libc, procattr, userns
 from ..security import apply as security_apply
 from ..security.options import SecurityOptions
-from .finish import finish_and_exec
-from .fork import Child, Stdio, join_cgroup, open_terminal, parent_side, pty_channel, run_child, setup_stdio
+from . import (
+    Child,
+    Stdio,
+    finish_and_exec,
+    join_cgroup,
+    open_terminal,
+    parent_side,
+    pty_channel,
+    run_child,
+    setup_stdio,
+)
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
