@@ -8,7 +8,9 @@ Rows, all on the built-in busybox root filesystem and measured in the same invoc
   exit status reaped), release (hand-off to the background destroyer). The latency a caller sees when a
   prepared sandbox is there, which is what a pool is sized for.
 - ``sandbox (back-to-back)``: the same without waiting, so background destruction and preparation
-  compete with the timed runs and acquire may wait: the throughput-bound figure.
+  compete with the timed runs and acquire may wait: the throughput-bound figure. Twice: the default
+  sandbox (writable overlay root: every released one destroyed and a new one made), and one with a
+  read-only root (``read_only=True``: released ones reset and lent again, see pycontain.sandbox.reset).
 - ``crun run`` / ``runc run``: whole-process time of the runtimes on an OCI bundle of the same rootfs
   (``hyperfine -N``, per-run times from its JSON), with the bundle and the crun-on-hybrid-cgroups trick of
   ``run_latency.py`` (imported, not copied).
@@ -57,11 +59,11 @@ def percentiles(samples: list[float]) -> dict:
     }
 
 
-def bench_pool(runs: int, size: int, paced: bool, root: str) -> dict:
+def bench_pool(runs: int, size: int, paced: bool, root: str, read_only: bool = False) -> dict:
     from pycontain.sandbox import SandboxPool
 
     times: list[float] = []
-    with SandboxPool(size=size, root=root) as pool:
+    with SandboxPool(size=size, root=root, read_only=read_only) as pool:
         pool.wait_ready()
         for _ in range(min(20, runs)):  # warm-up: bytecode, page cache, the first forks
             with pool.acquire() as sb:
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"sandbox (back-to-back): {args.runs} runs")
             results["sandbox acquire+run+release (back-to-back)"] = bench_pool(
                 args.runs, args.pool_size, False, root
+            )
+            log(f"sandbox (back-to-back, read-only root: reset, reused): {args.runs} runs")
+            results["sandbox acquire+run+release (back-to-back, reset)"] = bench_pool(
+                args.runs, args.pool_size, False, root, read_only=True
             )
         if not args.no_runtimes:
             rt, rt_notes = bench_runtimes(args.runs, work, stack)

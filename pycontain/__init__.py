@@ -13,6 +13,10 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it (setuptools' dynamic version)
 # The OCI runtime-spec release pycontain implements: the newest config.json it reads field by field, the
 # version its state and features report.
@@ -31,23 +35,36 @@ __all__ = [
     "start",
 ]
 
-_EXPORTS = {
-    "Container": ("pycontain.container", "Container"),
-    "ContainerConfig": ("pycontain.config", "ContainerConfig"),
-    "PycontainError": ("pycontain.errors", "PycontainError"),
-    "Sandbox": ("pycontain.sandbox", "Sandbox"),
-    "SandboxPool": ("pycontain.sandbox", "SandboxPool"),
-    "make_config": ("pycontain.api", "make_config"),
-    "run": ("pycontain.api", "run"),
-    "start": ("pycontain.api", "start"),
-}
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], object]:
+    """A package's ``__getattr__`` for names its modules define (``exports``: name -> module, relative to
+    ``package``), each module imported on the first use of one of its names: every module loaded costs
+    start-up time, and the CLI's paths need only a few."""
+
+    def __getattr__(name: str) -> object:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+        import sys
+
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)  # found by the next lookup without coming here
+        return value
+
+    return __getattr__
 
 
-def __getattr__(name: str) -> object:
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'pycontain' has no attribute {name!r}") from None
-    import importlib
-
-    return getattr(importlib.import_module(module), attr)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Container": "container",
+        "ContainerConfig": "config",
+        "PycontainError": "errors",
+        "Sandbox": "sandbox",
+        "SandboxPool": "sandbox",
+        "make_config": "api",
+        "run": "api",
+        "start": "api",
+    },
+)

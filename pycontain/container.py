@@ -151,6 +151,7 @@ class Container:
         the caller is the container's monitor (``pycontain.monitor``), recorded as such.
         """
         from . import process
+        from .process.create import start_container
 
         config.validate()
         store = StateStore(root)
@@ -185,9 +186,7 @@ class Container:
                     os.chown(fifo, *config.id_mappings.host_root())
             config = self._setup_network(config)
             crash_point("network-attached")
-            child = process.start_container(
-                config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo
-            )
+            child = start_container(config, self.dir, cg.procs_files() if cg else [], stdio, start_fifo=fifo)
             crash_point("started")
         except BaseException:
             self._undo_create(cg)
@@ -372,7 +371,7 @@ class Container:
     def relaunch(self, stdio: process.Stdio) -> process.Child:
         """Start an exited container's process again from its saved configuration (called by its monitor):
         a new cgroup and network attachment, the same writable layer."""
-        from . import process
+        from .process.create import start_container
 
         with self.store.lock():
             st = self.store.load_id(self.id)
@@ -399,7 +398,7 @@ class Container:
         try:
             cg = self._new_cgroup(config)
             config = self._setup_network(config)
-            child = process.start_container(config, self.dir, cg.procs_files() if cg else [], stdio)
+            child = start_container(config, self.dir, cg.procs_files() if cg else [], stdio)
         except BaseException:
             try:
                 self._destroy_resources(cg)
@@ -692,6 +691,7 @@ class Container:
         """
         from . import DEFAULT_PATH, process
         from .config import merge_env, parse_user
+        from .process.exec import exec_in
 
         if not args:
             raise InvalidArgument("no command given to exec")
@@ -717,7 +717,7 @@ class Container:
                 stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty
             )
         crash_point("exec-checked")
-        child = process.exec_in(
+        child = exec_in(
             self.state.pid,
             cg.procs_files() if cg else [],
             args,

@@ -57,8 +57,32 @@ def binary_path() -> str:
     return path
 
 
+# This process's sealed copy (descriptor, device, inode), made at the first use: nothing can change a
+# sealed memfd, so every container may execute the same one, and a process that starts many (a sandbox
+# pool, an API user) copies the program once instead of at every exec.
+_sealed: tuple[int, int, int] | None = None
+
+
 def sealed_copy() -> int:
-    """A close-on-exec memfd holding the program, sealed against any change (executed with fexecve)."""
+    """A new close-on-exec descriptor of a memfd holding the program, sealed against any change (executed
+    with fexecve); the caller closes it."""
+    global _sealed
+    if _sealed is not None:
+        fd, dev, ino = _sealed
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (dev, ino):
+                return os.dup(fd)
+        except OSError:
+            pass
+        # Its descriptor was closed behind our back (a daemon closing all of them): a new copy.
+    fd = _new_sealed_copy()
+    st = os.fstat(fd)
+    _sealed = (fd, st.st_dev, st.st_ino)
+    return os.dup(fd)
+
+
+def _new_sealed_copy() -> int:
     src = os.open(binary_path(), os.O_RDONLY | os.O_CLOEXEC)
     fd = -1
     try:

@@ -9,6 +9,7 @@ securebits and no_new_privs, brings its own copies of the PR_* numbers it takes.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 CLONE_NEWNS = 0x00020000
@@ -51,6 +52,7 @@ MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
 
 # prctl(2) options that go through ctypes: the ambient set (python-prctl 1.8.1 has no PR_CAP_AMBIENT) and
 # loading a seccomp filter.
@@ -158,6 +160,17 @@ def escape_overlay(path: str) -> str:
 
 def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), flags), "umount", target)
+
+
+def ipc_remove(kind: str, ident: int) -> None:
+    """Remove System V IPC object ``ident`` of our IPC namespace; ``kind``: "shm", "msg" or "sem"."""
+    ipc_rmid = 0
+    if kind == "sem":
+        ret = _libc.semctl(ident, 0, ipc_rmid)
+    else:
+        ret = (_libc.shmctl if kind == "shm" else _libc.msgctl)(ident, ipc_rmid, None)
+    if ret < 0 and ctypes.get_errno() not in (errno.EINVAL, errno.EIDRM):  # removed meanwhile
+        _check(ret, f"{kind}ctl IPC_RMID")
 
 
 def _syscall_number(name: str) -> int:

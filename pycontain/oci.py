@@ -391,13 +391,14 @@ def _run_inside(c: Container, h: OciHook, payload: bytes, host_path: bool = Fals
     import subprocess
 
     from . import process
+    from .process.exec import exec_in
 
     exe = os.open(h.path, os.O_PATH | os.O_CLOEXEC) if host_path else None
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()
         argv = h.args or [h.path]
-        child = process.exec_in(
+        child = exec_in(
             c.pid,
             cg.procs_files() if cg else [],
             [h.path if exe is None else f"/proc/self/fd/{exe}", *argv[1:]],

@@ -8,21 +8,13 @@ start and on every SIGWINCH.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import select
 import signal
 import termios
 
+from .process import copy_winsize
 from .stdio import write_all
-
-
-def copy_winsize(src_fd: int, dst_fd: int) -> None:
-    try:
-        size = fcntl.ioctl(src_fd, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
-    except OSError:
-        pass
 
 
 def relay(master: int, stdin_open: bool, stdin_fd: int = 0, stdout_fd: int = 1) -> None:

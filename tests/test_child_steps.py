@@ -1,7 +1,7 @@
 """The order of a container's first process's steps, without root and without a fork.
 
-The child's steps (``process.CREATE_STEPS``) and its last one (``finish_and_exec``) reach the kernel only
-through the modules and helpers they name (``libc``, ``os``, ``rootfs``, ``channel``, ``procattr``,
+The child's steps (``process.create.CREATE_STEPS``) and its last one (``process.finish_and_exec``) reach
+the kernel only through the modules and helpers they name (``libc``, ``os``, ``rootfs``, ``channel``, ``procattr``,
 ``security_apply``...): the seam. Here those are recorders, the steps run in this process, and the calls
 come out in the order the module documents (``pycontain.process``'s docstring and ARCHITECTURE.md, 3.).
 """
@@ -13,6 +13,7 @@ import types
 import pytest
 
 from pycontain import channel, libc, process
+from pycontain.process import NsPlan, Stdio, create
 
 
 class Log(list):
@@ -39,33 +40,36 @@ class Standin:
 @pytest.fixture
 def log(monkeypatch) -> Log:
     log = Log()
-    monkeypatch.setattr(process, "libc", Standin(libc, "libc", log, setns=None, unshare=None,
-                                                 sethostname=None, setdomainname=None, interface_up=None))  # fmt: skip
-    monkeypatch.setattr(process, "os", Standin(process.os, "os", log, setsid=None, open=100, write=1,
-                                               close=None, umask=0, chdir=None, getcwd="/", setgroups=None,
-                                               setgid=None, setuid=None, execve=None, dup2=None,
-                                               set_inheritable=None))  # fmt: skip
-    monkeypatch.setattr(process, "rootfs", Standin(process.rootfs, "rootfs", log, build=None))
-    monkeypatch.setattr(
-        process, "channel", Standin(channel, "channel", log, recv=(channel.GO, ""), send=None)
-    )
-    monkeypatch.setattr(process, "procattr", Standin(process.procattr, "procattr", log, apply=None))
-    monkeypatch.setattr(process, "security_apply", Standin(process.security_apply, "security", log,
-                                                           mask_paths=None, before_setuid=None,
-                                                           after_setuid=None, last=None))  # fmt: skip
+    real_os = create.os
+    os_calls = dict(setsid=None, open=100, write=1, close=None, umask=0, chdir=None, getcwd="/", setgroups=None,
+                    setgid=None, setuid=None, execve=None, dup2=None, set_inheritable=None)  # fmt: skip
+    security = dict(mask_paths=None, before_setuid=None, after_setuid=None, last=None)
+    # The steps (process.create) and the privileges drop they end with (process.finish_and_exec): each
+    # reaches the kernel through its own module's names.
+    for module in (create, process):
+        monkeypatch.setattr(module, "os", Standin(real_os, "os", log, **os_calls))
+        monkeypatch.setattr(
+            module, "security_apply", Standin(module.security_apply, "security", log, **security)
+        )
+    monkeypatch.setattr(create, "libc", Standin(libc, "libc", log, setns=None, unshare=None,
+                                                sethostname=None, setdomainname=None, interface_up=None))  # fmt: skip
+    monkeypatch.setattr(create, "rootfs", Standin(create.rootfs, "rootfs", log, build=None))
+    monkeypatch.setattr(create, "channel", Standin(channel, "channel", log, recv=(channel.GO, ""), send=None))
+    monkeypatch.setattr(create, "procattr", Standin(create.procattr, "procattr", log, apply=None))
+    for helper in ("join_cgroup", "setup_stdio", "_take_terminal", "_enter_userns"):
+        monkeypatch.setattr(create, helper, log.recorder(helper))
     monkeypatch.setattr(process, "users", Standin(process.users, "users", log,
-                                                  resolve=types.SimpleNamespace(uid=1000, gid=1000, groups=[],
-                                                                                home="/")))  # fmt: skip
+                                                 resolve=types.SimpleNamespace(uid=1000, gid=1000, groups=[],
+                                                                               home="/")))  # fmt: skip
     monkeypatch.setattr(process, "signal", Standin(process.signal, "signal", log, signal=None))
-    for helper in ("join_cgroup", "_setup_stdio", "_take_terminal", "_enter_userns", "_close_fds"):
-        monkeypatch.setattr(process, helper, log.recorder(helper))
+    monkeypatch.setattr(process, "_close_fds", log.recorder("_close_fds"))
     monkeypatch.setattr(process, "_find_executable", log.recorder("_find_executable", "/bin/true"))
     return log
 
 
 def first_process(
     namespaces: dict[str, str], id_mappings: list | None = None, **kw: object
-) -> process._FirstProcess:
+) -> create._FirstProcess:
     config = types.SimpleNamespace(
         namespaces=namespaces, hostname="c1", domainname=None, time_offsets=None, oom_score_adj=None,
         security=None, masked_paths=None, readonly_paths=None, proc_attrs=None, console_size=None,
@@ -73,7 +77,7 @@ def first_process(
         id_mappings=id_mappings or [],
     )  # fmt: skip
     args = {
-        "stdio": process.Stdio(),
+        "stdio": Stdio(),
         "join_fds": [],
         "userns_fd": None,
         "init_fd": None,
@@ -81,15 +85,15 @@ def first_process(
         "start_fifo": None,
     }
     args.update(kw)
-    return process._FirstProcess(
-        config, process.NsPlan(namespaces), args["stdio"], {}, object(), 3, args["join_fds"],
+    return create._FirstProcess(
+        config, NsPlan(namespaces), args["stdio"], {}, object(), 3, args["join_fds"],
         args["userns_fd"], None, args["pty_sock"], "/state/c1", ["/sys/fs/cgroup/pids/c1/cgroup.procs"],
         args["start_fifo"],
     )  # fmt: skip
 
 
-def run_steps(p: process._FirstProcess) -> None:
-    for step in process.CREATE_STEPS:
+def run_steps(p: create._FirstProcess) -> None:
+    for step in create.CREATE_STEPS:
         step(p)
 
 
@@ -109,7 +113,7 @@ def test_a_docker_style_first_process_runs_its_steps_in_the_documented_order(log
     assert log == [
         "join_cgroup",  # the hierarchies it joins itself, first: all that follows is charged to it
         "os.setsid",
-        "_setup_stdio",
+        "setup_stdio",
         "libc.unshare",  # mount, uts, ipc, net in one call
         "libc.sethostname",
         "libc.interface_up",  # lo
@@ -126,7 +130,7 @@ def test_an_oci_create_with_a_terminal_and_a_user_namespace_waits_for_start_insi
     pty = types.SimpleNamespace(detach=lambda: 7)
     p = first_process(
         {**NEW, "user": "", "uts": "/proc/1/ns/uts"},
-        stdio=process.Stdio(tty=True),
+        stdio=Stdio(tty=True),
         join_fds=[(5, libc.CLONE_NEWUTS), (6, 0)],
         userns_fd=6,
         pty_sock=pty,
@@ -136,7 +140,7 @@ def test_an_oci_create_with_a_terminal_and_a_user_namespace_waits_for_start_insi
     run_steps(p)
     assert log == [
         "join_cgroup",
-        "_setup_stdio",  # no setsid: taking the terminal starts the session
+        "setup_stdio",  # no setsid: taking the terminal starts the session
         "libc.setns",  # the namespaces given by path, but the user namespace, which waits
         "os.close",
         "libc.unshare",
@@ -162,6 +166,6 @@ def test_an_oci_create_with_a_terminal_and_a_user_namespace_waits_for_start_insi
 
 
 def test_every_step_is_in_the_table_once():
-    steps = [s.__name__ for s in process.CREATE_STEPS]
+    steps = [s.__name__ for s in create.CREATE_STEPS]
     assert len(set(steps)) == len(steps)
     assert steps[0] == "_join_cgroup" and steps[-1] == "_exec_command"

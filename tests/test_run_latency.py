@@ -56,7 +56,8 @@ def test_run_latency_prints_every_row(tmp_path):
         "pycontain ps (10)",
         "start rate at N = 2",
         "sandbox pool, warm",
-        "sandbox pool, back to back",
+        "sandbox pool, back to back, reset",
+        "sandbox pool, back to back, remade",
     ):
         assert any(line.startswith(name) for line in p.stdout.splitlines()), (name, p.stdout)
     assert (tmp_path / "latency.json").is_file()

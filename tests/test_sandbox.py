@@ -192,6 +192,94 @@ def test_pool_isolation_between_borrowers(state_root):
     assert not [d for d in os.listdir(state_root) if len(d) == 64]
 
 
+def _in_cgroup(sb, marker: bytes) -> list[int]:
+    """Host pids of the sandbox's processes whose command line holds ``marker``."""
+    found = []
+    for pid in sb.container.cgroup().pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def _sysv_shm(pid1: int, create: bool) -> str:
+    """/proc/sysvipc/shm as the sandbox's IPC namespace shows it; with ``create``, a segment made there
+    first (what a run could do with any program calling shmget)."""
+    code = "import ctypes; assert ctypes.CDLL(None).shmget(4242, 4096, 0o1666) >= 0; " if create else ""
+    code += "print(open('/proc/sysvipc/shm').read())"
+    return subprocess.run(
+        ["nsenter", "-t", str(pid1), "-i", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_pool_resets_a_read_only_sandbox_and_no_run_reaches_the_next(state_root):
+    """A read-only-root pool lends the same container again after a reset: what one borrower leaves (files
+    in /tmp, /dev/shm and the mqueue filesystem, a running process, a System V segment, /tmp's metadata)
+    is gone for the next, PID 1 cannot be written into, and a change to /dev makes the pool destroy the
+    sandbox instead."""
+    from pycontain.errors import InvalidState
+    from pycontain.sandbox import SandboxPool
+
+    ids = set()
+    with SandboxPool(size=1, root=state_root, read_only=True) as pool:
+        a = pool.acquire(timeout=30)
+        ids.add(a.id)
+        assert a.not_resettable is None
+        leave = (
+            "echo s > /tmp/secret && echo s > /dev/shm/secret && : > /dev/mqueue/secret && "
+            "chmod 700 /tmp && touch -d '2001-01-01 00:00' /tmp && "
+            "(sh -c 'while :; do echo leak > /tmp/bg; sleep 0.01; done' leakloop >/dev/null 2>&1 &)"
+        )
+        assert a.run(leave).ok
+        assert _in_cgroup(a, b"leakloop")  # the attack is in place: a process that outlives its run
+        assert "4242" not in _sysv_shm(a.pid, create=False)
+        assert "4242" in _sysv_shm(a.pid, create=True)
+        # PID 1 outlives every borrower: no run may ptrace it or open its memory (/proc is read-only, but
+        # ptrace and process_vm_writev go by the same check as these).
+        for attack in ("head -c1 /proc/1/environ", "exec 3</proc/1/mem", "ls /proc/1/root/"):
+            r = a.run(attack)
+            assert r.returncode != 0 and b"denied" in r.stderr, (attack, r)
+        old, pid1 = a, a.pid
+        a.close()
+        b = pool.acquire(timeout=30)
+        assert (b.id, b.pid) == (old.id, pid1) and pool.reused == 1 and pool.created == 1
+        with pytest.raises(InvalidState):  # the first borrower's object never reaches the next one's
+            old.run("true")
+        assert not _in_cgroup(b, b"leakloop")
+        assert "4242" not in _sysv_shm(pid1, create=False)
+        r = b.run("ls -A /tmp /dev/shm /dev/mqueue; stat -c '%a %Y' /tmp; sleep 0.05; cat /tmp/bg")
+        assert r.stdout.decode().split() == [
+            "/dev/mqueue:",
+            "/dev/shm:",
+            "/tmp:",
+            "1777",
+            r.stdout.split()[-1].decode(),
+        ]
+        assert int(r.stdout.split()[-1]) > 978307200 and r.returncode != 0  # no /tmp/bg: its writer is dead
+        # A change a reset does not undo (a node in /dev): that sandbox is destroyed, a new one lent.
+        assert b.run("mknod /dev/leak c 1 3 || mkdir /dev/leak").ok
+        b.close()
+        c = pool.acquire(timeout=30)
+        ids.add(c.id)
+        assert c.id != pid1 and pool.destroyed == 1
+        assert c.run("test -e /dev/leak").returncode == 1
+        c.close()
+    _gone(list(ids), state_root)
+
+
+def test_pool_does_not_reset_a_writable_root(state_root):
+    from pycontain.sandbox import SandboxPool
+
+    with SandboxPool(size=1, root=state_root) as pool, pool.acquire(timeout=30) as sb:
+        assert "/" in sb.not_resettable and "writable overlay" in sb.not_resettable
+
+
 def test_pool_twenty_concurrent_runs_from_threads(state_root):
     from pycontain.sandbox import SandboxPool
 

@@ -25,6 +25,8 @@ need them, so ``resolve_mode`` and ``parse_publish`` stay cheap on ``pycontain r
 
 from __future__ import annotations
 
+from .. import lazy_exports
+
 # Re-exported lazily: ``pycontain run`` needs ``mode`` (and ``members`` for a bridge), never the named
 # networks' module; each module loaded costs start-up time.
 TYPE_CHECKING = False
@@ -68,12 +70,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pycontain.network' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # found by the next lookup without coming here
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,6 +14,12 @@ from .forkserver import ForkServer
 from .io import executor
 from .sandbox import Sandbox, build_config
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from .sandbox import Options
+
 
 # -- keeping cgroup migration fast ----------------------------------------------------------------------
 class _MigrationWarmer:
@@ -94,7 +100,8 @@ class SandboxPool:
     """``size`` sandboxes kept started in the background; ``acquire`` lends one to one caller.
 
     ``with pool.acquire(timeout=None) as sb:`` (or ``sb = pool.acquire(); ...; sb.close()``) waits for a
-    prepared sandbox; leaving the block hands it back, and it is destroyed in the background while a
+    prepared sandbox; leaving the block hands it back, and it is reset for the next borrower in the
+    background (with ``reuse``, when it can be: see ``pycontain.sandbox.reset``), or destroyed while a
     fresh one is prepared. ``async with pool.acquire_async() as sb`` (or ``await pool.acquire_async()``) for
     asyncio. ``workers`` threads prepare and destroy sandboxes. ``keep_warm`` (default on) keeps the
     kernel's cgroup migration lock ready while the pool is open (see ``_MigrationWarmer``: it saves
@@ -110,7 +117,8 @@ class SandboxPool:
         root: str | None = None,
         workers: int = 1,
         keep_warm: bool = True,
-        **sandbox_kwargs: object,
+        reuse: bool = True,
+        **options: Unpack[Options],
     ) -> None:
         if size < 0:
             raise InvalidArgument(f"invalid pool size {size}: use 0 or more")
@@ -119,11 +127,13 @@ class SandboxPool:
         self.size = size
         self.image = image
         self.root = root
+        self.reuse = reuse
         # Built once, here: a bad option fails now, in the caller's thread, not in a worker.
-        self._config_dict = build_config(image, **sandbox_kwargs).to_dict()  # type: ignore[arg-type]
+        self._config_dict = build_config(image, **options).to_dict()
         self._cond = threading.Condition()
         self._ready: collections.deque[Sandbox] = collections.deque()
-        self._dirty: collections.deque[Sandbox] = collections.deque()
+        self._dirty: collections.deque[Sandbox] = collections.deque()  # to destroy
+        self._used: collections.deque[Sandbox] = collections.deque()  # to reset for the next borrower
         self._lent: weakref.WeakSet[Sandbox] = weakref.WeakSet()
         self._waiting = 0
         self._creating = 0
@@ -135,6 +145,7 @@ class SandboxPool:
         self._retry_at = 0.0
         self.created = 0
         self.destroyed = 0
+        self.reused = 0
         # Before our threads start; its own single thread forks the sandboxes (see pycontain.sandbox.forkserver).
         self._forkserver = ForkServer()
         self._threads = [
@@ -188,17 +199,25 @@ class SandboxPool:
         sandbox.close()
 
     def take_back(self, sb: Sandbox) -> None:
-        """A lent sandbox's ``close()`` comes here: it is destroyed in the background."""
+        """A lent sandbox's ``close()`` comes here: it is reset for another borrower, or destroyed, in the
+        background."""
+        with self._cond:
+            self._lent.discard(sb)
+            # Not while a run of the borrower's is still going (another thread of theirs): its command
+            # would be killed by the reset, or start after it, in the next borrower's sandbox.
+            if not self._closed and sb.not_resettable is None and sb._dead is None and sb._disown(idle=True):
+                self._used.append(sb)  # the borrower's object stays closed; a new one is lent after the reset
+                self._cond.notify_all()
+                return
         # Its processes die now (a signal, no waiting): a backlog of sandboxes to destroy holds no
         # running code, only what the worker removes (zombie, cgroup, state).
         sb.kill_pid1()
         with self._cond:
-            self._lent.discard(sb)
             if not self._closed:
                 self._dirty.append(sb)
                 self._cond.notify_all()
                 return
-        sb.destroy()
+        _discard(sb)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -210,7 +229,10 @@ class SandboxPool:
         """Wait until ``size`` sandboxes are prepared and nothing waits to be destroyed (a warm, quiet pool)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not (len(self._ready) >= self.size and not self._dirty and self._busy == 0) or self._closed:
+            while (
+                not (len(self._ready) >= self.size and not self._dirty and not self._used and self._busy == 0)
+                or self._closed
+            ):
                 if self._closed:
                     return False
                 if self._error is not None and self._creating == 0 and len(self._ready) < self.size:
@@ -238,6 +260,9 @@ class SandboxPool:
             have = len(self._ready) + self._creating
             can_create = time.monotonic() >= self._retry_at
             backlog = len(self._dirty) > 2 * len(self._threads or (1,))
+            if self._used:  # the quickest way to a ready sandbox: no fork, no mount of a root
+                self._creating += 1
+                return "reset", self._used.popleft()
             if can_create and self._waiting > have and not backlog:
                 self._creating += 1
                 return "create", None
@@ -266,20 +291,31 @@ class SandboxPool:
             kind, sb = job
             try:
                 if kind == "destroy":
-                    try:
-                        sb.destroy()  # type: ignore[union-attr]
-                    except Exception:
-                        pass
+                    _discard(sb)  # type: ignore[arg-type]
                     with self._cond:
                         self.destroyed += 1
                     continue
                 try:
-                    new = Sandbox(
-                        self.image,
-                        root=self.root,
-                        config=ContainerConfig.from_dict(self._config_dict),
-                        forkserver=self._forkserver,
-                    )
+                    if kind == "reset":
+                        assert sb is not None
+                        try:
+                            self._forkserver.reset(sb.id, self.root, sb.pid)
+                        except PycontainError:  # NotResettable: a run changed what a reset cannot renew
+                            _discard(sb)
+                            with self._cond:
+                                self._creating -= 1
+                                self.destroyed += 1
+                                self._refill = True
+                            continue
+                        new = sb._reborn()
+                    else:
+                        new = Sandbox(
+                            self.image,
+                            root=self.root,
+                            config=ContainerConfig.from_dict(self._config_dict),
+                            forkserver=self._forkserver,
+                            reuse=self.reuse,
+                        )
                 except Exception as e:
                     with self._cond:
                         self._creating -= 1
@@ -291,7 +327,10 @@ class SandboxPool:
                     continue
                 with self._cond:
                     self._creating -= 1
-                    self.created += 1
+                    if kind == "reset":
+                        self.reused += 1
+                    else:
+                        self.created += 1
                     self._error = None
                     self._failures = 0
                     if self._closed:
@@ -302,7 +341,7 @@ class SandboxPool:
                         self._ready.append(new)
                     self._cond.notify_all()
                 if closed:
-                    new.destroy()
+                    _discard(new)
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -324,15 +363,13 @@ class SandboxPool:
             if t is not threading.current_thread():
                 t.join()
         with self._cond:
-            doomed = list(self._ready) + list(self._dirty) + list(self._lent)
+            doomed = list(self._ready) + list(self._dirty) + list(self._used) + list(self._lent)
             self._ready.clear()
             self._dirty.clear()
+            self._used.clear()
             self._cond.notify_all()
         for sb in doomed:
-            try:
-                sb.destroy()
-            except Exception:
-                pass
+            _discard(sb)
         self._forkserver.close()
         import atexit
 
@@ -350,6 +387,15 @@ class SandboxPool:
     async def __aexit__(self, *exc: object) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(executor(), self.close)
+
+
+def _discard(sb: Sandbox) -> None:
+    """Destroy ``sb``'s container now, whether or not its object still owns it (``Sandbox._disown``)."""
+    sb._disown()
+    try:
+        sb._handle.destroy()
+    except Exception:
+        pass
 
 
 class _AsyncAcquire:

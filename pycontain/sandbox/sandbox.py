@@ -9,14 +9,18 @@ import select
 import threading
 import time
 import weakref
+from typing import TypedDict
 
 from .. import process
 from ..errors import ExecFailed, InvalidArgument, InvalidState, PycontainError
 from .io import collect, executor, last_line
+from .reset import RUN_CAP_DROP
 from .result import Meter, Result, read_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from .pool import SandboxPool
 
 # PID 1 of every sandbox: waits forever, reaps orphans (ash reaps any child while it waits), exits on TERM.
@@ -34,25 +38,33 @@ def _env_list(env: dict[str, str] | list[str] | None) -> list[str]:
     return list(env)
 
 
-def build_config(
-    image: str,
-    *,
-    memory: str | int | None = None,
-    cpus: str | float | None = None,
-    pids: int | None = None,
-    disk: str | int | None = None,
-    network: str = "none",
-    env: dict[str, str] | list[str] | None = None,
-    workdir: str = "/",
-    read_only: bool = False,
-    user: str | None = None,
-    cgroup_parent: str | None = None,
-    cgroup_manager: str = "auto",
-):
+class Options(TypedDict, total=False):
+    """A sandbox's options, as ``Sandbox``, ``SandboxPool`` and ``build_config`` take them (see ``Sandbox``)."""
+
+    memory: str | int | None
+    cpus: str | float | None
+    pids: int | None
+    disk: str | int | None
+    network: str
+    env: dict[str, str] | list[str] | None
+    workdir: str
+    read_only: bool
+    user: str | None
+    cgroup_parent: str | None
+    cgroup_manager: str
+
+
+def build_config(image: str, **options: Unpack[Options]):
     """The ContainerConfig of a sandbox (validated): limits, mounts and namespaces as ``Sandbox`` documents."""
     from ..api import make_config
     from ..cgroups.resources import Resources
 
+    unknown = sorted(options.keys() - Options.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected sandbox option(s): {', '.join(unknown)}")
+    memory, cpus, pids = options.get("memory"), options.get("cpus"), options.get("pids")
+    disk, network = options.get("disk"), options.get("network", "none")
+    read_only = options.get("read_only", False)
     opts: dict = {}
     if memory is not None:
         opts["memory"] = memory
@@ -77,15 +89,15 @@ def build_config(
         image,
         IDLE_COMMAND,
         entrypoint="",  # the idle loop is PID 1 whatever the image's entrypoint (an appliance's would run it)
-        env=_env_list(env),
-        workdir=workdir,
-        user=user,
+        env=_env_list(options.get("env")),
+        workdir=options.get("workdir", "/"),
+        user=options.get("user"),
         tmpfs=tmpfs,
         read_only=read_only,
         detach=True,
         resources=resources,
-        cgroup_parent=cgroup_parent,
-        cgroup_manager=cgroup_manager,
+        cgroup_parent=options.get("cgroup_parent"),
+        cgroup_manager=options.get("cgroup_manager", "auto"),
         network=network,  # host: spec.docker leaves the network namespace out
     )
 
@@ -194,59 +206,77 @@ class Sandbox:
     "host"), ``env`` (dict or KEY=VALUE list), ``workdir``, ``read_only``, ``user`` (UID[:GID] or a name
     from the image's passwd), ``root``: the state root (default /var/lib/pycontain/containers).
     ``config`` (a ``build_config`` result) replaces the options; ``forkserver`` creates the container (a
-    pool's: see ``pycontain.sandbox.forkserver``).
+    pool's: see ``pycontain.sandbox.forkserver``), and with ``reuse`` records it so it can be reset
+    (``not_resettable`` says why not, when it cannot).
     """
 
     def __init__(
         self,
         image: str = "default",
         *,
-        memory: str | int | None = None,
-        cpus: str | float | None = None,
-        pids: int | None = None,
-        disk: str | int | None = None,
-        network: str = "none",
-        env: dict[str, str] | list[str] | None = None,
-        workdir: str = "/",
-        read_only: bool = False,
-        user: str | None = None,
         root: str | None = None,
         config=None,
         forkserver=None,
+        reuse: bool = False,
+        **options: Unpack[Options],
     ) -> None:
+        # python-prctl: every run's forked child needs it; imported here once, instead of in each child.
+        import _prctl  # noqa: F401
+
         from ..container import Container
 
         self.image = image
         self.root = root
         self.pool: SandboxPool | None = None  # the pool that lent it; close() gives it back there
-        self._dead: str | None = None
-        self._closed = False
-        config = config or build_config(
-            image,
-            memory=memory,
-            cpus=cpus,
-            pids=pids,
-            disk=disk,
-            network=network,
-            env=env,
-            workdir=workdir,
-            read_only=read_only,
-            user=user,
-        )
+        config = config or build_config(image, **options)
+        # Why a pool may not reset it for another borrower (None: it may; see pycontain.sandbox.reset).
+        self.not_resettable: str | None = "not made by a pool"
         if forkserver is not None:
-            cid, pid1, pidfd = forkserver.create(config.to_dict(), root)
-            self._handle = _Handle(Container.get(cid, root), pid1, pidfd)
+            cid, pid1, pidfd, self.not_resettable = forkserver.create(config.to_dict(), root, reuse)
+            handle = _Handle(Container.get(cid, root), pid1, pidfd)
         else:
             stdio = process.Stdio(stdin_null=True, log_path="/dev/null")
             container, child = Container.create(config, root, stdio=stdio)
-            self._handle = _Handle(container, child.pid)
-        self._finalizer = weakref.finalize(self, self._handle.destroy)
+            handle = _Handle(container, child.pid)
+        self._adopt(handle, None)
+
+    def _adopt(self, handle: _Handle, meter: Meter | None) -> None:
+        self._handle = handle
+        self._dead: str | None = None
+        self._closed = False
+        self._runs = 0  # going on now, each in its caller's thread
+        self._runs_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, handle.destroy)
         try:
-            cg = self._handle.container.cgroup()
-            self._meter = Meter(cg) if cg is not None else None
+            if meter is None:
+                cg = handle.container.cgroup()
+                meter = Meter(cg) if cg is not None else None
+            self._meter = meter
+            # Runs go without one capability PID 1 keeps, so none can ptrace PID 1 or write its memory.
+            security = dict(handle.container.state.config.get("security") or {})
+            security["cap_drop"] = [*security.get("cap_drop", ()), RUN_CAP_DROP]
+            self._run_security = security
         except BaseException:
             self._finalizer()
             raise
+
+    def _reborn(self) -> Sandbox:
+        """A new Sandbox for this one's container, which a pool has reset; this object stays closed for
+        good (its borrower may keep it: it must never reach the next borrower's runs)."""
+        sb = Sandbox.__new__(Sandbox)
+        sb.image, sb.root, sb.pool, sb.not_resettable = self.image, self.root, None, None
+        sb._adopt(self._handle, self._meter)
+        return sb
+
+    def _disown(self, idle: bool = False) -> bool:
+        """Closed for good, its container no longer destroyed when this object goes (a pool resets it);
+        with ``idle``, only when no run is going on, else False (nothing done)."""
+        with self._runs_lock:
+            if idle and self._runs:
+                return False
+            self._closed = True
+        self._finalizer.detach()
+        return True
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -293,7 +323,25 @@ class Sandbox:
             raise InvalidArgument("no command given to Sandbox.run")
         if max_output < 0:
             raise InvalidArgument(f"invalid max_output {max_output}: use 0 or more bytes")
-        self._check_usable()
+        with self._runs_lock:
+            self._check_usable()
+            self._runs += 1
+        try:
+            return self._run(cmd, input, timeout, env, max_output, cwd, user)
+        finally:
+            with self._runs_lock:
+                self._runs -= 1
+
+    def _run(
+        self,
+        cmd: list[str],
+        input: bytes | str | None,
+        timeout: float | None,
+        env: dict[str, str] | list[str] | None,
+        max_output: int,
+        cwd: str | None,
+        user: str | None,
+    ) -> Result:
         if isinstance(input, str):
             input = input.encode()
         meter = self._meter
@@ -307,7 +355,9 @@ class Sandbox:
         stdio = process.Stdio(stdin_null=input is None, stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
         start = time.monotonic()
         try:
-            child = self._handle.container.exec(cmd, env=_env_list(env), cwd=cwd, user=user, stdio=stdio)
+            child = self._handle.container.exec(
+                cmd, env=_env_list(env), cwd=cwd, user=user, stdio=stdio, security=self._run_security
+            )
         except ExecFailed as e:
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
                 if fd is not None:
@@ -397,10 +447,12 @@ class Sandbox:
 
     def close(self) -> None:
         """Remove the sandbox (its processes, cgroup, writable layer, state); idempotent. A sandbox
-        borrowed from a pool goes back to it, which destroys it in the background."""
-        if self._closed:
-            return
-        self._closed = True
+        borrowed from a pool goes back to it, which resets it for another borrower or destroys it, in the
+        background."""
+        with self._runs_lock:  # no run starts after this
+            if self._closed:
+                return
+            self._closed = True
         if self.pool is not None:
             self.pool.take_back(self)
         else:

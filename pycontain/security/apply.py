@@ -137,7 +137,7 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
 # Capabilities, keep-caps and no_new_privs go through python-prctl (its ``_prctl`` extension: libcap's
 # cap_set_proc for the three sets, prctl(2) for the rest, each option's argument checked). Its 1.8.1 has
 # no PR_CAP_AMBIENT: the ambient set, and loading the seccomp filter, go through pycontain.libc.
-# The forked child imports ``_prctl`` (``process._child``): the parent's start path never pays for it.
+# The forked child imports ``_prctl`` (``process.run_child``): the parent's start path never pays for it.
 
 
 def before_setuid(p: Prepared) -> None:

@@ -8,6 +8,8 @@
 The names below are re-exported so that ``from pycontain import spec; spec.load_bundle(...)`` keeps working.
 """
 
+from .. import lazy_exports
+
 # Re-exported lazily: ``pycontain run`` loads ``model`` and ``docker`` alone, never the config.json parser;
 # each module loaded costs start-up time.
 TYPE_CHECKING = False
@@ -88,12 +90,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pycontain.spec' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # found by the next lookup without coming here
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,305 @@
+"""Making a used sandbox as good as new for its next borrower, instead of destroying it and making another.
+
+A pool's sandbox is reset only when everything a run can change is something this module renews or
+checks, which ``baseline`` decides from what the kernel shows of the fresh sandbox (before any run):
+
+- **files**: the root filesystem and every other mount are read-only, except tmpfs mounts (``/tmp``,
+  ``/dev/shm``: unmounted and mounted anew, empty, with the same options), the mqueue filesystem
+  (emptied), and ``/dev`` and its devpts, whose every entry (name, inode, type, mode, owner, device,
+  link target, extended attributes) must be what it was. So a sandbox whose root is an overlay's
+  writable layer (the default) is never reset: overlayfs does not allow its upper directory to be
+  changed under a mounted overlay, and its dentry cache would keep showing the old files.
+- **processes**: the sandbox is frozen, everything but PID 1 killed, thawed. PID 1 (the idle loop)
+  survives, so nothing may have changed it: runs go without ``CAP_AUDIT_WRITE``, which PID 1 keeps
+  (``RUN_CAP_DROP``). A process whose permitted capabilities are not a superset of another's needs
+  ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or environ, fds, root), so no run can
+  write into PID 1 however it is configured; a sandbox whose PID 1 lacks that capability (one that runs
+  as another user than root) is not reset.
+- **IPC**: System V shared memory, message queues and semaphores of the sandbox's IPC namespace are
+  removed; POSIX message queues live in its mqueue filesystem (above).
+- Nothing else a run could change outlives its processes: without ``CAP_SYS_ADMIN`` and
+  ``CAP_NET_ADMIN`` it cannot mount, set the host name or touch the network namespace, the cgroup
+  filesystem is read-only, the kernel keyring is closed by seccomp, and environment, working directory,
+  limits and descriptors are each run's own.
+
+The work (``reset``) needs ``setns`` into the sandbox's mount namespace, which a threaded process cannot
+do: the pool's fork server does it, between its create requests. Whatever fails makes the sandbox one to
+destroy (``NotResettable``), never one to lend.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+from .. import libc
+from ..errors import PycontainError
+
+# What a run's capabilities lack and PID 1's have (see the module's documentation).
+RUN_CAP_DROP = "CAP_AUDIT_WRITE"
+_CAP_AUDIT_WRITE = 29
+# A reset that takes longer than this (a process that will not die) gives the sandbox up.
+KILL_TIMEOUT = 2.0
+
+_MOUNT_FLAGS = {
+    "ro": libc.MS_RDONLY,
+    "rw": 0,
+    "nosuid": libc.MS_NOSUID,
+    "nodev": libc.MS_NODEV,
+    "noexec": libc.MS_NOEXEC,
+    "noatime": libc.MS_NOATIME,
+    "nodiratime": libc.MS_NODIRATIME,
+    "relatime": libc.MS_RELATIME,
+    "strictatime": libc.MS_STRICTATIME,
+    "nosymfollow": libc.MS_NOSYMFOLLOW,
+}
+
+
+class NotResettable(PycontainError):
+    """This sandbox cannot be reset (the message says why): it is destroyed instead."""
+
+
+class _Mount:
+    __slots__ = ("point", "root", "fstype", "source", "flags", "unknown", "data", "writable")
+
+    def __init__(self, line: str) -> None:
+        fields = line.split()
+        sep = fields.index("-")
+        self.point = _unescape(fields[4])
+        self.root = _unescape(fields[3])
+        opts = fields[5].split(",")
+        self.writable = "ro" not in opts
+        self.flags = 0
+        self.unknown = [o for o in opts if o not in _MOUNT_FLAGS]
+        for opt in opts:
+            self.flags |= _MOUNT_FLAGS.get(opt, 0)
+        self.fstype, self.source = fields[sep + 1], _unescape(fields[sep + 2])
+        self.data = ",".join(o for o in fields[sep + 3].split(",") if o not in ("rw", "ro"))
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field: spaces, tabs, newlines and backslashes come as octal escapes (\\040)."""
+    if "\\" not in field:
+        return field
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+class Baseline:
+    """What a fresh sandbox looks like where a run could change it: its processes (PID 1 and the idle
+    loop's child), its tmpfs mounts to renew, the mqueue mount to empty, and its /dev trees as they must
+    stay."""
+
+    def __init__(self, pid1: int, cgroup, renew: list[_Mount], mqueue: str, points: set[str]) -> None:
+        self.pid1 = pid1
+        self.cgroup = cgroup
+        procs_file = self.procs_file = cgroup.procs_files()[0]  # any hierarchy's: runs join them all
+        self.renew = renew
+        self.mqueue = mqueue
+        self.points = points  # every mount point: the trees checked do not cross them
+        self.idle = _members(procs_file)  # pid -> start time, of processes only PID 1 started
+        self.fresh = {m.point: _fresh_tmpfs(pid1, m.point) for m in renew}
+        self.checked: dict[str, dict] = {}  # /dev and its devpts: entry -> _meta
+
+
+def baseline(pid1: int, cgroup) -> Baseline:
+    """Read, through /proc, what the sandbox whose PID 1 has host pid ``pid1`` (and ``cgroup``, its
+    cgroup manager) looks like now; raises ``NotResettable`` when a run could change
+    something a reset does not renew or check."""
+    with open(f"/proc/{pid1}/status") as f:
+        caps = next(line for line in f if line.startswith("CapPrm:"))
+    if not int(caps.split()[1], 16) >> _CAP_AUDIT_WRITE & 1:
+        raise NotResettable(f"its PID 1 lacks {RUN_CAP_DROP}, so runs could write into it")
+    with open(f"/proc/{pid1}/mountinfo") as f:
+        mounts = [_Mount(line) for line in f]
+    renew: list[_Mount] = []
+    mqueue = ""
+    for m in mounts:
+        if not m.writable or _is_checked(m):
+            continue
+        if m.fstype == "tmpfs" and m.root == "/":
+            if m.unknown:
+                raise NotResettable(
+                    f"{m.point} is mounted with {m.unknown[0]!r}, which a reset cannot repeat"
+                )
+            renew.append(m)
+        elif m.fstype == "mqueue":
+            mqueue = m.point
+        elif m.fstype == "tmpfs" and stat.S_ISCHR(os.lstat(_host(pid1, m.point)).st_mode):
+            continue  # a device node bound over a file (a masked path: /dev/null on /proc/kcore)
+        else:
+            raise NotResettable(f"{m.point} is a writable {m.fstype} mount")
+    if not mqueue:
+        raise NotResettable("it has no mqueue mount through which its POSIX message queues can be removed")
+    points = {m.point for m in mounts}
+    for m in renew:
+        if any(p.startswith(m.point.rstrip("/") + "/") for p in points):
+            raise NotResettable(f"{m.point}, which a reset mounts anew, has mounts beneath it")
+    base = Baseline(pid1, cgroup, renew, mqueue, points)
+    base.checked = {m.point: _tree(pid1, m.point, points) for m in mounts if m.writable and _is_checked(m)}
+    return base
+
+
+def _is_checked(m: _Mount) -> bool:
+    """/dev (a tmpfs with the device nodes) and devpts: checked entry by entry, not renewed."""
+    return m.fstype == "devpts" or (m.fstype == "tmpfs" and m.root == "/" and m.point == "/dev")
+
+
+def _host(pid1: int, path: str) -> str:
+    """``path`` inside the sandbox as the host reaches it: through PID 1's root, never a host path."""
+    return f"/proc/{pid1}/root{path}"
+
+
+def _meta(path: str) -> tuple:
+    """What a run could change of a file, short of a regular file's contents (none are checked)."""
+    st = os.lstat(path)
+    xattrs = sorted(
+        (k, os.getxattr(path, k, follow_symlinks=False)) for k in os.listxattr(path, follow_symlinks=False)
+    )
+    link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+    return (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_size, link, xattrs)
+
+
+def _tree(pid1: int, top: str, mountpoints: set[str]) -> dict:
+    """Every entry beneath ``top`` (not crossing mounts) with ``_meta``."""
+    out: dict[str, tuple] = {top: _meta(_host(pid1, top))}
+
+    def walk(path: str) -> None:
+        for name in sorted(os.listdir(_host(pid1, path))):
+            p = f"{path.rstrip('/')}/{name}"
+            if p in mountpoints:
+                out[p] = ("mountpoint",)
+                continue
+            out[p] = meta = _meta(_host(pid1, p))
+            if stat.S_ISDIR(meta[1]):
+                walk(p)
+
+    walk(top)
+    return out
+
+
+def _fresh_tmpfs(pid1: int, point: str) -> tuple:
+    """A tmpfs as a run found it: its root's metadata and times (utimensat can set them: a channel), and
+    how many inodes and blocks it uses. Equal before and after a run: nothing there to renew."""
+    path = _host(pid1, point)
+    st, fs = os.lstat(path), os.statvfs(path)
+    return (
+        _meta(path),
+        st.st_atime_ns,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        fs.f_files - fs.f_ffree,
+        fs.f_blocks - fs.f_bfree,
+    )
+
+
+def _members(procs_file: str) -> dict[int, bytes]:
+    """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not)."""
+    out = {}
+    with open(procs_file) as f:
+        pids = [int(p) for p in f.read().split()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:  # exited meanwhile
+            continue
+        fields = data[data.rfind(b")") + 2 :].split()
+        if fields[0] not in (b"Z", b"X"):
+            out[pid] = fields[19]
+    return out
+
+
+def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
+    """Kill every process of the sandbox but PID 1 and the idle loop's, remove its IPC objects, renew its
+    tmpfs mounts that runs used, empty its mqueue mount and check its /dev; ``own_mnt``/``own_ipc`` are
+    the caller's namespaces, rejoined before returning. Raises ``NotResettable``; the caller must be
+    single-threaded (setns into a mount namespace)."""
+    pid1 = base.pid1
+    _kill_all_but_idle(base)
+    ns = {}
+    try:
+        for name in ("ipc", "mnt"):
+            ns[name] = os.open(f"/proc/{pid1}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        used = [m for m in base.renew if _fresh_tmpfs(pid1, m.point) != base.fresh[m.point]]
+        queues = os.listdir(_host(pid1, base.mqueue))
+    except OSError as e:
+        for fd in ns.values():
+            os.close(fd)
+        raise NotResettable(f"its PID 1 is gone ({e.strerror})") from None
+    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        libc.setns(ns["ipc"], libc.CLONE_NEWIPC)
+        try:
+            _remove_sysv_ipc()
+        finally:
+            libc.setns(own_ipc, libc.CLONE_NEWIPC)
+        if used or queues:
+            libc.setns(ns["mnt"], libc.CLONE_NEWNS)
+            try:
+                for m in used:
+                    libc.umount2(m.point, libc.MNT_DETACH | libc.UMOUNT_NOFOLLOW)
+                    libc.mount(m.source, m.point, "tmpfs", m.flags, m.data)
+                for name in queues:
+                    os.unlink(os.path.join(base.mqueue, name))
+            finally:
+                libc.setns(own_mnt, libc.CLONE_NEWNS)
+                os.fchdir(cwd)
+        for m in used:
+            base.fresh[m.point] = _fresh_tmpfs(pid1, m.point)
+        for top, before in base.checked.items():
+            now = _tree(pid1, top, base.points)
+            if now != before:
+                changed = sorted(set(now) ^ set(before)) or [p for p in now if now[p] != before[p]]
+                raise NotResettable(f"a run changed {changed[0]}")
+    except OSError as e:
+        raise NotResettable(f"{e.strerror or e} ({e.filename or 'reset'})") from None
+    finally:
+        os.close(cwd)
+        for fd in ns.values():
+            os.close(fd)
+
+
+def _kill_all_but_idle(base: Baseline) -> None:
+    """With anything in the cgroup but PID 1 and the idle loop's processes: freeze it (nothing forks
+    meanwhile), SIGKILL those, thaw, and wait until they are gone (PID 1 reaps the orphans; runs' own
+    children were reaped by the runs). What PID 1 starts afterwards is idle too: nothing else is left."""
+    try:
+        members = _members(base.procs_file)
+        if members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
+            return
+        base.cgroup.freeze()
+        try:
+            members = _members(base.procs_file)
+            victims = {p: t for p, t in members.items() if p != base.pid1 and base.idle.get(p) != t}
+            for p in victims:
+                try:
+                    os.kill(p, 9)
+                except ProcessLookupError:
+                    pass
+        finally:
+            base.cgroup.thaw()
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while True:
+            members = _members(base.procs_file)
+            left = [p for p, t in victims.items() if members.get(p) == t]
+            if not left:
+                base.idle = members
+                return
+            if time.monotonic() > deadline:
+                raise NotResettable(f"{len(left)} of its processes would not die")
+            time.sleep(0.0005)
+    except OSError as e:
+        raise NotResettable(f"cannot stop its processes: {e.strerror}") from None
+
+
+def _remove_sysv_ipc() -> None:
+    """Remove every System V IPC object of our (the sandbox's) IPC namespace, as /proc/sysvipc lists them:
+    those files show the reader's namespace."""
+    for kind in ("shm", "msg", "sem"):
+        with open(f"/proc/sysvipc/{kind}") as f:
+            ids = [int(line.split()[1]) for line in f.readlines()[1:]]
+        for ident in ids:
+            libc.ipc_remove(kind, ident)
