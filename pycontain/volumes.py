@@ -78,13 +78,13 @@ def names(data_root: str | None = None) -> list[str]:
 
 def users(name: str, state_root: str | None = None, data_root: str | None = None) -> list[str]:
     """The containers of ``state_root`` that mount volume ``name``."""
-    from .container import Container
+    from .state import StateStore
 
     path = mountpoint(name, data_root)
     return [
-        c.name
-        for c in Container.list(state_root)
-        if any(m.get("source") == path for m in c.state.config.get("mounts") or [])
+        st.name
+        for st in StateStore(state_root).all()
+        if any(m.get("source") == path for m in st.config.get("mounts") or [])
     ]
 
 
