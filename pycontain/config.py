@@ -575,13 +575,13 @@ class ContainerConfig:
         if self.extra_hosts or self.dns or self.dns_search:
             self._check_name_service()
         if self.restart != "no":
-            from .monitor import parse_restart
+            from .restart import parse_restart
 
             parse_restart(self.restart)
             if self.auto_remove:
                 raise InvalidArgument(f"--restart {self.restart} and --rm cannot be combined: choose one")
         if self.stop_signal is not None:
-            from .container import parse_signal
+            from .interrupts import parse_signal
 
             parse_signal(self.stop_signal)
         if self.log_opts:
@@ -948,6 +948,8 @@ def parse_user(spec: str) -> tuple[str, str | None]:
         raise InvalidArgument(
             f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000"
         )
+    from .users import MAX_ID
+
     for part in (user, group):
         # uid_t is 32 bits and (uid_t)-1 means "unchanged" to the kernel: anything above fails only in the child.
         if part.isdigit() and (len(part) > 10 or int(part) > MAX_ID):
@@ -955,9 +957,6 @@ def parse_user(spec: str) -> tuple[str, str | None]:
                 f"invalid --user {spec!r}: {part} is out of range (ids go from 0 to {MAX_ID})"
             )
     return user, group or None
-
-
-MAX_ID = (1 << 32) - 2
 
 
 def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str]:

@@ -47,26 +47,6 @@ EXEC_STEPS = ("exec-checked", "exec-started")
 REMOVE_STEPS = ("rm-marked", "rm-killed", "rm-cgroup-destroyed", "rm-network-detached", "rm-contents-removed")
 
 
-def parse_signal(value: str | int) -> int:
-    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` → 9, as docker and runc accept them."""
-    if isinstance(value, int):
-        num = value
-    elif value.isdigit():
-        num = int(value)
-    else:
-        import signal as signals  # names need the enum; only 'kill' and 'stop' get here
-
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        sig = signals.Signals.__members__.get(name)
-        if sig is None:
-            raise InvalidArgument(f"invalid signal {value!r}: use a name like TERM or KILL, or a number")
-        num = int(sig)
-    if not 0 < num < signal.NSIG:
-        raise InvalidArgument(f"invalid signal {value!r}: signal numbers go from 1 to {signal.NSIG - 1}")
-    return num
-
-
 class Container:
     """One container, as recorded in a state root. Get one with ``Container.create`` or ``Container.get``."""
 
@@ -498,6 +478,8 @@ class Container:
 
     # -- signals ---------------------------------------------------------------------------
     def kill(self, sig: str | int = signal.SIGKILL, all_processes: bool = False) -> None:
+        from .interrupts import parse_signal
+
         sig = parse_signal(sig)
         if all_processes and self.status() == STOPPED:
             # runc's 'kill --all' of a stopped container signals its empty cgroup and succeeds;
@@ -554,6 +536,8 @@ class Container:
                 self.store.save(st)
         if not self.running():
             return
+        from .interrupts import parse_signal
+
         cg = self.cgroup()
         if self.status() == PAUSED and cg is not None:
             cg.thaw()

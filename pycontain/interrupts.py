@@ -1,4 +1,5 @@
-"""Signals that end a long command (pull, push, build, vm boot) unwind it like Ctrl-C, so its clean-up runs.
+"""Signals that end a long command (pull, push, build, vm boot) unwind it like Ctrl-C, so its clean-up runs;
+and signals as users name them (``kill``, ``--stop-signal``).
 
 Python's default for SIGTERM and SIGHUP is to die where it stands, leaving temporary files and child
 processes behind; inside ``unwinding()`` they raise ``Interrupted`` instead, a ``KeyboardInterrupt``
@@ -10,6 +11,8 @@ from __future__ import annotations
 # The C module: every run imports this (api.run_config), and signal, contextlib and collections.abc would
 # bring enum and functools (~5 ms).
 import _signal as signal
+
+from .errors import InvalidArgument
 
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 # What stops a long command: Ctrl-C and the two above
@@ -45,3 +48,23 @@ class unwinding:  # lower case: used as ``with unwinding():``, as the function i
     def __exit__(self, *exc: object) -> None:
         for s, handler in self.old:
             signal.signal(s, handler)
+
+
+def parse_signal(value: str | int) -> int:
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` → 9, as docker and runc accept them."""
+    if isinstance(value, int):
+        num = value
+    elif value.isdigit():
+        num = int(value)
+    else:
+        import signal as signals  # names need the enum; only 'kill' and 'stop' get here
+
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = signals.Signals.__members__.get(name)
+        if sig is None:
+            raise InvalidArgument(f"invalid signal {value!r}: use a name like TERM or KILL, or a number")
+        num = int(sig)
+    if not 0 < num < signal.NSIG:
+        raise InvalidArgument(f"invalid signal {value!r}: signal numbers go from 1 to {signal.NSIG - 1}")
+    return num

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from .errors import EXIT_RUNTIME, ExecFailed, InvalidArgument, PycontainError
+from .errors import EXIT_RUNTIME, ExecFailed, PycontainError
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
@@ -29,41 +29,6 @@ if TYPE_CHECKING:
     from .state import HealthState
 
 LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
-POLICIES = ("no", "on-failure", "always", "unless-stopped")
-# docker's back-off: 100 ms before the first restart, doubled each time up to a minute; a run that lasted
-# this long starts the sequence over.
-BACKOFF_FIRST_S = 0.1
-BACKOFF_MAX_S = 60.0
-RESET_AFTER_S = 10.0
-
-
-def parse_restart(value: str) -> tuple[str, int]:
-    """``on-failure:3`` → ("on-failure", 3); a policy without a count → (name, 0)."""
-    name, colon, count = value.partition(":")
-    if name not in POLICIES:
-        raise InvalidArgument(
-            f"invalid --restart {value!r}: use no, on-failure[:N], always or unless-stopped"
-        )
-    if colon and (name != "on-failure" or not count.isdigit()):
-        raise InvalidArgument(
-            f"invalid --restart {value!r}: only on-failure takes a count, a whole number (on-failure:3)"
-        )
-    return name, int(count or 0)
-
-
-def should_restart(policy: str, exit_code: int, restarts: int, manual_stop: bool) -> bool:
-    name, limit = parse_restart(policy or "no")
-    if manual_stop or name == "no":
-        return False
-    if name == "on-failure":
-        return exit_code != 0 and (limit == 0 or restarts < limit)
-    return True
-
-
-def backoff(restarts: int, ran_for: float) -> float:
-    if ran_for >= RESET_AFTER_S:
-        return BACKOFF_FIRST_S
-    return min(BACKOFF_FIRST_S * 2**restarts, BACKOFF_MAX_S)
 
 
 def spawn(config=None, root: str | None = None, existing=None):
@@ -263,6 +228,7 @@ def exited(root: str, cid: str, code: int) -> None:
     """The container's PID 1 has exited with ``code``: record it, then restart it if its policy says so."""
     from .container import Container
     from .errors import ContainerNotFound
+    from .restart import backoff, should_restart
     from .state import STOPPED
 
     try:
@@ -359,6 +325,7 @@ def boot(root: str | None = None) -> list[str]:
     """After a reboot (or from a service unit at start-up): start every exited container whose policy is
     ``always``, or ``unless-stopped`` and not stopped with 'stop'. Returns one line per container."""
     from .container import Container
+    from .restart import parse_restart
 
     lines = []
     for c in Container.list(root):

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 
-from .config import MAX_ID
 from .errors import InvalidArgument, NotFound, PycontainError
+from .users import MAX_ID
 
 REMAP_USER = "pycontain"  # the /etc/subuid and /etc/subgid entry --userns remap uses (docker's is dockremap)
 

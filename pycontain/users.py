@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .errors import InvalidArgument
 
+# The highest user or group id: uid_t is 32 bits, and (uid_t)-1 means "unchanged" to the kernel.
+MAX_ID = (1 << 32) - 2
+
 
 def _read_db(path: str) -> list[list[str]]:
     try:

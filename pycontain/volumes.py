@@ -78,12 +78,10 @@ def names(data_root: str | None = None) -> list[str]:
 
 def users(name: str, state_root: str | None = None, data_root: str | None = None) -> list[str]:
     """The containers of ``state_root`` that mount volume ``name``."""
-    from .container import Container
+    from .state import StateStore
 
     path = mountpoint(name, data_root)
-    return [
-        c.name for c in Container.list(state_root) if any(m.source == path for m in c.state.config.mounts)
-    ]
+    return [st.name for st in StateStore(state_root).all() if any(m.source == path for m in st.config.mounts)]
 
 
 def remove(name: str, state_root: str | None = None, data_root: str | None = None) -> None:

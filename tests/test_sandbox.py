@@ -273,6 +273,28 @@ def test_pool_resets_a_read_only_sandbox_and_no_run_reaches_the_next(state_root)
     _gone(list(ids), state_root)
 
 
+def test_pool_destroys_a_sandbox_released_while_one_of_its_runs_goes_on(state_root):
+    """A borrower that closes its sandbox while another of its threads still runs a command gets it
+    destroyed, not reset: that run's process would otherwise live on into the next borrower's."""
+    from pycontain.sandbox import SandboxPool
+
+    with SandboxPool(size=1, root=state_root, read_only=True) as pool:
+        sb = pool.acquire(timeout=30)
+        first = sb.id
+        results = []
+        t = threading.Thread(target=lambda: results.append(sb.run("echo started; sleep 2", timeout=30)))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not _in_cgroup(sb, b"sleep\x002") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sb.close()
+        t.join()
+        with pool.acquire(timeout=30) as nxt:
+            assert nxt.id != first and pool.reused == 0 and pool.destroyed == 1
+        assert results and results[0].stdout == b"started\n"
+    _gone([first], state_root)
+
+
 def test_pool_does_not_reset_a_writable_root(state_root):
     from pycontain.sandbox import SandboxPool
 

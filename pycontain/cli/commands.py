@@ -203,8 +203,8 @@ def exec_body(v: dict) -> int:
 
 
 def kill_body(v: dict) -> int:
-    from ..container import parse_signal
     from ..errors import PycontainError
+    from ..interrupts import parse_signal
 
     refs, sig = v["refs"], v["signal"]
     if sig is None and len(refs) == 2:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION, fastjson
-from ..config import MAX_ID, TimeOffsets
+from ..config import TimeOffsets
 from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWCGROUP,
@@ -28,6 +28,7 @@ from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWUTS,
 )
 from ..security.caps import CAPABILITIES  # one table: security.caps's (its imports are light)
+from ..users import MAX_ID
 from .model import (
     HOOK_KINDS,
     IGNORED_OPTIONS,

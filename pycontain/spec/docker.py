@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION
-from ..config import MAX_ID
 from ..errors import InvalidArgument, NotFound, PermissionDenied
+from ..users import MAX_ID
 from .model import OciDevice, OciMount, OciProcess, OciSpec
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
