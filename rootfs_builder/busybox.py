@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 from pycontain.errors import NotFound, PermissionDenied, PycontainError, Unsupported
-from rootfs_builder import DEFAULT_NAME, data_root, is_intact, manifest_path, open_manifest
+from rootfs_builder.layout import DEFAULT_NAME, data_root, is_intact, manifest_path, open_manifest
 
 PACKAGE = "busybox-static"
 FORMAT = 1

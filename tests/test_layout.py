@@ -187,9 +187,6 @@ KNOWN_CYCLES = (
     # the facade and its supervisor: starting an exited container again spawns its monitor (and gives it a
     # new health record), and the monitor drives a Container; the typed state's rework owns both
     {"pycontain.container", "pycontain.monitor"},
-    # the pool of ready network namespaces attaches and detaches through members, which take from it
-    {"pycontain.network.members", "pycontain.network.pool", "pycontain.network.upkeep"},
-    {"rootfs_builder", "rootfs_builder.busybox"},  # the store's package and the default image's builder
 )
 
 

@@ -115,6 +115,6 @@ def network_pool(
 
     Their veths are already on the bridge: 'run' takes one instead of making its own. With SIZE, keep that
     many ready (host-wide). Example: pycontain network pool 4"""
-    from ..network import ipam, pool
+    from ..network import filler, ipam, pool
 
-    print(pool.set_size(size) if size is not None else len(pool.entries(ipam.Registry(), ready_only=True)))
+    print(filler.set_size(size) if size is not None else len(pool.entries(ipam.Registry(), ready_only=True)))

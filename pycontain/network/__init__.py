@@ -32,11 +32,11 @@ from .. import lazy_exports
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .info import NetInfo
+    from .leftovers import gc
     from .members import attach, container_files, detach
     from .mode import resolve_mode
     from .networks import create_network, inspect_network, list_networks, remove_network
     from .ports import PortSpec, parse_publish, published
-    from .upkeep import gc
 
 _EXPORTS = {
     "NetInfo": "info",
@@ -45,7 +45,7 @@ _EXPORTS = {
     "container_files": "members",
     "create_network": "networks",
     "detach": "members",
-    "gc": "upkeep",
+    "gc": "leftovers",
     "inspect_network": "networks",
     "list_networks": "networks",
     "parse_publish": "ports",

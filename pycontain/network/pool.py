@@ -12,13 +12,17 @@ namespace by path; ``detach`` removes it like any other. An entry serves one con
 reused: a namespace a container had is not handed to the next.
 
 Off until ``pycontain network pool SIZE``, which writes SIZE in the pool's directory (host-wide, like the
-registry) and fills the pool. Every claim then starts a background ``python -m pycontain.network.pool
-fill`` (detached; one filler at a time, under the pool's lock) to top it up again. ``pycontain network
-pool 0`` turns it off and removes every entry. An entry is claimable once its filler marked it ready
-(``READY``, after attach made all of it) while its namespace is mounted and its veth is on the bridge.
+registry) and fills the pool (``filler``). Every claim then starts a background ``python -m
+pycontain.network.filler`` (detached; one filler at a time, under the pool's lock) to top it up again.
+``pycontain network pool 0`` turns it off and removes every entry. An entry is claimable once its filler
+marked it ready (``READY``, after attach made all of it) while its namespace is mounted and its veth is on
+the bridge.
 One whose namespace is gone (a reboot) is stale (``upkeep.is_stale``) and pruned with the registry's
 other leftovers; one a killed filler left unmarked, or whose veth left the bridge, is removed by ``gc``
-(``leftovers``, when no filler is at work).
+(``filler.leftovers``, when no filler is at work).
+
+This module is the claiming half, which ``members.attach`` uses; ``filler`` makes and removes entries
+through ``members`` (attach, detach), above it.
 """
 
 from __future__ import annotations
@@ -50,14 +54,14 @@ READY = "ready"  # in an entry's directory once attach has made all of it: a fil
 
 def entries(reg, ready_only: bool = False) -> list[dict]:
     """The pool's entries in the registry ``reg`` (the default network's members that are entries);
-    ``ready_only``: those that can serve a container (``_ready``)."""
+    ``ready_only``: those that can serve a container (``ready``)."""
     net = reg.load(settings.DEFAULT_NETWORK) or {}
     d = pool_dir()
     members = net.get("members", {}).values()
-    return [m for m in members if m.get("state_root") == d and (not ready_only or _ready(d, net, m))]
+    return [m for m in members if m.get("state_root") == d and (not ready_only or ready(d, net, m))]
 
 
-def _ready(d: str, net: dict, m: dict) -> bool:
+def ready(d: str, net: dict, m: dict) -> bool:
     """Its making finished, its namespace is mounted and its veth is still a port of the bridge (stats
     only, no netlink: a bridge or veth deleted by hand since leaves an entry that would give no network)."""
     return (
@@ -84,14 +88,14 @@ def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[di
             del net["members"][entry["container_id"]]
             net["members"][member["container_id"]] = member
             reg.save(net)
-            _remove_entry_dir(d, entry["container_id"])
+            remove_entry_dir(d, entry["container_id"])
             write(net, member)
         return net, member
     finally:
         spawn_fill()
 
 
-def _remove_entry_dir(d: str, entry_id: str) -> None:
+def remove_entry_dir(d: str, entry_id: str) -> None:
     """The stand-in container's state directory: its network files and the ready mark."""
     from . import files
 
@@ -113,11 +117,11 @@ def spawn_fill() -> None:
     zombie."""
     import sys
 
-    lock = _lock(pool_dir(), blocking=False)
+    lock = lock_pool(pool_dir(), blocking=False)
     if lock is None:
         return
     os.close(lock)
-    argv = [sys.executable, "-m", "pycontain.network.pool", "fill"]
+    argv = [sys.executable, "-m", "pycontain.network.filler"]
     try:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
@@ -138,7 +142,7 @@ def spawn_fill() -> None:
         os.close(devnull)
 
 
-def _lock(d: str, blocking: bool) -> int | None:
+def lock_pool(d: str, blocking: bool) -> int | None:
     """The pool's lock (fill and drain hold it); None when not blocking and someone else holds it."""
     import fcntl
 
@@ -153,144 +157,3 @@ def _lock(d: str, blocking: bool) -> int | None:
         os.close(fd)
         raise
     return fd
-
-
-# How long a background filler waits for the next claim once the pool is full: containers started back to
-# back then find a filler at work, which imported pyroute2 once (its message modules cost more CPU than
-# making an entry).
-LINGER_S = 2.0
-
-
-def fill(linger: float = 0.0) -> int:
-    """Make entries until the pool holds its size, and on for ``linger`` seconds after the last vacancy;
-    how many were made (0 when another filler runs)."""
-    import time
-
-    from . import ipam
-
-    d = pool_dir()
-    reg = ipam.Registry()
-    made = 0
-    while True:
-        fd = _lock(d, blocking=False)
-        if fd is None:
-            return made
-        try:
-            deadline = time.monotonic() + linger
-            while True:
-                if len(entries(reg, ready_only=True)) < size(d):
-                    _make_entry(d)
-                    made += 1
-                    deadline = time.monotonic() + linger
-                elif time.monotonic() >= deadline:
-                    break
-                else:
-                    time.sleep(0.02)
-        finally:
-            os.close(fd)
-        # Looked at again once the lock is free: a claim that found it held started no filler of its own.
-        if len(entries(reg, ready_only=True)) >= size(d):
-            return made
-
-
-def _make_entry(d: str) -> None:
-    from .members import attach
-
-    entry_id = os.urandom(32).hex()
-    os.mkdir(os.path.join(d, entry_id), 0o700)
-    try:
-        attach(entry_id, settings.DEFAULT_NETWORK, container_name="", state_root=d)
-        os.close(os.open(os.path.join(d, entry_id, READY), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    except BaseException:
-        _remove_entry_dir(d, entry_id)
-        raise
-
-
-def set_size(n: int) -> int:
-    """Keep ``n`` entries ready from now on (0: off, every entry removed); how many it holds now."""
-    if n < 0:
-        from ..errors import InvalidArgument
-
-        raise InvalidArgument(f"invalid pool size {n}: 0 (off) or more")
-    d = pool_dir()
-    fd = _lock(d, blocking=True)
-    try:
-        tmp = os.path.join(d, f".size.{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(f"{n}\n")
-        os.replace(tmp, os.path.join(d, "size"))
-        if n == 0:
-            drain_locked(d)
-    finally:
-        assert fd is not None
-        os.close(fd)
-    if n:
-        fill()
-    from . import ipam
-
-    return len(entries(ipam.Registry(), ready_only=True))
-
-
-def drain_locked(d: str) -> list[str]:
-    """Remove every entry (the pool's lock held): its veth, namespace, address and directory."""
-    from . import ipam
-    from .members import detach
-
-    removed = []
-    for m in entries(ipam.Registry()):
-        detach(m["container_id"], m, d)
-        _remove_entry_dir(d, m["container_id"])
-        removed.append(f"pool entry {m['ip']} ({m['veth_host']})")
-    return removed
-
-
-def leftovers(held: set[str], members: set[str]) -> list[str]:
-    """What a filler killed half-way (or a hand) left (``gc``): entries that cannot serve a container
-    (``_ready``: their veth, namespace and address go), namespace files and entry directories no registry
-    member owns. ``held``: the namespace paths members own; ``members``: their ids."""
-    from . import ipam
-    from .members import detach
-
-    d = pool_dir()
-    removed: list[str] = []
-    if not os.path.isdir(d):
-        return removed
-    fd = _lock(d, blocking=False)
-    if fd is None:
-        return removed  # a filler is at work: what it has not finished is not left over
-    try:
-        reg = ipam.Registry()
-        net = reg.load(settings.DEFAULT_NETWORK) or {}
-        for m in entries(reg):
-            if not _ready(d, net, m):
-                detach(m["container_id"], m, d)
-                _remove_entry_dir(d, m["container_id"])
-                removed.append(f"unusable pool entry {m['ip']} ({m['veth_host']})")
-        for n in sorted(os.listdir(d)):
-            if len(n) == 64 and n not in members:
-                _remove_entry_dir(d, n)
-                removed.append(f"pool entry directory {os.path.join(d, n)}")
-        nsdir = os.path.join(d, "netns")
-        for n in sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []:
-            path = os.path.join(nsdir, n)
-            if path not in held and netns.remove(path):
-                removed.append(f"netns {path}")
-    finally:
-        os.close(fd)
-    return removed
-
-
-def main(argv: list[str]) -> int:
-    if argv != ["fill"]:
-        return 2
-    try:
-        fill(LINGER_S)
-    except Exception:
-        return 1  # detached, with nowhere to report to: the next claim finds the pool short and tries again
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -30,7 +30,7 @@ def _entries() -> list[dict]:
 
 def _no_filler() -> None:
     """Wait until no background filler is at work (it holds the pool's lock while it makes entries)."""
-    fd = pool._lock(pool.pool_dir(), blocking=True)
+    fd = pool.lock_pool(pool.pool_dir(), blocking=True)
     assert fd is not None
     os.close(fd)
 
