@@ -457,7 +457,7 @@ def test_code_runner_example(state_root):
 
     with pytest.raises(SystemExit):
         server_mod.serve("0.0.0.0", 0, None)
-    with SandboxPool(size=1, root=state_root, memory="64m") as pool:
+    with SandboxPool(size=1, root=state_root, memory="64m", read_only=True) as pool:  # as server.main
         server = server_mod.serve("127.0.0.1", 0, server_mod.Runner(pool))
         t = threading.Thread(target=server.serve_forever, daemon=True)
         t.start()

@@ -121,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", default="1")
     ap.add_argument("--root", help="pycontain state root (default /run/pycontain)")
     args = ap.parse_args(argv)
+    # read_only: snippets write to /tmp only, so the pool resets a used sandbox rather than making another.
     with SandboxPool(
-        size=args.pool, image=args.image, root=args.root, memory=args.memory, pids=args.pids, cpus=args.cpus
+        size=args.pool,
+        image=args.image,
+        root=args.root,
+        memory=args.memory,
+        pids=args.pids,
+        cpus=args.cpus,
+        read_only=True,
     ) as pool:
         server = serve(args.host, args.port, Runner(pool, args.interpreter))
         print(f"code-runner: listening on http://{args.host}:{server.server_address[1]}/run", file=sys.stderr)

@@ -112,6 +112,10 @@ def baseline(pid1: int, cgroup) -> Baseline:
         caps = next(line for line in f if line.startswith("CapPrm:"))
     if not int(caps.split()[1], 16) >> _CAP_AUDIT_WRITE & 1:
         raise NotResettable(f"its PID 1 lacks {RUN_CAP_DROP}, so runs could write into it")
+    for name in ("ipc", "mnt", "pid"):
+        # A namespace shared with us is the host's: its IPC objects and mounts are not ours to renew.
+        if os.stat(f"/proc/{pid1}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            raise NotResettable(f"it shares the host's {name} namespace")
     with open(f"/proc/{pid1}/mountinfo") as f:
         mounts = [_Mount(line) for line in f]
     renew: list[_Mount] = []
