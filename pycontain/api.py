@@ -15,7 +15,8 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process, trace
-from .config import ContainerConfig, parse_env
+from .config import ContainerConfig
+from .config_check import parse_env
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
@@ -24,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .config import HealthCheck
+    from .config_fields import HealthCheck
 
 
 def resolve_image(image: str, data_root: str | None = None):
@@ -379,7 +380,7 @@ def healthcheck(
 ) -> HealthCheck | None:
     """docker's --health-* flags as a config's healthcheck, with docker's defaults for what is not given;
     ``none`` (--no-healthcheck) turns off the image's own check. None: no flag given (the image's applies)."""
-    from .config import HealthCheck
+    from .config_fields import HealthCheck
 
     tuning = (interval, timeout, retries, start_period)
     if none:

@@ -32,7 +32,8 @@ from .state import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import process
-    from .config import ContainerConfig, ProcAttrs
+    from .config import ContainerConfig
+    from .config_fields import ProcAttrs
 
 
 def new_id() -> str:
@@ -131,9 +132,10 @@ class Container:
         the caller is the container's monitor (``pycontain.monitor``), recorded as such.
         """
         from . import process
+        from .config_check import validate
         from .process.create import start_container
 
-        config.validate()
+        validate(config)
         store = StateStore(root)
         cid = new_id()
         if config.hostname is None and "uts" in config.namespaces:
@@ -237,7 +239,7 @@ class Container:
         if config.network in (None, "none", "host"):
             return config
         from . import network
-        from .config import Mount
+        from .config_fields import Mount
         from .spec.docker import network_mounts
 
         mode, arg = network.resolve_mode(config.network)
@@ -674,7 +676,7 @@ class Container:
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
         from . import DEFAULT_PATH, process
-        from .config import merge_env, parse_user
+        from .config_check import merge_env, parse_user
         from .process.exec import exec_in
 
         if not args:

@@ -1,7 +1,7 @@
 """The OCI runtime interface over bundles: create, start, state, kill, delete, exec — what engines call.
 
 A bundle's config.json is parsed and validated by ``pycontain.spec`` before anything is created; this
-module has it converted (``config.from_spec``, as docker-style options are) and drives the same Container lifecycle the docker-style
+module has it converted (``config_check.from_spec``, as docker-style options are) and drives the same Container lifecycle the docker-style
 commands use. The OCI container id is the container's name in the state root.
 """
 
@@ -115,7 +115,7 @@ def create(
 
     ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
     from . import process
-    from .config import from_spec, validate_name
+    from .config_check import from_spec, validate_name
     from .spec import load_bundle
 
     validate_name(container_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from . import libc
-from .config import ProcAttrs, Sched
+from .config_fields import ProcAttrs, Sched
 from .errors import ConfigError, PycontainError
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}

@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from . import DEFAULT_PATH
-from .config import validate_name
+from .config_check import validate_name
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 

@@ -14,7 +14,8 @@ import pytest
 
 from pycontain.cgroups.devices import DeviceRule
 from pycontain.cgroups.resources import Resources
-from pycontain.config import ContainerConfig, Mount
+from pycontain.config import ContainerConfig
+from pycontain.config_fields import Mount
 from pycontain.network.info import NetInfo
 from pycontain.spec import default_spec, parse
 from pycontain.state import ContainerState, HealthResult, HealthState, ProcRef, StateStore
@@ -94,7 +95,7 @@ def test_a_config_round_trips_through_its_state_form(tmp_path):
     doc["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
     doc["hooks"] = {"poststart": [{"path": "/bin/true", "args": ["true", "x"], "timeout": 3}]}
     doc["annotations"] = {"k": "v"}
-    from pycontain.config import from_spec
+    from pycontain.config_check import from_spec
 
     spec = parse(doc, bundle="/")
     config = from_spec(spec, "typed", labels={"l": "1"}, restart="on-failure:3", stop_signal="INT")
@@ -161,7 +162,7 @@ def test_a_damaged_state_is_named_on_one_line(tmp_path, where, value, words):
 def test_the_last_dict_fields_of_a_config_are_typed(tmp_path):
     """healthcheck, time_offsets and proc_attrs: frozen values, validated where made, back from the state."""
     from pycontain import api
-    from pycontain.config import HealthCheck, ProcAttrs, Sched, TimeOffsets
+    from pycontain.config_fields import HealthCheck, ProcAttrs, Sched, TimeOffsets
     from pycontain.errors import InvalidArgument
 
     check = api.healthcheck("true", "5s", "2s", "4", "1s")
@@ -178,7 +179,7 @@ def test_the_last_dict_fields_of_a_config_are_typed(tmp_path):
     doc["linux"]["timeOffsets"] = {"monotonic": {"secs": 86400, "nanosecs": 5}, "boottime": {"secs": -1}}
     doc["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
     doc["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 3}
-    from pycontain.config import from_spec
+    from pycontain.config_check import from_spec
 
     config = from_spec(parse(doc, bundle="/"), "typed", healthcheck=check)
     assert config.time_offsets == TimeOffsets((86400, 5), (-1, 0))

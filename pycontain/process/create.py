@@ -33,7 +33,7 @@ from . import (
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import TimeOffsets
+    from ..config_fields import TimeOffsets
 
 
 def start_container(
@@ -50,7 +50,7 @@ def start_container(
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
     from .. import DEFAULT_PATH
-    from ..config import merge_env
+    from ..config_check import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(

@@ -23,7 +23,7 @@ from . import (
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import ProcAttrs
+    from ..config_fields import ProcAttrs
 
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.

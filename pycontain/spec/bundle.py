@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION, fastjson
-from ..config import TimeOffsets
+from ..config_fields import TimeOffsets
 from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
 from ..libc import (  # the kernel's numbers, defined once there
     CLONE_NEWCGROUP,

@@ -45,7 +45,7 @@ from ..libc import (  # the kernel's numbers, defined once there
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import ProcAttrs, TimeOffsets
+    from ..config_fields import ProcAttrs, TimeOffsets
 
 # mount(8) option -> (clears the flag, flag); runc's table.
 MOUNT_FLAGS = {
