@@ -20,12 +20,12 @@ import os
 import time
 
 from . import fastjson, trace
+from .config import ContainerConfig, check_json_types
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import ContainerConfig
     from .network.info import NetInfo
 
 # On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
@@ -357,12 +357,9 @@ class ContainerState:
         for k in ("id", "name", "config"):
             if k not in d:
                 raise ValueError(f"{k}: missing")
-        from .config import ContainerConfig, check_json_types
-
         check_json_types(d, _FIELD_TYPES, "")
-
-        doc = dict(d["config"])
-        info = doc.pop("net_info", None)
+        doc = d["config"]
+        info = doc.get("net_info")  # (a key the config's from_dict ignores)
         net_info = None
         if info:
             from .network.info import NetInfo
@@ -486,8 +483,6 @@ class StateStore:
             # A runtime killed between mkdir and its first save leaves a directory without a valid
             # state (so may a disk, or a hand): report it as a broken container that 'rm -f' can remove,
             # its error naming the file and what is wrong with it, on one line.
-            from .config import ContainerConfig
-
             why = " ".join(str(e).split())[:200] or type(e).__name__
             return ContainerState(
                 cid,
