@@ -32,6 +32,7 @@ from pycontain.libc import (
     MS_UNBINDABLE,
 )
 from pycontain.security.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+from pycontain.security.options import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 from pycontain.spec import (
     OciMount,
     default_spec,
@@ -104,6 +105,12 @@ def test_default_spec_parses_and_round_trips() -> None:
     assert "ro" in spec.mounts[5].options and "ro" in spec.mounts[6].options
     assert spec.masked_paths == list(oci.DEFAULT_MASKED_PATHS)
     assert spec.readonly_paths == list(oci.DEFAULT_READONLY_PATHS)
+    # one list: what a docker-style container masks, side channels on the host's activity included
+    assert (
+        oci.DEFAULT_MASKED_PATHS is DEFAULT_MASKED_PATHS
+        and oci.DEFAULT_READONLY_PATHS is DEFAULT_READONLY_PATHS
+    )
+    assert {"/proc/interrupts", "/sys/devices/virtual/powercap"} <= set(spec.masked_paths)
     # the normalised form reads back to itself
     again = parse(json.loads(json.dumps(spec.to_dict())), "/elsewhere")
     assert again.to_dict() == spec.to_dict()
