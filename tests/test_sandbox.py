@@ -397,11 +397,13 @@ def holder():
         held.set()
         done.wait()
 
-threading.Thread(target=holder, daemon=True).start()
+t = threading.Thread(target=holder, daemon=True)
+t.start()
 held.wait()
 pool = SandboxPool(size=2, root=sys.argv[1])
 ready = pool.wait_ready(30)
 done.set()
+t.join()  # released for good: the run below forks from this very process (its joiner), which runs the hook
 if not ready:
     # The old design: containers' first processes hang in the hook. Kill them so the pool cleans up.
     for tid in os.listdir("/proc/self/task"):
