@@ -15,7 +15,8 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import os
 
 from . import process, trace
-from .config import ContainerConfig, parse_env
+from .config import ContainerConfig
+from .config_check import parse_env
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
@@ -23,6 +24,8 @@ from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .config_fields import HealthCheck
 
 
 def resolve_image(image: str, data_root: str | None = None):
@@ -69,7 +72,7 @@ def make_config(
     dns: list[str] | None = None,
     dns_search: list[str] | None = None,
     mount: list[str] | None = None,
-    healthcheck: dict | None = None,
+    healthcheck: HealthCheck | None = None,
     log_opts: dict[str, str] | list[str] | None = None,
 ) -> ContainerConfig:
     """A validated ContainerConfig from docker-style options (``volumes=["/src:/dst:ro"]``...).
@@ -345,7 +348,7 @@ def run_docker(
     trace.step("config made")
     if cidfile and os.path.exists(cidfile):
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
-    if (config.healthcheck or {}).get("cmd") and not config.detach:
+    if config.healthcheck is not None and config.healthcheck.cmd and not config.detach:
         raise InvalidArgument("--health-cmd needs -d: the monitor of a detached container runs the checks")
     if config.log_opts and not config.detach:
         raise InvalidArgument(
@@ -374,14 +377,16 @@ def healthcheck(
     retries: str | None = None,
     start_period: str | None = None,
     none: bool = False,
-) -> dict | None:
+) -> HealthCheck | None:
     """docker's --health-* flags as a config's healthcheck, with docker's defaults for what is not given;
     ``none`` (--no-healthcheck) turns off the image's own check. None: no flag given (the image's applies)."""
+    from .config_fields import HealthCheck
+
     tuning = (interval, timeout, retries, start_period)
     if none:
         if cmd or any(tuning):
             raise InvalidArgument("--no-healthcheck conflicts with the other --health-* options")
-        return {"cmd": []}
+        return HealthCheck([])
     if not cmd:
         if any(tuning):
             raise InvalidArgument("--health-interval, --health-timeout, ... need --health-cmd")
@@ -391,17 +396,13 @@ def healthcheck(
     retries = retries or "3"
     if not retries.isdigit():
         raise InvalidArgument(f"invalid --health-retries {retries!r}: a whole number")
-    every = parse_duration(interval or "30s", "--health-interval")
-    limit = parse_duration(timeout or "30s", "--health-timeout")
-    if every <= 0 or limit <= 0:
-        raise InvalidArgument("--health-interval and --health-timeout must be above zero")
-    return {
-        "cmd": ["sh", "-c", cmd],
-        "interval": every,
-        "timeout": limit,
-        "retries": int(retries),
-        "start_period": parse_duration(start_period or "0s", "--health-start-period"),
-    }
+    return HealthCheck(
+        ["sh", "-c", cmd],
+        parse_duration(interval or "30s", "--health-interval"),
+        parse_duration(timeout or "30s", "--health-timeout"),
+        int(retries),
+        parse_duration(start_period or "0s", "--health-start-period"),
+    )
 
 
 def _write_cidfile(path: str, cid: str) -> None:
@@ -421,10 +422,10 @@ def image_in_use(image_id: str, root: str | None = None, data_root: str | None =
     index = Store(data_root).load()
     for c in Container.list(root):
         cfg = c.state.config
-        if cfg.get("image_id") == image_id:
+        if cfg.image_id == image_id:
             return True
-        ref = cfg.get("image")
-        if isinstance(ref, str) and ref:
+        ref = cfg.image
+        if ref:
             try:
                 if find(index, ref)[0] == image_id:
                     return True
@@ -483,7 +484,7 @@ def exec_attached(
         cwd = cwd or proc.cwd
         usr = usr or f"{proc.uid}:{proc.gid}"
         use_tty = use_tty or proc.terminal
-        overrides = exec_overrides(proc, target.state.config.get("security"))
+        overrides = exec_overrides(proc, target.state.config.security)
         proc_attrs = proc.proc_attrs
     stdin_open = interactive or bool(console_socket) or bool(process_file)
     if preserve_fds:

@@ -48,7 +48,7 @@ def attach(container, detach_keys: str = "ctrl-p,ctrl-q", send_stdin: bool = Tru
     except OSError as e:
         sock.close()
         raise InvalidState(f"cannot attach to container {container.name}: {e.strerror}") from None
-    tty = bool(container.state.config.get("tty")) and os.isatty(0)
+    tty = container.state.config.tty and os.isatty(0)
     saved = None
     if tty and send_stdin:
         import termios

@@ -1,151 +1,37 @@
-"""The container's configuration, what the runtime starts: ``from_spec`` makes it from an OCI spec, a
-bundle's (``spec.bundle``) or one written from docker-style options (``spec.docker``), on one road.
+"""The container's configuration, what the runtime starts: ``ContainerConfig``, frozen and typed, with its
+state.json form (``to_dict``/``from_dict``, each field converted when first read). ``config_check.from_spec``
+makes one from an OCI spec, a bundle's (``spec.bundle``) or one written from docker-style options
+(``spec.docker``), on one road; its fields' typed values are in ``config_fields``.
 
 Plain classes with ``__slots__`` rather than dataclasses: this module is on the start path of every
-``pycontain run`` and ``import dataclasses`` alone costs more than a whole namespace set-up.
+``pycontain run``, and on ``ps``'s and ``state``'s, and ``import dataclasses`` alone costs more than a
+whole namespace set-up.
 """
 
 from __future__ import annotations
 
-import os
-
-from .errors import InvalidArgument, NotFound, Unsupported
+from .errors import InvalidState
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from .cgroups.devices import DeviceRule
     from .cgroups.resources import Resources
+    from .config_fields import HealthCheck, Mount, ProcAttrs, TimeOffsets
     from .security.options import SecurityOptions
-    from .spec.model import OciDevice, OciHook, OciMount, OciSpec
+    from .spec.model import OciDevice, OciHook
     from .userns import IdMappings
 
-# Character classes instead of regular expressions: ``re`` (and the ``enum`` it loads) costs ~3 ms.
-_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-
-def _word(s: str, first: frozenset, rest: frozenset, max_len: int) -> bool:
-    return 0 < len(s) <= max_len and s[0] in first and all(c in rest for c in s[1:])
-
-
-def _valid_name(s: str) -> bool:
-    return _word(s, _ALNUM, _ALNUM | frozenset("_.-"), 128)
-
-
-def _valid_user_part(s: str) -> bool:
-    return (s.isascii() and s.isdigit()) or _word(
-        s, _ALNUM - frozenset("0123456789") | {"_"}, _ALNUM | frozenset("_.-"), 32
-    )
-
-
-def _valid_hostname(s: str) -> bool:
-    return _word(s, _ALNUM, _ALNUM | frozenset(".-"), 63)
-
-
-class Mount:
-    """One mount on top of the root filesystem, an OCI mount translated to mount(2)'s ``fstype``,
-    ``flags`` and ``data`` (``spec.model.OciMount.flags_and_data``), with ``propagation`` flags applied
-    after it and ``recursive`` for rbind. Every container's mounts have this form, docker-style ones
-    included: ``spec.docker`` turns -v, --tmpfs and docker's own /proc, /sys and /dev into OCI mounts."""
-
-    __slots__ = (
-        "source",
-        "target",
-        "fstype",
-        "flags",
-        "data",
-        "propagation",
-        "recursive",
-        "attr_set",
-        "attr_clr",
-        "id_mappings",
-    )
-
-    def __init__(
-        self,
-        target: str,
-        source: str = "",
-        fstype: str = "",
-        flags: int = 0,
-        data: str = "",
-        propagation: list[int] | None = None,
-        recursive: bool = False,
-        attr_set: int = 0,
-        attr_clr: int = 0,
-        id_mappings: IdMappings | None = None,
-    ) -> None:
-        self.source = source
-        self.target = target
-        self.fstype = fstype
-        self.flags = flags
-        self.data = data
-        self.propagation = list(propagation or [])
-        self.recursive = recursive
-        # OCI recursive options (rro, rnosuid, ...): mount_setattr(2) attributes for the whole mount tree
-        self.attr_set = attr_set
-        self.attr_clr = attr_clr
-        # An id-mapped bind mount's own mappings, or None
-        self.id_mappings = id_mappings
-
-    @classmethod
-    def from_oci(cls, m: OciMount) -> Mount:
-        id_mappings = None
-        if m.id_mapped:
-            from .userns import IdMappings
-
-            id_mappings = IdMappings(m.uid_mappings, m.gid_mappings)
-        flags, propagation, data, recursive = m.flags_and_data()
-        attr_set, attr_clr = m.recursive_attrs()
-        return cls(
-            m.destination,
-            source=m.source,
-            fstype=m.type or "",
-            flags=flags,
-            data=data,
-            propagation=propagation,
-            recursive=recursive or "ridmap" in m.options,
-            attr_set=attr_set,
-            attr_clr=attr_clr,
-            id_mappings=id_mappings,
-        )
-
-    def to_dict(self) -> dict:
-        """The fields that differ from their defaults (state.json is written several times per start)."""
-        d = {k: v for k in self.__slots__ if (v := getattr(self, k)) or k == "target"}
-        if self.id_mappings is not None:
-            d["id_mappings"] = self.id_mappings.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Mount:
-        kw = {k: d[k] for k in cls.__slots__ if k in d}
-        if kw.get("id_mappings"):
-            from .userns import IdMappings
-
-            kw["id_mappings"] = IdMappings.from_dict(kw["id_mappings"])
-        return cls(**kw)
-
-
-# Namespace types as the OCI spec names them → the names under /proc/PID/ns.
-NS_PROC_NAMES = {
-    "pid": "pid",
-    "network": "net",
-    "mount": "mnt",
-    "ipc": "ipc",
-    "uts": "uts",
-    "cgroup": "cgroup",
-    "user": "user",
-    "time": "time",
-}
-# linux.resources.memory's fields that Resources has none for (cgroups.extras writes them)
-_EXTRA_MEMORY = frozenset(("swappiness", "disableOOMKiller", "kernelTCP"))
 DEFAULT_NAMESPACES = {"pid": "", "mount": "", "uts": "", "ipc": "", "network": "", "cgroup": ""}
 
 
 class ContainerConfig:
     """Everything needed to start a container's process, and nothing about its runtime state.
 
-    Frozen once made (``from_spec`` validates it as a whole): setting a field raises ``AttributeError``;
+    Frozen once made (``config_check.from_spec`` validates it as a whole): setting a field raises ``AttributeError``;
     ``replace`` makes a changed copy. Its fields are typed objects (``Resources``, ``SecurityOptions``,
     ``OciDevice``, ``OciHook``, ``DeviceRule``); ``to_dict``/``from_dict`` give and read state.json's form.
     """
@@ -207,7 +93,7 @@ class ContainerConfig:
         "healthcheck",
         "log_opts",
     )
-    __slots__ = (*FIELDS, "_frozen")
+    __slots__ = (*FIELDS, "_frozen", "_doc")
 
     def __init__(
         self,
@@ -256,18 +142,21 @@ class ContainerConfig:
         layers: list[str] | None = None,
         image_id: str = "",
         id_mappings: IdMappings | None = None,
-        time_offsets: dict | None = None,
+        time_offsets: TimeOffsets | None = None,
         preserve_fds: int = 0,
-        proc_attrs: dict | None = None,
+        proc_attrs: ProcAttrs | None = None,
         restart: str = "no",
         stop_signal: str | None = None,
         labels: dict[str, str] | None = None,
         extra_hosts: list[str] | None = None,
         dns: list[str] | None = None,
         dns_search: list[str] | None = None,
-        healthcheck: dict | None = None,
+        healthcheck: HealthCheck | None = None,
         log_opts: dict[str, str] | None = None,
     ) -> None:
+        # Set first, so that __setattr__ finds it without an AttributeError per field (a state's typed
+        # load, 'ps' over many containers, makes one config each)
+        object.__setattr__(self, "_frozen", False)
         self.rootfs = rootfs
         self.image = image or rootfs
         self.args = list(args)
@@ -322,8 +211,7 @@ class ContainerConfig:
         self.image_id = image_id
         # A new user namespace's mappings (namespaces["user"] == "")
         self.id_mappings = id_mappings
-        # A new time namespace's offsets, as OCI's linux.timeOffsets: {"monotonic": {"secs", "nanosecs"}, ...}.
-        self.time_offsets = time_offsets
+        self.time_offsets = time_offsets  # a new time namespace's
         # Descriptors 3 .. 3+preserve_fds-1 of the creating process stay open in the container (runc's
         # --preserve-fds: socket activation, an engine's sync pipe).
         self.preserve_fds = preserve_fds
@@ -335,106 +223,17 @@ class ContainerConfig:
         self.extra_hosts = list(extra_hosts or [])  # NAME:IP lines for /etc/hosts (--add-host)
         self.dns = list(dns or [])  # nameservers replacing the host's in /etc/resolv.conf (--dns)
         self.dns_search = list(dns_search or [])  # search domains (--dns-search)
-        # --health-*: {"cmd": [...], "interval": s, "timeout": s, "retries": n, "start_period": s}; see monitor
-        self.healthcheck = healthcheck
-        # --log-opt: {"max-size": "10m", "max-file": "3"} (docker's), checked by validate; see pycontain.logs
+        self.healthcheck = healthcheck  # run by the monitor (--health-*)
+        # --log-opt: {"max-size": "10m", "max-file": "3"} (docker's), checked by config_check.validate; see pycontain.logs
         self.log_opts = dict(log_opts or {})
         self._frozen = True
 
     def __setattr__(self, name: str, value: object) -> None:
         # A config is validated as a whole and shared (state.json, the monitor, the child): a field changed
         # afterwards would be one nothing checked.
-        if getattr(self, "_frozen", False):
+        if self._frozen:
             raise AttributeError(f"a ContainerConfig is not changed once made: use replace({name}=...)")
         object.__setattr__(self, name, value)
-
-    def validate(self) -> None:
-        if not self.args:
-            raise InvalidArgument(
-                "no command given: put it after the root filesystem, e.g. "
-                "'pycontain run default -- sh -c \"echo hi\"'"
-            )
-        if not os.path.isdir(self.rootfs):
-            raise NotFound(f"root filesystem {self.rootfs!r} is not a directory")
-        if not self.cwd.startswith("/"):
-            raise InvalidArgument(f"working directory must be an absolute path: {self.cwd!r}")
-        if self.name is not None:
-            validate_name(self.name)
-        # "" keeps the hostname the UTS namespace starts with (an OCI config may leave it out).
-        if self.hostname and not _valid_hostname(self.hostname):
-            raise InvalidArgument(
-                f"invalid hostname {self.hostname!r}: use letters, digits, '-' and '.', at most 63 characters"
-            )
-        if self.user is not None:
-            parse_user(self.user)
-        if "mount" not in self.namespaces and (self.mounts or self.overlay or self.readonly or self.devices):
-            raise InvalidArgument(
-                "mounts need a mount namespace of the container's own (add one to linux.namespaces): "
-                "without one the root filesystem is entered by chroot alone"
-            )
-        if (self.namespaces.get("user") == "") != bool(self.id_mappings):
-            raise InvalidArgument("a new user namespace needs uid and gid mappings (and mappings need one)")
-        if self.hostname and "uts" not in self.namespaces:
-            raise InvalidArgument("a hostname needs a UTS namespace of the container's own")
-        # none and host need no checking: a plain 'run --network none' never loads the network package
-        if self.network not in (None, "none", "host") or self.publish:
-            from . import network
-
-            mode, _ = network.resolve_mode(self.network or "none")
-            for p in self.publish:
-                network.parse_publish(p)
-            if self.publish and mode != "bridge":
-                raise InvalidArgument(
-                    f"-p/--publish {self.publish[0]!r} needs a bridge network: add --network bridge "
-                    "(or a network's name)"
-                )
-        if self.extra_hosts or self.dns or self.dns_search:
-            self._check_name_service()
-        if self.restart != "no":
-            from .restart import parse_restart
-
-            parse_restart(self.restart)
-            if self.auto_remove:
-                raise InvalidArgument(f"--restart {self.restart} and --rm cannot be combined: choose one")
-        if self.stop_signal is not None:
-            from .interrupts import parse_signal
-
-            parse_signal(self.stop_signal)
-        if self.log_opts:
-            from .logs import parse_log_opts
-
-            parse_log_opts(self.log_opts)
-
-    def _check_name_service(self) -> None:
-        import ipaddress
-
-        from . import network
-
-        mode, _ = network.resolve_mode(self.network or "none")
-        if mode != "bridge":
-            raise InvalidArgument(
-                "--add-host, --dns and --dns-search write the container's own /etc/hosts and "
-                f"/etc/resolv.conf: they need a bridge network, not {self.network or 'none'!r}"
-            )
-        for entry in self.extra_hosts:
-            name, colon, ip = entry.partition(":")
-            try:
-                ipaddress.ip_address(ip)
-                ok = bool(colon) and _valid_hostname(name)
-            except ValueError:
-                ok = False
-            if not ok:
-                raise InvalidArgument(f"invalid --add-host {entry!r}: use NAME:IP, e.g. db:10.0.0.5")
-        for server in self.dns:
-            try:
-                ipaddress.ip_address(server)
-            except ValueError:
-                raise InvalidArgument(f"invalid --dns {server!r}: give a nameserver's IP address") from None
-        for domain in self.dns_search:
-            if not _valid_hostname(domain.rstrip(".")):
-                raise InvalidArgument(
-                    f"invalid --dns-search {domain!r}: give a domain name, e.g. example.com"
-                )
 
     def replace(self, **changes: object) -> ContainerConfig:
         """A copy with ``changes`` (a config is never changed in place: ``Container.create`` adds the
@@ -462,196 +261,210 @@ class ContainerConfig:
         d["security"] = self.security.to_dict() if self.security is not None else None
         d["hooks"] = {k: [h.to_dict() for h in v] for k, v in self.hooks.items()} or None
         d["id_mappings"] = self.id_mappings.to_dict() if self.id_mappings is not None else None
+        for k in ("time_offsets", "proc_attrs", "healthcheck"):
+            v = d[k]
+            d[k] = v.to_dict() if v is not None else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerConfig:
-        """What ``to_dict`` gave (read back from state.json)."""
-        kw = {k: d[k] for k in cls.FIELDS if k in d and k not in ("rootfs", "args")}
-        kw["mounts"] = [Mount.from_dict(m) for m in d.get("mounts") or []]
-        if kw.get("resources"):
-            from .cgroups.resources import Resources
+        """What ``to_dict`` gave (read back from state.json), its JSON types checked: ValueError names a
+        field whose type is wrong (a damaged file). Each field is converted when first read: 'ps' reads
+        six of every container's, a typed load of all of them would cost it ~60 us per container."""
+        check_json_types(d, _FIELD_TYPES, "config: ")
+        for k in ("rootfs", "args"):
+            if k not in d:
+                raise ValueError(f"config: {k}: missing")
+        new = object.__new__(cls)
+        object.__setattr__(new, "_doc", d)
+        object.__setattr__(new, "_frozen", True)
+        return new
 
-            kw["resources"] = Resources.from_oci(kw["resources"])
-        if kw.get("device_rules") is not None:
-            from .cgroups.devices import DeviceRule
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
 
-            kw["device_rules"] = [DeviceRule(*r) for r in kw["device_rules"]]
-        kw["cgroup_writes"] = [tuple(w) for w in kw.get("cgroup_writes") or []]
-        if kw.get("id_mappings"):
-            from .userns import IdMappings
-
-            kw["id_mappings"] = IdMappings.from_dict(kw["id_mappings"])
-        if kw.get("security"):
-            from .security.options import SecurityOptions
-
-            kw["security"] = SecurityOptions.from_dict(kw["security"])
-        if kw.get("devices") or kw.get("hooks"):
-            from .spec.model import OciDevice, OciHook
-
-            kw["devices"] = [OciDevice.from_dict(dev) for dev in kw.get("devices") or []]
-            kw["hooks"] = {k: [OciHook.from_dict(h) for h in v] for k, v in (kw.get("hooks") or {}).items()}
-        return cls(d["rootfs"], d["args"], **kw)
+        def __getattr__(self, name: str) -> object:
+            # Python calls this only for a slot not set: a field of a config from_dict made, read first now.
+            if name not in _FIELD_TYPES:
+                raise AttributeError(f"'ContainerConfig' object has no attribute {name!r}")
+            try:
+                value = _from_doc(name, self._doc)
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise InvalidState(f"the container's saved configuration is damaged: {name}: {e}") from None
+            object.__setattr__(self, name, value)
+            return value
 
 
-def from_spec(
-    spec: OciSpec,
-    name: str | None,
-    *,
-    image: str = "",
-    layers: list[str] | None = None,
-    security: SecurityOptions | dict | None = None,
-    **engine: object,
-) -> ContainerConfig:
-    """The one conversion of an OCI spec (a bundle's, or ``spec.docker``'s from docker-style options) into
-    the runtime's config, validated.
-
-    ``layers``: an image's layers, lowest first, for a copy-on-write overlay; without them the spec's root
-    is used in place (a bundle). ``security``: ``SecurityOptions`` (or its ``to_dict()``: the CLI's flags),
-    or a bundle's process as ``oci`` reads it. ``engine``: what the spec has no field for (``--restart``, ``--network``,
-    labels, ``detach``, ...) and what a road decides itself (a bundle's missing hostname is "", the UTS
-    namespace's own; docker-style containers default to their id), as ``ContainerConfig``'s keywords.
-    """
-    p = spec.process
-    if p is None:
-        raise InvalidArgument("config.json: process: needed to create a container")
-    if isinstance(security, dict):  # the CLI's and the Python API's SecurityOptions.to_dict()
-        from .security.options import SecurityOptions
-
-        security = SecurityOptions.from_dict(security)
-    doc = spec.resources or {}
-    resources = None
-    if any(k != "devices" for k in doc):  # (a plain 'run' has no limits to check)
-        from .cgroups.resources import Resources
-
-        resources = Resources.from_oci(doc)
-        if resources.is_empty():
-            resources = None
-    writes: list[tuple[str, str, str, str]] = []
-    memory = doc.get("memory")
-    if (
-        "hugepageLimits" in doc
-        or "network" in doc
-        or (isinstance(memory, dict) and _EXTRA_MEMORY & set(memory))
-    ):
-        from .cgroups.extras import writes as extra_writes
-
-        writes = extra_writes(doc)
-    from .cgroups.devices import rules_for
-
-    device_rules = rules_for(bool(security and security.privileged), doc.get("devices"), spec.devices)
-    cgroup_path = spec.cgroups_path
-    if cgroup_path and ":" in cgroup_path:
-        raise Unsupported(
-            f"config.json: linux.cgroupsPath: {cgroup_path!r} is a systemd slice path, and pycontain "
-            "has no systemd cgroup driver (use a cgroupfs path such as /parent/name)"
-        )
-    fields: dict = dict(
-        image=image,
-        env=p.env,
-        cwd=p.cwd,
-        user=p.user if p.user is not None else f"{p.uid}:{p.gid}",
-        hostname=spec.hostname,
-        mounts=[Mount.from_oci(m) for m in spec.mounts],
-        readonly=spec.root_readonly,
-        tty=p.terminal,
-        name=name,
-        resources=resources,
-        device_rules=device_rules,
-        cgroup_writes=writes,
-        namespaces=spec.namespaces,
-        overlay=layers is not None,
-        layers=layers,
-        id_mappings=_id_mappings(spec),
-        time_offsets=spec.time_offsets,
-        devices=spec.devices,
-        extra_gids=p.additional_gids,
-        umask=p.umask,
-        oom_score_adj=p.oom_score_adj,
-        domainname=spec.domainname,
-        sysctl=spec.sysctl,
-        # A spec that lists no masked or read-only paths gets none (runc's behaviour); spec.docker lists docker's.
-        masked_paths=spec.masked_paths or [],
-        readonly_paths=spec.readonly_paths or [],
-        security=security,
-        hooks={k: v for k, v in spec.hooks.items() if v},
-        cgroup_path=cgroup_path,
-        rootfs_propagation=spec.rootfs_propagation,
-        console_size=p.console_size,
-        annotations=spec.annotations,
-        proc_attrs=spec.proc_attrs,
-    )
-    fields.update(engine)
-    config = ContainerConfig(spec.root_path, p.args, **fields)
-    config.validate()
-    return config
+def _from_doc(name: str, d: dict) -> object:
+    """Field ``name`` of a config from its state.json form ``d`` (to_dict's), typed."""
+    if name not in d:  # a file from before the field: its default
+        if name in ("image", "layers"):
+            return d["rootfs"] if name == "image" else [d["rootfs"]]
+        if not _DEFAULT:
+            _DEFAULT.append(ContainerConfig("", []))
+        value = getattr(_DEFAULT[0], name)
+        return value.copy() if isinstance(value, (list, dict)) else value
+    value = d[name]
+    convert = _CONVERT.get(name)
+    return value if convert is None else convert(value)
 
 
-def _id_mappings(spec: OciSpec) -> IdMappings | None:
-    """A new user namespace's mappings (a namespace joined by path, or none, has none of its own)."""
-    if spec.namespaces.get("user") != "":
+_DEFAULT: list[ContainerConfig] = []
+
+
+def _resources(v: dict | None) -> Resources | None:
+    if not v:
+        return None
+    from .cgroups.resources import Resources
+
+    return Resources.from_oci(v)
+
+
+def _device_rules(v: list | None) -> list[DeviceRule] | None:
+    if v is None:
+        return None
+    from .cgroups.devices import DeviceRule
+
+    return [DeviceRule(*r) for r in v]
+
+
+def _id_mappings_of(v: dict | None) -> IdMappings | None:
+    if not v:
         return None
     from .userns import IdMappings
 
-    return IdMappings(spec.uid_mappings, spec.gid_mappings)
+    return IdMappings.from_dict(v)
 
 
-def validate_name(name: str) -> None:
-    if not _valid_name(name):
-        raise InvalidArgument(
-            f"invalid container name {name!r}: use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit, at most 128 characters"
-        )
+def _security(v: dict | None) -> SecurityOptions | None:
+    if not v:
+        return None
+    from .security.options import SecurityOptions
+
+    return SecurityOptions.from_dict(v)
 
 
-def parse_user(spec: str) -> tuple[str, str | None]:
-    """Split ``UID[:GID]`` (numbers or names); names are looked up inside the container later."""
-    user, _, group = spec.partition(":")
-    if not _valid_user_part(user) or (group and not _valid_user_part(group)) or (_ and not group):
-        raise InvalidArgument(
-            f"invalid --user {spec!r}: expected UID[:GID] with numbers or names, e.g. 1000:1000"
-        )
-    from .users import MAX_ID
+def _devices(v: list) -> list[OciDevice]:
+    if not v:
+        return []
+    from .spec.model import OciDevice
 
-    for part in (user, group):
-        # uid_t is 32 bits and (uid_t)-1 means "unchanged" to the kernel: anything above fails only in the child.
-        if part.isdigit() and (len(part) > 10 or int(part) > MAX_ID):
-            raise InvalidArgument(
-                f"invalid --user {spec!r}: {part} is out of range (ids go from 0 to {MAX_ID})"
-            )
-    return user, group or None
+    return [OciDevice.from_dict(dev) for dev in v]
 
 
-def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str]:
-    """``-e K=V`` / ``-e K`` (taken from pycontain's own environment) and ``--env-file`` lines."""
-    out: list[str] = []
-    for path in env_files or []:
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError as e:
-            raise NotFound(f"cannot read --env-file {path!r}: {e.strerror}") from None
-        for line in lines:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                out.extend(_env_item(line, path))
-    for v in values:
-        out.extend(_env_item(v, "-e"))
-    return out
+def _hooks(v: dict | None) -> dict[str, list[OciHook]]:
+    if not v:
+        return {}
+    from .spec.model import OciHook
+
+    return {k: [OciHook.from_dict(h) for h in hooks] for k, hooks in v.items()}
 
 
-def _env_item(item: str, where: str) -> list[str]:
-    key, eq, _ = item.partition("=")
-    if not key or "\0" in item:
-        raise InvalidArgument(f"invalid environment variable {item!r} in {where}: expected KEY=VALUE")
-    if eq:
-        return [item]
-    return [f"{key}={os.environ[key]}"] if key in os.environ else []
+def _mounts(v: list) -> list[Mount]:
+    from .config_fields import Mount
+
+    return [Mount.from_dict(m) for m in v]
 
 
-def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in (*base, *extra):
-        k, _, v = item.partition("=")
-        env[k] = v
-    return env
+def _time_offsets(v: dict | None) -> TimeOffsets | None:
+    from .config_fields import TimeOffsets
+
+    return None if v is None else TimeOffsets.from_dict(v)
+
+
+def _proc_attrs(v: dict | None) -> ProcAttrs | None:
+    from .config_fields import ProcAttrs
+
+    return None if v is None else ProcAttrs.from_dict(v)
+
+
+def _healthcheck(v: dict | None) -> HealthCheck | None:
+    from .config_fields import HealthCheck
+
+    return None if v is None else HealthCheck.from_dict(v)
+
+
+# How the typed fields are read back from state.json (the others are plain JSON values).
+_CONVERT: dict[str, Callable[[Any], object]] = {
+    "mounts": _mounts,
+    "resources": _resources,
+    "device_rules": _device_rules,
+    "cgroup_writes": lambda v: [tuple(w) for w in v],
+    "id_mappings": _id_mappings_of,
+    "security": _security,
+    "devices": _devices,
+    "hooks": _hooks,
+    "time_offsets": _time_offsets,
+    "proc_attrs": _proc_attrs,
+    "healthcheck": _healthcheck,
+}
+
+
+# The JSON type of each field of a config's state.json form (None: null allowed), checked by from_dict
+# by exact class (true is no integer here); the typed fields' own from_dict check their items.
+_S, _N, _L, _D = (str,), (type(None),), (list,), (dict,)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("rootfs", "image", "cwd", "cgroup_manager", "bundle", "image_id", "restart"), _S),
+    **dict.fromkeys(
+        (
+            "user",
+            "hostname",
+            "name",
+            "cgroup_parent",
+            "domainname",
+            "cgroup_path",
+            "rootfs_propagation",
+            "network",
+            "stop_signal",
+        ),
+        _S + _N,
+    ),
+    **dict.fromkeys(
+        (
+            "readonly",
+            "tty",
+            "interactive",
+            "init",
+            "auto_remove",
+            "detach",
+            "overlay",
+            "proc_readonly",
+            "no_pivot",
+        ),
+        (bool,),
+    ),
+    **dict.fromkeys(("umask", "oom_score_adj"), (int, type(None))),
+    "preserve_fds": (int,),
+    **dict.fromkeys(
+        (
+            "args",
+            "env",
+            "mounts",
+            "cgroup_writes",
+            "devices",
+            "extra_gids",
+            "publish",
+            "layers",
+            "extra_hosts",
+            "dns",
+            "dns_search",
+        ),
+        _L,
+    ),
+    **dict.fromkeys(("device_rules", "masked_paths", "readonly_paths", "console_size"), _L + _N),
+    **dict.fromkeys(("namespaces", "sysctl", "annotations", "labels", "log_opts"), _D),
+    **dict.fromkeys(
+        ("resources", "security", "hooks", "id_mappings", "time_offsets", "proc_attrs", "healthcheck"),
+        _D + _N,
+    ),
+}
+_JSON_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number", list: "a list"}
+
+
+def check_json_types(d: dict, types_of: dict[str, tuple[type, ...]], where: str) -> None:
+    """ValueError naming the first field of ``d`` (a JSON object read from ``where``) whose value's type is
+    not one ``types_of`` gives it, by exact class: true is no integer there. Fields it has none for pass."""
+    for k, v in d.items():
+        types = types_of.get(k)
+        if types is not None and v.__class__ not in types:
+            wanted = " or ".join(_JSON_NAMES.get(t, "an object" if t is dict else "null") for t in types)
+            raise ValueError(f"{where}{k}: {v!r} is not {wanted}")

@@ -20,6 +20,7 @@ from .state import (
     RUNNING,
     STOPPED,
     ContainerState,
+    ProcRef,
     StateStore,
     crash_point,
     current_boot_id,
@@ -32,6 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import process
     from .config import ContainerConfig
+    from .config_fields import ProcAttrs
 
 
 def new_id() -> str:
@@ -130,19 +132,20 @@ class Container:
         the caller is the container's monitor (``pycontain.monitor``), recorded as such.
         """
         from . import process
+        from .config_check import validate
         from .process.create import start_container
 
-        config.validate()
+        validate(config)
         store = StateStore(root)
         cid = new_id()
         if config.hostname is None and "uts" in config.namespaces:
             config = config.replace(hostname=cid[:12])  # docker's default: the container's short id
-        state = ContainerState(cid, config.name or cid[:12], config.to_dict())
+        state = ContainerState(cid, config.name or cid[:12], config)
         if monitored:
             from .monitor import new_health
 
-            state.monitor = [os.getpid(), proc_start_time(os.getpid())]
-            state.health = new_health(state.config)
+            state.monitor = ProcRef.me()
+            state.health = new_health(config)
         store.reserve(state)
         crash_point("reserved")
         self = cls(state, store)
@@ -236,7 +239,7 @@ class Container:
         if config.network in (None, "none", "host"):
             return config
         from . import network
-        from .config import Mount
+        from .config_fields import Mount
         from .spec.docker import network_mounts
 
         mode, arg = network.resolve_mode(config.network)
@@ -247,9 +250,9 @@ class Container:
             other = Container.get(arg, self.store.root)
             if not other.running():
                 raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
-            info = other.state.config.get("net_info")
-            netns = info["netns_path"] if info else f"/proc/{other.pid}/ns/net"
-            files_dir = info["files_dir"] if info else None
+            info = other.state.net_info
+            netns = info.netns_path if info else f"/proc/{other.pid}/ns/net"
+            files_dir = info.files_dir if info else None
         else:
             attached = network.attach(
                 self.id,
@@ -263,10 +266,10 @@ class Container:
                 dns_search=config.dns_search,
             )
             # Saved before the process starts: 'rm -f' after a crash finds what to undo.
-            self.state.config["net_info"] = attached.to_dict()
+            self.state.net_info = attached
             netns, files_dir = attached.netns_path, attached.files_dir
         namespaces = {**config.namespaces, "network": netns}
-        self.state.config["namespaces"] = namespaces
+        self.state.config = self.state.config.replace(namespaces=namespaces)
         self.store.save(self.state)
         mounts = list(config.mounts)
         if files_dir:
@@ -274,19 +277,16 @@ class Container:
         return config.replace(namespaces=namespaces, mounts=mounts)
 
     def _teardown_network(self) -> None:
-        cfg = self.state.config or {}
-        if cfg.get("net_info") or (
-            cfg.get("network") not in (None, "none", "host")
-            and not str(cfg.get("network")).startswith("container:")
-        ):
+        net_info, mode = self.state.net_info, self.state.config.network
+        if net_info is not None or (mode not in (None, "none", "host") and not mode.startswith("container:")):
             from . import network
 
-            network.detach(self.id, cfg.get("net_info"), self.store.root)
+            network.detach(self.id, net_info, self.store.root)
 
     def start(self) -> None:
         """Let a created container's process exec its command (OCI start); start an exited one again."""
         status = self.status()
-        if status == STOPPED and not (self.state.bundle or self.state.config.get("bundle")):
+        if status == STOPPED and not (self.state.bundle or self.state.config.bundle):
             self.start_again()
             return
         if status != CREATED:
@@ -353,7 +353,6 @@ class Container:
     def relaunch(self, stdio: process.Stdio) -> process.Child:
         """Start an exited container's process again from its saved configuration (called by its monitor):
         a new cgroup and network attachment, the same writable layer."""
-        from .config import ContainerConfig
         from .process.create import start_container
 
         with self.store.lock():
@@ -365,13 +364,10 @@ class Container:
             if st.status == REMOVING:
                 raise InvalidState(f"container {self.name} is being removed")
             self.state = st
-        config = ContainerConfig.from_dict(st.config)
-        namespaces = dict(config.namespaces)
-        if config.network not in (None, "none", "host"):
+        namespaces = dict(st.config.namespaces)
+        if st.config.network not in (None, "none", "host"):
             namespaces["network"] = ""  # a new one: the old namespace may be gone (after a reboot)
-        config = config.replace(detach=True, namespaces=namespaces)
-        st.config["detach"] = True
-        st.config["namespaces"] = namespaces
+        config = st.config = st.config.replace(detach=True, namespaces=namespaces)
         old = self.cgroup()
         if old is not None:
             try:
@@ -379,7 +375,7 @@ class Container:
             except OSError:
                 pass
         self._teardown_network()
-        st.config.pop("net_info", None)
+        st.net_info = None
         cg = None
         try:
             cg = self._new_cgroup(config)
@@ -402,10 +398,10 @@ class Container:
             from .monitor import new_health
 
             st.health = new_health(st.config)
-            if st.monitor and st.monitor[0] == os.getpid():
+            if st.monitor and st.monitor.is_me():
                 st.restarts += 1
             else:
-                st.monitor = [os.getpid(), proc_start_time(os.getpid())]
+                st.monitor = ProcRef.me()
             self.store.save(st)
         return child
 
@@ -435,7 +431,7 @@ class Container:
         """Called by whoever waited for PID 1: keep its exit status (and whether OOM killed it).
 
         Returns False when there is nothing to record: the container is gone, or being removed."""
-        if self.state.config.get("auto_remove"):
+        if self.state.config.auto_remove:
             try:
                 self.remove(force=True)
             except ContainerNotFound:
@@ -469,7 +465,7 @@ class Container:
         """An exited container's network attachment goes, as docker's: its address, veth and host ports
         (another container may publish them now); a start attaches it again. Left for 'rm' on failure.
         Nobody can start it meanwhile: its monitor (or the foreground 'run') is the one recording its exit."""
-        if not self.state.config.get("net_info"):
+        if self.state.net_info is None:
             return
         try:
             self._teardown_network()
@@ -478,7 +474,7 @@ class Container:
         with self.store.lock():
             st = self.store.load_id(self.id)
             if st is not None and st.status == STOPPED:
-                st.config.pop("net_info", None)
+                st.net_info = None
                 self.store.save(st)
                 self.state = st
 
@@ -547,7 +543,7 @@ class Container:
         cg = self.cgroup()
         if self.status() == PAUSED and cg is not None:
             cg.thaw()
-        self._signal_pid1(parse_signal(self.state.config.get("stop_signal") or signal.SIGTERM))
+        self._signal_pid1(parse_signal(self.state.config.stop_signal or signal.SIGTERM))
         killed = False
         if not self.wait_stopped(timeout):
             killed = self._signal_pid1(signal.SIGKILL)
@@ -610,7 +606,7 @@ class Container:
         """Record that we are removing it: if we die half-way, gc knows to finish the job."""
         st = self.state
         st.status = REMOVING
-        st.creator = [os.getpid(), proc_start_time(os.getpid())]
+        st.creator = ProcRef.me()
         try:
             self.store.save(st)
         except (OSError, PycontainError):
@@ -668,7 +664,7 @@ class Container:
         extra_gids: builtins.list[int] | None = None,
         umask: int | None = None,
         preserve_fds: int = 0,
-        proc_attrs: dict | None = None,
+        proc_attrs: ProcAttrs | None = None,
     ) -> process.Child:
         """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
         its first process: security settings, additional groups and umask, unless given here (an OCI
@@ -680,7 +676,7 @@ class Container:
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
         from . import DEFAULT_PATH, process
-        from .config import merge_env, parse_user
+        from .config_check import merge_env, parse_user
         from .process.exec import exec_in
 
         if not args:
@@ -698,9 +694,7 @@ class Container:
         if user is not None:
             parse_user(user)
         full_env = merge_env(
-            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.get('hostname')}"]
-            + (["TERM=xterm"] if tty else [])
-            + cfg.get("env", []),
+            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
             env or [],
         )
         cg = self.cgroup()
@@ -714,12 +708,13 @@ class Container:
             cg.procs_files() if cg else [],
             args,
             full_env,
-            cwd or cfg.get("cwd", "/"),
-            user if user is not None else cfg.get("user"),
+            cwd or cfg.cwd,
+            user if user is not None else cfg.user,
             stdio,
-            security if security is not None else cfg.get("security"),
-            extra_gids if extra_gids is not None else cfg.get("extra_gids"),
-            umask if umask is not None else cfg.get("umask"),
+            # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
+            security if security is not None else (cfg.security.to_dict() if cfg.security else None),
+            extra_gids if extra_gids is not None else cfg.extra_gids,
+            umask if umask is not None else cfg.umask,
             keep_fds=tuple(range(3, 3 + preserve_fds)),
             proc_attrs=proc_attrs,
         )
@@ -805,7 +800,7 @@ class Container:
 
         want_port, _, want_proto = (private or "").partition("/")
         found = []
-        for p in published(self.state.config):
+        for p in published(self.state.net_info):
             if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
                 continue
             found.append(p)
@@ -815,6 +810,7 @@ class Container:
 
     def inspect(self) -> dict:
         st = self.state
+        cfg = st.config
         status = self.status()
         d = {
             "Id": st.id,
@@ -832,32 +828,31 @@ class Container:
                 "StartedAt": _iso(st.started),
                 "FinishedAt": _iso(st.finished),
                 "Error": st.error,
-                **({"Health": st.health} if st.health else {}),
+                **({"Health": st.health.to_dict()} if st.health else {}),
             },
-            "Image": st.config.get("image", ""),
-            "Rootfs": st.config.get("rootfs", ""),
-            "Path": (st.config.get("args") or [""])[0],
-            "Args": (st.config.get("args") or [])[1:],
-            "Config": st.config,
+            "Image": cfg.image,
+            "Rootfs": cfg.rootfs,
+            "Path": (cfg.args or [""])[0],
+            "Args": cfg.args[1:],
+            "Config": st.config_dict(),
             "RestartCount": st.restarts,
-            "RestartPolicy": st.config.get("restart") or "no",
-            "Labels": st.config.get("labels") or {},
+            "RestartPolicy": cfg.restart,
+            "Labels": cfg.labels,
             "Cgroup": st.cgroup,
             "StateDir": self.dir,
-            "LogPath": self.log_path if st.config.get("detach") else "",
+            "LogPath": self.log_path if cfg.detach else "",
         }
         host: dict = {}
-        if st.config.get("detach"):
+        if cfg.detach:
             from .logs import LOG_OPTS
 
-            log_opts = {**LOG_OPTS, **(st.config.get("log_opts") or {})}
-            host["LogConfig"] = {"Type": "pycontain", "Config": log_opts}
-        if st.config.get("publish"):
+            host["LogConfig"] = {"Type": "pycontain", "Config": {**LOG_OPTS, **cfg.log_opts}}
+        if cfg.publish:
             from .network import parse_publish, published
 
             # As asked (HostPort "" for one to pick), and as bound (the picked ones), docker's two views.
-            host["PortBindings"] = _port_map(map(parse_publish, st.config["publish"]))
-            d["NetworkSettings"] = {"Ports": _port_map(published(st.config))}
+            host["PortBindings"] = _port_map(map(parse_publish, cfg.publish))
+            d["NetworkSettings"] = {"Ports": _port_map(published(st.net_info))}
         if host:
             d["HostConfig"] = host
         return d
@@ -915,7 +910,7 @@ class Container:
                 raise ContainerNotFound(self.name)
             self.state = current
             cg = self._live_cgroup("update")
-            saved = Resources.from_dict(current.config.get("resources") or {})
+            saved = current.config.resources or Resources()
             try:
                 merged = saved.merged(resources)
             except InvalidArgument:
@@ -939,7 +934,7 @@ class Container:
                 except (OSError, PycontainError):
                     pass  # best effort: the first error is the one to report
                 raise
-            current.config["resources"] = merged.to_dict()
+            current.config = current.config.replace(resources=None if merged.is_empty() else merged)
             self.store.save(current)
         return merged
 

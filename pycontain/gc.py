@@ -27,7 +27,7 @@ def collect(root: str | None = None) -> list[str]:
             why = "abandoned while creating" if st.status == CREATING else "abandoned while being removed"
         elif st.error:
             why = st.error
-        elif status == STOPPED and st.config.get("auto_remove"):
+        elif status == STOPPED and st.config.auto_remove:
             why = "exited --rm"
         else:
             known_cgroups.add("pycontain-" + st.id)

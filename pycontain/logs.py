@@ -296,7 +296,7 @@ def container_logs(
     """docker's ``logs``: a detached container's output lines, across its rotated files, filtered
     (``tail`` "all" or N, ``since``/``until`` as ``parse_time`` reads them); with ``follow``, then the new
     ones until the container ends."""
-    if not container.state.config.get("detach"):
+    if not container.state.config.detach:
         raise InvalidArgument(f"container {container.name} was not detached: its output went to the terminal")
     filt = LogFilter.from_options(tail, since, until)
     stream = LogStream(container.log_path)

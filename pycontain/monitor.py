@@ -22,6 +22,12 @@ import time
 
 from .errors import EXIT_RUNTIME, ExecFailed, PycontainError
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .config import ContainerConfig
+    from .state import HealthState
+
 LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
 
 
@@ -121,8 +127,8 @@ def _launch(config, root: str | None, existing):
     from . import process
     from .container import Container
 
-    cfg = config.to_dict() if existing is None else existing.state.config
-    tty, interactive = bool(cfg.get("tty")), bool(cfg.get("interactive"))
+    cfg = config if existing is None else existing.state.config
+    tty, interactive = cfg.tty, cfg.interactive
     ours: list[int] = []  # the ends the monitor keeps
     theirs: list[int] = []  # the container's ends, closed here once it has them
     try:
@@ -199,9 +205,9 @@ def _loop_argv(container, child_pid: int, out_r: int, err_r: int, stdin_w: int) 
     for fd in (out_r, err_r, stdin_w):
         if fd >= 0:
             os.set_inheritable(fd, True)
-    max_size, max_files = rotation(container.state.config.get("log_opts"))
-    check = container.state.config.get("healthcheck") or {}
-    interval = str(check.get("interval", 0) if check.get("cmd") else 0)
+    max_size, max_files = rotation(container.state.config.log_opts)
+    check = container.state.config.healthcheck
+    interval = str(check.interval if check is not None and check.cmd else 0)
     args = [
         container.log_path,
         str(child_pid),
@@ -232,7 +238,7 @@ def exited(root: str, cid: str, code: int) -> None:
     ran_for = time.time() - (c.state.started or time.time())
     if not c.record_exit(code):
         return  # removed on exit (--rm), or being removed: never started again
-    policy = c.state.config.get("restart") or "no"
+    policy = c.state.config.restart
     if should_restart(policy, code, c.state.restarts, c.state.manual_stop):
         time.sleep(backoff(c.state.restarts, ran_for))
         st = c.store.load_id(cid)
@@ -251,10 +257,11 @@ def exited(root: str, cid: str, code: int) -> None:
 HEALTH_LOG_KEEP = 5  # results kept in State.Health.Log, as docker keeps
 
 
-def new_health(config: dict) -> dict | None:
+def new_health(config: ContainerConfig) -> HealthState | None:
     """A container's health record when it starts: "starting" until its first check passes."""
-    check = config.get("healthcheck") or {}
-    return {"Status": "starting", "FailingStreak": 0, "Log": []} if check.get("cmd") else None
+    from .state import HealthState
+
+    return HealthState() if config.healthcheck is not None and config.healthcheck.cmd else None
 
 
 def health(root: str, cid: str) -> None:
@@ -266,28 +273,30 @@ def health(root: str, cid: str) -> None:
         c = Container.get(cid, root)
     except ContainerNotFound:
         return
-    check = c.state.config.get("healthcheck") or {}
-    if not check.get("cmd") or not c.running():
+    check = c.state.config.healthcheck
+    if check is None or not check.cmd or not c.running():
         return
     started = time.time()
     try:
-        result = c.exec_run(check["cmd"], timeout=check.get("timeout") or 30)
+        result = c.exec_run(check.cmd, timeout=check.timeout)
         code, output = result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
     except PycontainError as e:
         code, output = -1, str(e)
-    entry = {"Start": started, "End": time.time(), "ExitCode": code, "Output": output[-4096:]}
+    from .state import HealthResult, HealthState
+
+    entry = HealthResult(started, time.time(), code, output[-4096:])
     with c.store.lock():
         st = c.store.load_id(cid)
         if st is None or st.pid != c.state.pid:
             return  # removed, or started again meanwhile: this result is about a run that ended
-        h = st.health or new_health(st.config) or {}
-        h["Log"] = (h.get("Log") or [])[-(HEALTH_LOG_KEEP - 1) :] + [entry]
+        h = st.health or HealthState()
+        h.log = h.log[-(HEALTH_LOG_KEEP - 1) :] + [entry]
         if code == 0:
-            h["Status"], h["FailingStreak"] = "healthy", 0
-        elif started - (st.started or 0) >= (check.get("start_period") or 0) or h.get("Status") != "starting":
-            h["FailingStreak"] = h.get("FailingStreak", 0) + 1
-            if h["FailingStreak"] >= (check.get("retries") or 3):
-                h["Status"] = "unhealthy"
+            h.status, h.failing_streak = "healthy", 0
+        elif started - (st.started or 0) >= check.start_period or h.status != "starting":
+            h.failing_streak += 1
+            if h.failing_streak >= (check.retries or 3):
+                h.status = "unhealthy"
         st.health = h
         c.store.save(st)
 
@@ -307,7 +316,7 @@ def _record_failure(c, e: Exception) -> None:
 def _forget_monitor(c) -> None:
     with c.store.lock():
         st = c.store.load_id(c.id)
-        if st is not None and st.monitor and st.monitor[0] == os.getpid():
+        if st is not None and st.monitor and st.monitor.is_me():
             st.monitor = None
             c.store.save(st)
 
@@ -321,7 +330,7 @@ def boot(root: str | None = None) -> list[str]:
     lines = []
     for c in Container.list(root):
         st = c.state
-        name, _ = parse_restart(st.config.get("restart") or "no")
+        name, _ = parse_restart(st.config.restart)
         wanted = name == "always" or (name == "unless-stopped" and not st.manual_stop)
         if not wanted or c.status() != "exited" or st.monitored():
             continue

@@ -1,7 +1,7 @@
 """The OCI runtime interface over bundles: create, start, state, kill, delete, exec — what engines call.
 
 A bundle's config.json is parsed and validated by ``pycontain.spec`` before anything is created; this
-module has it converted (``config.from_spec``, as docker-style options are) and drives the same Container lifecycle the docker-style
+module has it converted (``config_check.from_spec``, as docker-style options are) and drives the same Container lifecycle the docker-style
 commands use. The OCI container id is the container's name in the state root.
 """
 
@@ -21,6 +21,7 @@ from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .security.options import SecurityOptions
+    from .spec.model import OciHook
 
 
 def host_warnings(spec) -> list[str]:
@@ -78,13 +79,13 @@ def _security_from_spec(spec) -> SecurityOptions:
     return opts
 
 
-def exec_overrides(proc, saved_security: dict | None) -> dict:
+def exec_overrides(proc, saved_security: SecurityOptions | None) -> dict:
     """What an OCI process.json (``exec --process``) changes from what create applied, as keyword
     arguments of ``Container.exec``: capabilities and rlimits when it gives them, its noNewPrivileges,
     additional groups and umask; the seccomp filter stays the container's (runc's rules)."""
     from .security.options import SecurityOptions
 
-    security = dict(saved_security) if saved_security else SecurityOptions().to_dict()
+    security = (saved_security or SecurityOptions()).to_dict()
     if proc.capabilities is not None:
         security["capabilities"] = proc.capabilities
         security["cap_add"], security["cap_drop"] = [], []
@@ -114,7 +115,7 @@ def create(
 
     ``preserve_fds``: how many descriptors after stderr (3, 4, ...) the container's process keeps."""
     from . import process
-    from .config import from_spec, validate_name
+    from .config_check import from_spec, validate_name
     from .spec import load_bundle
 
     validate_name(container_id)
@@ -173,7 +174,7 @@ def check_preserved_fds(count: int) -> None:
 def start(container_id: str, root: str | None = None) -> Container:
     container = Container.get(container_id, root)
     _run_hooks(container, "startContainer", inside=True)
-    poststart = (container.state.config.get("hooks") or {}).get("poststart")
+    poststart = container.state.config.hooks.get("poststart")
     before = _exe_of(container.pid) if poststart else None
     container.start()
     if poststart:
@@ -213,8 +214,8 @@ def state_of(c: Container) -> dict:
         "id": c.name,
         "status": oci_status,
         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
-        "bundle": c.state.bundle or c.state.config.get("bundle", ""),
-        "annotations": c.state.config.get("annotations") or {},
+        "bundle": c.state.bundle or c.state.config.bundle,
+        "annotations": c.state.config.annotations,
     }
     return d
 
@@ -234,7 +235,7 @@ def delete(container_id: str, root: str | None = None, force: bool = False) -> N
         raise InvalidState(
             f"cannot delete container {container_id}: it is {status}, not stopped (kill it first, or use --force)"
         )
-    hooks = c.state.config.get("hooks") or {}
+    hooks = c.state.config.hooks
     c.remove(force=True)
     if hooks.get("poststop"):
         _run_hook_list(c, hooks["poststop"], "poststop", fail_ok=True, state_override={"status": "stopped"})
@@ -320,14 +321,14 @@ def _run_hooks(
 ) -> None:
     """``host_path``: the hook runs in the container's namespaces, but its path is the host's (the spec's
     rule for createContainer; startContainer's path resolves in the container)."""
-    hooks = (c.state.config.get("hooks") or {}).get(kind) or []
+    hooks = c.state.config.hooks.get(kind)
     if hooks:
         _run_hook_list(c, hooks, kind, inside=inside, fail_ok=fail_ok, host_path=host_path)
 
 
 def _run_hook_list(
     c: Container,
-    hooks: list[dict],
+    hooks: list[OciHook],
     kind: str,
     inside: bool = False,
     fail_ok: bool = False,
@@ -341,7 +342,7 @@ def _run_hook_list(
     st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
     for h in hooks:
-        path, timeout = h["path"], h.get("timeout")
+        path, timeout = h.path, h.timeout
         detail = ""
         try:
             code = _run_inside(c, h, payload, host_path) if inside else _run_host(h, payload)
@@ -356,19 +357,19 @@ def _run_hook_list(
             warn(msg)
 
 
-def _hook_env(h: dict) -> dict[str, str]:
-    return dict(e.partition("=")[::2] for e in h.get("env") or [])
+def _hook_env(h: OciHook) -> dict[str, str]:
+    return dict(e.partition("=")[::2] for e in h.env)
 
 
-def _run_host(h: dict, payload: bytes) -> int:
+def _run_host(h: OciHook, payload: bytes) -> int:
     import subprocess
 
     p = subprocess.run(
-        h.get("args") or [h["path"]],
-        executable=h["path"],
+        h.args or [h.path],
+        executable=h.path,
         input=payload,
         env=_hook_env(h),
-        timeout=h.get("timeout"),
+        timeout=h.timeout,
         capture_output=True,
     )
     return p.returncode
@@ -380,11 +381,11 @@ def _basic_state(c: Container) -> dict:
         "id": c.name,
         "pid": c.pid,
         "bundle": c.state.bundle,
-        "annotations": c.state.config.get("annotations") or {},
+        "annotations": c.state.config.annotations,
     }
 
 
-def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) -> int:
+def _run_inside(c: Container, h: OciHook, payload: bytes, host_path: bool = False) -> int:
     """createContainer / startContainer hooks: run in the container's namespaces; the path resolved there,
     or with ``host_path`` on the host: the file is opened here and executed through its descriptor."""
     import subprocess
@@ -392,15 +393,15 @@ def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) 
     from . import process
     from .process.exec import exec_in
 
-    exe = os.open(h["path"], os.O_PATH | os.O_CLOEXEC) if host_path else None
+    exe = os.open(h.path, os.O_PATH | os.O_CLOEXEC) if host_path else None
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
         cg = c.cgroup()
-        argv = h.get("args") or [h["path"]]
+        argv = h.args or [h.path]
         child = exec_in(
             c.pid,
             cg.procs_files() if cg else [],
-            [h["path"] if exe is None else f"/proc/self/fd/{exe}", *argv[1:]],
+            [h.path if exe is None else f"/proc/self/fd/{exe}", *argv[1:]],
             _hook_env(h),
             "/",
             "0:0",
@@ -417,7 +418,7 @@ def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) 
         pass
     finally:
         os.close(w)
-    timeout = h.get("timeout")
+    timeout = h.timeout
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         pid, status = os.waitpid(child.pid, os.WNOHANG)
@@ -426,7 +427,7 @@ def _run_inside(c: Container, h: dict, payload: bytes, host_path: bool = False) 
         if deadline is not None and time.monotonic() > deadline:
             os.kill(child.pid, 9)
             os.waitpid(child.pid, 0)
-            raise subprocess.TimeoutExpired(h["path"], timeout)  # type: ignore[arg-type]  # set when deadline is
+            raise subprocess.TimeoutExpired(h.path, timeout)  # type: ignore[arg-type]  # set when deadline is
         time.sleep(0.005)
 
 

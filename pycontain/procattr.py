@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from . import libc
+from .config_fields import ProcAttrs, Sched
 from .errors import ConfigError, PycontainError
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -104,9 +105,8 @@ def parse_nodes(text: str, path: str = "linux.memoryPolicy.nodes") -> list[int]:
     return nodes
 
 
-def check(doc: dict) -> dict | None:
-    """The three fields of config.json ``doc``, validated, as {"ioprio": int, "sched": {...}, "mempolicy":
-    [mode, nodes]} (only those given); None when there is none."""
+def check(doc: dict) -> ProcAttrs | None:
+    """The three fields of config.json ``doc``, validated; None when there is none."""
     out: dict = {}
     proc = doc.get("process") if isinstance(doc.get("process"), dict) else {}
     linux = doc.get("linux") if isinstance(doc.get("linux"), dict) else {}
@@ -119,15 +119,15 @@ def check(doc: dict) -> dict | None:
     if sched is not None:
         p = "process.scheduler"
         sched = _obj(sched, p)
-        out["sched"] = {
-            "sched_policy": _name(sched, "policy", p, SCHED_POLICIES),
-            "sched_flags": _flags(sched, p, SCHED_FLAGS),
-            "sched_nice": _int(sched, "nice", p, -20, 19),
-            "sched_priority": _int(sched, "priority", p, 0, 99),
-            "sched_runtime": _int(sched, "runtime", p, 0, _U64_MAX),
-            "sched_deadline": _int(sched, "deadline", p, 0, _U64_MAX),
-            "sched_period": _int(sched, "period", p, 0, _U64_MAX),
-        }
+        out["sched"] = Sched(
+            sched_policy=_name(sched, "policy", p, SCHED_POLICIES),
+            sched_flags=_flags(sched, p, SCHED_FLAGS),
+            sched_nice=_int(sched, "nice", p, -20, 19),
+            sched_priority=_int(sched, "priority", p, 0, 99),
+            sched_runtime=_int(sched, "runtime", p, 0, _U64_MAX),
+            sched_deadline=_int(sched, "deadline", p, 0, _U64_MAX),
+            sched_period=_int(sched, "period", p, 0, _U64_MAX),
+        )
     mpol = linux.get("memoryPolicy")  # type: ignore[union-attr]
     if mpol is not None:
         p = "linux.memoryPolicy"
@@ -141,29 +141,29 @@ def check(doc: dict) -> dict | None:
             raise _err(f"{p}.nodes", f"must be empty with {mpol['mode']} (it names no nodes)")
         if mode not in (MPOL_MODES["MPOL_DEFAULT"], MPOL_MODES["MPOL_LOCAL"]) and not nodes:
             raise _err(f"{p}.nodes", f'required with {mpol["mode"]}: the NUMA nodes, e.g. "0"')
-        out["mempolicy"] = [mode | _flags(mpol, p, MPOL_FLAGS), nodes]
-    return out or None
+        out["mempolicy"] = (mode | _flags(mpol, p, MPOL_FLAGS), nodes)
+    return ProcAttrs(**out) if out else None
 
 
-def apply(attrs: dict | None) -> None:
+def apply(attrs: ProcAttrs | None) -> None:
     """Set what ``check`` returned on the calling process (the container's, before it executes)."""
-    if not attrs:
+    if attrs is None:
         return
-    if "ioprio" in attrs:
+    if attrs.ioprio is not None:
         try:
-            libc.ioprio_set(attrs["ioprio"])
+            libc.ioprio_set(attrs.ioprio)
         except OSError as e:
             raise PycontainError(f"cannot set process.ioPriority: {os.strerror(e.errno or 0)}") from None
-    if "sched" in attrs:
+    if attrs.sched is not None:
         try:
-            libc.sched_setattr(libc.SchedAttr(**attrs["sched"]))
+            libc.sched_setattr(libc.SchedAttr(**attrs.sched.to_dict()))
         except OSError as e:
             raise PycontainError(
                 f"cannot set process.scheduler: {os.strerror(e.errno or 0)} (a real-time or deadline policy needs "
                 "CAP_SYS_NICE and, for SCHED_DEADLINE, runtime <= deadline <= period)"
             ) from None
-    if "mempolicy" in attrs:
-        mode, nodes = attrs["mempolicy"]
+    if attrs.mempolicy is not None:
+        mode, nodes = attrs.mempolicy
         try:
             libc.set_mempolicy(mode, nodes)
         except OSError as e:

@@ -21,7 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .config import ContainerConfig, Mount
+    from .config import ContainerConfig
+    from .config_fields import Mount
     from .spec.model import OciDevice
     from .userns import IdMappings
 

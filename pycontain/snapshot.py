@@ -18,14 +18,14 @@ import subprocess
 import time
 
 from . import DEFAULT_PATH
-from .config import validate_name
+from .config_check import validate_name
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PycontainError
 
 
 def _upper(c: Container) -> str:
     upper = os.path.join(c.dir, "upper")
-    if not c.state.config.get("overlay", True) or not os.path.isdir(upper):
+    if not c.state.config.overlay or not os.path.isdir(upper):
         raise InvalidArgument(
             f"container {c.name} has no copy-on-write layer (an OCI bundle's root filesystem "
             "is used in place): nothing to commit or snapshot"
@@ -93,7 +93,7 @@ def commit(
     try:
         with store.importing():
             index = store.load()
-            image_id = cfg.get("image_id") or ""
+            image_id = cfg.image_id
             if image_id in index["images"]:
                 rec = index["images"][image_id]
                 layers, sizes = list(rec["layers"]), list(rec["layer_sizes"])
@@ -102,16 +102,16 @@ def commit(
             else:
                 # 'default' or a root filesystem directory: its tree becomes the base layer.
                 layers, sizes = [], []
-                for path in cfg.get("layers") or [cfg["rootfs"]]:
+                for path in cfg.layers:
                     diff, size, _ = store.add_layer(functools.partial(tree_pipe, path), path)
                     layers.append(diff)
                     sizes.append(size)
-                image_cmd = ["/bin/sh"] if cfg.get("image") == "default" else None
+                image_cmd = ["/bin/sh"] if cfg.image == "default" else None
                 doc = {
                     "architecture": arch(),
                     "os": "linux",
                     "config": {k: v for k, v in (("Env", [f"PATH={DEFAULT_PATH}"]), ("Cmd", image_cmd)) if v},
-                    "history": [{"created_by": f"pycontain import {cfg.get('image') or cfg['rootfs']}"}],
+                    "history": [{"created_by": f"pycontain import {cfg.image}"}],
                 }
             diff, size = layer_from_dir(store, upper, f"container {c.name}'s changes", upper=True)
             layers.append(diff)

@@ -20,7 +20,13 @@ import os
 import time
 
 from . import fastjson, trace
+from .config import ContainerConfig, check_json_types
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
+
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .network.info import NetInfo
 
 # On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
 # under /run would hold the writable layers in RAM). What dies with the machine is told apart by boot id.
@@ -104,8 +110,145 @@ class NewerState(InvalidState):
         )
 
 
+class ProcRef:
+    """A process as a state file records it: its pid and its start time, so that a pid the kernel has since
+    given to another process is never taken for it. On disk ``[pid, start]``."""
+
+    __slots__ = ("pid", "start")
+
+    def __init__(self, pid: int, start: int | None) -> None:
+        self.pid = pid
+        self.start = start
+
+    @classmethod
+    def me(cls) -> ProcRef:
+        pid = os.getpid()
+        return cls(pid, proc_start_time(pid))
+
+    def is_me(self) -> bool:
+        return self.pid == os.getpid()
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.start)
+
+    def to_list(self) -> list[int | None]:
+        return [self.pid, self.start]
+
+    @classmethod
+    def from_list(cls, v: object) -> ProcRef | None:
+        if v is None:
+            return None
+        if not (isinstance(v, list) and len(v) == 2 and _is_int(v[0]) and (v[1] is None or _is_int(v[1]))):
+            raise ValueError(f"expected [pid, start time], not {v!r}")
+        return cls(v[0], v[1])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcRef) and (self.pid, self.start) == (other.pid, other.start)
+
+    def __repr__(self) -> str:
+        return f"ProcRef({self.pid}, {self.start})"
+
+
+class HealthResult:
+    """One health check's result, as docker's ``State.Health.Log`` shows it."""
+
+    __slots__ = ("start", "end", "exit_code", "output")
+
+    def __init__(self, start: float, end: float, exit_code: int, output: str) -> None:
+        self.start = start
+        self.end = end
+        self.exit_code = exit_code
+        self.output = output
+
+    def to_dict(self) -> dict:
+        return {"Start": self.start, "End": self.end, "ExitCode": self.exit_code, "Output": self.output}
+
+    @classmethod
+    def from_dict(cls, d: object) -> HealthResult:
+        if not (
+            isinstance(d, dict)
+            and _is_num(d.get("Start"))
+            and _is_num(d.get("End"))
+            and _is_int(d.get("ExitCode"))
+            and isinstance(d.get("Output"), str)
+        ):
+            raise ValueError(f"health: Log: expected Start, End, ExitCode and Output, not {d!r}")
+        return cls(d["Start"], d["End"], d["ExitCode"], d["Output"])
+
+
+class HealthState:
+    """A container's health (with a health check): docker's ``State.Health``, its form on disk too."""
+
+    __slots__ = ("status", "failing_streak", "log")
+
+    def __init__(
+        self, status: str = "starting", failing_streak: int = 0, log: list[HealthResult] | None = None
+    ) -> None:
+        self.status = status  # starting, healthy or unhealthy
+        self.failing_streak = failing_streak  # failed checks in a row
+        self.log = list(log or [])  # the last results, oldest first
+
+    def to_dict(self) -> dict:
+        return {
+            "Status": self.status,
+            "FailingStreak": self.failing_streak,
+            "Log": [r.to_dict() for r in self.log],
+        }
+
+    @classmethod
+    def from_dict(cls, d: object) -> HealthState | None:
+        if d is None:
+            return None
+        if not (
+            isinstance(d, dict)
+            and isinstance(d.get("Status"), str)
+            and _is_int(d.get("FailingStreak", 0))
+            and isinstance(d.get("Log", []), list)
+        ):
+            raise ValueError(f"health: expected Status, FailingStreak and Log, not {d!r}")
+        return cls(
+            d["Status"], d.get("FailingStreak", 0), [HealthResult.from_dict(r) for r in d.get("Log", [])]
+        )
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# state.json's top-level fields → the JSON types each may have, checked on load by exact class (true is no
+# integer here): a file damaged by hand or by a disk fails there, naming the field, rather than deep
+# inside a command.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "name": (str,),
+    "status": (str,),
+    "pid": (int,),
+    "pid_start": (int, type(None)),
+    "created": (int, float),
+    "started": (int, float, type(None)),
+    "finished": (int, float, type(None)),
+    "exit_code": (int, type(None)),
+    "oom_killed": (bool,),
+    "config": (dict,),
+    "cgroup": (dict, type(None)),
+    "bundle": (str,),
+    "error": (str,),
+    "creator": (list, type(None)),
+    "boot_id": (str, type(None)),
+    "monitor": (list, type(None)),
+    "restarts": (int,),
+    "manual_stop": (bool,),
+    "health": (dict, type(None)),
+}
+
+
 class ContainerState:
-    """What pycontain knows about one container, persisted as ``state.json``."""
+    """What pycontain knows about one container, persisted as ``state.json``: typed fields, the
+    configuration a ``ContainerConfig``. ``to_dict``/``from_dict`` give and read the file's JSON."""
 
     __slots__ = (
         "id",
@@ -128,13 +271,14 @@ class ContainerState:
         "restarts",
         "manual_stop",
         "health",
+        "net_info",
     )
 
     def __init__(
         self,
         id: str,
         name: str,
-        config: dict,
+        config: ContainerConfig,
         *,
         status: str = CREATING,
         pid: int = 0,
@@ -147,15 +291,17 @@ class ContainerState:
         cgroup: dict | None = None,
         bundle: str = "",
         error: str = "",
-        creator: list[int] | None = None,
+        creator: ProcRef | None = None,
         boot_id: str | None = None,
-        monitor: list[int | None] | None = None,
+        monitor: ProcRef | None = None,
         restarts: int = 0,
         manual_stop: bool = False,
-        health: dict | None = None,
+        health: HealthState | None = None,
+        net_info: NetInfo | None = None,
     ) -> None:
         self.id = id
         self.name = name
+        # As validated when the container was made; changed only by replacing it ('update' saves new limits).
         self.config = config
         self.status = status
         self.pid = pid
@@ -165,30 +311,67 @@ class ContainerState:
         self.finished = finished
         self.exit_code = exit_code
         self.oom_killed = oom_killed
-        self.cgroup = cgroup
+        self.cgroup = cgroup  # the cgroup drivers' record (cgroups.load_manager reads it)
         self.bundle = bundle
         self.error = error
-        # The runtime process creating the container ([pid, start time]): while it lives, a "creating"
-        # container is work in progress; once it is gone, a crash leftover for gc.
-        self.creator = creator if creator is not None else [os.getpid(), proc_start_time(os.getpid())]
+        # The runtime process creating the container: while it lives, a "creating" container is work in
+        # progress; once it is gone, a crash leftover for gc.
+        self.creator = creator if creator is not None else ProcRef.me()
         self.boot_id = boot_id if boot_id is not None else current_boot_id()
-        # The monitor process of a detached container ([pid, start time]): it reaps PID 1 and records its exit.
+        # The monitor process of a detached container: it reaps PID 1 and records its exit.
         self.monitor = monitor
         self.restarts = restarts  # how many times the restart policy started it again
         self.manual_stop = manual_stop  # stopped by 'stop': the restart policy leaves it alone
-        self.health = health  # {"Status": ..., "FailingStreak": n, "Log": [...]} with --health-cmd
+        self.health = health  # with a health check (config.healthcheck)
+        # Its place on a bridge network while attached (what 'rm' and a restart undo).
+        self.net_info = net_info
+
+    def config_dict(self) -> dict:
+        """The configuration as state.json holds it: with the network attachment as "net_info", where
+        versions before the typed state kept it (and 'inspect' shows it)."""
+        d = self.config.to_dict()
+        if self.net_info is not None:
+            d["net_info"] = self.net_info.to_dict()
+        return d
 
     def to_dict(self) -> dict:
-        return {"version": STATE_VERSION, **{k: getattr(self, k) for k in self.__slots__}}
+        # net_info has no key of its own: it is written inside "config" (config_dict)
+        d: dict = {
+            "version": STATE_VERSION,
+            **{k: getattr(self, k) for k in self.__slots__ if k != "net_info"},
+        }
+        d["config"] = self.config_dict()
+        d["creator"] = self.creator.to_list() if self.creator is not None else None
+        d["monitor"] = self.monitor.to_list() if self.monitor is not None else None
+        d["health"] = self.health.to_dict() if self.health is not None else None
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerState:
+        """Raises ValueError (naming the field) for a document that is not a state."""
         version = d.get("version", 1)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        if not _is_int(version) or version < 1:
             raise ValueError(f"state version {version!r} is not a version")
         if version > STATE_VERSION:
             raise NewerState(version)
-        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
+        for k in ("id", "name", "config"):
+            if k not in d:
+                raise ValueError(f"{k}: missing")
+        check_json_types(d, _FIELD_TYPES, "")
+        doc = d["config"]
+        info = doc.get("net_info")  # (a key the config's from_dict ignores)
+        net_info = None
+        if info:
+            from .network.info import NetInfo
+
+            net_info = NetInfo.from_dict(info)
+        kw = {k: d[k] for k in cls.__slots__ if k in d}
+        kw["config"] = ContainerConfig.from_dict(doc)
+        kw["creator"] = ProcRef.from_list(d.get("creator"))
+        kw["monitor"] = ProcRef.from_list(d.get("monitor"))
+        kw["health"] = HealthState.from_dict(d.get("health"))
+        kw["net_info"] = net_info
+        return cls(**kw)
 
     def same_boot(self) -> bool:
         return not self.boot_id or self.boot_id == current_boot_id()
@@ -198,12 +381,12 @@ class ContainerState:
 
     def monitored(self) -> bool:
         """Whether this container's monitor still runs (it will record the exit and apply the restart policy)."""
-        return bool(self.monitor and self.same_boot() and pid_alive(*self.monitor))
+        return bool(self.monitor and self.same_boot() and self.monitor.alive())
 
     def abandoned(self) -> bool:
         """Still "creating" or "removing", but the runtime doing it is gone: a crashed create or rm."""
         return self.status in (CREATING, REMOVING) and not (
-            self.same_boot() and pid_alive(*(self.creator or [0, None]))
+            self.same_boot() and self.creator is not None and self.creator.alive()
         )
 
 
@@ -290,15 +473,24 @@ class StateStore:
             raise
 
     def load_id(self, cid: str) -> ContainerState | None:
+        path = os.path.join(self.dir(cid), "state.json")
         try:
-            with open(os.path.join(self.dir(cid), "state.json")) as f:
+            with open(path) as f:
                 return ContainerState.from_dict(fastjson.loads(f.read()))
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
             # A runtime killed between mkdir and its first save leaves a directory without a valid
-            # state: report it as a broken container that 'rm -f' can remove.
-            return ContainerState(cid, cid[:12], {}, status=CREATING, error="state file is damaged")
+            # state (so may a disk, or a hand): report it as a broken container that 'rm -f' can remove,
+            # its error naming the file and what is wrong with it, on one line.
+            why = " ".join(str(e).split())[:200] or type(e).__name__
+            return ContainerState(
+                cid,
+                cid[:12],
+                ContainerConfig("", []),
+                status=CREATING,
+                error=f"state file is damaged: {path}: {why}",
+            )
 
     def all(self) -> list[ContainerState]:
         out = []

@@ -161,7 +161,7 @@ def diff(container) -> list[str]:
     """docker's ``diff``: ``A path`` (added), ``C path`` (changed), ``D path`` (deleted), from the writable
     layer against the image's layers."""
     upper = os.path.join(container.dir, "upper")
-    layers = container.state.config.get("layers") or [container.state.config.get("rootfs", "")]
+    layers = container.state.config.layers
     if not os.path.isdir(upper):
         return []
     out = []

@@ -81,11 +81,7 @@ def users(name: str, state_root: str | None = None, data_root: str | None = None
     from .state import StateStore
 
     path = mountpoint(name, data_root)
-    return [
-        st.name
-        for st in StateStore(state_root).all()
-        if any(m.get("source") == path for m in st.config.get("mounts") or [])
-    ]
+    return [st.name for st in StateStore(state_root).all() if any(m.source == path for m in st.config.mounts)]
 
 
 def remove(name: str, state_root: str | None = None, data_root: str | None = None) -> None:

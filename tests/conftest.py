@@ -36,6 +36,17 @@ def needs_root(item: pytest.Item) -> bool:
     return any("root" in str(m.kwargs.get("reason", "")).lower() for m in item.iter_markers("skipif"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a non-interactive shell (``nohup make test &``) inherits SIGINT
+    ignored, and so would every pycontain it starts: the tests that press Ctrl-C (``stats``, ``import``,
+    ``vm boot``) would then wait for an exit that never comes. A Python handler here is reset to the
+    default by each child's exec, as under a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that needs root with ``root`` (``make check`` runs ``-m "not root"``), and skip
     those tests when pytest runs without root."""

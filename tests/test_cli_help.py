@@ -46,9 +46,14 @@ def test_the_everyday_commands_show_examples():
 
 def test_shell_completion(tmp_path, monkeypatch, capsys):
     # In this process, as the console script runs typer (a subprocess would cost more than the test).
+    import shellingham
+
     from pycontain.cli.commandline import run_app
 
-    assert run_app(["--show-completion", "bash"]) == 0
+    # --show-completion names the shell the user's terminal runs (shellingham reads the process's ancestors).
+    # A test run under nohup, CI or an IDE may have no shell above it: stand in a bash parent.
+    monkeypatch.setattr(shellingham, "detect_shell", lambda *a, **k: ("bash", "/bin/bash"))
+    assert run_app(["--show-completion"]) == 0
     assert "complete -o default -F _pycontain_completion pycontain" in capsys.readouterr().out
     # What bash asks when the user types 'pycontain run --me<TAB>' (argv is empty then: no fast path).
     for key, value in {

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pycontain import libc, rootfs
-from pycontain.config import from_spec
+from pycontain.config_check import from_spec
 from pycontain.errors import InvalidArgument
 from pycontain.rootfs import (
     Step,

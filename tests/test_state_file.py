@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from pycontain.config import ContainerConfig
 from pycontain.errors import InvalidState
 from pycontain.state import STATE_VERSION, ContainerState, NewerState, StateStore
 
@@ -26,24 +27,18 @@ def _write(root: str, doc: dict) -> str:
 def test_saved_state_has_the_version_and_loads_back(tmp_path):
     store = StateStore(str(tmp_path))
     os.makedirs(store.dir(CID))
-    st = ContainerState(CID, "web", {"args": ["sh"]}, pid=42, pid_start=7, restarts=2)
+    st = ContainerState(CID, "web", ContainerConfig("/r", ["sh"]), pid=42, pid_start=7, restarts=2)
     store.save(st)
     with open(os.path.join(store.dir(CID), "state.json")) as f:
         doc = json.load(f)
     assert doc["version"] == STATE_VERSION == 1
     back = store.load_id(CID)
     assert back is not None and back.to_dict() == st.to_dict()
-    assert (back.name, back.pid, back.pid_start, back.restarts, back.config) == (
-        "web",
-        42,
-        7,
-        2,
-        {"args": ["sh"]},
-    )
+    assert (back.name, back.pid, back.pid_start, back.restarts, back.config.args) == ("web", 42, 7, 2, ["sh"])
 
 
 def test_a_state_from_before_the_version_field_loads(tmp_path):
-    doc = ContainerState(CID, "old", {}).to_dict()
+    doc = ContainerState(CID, "old", ContainerConfig("/r", ["sh"])).to_dict()
     del doc["version"]
     _write(str(tmp_path), doc)
     st = StateStore(str(tmp_path)).load_id(CID)
@@ -52,15 +47,15 @@ def test_a_state_from_before_the_version_field_loads(tmp_path):
 
 @pytest.mark.parametrize("version", ["1", 0, True, None])
 def test_a_version_that_is_no_version_is_a_damaged_state(tmp_path, version):
-    doc = ContainerState(CID, "odd", {}).to_dict()
+    doc = ContainerState(CID, "odd", ContainerConfig("/r", ["sh"])).to_dict()
     doc["version"] = version
     _write(str(tmp_path), doc)
     st = StateStore(str(tmp_path)).load_id(CID)
-    assert st is not None and st.error == "state file is damaged"
+    assert st is not None and st.error.startswith("state file is damaged: ")
 
 
 def test_a_newer_state_is_named_and_never_listed(tmp_path):
-    doc = ContainerState(CID, "future", {}).to_dict()
+    doc = ContainerState(CID, "future", ContainerConfig("/r", ["sh"])).to_dict()
     doc["version"] = STATE_VERSION + 1
     path = _write(str(tmp_path), doc)
     store = StateStore(str(tmp_path))
@@ -73,7 +68,7 @@ def test_a_newer_state_is_named_and_never_listed(tmp_path):
 
 
 def test_cli_leaves_a_newer_state_alone(pyc):
-    doc = ContainerState(CID, "future", {}).to_dict()
+    doc = ContainerState(CID, "future", ContainerConfig("/r", ["sh"])).to_dict()
     doc["version"] = STATE_VERSION + 1
     path = _write(pyc.root, doc)
     p = pyc("ps", "-a", "--json")

@@ -10,54 +10,29 @@ contents), and ``<data>/images/build-cache/<key>.json`` records the layers the i
 walks the keys from the top and resumes after the last step whose layers are all still in the store, so an
 unchanged manifest costs only the hashing. Identical manifests give identical configs, hence the same image id.
 
-Build containers are ordinary pycontain containers (``Container.create``) on the layers built so far,
-in a private state root under ``<data>/tmp/build-*``; each one's overlayfs upper directory becomes the step's
-layer (``rootfs_builder.changes``), and the container is removed.
+Build containers (``containers``) run the pip step (``pip``) and the run steps; this module lists the
+steps, makes the base and files layers itself, and walks the cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import glob
 import hashlib
 import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tarfile
-import tempfile
-import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from pycontain import DEFAULT_PATH
 from pycontain.build.cache import State, StepCache, step_key, tree_digest
+from pycontain.build.containers import DEFAULT_ENV, BuildContainers, BuildError
 from pycontain.build.manifest import Manifest
-from pycontain.build.progress import BuildProgress, short
-from pycontain.errors import InvalidArgument, NotFound, PycontainError
+from pycontain.build.pip import pip_step
+from pycontain.build.progress import BuildProgress
+from pycontain.errors import InvalidArgument, NotFound
 from rootfs_builder.store import Store, arch
-
-if TYPE_CHECKING:
-    from pycontain.config import ContainerConfig
-    from pycontain.container import Container
-
-# At the root: a /tmp mount point would be hidden by an image-less /tmp tmpfs.
-WHEELS_MOUNT = ".pycontain-wheels"
-PIP_MOUNT = ".pycontain-pip"
-CA_MOUNT = ".pycontain-ca.pem"
-# The host's pip settings a fetch container gets (where the index is, how long to wait): host config.
-PIP_HOST_SETTINGS = frozenset(
-    {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT", "PIP_RETRIES"}
-)
-DEFAULT_ENV = [f"PATH={DEFAULT_PATH}"]
-
-
-class BuildError(PycontainError):
-    """A build step failed: the message names the step and the command's last line of output."""
 
 
 # -- steps ----------------------------------------------------------------------------------------------
@@ -85,8 +60,7 @@ class Builder:
         self.store = store
         self.progress = progress
         self.data_root = data_root
-        self.work: str | None = None
-        self.n_containers = 0
+        self.containers = BuildContainers(store, progress, manifest.where, network)
 
     # -- the steps' list ----------------------------------------------------------------------------
     def steps(self) -> list[Step]:
@@ -232,108 +206,6 @@ class Builder:
             [{"created_by": f"FROM {self.m.base} (sha256:{rec['id']})"}] * len(rec["layers"]),
         )
 
-    # -- pip ------------------------------------------------------------------------------------------
-    def _pip(self, state: State) -> State:
-        """The manifest's requirements (PEP 508 names and versions, checked by the manifest) are fetched by
-        the image's own python3 in a build container on the bridge network, wheels only, then installed
-        offline in a second one: nothing the manifest names is read or run on the host. The host only
-        downloads pip's own wheel, by its fixed name, for images that have no pip."""
-        try:
-            code, out, _ = self._container(
-                state, ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], keep=False
-            )
-        except PycontainError as e:
-            code, out = e.exit_code, str(e)
-        version = out.strip().splitlines()[-1] if code == 0 and out.strip() else ""
-        if code != 0 or not version.replace(".", "").isdigit():
-            raise BuildError(
-                f"{self.m.where}: 'pip' needs python3 in the image, and it does not run there "
-                f'({_last(out) or f"exit status {code}"}): add packages = ["python3"]'
-            )
-        tools = os.path.join(self._workdir(), "pip")
-        wheels = os.path.join(self._workdir(), "wheels")
-        os.makedirs(tools, exist_ok=True)
-        os.makedirs(wheels, exist_ok=True)
-        self.progress.status("pip download pip on the host")
-        self._host(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--disable-pip-version-check",
-                "--only-binary=:all:",
-                "--no-deps",
-                "-d",
-                tools,
-                "pip",
-            ],
-            "pip download pip",
-        )
-        pip_whl = sorted(glob.glob(os.path.join(tools, "pip-*.whl")))
-        if not pip_whl:
-            raise BuildError("pip download did not fetch pip's own wheel")
-        from pycontain.spec.docker import bind
-
-        tools_at, wheels_at = f"/{PIP_MOUNT}", f"/{WHEELS_MOUNT}"
-        pip = ["python3", f"{tools_at}/{os.path.basename(pip_whl[-1])}/pip"]
-        common = ["--disable-pip-version-check", "--no-cache-dir"]
-        mounts = [bind(tools, tools_at, readonly=True)]
-        env = []
-        ca = _ca_bundle()
-        if ca is not None:  # the host's trust anchors, for a host behind a TLS-inspecting proxy
-            mounts.append(bind(ca, f"/{CA_MOUNT}", readonly=True))
-            env.append(f"PIP_CERT=/{CA_MOUNT}")
-        env += [f"{k}={v}" for k, v in os.environ.items() if k in PIP_HOST_SETTINGS]
-        self.progress.status("pip download in a build container")
-        fetch = [*pip, "download", *common, "--only-binary=:all:", "-d", wheels_at, "--", *self.m.pip]
-        try:
-            code, out, _ = self._container(
-                state,
-                fetch,
-                mounts=[*mounts, bind(wheels, wheels_at)],
-                keep=False,
-                network="bridge",
-                extra_env=env,
-            )
-        except PycontainError as e:
-            raise BuildError(f"{self.m.where}: pip download cannot run in a build container: {e}") from None
-        if code != 0:
-            lines = [ln for ln in out.splitlines() if ln.strip()]
-            err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
-            raise BuildError(
-                f"{self.m.where}: pip download {' '.join(self.m.pip)} failed: "
-                f"{err[0].strip() if err else f'exit status {code}'} "
-                "(check the 'pip' requirements; wheels must exist for the image's Python)"
-            )
-        argv = [
-            *pip,
-            "install",
-            *common,
-            "--no-index",
-            "--find-links",
-            wheels_at,
-            "--root-user-action=ignore",
-            "--no-warn-script-location",
-            "--break-system-packages",
-            "--",
-            *self.m.pip,
-        ]
-        return self._container_layer(
-            state,
-            argv,
-            f"pip install {' '.join(self.m.pip)}",
-            mounts=[*mounts[:1], bind(wheels, wheels_at, readonly=True)],
-            skip=frozenset({PIP_MOUNT, WHEELS_MOUNT}),
-        )
-
-    def _host(self, argv: list[str], what: str) -> None:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-            err = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
-            raise BuildError(f"{self.m.where}: {what} failed: {err[0].strip() if err else proc.returncode}")
-
     # -- files ----------------------------------------------------------------------------------------
     def _files(self, state: State) -> State:
         from rootfs_builder.onelayer import tar_pipe
@@ -400,197 +272,15 @@ class Builder:
             break
         return ti
 
-    # -- run ------------------------------------------------------------------------------------------
+    # -- pip and run ----------------------------------------------------------------------------------
+    def _pip(self, state: State) -> State:
+        return pip_step(self.containers, self.m, state)
+
     def _run_step(self, state: State, cmd: str) -> State:
-        return self._container_layer(state, ["/bin/sh", "-c", cmd], f"run {cmd}")
-
-    def _container_layer(
-        self,
-        state: State,
-        argv: list[str],
-        what: str,
-        *,
-        mounts: list | None = None,
-        skip: frozenset[str] = frozenset(),
-    ) -> State:
-        from rootfs_builder.changes import layer_from_dir
-
-        try:
-            code, out, container = self._container(state, argv, mounts=mounts, keep=True)
-        except BuildError:
-            raise
-        except PycontainError as e:  # the container could not start (no /bin/sh...): a build error
-            raise BuildError(f"{self.m.where}: step '{short(what)}' cannot run: {e}") from None
-        assert container is not None  # kept
-        try:
-            if code != 0:
-                raise BuildError(
-                    f"{self.m.where}: step '{short(what)}' failed with exit status {code}"
-                    f"{': ' + _last(out) if _last(out) else ''}"
-                )
-            self.progress.status("saving the layer")
-            diff, size = layer_from_dir(
-                self.store, os.path.join(container.dir, "upper"), what, skip=skip, upper=True
-            )
-        finally:
-            container.remove(force=True)
-        return state.plus(diff, size, f"pycontain build: {what}")
-
-    def _container(
-        self,
-        state: State,
-        argv: list[str],
-        *,
-        mounts: list | None = None,
-        keep: bool,
-        network: str | None = None,
-        extra_env: list[str] | None = None,
-    ) -> tuple[int, str, Container | None]:
-        """Run ``argv`` in a container of the layers so far; (exit status, output, the container if ``keep``)."""
-        from pycontain import api, rootless
-        from pycontain.container import Container
-        from pycontain.spec import docker
-
-        root = os.path.join(self._workdir(), "state")
-        self.n_containers += 1
-        name = f"build-{os.getpid()}-{self.n_containers}"
-        env = list(state.config.get("Env") or DEFAULT_ENV) + list(extra_env or [])
-        if network is None:
-            network = "host" if self.network == "host" else None
-        if rootless.active() and network == "bridge":
-            network = "host"  # a rootless container's only way out: bridges, veths and NAT need root
-        cfg = docker.to_config(
-            [self.store.layer_path(d) for d in state.layers],
-            argv,
-            name=name,
-            image="pycontain-build",
-            env=env,
-            mounts=mounts,
-            hostname="build",
-            network=network,
-            detach=True,
-        )
-        # The container's output is relayed (as for 'run') into a file of the build's work directory, which
-        # _follow shows as it grows and errors quote from.
-        out_path = os.path.join(self._workdir(), f"{name}.out")
-        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        stop = threading.Event()
-        tail = threading.Thread(target=self._follow, args=(out_path, stop), daemon=True)
-        tail.start()
-        try:
-            if rootless.active():
-                code = _run_in_child(cfg, root, out_fd)
-            else:
-                code = api.run_config(cfg, root, stop_on_signal=True, output_fd=out_fd)
-        finally:
-            os.close(out_fd)
-            stop.set()
-            tail.join()
-        container = next(c for c in Container.list(root) if c.name == name)
-        try:
-            with open(out_path, "rb") as f:
-                out = f.read().decode(errors="replace")
-        except OSError:
-            out = ""
-        if not keep:
-            container.remove(force=True)
-            return code, out, None
-        return code, out, container
-
-    def _follow(self, path: str, stop: threading.Event) -> None:
-        """Show the build container's latest line of output while it runs."""
-        pos = 0
-        while not stop.wait(0.2):
-            try:
-                with open(path, "rb") as f:
-                    f.seek(pos)
-                    data = f.read()
-            except OSError:
-                continue
-            pos += len(data)
-            line = _last(data.decode(errors="replace"))
-            if line:
-                self.progress.status(line)
-
-    def _workdir(self) -> str:
-        if self.work is None:
-            tmp = os.path.join(self.store.root, "tmp")
-            os.makedirs(tmp, mode=0o700, exist_ok=True)
-            self.work = tempfile.mkdtemp(prefix="build-", dir=tmp)
-        return self.work
+        return self.containers.layer(state, ["/bin/sh", "-c", cmd], f"run {cmd}")
 
     def cleanup(self) -> None:
-        if self.work is None:
-            return
-        from pycontain.container import Container
-
-        root = os.path.join(self.work, "state")
-        if os.path.isdir(root):
-            for c in Container.list(root):
-                with contextlib.suppress(PycontainError, OSError):
-                    c.remove(force=True)
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work = None
-
-
-def _ca_bundle() -> str | None:
-    """The host's CA bundle (pip's, requests' or OpenSSL's setting, else Debian's file), if any."""
-    for candidate in (
-        os.environ.get("PIP_CERT"),
-        os.environ.get("REQUESTS_CA_BUNDLE"),
-        os.environ.get("SSL_CERT_FILE"),
-        "/etc/ssl/certs/ca-certificates.crt",
-    ):
-        if candidate and os.path.isfile(candidate):
-            return candidate
-    return None
-
-
-def _run_in_child(cfg: ContainerConfig, root: str, output_fd: int) -> int:
-    """``api.run_config`` in a forked child: a rootless run sets up the container's pid namespace from
-    the calling process, which afterwards can start no thread and no second container; the child takes
-    that with it. Its error comes back as one line; a signal that stops the build stops the child too,
-    which kills its container before it exits."""
-    import signal
-
-    from pycontain import api
-    from pycontain.interrupts import STOPPING_SIGNALS
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        os.close(r)
-        code = 125
-        try:
-            code = api.run_config(cfg, root, stop_on_signal=True, output_fd=output_fd)
-        except KeyboardInterrupt as e:
-            code = 128 + getattr(e, "signum", signal.SIGINT)
-        except BaseException as e:
-            os.write(w, str(e).encode(errors="replace")[:4096] or type(e).__name__.encode())
-        os._exit(code)
-    os.close(w)
-    try:
-        with os.fdopen(r, "rb") as f:
-            error = f.read().decode(errors="replace")
-        status = os.waitpid(pid, 0)[1]
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)  # the child kills the container, then exits
-        os.waitpid(pid, 0)
-        raise
-    code = os.waitstatus_to_exitcode(status)
-    if error:
-        raise PycontainError(error)
-    if code - 128 in STOPPING_SIGNALS:
-        from pycontain.interrupts import Interrupted
-
-        raise Interrupted(code - 128)
-    return code
-
-
-def _last(text: str) -> str:
-    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
+        self.containers.cleanup()
 
 
 # -- the entry point ------------------------------------------------------------------------------------

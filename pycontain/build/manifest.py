@@ -166,7 +166,7 @@ class Manifest:
         if m.workdir is not None and not m.workdir.startswith("/"):
             m.fail("workdir", f"is {m.workdir!r}", f'use an absolute path, e.g. "/{m.workdir}"')
         if m.user is not None:
-            from pycontain.config import parse_user
+            from pycontain.config_check import parse_user
 
             try:
                 parse_user(m.user)

@@ -371,38 +371,32 @@ def parse(cmd: Command, argv: list[str]) -> dict | None:
                 positionals += argv[i:]
                 break
             continue
+        pending: list[tuple[Opt, str | None]] = []  # each option this word names, with its value if given
         if arg.startswith("--"):
             name, eq, inline = arg.partition("=")
             opt = by_flag.get(name)
             if opt is None or (opt.kind == FLAG and eq):
                 return None
-            if opt.kind == FLAG:
-                values[opt.dest] = True
-                continue
-            if not eq:
-                if i >= len(argv):
+            pending.append((opt, inline if eq else None))
+        else:  # one or more short flags: -it, -a, -s TERM, -sTERM
+            for j in range(1, len(arg)):
+                opt = by_flag.get("-" + arg[j])
+                if opt is None:
                     return None
-                inline = argv[i]
-                i += 1
-            store(values, opt, inline)
-            continue
-        j = 1  # one or more short flags: -it, -a, -s TERM, -sTERM
-        while j < len(arg):
-            opt = by_flag.get("-" + arg[j])
-            if opt is None:
-                return None
+                if opt.kind != FLAG:
+                    pending.append((opt, arg[j + 1 :] or None))
+                    break
+                pending.append((opt, None))
+        for opt, value in pending:
             if opt.kind == FLAG:
                 values[opt.dest] = True
-                j += 1
                 continue
-            value = arg[j + 1 :]
-            if not value:
+            if value is None:
                 if i >= len(argv):
                     return None
                 value = argv[i]
                 i += 1
             store(values, opt, value)
-            break
     for a in cmd.args:
         if a.nargs == ONE or (a.nargs == OPTIONAL and positionals and _more_than_needed(cmd, a, positionals)):
             if not positionals:

@@ -30,7 +30,9 @@ from .options import RESOURCE_DESTS, RUN_OPTIONS
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..config import ContainerConfig
     from ..container import Container
+    from ..state import ContainerState
 
 
 # -- the bodies: parse nothing, call the library, print -------------------------------------------
@@ -44,8 +46,8 @@ def _ago(ts: float | None) -> str:
     return f"{s} seconds ago"
 
 
-def _short_cmd(cfg: dict, width: int = 30) -> str:
-    cmd = " ".join(cfg.get("args") or [])
+def _short_cmd(cfg: ContainerConfig, width: int = 30) -> str:
+    cmd = " ".join(cfg.args)
     return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
 
 
@@ -53,12 +55,12 @@ def _status_text(c: Container, status: str) -> str:
     if status == "exited":
         code = c.state.exit_code
         # Its monitor is still there and 'stop' did not end it: the restart policy's back-off is running.
-        policy = c.state.config.get("restart") or "no"
+        policy = c.state.config.restart
         restarting = policy != "no" and c.state.monitored() and not c.state.manual_stop
         word = "Restarting" if restarting else "Exited"
         return f"{word} ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
     if status == "running":
-        health = str((c.state.health or {}).get("Status"))
+        health = c.state.health.status if c.state.health else ""
         shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
         return f"Up {_ago(c.state.started).replace(' ago', '')}{shown.get(health, '')}"
     if status == "paused":
@@ -91,13 +93,13 @@ def ps_body(v: dict) -> int:
             {
                 "Id": c.id,
                 "Name": c.name,
-                "Image": c.state.config.get("image"),
-                "Command": c.state.config.get("args"),
+                "Image": c.state.config.image,
+                "Command": c.state.config.args,
                 "Created": c.state.created,
                 "Status": s,
                 "Pid": c.pid if s in ("running", "paused") else 0,
                 "ExitCode": c.state.exit_code,
-                "Labels": c.state.config.get("labels") or {},
+                "Labels": c.state.config.labels,
             }
             for c, s in rows
         ]
@@ -114,11 +116,11 @@ def ps_body(v: dict) -> int:
         (
             c.id[:12],
             c.name,
-            c.state.config.get("image", ""),
+            c.state.config.image,
             _short_cmd(c.state.config),
             _ago(c.state.created),
             _status_text(c, s),
-            _ports(c.state.config),
+            _ports(c.state),
             str(c.pid) if s in ("running", "paused") else "",
         )
         for c, s in rows
@@ -127,28 +129,28 @@ def ps_body(v: dict) -> int:
     return 0
 
 
-def _ports(cfg: dict) -> str:
-    if not cfg.get("publish"):
+def _ports(st: ContainerState) -> str:
+    if not st.config.publish:
         return ""
     from ..network import published
 
-    return ", ".join(str(p) for p in published(cfg))
+    return ", ".join(str(p) for p in published(st.net_info))
 
 
 def _ps_fields(c: Container, status: str) -> dict:
     """A row as docker's ps templates name its fields."""
     cfg = c.state.config
-    labels = cfg.get("labels") or {}
+    labels = cfg.labels
     return {
         "ID": c.id[:12],
         "Names": c.name,
-        "Image": cfg.get("image", ""),
+        "Image": cfg.image,
         "Command": _short_cmd(cfg),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
         "RunningFor": _ago(c.state.created),
         "Status": _status_text(c, status),
         "State": status,
-        "Ports": _ports(cfg),
+        "Ports": _ports(c.state),
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
     }
 

@@ -84,7 +84,7 @@ def run(
 
     Exit status: the command's; 124 on timeout, 137 when the OOM killer ended it, 125 when pycontain fails.
     """
-    from ..config import parse_env
+    from ..config_check import parse_env
     from ..errors import InvalidArgument
     from ..sandbox import Sandbox
 

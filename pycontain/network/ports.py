@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from ..errors import AlreadyExists, InvalidArgument
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .info import NetInfo
+
 
 # -- published ports ----------------------------------------------------------------------------------
 class PortSpec:
@@ -91,10 +96,10 @@ def parse_publish(spec: str) -> PortSpec:
     return PortSpec(_port(host, spec, "host"), _port(ctr, spec, "container"), proto or "tcp", host_ip)
 
 
-def published(config: dict) -> list[PortSpec]:
-    """A container's published ports as bound (host ports picked for ``-p 80`` included), from its saved
-    configuration: none unless it is on its network (running, as docker shows them)."""
-    return [PortSpec.from_dict(d) for d in (config.get("net_info") or {}).get("ports") or []]
+def published(info: NetInfo | None) -> list[PortSpec]:
+    """A container's published ports as bound (host ports picked for ``-p 80`` included), from its network
+    attachment (``ContainerState.net_info``): none unless it is on its network (running, as docker shows them)."""
+    return list(info.ports) if info is not None else []
 
 
 def _port_free(p: PortSpec) -> None:

@@ -30,6 +30,11 @@ from . import (
     setup_stdio,
 )
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config_fields import TimeOffsets
+
 
 def start_container(
     config, container_dir: str, cgroup_procs: list[str], stdio: Stdio, start_fifo: str | None = None
@@ -45,7 +50,7 @@ def start_container(
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
     from .. import DEFAULT_PATH
-    from ..config import merge_env
+    from ..config_check import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(
@@ -283,11 +288,9 @@ def _enter_userns(fd: int) -> None:
     userns.become_root()
 
 
-def _set_time_offsets(offsets: dict) -> None:
+def _set_time_offsets(offsets: TimeOffsets) -> None:
     """linux.timeOffsets into the new time namespace, before any process has entered it (ours does at exec)."""
-    lines = "".join(
-        f"{clock} {int(v.get('secs') or 0)} {int(v.get('nanosecs') or 0)}\n" for clock, v in offsets.items()
-    )
+    lines = offsets.lines()
     try:
         with open("/proc/self/timens_offsets", "w") as f:
             f.write(lines)

@@ -20,6 +20,11 @@ from . import (
     setup_stdio,
 )
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config_fields import ProcAttrs
+
 # The order in which exec joins a container's namespaces: the mount namespace last but one, since
 # after it /proc is the container's; cgroup after the process has joined the cgroup itself.
 _JOIN_ORDER = (
@@ -50,7 +55,7 @@ def exec_in(
     extra_gids: list[int] | None = None,
     umask: int | None = None,
     keep_fds: tuple[int, ...] = (),
-    proc_attrs: dict | None = None,
+    proc_attrs: ProcAttrs | None = None,
 ) -> Child:
     """Start ``args`` inside the running container whose PID 1 has host pid ``pid``, with what create
     gave its first process: additional groups, umask, capabilities, rlimits, no_new_privs, seccomp.

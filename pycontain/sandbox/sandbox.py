@@ -253,7 +253,8 @@ class Sandbox:
                 meter = Meter(cg) if cg is not None else None
             self._meter = meter
             # Runs go without one capability PID 1 keeps, so none can ptrace PID 1 or write its memory.
-            security = dict(handle.container.state.config.get("security") or {})
+            saved = handle.container.state.config.security
+            security = saved.to_dict() if saved is not None else {}
             security["cap_drop"] = [*security.get("cap_drop", ()), RUN_CAP_DROP]
             self._run_security = security
         except BaseException:

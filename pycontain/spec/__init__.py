@@ -1,7 +1,8 @@
 """OCI runtime specs: the typed model and the roads into it.
 
 - ``model``: :class:`OciSpec` and its parts (process, mounts, hooks, devices);
-- ``bundle``: a bundle's ``config.json`` read and validated (``load_bundle``, ``parse``, ``load_process``);
+- ``bundle``: a bundle's ``config.json`` read and validated (``load_bundle``, ``parse``, ``load_process``),
+  its ``linux`` object by ``linux``, every field through ``fields``' typed readers;
 - ``docker``: docker-style options (``pycontain run``, the Python API) made into one;
 - ``default``: the starter document ``pycontain spec`` writes (``default_spec``).
 
@@ -15,8 +16,6 @@ from .. import lazy_exports
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .bundle import (
-        NAMESPACE_TYPES,
-        NAMESPACES,
         RLIMITS,
         UNSUPPORTED_FIELDS,
         decode,
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
         DEFAULT_READONLY_PATHS,
         default_spec,
     )
+    from .linux import NAMESPACE_TYPES, NAMESPACES
     from .model import (
         HOOK_KINDS,
         IDMAP_OPTIONS,
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "NAMESPACE_TYPES": "bundle",
-    "NAMESPACES": "bundle",
+    "NAMESPACE_TYPES": "linux",
+    "NAMESPACES": "linux",
     "RLIMITS": "bundle",
     "UNSUPPORTED_FIELDS": "bundle",
     "decode": "bundle",

@@ -1,6 +1,9 @@
 """Read and validate an OCI bundle's ``config.json`` into an :class:`~pycontain.spec.model.OciSpec`.
 
-:class:`~pycontain.errors.ConfigError` line that starts with the JSON path of the field at fault
+The document, its process, mounts and hooks here; the ``linux`` object in ``linux``; the typed field
+readers both use in ``fields``.
+
+A bad field is one :class:`~pycontain.errors.ConfigError` line that starts with the JSON path of the field at fault
 (``config.json: linux.namespaces[2].type: unknown namespace type 'foo' (...)``); a field pycontain
 cannot honour (``UNSUPPORTED_FIELDS``) fails with :class:`~pycontain.errors.Unsupported`. Unknown
 properties are ignored, as the spec requires of runtimes. Settings pycontain accepts but cannot apply
@@ -15,31 +18,40 @@ from __future__ import annotations
 import os
 
 from .. import SPEC_VERSION, fastjson
-from ..errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, Unsupported
-from ..libc import (  # the kernel's numbers, defined once there
-    CLONE_NEWCGROUP,
-    CLONE_NEWIPC,
-    CLONE_NEWNET,
-    CLONE_NEWNS,
-    CLONE_NEWPID,
-    CLONE_NEWTIME,
-    CLONE_NEWUSER,
-    CLONE_NEWUTS,
-)
+from ..errors import NotFound, PermissionDenied, Unsupported
 from ..security.caps import CAPABILITIES  # one table: security.caps's (its imports are light)
-from ..users import MAX_ID
+from . import linux as linux_section
+from .fields import (
+    DOC,
+    I64_MAX,
+    U64_MAX,
+    absolute,
+    boolean,
+    env_list,
+    err,
+    ident,
+    integer,
+    kind_of,
+    obj,
+    opt_array,
+    opt_obj,
+    opt_string,
+    show,
+    str_map,
+    string,
+    strings,
+)
 from .model import (
     HOOK_KINDS,
     IGNORED_OPTIONS,
-    OciDevice,
     OciHook,
     OciMount,
     OciProcess,
     OciSpec,
 )
 
-DOC = "config.json"
 _KNOWN_MINOR = int(SPEC_VERSION.split(".")[1])  # newer 1.x documents are read with a warning
+
 
 UNSUPPORTED_FIELDS = (
     "process.execCPUAffinity",
@@ -51,6 +63,8 @@ UNSUPPORTED_FIELDS = (
     "zos",
     "freebsd",
 )
+
+
 _UNSUPPORTED_WHAT = {
     "process.execCPUAffinity": "setting a CPU affinity for exec",
     "linux.intelRdt": "Intel RDT (resctrl)",
@@ -62,21 +76,12 @@ _UNSUPPORTED_WHAT = {
     "freebsd": "a FreeBSD jail",
 }
 
-NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-# type -> (CLONE_NEW* flag, name under /proc/PID/ns)
-NAMESPACES = {
-    "pid": (CLONE_NEWPID, "pid"),
-    "network": (CLONE_NEWNET, "net"),
-    "mount": (CLONE_NEWNS, "mnt"),
-    "ipc": (CLONE_NEWIPC, "ipc"),
-    "uts": (CLONE_NEWUTS, "uts"),
-    "user": (CLONE_NEWUSER, "user"),
-    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
-    "time": (CLONE_NEWTIME, "time"),
-}
 
 _CAPS = frozenset(CAPABILITIES)
+
+
 CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
 
 # RLIMIT_* name -> resource number (asm-generic, as on x86_64 and aarch64)
 RLIMITS = {
@@ -98,87 +103,6 @@ RLIMITS = {
     "RLIMIT_RTTIME": 15,
 }
 
-ROOTFS_PROPAGATIONS = (
-    "shared",
-    "slave",
-    "private",
-    "unbindable",
-    "rshared",
-    "rslave",
-    "rprivate",
-    "runbindable",
-)
-DEVICE_TYPES = ("c", "b", "u", "p")
-PERSONALITY_DOMAINS = ("LINUX", "LINUX32")
-TIME_CLOCKS = ("monotonic", "boottime")
-SECCOMP_ACTIONS = (
-    "SCMP_ACT_KILL",
-    "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_TRAP",
-    "SCMP_ACT_ERRNO",
-    "SCMP_ACT_TRACE",
-    "SCMP_ACT_ALLOW",
-    "SCMP_ACT_LOG",
-    "SCMP_ACT_NOTIFY",
-)
-SECCOMP_OPERATORS = (
-    "SCMP_CMP_NE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_MASKED_EQ",
-)
-
-# sysctls that live in a namespace (runc's list); any other would change the host.
-_IPC_SYSCTLS = frozenset(
-    (
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    )
-)
-
-_SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-_U32_MAX = (1 << 32) - 1
-_U64_MAX = (1 << 64) - 1
-_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-# -- errors ---------------------------------------------------------------------------------------
-def _show(value: object) -> str:
-    """A value for a one-line message: short, quoted like Python, newlines escaped."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {_show(value)}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _err(path: str, message: str) -> ConfigError:
-    return ConfigError(f"{DOC}: {path}: {message}" if path else f"{DOC}: {message}")
-
 
 def _unsupported(field: str, path: str | None = None) -> Unsupported:
     return Unsupported(
@@ -187,102 +111,10 @@ def _unsupported(field: str, path: str | None = None) -> Unsupported:
     )
 
 
-def _key(parent: str, key: str) -> str:
-    """``linux.sysctl["net.ipv4.ip_forward"]``: map keys may hold dots."""
-    return f'{parent}["{key}"]'
-
-
-# -- typed readers: each raises with the JSON path ------------------------------------------------
-def _obj(value: object, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise _err(path, f"must be an object, not {_kind(value)}")
-    return value
-
-
-def _opt_obj(parent: dict, key: str, path: str) -> dict | None:
-    value = parent.get(key)
-    return None if value is None else _obj(value, path)
-
-
-def _str(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        raise _err(path, f"must be a string, not {_kind(value)}")
-    if "\0" in value:
-        raise _err(path, "must not contain a NUL character")
-    return value
-
-
-def _opt_str(parent: dict, key: str, path: str) -> str | None:
-    value = parent.get(key)
-    return None if value is None else _str(value, path)
-
-
-def _bool(parent: dict, key: str, path: str) -> bool:
-    value = parent.get(key, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _err(path, f"must be true or false, not {_kind(value)}")
-    return value
-
-
-def _int(value: object, path: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _err(path, f"must be an integer from {lo} to {hi}, not {_kind(value)}")
-    return value
-
-
-def _id(value: object, path: str) -> int:
-    return _int(value, path, 0, MAX_ID)
-
-
-def _list(value: object, path: str) -> list:
-    if not isinstance(value, list):
-        raise _err(path, f"must be a list, not {_kind(value)}")
-    return value
-
-
-def _opt_list(parent: dict, key: str, path: str) -> list:
-    value = parent.get(key)
-    return [] if value is None else _list(value, path)
-
-
-def _str_list(parent: dict, key: str, path: str) -> list[str]:
-    return [_str(v, f"{path}[{i}]") for i, v in enumerate(_opt_list(parent, key, path))]
-
-
-def _abs(value: object, path: str) -> str:
-    text = _str(value, path)
-    if not text.startswith("/"):
-        raise _err(path, f"must be an absolute path, not {_show(text)}")
-    return os.path.normpath(text)
-
-
-def _env(parent: dict, key: str, path: str) -> list[str]:
-    out = _str_list(parent, key, path)
-    for i, item in enumerate(out):
-        name, eq, _ = item.partition("=")
-        if not eq or not name:
-            raise _err(f"{path}[{i}]", f"must be KEY=VALUE, not {_show(item)}")
-    return out
-
-
-def _str_map(parent: dict, key: str, path: str) -> dict[str, str]:
-    value = _opt_obj(parent, key, path) or {}
-    for k, v in value.items():
-        if not k:
-            raise _err(path, "keys must not be empty")
-        _str(v, _key(path, k))
-    return dict(value)
-
-
-# -- parsing --------------------------------------------------------------------------------------
 def _version(doc: dict) -> tuple[str, list[str]]:
     if "ociVersion" not in doc or doc["ociVersion"] is None:
-        raise _err(
-            "ociVersion", f'required: the runtime-spec version the file follows, e.g. "{SPEC_VERSION}"'
-        )
-    version = _str(doc["ociVersion"], "ociVersion")
+        raise err("ociVersion", f'required: the runtime-spec version the file follows, e.g. "{SPEC_VERSION}"')
+    version = string(doc["ociVersion"], "ociVersion")
     core, _, _build = version.partition("+")
     core, dash, pre = core.partition("-")
     parts = core.split(".")
@@ -298,7 +130,7 @@ def _version(doc: dict) -> tuple[str, list[str]]:
         )
     )
     if not ok:
-        raise _err("ociVersion", f"{_show(version)} is not a SemVer version such as {SPEC_VERSION}")
+        raise err("ociVersion", f"{show(version)} is not a SemVer version such as {SPEC_VERSION}")
     if int(parts[0]) != 1:
         raise Unsupported(
             f"{DOC}: ociVersion: version {version} is not supported (pycontain reads runtime-spec "
@@ -325,14 +157,14 @@ def _refuse_unsupported(doc: dict) -> None:
 
 def _capabilities(value: object, path: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
-        raise _err(
+        raise err(
             path,
             "must be an object with bounding, effective, inheritable, permitted and ambient lists "
-            f"of CAP_* names, not {_kind(value)}",
+            f"of CAP_* names, not {kind_of(value)}",
         )
     out = {}
     for name in CAPABILITY_SETS:
-        caps = _str_list(value, name, f"{path}.{name}")
+        caps = strings(value, name, f"{path}.{name}")
         for i, cap in enumerate(caps):
             if cap not in _CAPS:
                 hint = (
@@ -342,7 +174,7 @@ def _capabilities(value: object, path: str) -> dict[str, list[str]]:
                     if f"CAP_{cap.upper()}" in _CAPS
                     else "use a CAP_* name from capabilities(7), e.g. CAP_NET_BIND_SERVICE"
                 )
-                raise _err(f"{path}.{name}[{i}]", f"unknown capability {_show(cap)} ({hint})")
+                raise err(f"{path}.{name}[{i}]", f"unknown capability {show(cap)} ({hint})")
         out[name] = caps
     return out
 
@@ -350,12 +182,12 @@ def _capabilities(value: object, path: str) -> dict[str, list[str]]:
 def _rlimits(parent: dict, path: str) -> list[tuple[str, int, int]]:
     out: list[tuple[str, int, int]] = []
     seen: dict[str, int] = {}
-    for i, item in enumerate(_opt_list(parent, "rlimits", path)):
+    for i, item in enumerate(opt_array(parent, "rlimits", path)):
         p = f"{path}[{i}]"
-        item = _obj(item, p)
+        item = obj(item, p)
         if item.get("type") is None:
-            raise _err(f"{p}.type", "required, e.g. RLIMIT_NOFILE")
-        kind = _str(item["type"], f"{p}.type")
+            raise err(f"{p}.type", "required, e.g. RLIMIT_NOFILE")
+        kind = string(item["type"], f"{p}.type")
         if kind not in RLIMITS:
             guess = kind.upper() if kind.upper().startswith("RLIMIT_") else f"RLIMIT_{kind.upper()}"
             hint = (
@@ -363,59 +195,59 @@ def _rlimits(parent: dict, path: str) -> list[tuple[str, int, int]]:
                 if guess in RLIMITS
                 else f"use an RLIMIT_* name from setrlimit(2): {', '.join(RLIMITS)}"
             )
-            raise _err(f"{p}.type", f"unknown rlimit {_show(kind)} ({hint})")
+            raise err(f"{p}.type", f"unknown rlimit {show(kind)} ({hint})")
         if kind in seen:
-            raise _err(f"{p}.type", f"duplicate rlimit {kind} (already set by {path}[{seen[kind]}])")
+            raise err(f"{p}.type", f"duplicate rlimit {kind} (already set by {path}[{seen[kind]}])")
         seen[kind] = i
         for key in ("soft", "hard"):
             if item.get(key) is None:
-                raise _err(f"{p}.{key}", "required (an integer; 18446744073709551615 is unlimited)")
-        soft = _int(item["soft"], f"{p}.soft", 0, _U64_MAX)
-        hard = _int(item["hard"], f"{p}.hard", 0, _U64_MAX)
+                raise err(f"{p}.{key}", "required (an integer; 18446744073709551615 is unlimited)")
+        soft = integer(item["soft"], f"{p}.soft", 0, U64_MAX)
+        hard = integer(item["hard"], f"{p}.hard", 0, U64_MAX)
         if soft > hard:
-            raise _err(f"{p}.soft", f"{soft} is above the hard limit {hard}")
+            raise err(f"{p}.soft", f"{soft} is above the hard limit {hard}")
         out.append((kind, soft, hard))
     return out
 
 
 def _process(value: object, warnings: list[str]) -> OciProcess:
-    proc = _obj(value, "process")
+    proc = obj(value, "process")
     args = proc.get("args")
     if not isinstance(args, list) or not args:
-        raise _err("process.args", "must be a non-empty list of strings")
-    args = [_str(a, f"process.args[{i}]") for i, a in enumerate(args)]
+        raise err("process.args", "must be a non-empty list of strings")
+    args = [string(a, f"process.args[{i}]") for i, a in enumerate(args)]
     if proc.get("cwd") is None:
-        raise _err("process.cwd", 'required: the working directory, an absolute path such as "/"')
-    cwd = _str(proc["cwd"], "process.cwd")
+        raise err("process.cwd", 'required: the working directory, an absolute path such as "/"')
+    cwd = string(proc["cwd"], "process.cwd")
     if not cwd.startswith("/"):
-        raise _err("process.cwd", f"must be an absolute path, not {_show(cwd)}")
-    console = _opt_obj(proc, "consoleSize", "process.consoleSize")
+        raise err("process.cwd", f"must be an absolute path, not {show(cwd)}")
+    console = opt_obj(proc, "consoleSize", "process.consoleSize")
     console_size = None
     if console is not None:
         console_size = tuple(
-            _int(console.get(k), f"process.consoleSize.{k}", 0, 65535) for k in ("height", "width")
+            integer(console.get(k), f"process.consoleSize.{k}", 0, 65535) for k in ("height", "width")
         )
-    user = _opt_obj(proc, "user", "process.user") or {}
-    uid = _id(user.get("uid", 0), "process.user.uid")
-    gid = _id(user.get("gid", 0), "process.user.gid")
-    umask = None if user.get("umask") is None else _int(user["umask"], "process.user.umask", 0, 0o777)
+    user = opt_obj(proc, "user", "process.user") or {}
+    uid = ident(user.get("uid", 0), "process.user.uid")
+    gid = ident(user.get("gid", 0), "process.user.gid")
+    umask = None if user.get("umask") is None else integer(user["umask"], "process.user.umask", 0, 0o777)
     gids = [
-        _id(g, f"process.user.additionalGids[{i}]")
-        for i, g in enumerate(_opt_list(user, "additionalGids", "process.user.additionalGids"))
+        ident(g, f"process.user.additionalGids[{i}]")
+        for i, g in enumerate(opt_array(user, "additionalGids", "process.user.additionalGids"))
     ]
     caps = proc.get("capabilities")
     oom = proc.get("oomScoreAdj")
-    apparmor = _opt_str(proc, "apparmorProfile", "process.apparmorProfile") or None
-    selinux = _opt_str(proc, "selinuxLabel", "process.selinuxLabel") or None
+    apparmor = opt_string(proc, "apparmorProfile", "process.apparmorProfile") or None
+    selinux = opt_string(proc, "selinuxLabel", "process.selinuxLabel") or None
     if apparmor and not _apparmor_enabled():
         warnings.append(f"apparmor profile {apparmor!r} ignored: this host has no AppArmor")
     if selinux and not _selinux_enabled():
         warnings.append(f"selinux label {selinux!r} ignored: this host has no SELinux")
     return OciProcess(
         args,
-        env=_env(proc, "env", "process.env"),
+        env=env_list(proc, "env", "process.env"),
         cwd=os.path.normpath(cwd),
-        terminal=_bool(proc, "terminal", "process.terminal"),
+        terminal=boolean(proc, "terminal", "process.terminal"),
         console_size=console_size,  # type: ignore[arg-type]
         uid=uid,
         gid=gid,
@@ -423,8 +255,8 @@ def _process(value: object, warnings: list[str]) -> OciProcess:
         additional_gids=gids,
         capabilities=None if caps is None else _capabilities(caps, "process.capabilities"),
         rlimits=_rlimits(proc, "process.rlimits"),
-        no_new_privileges=_bool(proc, "noNewPrivileges", "process.noNewPrivileges"),
-        oom_score_adj=None if oom is None else _int(oom, "process.oomScoreAdj", -1000, 1000),
+        no_new_privileges=boolean(proc, "noNewPrivileges", "process.noNewPrivileges"),
+        oom_score_adj=None if oom is None else integer(oom, "process.oomScoreAdj", -1000, 1000),
         apparmor_profile=apparmor,
         selinux_label=selinux,
     )
@@ -432,298 +264,58 @@ def _process(value: object, warnings: list[str]) -> OciProcess:
 
 def _mounts(doc: dict, bundle: str, warnings: list[str]) -> list[OciMount]:
     out = []
-    for i, item in enumerate(_opt_list(doc, "mounts", "mounts")):
+    for i, item in enumerate(opt_array(doc, "mounts", "mounts")):
         p = f"mounts[{i}]"
-        item = _obj(item, p)
+        item = obj(item, p)
         if item.get("destination") is None:
-            raise _err(f"{p}.destination", "required: the absolute path of the mount in the container")
-        dest = _abs(item["destination"], f"{p}.destination")
-        options = _str_list(item, "options", f"{p}.options")
+            raise err(f"{p}.destination", "required: the absolute path of the mount in the container")
+        dest = absolute(item["destination"], f"{p}.destination")
+        options = strings(item, "options", f"{p}.options")
         for opt in options:
             if opt in IGNORED_OPTIONS:
                 warnings.append(f"{p}.options: {opt!r} ignored on {dest}: {IGNORED_OPTIONS[opt]}")
         mount = OciMount(
             dest,
-            _opt_str(item, "type", f"{p}.type") or "",
-            _opt_str(item, "source", f"{p}.source") or "",
+            opt_string(item, "type", f"{p}.type") or "",
+            opt_string(item, "source", f"{p}.source") or "",
             options,
         )
-        mount.uid_mappings = _mappings(item, "uidMappings", p)
-        mount.gid_mappings = _mappings(item, "gidMappings", p)
+        mount.uid_mappings = linux_section.mappings(item, "uidMappings", p)
+        mount.gid_mappings = linux_section.mappings(item, "gidMappings", p)
         if mount.id_mapped:
             if not mount.is_bind:
-                raise _err(p, f"an id-mapped mount must be a bind mount (add the bind option on {dest})")
+                raise err(p, f"an id-mapped mount must be a bind mount (add the bind option on {dest})")
             if bool(mount.uid_mappings) != bool(mount.gid_mappings):
-                raise _err(p, "an id-mapped mount needs both uidMappings and gidMappings")
+                raise err(p, "an id-mapped mount needs both uidMappings and gidMappings")
         if mount.is_bind:
             if not mount.source:
-                raise _err(f"{p}.source", f"required for a bind mount: the host path to mount on {dest}")
+                raise err(f"{p}.source", f"required for a bind mount: the host path to mount on {dest}")
             mount.source = os.path.normpath(os.path.join(bundle, mount.source))
         elif not mount.type:
-            raise _err(
-                f"{p}.type", f'required for a mount that is not a bind mount (e.g. "tmpfs" for {dest})'
-            )
+            raise err(f"{p}.type", f'required for a mount that is not a bind mount (e.g. "tmpfs" for {dest})')
         out.append(mount)
     return out
 
 
 def _hooks(doc: dict) -> dict[str, list[OciHook]]:
     hooks: dict[str, list[OciHook]] = {k: [] for k in HOOK_KINDS}
-    section = _opt_obj(doc, "hooks", "hooks") or {}
+    section = opt_obj(doc, "hooks", "hooks") or {}
     for kind in HOOK_KINDS:
-        for i, item in enumerate(_opt_list(section, kind, f"hooks.{kind}")):
+        for i, item in enumerate(opt_array(section, kind, f"hooks.{kind}")):
             p = f"hooks.{kind}[{i}]"
-            item = _obj(item, p)
+            item = obj(item, p)
             if item.get("path") is None:
-                raise _err(f"{p}.path", "required: the absolute path of the hook's executable on the host")
-            path = _str(item["path"], f"{p}.path")
+                raise err(f"{p}.path", "required: the absolute path of the hook's executable on the host")
+            path = string(item["path"], f"{p}.path")
             if not path.startswith("/"):
-                raise _err(f"{p}.path", f"must be an absolute path, not {_show(path)}")
+                raise err(f"{p}.path", f"must be an absolute path, not {show(path)}")
             timeout = item.get("timeout")
             if timeout is not None:
-                timeout = _int(timeout, f"{p}.timeout", 1, _I64_MAX)
+                timeout = integer(timeout, f"{p}.timeout", 1, I64_MAX)
             hooks[kind].append(
-                OciHook(path, _str_list(item, "args", f"{p}.args"), _env(item, "env", f"{p}.env"), timeout)
+                OciHook(path, strings(item, "args", f"{p}.args"), env_list(item, "env", f"{p}.env"), timeout)
             )
     return hooks
-
-
-def _namespaces(linux: dict) -> dict[str, str]:
-    out: dict[str, str] = {}
-    where: dict[str, int] = {}
-    for i, item in enumerate(_opt_list(linux, "namespaces", "linux.namespaces")):
-        p = f"linux.namespaces[{i}]"
-        item = _obj(item, p)
-        if item.get("type") is None:
-            raise _err(f"{p}.type", f"required (use one of {', '.join(NAMESPACE_TYPES)})")
-        kind = _str(item["type"], f"{p}.type")
-        if kind not in NAMESPACES:
-            raise _err(
-                f"{p}.type", f"unknown namespace type {_show(kind)} (use one of {', '.join(NAMESPACE_TYPES)})"
-            )
-        if kind in out:
-            raise _err(
-                f"{p}.type", f"duplicate {kind} namespace (already given by linux.namespaces[{where[kind]}])"
-            )
-        path = _opt_str(item, "path", f"{p}.path") or ""
-        if path and not path.startswith("/"):
-            raise _err(f"{p}.path", f"must be an absolute path, not {_show(path)}")
-        out[kind] = path
-        where[kind] = i
-    return out
-
-
-def _mappings(parent: dict, key: str, where: str = "linux") -> list[tuple[int, int, int]]:
-    out: list[tuple[int, int, int]] = []
-    for i, item in enumerate(_opt_list(parent, key, f"{where}.{key}")):
-        p = f"{where}.{key}[{i}]"
-        item = _obj(item, p)
-        triple = []
-        for field in ("containerID", "hostID", "size"):
-            if item.get(field) is None:
-                raise _err(f"{p}.{field}", "required (an integer)")
-            lo = 1 if field == "size" else 0
-            triple.append(_int(item[field], f"{p}.{field}", lo, _U32_MAX))
-        c, h, s = triple
-        for start, what in ((c, "containerID"), (h, "hostID")):
-            if start + s > _U32_MAX + 1:
-                raise _err(f"{p}.size", f"{what} {start} + size {s} runs past {_U32_MAX}")
-        for j, (c2, h2, s2) in enumerate(out):
-            if c < c2 + s2 and c2 < c + s:
-                raise _err(p, f"container ids {c}-{c + s - 1} overlap {where}.{key}[{j}]")
-            if h < h2 + s2 and h2 < h + s:
-                raise _err(p, f"host ids {h}-{h + s - 1} overlap {where}.{key}[{j}]")
-        out.append((c, h, s))
-    return out
-
-
-def _devices(linux: dict) -> list[OciDevice]:
-    out = []
-    for i, item in enumerate(_opt_list(linux, "devices", "linux.devices")):
-        p = f"linux.devices[{i}]"
-        item = _obj(item, p)
-        if item.get("path") is None:
-            raise _err(f"{p}.path", "required: the device's absolute path in the container")
-        path = _abs(item["path"], f"{p}.path")
-        if item.get("type") is None:
-            raise _err(f"{p}.type", "required (use c, b, u or p)")
-        kind = _str(item["type"], f"{p}.type")
-        if kind not in DEVICE_TYPES:
-            raise _err(f"{p}.type", f"unknown device type {_show(kind)} (use c, b, u or p)")
-        numbers = []
-        for key in ("major", "minor"):
-            if item.get(key) is None:
-                if kind != "p":
-                    raise _err(f"{p}.{key}", f"required for a device of type {kind}")
-                numbers.append(0)
-            else:
-                numbers.append(_int(item[key], f"{p}.{key}", 0, _U32_MAX))
-        mode = item.get("fileMode")
-        out.append(
-            OciDevice(
-                path,
-                kind,
-                numbers[0],
-                numbers[1],
-                None if mode is None else _int(mode, f"{p}.fileMode", 0, 0o7777),
-                None if item.get("uid") is None else _id(item["uid"], f"{p}.uid"),
-                None if item.get("gid") is None else _id(item["gid"], f"{p}.gid"),
-            )
-        )
-    return out
-
-
-def _resources(linux: dict) -> dict | None:
-    resources = _opt_obj(linux, "resources", "linux.resources")
-    if resources is None:
-        return None
-    from ..cgroups.resources import Resources  # checked now, so that a bad limit fails before anything exists
-
-    try:
-        Resources.from_oci(resources)
-    except InvalidArgument as e:  # worded after docker's flags: put the JSON path in front
-        message = str(e).removeprefix("invalid resources: ")
-        raise _err("linux.resources", message) from None
-    if "devices" in resources:
-        from ..cgroups.devices import parse_oci
-
-        try:
-            parse_oci(resources["devices"])
-        except InvalidArgument as e:
-            raise _err("", str(e)) from None
-    return resources
-
-
-def _cgroups_path(linux: dict) -> str | None:
-    path = _opt_str(linux, "cgroupsPath", "linux.cgroupsPath") or None
-    if path is not None:
-        # "/libpod_parent/libpod-ID" (cgroupfs) or "machine.slice:libpod:ID" (systemd): never upwards.
-        parts = path.replace(":", "/").split("/")
-        if ".." in parts:
-            raise _err("linux.cgroupsPath", f"must not contain '..': {_show(path)}")
-    return path
-
-
-def _sysctl(linux: dict, namespaces: dict[str, str]) -> dict[str, str]:
-    sysctl = _str_map(linux, "sysctl", "linux.sysctl")
-    for key in sysctl:
-        # A key becomes a path beneath /proc/sys: no "/", and no empty component (so no ".." either).
-        if not key or not _SYSCTL_CHARS.issuperset(key) or "" in key.split("."):
-            raise _err(
-                _key("linux.sysctl", key),
-                "not a sysctl name (letters, digits, '_', '-' and single dots between them, e.g. "
-                "net.ipv4.ip_forward)",
-            )
-        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
-            needs = "ipc"
-        elif key.startswith("net."):
-            needs = "network"
-        elif key in ("kernel.hostname", "kernel.domainname"):
-            needs = "uts"
-        else:
-            raise _err(
-                _key("linux.sysctl", key),
-                "not a namespaced sysctl: setting it would change the host "
-                "(allowed: net.*, fs.mqueue.*, kernel.msg*/sem/shm*, kernel.hostname, kernel.domainname)",
-            )
-        if needs not in namespaces:
-            raise _err(
-                _key("linux.sysctl", key),
-                f'needs a {needs} namespace (add {{"type": "{needs}"}} to '
-                "linux.namespaces), or it would change the host",
-            )
-    return sysctl
-
-
-def _path_list(linux: dict, key: str) -> list[str] | None:
-    if linux.get(key) is None:
-        return None
-    return [_abs(v, f"linux.{key}[{i}]") for i, v in enumerate(_list(linux[key], f"linux.{key}"))]
-
-
-def _seccomp(linux: dict) -> dict | None:
-    sec = _opt_obj(linux, "seccomp", "linux.seccomp")
-    if sec is None:
-        return None
-    if sec.get("defaultAction") is None:
-        raise _err("linux.seccomp.defaultAction", f"required (use one of {', '.join(SECCOMP_ACTIONS)})")
-    _seccomp_action(sec["defaultAction"], "linux.seccomp.defaultAction")
-    if sec.get("defaultErrnoRet") is not None:
-        _int(sec["defaultErrnoRet"], "linux.seccomp.defaultErrnoRet", 0, _U32_MAX)
-    for i, arch in enumerate(_str_list(sec, "architectures", "linux.seccomp.architectures")):
-        if not arch.startswith("SCMP_ARCH_"):
-            raise _err(
-                f"linux.seccomp.architectures[{i}]",
-                f"unknown architecture {_show(arch)} (use an SCMP_ARCH_* name, e.g. SCMP_ARCH_X86_64)",
-            )
-    _str_list(sec, "flags", "linux.seccomp.flags")
-    listener = _opt_str(sec, "listenerPath", "linux.seccomp.listenerPath")
-    if listener and not listener.startswith("/"):
-        raise _err("linux.seccomp.listenerPath", f"must be an absolute path, not {_show(listener)}")
-    for i, rule in enumerate(_opt_list(sec, "syscalls", "linux.seccomp.syscalls")):
-        p = f"linux.seccomp.syscalls[{i}]"
-        rule = _obj(rule, p)
-        names = rule.get("names")
-        if not isinstance(names, list) or not names:
-            raise _err(f"{p}.names", "must be a non-empty list of system call names")
-        _str_list(rule, "names", f"{p}.names")
-        if rule.get("action") is None:
-            raise _err(f"{p}.action", f"required (use one of {', '.join(SECCOMP_ACTIONS)})")
-        _seccomp_action(rule["action"], f"{p}.action")
-        if rule.get("errnoRet") is not None:
-            _int(rule["errnoRet"], f"{p}.errnoRet", 0, _U32_MAX)
-        for j, arg in enumerate(_opt_list(rule, "args", f"{p}.args")):
-            q = f"{p}.args[{j}]"
-            arg = _obj(arg, q)
-            _int(arg.get("index"), f"{q}.index", 0, 5)
-            _int(arg.get("value"), f"{q}.value", 0, _U64_MAX)
-            if arg.get("valueTwo") is not None:
-                _int(arg["valueTwo"], f"{q}.valueTwo", 0, _U64_MAX)
-            op = _str(arg.get("op"), f"{q}.op")
-            if op not in SECCOMP_OPERATORS:
-                raise _err(
-                    f"{q}.op", f"unknown operator {_show(op)} (use one of {', '.join(SECCOMP_OPERATORS)})"
-                )
-    return sec
-
-
-def _seccomp_action(value: object, path: str) -> None:
-    action = _str(value, path)
-    if action not in SECCOMP_ACTIONS:
-        raise _err(path, f"unknown action {_show(action)} (use one of {', '.join(SECCOMP_ACTIONS)})")
-
-
-def _personality(linux: dict) -> dict | None:
-    pers = _opt_obj(linux, "personality", "linux.personality")
-    if pers is None:
-        return None
-    domain = _str(pers.get("domain"), "linux.personality.domain")
-    if domain not in PERSONALITY_DOMAINS:
-        raise _err("linux.personality.domain", f"unknown domain {_show(domain)} (use LINUX or LINUX32)")
-    if _str_list(pers, "flags", "linux.personality.flags"):
-        raise _err("linux.personality.flags", "no personality flags are defined (leave the list empty)")
-    return pers
-
-
-def _time_offsets(linux: dict, namespaces: dict[str, str]) -> dict | None:
-    offsets = _opt_obj(linux, "timeOffsets", "linux.timeOffsets")
-    if not offsets:
-        return None
-    if namespaces.get("time") != "":
-        raise _err(
-            "linux.timeOffsets",
-            'needs a new time namespace (add {"type": "time"} to linux.namespaces, without a path)',
-        )
-    for clock, value in offsets.items():
-        p = _key("linux.timeOffsets", clock)
-        if clock not in TIME_CLOCKS:
-            raise _err(p, f"unknown clock {_show(clock)} (use monotonic or boottime)")
-        value = _obj(value, p)
-        if value.get("secs") is not None:
-            _int(value["secs"], f"{p}.secs", _I64_MIN, _I64_MAX)
-        if value.get("nanosecs") is not None:
-            _int(value["nanosecs"], f"{p}.nanosecs", 0, 999_999_999)
-    return offsets
 
 
 def parse(doc: dict, bundle: str) -> OciSpec:
@@ -733,7 +325,7 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     AppArmor or SELinux (``load_bundle`` also checks that the root filesystem exists).
     """
     if not isinstance(doc, dict):
-        raise _err("", f"must be a JSON object, not {_kind(doc)}")
+        raise err("", f"must be a JSON object, not {kind_of(doc)}")
     bundle = os.path.abspath(bundle)
     spec = OciSpec()
     spec.raw = doc
@@ -741,45 +333,45 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     spec.oci_version, spec.warnings = _version(doc)
     _refuse_unsupported(doc)
 
-    root = _opt_obj(doc, "root", "root")
+    root = opt_obj(doc, "root", "root")
     if root is None or root.get("path") is None:
-        raise _err(
+        raise err(
             "root.path", 'required: the root filesystem\'s directory, relative to the bundle (e.g. "rootfs")'
         )
-    path = _str(root["path"], "root.path")
+    path = string(root["path"], "root.path")
     if not path:
-        raise _err("root.path", 'must not be empty (e.g. "rootfs")')
+        raise err("root.path", 'must not be empty (e.g. "rootfs")')
     spec.root_path = os.path.normpath(os.path.join(bundle, path))
-    spec.root_readonly = _bool(root, "readonly", "root.readonly")
+    spec.root_readonly = boolean(root, "readonly", "root.readonly")
 
     if doc.get("process") is not None:
         spec.process = _process(doc["process"], spec.warnings)
     spec.mounts = _mounts(doc, bundle, spec.warnings)
     spec.hooks = _hooks(doc)
-    spec.annotations = _str_map(doc, "annotations", "annotations")
+    spec.annotations = str_map(doc, "annotations", "annotations")
 
-    linux = _opt_obj(doc, "linux", "linux") or {}
-    spec.namespaces = _namespaces(linux)
+    linux = opt_obj(doc, "linux", "linux") or {}
+    spec.namespaces = linux_section.namespaces(linux)
     for key in ("hostname", "domainname"):
-        value = _opt_str(doc, key, key)
+        value = opt_string(doc, key, key)
         if value is not None:
             if len(value.encode()) > 64:
-                raise _err(key, f"at most 64 bytes, not {len(value.encode())}")
+                raise err(key, f"at most 64 bytes, not {len(value.encode())}")
             if value and "uts" not in spec.namespaces:
-                raise _err(
+                raise err(
                     key,
                     'setting one needs a uts namespace (add {"type": "uts"} to linux.namespaces), '
                     "or it would change the host's",
                 )
         setattr(spec, key, value)
 
-    spec.uid_mappings = _mappings(linux, "uidMappings")
-    spec.gid_mappings = _mappings(linux, "gidMappings")
+    spec.uid_mappings = linux_section.mappings(linux, "uidMappings")
+    spec.gid_mappings = linux_section.mappings(linux, "gidMappings")
     mapped = bool(spec.uid_mappings or spec.gid_mappings)
     if "user" not in spec.namespaces:
         if mapped:
             which = "uidMappings" if spec.uid_mappings else "gidMappings"
-            raise _err(
+            raise err(
                 f"linux.{which}",
                 'id mappings need a user namespace (add {"type": "user"} to linux.namespaces)',
             )
@@ -791,7 +383,7 @@ def parse(doc: dict, bundle: str) -> OciSpec:
             )
     elif not spec.uid_mappings or not spec.gid_mappings:
         which = "uidMappings" if not spec.uid_mappings else "gidMappings"
-        raise _err(
+        raise err(
             f"linux.{which}",
             "a new user namespace needs both uidMappings and gidMappings (e.g. "
             '[{"containerID": 0, "hostID": 1000, "size": 1}]), or a path to join one',
@@ -800,7 +392,7 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     for i, m in enumerate(spec.mounts):
         if m.id_mapped and not m.uid_mappings:
             if not spec.uid_mappings:
-                raise _err(
+                raise err(
                     f"mounts[{i}]",
                     f"the idmap option on {m.destination} without uidMappings/gidMappings of the mount "
                     "takes the container's, and it has none (add mappings to the mount, or a new user "
@@ -811,23 +403,23 @@ def parse(doc: dict, bundle: str) -> OciSpec:
     from .. import procattr
 
     spec.proc_attrs = procattr.check(doc)
-    spec.devices = _devices(linux)
-    spec.resources = _resources(linux)
-    spec.cgroups_path = _cgroups_path(linux)
-    spec.sysctl = _sysctl(linux, spec.namespaces)
-    spec.masked_paths = _path_list(linux, "maskedPaths")
-    spec.readonly_paths = _path_list(linux, "readonlyPaths")
-    prop = _opt_str(linux, "rootfsPropagation", "linux.rootfsPropagation") or None
-    if prop is not None and prop not in ROOTFS_PROPAGATIONS:
-        raise _err(
+    spec.devices = linux_section.devices(linux)
+    spec.resources = linux_section.resources(linux)
+    spec.cgroups_path = linux_section.cgroups_path(linux)
+    spec.sysctl = linux_section.sysctl(linux, spec.namespaces)
+    spec.masked_paths = linux_section.path_list(linux, "maskedPaths")
+    spec.readonly_paths = linux_section.path_list(linux, "readonlyPaths")
+    prop = opt_string(linux, "rootfsPropagation", "linux.rootfsPropagation") or None
+    if prop is not None and prop not in linux_section.ROOTFS_PROPAGATIONS:
+        raise err(
             "linux.rootfsPropagation",
-            f"unknown propagation {_show(prop)} (use shared, slave, private or unbindable)",
+            f"unknown propagation {show(prop)} (use shared, slave, private or unbindable)",
         )
     spec.rootfs_propagation = prop
-    spec.seccomp = _seccomp(linux)
-    spec.personality = _personality(linux)
-    spec.time_offsets = _time_offsets(linux, spec.namespaces)
-    spec.mount_label = _opt_str(linux, "mountLabel", "linux.mountLabel") or None
+    spec.seccomp = linux_section.seccomp(linux)
+    spec.personality = linux_section.personality(linux)
+    spec.time_offsets = linux_section.time_offsets(linux, spec.namespaces)
+    spec.mount_label = opt_string(linux, "mountLabel", "linux.mountLabel") or None
     if spec.mount_label and not _selinux_enabled():
         spec.warnings.append(f"selinux mount label {spec.mount_label!r} ignored: this host has no SELinux")
     if "mount" not in spec.namespaces:
@@ -851,14 +443,13 @@ def _check_no_mounts(spec: OciSpec) -> None:
         if present
     ]
     if asked:
-        raise _err(
+        raise err(
             asked[0][0],
             "needs a mount namespace of the container's own: without one (linux.namespaces has no "
             '"mount") it would be mounted on the host; add {"type": "mount"} or leave it out',
         )
 
 
-# -- files ----------------------------------------------------------------------------------------
 def _apparmor_enabled() -> bool:
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
@@ -876,7 +467,7 @@ def decode(data: bytes) -> dict:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise _err("", f"not UTF-8 text (bad byte at offset {e.start})") from None
+        raise err("", f"not UTF-8 text (bad byte at offset {e.start})") from None
     try:
         doc = fastjson.loads(text)
     except ValueError:
@@ -885,9 +476,9 @@ def decode(data: bytes) -> dict:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
-            raise _err("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+            raise err("", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     if not isinstance(doc, dict):
-        raise _err("", f"must be a JSON object, not {_kind(doc)}")
+        raise err("", f"must be a JSON object, not {kind_of(doc)}")
     return doc
 
 
@@ -910,7 +501,7 @@ def load_bundle(bundle: str) -> OciSpec:
             f"cannot read {path}: permission denied (run pycontain as root, or fix its permissions)"
         ) from None
     except OSError as e:
-        raise _err("", f"cannot read {path}: {e.strerror}") from None
+        raise err("", f"cannot read {path}: {e.strerror}") from None
     spec = parse(decode(data), bundle)
     if not os.path.isdir(spec.root_path):
         raise NotFound(
@@ -928,7 +519,7 @@ def load_process(path: str) -> OciProcess:
     except FileNotFoundError:
         raise NotFound(f"no process file at {path}") from None
     except OSError as e:
-        raise _err("", f"cannot read {path}: {e.strerror}") from None
+        raise err("", f"cannot read {path}: {e.strerror}") from None
     doc = decode(data)
     proc = _process(doc, [])
     from .. import procattr

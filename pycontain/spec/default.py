@@ -8,21 +8,10 @@ import os
 from .. import DEFAULT_PATH, SPEC_VERSION
 from ..security.caps import DEFAULT_CAPABILITIES
 
-# runc's defaults (libcontainer/specconv/example.go); used when a config has none.
-DEFAULT_MASKED_PATHS = (
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-    "/sys/devices/virtual/tpm",
-)
-DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# The masked and read-only paths are docker's, as for every docker-style container (and a config.json that
+# gives none): they mask /proc/interrupts and /sys/devices/virtual/powercap, side channels on the host's
+# activity, which runc's example does not.
+from ..security.options import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
 
 # -- `pycontain spec` -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """docker-style options → an OCI spec: where a ``pycontain run`` flag becomes an OCI field.
 
 ``api.make_config`` (the CLI and the Python API) and the image builder come here; bundles come through
-``spec.bundle``; both then go through the one conversion ``config.from_spec``. What docker gives every
+``spec.bundle``; both then go through the one conversion ``config_check.from_spec``. What docker gives every
 container and a bundle lists itself becomes OCI mounts here (``builtin_mounts``): /proc, /sys,
 /sys/fs/cgroup, /dev with devpts, shm and mqueue, and a /tmp where the image has none; ``-v``, ``--mount``
 and ``--tmpfs`` become OCI mounts too (``volume``, ``mount``, ``tmpfs``), limits ``linux.resources``,
@@ -327,9 +327,9 @@ def to_config(
     id_mappings: IdMappings | None = None,
     **engine: object,
 ) -> ContainerConfig:
-    """The docker road: ``to_spec``, then the one conversion (``config.from_spec``), validated; missing
+    """The docker road: ``to_spec``, then the one conversion (``config_check.from_spec``), validated; missing
     bind sources are made once it is valid. ``engine``: the rest of ``ContainerConfig``'s keywords."""
-    from ..config import from_spec
+    from ..config_check import from_spec
 
     spec = to_spec(
         layers,

@@ -42,6 +42,11 @@ from ..libc import (  # the kernel's numbers, defined once there
     MS_UNBINDABLE,
 )
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..config_fields import ProcAttrs, TimeOffsets
+
 # mount(8) option -> (clears the flag, flag); runc's table.
 MOUNT_FLAGS = {
     "defaults": (False, 0),
@@ -185,7 +190,7 @@ class OciProcess:
         self.selinux_label = selinux_label
         # ioPriority and scheduler of an exec's process.json (pycontain.procattr.check); a config.json's
         # are in OciSpec.proc_attrs with its memoryPolicy
-        self.proc_attrs: dict | None = None
+        self.proc_attrs: ProcAttrs | None = None
         # docker's --user (UID[:GID], names allowed, looked up in the container), in place of uid and gid;
         # pycontain's own field: a config.json has numbers only
         self.user: str | None = None
@@ -451,10 +456,10 @@ class OciSpec:
         self.rootfs_propagation: str | None = None
         self.seccomp: dict | None = None
         self.personality: dict | None = None
-        self.time_offsets: dict | None = None  # {"monotonic": {"secs": .., "nanosecs": ..}, ...}
+        self.time_offsets: TimeOffsets | None = None
         self.mount_label: str | None = None
         # process.ioPriority, process.scheduler and linux.memoryPolicy, as pycontain.procattr.check gives them
-        self.proc_attrs: dict | None = None
+        self.proc_attrs: ProcAttrs | None = None
         self.warnings: list[str] = []
 
     def to_dict(self) -> dict:
@@ -495,7 +500,7 @@ class OciSpec:
             ("rootfsPropagation", self.rootfs_propagation),
             ("seccomp", self.seccomp),
             ("personality", self.personality),
-            ("timeOffsets", self.time_offsets),
+            ("timeOffsets", self.time_offsets.to_dict() if self.time_offsets is not None else None),
             ("mountLabel", self.mount_label),
         ):
             if value is not None:

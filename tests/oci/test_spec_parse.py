@@ -32,6 +32,7 @@ from pycontain.libc import (
     MS_UNBINDABLE,
 )
 from pycontain.security.caps import CAPABILITIES, DEFAULT_CAPABILITIES
+from pycontain.security.options import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 from pycontain.spec import (
     OciMount,
     default_spec,
@@ -104,6 +105,12 @@ def test_default_spec_parses_and_round_trips() -> None:
     assert "ro" in spec.mounts[5].options and "ro" in spec.mounts[6].options
     assert spec.masked_paths == list(oci.DEFAULT_MASKED_PATHS)
     assert spec.readonly_paths == list(oci.DEFAULT_READONLY_PATHS)
+    # one list: what a docker-style container masks, side channels on the host's activity included
+    assert (
+        oci.DEFAULT_MASKED_PATHS is DEFAULT_MASKED_PATHS
+        and oci.DEFAULT_READONLY_PATHS is DEFAULT_READONLY_PATHS
+    )
+    assert {"/proc/interrupts", "/sys/devices/virtual/powercap"} <= set(spec.masked_paths)
     # the normalised form reads back to itself
     again = parse(json.loads(json.dumps(spec.to_dict())), "/elsewhere")
     assert again.to_dict() == spec.to_dict()
@@ -754,7 +761,8 @@ def test_full_model() -> None:
     assert (fifo.major, fifo.minor, fifo.file_mode, fifo.uid) == (0, 0, None, None)
     assert spec.sysctl["net.ipv4.ip_forward"] == "1"
     assert spec.rootfs_propagation == "rslave" and spec.personality == {"domain": "LINUX32"}
-    assert spec.time_offsets["monotonic"] == {"secs": 86400, "nanosecs": 5}
+    assert spec.time_offsets is not None and spec.time_offsets.monotonic == (86400, 5)
+    assert spec.time_offsets.boottime == (-1, 0)
     assert spec.cgroups_path == "/pycontain/web"
     assert spec.resources == {"devices": [{"allow": False, "access": "rwm"}]}
     assert parse(spec.to_dict(), "/").to_dict() == spec.to_dict()
@@ -957,10 +965,11 @@ def test_process_attributes_parse_and_round_trip() -> None:
     }
     spec = parse(doc, BUNDLE)
     attrs = spec.proc_attrs
-    assert attrs["ioprio"] == 3 << 13 | 3
-    assert attrs["sched"]["sched_policy"] == 3 and attrs["sched"]["sched_nice"] == 5
-    assert attrs["sched"]["sched_flags"] == 1
-    assert attrs["mempolicy"] == [3 | 1 << 15, [0, 2, 3]]
+    assert attrs is not None and attrs.sched is not None
+    assert attrs.ioprio == 3 << 13 | 3
+    assert attrs.sched.sched_policy == 3 and attrs.sched.sched_nice == 5
+    assert attrs.sched.sched_flags == 1
+    assert attrs.mempolicy == (3 | 1 << 15, [0, 2, 3])
     again = parse(spec.to_dict(), BUNDLE)
     assert again.proc_attrs == attrs
 

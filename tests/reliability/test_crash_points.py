@@ -120,12 +120,12 @@ def test_gc_leaves_a_removal_in_progress_alone(cli: CrashCLI, host: Host):
     cli("run", "-d", "--name", "busy", "default", "--", *sleeper(marker), check=True)
     host.note_ids()
     (cid,) = host.ids
-    from pycontain.state import REMOVING, StateStore, proc_start_time
+    from pycontain.state import REMOVING, ProcRef, StateStore
 
     store = StateStore(cli.root)
     st = store.load_id(cid)
     st.status = REMOVING
-    st.creator = [os.getpid(), proc_start_time(os.getpid())]
+    st.creator = ProcRef.me()
     store.save(st)
     assert "busy" not in cli("gc").stdout
     assert cli("ps", "-a", "-q").stdout.split() == [cid[:12]]
