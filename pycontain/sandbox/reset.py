@@ -200,7 +200,10 @@ def _fresh_tmpfs(pid1: int, point: str) -> tuple:
 
 
 def _members(procs_file: str) -> dict[int, bytes]:
-    """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not)."""
+    """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not).
+
+    A zombie listed there is a thread group whose leader exited while other threads of it still run
+    (the kernel leaves out groups with no live thread): a member like any other, to be killed."""
     out = {}
     with open(procs_file) as f:
         pids = [int(p) for p in f.read().split()]
@@ -210,9 +213,7 @@ def _members(procs_file: str) -> dict[int, bytes]:
                 data = f.read()
         except OSError:  # exited meanwhile
             continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if fields[0] not in (b"Z", b"X"):
-            out[pid] = fields[19]
+        out[pid] = data[data.rfind(b")") + 2 :].split()[19]
     return out
 
 
