@@ -270,7 +270,14 @@ def test_pool_resets_a_read_only_sandbox_and_no_run_reaches_the_next(state_root)
         ids.add(c.id)
         assert c.id != pid1 and pool.destroyed == 1
         assert c.run("test -e /dev/leak").returncode == 1
+        # Nor a time set on a node (64 bits for whoever stats it next).
+        assert c.run("touch -d @424242 /dev/null").ok
         c.close()
+        d = pool.acquire(timeout=30)
+        ids.add(d.id)
+        assert d.id != c.id and pool.destroyed == 2
+        assert d.run("stat -c %Y /dev/null").stdout != b"424242\n"
+        d.close()
     _gone(list(ids), state_root)
 
 

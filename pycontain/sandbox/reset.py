@@ -157,13 +157,18 @@ def _host(pid1: int, path: str) -> str:
 
 
 def _meta(path: str) -> tuple:
-    """What a run could change of a file, short of a regular file's contents (none are checked)."""
+    """What a run could change of a file, short of a regular file's contents (none are checked). Times too:
+    ``touch -d`` would carry 64 bits each, and any change of metadata (mode, owner, xattrs, times) sets the
+    ctime, which nobody can set back. Not the atime, which reading a symlink updates (ours included)."""
+    link = os.readlink(path) if os.path.islink(path) else None
     st = os.lstat(path)
     xattrs = sorted(
         (k, os.getxattr(path, k, follow_symlinks=False)) for k in os.listxattr(path, follow_symlinks=False)
     )
-    link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    return (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_size, link, xattrs)
+    return (
+        st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+        link, xattrs,
+    )  # fmt: skip
 
 
 def _tree(pid1: int, top: str, mountpoints: set[str]) -> dict:
@@ -185,18 +190,11 @@ def _tree(pid1: int, top: str, mountpoints: set[str]) -> dict:
 
 
 def _fresh_tmpfs(pid1: int, point: str) -> tuple:
-    """A tmpfs as a run found it: its root's metadata and times (utimensat can set them: a channel), and
+    """A tmpfs as a run found it: its root's metadata and atime too (utimensat sets it: a channel), and
     how many inodes and blocks it uses. Equal before and after a run: nothing there to renew."""
     path = _host(pid1, point)
-    st, fs = os.lstat(path), os.statvfs(path)
-    return (
-        _meta(path),
-        st.st_atime_ns,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        fs.f_files - fs.f_ffree,
-        fs.f_blocks - fs.f_bfree,
-    )
+    fs = os.statvfs(path)
+    return (_meta(path), os.lstat(path).st_atime_ns, fs.f_files - fs.f_ffree, fs.f_blocks - fs.f_bfree)
 
 
 def _members(procs_file: str) -> dict[int, bytes]:
