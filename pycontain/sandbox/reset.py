@@ -6,15 +6,17 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
 - **files**: the root filesystem and every other mount are read-only, except tmpfs mounts (``/tmp``,
   ``/dev/shm``: unmounted and mounted anew, empty, with the same options), the mqueue filesystem
   (emptied), and ``/dev`` and its devpts, whose every entry (name, inode, type, mode, owner, device,
-  link target, extended attributes) must be what it was. So a sandbox whose root is an overlay's
-  writable layer (the default) is never reset: overlayfs does not allow its upper directory to be
-  changed under a mounted overlay, and its dentry cache would keep showing the old files.
-- **processes**: the sandbox is frozen, everything but PID 1 killed, thawed. PID 1 (the idle loop)
-  survives, so nothing may have changed it: runs go without ``CAP_AUDIT_WRITE``, which PID 1 keeps
-  (``RUN_CAP_DROP``). A process whose permitted capabilities are not a superset of another's needs
-  ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or environ, fds, root), so no run can
-  write into PID 1 however it is configured; a sandbox whose PID 1 lacks that capability (one that runs
-  as another user than root) is not reset.
+  size, mtime, ctime, link target, extended attributes) must be what it was, else the sandbox is
+  destroyed instead. So a sandbox whose root is an overlay's writable layer (the default) is never
+  reset: overlayfs does not allow its upper directory to be changed under a mounted overlay, and its
+  dentry cache would keep showing the old files.
+- **processes**: the sandbox is frozen, everything but PID 1 and the idle loop's ``sleep`` (known by pid
+  and start time) killed, thawed; a process whose leader thread exited is listed as a zombie and killed
+  too. PID 1 and its ``sleep`` survive, so nothing may have changed them: runs go without
+  ``CAP_AUDIT_WRITE``, which those keep (``RUN_CAP_DROP``). A process whose permitted capabilities are
+  not a superset of another's needs ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or
+  environ, fds, root), so no run can write into them however it is configured; a sandbox whose PID 1
+  lacks that capability (one that runs as another user than root) is not reset.
 - **IPC**: System V shared memory, message queues and semaphores of the sandbox's IPC namespace are
   removed; POSIX message queues live in its mqueue filesystem (above).
 - Nothing else a run could change outlives its processes: without ``CAP_SYS_ADMIN`` and
