@@ -9,6 +9,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -269,8 +270,58 @@ def test_pool_resets_a_read_only_sandbox_and_no_run_reaches_the_next(state_root)
         ids.add(c.id)
         assert c.id != pid1 and pool.destroyed == 1
         assert c.run("test -e /dev/leak").returncode == 1
+        # Nor a time set on a node (64 bits for whoever stats it next).
+        assert c.run("touch -d @424242 /dev/null").ok
         c.close()
+        d = pool.acquire(timeout=30)
+        ids.add(d.id)
+        assert d.id != c.id and pool.destroyed == 2
+        assert d.run("stat -c %Y /dev/null").stdout != b"424242\n"
+        d.close()
     _gone(list(ids), state_root)
+
+
+_LONE_THREAD_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static void *loop(void *arg) {
+    for (;;) {
+        FILE *f = fopen("/tmp/thread-leak", "w");
+        if (f) { fputs("leak\n", f); fclose(f); }
+        usleep(10000);
+    }
+    return arg;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, loop, NULL);
+    pthread_exit(NULL); /* the leader exits: a zombie whose other thread runs on */
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed (make setup)")
+def test_pool_reset_kills_a_process_whose_leader_thread_exited(state_root, tmp_path):
+    """A process outlives its leader thread (pthread_exit in main): its pid reads as a zombie while its
+    other thread runs on. The reset kills it like any other, or its writes would reach the next borrower."""
+    from pycontain.sandbox import SandboxPool
+
+    (tmp_path / "lone.c").write_text(_LONE_THREAD_C)
+    exe = tmp_path / "lone"
+    subprocess.run(["gcc", "-static", "-O", "-pthread", "-o", str(exe), str(tmp_path / "lone.c")], check=True)
+    with SandboxPool(size=1, root=state_root, read_only=True) as pool:
+        with pool.acquire(timeout=30) as a:
+            a.put_file("/tmp/lone", exe.read_bytes(), mode=0o755)
+            assert a.run("/tmp/lone >/dev/null 2>&1 &").ok
+            deadline = time.monotonic() + 10
+            while not a.run("cat /tmp/thread-leak").ok and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert a.run("cat /tmp/thread-leak").stdout == b"leak\n"  # the thread runs, its leader is gone
+        with pool.acquire(timeout=30) as b:
+            assert pool.reused == 1
+            time.sleep(0.1)  # a surviving thread would have written the file anew by now
+            assert b.run("cat /tmp/thread-leak").returncode != 0
 
 
 def test_pool_destroys_a_sandbox_released_while_one_of_its_runs_goes_on(state_root):
@@ -397,11 +448,13 @@ def holder():
         held.set()
         done.wait()
 
-threading.Thread(target=holder, daemon=True).start()
+t = threading.Thread(target=holder, daemon=True)
+t.start()
 held.wait()
 pool = SandboxPool(size=2, root=sys.argv[1])
 ready = pool.wait_ready(30)
 done.set()
+t.join()  # released for good: the run below forks from this very process (its joiner), which runs the hook
 if not ready:
     # The old design: containers' first processes hang in the hook. Kill them so the pool cleans up.
     for tid in os.listdir("/proc/self/task"):

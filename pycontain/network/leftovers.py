@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from . import filler, settings
+from .members import resolve_state_root
 from .upkeep import open_rtnl, prune, refresh_hosts, sync_nft
 
 
@@ -16,7 +17,7 @@ def gc(state_root: str | None = None) -> list[str]:
 
     from . import ipam, links, netns, nft
 
-    root = settings.state_root(state_root)
+    root = resolve_state_root(state_root)
     reg = ipam.Registry()
     removed: list[str] = []
     nl = open_rtnl()

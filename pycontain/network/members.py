@@ -12,6 +12,14 @@ from .ports import PortSpec, check_ports, parse_publish
 from .upkeep import load_network, open_rtnl, prune, refresh_hosts, sync_nft
 
 
+def resolve_state_root(root: str | None) -> str:
+    """The state root containers are kept in: the one ``StateStore`` picks (--root, $PYCONTAIN_ROOT, the
+    default, the rootless default), so network records and leftovers are looked for where they are."""
+    from ..state import StateStore  # on every run's path already (light: fastjson and errors)
+
+    return StateStore(root).root
+
+
 # -- helpers --------------------------------------------------------------------------------------------
 def _check_id(container_id: str) -> None:
     if not container_id or "/" in container_id or "\0" in container_id or container_id in (".", ".."):
@@ -81,7 +89,7 @@ def attach(
     from . import ipam, pool
 
     _check_id(container_id)
-    root = settings.state_root(state_root)
+    root = resolve_state_root(state_root)
     if not os.path.isdir(os.path.join(root, container_id)):
         raise InvalidState(
             f"container {container_id[:12]} has no state directory in {root}: attach it to a "
@@ -196,7 +204,7 @@ def detach(
     from . import files, ipam
 
     _check_id(container_id)
-    root = settings.state_root(state_root)
+    root = resolve_state_root(state_root)
     d = as_dict(info)
     reg = ipam.Registry()
     records = [m for net in reg.all() for cid, m in net["members"].items() if cid == container_id]

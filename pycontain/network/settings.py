@@ -61,14 +61,6 @@ def nft_table() -> str:
     return os.environ.get("PYCONTAIN_NFT_TABLE") or "pycontain"
 
 
-def state_root(root: str | None) -> str:
-    """The state root containers are kept in: the one ``StateStore`` picks (--root, $PYCONTAIN_ROOT, the
-    default, the rootless default), so network records and leftovers are looked for where they are."""
-    from ..state import StateStore  # on every run's path already (light: fastjson and errors)
-
-    return StateStore(root).root
-
-
 def netns_path(root: str, container_id: str) -> str:
     return os.path.join(root, "netns", container_id)
 

@@ -128,7 +128,7 @@ def _create(req: dict) -> tuple[dict, object]:
     return {"id": container.id, "pid": child.pid}, container
 
 
-def _reset(req: dict, bases: dict, own: dict[str, int]) -> dict:
+def _reset(req: dict, bases: dict, own: dict[str, int], host_root: tuple[int, int]) -> dict:
     from . import reset
 
     try:
@@ -138,6 +138,11 @@ def _reset(req: dict, bases: dict, own: dict[str, int]) -> dict:
         reset.reset(base, own["mnt"], own["ipc"])
     except Exception as e:
         return {"error": str(e), "kind": type(e).__name__}
+    finally:
+        st = os.stat("/")
+        if (st.st_dev, st.st_ino) != host_root:
+            # Still in the sandbox's mount namespace (its setns back failed): never create from there.
+            os._exit(1)
     return {"ok": True}
 
 
@@ -163,6 +168,8 @@ def serve(sock: socket.socket) -> None:
     bases: dict = {}  # pid -> reset.Baseline, of the sandboxes made to be reset
     # Our own namespaces, to come back to after a reset has entered a sandbox's.
     own = {name: os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in ("mnt", "ipc")}
+    st = os.stat("/")
+    host_root = (st.st_dev, st.st_ino)
     while True:
         for fd, _events in poller.poll():
             if fd in children:
@@ -177,7 +184,7 @@ def serve(sock: socket.socket) -> None:
                 return
             req = json.loads(request)
             if "reset" in req:
-                sock.send(json.dumps(_reset(req, bases, own)).encode())
+                sock.send(json.dumps(_reset(req, bases, own, host_root)).encode())
                 continue
             reply, container = _create(req)
             if container is None:

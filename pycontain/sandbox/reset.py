@@ -6,15 +6,17 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
 - **files**: the root filesystem and every other mount are read-only, except tmpfs mounts (``/tmp``,
   ``/dev/shm``: unmounted and mounted anew, empty, with the same options), the mqueue filesystem
   (emptied), and ``/dev`` and its devpts, whose every entry (name, inode, type, mode, owner, device,
-  link target, extended attributes) must be what it was. So a sandbox whose root is an overlay's
-  writable layer (the default) is never reset: overlayfs does not allow its upper directory to be
-  changed under a mounted overlay, and its dentry cache would keep showing the old files.
-- **processes**: the sandbox is frozen, everything but PID 1 killed, thawed. PID 1 (the idle loop)
-  survives, so nothing may have changed it: runs go without ``CAP_AUDIT_WRITE``, which PID 1 keeps
-  (``RUN_CAP_DROP``). A process whose permitted capabilities are not a superset of another's needs
-  ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or environ, fds, root), so no run can
-  write into PID 1 however it is configured; a sandbox whose PID 1 lacks that capability (one that runs
-  as another user than root) is not reset.
+  size, mtime, ctime, link target, extended attributes) must be what it was, else the sandbox is
+  destroyed instead. So a sandbox whose root is an overlay's writable layer (the default) is never
+  reset: overlayfs does not allow its upper directory to be changed under a mounted overlay, and its
+  dentry cache would keep showing the old files.
+- **processes**: the sandbox is frozen, everything but PID 1 and the idle loop's ``sleep`` (known by pid
+  and start time) killed, thawed; a process whose leader thread exited is listed as a zombie and killed
+  too. PID 1 and its ``sleep`` survive, so nothing may have changed them: runs go without
+  ``CAP_AUDIT_WRITE``, which those keep (``RUN_CAP_DROP``). A process whose permitted capabilities are
+  not a superset of another's needs ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or
+  environ, fds, root), so no run can write into them however it is configured; a sandbox whose PID 1
+  lacks that capability (one that runs as another user than root) is not reset.
 - **IPC**: System V shared memory, message queues and semaphores of the sandbox's IPC namespace are
   removed; POSIX message queues live in its mqueue filesystem (above).
 - Nothing else a run could change outlives its processes: without ``CAP_SYS_ADMIN`` and
@@ -157,13 +159,18 @@ def _host(pid1: int, path: str) -> str:
 
 
 def _meta(path: str) -> tuple:
-    """What a run could change of a file, short of a regular file's contents (none are checked)."""
+    """What a run could change of a file, short of a regular file's contents (none are checked). Times too:
+    ``touch -d`` would carry 64 bits each, and any change of metadata (mode, owner, xattrs, times) sets the
+    ctime, which nobody can set back. Not the atime, which reading a symlink updates (ours included)."""
+    link = os.readlink(path) if os.path.islink(path) else None
     st = os.lstat(path)
     xattrs = sorted(
         (k, os.getxattr(path, k, follow_symlinks=False)) for k in os.listxattr(path, follow_symlinks=False)
     )
-    link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
-    return (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_size, link, xattrs)
+    return (
+        st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+        link, xattrs,
+    )  # fmt: skip
 
 
 def _tree(pid1: int, top: str, mountpoints: set[str]) -> dict:
@@ -185,22 +192,18 @@ def _tree(pid1: int, top: str, mountpoints: set[str]) -> dict:
 
 
 def _fresh_tmpfs(pid1: int, point: str) -> tuple:
-    """A tmpfs as a run found it: its root's metadata and times (utimensat can set them: a channel), and
+    """A tmpfs as a run found it: its root's metadata and atime too (utimensat sets it: a channel), and
     how many inodes and blocks it uses. Equal before and after a run: nothing there to renew."""
     path = _host(pid1, point)
-    st, fs = os.lstat(path), os.statvfs(path)
-    return (
-        _meta(path),
-        st.st_atime_ns,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        fs.f_files - fs.f_ffree,
-        fs.f_blocks - fs.f_bfree,
-    )
+    fs = os.statvfs(path)
+    return (_meta(path), os.lstat(path).st_atime_ns, fs.f_files - fs.f_ffree, fs.f_blocks - fs.f_bfree)
 
 
 def _members(procs_file: str) -> dict[int, bytes]:
-    """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not)."""
+    """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not).
+
+    A zombie listed there is a thread group whose leader exited while other threads of it still run
+    (the kernel leaves out groups with no live thread): a member like any other, to be killed."""
     out = {}
     with open(procs_file) as f:
         pids = [int(p) for p in f.read().split()]
@@ -210,9 +213,7 @@ def _members(procs_file: str) -> dict[int, bytes]:
                 data = f.read()
         except OSError:  # exited meanwhile
             continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if fields[0] not in (b"Z", b"X"):
-            out[pid] = fields[19]
+        out[pid] = data[data.rfind(b")") + 2 :].split()[19]
     return out
 
 
