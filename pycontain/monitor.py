@@ -26,7 +26,7 @@ from .errors import EXIT_RUNTIME, ExecFailed, PycontainError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import ContainerConfig
-    from .state import HealthState
+    from .health import HealthState
 
 LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
 
@@ -259,7 +259,7 @@ HEALTH_LOG_KEEP = 5  # results kept in State.Health.Log, as docker keeps
 
 def new_health(config: ContainerConfig) -> HealthState | None:
     """A container's health record when it starts: "starting" until its first check passes."""
-    from .state import HealthState
+    from .health import HealthState
 
     return HealthState() if config.healthcheck is not None and config.healthcheck.cmd else None
 
@@ -282,7 +282,7 @@ def health(root: str, cid: str) -> None:
         code, output = result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
     except PycontainError as e:
         code, output = -1, str(e)
-    from .state import HealthResult, HealthState
+    from .health import HealthResult, HealthState
 
     entry = HealthResult(started, time.time(), code, output[-4096:])
     with c.store.lock():

@@ -26,6 +26,7 @@ from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidSt
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .health import HealthState
     from .network.info import NetInfo
 
 # On disk, not in /run: a container's configuration, writable layer and log outlive a reboot (and a tmpfs
@@ -149,74 +150,8 @@ class ProcRef:
         return f"ProcRef({self.pid}, {self.start})"
 
 
-class HealthResult:
-    """One health check's result, as docker's ``State.Health.Log`` shows it."""
-
-    __slots__ = ("start", "end", "exit_code", "output")
-
-    def __init__(self, start: float, end: float, exit_code: int, output: str) -> None:
-        self.start = start
-        self.end = end
-        self.exit_code = exit_code
-        self.output = output
-
-    def to_dict(self) -> dict:
-        return {"Start": self.start, "End": self.end, "ExitCode": self.exit_code, "Output": self.output}
-
-    @classmethod
-    def from_dict(cls, d: object) -> HealthResult:
-        if not (
-            isinstance(d, dict)
-            and _is_num(d.get("Start"))
-            and _is_num(d.get("End"))
-            and _is_int(d.get("ExitCode"))
-            and isinstance(d.get("Output"), str)
-        ):
-            raise ValueError(f"health: Log: expected Start, End, ExitCode and Output, not {d!r}")
-        return cls(d["Start"], d["End"], d["ExitCode"], d["Output"])
-
-
-class HealthState:
-    """A container's health (with a health check): docker's ``State.Health``, its form on disk too."""
-
-    __slots__ = ("status", "failing_streak", "log")
-
-    def __init__(
-        self, status: str = "starting", failing_streak: int = 0, log: list[HealthResult] | None = None
-    ) -> None:
-        self.status = status  # starting, healthy or unhealthy
-        self.failing_streak = failing_streak  # failed checks in a row
-        self.log = list(log or [])  # the last results, oldest first
-
-    def to_dict(self) -> dict:
-        return {
-            "Status": self.status,
-            "FailingStreak": self.failing_streak,
-            "Log": [r.to_dict() for r in self.log],
-        }
-
-    @classmethod
-    def from_dict(cls, d: object) -> HealthState | None:
-        if d is None:
-            return None
-        if not (
-            isinstance(d, dict)
-            and isinstance(d.get("Status"), str)
-            and _is_int(d.get("FailingStreak", 0))
-            and isinstance(d.get("Log", []), list)
-        ):
-            raise ValueError(f"health: expected Status, FailingStreak and Log, not {d!r}")
-        return cls(
-            d["Status"], d.get("FailingStreak", 0), [HealthResult.from_dict(r) for r in d.get("Log", [])]
-        )
-
-
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 # state.json's top-level fields → the JSON types each may have, checked on load by exact class (true is no
@@ -369,7 +304,11 @@ class ContainerState:
         kw["config"] = ContainerConfig.from_dict(doc)
         kw["creator"] = ProcRef.from_list(d.get("creator"))
         kw["monitor"] = ProcRef.from_list(d.get("monitor"))
-        kw["health"] = HealthState.from_dict(d.get("health"))
+        health = d.get("health")
+        if health is not None:
+            from .health import HealthState
+
+            kw["health"] = HealthState.from_dict(health)
         kw["net_info"] = net_info
         return cls(**kw)
 

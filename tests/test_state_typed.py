@@ -16,9 +16,10 @@ from pycontain.cgroups.devices import DeviceRule
 from pycontain.cgroups.resources import Resources
 from pycontain.config import ContainerConfig
 from pycontain.config_fields import Mount
+from pycontain.health import HealthResult, HealthState
 from pycontain.network.info import NetInfo
 from pycontain.spec import default_spec, parse
-from pycontain.state import ContainerState, HealthResult, HealthState, ProcRef, StateStore
+from pycontain.state import ContainerState, ProcRef, StateStore
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "state")
 # State files written by main before the typed state (13:50 UTC, 2026-12-03), with the root directory
