@@ -1,4 +1,5 @@
-"""The container lifecycle: create and start, wait, signal, stop, exec, remove — the library's core.
+"""The container lifecycle: create and start, wait, signal, stop, remove — the library's core. ``Container``
+also execs (``container_exec``), reports and changes its limits while it runs (``container_report``).
 
 A detached container keeps no pycontain process alive: its processes, its cgroup and its state
 directory are all there is, and every command rebuilds what it needs from the state file.
@@ -7,10 +8,11 @@ directory are all there is, and every command rebuilds what it needs from the st
 from __future__ import annotations
 
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
-import builtins  # `list` in annotations inside Container, which defines list()
 import os
 import time
 
+from .container_exec import ExecMixin
+from .container_report import ReportMixin
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, Unsupported, warn
 from .state import (
     CREATED,
@@ -33,7 +35,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import process
     from .config import ContainerConfig
-    from .config_fields import ProcAttrs
 
 
 def new_id() -> str:
@@ -48,7 +49,7 @@ EXEC_STEPS = ("exec-checked", "exec-started")
 REMOVE_STEPS = ("rm-marked", "rm-killed", "rm-cgroup-destroyed", "rm-network-detached", "rm-contents-removed")
 
 
-class Container:
+class Container(ExecMixin, ReportMixin):
     """One container, as recorded in a state root. Get one with ``Container.create`` or ``Container.get``."""
 
     def __init__(self, state: ContainerState, store: StateStore) -> None:
@@ -647,328 +648,3 @@ class Container:
         except OSError:
             pass
         cg.destroy()
-
-    # -- exec ------------------------------------------------------------------------------
-    def exec(
-        self,
-        args: builtins.list[str],
-        *,
-        env: builtins.list[str] | None = None,
-        cwd: str | None = None,
-        user: str | None = None,
-        tty: bool = False,
-        interactive: bool = False,
-        detach: bool = False,
-        stdio: process.Stdio | None = None,
-        security: dict | None = None,
-        extra_gids: builtins.list[int] | None = None,
-        umask: int | None = None,
-        preserve_fds: int = 0,
-        proc_attrs: ProcAttrs | None = None,
-    ) -> process.Child:
-        """Start ``args`` in the running container (all its namespaces, its cgroup) with what create gave
-        its first process: security settings, additional groups and umask, unless given here (an OCI
-        process.json's own).
-
-        The caller reaps the returned child (``process.wait_status``). ``stdio`` overrides where its
-        fds 0-2 come from (e.g. pipes to capture output); ``preserve_fds`` of the caller's descriptors
-        after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
-        I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
-        """
-        from . import DEFAULT_PATH, process
-        from .config_check import merge_env, parse_user
-        from .process.exec import exec_in
-
-        if not args:
-            raise InvalidArgument("no command given to exec")
-        if cwd is not None and not cwd.startswith("/"):
-            # As create's (OCI process.cwd is absolute): checked here, where the error names it in full; in
-            # the child a relative one would be made beneath the root, or fail with the message cut short.
-            raise InvalidArgument(f"working directory must be an absolute path: {cwd!r}")
-        status = self.status()
-        if status == PAUSED:
-            raise InvalidState(f"container {self.name} is paused: unpause it first")
-        if status != RUNNING:
-            raise InvalidState(f"container {self.name} is not running (status: {status})")
-        cfg = self.state.config
-        if user is not None:
-            parse_user(user)
-        full_env = merge_env(
-            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
-            env or [],
-        )
-        cg = self.cgroup()
-        if stdio is None:
-            stdio = process.Stdio(
-                stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty
-            )
-        crash_point("exec-checked")
-        child = exec_in(
-            self.state.pid,
-            cg.procs_files() if cg else [],
-            args,
-            full_env,
-            cwd or cfg.cwd,
-            user if user is not None else cfg.user,
-            stdio,
-            # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
-            security if security is not None else (cfg.security.to_dict() if cfg.security else None),
-            extra_gids if extra_gids is not None else cfg.extra_gids,
-            umask if umask is not None else cfg.umask,
-            keep_fds=tuple(range(3, 3 + preserve_fds)),
-            proc_attrs=proc_attrs,
-        )
-        crash_point("exec-started")
-        return child
-
-    def exec_run(
-        self,
-        args: builtins.list[str],
-        *,
-        env: builtins.list[str] | None = None,
-        cwd: str | None = None,
-        user: str | None = None,
-        input: bytes | None = None,
-        timeout: float | None = None,
-    ) -> ExecResult:
-        """Run ``args`` in the running container, wait for it and return its exit status and output.
-
-        ``input`` is its stdin (else /dev/null). After ``timeout`` seconds it is killed and
-        ``PycontainError`` raised; the process is reaped on every path.
-        """
-        import select
-
-        from . import process
-
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        in_r, in_w = os.pipe2(os.O_CLOEXEC) if input is not None else (None, None)
-        stdio = process.Stdio(stdin_null=input is None, stdin_fd=in_r, stdout_fd=out_w, stderr_fd=err_w)
-        try:
-            child = self.exec(args, env=env, cwd=cwd, user=user, stdio=stdio)
-        except BaseException:
-            for fd in (out_r, err_r, in_w):
-                if fd is not None:
-                    os.close(fd)
-            raise
-        finally:
-            for fd in (out_w, err_w, in_r):
-                if fd is not None:
-                    os.close(fd)
-        if in_w is not None:
-            try:
-                os.write(in_w, input or b"")  # a pipe holds 64 KiB: larger inputs belong in a volume
-            except BrokenPipeError:
-                pass
-            os.close(in_w)
-        fds = {out_r: bytearray(), err_r: bytearray()}
-        out, err = bytearray(), bytearray()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        timed_out = False
-        try:
-            while fds and not timed_out:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                ready, _, _ = select.select(list(fds), [], [], left)
-                if not ready:
-                    timed_out = True
-                for fd in ready:
-                    data = os.read(fd, 65536)
-                    if data:
-                        fds[fd] += data
-                    else:
-                        (out if fd == out_r else err).extend(fds.pop(fd))
-                        os.close(fd)
-        finally:
-            if fds:
-                for fd in fds:
-                    os.close(fd)
-                try:
-                    os.kill(child.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            code = process.wait_status(child.pid)
-        if timed_out:
-            raise PycontainError(f"{args[0]!r} in container {self.name} did not finish within {timeout} s")
-        return ExecResult(code, bytes(out), bytes(err))
-
-    # -- reporting -------------------------------------------------------------------------
-    def ports(self, private: str | None = None) -> builtins.list:
-        """The ports published on the host (``network.PortSpec``s); with ``private`` ("80" or "80/udp"), only
-        that container port's, and NotFound when it has none (docker's ``port``)."""
-        from .errors import NotFound
-        from .network import published
-
-        want_port, _, want_proto = (private or "").partition("/")
-        found = []
-        for p in published(self.state.net_info):
-            if private and (str(p.container_port) != want_port or p.proto != (want_proto or "tcp")):
-                continue
-            found.append(p)
-        if private and not found:
-            raise NotFound(f"no public port {private!r} published for container {self.name}")
-        return found
-
-    def inspect(self) -> dict:
-        st = self.state
-        cfg = st.config
-        status = self.status()
-        d = {
-            "Id": st.id,
-            "Name": st.name,
-            "Created": _iso(st.created),
-            "State": {
-                "Status": status,
-                "Running": status in (RUNNING, PAUSED),
-                "Paused": status == PAUSED,
-                "Pid": st.pid if status in (RUNNING, PAUSED, CREATED) else 0,
-                # docker's: 0 while it runs, not the code of a run its restart policy ended (kept in the
-                # state for 'wait', which returns it)
-                "ExitCode": 0 if status in (RUNNING, PAUSED, CREATED) else st.exit_code,
-                "OOMKilled": st.oom_killed or self._oom_now(status),
-                "StartedAt": _iso(st.started),
-                "FinishedAt": _iso(st.finished),
-                "Error": st.error,
-                **({"Health": st.health.to_dict()} if st.health else {}),
-            },
-            "Image": cfg.image,
-            "Rootfs": cfg.rootfs,
-            "Path": (cfg.args or [""])[0],
-            "Args": cfg.args[1:],
-            "Config": st.config_dict(),
-            "RestartCount": st.restarts,
-            "RestartPolicy": cfg.restart,
-            "Labels": cfg.labels,
-            "Cgroup": st.cgroup,
-            "StateDir": self.dir,
-            "LogPath": self.log_path if cfg.detach else "",
-        }
-        host: dict = {}
-        if cfg.detach:
-            from .logs import LOG_OPTS
-
-            host["LogConfig"] = {"Type": "pycontain", "Config": {**LOG_OPTS, **cfg.log_opts}}
-        if cfg.publish:
-            from .network import parse_publish, published
-
-            # As asked (HostPort "" for one to pick), and as bound (the picked ones), docker's two views.
-            host["PortBindings"] = _port_map(map(parse_publish, cfg.publish))
-            d["NetworkSettings"] = {"Ports": _port_map(published(st.net_info))}
-        if host:
-            d["HostConfig"] = host
-        return d
-
-    def _oom_now(self, status: str) -> bool:
-        if status in (RUNNING, PAUSED):
-            return False
-        cg = self.cgroup()
-        try:
-            return bool(cg is not None and cg.exists() and cg.oom_killed())
-        except (OSError, PycontainError):
-            return False
-
-    # -- resources: pause, stats, update -----------------------------------------------------
-    def _live_cgroup(self, action: str):
-        """The cgroup of a running (or paused) container, for ``action``; InvalidState otherwise."""
-        status = self.status()
-        if status not in (RUNNING, PAUSED):
-            raise InvalidState(f"cannot {action} container {self.name}: it is not running (status: {status})")
-        cg = self.cgroup()
-        if cg is None or not cg.exists():
-            raise InvalidState(f"cannot {action} container {self.name}: it has no cgroup")
-        return cg
-
-    def pause(self) -> None:
-        """Freeze every process of the container (the freezer cgroup), like ``docker pause``."""
-        cg = self._live_cgroup("pause")
-        if cg.frozen():
-            raise InvalidState(f"container {self.name} is already paused")
-        cg.freeze()
-
-    def unpause(self) -> None:
-        """Thaw a paused container."""
-        cg = self._live_cgroup("unpause")
-        if not cg.frozen():
-            raise InvalidState(f"container {self.name} is not paused")
-        cg.thaw()
-
-    def stats(self):
-        """One sample of the container's usage (cpu time, memory, pids, block I/O) from its cgroup."""
-        return self._live_cgroup("read the stats of").stats()
-
-    def update(self, resources):
-        """Change a running container's limits: ``resources`` (only the fields it sets) on top of the saved
-        ones, checked as a whole, written to the cgroup and saved in the container's state.
-
-        Returns the merged limits. If the kernel refuses one of them, the saved limits are written back
-        (as far as the kernel allows) and nothing is saved.
-        """
-        from .cgroups.resources import Resources
-
-        with self.store.lock():
-            current = self.store.load_id(self.id)
-            if current is None:
-                raise ContainerNotFound(self.name)
-            self.state = current
-            cg = self._live_cgroup("update")
-            saved = current.config.resources or Resources()
-            try:
-                merged = saved.merged(resources)
-            except InvalidArgument:
-                swap = saved.memory_swap
-                if (
-                    resources.memory is not None
-                    and resources.memory_swap is None
-                    and swap is not None
-                    and 0 <= swap < resources.memory
-                ):
-                    raise InvalidArgument(
-                        f"invalid memory: {resources.memory} is above container {self.name}'s memory+swap limit "
-                        f"{swap} (give --memory-swap too, e.g. --memory-swap -1)"
-                    ) from None
-                raise
-            try:
-                cg.apply(merged)
-            except BaseException:
-                try:
-                    cg.apply(saved)
-                except (OSError, PycontainError):
-                    pass  # best effort: the first error is the one to report
-                raise
-            current.config = current.config.replace(resources=None if merged.is_empty() else merged)
-            self.store.save(current)
-        return merged
-
-
-class ExecResult:
-    """What ``Container.exec_run`` returns: the exit status (128+N for signal N) and the captured output."""
-
-    __slots__ = ("exit_code", "stdout", "stderr")
-
-    def __init__(self, exit_code: int, stdout: bytes, stderr: bytes) -> None:
-        self.exit_code = exit_code
-        self.stdout = stdout
-        self.stderr = stderr
-
-    @property
-    def output(self) -> str:
-        """stdout as text."""
-        return self.stdout.decode(errors="replace")
-
-    def __repr__(self) -> str:
-        return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
-
-
-def _port_map(ports) -> dict:
-    """PortSpecs as docker's inspect shows them: {"80/tcp": [{"HostIp": ..., "HostPort": "8080"}]}."""
-    out: dict = {}
-    for p in ports:
-        out.setdefault(f"{p.container_port}/{p.proto}", []).append(
-            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""}
-        )
-    return out
-
-
-def _iso(ts: float | None) -> str:
-    if not ts:
-        return ""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"

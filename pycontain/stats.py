@@ -72,7 +72,7 @@ class Sampler:
 
     def sample(self) -> list[dict]:
         """One row per container that is still running; CPU % from the previous sample, if any."""
-        from .cgroups.resources import cpu_percent
+        from .cgroups.usage import cpu_percent
         from .errors import PycontainError
 
         rows = []

@@ -18,17 +18,14 @@ recorded unless every layer is in place. The image id is the sha256 of its confi
 
 from __future__ import annotations
 
-import errno
 import functools
-import io
 import json
 import os
 import re
-import stat
 import tarfile
-from typing import IO, BinaryIO, Protocol, cast
 
 from pycontain.errors import InvalidArgument, NotFound
+from rootfs_builder.blobs import Blobs, DirBlobs, TarBlobs
 from rootfs_builder.layer import BadImage, decompressed
 from rootfs_builder.onelayer import import_single_layer, tree_pipe
 from rootfs_builder.progress import Progress
@@ -57,173 +54,6 @@ def _json(data: bytes, what: str) -> dict:
     if not isinstance(obj, dict | list):
         raise BadImage(f"{what} is not a JSON object")
     return obj  # type: ignore[return-value]  # docker-archive's manifest.json is a list: its caller checks
-
-
-# -- where blobs come from: a directory or a tar archive ---------------------------------------------
-class Blobs(Protocol):
-    """Files of an image layout or archive by relative path (``what`` names them in errors)."""
-
-    def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes: ...
-    def open(self, rel: str, what: str, size: int | None = None) -> IO[bytes]: ...
-    def exists(self, rel: str) -> bool: ...
-    def size(self, rel: str) -> int | None: ...
-    def close(self) -> None: ...
-
-
-class _DirBlobs:
-    """Files of an OCI layout directory. A layout is untrusted input: a blob that is a symbolic link (to
-    /etc/shadow, /dev/zero) or anything but a regular file (a FIFO would block for ever) is refused, and
-    every path component beneath the layout is opened without following links."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-
-    def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes:
-        with self.open(rel, what) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise BadImage(f"{what} is implausibly large (over {limit >> 20} MiB)")
-        return data
-
-    def open(self, rel: str, what: str, size: int | None = None) -> BinaryIO:
-        """``rel`` for reading; with ``size`` (its descriptor's), a stream that fails past that many bytes."""
-        parts = [p for p in rel.split("/") if p]
-        fd = -1
-        try:
-            fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            for part in parts[:-1]:
-                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            blob = os.open(parts[-1], flags, dir_fd=fd)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                raise BadImage(f"{what}: {rel} is missing from {self.root}") from None
-            if e.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a symbolic link
-                raise BadImage(
-                    f"{what}: {rel} in {self.root} is (or passes through) a symbolic link: an image layout "
-                    "holds only directories and regular files"
-                ) from None
-            raise BadImage(f"{what}: cannot open {rel} in {self.root}: {e.strerror}") from None
-        finally:
-            if fd >= 0:
-                os.close(fd)
-        if not stat.S_ISREG(os.fstat(blob).st_mode):
-            os.close(blob)
-            raise BadImage(f"{what}: {rel} in {self.root} is not a regular file")
-        f = os.fdopen(blob, "rb")
-        return f if size is None else cast(BinaryIO, _Bounded(f, size, what))  # a file that stops at size
-
-    def _lstat(self, rel: str) -> os.stat_result | None:
-        try:
-            return os.lstat(os.path.join(self.root, rel))
-        except OSError:
-            return None
-
-    def exists(self, rel: str) -> bool:
-        st = self._lstat(rel)
-        return st is not None and stat.S_ISREG(st.st_mode)
-
-    def size(self, rel: str) -> int | None:
-        st = self._lstat(rel)
-        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
-
-    def close(self) -> None:
-        pass
-
-
-class _Bounded(io.RawIOBase):
-    """A blob read to at most its declared size: a longer one is an error, not a read without end."""
-
-    def __init__(self, f: BinaryIO, size: int, what: str) -> None:
-        super().__init__()
-        self.f = f
-        self.left = size
-        self.size = size
-        self.what = what
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = self.f.read(min(len(b), self.left + 1))
-        if len(data) > self.left:
-            raise BadImage(f"{self.what}: the blob is larger than its descriptor's size ({self.size} bytes)")
-        self.left -= len(data)
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.f.close()
-        super().close()
-
-
-class _TarBlobs:
-    """Members of an (uncompressed, seekable) image archive by name, following in-archive symlinks."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        try:
-            self.tf = tarfile.open(path, "r:")
-            self.members = {}
-            for ti in self.tf:
-                self.members[os.path.normpath(ti.name.lstrip("/"))] = ti
-        except (tarfile.TarError, EOFError) as e:
-            raise BadImage(f"{path}: corrupt or truncated archive ({e})") from None
-        self.tf.members = []  # type: ignore[attr-defined]  # the index above is all we need; don't keep two
-
-    def _member(self, rel: str, what: str) -> tarfile.TarInfo:
-        name = os.path.normpath(rel)
-        for _ in range(10):
-            ti = self.members.get(name)
-            if ti is None:
-                raise BadImage(f"{what}: {rel} is missing from the archive {self.path}")
-            if ti.issym() or ti.islnk():
-                base = os.path.dirname(name) if ti.issym() else ""
-                name = os.path.normpath(os.path.join(base, ti.linkname)).lstrip("/")
-                if name.startswith(".."):
-                    raise BadImage(f"{what}: {rel} links outside the archive {self.path}")
-                continue
-            if not ti.isreg():
-                raise BadImage(f"{what}: {rel} in {self.path} is not a file")
-            return ti
-        raise BadImage(f"{what}: too many links for {rel} in {self.path}")
-
-    def open(self, rel: str, what: str, size: int | None = None) -> IO[bytes]:
-        ti = self._member(rel, what)
-        if size is not None and ti.size > size:
-            raise BadImage(f"{what}: the blob is larger than its descriptor's size ({size} bytes)")
-        return self._extract(ti)
-
-    def _extract(self, ti: tarfile.TarInfo) -> IO[bytes]:
-        f = self.tf.extractfile(ti)
-        assert f is not None  # _member returns regular files only
-        return f
-
-    def read(self, rel: str, what: str, limit: int = 16 << 20) -> bytes:
-        ti = self._member(rel, what)
-        if ti.size > limit:
-            raise BadImage(f"{what} is implausibly large (over {limit >> 20} MiB)")
-        try:
-            data = self._extract(ti).read()
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise BadImage(f"{self.path}: corrupt or truncated archive ({e})") from None
-        if len(data) != ti.size:
-            raise BadImage(f"{self.path}: truncated archive ({rel} is cut short)")
-        return data
-
-    def exists(self, rel: str) -> bool:
-        return os.path.normpath(rel) in self.members
-
-    def size(self, rel: str) -> int | None:
-        try:
-            return self._member(rel, rel).size
-        except BadImage:
-            return None
-
-    def close(self) -> None:
-        self.tf.close()
 
 
 # -- detection ------------------------------------------------------------------------------------
@@ -448,7 +278,7 @@ def _import_oci(
 def import_pulled(store: Store, layout: str, ref: str, where: str, name: str | None, bar: Progress) -> dict:
     """Import image ``ref`` of the OCI layout a pull wrote (``rootfs_builder.registry``), recorded as from
     ``docker://where``; the caller holds the store's import lock."""
-    return _import_oci(store, _DirBlobs(layout), where, ref, name, bar, f"docker://{where}")
+    return _import_oci(store, DirBlobs(layout), where, ref, name, bar, f"docker://{where}")
 
 
 def _import_docker(
@@ -521,7 +351,7 @@ def load_archive(path: str, data_root: str | None = None, *, progress: bool | No
     store = Store(data_root)
     with Progress(progress) as bar, store.importing():
         archive, tmp = _uncompressed_archive(store, path, bar)
-        blobs = _TarBlobs(archive)
+        blobs = TarBlobs(archive)
         try:
             source = f"{kind}:{os.path.abspath(path)}"
             if kind == "docker-archive":
@@ -572,10 +402,10 @@ def import_source(
     store = Store(data_root)
     with Progress(progress) as bar, store.importing():
         if kind == "oci":
-            return _import_oci(store, _DirBlobs(path), path, ref, name, bar, f"oci:{os.path.abspath(path)}")
+            return _import_oci(store, DirBlobs(path), path, ref, name, bar, f"oci:{os.path.abspath(path)}")
         if kind in ("oci-archive", "docker-archive"):
             archive, tmp = _uncompressed_archive(store, path, bar)
-            blobs = _TarBlobs(archive)
+            blobs = TarBlobs(archive)
             try:
                 if kind == "oci-archive":
                     return _import_oci(

@@ -24,14 +24,13 @@ import pytest
 from pycontain.cgroups import detect_mode, load_manager, new_manager, own_cgroups, v1_mounts
 from pycontain.cgroups.resources import (
     Resources,
-    Stats,
     blkio_weight_to_io_weight,
     cpu_max,
-    cpu_percent,
     memory_v2,
     shares_to_weight,
     swap_to_v2,
 )
+from pycontain.cgroups.usage import Stats, cpu_percent
 from pycontain.cgroups.v1 import ALWAYS, V1Manager
 from pycontain.cgroups.v2 import V2Manager, io_max_lines
 from pycontain.errors import AlreadyExists, InvalidArgument, Unsupported

@@ -10,7 +10,8 @@ import os
 # typing.TYPE_CHECKING without importing typing (2 ms on the start path); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .resources import Resources, Stats
+    from .resources import Resources
+    from .usage import Stats
 
 FREEZE_TIMEOUT = 10.0  # seconds a freeze or thaw may take, on either driver
 

@@ -34,7 +34,8 @@ from .files import (
 # (``state`` and ``ps`` load this module to read the freezer, and need neither).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .resources import Resources, Stats
+    from .resources import Resources
+    from .usage import Stats
 
 # The hierarchies every container's cgroup is made in: freezer (pause, and finding and killing all its
 # processes), devices (its device rules), memory (OOM kills, memory stats), cpuacct and blkio (CPU and
@@ -330,7 +331,7 @@ class V1Manager(CgroupManager):
     def stats(self) -> Stats:
         from cgroupspy import controllers as cc
 
-        from .resources import Stats
+        from .usage import Stats
 
         s = Stats()
         made = self._made()

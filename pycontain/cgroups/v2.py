@@ -30,7 +30,8 @@ from .files import (
 # (``state`` and ``ps`` load this module to read the freezer, and need neither).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .resources import Resources, Stats
+    from .resources import Resources
+    from .usage import Stats
 
 
 class V2Manager(CgroupManager):
@@ -223,7 +224,7 @@ class V2Manager(CgroupManager):
             write_file(path, value)
 
     def stats(self) -> Stats:
-        from .resources import Stats
+        from .usage import Stats
 
         s = Stats()
         cpu = read_keyed(self._file("cpu.stat"))
