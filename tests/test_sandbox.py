@@ -206,6 +206,14 @@ def _in_cgroup(sb, marker: bytes) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def _sysv_shm(pid1: int, create: bool) -> str:
     """/proc/sysvipc/shm as the sandbox's IPC namespace shows it; with ``create``, a segment made there
     first (what a run could do with any program calling shmget)."""
@@ -318,9 +326,11 @@ def test_pool_reset_kills_a_process_whose_leader_thread_exited(state_root, tmp_p
             while not a.run("cat /tmp/thread-leak").ok and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert a.run("cat /tmp/thread-leak").stdout == b"leak\n"  # the thread runs, its leader is gone
+            assert any(_cmdline(p) == b"" for p in a.container.cgroup().pids())  # the zombie leader
         with pool.acquire(timeout=30) as b:
             assert pool.reused == 1
-            time.sleep(0.1)  # a surviving thread would have written the file anew by now
+            # Nothing left but PID 1 and its idle loop's sleep (a zombie leader has no command line).
+            assert [_cmdline(p) for p in b.container.cgroup().pids() if p != b.pid] == [b"sleep\x003600\x00"]
             assert b.run("cat /tmp/thread-leak").returncode != 0
 
 

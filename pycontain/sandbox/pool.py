@@ -300,14 +300,14 @@ class SandboxPool:
                         assert sb is not None
                         try:
                             self._forkserver.reset(sb.id, self.root, sb.pid)
-                        except PycontainError:  # NotResettable: a run changed what a reset cannot renew
+                            new = sb._reborn()
+                        except Exception:  # NotResettable (a run changed what a reset cannot renew), or worse
                             _discard(sb)
                             with self._cond:
                                 self._creating -= 1
                                 self.destroyed += 1
                                 self._refill = True
                             continue
-                        new = sb._reborn()
                     else:
                         new = Sandbox(
                             self.image,
