@@ -93,7 +93,7 @@ class ContainerConfig:
         "healthcheck",
         "log_opts",
     )
-    __slots__ = (*FIELDS, "_frozen", "_doc")
+    __slots__ = (*FIELDS, "_frozen", "_doc", "_saved")
 
     def __init__(
         self,
@@ -247,7 +247,18 @@ class ContainerConfig:
         return new
 
     def to_dict(self) -> dict:
-        """state.json's form: plain JSON values (limits, devices and hooks in OCI's spelling)."""
+        """state.json's form: plain JSON values (limits, devices and hooks in OCI's spelling). Made once: a
+        config never changes, and a container's state is saved several times while it starts."""
+        saved = getattr(self, "_saved", None)
+        if saved is None:
+            saved = self._saved_form()
+            object.__setattr__(self, "_saved", saved)
+        return dict(saved)
+
+    def _saved_form(self) -> dict:
+        doc = getattr(self, "_doc", None)
+        if doc is not None and all(k in doc for k in self.FIELDS):
+            return {k: doc[k] for k in self.FIELDS}  # read back from state.json: already in this form
         d = {k: getattr(self, k) for k in self.FIELDS}
         d["mounts"] = [m.to_dict() for m in self.mounts]
         d["resources"] = self.resources.to_dict() if self.resources is not None else None
