@@ -254,6 +254,12 @@ def _sockets(pid1: int) -> tuple[int, list[tuple[str, str]]]:
     return (unix, sorted(counts.items()))
 
 
+def _children(pid1: int) -> set[int]:
+    """PID 1's children, zombies included (the cgroup's list leaves those out)."""
+    with open(f"/proc/{pid1}/task/{pid1}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
 def _members(procs_file: str) -> dict[int, bytes]:
     """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not).
 
@@ -347,33 +353,41 @@ def _check_mqueue_root(base: Baseline) -> None:
 
 def _kill_all_but_idle(base: Baseline) -> None:
     """With anything in the cgroup but PID 1 and the idle loop's processes: freeze it (nothing forks
-    meanwhile), SIGKILL those, thaw, and wait until they are gone (PID 1 reaps the orphans; runs' own
-    children were reaped by the runs). What PID 1 starts afterwards is idle too: nothing else is left."""
+    meanwhile), SIGKILL those, thaw, and wait until they are gone and reaped (PID 1 reaps the orphans;
+    runs' own children were reaped by the runs). What PID 1 starts afterwards is idle too: nothing else
+    is left."""
     try:
         members = _members(base.procs_file)
-        if members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
-            return
-        base.cgroup.freeze()
-        try:
+        victims: dict[int, bytes] = {}
+        if not members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
+            base.cgroup.freeze()
+            try:
+                members = _members(base.procs_file)
+                victims = {p: t for p, t in members.items() if p != base.pid1 and base.idle.get(p) != t}
+                for p in victims:
+                    try:
+                        os.kill(p, 9)
+                    except ProcessLookupError:
+                        pass
+            finally:
+                base.cgroup.thaw()
             members = _members(base.procs_file)
-            victims = {p: t for p, t in members.items() if p != base.pid1 and base.idle.get(p) != t}
-            for p in victims:
-                try:
-                    os.kill(p, 9)
-                except ProcessLookupError:
-                    pass
-        finally:
-            base.cgroup.thaw()
         deadline = time.monotonic() + KILL_TIMEOUT
         while True:
-            members = _members(base.procs_file)
             left = [p for p, t in victims.items() if members.get(p) == t]
-            if not left:
+            # A process leaves the cgroup's list before its children go to PID 1, which reaps them: no
+            # zombie may be left either (unreaped, they hold pids the next run's pids limit counts).
+            if not left and _children(base.pid1) <= members.keys():
                 base.idle = members
                 return
             if time.monotonic() > deadline:
-                raise NotResettable(f"{len(left)} of its processes would not die")
+                raise NotResettable(
+                    f"{len(left)} of its processes would not die"
+                    if left
+                    else "its PID 1 leaves zombies unreaped"
+                )
             time.sleep(0.0005)
+            members = _members(base.procs_file)
     except OSError as e:
         raise NotResettable(f"cannot stop its processes: {e.strerror}") from None
 

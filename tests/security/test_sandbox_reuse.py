@@ -7,6 +7,7 @@ lending it again. The programs are one static C file (busybox has no sockets API
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -94,6 +95,15 @@ int main(int argc, char **argv) {
         if (prlimit(1, RLIMIT_AS, &r, 0))
             return perror("prlimit"), 1;
         return 0;
+    }
+    if (!strcmp(argv[1], "zombies")) { /* children that exit, never waited for by their live parent */
+        for (int i = atoi(argv[2]); i > 0; i--)
+            if (fork() == 0)
+                _exit(0);
+        puts("made");
+        fflush(stdout);
+        for (;;)
+            pause();
     }
     if (!strcmp(argv[1], "traced")) { /* a child in a ptrace stop, its tracer asleep */
         pid_t p = fork();
@@ -248,3 +258,37 @@ def test_reuse_what_a_run_cannot_change(state_root, attacks):
     )
     assert host.strip() != "evil" and "10.9.9.9" not in addrs and len(addrs.splitlines()) == 2
     assert (reused, destroyed) == (1, 0)
+
+
+def test_reuse_waits_for_the_zombies_to_be_reaped(state_root, attacks):
+    """A process that never waits for its exited children: killed, it leaves them to PID 1 to reap, after
+    it has left the cgroup's list. Until reaped they hold pids (the pids limit) and show in ps: the
+    reset waits for PID 1 to have no child but its idle loop's. PID 1 reniced to 19 (same uid: allowed)
+    only makes it reap more slowly."""
+    from pycontain.sandbox import SandboxPool
+
+    with SandboxPool(size=1, root=state_root, read_only=True) as pool:
+        with pool.acquire(timeout=30) as first:
+            first.put_file("/tmp/attacks", attacks, mode=0o755)
+            r = first.run(
+                "renice -n 19 -p 1; /tmp/attacks zombies 300 > /tmp/out & until [ -s /tmp/out ]; do :; done",
+                timeout=30,
+            )
+            assert r.ok and len(_zombies(first.pid)) == 300, r
+        with pool.acquire(timeout=30) as second:
+            assert pool.reused == 1 and _zombies(second.pid) == []
+            assert _ps(second.run("ps -o args").stdout.decode()) == IDLE
+
+
+def _zombies(pid1: int) -> list[str]:
+    """The sandbox's zombies (from the host): each process's children, in state Z."""
+    out = []
+    for pid in os.listdir(f"/proc/{pid1}/root/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid1}/root/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        out.append(pid)
+            except OSError:
+                pass
+    return out
