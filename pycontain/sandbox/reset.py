@@ -7,7 +7,9 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
   ``/dev/shm``: unmounted and mounted anew, empty, with the same options), the mqueue filesystem
   (emptied), and ``/dev`` and its devpts, whose every entry (name, inode, type, mode, owner, device,
   size, mtime, ctime, link target, extended attributes) must be what it was, else the sandbox is
-  destroyed instead. So a sandbox whose root is an overlay's writable layer (the default) is never
+  destroyed instead. The mqueue filesystem is one per IPC namespace (mounting it anew gives the same
+  root back): its root's mode, owner and extended attributes must be what they were; its times are
+  set back. So a sandbox whose root is an overlay's writable layer (the default) is never
   reset: overlayfs does not allow its upper directory to be changed under a mounted overlay, and its
   dentry cache would keep showing the old files.
 - **processes**: the sandbox is frozen, everything but PID 1 and the idle loop's ``sleep`` (known by pid
@@ -16,11 +18,17 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
   ``CAP_AUDIT_WRITE``, which those keep (``RUN_CAP_DROP``). A process whose permitted capabilities are
   not a superset of another's needs ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or
   environ, fds, root), so no run can write into them however it is configured; a sandbox whose PID 1
-  lacks that capability (one that runs as another user than root) is not reset.
+  lacks that capability (one that runs as another user than root) is not reset. Its resource limits
+  are another matter: prlimit(2) asks only for the same uid, so a run can shrink them (RLIMIT_AS: every
+  ``sleep`` the idle loop starts fails, and it forks in a busy loop billed to the next run's cgroup);
+  they must be what they were.
 - **IPC**: System V shared memory, message queues and semaphores of the sandbox's IPC namespace are
   removed; POSIX message queues live in its mqueue filesystem (above).
+- **sockets**: the sandbox's own network namespace must hold none once its processes are gone. TCP
+  outlives them (TIME_WAIT for a minute: the next run's server cannot bind that port), as do IP
+  fragments awaiting reassembly and sockets sent in flight to themselves until the kernel collects them.
 - Nothing else a run could change outlives its processes: without ``CAP_SYS_ADMIN`` and
-  ``CAP_NET_ADMIN`` it cannot mount, set the host name or touch the network namespace, the cgroup
+  ``CAP_NET_ADMIN`` it cannot mount, set the host name or configure the network namespace, the cgroup
   filesystem is read-only, the kernel keyring is closed by seccomp, and environment, working directory,
   limits and descriptors are each run's own.
 
@@ -96,10 +104,17 @@ class Baseline:
 
     def __init__(self, pid1: int, cgroup, renew: list[_Mount], mqueue: str, points: set[str]) -> None:
         self.pid1 = pid1
+        self.limits = _limits(pid1)
         self.cgroup = cgroup
         procs_file = self.procs_file = cgroup.procs_files()[0]  # any hierarchy's: runs join them all
         self.renew = renew
         self.mqueue = mqueue
+        path = _host(pid1, mqueue)
+        self.mqueue_meta = _meta(path)
+        self.mqueue_atime = os.lstat(path).st_atime_ns
+        # The network namespace's sockets (None: the host's, shared, whose sockets are not the sandbox's).
+        own_net = os.stat(f"/proc/{pid1}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+        self.sockets = _sockets(pid1) if own_net else None
         self.points = points  # every mount point: the trees checked do not cross them
         self.idle = _members(procs_file)  # pid -> start time, of processes only PID 1 started
         self.fresh = {m.point: _fresh_tmpfs(pid1, m.point) for m in renew}
@@ -199,6 +214,52 @@ def _fresh_tmpfs(pid1: int, point: str) -> tuple:
     return (_meta(path), os.lstat(path).st_atime_ns, fs.f_files - fs.f_ffree, fs.f_blocks - fs.f_bfree)
 
 
+def _limits(pid1: int) -> bytes:
+    with open(f"/proc/{pid1}/limits", "rb") as f:
+        return f.read()
+
+
+# What outlives a network namespace's processes, as /proc/net/sockstat{,6} count it: TCP connections
+# (TIME_WAIT, orphans) and IP fragments awaiting reassembly. Not "sockets: used" nor UDP's, RAW's: freed
+# after an RCU grace period, they lag behind the processes (as netlink's do, which ``ip`` uses).
+_OUTLIVING = {
+    ("TCP", "inuse"),
+    ("TCP", "orphan"),
+    ("TCP", "tw"),
+    ("FRAG", "inuse"),
+    ("TCP6", "inuse"),
+    ("FRAG6", "inuse"),
+}
+
+
+def _sockets(pid1: int) -> tuple[int, list[tuple[str, str]]]:
+    """What could outlive the processes in the sandbox's network namespace: the counts ``_OUTLIVING``
+    names, and how many unix sockets are bound or connected (one sent in flight to itself stays until the
+    kernel's garbage collector finds it)."""
+    counts: dict[str, str] = {}
+    for name in ("sockstat", "sockstat6"):
+        try:
+            f = open(f"/proc/{pid1}/net/{name}")
+        except FileNotFoundError:  # sockstat6: a kernel without IPv6
+            continue
+        with f:
+            for line in f:
+                proto, _, rest = line.partition(":")
+                fields = rest.split()
+                for key, value in zip(fields[::2], fields[1::2], strict=True):
+                    if (proto, key) in _OUTLIVING:
+                        counts[f"{proto} {key}"] = value
+    with open(f"/proc/{pid1}/net/unix", "rb") as unix_file:
+        unix = unix_file.read().count(b"\n") - 1
+    return (unix, sorted(counts.items()))
+
+
+def _children(pid1: int) -> set[int]:
+    """PID 1's children, zombies included (the cgroup's list leaves those out)."""
+    with open(f"/proc/{pid1}/task/{pid1}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
 def _members(procs_file: str) -> dict[int, bytes]:
     """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not).
 
@@ -223,6 +284,11 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
     the caller's namespaces, rejoined before returning. Raises ``NotResettable``; the caller must be
     single-threaded (setns into a mount namespace)."""
     pid1 = base.pid1
+    try:
+        if _limits(pid1) != base.limits:
+            raise NotResettable("a run changed its PID 1's resource limits")
+    except OSError as e:
+        raise NotResettable(f"its PID 1 is gone ({e.strerror})") from None
     _kill_all_but_idle(base)
     ns = {}
     try:
@@ -252,6 +318,11 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
             finally:
                 libc.setns(own_mnt, libc.CLONE_NEWNS)
                 os.fchdir(cwd)
+        _check_mqueue_root(base)
+        if base.sockets is not None:
+            unix, counts = _sockets(pid1)
+            if (unix, counts) != base.sockets:
+                raise NotResettable(f"its network namespace keeps sockets ({unix} unix; {dict(counts)})")
         for m in used:
             base.fresh[m.point] = _fresh_tmpfs(pid1, m.point)
         for top, before in base.checked.items():
@@ -267,35 +338,56 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
             os.close(fd)
 
 
+def _check_mqueue_root(base: Baseline) -> None:
+    """The mqueue root as it was: its times set back (creating and removing queues changes them, and
+    ``touch -d`` would carry 64 bits each), the rest compared; its ctime, which nobody can set back, only
+    tells when this reset ran."""
+    path = _host(base.pid1, base.mqueue)
+    before = base.mqueue_meta
+    if _meta(path)[6] != before[6] or os.lstat(path).st_atime_ns != base.mqueue_atime:
+        os.utime(path, ns=(base.mqueue_atime, before[6]), follow_symlinks=False)
+    now = _meta(path)
+    if now[:7] != before[:7] or now[8:] != before[8:]:
+        raise NotResettable(f"a run changed {base.mqueue} (mode, owner or attributes)")
+
+
 def _kill_all_but_idle(base: Baseline) -> None:
     """With anything in the cgroup but PID 1 and the idle loop's processes: freeze it (nothing forks
-    meanwhile), SIGKILL those, thaw, and wait until they are gone (PID 1 reaps the orphans; runs' own
-    children were reaped by the runs). What PID 1 starts afterwards is idle too: nothing else is left."""
+    meanwhile), SIGKILL those, thaw, and wait until they are gone and reaped (PID 1 reaps the orphans;
+    runs' own children were reaped by the runs). What PID 1 starts afterwards is idle too: nothing else
+    is left."""
     try:
         members = _members(base.procs_file)
-        if members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
-            return
-        base.cgroup.freeze()
-        try:
+        victims: dict[int, bytes] = {}
+        if not members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
+            base.cgroup.freeze()
+            try:
+                members = _members(base.procs_file)
+                victims = {p: t for p, t in members.items() if p != base.pid1 and base.idle.get(p) != t}
+                for p in victims:
+                    try:
+                        os.kill(p, 9)
+                    except ProcessLookupError:
+                        pass
+            finally:
+                base.cgroup.thaw()
             members = _members(base.procs_file)
-            victims = {p: t for p, t in members.items() if p != base.pid1 and base.idle.get(p) != t}
-            for p in victims:
-                try:
-                    os.kill(p, 9)
-                except ProcessLookupError:
-                    pass
-        finally:
-            base.cgroup.thaw()
         deadline = time.monotonic() + KILL_TIMEOUT
         while True:
-            members = _members(base.procs_file)
             left = [p for p, t in victims.items() if members.get(p) == t]
-            if not left:
+            # A process leaves the cgroup's list before its children go to PID 1, which reaps them: no
+            # zombie may be left either (unreaped, they hold pids the next run's pids limit counts).
+            if not left and _children(base.pid1) <= members.keys():
                 base.idle = members
                 return
             if time.monotonic() > deadline:
-                raise NotResettable(f"{len(left)} of its processes would not die")
+                raise NotResettable(
+                    f"{len(left)} of its processes would not die"
+                    if left
+                    else "its PID 1 leaves zombies unreaped"
+                )
             time.sleep(0.0005)
+            members = _members(base.procs_file)
     except OSError as e:
         raise NotResettable(f"cannot stop its processes: {e.strerror}") from None
 

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from .pool import SandboxPool
 
 # PID 1 of every sandbox: waits forever, reaps orphans (ash reaps any child while it waits), exits on TERM.
-IDLE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600; done"]
+# It waits with the ``wait`` builtin, which a trapped signal (TERM, or INT, which ash catches) interrupts
+# at once: while a foreground command runs, ash defers the trap until that command ends, so a TERM
+# sent by one borrower's run would end PID 1 an hour later, in another borrower's (reset, not remade).
+IDLE_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 DEFAULT_MAX_OUTPUT = 1 << 20
 READONLY_TMP_SIZE = "64m"
 
