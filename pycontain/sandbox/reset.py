@@ -7,21 +7,22 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
   ``/dev/shm``: unmounted and mounted anew, empty, with the same options), the mqueue filesystem
   (emptied), and ``/dev`` and its devpts, whose every entry (name, inode, type, mode, owner, device,
   size, mtime, ctime, link target, extended attributes) must be what it was, else the sandbox is
-  destroyed instead. The mqueue filesystem is one per IPC namespace (mounting it anew gives the same
-  root back): its root's mode, owner and extended attributes must be what they were; its times are
-  set back. So a sandbox whose root is an overlay's writable layer (the default) is never
+  destroyed instead. So a sandbox whose root is an overlay's writable layer (the default) is never
   reset: overlayfs does not allow its upper directory to be changed under a mounted overlay, and its
-  dentry cache would keep showing the old files.
+  dentry cache would keep showing the old files. The mqueue filesystem is one per IPC namespace
+  (mounting it anew gives the same root back): its root's mode and owner must be what they were, and
+  its times are set back.
 - **processes**: the sandbox is frozen, everything but PID 1 and the idle loop's ``sleep`` (known by pid
   and start time) killed, thawed; a process whose leader thread exited is listed as a zombie and killed
-  too. PID 1 and its ``sleep`` survive, so nothing may have changed them: runs go without
+  too; the orphans they leave must have been reaped. PID 1 and its ``sleep`` survive, so nothing may have changed them: runs go without
   ``CAP_AUDIT_WRITE``, which those keep (``RUN_CAP_DROP``). A process whose permitted capabilities are
   not a superset of another's needs ``CAP_SYS_PTRACE`` to ptrace it or open its ``/proc/PID/mem`` (or
   environ, fds, root), so no run can write into them however it is configured; a sandbox whose PID 1
   lacks that capability (one that runs as another user than root) is not reset. Its resource limits
   are another matter: prlimit(2) asks only for the same uid, so a run can shrink them (RLIMIT_AS: every
   ``sleep`` the idle loop starts fails, and it forks in a busy loop billed to the next run's cgroup);
-  they must be what they were.
+  they must be what they were. Signals: the kernel keeps from a pid namespace's init those it has no
+  handler for, and PID 1 acts at once on those it has (it exits: ``sandbox.IDLE_COMMAND``).
 - **IPC**: System V shared memory, message queues and semaphores of the sandbox's IPC namespace are
   removed; POSIX message queues live in its mqueue filesystem (above).
 - **sockets**: the sandbox's own network namespace must hold none once its processes are gone. TCP
@@ -31,6 +32,11 @@ checks, which ``baseline`` decides from what the kernel shows of the fresh sandb
   ``CAP_NET_ADMIN`` it cannot mount, set the host name or configure the network namespace, the cgroup
   filesystem is read-only, the kernel keyring is closed by seccomp, and environment, working directory,
   limits and descriptors are each run's own.
+
+What a reset leaves on purpose, as it cannot renew them short of a new sandbox: counters, which tell
+the next borrower how much earlier runs used, never what they wrote (the cgroup's CPU time and memory
+statistics, the pid namespace's last pid, System V IPC ids, the loopback's packet counts), and the idle
+``sleep``'s scheduling state (nice, affinity, stopped), which nothing but that sleep uses.
 
 The work (``reset``) needs ``setns`` into the sandbox's mount namespace, which a threaded process cannot
 do: the pool's fork server does it, between its create requests. Whatever fails makes the sandbox one to
@@ -109,9 +115,9 @@ class Baseline:
         procs_file = self.procs_file = cgroup.procs_files()[0]  # any hierarchy's: runs join them all
         self.renew = renew
         self.mqueue = mqueue
-        path = _host(pid1, mqueue)
-        self.mqueue_meta = _meta(path)
-        self.mqueue_atime = os.lstat(path).st_atime_ns
+        st = os.lstat(_host(pid1, mqueue))
+        self.mqueue_id = _mqueue_id(st)
+        self.mqueue_times = (st.st_atime_ns, st.st_mtime_ns)
         # The network namespace's sockets (None: the host's, shared, whose sockets are not the sandbox's).
         own_net = os.stat(f"/proc/{pid1}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
         self.sockets = _sockets(pid1) if own_net else None
@@ -214,50 +220,54 @@ def _fresh_tmpfs(pid1: int, point: str) -> tuple:
     return (_meta(path), os.lstat(path).st_atime_ns, fs.f_files - fs.f_ffree, fs.f_blocks - fs.f_bfree)
 
 
+def _read(path: str) -> bytes:
+    """A /proc file's bytes (a few hundred: one read), without the cost of a Python file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
 def _limits(pid1: int) -> bytes:
-    with open(f"/proc/{pid1}/limits", "rb") as f:
-        return f.read()
+    return _read(f"/proc/{pid1}/limits")
 
 
 # What outlives a network namespace's processes, as /proc/net/sockstat{,6} count it: TCP connections
-# (TIME_WAIT, orphans) and IP fragments awaiting reassembly. Not "sockets: used" nor UDP's, RAW's: freed
-# after an RCU grace period, they lag behind the processes (as netlink's do, which ``ip`` uses).
+# ("inuse" counts those closing, "tw" those in TIME_WAIT) and IP fragments awaiting reassembly. Not
+# "orphan" (the host's count), "sockets: used" nor UDP's or RAW's: freed after an RCU grace period, they
+# lag behind the processes (as netlink's do, which ``ip`` uses).
 _OUTLIVING = {
-    ("TCP", "inuse"),
-    ("TCP", "orphan"),
-    ("TCP", "tw"),
-    ("FRAG", "inuse"),
-    ("TCP6", "inuse"),
-    ("FRAG6", "inuse"),
+    (b"TCP", b"inuse"),
+    (b"TCP", b"tw"),
+    (b"FRAG", b"inuse"),
+    (b"TCP6", b"inuse"),
+    (b"FRAG6", b"inuse"),
 }
 
 
-def _sockets(pid1: int) -> tuple[int, list[tuple[str, str]]]:
-    """What could outlive the processes in the sandbox's network namespace: the counts ``_OUTLIVING``
-    names, and how many unix sockets are bound or connected (one sent in flight to itself stays until the
-    kernel's garbage collector finds it)."""
-    counts: dict[str, str] = {}
+def _sockets(pid1: int) -> tuple[int, list[tuple[bytes, bytes, bytes]]]:
+    """What could outlive the processes in the sandbox's network namespace: how many unix sockets are
+    bound or connected (one sent in flight to itself stays until the kernel's garbage collector finds
+    it), and the counts ``_OUTLIVING`` names."""
+    counts = []
     for name in ("sockstat", "sockstat6"):
         try:
-            f = open(f"/proc/{pid1}/net/{name}")
+            data = _read(f"/proc/{pid1}/net/{name}")
         except FileNotFoundError:  # sockstat6: a kernel without IPv6
             continue
-        with f:
-            for line in f:
-                proto, _, rest = line.partition(":")
-                fields = rest.split()
-                for key, value in zip(fields[::2], fields[1::2], strict=True):
-                    if (proto, key) in _OUTLIVING:
-                        counts[f"{proto} {key}"] = value
-    with open(f"/proc/{pid1}/net/unix", "rb") as unix_file:
-        unix = unix_file.read().count(b"\n") - 1
-    return (unix, sorted(counts.items()))
+        for line in data.splitlines():
+            proto, _, rest = line.partition(b":")
+            fields = rest.split()
+            for key, value in zip(fields[::2], fields[1::2], strict=True):
+                if (proto, key) in _OUTLIVING:
+                    counts.append((proto, key, value))
+    return _read(f"/proc/{pid1}/net/unix").count(b"\n") - 1, counts
 
 
 def _children(pid1: int) -> set[int]:
     """PID 1's children, zombies included (the cgroup's list leaves those out)."""
-    with open(f"/proc/{pid1}/task/{pid1}/children") as f:
-        return {int(p) for p in f.read().split()}
+    return {int(p) for p in _read(f"/proc/{pid1}/task/{pid1}/children").split()}
 
 
 def _members(procs_file: str) -> dict[int, bytes]:
@@ -295,7 +305,9 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
         for name in ("ipc", "mnt"):
             ns[name] = os.open(f"/proc/{pid1}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
         used = [m for m in base.renew if _fresh_tmpfs(pid1, m.point) != base.fresh[m.point]]
-        queues = os.listdir(_host(pid1, base.mqueue))
+        mq = os.lstat(_host(pid1, base.mqueue))
+        # Its size counts its queues (mqueue's directory is flat): none, no need to list them.
+        queues = os.listdir(_host(pid1, base.mqueue)) if _mqueue_id(mq) != base.mqueue_id else []
     except OSError as e:
         for fd in ns.values():
             os.close(fd)
@@ -318,11 +330,12 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
             finally:
                 libc.setns(own_mnt, libc.CLONE_NEWNS)
                 os.fchdir(cwd)
-        _check_mqueue_root(base)
+        _check_mqueue_root(base, os.lstat(_host(pid1, base.mqueue)) if queues else mq)
         if base.sockets is not None:
             unix, counts = _sockets(pid1)
             if (unix, counts) != base.sockets:
-                raise NotResettable(f"its network namespace keeps sockets ({unix} unix; {dict(counts)})")
+                kept = ", ".join(f"{p.decode()} {k.decode()} {v.decode()}" for p, k, v in counts)
+                raise NotResettable(f"its network namespace keeps sockets ({unix} unix, {kept})")
         for m in used:
             base.fresh[m.point] = _fresh_tmpfs(pid1, m.point)
         for top, before in base.checked.items():
@@ -338,17 +351,19 @@ def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
             os.close(fd)
 
 
-def _check_mqueue_root(base: Baseline) -> None:
-    """The mqueue root as it was: its times set back (creating and removing queues changes them, and
-    ``touch -d`` would carry 64 bits each), the rest compared; its ctime, which nobody can set back, only
-    tells when this reset ran."""
-    path = _host(base.pid1, base.mqueue)
-    before = base.mqueue_meta
-    if _meta(path)[6] != before[6] or os.lstat(path).st_atime_ns != base.mqueue_atime:
-        os.utime(path, ns=(base.mqueue_atime, before[6]), follow_symlinks=False)
-    now = _meta(path)
-    if now[:7] != before[:7] or now[8:] != before[8:]:
-        raise NotResettable(f"a run changed {base.mqueue} (mode, owner or attributes)")
+def _mqueue_id(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """The mqueue root's inode, mode, owner and size (extended attributes: mqueue has none)."""
+    return (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_size)
+
+
+def _check_mqueue_root(base: Baseline, st: os.stat_result) -> None:
+    """The mqueue root (``st``, emptied) as it was: its times set back (creating and removing queues
+    changes them, and ``touch -d`` would carry 64 bits each), the rest compared; its ctime, which
+    nobody can set back, only tells when this reset ran."""
+    if _mqueue_id(st) != base.mqueue_id:
+        raise NotResettable(f"a run changed {base.mqueue} (its mode or owner)")
+    if (st.st_atime_ns, st.st_mtime_ns) != base.mqueue_times:
+        os.utime(_host(base.pid1, base.mqueue), ns=base.mqueue_times, follow_symlinks=False)
 
 
 def _kill_all_but_idle(base: Baseline) -> None:
