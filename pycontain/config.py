@@ -279,13 +279,8 @@ class ContainerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ContainerConfig:
-        """What ``to_dict`` gave (read back from state.json), its JSON types checked: ValueError names a
-        field whose type is wrong (a damaged file). Each field is converted when first read: 'ps' reads
-        six of every container's, a typed load of all of them would cost it ~60 us per container."""
-        check_json_types(d, _FIELD_TYPES, "config: ")
-        for k in ("rootfs", "args"):
-            if k not in d:
-                raise ValueError(f"config: {k}: missing")
+        """What ``to_dict`` gave, its JSON types checked by the reader (``ContainerState.from_dict`` does as it
+        reads state.json). Each field is converted when first read: a typed load of all would cost ~60 us."""
         new = object.__new__(cls)
         object.__setattr__(new, "_doc", d)
         object.__setattr__(new, "_frozen", True)
@@ -295,7 +290,7 @@ class ContainerConfig:
 
         def __getattr__(self, name: str) -> object:
             # Python calls this only for a slot not set: a field of a config from_dict made, read first now.
-            if name not in _FIELD_TYPES:
+            if name not in _FIELDS:
                 raise AttributeError(f"'ContainerConfig' object has no attribute {name!r}")
             try:
                 value = _from_doc(name, self._doc)
@@ -320,6 +315,7 @@ def _from_doc(name: str, d: dict) -> object:
 
 
 _DEFAULT: list[ContainerConfig] = []
+_FIELDS = frozenset(ContainerConfig.FIELDS)
 
 
 def _resources(v: dict | None) -> Resources | None:
@@ -408,74 +404,3 @@ _CONVERT: dict[str, Callable[[Any], object]] = {
     "proc_attrs": _proc_attrs,
     "healthcheck": _healthcheck,
 }
-
-
-# The JSON type of each field of a config's state.json form (None: null allowed), checked by from_dict
-# by exact class (true is no integer here); the typed fields' own from_dict check their items.
-_S, _N, _L, _D = (str,), (type(None),), (list,), (dict,)
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    **dict.fromkeys(("rootfs", "image", "cwd", "cgroup_manager", "bundle", "image_id", "restart"), _S),
-    **dict.fromkeys(
-        (
-            "user",
-            "hostname",
-            "name",
-            "cgroup_parent",
-            "domainname",
-            "cgroup_path",
-            "rootfs_propagation",
-            "network",
-            "stop_signal",
-        ),
-        _S + _N,
-    ),
-    **dict.fromkeys(
-        (
-            "readonly",
-            "tty",
-            "interactive",
-            "init",
-            "auto_remove",
-            "detach",
-            "overlay",
-            "proc_readonly",
-            "no_pivot",
-        ),
-        (bool,),
-    ),
-    **dict.fromkeys(("umask", "oom_score_adj"), (int, type(None))),
-    "preserve_fds": (int,),
-    **dict.fromkeys(
-        (
-            "args",
-            "env",
-            "mounts",
-            "cgroup_writes",
-            "devices",
-            "extra_gids",
-            "publish",
-            "layers",
-            "extra_hosts",
-            "dns",
-            "dns_search",
-        ),
-        _L,
-    ),
-    **dict.fromkeys(("device_rules", "masked_paths", "readonly_paths", "console_size"), _L + _N),
-    **dict.fromkeys(("namespaces", "sysctl", "annotations", "labels", "log_opts"), _D),
-    **dict.fromkeys(
-        ("resources", "security", "hooks", "id_mappings", "time_offsets", "proc_attrs", "healthcheck"),
-        _D + _N,
-    ),
-}
-_JSON_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number", list: "a list"}
-
-
-def check_json_types(d: dict, types_of: dict[str, tuple[type, ...]], where: str) -> None:
-    """ValueError naming the first field of ``d`` (a JSON object read from ``where``) whose value's type is
-    not one ``types_of`` gives it, by exact class: true is no integer there. Fields it has none for pass."""
-    for k, v in d.items():
-        types = types_of.get(k)
-        if types is not None and v.__class__ not in types:
-            wanted = " or ".join(_JSON_NAMES.get(t, "an object" if t is dict else "null") for t in types)
-            raise ValueError(f"{where}{k}: {v!r} is not {wanted}")

@@ -47,7 +47,7 @@ def containers(
     rows = []
     for c in Container.list(root):
         status = c.status()
-        if status == "exited" and c.state.config.auto_remove:
+        if status == "exited" and c.state.shown.auto_remove:
             try:
                 c.remove(force=True)
             except Exception:
@@ -65,7 +65,7 @@ def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
     """docker's rules: values of one key are alternatives, different keys must all match."""
     import re
 
-    labels = c.state.config.labels
+    labels = c.state.shown.labels
 
     def label_ok(v: str) -> bool:
         k, eq, val = v.partition("=")

@@ -214,8 +214,8 @@ def state_of(c: Container) -> dict:
         "id": c.name,
         "status": oci_status,
         "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
-        "bundle": c.state.bundle or c.state.config.bundle,
-        "annotations": c.state.config.annotations,
+        "bundle": c.state.bundle or c.state.shown.bundle,
+        "annotations": c.state.shown.annotations,
     }
     return d
 

@@ -20,12 +20,12 @@ import os
 import time
 
 from . import fastjson, trace
-from .config import ContainerConfig, check_json_types
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .config import ContainerConfig
     from .health import HealthState
     from .network.info import NetInfo
 
@@ -181,11 +181,62 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# The JSON type of each field of a ContainerConfig's state.json form, checked on load like the top-level ones
+# (here rather than in config.py: 'ps' and 'state' then need not import it); the typed fields' own from_dict
+# check their items.
+_S, _N, _L, _D = (str,), (type(None),), (list,), (dict,)
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("rootfs", "image", "cwd", "cgroup_manager", "bundle", "image_id", "restart"), _S),
+    **dict.fromkeys(("user", "hostname", "name", "cgroup_parent", "domainname", "cgroup_path"), _S + _N),
+    **dict.fromkeys(("rootfs_propagation", "network", "stop_signal"), _S + _N),
+    **dict.fromkeys(("readonly", "tty", "interactive", "init", "auto_remove", "detach", "overlay"), (bool,)),
+    **dict.fromkeys(("proc_readonly", "no_pivot"), (bool,)),
+    **dict.fromkeys(("umask", "oom_score_adj"), (int, type(None))),
+    "preserve_fds": (int,),
+    **dict.fromkeys(("args", "env", "mounts", "cgroup_writes", "devices", "extra_gids", "publish"), _L),
+    **dict.fromkeys(("layers", "extra_hosts", "dns", "dns_search"), _L),
+    **dict.fromkeys(("device_rules", "masked_paths", "readonly_paths", "console_size"), _L + _N),
+    **dict.fromkeys(("namespaces", "sysctl", "annotations", "labels", "log_opts"), _D),
+    **dict.fromkeys(("resources", "security", "hooks", "id_mappings", "time_offsets", "proc_attrs"), _D + _N),
+    "healthcheck": _D + _N,
+}
+_JSON_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number", list: "a list"}
+
+
+def _check_types(d: dict, types_of: dict[str, tuple[type, ...]], where: str) -> None:
+    """ValueError naming the first field of ``d`` (a JSON object read from ``where``) whose value's type is
+    not one ``types_of`` gives it, by exact class: true is no integer there. Fields it has none for pass."""
+    for k, v in d.items():
+        types = types_of.get(k)
+        if types is not None and v.__class__ not in types:
+            wanted = " or ".join(_JSON_NAMES.get(t, "an object" if t is dict else "null") for t in types)
+            raise ValueError(f"{where}{k}: {v!r} is not {wanted}")
+
+
+class ConfigView:
+    """The configuration's fields that 'ps' and 'state' show, read from its state.json form: plain JSON
+    values whose types the load checked, so those commands neither import the config module nor make a
+    ContainerConfig per container. A field missing (a file from before it) reads as the config's default."""
+
+    __slots__ = ("image", "args", "labels", "publish", "auto_remove", "restart", "bundle", "annotations")
+
+    def __init__(self, d: dict) -> None:
+        self.image: str = d["image"] if "image" in d else d["rootfs"]
+        self.args: list[str] = d["args"]
+        self.labels: dict[str, str] = d.get("labels", {})
+        self.publish: list[str] = d.get("publish", [])
+        self.auto_remove: bool = d.get("auto_remove", False)
+        self.restart: str = d.get("restart", "no")
+        self.bundle: str = d.get("bundle", "")
+        self.annotations: dict[str, str] = d.get("annotations", {})
+
+
 class ContainerState:
     """What pycontain knows about one container, persisted as ``state.json``: typed fields, the
     configuration a ``ContainerConfig``. ``to_dict``/``from_dict`` give and read the file's JSON."""
 
-    __slots__ = (
+    # state.json's fields, in its order ("config" is the property below)
+    FIELDS = (
         "id",
         "name",
         "status",
@@ -206,14 +257,14 @@ class ContainerState:
         "restarts",
         "manual_stop",
         "health",
-        "net_info",
     )
+    __slots__ = (*(k for k in FIELDS if k != "config"), "_config", "_config_doc", "_shown", "net_info")
 
     def __init__(
         self,
         id: str,
         name: str,
-        config: ContainerConfig,
+        config: ContainerConfig | dict,
         *,
         status: str = CREATING,
         pid: int = 0,
@@ -236,8 +287,10 @@ class ContainerState:
     ) -> None:
         self.id = id
         self.name = name
-        # As validated when the container was made; changed only by replacing it ('update' saves new limits).
-        self.config = config
+        # A ContainerConfig, or its state.json form (from_dict's, types checked) made one when first read
+        self._config: ContainerConfig | None = None if isinstance(config, dict) else config
+        self._config_doc: dict | None = config if isinstance(config, dict) else None
+        self._shown: ConfigView | None = None
         self.status = status
         self.pid = pid
         self.pid_start = pid_start
@@ -261,6 +314,34 @@ class ContainerState:
         # Its place on a bridge network while attached (what 'rm' and a restart undo).
         self.net_info = net_info
 
+    @property
+    def config(self) -> ContainerConfig:
+        """As validated when the container was made; changed only by replacing it ('update' saves new
+        limits). One read from state.json is made when first asked for: 'ps' and 'state' show a few plain
+        fields (``shown``) and need neither the config module nor a config per container."""
+        cfg = self._config
+        if cfg is None:
+            from .config import ContainerConfig
+
+            assert self._config_doc is not None
+            cfg = self._config = ContainerConfig.from_dict(self._config_doc)
+        return cfg
+
+    @config.setter
+    def config(self, config: ContainerConfig) -> None:
+        self._config, self._shown = config, None
+
+    @property
+    def shown(self) -> ConfigView:
+        """The configuration's fields that 'ps' and 'state' show (its rows read several)."""
+        if self._shown is None:
+            if self._config is not None:
+                self._shown = ConfigView(self._config.to_dict())
+            else:
+                assert self._config_doc is not None  # (one of the two is set)
+                self._shown = ConfigView(self._config_doc)
+        return self._shown
+
     def config_dict(self) -> dict:
         """The configuration as state.json holds it: with the network attachment as "net_info", where
         versions before the typed state kept it (and 'inspect' shows it)."""
@@ -273,7 +354,7 @@ class ContainerState:
         # net_info has no key of its own: it is written inside "config" (config_dict)
         d: dict = {
             "version": STATE_VERSION,
-            **{k: getattr(self, k) for k in self.__slots__ if k != "net_info"},
+            **{k: getattr(self, k) for k in self.FIELDS},
         }
         d["config"] = self.config_dict()
         d["creator"] = self.creator.to_list() if self.creator is not None else None
@@ -292,16 +373,19 @@ class ContainerState:
         for k in ("id", "name", "config"):
             if k not in d:
                 raise ValueError(f"{k}: missing")
-        check_json_types(d, _FIELD_TYPES, "")
+        _check_types(d, _FIELD_TYPES, "")
         doc = d["config"]
+        _check_types(doc, _CONFIG_TYPES, "config: ")
+        for k in ("rootfs", "args"):
+            if k not in doc:
+                raise ValueError(f"config: {k}: missing")
         info = doc.get("net_info")  # (a key the config's from_dict ignores)
         net_info = None
         if info:
             from .network.info import NetInfo
 
             net_info = NetInfo.from_dict(info)
-        kw = {k: d[k] for k in cls.__slots__ if k in d}
-        kw["config"] = ContainerConfig.from_dict(doc)
+        kw = {k: d[k] for k in cls.FIELDS if k in d and k != "config"}
         kw["creator"] = ProcRef.from_list(d.get("creator"))
         kw["monitor"] = ProcRef.from_list(d.get("monitor"))
         health = d.get("health")
@@ -310,7 +394,7 @@ class ContainerState:
 
             kw["health"] = HealthState.from_dict(health)
         kw["net_info"] = net_info
-        return cls(**kw)
+        return cls(**kw, config=doc)
 
     def same_boot(self) -> bool:
         return not self.boot_id or self.boot_id == current_boot_id()
@@ -426,7 +510,7 @@ class StateStore:
             return ContainerState(
                 cid,
                 cid[:12],
-                ContainerConfig("", []),
+                {"rootfs": "", "args": []},
                 status=CREATING,
                 error=f"state file is damaged: {path}: {why}",
             )

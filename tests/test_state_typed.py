@@ -206,3 +206,58 @@ def test_the_last_dict_fields_of_a_config_are_typed(tmp_path):
         config.proc_attrs,
     )
     assert back.to_dict() == saved
+
+
+def test_the_saved_config_types_cover_every_config_field():
+    """state.py checks a saved config's JSON types without importing config.py: its table must name
+    every field ContainerConfig has, and no other."""
+    from pycontain import state
+
+    assert set(state._CONFIG_TYPES) == set(ContainerConfig.FIELDS)
+
+
+def test_ps_and_state_show_the_saved_config_without_making_one(tmp_path):
+    """They read the few fields they show from state.json's form (ConfigView): the same values the typed
+    config has, the defaults for a file from before a field, and no import of the config module."""
+    root = str(tmp_path)
+    docs = [_install(root, name) for name in GOLDEN]
+    del docs[0]["config"]["image"], docs[0]["config"]["labels"]  # as a file from before those fields
+    with open(os.path.join(root, docs[0]["id"], "state.json"), "w") as f:
+        json.dump(docs[0], f)
+    store = StateStore(root)
+    for doc in docs:
+        st = store.load_id(doc["id"])
+        assert st is not None and not st.error
+        shown, cfg = st.shown, ContainerConfig.from_dict(doc["config"])
+        for k in shown.__slots__:
+            assert getattr(shown, k) == getattr(cfg, k), k
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "pycontain",
+            "--root",
+            root,
+            "ps",
+            "-a",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    rows = {r["Id"]: r for r in json.loads(p.stdout)}
+    assert rows[docs[0]["id"]]["Image"] == docs[0]["config"]["rootfs"] and rows[docs[0]["id"]]["Labels"] == {}
+    assert rows[docs[1]["id"]]["Command"] == docs[1]["config"]["args"]
+    for args in (("ps", "-a"), ("state", docs[1]["id"])):
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "pycontain", "--root", root, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+        assert "pycontain.config" not in {line.split("|")[-1].strip() for line in p.stderr.splitlines()}, args

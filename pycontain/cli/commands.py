@@ -30,7 +30,6 @@ from .options import RESOURCE_DESTS, RUN_OPTIONS
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..config import ContainerConfig
     from ..container import Container
     from ..state import ContainerState
 
@@ -46,8 +45,8 @@ def _ago(ts: float | None) -> str:
     return f"{s} seconds ago"
 
 
-def _short_cmd(cfg: ContainerConfig, width: int = 30) -> str:
-    cmd = " ".join(cfg.args)
+def _short_cmd(args: list[str], width: int = 30) -> str:
+    cmd = " ".join(args)
     return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
 
 
@@ -55,7 +54,7 @@ def _status_text(c: Container, status: str) -> str:
     if status == "exited":
         code = c.state.exit_code
         # Its monitor is still there and 'stop' did not end it: the restart policy's back-off is running.
-        policy = c.state.config.restart
+        policy = c.state.shown.restart
         restarting = policy != "no" and c.state.monitored() and not c.state.manual_stop
         word = "Restarting" if restarting else "Exited"
         return f"{word} ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
@@ -93,13 +92,13 @@ def ps_body(v: dict) -> int:
             {
                 "Id": c.id,
                 "Name": c.name,
-                "Image": c.state.config.image,
-                "Command": c.state.config.args,
+                "Image": c.state.shown.image,
+                "Command": c.state.shown.args,
                 "Created": c.state.created,
                 "Status": s,
                 "Pid": c.pid if s in ("running", "paused") else 0,
                 "ExitCode": c.state.exit_code,
-                "Labels": c.state.config.labels,
+                "Labels": c.state.shown.labels,
             }
             for c, s in rows
         ]
@@ -116,8 +115,8 @@ def ps_body(v: dict) -> int:
         (
             c.id[:12],
             c.name,
-            c.state.config.image,
-            _short_cmd(c.state.config),
+            c.state.shown.image,
+            _short_cmd(c.state.shown.args),
             _ago(c.state.created),
             _status_text(c, s),
             _ports(c.state),
@@ -130,7 +129,7 @@ def ps_body(v: dict) -> int:
 
 
 def _ports(st: ContainerState) -> str:
-    if not st.config.publish:
+    if not st.shown.publish:
         return ""
     from ..network import published
 
@@ -139,13 +138,13 @@ def _ports(st: ContainerState) -> str:
 
 def _ps_fields(c: Container, status: str) -> dict:
     """A row as docker's ps templates name its fields."""
-    cfg = c.state.config
+    cfg = c.state.shown
     labels = cfg.labels
     return {
         "ID": c.id[:12],
         "Names": c.name,
         "Image": cfg.image,
-        "Command": _short_cmd(cfg),
+        "Command": _short_cmd(cfg.args),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
         "RunningFor": _ago(c.state.created),
         "Status": _status_text(c, status),
