@@ -289,10 +289,17 @@ def run(image: str, args: list[str], root: str | None = None, **options: object)
 
 def start(image: str, args: list[str], root: str | None = None, **options: object) -> Container:
     """Start a detached container (output goes to its log file, through its monitor) and return it at once."""
-    from .monitor import spawn
-
     options["detach"] = True
-    return spawn(make_config(image, args, **options), root)  # type: ignore[arg-type]
+    return _detached(make_config(image, args, **options), root)  # type: ignore[arg-type]
+
+
+def _detached(config: ContainerConfig, root: str | None) -> Container:
+    """A new detached container, made by its monitor (``monitor_spawn``), once it runs."""
+    from .monitor_spawn import spawn
+
+    return Container.get(
+        spawn(lambda stdio: Container.create(config, root, stdio=stdio, monitored=True), config), root
+    )
 
 
 def run_docker(
@@ -359,9 +366,7 @@ def run_docker(
             f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it"
         )
     if config.detach:
-        from .monitor import spawn
-
-        container = spawn(config, root)
+        container = _detached(config, root)
         if cidfile:
             _write_cidfile(cidfile, container.id)
         return container

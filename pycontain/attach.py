@@ -35,7 +35,7 @@ def parse_detach_keys(spec: str) -> bytes:
 
 def attach(container, detach_keys: str = "ctrl-p,ctrl-q", send_stdin: bool = True) -> int:
     """Relay until the detach keys (returns 0) or the container's end (returns its exit status)."""
-    from .monitor import attach_socket
+    from .monitor_spawn import attach_socket
 
     keys = parse_detach_keys(detach_keys)
     if container.status() != "running" or not container.state.monitored():

@@ -142,7 +142,7 @@ class Container:
             config = config.replace(hostname=cid[:12])  # docker's default: the container's short id
         state = ContainerState(cid, config.name or cid[:12], config)
         if monitored:
-            from .monitor import new_health
+            from .health import new_health
 
             state.monitor = ProcRef.me()
             state.health = new_health(config)
@@ -332,7 +332,7 @@ class Container:
     def start_again(self) -> None:
         """Start an exited container again, detached under a new monitor, with the same configuration and
         writable layer (docker's 'start')."""
-        from . import monitor
+        from .monitor_spawn import spawn
 
         status = self.status()
         if status != STOPPED:
@@ -347,8 +347,7 @@ class Container:
             st.monitor = None
             self.state = st
             self.store.save(st)
-        started = monitor.spawn(root=self.store.root, existing=self)
-        self.state = started.state
+        self.state = self.store.find(spawn(lambda stdio: (self, self.relaunch(stdio)), st.config))
 
     def relaunch(self, stdio: process.Stdio) -> process.Child:
         """Start an exited container's process again from its saved configuration (called by its monitor):
@@ -395,7 +394,7 @@ class Container:
             st.status = RUNNING
             st.started = time.time()
             st.oom_killed = False
-            from .monitor import new_health
+            from .health import new_health
 
             st.health = new_health(st.config)
             if st.monitor and st.monitor.is_me():

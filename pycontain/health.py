@@ -5,6 +5,11 @@ health check has one, and ``ps`` and ``state`` should not load this for every ot
 
 from __future__ import annotations
 
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .config import ContainerConfig
+
 
 class HealthResult:
     """One health check's result, as docker's ``State.Health.Log`` shows it."""
@@ -72,3 +77,8 @@ def _is_int(v: object) -> bool:
 
 def _is_num(v: object) -> bool:
     return type(v) is int or type(v) is float
+
+
+def new_health(config: ContainerConfig) -> HealthState | None:
+    """A container's health record when it starts: "starting" until its first check passes."""
+    return HealthState() if config.healthcheck is not None and config.healthcheck.cmd else None

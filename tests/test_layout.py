@@ -226,11 +226,7 @@ def _cycles() -> list[set[str]]:
 
 
 # Cycles still there, each where its owner is reworking the code; none may grow and no other may appear.
-KNOWN_CYCLES = (
-    # the facade and its supervisor: starting an exited container again spawns its monitor (and gives it a
-    # new health record), and the monitor drives a Container; the typed state's rework owns both
-    {"pycontain.container", "pycontain.monitor"},
-)
+KNOWN_CYCLES: tuple[set[str], ...] = ()  # none left: a new cycle is an error
 
 
 # "No module over ~600 lines unless it is one job" (issue 17): those that may pass the line, and why.

@@ -272,12 +272,12 @@ def test_unknown_docker_flag_is_an_error(pyc):
 def test_monitor_memory_is_small(pyc):
     import importlib.util
 
-    from pycontain import monitor as monitor_module
+    from pycontain import monitor_spawn
 
     # Never compiled yet (a fresh tree, or PYTHONDONTWRITEBYTECODE): the loop must still run from bytecode,
     # compiling its source in every monitor costs ~0.8 MB each. (py_compile replaces the file atomically: a
     # monitor started meanwhile elsewhere reads the old one or the new one.)
-    cached = importlib.util.cache_from_source(monitor_module.LOOP)
+    cached = importlib.util.cache_from_source(monitor_spawn.LOOP)
     if os.access(os.path.dirname(cached), os.W_OK) and os.path.exists(cached):
         os.unlink(cached)
     _run_d(pyc, "small", "default", "--", "sleep", "100")
