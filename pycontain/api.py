@@ -16,7 +16,6 @@ import os
 
 from . import process, trace
 from .config import ContainerConfig
-from .config_check import parse_env
 from .container import Container
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
@@ -85,6 +84,7 @@ def make_config(
     ``log_opts``: a detached container's log rotation, docker's ``--log-opt`` (``{"max-size": "10m",
     "max-file": "3"}``; see ``pycontain.logs``).
     """
+    from .config_check import parse_env
     from .spec import docker
 
     mounts = (
@@ -474,7 +474,11 @@ def exec_attached(
     ``env``, cwd, user, terminal, capabilities, rlimits...); ``console_socket`` receives the pty's master;
     ``pid_file`` gets the process's pid; ``preserve_fds`` N passes our descriptors 3 .. 3+N-1 on.
     """
-    env_list = parse_env(env or [])
+    env_list: list[str] = []
+    if env:
+        from .config_check import parse_env  # (an exec without -e needs none of the config's checks)
+
+        env_list = parse_env(env)
     cwd, usr, use_tty = workdir, user, tty
     target = Container.get(ref, root)
     overrides: dict = {}

@@ -289,11 +289,3 @@ def _env_item(item: str, where: str) -> list[str]:
     if eq:
         return [item]
     return [f"{key}={os.environ[key]}"] if key in os.environ else []
-
-
-def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in (*base, *extra):
-        k, _, v = item.partition("=")
-        env[k] = v
-    return env

@@ -675,7 +675,6 @@ class Container:
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
         from . import DEFAULT_PATH, process
-        from .config_check import merge_env, parse_user
         from .process.exec import exec_in
 
         if not args:
@@ -691,8 +690,10 @@ class Container:
             raise InvalidState(f"container {self.name} is not running (status: {status})")
         cfg = self.state.config
         if user is not None:
+            from .config_check import parse_user  # (an exec without -u needs none of the config's checks)
+
             parse_user(user)
-        full_env = merge_env(
+        full_env = process.merge_env(
             [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
             env or [],
         )

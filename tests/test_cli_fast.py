@@ -178,3 +178,24 @@ def test_fastjson_prints_what_json_prints():
     # error class lives there): a fresh interpreter, as the CLI runs.
     code = "from pycontain import fastjson\ntry:\n    fastjson.loads('{bad')\nexcept ValueError:\n    print('ok')"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "ok\n"
+
+
+@ROOT_REQUIRED
+@pytest.mark.parametrize(
+    ("args", "unwanted"),
+    [
+        (("exec", "fast1", "true"), "pycontain.config_check"),  # without -e or -u: no option to check
+        (("ps",), "pycontain.config"),  # the saved form's few fields (ContainerState.shown)
+        (("state", "fast1"), "pycontain.config"),
+    ],
+)
+def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleeper, args, unwanted):
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pycontain", "--root", pyc.root, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert p.returncode == 0, p.stderr
+    assert unwanted not in {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}

@@ -570,6 +570,15 @@ def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
         os.set_inheritable(fd, True)
 
 
+def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
+    """A process's environment: ``KEY=VALUE`` items, a later one replacing an earlier one's value."""
+    env: dict[str, str] = {}
+    for item in (*base, *extra):
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
 def _find_executable(name: str, env: dict[str, str]) -> str:
     if "/" in name:
         return name

@@ -20,6 +20,7 @@ from . import (
     finish_and_exec,
     fork_for,
     join_cgroup,
+    merge_env,
     moves_itself,
     open_ns,
     open_terminal,
@@ -50,7 +51,6 @@ def start_container(
     ``start`` opens the FIFO before it execs; this function returns as soon as it is ready.
     """
     from .. import DEFAULT_PATH
-    from ..config_check import merge_env
 
     plan = NsPlan(config.namespaces)
     env = merge_env(
