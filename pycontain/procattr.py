@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 
 from . import libc
-from .config_fields import ProcAttrs, Sched
 from .errors import ConfigError, PycontainError
+
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .config_fields import ProcAttrs
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 _IOPRIO_CLASS_SHIFT = 13
@@ -107,6 +111,9 @@ def parse_nodes(text: str, path: str = "linux.memoryPolicy.nodes") -> list[int]:
 
 def check(doc: dict) -> ProcAttrs | None:
     """The three fields of config.json ``doc``, validated; None when there is none."""
+    # Here, not at the top: every exec applies the attributes, only an OCI create or exec checks them
+    from .config_fields import ProcAttrs, Sched
+
     out: dict = {}
     proc = doc.get("process") if isinstance(doc.get("process"), dict) else {}
     linux = doc.get("linux") if isinstance(doc.get("linux"), dict) else {}
