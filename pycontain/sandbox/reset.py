@@ -51,6 +51,7 @@ import time
 
 from .. import libc
 from ..errors import PycontainError
+from ..state import proc_start_time
 
 # What a run's capabilities lack and PID 1's have (see the module's documentation).
 RUN_CAP_DROP = "CAP_AUDIT_WRITE"
@@ -270,22 +271,15 @@ def _children(pid1: int) -> set[int]:
     return {int(p) for p in _read(f"/proc/{pid1}/task/{pid1}/children").split()}
 
 
-def _members(procs_file: str) -> dict[int, bytes]:
+def _members(procs_file: str) -> dict[int, int]:
     """The cgroup's processes: pid -> start time (a pid's identity: pids are reused, start times not).
 
     A zombie listed there is a thread group whose leader exited while other threads of it still run
     (the kernel leaves out groups with no live thread): a member like any other, to be killed."""
-    out = {}
     with open(procs_file) as f:
         pids = [int(p) for p in f.read().split()]
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                data = f.read()
-        except OSError:  # exited meanwhile
-            continue
-        out[pid] = data[data.rfind(b")") + 2 :].split()[19]
-    return out
+    started = {pid: proc_start_time(pid, allow_zombie=True) for pid in pids}
+    return {pid: t for pid, t in started.items() if t is not None}  # None: exited meanwhile
 
 
 def reset(base: Baseline, own_mnt: int, own_ipc: int) -> None:
@@ -373,7 +367,7 @@ def _kill_all_but_idle(base: Baseline) -> None:
     is left."""
     try:
         members = _members(base.procs_file)
-        victims: dict[int, bytes] = {}
+        victims: dict[int, int] = {}
         if not members.keys() - {base.pid1} <= {p for p, t in members.items() if base.idle.get(p) == t}:
             base.cgroup.freeze()
             try:
