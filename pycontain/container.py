@@ -95,21 +95,7 @@ class Container:
 
     def status(self) -> str:
         """The container's status now, from the kernel's view rather than the last one recorded."""
-        st = self.state
-        if st.status == REMOVING:
-            return REMOVING
-        if st.alive():
-            if st.status in (CREATING, CREATED):
-                return st.status
-            from .freezer import is_frozen  # not the cgroup drivers: state and ps ask this of every container
-
-            try:
-                return PAUSED if is_frozen(self.state.cgroup) else RUNNING
-            except OSError:
-                return RUNNING
-        if st.status in (RUNNING, PAUSED, CREATED):
-            return STOPPED
-        return st.status
+        return self.state.status_now()
 
     def running(self) -> bool:
         return self.status() in (RUNNING, PAUSED)

@@ -191,8 +191,9 @@ def test_fastjson_prints_what_json_prints():
     [
         # without -e or -u: no option to check, and no OCI process.json's attributes
         (("exec", "fast1", "true"), {"pycontain.config_check", "pycontain.config_fields"}),
-        (("ps",), {"pycontain.config"}),  # the saved form's few fields (ContainerState.shown)
-        (("state", "fast1"), {"pycontain.config"}),
+        # the saved form's few fields (ContainerState.shown) and its status: not the lifecycle either
+        (("ps",), {"pycontain.config", "pycontain.container"}),
+        (("state", "fast1"), {"pycontain.config", "pycontain.container", "pycontain.oci", "pycontain.listing"}),
     ],
 )
 def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleeper, args, unwanted):
