@@ -193,7 +193,10 @@ def test_fastjson_prints_what_json_prints():
         (("exec", "fast1", "true"), {"pycontain.config_check", "pycontain.config_fields"}),
         # the saved form's few fields (ContainerState.shown) and its status: not the lifecycle either
         (("ps",), {"pycontain.config", "pycontain.container"}),
-        (("state", "fast1"), {"pycontain.config", "pycontain.container", "pycontain.oci", "pycontain.listing"}),
+        (
+            ("state", "fast1"),
+            {"pycontain.config", "pycontain.container", "pycontain.oci", "pycontain.listing"},
+        ),
     ],
 )
 def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleeper, args, unwanted):
