@@ -575,7 +575,11 @@ class Container:
             # A half-made container (the runtime died while creating it) may have a process whose pid was
             # never recorded, and a half-removed one may have been left running: the cgroup finds both.
             half_done = current.status in (CREATING, REMOVING)
-            self._mark_removing()
+            if current.status_now() != STOPPED or not current.shown.auto_remove:
+                self._mark_removing()
+            # else: an exited --rm container already reads as one to remove ('gc', 'ps' and 'rm -f' finish a
+            # removal cut short), so the mark would add nothing but its save, a rename over the state file that
+            # ext4 flushes: every foreground 'run --rm' ends here.
             crash_point("rm-marked")
             if alive or half_done:
                 self._kill_everything(cg)
