@@ -181,9 +181,6 @@ int main(int argc, char **argv) {
  *                                the tests' proof that a killed exec leaves nothing behind)
  */
 #include <grp.h>
-#include <linux/capability.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -192,6 +189,31 @@ int main(int argc, char **argv) {
 #include <sys/stat.h>
 
 extern char **environ;
+
+/* The kernel's ABI, spelled out: the linux/ headers are not there when it is built with musl. */
+struct cap_header {
+    unsigned version;
+    int pid;
+};
+struct cap_data {
+    unsigned effective, permitted, inheritable;
+};
+#define CAPABILITY_VERSION_3 0x20080522
+struct bpf_insn {
+    unsigned short code;
+    unsigned char jt, jf;
+    unsigned k;
+};
+struct bpf_prog {
+    unsigned short len;
+    struct bpf_insn *filter;
+};
+#define BPF_MAXINSNS 4096
+#define SECCOMP_MODE_FILTER 2
+#define SECCOMP_SET_MODE_FILTER 1
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 #define MAX_LIST 64
 
@@ -214,7 +236,7 @@ static struct {
     int seccomp_fd, seccomp_early, crash_when_started;
     long long seccomp_offset;
     unsigned seccomp_flags;
-    struct sock_filter *program;
+    struct bpf_insn *program;
     unsigned short program_len;
 } opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40};
 
@@ -531,7 +553,7 @@ static void checked_prctl(const char *what, int option, unsigned long a2, unsign
 }
 
 static void load_seccomp(void) {
-    struct sock_fprog prog = {.len = opt.program_len, .filter = opt.program};
+    struct bpf_prog prog = {.len = opt.program_len, .filter = opt.program};
     long r = opt.seccomp_flags ? syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, opt.seccomp_flags, &prog)
                                : prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0L, 0L);
     if (r < 0 && errno == ENOSYS && opt.seccomp_flags)
@@ -568,8 +590,8 @@ static void after_setuid(uid_t uid) {
     unsigned long long known = opt.last_cap >= 63 ? ~0ULL : (1ULL << (opt.last_cap + 1)) - 1;
     unsigned long long eff = (uid == 0 || opt.exact_caps) ? opt.caps[2] : 0;
     unsigned long long sets[3] = {eff & known, opt.caps[1] & known, opt.caps[3] & known};
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct data[2];
+    struct cap_header hdr = {.version = CAPABILITY_VERSION_3, .pid = 0};
+    struct cap_data data[2];
     for (int w = 0; w < 2; w++) {
         data[w].effective = (unsigned)(sets[0] >> (32 * w));
         data[w].permitted = (unsigned)(sets[1] >> (32 * w));
@@ -736,6 +758,23 @@ static int copy_out(int *fd, int dest) {
     return 1;
 }
 
+/* Whether pid is a child of ours (its parent, in /proc/PID/stat: the field after the name's ')'). */
+static int is_our_child(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    int ppid = 0;
+    return end && sscanf(end + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+}
+
 int exec_main(int argc, char **argv) {
     (void)argc;
     char **cmd;
@@ -828,7 +867,9 @@ int exec_main(int argc, char **argv) {
                 chan_r = -1;
             } else {
                 msg[len] = 0;
-                if (msg[0] == 'P') {
+                /* Only a child of ours: the command's process, before its execve, holds the channel, and
+                 * one inside with CAP_SYS_PTRACE could make it name any host process to forward to. */
+                if (msg[0] == 'P' && !cmd_pid && is_our_child(atoi(msg + 1))) {
                     cmd_pid = atoi(msg + 1);
                     if (opt.crash_when_started)
                         kill(getpid(), SIGKILL);
