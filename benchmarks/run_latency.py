@@ -208,6 +208,15 @@ def pool_bridge(pycontain: str, size: int) -> Iterator[list[str]]:
 
 
 def remove_bridge(bridge: str, table: str, registry: str) -> None:
+    # The warm network pool (on by default) off first: it waits for a filler at work (which would make the
+    # bridge again) and unmounts the entries' namespaces, which live in the registry.
+    env = {
+        **os.environ,
+        "PYCONTAIN_NETWORKS_DIR": registry,
+        "PYCONTAIN_BRIDGE": bridge,
+        "PYCONTAIN_NFT_TABLE": table,
+    }
+    subprocess.run([sys.executable, "-m", "pycontain", "network", "pool", "0"], env=env, capture_output=True)
     out = subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
     for link in json.loads(out or "[]"):
         if link.get("master") == bridge:

@@ -22,6 +22,7 @@ from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 # typing.TYPE_CHECKING without importing typing (several ms on the start path); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .config_fields import HealthCheck
@@ -313,6 +314,7 @@ def run_docker(
     security: dict | None = None,
     health: dict | None = None,
     network: str | None = None,
+    on_created: Callable[[Container], object] | None = None,
     **options: Any,
 ) -> int | Container:
     """``pycontain run``: docker's flags, as the command line gives them, to a running container.
@@ -322,7 +324,8 @@ def run_docker(
     ``cmd``, ``interval``, ``timeout``, ``retries``, ``start_period`` and ``none`` (--no-healthcheck);
     the other ``options`` are ``make_config``'s. Without root (``rootless`` "auto") the container is
     rootless: network none unless host is asked for; ``rootless="false"`` refuses to run unprivileged.
-    ``cidfile`` gets the container's id, and must not exist.
+    ``cidfile`` gets the container's id, and must not exist. ``on_created``: as ``run_config``'s, in the
+    foreground (after the cidfile is written).
 
     Returns the Container when it is detached (its monitor runs it), else the exit status.
     """
@@ -371,8 +374,14 @@ def run_docker(
             _write_cidfile(cidfile, container.id)
         return container
     if cidfile:
-        return run_config(config, root, on_created=lambda c: _write_cidfile(cidfile, c.id))
-    return run_config(config, root)
+
+        def created(c: Container) -> None:
+            _write_cidfile(cidfile, c.id)
+            if on_created is not None:
+                on_created(c)
+
+        return run_config(config, root, on_created=created)
+    return run_config(config, root, on_created=on_created)
 
 
 def healthcheck(

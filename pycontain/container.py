@@ -117,21 +117,7 @@ class Container:
 
     def status(self) -> str:
         """The container's status now, from the kernel's view rather than the last one recorded."""
-        st = self.state
-        if st.status == REMOVING:
-            return REMOVING
-        if st.alive():
-            if st.status in (CREATING, CREATED):
-                return st.status
-            from .freezer import is_frozen  # not the cgroup drivers: state and ps ask this of every container
-
-            try:
-                return PAUSED if is_frozen(self.state.cgroup) else RUNNING
-            except OSError:
-                return RUNNING
-        if st.status in (RUNNING, PAUSED, CREATED):
-            return STOPPED
-        return st.status
+        return self.state.status_now()
 
     def running(self) -> bool:
         return self.status() in (RUNNING, PAUSED)
@@ -611,7 +597,11 @@ class Container:
             # A half-made container (the runtime died while creating it) may have a process whose pid was
             # never recorded, and a half-removed one may have been left running: the cgroup finds both.
             half_done = current.status in (CREATING, REMOVING)
-            self._mark_removing()
+            if current.status_now() != STOPPED or not current.shown.auto_remove:
+                self._mark_removing()
+            # else: an exited --rm container already reads as one to remove ('gc', 'ps' and 'rm -f' finish a
+            # removal cut short), so the mark would add nothing but its save, a rename over the state file that
+            # ext4 flushes: every foreground 'run --rm' ends here.
             crash_point("rm-marked")
             if alive or half_done:
                 self._kill_everything(cg)

@@ -1,7 +1,8 @@
 """Which containers ``ps`` shows, with docker's filters, and the processes of one (runc's ``ps ID``).
 
 Listing is also when a detached ``--rm`` container that ended is removed: nobody was there to do it when it
-exited. A light module: ``ps`` is one of the commands users and engines run again and again.
+exited. A light module: ``ps`` is one of the commands users and engines run again and again; it works on
+the saved states alone (``pycontain.state``), without loading the lifecycle (container.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .errors import InvalidArgument
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Container
+    from .state import ContainerState
 
 FILTER_KEYS = ("name", "id", "status", "label")
 
@@ -38,42 +40,45 @@ def parse_filters(filters: list[str]) -> dict[str, list[str]]:
 
 def containers(
     root: str | None = None, all: bool = False, wanted: dict[str, list[str]] | None = None
-) -> list[tuple[Container, str]]:
+) -> list[tuple[ContainerState, str]]:
     """The containers of state root ``root`` with their status: running and paused ones (every one with
     ``all``, or a status filter), that match ``wanted`` (``parse_filters``)."""
-    from .container import Container
+    from .state import StateStore
 
+    store = StateStore(root)
     wanted = wanted or {}
     rows = []
-    for c in Container.list(root):
-        status = c.status()
-        if status == "exited" and c.state.shown.auto_remove:
+    for st in store.all():
+        status = st.status_now()
+        if status == "exited" and st.shown.auto_remove:
+            from .container import Container
+
             try:
-                c.remove(force=True)
+                Container(st, store).remove(force=True)
             except Exception:
                 pass  # removed by its monitor meanwhile, or to be collected by gc
             continue
         if not (all or "status" in wanted) and status not in ("running", "paused"):
             continue
-        if wanted and not _matches(c, status, wanted):
+        if wanted and not _matches(st, status, wanted):
             continue
-        rows.append((c, status))
+        rows.append((st, status))
     return rows
 
 
-def _matches(c: Container, status: str, wanted: dict[str, list[str]]) -> bool:
+def _matches(st: ContainerState, status: str, wanted: dict[str, list[str]]) -> bool:
     """docker's rules: values of one key are alternatives, different keys must all match."""
     import re
 
-    labels = c.state.shown.labels
+    labels = st.shown.labels
 
     def label_ok(v: str) -> bool:
         k, eq, val = v.partition("=")
         return k in labels and (not eq or labels[k] == val)
 
     tests = {
-        "name": lambda v: re.search(v, c.name) is not None,
-        "id": lambda v: c.id.startswith(v),
+        "name": lambda v: re.search(v, st.name) is not None,
+        "id": lambda v: st.id.startswith(v),
         "status": lambda v: v == status,
         "label": label_ok,
     }

@@ -15,7 +15,7 @@ import time
 from . import SPEC_VERSION, fastjson
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, warn
-from .state import CREATED, CREATING, PAUSED, RUNNING, StateStore
+from .state import CREATED, PAUSED, RUNNING, StateStore
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
@@ -199,27 +199,6 @@ def _wait_for_exec(pid: int, before: tuple[int, int] | None, timeout: float = 2.
         time.sleep(0.0005)
 
 
-def state(container_id: str, root: str | None = None) -> dict:
-    c = Container.get(container_id, root)
-    return state_of(c)
-
-
-def state_of(c: Container) -> dict:
-    status = c.status()
-    oci_status = {CREATING: "creating", CREATED: "created", RUNNING: "running", PAUSED: "paused"}.get(
-        status, "stopped"
-    )
-    d = {
-        "ociVersion": SPEC_VERSION,
-        "id": c.name,
-        "status": oci_status,
-        "pid": c.pid if oci_status in ("created", "running", "paused") else 0,
-        "bundle": c.state.bundle or c.state.shown.bundle,
-        "annotations": c.state.shown.annotations,
-    }
-    return d
-
-
 def delete(container_id: str, root: str | None = None, force: bool = False) -> None:
     """OCI delete: a stopped container goes; one that is created or running stays unless ``force``
     (the spec: deleting a container that is not stopped MUST fail). With ``force`` a container that
@@ -339,7 +318,7 @@ def _run_hook_list(
     (poststart and poststop only warn, as the spec says)."""
     import subprocess
 
-    st = state_of(c) if state_override is None else {**_basic_state(c), **state_override}
+    st = c.state.oci_state() if state_override is None else {**_basic_state(c), **state_override}
     payload = fastjson.dumps(st).encode()
     for h in hooks:
         path, timeout = h.path, h.timeout
@@ -436,7 +415,7 @@ def list_states(root: str | None = None) -> list[dict]:
     out = []
     for st in store.all():
         c = Container(st, store)
-        d = state_of(c)
+        d = c.state.oci_state()
         d["created"] = st.created
         d["owner"] = "root"
         out.append(d)

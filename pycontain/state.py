@@ -402,6 +402,40 @@ class ContainerState:
     def alive(self) -> bool:
         return self.same_boot() and pid_alive(self.pid, self.pid_start)
 
+    def status_now(self) -> str:
+        """The container's status now, from the kernel's view rather than the last one recorded. Here, not
+        in ``Container``: ``state`` and ``ps`` ask it of every container without loading container.py."""
+        if self.status == REMOVING:
+            return REMOVING
+        if self.alive():
+            if self.status in (CREATING, CREATED):
+                return self.status
+            from .freezer import is_frozen  # not the cgroup drivers
+
+            try:
+                return PAUSED if is_frozen(self.cgroup) else RUNNING
+            except OSError:
+                return RUNNING
+        if self.status in (RUNNING, PAUSED, CREATED):
+            return STOPPED
+        return self.status
+
+    def oci_state(self) -> dict:
+        """runc's ``state`` document (the runtime spec's state, its id the container's name): here, for
+        ``state`` to print it from the saved state alone."""
+        from . import SPEC_VERSION
+
+        status = self.status_now()
+        oci_status = status if status in (CREATING, CREATED, RUNNING, PAUSED) else "stopped"
+        return {
+            "ociVersion": SPEC_VERSION,
+            "id": self.name,
+            "status": oci_status,
+            "pid": self.pid if oci_status in (CREATED, RUNNING, PAUSED) else 0,
+            "bundle": self.bundle or self.shown.bundle,
+            "annotations": self.shown.annotations,
+        }
+
     def monitored(self) -> bool:
         """Whether this container's monitor still runs (it will record the exit and apply the restart policy)."""
         return bool(self.monitor and self.same_boot() and self.monitor.alive())

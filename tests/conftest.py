@@ -229,6 +229,11 @@ def private_network():
     import tempfile
 
     registry = tempfile.mkdtemp(prefix="pycontain-netreg-")
+    # The warm network pool (on by default) off, as 'pycontain network pool 0' leaves it: no filler works
+    # behind the tests' backs, and every run makes its own namespace. tests/network/test_pool.py turns it on.
+    os.makedirs(os.path.join(registry, "netpool"), mode=0o700)
+    with open(os.path.join(registry, "netpool", "size"), "w") as f:
+        f.write("0\n")
     env = {
         "PYCONTAIN_NETWORKS_DIR": registry,
         "PYCONTAIN_BRIDGE": TEST_BRIDGE,

@@ -208,9 +208,28 @@ def test_fastjson_prints_what_json_prints():
     [
         # without -e or -u: no option to check, and no OCI process.json's attributes
         (("exec", "fast1", "true"), {"pycontain.config_check", "pycontain.config_fields"}),
-        (("ps",), {"pycontain.config"}),  # the saved form's few fields (ContainerState.shown)
-        (("state", "fast1"), {"pycontain.config"}),
+        # the saved form's few fields (ContainerState.shown) and its status: not the lifecycle either
+        (("ps",), {"pycontain.config", "pycontain.container"}),
+        (
+            ("state", "fast1"),
+            {"pycontain.config", "pycontain.container", "pycontain.oci", "pycontain.listing"},
+        ),
     ],
 )
 def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleeper, args, unwanted):
     assert not unwanted & _imported(pyc, args)
+
+
+@ROOT_REQUIRED
+def test_the_collector_is_back_once_a_foreground_container_runs(pyc):
+    """A foreground run's start-up goes without the cyclic garbage collector (cli.options.run); once its
+    container runs it is on again, the start-up's objects frozen out of its way: the run may last. A detached
+    run never turns it off (its monitor, forked from the CLI, lives on)."""
+    code = (
+        "import gc, sys; from pycontain.cli import main; code = main(sys.argv[1:]); "
+        "print(code, gc.isenabled(), gc.get_freeze_count() > 0)"
+    )
+    p = _run(code, pyc.root, "run", "--rm", "--network", "none", "default", "--", "sh", "-c", "exit 3")
+    assert p.stdout.split() == ["3", "True", "True"], p.stderr
+    p = _run(code, pyc.root, "run", "-d", "--network", "none", "default", "--", "true")
+    assert p.stdout.split()[-3:] == ["0", "True", "False"], p.stderr

@@ -69,7 +69,9 @@ def test_run_latency_prints_every_row(tmp_path):
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert "pycontain_bench_lat" not in tables and "pycontain_bench_pool" not in tables
     with open("/proc/self/mountinfo") as f:
-        assert "pycontain-bench-pool-" not in f.read()  # the warm pool's namespaces are unmounted
+        mounts = f.read()
+    # the warm pools' namespaces are unmounted (the default network's own pool too: on by default)
+    assert "pycontain-bench-pool-" not in mounts and "pycontain-bench-net-" not in mounts
 
 
 @ROOT_REQUIRED
@@ -106,3 +108,5 @@ def test_compare_trees_runs_and_leaves_nothing():
     assert _sleepers() <= sleepers
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert "pycbench3" not in links
+    with open("/proc/self/mountinfo") as f:
+        assert "pycontain-ab-net-" not in f.read()  # the default network's warm pool is unmounted

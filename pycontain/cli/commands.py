@@ -31,7 +31,6 @@ from .options import RESOURCE_DESTS, RUN_OPTIONS
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..container import Container
     from ..state import ContainerState
 
 
@@ -51,20 +50,20 @@ def _short_cmd(args: list[str], width: int = 30) -> str:
     return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
 
 
-def _status_text(c: Container, status: str) -> str:
+def _status_text(st: ContainerState, status: str) -> str:
     if status == "exited":
-        code = c.state.exit_code
+        code = st.exit_code
         # Its monitor is still there and 'stop' did not end it: the restart policy's back-off is running.
-        policy = c.state.shown.restart
-        restarting = policy != "no" and c.state.monitored() and not c.state.manual_stop
+        policy = st.shown.restart
+        restarting = policy != "no" and st.monitored() and not st.manual_stop
         word = "Restarting" if restarting else "Exited"
-        return f"{word} ({code if code is not None else '?'}) {_ago(c.state.finished)}".rstrip()
+        return f"{word} ({code if code is not None else '?'}) {_ago(st.finished)}".rstrip()
     if status == "running":
-        health = c.state.health.status if c.state.health else ""
+        health = st.health.status if st.health else ""
         shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
-        return f"Up {_ago(c.state.started).replace(' ago', '')}{shown.get(health, '')}"
+        return f"Up {_ago(st.started).replace(' ago', '')}{shown.get(health, '')}"
     if status == "paused":
-        return f"Up {_ago(c.state.started).replace(' ago', '')} (Paused)"
+        return f"Up {_ago(st.started).replace(' ago', '')} (Paused)"
     return status.capitalize()
 
 
@@ -85,45 +84,45 @@ def ps_body(v: dict) -> int:
         check(template)
     rows = listing.containers(GLOBALS.root, v["all"], wanted)
     if v["quiet"]:
-        for c, _ in rows:
-            print(c.id[:12])
+        for st, _ in rows:
+            print(st.id[:12])
         return 0
     if v["json"] or template == "json":
         doc = [
             {
-                "Id": c.id,
-                "Name": c.name,
-                "Image": c.state.shown.image,
-                "Command": c.state.shown.args,
-                "Created": c.state.created,
+                "Id": st.id,
+                "Name": st.name,
+                "Image": st.shown.image,
+                "Command": st.shown.args,
+                "Created": st.created,
                 "Status": s,
-                "Pid": c.pid if s in ("running", "paused") else 0,
-                "ExitCode": c.state.exit_code,
-                "Labels": c.state.shown.labels,
+                "Pid": st.pid if s in ("running", "paused") else 0,
+                "ExitCode": st.exit_code,
+                "Labels": st.shown.labels,
             }
-            for c, s in rows
+            for st, s in rows
         ]
         print(fastjson.dumps_indented(doc))
         return 0
     if template != "table":
         from .template import render_all
 
-        for line in render_all(template, [_ps_fields(c, s) for c, s in rows]):
+        for line in render_all(template, [_ps_fields(st, s) for st, s in rows]):
             print(line)
         return 0
     header = ("CONTAINER ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "PID")
     cells: list[tuple[str, ...]] = [
         (
-            c.id[:12],
-            c.name,
-            c.state.shown.image,
-            _short_cmd(c.state.shown.args),
-            _ago(c.state.created),
-            _status_text(c, s),
-            _ports(c.state),
-            str(c.pid) if s in ("running", "paused") else "",
+            st.id[:12],
+            st.name,
+            st.shown.image,
+            _short_cmd(st.shown.args),
+            _ago(st.created),
+            _status_text(st, s),
+            _ports(st),
+            str(st.pid) if s in ("running", "paused") else "",
         )
-        for c, s in rows
+        for st, s in rows
     ]
     print(render_table(header, cells))
     return 0
@@ -137,20 +136,20 @@ def _ports(st: ContainerState) -> str:
     return ", ".join(str(p) for p in published(st.net_info))
 
 
-def _ps_fields(c: Container, status: str) -> dict:
+def _ps_fields(st: ContainerState, status: str) -> dict:
     """A row as docker's ps templates name its fields."""
-    cfg = c.state.shown
+    cfg = st.shown
     labels = cfg.labels
     return {
-        "ID": c.id[:12],
-        "Names": c.name,
+        "ID": st.id[:12],
+        "Names": st.name,
         "Image": cfg.image,
         "Command": _short_cmd(cfg.args),
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c.state.created)),
-        "RunningFor": _ago(c.state.created),
-        "Status": _status_text(c, status),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(st.created)),
+        "RunningFor": _ago(st.created),
+        "Status": _status_text(st, status),
         "State": status,
-        "Ports": _ports(c.state),
+        "Ports": _ports(st),
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
     }
 

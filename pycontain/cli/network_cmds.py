@@ -113,8 +113,9 @@ def network_pool(
 ) -> None:
     """Keep a warm pool of network namespaces on the default network; print how many are ready.
 
-    Their veths are already on the bridge: 'run' takes one instead of making its own. With SIZE, keep that
-    many ready (host-wide). Example: pycontain network pool 4"""
+    Their veths are already on the bridge: 'run' takes one instead of making its own. On by default (2
+    ready, made after the first run); with SIZE, keep that many ready (host-wide; 0: off). Example:
+    pycontain network pool 4"""
     from ..network import filler, ipam, pool
 
     print(filler.set_size(size) if size is not None else len(pool.entries(ipam.Registry(), ready_only=True)))

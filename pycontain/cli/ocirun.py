@@ -36,9 +36,11 @@ def start_body(v: dict) -> int:
 
 
 def state_body(v: dict) -> int:
-    from .. import fastjson, oci
+    # From the saved state alone: neither oci.py nor container.py is loaded for it.
+    from .. import fastjson
+    from ..state import StateStore
 
-    sys.stdout.write(fastjson.dumps_indented(oci.state(v["id"], GLOBALS.root)) + "\n")
+    sys.stdout.write(fastjson.dumps_indented(StateStore(GLOBALS.root).find(v["id"]).oci_state()) + "\n")
     return 0
 
 

@@ -9,13 +9,18 @@ file is replaced atomically (written aside, renamed), so readers without the loc
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import os
 import time
 
 from .. import fastjson
 from ..errors import InvalidArgument, PycontainError
 from . import settings
+
+# ipaddress (~2 ms to import) is imported by the functions that parse addresses: a warm pool's claim loads
+# and saves the registry without them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import ipaddress
 
 _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_REST = _NAME_FIRST | frozenset("_.-")
@@ -99,6 +104,8 @@ class _Flock:
 
 
 def new_network(name: str, bridge: str, subnet: str, internal: bool, default: bool = False) -> dict:
+    import ipaddress
+
     net = ipaddress.IPv4Network(subnet)
     return {
         "name": name,
@@ -115,6 +122,8 @@ def new_network(name: str, bridge: str, subnet: str, internal: bool, default: bo
 
 
 def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+    import ipaddress
+
     try:
         net = ipaddress.ip_network(subnet, strict=True)
     except ValueError as e:
@@ -132,6 +141,8 @@ def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
 
 def allocate(net: dict) -> str:
     """The lowest free host address of the network (never the network, gateway or broadcast address)."""
+    import ipaddress
+
     subnet = ipaddress.IPv4Network(net["subnet"])
     taken = {int(ipaddress.IPv4Address(m["ip"])) for m in net["members"].values()}
     taken.add(int(ipaddress.IPv4Address(net["gateway"])))
@@ -147,11 +158,15 @@ def allocate(net: dict) -> str:
 def mac_for(ip: str) -> str:
     """docker's scheme: 02:42 and the address's four bytes. One address, one MAC: a reused address keeps
     its MAC, so neighbours' ARP caches stay right."""
+    import ipaddress
+
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
 def overlap(subnet: ipaddress.IPv4Network, nets: list[dict], routes: list[tuple[str, str]]) -> str | None:
     """What ``subnet`` overlaps, in words: another network, or a host route; None if nothing."""
+    import ipaddress
+
     for other in nets:
         if subnet.overlaps(ipaddress.IPv4Network(other["subnet"])):
             return f"network {other['name']!r} ({other['subnet']})"

@@ -37,7 +37,9 @@ def gc(state_root: str | None = None) -> list[str]:
                 if comment.startswith("pycontain container ") and comment.split()[-1] not in members:
                     removed.append(f"nft rule {json.dumps(item['rule']['expr'][-1])} ({comment})")
             if nets or table is not None:
-                sync_nft(reg)
+                sync_nft(
+                    reg, trust_stamp=False
+                )  # gc repairs: the live table is checked, whatever the stamp says
             for net in nets:
                 refresh_hosts(net)
             held = {m["netns_path"] for n in nets for m in n["members"].values()}

@@ -35,15 +35,13 @@ def _veth_name(container_id: str) -> str:
 
 
 def _info(net: dict, m: dict) -> NetInfo:
-    import ipaddress
-
     return NetInfo(
         m["container_id"],
         net["name"],
         net["bridge"],
         m["netns_path"],
         m["ip"],
-        ipaddress.IPv4Network(net["subnet"]).prefixlen,
+        int(net["subnet"].rpartition("/")[2]),  # the registry holds it canonical: no ipaddress to import
         None if net.get("internal") else net["gateway"],
         m["mac"],
         m["veth_host"],
@@ -252,7 +250,7 @@ def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) ->
     The veths are looked up by name with if_nametoindex, not netlink: pyroute2's message modules (15-40 ms
     to import) are loaded only for a veth that outlives its grace period.
     """
-    import socket
+    import _socket  # not socket: see rtnl
 
     from . import netns, rtnl
 
@@ -260,7 +258,7 @@ def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) ->
         present = {}
         for v in veths:
             try:
-                present[socket.if_nametoindex(v)] = v
+                present[_socket.if_nametoindex(v)] = v
             except OSError:
                 continue  # no such device (ENODEV): nothing to wait for
         for p in paths:

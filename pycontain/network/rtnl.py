@@ -15,9 +15,11 @@ encoded and its replies decoded by pyroute2; this module only moves the bytes, o
 
 from __future__ import annotations
 
+# The C module alone: ``socket`` costs 5-8 ms to import (selectors, enum), and ``rm`` of a container on a
+# bridge (``LinkWatch``) needs nothing of it but the socket type and constants.
+import _socket
 import errno
 import os
-import socket
 import struct
 import sys
 
@@ -146,7 +148,7 @@ class Request:
 def _link_msg(index: int = 0, flags: int = 0, change: int = 0, attrs: list | None = None):
     load()
     m = _classes[RTM_NEWLINK]()
-    m["family"] = socket.AF_UNSPEC
+    m["family"] = _socket.AF_UNSPEC
     m["index"] = index
     m["flags"] = flags
     m["change"] = change
@@ -174,7 +176,7 @@ def dump_links() -> Request:
     )
 
 
-def dump_addrs(family: int = socket.AF_INET) -> Request:
+def dump_addrs(family: int = _socket.AF_INET) -> Request:
     load()
     m = _classes[RTM_NEWADDR]()
     m["family"] = family
@@ -182,7 +184,7 @@ def dump_addrs(family: int = socket.AF_INET) -> Request:
     return Request(m, RTM_GETADDR, NLM_F_DUMP, what="list addresses")
 
 
-def dump_routes(family: int = socket.AF_INET) -> Request:
+def dump_routes(family: int = _socket.AF_INET) -> Request:
     load()
     m = _classes[RTM_NEWROUTE]()
     m["family"] = family
@@ -236,7 +238,7 @@ def veth_peer(name: str, netns_fd: int, *, mtu: int | None = None, mac: str | No
     # Not up yet: the kernel configures the peer before pairing it, and a veth without its pair cannot
     # be opened (ENOTCONN).
     return [
-        ("VETH_INFO_PEER", {"attrs": attrs, "family": socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0})
+        ("VETH_INFO_PEER", {"attrs": attrs, "family": _socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0})
     ]
 
 
@@ -279,7 +281,7 @@ def del_link(name: str) -> Request:
 def new_addr(index: int, address: str, prefixlen: int, ok: tuple[int, ...] = ()) -> Request:
     load()
     m = _classes[RTM_NEWADDR]()
-    m["family"] = socket.AF_INET
+    m["family"] = _socket.AF_INET
     m["prefixlen"] = prefixlen
     m["index"] = index
     m["attrs"] = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
@@ -295,7 +297,7 @@ def new_addr(index: int, address: str, prefixlen: int, ok: tuple[int, ...] = ())
 def new_default_route(gateway: str, oif: int) -> Request:
     load()
     m = _classes[RTM_NEWROUTE]()
-    m["family"] = socket.AF_INET
+    m["family"] = _socket.AF_INET
     m["table"] = RT_TABLE_MAIN
     m["proto"] = RTPROT_BOOT
     m["scope"] = RT_SCOPE_UNIVERSE
@@ -313,11 +315,11 @@ class Rtnl:
     def __init__(self, fd: int | None = None) -> None:
         load()
         if fd is None:
-            self.sock = socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+            self.sock = _socket.socket(
+                _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE
             )
         else:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE, fileno=fd)
+            self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, _socket.NETLINK_ROUTE, fileno=fd)
         try:
             self.sock.bind((0, 0))
             for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
@@ -404,8 +406,8 @@ class LinkWatch:
     """
 
     def __init__(self) -> None:
-        self.sock = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        self.sock = _socket.socket(
+            _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE
         )
         try:
             self.sock.bind((0, RTMGRP_LINK))

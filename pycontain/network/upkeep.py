@@ -54,10 +54,18 @@ def prune(reg, nl) -> list[str]:
     return removed
 
 
-def sync_nft(reg) -> None:
+def sync_nft(reg, trust_stamp: bool = True) -> None:
+    """Make the nftables table the registry's (under its lock). ``trust_stamp``: skip the check when the
+    ruleset is as the last sync left it (``nft._Stamp``); gc checks the table itself."""
     from . import nft
 
-    nft.sync(settings.nft_table(), reg.all())
+    stamp = os.path.join(reg.path, ".nft-synced")
+    if not trust_stamp:
+        try:
+            os.unlink(stamp)
+        except FileNotFoundError:
+            pass
+    nft.sync(settings.nft_table(), reg.all(), stamp)
 
 
 def refresh_hosts(net: dict) -> None:

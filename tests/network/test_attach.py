@@ -294,3 +294,62 @@ def test_gc_removes_leftovers_of_crashed_runs(fakes, state_root):
     assert f"veth {info.veth_host}" in text and f"address {info.ip}" in text and f"netns {orphan}" in text
     assert_same(before, snapshot(state_root))
     assert network.gc(state_root) == []
+
+
+def _table_chains() -> set[str]:
+    import subprocess
+
+    from .conftest import TEST_TABLE
+
+    p = subprocess.run(["nft", "-j", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True)
+    if p.returncode:
+        return set()
+    return {i["chain"]["name"] for i in json.loads(p.stdout)["nftables"] if "chain" in i}
+
+
+def test_attach_trusts_the_table_only_while_the_ruleset_is_unchanged(fakes, monkeypatch):
+    """The nftables table is checked on every attach unless nothing in the host's ruleset changed since the
+    last check (its generation): then it is neither listed nor replaced. A table deleted by hand (a change)
+    is made again by the next attach; a damaged stamp file only makes attach check."""
+    import subprocess
+
+    from pycontain.network import nft
+
+    from .conftest import TEST_TABLE
+
+    fakes.new()
+    assert "postrouting" in _table_chains()
+    listed: list[str] = []
+    real = nft.list_table
+    monkeypatch.setattr(nft, "list_table", lambda t: listed.append(t) or real(t))
+    for _ in range(10):  # other test sessions on this host may change their own tables meanwhile
+        gen = nft.generation()
+        fakes.new()
+        if nft.generation() == gen:
+            break
+        listed.clear()
+    assert listed == []  # the generation has not moved: nothing to check
+    subprocess.run(["nft", "delete", "table", "ip", TEST_TABLE], check=True)
+    assert _table_chains() == set()
+    fakes.new()
+    assert listed == [TEST_TABLE] and "postrouting" in _table_chains()  # repaired
+    with open(os.path.join(ipam.Registry().path, ".nft-synced"), "w") as f:
+        f.write("garbage")
+    fakes.new()
+    assert listed == [TEST_TABLE] * 2 and "postrouting" in _table_chains()
+
+
+def test_nft_generation_moves_with_every_ruleset_change():
+    import subprocess
+
+    from pycontain.network import nft
+
+    before = nft.generation()
+    assert isinstance(before, int)
+    name = f"pyctest{os.getpid()}"
+    subprocess.run(["nft", "add", "table", "ip", name], check=True)
+    try:
+        after = nft.generation()
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", name], check=True)
+    assert after != before and nft.generation() != after

@@ -197,3 +197,108 @@ def test_an_entry_whose_veth_was_deleted_is_never_claimed(warm):
     assert "unusable pool entry" in g.stdout
     assert gone["container_id"] not in {m["container_id"] for m in _entries()}
     assert not os.path.exists(gone["netns_path"])
+
+
+def test_a_pooled_run_and_its_removal_load_no_netlink_library(warm):
+    """A claim and ``--rm``'s detach are files and one netlink socket: neither pyroute2 (40 ms to import)
+    nor the socket (5-8 ms: selectors, enum) or ipaddress (2 ms) module."""
+    import sys
+
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "pycontain",
+            "--root",
+            warm.root,
+            "run",
+            "--rm",
+            "default",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert p.returncode == 0, p.stderr
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+    assert "pycontain.network.pool" in imported  # the pool's path was taken
+    assert not {"pyroute2", "socket", "ipaddress"} & {m.split(".")[0] for m in imported}
+    _settled()
+
+
+@pytest.fixture
+def default_pool(pyc):
+    """No pool size set (the session sets 0): the default. Off again at the end (every entry removed)."""
+    os.unlink(os.path.join(pool.pool_dir(), "size"))
+    try:
+        yield pyc
+    finally:
+        for cid in pyc.ids():
+            pyc("rm", "-f", cid)
+        _no_filler()
+        off = pyc("network", "pool", "0")
+        assert (off.returncode, off.stdout) == (0, "0\n"), off.stderr
+        assert _entries() == []
+        with open("/proc/self/mountinfo") as f:
+            assert pool.pool_dir() not in f.read()  # every entry's namespace unmounted
+        assert not {p for p in _bridge_ports() if p.startswith("pcv")} - {
+            m["veth_host"] for m in ipam.Registry().load("bridge")["members"].values()
+        }
+
+
+def test_the_pool_is_on_by_default_and_filled_by_the_first_run(default_pool):
+    """Nobody set a size: the first run on the default network makes its own namespace and starts the
+    filler, which makes DEFAULT_SIZE entries; the next run takes one of them."""
+    assert pool.size() == pool.DEFAULT_SIZE > 0
+    first = default_pool("run", "--rm", "default", "--", "true")
+    assert first.returncode == 0, first.stderr
+    assert wait_until(lambda: len(pool.entries(ipam.Registry(), ready_only=True)) == pool.DEFAULT_SIZE, 30)
+    ready = {m["ip"] for m in _entries()}
+    p = default_pool("run", "--rm", "default", "--", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[3].split("/")[0] in ready
+    _settled()
+
+
+def test_the_filler_holds_none_of_the_claimers_files(warm):
+    """A claimer's inheritable descriptors (a container's pipes) are closed in the filler, which lingers
+    for seconds: a pipe's reader would otherwise wait that long for its end."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        pipe = os.readlink(f"/proc/self/fd/{w}")
+        _no_filler()
+        pool.spawn_fill()
+        registry = f"PYCONTAIN_NETWORKS_DIR={ipam.Registry().path}".encode()
+
+        def ours() -> list[str]:
+            found = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if b"pycontain.network.filler" not in f.read():
+                            continue
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        if registry in f.read().split(b"\0"):
+                            found.append(pid)
+                except OSError:
+                    continue
+            return found
+
+        assert wait_until(lambda: ours() != [], 10)
+        for pid in ours():
+            fds = []
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    fds.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+            assert pipe not in fds
+    finally:
+        os.close(r)
+        os.close(w)
+        _no_filler()

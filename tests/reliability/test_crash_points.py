@@ -196,3 +196,29 @@ def test_killed_networked_rm_is_finished(net_cli: CrashCLI, state_root, step, cl
     p = net_cli("rm", "-f", "netr") if cleanup == "rm" else net_cli("gc")
     assert p.returncode == 0, p.stderr
     assert_clean(host, before, marker)
+
+
+@pytest.mark.parametrize("cleanup", ["rm", "gc", "ps"])
+@pytest.mark.parametrize("step", REMOVE_STEPS)
+def test_killed_removal_of_a_foreground_rm_container_is_finished(cli: CrashCLI, host: Host, step, cleanup):
+    """A foreground 'run --rm' removes its container once PID 1 has exited, without marking it "removing"
+    first: killed part-way, it leaves an exited --rm container, which 'rm -f', 'gc' or 'ps' removes whole."""
+    marker = f"crash-fg-rm-{step}-{cleanup}"
+    before = host.snapshot(marker)
+    p = cli(
+        "run", "--rm", "--name", "fg", "-m", "64m", "default", "--", "sh", "-c", "true", marker, crash=step
+    )
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    host.note_ids()
+    p = cli("inspect", "fg")
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["State"]["Status"] == "exited", (p.stdout, p.stderr)
+    if cleanup == "rm":
+        p = cli("rm", "-f", "fg")
+        assert p.returncode == 0, p.stderr
+    elif cleanup == "ps":  # an exited --rm container goes when listed
+        p = cli("ps", "-a", "-q")
+        assert (p.returncode, p.stdout) == (0, ""), p.stderr
+    else:
+        p = cli("gc")
+        assert p.returncode == 0 and "exited --rm" in p.stdout, (p.stdout, p.stderr)
+    assert_clean(host, before, marker)
