@@ -17,6 +17,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libcap-dev libseccomp2 dpkg
 APT_PACKAGES += squashfs-tools  # mksquashfs/unsquashfs: the squashfs export and its test
 APT_PACKAGES += docker-registry apache2-utils  # a loopback registry (htpasswd auth) for the pull/push tests
 APT_PACKAGES += libc6-dev  # libc.a: the static pycontain-init (--init's PID 1) and the tests' C helpers
+APT_PACKAGES += musl-tools  # musl-gcc: pycontain-init a tenth of glibc's size (exec copies it every time)
 APT_PACKAGES += containerd docker.io containernetworking-plugins  # the engines tests (tests/engines)
 APT_PACKAGES += hyperfine  # benchmarks/run_latency.py and its CI smoke test (tests/test_run_latency.py)
 BENCH_PACKAGES := hyperfine runc crun

@@ -48,6 +48,28 @@ EXEC_STEPS = ("exec-checked", "exec-started")
 REMOVE_STEPS = ("rm-marked", "rm-killed", "rm-cgroup-destroyed", "rm-network-detached", "rm-contents-removed")
 
 
+class ExecPlan:
+    """A new process's settings in a running container (``Container.exec_plan``)."""
+
+    __slots__ = ("env", "cwd", "user", "security", "extra_gids", "umask")
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: str,
+        user: str | None,
+        security: dict | None,
+        extra_gids: list[int],
+        umask: int | None,
+    ) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.user = user
+        self.security = security
+        self.extra_gids = extra_gids
+        self.umask = umask
+
+
 class Container:
     """One container, as recorded in a state root. Get one with ``Container.create`` or ``Container.get``."""
 
@@ -675,8 +697,48 @@ class Container:
         after stderr (3, 4, ...) are passed on to it (runc's exec --preserve-fds); ``proc_attrs``: its
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
-        from . import DEFAULT_PATH, process
+        from . import process
         from .process.exec import exec_in
+
+        plan = self.exec_plan(args, env=env, cwd=cwd, user=user, tty=tty)
+        cg = self.cgroup()
+        if stdio is None:
+            stdio = process.Stdio(
+                stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty
+            )
+        crash_point("exec-checked")
+        child = exec_in(
+            self.state.pid,
+            cg.procs_files() if cg else [],
+            args,
+            plan.env,
+            plan.cwd,
+            plan.user,
+            stdio,
+            security if security is not None else plan.security,
+            extra_gids if extra_gids is not None else plan.extra_gids,
+            umask if umask is not None else plan.umask,
+            keep_fds=tuple(range(3, 3 + preserve_fds)),
+            proc_attrs=proc_attrs,
+        )
+        crash_point("exec-started")
+        return child
+
+    def exec_plan(
+        self,
+        args: builtins.list[str],
+        *,
+        env: builtins.list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        tty: bool = False,
+    ) -> ExecPlan:
+        """What ``exec`` gives the process, checked: the container runs, the working directory is absolute,
+        the user well-formed; the environment, working directory, user, security settings (their JSON
+        form), additional groups and umask, create's unless given. The command line's exec
+        (pycontain.execjoin) starts the process from this plan itself."""
+        from . import DEFAULT_PATH
+        from .config import merge_env
 
         if not args:
             raise InvalidArgument("no command given to exec")
@@ -694,33 +756,19 @@ class Container:
             from .config_check import parse_user  # (an exec without -u needs none of the config's checks)
 
             parse_user(user)
-        full_env = process.merge_env(
+        full_env = merge_env(
             [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
             env or [],
         )
-        cg = self.cgroup()
-        if stdio is None:
-            stdio = process.Stdio(
-                stdin_null=not interactive, log_path="/dev/null" if detach else None, tty=tty
-            )
-        crash_point("exec-checked")
-        child = exec_in(
-            self.state.pid,
-            cg.procs_files() if cg else [],
-            args,
+        return ExecPlan(
             full_env,
             cwd or cfg.cwd,
             user if user is not None else cfg.user,
-            stdio,
             # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
-            security if security is not None else (cfg.security.to_dict() if cfg.security else None),
-            extra_gids if extra_gids is not None else cfg.extra_gids,
-            umask if umask is not None else cfg.umask,
-            keep_fds=tuple(range(3, 3 + preserve_fds)),
-            proc_attrs=proc_attrs,
+            cfg.security.to_dict() if cfg.security else None,
+            cfg.extra_gids,
+            cfg.umask,
         )
-        crash_point("exec-started")
-        return child
 
     def exec_run(
         self,

@@ -165,6 +165,23 @@ def _imported(pyc, args: tuple[str, ...]) -> set[str]:
 
 
 @ROOT_REQUIRED
+def test_exec_imports_neither_ctypes_nor_the_process_package(pyc, sleeper):
+    """exec's joining and privilege drop are pycontain-init's (pycontain.execjoin): the command line imports
+    its parser, the state reader and little else. (The first exec of a container resolves its security
+    settings, with the security package, and keeps them in its state directory: the next ones read them.)"""
+    assert pyc("exec", sleeper, "true").returncode == 0
+    modules = _imported(pyc, ("exec", sleeper, "true"))
+    assert "pycontain.execjoin" in modules
+    assert not modules & {
+        "ctypes",
+        "_prctl",
+        "pycontain.process",
+        "pycontain.security.apply",
+        "pycontain.api",
+    }
+
+
+@ROOT_REQUIRED
 def test_help_and_usage_errors_go_to_typer(pyc):
     p = pyc("ps", "--help")
     assert p.returncode == 0 and "--all" in p.stdout

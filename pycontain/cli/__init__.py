@@ -19,7 +19,7 @@ import sys
 
 from .. import trace
 from ..errors import EXIT_RUNTIME
-from .base import GLOBALS, check_log, fail, guarded, parse_globals
+from .base import GLOBALS, OWN_PROCESS, check_log, fail, guarded, parse_globals
 
 # The commands of the fast tables, by module (cli.commands: docker's and runc's shared commands;
 # cli.ocirun: runc's lifecycle), named here so that finding one imports nothing.
@@ -91,6 +91,7 @@ _exit_now = {"ok": False}
 def entry() -> None:
     """The console script: ``main()``, then, on the fast paths, leave without Python freeing every module
     (~8 ms of a ~30 ms ``pycontain run``)."""
+    OWN_PROCESS["yes"] = True
     code = main()
     if _exit_now["ok"]:
         for stream in (sys.stdout, sys.stderr):

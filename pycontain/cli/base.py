@@ -109,6 +109,11 @@ class Globals:
 
 GLOBALS = Globals()
 
+# Set by ``cli.entry`` (the console script, ``python -m pycontain``): this process is the command line's
+# own, which a command may replace with another program (exec's pycontain-init); a caller of ``main()``
+# in its own process (a test, a library user) keeps it.
+OWN_PROCESS = {"yes": False}
+
 
 def parse_globals(argv: list[str], g: Globals = GLOBALS) -> list[str]:
     """Take the global flags off the front of ``argv`` into ``g``; return the rest (the command and its args)."""

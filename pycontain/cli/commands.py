@@ -15,6 +15,7 @@ from .base import (
     GLOBALS,
     MULTI,
     OPTIONAL,
+    OWN_PROCESS,
     SOME,
     VALUE,
     Arg,
@@ -180,12 +181,38 @@ def inspect_body(v: dict) -> int:
 
 
 def exec_body(v: dict) -> int:
+    args = list(v["command"])
+    args = args[1:] if args[:1] == ["--"] else args
+    if (
+        OWN_PROCESS["yes"]
+        and not (
+            v["tty"] or v["detach"] or v["process"] or v["console_socket"] or v["pid_file"] or GLOBALS.log
+        )
+        and preserve_fds_count(v["preserve_fds"] or "0") == 0
+    ):
+        # The common case: pycontain-init takes this process over (pycontain.execjoin); it returns only
+        # for what it does not take.
+        from ..container import Container
+        from ..execjoin import exec_in_place
+
+        env = []
+        if v["env"]:
+            from ..config_check import parse_env
+
+            env = parse_env(v["env"])
+        exec_in_place(
+            Container.get(v["ref"], GLOBALS.root),
+            args,
+            env=env,
+            cwd=v["workdir"],
+            user=v["user"],
+            interactive=v["interactive"],
+        )
     from .. import api
 
-    args = list(v["command"])
     return api.exec_attached(
         v["ref"],
-        args[1:] if args[:1] == ["--"] else args,
+        args,
         GLOBALS.root,
         env=v["env"],
         workdir=v["workdir"],

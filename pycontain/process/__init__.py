@@ -64,6 +64,7 @@ import os
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
 from .. import channel, libc, rootfs, trace, userns, users
+from ..cgroups.files import moves_itself
 from ..errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
@@ -346,18 +347,6 @@ def join_cgroup(procs_files: list[str], pid: int = 0) -> None:
             os.close(fd)
 
 
-def moves_itself(procs_file: str) -> bool:
-    """Whether a process joins this hierarchy more cheaply itself than when moved by its parent.
-
-    Writing a pid to ``cgroup.procs`` takes the kernel's global threadgroup lock, and the first time
-    after a quiet spell that waits for an RCU grace period (6-16 ms measured on this v1 host, paid by
-    every container start and exec, as by runc). A thread writing "0" (itself) to a v1 hierarchy's
-    ``tasks`` file is moved without that lock (Linux 6.0 on; before, the same wait): 0.03-0.2 ms per
-    hierarchy here. cgroup v2 has no ``tasks`` file, and its ``cgroup.threads`` only moves threads
-    within a threaded subtree."""
-    return os.path.exists(os.path.join(os.path.dirname(procs_file), "tasks"))
-
-
 class NsPlan:
     """How a config's namespaces are made: the pid namespace by the parent, the rest by the child."""
 
@@ -568,15 +557,6 @@ def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
     os.closerange(start, 65536)
     for fd in keep:
         os.set_inheritable(fd, True)
-
-
-def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
-    """A process's environment: ``KEY=VALUE`` items, a later one replacing an earlier one's value."""
-    env: dict[str, str] = {}
-    for item in (*base, *extra):
-        k, _, v = item.partition("=")
-        env[k] = v
-    return env
 
 
 def _find_executable(name: str, env: dict[str, str]) -> str:

@@ -11,6 +11,7 @@ import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
 from .. import channel, libc, procattr, rootfs, trace, userns
+from ..config import merge_env
 from ..errors import PycontainError
 from ..security import apply as security_apply
 from . import (
@@ -20,7 +21,6 @@ from . import (
     finish_and_exec,
     fork_for,
     join_cgroup,
-    merge_env,
     moves_itself,
     open_ns,
     open_terminal,

@@ -1,0 +1,176 @@
+"""The command line's ``exec``: pycontain-init's ``--exec`` mode takes the process over (no Python fork).
+
+``pycontain exec`` spends most of its time importing what joining and dropping privileges take in Python
+(ctypes, python-prctl, the security and process packages). Here the command line reads the container's
+state, opens from the host's view what must be opened there (the namespaces of the container's PID 1,
+its cgroup files, /dev/null), and executes the sealed copy of pycontain-init (``pycontain.init``) in its
+own place, with the command's environment. That program relays stdio, forwards signals and exits with
+the command's status; a process of its own, invisible to the container, joins the cgroup and the
+namespaces, resolves the user in the container's /etc/passwd and drops every privilege exactly as
+``pycontain.process.finish_and_exec`` does; the command's process is born confined in the container's
+pid namespace (see ``exec_main`` in pycontain-init.c).
+
+The security settings are resolved once per container by ``pycontain.security.apply.prepare`` and kept
+in its state directory (``exec-security-<bounding set>``: the options for the program, then the
+compiled seccomp program), so that no later exec imports the security package.
+
+What this path does not take stays with ``Container.exec`` (``pycontain.process.exec``): a terminal,
+--detach, runc's --process/--console-socket/--pid-file/--preserve-fds, --log, and containers with a
+user namespace (rootless or remapped: joined from inside it, with their own /proc view).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import InvalidState
+
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .container import Container
+
+# The namespaces joined, in exec's order (pycontain.process.exec): pid only sets where the command is
+# born; mount, last but one, moves root and working directory into the container; cgroup after the
+# cgroup itself is joined (the joiner writes the cgroup files first).
+JOIN_ORDER = ("pid", "ipc", "uts", "net", "cgroup", "mnt", "time")
+
+# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program.
+_END = b"\0\0"
+
+
+def exec_in_place(
+    target: Container,
+    args: list[str],
+    *,
+    env: list[str],
+    cwd: str | None,
+    user: str | None,
+    interactive: bool,
+) -> None:
+    """Replace this process with pycontain-init ``--exec``, which runs ``args`` in ``target`` attached to
+    our stdio and exits with its status. Returns (having done nothing) when the container has a user
+    namespace: the caller then takes ``Container.exec``'s path."""
+    plan = target.exec_plan(args, env=env, cwd=cwd, user=user)
+    pid = target.state.pid
+    fds: list[int] = []
+    try:
+        if _ns_inode(pid, "user") != _ns_inode("self", "user"):
+            return
+        opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
+        for name in JOIN_ORDER:
+            # A namespace the container shares with us (OCI configs may leave some out) is not joined.
+            if _ns_inode(pid, name) != _ns_inode("self", name):
+                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
+        if not target.state.alive():
+            # Its pid may be another process's now: the namespaces opened would not be the container's.
+            raise FileNotFoundError
+        cg = target.cgroup()
+        for path in cg.procs_files() if cg else ():
+            from .cgroups.files import moves_itself
+
+            if moves_itself(path):  # the joiner writes "0" (itself): "tasks" moves it without the lock
+                path = os.path.join(os.path.dirname(path), "tasks")
+            opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
+        opts += _security_options(target, plan.security, fds)
+        if plan.user:
+            opts.append(f"--user={plan.user}")
+        opts += [f"--group={g}" for g in plan.extra_gids]
+        if plan.umask is not None:
+            opts.append(f"--umask={plan.umask}")
+        opts.append(f"--cwd={plan.cwd}")
+        from . import init
+
+        helper = init.sealed_copy()
+    except FileNotFoundError:
+        for fd in fds:
+            os.close(fd)
+        raise InvalidState("the container stopped before exec could join it") from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    from .state import crash_point
+
+    crash_point("exec-checked")
+    if os.environ.get("PYCONTAIN_CRASH_AT") == "exec-started":
+        opts.append("--crash-when-started")
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+
+
+def _keep(fds: list[int], fd: int) -> int:
+    """``fd``, inherited by the helper, and recorded to be closed if exec fails before executing it."""
+    fds.append(fd)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def _ns_inode(pid: int | str, name: str) -> int:
+    return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+
+
+def _security_options(target: Container, security: dict | None, fds: list[int]) -> list[str]:
+    """The program's options for the container's capabilities, rlimits, no_new_privs and seccomp filter,
+    from its state directory; resolved (``security.apply.prepare``) and kept there at the first exec.
+    Keyed by our own bounding set, which bounds what a container can be given."""
+    bounding = _own_bounding_set()
+    path = os.path.join(target.dir, f"exec-security-{bounding:x}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        fd = _write_settings(path, security)
+    _keep(fds, fd)
+    st = os.fstat(fd)
+    data = os.read(fd, st.st_size)
+    header, end, program = data.partition(_END)
+    # Ours, written whole (renamed into place), and writable by nobody else: else resolved anew.
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
+        fds.remove(fd)
+        os.close(fd)
+        os.unlink(path)
+        return _security_options(target, security, fds)
+    opts = [a.decode() for a in header.split(b"\0")]
+    if program:
+        opts.append(f"--seccomp={fd},{len(header) + len(_END)}")
+    return opts
+
+
+def _own_bounding_set() -> int:
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapBnd:"):
+                return int(line.split()[1], 16)
+    raise OSError("no CapBnd in /proc/self/status")  # pragma: no cover - every Linux since 2.6.25 shows it
+
+
+def _write_settings(path: str, security: dict | None) -> int:
+    """Resolve ``security`` (its JSON form; None: the defaults) and write the settings' file at ``path``
+    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, for reading."""
+    from .process.exec import prepare_security
+
+    p = prepare_security(security)
+    every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
+    opts = [
+        f"--caps={p.bounding},{p.permitted},{p.effective},{p.inheritable},{p.ambient}",
+        f"--last-cap={p.last_cap}",
+        *(["--exact-caps"] if p.exact_caps else []),
+        *(["--nnp"] if p.no_new_privs else []),
+        *(f"--rlimit={res},{soft & every},{hard & every},{spec}" for res, soft, hard, spec in p.rlimits),
+    ]
+    if p.program is not None:
+        opts.append(f"--seccomp-flags={p.seccomp_flags}")
+        if p.seccomp_early:
+            opts.append("--seccomp-early")
+    data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
