@@ -656,7 +656,8 @@ class Container:
                 undone = False
         if undone:
             try:
-                self.store.remove(self.id)
+                with self.store.lock():  # the name's entry is released under it (StateStore.remove)
+                    self.store.remove(self.id)
             except OSError:
                 pass  # an abandoned container too
 
