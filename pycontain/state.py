@@ -666,6 +666,11 @@ class StateStore:
             st = self.load_id(ref)
             if st is not None:
                 return st
+        # By name through the name index: one link and one state read, not every container's (engines
+        # call state, exec and kill by name); a root without the entry is read whole below.
+        st = self.holder(ref)
+        if st is not None:
+            return st
         states = self.all()
         for st in states:
             if st.name == ref:
