@@ -202,7 +202,9 @@ def run_config(
     killed, and once it is gone ``Interrupted`` is raised (a PID 1 that ignores the signal cannot hang it).
     ``output_fd``: where the container's stdout and stderr are relayed (default: ours), without a terminal.
     """
-    from .interrupts import STOPPING_SIGNALS, Interrupted
+    stopping: tuple[int, ...] = ()
+    if stop_on_signal:  # (the interrupts module only then: a module less on every foreground run)
+        from .interrupts import STOPPING_SIGNALS as stopping
 
     # Handlers go in before the container starts: a signal that arrives while it is being created
     # is held and delivered as soon as its PID 1 exists.
@@ -216,7 +218,7 @@ def run_config(
         if not target:
             pending.append(signum)
             return
-        if stop_on_signal and signum in STOPPING_SIGNALS:
+        if signum in stopping:
             stopped.append(signum)
             signum = signal.SIGKILL
         try:
@@ -270,6 +272,8 @@ def run_config(
     container.record_exit(code)
     trace.step("exit recorded")
     if stopped:
+        from .interrupts import Interrupted
+
         raise Interrupted(stopped[0])
     return code
 

@@ -8,8 +8,8 @@ carrying the signal, and the CLI exits 128 + its number (130 for Ctrl-C, 143 for
 
 from __future__ import annotations
 
-# The C module: every run imports this (api.run_config), and signal, contextlib and collections.abc would
-# bring enum and functools (~5 ms).
+# The C module: the CLI and a build step's runs (api.run_config) import this, and signal, contextlib and
+# collections.abc would bring enum and functools (~5 ms).
 import _signal as signal
 
 from .errors import InvalidArgument
