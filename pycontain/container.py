@@ -291,12 +291,15 @@ class Container:
             mounts += [Mount.from_oci(m) for m in network_mounts(files_dir)]
         return config.replace(namespaces=namespaces, mounts=mounts)
 
-    def _teardown_network(self) -> None:
+    def _teardown_network(self, wait: bool = True):
+        """The network attachment removed; ``wait=False``: what is left of it (``network.detach``) goes on
+        in a thread, returned for the caller to wait for."""
         net_info, mode = self.state.net_info, self.state.config.network
         if net_info is not None or (mode not in (None, "none", "host") and not mode.startswith("container:")):
             from . import network
 
-            network.detach(self.id, net_info, self.store.root)
+            return network.detach(self.id, net_info, self.store.root, wait=wait)
+        return None
 
     def start(self) -> None:
         """Let a created container's process exec its command (OCI start); start an exited one again."""
@@ -620,9 +623,14 @@ class Container:
             if cg is not None:
                 cg.destroy()
             crash_point("rm-cgroup-destroyed")
-            self._teardown_network()
-            crash_point("rm-network-detached")
-            self.store.remove(self.id)
+            # The kernel removes the veth while the container's directory goes (rm waits for both).
+            releasing = self._teardown_network(wait=False)
+            try:
+                crash_point("rm-network-detached")
+                self.store.remove(self.id)
+            finally:
+                if releasing is not None:
+                    releasing.wait()
 
     def _mark_removing(self) -> None:
         """Record that we are removing it: if we die half-way, gc knows to finish the job."""
