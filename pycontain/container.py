@@ -154,12 +154,15 @@ class Container:
 
             state.monitor = ProcRef.me()
             state.health = new_health(config)
+        self = cls(state, store)
+        manager = self._cgroup_manager(config)
+        # Its path goes into the first save (before the cgroup exists, as _cgroup_manager says): no save more.
+        state.cgroup = manager.record() if manager is not None else None
         store.reserve(state)
         crash_point("reserved")
-        self = cls(state, store)
         cg = None
         try:
-            cg = self._new_cgroup(config)
+            cg = self._new_cgroup(config, manager)
             crash_point("limits-applied")
             if stdio is None:
                 stdio = process.Stdio(
@@ -192,8 +195,10 @@ class Container:
         store.save(state)
         return self, child
 
-    def _new_cgroup(self, config):
-        """The container's cgroup, made and limited (None for a rootless container without delegation)."""
+    def _cgroup_manager(self, config):
+        """The manager of the container's cgroup, not made yet (None for a rootless container without
+        delegation). Its ``record()`` is saved before ``_new_cgroup`` makes it: a runtime killed right after
+        mkdir still leaves its path behind."""
         from .cgroups import new_manager
 
         parent, name = config.cgroup_parent, None
@@ -215,13 +220,15 @@ class Container:
                     "delegated to this user (run as root, or in a systemd unit with Delegate=yes)"
                 )
             return None
-        state = self.state
         # OCI bundles (engines: podman, containerd) get every v1 hierarchy, as runc makes them: their stats
         # read cpu and pids too. Docker-style containers get those a limit needs (cgroups.v1.ALWAYS).
-        cg = new_manager(self.id, parent, config.cgroup_manager, name=name, every_v1=bool(config.bundle))
-        # Recorded before it exists: a runtime killed right after mkdir still leaves its path behind.
-        state.cgroup = cg.record()
-        self.store.save(state)
+        return new_manager(self.id, parent, config.cgroup_manager, name=name, every_v1=bool(config.bundle))
+
+    def _new_cgroup(self, config, cg):
+        """Make ``cg``'s cgroup (its record saved already) and apply the config's limits; return it (None: no
+        cgroup)."""
+        if cg is None:
+            return None
         try:
             cg.create()
             crash_point("cgroup-created")
@@ -385,7 +392,11 @@ class Container:
         st.net_info = None
         cg = None
         try:
-            cg = self._new_cgroup(config)
+            manager = self._cgroup_manager(config)
+            if manager is not None:
+                st.cgroup = manager.record()
+                self.store.save(st)
+            cg = self._new_cgroup(config, manager)
             config = self._setup_network(config)
             child = start_container(config, self.dir, cg.procs_files() if cg else [], stdio)
         except BaseException:
@@ -645,7 +656,8 @@ class Container:
                 undone = False
         if undone:
             try:
-                self.store.remove(self.id)
+                with self.store.lock():  # the name's entry is released under it (StateStore.remove)
+                    self.store.remove(self.id)
             except OSError:
                 pass  # an abandoned container too
 

@@ -44,6 +44,7 @@ def collect(root: str | None = None) -> list[str]:
             for path in store.leftovers():
                 rmtree(path)
                 removed.append(f"state directory {path} (no state file)")
+            removed.extend(f"name entry {path} (its container is gone)" for path in store.stale_names())
     removed.extend(_dangling_index_links())
     for path in _orphan_cgroups(known_cgroups, store):
         try:

@@ -11,14 +11,15 @@ rotated by the monitor is ``container.log.<N>`` (oldest, highest N) ... ``contai
 
 from __future__ import annotations
 
-import calendar
-import collections
 import os
-import re
 import time
-from collections.abc import Iterator
 
 from .errors import InvalidArgument
+
+# typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LOG_OPTS = {"max-size": "20m", "max-file": "5"}
 _CHUNK = 1 << 20
@@ -52,7 +53,9 @@ def rotation(opts: dict[str, str] | None) -> tuple[int, int]:
     return size, int(files_s)
 
 
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# A duration (10m, 1h30m); re caches it compiled. re, calendar and collections are imported where they
+# are used: a detached container's monitor imports this module for ``rotation`` on every start.
+_RELATIVE = r"(\d+(?:\.\d+)?)(ms|s|m|h)"
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 _NS = 1_000_000_000
 
@@ -66,18 +69,22 @@ def parse_time(value: str, now_ns: int | None = None) -> int:
     """``2026-12-03T08:00:00[.123][Z]``, ``2026-12-03``, a Unix time, or a duration before now (``10m``,
     ``1h30m``) → nanoseconds since the epoch, exact to the nanosecond (a stamp copied from ``logs -t``
     selects that very line)."""
+    import re
+
     v = value.strip()
     now_ns = time.time_ns() if now_ns is None else now_ns
     m = re.fullmatch(r"(\d+)(?:\.(\d+))?", v)
     if m:
         return int(m.group(1)) * _NS + _frac_ns(m.group(2) or "")
-    if v and _RELATIVE.sub("", v) == "":
-        return now_ns - round(sum(float(n) * _UNITS[u] for n, u in _RELATIVE.findall(v)) * _NS)
+    if v and re.sub(_RELATIVE, "", v) == "":
+        return now_ns - round(sum(float(n) * _UNITS[u] for n, u in re.findall(_RELATIVE, v)) * _NS)
     m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?)?Z?", v)
     if m:
         clock = m.group(2) or "00:00:00"
         if clock.count(":") == 1:
             clock += ":00"
+        import calendar
+
         try:
             base = calendar.timegm(time.strptime(f"{m.group(1)}T{clock}", "%Y-%m-%dT%H:%M:%S"))
         except ValueError:
@@ -272,6 +279,8 @@ class LogStream:
 
 def read_lines(stream: LogStream, filt: LogFilter) -> list[LogLine]:
     """The lines of the log as it is now (every file), as ``filt`` selects them."""
+    import collections
+
     parser = _Parser()
     lines: collections.deque[LogLine] = collections.deque(maxlen=filt.tail)
     rest = b""

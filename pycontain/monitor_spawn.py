@@ -173,16 +173,20 @@ def attach_socket(cid: str) -> str:
 
 def _loop_program() -> str:
     """The loop's compiled bytecode, made now if it is missing or older than its source: compiling the
-    source at each start would leave ~0.7 MB more in every monitor's heap."""
-    import importlib.util
-    import py_compile
-
-    cached = importlib.util.cache_from_source(LOOP)
+    source at each start would leave ~0.7 MB more in every monitor's heap. The cached file's name is
+    importlib's (``__pycache__/NAME.TAG.pyc``), spelt out: importlib.util and py_compile (with traceback,
+    tokenize...) cost a start ~5 ms of imports, and they are needed only when the file must be made."""
+    head, tail = os.path.split(LOOP)
+    if sys.implementation.cache_tag is None:
+        return LOOP  # an interpreter that caches no bytecode
+    cached = os.path.join(head, "__pycache__", f"{tail[:-3]}.{sys.implementation.cache_tag}.pyc")
     try:
         if os.stat(cached).st_mtime >= os.stat(LOOP).st_mtime:
             return cached
     except FileNotFoundError:
         pass  # never compiled (PYTHONDONTWRITEBYTECODE, a fresh tree): compile it now
+    import py_compile
+
     try:
         return py_compile.compile(LOOP, cfile=cached, doraise=True) or LOOP
     except (OSError, py_compile.PyCompileError):

@@ -35,6 +35,13 @@ DEFAULT_ROOT = "/var/lib/pycontain/containers"
 # Every container of every state root, by id → its state directory: lets 'gc' tell an orphan cgroup
 # (no container anywhere) from one whose container lives under another --root.
 INDEX_DIR = "/run/pycontain.index"
+# The name index of a state root: ``ROOT/.name.NAME``, a symbolic link to the id of the container that holds
+# NAME, so reserving a name is one symlink() (it exists, or it is made) instead of reading every container's
+# state. An entry whose container is gone, or no longer has that name, is a crash's leftover: it holds
+# nothing. The root's lock file starts with NAMES_INDEXED once every container there has its entry (a root
+# made before the index gets them at its next reservation).
+NAME_PREFIX = ".name."
+NAMES_INDEXED = b"names-indexed 1\n"
 
 CREATING = "creating"
 CREATED = "created"
@@ -473,21 +480,24 @@ class StateStore:
         return sorted(n for n in names if len(n) == 64 and not n.startswith("."))
 
     def reserve(self, state: ContainerState) -> None:
-        """Create the container's directory and first state file; the name must be free."""
-        with self.lock():
-            for other in self.all():
-                if other.name == state.name:
-                    raise AlreadyExists(
-                        f"the container name {state.name!r} is already in use by container "
-                        f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
-                        "another --name)"
-                    )
-            os.mkdir(self.dir(state.id), 0o700)
+        """Create the container's directory and first state file; the name must be free.
+
+        The name's entry is made first, the directory next: a crash in between leaves an entry whose
+        container does not exist, which holds nothing (the next reservation of that name, or 'gc', removes
+        it), never a container whose name another one could take.
+        """
+        with self.lock() as lock:
+            self._claim_name(state, lock)
             try:
-                self.save(state)
+                os.mkdir(self.dir(state.id), 0o700)
+                try:
+                    self.save(state)
+                except BaseException:
+                    # A full disk must not leave a directory without a state that nothing would ever find.
+                    rmtree(self.dir(state.id))
+                    raise
             except BaseException:
-                # A full disk must not leave a directory without a state that nothing would ever find.
-                rmtree(self.dir(state.id))
+                self._release_name(state.name, state.id)
                 raise
         try:
             try:
@@ -497,6 +507,97 @@ class StateStore:
                 os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
         except PermissionError:
             pass  # rootless: root's index is closed to us, and our containers have no cgroup for gc to find
+
+    def holder(self, name: str) -> ContainerState | None:
+        """The container the name index gives ``name`` to, if it exists and still has that name."""
+        try:
+            cid = os.readlink(os.path.join(self.root, NAME_PREFIX + name))
+        except OSError:
+            return None
+        if len(cid) != 64 or "/" in cid or cid.startswith("."):
+            return None  # not an entry we made
+        try:
+            st = self.load_id(cid)
+        except NewerState:
+            return None  # a newer pycontain's container: left alone, as all() leaves it
+        return st if st is not None and st.name == name else None
+
+    def _claim_name(self, state: ContainerState, lock: _Lock) -> None:
+        """Make ``state.name``'s index entry, or raise AlreadyExists. Under the lock: two reservations of one
+        name cannot both find an entry left by a crash and replace it."""
+        entry = os.path.join(self.root, NAME_PREFIX + state.name)
+        if os.pread(lock.fd, len(NAMES_INDEXED), 0) != NAMES_INDEXED:
+            self._index_names()
+            try:
+                os.pwrite(lock.fd, NAMES_INDEXED, 0)
+            except OSError:
+                pass  # a full disk: the root is indexed again at the next reservation, no harm
+        try:
+            try:
+                os.symlink(state.id, entry)
+                return
+            except FileExistsError:
+                pass
+            other = self.holder(state.name)
+            if other is not None:
+                raise AlreadyExists(
+                    f"the container name {state.name!r} is already in use by container "
+                    f"{other.id[:12]} (remove it with 'pycontain rm {state.name}', or choose "
+                    "another --name)"
+                )
+            try:
+                os.unlink(entry)  # a crash's leftover: its container is gone
+            except FileNotFoundError:
+                pass
+            os.symlink(state.id, entry)
+        except OSError as e:
+            raise self._write_error(e, state.name) from None
+
+    def _index_names(self) -> None:
+        """Give every container of a root made before the name index its entry (under the lock)."""
+        for st in self.all():
+            try:
+                os.symlink(st.id, os.path.join(self.root, NAME_PREFIX + st.name))
+            except FileExistsError:
+                pass  # two containers of one name (made by a version that raced): the first keeps it
+            except OSError as e:
+                raise self._write_error(e, st.name) from None
+
+    def _release_name(self, name: str, cid: str) -> None:
+        """Remove ``name``'s entry if it is ``cid``'s (under the lock, once the container is gone)."""
+        entry = os.path.join(self.root, NAME_PREFIX + name)
+        try:
+            if os.readlink(entry) == cid:
+                os.unlink(entry)
+        except OSError:
+            pass  # none (a crash before it was made), or another container's by now
+
+    def stale_names(self) -> list[str]:
+        """Remove the name entries that hold nothing (a crash's leftovers); their paths. Under the lock."""
+        out: list[str] = []
+        try:
+            entries = os.listdir(self.root)
+        except FileNotFoundError:
+            return out
+        for n in entries:
+            if n.startswith(NAME_PREFIX) and self.holder(n[len(NAME_PREFIX) :]) is None:
+                path = os.path.join(self.root, n)
+                try:
+                    os.unlink(path)
+                    out.append(path)
+                except FileNotFoundError:
+                    pass
+        return out
+
+    def _write_error(self, e: OSError, name: str) -> Exception:
+        """A failed write in the state root: a full or read-only disk said in one line, other errors as raised."""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            return PycontainError(
+                f"cannot save the state of container {name} in {self.root}: "
+                f"{os.strerror(e.errno).lower()} (free some space there, or choose "
+                "another --root)"
+            )
+        return e
 
     def save(self, state: ContainerState) -> None:
         """Replace ``state.json`` whole: readers and a crash see the old version or the new, never half.
@@ -521,13 +622,10 @@ class StateStore:
                 os.unlink(tmp)
             except OSError:
                 pass
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
-                raise PycontainError(
-                    f"cannot save the state of container {state.name} in {self.root}: "
-                    f"{os.strerror(e.errno).lower()} (free some space there, or choose "
-                    "another --root)"
-                ) from None
-            raise
+            err = self._write_error(e, state.name)
+            if err is e:
+                raise
+            raise err from None
 
     def load_id(self, cid: str) -> ContainerState | None:
         path = os.path.join(self.dir(cid), "state.json")
@@ -568,6 +666,11 @@ class StateStore:
             st = self.load_id(ref)
             if st is not None:
                 return st
+        # By name through the name index: one link and one state read, not every container's (engines
+        # call state, exec and kill by name); a root without the entry is read whole below.
+        st = self.holder(ref)
+        if st is not None:
+            return st
         states = self.all()
         for st in states:
             if st.name == ref:
@@ -580,9 +683,14 @@ class StateStore:
         raise ContainerNotFound(ref)
 
     def remove(self, cid: str) -> None:
-        """Remove a container's directory with its ``state.json`` last: a removal cut short leaves a
-        container that 'rm -f' still finds and finishes, never an anonymous half-deleted directory."""
+        """Remove a container's directory with its ``state.json`` last, then its name's entry: a removal cut
+        short leaves a container that 'rm -f' still finds and finishes, never an anonymous half-deleted
+        directory, nor a container whose name is free. Under the lock (the name's entry)."""
         d = self.dir(cid)
+        try:
+            st = self.load_id(cid)
+        except NewerState:
+            st = None
         try:
             entries = list(os.scandir(d))
         except FileNotFoundError:
@@ -594,6 +702,8 @@ class StateStore:
         except (FileNotFoundError, PermissionError):
             pass
         rmtree(d)
+        if st is not None:
+            self._release_name(st.name, cid)
 
     def leftovers(self) -> list[str]:
         """Container directories without a state file (a removal cut between its last two steps).

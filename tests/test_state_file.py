@@ -10,7 +10,7 @@ import pytest
 
 from pycontain.config import ContainerConfig
 from pycontain.errors import InvalidState
-from pycontain.state import STATE_VERSION, ContainerState, NewerState, StateStore
+from pycontain.state import NAME_PREFIX, STATE_VERSION, ContainerState, NewerState, StateStore
 
 CID = "ab" * 32
 
@@ -81,3 +81,21 @@ def test_cli_leaves_a_newer_state_alone(pyc):
     assert os.path.exists(path)
     os.unlink(path)  # the fixture's rm -f cannot remove it (by design): leave its directory empty for it
     os.rmdir(os.path.dirname(path))
+
+
+def test_a_name_is_found_through_the_name_index_and_only_its_holder_is_trusted(tmp_path, monkeypatch):
+    """find(NAME) reads the one state the name's index entry points to (engines call state, exec, kill by
+    name), and reads every state when the entry is missing or its container has another name."""
+    store = StateStore(str(tmp_path))
+    web, db = "a" * 64, "b" * 64
+    for cid, name in ((web, "web"), (db, "db")):
+        os.makedirs(store.dir(cid))
+        store.save(ContainerState(cid, name, ContainerConfig("/r", ["sh"])))
+    entry = os.path.join(store.root, NAME_PREFIX + "web")
+    assert store.find("web").id == web  # no entry (a root from before the index): every state read
+    os.symlink(db, entry)  # a crash's leftover: db does not hold the name
+    assert store.find("web").id == web
+    os.unlink(entry)
+    os.symlink(web, entry)
+    monkeypatch.setattr(store, "all", lambda: pytest.fail("every state read for a name in the index"))
+    assert store.find("web").id == web
