@@ -34,9 +34,9 @@ def join_files(record: dict) -> list[str]:
     if record.get("driver") == "v2" and isinstance(record.get("dir"), str):
         return [os.path.join(record["dir"], "cgroup.procs")]
     if record.get("driver") != "v1" or not isinstance(record.get("dirs"), dict):
-        from .cgroups import load_manager
+        from .errors import InvalidArgument
 
-        return load_manager(record).procs_files()  # (which names what is wrong with it)
+        raise InvalidArgument(f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)")
     found = []
     for d in v1_dirs(record["dirs"]):
         procs = os.path.join(d, "cgroup.procs")
