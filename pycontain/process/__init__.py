@@ -64,7 +64,7 @@ import os
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
 from .. import channel, libc, rootfs, trace, userns, users
-from ..cgroups.files import moves_itself
+from ..cgroup_record import moves_itself
 from ..errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NOT_FOUND,
