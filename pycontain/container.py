@@ -131,13 +131,15 @@ class Container:
         *,
         wait_for_start: bool = False,
         stdio: process.Stdio | None = None,
-        monitored: bool = False,
+        monitor: ProcRef | None = None,
+        cid: str | None = None,
     ) -> tuple[Container, process.Child]:
         """Make the container and start its process; on any failure nothing is left behind.
 
         ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
-        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitored``:
-        the caller is the container's monitor (``pycontain.monitor``), recorded as such.
+        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitor``:
+        the container's monitor (``pycontain.monitor``: the caller, or the loop it runs beside), recorded.
+        ``cid``: its id, if the caller chose it (a new one by default).
         """
         from . import process
         from .config_check import validate
@@ -145,14 +147,14 @@ class Container:
 
         validate(config)
         store = StateStore(root)
-        cid = new_id()
+        cid = cid or new_id()
         if config.hostname is None and "uts" in config.namespaces:
             config = config.replace(hostname=cid[:12])  # docker's default: the container's short id
         state = ContainerState(cid, config.name or cid[:12], config)
-        if monitored:
+        if monitor is not None:
             from .health import new_health
 
-            state.monitor = ProcRef.me()
+            state.monitor = monitor
             state.health = new_health(config)
         self = cls(state, store)
         manager = self._cgroup_manager(config)
@@ -365,11 +367,14 @@ class Container:
             st.monitor = None
             self.state = st
             self.store.save(st)
-        self.state = self.store.find(spawn(lambda stdio: (self, self.relaunch(stdio)), st.config))
+        self.state = self.store.find(
+            spawn(lambda stdio, monitor: (self, self.relaunch(stdio, monitor)), st.config, self.id)
+        )
 
-    def relaunch(self, stdio: process.Stdio) -> process.Child:
-        """Start an exited container's process again from its saved configuration (called by its monitor):
-        a new cgroup and network attachment, the same writable layer."""
+    def relaunch(self, stdio: process.Stdio, monitor: ProcRef) -> process.Child:
+        """Start an exited container's process again from its saved configuration (for its ``monitor``, the
+        same one for a restart by the policy, a new one for 'start'): a new cgroup and network attachment,
+        the same writable layer."""
         from .process.create import start_container
 
         with self.store.lock():
@@ -419,10 +424,10 @@ class Container:
             from .health import new_health
 
             st.health = new_health(st.config)
-            if st.monitor and st.monitor.is_me():
+            if st.monitor is not None and st.monitor.pid == monitor.pid:
                 st.restarts += 1
             else:
-                st.monitor = ProcRef.me()
+                st.monitor = monitor
             self.store.save(st)
         return child
 
