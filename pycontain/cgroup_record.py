@@ -36,7 +36,9 @@ def join_files(record: dict) -> list[str]:
     if record.get("driver") != "v1" or not isinstance(record.get("dirs"), dict):
         from .errors import InvalidArgument
 
-        raise InvalidArgument(f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)")
+        raise InvalidArgument(
+            f"invalid cgroup record: {record!r} (expected the object manager.record() wrote)"
+        )
     found = []
     for d in v1_dirs(record["dirs"]):
         procs = os.path.join(d, "cgroup.procs")
