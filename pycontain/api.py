@@ -16,7 +16,7 @@ import os
 
 from . import process, trace
 from .config import ContainerConfig
-from .container import Container
+from .container import Container, new_id
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
 # typing.TYPE_CHECKING without importing typing (several ms on the start path); type checkers know the idiom.
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config_fields import HealthCheck
+    from .state import ProcRef
 
 
 def resolve_image(image: str, data_root: str | None = None):
@@ -302,9 +303,12 @@ def _detached(config: ContainerConfig, root: str | None) -> Container:
     """A new detached container, made by its monitor (``monitor_spawn``), once it runs."""
     from .monitor_spawn import spawn
 
-    return Container.get(
-        spawn(lambda stdio: Container.create(config, root, stdio=stdio, monitored=True), config), root
-    )
+    cid = new_id()  # chosen here: the monitor's command line names it from the start (see monitor_spawn)
+
+    def make(stdio: process.Stdio, monitor: ProcRef) -> tuple[Container, process.Child]:
+        return Container.create(config, root, stdio=stdio, monitor=monitor, cid=cid)
+
+    return Container.get(spawn(make, config, cid), root)
 
 
 def run_docker(

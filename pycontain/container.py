@@ -131,13 +131,15 @@ class Container:
         *,
         wait_for_start: bool = False,
         stdio: process.Stdio | None = None,
-        monitored: bool = False,
+        monitor: ProcRef | None = None,
+        cid: str | None = None,
     ) -> tuple[Container, process.Child]:
         """Make the container and start its process; on any failure nothing is left behind.
 
         ``wait_for_start`` (OCI create): everything is set up and the process waits, status "created",
-        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitored``:
-        the caller is the container's monitor (``pycontain.monitor``), recorded as such.
+        until ``start()``. ``stdio``: where its fds 0-2 come from (default: docker's rules). ``monitor``:
+        the container's monitor (``pycontain.monitor``: the caller, or the loop it runs beside), recorded.
+        ``cid``: its id, if the caller chose it (a new one by default).
         """
         from . import process
         from .config_check import validate
@@ -145,14 +147,14 @@ class Container:
 
         validate(config)
         store = StateStore(root)
-        cid = new_id()
+        cid = cid or new_id()
         if config.hostname is None and "uts" in config.namespaces:
             config = config.replace(hostname=cid[:12])  # docker's default: the container's short id
         state = ContainerState(cid, config.name or cid[:12], config)
-        if monitored:
+        if monitor is not None:
             from .health import new_health
 
-            state.monitor = ProcRef.me()
+            state.monitor = monitor
             state.health = new_health(config)
         self = cls(state, store)
         manager = self._cgroup_manager(config)
@@ -291,12 +293,15 @@ class Container:
             mounts += [Mount.from_oci(m) for m in network_mounts(files_dir)]
         return config.replace(namespaces=namespaces, mounts=mounts)
 
-    def _teardown_network(self) -> None:
+    def _teardown_network(self, wait: bool = True):
+        """The network attachment removed; ``wait=False``: what is left of it (``network.detach``) goes on
+        in a thread, returned for the caller to wait for."""
         net_info, mode = self.state.net_info, self.state.config.network
         if net_info is not None or (mode not in (None, "none", "host") and not mode.startswith("container:")):
             from . import network
 
-            network.detach(self.id, net_info, self.store.root)
+            return network.detach(self.id, net_info, self.store.root, wait=wait)
+        return None
 
     def start(self) -> None:
         """Let a created container's process exec its command (OCI start); start an exited one again."""
@@ -362,11 +367,14 @@ class Container:
             st.monitor = None
             self.state = st
             self.store.save(st)
-        self.state = self.store.find(spawn(lambda stdio: (self, self.relaunch(stdio)), st.config))
+        self.state = self.store.find(
+            spawn(lambda stdio, monitor: (self, self.relaunch(stdio, monitor)), st.config, self.id)
+        )
 
-    def relaunch(self, stdio: process.Stdio) -> process.Child:
-        """Start an exited container's process again from its saved configuration (called by its monitor):
-        a new cgroup and network attachment, the same writable layer."""
+    def relaunch(self, stdio: process.Stdio, monitor: ProcRef) -> process.Child:
+        """Start an exited container's process again from its saved configuration (for its ``monitor``, the
+        same one for a restart by the policy, a new one for 'start'): a new cgroup and network attachment,
+        the same writable layer."""
         from .process.create import start_container
 
         with self.store.lock():
@@ -416,10 +424,10 @@ class Container:
             from .health import new_health
 
             st.health = new_health(st.config)
-            if st.monitor and st.monitor.is_me():
+            if st.monitor is not None and st.monitor.pid == monitor.pid:
                 st.restarts += 1
             else:
-                st.monitor = ProcRef.me()
+                st.monitor = monitor
             self.store.save(st)
         return child
 
@@ -620,9 +628,14 @@ class Container:
             if cg is not None:
                 cg.destroy()
             crash_point("rm-cgroup-destroyed")
-            self._teardown_network()
-            crash_point("rm-network-detached")
-            self.store.remove(self.id)
+            # The kernel removes the veth while the container's directory goes (rm waits for both).
+            releasing = self._teardown_network(wait=False)
+            try:
+                crash_point("rm-network-detached")
+                self.store.remove(self.id)
+            finally:
+                if releasing is not None:
+                    releasing.wait()
 
     def _mark_removing(self) -> None:
         """Record that we are removing it: if we die half-way, gc knows to finish the job."""

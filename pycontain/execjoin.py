@@ -65,13 +65,11 @@ def exec_in_place(
         if not target.state.alive():
             # Its pid may be another process's now: the namespaces opened would not be the container's.
             raise FileNotFoundError
-        cg = target.cgroup()
-        for path in cg.procs_files() if cg else ():
-            from .cgroups.files import moves_itself
+        if target.state.cgroup:
+            from .cgroup_record import join_files
 
-            if moves_itself(path):  # the joiner writes "0" (itself): "tasks" moves it without the lock
-                path = os.path.join(os.path.dirname(path), "tasks")
-            opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
+            for path in join_files(target.state.cgroup):
+                opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
         opts += _security_options(target, plan.security, fds)
         if plan.user:
             opts.append(f"--user={plan.user}")

@@ -1,9 +1,10 @@
 """The monitor of a detached container: the process that stays to reap its PID 1.
 
 ``monitor_spawn.spawn`` forks twice (the monitor leaves the caller's session and is nobody's child but
-init's), and the monitor makes the container: its first process is the monitor's own child, so its exit
-status can be read with ``waitpid``. The monitor reports the container's id (or the error) to the caller
-over a pipe, then exec-s ``monitor_loop.py``, a built-in-modules-only script that writes the timestamped log and waits. When
+init's); the monitor runs ``monitor_loop.py``, a built-in-modules-only script that writes the timestamped
+log and waits, and the container's first process is its child (made by a creator it forked, then adopted
+as a subreaper's, or made by the monitor itself), so its exit status can be read with ``waitpid``. The
+caller gets the container's id (or the error) over a pipe (see ``monitor_spawn``). When
 PID 1 has exited, the loop exec-s this module again (``python -m pycontain.monitor exited ROOT ID CODE``),
 which records the exit (code, time, OOM kill) and applies the restart policy: it starts the container
 again, as the same process, and goes back to the loop — or ends.
@@ -29,7 +30,7 @@ def exited(root: str, cid: str, code: int) -> None:
     from .errors import ContainerNotFound
     from .monitor_spawn import launch, loop_argv
     from .restart import backoff, should_restart
-    from .state import STOPPED
+    from .state import STOPPED, ProcRef
 
     try:
         c = Container.get(cid, root)
@@ -47,7 +48,7 @@ def exited(root: str, cid: str, code: int) -> None:
             c.state = st
             try:
                 _container, child, out_r, err_r, in_w = launch(
-                    lambda stdio: (c, c.relaunch(stdio)), c.state.config
+                    lambda stdio, monitor: (c, c.relaunch(stdio, monitor)), c.state.config, ProcRef.me()
                 )
             except Exception as e:
                 _record_failure(c, e)

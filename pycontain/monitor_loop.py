@@ -20,11 +20,20 @@ It also listens on ATTACH_SOCKET (``pycontain attach``): each client gets the co
 comes and what it sends goes to the container's stdin (STDIN_FD: a pipe with -i, the pty master with -t,
 where STDOUT_FD is that master too and STDERR_FD is -1). A client leaves by closing its connection.
 
-argv: LOG_PATH CHILD_PID STDOUT_FD STDERR_FD ROOT ID HEALTH_INTERVAL STDIN_FD ATTACH_SOCKET LOG_MAX_SIZE
-LOG_MAX_FILES
+argv: STDOUT_FD STDERR_FD STDIN_FD LOG_PATH CHILD_PID ROOT ID HEALTH_INTERVAL ATTACH_SOCKET LOG_MAX_SIZE
+LOG_MAX_FILES, or ``--beside ID FIELDS_FD CREATOR_PID STDOUT_FD STDERR_FD STDIN_FD`` for a loop started
+beside the process that makes the container ``ID`` (``monitor_spawn``): the fields from LOG_PATH on come on
+FIELDS_FD (their length, a newline, then the fields NUL-separated) once the container runs, or nothing if
+making it failed (the creator reports that, and the loop ends). Once the log is open and the attach socket
+bound, the loop waits for the creator's exit: CHILD_PID, the creator's child, is then the loop's (it is a
+child subreaper).
+
+A subreaper also gets whatever its other descendants orphan (the processes of a container in the host's
+pid namespace, those a health check leaves): reaped at each SIGCHLD, never left as zombies.
 """
 
-import _socket  # the C module: socket.py would load enum, selectors...
+import _signal  # the C modules: signal.py and socket.py would load enum, selectors...
+import _socket
 import errno
 import os
 import select
@@ -220,27 +229,71 @@ class _Attach:
                 pass
 
 
+def _drain(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 4096))
+    except BlockingIOError:
+        return False
+
+
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data) :]
 
 
+def _read_fields(fd: int) -> list[str] | None:
+    """The creator's message on ``fd`` (see the docstring), or None if it closed the pipe without one."""
+    data = b""
+    while True:
+        head, nl, body = data.partition(b"\n")
+        if nl and len(body) >= int(head):
+            return body[: int(head)].decode().split("\0")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        data += chunk
+
+
+def _reap_orphans(known: set) -> None:
+    """Reap the children that are not the container's PID 1 or a health check (orphans we adopted)."""
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:
+        return  # a kernel without CONFIG_PROC_CHILDREN: they stay until the monitor ends
+    for pid in pids:
+        if pid not in known:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def main(argv: list[str]) -> None:
-    log_path, child, out_fd, err_fd, root, cid = (
-        argv[0],
-        int(argv[1]),
-        int(argv[2]),
-        int(argv[3]),
-        argv[4],
-        argv[5],
-    )
-    health = _Health(float(argv[6]) if len(argv) > 6 else 0.0, root, cid)
-    stdin_fd = int(argv[7]) if len(argv) > 7 else -1
-    log = _Log(log_path, int(argv[9]) if len(argv) > 9 else 0, int(argv[10]) if len(argv) > 10 else 1)
+    creator = -1
+    if argv[0] == "--beside":
+        fields_fd, creator = int(argv[2]), int(argv[3])
+        fields = _read_fields(fields_fd)
+        os.close(fields_fd)
+        if fields is None:
+            os.waitpid(creator, 0)
+            return
+        argv = argv[4:7] + fields
+    out_fd, err_fd, stdin_fd = int(argv[0]), int(argv[1]), int(argv[2])
+    log_path, child, root, cid = argv[3], int(argv[4]), argv[5], argv[6]
+    health = _Health(float(argv[7]), root, cid)
+    log = _Log(log_path, int(argv[9]), int(argv[10]))
     streams = {fd: (name, bytearray()) for fd, name in ((out_fd, b"stdout"), (err_fd, b"stderr")) if fd >= 0}
-    pidfd = os.pidfd_open(child)
     poller = select.poll()
-    attach = _Attach(argv[8] if len(argv) > 8 else "", stdin_fd, poller)
+    attach = _Attach(argv[8], stdin_fd, poller)
+    if creator >= 0:
+        os.waitpid(creator, 0)  # it exits once it has reported: its child is ours from here on
+    pidfd = os.pidfd_open(child)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, lambda _signum, _frame: None)  # the wakeup byte is what matters
+    poller.register(wake_r, select.POLLIN)
+    _reap_orphans({child})
     for fd in streams:
         poller.register(fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
@@ -258,6 +311,11 @@ def main(argv: list[str]) -> None:
         elif time.monotonic() >= deadline:
             break
         for fd, _ev in events:
+            if fd == wake_r:
+                while _drain(wake_r):
+                    pass
+                _reap_orphans({child, health.pid})
+                continue
             if fd == pidfd:
                 _pid, raw = os.waitpid(child, 0)
                 status = _exit_status(raw)

@@ -1,6 +1,15 @@
 """How a detached container's monitor starts: ``spawn`` forks it, it makes (or starts again) the container
 with its output on pipes, reports the id or the error, and exec-s ``monitor_loop.py``.
 
+A new container without a terminal is made beside the loop, not before it: the monitor becomes a child
+subreaper, forks the creator and exec-s the loop at once, so the loop's interpreter starts (~10 ms) while
+the creator makes the container. The creator sends the loop what it needs (``loop_fields``), reports, and
+exits: the container's first process, the creator's child, is then the loop's (the subreaper adopts it).
+As before, 'run' returns with the loop about to open the log and bind the attach socket (it is usually
+up by then, its interpreter having started meanwhile). With a terminal (the pty master is the
+creator's descriptor) and for a restart by the policy, the monitor makes the container itself, then exec-s
+the loop, as the loop's own parent.
+
 Below both ``container`` (starting an exited container again spawns a monitor) and ``monitor`` (a new
 detached container, and a restart by the policy): it is given the function that makes the container's
 process, so it never imports ``container`` and neither imports the other's caller.
@@ -21,17 +30,18 @@ if TYPE_CHECKING:
     from .config import ContainerConfig
     from .container import Container
     from .process import Child, Stdio
+    from .state import ProcRef
 
-    # Makes the container's process with the stdio it is given: Container.create, or an exited
-    # container's relaunch.
-    Make = Callable[[Stdio], tuple[Container, Child]]
+    # Makes the container's process with the stdio it is given, recording the monitor it is given:
+    # Container.create, or an exited container's relaunch.
+    Make = Callable[[Stdio, ProcRef], tuple[Container, Child]]
 
 LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
 
 
-def spawn(make: Make, config: ContainerConfig) -> str:
+def spawn(make: Make, config: ContainerConfig, cid: str) -> str:
     """Start a container under a new monitor (``make`` makes its process there, ``config`` is its
-    configuration) and return its id once it runs. Errors are the ones making it raised, with their exit
+    configuration, ``cid`` its id) and return its id once it runs. Errors are the ones making it raised, with their exit
     status."""
     r, w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
@@ -45,7 +55,7 @@ def spawn(make: Make, config: ContainerConfig) -> str:
                 os._exit(
                     0
                 )  # the monitor is an orphan: init (or the nearest subreaper) reaps it, never our caller
-            _become_monitor(make, config, w)
+            _become_monitor(make, config, cid, w)
         finally:
             os._exit(EXIT_RUNTIME)
     os.close(w)
@@ -81,7 +91,7 @@ def _rebuild_error(kind: str, text: str, code: int) -> PycontainError:
     return err
 
 
-def _become_monitor(make: Make, config: ContainerConfig, report: int) -> None:
+def _become_monitor(make: Make, config: ContainerConfig, cid: str, report: int) -> None:
     """In the monitor: stdio away from the caller's, make (or start again) the container, report, loop."""
     fd = os.open("/dev/null", os.O_RDWR)
     for target in (0, 1, 2):
@@ -90,23 +100,94 @@ def _become_monitor(make: Make, config: ContainerConfig, report: int) -> None:
     # Whatever else the caller left open (the write end of a pipe its own caller waits on) stays with it.
     os.closerange(3, report)
     os.closerange(report + 1, os.sysconf("SC_OPEN_MAX"))
+    from .state import ProcRef
+
+    me = ProcRef.me()
+    if not config.tty and _subreaper():
+        _make_beside_the_loop(make, config, cid, report, me)
+        return
     try:
-        container, child, out_r, err_r, in_w = launch(make, config)
-    except PycontainError as e:
-        _send(report, f"E{e.exit_code}\t{type(e).__name__}\t{e}")
-        return
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\t{e.strerror or e}{where}")
-        return
+        container, child, out_r, err_r, in_w = launch(make, config, me)
     except Exception as e:
-        _send(report, f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}")
+        _send(report, _error_report(e))
         return
     argv = loop_argv(container, child.pid, out_r, err_r, in_w)
     # Left open: the exec closes it (close-on-exec), so 'run' returns once the monitor is the loop, with
     # its log open and its attach socket about to be.
     os.write(report, f"OK {container.id}".encode())
     os.execv(sys.executable, argv)
+
+
+def _subreaper() -> bool:
+    """Make this process a child subreaper (kept across exec): what its descendants orphan comes to it."""
+    try:
+        import _prctl
+
+        _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+    except (ImportError, OSError):
+        return False  # the monitor makes the container itself, as the loop's parent
+    return True
+
+
+def _make_beside_the_loop(make: Make, config: ContainerConfig, cid: str, report: int, me: ProcRef) -> None:
+    """Fork the creator, then become the loop at once (see the module's docstring)."""
+    try:
+        stdio, ours, theirs = _pipes(config)
+        fields_r, fields_w = os.pipe2(os.O_CLOEXEC)
+        creator = os.fork()
+    except Exception as e:
+        _send(report, _error_report(e))
+        return
+    if creator == 0:
+        try:
+            for fd in (*ours, fields_r):
+                os.close(fd)
+            _create(make, stdio, theirs, me, report, fields_w)
+        finally:
+            os._exit(0)
+    for fd in (*theirs, fields_w, report):
+        os.close(fd)
+    out_r, err_r, in_w = ours if len(ours) == 3 else (*ours, -1)
+    for fd in (out_r, err_r, in_w, fields_r):
+        if fd >= 0:
+            os.set_inheritable(fd, True)
+    args = [str(fd) for fd in (fields_r, creator, out_r, err_r, in_w)]
+    # The id is there for people (and tests) looking for a container's monitor in ps.
+    os.execv(sys.executable, [sys.executable, "-I", "-S", _loop_program(), "--beside", cid, *args])
+
+
+def _create(make: Make, stdio: Stdio, theirs: list[int], me: ProcRef, report: int, fields_w: int) -> None:
+    """In the creator: make the container, hand it to the loop, and report."""
+    try:
+        try:
+            container, child = make(stdio, me)
+        finally:
+            for fd in theirs:
+                os.close(fd)
+    except Exception as e:
+        _send(report, _error_report(e))
+        return
+    data = "\0".join(loop_fields(container, child.pid)).encode()
+    try:
+        _write_all(fields_w, b"%d\n%s" % (len(data), data))
+    except OSError:
+        return  # the loop died: 'run' says the monitor did, and 'rm -f' finds the container
+    os.write(report, f"OK {container.id}".encode())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _error_report(e: Exception) -> str:
+    """What the monitor sends 'run' for an error: its exit status, class and text (see _rebuild_error)."""
+    if isinstance(e, PycontainError):
+        return f"E{e.exit_code}\t{type(e).__name__}\t{e}"
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if e.filename else ""
+        return f"E{EXIT_RUNTIME}\tPycontainError\t{e.strerror or e}{where}"
+    return f"E{EXIT_RUNTIME}\tPycontainError\tinternal error: {type(e).__name__}: {e}"
 
 
 def _send(fd: int, text: str) -> None:
@@ -116,33 +197,49 @@ def _send(fd: int, text: str) -> None:
         os.close(fd)
 
 
-def launch(make: Make, config: ContainerConfig) -> tuple[Container, Child, int, int, int]:
-    """In the monitor: make the container's process (``make``) with its stdout and stderr on pipes to us.
-    Returns the container, its process, and our ends: stdout, stderr (-1 with a tty) and stdin (-1 without
-    -i)."""
+def _pipes(config: ContainerConfig) -> tuple[Stdio, list[int], list[int]]:
+    """The container's stdio on pipes (no terminal): its Stdio, the monitor's ends (stdout, stderr, and
+    stdin with -i) and the container's, all close-on-exec."""
     from . import process
 
-    tty, interactive = config.tty, config.interactive
-    ours: list[int] = []  # the ends the monitor keeps
-    theirs: list[int] = []  # the container's ends, closed here once it has them
+    ours: list[int] = []
+    theirs: list[int] = []
     try:
-        in_r = in_w = -1
-        if interactive and not tty:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        ours.append(out_r)
+        theirs.append(out_w)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        ours.append(err_r)
+        theirs.append(err_w)
+        in_r = -1
+        if config.interactive:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
             ours.append(in_w)
             theirs.append(in_r)
-        if tty:
-            out_r = err_r = -1
-            stdio = process.Stdio(tty=True)
-        else:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            ours += [out_r, err_r]
-            theirs += [out_w, err_w]
-            stdio = process.Stdio(
-                stdin_null=in_r < 0, stdin_fd=in_r if in_r >= 0 else None, stdout_fd=out_w, stderr_fd=err_w
-            )
-        container, child = make(stdio)
+    except BaseException:
+        for fd in ours + theirs:
+            os.close(fd)
+        raise
+    stdio = process.Stdio(
+        stdin_null=in_r < 0, stdin_fd=in_r if in_r >= 0 else None, stdout_fd=out_w, stderr_fd=err_w
+    )
+    return stdio, ours, theirs
+
+
+def launch(make: Make, config: ContainerConfig, monitor: ProcRef) -> tuple[Container, Child, int, int, int]:
+    """In the monitor: make the container's process (``make``, recording ``monitor``) with its stdout and
+    stderr on pipes to us. Returns the container, its process, and our ends: stdout, stderr (-1 with a tty)
+    and stdin (-1 without -i)."""
+    from . import process
+
+    if config.tty:
+        container, child = make(process.Stdio(tty=True), monitor)
+        # The pty master is the container's terminal: output comes from it, attach's input goes to it.
+        assert child.pty_master is not None  # (a tty's Stdio makes one)
+        return container, child, child.pty_master, -1, child.pty_master
+    stdio, ours, theirs = _pipes(config)
+    try:
+        container, child = make(stdio, monitor)
     except BaseException:
         for fd in ours:
             os.close(fd)
@@ -150,10 +247,7 @@ def launch(make: Make, config: ContainerConfig) -> tuple[Container, Child, int, 
     finally:
         for fd in theirs:
             os.close(fd)
-    if tty:
-        # The pty master is the container's terminal: output comes from it, attach's input goes to it.
-        assert child.pty_master is not None  # (a tty's Stdio makes one)
-        out_r = in_w = child.pty_master
+    out_r, err_r, in_w = ours if len(ours) == 3 else (*ours, -1)
     return container, child, out_r, err_r, in_w
 
 
@@ -193,27 +287,30 @@ def _loop_program() -> str:
         return LOOP  # a read-only tree: the source runs as well
 
 
-def loop_argv(container: Container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> list[str]:
-    """The loop's command line (see monitor_loop), the descriptors it is given made inheritable."""
+def loop_fields(container: Container, child_pid: int) -> list[str]:
+    """What the loop needs besides its descriptors (see monitor_loop): log, PID 1, the container, its health
+    check's interval, the attach socket and the log's rotation."""
     from .logs import rotation
 
-    for fd in (out_r, err_r, stdin_w):
-        if fd >= 0:
-            os.set_inheritable(fd, True)
     max_size, max_files = rotation(container.state.config.log_opts)
     check = container.state.config.healthcheck
     interval = str(check.interval if check is not None and check.cmd else 0)
-    args = [
+    return [
         container.log_path,
         str(child_pid),
-        str(out_r),
-        str(err_r),
         container.store.root,
         container.id,
         interval,
-        str(stdin_w),
         attach_socket(container.id),
         str(max_size),
         str(max_files),
     ]
-    return [sys.executable, "-I", "-S", _loop_program(), *args]
+
+
+def loop_argv(container: Container, child_pid: int, out_r: int, err_r: int, stdin_w: int) -> list[str]:
+    """The loop's command line (see monitor_loop), the descriptors it is given made inheritable."""
+    for fd in (out_r, err_r, stdin_w):
+        if fd >= 0:
+            os.set_inheritable(fd, True)
+    fds = [str(fd) for fd in (out_r, err_r, stdin_w)]
+    return [sys.executable, "-I", "-S", _loop_program(), *fds, *loop_fields(container, child_pid)]

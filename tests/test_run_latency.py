@@ -102,7 +102,7 @@ def test_compare_trees_runs_and_leaves_nothing():
     )
     assert p.returncode == 0, p.stderr[-2000:]
     rows = {line.rsplit(None, 3)[0]: line.split()[-1] for line in p.stdout.splitlines()[1:]}
-    for label in ("exec", "state", "ps", "run --network none", "run (bridge)"):
+    for label in ("exec", "state", "ps", "run --network none", "run (bridge)", "run -d until logged"):
         for tree in ("before", "after"):
             assert rows.get(f"{label} ({tree})") == "0", (label, tree, p.stdout)
     assert _sleepers() <= sleepers

@@ -133,15 +133,3 @@ def wait_for(predicate, timeout: float) -> bool:
             return False
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
-
-
-def moves_itself(procs_file: str) -> bool:
-    """Whether a process joins this hierarchy more cheaply itself than when moved by its parent.
-
-    Writing a pid to ``cgroup.procs`` takes the kernel's global threadgroup lock, and the first time
-    after a quiet spell that waits for an RCU grace period (6-16 ms measured on this v1 host, paid by
-    every container start and exec, as by runc). A thread writing "0" (itself) to a v1 hierarchy's
-    ``tasks`` file is moved without that lock (Linux 6.0 on; before, the same wait): 0.03-0.2 ms per
-    hierarchy here. cgroup v2 has no ``tasks`` file, and its ``cgroup.threads`` only moves threads
-    within a threaded subtree."""
-    return os.path.exists(os.path.join(os.path.dirname(procs_file), "tasks"))

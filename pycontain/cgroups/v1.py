@@ -17,6 +17,7 @@ import _signal as signal  # the C module: the signal package loads enum (2-3 ms 
 import errno
 import os
 
+from ..cgroup_record import v1_dirs
 from ..errors import AlreadyExists, PermissionDenied, PycontainError, Unsupported
 from .base import FREEZE_TIMEOUT, CgroupManager
 from .files import (
@@ -83,8 +84,7 @@ class V1Manager(CgroupManager):
 
     def _dirs(self) -> list[str]:
         """Distinct directories, cpuset first (it must be filled in before a process can join)."""
-        ordered = sorted(self.dirs.items(), key=lambda kv: kv[0] != "cpuset")
-        return list(dict.fromkeys(d for _c, d in ordered))
+        return v1_dirs(self.dirs)
 
     def dir(self, controller: str) -> str:
         """This cgroup's directory in ``controller``'s hierarchy, made now if it was not (``ALWAYS``);

@@ -191,7 +191,10 @@ def exec_body(v: dict) -> int:
         and preserve_fds_count(v["preserve_fds"] or "0") == 0
     ):
         # The common case: pycontain-init takes this process over (pycontain.execjoin); it returns only
-        # for what it does not take.
+        # for what it does not take. No cyclic garbage collection meanwhile: nothing lives long enough.
+        import gc
+
+        gc.disable()
         from ..container import Container
         from ..execjoin import exec_in_place
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from . import netns, settings
-from .pool import READY, entries, lock_pool, pool_dir, ready, remove_entry_dir, size
+from .pool import READY, entries, lock_pool, pool_dir, ready, size
 
 # How long a background filler waits for the next claim once the pool is full: containers started back to
 # back then find a filler at work, which imported pyroute2 once (its message modules cost more CPU than
@@ -35,6 +35,7 @@ def fill(linger: float = 0.0) -> int:
             deadline = time.monotonic() + linger
             while True:
                 if len(entries(reg, ready_only=True)) < size(d):
+                    sweep(d, {cid for n in reg.all() for cid in n["members"]})
                     _make_entry(d)
                     made += 1
                     deadline = time.monotonic() + linger
@@ -60,6 +61,22 @@ def _make_entry(d: str) -> None:
     except BaseException:
         remove_entry_dir(d, entry_id)
         raise
+
+
+def remove_entry_dir(d: str, entry_id: str) -> None:
+    """The stand-in container's state directory and its ready mark (and the network files an entry made by
+    an older pycontain has)."""
+    from . import files
+
+    files.remove(settings.files_dir(d, entry_id))
+    try:
+        os.unlink(os.path.join(d, entry_id, READY))
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.join(d, entry_id))
+    except FileNotFoundError:
+        pass
 
 
 def set_size(n: int) -> int:
@@ -100,6 +117,17 @@ def drain_locked(d: str) -> list[str]:
     return removed
 
 
+def sweep(d: str, members: set[str]) -> list[str]:
+    """Remove the entry directories no registry member owns (``members``: their ids), under the pool's
+    lock: those of claimed entries (their claimers leave them) and a killed filler's. Their names."""
+    swept = []
+    for n in sorted(os.listdir(d)):
+        if len(n) == 64 and n not in members:
+            remove_entry_dir(d, n)
+            swept.append(n)
+    return swept
+
+
 def leftovers(held: set[str], members: set[str]) -> list[str]:
     """What a filler killed half-way (or a hand) left (``gc``): entries that cannot serve a container
     (``ready``: their veth, namespace and address go), namespace files and entry directories no registry
@@ -122,10 +150,7 @@ def leftovers(held: set[str], members: set[str]) -> list[str]:
                 detach(m["container_id"], m, d)
                 remove_entry_dir(d, m["container_id"])
                 removed.append(f"unusable pool entry {m['ip']} ({m['veth_host']})")
-        for n in sorted(os.listdir(d)):
-            if len(n) == 64 and n not in members:
-                remove_entry_dir(d, n)
-                removed.append(f"pool entry directory {os.path.join(d, n)}")
+        removed.extend(f"pool entry directory {os.path.join(d, n)}" for n in sweep(d, members))
         nsdir = os.path.join(d, "netns")
         for n in sorted(os.listdir(nsdir)) if os.path.isdir(nsdir) else []:
             path = os.path.join(nsdir, n)

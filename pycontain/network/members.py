@@ -11,6 +11,10 @@ from .info import NetInfo, as_dict
 from .ports import PortSpec, check_ports, parse_publish
 from .upkeep import load_network, open_rtnl, prune, refresh_hosts, sync_nft
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .netns import Background
+
 
 def resolve_state_root(root: str | None) -> str:
     """The state root containers are kept in: the one ``StateStore`` picks (--root, $PYCONTAIN_ROOT, the
@@ -165,10 +169,12 @@ def attach(
                 trace.step("net: namespace made")
                 links.add_container_link(nl, inner, net, member, bridge_index)
                 trace.step("net: veth on the bridge")
-            with reg.lock():
-                net = reg.load(net["name"]) or net
-                _write_files(net, member)
-                refresh_hosts(net)
+            if root != pool.pool_dir():
+                # A pool entry has no name to list and no files: its claimer writes the container's.
+                with reg.lock():
+                    net = reg.load(net["name"]) or net
+                    _write_files(net, member)
+                    refresh_hosts(net)
         except BaseException:
             netns.abandon(pending)
             try:
@@ -194,11 +200,20 @@ def _not_attached(container_id: str, container_name: str, nets: list[dict]) -> N
 
 
 def detach(
-    container_id: str, info: dict | NetInfo | None = None, state_root: str | None = None, _nl=None
-) -> None:
+    container_id: str,
+    info: dict | NetInfo | None = None,
+    state_root: str | None = None,
+    _nl=None,
+    wait: bool = True,
+) -> Background | None:
     """Remove everything ``attach`` made for the container: veth, namespace mount and file, address,
     published-port rules, its files; and drop it from the other members' hosts files. Idempotent; works
-    from the container id alone (``info`` only adds paths a crashed attach may not have recorded)."""
+    from the container id alone (``info`` only adds paths a crashed attach may not have recorded).
+
+    ``wait=False``: its files go at once, and the rest (the kernel removing the veth, then the address
+    released: ~2-10 ms) in a thread while the caller goes on (``rm`` removes the container's own
+    directory meanwhile); the caller must ``wait()`` for what it returns (None: nothing left to do) before
+    it exits. Killed before, it leaves a member whose container is gone: pruned by the next attach or gc."""
     from . import files, ipam
 
     _check_id(container_id)
@@ -214,23 +229,38 @@ def detach(
     }
     if d.get("netns_path"):
         paths.add(d["netns_path"])
-    if records or d or any(os.path.lexists(p) for p in paths):
-        _remove_links_and_namespaces(sorted(veths), sorted(paths), _nl)
-    if records:
-        with reg.lock():
-            changed = []
-            for net in reg.all():
-                if container_id in net["members"]:
-                    ported = bool(net["members"][container_id].get("ports"))
-                    del net["members"][container_id]
-                    reg.save(net)
-                    changed.append((net, ported))
-            # Only published ports name a container in the nftables table: without any, it is unchanged.
-            if any(ported for _net, ported in changed):
-                sync_nft(reg)
-            for net, _ported in changed:
-                refresh_hosts(net)
     files.remove(settings.files_dir(root, container_id))
+    if not (records or d or any(os.path.lexists(p) for p in paths)):
+        return None
+
+    def release() -> None:
+        _remove_links_and_namespaces(sorted(veths), sorted(paths), _nl)
+        if records:
+            _forget(reg, container_id)
+
+    if wait:
+        release()
+        return None
+    from .netns import Background
+
+    return Background(release)
+
+
+def _forget(reg, container_id: str) -> None:
+    """Drop the container from the registry (its address, ports) and from the other members' hosts files."""
+    with reg.lock():
+        changed = []
+        for net in reg.all():
+            if container_id in net["members"]:
+                ported = bool(net["members"][container_id].get("ports"))
+                del net["members"][container_id]
+                reg.save(net)
+                changed.append((net, ported))
+        # Only published ports name a container in the nftables table: without any, it is unchanged.
+        if any(ported for _net, ported in changed):
+            sync_nft(reg)
+        for net, _ported in changed:
+            refresh_hosts(net)
 
 
 # How long a veth may take to go with its namespace before it is deleted here (see below).

@@ -98,26 +98,13 @@ def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[di
             del net["members"][entry["container_id"]]
             net["members"][member["container_id"]] = member
             reg.save(net)
-            remove_entry_dir(d, entry["container_id"])
+            # The entry's directory (its ready mark) is left for the filler this claim starts: a directory
+            # no member owns is swept (``filler.sweep``), off the claimer's path (ext4 unlinks and rmdirs
+            # right after the registry's rename cost milliseconds).
             write(net, member)
         return net, member
     finally:
         spawn_fill()
-
-
-def remove_entry_dir(d: str, entry_id: str) -> None:
-    """The stand-in container's state directory: its network files and the ready mark."""
-    from . import files
-
-    files.remove(settings.files_dir(d, entry_id))
-    try:
-        os.unlink(os.path.join(d, entry_id, READY))
-    except FileNotFoundError:
-        pass
-    try:
-        os.rmdir(os.path.join(d, entry_id))
-    except FileNotFoundError:
-        pass
 
 
 def spawn_fill() -> None:

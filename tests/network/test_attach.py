@@ -279,6 +279,30 @@ def test_detach_removes_the_veth_even_while_its_namespace_lives_on(fakes, server
     assert_same(before, snapshot(state_root))
 
 
+def test_detach_in_the_background_leaves_nothing_once_waited_for(fakes, servers, state_root):
+    """rm's detach: the container's files go at once, the veth (deleted here after its grace when a process
+    holds the namespace) and the address while the caller goes on; after wait(), nothing is left, and the
+    address can be handed out again."""
+    import subprocess
+
+    fakes.new(name="warmup")
+    before = snapshot(state_root)
+    info = fakes.new(name="bg")
+    held = fakes.new(name="held")
+    servers(held.netns_path, free_port(), "held")
+    pending = [network.detach(i.container_id, i, state_root, wait=False) for i in (info, held)]
+    assert not os.path.exists(info.files_dir) and not os.path.exists(held.files_dir)
+    for p in pending:
+        assert p is not None
+        p.wait()
+    for i in (info, held):
+        assert subprocess.run(["ip", "link", "show", i.veth_host], capture_output=True).returncode != 0
+    assert_same(before, snapshot(state_root))
+    assert network.detach(info.container_id, None, state_root, wait=False) is None  # nothing left to do
+    again = fakes.new(name="again")
+    assert again.ip in (info.ip, held.ip)  # the lowest free address: one of theirs, released
+
+
 def test_gc_removes_leftovers_of_crashed_runs(fakes, state_root):
     import shutil
 

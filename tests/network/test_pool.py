@@ -35,6 +35,23 @@ def _no_filler() -> None:
     os.close(fd)
 
 
+def _fillers() -> list[str]:
+    """The pids of the filler processes at work on this session's registry."""
+    registry = f"PYCONTAIN_NETWORKS_DIR={ipam.Registry().path}".encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"pycontain.network.filler" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if registry in f.read().split(b"\0"):
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def _settled() -> None:
     """After a claim: wait until the filler it started has topped the pool up, then until it has left (a
     filler not started yet would otherwise take the lock after _no_filler, and gc would skip the pool)."""
@@ -90,9 +107,10 @@ def test_run_takes_an_entry_which_goes_with_the_container(warm):
     # --rm removed what the container took, like any namespace of its own
     assert not os.path.exists(taken["netns_path"])
     assert taken["veth_host"] not in _bridge_ports()
-    assert not os.path.exists(os.path.join(pool.pool_dir(), taken["container_id"]))
-    # and the pool is topped up again in the background
+    # and the pool is topped up again in the background, by the filler, which sweeps the entry's directory
     assert wait_until(lambda: len(pool.entries(ipam.Registry(), ready_only=True)) == 2, timeout=30)
+    _no_filler()
+    assert not os.path.exists(os.path.join(pool.pool_dir(), taken["container_id"]))
 
 
 def test_concurrent_runs_take_distinct_entries(warm):
@@ -116,6 +134,13 @@ def test_stale_entry_is_never_claimed_and_gc_collects_it(warm):
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[3].split("/")[0] != stale["ip"]
     _settled()
+    # the filler's own attach pruned it, and it swept the entry's directory
+    assert stale["container_id"] not in {m["container_id"] for m in _entries()}
+    assert not os.path.exists(os.path.join(pool.pool_dir(), stale["container_id"]))
+    # with no run (and so no filler) after it, gc collects one
+    assert wait_until(lambda: _fillers() == [], 30)
+    stale = _entries()[0]
+    netns.remove(stale["netns_path"])
     g = warm("network", "gc", check=True)
     assert stale["container_id"][:12] in g.stdout
     assert stale["container_id"] not in {m["container_id"] for m in _entries()}
@@ -273,24 +298,8 @@ def test_the_filler_holds_none_of_the_claimers_files(warm):
         pipe = os.readlink(f"/proc/self/fd/{w}")
         _no_filler()
         pool.spawn_fill()
-        registry = f"PYCONTAIN_NETWORKS_DIR={ipam.Registry().path}".encode()
-
-        def ours() -> list[str]:
-            found = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        if b"pycontain.network.filler" not in f.read():
-                            continue
-                    with open(f"/proc/{pid}/environ", "rb") as f:
-                        if registry in f.read().split(b"\0"):
-                            found.append(pid)
-                except OSError:
-                    continue
-            return found
-
-        assert wait_until(lambda: ours() != [], 10)
-        for pid in ours():
+        assert wait_until(lambda: _fillers() != [], 10)
+        for pid in _fillers():
             fds = []
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 try:
