@@ -702,8 +702,8 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
     char buf[4096];
     const char *path = find_executable(cmd[0], buf, sizeof buf);
     /* Ignored signals survive execve (Python ignores these two): the command gets the defaults. */
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGXFSZ, SIG_DFL);
+    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
+        die(125, "signal: %s", strerror(errno));
     if (opt.nnp)
         checked_prctl("PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS, 1, 0);
     if (opt.program && !opt.seccomp_early)
@@ -716,9 +716,10 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
         if (setsid() < 0)
             die(125, "setsid: %s", strerror(errno));
         for (int sig = 1; sig < 32; sig++)
-            if (ignored >> sig & 1)
-                signal(sig, SIG_IGN);
-        sigprocmask(SIG_SETMASK, old, NULL);
+            if (ignored >> sig & 1 && signal(sig, SIG_IGN) == SIG_ERR)
+                die(125, "signal: %s", strerror(errno));
+        if (sigprocmask(SIG_SETMASK, old, NULL) < 0)
+            die(125, "sigprocmask: %s", strerror(errno));
         execve(path, cmd, environ);
         int code = errno == ENOENT ? 127 : 126;
         die(code, "cannot execute '%s': %s", cmd[0], strerror(errno));
@@ -782,20 +783,24 @@ int exec_main(int argc, char **argv) {
         read_program();
     if (!opt.relay_stdin && opt.null_fd < 0)
         fatal("pycontain-init --exec: --null or --stdin is needed");
-    signal(SIGPIPE, SIG_IGN); /* a reader gone is EPIPE to the relay, not its death */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) /* a reader gone is EPIPE to the relay, not its death */
+        fatal("signal: %s", strerror(errno));
     sigset_t mask, old;
     sigemptyset(&mask);
-    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
-        sigaddset(&mask, forwarded[i]);
-    sigaddset(&mask, SIGCHLD);
-    /* An ignored signal never reaches the signalfd: take it to forward it, and give the command the
-     * disposition it inherited (ignored ones survive execve: a shell's background job ignores SIGINT). */
-    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
+    /* An ignored signal never reaches the signalfd (an ignored SIGCHLD even reaps the children): take
+     * it, and give the command the disposition it inherited (ignored ones survive execve: a shell's
+     * background job ignores SIGINT). */
+    for (size_t i = 0; i <= sizeof forwarded / sizeof *forwarded; i++) {
+        int sig = i < sizeof forwarded / sizeof *forwarded ? forwarded[i] : SIGCHLD;
         struct sigaction sa;
-        if (sigaction(forwarded[i], NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
-            ignored |= 1 << forwarded[i];
-            signal(forwarded[i], SIG_DFL);
+        if (sigaction(sig, NULL, &sa) < 0)
+            fatal("sigaction: %s", strerror(errno));
+        if (sa.sa_handler == SIG_IGN) {
+            ignored |= 1 << sig;
+            if (signal(sig, SIG_DFL) == SIG_ERR)
+                fatal("signal: %s", strerror(errno));
         }
+        sigaddset(&mask, sig);
     }
     if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
         fatal("sigprocmask: %s", strerror(errno));
@@ -825,7 +830,9 @@ int exec_main(int argc, char **argv) {
     int in_w = inp[1], read_stdin = opt.relay_stdin;
     if (inp[0] >= 0) {
         close(inp[0]);
-        fcntl(in_w, F_SETFL, O_NONBLOCK); /* a command that does not read must not stall its output */
+        /* a command that does not read must not stall its output */
+        if (fcntl(in_w, F_SETFL, O_NONBLOCK) < 0)
+            fatal("fcntl: %s", strerror(errno));
     }
     int out_r = outp[0], err_r = errp[0], chan_r = sp[0];
     pid_t cmd_pid = 0;
@@ -933,11 +940,9 @@ int exec_main(int argc, char **argv) {
     /* The command is gone: what it left in the pipes still goes out (a process of its own it left behind
      * may hold them open: not waited for). */
     for (int *fd = &out_r; fd; fd = fd == &out_r ? &err_r : NULL)
-        if (*fd >= 0) {
-            fcntl(*fd, F_SETFL, O_NONBLOCK);
+        if (*fd >= 0 && fcntl(*fd, F_SETFL, O_NONBLOCK) == 0)
             while (*fd >= 0 && copy_out(fd, fd == &out_r ? 1 : 2))
                 ;
-        }
     if (error_code) {
         fprintf(stderr, "pycontain: %s\n", error);
         return error_code;

@@ -57,6 +57,34 @@ def test_exec_gets_what_the_library_path_gives(pyc, opts, user):
     assert fast.stdout == slow.stdout.decode()
 
 
+def test_exec_into_an_oci_container_gets_its_process_groups_umask_and_rlimits(pyc, tmp_path):
+    """An OCI bundle's process (additional groups, umask, rlimits, no seccomp filter), as runc's create and
+    start made it: a plain exec gets the same as through Container.exec."""
+    import json
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    assert pyc("spec", cwd=bundle).returncode == 0
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": "/var/lib/pycontain/rootfs/default", "readonly": True}
+    config["process"].update(
+        args=["sleep", "600"],
+        terminal=False,
+        user={"uid": 0, "gid": 0, "additionalGids": [77, 78], "umask": 0o27},
+        rlimits=[{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1000}],
+    )
+    (bundle / "config.json").write_text(json.dumps(config))
+    assert pyc.leaving("create", "--bundle", str(bundle), "ocix").returncode == 0
+    assert pyc("start", "ocix").returncode == 0
+    fast = pyc("exec", "ocix", "sh", "-c", REPORT)
+    assert fast.returncode == 0, fast.stderr
+    slow = Container.get("ocix", pyc.root).exec_run(["sh", "-c", REPORT])
+    assert fast.stdout == slow.stdout.decode()
+    mine = _fields(fast.stdout)
+    assert mine["Groups"].split() == ["77", "78"] and mine["Seccomp"].strip() == "0"
+    assert "umask=0027 nofile=1000" in fast.stdout
+
+
 def test_exec_is_in_the_container_and_confined_like_its_first_process(pyc):
     pid1 = _run(pyc, "ex", "--cap-drop", "NET_RAW", "--cap-add", "SYS_ADMIN")
     p = pyc("exec", "ex", "sh", "-c", REPORT)
