@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +67,13 @@ static void exec_command(char **cmd) {
 }
 
 static int join(char **cmd, int tty) {
+    /* Our execve made us dumpable again: the child, the first process the container sees, holds the
+     * channel until its own execve, and a process of the container with the same capabilities could
+     * ptrace it and send pycontain what it likes. Not dumpable, only CAP_SYS_PTRACE reaches it. */
+    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) < 0) {
+        report(125, strerror(errno), cmd[0]);
+        return 125;
+    }
     /* A raw clone: fork() has no CLONE_PARENT. The child runs on a copy of this stack, as with fork. */
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0L, 0L, 0L, 0L);
     if (pid < 0) {
@@ -182,7 +190,6 @@ int main(int argc, char **argv) {
  */
 #include <grp.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -758,21 +765,10 @@ static int copy_out(int *fd, int dest) {
     return 1;
 }
 
-/* Whether pid is a child of ours (its parent, in /proc/PID/stat: the field after the name's ')'). */
+/* Whether pid is a child of ours (waitid, without reaping it). */
 static int is_our_child(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *end = strrchr(buf, ')');
-    int ppid = 0;
-    return end && sscanf(end + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+    siginfo_t info;
+    return pid > 0 && waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 int exec_main(int argc, char **argv) {

@@ -105,8 +105,8 @@ def mount_overlay(
 
     With a user namespace, each layer is first bound through an idmapped mount (its owners shifted into the
     namespace's range) and the writable layer belongs to the range's root (``root_ids`` on the host)."""
-    upper, work, merged = (os.path.join(container_dir, d) for d in ("upper", "work", "merged"))
-    for d in (upper, work, merged):
+    upper, work = os.path.join(container_dir, "upper"), os.path.join(container_dir, "work")
+    for d in (upper, work):
         _mkdirs(d)
     if userns_fd is not None:
         os.chown(upper, *root_ids)
@@ -132,13 +132,16 @@ def mount_overlay(
     ):  # trusted.* xattrs are root's: overlayfs keeps its own in user.* in a user namespace
         data += ",userxattr"
     try:
-        libc.mount("overlay", merged, "overlay", 0, data)
+        # Over its own work directory: overlayfs holds that directory from here on, and the mount is seen
+        # in the container's mount namespace only, so no directory of its own is made (and removed, on
+        # ext4 a journalled rmdir, at every container's end).
+        libc.mount("overlay", work, "overlay", 0, data)
     except OSError as e:
         raise PycontainError(
             f"cannot mount the root filesystem {layers[-1]!r} with overlayfs: {e.strerror} "
             "(is the overlay module loaded? try 'modprobe overlay')"
         ) from None
-    return merged
+    return work
 
 
 def bind_console(slave_path: str) -> None:

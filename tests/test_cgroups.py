@@ -467,6 +467,14 @@ class TestV1:
         assert not any(os.path.exists(d) for d in v1.dirs.values())
         v1.destroy()  # missing is fine
 
+    def test_destroy_removes_cgroups_made_beneath(self, v1: V1Manager, procs: Procs) -> None:
+        """A cgroup made inside the container's (by a process with its cgroup view writable, say): the
+        first rmdir fails, the walk removes it deepest first."""
+        freezer = v1.dirs["freezer"]
+        os.makedirs(f"{freezer}/a/b")
+        v1.destroy()
+        assert not v1.exists() and not os.path.exists(freezer)
+
     def test_record_round_trips_through_json(self, v1: V1Manager, procs: Procs) -> None:
         pid = procs.fork_sleeper(v1)
         again = load_manager(json.loads(json.dumps(v1.record())))

@@ -175,3 +175,44 @@ def test_a_container_process_sees_exec_confined_before_the_command_runs(pyc):
         fields = dict(re.findall(r"(\w+): (\S+)", line))
         if "Seccomp" in fields:
             assert fields == {"Uid": "1000", "CapEff": "0" * 16, "NoNewPrivs": "1", "Seccomp": "2"}, line
+
+
+# Inside the container, as its root with the default capabilities (no CAP_SYS_PTRACE): try to reach every
+# process not yet executed (its command line is still pycontain-init's): its descriptors (the channel to
+# pycontain among them) are open to whoever may ptrace it.
+REACHER = r"""
+seen=/tmp/reached; : > $seen
+while [ ! -e /tmp/stop ]; do
+  for d in /proc/[0-9]*; do
+    case "$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)" in
+      pycontain-init*) echo "tried $d" >> $seen
+                       # (still not executed after the listing: execve is one way, so it was before)
+                       readlink $d/fd/0 >/dev/null 2>&1 && tr '\\0' ' ' < $d/cmdline | grep -q ^pycontain-init &&
+                         echo "fd $d" >> $seen
+                       cat $d/environ >/dev/null 2>&1 && tr '\\0' ' ' < $d/cmdline | grep -q ^pycontain-init &&
+                         echo "environ $d" >> $seen;;
+    esac
+  done
+done
+"""
+
+
+@pytest.mark.parametrize("path", ["cli", "library"])
+def test_the_process_before_the_command_cannot_be_reached_without_cap_sys_ptrace(pyc, path):
+    """Before its execve, the command's process holds pycontain's channel: not dumpable, so a process of
+    the container holding the same capabilities cannot open its descriptors nor ptrace it (the library's
+    helper was dumpable again after its own execve, until this fix)."""
+    _run(pyc, "ex")
+    c = Container.get("ex", pyc.root)
+    reacher = pyc.popen("exec", "ex", "sh", "-c", REACHER)
+    try:
+        for _ in range(60):
+            if path == "cli":
+                assert pyc("exec", "ex", "true").returncode == 0
+            else:
+                assert c.exec_run(["true"]).exit_code == 0
+    finally:
+        pyc("exec", "ex", "touch", "/tmp/stop")
+        reacher.communicate(timeout=30)
+    seen = pyc("exec", "ex", "cat", "/tmp/reached").stdout
+    assert not [line for line in seen.splitlines() if not line.startswith("tried ")], seen

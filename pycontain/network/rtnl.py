@@ -89,6 +89,42 @@ def _lazy_package() -> None:
     sys.modules["pyroute2"] = package
 
 
+def _lazy_config() -> None:
+    """A stand-in for ``pyroute2.config`` holding what ``ifinfmsg`` reads of it at import (AF_BRIDGE, its
+    extra plugin lists: empty), without the real module's imports (multiprocessing, platform: ~6 ms) and
+    uname calls. Anything else asked of it runs the real module, in this very object (the plugin lists
+    kept)."""
+    if "pyroute2.config" in sys.modules:
+        return
+    import importlib.machinery
+    import types
+
+    package = sys.modules["pyroute2"]
+    spec = importlib.machinery.PathFinder.find_spec("pyroute2.config", package.__path__)
+    if spec is None or spec.loader is None:
+        return  # importing it says what is wrong
+    loader = spec.loader
+    config = types.ModuleType("pyroute2.config")
+    config.__spec__ = spec
+    config.__loader__ = loader
+    config.__file__ = spec.origin
+    if spec.submodule_search_locations is not None:
+        config.__path__ = list(spec.submodule_search_locations)
+    config.__package__ = spec.parent
+    plugins: dict[str, list] = {"data_plugins_pkgs": [], "data_plugins_path": []}
+    vars(config).update(plugins, AF_BRIDGE=getattr(_socket, "AF_BRIDGE", 7))
+
+    def __getattr__(name: str) -> object:
+        del config.__dict__["__getattr__"]
+        loader.exec_module(config)
+        for key, values in plugins.items():
+            getattr(config, key)[:0] = values
+        return getattr(config, name)
+
+    config.__getattr__ = __getattr__  # type: ignore[method-assign]
+    sys.modules["pyroute2.config"] = config
+
+
 def load() -> None:
     """Import pyroute2's rtnetlink message classes (once)."""
     global _NetlinkError
@@ -97,6 +133,7 @@ def load() -> None:
     import gc
 
     _lazy_package()
+    _lazy_config()
     # The imports make thousands of objects (pyroute2 declares hundreds of classes) and nothing to free:
     # collecting between them is ~2 ms of wasted work.
     collecting = gc.isenabled()

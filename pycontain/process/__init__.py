@@ -281,7 +281,10 @@ def _wait_started(chan: int, ready_ok: bool = False, pids: list[int] | None = No
                 break
             kind, payload = msg
             if kind == channel.PID and pids is not None:
-                pids.append(int(payload))
+                # Once, and only a child of ours: the command's process holds the channel until its
+                # execve, and one of the container's with CAP_SYS_PTRACE could make it name any pid.
+                if len(pids) == 1 and payload.isdigit() and _our_child(int(payload)):
+                    pids.append(int(payload))
             elif kind == channel.READY and ready_ok and error is None:
                 return
             elif kind == channel.ERROR and error is None:
@@ -298,6 +301,15 @@ def _wait_started(chan: int, ready_ok: bool = False, pids: list[int] | None = No
     if ready_ok:
         # Ready comes before exec: a silent end is a process that died while being set up.
         raise PycontainError("the container's process died while it was being set up (see the kernel log)")
+
+
+def _our_child(pid: int) -> bool:
+    """Whether ``pid`` is a child of ours (waitid, without reaping it)."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except OSError:  # ChildProcessError: not ours; EINVAL: not a pid
+        return False
+    return pid > 0
 
 
 def reap_failed(pid: int) -> None:

@@ -66,6 +66,8 @@ def test_run_imports_pyroute2_messages_not_the_package(root_env):
         "pyroute2.iproute.linux",
         "pyroute2.ndb",
         "pyroute2.conntrack",
+        "multiprocessing",  # pyroute2.config's, a stand-in here (ifinfmsg reads three names of it)
+        "platform",
     }
     plain = _imported("--network", "none")
     assert not any(m.startswith("pyroute2") for m in plain)
@@ -79,6 +81,10 @@ def test_the_stand_in_package_still_gives_all_of_pyroute2():
         "from pycontain.network import rtnl\n"
         "rtnl.load()\n"
         "assert 'asyncio' not in sys.modules and 'pyroute2.iproute' not in sys.modules\n"
+        "assert 'multiprocessing' not in sys.modules\n"
+        "from pyroute2 import config\n"
+        "config.data_plugins_path.append('/nonexistent')\n"
+        "assert config.kernel and config.data_plugins_path == ['/nonexistent']  # the real module, lists kept\n"
         "import pyroute2\n"
         "assert pyroute2.__version__\n"
         "from pyroute2 import IPRoute\n"
