@@ -53,26 +53,10 @@ def exec_in_place(
     """Replace this process with pycontain-init ``--exec``, which runs ``args`` in ``target`` attached to
     our stdio and exits with its status; raises (having started nothing) what ``Container.exec`` would."""
     plan = target.exec_plan(args, env=env, cwd=cwd, user=user)
-    pid = target.state.pid
     fds: list[int] = []
     try:
         opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
-        if _ns_inode(pid, "user") != _ns_inode("self", "user"):
-            # Its root's ids (or its lowest mapped ones), read here: the joiner, in the container's mount
-            # namespace but not its pid namespace, has no /proc of its own to read them from.
-            from . import userns
-
-            uid, gid = userns.root_ids(str(pid))
-            denied = userns.setgroups_denied(str(pid))
-            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
-            opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
-        for name in JOIN_ORDER:
-            # A namespace the container shares with us (OCI configs may leave some out) is not joined.
-            if _ns_inode(pid, name) != _ns_inode("self", name):
-                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
-        if not target.state.alive():
-            # Its pid may be another process's now: the namespaces opened would not be the container's.
-            raise FileNotFoundError
+        opts += _namespace_options(target, fds)
         if target.state.cgroup:
             from .cgroup_record import join_files
 
@@ -88,10 +72,6 @@ def exec_in_place(
         from . import init
 
         helper = init.sealed_copy()
-    except FileNotFoundError:
-        for fd in fds:
-            os.close(fd)
-        raise InvalidState("the container stopped before exec could join it") from None
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -106,6 +86,33 @@ def exec_in_place(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+
+
+def _namespace_options(target: Container, fds: list[int]) -> list[str]:
+    """The options naming the namespaces of ``target``'s PID 1 that are not ours, opened now."""
+    pid = target.state.pid
+    opts = []
+    try:
+        if _ns_inode(pid, "user") != _ns_inode("self", "user"):
+            # Its root's ids (or its lowest mapped ones), read here: the joiner, in the container's mount
+            # namespace but not its pid namespace, has no /proc of its own to read them from.
+            from . import userns
+
+            uid, gid = userns.root_ids(str(pid))
+            denied = userns.setgroups_denied(str(pid))
+            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
+            opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
+        for name in JOIN_ORDER:
+            # A namespace the container shares with us (OCI configs may leave some out) is not joined.
+            if _ns_inode(pid, name) != _ns_inode("self", name):
+                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
+    except FileNotFoundError:
+        pass
+    else:
+        if target.state.alive():
+            return opts
+    # Gone, or its pid is another process's now: what was opened would not be the container's.
+    raise InvalidState("the container stopped before exec could join it")
 
 
 def _keep(fds: list[int], fd: int) -> int:
