@@ -14,9 +14,9 @@ The security settings are resolved once per container by ``pycontain.security.ap
 in its state directory (``exec-security-<bounding set>``: the options for the program, then the
 compiled seccomp program), so that no later exec imports the security package.
 
-What this path does not take stays with ``Container.exec`` (``pycontain.process.exec``): a terminal,
---detach, runc's --process/--console-socket/--pid-file/--preserve-fds, --log, and containers with a
-user namespace (rootless or remapped: joined from inside it, with their own /proc view).
+What this path does not take stays with ``Container.exec`` (``pycontain.process.exec``): a terminal (its
+pty is opened in the container's devpts), --detach, runc's --process/--console-socket/--pid-file/
+--preserve-fds and --log (engines' calls), and library callers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .errors import InvalidState
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from .container import Container
 
 # The namespaces joined, in exec's order (pycontain.process.exec): pid only sets where the command is
@@ -47,17 +49,23 @@ def exec_in_place(
     cwd: str | None,
     user: str | None,
     interactive: bool,
-) -> None:
+) -> NoReturn:
     """Replace this process with pycontain-init ``--exec``, which runs ``args`` in ``target`` attached to
-    our stdio and exits with its status. Returns (having done nothing) when the container has a user
-    namespace: the caller then takes ``Container.exec``'s path."""
+    our stdio and exits with its status; raises (having started nothing) what ``Container.exec`` would."""
     plan = target.exec_plan(args, env=env, cwd=cwd, user=user)
     pid = target.state.pid
     fds: list[int] = []
     try:
-        if _ns_inode(pid, "user") != _ns_inode("self", "user"):
-            return
         opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
+        if _ns_inode(pid, "user") != _ns_inode("self", "user"):
+            # Its root's ids (or its lowest mapped ones), read here: the joiner, in the container's mount
+            # namespace but not its pid namespace, has no /proc of its own to read them from.
+            from . import userns
+
+            uid, gid = userns.root_ids(str(pid))
+            denied = userns.setgroups_denied(str(pid))
+            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
+            opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
         for name in JOIN_ORDER:
             # A namespace the container shares with us (OCI configs may leave some out) is not joined.
             if _ns_inode(pid, name) != _ns_inode("self", name):

@@ -185,6 +185,9 @@ int main(int argc, char **argv) {
  *   --rlimit=RES,SOFT,HARD,SPEC  (SPEC: the --ulimit text, for the error)
  *   --seccomp=FD,OFFSET  --seccomp-flags=FLAGS   the BPF program: FD's bytes from OFFSET to its end
  *   --seccomp-early              loaded before setuid (no no_new_privs: it needs CAP_SYS_ADMIN then)
+ *   --userns=FD,UID,GID,DENIED   the container's user namespace: joined first when it owns the mount
+ *                                namespace (rootless), else last; then UID/GID (its root's, or its lowest
+ *                                mapped ids) taken; DENIED 1: setgroups is denied there
  *   --crash-when-started         SIGKILL ourselves once the command runs (PYCONTAIN_CRASH_AT=exec-started:
  *                                the tests' proof that a killed exec leaves nothing behind)
  */
@@ -241,11 +244,14 @@ static struct {
     struct rlim rlimits[16];
     int n_rlimits;
     int seccomp_fd, seccomp_early, crash_when_started;
+    int userns_fd, groups_denied; /* the container's user namespace, if not ours */
+    uid_t userns_uid;
+    gid_t userns_gid;
     long long seccomp_offset;
     unsigned seccomp_flags;
     struct bpf_insn *program;
     unsigned short program_len;
-} opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40};
+} opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40, .userns_fd = -1};
 
 /* The signals the relay forwards to the command (pycontain.process.FORWARDED_SIGNALS), and those of them
  * that pycontain's caller had ignored (a mask of 1 << signal). */
@@ -363,7 +369,12 @@ static void parse_options(char **argv, char ***cmd) {
             opt.seccomp_flags = (unsigned)num(v, 0xffffffffULL, "seccomp flags");
         else if (!strcmp(a, "--seccomp-early") && !v)
             opt.seccomp_early = 1;
-        else if (!strcmp(a, "--crash-when-started") && !v)
+        else if (!strcmp(a, "--userns") && v && fields(v, ',', f, 4) == 4) {
+            opt.userns_fd = (int)num(f[0], 1 << 20, "descriptor");
+            opt.userns_uid = (uid_t)num(f[1], 0xfffffffeULL, "user id");
+            opt.userns_gid = (gid_t)num(f[2], 0xfffffffeULL, "group id");
+            opt.groups_denied = (int)num(f[3], 1, "setgroups flag");
+        } else if (!strcmp(a, "--crash-when-started") && !v)
             opt.crash_when_started = 1;
         else
             fatal("pycontain-init --exec: unknown option %s", a);
@@ -645,6 +656,34 @@ static void put_env_home(const char *home) {
         die(125, "setenv: %s", strerror(errno));
 }
 
+static void join_ns(int fd) {
+    if (setns(fd, 0) < 0)
+        die(125, "cannot join the container's namespaces (has it stopped?): %s", strerror(errno));
+    close(fd);
+}
+
+#define NS_GET_USERNS 0xb701 /* _IO(0xb7, 0x1) */
+#define NS_GET_NSTYPE 0xb703 /* _IO(0xb7, 0x3) */
+
+/* Whether the user namespace userns_fd owns the mount namespace we join: a rootless container's
+ * namespaces are its user namespace's, joined first to hold capabilities over them; a remapped one's
+ * are the host's, and its user namespace is joined last (its capabilities would not reach them). */
+static int owns_mount_ns(int userns_fd) {
+    struct stat user, owner;
+    for (int i = 0; i < opt.n_ns; i++) {
+        if (ioctl(opt.ns[i], NS_GET_NSTYPE) != CLONE_NEWNS)
+            continue;
+        int fd = ioctl(opt.ns[i], NS_GET_USERNS);
+        if (fd < 0)
+            die(125, "cannot read the owner of the container's mount namespace: %s", strerror(errno));
+        int same = fstat(fd, &owner) == 0 && fstat(userns_fd, &user) == 0 && owner.st_ino == user.st_ino &&
+                   owner.st_dev == user.st_dev;
+        close(fd);
+        return same;
+    }
+    return 0;
+}
+
 /* The joiner: never returns. Descriptors: 0-2 the relay's pipes once set up, chan the channel. */
 __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, int err_w, const sigset_t *old) {
     /* stdio first: from here on, nothing of ours above 2 but the channel and the files to join. */
@@ -655,10 +694,20 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
             die(125, "cannot join the container's cgroup: %s", strerror(errno));
         close(opt.cgroup[i]);
     }
-    for (int i = 0; i < opt.n_ns; i++) {
-        if (setns(opt.ns[i], 0) < 0)
-            die(125, "cannot join the container's namespaces (has it stopped?): %s", strerror(errno));
-        close(opt.ns[i]);
+    int user_first = opt.userns_fd >= 0 && owns_mount_ns(opt.userns_fd);
+    if (user_first)
+        join_ns(opt.userns_fd);
+    for (int i = 0; i < opt.n_ns; i++)
+        join_ns(opt.ns[i]);
+    if (opt.userns_fd >= 0) {
+        if (!user_first)
+            join_ns(opt.userns_fd);
+        /* Until now we hold the host's ids, which owner checks on host files would honour. */
+        if (setgroups(0, NULL) < 0 && !(errno == EPERM && opt.groups_denied))
+            die(125, "setgroups: %s", strerror(errno));
+        if (setresgid(opt.userns_gid, opt.userns_gid, opt.userns_gid) < 0 ||
+            setresuid(opt.userns_uid, opt.userns_uid, opt.userns_uid) < 0)
+            die(125, "cannot become the user namespace's root: %s", strerror(errno));
     }
     /* Root and working directory are the container's now (the mount namespace's). */
     struct user u;
@@ -683,7 +732,8 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
     if (!getcwd(here, sizeof here) || here[0] != '/')
         die(125, "working directory '%s' is outside the container", cwd);
     before_setuid();
-    if (setgroups((size_t)u.n_groups, u.groups) < 0)
+    /* (a rootless user namespace denies setgroups, as unprivileged mappings need: the groups stay) */
+    if (setgroups((size_t)u.n_groups, u.groups) < 0 && !(errno == EPERM && opt.groups_denied))
         die(125, "setgroups: %s", strerror(errno));
     if (setgid((gid_t)u.gid) < 0)
         die(125, "setgid: %s", strerror(errno));
@@ -825,6 +875,8 @@ int exec_main(int argc, char **argv) {
         close(opt.ns[i]);
     for (int i = 0; i < opt.n_cgroup; i++)
         close(opt.cgroup[i]);
+    if (opt.userns_fd >= 0)
+        close(opt.userns_fd);
     if (opt.null_fd >= 0)
         close(opt.null_fd);
     int in_w = inp[1], read_stdin = opt.relay_stdin;

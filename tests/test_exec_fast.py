@@ -42,6 +42,8 @@ def _fields(text: str) -> dict[str, str]:
         (("--cap-add", "SYS_PTRACE", "--cap-drop", "CHOWN", "--ulimit", "nofile=512:1024"), "1000:1000"),
         (("--security-opt", "no-new-privileges=false", "--init"), None),
         (("--privileged",), "1000"),
+        (("--userns", "0:200000:65536"), None),  # a remapped user namespace, joined last
+        (("--userns", "0:200000:65536"), "1000:1000"),
         (("--user", "65534", "--workdir", "/tmp"), None),
     ],
 )
@@ -121,6 +123,38 @@ def test_exec_is_in_the_container_and_confined_like_its_first_process(pyc):
     # Its parent (the relay) is outside the container: no pid there. Only stdio (and ls's own fd) open.
     assert "ppid=0" in p.stdout
     assert p.stdout.rstrip().endswith("0 1 2 3")
+
+
+def _children(pid: int, comm: str) -> list[int]:
+    """The children of ``pid`` that run ``comm`` (the joiner is one for a moment)."""
+    found = []
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        for child in f.read().split():
+            try:
+                with open(f"/proc/{child}/comm") as c:
+                    if c.read().strip() == comm:
+                        found.append(int(child))
+            except FileNotFoundError:
+                pass
+    return found
+
+
+def test_exec_in_a_remapped_user_namespace_is_the_mapped_user_on_the_host(pyc):
+    """The host's view: the command runs as the mapped ids, a child of the relay, which stays outside."""
+    pid1 = _run(pyc, "ex", "--userns", "0:200000:65536")
+    proc = pyc.popen("exec", "-u", "1000", "ex", "sleep", "30")
+    try:
+        assert wait_until(lambda: len(_children(proc.pid, "sleep")) == 1)
+        (child,) = _children(proc.pid, "sleep")
+        with open(f"/proc/{child}/status") as f:
+            status = _fields(f.read())
+        assert status["Uid"].split() == ["201000"] * 4 and status["Gid"].split() == ["201000"] * 4
+        for n in ("user", "mnt", "pid", "net"):
+            assert os.readlink(f"/proc/{child}/ns/{n}") == os.readlink(f"/proc/{pid1}/ns/{n}")
+            assert os.readlink(f"/proc/{proc.pid}/ns/{n}") == os.readlink(f"/proc/self/ns/{n}")
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_exec_exit_statuses_and_errors(pyc):

@@ -190,8 +190,8 @@ def exec_body(v: dict) -> int:
         )
         and preserve_fds_count(v["preserve_fds"] or "0") == 0
     ):
-        # The common case: pycontain-init takes this process over (pycontain.execjoin); it returns only
-        # for what it does not take. No cyclic garbage collection meanwhile: nothing lives long enough.
+        # The common case: pycontain-init takes this process over (pycontain.execjoin). No cyclic
+        # garbage collection meanwhile: nothing lives long enough.
         import gc
 
         gc.disable()

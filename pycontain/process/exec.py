@@ -1,7 +1,7 @@
 """exec: a new process in a running container, which joins it before anything inside can see it.
 
-The library's path (``Container.exec``): with a terminal, detached, runc's process.json and preserved
-descriptors, in containers with a user namespace. The command line's plain ``exec`` takes
+The library's path (``Container.exec``), and the command line's with a terminal, detached, runc's
+process.json and preserved descriptors. The command line's plain ``exec`` takes
 ``pycontain.execjoin`` instead, the same steps in pycontain-init's C (``tests/test_exec_fast.py`` holds
 the two to the same result).
 """
