@@ -282,12 +282,13 @@ class Container:
                 dns=config.dns,
                 dns_search=config.dns_search,
             )
-            # Saved before the process starts: 'rm -f' after a crash finds what to undo.
             self.state.net_info = attached
             netns, files_dir = attached.netns_path, attached.files_dir
         namespaces = {**config.namespaces, "network": netns}
+        # Saved with the process's pid, not here: 'rm -f' after a crash in between finds what to undo in the
+        # network registry by the container's id (detach needs no NetInfo), and a save is a rename over the
+        # state file that ext4 flushes (~1 ms).
         self.state.config = self.state.config.replace(namespaces=namespaces)
-        self.store.save(self.state)
         mounts = list(config.mounts)
         if files_dir:
             mounts += [Mount.from_oci(m) for m in network_mounts(files_dir)]

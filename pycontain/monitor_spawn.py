@@ -167,11 +167,19 @@ def _create(make: Make, stdio: Stdio, theirs: list[int], me: ProcRef, report: in
     except Exception as e:
         _send(report, _error_report(e))
         return
-    data = "\0".join(loop_fields(container, child.pid)).encode()
     try:
+        data = "\0".join(loop_fields(container, child.pid)).encode()
         _write_all(fields_w, b"%d\n%s" % (len(data), data))
-    except OSError:
-        return  # the loop died: 'run' says the monitor did, and 'rm -f' finds the container
+    except Exception as e:
+        # No loop will watch it (nor record its exit): nothing may stay running unwatched.
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass  # 'rm -f' finds it
+        if isinstance(e, BrokenPipeError):
+            e = PycontainError("the container's monitor died before the container started")
+        _send(report, _error_report(e))
+        return
     os.write(report, f"OK {container.id}".encode())
 
 

@@ -5,12 +5,15 @@ subreaper), and whatever else the loop adopts that way is reaped, never left a z
 from __future__ import annotations
 
 import os
+import signal
 import time
 
+import pytest
 from conftest import ROOT_REQUIRED, wait_until
 
 from pycontain.api import make_config
 from pycontain.container import Container, new_id
+from pycontain.errors import PycontainError
 from pycontain.monitor_spawn import spawn
 
 pytestmark = ROOT_REQUIRED
@@ -74,3 +77,21 @@ def test_what_the_loop_adopts_besides_pid_1_is_reaped(state_root):
         assert wait_until(only_pid_1_left), [(k, _ppid_and_state(k)) for k in _children(monitor)]
     finally:
         c.remove(force=True)
+
+
+def test_a_container_whose_loop_died_before_taking_it_is_removed(state_root):
+    """The loop killed while the creator makes the container: nothing would watch it nor record its exit,
+    so the creator removes it, and the caller gets the monitor's death in one line."""
+    config = make_config("default", ["sleep", "60"], network="none", detach=True)
+    cid = new_id()
+
+    def make(stdio, monitor):
+        made = Container.create(config, state_root, stdio=stdio, monitor=monitor, cid=cid)
+        os.kill(monitor.pid, signal.SIGKILL)
+        while os.path.exists(f"/proc/{monitor.pid}/cmdline") and _ppid_and_state(monitor.pid)[1] != "Z":
+            time.sleep(0.01)
+        return made
+
+    with pytest.raises(PycontainError, match="the container's monitor died before the container started"):
+        spawn(make, config, cid)
+    assert wait_until(lambda: not [d for d in os.listdir(state_root) if len(d) == 64])

@@ -249,17 +249,19 @@ def detach(
 def _forget(reg, container_id: str) -> None:
     """Drop the container from the registry (its address, ports) and from the other members' hosts files."""
     with reg.lock():
-        changed = []
-        for net in reg.all():
-            if container_id in net["members"]:
-                ported = bool(net["members"][container_id].get("ports"))
-                del net["members"][container_id]
-                reg.save(net)
-                changed.append((net, ported))
-        # Only published ports name a container in the nftables table: without any, it is unchanged.
-        if any(ported for _net, ported in changed):
-            sync_nft(reg)
-        for net, _ported in changed:
+        nets = reg.all()
+        changed = [net for net in nets if container_id in net["members"]]
+        # Only published ports name a container in the nftables table: without any, it is unchanged. Its
+        # rules go first, its records after: killed in between, the records lead the next detach (or gc)
+        # to the rest, whereas records gone first would leave rules that nothing names any more.
+        ported = any(net["members"][container_id].get("ports") for net in changed)
+        for net in changed:
+            del net["members"][container_id]
+        if ported:
+            sync_nft(reg, nets=nets)
+        for net in changed:
+            reg.save(net)
+        for net in changed:
             refresh_hosts(net)
 
 

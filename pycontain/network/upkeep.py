@@ -54,9 +54,10 @@ def prune(reg, nl) -> list[str]:
     return removed
 
 
-def sync_nft(reg, trust_stamp: bool = True) -> None:
-    """Make the nftables table the registry's (under its lock). ``trust_stamp``: skip the check when the
-    ruleset is as the last sync left it (``nft._Stamp``); gc checks the table itself."""
+def sync_nft(reg, trust_stamp: bool = True, nets: list[dict] | None = None) -> None:
+    """Make the nftables table the registry's (under its lock), or what ``nets`` will make it (saved after).
+    ``trust_stamp``: skip the check when the ruleset is as the last sync left it (``nft._Stamp``); gc checks
+    the table itself."""
     from . import nft
 
     stamp = os.path.join(reg.path, ".nft-synced")
@@ -65,7 +66,7 @@ def sync_nft(reg, trust_stamp: bool = True) -> None:
             os.unlink(stamp)
         except FileNotFoundError:
             pass
-    nft.sync(settings.nft_table(), reg.all(), stamp)
+    nft.sync(settings.nft_table(), reg.all() if nets is None else nets, stamp)
 
 
 def refresh_hosts(net: dict) -> None:

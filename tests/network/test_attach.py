@@ -303,6 +303,37 @@ def test_detach_in_the_background_leaves_nothing_once_waited_for(fakes, servers,
     assert again.ip in (info.ip, held.ip)  # the lowest free address: one of theirs, released
 
 
+def test_a_detach_cut_short_before_its_rules_leaves_records_that_finish_it(fakes, state_root, monkeypatch):
+    """Published ports' rules go before the records that name them: a detach killed in between (here, its
+    nftables sync fails) leaves the container in the registry, and the next detach removes the rest."""
+    import subprocess
+
+    from pycontain.network import members
+
+    from .conftest import TEST_TABLE
+
+    info = fakes.new(name="ported", publish=[f"{free_port()}:80"])
+
+    def rules() -> str:
+        return subprocess.run(
+            ["nft", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True
+        ).stdout
+
+    assert info.container_id in rules()
+
+    def cut(*_a, **_kw):
+        raise OSError("killed")
+
+    monkeypatch.setattr(members, "sync_nft", cut)
+    with pytest.raises(OSError):
+        network.detach(info.container_id, None, state_root)
+    monkeypatch.undo()
+    assert info.container_id in {cid for n in ipam.Registry().all() for cid in n["members"]}
+    network.detach(info.container_id, None, state_root)
+    assert info.container_id not in rules()
+    assert info.container_id not in {cid for n in ipam.Registry().all() for cid in n["members"]}
+
+
 def test_gc_removes_leftovers_of_crashed_runs(fakes, state_root):
     import shutil
 
