@@ -69,11 +69,10 @@ static void exec_command(char **cmd) {
 static int join(char **cmd, int tty) {
     /* Our execve made us dumpable again: the child, the first process the container sees, holds the
      * channel until its own execve, and a process of the container with the same capabilities could
-     * ptrace it and send pycontain what it likes. Not dumpable, only CAP_SYS_PTRACE reaches it. */
-    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) < 0) {
-        report(125, strerror(errno), cmd[0]);
-        return 125;
-    }
+     * ptrace it and send pycontain what it likes. Not dumpable, only CAP_SYS_PTRACE reaches it. A
+     * seccomp profile may refuse prctl (the filter is in place already): pycontain still takes only a
+     * child of its own as the command, so that is a defence less, not a hole. */
+    (void)prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
     /* A raw clone: fork() has no CLONE_PARENT. The child runs on a copy of this stack, as with fork. */
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0L, 0L, 0L, 0L);
     if (pid < 0) {
