@@ -28,8 +28,8 @@ making it failed (the creator reports that, and the loop ends). Once the log is 
 bound, the loop waits for the creator's exit: CHILD_PID, the creator's child, is then the loop's (it is a
 child subreaper).
 
-A subreaper also gets whatever its other descendants orphan (the processes of a container in the host's
-pid namespace, those a health check leaves): reaped at each SIGCHLD, never left as zombies.
+A subreaper also gets whatever its other descendants orphan (the default network's pool filler, which
+the creator double-forks; whatever a health check leaves): reaped at each SIGCHLD, never left as zombies.
 """
 
 import _signal  # the C modules: signal.py and socket.py would load enum, selectors...

@@ -168,8 +168,10 @@ def _create(make: Make, stdio: Stdio, theirs: list[int], me: ProcRef, report: in
         _send(report, _error_report(e))
         return
     try:
+        from .stdio import write_all
+
         data = "\0".join(loop_fields(container, child.pid)).encode()
-        _write_all(fields_w, b"%d\n%s" % (len(data), data))
+        write_all(fields_w, b"%d\n%s" % (len(data), data))
     except Exception as e:
         # No loop will watch it (nor record its exit): nothing may stay running unwatched.
         try:
@@ -181,11 +183,6 @@ def _create(make: Make, stdio: Stdio, theirs: list[int], me: ProcRef, report: in
         _send(report, _error_report(e))
         return
     os.write(report, f"OK {container.id}".encode())
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 def _error_report(e: Exception) -> str:
