@@ -48,28 +48,6 @@ EXEC_STEPS = ("exec-checked", "exec-started")
 REMOVE_STEPS = ("rm-marked", "rm-killed", "rm-cgroup-destroyed", "rm-network-detached", "rm-contents-removed")
 
 
-class ExecPlan:
-    """A new process's settings in a running container (``Container.exec_plan``)."""
-
-    __slots__ = ("env", "cwd", "user", "security", "extra_gids", "umask")
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        cwd: str,
-        user: str | None,
-        security: dict | None,
-        extra_gids: list[int],
-        umask: int | None,
-    ) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.user = user
-        self.security = security
-        self.extra_gids = extra_gids
-        self.umask = umask
-
-
 class Container:
     """One container, as recorded in a state root. Get one with ``Container.create`` or ``Container.get``."""
 
@@ -713,9 +691,10 @@ class Container:
         I/O priority and scheduling policy (pycontain.procattr.check of an OCI process.json).
         """
         from . import process
+        from .execjoin import exec_plan
         from .process.exec import exec_in
 
-        plan = self.exec_plan(args, env=env, cwd=cwd, user=user, tty=tty)
+        plan = exec_plan(self.state, args, env=env, cwd=cwd, user=user, tty=tty)
         cg = self.cgroup()
         if stdio is None:
             stdio = process.Stdio(
@@ -738,52 +717,6 @@ class Container:
         )
         crash_point("exec-started")
         return child
-
-    def exec_plan(
-        self,
-        args: builtins.list[str],
-        *,
-        env: builtins.list[str] | None = None,
-        cwd: str | None = None,
-        user: str | None = None,
-        tty: bool = False,
-    ) -> ExecPlan:
-        """What ``exec`` gives the process, checked: the container runs, the working directory is absolute,
-        the user well-formed; the environment, working directory, user, security settings (their JSON
-        form), additional groups and umask, create's unless given. The command line's exec
-        (pycontain.execjoin) starts the process from this plan itself."""
-        from . import DEFAULT_PATH
-        from .config import merge_env
-
-        if not args:
-            raise InvalidArgument("no command given to exec")
-        if cwd is not None and not cwd.startswith("/"):
-            # As create's (OCI process.cwd is absolute): checked here, where the error names it in full; in
-            # the child a relative one would be made beneath the root, or fail with the message cut short.
-            raise InvalidArgument(f"working directory must be an absolute path: {cwd!r}")
-        status = self.status()
-        if status == PAUSED:
-            raise InvalidState(f"container {self.name} is paused: unpause it first")
-        if status != RUNNING:
-            raise InvalidState(f"container {self.name} is not running (status: {status})")
-        cfg = self.state.config
-        if user is not None:
-            from .config_check import parse_user  # (an exec without -u needs none of the config's checks)
-
-            parse_user(user)
-        full_env = merge_env(
-            [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
-            env or [],
-        )
-        return ExecPlan(
-            full_env,
-            cwd or cfg.cwd,
-            user if user is not None else cfg.user,
-            # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
-            cfg.security.to_dict() if cfg.security else None,
-            cfg.extra_gids,
-            cfg.umask,
-        )
 
     def exec_run(
         self,

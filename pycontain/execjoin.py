@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import os
 
-from .errors import InvalidState
+from .errors import InvalidArgument, InvalidState
+from .state import PAUSED, RUNNING
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from .container import Container
+    from .state import ContainerState
 
 # The namespaces joined, in exec's order (pycontain.process.exec): pid only sets where the command is
 # born; mount, last but one, moves root and working directory into the container; cgroup after the
@@ -41,8 +42,78 @@ JOIN_ORDER = ("pid", "ipc", "uts", "net", "cgroup", "mnt", "time")
 _END = b"\0\0"
 
 
+class ExecPlan:
+    """A new process's settings in a running container (``exec_plan``)."""
+
+    __slots__ = ("env", "cwd", "user", "security", "extra_gids", "umask")
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: str,
+        user: str | None,
+        security: dict | None,
+        extra_gids: list[int],
+        umask: int | None,
+    ) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.user = user
+        self.security = security
+        self.extra_gids = extra_gids
+        self.umask = umask
+
+
+def exec_plan(
+    st: ContainerState,
+    args: list[str],
+    *,
+    env: list[str] | None = None,
+    cwd: str | None = None,
+    user: str | None = None,
+    tty: bool = False,
+) -> ExecPlan:
+    """What an exec gives its process, checked: the container runs, the working directory is absolute, the
+    user well-formed; the environment, working directory, user, security settings (their JSON form),
+    additional groups and umask, create's unless given. ``Container.exec`` and ``exec_in_place`` start
+    the process from it (here, not in container.py: the command line's exec does not load that)."""
+    from . import DEFAULT_PATH
+    from .config import merge_env
+
+    if not args:
+        raise InvalidArgument("no command given to exec")
+    if cwd is not None and not cwd.startswith("/"):
+        # As create's (OCI process.cwd is absolute): checked here, where the error names it in full; in
+        # the child a relative one would be made beneath the root, or fail with the message cut short.
+        raise InvalidArgument(f"working directory must be an absolute path: {cwd!r}")
+    status = st.status_now()
+    if status == PAUSED:
+        raise InvalidState(f"container {st.name} is paused: unpause it first")
+    if status != RUNNING:
+        raise InvalidState(f"container {st.name} is not running (status: {status})")
+    cfg = st.config
+    if user is not None:
+        from .config_check import parse_user  # (an exec without -u needs none of the config's checks)
+
+        parse_user(user)
+    full_env = merge_env(
+        [f"PATH={DEFAULT_PATH}", f"HOSTNAME={cfg.hostname}"] + (["TERM=xterm"] if tty else []) + cfg.env,
+        env or [],
+    )
+    return ExecPlan(
+        full_env,
+        cwd or cfg.cwd,
+        user if user is not None else cfg.user,
+        # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
+        cfg.security.to_dict() if cfg.security else None,
+        cfg.extra_gids,
+        cfg.umask,
+    )
+
+
 def exec_in_place(
-    target: Container,
+    st: ContainerState,
+    state_dir: str,
     args: list[str],
     *,
     env: list[str],
@@ -50,19 +121,20 @@ def exec_in_place(
     user: str | None,
     interactive: bool,
 ) -> NoReturn:
-    """Replace this process with pycontain-init ``--exec``, which runs ``args`` in ``target`` attached to
-    our stdio and exits with its status; raises (having started nothing) what ``Container.exec`` would."""
-    plan = target.exec_plan(args, env=env, cwd=cwd, user=user)
+    """Replace this process with pycontain-init ``--exec``, which runs ``args`` in the container ``st``
+    (whose state directory is ``state_dir``) attached to our stdio and exits with its status; raises
+    (having started nothing) what ``Container.exec`` would."""
+    plan = exec_plan(st, args, env=env, cwd=cwd, user=user)
     fds: list[int] = []
     try:
         opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
-        opts += _namespace_options(target, fds)
-        if target.state.cgroup:
+        opts += _namespace_options(st, fds)
+        if st.cgroup:
             from .cgroup_record import join_files
 
-            for path in join_files(target.state.cgroup):
+            for path in join_files(st.cgroup):
                 opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
-        opts += _security_options(target, plan.security, fds)
+        opts += _security_options(state_dir, plan.security, fds)
         if plan.user:
             opts.append(f"--user={plan.user}")
         opts += [f"--group={g}" for g in plan.extra_gids]
@@ -88,9 +160,9 @@ def exec_in_place(
     os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
 
 
-def _namespace_options(target: Container, fds: list[int]) -> list[str]:
-    """The options naming the namespaces of ``target``'s PID 1 that are not ours, opened now."""
-    pid = target.state.pid
+def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
+    """The options naming the namespaces of the container's PID 1 that are not ours, opened now."""
+    pid = st.pid
     opts = []
     try:
         if _ns_inode(pid, "user") != _ns_inode("self", "user"):
@@ -109,7 +181,7 @@ def _namespace_options(target: Container, fds: list[int]) -> list[str]:
     except FileNotFoundError:
         pass
     else:
-        if target.state.alive():
+        if st.alive():
             return opts
     # Gone, or its pid is another process's now: what was opened would not be the container's.
     raise InvalidState("the container stopped before exec could join it")
@@ -126,12 +198,12 @@ def _ns_inode(pid: int | str, name: str) -> int:
     return os.stat(f"/proc/{pid}/ns/{name}").st_ino
 
 
-def _security_options(target: Container, security: dict | None, fds: list[int]) -> list[str]:
+def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> list[str]:
     """The program's options for the container's capabilities, rlimits, no_new_privs and seccomp filter,
     from its state directory; resolved (``security.apply.prepare``) and kept there at the first exec.
     Keyed by our own bounding set, which bounds what a container can be given."""
     bounding = _own_bounding_set()
-    path = os.path.join(target.dir, f"exec-security-{bounding:x}")
+    path = os.path.join(state_dir, f"exec-security-{bounding:x}")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -145,7 +217,7 @@ def _security_options(target: Container, security: dict | None, fds: list[int]) 
         fds.remove(fd)
         os.close(fd)
         os.unlink(path)
-        return _security_options(target, security, fds)
+        return _security_options(state_dir, security, fds)
     opts = [a.decode() for a in header.split(b"\0")]
     if program:
         opts.append(f"--seccomp={fd},{len(header) + len(_END)}")

@@ -195,16 +195,19 @@ def exec_body(v: dict) -> int:
         import gc
 
         gc.disable()
-        from ..container import Container
         from ..execjoin import exec_in_place
+        from ..state import StateStore
 
         env = []
         if v["env"]:
             from ..config_check import parse_env
 
             env = parse_env(v["env"])
+        store = StateStore(GLOBALS.root)
+        st = store.find(v["ref"])
         exec_in_place(
-            Container.get(v["ref"], GLOBALS.root),
+            st,
+            store.dir(st.id),
             args,
             env=env,
             cwd=v["workdir"],
