@@ -85,8 +85,8 @@ def attach(
 
     Writes ``<state root>/<id>/net/{hosts,resolv.conf,hostname}`` and updates the hosts file of every
     other member. On any failure everything already made is removed before the error propagates.
-    On the default network without published ports, a warm pool entry is taken when there is one
-    (``pool.claim``: no netlink at all).
+    On the default network a warm pool entry is taken when there is one (``pool.claim``: no netlink at
+    all; published ports are checked and DNATed as for a namespace made here).
     """
     from . import ipam, pool
 
@@ -115,13 +115,23 @@ def attach(
         "dns": list(dns),
         "dns_search": list(dns_search),
     }
-    if not ports and name in (settings.DEFAULT_NETWORK, "default") and root != pool.pool_dir():
+    if name in (settings.DEFAULT_NETWORK, "default") and root != pool.pool_dir():
 
         def write(net: dict, m: dict) -> None:
             _write_files(net, m)
             refresh_hosts(net)
 
-        claimed = pool.claim(reg, own, write)
+        def published_ports(nets: list[dict]) -> list[dict]:
+            return [p.to_dict() for p in check_ports(ports, nets)]
+
+        try:
+            claimed = pool.claim(reg, own, write, published_ports if ports else None)
+        except BaseException:
+            try:
+                detach(container_id, None, root)  # whatever the claim recorded (nothing if refused)
+            except Exception:
+                pass
+            raise
         if claimed is not None:
             trace.step("net: pool entry claimed")
             return _info(*claimed)

@@ -81,23 +81,38 @@ def ready(d: str, net: dict, m: dict) -> bool:
     )
 
 
-def claim(reg, container: dict, write: Callable[[dict, dict], None]) -> tuple[dict, dict] | None:
+def claim(
+    reg,
+    container: dict,
+    write: Callable[[dict, dict], None],
+    publish: Callable[[list[dict]], list[dict]] | None = None,
+) -> tuple[dict, dict] | None:
     """Record a ready entry as the container's: ``container`` holds the member's own fields (id, names,
     state root, hosts and DNS options); ``write(net, member)`` writes its files, under the registry's
-    lock. (net, member), or None when the pool is off or empty. Starts a refill either way when on."""
+    lock. ``publish(nets)``: its published ports (checked against every network's, host ports picked),
+    DNATed by the nftables table once it is recorded. (net, member), or None when the pool is off or
+    empty. Starts a refill either way when on."""
     d = pool_dir()
     if not size(d):
         return None
     try:
         with reg.lock():
-            net = reg.load(settings.DEFAULT_NETWORK)
+            nets = reg.all()
+            net = next((n for n in nets if n["name"] == settings.DEFAULT_NETWORK), None)
             entry = next(iter(entries(reg, ready_only=True)), None)
             if net is None or entry is None:
                 return None
             member = {**entry, **container}
+            if publish is not None:
+                member["ports"] = publish(nets)  # refused before anything changes: the entry stays
             del net["members"][entry["container_id"]]
             net["members"][member["container_id"]] = member
             reg.save(net)
+            if member["ports"]:
+                # Recorded first: killed before the rules, the record leads rm -f to its container's rules.
+                from .upkeep import sync_nft
+
+                sync_nft(reg, nets=nets)
             # The entry's directory (its ready mark) is left for the filler this claim starts: a directory
             # no member owns is swept (``filler.sweep``), off the claimer's path (ext4 unlinks and rmdirs
             # right after the registry's rename cost milliseconds).

@@ -311,3 +311,32 @@ def test_the_filler_holds_none_of_the_claimers_files(warm):
         os.close(r)
         os.close(w)
         _no_filler()
+
+
+def test_a_run_publishing_ports_takes_an_entry_and_gets_its_rules(warm):
+    """-p on the default network: a pool entry as well, its port checked against every other container's
+    and DNATed to the entry's address by the nftables table; a clash is refused in one line before the
+    entry is touched; rm -f takes the rules away."""
+    from .conftest import TEST_TABLE, free_port
+
+    def rules() -> str:
+        return subprocess.run(
+            ["nft", "list", "table", "ip", TEST_TABLE], capture_output=True, text=True
+        ).stdout
+
+    ready = {m["ip"] for m in _entries()}
+    port = free_port()
+    p = warm("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", "default", "--", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(warm("inspect", "web", check=True).stdout)[0]["Config"]["net_info"]
+    assert info["ip"] in ready
+    table = rules()
+    assert f"dport {port}" in table and f"dnat to {info['ip']}:80" in table
+    assert info["container_id"] in table
+    clash = warm("run", "-d", "--name", "web2", "-p", f"127.0.0.1:{port}:80", "default", "--", "true")
+    assert clash.returncode == 125 and "already published" in clash.stderr
+    assert len(clash.stderr.strip().splitlines()) == 1 and "Traceback" not in clash.stderr
+    assert "web2" not in {m["container_name"] for n in ipam.Registry().all() for m in n["members"].values()}
+    assert warm("rm", "-f", "web").returncode == 0
+    assert info["container_id"] not in rules() and f"dport {port}" not in rules()
+    _settled()
