@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _detached_starts(
-    prefix: dict[str, list[str]], roots: dict[str, str], env: dict[str, str], runs: int, stack
+    prefix: dict[str, list[str]],
+    roots: dict[str, str],
+    env: dict[str, str],
+    runs: int,
+    stack: contextlib.ExitStack,
 ) -> dict[str, list[float]]:
     """Seconds from ``run -d`` until the container's first line is in its log, per tree, taking turns."""
     times: dict[str, list[float]] = {name: [] for name in prefix}

@@ -254,7 +254,7 @@ def _read_fields(fd: int) -> list[str] | None:
         data += chunk
 
 
-def _reap_orphans(known: set) -> None:
+def _reap_orphans(known: set[int]) -> None:
     """Reap the children that are not the container's PID 1 or a health check (orphans we adopted)."""
     try:
         with open(f"/proc/self/task/{os.getpid()}/children") as f:
