@@ -17,9 +17,10 @@ from .pool import READY, entries, lock_pool, pool_dir, ready, size
 LINGER_S = 2.0
 
 
-def fill(linger: float = 0.0) -> int:
+def fill(linger: float = 0.0, locked: int | None = None) -> int:
     """Make entries until the pool holds its size, and on for ``linger`` seconds after the last vacancy;
-    how many were made (0 when another filler runs)."""
+    how many were made (0 when another filler runs). ``locked``: the pool's lock, taken already (by
+    ``pool.spawn_fill``'s process before it became this one)."""
     import time
 
     from . import ipam
@@ -28,7 +29,8 @@ def fill(linger: float = 0.0) -> int:
     reg = ipam.Registry()
     made = 0
     while True:
-        fd = lock_pool(d, blocking=False)
+        fd = locked if locked is not None else lock_pool(d, blocking=False)
+        locked = None
         if fd is None:
             return made
         try:
@@ -161,9 +163,10 @@ def leftovers(held: set[str], members: set[str]) -> list[str]:
     return removed
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``python -m pycontain.network.filler [LOCK_FD]``: the pool's lock inherited on LOCK_FD."""
     try:
-        fill(LINGER_S)
+        fill(LINGER_S, int(argv[0]) if argv else None)
     except Exception:
         return 1  # detached, with nowhere to report to: the next claim finds the pool short and tries again
     return 0
@@ -172,4 +175,4 @@ def main() -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

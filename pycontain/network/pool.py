@@ -122,19 +122,27 @@ def claim(
         spawn_fill()
 
 
+# How long a filler started by a claim waits before it starts Python while the pool still has a ready entry:
+# the claimer's container starts meanwhile, on CPUs the filler would take (a Python start, pyroute2's
+# import, netlink under the RTNL lock, the registry's lock: a run of /bin/true took ~40 ms longer beside it
+# on 2 CPUs). Runs back to back empty the pool sooner, and the filler starts then.
+FILL_DELAY_S = 1.0
+
+
 def spawn_fill() -> None:
     """Start ``fill`` in a process of its own, detached (the claimer does not wait for it), unless one is at
     work already: it sees this claim's vacancy before it exits. Started by a short-lived intermediate
     child, so that it is never a child of ours: a long-lived caller (a container's monitor) would keep its
-    zombie. The intermediate only forks the filler and exits (the filler execs Python by itself), so the
-    claimer waits for two forks, not for an exec (~1 ms against ~4)."""
+    zombie. The intermediate only forks the filler and exits, so the claimer waits for two forks (~1 ms).
+    The filler takes the pool's lock at once (claims meanwhile start no other), waits up to
+    ``FILL_DELAY_S`` while an entry is ready, then execs Python, which inherits the lock."""
     import sys
 
-    lock = lock_pool(pool_dir(), blocking=False)
+    d = pool_dir()
+    lock = lock_pool(d, blocking=False)
     if lock is None:
         return
     os.close(lock)
-    argv = [sys.executable, "-m", "pycontain.network.filler"]
     try:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
@@ -145,12 +153,19 @@ def spawn_fill() -> None:
             try:
                 if os.fork() == 0:
                     os.setsid()
-                    for target in (0, 1, 2):
-                        os.dup2(devnull, target)
-                    # Nothing of the claimer's (a container's pipes, made inheritable for its process) may
-                    # stay open in a filler that lingers for seconds.
-                    os.closerange(3, 1 << 20)
-                    os.execv(sys.executable, argv)
+                    held = lock_pool(d, blocking=False)
+                    if held is not None:
+                        for target in (0, 1, 2):
+                            os.dup2(devnull, target)
+                        # Nothing of the claimer's (a container's pipes, made inheritable for its process) may
+                        # stay open in a filler that lingers for seconds; the lock stays, for the filler.
+                        os.closerange(3, held)
+                        os.closerange(held + 1, 1 << 20)
+                        os.set_inheritable(held, True)
+                        _delay()
+                        os.execv(
+                            sys.executable, [sys.executable, "-m", "pycontain.network.filler", str(held)]
+                        )
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
@@ -158,6 +173,21 @@ def spawn_fill() -> None:
         pass  # the pool only runs empty: the next attach makes its namespace itself
     finally:
         os.close(devnull)
+
+
+def _delay() -> None:
+    """Up to ``FILL_DELAY_S``, while the pool has a ready entry (a registry that cannot be read: none)."""
+    import time
+
+    from ..errors import PycontainError
+    from .ipam import Registry
+
+    deadline = time.monotonic() + FILL_DELAY_S
+    try:
+        while time.monotonic() < deadline and entries(Registry(), ready_only=True):
+            time.sleep(0.05)
+    except (OSError, PycontainError):
+        pass
 
 
 def lock_pool(d: str, blocking: bool) -> int | None:
