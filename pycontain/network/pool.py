@@ -32,14 +32,11 @@ from __future__ import annotations
 import os
 
 from . import netns, settings
+from .settings import pool_dir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (on the claim path)
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-def pool_dir() -> str:
-    return os.path.join(settings.registry_dir(), "netpool")
 
 
 # Entries kept ready unless ``pycontain network pool SIZE`` said otherwise: one for the next ``run`` and one

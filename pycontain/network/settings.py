@@ -49,6 +49,12 @@ def registry_dir() -> str:
     return DEFAULT_REGISTRY
 
 
+def pool_dir() -> str:
+    """The default network's warm pool (``pool``): here, for ``upkeep`` to tell its entries apart without
+    importing the pool, which imports ``upkeep``."""
+    return os.path.join(registry_dir(), "netpool")
+
+
 def default_bridge() -> str:
     return os.environ.get("PYCONTAIN_BRIDGE") or "pycontain0"
 

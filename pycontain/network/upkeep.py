@@ -14,9 +14,7 @@ def is_stale(member: dict) -> bool:
     warm pool entry whose namespace is (a reboot unmounted it: it could serve no container)."""
     if not os.path.isdir(os.path.join(member["state_root"], member["container_id"])):
         return True
-    from . import pool
-
-    if member["state_root"] != pool.pool_dir():
+    if member["state_root"] != settings.pool_dir():
         return False
     from .netns import is_mounted
 
