@@ -150,10 +150,10 @@ def spawn_fill() -> None:
             try:
                 if os.fork() == 0:
                     os.setsid()
-                    held = lock_pool(d, blocking=False)
+                    for target in (0, 1, 2):
+                        os.dup2(devnull, target)
+                    held = lock_pool(d, blocking=False)  # above 2 now, whatever the claimer had closed
                     if held is not None:
-                        for target in (0, 1, 2):
-                            os.dup2(devnull, target)
                         # Nothing of the claimer's (a container's pipes, made inheritable for its process) may
                         # stay open in a filler that lingers for seconds; the lock stays, for the filler.
                         os.closerange(3, held)
