@@ -54,5 +54,12 @@ def gc(state_root: str | None = None) -> list[str]:
         path = os.path.join(nsdir, n)
         if path not in held and not os.path.isdir(os.path.join(root, n)) and netns.remove(path):
             removed.append(f"netns {path}")
+    if names == [] and os.path.isdir(nsdir):
+        # A run killed between its last namespace's unlink and the directory's rmdir (netns.remove).
+        try:
+            os.rmdir(nsdir)
+            removed.append(f"empty directory {nsdir}")
+        except OSError:
+            pass  # a namespace made meanwhile
     removed.extend(filler.leftovers(held, {cid for n in nets for cid in n["members"]}))
     return removed

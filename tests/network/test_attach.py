@@ -351,6 +351,17 @@ def test_gc_removes_leftovers_of_crashed_runs(fakes, state_root):
     assert network.gc(state_root) == []
 
 
+def test_gc_removes_the_namespace_directory_a_killed_run_left_empty(fakes, state_root):
+    """netns.remove unlinks a namespace file, then removes its directory if it was the last: a run killed
+    between the two left an empty <state root>/netns that nothing else removes."""
+    nsdir = os.path.join(state_root, "netns")
+    os.makedirs(nsdir, exist_ok=True)
+    assert os.listdir(nsdir) == []
+    assert f"empty directory {nsdir}" in network.gc(state_root)
+    assert not os.path.exists(nsdir)
+    assert network.gc(state_root) == []
+
+
 def _table_chains() -> set[str]:
     import subprocess
 
