@@ -15,6 +15,7 @@ from pycontain.cli import FAST_COMMANDS, ocirun
 from pycontain.cli import commands as docker_commands
 from pycontain.cli.base import parse
 from tests.conftest import ROOT_REQUIRED
+from tests.importlist import imported
 
 COMMANDS = {**docker_commands.COMMANDS, **ocirun.COMMANDS}
 
@@ -147,21 +148,8 @@ def _agree(
 @pytest.mark.parametrize("args", [("ps",), ("exec", "fast1", "true"), ("kill", "-s", "CONT", "fast1")])
 def test_entry_point_imports_no_typer(pyc, sleeper, args):
     """Through ``python -m pycontain`` itself, as users run it."""
-    modules = {m.split(".")[0] for m in _imported(pyc, args)}
+    modules = {m.split(".")[0] for m in imported(pyc.root, *args)}
     assert "pycontain" in modules and not modules & set(HEAVY)
-
-
-def _imported(pyc, args: tuple[str, ...]) -> set[str]:
-    """The modules ``python -m pycontain ARGS`` imports (-X importtime's list); the command must succeed."""
-    p = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pycontain", "--root", pyc.root, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert p.returncode == 0, p.stderr
-    return {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
 
 
 @ROOT_REQUIRED
@@ -170,7 +158,7 @@ def test_exec_imports_neither_ctypes_nor_the_process_package(pyc, sleeper):
     its parser, the state reader and little else. (The first exec of a container resolves its security
     settings, with the security package, and keeps them in its state directory: the next ones read them.)"""
     assert pyc("exec", sleeper, "true").returncode == 0
-    modules = _imported(pyc, ("exec", sleeper, "true"))
+    modules = imported(pyc.root, "exec", sleeper, "true")
     assert "pycontain.execjoin" in modules
     assert not modules & {
         "ctypes",
@@ -217,7 +205,7 @@ def test_fastjson_prints_what_json_prints():
     ],
 )
 def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleeper, args, unwanted):
-    assert not unwanted & _imported(pyc, args)
+    assert not unwanted & imported(pyc.root, *args)
 
 
 @ROOT_REQUIRED

@@ -13,6 +13,7 @@ import pytest
 
 from pycontain.network import ipam, netns, pool
 from tests.conftest import wait_until
+from tests.importlist import imported
 
 from .conftest import TEST_BRIDGE, needs_net
 
@@ -227,31 +228,9 @@ def test_an_entry_whose_veth_was_deleted_is_never_claimed(warm):
 def test_a_pooled_run_and_its_removal_load_no_netlink_library(warm):
     """A claim and ``--rm``'s detach are files and one netlink socket: neither pyroute2 (40 ms to import)
     nor the socket (5-8 ms: selectors, enum) or ipaddress (2 ms) module."""
-    import sys
-
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "pycontain",
-            "--root",
-            warm.root,
-            "run",
-            "--rm",
-            "default",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert p.returncode == 0, p.stderr
-    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
-    assert "pycontain.network.pool" in imported  # the pool's path was taken
-    assert not {"pyroute2", "socket", "ipaddress"} & {m.split(".")[0] for m in imported}
+    mods = imported(warm.root, "run", "--rm", "default", "true")
+    assert "pycontain.network.pool" in mods  # the pool's path was taken
+    assert not {"pyroute2", "socket", "ipaddress"} & {m.split(".")[0] for m in mods}
     _settled()
 
 

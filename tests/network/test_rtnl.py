@@ -15,6 +15,7 @@ import pytest
 
 from pycontain.errors import PycontainError
 from pycontain.network import netns, rtnl
+from tests.importlist import imported
 
 from .conftest import needs_net
 
@@ -23,32 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _imported(*run_args: str) -> set[str]:
-    """The modules a ``pycontain run`` imports (python -X importtime's list)."""
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "pycontain",
-            "--root",
-            os.environ["PYCONTAIN_ROOT"],
-            "run",
-            "--rm",
-            *run_args,
-            "default",
-            "--",
-            "true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
-    return {
-        line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")
-    }
+    """The modules a ``pycontain run`` imports."""
+    return imported(os.environ["PYCONTAIN_ROOT"], "run", "--rm", *run_args, "default", "--", "true", cwd=REPO)
 
 
 @pytest.fixture
