@@ -224,7 +224,8 @@ struct bpf_prog {
 #define SYS_close_range 436
 #endif
 
-#define MAX_LIST 64
+/* Groups a process may hold: the kernel's NGROUPS_MAX (an image may list a user in more than a few). */
+#define MAX_GROUPS 65536
 
 struct rlim {
     int resource;
@@ -235,8 +236,7 @@ struct rlim {
 static struct {
     int ns[16], n_ns, cgroup[16], n_cgroup, null_fd, relay_stdin;
     const char *user, *cwd;
-    gid_t groups[MAX_LIST];
-    int n_groups;
+    int n_groups; /* in extra_groups */
     long umask;
     unsigned long long caps[5]; /* bounding, permitted, effective, inheritable, ambient */
     int exact_caps, last_cap, nnp;
@@ -251,6 +251,8 @@ static struct {
     struct bpf_insn *program;
     unsigned short program_len;
 } opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40, .userns_fd = -1};
+/* --group (zero-initialised, out of opt: a list this long would be stored in the program file) */
+static gid_t extra_groups[MAX_GROUPS];
 
 /* The signals the relay forwards to the command (pycontain.process.FORWARDED_SIGNALS), and those of them
  * that pycontain's caller had ignored (a mask of 1 << signal). */
@@ -322,6 +324,15 @@ static int fields(char *s, char sep, char **out, int n) {
     return k;
 }
 
+static void add_group(gid_t *list, int *n, gid_t g) {
+    for (int i = 0; i < *n; i++)
+        if (list[i] == g)
+            return;
+    if (*n >= MAX_GROUPS)
+        die(125, "more than %d additional groups", MAX_GROUPS);
+    list[(*n)++] = g;
+}
+
 static void parse_options(char **argv, char ***cmd) {
     for (; *argv && strcmp(*argv, "--") != 0; argv++) {
         /* (a copy: ps shows our command line as given) */
@@ -340,8 +351,8 @@ static void parse_options(char **argv, char ***cmd) {
             opt.relay_stdin = 1;
         else if (!strcmp(a, "--user") && v)
             opt.user = v;
-        else if (!strcmp(a, "--group") && v && opt.n_groups < MAX_LIST)
-            opt.groups[opt.n_groups++] = (gid_t)num(v, 0xfffffffeULL, "group");
+        else if (!strcmp(a, "--group") && v)
+            add_group(extra_groups, &opt.n_groups, (gid_t)num(v, 0xfffffffeULL, "group"));
         else if (!strcmp(a, "--umask") && v)
             opt.umask = (long)num(v, 07777, "umask");
         else if (!strcmp(a, "--cwd") && v)
@@ -439,13 +450,20 @@ static int each_entry(const char *path, int (*fn)(char **f, int n, void *arg), v
 
 struct user {
     const char *want;        /* the name or number looked for */
-    char name[256], home[4096];
+    const char *name, *home; /* whole, however long the image's entry: a prefix could be another user's */
     int named;               /* an entry was found */
     unsigned long long uid, gid;
     int have_gid;
-    gid_t groups[MAX_LIST];
+    gid_t groups[MAX_GROUPS];
     int n_groups;
 };
+
+static char *copy(const char *s) {
+    char *c = strdup(s);
+    if (!c)
+        die(125, "out of memory");
+    return c;
+}
 
 static unsigned long long db_num(const char *s, const char *path) {
     unsigned long long v;
@@ -458,9 +476,9 @@ static int passwd_by_uid(char **f, int n, void *arg) {
     struct user *u = arg;
     if (n < 6 || strcmp(f[2], u->want) != 0)
         return 0;
-    snprintf(u->name, sizeof u->name, "%s", f[0]);
+    u->name = copy(f[0]);
     u->gid = db_num(f[3], "/etc/passwd");
-    snprintf(u->home, sizeof u->home, "%s", *f[5] ? f[5] : "/");
+    u->home = copy(*f[5] ? f[5] : "/");
     return u->named = u->have_gid = 1;
 }
 
@@ -468,10 +486,10 @@ static int passwd_by_name(char **f, int n, void *arg) {
     struct user *u = arg;
     if (n < 6 || strcmp(f[0], u->want) != 0)
         return 0;
-    snprintf(u->name, sizeof u->name, "%s", f[0]);
+    u->name = copy(f[0]);
     u->uid = db_num(f[2], "/etc/passwd");
     u->gid = db_num(f[3], "/etc/passwd");
-    snprintf(u->home, sizeof u->home, "%s", *f[5] ? f[5] : "/");
+    u->home = copy(*f[5] ? f[5] : "/");
     return u->named = u->have_gid = 1;
 }
 
@@ -488,14 +506,6 @@ static int is_number(const char *s) {
     return parse_num(s, ~0ULL, &v) == 0;
 }
 
-static void add_group(gid_t *list, int *n, gid_t g) {
-    for (int i = 0; i < *n; i++)
-        if (list[i] == g)
-            return;
-    if (*n >= MAX_LIST)
-        die(125, "more than %d additional groups", MAX_LIST);
-    list[(*n)++] = g;
-}
 
 static int listed_member(char **f, int n, void *arg) {
     struct user *u = arg;
@@ -514,13 +524,12 @@ static int listed_member(char **f, int n, void *arg) {
 
 /* --user resolved as pycontain.users.resolve does, in the container's root. */
 static void resolve_user(const char *spec, struct user *u) {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec && *spec ? spec : "0");
+    char *buf = copy(spec && *spec ? spec : "0");
     char *colon = strchr(buf, ':'), *group = colon ? colon + 1 : NULL;
     if (colon)
         *colon = 0;
     memset(u, 0, sizeof *u);
-    strcpy(u->home, "/");
+    u->home = "/";
     u->want = buf;
     if (is_number(buf)) {
         unsigned long long uid;
@@ -529,7 +538,7 @@ static void resolve_user(const char *spec, struct user *u) {
         u->uid = uid;
         each_entry("/etc/passwd", passwd_by_uid, u);
         if (uid == 0 && !u->named)
-            strcpy(u->home, "/root");
+            u->home = "/root";
     } else if (!each_entry("/etc/passwd", passwd_by_name, u))
         die(125, "unable to find user '%s': no matching entries in the container's /etc/passwd (use a numeric UID[:GID])",
             buf);
@@ -709,10 +718,10 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
             die(125, "cannot become the user namespace's root: %s", strerror(errno));
     }
     /* Root and working directory are the container's now (the mount namespace's). */
-    struct user u;
+    static struct user u; /* (static: its group list is too big for a stack frame) */
     resolve_user(opt.user, &u);
     for (int i = 0; i < opt.n_groups; i++)
-        add_group(u.groups, &u.n_groups, opt.groups[i]);
+        add_group(u.groups, &u.n_groups, extra_groups[i]);
     if (opt.umask >= 0)
         umask((mode_t)opt.umask);
     put_env_home(u.home);

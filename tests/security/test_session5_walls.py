@@ -1,0 +1,49 @@
+"""Attacks on what session 5 added for speed (issue 18): the command line's exec in C (pycontain-init
+--exec), the warm network pool, the state root's name index and the monitor as a subreaper. Each test
+performs the attack against the real runtime and asserts on what the kernel (or the file system) shows."""
+
+from __future__ import annotations
+
+from pycontain.container import Container
+from tests.conftest import ROOT_REQUIRED
+
+pytestmark = ROOT_REQUIRED
+
+# What exec's process is: its ids, its groups and the length of its HOME.
+WHO = "id -u; id -g; id -G; echo ${#HOME}"
+
+
+def _run(pyc, name: str) -> int:
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", name, "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    return Container.get(name, pyc.root).pid
+
+
+def test_exec_resolves_an_image_user_by_its_whole_entry(pyc):
+    """A hostile image's /etc/passwd and /etc/group: a 300-character user name whose 255-character prefix
+    is another user, a home of 5000 characters, users in 70 groups, and a group that lists only the
+    prefix. The C joiner must find what the library's path finds (pycontain.users): the user's own
+    groups, not the prefix's, and its whole home (it cut both at fixed sizes, and refused 64+ groups)."""
+    pid = _run(pyc, "walls")
+    name = "u" * 300
+    etc = f"/proc/{pid}/root/etc"
+    with open(f"{etc}/passwd", "a") as f:
+        f.write(f"{name[:255]}:x:2001:2001::/prefix:/bin/sh\n")
+        f.write(f"{name}:x:2000:2000::/h{'o' * 5000}:/bin/sh\n")
+        f.write("many:x:2002:2002::/many:/bin/sh\n")
+    with open(f"{etc}/group", "a") as f:
+        f.write(f"prefix:x:4000:{name[:255]}\n")
+        for i in range(70):
+            f.write(f"g{i}:x:{3000 + i}:nobody,{name},many\n")
+    # (by its uid: the command line takes names of up to 32 characters; the entry's name is any length)
+    fast = pyc("exec", "-u", "2000", "walls", "sh", "-c", WHO)
+    assert fast.returncode == 0, fast.stderr
+    slow = Container.get("walls", pyc.root).exec_run(["sh", "-c", WHO], user="2000")
+    assert slow.exit_code == 0, slow.stderr
+    assert fast.stdout == slow.stdout.decode()
+    uid, gid, groups, home = fast.stdout.split("\n")[:4]
+    assert (uid, gid, home) == ("2000", "2000", "5002")
+    assert set(groups.split()) == {"2000", *(str(3000 + i) for i in range(70))}
+    many = pyc("exec", "-u", "many", "walls", "sh", "-c", "id -G")
+    assert many.returncode == 0, many.stderr
+    assert set(many.stdout.split()) == {"2002", *(str(3000 + i) for i in range(70))}
