@@ -417,6 +417,10 @@ static void read_program(void) {
 
 /* -- the joiner -------------------------------------------------------------------------------------- */
 
+/* The most of a database read (pycontain.users.MAX_DB): read as root, bound by no limit of the container
+ * but its cgroup's, and a sparse file of a terabyte costs the image nothing. */
+#define MAX_DB (64 << 20)
+
 /* The lines of a database in the container (/etc/passwd, /etc/group), split on ':' into at most 8
  * fields; calls fn for each until it returns nonzero. A missing or unreadable file has no lines (as
  * pycontain.users reads them); not a regular file (a FIFO would block us): none either. */
@@ -425,26 +429,43 @@ static int each_entry(const char *path, int (*fn)(char **f, int n, void *arg), v
     if (fd < 0)
         return 0;
     struct stat st;
-    FILE *fp = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
-    if (!fp) {
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return 0;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    /* Read whole (at most MAX_DB: the file may grow while read), then split: no line is bigger than that. */
+    size_t cap = st.st_size < MAX_DB ? (size_t)st.st_size + 1 : MAX_DB + 1, len = 0;
+    char *data = malloc(cap + 1);
+    if (!data)
+        die(125, "out of memory");
+    ssize_t n;
+    while ((n = read(fd, data + len, cap - len)) > 0)
+        if ((len += (size_t)n) == cap) {
+            if (cap > MAX_DB)
+                die(125, "the container's %s is larger than %d MiB", path, MAX_DB >> 20);
+            cap = cap * 2 < MAX_DB ? cap * 2 : MAX_DB + 1;
+            if (!(data = realloc(data, cap + 1)))
+                die(125, "out of memory");
+        }
+    close(fd);
+    if (n < 0) {
+        free(data);
+        return 0;
+    }
+    data[len] = 0;
     int found = 0;
-    while (!found && (len = getline(&line, &cap, fp)) >= 0) {
-        if (len > 0 && line[len - 1] == '\n')
-            line[--len] = 0;
-        if (!len || line[0] == '#')
+    for (char *line = data, *next; !found && line < data + len; line = next) {
+        char *nl = memchr(line, '\n', (size_t)(data + len - line));
+        next = nl ? nl + 1 : data + len;
+        if (nl)
+            *nl = 0;
+        if (!*line || line[0] == '#')
             continue;
         char *f[8];
-        int n = fields(line, ':', f, 8);
-        found = fn(f, n, arg);
+        int nf = fields(line, ':', f, 8);
+        found = fn(f, nf, arg);
     }
-    free(line);
-    fclose(fp);
+    free(data);
     return found;
 }
 

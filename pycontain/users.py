@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 from .errors import InvalidArgument
 
 # The highest user or group id: uid_t is 32 bits, and (uid_t)-1 means "unchanged" to the kernel.
 MAX_ID = (1 << 32) - 2
+# The most of a database read (pycontain-init.c's MAX_DB too): an image's file is read as root before any
+# limit of its container but the cgroup's, and a sparse file of a terabyte costs the image nothing.
+MAX_DB = 64 << 20
 
 
 def _read_db(path: str) -> list[list[str]]:
+    """The lines of ``path`` split on ':'; none when it is missing, unreadable or not a regular file (a
+    FIFO would block the process starting the container)."""
     try:
-        with open(path) as f:
-            return [line.split(":") for line in f.read().splitlines() if line and not line.startswith("#")]
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return []
+            data = f.read(MAX_DB + 1)
     except OSError:
         return []
+    if len(data) > MAX_DB:
+        raise InvalidArgument(f"the container's {path} is larger than {MAX_DB >> 20} MiB")
+    return [
+        line.split(":")
+        for line in data.decode(errors="surrogateescape").splitlines()
+        if line and not line.startswith("#")
+    ]
 
 
 class ResolvedUser:

@@ -4,6 +4,8 @@ performs the attack against the real runtime and asserts on what the kernel (or 
 
 from __future__ import annotations
 
+import os
+
 from pycontain.container import Container
 from tests.conftest import ROOT_REQUIRED
 
@@ -47,3 +49,33 @@ def test_exec_resolves_an_image_user_by_its_whole_entry(pyc):
     many = pyc("exec", "-u", "many", "walls", "sh", "-c", "id -G")
     assert many.returncode == 0, many.stderr
     assert set(many.stdout.split()) == {"2002", *(str(3000 + i) for i in range(70))}
+
+
+def test_a_fifo_user_database_blocks_no_exec(pyc):
+    """/etc/passwd made a FIFO by the container: the user is not found, at once, on both exec paths (the
+    library's, which ``exec -d`` takes, opened it blocking and waited for a writer forever)."""
+    pid = _run(pyc, "walls")
+    passwd = f"/proc/{pid}/root/etc/passwd"
+    os.unlink(passwd)
+    os.mkfifo(passwd)
+    for args in (("exec",), ("exec", "-d")):
+        p = pyc(*args, "-u", "someone", "walls", "true", timeout=30)
+        assert p.returncode == 125, p.stderr
+        assert "unable to find user 'someone'" in p.stderr
+
+
+def test_an_oversized_user_database_is_refused_not_read(pyc):
+    """A sparse /etc/passwd bigger than users.MAX_DB costs the image nothing and would be read whole, as
+    root, by exec's joiner (one line: all of it in memory) or by the library's path: both refuse it
+    in one line. (Only just over the limit here: the old code read it whole, as it would a terabyte.)"""
+    from pycontain.users import MAX_DB
+
+    pid = _run(pyc, "walls")
+    with open(f"/proc/{pid}/root/etc/passwd", "r+b") as f:
+        f.truncate(MAX_DB + 1)
+    for args in (("exec",), ("exec", "-d")):
+        p = pyc(*args, "-u", "someone", "walls", "true", timeout=60)
+        assert p.returncode == 125, p.stderr
+        assert p.stderr.strip().splitlines() == [
+            "pycontain: the container's /etc/passwd is larger than 64 MiB"
+        ]
