@@ -33,6 +33,13 @@ def _read_db(path: str) -> list[list[str]]:
     ]
 
 
+def _id(s: str, path: str) -> int:
+    """A matched entry's id field (pycontain-init.c's db_num: the same message on exec's C path)."""
+    if not (s.isascii() and s.isdigit()) or int(s) > MAX_ID:
+        raise InvalidArgument(f"invalid entry in the container's {path}: {s} is not an id")
+    return int(s)
+
+
 class ResolvedUser:
     __slots__ = ("uid", "gid", "groups", "home")
 
@@ -56,14 +63,14 @@ def resolve(spec: str | None) -> ResolvedUser:
         uid = int(user)
         for e in passwd:
             if len(e) >= 6 and e[2] == user:
-                name, gid, home = e[0], int(e[3]), e[5] or "/"
+                name, gid, home = e[0], _id(e[3], "/etc/passwd"), e[5] or "/"
                 break
         if uid == 0 and name is None:
             home = "/root"
     else:
         for e in passwd:
             if len(e) >= 6 and e[0] == user:
-                name, uid, gid, home = user, int(e[2]), int(e[3]), e[5] or "/"
+                name, uid, gid, home = user, _id(e[2], "/etc/passwd"), _id(e[3], "/etc/passwd"), e[5] or "/"
                 break
         else:
             raise InvalidArgument(
@@ -77,7 +84,7 @@ def resolve(spec: str | None) -> ResolvedUser:
         else:
             for e in groups_db:
                 if len(e) >= 3 and e[0] == group:
-                    gid = int(e[2])
+                    gid = _id(e[2], "/etc/group")
                     break
             else:
                 raise InvalidArgument(
@@ -90,6 +97,9 @@ def resolve(spec: str | None) -> ResolvedUser:
     groups: list[int] = []
     if name is not None and not group:
         for e in groups_db:
-            if len(e) >= 4 and name in e[3].split(",") and e[2].isdigit() and int(e[2]) not in groups:
-                groups.append(int(e[2]))
+            # (a group whose id is not one is passed over, as by exec's C path)
+            if len(e) >= 4 and name in e[3].split(",") and e[2].isascii() and e[2].isdigit():
+                g = int(e[2])
+                if g <= MAX_ID and g not in groups:
+                    groups.append(g)
     return ResolvedUser(uid, gid, groups, home)
