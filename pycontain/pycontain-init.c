@@ -455,10 +455,11 @@ static int each_entry(const char *path, int (*fn)(char **f, int n, void *arg), v
     data[len] = 0;
     int found = 0;
     for (char *line = data, *next; !found && line < data + len; line = next) {
-        char *nl = memchr(line, '\n', (size_t)(data + len - line));
+        char *nl = memchr(line, '\n', (size_t)(data + len - line)), *end = nl ? nl : data + len;
         next = nl ? nl + 1 : data + len;
-        if (nl)
-            *nl = 0;
+        *end = 0;
+        if (end > line && end[-1] == '\r') /* a file with CRLF endings (as Go's line scanner, runc's) */
+            end[-1] = 0;
         if (!*line || line[0] == '#')
             continue;
         char *f[8];

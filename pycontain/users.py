@@ -26,11 +26,11 @@ def _read_db(path: str) -> list[list[str]]:
         return []
     if len(data) > MAX_DB:
         raise InvalidArgument(f"the container's {path} is larger than {MAX_DB >> 20} MiB")
-    return [
-        line.split(":")
-        for line in data.decode(errors="surrogateescape").splitlines()
-        if line and not line.startswith("#")
-    ]
+    # Lines as pycontain-init.c splits them: at "\n" (a "\r" before it dropped), ending at a NUL (C strings):
+    # the same entries on exec's two paths, and no NUL for execve to refuse in HOME.
+    text = data.decode(errors="surrogateescape")
+    lines = (line.removesuffix("\r").partition("\0")[0] for line in text.split("\n"))
+    return [line.split(":") for line in lines if line and not line.startswith("#")]
 
 
 def _id(s: str, path: str) -> int:
