@@ -132,7 +132,8 @@ class _Health:
 
     def __init__(self, interval: float, root: str, cid: str) -> None:
         self.interval = interval
-        self.argv = [sys.executable, "-m", "pycontain.monitor", "health", root, cid]
+        # -P: the monitor runs in its starter's working directory, which python -m would put first on sys.path.
+        self.argv = [sys.executable, "-P", "-m", "pycontain.monitor", "health", root, cid]
         self.due = time.monotonic() + interval
         self.pid = 0
 
@@ -349,7 +350,9 @@ def main(argv: list[str]) -> None:
     health.finish()
     attach.close()
     log.close()
-    os.execv(sys.executable, [sys.executable, "-m", "pycontain.monitor", "exited", root, cid, str(status)])
+    os.execv(
+        sys.executable, [sys.executable, "-P", "-m", "pycontain.monitor", "exited", root, cid, str(status)]
+    )
 
 
 if __name__ == "__main__":

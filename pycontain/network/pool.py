@@ -160,8 +160,11 @@ def spawn_fill() -> None:
                         os.closerange(held + 1, 1 << 20)
                         os.set_inheritable(held, True)
                         _delay()
+                        # -P: not the claimer's working directory first on sys.path (python -m puts it there,
+                        # and a directory another user can write would give them this root process).
                         os.execv(
-                            sys.executable, [sys.executable, "-m", "pycontain.network.filler", str(held)]
+                            sys.executable,
+                            [sys.executable, "-P", "-m", "pycontain.network.filler", str(held)],
                         )
             finally:
                 os._exit(0)

@@ -44,7 +44,8 @@ class ForkServer:
             # subprocess forks and execs in C (no Python code runs in between): safe from any thread.
             self._proc = subprocess.Popen(
                 # Not "-m" this module: the package's __init__ imports it first, and runpy warns on stderr.
-                [sys.executable, "-c", _MAIN, str(theirs.fileno())],
+                # (-P: not the caller's working directory first on sys.path, as -c would put it)
+                [sys.executable, "-P", "-c", _MAIN, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

@@ -319,3 +319,19 @@ def test_a_run_publishing_ports_takes_an_entry_and_gets_its_rules(warm):
     assert warm("rm", "-f", "web").returncode == 0
     assert info["container_id"] not in rules() and f"dport {port}" not in rules()
     _settled()
+
+
+def test_the_filler_runs_no_code_from_the_claimers_working_directory(warm, tmp_path, monkeypatch):
+    """A claim made in a directory another user can write: the filler (``python -m``, in the claimer's
+    working directory) imported the package planted there, as root."""
+    from tests.security.test_session5_walls import planted_package
+
+    hostile = tmp_path / "shared"
+    hostile.mkdir()
+    marker = planted_package(hostile)
+    _no_filler()
+    monkeypatch.chdir(hostile)
+    pool.spawn_fill()
+    assert wait_until(lambda: os.path.exists(marker) or _fillers() != [], 10)
+    _no_filler()
+    assert not os.path.exists(marker)

@@ -5,9 +5,10 @@ performs the attack against the real runtime and asserts on what the kernel (or 
 from __future__ import annotations
 
 import os
+import subprocess
 
 from pycontain.container import Container
-from tests.conftest import ROOT_REQUIRED
+from tests.conftest import ROOT_REQUIRED, wait_until
 
 pytestmark = ROOT_REQUIRED
 
@@ -103,3 +104,33 @@ def test_malformed_user_entries_get_the_same_answer_on_both_exec_paths(pyc):
     assert (fast.returncode, fast.stdout) == (0, "2004 3100\n/home/odd\n"), fast.stderr
     slow = Container.get("walls", pyc.root).exec_run(report, user="odd")
     assert (slow.exit_code, slow.stdout) == (0, b"2004 3100\n/home/odd\n"), slow.stderr
+
+
+def planted_package(d) -> str:
+    """Another user's ``pycontain`` package in ``d`` (a directory they can write, such as /tmp): a Python
+    that puts ``d`` first on sys.path (``-m`` or ``-c`` in that working directory) imports it and runs
+    its code as root. The path of the file it writes then."""
+    marker = str(d / "ran-as-root")
+    (d / "pycontain").mkdir()
+    (d / "pycontain" / "__init__.py").write_text(f"open({marker!r}, 'w').close()\n")
+    return marker
+
+
+def test_the_monitor_runs_no_code_from_its_starters_working_directory(pyc, tmp_path):
+    """A detached container started from a directory another user can write: the monitor keeps that
+    working directory, and its exit hook (``python -m pycontain.monitor exited``) imported the planted
+    package from it (a local user's code as root). The command line itself is started with -P here."""
+    hostile = tmp_path / "shared"
+    hostile.mkdir()
+    marker = planted_package(hostile)
+    argv = pyc.argv("run", "-d", "--network", "none", "--name", "walls", "default", "--", "true")
+    p = subprocess.run(
+        [argv[0], "-P", *argv[1:]], cwd=hostile, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    # The exit hook records the status (a hijacked one writes the marker instead).
+    recorded = wait_until(
+        lambda: os.path.exists(marker) or Container.get("walls", pyc.root).state.exit_code is not None, 30
+    )
+    assert not os.path.exists(marker)
+    assert recorded
