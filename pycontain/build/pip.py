@@ -49,6 +49,7 @@ def pip_step(containers: BuildContainers, manifest: Manifest, state: State) -> S
         manifest,
         [
             sys.executable,
+            "-P",  # not the working directory (a build context: input, never code for the host) on sys.path
             "-m",
             "pip",
             "download",
