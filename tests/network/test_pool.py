@@ -60,6 +60,16 @@ def _settled() -> None:
     _no_filler()
 
 
+def _turn_off(pyc) -> None:
+    """The fixtures' end: their containers removed, the filler gone, the pool off and empty."""
+    for cid in pyc.ids():
+        pyc("rm", "-f", cid)
+    _no_filler()
+    off = pyc("network", "pool", "0")
+    assert (off.returncode, off.stdout) == (0, "0\n"), off.stderr
+    assert _entries() == []
+
+
 @pytest.fixture
 def warm(pyc):
     """The pool on, with 2 entries; off again (every entry removed) at the end, even after a failure."""
@@ -68,12 +78,7 @@ def warm(pyc):
         assert (p.returncode, p.stdout) == (0, "2\n"), p.stderr
         yield pyc
     finally:
-        for cid in pyc.ids():
-            pyc("rm", "-f", cid)
-        _no_filler()
-        off = pyc("network", "pool", "0")
-        assert (off.returncode, off.stdout) == (0, "0\n"), off.stderr
-        assert _entries() == []
+        _turn_off(pyc)
 
 
 def test_entries_are_ready_namespaces_on_the_bridge(warm):
@@ -241,12 +246,7 @@ def default_pool(pyc):
     try:
         yield pyc
     finally:
-        for cid in pyc.ids():
-            pyc("rm", "-f", cid)
-        _no_filler()
-        off = pyc("network", "pool", "0")
-        assert (off.returncode, off.stdout) == (0, "0\n"), off.stderr
-        assert _entries() == []
+        _turn_off(pyc)
         with open("/proc/self/mountinfo") as f:
             assert pool.pool_dir() not in f.read()  # every entry's namespace unmounted
         assert not {p for p in _bridge_ports() if p.startswith("pcv")} - {
