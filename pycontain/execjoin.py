@@ -160,7 +160,13 @@ def exec_in_place(
 
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    try:
+        os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    except OSError as e:
+        # It takes the command's arguments and environment: those execve refuses (E2BIG) are the command's.
+        from .errors import EXIT_CANNOT_EXECUTE, ExecFailed
+
+        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
 def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:

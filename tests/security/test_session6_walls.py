@@ -87,3 +87,18 @@ def test_root_exec_into_a_rootless_container_trusts_none_of_the_users_files(user
         assert os.stat(cache()).st_uid == user[1]
     finally:
         as_user(user, "rm", "-f", "rl-exec")
+
+
+def test_an_environment_too_large_to_execute_fails_naming_the_command(pyc, tmp_path):
+    """A container whose environment, with exec's -e, is more than execve takes (E2BIG): one line naming
+    the command, status 126, on both exec paths (the C path said "Argument list too long: 16", its
+    program's descriptor; the library's named pycontain-init)."""
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"V{i}={'a' * 100_000}\n" for i in range(12)))
+    run = ("run", "-d", "--network", "none", "--env-file", str(env_file), "--name", "big", "default")
+    p = pyc.leaving(*run, "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    more = [a for i in range(9) for a in ("-e", f"W{i}={'b' * 100_000}")]
+    for args in (("exec",), ("exec", "-d")):
+        e = pyc(*args, *more, "big", "true")
+        assert (e.returncode, e.stderr) == (126, "pycontain: cannot execute 'true': Argument list too long\n")
