@@ -22,6 +22,7 @@ pty is opened in the container's devpts), --detach, runc's --process/--console-s
 from __future__ import annotations
 
 import os
+import stat
 
 from .errors import InvalidArgument, InvalidState
 from .state import PAUSED, RUNNING
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
 # cgroup itself is joined (the joiner writes the cgroup files first).
 JOIN_ORDER = ("pid", "ipc", "uts", "net", "cgroup", "mnt", "time")
 
-# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program.
+# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program
+# (at most BPF_MAXINSNS instructions of 8 bytes); a bigger file is none of ours.
 _END = b"\0\0"
+_MAX_SETTINGS = 65536 + 4096 * 8
 
 
 class ExecPlan:
@@ -157,7 +160,13 @@ def exec_in_place(
 
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    try:
+        os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    except OSError as e:
+        # It takes the command's arguments and environment: those execve refuses (E2BIG) are the command's.
+        from .errors import EXIT_CANNOT_EXECUTE, ExecFailed
+
+        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
 def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
@@ -205,19 +214,54 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     bounding = _own_bounding_set()
     path = os.path.join(state_dir, f"exec-security-{bounding:x}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # Non-blocking: a FIFO in its place (a rootless user's state directory is that user's, and root may
+        # be asked to exec there) is opened at once and refused below, never waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        fd = _write_settings(path, security)
-    _keep(fds, fd)
-    st = os.fstat(fd)
-    data = os.read(fd, st.st_size)
-    header, end, program = data.partition(_END)
-    # Ours, written whole (renamed into place), and writable by nobody else: else resolved anew.
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
+        pass
+    except OSError:
+        _unlink(path)  # a symbolic link, or another user's file (root's, after root's exec into ours)
+    else:
+        opts = _read_settings(_keep(fds, fd))
+        if opts is not None:
+            return opts
         fds.remove(fd)
         os.close(fd)
+        _unlink(path)
+    # Resolved anew, in a file of our own, and used through the descriptor it was written with: not read
+    # back by its name, which its directory's owner could have replaced again meanwhile.
+    fd, data = _write_settings(path, security)
+    return _options(_keep(fds, fd), data)
+
+
+def _unlink(path: str) -> None:
+    try:
         os.unlink(path)
-        return _security_options(state_dir, security, fds)
+    except FileNotFoundError:
+        pass  # a concurrent exec's doing
+
+
+def _read_settings(fd: int) -> list[str] | None:
+    """The options in the settings' file ``fd``, or None if it is not ours: written whole (renamed into
+    place) by us, writable by nobody else, a regular file no larger than any we write (read as root, a
+    sparse terabyte would be read whole)."""
+    st = os.fstat(fd)
+    if (
+        not stat.S_ISREG(st.st_mode)
+        or st.st_uid != os.geteuid()
+        or st.st_mode & 0o022
+        or st.st_size > _MAX_SETTINGS
+    ):
+        return None
+    data = os.pread(fd, st.st_size, 0)
+    _header, end, program = data.partition(_END)
+    return _options(fd, data) if end and not len(program) % 8 else None
+
+
+def _options(fd: int, data: bytes) -> list[str]:
+    """The options in ``data``, a whole settings' file, whose descriptor ``fd`` the program reads its
+    seccomp program from."""
+    header, _end, program = data.partition(_END)
     opts = [a.decode() for a in header.split(b"\0")]
     if program:
         opts.append(f"--seccomp={fd},{len(header) + len(_END)}")
@@ -232,9 +276,9 @@ def _own_bounding_set() -> int:
     raise OSError("no CapBnd in /proc/self/status")  # pragma: no cover - every Linux since 2.6.25 shows it
 
 
-def _write_settings(path: str, security: dict | None) -> int:
+def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     """Resolve ``security`` (its JSON form; None: the defaults) and write the settings' file at ``path``
-    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, for reading."""
+    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, and what it holds."""
     from .process.exec import prepare_security
 
     p = prepare_security(security)
@@ -252,10 +296,13 @@ def _write_settings(path: str, security: dict | None) -> int:
             opts.append("--seccomp-early")
     data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
-    finally:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.rename(tmp, path)
+    except BaseException:
         os.close(fd)
-    os.rename(tmp, path)
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        raise
+    return fd, data
