@@ -21,8 +21,9 @@ pty is opened in the container's devpts), --detach, runc's --process/--console-s
 
 from __future__ import annotations
 
-import os
+import posix
 
+from . import fastos
 from .errors import InvalidArgument, InvalidState
 from .state import PAUSED, RUNNING
 
@@ -127,13 +128,15 @@ def exec_in_place(
     plan = exec_plan(st, args, env=env, cwd=cwd, user=user)
     fds: list[int] = []
     try:
-        opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
+        opts = (
+            ["--stdin"] if interactive else [f"--null={_keep(fds, posix.open('/dev/null', posix.O_RDONLY))}"]
+        )
         opts += _namespace_options(st, fds)
         if st.cgroup:
             from .cgroup_record import join_files
 
             for path in join_files(st.cgroup):
-                opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
+                opts.append(f"--cgroup={_keep(fds, posix.open(path, posix.O_WRONLY))}")
         opts += _security_options(state_dir, plan.security, fds)
         if plan.user:
             opts.append(f"--user={plan.user}")
@@ -146,18 +149,18 @@ def exec_in_place(
         helper = init.sealed_copy()
     except BaseException:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         raise
     from .state import crash_point
 
     crash_point("exec-checked")
-    if os.environ.get("PYCONTAIN_CRASH_AT") == "exec-started":
+    if fastos.getenv("PYCONTAIN_CRASH_AT") == "exec-started":
         opts.append("--crash-when-started")
     import sys
 
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    posix.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
 
 
 def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
@@ -172,12 +175,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 
             uid, gid = userns.root_ids(str(pid))
             denied = userns.setgroups_denied(str(pid))
-            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
+            ufd = _keep(fds, posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY))
             opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
         for name in JOIN_ORDER:
             # A namespace the container shares with us (OCI configs may leave some out) is not joined.
             if _ns_inode(pid, name) != _ns_inode("self", name):
-                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
+                opts.append(f"--ns={_keep(fds, posix.open(f'/proc/{pid}/ns/{name}', posix.O_RDONLY))}")
     except FileNotFoundError:
         pass
     else:
@@ -190,12 +193,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 def _keep(fds: list[int], fd: int) -> int:
     """``fd``, inherited by the helper, and recorded to be closed if exec fails before executing it."""
     fds.append(fd)
-    os.set_inheritable(fd, True)
+    posix.set_inheritable(fd, True)
     return fd
 
 
 def _ns_inode(pid: int | str, name: str) -> int:
-    return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+    return posix.stat(f"/proc/{pid}/ns/{name}").st_ino
 
 
 def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> list[str]:
@@ -203,20 +206,20 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     from its state directory; resolved (``security.apply.prepare``) and kept there at the first exec.
     Keyed by our own bounding set, which bounds what a container can be given."""
     bounding = _own_bounding_set()
-    path = os.path.join(state_dir, f"exec-security-{bounding:x}")
+    path = fastos.join(state_dir, f"exec-security-{bounding:x}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW)
     except FileNotFoundError:
         fd = _write_settings(path, security)
     _keep(fds, fd)
-    st = os.fstat(fd)
-    data = os.read(fd, st.st_size)
+    st = posix.fstat(fd)
+    data = posix.read(fd, st.st_size)
     header, end, program = data.partition(_END)
     # Ours, written whole (renamed into place), and writable by nobody else: else resolved anew.
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
+    if st.st_uid != posix.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
         fds.remove(fd)
-        os.close(fd)
-        os.unlink(path)
+        posix.close(fd)
+        posix.unlink(path)
         return _security_options(state_dir, security, fds)
     opts = [a.decode() for a in header.split(b"\0")]
     if program:
@@ -251,11 +254,11 @@ def _write_settings(path: str, security: dict | None) -> int:
         if p.seccomp_early:
             opts.append("--seccomp-early")
     data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        posix.close(fd)
+    posix.rename(tmp, path)
+    return posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW)
