@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 # cgroup itself is joined (the joiner writes the cgroup files first).
 JOIN_ORDER = ("pid", "ipc", "uts", "net", "cgroup", "mnt", "time")
 
-# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program.
+# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program
+# (at most BPF_MAXINSNS instructions of 8 bytes); a bigger file is none of ours.
 _END = b"\0\0"
+_MAX_SETTINGS = 65536 + 4096 * 8
 
 
 class ExecPlan:
@@ -160,7 +162,13 @@ def exec_in_place(
 
     sys.stdout.flush()
     sys.stderr.flush()
-    posix.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    try:
+        posix.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    except OSError as e:
+        # It takes the command's arguments and environment: those execve refuses (E2BIG) are the command's.
+        from .errors import EXIT_CANNOT_EXECUTE, ExecFailed
+
+        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
 def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
@@ -208,19 +216,54 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     bounding = _own_bounding_set()
     path = fastos.join(state_dir, f"exec-security-{bounding:x}")
     try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW)
+        # Non-blocking: a FIFO in its place (a rootless user's state directory is that user's, and root may
+        # be asked to exec there) is opened at once and refused below, never waited on.
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK)
     except FileNotFoundError:
-        fd = _write_settings(path, security)
-    _keep(fds, fd)
-    st = posix.fstat(fd)
-    data = posix.read(fd, st.st_size)
-    header, end, program = data.partition(_END)
-    # Ours, written whole (renamed into place), and writable by nobody else: else resolved anew.
-    if st.st_uid != posix.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
+        pass
+    except OSError:
+        _unlink(path)  # a symbolic link, or another user's file (root's, after root's exec into ours)
+    else:
+        opts = _read_settings(_keep(fds, fd))
+        if opts is not None:
+            return opts
         fds.remove(fd)
         posix.close(fd)
+        _unlink(path)
+    # Resolved anew, in a file of our own, and used through the descriptor it was written with: not read
+    # back by its name, which its directory's owner could have replaced again meanwhile.
+    fd, data = _write_settings(path, security)
+    return _options(_keep(fds, fd), data)
+
+
+def _unlink(path: str) -> None:
+    try:
         posix.unlink(path)
-        return _security_options(state_dir, security, fds)
+    except FileNotFoundError:
+        pass  # a concurrent exec's doing
+
+
+def _read_settings(fd: int) -> list[str] | None:
+    """The options in the settings' file ``fd``, or None if it is not ours: written whole (renamed into
+    place) by us, writable by nobody else, a regular file no larger than any we write (read as root, a
+    sparse terabyte would be read whole)."""
+    st = posix.fstat(fd)
+    if (
+        st.st_mode & fastos.S_IFMT != fastos.S_IFREG
+        or st.st_uid != posix.geteuid()
+        or st.st_mode & 0o022
+        or st.st_size > _MAX_SETTINGS
+    ):
+        return None
+    data = posix.pread(fd, st.st_size, 0)
+    _header, end, program = data.partition(_END)
+    return _options(fd, data) if end and not len(program) % 8 else None
+
+
+def _options(fd: int, data: bytes) -> list[str]:
+    """The options in ``data``, a whole settings' file, whose descriptor ``fd`` the program reads its
+    seccomp program from."""
+    header, _end, program = data.partition(_END)
     opts = [a.decode() for a in header.split(b"\0")]
     if program:
         opts.append(f"--seccomp={fd},{len(header) + len(_END)}")
@@ -235,9 +278,9 @@ def _own_bounding_set() -> int:
     raise OSError("no CapBnd in /proc/self/status")  # pragma: no cover - every Linux since 2.6.25 shows it
 
 
-def _write_settings(path: str, security: dict | None) -> int:
+def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     """Resolve ``security`` (its JSON form; None: the defaults) and write the settings' file at ``path``
-    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, for reading."""
+    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, and what it holds."""
     from .process.exec import prepare_security
 
     p = prepare_security(security)
@@ -255,10 +298,15 @@ def _write_settings(path: str, security: dict | None) -> int:
             opts.append("--seccomp-early")
     data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
     tmp = f"{path}.{posix.getpid()}.tmp"
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600)
+    fd = posix.open(
+        tmp, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600
+    )
     try:
-        posix.write(fd, data)
-    finally:
+        view = memoryview(data)
+        while view:
+            view = view[posix.write(fd, view) :]
+        posix.rename(tmp, path)
+    except BaseException:
         posix.close(fd)
-    posix.rename(tmp, path)
-    return posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW)
+        raise
+    return fd, data

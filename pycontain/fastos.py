@@ -14,6 +14,9 @@ from __future__ import annotations
 import posix
 import sys
 
+# stat(2)'s file types, as the stat module names them (which costs an import)
+S_IFMT, S_IFDIR, S_IFREG = 0o170000, 0o040000, 0o100000
+
 
 def getenv(name: str) -> str | None:
     """``os.environ.get(name)``."""
@@ -61,9 +64,7 @@ def exists(path: str) -> bool:
 def isdir(path: str) -> bool:
     """``os.path.isdir``."""
     try:
-        return (
-            posix.stat(path).st_mode & 0o170000 == 0o040000
-        )  # S_IFMT, S_IFDIR: the stat module costs an import
+        return posix.stat(path).st_mode & S_IFMT == S_IFDIR
     except (OSError, ValueError):
         return False
 

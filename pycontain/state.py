@@ -686,15 +686,18 @@ class StateStore:
             raise InvalidArgument(f"{ref!r} matches {len(matches)} containers: give more of the id")
         raise ContainerNotFound(ref)
 
-    def remove(self, cid: str) -> None:
+    def remove(self, cid: str, name: str | None = None) -> None:
         """Remove a container's directory with its ``state.json`` last, then its name's entry: a removal cut
         short leaves a container that 'rm -f' still finds and finishes, never an anonymous half-deleted
-        directory, nor a container whose name is free. Under the lock (the name's entry)."""
+        directory, nor a container whose name is free. Under the lock (the name's entry). ``name``: its
+        name, when the caller has just read its state under this lock (else it is read here)."""
         d = self.dir(cid)
-        try:
-            st = self.load_id(cid)
-        except NewerState:
-            st = None
+        if name is None:
+            try:
+                st = self.load_id(cid)
+            except NewerState:
+                st = None
+            name = st.name if st is not None else None
         try:
             entries = list(posix.scandir(d))
         except FileNotFoundError:
@@ -705,9 +708,18 @@ class StateStore:
             posix.unlink(fastos.join(INDEX_DIR, cid))
         except (FileNotFoundError, PermissionError):
             pass
-        rmtree(d)
-        if st is not None:
-            self._release_name(st.name, cid)
+        try:
+            posix.unlink(fastos.join(d, "state.json"))
+        except FileNotFoundError:
+            pass
+        try:
+            posix.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            rmtree(d)  # not empty: whatever came meanwhile (an exec's cached settings) goes with it
+        if name is not None:
+            self._release_name(name, cid)
 
     def leftovers(self) -> list[str]:
         """Container directories without a state file (a removal cut between its last two steps).
@@ -742,7 +754,10 @@ def rmtree(path: str) -> None:
 def _remove_entries(entries) -> None:
     for e in entries:
         if e.is_dir(follow_symlinks=False):
-            rmtree(e.path)
+            try:
+                posix.rmdir(e.path)  # most are empty (a --rm container's upper/ and work/work): no listing
+            except OSError:
+                rmtree(e.path)
         else:
             try:
                 posix.unlink(e.path)

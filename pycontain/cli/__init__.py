@@ -107,6 +107,9 @@ def entry() -> None:
                 stream.flush()
             except (OSError, ValueError):  # a reader that went away: nothing left to tell it
                 pass
+        from .. import preload
+
+        preload.refresh()  # the modules this command loaded come from one file next time (see preload)
         posix._exit(code)
     sys.exit(code)
 

@@ -178,12 +178,23 @@ def check_log() -> str | None:
     return None
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with each character a terminal would act on (ESC, the other controls, a lone surrogate)
+    but those in ``keep`` written as its escape (``\\x1b``): a container's processes name themselves,
+    and an image or a bundle chooses its command and its /etc/passwd, so what we show of them must not
+    drive the reader's terminal (retitle it, clear it, answer its queries). ps(1) shows them as '?'."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def fail(message: str, code: int) -> int:
     # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
     # the log file is the only place the engine reads the reason from.
     _log_error(message)
+    shown = printable(message, keep="\n")  # (a message may quote an image's text, e.g. its /etc/passwd)
     try:
-        sys.stderr.write(f"pycontain: {message}\n")
+        sys.stderr.write(f"pycontain: {shown}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -311,7 +322,9 @@ def for_each_ref(refs: list[str], action: Callable[[str], object], quiet: bool =
 
 
 def render_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], gap: int = 2) -> str:
-    """Left-aligned columns ``gap`` spaces apart (docker's layout); the header bold on a terminal."""
+    """Left-aligned columns ``gap`` spaces apart (docker's layout); the header bold on a terminal. Cells
+    are shown ``printable``: their text may be a container's (a command line, an image's name)."""
+    rows = [tuple(printable(c) for c in r) for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
 
     def line(cells: tuple[str, ...]) -> str:

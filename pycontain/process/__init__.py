@@ -531,6 +531,7 @@ def finish_and_exec(
     # descriptor and closed by that).
     _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path: str | int = _find_executable(args[0], env)  # an fd once it is the sealed init
+    name = args[0]  # (what an error names: the init's copy takes the command's arguments and environment)
     if init_fd is not None:
         from ..init import ARGV0, CHANNEL_FD
 
@@ -552,12 +553,12 @@ def finish_and_exec(
         os.execve(path, args, env)
     except FileNotFoundError:
         raise ExecFailed(
-            f"cannot execute {args[0]!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
+            f"cannot execute {name!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
         ) from None
     except PermissionError:
-        raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
+        raise ExecFailed(f"cannot execute {name!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
-        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+        raise ExecFailed(f"cannot execute {name!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
 def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:
