@@ -52,6 +52,8 @@ REMOVING = "removing"
 # that changes a field's meaning raises this; an older one then leaves that container alone (it neither
 # lists, collects nor removes it) and names the version when asked for it by id.
 STATE_VERSION = 1
+# The largest state.json read (a container's whole configuration, its environment included: a few KiB).
+MAX_STATE = 64 << 20
 
 
 def crash_point(step: str) -> None:
@@ -634,15 +636,15 @@ class StateStore:
     def load_id(self, cid: str) -> ContainerState | None:
         path = fastos.join(self.dir(cid), "state.json")
         try:
-            with open(path) as f:
-                return ContainerState.from_dict(fastjson.loads(f.read()))
+            return ContainerState.from_dict(fastjson.loads(_read_state(path)))
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             # A runtime killed between mkdir and its first save leaves a directory without a valid
             # state (so may a disk, or a hand): report it as a broken container that 'rm -f' can remove,
             # its error naming the file and what is wrong with it, on one line.
-            why = " ".join(str(e).split())[:200] or type(e).__name__
+            text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # (not the path again)
+            why = " ".join(text.split())[:200] or type(e).__name__
             return ContainerState(
                 cid,
                 cid[:12],
@@ -729,6 +731,22 @@ class StateStore:
         return [
             self.dir(cid) for cid in self.ids() if not fastos.exists(fastos.join(self.dir(cid), "state.json"))
         ]
+
+
+def _read_state(path: str) -> str:
+    """A state file's text. Not blocking, nor through a symbolic link, nor more than MAX_STATE bytes: a
+    state root is its user's, and root may be asked to list a rootless user's (``--root``), where a FIFO
+    made ``ps`` wait forever and a sparse file of GiBs was read whole."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    try:
+        st = posix.fstat(fd)
+        if st.st_mode & fastos.S_IFMT != fastos.S_IFREG:
+            raise ValueError("not a regular file")
+        if st.st_size > MAX_STATE:
+            raise ValueError(f"larger than {MAX_STATE >> 20} MiB")
+        return posix.read(fd, st.st_size).decode()
+    finally:
+        posix.close(fd)
 
 
 def rmtree(path: str) -> None:
