@@ -183,3 +183,40 @@ def test_hostile_state_files_are_listed_as_damaged(tmp_path):
     (bundle / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
     c = cli("create", "--bundle", str(bundle), "deep")
     assert (c.returncode, c.stderr) == (125, "pycontain: config.json: invalid JSON: nested too deeply\n")
+
+
+def test_a_full_disk_loses_log_lines_not_the_monitor(tmp_path):
+    """A state root on a full file system (any container's log, or its writable layer, can fill a shared
+    disk): the monitor's first log write failing (ENOSPC) ended it, so nothing drained the container's
+    pipes (its next write killed it with SIGPIPE) nor recorded its exit. Now the lines are lost and the
+    container runs on, monitored: it gets to its sleep, and its exit is recorded once there is room."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    cli = CLI(str(mnt / "root"))
+    try:
+        script = "yes a-line-of-output | head -c 4000000; echo; exec sleep 600"  # (twice what fits)
+        p = cli.leaving(
+            "run", "-d", "--network", "none", "--name", "loud", "default", "--", "sh", "-c", script
+        )
+        assert p.returncode == 0, p.stderr
+        st = Container.get("loud", cli.root).state
+
+        def sleeping() -> bool:
+            try:
+                with open(f"/proc/{st.pid}/comm") as f:
+                    return f.read() == "sleep\n"
+            except OSError:
+                return False
+
+        assert wait_until(sleeping, timeout=60)
+        assert os.statvfs(mnt).f_bavail == 0  # (the disk did fill)
+        assert st.monitor is not None and st.monitor.alive()
+        with open(f"/proc/{st.pid}/stat") as f:
+            assert int(f.read().rpartition(")")[2].split()[1]) == st.monitor.pid  # still its child
+        os.truncate(os.path.join(cli.root, st.id, "container.log"), 0)  # room for the state again
+        assert cli("kill", "loud").returncode == 0
+        assert wait_until(lambda: cli("inspect", "-f", "{{.State.ExitCode}}", "loud").stdout == "137\n")
+    finally:
+        cli("rm", "-f", "loud")
+        subprocess.run(["umount", str(mnt)], check=True)
