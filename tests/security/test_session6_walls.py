@@ -4,10 +4,14 @@ the real runtime and asserts on what the kernel, the file system or the terminal
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
+import subprocess
+import termios
 
-from tests.conftest import CLI, ROOT_REQUIRED
+from pycontain.container import Container
+from tests.conftest import CLI, ROOT_REQUIRED, wait_until
 from tests.security import test_rootless
 from tests.security.test_rootless import as_user, user  # noqa: F401  (user: the fixture)
 
@@ -102,3 +106,43 @@ def test_an_environment_too_large_to_execute_fails_naming_the_command(pyc, tmp_p
     for args in (("exec",), ("exec", "-d")):
         e = pyc(*args, *more, "big", "true")
         assert (e.returncode, e.stderr) == (126, "pycontain: cannot execute 'true': Argument list too long\n")
+
+
+def test_a_container_that_does_not_read_its_stdin_cannot_stop_its_monitor(pyc, tmp_path):
+    """``run -d -i`` of a command that never reads its stdin, and an attach client that sends more than
+    its pipe holds: the monitor wrote clients' input blocking, so it stopped there, logging nothing more
+    (the container then stops when its output pipe fills) until the container ended. Now the input waits
+    (the client with it) and the log goes on. And all of a client's input still reaches a container that
+    reads it, however much: the monitor passes it on as the container takes it."""
+    p = pyc.leaving("run", "-d", "-i", "--network", "none", "--name", "deaf", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    pid = Container.get("deaf", pyc.root).pid
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 1_000_000)
+    with open(data, "rb") as src:
+        client = subprocess.Popen(pyc.argv("attach", "deaf"), stdin=src, stdout=subprocess.DEVNULL)
+    try:
+        stdin = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)  # (the pipe's read end)
+        try:
+            assert wait_until(lambda: _unread(stdin) >= 65536, timeout=30)  # its pipe is full
+        finally:
+            os.close(stdin)
+        e = pyc("exec", "deaf", "sh", "-c", "echo still-logged > /proc/1/fd/1")
+        assert e.returncode == 0, e.stderr
+        assert wait_until(lambda: "still-logged" in pyc("logs", "deaf").stdout, timeout=30)
+    finally:
+        client.kill()
+        client.wait()
+    script = "head -c 1000000 | wc -c"
+    p = pyc.leaving(
+        "run", "-d", "-i", "--network", "none", "--name", "reads", "default", "--", "sh", "-c", script
+    )
+    assert p.returncode == 0, p.stderr
+    with open(data, "rb") as src:
+        a = subprocess.run(pyc.argv("attach", "reads"), stdin=src, capture_output=True, text=True, timeout=60)
+    assert (a.returncode, a.stdout.strip()) == (0, "1000000"), a.stderr
+
+
+def _unread(fd: int) -> int:
+    """The bytes waiting in the pipe ``fd`` is an end of."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
