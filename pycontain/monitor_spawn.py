@@ -189,7 +189,9 @@ def _create(make: Make, stdio: Stdio, theirs: list[int], me: ProcRef, report: in
             e = PycontainError("the container's monitor died before the container started")
         _send(report, _error_report(e))
         return
-    os.write(report, f"OK {container.id}".encode())
+    # Closed here, not by the exit: 'run' returns at the end of the report, and the exit first unmaps our
+    # whole heap (~0.5 ms).
+    _send(report, f"OK {container.id}")
 
 
 def _error_report(e: Exception) -> str:
