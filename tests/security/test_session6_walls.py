@@ -146,3 +146,40 @@ def test_a_container_that_does_not_read_its_stdin_cannot_stop_its_monitor(pyc, t
 def _unread(fd: int) -> int:
     """The bytes waiting in the pipe ``fd`` is an end of."""
     return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def test_hostile_state_files_are_listed_as_damaged(tmp_path):
+    """A state root is its user's, and root may be asked to list a rootless user's (``--root``): there a
+    state.json that is a FIFO made ``ps`` wait forever, a sparse one of 3 GiB was read whole (past the 1
+    GiB address space given here), and one of 100000 nested "[" ended ``ps``, ``inspect`` and a bundle's
+    ``create`` with "internal error: RecursionError". Each is now a damaged container, named with why."""
+    root = tmp_path / "root"
+    plants = {
+        "a": lambda p: os.mkfifo(p),
+        "b": lambda p: open(p, "wb").truncate(3 << 30),
+        "c": lambda p: p.write_text("[" * 100_000 + "]" * 100_000),
+        "d": lambda p: os.symlink("/etc/shadow", p),
+    }
+    for c, plant in plants.items():
+        (root / (c * 64)).mkdir(parents=True)
+        plant(root / (c * 64) / "state.json")
+    cli = CLI(str(root))
+    p = cli("ps", "-a", "--format", "{{.ID}} {{.Status}}", timeout=30, preexec_fn=_limit_memory)
+    assert (p.returncode, p.stdout.split("\n")) == (0, [f"{c * 12} Creating" for c in plants] + [""]), (
+        p.stderr
+    )
+    errors = cli("inspect", "-f", "{{.State.Error}}", *(c * 64 for c in plants), timeout=30).stdout.split(
+        "\n"
+    )
+    whys = [
+        "not a regular file",
+        "larger than 64 MiB",
+        "nested too deeply",
+        "Too many levels of symbolic links",
+    ]
+    assert [e.rpartition(": ")[2] for e in errors[:-1]] == whys
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    c = cli("create", "--bundle", str(bundle), "deep")
+    assert (c.returncode, c.stderr) == (125, "pycontain: config.json: invalid JSON: nested too deeply\n")
