@@ -220,3 +220,16 @@ def test_a_full_disk_loses_log_lines_not_the_monitor(tmp_path):
     finally:
         cli("rm", "-f", "loud")
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_diff_shows_each_file_the_container_made_on_one_line_escaped(pyc):
+    """``diff`` printed the names of the container's files raw: one with a newline forged a line of its
+    own ("D /etc/shadow": a deletion that never happened), one with escapes drove the terminal."""
+    forged = "/tmp/x$(printf '\\nD ')/etc"  # a directory "x\nD " holding etc/shadow
+    script = f'mkdir -p "{forged}" && touch "{forged}/shadow" "/tmp/{ESCAPES}" && sleep 600'
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "files", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: "owned" in pyc("diff", "files").stdout)
+    out = pyc("diff", "files").stdout.splitlines()
+    assert "D /etc/shadow" not in out and not any("\x1b" in line for line in out), out
+    assert r"A /tmp/x\nD /etc/shadow" in out and r"A /tmp/\x1b]2;owned\x07\x1b[2J" in out
