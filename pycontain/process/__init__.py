@@ -132,12 +132,7 @@ def run_child(errw: int, name: str, body) -> None:
     tb = __import__("traceback") if os.environ.get("PYCONTAIN_DEBUG") else None
     try:
         try:
-            # python-prctl, for the child's capabilities, no_new_privs and name: imported by now, while the
-            # host's files are still ours (a create's parent loads it before the fork, where it costs a
-            # third of what it costs here: process.create.start_container).
-            import _prctl
-
-            _prctl.prctl(_prctl.PR_SET_NAME, name)
+            libc.set_name(name)
             body()
         except BaseException:
             if tb is not None:
@@ -558,6 +553,52 @@ def finish_and_exec(
         raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
         raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+
+
+def finish_in_helper(
+    args: list[str],
+    env: dict[str, str],
+    cwd: str,
+    user: str | None,
+    errw: int,
+    helper_fd: int,
+    extra_gids: list[int] | None = None,
+    umask: int | None = None,
+    sec: security_apply.Prepared | None = None,
+    init: bool = False,
+    keep_fds: range | tuple[int, ...] = (),
+) -> None:
+    """``finish_and_exec``'s steps taken in C: executes ``helper_fd``, the sealed pycontain-init (see
+    pycontain.init), as ``pycontain-init --finish`` in this process's place, which drops to the command's
+    privileges exactly as ``finish_and_exec`` does and executes the command (with ``init``, itself again
+    as PID 1 above it). A container's first process ends here: a run loads no python-prctl, and none of
+    the drop is interpreted. The channel ``errw`` goes on as the helper's fd 3 (or the first after those
+    passed on: ``keep_fds``), and with it the failures, with finish_and_exec's messages and statuses."""
+    from ..init import ARGV0, CHANNEL_FD
+
+    opts = [f"--cwd={cwd}", *(f"--group={g}" for g in extra_gids or ())]
+    if user:
+        opts.append(f"--user={user}")
+    if umask is not None:
+        opts.append(f"--umask={umask}")
+    chan = max((CHANNEL_FD, *(fd + 1 for fd in keep_fds)))
+    lead = [ARGV0] if chan == CHANNEL_FD else [ARGV0, f"--fd={chan}"]
+    if helper_fd == chan:
+        helper_fd = os.dup(helper_fd)
+    os.dup2(errw, chan)  # (inheritable: the helper's channel)
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+    if sec is not None:
+        opts += sec.helper_options()
+        if sec.program is not None:
+            # (a memfd: made after the channel's dup2, so that it never takes the channel's number)
+            program = os.memfd_create("pycontain-seccomp", 0)
+            os.write(program, sec.program)
+            opts.append(f"--seccomp={program},0")
+    if init:
+        os.set_inheritable(helper_fd, True)
+        opts.append(f"--init={helper_fd}")
+    os.execve(helper_fd, [*lead, "--finish", *opts, "--", *args], env)
 
 
 def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:

@@ -80,6 +80,26 @@ class Prepared:
         self._buf: ctypes.Array[ctypes.c_char] | None = None  # the program, kept alive for _fprog
         self._fprog: _SockFprog | None = None
 
+    def helper_options(self) -> list[str]:
+        """These settings as pycontain-init's options (``--exec``, ``--finish``), but the seccomp program's
+        descriptor, which the caller adds (``--seccomp=FD,OFFSET``) when ``program`` is not None."""
+        every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
+        opts = [
+            f"--caps={self.bounding},{self.permitted},{self.effective},{self.inheritable},{self.ambient}",
+            f"--last-cap={self.last_cap}",
+            *(["--exact-caps"] if self.exact_caps else []),
+            *(["--nnp"] if self.no_new_privs else []),
+            *(
+                f"--rlimit={res},{soft & every},{hard & every},{spec}"
+                for res, soft, hard, spec in self.rlimits
+            ),
+        ]
+        if self.program is not None:
+            opts.append(f"--seccomp-flags={self.seccomp_flags}")
+            if self.seccomp_early:
+                opts.append("--seccomp-early")
+        return opts
+
     def capability_names(self, which: str = "effective") -> list[str]:
         mask = getattr(self, which)
         return [name for i, name in enumerate(CAPABILITIES) if mask >> i & 1]
