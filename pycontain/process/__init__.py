@@ -6,12 +6,14 @@
   (into a pid namespace: ``fork_for``), the child's wrapper (``run_child``: any failure reported on the
   channel, never a return into the caller's code), stdio and the terminal's channel, the cgroup
   (``join_cgroup``), the parent's wait until the child has executed (``parent_side``), and the last
-  steps of every process, privileges drop and execve (``finish_and_exec``).
+  steps of every process, privileges drop and execve: in pycontain-init for a container's first process
+  (``finish_in_helper``), in Python for exec's joiner (``finish_and_exec``), in the same order.
 
 Parent and child talk over one SOCK_SEQPACKET pair of named messages (``pycontain.channel``: GO,
 READY, PID, ERROR, and the end of the channel when the command is executed). Privileges drop in one
-place, ``finish_and_exec``, for every process: user and groups, umask, working directory, capabilities,
-rlimits, no_new_privs, and the seccomp filter last, just before execve.
+order for every process: user and groups, umask, working directory, capabilities, rlimits, no_new_privs,
+and the seccomp filter last, just before execve (``finish_and_exec``; ``finish_main`` of pycontain-init.c
+for a container's first process, which executes it in its place: ``finish_in_helper``).
 
 create / run (``start_container``)::
 
@@ -28,10 +30,10 @@ create / run (``start_container``)::
       │                                                     enter the user namespace (become its root)
       │◀──────────────────────────────────────────── READY  (OCI create: blocks on the exec FIFO
       │                                                       until 'start' opens it)
-      │                                                     finish_and_exec: privileges drop; execve of
-      │◀──────────────────────────────── end of channel      the command, or with --init of
-      │                                                     pycontain-init from its sealed copy, which
-      ▼ waits for PID 1                                     forks the command (see pycontain.init)
+      │                                                     execve of pycontain-init --finish from its
+      │                                                     sealed copy: the privileges drop (in C), then
+      │◀──────────────────────────────── end of channel      execve of the command, or with --init of
+      ▼ waits for PID 1                                     the sealed copy again, which forks the command
 
 exec (``exec_in``), joining before being seen::
 
@@ -40,7 +42,7 @@ exec (``exec_in``), joining before being seen::
       │                   setns: [user, if it owns the others] pid (only its children's) ipc uts net
       │                          cgroup mnt (root and cwd now the container's) time [user, else]
       │                   opens the pty in the container's devpts (master ──▶ pycontain)
-      │                   finish_and_exec: create's privileges drop, host fds closed, then
+      │                   finish_and_exec: the privileges drop (in Python), host fds closed, then
       │                   execve of pycontain-init --join from its sealed memfd
       │                     └─clone(CLONE_PARENT)─▶ the command's process, pycontain's child,
       │◀─────────────── PID <host pid>                first thing the container can see: root, cwd

@@ -14,6 +14,8 @@ Two halves, so that the forked child only makes system calls:
       apply.last(p)                        # no_new_privs, then the seccomp filter
       os.execve(...)
 
+  (for exec's joiner, ``process.finish_and_exec``; a container's first process takes the same steps in
+  pycontain-init --finish, given ``Prepared.helper_options``: ``process.finish_in_helper``).
   ``before_setuid`` loads the seccomp filter itself when no_new_privs is off: without no_new_privs
   the kernel only accepts a filter from a process with CAP_SYS_ADMIN, which the container's user
   no longer has after ``after_setuid`` (runc does the same). The profile must then allow the few
@@ -157,7 +159,9 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
 # Capabilities, keep-caps and no_new_privs go through python-prctl (its ``_prctl`` extension: libcap's
 # cap_set_proc for the three sets, prctl(2) for the rest, each option's argument checked). Its 1.8.1 has
 # no PR_CAP_AMBIENT: the ambient set, and loading the seccomp filter, go through pycontain.libc.
-# The forked child imports ``_prctl`` (``process.run_child``): the parent's start path never pays for it.
+# Only exec's Python path (``process.exec``) uses these: a container's first process drops its privileges in
+# pycontain-init (``process.finish_in_helper``, from ``Prepared.helper_options``), and a run never loads
+# ``_prctl``.
 
 
 def before_setuid(p: Prepared) -> None:
