@@ -13,6 +13,11 @@ The public API, loaded lazily so that ``import pycontain`` costs nothing on the 
 
 from __future__ import annotations
 
+from . import preload
+
+# Before any other of our modules is imported: they come from the preload when it has them (see preload).
+preload.install()
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -611,7 +611,7 @@ class Container:
             releasing = self._teardown_network(wait=False)
             try:
                 crash_point("rm-network-detached")
-                self.store.remove(self.id)
+                self.store.remove(self.id, current.name)
             finally:
                 if releasing is not None:
                     releasing.wait()

@@ -21,8 +21,9 @@ pty is opened in the container's devpts), --detach, runc's --process/--console-s
 
 from __future__ import annotations
 
-import os
+import posix
 
+from . import fastos
 from .errors import InvalidArgument, InvalidState
 from .state import PAUSED, RUNNING
 
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
 # cgroup itself is joined (the joiner writes the cgroup files first).
 JOIN_ORDER = ("pid", "ipc", "uts", "net", "cgroup", "mnt", "time")
 
-# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program.
+# The cached settings' file: the program's options, NUL-separated, then two NULs, then the BPF program
+# (at most BPF_MAXINSNS instructions of 8 bytes); a bigger file is none of ours.
 _END = b"\0\0"
+_MAX_SETTINGS = 65536 + 4096 * 8
 
 
 class ExecPlan:
@@ -127,13 +130,15 @@ def exec_in_place(
     plan = exec_plan(st, args, env=env, cwd=cwd, user=user)
     fds: list[int] = []
     try:
-        opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
+        opts = (
+            ["--stdin"] if interactive else [f"--null={_keep(fds, posix.open('/dev/null', posix.O_RDONLY))}"]
+        )
         opts += _namespace_options(st, fds)
         if st.cgroup:
             from .cgroup_record import join_files
 
             for path in join_files(st.cgroup):
-                opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
+                opts.append(f"--cgroup={_keep(fds, posix.open(path, posix.O_WRONLY))}")
         opts += _security_options(state_dir, plan.security, fds)
         if plan.user:
             opts.append(f"--user={plan.user}")
@@ -146,18 +151,24 @@ def exec_in_place(
         helper = init.sealed_copy()
     except BaseException:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         raise
     from .state import crash_point
 
     crash_point("exec-checked")
-    if os.environ.get("PYCONTAIN_CRASH_AT") == "exec-started":
+    if fastos.getenv("PYCONTAIN_CRASH_AT") == "exec-started":
         opts.append("--crash-when-started")
     import sys
 
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    try:
+        posix.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+    except OSError as e:
+        # It takes the command's arguments and environment: those execve refuses (E2BIG) are the command's.
+        from .errors import EXIT_CANNOT_EXECUTE, ExecFailed
+
+        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
 
 
 def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
@@ -172,12 +183,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 
             uid, gid = userns.root_ids(str(pid))
             denied = userns.setgroups_denied(str(pid))
-            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
+            ufd = _keep(fds, posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY))
             opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
         for name in JOIN_ORDER:
             # A namespace the container shares with us (OCI configs may leave some out) is not joined.
             if _ns_inode(pid, name) != _ns_inode("self", name):
-                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
+                opts.append(f"--ns={_keep(fds, posix.open(f'/proc/{pid}/ns/{name}', posix.O_RDONLY))}")
     except FileNotFoundError:
         pass
     else:
@@ -190,12 +201,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 def _keep(fds: list[int], fd: int) -> int:
     """``fd``, inherited by the helper, and recorded to be closed if exec fails before executing it."""
     fds.append(fd)
-    os.set_inheritable(fd, True)
+    posix.set_inheritable(fd, True)
     return fd
 
 
 def _ns_inode(pid: int | str, name: str) -> int:
-    return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+    return posix.stat(f"/proc/{pid}/ns/{name}").st_ino
 
 
 def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> list[str]:
@@ -203,21 +214,56 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     from its state directory; resolved (``security.apply.prepare``) and kept there at the first exec.
     Keyed by our own bounding set, which bounds what a container can be given."""
     bounding = _own_bounding_set()
-    path = os.path.join(state_dir, f"exec-security-{bounding:x}")
+    path = fastos.join(state_dir, f"exec-security-{bounding:x}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # Non-blocking: a FIFO in its place (a rootless user's state directory is that user's, and root may
+        # be asked to exec there) is opened at once and refused below, never waited on.
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK)
     except FileNotFoundError:
-        fd = _write_settings(path, security)
-    _keep(fds, fd)
-    st = os.fstat(fd)
-    data = os.read(fd, st.st_size)
-    header, end, program = data.partition(_END)
-    # Ours, written whole (renamed into place), and writable by nobody else: else resolved anew.
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not end or len(program) % 8:
+        pass
+    except OSError:
+        _unlink(path)  # a symbolic link, or another user's file (root's, after root's exec into ours)
+    else:
+        opts = _read_settings(_keep(fds, fd))
+        if opts is not None:
+            return opts
         fds.remove(fd)
-        os.close(fd)
-        os.unlink(path)
-        return _security_options(state_dir, security, fds)
+        posix.close(fd)
+        _unlink(path)
+    # Resolved anew, in a file of our own, and used through the descriptor it was written with: not read
+    # back by its name, which its directory's owner could have replaced again meanwhile.
+    fd, data = _write_settings(path, security)
+    return _options(_keep(fds, fd), data)
+
+
+def _unlink(path: str) -> None:
+    try:
+        posix.unlink(path)
+    except FileNotFoundError:
+        pass  # a concurrent exec's doing
+
+
+def _read_settings(fd: int) -> list[str] | None:
+    """The options in the settings' file ``fd``, or None if it is not ours: written whole (renamed into
+    place) by us, writable by nobody else, a regular file no larger than any we write (read as root, a
+    sparse terabyte would be read whole)."""
+    st = posix.fstat(fd)
+    if (
+        st.st_mode & fastos.S_IFMT != fastos.S_IFREG
+        or st.st_uid != posix.geteuid()
+        or st.st_mode & 0o022
+        or st.st_size > _MAX_SETTINGS
+    ):
+        return None
+    data = posix.pread(fd, st.st_size, 0)
+    _header, end, program = data.partition(_END)
+    return _options(fd, data) if end and not len(program) % 8 else None
+
+
+def _options(fd: int, data: bytes) -> list[str]:
+    """The options in ``data``, a whole settings' file, whose descriptor ``fd`` the program reads its
+    seccomp program from."""
+    header, _end, program = data.partition(_END)
     opts = [a.decode() for a in header.split(b"\0")]
     if program:
         opts.append(f"--seccomp={fd},{len(header) + len(_END)}")
@@ -232,18 +278,23 @@ def _own_bounding_set() -> int:
     raise OSError("no CapBnd in /proc/self/status")  # pragma: no cover - every Linux since 2.6.25 shows it
 
 
-def _write_settings(path: str, security: dict | None) -> int:
+def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     """Resolve ``security`` (its JSON form; None: the defaults) and write the settings' file at ``path``
-    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, for reading."""
+    (atomically: a concurrent exec finds a whole file or none); a descriptor of it, and what it holds."""
     from .process.exec import prepare_security
 
     p = prepare_security(security)
     data = b"\0".join(o.encode() for o in p.helper_options()) + _END + (p.program or b"")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(
+        tmp, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600
+    )
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        view = memoryview(data)
+        while view:
+            view = view[posix.write(fd, view) :]
+        posix.rename(tmp, path)
+    except BaseException:
+        posix.close(fd)
+        raise
+    return fd, data

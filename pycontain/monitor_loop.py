@@ -43,6 +43,8 @@ import time
 # A line longer than this is written in pieces (P): a container printing without newlines cannot make
 # the monitor hold its output in memory.
 MAX_LINE = 16384
+# The most of what attach clients sent that waits for a container to read its stdin (see _Attach).
+MAX_PENDING = 65536
 # After PID 1 has exited its pipes close at once (its pid namespace dies with it); a process of a
 # container that shares the host's pid namespace may hold them longer: we stop reading after this.
 DRAIN_S = 2.0
@@ -163,10 +165,19 @@ class _Health:
 
 
 class _Attach:
-    """The attach socket and its clients."""
+    """The attach socket and its clients.
+
+    What clients send waits in ``pending`` until the container's stdin takes it, written without blocking
+    (POLLOUT on a descriptor of its own): a container that does not read its stdin must not stop the loop
+    (its output would no longer be logged, then fill its pipe and stop the container). While MAX_PENDING
+    bytes wait, clients are not read: they wait, as on a pipe."""
 
     def __init__(self, path: str, stdin_fd: int, poller) -> None:
-        self.stdin_fd = stdin_fd
+        # (a pty master is also the stdout read: a descriptor of its own is registered for POLLOUT)
+        self.stdin_fd = os.dup(stdin_fd) if stdin_fd >= 0 else -1
+        if stdin_fd >= 0:
+            os.set_blocking(stdin_fd, False)  # (for the pty, the stdout read too: done after POLLIN alone)
+        self.pending = bytearray()
         self.poller = poller
         self.clients: set[int] = set()
         self.listener = None
@@ -185,12 +196,15 @@ class _Attach:
         poller.register(sock.fileno(), select.POLLIN)
 
     def handle(self, fd: int) -> bool:
-        """A poll event on ``fd`` if it is ours (the listener or a client); False otherwise."""
+        """A poll event on ``fd`` if it is ours (the listener, a client, stdin); False otherwise."""
         if self.listener is not None and fd == self.listener.fileno():
             client, _addr = self.listener._accept()  # type: ignore[attr-defined]  # _socket's: a bare fd
             os.set_blocking(client, False)  # a client that stops reading is dropped, never waited for
             self.clients.add(client)
-            self.poller.register(client, select.POLLIN)
+            self.poller.register(client, 0 if len(self.pending) >= MAX_PENDING else select.POLLIN)
+            return True
+        if fd == self.stdin_fd and fd >= 0:
+            self._flush()
             return True
         if fd not in self.clients:
             return False
@@ -201,11 +215,31 @@ class _Attach:
         if not data:
             self._drop(fd)
         elif self.stdin_fd >= 0:
-            try:
-                _write_all(self.stdin_fd, data)
-            except OSError:
-                pass  # the container closed its stdin
+            self.pending += data
+            self._flush()
         return True
+
+    def _flush(self) -> None:
+        """Write to the container's stdin what it takes now; poll for the rest (see the class)."""
+        was_full = len(self.pending) >= MAX_PENDING
+        try:
+            while self.pending:
+                del self.pending[: os.write(self.stdin_fd, self.pending)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.pending.clear()  # the container closed its stdin
+        if self.pending:
+            self.poller.register(self.stdin_fd, select.POLLOUT)  # (again: a modify)
+        else:
+            try:
+                self.poller.unregister(self.stdin_fd)  # (even with no events asked, POLLERR would come)
+            except KeyError:
+                pass
+        full = len(self.pending) >= MAX_PENDING
+        if full != was_full:
+            for client in self.clients:
+                self.poller.modify(client, 0 if full else select.POLLIN)
 
     def send(self, data: bytes) -> None:
         for fd in list(self.clients):
@@ -222,6 +256,8 @@ class _Attach:
     def close(self) -> None:
         for fd in list(self.clients):
             self._drop(fd)
+        if self.stdin_fd >= 0:
+            os.close(self.stdin_fd)
         if self.listener is not None:
             self.listener.close()
             try:
@@ -329,6 +365,8 @@ def main(argv: list[str]) -> None:
             stream, buf = streams[fd]
             try:
                 data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue  # (a pty master is non-blocking, for attach's input: see _Attach)
             except OSError as e:
                 if e.errno != errno.EIO:  # a pty master whose every slave is closed
                     raise

@@ -1152,5 +1152,5 @@ int finish_main(char **argv) {
     args[k++] = "--";
     memcpy(args + k, cmd, (size_t)(n + 1) * sizeof *cmd);
     fexecve(opt.init_fd, args, environ);
-    exec_failed("pycontain-init");
+    exec_failed(cmd[0]); /* (as finish_and_exec names it: the copy takes the command's arguments) */
 }

@@ -17,9 +17,10 @@ and ``cli.main`` import it; it imports none of them, nor typer (only when a type
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
+from .. import fastos
 from ..errors import EXIT_RUNTIME, InvalidArgument, PycontainError
 
 # typing.TYPE_CHECKING without importing typing (4 ms on the fast paths); type checkers know the idiom.
@@ -134,7 +135,7 @@ def parse_globals(argv: list[str], g: Globals = GLOBALS) -> list[str]:
         else:
             break
     if g.root is None:
-        g.root = os.environ.get("PYCONTAIN_ROOT") or None
+        g.root = fastos.getenv("PYCONTAIN_ROOT") or None
     return argv[i:]
 
 
@@ -166,19 +167,34 @@ def check_log() -> str | None:
         return f"--log-format {fmt!r} is not a log format: use text or json"
     if GLOBALS.log:
         try:
-            os.close(os.open(GLOBALS.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            posix.close(
+                posix.open(
+                    GLOBALS.log, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644
+                )
+            )
         except OSError as e:
             path, GLOBALS.log = GLOBALS.log, None
             return f"--log {path}: cannot write the log there: {e.strerror}"
     return None
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with each character a terminal would act on (ESC, the other controls, a lone surrogate)
+    but those in ``keep`` written as its escape (``\\x1b``): a container's processes name themselves,
+    and an image or a bundle chooses its command and its /etc/passwd, so what we show of them must not
+    drive the reader's terminal (retitle it, clear it, answer its queries). ps(1) shows them as '?'."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def fail(message: str, code: int) -> int:
     # --log first: containerd opens a sandbox runtime's stderr read-only, so writing there fails, and
     # the log file is the only place the engine reads the reason from.
     _log_error(message)
+    shown = printable(message, keep="\n")  # (a message may quote an image's text, e.g. its /etc/passwd)
     try:
-        sys.stderr.write(f"pycontain: {message}\n")
+        sys.stderr.write(f"pycontain: {shown}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -213,7 +229,7 @@ def guarded(fn: Callable[..., int | None], *args: Any, **kwargs: Any) -> int:
         where = f": {e.filename}" if e.filename else ""
         return fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
     except Exception as e:
-        if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
+        if fastos.getenv("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()
@@ -306,7 +322,9 @@ def for_each_ref(refs: list[str], action: Callable[[str], object], quiet: bool =
 
 
 def render_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], gap: int = 2) -> str:
-    """Left-aligned columns ``gap`` spaces apart (docker's layout); the header bold on a terminal."""
+    """Left-aligned columns ``gap`` spaces apart (docker's layout); the header bold on a terminal. Cells
+    are shown ``printable``: their text may be a container's (a command line, an image's name)."""
+    rows = [tuple(printable(c) for c in r) for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
 
     def line(cells: tuple[str, ...]) -> str:

@@ -24,6 +24,7 @@ from .base import (
     container,
     for_each,
     preserve_fds_count,
+    printable,
     render_table,
 )
 from .options import RESOURCE_DESTS, RUN_OPTIONS
@@ -46,8 +47,9 @@ def _ago(ts: float | None) -> str:
 
 
 def _short_cmd(args: list[str], width: int = 30) -> str:
+    """The command as docker's ps shows it: cut, then quoted with its controls escaped (an image's)."""
     cmd = " ".join(args)
-    return '"' + (cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
+    return '"' + printable(cmd if len(cmd) <= width else cmd[: width - 1] + "…") + '"'
 
 
 def _status_text(st: ContainerState, status: str) -> str:
@@ -164,7 +166,7 @@ def _container_processes(ref: str, as_json: bool) -> int:
     print(f"{'PID':>8}  CMD")
     for pid, cmd in found:
         if cmd is not None:
-            print(f"{pid:>8}  {cmd}")
+            print(f"{pid:>8}  {printable(cmd)}")  # (as the container's processes named themselves)
     return 0
 
 

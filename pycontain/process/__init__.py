@@ -528,6 +528,7 @@ def finish_and_exec(
     # descriptor and closed by that).
     _close_fds({errw} if init_fd is None else {errw, init_fd}, keep_fds)
     path: str | int = _find_executable(args[0], env)  # an fd once it is the sealed init
+    name = args[0]  # (what an error names: the init's copy takes the command's arguments and environment)
     if init_fd is not None:
         from ..init import ARGV0, CHANNEL_FD
 
@@ -547,14 +548,19 @@ def finish_and_exec(
         security_apply.last(sec)
     try:
         os.execve(path, args, env)
-    except FileNotFoundError:
-        raise ExecFailed(
-            f"cannot execute {args[0]!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
-        ) from None
-    except PermissionError:
-        raise ExecFailed(f"cannot execute {args[0]!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
-        raise ExecFailed(f"cannot execute {args[0]!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+        raise _exec_failed(name, e) from None
+
+
+def _exec_failed(name: str, e: OSError) -> ExecFailed:
+    """An execve's failure as the user reads it, with docker's status (127: not found, else 126)."""
+    if isinstance(e, FileNotFoundError):
+        return ExecFailed(
+            f"cannot execute {name!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
+        )
+    if isinstance(e, PermissionError):
+        return ExecFailed(f"cannot execute {name!r}: permission denied", EXIT_CANNOT_EXECUTE)
+    return ExecFailed(f"cannot execute {name!r}: {e.strerror}", EXIT_CANNOT_EXECUTE)
 
 
 def finish_in_helper(
@@ -600,7 +606,10 @@ def finish_in_helper(
     if init:
         os.set_inheritable(helper_fd, True)
         opts.append(f"--init={helper_fd}")
-    os.execve(helper_fd, [*lead, "--finish", *opts, "--", *args], env)
+    try:
+        os.execve(helper_fd, [*lead, "--finish", *opts, "--", *args], env)
+    except OSError as e:  # (E2BIG: an environment too large for the command is too large for us too)
+        raise _exec_failed(args[0], e) from None
 
 
 def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:

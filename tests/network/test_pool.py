@@ -110,9 +110,11 @@ def test_run_takes_an_entry_which_goes_with_the_container(warm):
     assert ip in before, (p.stdout, before)
     assert f"{ip}\tpooled" in p.stdout or "pooled" in p.stdout.split("\n", 1)[1]
     taken = before[ip]
-    # --rm removed what the container took, like any namespace of its own
-    assert not os.path.exists(taken["netns_path"])
-    assert taken["veth_host"] not in _bridge_ports()
+    # --rm removes what the container took, like any namespace of its own: in a process of its own, which
+    # the command does not wait for
+    assert wait_until(lambda: not os.path.exists(taken["netns_path"]))
+    assert wait_until(lambda: taken["veth_host"] not in _bridge_ports())
+    assert wait_until(lambda: taken["container_id"] not in {m["container_id"] for m in _entries()})
     # and the pool is topped up again in the background, by the filler, which sweeps the entry's directory
     assert wait_until(lambda: len(pool.entries(ipam.Registry(), ready_only=True)) == 2, timeout=30)
     _no_filler()
@@ -195,23 +197,29 @@ def test_an_unfinished_entry_is_never_claimed_and_gc_removes_it(warm):
 
 def test_the_filler_is_never_a_child_of_the_claimer(warm):
     """A claimer that lives on (a container's monitor, a Python program) must not collect zombies: the
-    filler is started through a short-lived intermediate, and reparented."""
+    filler is started through a short-lived intermediate, and reparented; the intermediate, which the
+    claimer does not wait for, is reaped by its next start of one."""
 
-    def children() -> list[str]:
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid():
-                found.append(pid)
-        return found
+    def stat(pid: str) -> list[str]:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return ["X", "0"]
+
+    def children() -> dict[str, str]:
+        return {
+            p: f[0] for p in filter(str.isdigit, os.listdir("/proc")) if int((f := stat(p))[1]) == os.getpid()
+        }
 
     before = children()
     pool.spawn_fill()
-    assert children() == before
+    assert wait_until(lambda: _fillers() != [], 10)
+    assert all(int(stat(pid)[1]) != os.getpid() for pid in _fillers())
+    # the intermediate exits at once, a zombie until reaped
+    assert wait_until(lambda: all(state == "Z" for pid, state in children().items() if pid not in before))
+    netns.reap_detached()
+    assert children().keys() == before.keys()
     _no_filler()
 
 

@@ -130,3 +130,13 @@ def test_what_fails_in_the_drop_has_the_python_paths_status_and_message(pyc, opt
 def test_a_run_loads_no_python_prctl(pyc):
     """The drop is pycontain-init's: the run path no longer imports python-prctl (1-2 ms per run)."""
     assert "_prctl" not in imported(pyc.root, "run", "--rm", "--network", "none", "default", "true")
+
+
+@pytest.mark.parametrize("init", [(), ("--init",)])
+def test_an_environment_too_large_to_execute_fails_naming_the_command(pyc, tmp_path, init):
+    """More environment than execve takes (E2BIG) fails executing pycontain-init already: one line naming
+    the command, 126, as when the command's own execve failed."""
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"V{i}={'a' * 100_000}\n" for i in range(25)))
+    p = pyc("run", "--rm", "--network", "none", "--env-file", str(env_file), *init, "default", "true")
+    assert (p.returncode, p.stderr) == (126, "pycontain: cannot execute 'true': Argument list too long\n")

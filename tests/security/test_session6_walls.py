@@ -1,0 +1,185 @@
+"""Attacks on the fast paths of issue 18 (sessions 5 and 6): exec's cached security settings, the state
+reader, the monitor, and what the command line shows of a container. Each test performs the attack against
+the real runtime and asserts on what the kernel, the file system or the terminal's bytes show."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import subprocess
+import termios
+
+from pycontain.container import Container
+from tests.conftest import CLI, ROOT_REQUIRED, wait_until
+from tests.security import test_rootless
+from tests.security.test_rootless import as_user, user  # noqa: F401  (user: the fixture)
+
+pytestmark = ROOT_REQUIRED
+
+# Text a terminal acts on: retitle the window, clear the screen.
+ESCAPES = "\x1b]2;owned\x07\x1b[2J"
+
+
+def test_what_ps_shows_of_a_container_cannot_drive_the_terminal(pyc):
+    """An image's (or a bundle's) command and the command lines a container's processes give themselves
+    were printed raw by ``ps``, ``ps ID``, ``top`` and ``ps --format``: the container wrote escape
+    sequences to the terminal of whoever listed it (ps(1) and docker's ps escape them)."""
+    # The command starts with them (ps shows its first 30 characters), and PID 1 names itself with them
+    script = f": '{ESCAPES}'; exec sh -c 'sleep 600; :' '{ESCAPES}'"
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "esc", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    outputs = [
+        pyc("ps").stdout,
+        pyc("ps", "esc").stdout,
+        pyc("top", "esc").stdout,
+        pyc("ps", "--format", "{{.Command}}").stdout,
+    ]
+    for out in outputs:
+        assert "\x1b" not in out and "\x07" not in out, out
+    # What was escaped is still shown: PID 1's command line, whole, and the start of the image's command
+    assert r"sh -c sleep 600; : \x1b]2;owned\x07\x1b[2J" in outputs[1]
+    assert r"sh -c sleep 600; : \x1b]2;owned\x07\x1b[2J" in outputs[2]
+    assert r"\x1b]2;owned\x07\x1b[2J" in outputs[0] and r"\x1b]2;owned\x07\x1b[2J" in outputs[3]
+
+
+def _rootless(fn):
+    for mark in test_rootless.pytestmark[1:]:  # (its skips: no user namespaces, no useradd)
+        fn = mark(fn)
+    return fn
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@_rootless
+def test_root_exec_into_a_rootless_container_trusts_none_of_the_users_files(user):  # noqa: F811
+    """Root asked to exec into a rootless user's container (``--root`` the user's state root) opens the
+    cached security settings there, in the user's directory: a FIFO planted in their place made root's
+    exec wait forever, a sparse file of many GiB was read whole (into a gigabyte limit here), and the file
+    root wrote there afterwards (its own, mode 0600) made every exec of the user's fail: permission
+    denied. Root's exec uses only a file of its own, and the user's exec then replaces it with theirs."""
+    p = as_user(user, "run", "-d", "--name", "rl-exec", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    root = f"/tmp/pycontain-{user[1]}"
+    state_dir = os.path.join(root, p.stdout.strip())
+    as_root = CLI(root)
+
+    def cache() -> str:
+        (name,) = [n for n in os.listdir(state_dir) if n.startswith("exec-security-")]
+        return os.path.join(state_dir, name)
+
+    try:
+        first = as_user(user, "exec", "rl-exec", "true")  # the user's own settings' file
+        assert first.returncode == 0, first.stderr
+        path = cache()
+        for plant in ("fifo", "huge"):
+            os.unlink(path)
+            if plant == "fifo":
+                os.mkfifo(path, 0o600)
+            else:
+                with open(path, "wb") as f:
+                    f.truncate(8 << 30)
+            os.chown(path, user[1], user[1])
+            e = as_root("exec", "rl-exec", "sh", "-c", "echo joined", timeout=30, preexec_fn=_limit_memory)
+            assert (e.returncode, e.stdout) == (0, "joined\n"), (plant, e.stderr)
+            st = os.lstat(path)
+            assert (st.st_uid, st.st_mode) == (0, 0o100600)  # root's own, written anew
+        again = as_user(user, "exec", "rl-exec", "sh", "-c", "echo mine")
+        assert (again.returncode, again.stdout) == (0, "mine\n"), again.stderr
+        assert os.stat(cache()).st_uid == user[1]
+    finally:
+        as_user(user, "rm", "-f", "rl-exec")
+
+
+def test_an_environment_too_large_to_execute_fails_naming_the_command(pyc, tmp_path):
+    """A container whose environment, with exec's -e, is more than execve takes (E2BIG): one line naming
+    the command, status 126, on both exec paths (the C path said "Argument list too long: 16", its
+    program's descriptor; the library's named pycontain-init)."""
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"V{i}={'a' * 100_000}\n" for i in range(12)))
+    run = ("run", "-d", "--network", "none", "--env-file", str(env_file), "--name", "big", "default")
+    p = pyc.leaving(*run, "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    more = [a for i in range(9) for a in ("-e", f"W{i}={'b' * 100_000}")]
+    for args in (("exec",), ("exec", "-d")):
+        e = pyc(*args, *more, "big", "true")
+        assert (e.returncode, e.stderr) == (126, "pycontain: cannot execute 'true': Argument list too long\n")
+
+
+def test_a_container_that_does_not_read_its_stdin_cannot_stop_its_monitor(pyc, tmp_path):
+    """``run -d -i`` of a command that never reads its stdin, and an attach client that sends more than
+    its pipe holds: the monitor wrote clients' input blocking, so it stopped there, logging nothing more
+    (the container then stops when its output pipe fills) until the container ended. Now the input waits
+    (the client with it) and the log goes on. And all of a client's input still reaches a container that
+    reads it, however much: the monitor passes it on as the container takes it."""
+    p = pyc.leaving("run", "-d", "-i", "--network", "none", "--name", "deaf", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    pid = Container.get("deaf", pyc.root).pid
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 1_000_000)
+    with open(data, "rb") as src:
+        client = subprocess.Popen(pyc.argv("attach", "deaf"), stdin=src, stdout=subprocess.DEVNULL)
+    try:
+        stdin = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)  # (the pipe's read end)
+        try:
+            assert wait_until(lambda: _unread(stdin) >= 65536, timeout=30)  # its pipe is full
+        finally:
+            os.close(stdin)
+        e = pyc("exec", "deaf", "sh", "-c", "echo still-logged > /proc/1/fd/1")
+        assert e.returncode == 0, e.stderr
+        assert wait_until(lambda: "still-logged" in pyc("logs", "deaf").stdout, timeout=30)
+    finally:
+        client.kill()
+        client.wait()
+    script = "head -c 1000000 | wc -c"
+    p = pyc.leaving(
+        "run", "-d", "-i", "--network", "none", "--name", "reads", "default", "--", "sh", "-c", script
+    )
+    assert p.returncode == 0, p.stderr
+    with open(data, "rb") as src:
+        a = subprocess.run(pyc.argv("attach", "reads"), stdin=src, capture_output=True, text=True, timeout=60)
+    assert (a.returncode, a.stdout.strip()) == (0, "1000000"), a.stderr
+
+
+def _unread(fd: int) -> int:
+    """The bytes waiting in the pipe ``fd`` is an end of."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def test_hostile_state_files_are_listed_as_damaged(tmp_path):
+    """A state root is its user's, and root may be asked to list a rootless user's (``--root``): there a
+    state.json that is a FIFO made ``ps`` wait forever, a sparse one of 3 GiB was read whole (past the 1
+    GiB address space given here), and one of 100000 nested "[" ended ``ps``, ``inspect`` and a bundle's
+    ``create`` with "internal error: RecursionError". Each is now a damaged container, named with why."""
+    root = tmp_path / "root"
+    plants = {
+        "a": lambda p: os.mkfifo(p),
+        "b": lambda p: open(p, "wb").truncate(3 << 30),
+        "c": lambda p: p.write_text("[" * 100_000 + "]" * 100_000),
+        "d": lambda p: os.symlink("/etc/shadow", p),
+    }
+    for c, plant in plants.items():
+        (root / (c * 64)).mkdir(parents=True)
+        plant(root / (c * 64) / "state.json")
+    cli = CLI(str(root))
+    p = cli("ps", "-a", "--format", "{{.ID}} {{.Status}}", timeout=30, preexec_fn=_limit_memory)
+    assert (p.returncode, p.stdout.split("\n")) == (0, [f"{c * 12} Creating" for c in plants] + [""]), (
+        p.stderr
+    )
+    errors = cli("inspect", "-f", "{{.State.Error}}", *(c * 64 for c in plants), timeout=30).stdout.split(
+        "\n"
+    )
+    whys = [
+        "not a regular file",
+        "larger than 64 MiB",
+        "nested too deeply",
+        "Too many levels of symbolic links",
+    ]
+    assert [e.rpartition(": ")[2] for e in errors[:-1]] == whys
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    c = cli("create", "--bundle", str(bundle), "deep")
+    assert (c.returncode, c.stderr) == (125, "pycontain: config.json: invalid JSON: nested too deeply\n")
