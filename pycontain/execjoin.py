@@ -284,19 +284,7 @@ def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     from .process.exec import prepare_security
 
     p = prepare_security(security)
-    every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
-    opts = [
-        f"--caps={p.bounding},{p.permitted},{p.effective},{p.inheritable},{p.ambient}",
-        f"--last-cap={p.last_cap}",
-        *(["--exact-caps"] if p.exact_caps else []),
-        *(["--nnp"] if p.no_new_privs else []),
-        *(f"--rlimit={res},{soft & every},{hard & every},{spec}" for res, soft, hard, spec in p.rlimits),
-    ]
-    if p.program is not None:
-        opts.append(f"--seccomp-flags={p.seccomp_flags}")
-        if p.seccomp_early:
-            opts.append("--seccomp-early")
-    data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
+    data = b"\0".join(o.encode() for o in p.helper_options()) + _END + (p.program or b"")
     tmp = f"{path}.{posix.getpid()}.tmp"
     fd = posix.open(
         tmp, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600
