@@ -5,7 +5,7 @@ every call, and importing the ``pycontain.cgroups`` package with a driver costs 
 
 from __future__ import annotations
 
-import os
+from . import fastos
 
 
 def v1_dirs(dirs: dict[str, str]) -> list[str]:
@@ -24,7 +24,7 @@ def moves_itself(procs_file: str) -> bool:
     ``tasks`` file is moved without that lock (Linux 6.0 on; before, the same wait): 0.03-0.2 ms per
     hierarchy here. cgroup v2 has no ``tasks`` file, and its ``cgroup.threads`` only moves threads
     within a threaded subtree."""
-    return os.path.exists(os.path.join(os.path.dirname(procs_file), "tasks"))
+    return fastos.exists(fastos.join(fastos.dirname(procs_file), "tasks"))
 
 
 def join_files(record: dict) -> list[str]:
@@ -32,7 +32,7 @@ def join_files(record: dict) -> list[str]:
     ``tasks`` (``moves_itself``), or cgroup2's ``cgroup.procs``; a hierarchy not made is left out, as
     ``procs_files`` does."""
     if record.get("driver") == "v2" and isinstance(record.get("dir"), str):
-        return [os.path.join(record["dir"], "cgroup.procs")]
+        return [fastos.join(record["dir"], "cgroup.procs")]
     if record.get("driver") != "v1" or not isinstance(record.get("dirs"), dict):
         from .errors import InvalidArgument
 
@@ -41,9 +41,9 @@ def join_files(record: dict) -> list[str]:
         )
     found = []
     for d in v1_dirs(record["dirs"]):
-        procs = os.path.join(d, "cgroup.procs")
+        procs = fastos.join(d, "cgroup.procs")
         if moves_itself(procs):
-            found.append(os.path.join(d, "tasks"))
-        elif os.path.isdir(d):
+            found.append(fastos.join(d, "tasks"))
+        elif fastos.isdir(d):
             found.append(procs)
     return found

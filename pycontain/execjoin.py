@@ -21,9 +21,9 @@ pty is opened in the container's devpts), --detach, runc's --process/--console-s
 
 from __future__ import annotations
 
-import os
-import stat
+import posix
 
+from . import fastos
 from .errors import InvalidArgument, InvalidState
 from .state import PAUSED, RUNNING
 
@@ -130,13 +130,15 @@ def exec_in_place(
     plan = exec_plan(st, args, env=env, cwd=cwd, user=user)
     fds: list[int] = []
     try:
-        opts = ["--stdin"] if interactive else [f"--null={_keep(fds, os.open('/dev/null', os.O_RDONLY))}"]
+        opts = (
+            ["--stdin"] if interactive else [f"--null={_keep(fds, posix.open('/dev/null', posix.O_RDONLY))}"]
+        )
         opts += _namespace_options(st, fds)
         if st.cgroup:
             from .cgroup_record import join_files
 
             for path in join_files(st.cgroup):
-                opts.append(f"--cgroup={_keep(fds, os.open(path, os.O_WRONLY))}")
+                opts.append(f"--cgroup={_keep(fds, posix.open(path, posix.O_WRONLY))}")
         opts += _security_options(state_dir, plan.security, fds)
         if plan.user:
             opts.append(f"--user={plan.user}")
@@ -149,19 +151,19 @@ def exec_in_place(
         helper = init.sealed_copy()
     except BaseException:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
         raise
     from .state import crash_point
 
     crash_point("exec-checked")
-    if os.environ.get("PYCONTAIN_CRASH_AT") == "exec-started":
+    if fastos.getenv("PYCONTAIN_CRASH_AT") == "exec-started":
         opts.append("--crash-when-started")
     import sys
 
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
+        posix.execve(helper, [init.ARGV0, "--exec", *opts, "--", *args], plan.env)
     except OSError as e:
         # It takes the command's arguments and environment: those execve refuses (E2BIG) are the command's.
         from .errors import EXIT_CANNOT_EXECUTE, ExecFailed
@@ -181,12 +183,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 
             uid, gid = userns.root_ids(str(pid))
             denied = userns.setgroups_denied(str(pid))
-            ufd = _keep(fds, os.open(f"/proc/{pid}/ns/user", os.O_RDONLY))
+            ufd = _keep(fds, posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY))
             opts.append(f"--userns={ufd},{uid},{gid},{int(denied)}")
         for name in JOIN_ORDER:
             # A namespace the container shares with us (OCI configs may leave some out) is not joined.
             if _ns_inode(pid, name) != _ns_inode("self", name):
-                opts.append(f"--ns={_keep(fds, os.open(f'/proc/{pid}/ns/{name}', os.O_RDONLY))}")
+                opts.append(f"--ns={_keep(fds, posix.open(f'/proc/{pid}/ns/{name}', posix.O_RDONLY))}")
     except FileNotFoundError:
         pass
     else:
@@ -199,12 +201,12 @@ def _namespace_options(st: ContainerState, fds: list[int]) -> list[str]:
 def _keep(fds: list[int], fd: int) -> int:
     """``fd``, inherited by the helper, and recorded to be closed if exec fails before executing it."""
     fds.append(fd)
-    os.set_inheritable(fd, True)
+    posix.set_inheritable(fd, True)
     return fd
 
 
 def _ns_inode(pid: int | str, name: str) -> int:
-    return os.stat(f"/proc/{pid}/ns/{name}").st_ino
+    return posix.stat(f"/proc/{pid}/ns/{name}").st_ino
 
 
 def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> list[str]:
@@ -212,11 +214,11 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     from its state directory; resolved (``security.apply.prepare``) and kept there at the first exec.
     Keyed by our own bounding set, which bounds what a container can be given."""
     bounding = _own_bounding_set()
-    path = os.path.join(state_dir, f"exec-security-{bounding:x}")
+    path = fastos.join(state_dir, f"exec-security-{bounding:x}")
     try:
         # Non-blocking: a FIFO in its place (a rootless user's state directory is that user's, and root may
         # be asked to exec there) is opened at once and refused below, never waited on.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK)
     except FileNotFoundError:
         pass
     except OSError:
@@ -226,7 +228,7 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
         if opts is not None:
             return opts
         fds.remove(fd)
-        os.close(fd)
+        posix.close(fd)
         _unlink(path)
     # Resolved anew, in a file of our own, and used through the descriptor it was written with: not read
     # back by its name, which its directory's owner could have replaced again meanwhile.
@@ -236,7 +238,7 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
 
 def _unlink(path: str) -> None:
     try:
-        os.unlink(path)
+        posix.unlink(path)
     except FileNotFoundError:
         pass  # a concurrent exec's doing
 
@@ -245,15 +247,15 @@ def _read_settings(fd: int) -> list[str] | None:
     """The options in the settings' file ``fd``, or None if it is not ours: written whole (renamed into
     place) by us, writable by nobody else, a regular file no larger than any we write (read as root, a
     sparse terabyte would be read whole)."""
-    st = os.fstat(fd)
+    st = posix.fstat(fd)
     if (
-        not stat.S_ISREG(st.st_mode)
-        or st.st_uid != os.geteuid()
+        st.st_mode & fastos.S_IFMT != fastos.S_IFREG
+        or st.st_uid != posix.geteuid()
         or st.st_mode & 0o022
         or st.st_size > _MAX_SETTINGS
     ):
         return None
-    data = os.pread(fd, st.st_size, 0)
+    data = posix.pread(fd, st.st_size, 0)
     _header, end, program = data.partition(_END)
     return _options(fd, data) if end and not len(program) % 8 else None
 
@@ -282,27 +284,17 @@ def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     from .process.exec import prepare_security
 
     p = prepare_security(security)
-    every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
-    opts = [
-        f"--caps={p.bounding},{p.permitted},{p.effective},{p.inheritable},{p.ambient}",
-        f"--last-cap={p.last_cap}",
-        *(["--exact-caps"] if p.exact_caps else []),
-        *(["--nnp"] if p.no_new_privs else []),
-        *(f"--rlimit={res},{soft & every},{hard & every},{spec}" for res, soft, hard, spec in p.rlimits),
-    ]
-    if p.program is not None:
-        opts.append(f"--seccomp-flags={p.seccomp_flags}")
-        if p.seccomp_early:
-            opts.append("--seccomp-early")
-    data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    data = b"\0".join(o.encode() for o in p.helper_options()) + _END + (p.program or b"")
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(
+        tmp, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600
+    )
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view) :]
-        os.rename(tmp, path)
+            view = view[posix.write(fd, view) :]
+        posix.rename(tmp, path)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd, data

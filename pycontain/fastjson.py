@@ -37,6 +37,9 @@ class _Context:
     memo: dict = {}
 
 
+# What loads says of a document nested deeper than the interpreter recurses.
+NESTED = "nested too deeply"
+
 if _json is not None:
     _encode = _json.make_encoder(
         None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
@@ -56,6 +59,9 @@ if _json is not None:
             # The scanner raises json.decoder.JSONDecodeError, which it looks up among the imported
             # modules only: without the json package loaded it fails with SystemError instead.
             raise ValueError("malformed JSON") from None
+        except RecursionError:
+            # (a hostile bundle's config.json, or a state file, of a hundred thousand nested "[")
+            raise ValueError(NESTED) from None
         if pos != len(text):
             raise ValueError(f"extra data at position {pos}")
         return obj
@@ -65,7 +71,10 @@ else:  # pragma: no cover
     dumps = json.dumps
 
     def loads(text: str) -> Any:  # JSON: whatever the document holds, as json.loads
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError(NESTED) from None
 
 
 def dumps_indented(obj: object, level: int = 0) -> str:

@@ -6,7 +6,7 @@ drivers' ``frozen()`` read through here too, so there is one reading of the kern
 
 from __future__ import annotations
 
-import os
+from . import fastos
 
 
 def is_frozen(record: dict | None) -> bool:
@@ -19,10 +19,10 @@ def is_frozen(record: dict | None) -> bool:
             d = (record.get("dirs") or {}).get("freezer")
             if not d:
                 return False
-            with open(os.path.join(d, "freezer.state")) as f:
+            with open(fastos.join(d, "freezer.state")) as f:
                 return f.read().strip() == "FROZEN"
         if record.get("driver") == "v2" and record.get("dir"):
-            with open(os.path.join(record["dir"], "cgroup.events")) as f:
+            with open(fastos.join(record["dir"], "cgroup.events")) as f:
                 return any(line.split() == ["frozen", "1"] for line in f)
     except FileNotFoundError:
         return False

@@ -3,9 +3,9 @@
 Without it the command itself is PID 1, which the kernel shields from signals it has no handler
 for (so ``docker stop``-style SIGTERM is ignored) and which inherits every orphan to reap.
 
-PID 1 is not pycontain's Python: the container's first process ends, like any other, with the user,
-capabilities, no_new_privs and seccomp filter of the container's command, and then executes the small
-static program ``pycontain-init.c`` (see there), which forks the command. So PID 1 holds no more than
+PID 1 is not pycontain's Python: the container's first process executes the small static program
+``pycontain-init.c`` (see there; ``--finish``), which drops to the user, capabilities, no_new_privs and
+seccomp filter of the container's command, and then executes itself again, which forks the command. So PID 1 holds no more than
 the command, and its command line is its own short one. The program is executed from a sealed memfd,
 the way runc protects its own binary (CVE-2019-5736): ``/proc/1/exe`` is a private copy no one can
 write, never a host file such as the Python interpreter, whose overwriting would run the container's
@@ -19,13 +19,14 @@ The program is compiled once with musl-gcc, or gcc (``make setup`` does it; othe
 from __future__ import annotations
 
 import fcntl
-import os
+import posix
 import zlib
 
+from . import fastos
 from .errors import PycontainError
 
 BUILD_DIR = "/var/lib/pycontain/helpers"
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pycontain-init.c")
+SOURCE = fastos.join(fastos.dirname(fastos.abspath(__file__)), "pycontain-init.c")
 # The argv it is executed with: its name, then "--", then the command.
 ARGV0 = "pycontain-init"
 # The descriptor on which it finds pycontain's channel, unless told another (--fd=N).
@@ -39,13 +40,14 @@ def binary_path() -> str:
     """The compiled program, built now if this source has not been built yet."""
     with open(SOURCE, "rb") as f:
         source = f.read()
-    path = os.path.join(BUILD_DIR, f"pycontain-init-{zlib.crc32(source):08x}-{len(source)}")
-    if os.path.exists(path):
+    path = fastos.join(BUILD_DIR, f"pycontain-init-{zlib.crc32(source):08x}-{len(source)}")
+    if fastos.exists(path):
         return path
+    import os
     import subprocess
 
     os.makedirs(BUILD_DIR, 0o755, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.tmp"
     for compiler in COMPILERS:
         try:
             r = subprocess.run(
@@ -63,7 +65,7 @@ def binary_path() -> str:
         raise PycontainError(
             f"--init: cannot build {SOURCE}: {(r.stderr.strip().splitlines() or ['gcc failed'])[-1]}"
         )
-    os.rename(tmp, path)  # atomic: a concurrent build finds a whole program or none
+    posix.rename(tmp, path)  # atomic: a concurrent build finds a whole program or none
     return path
 
 
@@ -80,27 +82,27 @@ def sealed_copy() -> int:
     if _sealed is not None:
         fd, dev, ino = _sealed
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if (st.st_dev, st.st_ino) == (dev, ino):
-                return os.dup(fd)
+                return posix.dup(fd)
         except OSError:
             pass
         # Its descriptor was closed behind our back (a daemon closing all of them): a new copy.
     fd = _new_sealed_copy()
-    st = os.fstat(fd)
+    st = posix.fstat(fd)
     _sealed = (fd, st.st_dev, st.st_ino)
-    return os.dup(fd)
+    return posix.dup(fd)
 
 
 def _new_sealed_copy() -> int:
-    src = os.open(binary_path(), os.O_RDONLY | os.O_CLOEXEC)
+    src = posix.open(binary_path(), posix.O_RDONLY | posix.O_CLOEXEC)
     fd = -1
     try:
-        fd = os.memfd_create(ARGV0, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-        size = os.fstat(src).st_size
+        fd = posix.memfd_create(ARGV0, posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING)
+        size = posix.fstat(src).st_size
         copied = 0
         while copied < size:  # sendfile: copied by the kernel, never through our memory
-            n = os.sendfile(fd, src, copied, size - copied)
+            n = posix.sendfile(fd, src, copied, size - copied)
             if n == 0:
                 raise PycontainError(f"--init: {binary_path()} changed while it was copied")
             copied += n
@@ -111,8 +113,8 @@ def _new_sealed_copy() -> int:
         )
     except BaseException:
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
         raise
     finally:
-        os.close(src)
+        posix.close(src)
     return fd

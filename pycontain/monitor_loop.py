@@ -84,12 +84,20 @@ class _Log:
 
     def _write(self, chunk: list) -> None:
         data = b"".join(chunk)
-        self.size += len(data)
-        while data:
-            data = data[os.write(self.fd, data) :]
+        try:
+            if self.fd < 0:
+                self.fd = self._open(0)  # (a rotation could not make the new file)
+            while data:
+                n = os.write(self.fd, data)
+                self.size += n
+                data = data[n:]
+        except OSError:
+            # A full disk (or quota, an I/O error): this output is lost, not the monitor, which must go on
+            # draining the pipes (else the container stops on its next write) and record the exit.
+            pass
 
     def _rotate(self) -> None:
-        os.close(self.fd)
+        self.close()
         truncate = os.O_TRUNC
         if self.max_files > 1:
             names = [self.path] + [f"{self.path}.{i}" for i in range(1, self.max_files)]
@@ -99,11 +107,15 @@ class _Log:
                 except FileNotFoundError:
                     pass  # fewer files so far (or someone removed one): nothing to shift
             truncate = 0
-        self.fd = self._open(truncate)
         self.size = 0
+        try:
+            self.fd = self._open(truncate)
+        except OSError:
+            self.fd = -1  # (no inode left for it: _write tries again)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 def _write_lines(log: _Log, stream: bytes, buf: bytearray, final: bool) -> None:

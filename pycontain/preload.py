@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import _frozen_importlib_external as _external  # importlib's own, loaded at start: costs no import
 import marshal
-import os
+import posix
 import sys
+
+# Not os: state, ps and exec load none (see fastos), and this module is on every command's path.
+from . import fastos
 
 # The packages served: the runtime and its image store (both on run's path), of the tree this module is in.
 PACKAGES = ("pycontain", "rootfs_builder")
-_TREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PATH = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
+_TREE = fastos.dirname(fastos.dirname(fastos.abspath(__file__)))
+_PATH = fastos.join(
+    fastos.dirname(fastos.abspath(__file__)),
     "__pycache__",
     f"preload.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.bin",
 )
@@ -68,12 +71,12 @@ class _Finder:
         if entry is None:
             return None
         source, mtime_ns, size = entry[:3]
-        directory = os.path.dirname(source)
-        is_package = os.path.basename(source) == "__init__.py"
-        if (os.path.dirname(directory) if is_package else directory) not in path:
+        directory = fastos.dirname(source)
+        is_package = source.rpartition("/")[2] == "__init__.py"
+        if (fastos.dirname(directory) if is_package else directory) not in path:
             return None
         try:
-            st = os.stat(source)
+            st = posix.stat(source)
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
@@ -114,10 +117,10 @@ def install() -> None:
 
 def _ours(name: str, module: object) -> str | None:
     """The source of ``name`` if it is a submodule of our packages loaded from this tree, else None."""
-    if "." not in name or name.partition(".")[0] not in PACKAGES or name == __name__:
-        return None  # (this module is imported before the preload is read: never served from it)
+    if "." not in name or name.partition(".")[0] not in PACKAGES or name in (__name__, fastos.__name__):
+        return None  # (these modules are imported before the preload is read: never served from it)
     source = getattr(module, "__file__", None)
-    if not isinstance(source, str) or not source.endswith(".py") or not source.startswith(_TREE + os.sep):
+    if not isinstance(source, str) or not source.endswith(".py") or not source.startswith(_TREE + "/"):
         return None
     return source
 
@@ -133,7 +136,7 @@ def refresh() -> None:
             source = _ours(name, module)
             if source is not None:
                 fresh[name] = (source, getattr(module, "__cached__", None))
-    if not fresh or not os.access(os.path.dirname(_PATH), os.W_OK):
+    if not fresh or not posix.access(fastos.dirname(_PATH), posix.W_OK):
         return
     try:
         _write(fresh)
@@ -145,7 +148,7 @@ def _write(fresh: dict[str, tuple[str, str | None]]) -> None:
     entries: dict[str, tuple[str, int, int, bytes | memoryview]] = {}
     for name, (source, mtime_ns, size, offset, length) in (_table or {}).items():
         try:
-            st = os.stat(source)
+            st = posix.stat(source)
         except OSError:
             continue  # its source is gone
         if name not in fresh and (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
@@ -163,19 +166,19 @@ def _write(fresh: dict[str, tuple[str, str | None]]) -> None:
         offset += len(code)
     index = marshal.dumps((_HEADER, table))
     data = b"".join([len(index).to_bytes(4, "little"), index, *(entry[3] for entry in entries.values())])
-    tmp = f"{_PATH}.{os.getpid()}.tmp"
+    tmp = f"{_PATH}.{posix.getpid()}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view) :]
+                view = view[posix.write(fd, view) :]
         finally:
-            os.close(fd)
-        os.replace(tmp, _PATH)  # readers see the old preload or the new one, never half of one
+            posix.close(fd)
+        posix.replace(tmp, _PATH)  # readers see the old preload or the new one, never half of one
     except OSError:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise
@@ -188,7 +191,7 @@ def _pyc_code(source: str, cached: str | None) -> tuple[str, int, int, bytes] | 
     if not cached:
         return None
     try:
-        st = os.stat(source)
+        st = posix.stat(source)
         with open(cached, "rb") as f:
             data = f.read()
     except OSError:

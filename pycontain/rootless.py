@@ -20,9 +20,11 @@ the container's processes are the user's on the host, and the user owns their us
 
 from __future__ import annotations
 
-import os
+import posix
 
-_state = {"active": False, "uid": os.getuid(), "gid": os.getgid()}
+from . import fastos
+
+_state = {"active": False, "uid": posix.getuid(), "gid": posix.getgid()}
 
 
 def active() -> bool:
@@ -32,14 +34,14 @@ def active() -> bool:
 
 def unprivileged() -> bool:
     """Whether pycontain runs for a user other than root (before or after ``enter()``)."""
-    return bool(_state["active"]) or os.geteuid() != 0
+    return bool(_state["active"]) or posix.geteuid() != 0
 
 
 def default_root() -> str:
     """The state root of the user's containers, made if missing and checked to be the user's alone."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
-        path = os.path.join(runtime, "pycontain")
+    runtime = fastos.getenv("XDG_RUNTIME_DIR")
+    if runtime and fastos.isdir(runtime) and posix.access(runtime, posix.W_OK):
+        path = fastos.join(runtime, "pycontain")
     else:
         path = f"/tmp/pycontain-{_state['uid']}"
     _private_dir(path)
@@ -54,15 +56,15 @@ def _private_dir(path: str) -> None:
     from .errors import PermissionDenied
 
     try:
-        os.mkdir(path, 0o700)
+        posix.mkdir(path, 0o700)
     except FileExistsError:
         pass
     except OSError as e:
         raise PermissionDenied(f"cannot create the state directory {path}: {e.strerror}") from None
-    st = os.lstat(path)
+    st = posix.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         problem = "is not a directory (a symbolic link or a file)"
-    elif st.st_uid != os.geteuid():  # in our user namespace the user is uid 0, and lstat says so too
+    elif st.st_uid != posix.geteuid():  # in our user namespace the user is uid 0, and lstat says so too
         problem = "belongs to another user"
     elif st.st_mode & 0o777 != 0o700:
         problem = f"has mode {st.st_mode & 0o777:04o}, not 0700"
@@ -81,7 +83,7 @@ def enter() -> None:
     from . import libc
     from .errors import PermissionDenied
 
-    uid, gid = os.geteuid(), os.getegid()
+    uid, gid = posix.geteuid(), posix.getegid()
     try:
         libc.unshare(libc.CLONE_NEWUSER)
     except OSError as e:
@@ -105,4 +107,4 @@ def cgroup_delegated() -> bool:
     except Exception:
         return False
     # Inside our user namespace only directories the user owns are writable: root's stay closed to us.
-    return bool(dirs) and all(os.access(d, os.W_OK) for d in dirs)
+    return bool(dirs) and all(posix.access(d, posix.W_OK) for d in dirs)

@@ -14,12 +14,10 @@ the boot id it was recorded under must be the current one: after a reboot every 
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
+import posix
 import time
 
-from . import fastjson, trace
+from . import fastjson, fastos, trace
 from .errors import AlreadyExists, ContainerNotFound, InvalidArgument, InvalidState, PycontainError
 
 # typing.TYPE_CHECKING without importing typing; type checkers know the idiom.
@@ -54,6 +52,8 @@ REMOVING = "removing"
 # that changes a field's meaning raises this; an older one then leaves that container alone (it neither
 # lists, collects nor removes it) and names the version when asked for it by id.
 STATE_VERSION = 1
+# The largest state.json read (a container's whole configuration, its environment included: a few KiB).
+MAX_STATE = 64 << 20
 
 
 def crash_point(step: str) -> None:
@@ -61,8 +61,8 @@ def crash_point(step: str) -> None:
     at any step leaves only what ``pycontain rm -f`` or ``pycontain gc`` removes. Each is also a step
     ``PYCONTAIN_TRACE`` reports."""
     trace.step(step)
-    if os.environ.get("PYCONTAIN_CRASH_AT") == step:
-        os.kill(os.getpid(), 9)
+    if fastos.getenv("PYCONTAIN_CRASH_AT") == step:
+        posix.kill(posix.getpid(), 9)
 
 
 def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
@@ -85,7 +85,7 @@ def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
 
 def known_anywhere(cid: str) -> bool:
     """Whether some state root (any --root) still holds container ``cid``."""
-    return os.path.isdir(os.path.join(INDEX_DIR, cid))  # follows the link to the state directory
+    return fastos.isdir(fastos.join(INDEX_DIR, cid))  # follows the link to the state directory
 
 
 _BOOT_ID: list[str] = []
@@ -130,11 +130,11 @@ class ProcRef:
 
     @classmethod
     def me(cls) -> ProcRef:
-        pid = os.getpid()
+        pid = posix.getpid()
         return cls(pid, proc_start_time(pid))
 
     def is_me(self) -> bool:
-        return self.pid == os.getpid()
+        return self.pid == posix.getpid()
 
     def alive(self) -> bool:
         return pid_alive(self.pid, self.start)
@@ -458,23 +458,25 @@ class StateStore:
     """The state root: reserves ids and names, loads and saves containers' states."""
 
     def __init__(self, root: str | None = None) -> None:
-        if not root and not os.environ.get("PYCONTAIN_ROOT"):
+        if not root and not fastos.getenv("PYCONTAIN_ROOT"):
             from . import rootless
 
             if rootless.unprivileged():
                 root = rootless.default_root()
-        self.root = os.path.abspath(root or os.environ.get("PYCONTAIN_ROOT") or DEFAULT_ROOT)
+        self.root = fastos.abspath(root or fastos.getenv("PYCONTAIN_ROOT") or DEFAULT_ROOT)
 
     def dir(self, cid: str) -> str:
-        return os.path.join(self.root, cid)
+        return fastos.join(self.root, cid)
 
     def lock(self) -> _Lock:
+        import os  # (the paths that write states load it anyway)
+
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        return _Lock(os.path.join(self.root, ".lock"))
+        return _Lock(fastos.join(self.root, ".lock"))
 
     def ids(self) -> list[str]:
         try:
-            names = os.listdir(self.root)
+            names = posix.listdir(self.root)
         except FileNotFoundError:
             return []
         return sorted(n for n in names if len(n) == 64 and not n.startswith("."))
@@ -489,7 +491,7 @@ class StateStore:
         with self.lock() as lock:
             self._claim_name(state, lock)
             try:
-                os.mkdir(self.dir(state.id), 0o700)
+                posix.mkdir(self.dir(state.id), 0o700)
                 try:
                     self.save(state)
                 except BaseException:
@@ -501,17 +503,19 @@ class StateStore:
                 raise
         try:
             try:
-                os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+                posix.symlink(self.dir(state.id), fastos.join(INDEX_DIR, state.id))
             except FileNotFoundError:
+                import os
+
                 os.makedirs(INDEX_DIR, 0o700, exist_ok=True)
-                os.symlink(self.dir(state.id), os.path.join(INDEX_DIR, state.id))
+                posix.symlink(self.dir(state.id), fastos.join(INDEX_DIR, state.id))
         except PermissionError:
             pass  # rootless: root's index is closed to us, and our containers have no cgroup for gc to find
 
     def holder(self, name: str) -> ContainerState | None:
         """The container the name index gives ``name`` to, if it exists and still has that name."""
         try:
-            cid = os.readlink(os.path.join(self.root, NAME_PREFIX + name))
+            cid = posix.readlink(fastos.join(self.root, NAME_PREFIX + name))
         except OSError:
             return None
         if len(cid) != 64 or "/" in cid or cid.startswith("."):
@@ -525,16 +529,16 @@ class StateStore:
     def _claim_name(self, state: ContainerState, lock: _Lock) -> None:
         """Make ``state.name``'s index entry, or raise AlreadyExists. Under the lock: two reservations of one
         name cannot both find an entry left by a crash and replace it."""
-        entry = os.path.join(self.root, NAME_PREFIX + state.name)
-        if os.pread(lock.fd, len(NAMES_INDEXED), 0) != NAMES_INDEXED:
+        entry = fastos.join(self.root, NAME_PREFIX + state.name)
+        if posix.pread(lock.fd, len(NAMES_INDEXED), 0) != NAMES_INDEXED:
             self._index_names()
             try:
-                os.pwrite(lock.fd, NAMES_INDEXED, 0)
+                posix.pwrite(lock.fd, NAMES_INDEXED, 0)
             except OSError:
                 pass  # a full disk: the root is indexed again at the next reservation, no harm
         try:
             try:
-                os.symlink(state.id, entry)
+                posix.symlink(state.id, entry)
                 return
             except FileExistsError:
                 pass
@@ -546,10 +550,10 @@ class StateStore:
                     "another --name)"
                 )
             try:
-                os.unlink(entry)  # a crash's leftover: its container is gone
+                posix.unlink(entry)  # a crash's leftover: its container is gone
             except FileNotFoundError:
                 pass
-            os.symlink(state.id, entry)
+            posix.symlink(state.id, entry)
         except OSError as e:
             raise self._write_error(e, state.name) from None
 
@@ -557,7 +561,7 @@ class StateStore:
         """Give every container of a root made before the name index its entry (under the lock)."""
         for st in self.all():
             try:
-                os.symlink(st.id, os.path.join(self.root, NAME_PREFIX + st.name))
+                posix.symlink(st.id, fastos.join(self.root, NAME_PREFIX + st.name))
             except FileExistsError:
                 pass  # two containers of one name (made by a version that raced): the first keeps it
             except OSError as e:
@@ -565,10 +569,10 @@ class StateStore:
 
     def _release_name(self, name: str, cid: str) -> None:
         """Remove ``name``'s entry if it is ``cid``'s (under the lock, once the container is gone)."""
-        entry = os.path.join(self.root, NAME_PREFIX + name)
+        entry = fastos.join(self.root, NAME_PREFIX + name)
         try:
-            if os.readlink(entry) == cid:
-                os.unlink(entry)
+            if posix.readlink(entry) == cid:
+                posix.unlink(entry)
         except OSError:
             pass  # none (a crash before it was made), or another container's by now
 
@@ -576,14 +580,14 @@ class StateStore:
         """Remove the name entries that hold nothing (a crash's leftovers); their paths. Under the lock."""
         out: list[str] = []
         try:
-            entries = os.listdir(self.root)
+            entries = posix.listdir(self.root)
         except FileNotFoundError:
             return out
         for n in entries:
             if n.startswith(NAME_PREFIX) and self.holder(n[len(NAME_PREFIX) :]) is None:
-                path = os.path.join(self.root, n)
+                path = fastos.join(self.root, n)
                 try:
-                    os.unlink(path)
+                    posix.unlink(path)
                     out.append(path)
                 except FileNotFoundError:
                     pass
@@ -591,10 +595,12 @@ class StateStore:
 
     def _write_error(self, e: OSError, name: str) -> Exception:
         """A failed write in the state root: a full or read-only disk said in one line, other errors as raised."""
+        import errno
+
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
             return PycontainError(
                 f"cannot save the state of container {name} in {self.root}: "
-                f"{os.strerror(e.errno).lower()} (free some space there, or choose "
+                f"{posix.strerror(e.errno).lower()} (free some space there, or choose "
                 "another --root)"
             )
         return e
@@ -605,21 +611,21 @@ class StateStore:
         No fsync (several ms a save on disk, and a run saves several times): the rename alone orders what a
         crashed runtime leaves, and on a power loss ext4 and xfs write a file renamed over another one first.
         """
-        path = os.path.join(self.dir(state.id), "state.json")
-        tmp = f"{path}.{os.getpid()}.tmp"
+        path = fastos.join(self.dir(state.id), "state.json")
+        tmp = f"{path}.{posix.getpid()}.tmp"
         data = fastjson.dumps(state.to_dict()).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view) :]
+                    view = view[posix.write(fd, view) :]
             finally:
-                os.close(fd)
-            os.rename(tmp, path)
+                posix.close(fd)
+            posix.rename(tmp, path)
         except OSError as e:
             try:
-                os.unlink(tmp)
+                posix.unlink(tmp)
             except OSError:
                 pass
             err = self._write_error(e, state.name)
@@ -628,17 +634,17 @@ class StateStore:
             raise err from None
 
     def load_id(self, cid: str) -> ContainerState | None:
-        path = os.path.join(self.dir(cid), "state.json")
+        path = fastos.join(self.dir(cid), "state.json")
         try:
-            with open(path) as f:
-                return ContainerState.from_dict(fastjson.loads(f.read()))
+            return ContainerState.from_dict(fastjson.loads(_read_state(path)))
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             # A runtime killed between mkdir and its first save leaves a directory without a valid
             # state (so may a disk, or a hand): report it as a broken container that 'rm -f' can remove,
             # its error naming the file and what is wrong with it, on one line.
-            why = " ".join(str(e).split())[:200] or type(e).__name__
+            text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # (not the path again)
+            why = " ".join(text.split())[:200] or type(e).__name__
             return ContainerState(
                 cid,
                 cid[:12],
@@ -695,21 +701,21 @@ class StateStore:
                 st = None
             name = st.name if st is not None else None
         try:
-            entries = list(os.scandir(d))
+            entries = list(posix.scandir(d))
         except FileNotFoundError:
             entries = []
         _remove_entries(e for e in entries if e.name != "state.json")
         crash_point("rm-contents-removed")
         try:
-            os.unlink(os.path.join(INDEX_DIR, cid))
+            posix.unlink(fastos.join(INDEX_DIR, cid))
         except (FileNotFoundError, PermissionError):
             pass
         try:
-            os.unlink(os.path.join(d, "state.json"))
+            posix.unlink(fastos.join(d, "state.json"))
         except FileNotFoundError:
             pass
         try:
-            os.rmdir(d)
+            posix.rmdir(d)
         except FileNotFoundError:
             pass
         except OSError:
@@ -723,28 +729,42 @@ class StateStore:
         Call it under ``lock()``: ``reserve`` makes a directory and its state file under the same lock.
         """
         return [
-            self.dir(cid)
-            for cid in self.ids()
-            if not os.path.exists(os.path.join(self.dir(cid), "state.json"))
+            self.dir(cid) for cid in self.ids() if not fastos.exists(fastos.join(self.dir(cid), "state.json"))
         ]
+
+
+def _read_state(path: str) -> str:
+    """A state file's text. Not blocking, nor through a symbolic link, nor more than MAX_STATE bytes: a
+    state root is its user's, and root may be asked to list a rootless user's (``--root``), where a FIFO
+    made ``ps`` wait forever and a sparse file of GiBs was read whole."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    try:
+        st = posix.fstat(fd)
+        if st.st_mode & fastos.S_IFMT != fastos.S_IFREG:
+            raise ValueError("not a regular file")
+        if st.st_size > MAX_STATE:
+            raise ValueError(f"larger than {MAX_STATE >> 20} MiB")
+        return posix.read(fd, st.st_size).decode()
+    finally:
+        posix.close(fd)
 
 
 def rmtree(path: str) -> None:
     """shutil.rmtree without importing shutil (and bz2, lzma...) on the start path; never follows links."""
     try:
-        entries = list(os.scandir(path))
+        entries = list(posix.scandir(path))
     except FileNotFoundError:
         return
     except NotADirectoryError:
-        os.unlink(path)
+        posix.unlink(path)
         return
     except PermissionError:
         # overlayfs leaves work/work with mode 000: root reads it anyway, a rootless user must open it first
-        os.chmod(path, 0o700)
-        entries = list(os.scandir(path))
+        posix.chmod(path, 0o700)
+        entries = list(posix.scandir(path))
     _remove_entries(entries)
     try:
-        os.rmdir(path)
+        posix.rmdir(path)
     except FileNotFoundError:
         pass
 
@@ -753,12 +773,12 @@ def _remove_entries(entries) -> None:
     for e in entries:
         if e.is_dir(follow_symlinks=False):
             try:
-                os.rmdir(e.path)  # most are empty (a --rm container's upper/ and work/work): no listing
+                posix.rmdir(e.path)  # most are empty (a --rm container's upper/ and work/work): no listing
             except OSError:
                 rmtree(e.path)
         else:
             try:
-                os.unlink(e.path)
+                posix.unlink(e.path)
             except FileNotFoundError:
                 pass
 
@@ -769,9 +789,11 @@ class _Lock:
         self.fd = -1
 
     def __enter__(self) -> _Lock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = posix.open(self.path, posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
+        import fcntl  # (only the paths that change a state root lock it)
+
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+        posix.close(self.fd)

@@ -15,10 +15,12 @@ the variable is read once, at import.
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 
-_where = os.environ.get("PYCONTAIN_TRACE")
+from . import fastos
+
+_where = fastos.getenv("PYCONTAIN_TRACE")
 _start = time.perf_counter() if _where else None
 _last = _start
 
@@ -32,14 +34,14 @@ def step(name: str) -> None:
     line = f"pycontain trace: {(now - _start) * 1e3:7.2f} ms  (+{(now - _last) * 1e3:.2f})  {name}"
     try:
         if _where == "1":
-            os.write(2, f"{line}\n".encode())
+            posix.write(2, f"{line}\n".encode())
         else:
             assert _where is not None
-            fd = os.open(_where, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = posix.open(_where, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, f"{line}  [{os.getpid()}]\n".encode())
+                posix.write(fd, f"{line}  [{posix.getpid()}]\n".encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
     except OSError:
         pass  # a closed stderr or an unwritable file must not fail the command being traced
     _last = now

@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from pycontain.launcher import launcher_text
 
-def imported(root: str, *args: str, cwd: str | None = None) -> set[str]:
+
+def imported(root: str, *args: str, cwd: str | None = None, launcher: bool = False) -> set[str]:
     """The modules ``python -m pycontain --root ROOT ARGS`` imports (``-X importtime``'s list, full dotted
-    names); the command must succeed."""
+    names); the command must succeed. ``launcher``: started as the console script ``pycontain.launcher``
+    writes starts it (``-S``; ``-m`` loads runpy and os, which that interpreter has not loaded)."""
+    start = ["-S", "-c", launcher_text().partition("\n")[2]] if launcher else ["-m", "pycontain"]
     p = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pycontain", "--root", root, *args],
+        [sys.executable, "-X", "importtime", *start, "--root", root, *args],
         capture_output=True,
         text=True,
         timeout=60,

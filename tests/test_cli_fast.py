@@ -209,6 +209,16 @@ def test_the_frequent_commands_load_no_config_module_they_do_not_need(pyc, sleep
 
 
 @ROOT_REQUIRED
+@pytest.mark.parametrize("args", [("state", "fast1"), ("ps",), ("exec", "fast1", "true")])
+def test_the_frequent_commands_load_no_os_module(pyc, sleeper, args):
+    """``import os`` is ~2.5 ms, a third of what ``state`` does above the interpreter's start: the console
+    script's interpreter (-S) has not loaded it, and these commands take what they need from ``posix``
+    (``pycontain.fastos``). (exec's first run resolves the security settings, in Python: the next ones.)"""
+    assert pyc("exec", sleeper, "true").returncode == 0
+    assert "os" not in imported(pyc.root, *args, launcher=True)
+
+
+@ROOT_REQUIRED
 def test_the_collector_is_back_once_a_foreground_container_runs(pyc):
     """A foreground run's start-up goes without the cyclic garbage collector (cli.options.run); once its
     container runs it is on again, the start-up's objects frozen out of its way: the run may last. A detached

@@ -99,3 +99,28 @@ def test_a_name_is_found_through_the_name_index_and_only_its_holder_is_trusted(t
     os.symlink(web, entry)
     monkeypatch.setattr(store, "all", lambda: pytest.fail("every state read for a name in the index"))
     assert store.find("web").id == web
+
+
+@pytest.mark.parametrize("name_given", [True, False])
+def test_removal_takes_the_whole_directory_and_releases_the_name(tmp_path, name_given):
+    """Empty directories go at once, a full one (a writable layer written to, work/work closed to its
+    owner) and a file come meanwhile (an exec's cached settings) are walked; the name's entry goes last,
+    from the name the caller read under the lock or, without one, from the state file."""
+    store = StateStore(str(tmp_path))
+    d = store.dir(CID)
+    os.makedirs(d)
+    store.save(ContainerState(CID, "web", ContainerConfig("/r", ["sh"])))
+    entry = os.path.join(store.root, NAME_PREFIX + "web")
+    os.symlink(CID, entry)
+    os.makedirs(os.path.join(d, "upper", "etc"))
+    with open(os.path.join(d, "upper", "etc", "x"), "w") as f:
+        f.write("x")
+    os.makedirs(os.path.join(d, "work", "work"))
+    os.chmod(os.path.join(d, "work", "work"), 0)
+    os.mkdir(os.path.join(d, "empty"))
+    with open(os.path.join(d, "exec-security-0"), "w") as f:
+        f.write("x")
+    with store.lock():
+        store.remove(CID, "web" if name_given else None)
+    assert not os.path.lexists(d)
+    assert not os.path.lexists(entry)

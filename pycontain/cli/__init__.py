@@ -15,7 +15,7 @@ declarations and parser); none imports this one.
 from __future__ import annotations
 
 import gc
-import os
+import posix
 import sys
 
 from .. import trace
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             "itself); leave the flag out",
             EXIT_RUNTIME,
         )
-    if GLOBALS.rootless in ("true", "1") and os.geteuid() == 0:
+    if GLOBALS.rootless in ("true", "1") and posix.geteuid() == 0:
         return fail(
             "--rootless=true: root runs containers with its privileges; run pycontain as the "
             "unprivileged user instead (it then enters rootless mode by itself)",
@@ -110,7 +110,7 @@ def entry() -> None:
         from .. import preload
 
         preload.refresh()  # the modules this command loaded come from one file next time (see preload)
-        os._exit(code)
+        posix._exit(code)
     sys.exit(code)
 
 

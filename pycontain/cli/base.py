@@ -17,9 +17,10 @@ and ``cli.main`` import it; it imports none of them, nor typer (only when a type
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
+from .. import fastos
 from ..errors import EXIT_RUNTIME, InvalidArgument, PycontainError
 
 # typing.TYPE_CHECKING without importing typing (4 ms on the fast paths); type checkers know the idiom.
@@ -134,7 +135,7 @@ def parse_globals(argv: list[str], g: Globals = GLOBALS) -> list[str]:
         else:
             break
     if g.root is None:
-        g.root = os.environ.get("PYCONTAIN_ROOT") or None
+        g.root = fastos.getenv("PYCONTAIN_ROOT") or None
     return argv[i:]
 
 
@@ -166,7 +167,11 @@ def check_log() -> str | None:
         return f"--log-format {fmt!r} is not a log format: use text or json"
     if GLOBALS.log:
         try:
-            os.close(os.open(GLOBALS.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            posix.close(
+                posix.open(
+                    GLOBALS.log, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644
+                )
+            )
         except OSError as e:
             path, GLOBALS.log = GLOBALS.log, None
             return f"--log {path}: cannot write the log there: {e.strerror}"
@@ -224,7 +229,7 @@ def guarded(fn: Callable[..., int | None], *args: Any, **kwargs: Any) -> int:
         where = f": {e.filename}" if e.filename else ""
         return fail(f"{e.strerror or e}{where}{_what_to_do(e.errno)}", EXIT_RUNTIME)
     except Exception as e:
-        if os.environ.get("PYCONTAIN_DEBUG") or GLOBALS.debug:
+        if fastos.getenv("PYCONTAIN_DEBUG") or GLOBALS.debug:
             import traceback
 
             traceback.print_exc()

@@ -470,7 +470,9 @@ def decode(data: bytes) -> dict:
         raise err("", f"not UTF-8 text (bad byte at offset {e.start})") from None
     try:
         doc = fastjson.loads(text)
-    except ValueError:
+    except ValueError as e:
+        if str(e) == fastjson.NESTED:
+            raise err("", f"invalid JSON: {e}") from None
         import json  # only on the error path: it costs ~5 ms to import
 
         try:

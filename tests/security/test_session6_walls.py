@@ -146,3 +146,90 @@ def test_a_container_that_does_not_read_its_stdin_cannot_stop_its_monitor(pyc, t
 def _unread(fd: int) -> int:
     """The bytes waiting in the pipe ``fd`` is an end of."""
     return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def test_hostile_state_files_are_listed_as_damaged(tmp_path):
+    """A state root is its user's, and root may be asked to list a rootless user's (``--root``): there a
+    state.json that is a FIFO made ``ps`` wait forever, a sparse one of 3 GiB was read whole (past the 1
+    GiB address space given here), and one of 100000 nested "[" ended ``ps``, ``inspect`` and a bundle's
+    ``create`` with "internal error: RecursionError". Each is now a damaged container, named with why."""
+    root = tmp_path / "root"
+    plants = {
+        "a": lambda p: os.mkfifo(p),
+        "b": lambda p: open(p, "wb").truncate(3 << 30),
+        "c": lambda p: p.write_text("[" * 100_000 + "]" * 100_000),
+        "d": lambda p: os.symlink("/etc/shadow", p),
+    }
+    for c, plant in plants.items():
+        (root / (c * 64)).mkdir(parents=True)
+        plant(root / (c * 64) / "state.json")
+    cli = CLI(str(root))
+    p = cli("ps", "-a", "--format", "{{.ID}} {{.Status}}", timeout=30, preexec_fn=_limit_memory)
+    assert (p.returncode, p.stdout.split("\n")) == (0, [f"{c * 12} Creating" for c in plants] + [""]), (
+        p.stderr
+    )
+    errors = cli("inspect", "-f", "{{.State.Error}}", *(c * 64 for c in plants), timeout=30).stdout.split(
+        "\n"
+    )
+    whys = [
+        "not a regular file",
+        "larger than 64 MiB",
+        "nested too deeply",
+        "Too many levels of symbolic links",
+    ]
+    assert [e.rpartition(": ")[2] for e in errors[:-1]] == whys
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    c = cli("create", "--bundle", str(bundle), "deep")
+    assert (c.returncode, c.stderr) == (125, "pycontain: config.json: invalid JSON: nested too deeply\n")
+
+
+def test_a_full_disk_loses_log_lines_not_the_monitor(tmp_path):
+    """A state root on a full file system (any container's log, or its writable layer, can fill a shared
+    disk): the monitor's first log write failing (ENOSPC) ended it, so nothing drained the container's
+    pipes (its next write killed it with SIGPIPE) nor recorded its exit. Now the lines are lost and the
+    container runs on, monitored: it gets to its sleep, and its exit is recorded once there is room."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    cli = CLI(str(mnt / "root"))
+    try:
+        script = "yes a-line-of-output | head -c 4000000; echo; exec sleep 600"  # (twice what fits)
+        p = cli.leaving(
+            "run", "-d", "--network", "none", "--name", "loud", "default", "--", "sh", "-c", script
+        )
+        assert p.returncode == 0, p.stderr
+        st = Container.get("loud", cli.root).state
+
+        def sleeping() -> bool:
+            try:
+                with open(f"/proc/{st.pid}/comm") as f:
+                    return f.read() == "sleep\n"
+            except OSError:
+                return False
+
+        assert wait_until(sleeping, timeout=60)
+        assert os.statvfs(mnt).f_bavail == 0  # (the disk did fill)
+        assert st.monitor is not None and st.monitor.alive()
+        with open(f"/proc/{st.pid}/stat") as f:
+            assert int(f.read().rpartition(")")[2].split()[1]) == st.monitor.pid  # still its child
+        os.truncate(os.path.join(cli.root, st.id, "container.log"), 0)  # room for the state again
+        assert cli("kill", "loud").returncode == 0
+        assert wait_until(lambda: cli("inspect", "-f", "{{.State.ExitCode}}", "loud").stdout == "137\n")
+    finally:
+        cli("rm", "-f", "loud")
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_diff_shows_each_file_the_container_made_on_one_line_escaped(pyc):
+    """``diff`` printed the names of the container's files raw: one with a newline forged a line of its
+    own ("D /etc/shadow": a deletion that never happened), one with escapes drove the terminal."""
+    forged = "/tmp/x$(printf '\\nD ')/etc"  # a directory "x\nD " holding etc/shadow
+    script = f'mkdir -p "{forged}" && touch "{forged}/shadow" "/tmp/{ESCAPES}" && sleep 600'
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "files", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: "owned" in pyc("diff", "files").stdout)
+    out = pyc("diff", "files").stdout.splitlines()
+    assert "D /etc/shadow" not in out and not any("\x1b" in line for line in out), out
+    assert r"A /tmp/x\nD /etc/shadow" in out and r"A /tmp/\x1b]2;owned\x07\x1b[2J" in out
