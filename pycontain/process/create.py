@@ -10,8 +10,7 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from .. import channel, libc, procattr, rootfs, trace, userns
-from ..config import merge_env
+from .. import channel, libc, merge_env, procattr, rootfs, trace, userns
 from ..errors import PycontainError
 from ..security import apply as security_apply
 from . import (
