@@ -41,6 +41,16 @@ __all__ = [
 ]
 
 
+def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
+    """A process's environment: ``KEY=VALUE`` items, a later one replacing an earlier one's value. (Here, beside
+    ``DEFAULT_PATH``, which every one starts from: the command line's ``exec`` loads no config module.)"""
+    env: dict[str, str] = {}
+    for item in (*base, *extra):
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], object]:
     """A package's ``__getattr__`` for names its modules define (``exports``: name -> module, relative to
     ``package``), each module imported on the first use of one of its names: every module loaded costs

@@ -404,12 +404,3 @@ _CONVERT: dict[str, Callable[[Any], object]] = {
     "proc_attrs": _proc_attrs,
     "healthcheck": _healthcheck,
 }
-
-
-def merge_env(base: list[str], extra: list[str]) -> dict[str, str]:
-    """A process's environment: ``KEY=VALUE`` items, a later one replacing an earlier one's value."""
-    env: dict[str, str] = {}
-    for item in (*base, *extra):
-        k, _, v = item.partition("=")
-        env[k] = v
-    return env

@@ -80,8 +80,7 @@ def exec_plan(
     user well-formed; the environment, working directory, user, security settings (their JSON form),
     additional groups and umask, create's unless given. ``Container.exec`` and ``exec_in_place`` start
     the process from it (here, not in container.py: the command line's exec does not load that)."""
-    from . import DEFAULT_PATH
-    from .config import merge_env
+    from . import DEFAULT_PATH, merge_env
 
     if not args:
         raise InvalidArgument("no command given to exec")
@@ -94,7 +93,7 @@ def exec_plan(
         raise InvalidState(f"container {st.name} is paused: unpause it first")
     if status != RUNNING:
         raise InvalidState(f"container {st.name} is not running (status: {status})")
-    cfg = st.config
+    cfg = st.shown  # (the saved form's fields: no ContainerConfig, nor the config module, for them)
     if user is not None:
         from .config_check import parse_user  # (an exec without -u needs none of the config's checks)
 
@@ -107,8 +106,8 @@ def exec_plan(
         full_env,
         cwd or cfg.cwd,
         user if user is not None else cfg.user,
-        # (the child's side takes the JSON form: an OCI process.json's overrides come as one)
-        cfg.security.to_dict() if cfg.security else None,
+        # (the child's side takes the JSON form, which it checks: an OCI process.json's overrides come as one)
+        cfg.security,
         cfg.extra_gids,
         cfg.umask,
     )
@@ -284,19 +283,7 @@ def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:
     from .process.exec import prepare_security
 
     p = prepare_security(security)
-    every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
-    opts = [
-        f"--caps={p.bounding},{p.permitted},{p.effective},{p.inheritable},{p.ambient}",
-        f"--last-cap={p.last_cap}",
-        *(["--exact-caps"] if p.exact_caps else []),
-        *(["--nnp"] if p.no_new_privs else []),
-        *(f"--rlimit={res},{soft & every},{hard & every},{spec}" for res, soft, hard, spec in p.rlimits),
-    ]
-    if p.program is not None:
-        opts.append(f"--seccomp-flags={p.seccomp_flags}")
-        if p.seccomp_early:
-            opts.append("--seccomp-early")
-    data = b"\0".join(o.encode() for o in opts) + _END + (p.program or b"")
+    data = b"\0".join(o.encode() for o in p.helper_options()) + _END + (p.program or b"")
     tmp = f"{path}.{posix.getpid()}.tmp"
     fd = posix.open(
         tmp, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600

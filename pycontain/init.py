@@ -3,9 +3,9 @@
 Without it the command itself is PID 1, which the kernel shields from signals it has no handler
 for (so ``docker stop``-style SIGTERM is ignored) and which inherits every orphan to reap.
 
-PID 1 is not pycontain's Python: the container's first process ends, like any other, with the user,
-capabilities, no_new_privs and seccomp filter of the container's command, and then executes the small
-static program ``pycontain-init.c`` (see there), which forks the command. So PID 1 holds no more than
+PID 1 is not pycontain's Python: the container's first process executes the small static program
+``pycontain-init.c`` (see there; ``--finish``), which drops to the user, capabilities, no_new_privs and
+seccomp filter of the container's command, and then executes itself again, which forks the command. So PID 1 holds no more than
 the command, and its command line is its own short one. The program is executed from a sealed memfd,
 the way runc protects its own binary (CVE-2019-5736): ``/proc/1/exe`` is a private copy no one can
 write, never a host file such as the Python interpreter, whose overwriting would run the container's

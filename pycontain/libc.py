@@ -54,8 +54,9 @@ MS_LAZYTIME = 1 << 25
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 
-# prctl(2) options that go through ctypes: the ambient set (python-prctl 1.8.1 has no PR_CAP_AMBIENT) and
-# loading a seccomp filter.
+# prctl(2) options that go through ctypes: the ambient set (python-prctl 1.8.1 has no PR_CAP_AMBIENT),
+# loading a seccomp filter, and the process's name (for which a run need not load python-prctl).
+PR_SET_NAME = 15
 PR_SET_SECCOMP = 22
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
@@ -372,6 +373,11 @@ def prctl(what: str, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int
     ret = _libc.prctl(option, ctypes.c_ulong(a2), ctypes.c_ulong(a3), ctypes.c_ulong(a4), ctypes.c_ulong(a5))
     _check(ret, f"prctl({what})")
     return ret
+
+
+def set_name(name: str) -> None:
+    """prctl(PR_SET_NAME): what ps shows for this process (cut to 15 bytes by the kernel)."""
+    _check(_libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()), 0, 0, 0), "prctl(PR_SET_NAME)")
 
 
 def seccomp_set_filter(fprog_address: int, flags: int = 0) -> None:

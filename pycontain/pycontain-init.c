@@ -26,6 +26,13 @@
  * exec's whole path for the command line (pycontain.execjoin), which executes this sealed copy in its own
  * place instead of forking Python: see exec_main below. The environment is the command's.
  *
+ *   pycontain-init [--fd=N] --finish [OPTION...] -- COMMAND [ARG...]
+ *
+ * The last steps of a container's first process (pycontain.process.create): executed by it once its
+ * namespaces, root filesystem and terminal are in place, it drops to the command's privileges as
+ * pycontain.process.finish_and_exec does and executes the command (with --init=FD, this program again
+ * from its sealed copy FD, as PID 1 above it). See finish_main below. The environment is the command's.
+ *
  * Built static by pycontain.init (with gcc), so it runs on any root filesystem.
  */
 #define _GNU_SOURCE
@@ -44,6 +51,7 @@
 #include <unistd.h>
 
 int exec_main(int argc, char **argv);
+int finish_main(char **argv);
 
 /* pycontain's channel: 3, or the first descriptor after those passed on to the command (--fd=N). */
 static int channel_fd = 3;
@@ -110,6 +118,8 @@ int main(int argc, char **argv) {
     }
     if (!joining && i < argc && strcmp(argv[i], "--exec") == 0)
         return exec_main(argc - i - 1, argv + i + 1);
+    if (!joining && i < argc && strcmp(argv[i], "--finish") == 0)
+        return finish_main(argv + i + 1);
     if (i + 1 >= argc || strcmp(argv[i], "--") != 0)
         usage();
     argv += i;
@@ -189,6 +199,8 @@ int main(int argc, char **argv) {
  *                                mapped ids) taken; DENIED 1: setgroups is denied there
  *   --crash-when-started         SIGKILL ourselves once the command runs (PYCONTAIN_CRASH_AT=exec-started:
  *                                the tests' proof that a killed exec leaves nothing behind)
+ * and, for --finish only:
+ *   --init=FD                    execute this program's sealed copy FD as PID 1 above the command
  */
 #include <grp.h>
 #include <poll.h>
@@ -244,13 +256,14 @@ static struct {
     int n_rlimits;
     int seccomp_fd, seccomp_early, crash_when_started;
     int userns_fd, groups_denied; /* the container's user namespace, if not ours */
+    int init_fd;                  /* --finish --init: our sealed copy */
     uid_t userns_uid;
     gid_t userns_gid;
     long long seccomp_offset;
     unsigned seccomp_flags;
     struct bpf_insn *program;
     unsigned short program_len;
-} opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40, .userns_fd = -1};
+} opt = {.null_fd = -1, .umask = -1, .seccomp_fd = -1, .last_cap = 40, .userns_fd = -1, .init_fd = -1};
 /* --group (zero-initialised, out of opt: a list this long would be stored in the program file) */
 static gid_t extra_groups[MAX_GROUPS];
 
@@ -279,13 +292,18 @@ __attribute__((format(printf, 2, 3), noreturn)) static void die(int code, const 
     _exit(code);
 }
 
-/* The relay's own errors, before any joiner exists. */
+/* --finish: a container's first process, whose stderr is the container's: every error goes on the channel. */
+static int finishing;
+
+/* The relay's own errors, before any joiner exists (--finish: the process's own, on the channel). */
 __attribute__((format(printf, 1, 2), noreturn)) static void fatal(const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (finishing)
+        die(125, "%s", msg);
     fprintf(stderr, "pycontain: %s\n", msg);
     exit(125);
 }
@@ -386,6 +404,8 @@ static void parse_options(char **argv, char ***cmd) {
             opt.groups_denied = (int)num(f[3], 1, "setgroups flag");
         } else if (!strcmp(a, "--crash-when-started") && !v)
             opt.crash_when_started = 1;
+        else if (!strcmp(a, "--init") && v && finishing)
+            opt.init_fd = (int)num(v, 1 << 20, "descriptor");
         else
             fatal("pycontain-init --exec: unknown option %s", a);
     }
@@ -714,6 +734,68 @@ static int owns_mount_ns(int userns_fd) {
     return 0;
 }
 
+/* Whether setgroups is denied in our user namespace (unprivileged mappings): the joiner is told (it
+ * cannot read its own /proc/self, outside the container's pid namespace); --finish reads it, as
+ * pycontain.userns.setgroups_denied does, when setgroups fails. */
+static int groups_denied(void) {
+    if (!finishing)
+        return opt.groups_denied;
+    char buf[16] = "";
+    int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die(125, "cannot read /proc/self/setgroups: %s", strerror(errno));
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n >= 4 && strncmp(buf, "deny", 4) == 0;
+}
+
+/* The command's user (resolved in the container's /etc/passwd and /etc/group), groups, umask, HOME,
+ * working directory, rlimits, bounding set and capabilities: pycontain.process.finish_and_exec's steps
+ * down to setuid and the capability sets, in its order. */
+static void drop_privileges(void) {
+    static struct user u; /* (static: its group list is too big for a stack frame) */
+    resolve_user(opt.user, &u);
+    for (int i = 0; i < opt.n_groups; i++)
+        add_group(u.groups, &u.n_groups, extra_groups[i]);
+    if (opt.umask >= 0)
+        umask((mode_t)opt.umask);
+    put_env_home(u.home);
+    const char *cwd = opt.cwd ? opt.cwd : "/";
+    if (chdir(cwd) < 0) {
+        if (errno != ENOENT)
+            die(125, "cannot enter working directory %s: %s", cwd, strerror(errno));
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", cwd);
+        mkdirs(tmp);
+        if (chdir(cwd) < 0)
+            die(125, "cannot enter working directory %s: %s", cwd, strerror(errno));
+    }
+    /* A working directory inherited through a leaked host fd shows up as "(unreachable)" (CVE-2024-21626). */
+    char here[4096];
+    if (!getcwd(here, sizeof here) || here[0] != '/')
+        die(125, "working directory '%s' is outside the container", cwd);
+    before_setuid();
+    /* (a rootless user namespace denies setgroups, as unprivileged mappings need: the groups stay) */
+    if (setgroups((size_t)u.n_groups, u.groups) < 0 && !(errno == EPERM && groups_denied()))
+        die(125, "setgroups: %s", strerror(errno));
+    if (setgid((gid_t)u.gid) < 0)
+        die(125, "setgid: %s", strerror(errno));
+    if (setuid((uid_t)u.uid) < 0)
+        die(125, "setuid: %s", strerror(errno));
+    after_setuid((uid_t)u.uid);
+}
+
+/* The very last steps before execve: ignored signals back to their defaults, no_new_privs, seccomp. */
+static void seal(void) {
+    /* Ignored signals survive execve (Python ignores these two): the command gets the defaults. */
+    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
+        die(125, "signal: %s", strerror(errno));
+    if (opt.nnp)
+        checked_prctl("PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS, 1, 0);
+    if (opt.program && !opt.seccomp_early)
+        load_seccomp();
+}
+
 /* The joiner: never returns. Descriptors: 0-2 the relay's pipes once set up, chan the channel. */
 __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, int err_w, const sigset_t *old) {
     /* stdio first: from here on, nothing of ours above 2 but the channel and the files to join. */
@@ -740,36 +822,7 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
             die(125, "cannot become the user namespace's root: %s", strerror(errno));
     }
     /* Root and working directory are the container's now (the mount namespace's). */
-    static struct user u; /* (static: its group list is too big for a stack frame) */
-    resolve_user(opt.user, &u);
-    for (int i = 0; i < opt.n_groups; i++)
-        add_group(u.groups, &u.n_groups, extra_groups[i]);
-    if (opt.umask >= 0)
-        umask((mode_t)opt.umask);
-    put_env_home(u.home);
-    const char *cwd = opt.cwd ? opt.cwd : "/";
-    if (chdir(cwd) < 0) {
-        if (errno != ENOENT)
-            die(125, "cannot enter working directory %s: %s", cwd, strerror(errno));
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", cwd);
-        mkdirs(tmp);
-        if (chdir(cwd) < 0)
-            die(125, "cannot enter working directory %s: %s", cwd, strerror(errno));
-    }
-    /* A working directory inherited through a leaked host fd shows up as "(unreachable)" (CVE-2024-21626). */
-    char here[4096];
-    if (!getcwd(here, sizeof here) || here[0] != '/')
-        die(125, "working directory '%s' is outside the container", cwd);
-    before_setuid();
-    /* (a rootless user namespace denies setgroups, as unprivileged mappings need: the groups stay) */
-    if (setgroups((size_t)u.n_groups, u.groups) < 0 && !(errno == EPERM && opt.groups_denied))
-        die(125, "setgroups: %s", strerror(errno));
-    if (setgid((gid_t)u.gid) < 0)
-        die(125, "setgid: %s", strerror(errno));
-    if (setuid((uid_t)u.uid) < 0)
-        die(125, "setuid: %s", strerror(errno));
-    after_setuid((uid_t)u.uid);
+    drop_privileges();
     /* No host descriptor survives: 0-2 (pipes) and the channel, moved to 3, close-on-exec. */
     if (chan != 3) {
         if (dup3(chan, 3, O_CLOEXEC) < 0)
@@ -781,13 +834,7 @@ __attribute__((noreturn)) static void joiner(char **cmd, int in_r, int out_w, in
             close(fd);
     char buf[4096];
     const char *path = find_executable(cmd[0], buf, sizeof buf);
-    /* Ignored signals survive execve (Python ignores these two): the command gets the defaults. */
-    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR || signal(SIGXFSZ, SIG_DFL) == SIG_ERR)
-        die(125, "signal: %s", strerror(errno));
-    if (opt.nnp)
-        checked_prctl("PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS, 1, 0);
-    if (opt.program && !opt.seccomp_early)
-        load_seccomp();
+    seal();
     /* Born in the container's pid namespace, confined already, and the relay's child. */
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0L, 0L, 0L, 0L);
     if (pid < 0)
@@ -1034,4 +1081,76 @@ int exec_main(int argc, char **argv) {
     if (joiner_status != 0)
         fprintf(stderr, "pycontain: the process joining the container died before it started the command\n");
     return 125;
+}
+
+/* ---- --finish: the last steps of a container's first process --------------------------------------------
+ *
+ * pycontain.process.create's child has made the container (namespaces, root filesystem, masked paths, its
+ * cgroup namespace, terminal and user namespace) and executed this sealed copy in its own place with the
+ * command's environment: the channel at channel_fd (descriptors 3 up to it are passed on to the command),
+ * the security settings pycontain.security.apply.prepare resolved as the options --exec takes (the seccomp
+ * program from a descriptor). What pycontain.process.finish_and_exec does in Python, in its order: user,
+ * groups, umask, HOME, working directory, rlimits, bounding set, setuid, capability sets, every other
+ * descriptor closed, the command found in PATH, no_new_privs and the seccomp filter, execve. Its failures
+ * go on the channel as the Python child's do (E<status>\t<message>), with the same statuses.
+ */
+
+/* An execve that failed, as pycontain.process.finish_and_exec says it (and with its statuses). */
+__attribute__((noreturn)) static void exec_failed(const char *name) {
+    if (errno == ENOENT)
+        die(127, "cannot execute '%s': no such file (or its interpreter is missing)", name);
+    if (errno == EACCES || errno == EPERM)
+        die(126, "cannot execute '%s': permission denied", name);
+    die(126, "cannot execute '%s': %s", name, strerror(errno));
+}
+
+int finish_main(char **argv) {
+    char **cmd;
+    finishing = 1;
+    chan = channel_fd;
+    /* Not dumpable while we hold the channel (see join): the command's execve makes it so again. */
+    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) < 0 || prctl(PR_SET_NAME, "pycontain-start", 0L, 0L, 0L) < 0)
+        die(125, "prctl: %s", strerror(errno));
+    parse_options(argv, &cmd);
+    if (opt.seccomp_fd >= 0)
+        read_program();
+    drop_privileges();
+    /* No descriptor survives but 0-2, those passed on (below the channel) and, until the execve, the
+     * channel and our sealed copy (moved just above it). */
+    if (fcntl(chan, F_SETFD, FD_CLOEXEC) < 0)
+        die(125, "fcntl: %s", strerror(errno));
+    int first = chan + 1;
+    if (opt.init_fd >= 0) {
+        if (opt.init_fd != first && dup3(opt.init_fd, first, O_CLOEXEC) < 0)
+            die(125, "dup3: %s", strerror(errno));
+        opt.init_fd = first++;
+    }
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 0U) < 0)
+        for (int fd = first; fd < 65536; fd++)
+            close(fd);
+    char buf[4096];
+    const char *path = find_executable(cmd[0], buf, sizeof buf);
+    seal();
+    if (opt.init_fd < 0) {
+        execve(path, cmd, environ);
+        exec_failed(cmd[0]);
+    }
+    /* PID 1 above the command: this program again, as "pycontain-init [--fd=N] -- COMMAND..." (the
+     * command line the container sees for its PID 1). */
+    int n = 0;
+    while (cmd[n])
+        n++;
+    char **args = calloc((size_t)n + 4, sizeof *args), fd_arg[32];
+    if (!args)
+        die(125, "out of memory");
+    int k = 0;
+    args[k++] = "pycontain-init";
+    if (chan != 3) {
+        snprintf(fd_arg, sizeof fd_arg, "--fd=%d", chan);
+        args[k++] = fd_arg;
+    }
+    args[k++] = "--";
+    memcpy(args + k, cmd, (size_t)(n + 1) * sizeof *cmd);
+    fexecve(opt.init_fd, args, environ);
+    exec_failed(cmd[0]); /* (as finish_and_exec names it: the copy takes the command's arguments) */
 }

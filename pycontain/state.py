@@ -221,11 +221,28 @@ def _check_types(d: dict, types_of: dict[str, tuple[type, ...]], where: str) -> 
 
 
 class ConfigView:
-    """The configuration's fields that 'ps' and 'state' show, read from its state.json form: plain JSON
-    values whose types the load checked, so those commands neither import the config module nor make a
+    """The configuration's fields that 'ps' and 'state' show and 'exec' gives its process, read from its
+    state.json form: plain JSON values whose types the load checked (``security`` too: its JSON form, which
+    exec's settings are resolved from), so those commands neither import the config module nor make a
     ContainerConfig per container. A field missing (a file from before it) reads as the config's default."""
 
-    __slots__ = ("image", "args", "labels", "publish", "auto_remove", "restart", "bundle", "annotations")
+    __slots__ = (
+        "image",
+        "args",
+        "labels",
+        "publish",
+        "auto_remove",
+        "restart",
+        "bundle",
+        "annotations",
+        "env",
+        "cwd",
+        "user",
+        "hostname",
+        "extra_gids",
+        "umask",
+        "security",
+    )
 
     def __init__(self, d: dict) -> None:
         self.image: str = d["image"] if "image" in d else d["rootfs"]
@@ -236,6 +253,13 @@ class ConfigView:
         self.restart: str = d.get("restart", "no")
         self.bundle: str = d.get("bundle", "")
         self.annotations: dict[str, str] = d.get("annotations", {})
+        self.env: list[str] = d.get("env", [])
+        self.cwd: str = d.get("cwd", "/")
+        self.user: str | None = d.get("user")
+        self.hostname: str | None = d.get("hostname")
+        self.extra_gids: list[int] = d.get("extra_gids", [])
+        self.umask: int | None = d.get("umask")
+        self.security: dict | None = d.get("security")
 
 
 class ContainerState:

@@ -1,6 +1,7 @@
 """The order of a container's first process's steps, without root and without a fork.
 
-The child's steps (``process.create.CREATE_STEPS``) and its last one (``process.finish_and_exec``) reach
+The child's steps (``process.create.CREATE_STEPS``, the last of which hands the privileges drop to
+pycontain-init: ``process.finish_in_helper``) and exec's drop (``process.finish_and_exec``) reach
 the kernel only through the modules and helpers they name (``libc``, ``os``, ``rootfs``, ``channel``, ``procattr``,
 ``security_apply``...): the seam. Here those are recorders, the steps run in this process, and the calls
 come out in the order the module documents (``pycontain.process``'s docstring and ARCHITECTURE.md, 3.).
@@ -73,7 +74,7 @@ def first_process(
     config = types.SimpleNamespace(
         namespaces=namespaces, hostname="c1", domainname=None, time_offsets=None, oom_score_adj=None,
         security=None, masked_paths=None, readonly_paths=None, proc_attrs=None, console_size=None,
-        args=["true"], cwd="/", user=None, extra_gids=None, umask=None, preserve_fds=0,
+        args=["true"], cwd="/", user=None, extra_gids=None, umask=None, preserve_fds=0, init=False,
         id_mappings=id_mappings or [],
     )  # fmt: skip
     args = {
@@ -86,10 +87,14 @@ def first_process(
     }
     args.update(kw)
     return create._FirstProcess(
-        config, NsPlan(namespaces), args["stdio"], {}, object(), 3, args["join_fds"],
-        args["userns_fd"], None, args["pty_sock"], "/state/c1", ["/sys/fs/cgroup/pids/c1/cgroup.procs"],
+        config, NsPlan(namespaces), args["stdio"], {}, PREPARED, 3, args["join_fds"],
+        args["userns_fd"], 9, args["pty_sock"], "/state/c1", ["/sys/fs/cgroup/pids/c1/cgroup.procs"],
         args["start_fifo"],
     )  # fmt: skip
+
+
+# Security settings as prepare() gives them, without a seccomp program (whose memfd would be a real one).
+PREPARED = types.SimpleNamespace(helper_options=lambda: ["--nnp"], program=None)
 
 
 def run_steps(p: create._FirstProcess) -> None:
@@ -98,9 +103,13 @@ def run_steps(p: create._FirstProcess) -> None:
 
 
 NEW = {"mount": "", "uts": "", "ipc": "", "network": "", "pid": "", "cgroup": ""}
-# finish_and_exec: the user is resolved in the container, then working directory, the bounding set and
-# rlimits while still root, setgroups/setgid/setuid, the capability sets, every other fd closed,
-# no_new_privs and seccomp last, execve.
+# A first process's last step: the channel onto the helper's fd 3, then the sealed pycontain-init executed
+# with --finish in its place, which drops the privileges in C, in finish_and_exec's order
+# (tests/security/test_first_process.py checks what the kernel shows of the result).
+HAND_OVER = ["os.dup2", "os.execve"]
+# finish_and_exec (exec's joiner): the user is resolved in the container, then working directory, the
+# bounding set and rlimits while still root, setgroups/setgid/setuid, the capability sets, every other fd
+# closed, no_new_privs and seccomp last, execve.
 PRIVILEGES_DROP = [
     "users.resolve", "os.chdir", "os.getcwd", "security.before_setuid", "os.setgroups", "os.setgid",
     "os.setuid", "security.after_setuid", "_close_fds", "_find_executable", "signal.signal",
@@ -122,7 +131,7 @@ def test_a_docker_style_first_process_runs_its_steps_in_the_documented_order(log
         "channel.recv",  # GO: the parent has moved it into the rest of its cgroups
         "procattr.apply",
         "libc.unshare",  # the cgroup namespace, once in its cgroup
-        *PRIVILEGES_DROP,
+        *HAND_OVER,
     ]
 
 
@@ -161,8 +170,13 @@ def test_an_oci_create_with_a_terminal_and_a_user_namespace_waits_for_start_insi
         "os.write",
         "os.close",
         "os.close",
-        *PRIVILEGES_DROP,
+        *HAND_OVER,
     ]
+
+
+def test_exec_drops_privileges_in_the_documented_order(log):
+    process.finish_and_exec(["true"], {}, "/", None, 3, sec=object())
+    assert log == PRIVILEGES_DROP
 
 
 def test_every_step_is_in_the_table_once():

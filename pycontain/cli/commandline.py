@@ -20,6 +20,7 @@ from . import (  # noqa: F401
     network_cmds,
     oci_cmds,
     ocirun,
+    options,
     registry_cmds,
     resource_cmds,
     run_cmds,
@@ -30,7 +31,8 @@ from . import (  # noqa: F401
 from .app import app, arrange
 from .base import register
 
-register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause, update...: declared in cli.commands
+register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause...: declared in cli.commands
+register(app, options.COMMANDS)  # update: declared in cli.options, beside run's flags it takes
 register(app, ocirun.COMMANDS)  # runc's create, start, state, delete: declared in cli.ocirun
 arrange(app)
 

@@ -1,6 +1,7 @@
 """The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
-``unpause``, ``resume``, ``update``, ``events``, ``features``), declared once as data (``cli.base.Command``):
+``unpause``, ``resume``, ``events``, ``features``), declared once as data (``cli.base.Command``):
 ``cli.main`` runs them without typer, ``cli.commandline`` registers the same declarations on typer's app.
+(``update``, whose flags are run's, is declared beside them in ``cli.options``: the others load no run table.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from .base import (
     printable,
     render_table,
 )
-from .options import RESOURCE_DESTS, RUN_OPTIONS
 
 # typing.TYPE_CHECKING without importing typing (4 ms here); type checkers know the idiom.
 TYPE_CHECKING = False
@@ -145,14 +145,14 @@ def _ps_fields(st: ContainerState, status: str) -> dict:
     return {
         "ID": st.id[:12],
         "Names": st.name,
-        "Image": cfg.image,
+        "Image": printable(cfg.image),  # (a bundle's root path, an image's labels: not ours to trust)
         "Command": _short_cmd(cfg.args),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(st.created)),
         "RunningFor": _ago(st.created),
         "Status": _status_text(st, status),
         "State": status,
         "Ports": _ports(st),
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        "Labels": printable(",".join(f"{k}={v}" for k, v in labels.items())),
     }
 
 
@@ -302,23 +302,6 @@ def events_body(v: dict) -> int:
         time.sleep(interval)
 
 
-def update_body(v: dict) -> int:
-    from ..cgroups.resources import Resources
-
-    change = Resources.for_update({k: v[k] for k in RESOURCE_DESTS}, v["resources"])
-    container(v["ref"]).update(change)
-    print(v["ref"])
-    return 0
-
-
-def _runc_spelling(o: Opt) -> Opt:
-    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
-    that drive runc's update use it."""
-    if o.dest != "cpu_shares":
-        return o
-    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
-
-
 # -- the table ------------------------------------------------------------------------------------
 _REFS = Arg("refs", "CONTAINER", "Container names or ids.", SOME)
 _ID = Arg("id", "ID", "The container's id or name.")
@@ -437,24 +420,6 @@ COMMANDS: dict[str, Command] = {
             (
                 Opt(("--stats",), "stats", FLAG, "Print one stats event and exit."),
                 Opt(("--interval",), "interval", VALUE, "Seconds between stats events.", "SECONDS", "5"),
-            ),
-        ),
-        Command(
-            "update",
-            update_body,
-            "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
-            "Only the limits given change; the others keep their values. The flags are run's, with the "
-            "same units.\n\nExample: pycontain update --memory 512m --cpus 1.5 --pids-limit 100 web",
-            (Arg("ref", "CONTAINER", "Container name or id."),),
-            (
-                Opt(
-                    ("--resources", "-r"),
-                    "resources",
-                    VALUE,
-                    "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
-                    "FILE",
-                ),
-                *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
             ),
         ),
     )

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .app import app
-from .base import GLOBALS, command, container, for_each, render_table
+from .base import GLOBALS, command, container, for_each, printable, render_table
 
 Refs = Annotated[list[str], typer.Argument(metavar="CONTAINER", help="Container names or ids.")]
 Ref = Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")]
@@ -122,7 +122,7 @@ def diff(ref: Ref) -> None:
     from .. import transfer
 
     for line in transfer.diff(container(ref)):
-        print(line)
+        print(printable(line))  # (the container names its files: a newline in one would forge a line)
 
 
 @command(app, "top")

@@ -12,7 +12,7 @@ import gc
 import sys
 
 from ..errors import InvalidArgument
-from .base import FLAG, MULTI, VALUE, Opt, store
+from .base import FLAG, MULTI, VALUE, Arg, Command, Opt, container, store
 
 RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--name",), "name", VALUE, "Name the container (unique).", "NAME"),
@@ -405,3 +405,44 @@ def parse_run_args(argv: list[str]) -> tuple[dict, str, list[str]]:
     if command[:1] == ["--"]:
         command = command[1:]
     return values, rootfs, command
+
+
+# -- update: a running container's limits, with run's resource flags -----------------------------
+def update_body(v: dict) -> int:
+    from ..cgroups.resources import Resources
+
+    change = Resources.for_update({k: v[k] for k in RESOURCE_DESTS}, v["resources"])
+    container(v["ref"]).update(change)
+    print(v["ref"])
+    return 0
+
+
+def _runc_spelling(o: Opt) -> Opt:
+    """run's resource option for update, with runc's spelling added where it differs (--cpu-share): engines
+    that drive runc's update use it."""
+    if o.dest != "cpu_shares":
+        return o
+    return Opt((*o.flags, "--cpu-share"), o.dest, o.kind, o.help, o.metavar, o.default)
+
+
+UPDATE = Command(
+    "update",
+    update_body,
+    "Change a running container's resource limits: pycontain update [OPTIONS] CONTAINER\n\n"
+    "Only the limits given change; the others keep their values. The flags are run's, with the "
+    "same units.\n\nExample: pycontain update --memory 512m --cpus 1.5 --pids-limit 100 web",
+    (Arg("ref", "CONTAINER", "Container name or id."),),
+    (
+        Opt(
+            ("--resources", "-r"),
+            "resources",
+            VALUE,
+            "An OCI linux.resources JSON file ('-' for stdin); flags override it.",
+            "FILE",
+        ),
+        *(_runc_spelling(o) for o in RUN_OPTIONS if o.dest in RESOURCE_DESTS),
+    ),
+)
+
+# The fast commands declared here (cli.FAST_COMMANDS), as cli.commands' and cli.ocirun's tables.
+COMMANDS: dict[str, Command] = {UPDATE.name: UPDATE}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 
-# Addresses parsed by the C module: ipaddress costs ~2 ms to import, and every container on a network
-# (a warm pool's claim included) writes these files.
-from _socket import AF_INET, AF_INET6, inet_pton
+from . import settings
+
+# ipaddress costs ~2 ms to import and _socket ~0.4, and every container on a network (a warm pool's claim
+# included) writes these files: IPv4 addresses, which the registry holds canonical, are parsed here, and
+# _socket's inet_pton is loaded for an IPv6 nameserver only.
 
 HOSTS_HEADER = (
     "127.0.0.1\tlocalhost\n"
@@ -40,7 +42,7 @@ def hosts(own: dict, members: list[dict]) -> str:
         lines.append(f"{ip}\t{name}\n")
     others = sorted(
         (m for m in members if m["container_id"] != own["container_id"]),
-        key=lambda m: inet_pton(AF_INET, m["ip"]),  # 4 bytes, big-endian: sorted as numbers
+        key=lambda m: tuple(map(int, m["ip"].split("."))),  # dotted quads sorted as numbers
     )
     for m in others:
         names = _names(m)
@@ -52,13 +54,21 @@ def hosts(own: dict, members: list[dict]) -> str:
 _LOOPBACK6 = bytes(15) + b"\x01"  # ::1
 
 
+def _octet(q: str) -> bool:
+    """A dotted quad's part as inet_pton takes it: 0-255, in ASCII digits, without a leading zero."""
+    return q.isascii() and q.isdecimal() and (q == "0" or not q.startswith("0")) and int(q) <= 255
+
+
 def _is_loopback(addr: str) -> bool:
     """127.0.0.0/8 or ::1 (what ipaddress calls loopback); not an address: False."""
     host = addr.split("%")[0]
-    try:
-        return inet_pton(AF_INET, host)[0] == 127
-    except OSError:
-        pass
+    quad = host.split(".")
+    if len(quad) == 4 and all(_octet(q) for q in quad):
+        return quad[0] == "127"
+    if ":" not in host:
+        return False
+    from _socket import AF_INET6, inet_pton
+
     try:
         return inet_pton(AF_INET6, host) == _LOOPBACK6
     except OSError:
@@ -117,6 +127,18 @@ def write_in_place(path: str, data: str) -> None:
         os.ftruncate(fd, len(raw))
     finally:
         os.close(fd)
+
+
+def refresh_hosts(net: dict) -> None:
+    """Rewrite the hosts file of every member of ``net`` whose files exist (under the registry lock)."""
+    members = list(net["members"].values())
+    for m in members:
+        path = os.path.join(settings.files_dir(m["state_root"], m["container_id"]), "hosts")
+        if os.path.exists(path):
+            try:
+                write_in_place(path, hosts(m, members))
+            except OSError:
+                pass  # a container being removed right now
 
 
 def remove(directory: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .ports import PortSpec
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .ports import PortSpec  # loaded only for a container that publishes ports (``run``'s start path)
 
 
 # -- what attach returns ------------------------------------------------------------------------------
@@ -60,7 +62,11 @@ class NetInfo:
     @classmethod
     def from_dict(cls, d: dict) -> NetInfo:
         kw = {k: d[k] for k in cls.__slots__ if k in d}
-        kw["ports"] = [p if isinstance(p, PortSpec) else PortSpec.from_dict(p) for p in d.get("ports", [])]
+        ports = d.get("ports")
+        if ports:
+            from .ports import PortSpec
+
+            kw["ports"] = [p if isinstance(p, PortSpec) else PortSpec.from_dict(p) for p in ports]
         return cls(**kw)
 
     def __repr__(self) -> str:

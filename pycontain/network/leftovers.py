@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from . import filler, settings
+from .files import refresh_hosts
 from .members import resolve_state_root
-from .upkeep import open_rtnl, prune, refresh_hosts, sync_nft
+from .upkeep import open_rtnl, prune, sync_nft
 
 
 def gc(state_root: str | None = None) -> list[str]:

@@ -8,9 +8,9 @@ from .. import trace
 from ..errors import AlreadyExists, InvalidArgument, InvalidState
 from . import settings
 from .info import NetInfo, as_dict
-from .ports import PortSpec, check_ports, parse_publish
-from .upkeep import load_network, open_rtnl, prune, refresh_hosts, sync_nft
 
+# ports (published ports) and upkeep (netlink, nftables, pruning) are imported where they are needed: a
+# claim from the warm pool without -p needs neither (each module loaded costs ``run`` ~0.1-0.3 ms).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from .netns import Background
@@ -39,6 +39,10 @@ def _veth_name(container_id: str) -> str:
 
 
 def _info(net: dict, m: dict) -> NetInfo:
+    ports = m.get("ports")
+    if ports:
+        from .ports import PortSpec
+
     return NetInfo(
         m["container_id"],
         net["name"],
@@ -49,13 +53,14 @@ def _info(net: dict, m: dict) -> NetInfo:
         None if net.get("internal") else net["gateway"],
         m["mac"],
         m["veth_host"],
-        [PortSpec.from_dict(p) for p in m.get("ports", [])],
+        [PortSpec.from_dict(p) for p in ports] if ports else [],
         bool(net.get("internal")),
         settings.files_dir(m["state_root"], m["container_id"]),
     )
 
 
 def _write_files(net: dict, m: dict) -> None:
+    """The container's hosts, resolv.conf and hostname, and every other member's hosts file rewritten."""
     from . import files
 
     d = settings.files_dir(m["state_root"], m["container_id"])
@@ -63,6 +68,7 @@ def _write_files(net: dict, m: dict) -> None:
     content = container_files(_info(net, m), m.get("hostname"), m.get("container_name"), net)
     for fname in files.NAMES:
         files.write_in_place(os.path.join(d, fname), content[fname])
+    files.refresh_hosts(net)
 
 
 # -- attach / detach ----------------------------------------------------------------------------------
@@ -101,6 +107,9 @@ def attach(
         raise InvalidArgument(
             f"network {name!r} is not a bridge network: the runtime handles it without attach()"
         )
+    if publish:
+        from .ports import PortSpec, parse_publish
+
     ports = [p if isinstance(p, PortSpec) else parse_publish(p) for p in publish]
     reg = ipam.Registry()
     # Checked again under the lock; here, before the namespace path (which would be this member's) is touched.
@@ -117,15 +126,13 @@ def attach(
     }
     if name in (settings.DEFAULT_NETWORK, "default") and root != pool.pool_dir():
 
-        def write(net: dict, m: dict) -> None:
-            _write_files(net, m)
-            refresh_hosts(net)
-
         def published_ports(nets: list[dict]) -> list[dict]:
+            from .ports import check_ports
+
             return [p.to_dict() for p in check_ports(ports, nets)]
 
         try:
-            claimed = pool.claim(reg, own, write, published_ports if ports else None)
+            claimed = pool.claim(reg, own, _write_files, published_ports if ports else None)
         except BaseException:
             try:
                 detach(container_id, None, root)  # whatever the claim recorded (nothing if refused)
@@ -136,6 +143,8 @@ def attach(
             trace.step("net: pool entry claimed")
             return _info(*claimed)
     from . import links, netns, rtnl
+    from .ports import check_ports
+    from .upkeep import load_network, prune, sync_nft
 
     path = settings.netns_path(root, container_id)
     netns.remove(path)  # a leftover of a crashed attach of this very id
@@ -184,7 +193,6 @@ def attach(
                 with reg.lock():
                     net = reg.load(net["name"]) or net
                     _write_files(net, member)
-                    refresh_hosts(net)
         except BaseException:
             netns.abandon(pending)
             try:
@@ -222,10 +230,10 @@ def detach(
 
     ``wait=False`` (``rm``): its files go at once, and the rest (the namespace unmounted, the kernel removing
     the veth, then the address released: ~3-10 ms, more on a busy host) while the caller goes on. On the
-    default network without published ports, in a detached process (``netns.detached``) that outlives
-    the caller, which waits for nothing (None is returned): nothing it releases can be asked for again
-    meanwhile (a claim takes a pool entry, whose address was allocated before; the filler allocates only
-    once this member is gone). Otherwise (host ports a next ``run -p`` may want at once, a named network
+    default network without published ports, the namespace is unmounted at once, and the rest left to a
+    detached process (``netns.detached``) that outlives the caller, which waits for nothing (None is
+    returned): nothing it releases can be asked for again meanwhile (a claim takes a pool entry, whose
+    address was allocated before; the filler allocates only once this member is gone). Otherwise (host ports a next ``run -p`` may want at once, a named network
     its owner may remove at once) in a thread: the caller must ``wait()`` for what it returns (None:
     nothing left to do) before it exits. Killed before the end either way, it leaves a member whose
     container is gone: pruned by the next attach (the pool's filler makes entries through attach) or gc."""
@@ -265,13 +273,21 @@ def detach(
         for cid, m in net["members"].items()
         if cid == container_id
     )
-    if alone and netns.detached(release):
-        return None
+    if alone:
+        # The namespace's mount and file go with the command (no mount outlives it; the kernel starts
+        # removing the veth now), the wait for the veth and the registry's update after it.
+        for p in paths:
+            netns.remove(p)
+        if netns.detached(release):
+            return None
     return netns.Background(release)
 
 
 def _forget(reg, container_id: str) -> None:
     """Drop the container from the registry (its address, ports) and from the other members' hosts files."""
+    from .files import refresh_hosts
+    from .upkeep import sync_nft
+
     with reg.lock():
         nets = reg.all()
         changed = [net for net in nets if container_id in net["members"]]
@@ -323,7 +339,7 @@ def _remove_links_and_namespaces(veths: list[str], paths: list[str], nl=None) ->
     if not left:
         return
     own = nl is None
-    nl = nl or open_rtnl()
+    nl = nl or rtnl.Rtnl()
     try:
         nl.call(*(rtnl.del_link(present[i]) for i in sorted(left)))
     finally:

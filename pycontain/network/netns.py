@@ -13,9 +13,9 @@ from __future__ import annotations
 import errno
 import os
 
-from .. import libc
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the pool's claim path imports this)
+# libc (ctypes: ~3-5 ms to import) is imported by the functions that call into it: a pool's claim imports
+# this module for ``is_mounted`` and ``detached`` alone.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 def _make(path: str, with_socket: bool) -> int | None:
     """The body of a thread of its own (whose namespace it changes): a new namespace pinned on ``path``,
     and a NETLINK_ROUTE socket inside it (bound to it for good) when ``with_socket``."""
+    from .. import libc
+
     _placeholder(path)
     try:
         libc.unshare(libc.CLONE_NEWNET)
@@ -196,6 +198,8 @@ def abandon(pending: Background) -> None:
 def remove(path: str) -> bool:
     """Unmount and delete a namespace file; False when there was nothing. The namespace itself goes when
     its last user does (its processes, other mounts of it)."""
+    from .. import libc
+
     found = False
     try:
         libc.umount2(path, libc.MNT_DETACH)
@@ -226,6 +230,8 @@ def is_mounted(path: str) -> bool:
 
 def netlink_socket(path: str) -> int:
     """A NETLINK_ROUTE socket (its fd) that works inside the namespace held at ``path``."""
+
+    from .. import libc
 
     def body() -> int:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

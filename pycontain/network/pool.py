@@ -59,10 +59,12 @@ def size(d: str | None = None) -> int:
 READY = "ready"  # in an entry's directory once attach has made all of it: a filler killed before left none
 
 
-def entries(reg, ready_only: bool = False) -> list[dict]:
-    """The pool's entries in the registry ``reg`` (the default network's members that are entries);
-    ``ready_only``: those that can serve a container (``ready``)."""
-    net = reg.load(settings.DEFAULT_NETWORK) or {}
+def entries(reg, ready_only: bool = False, net: dict | None = None) -> list[dict]:
+    """The pool's entries in the registry ``reg`` (the default network's members that are entries), or in
+    ``net``, the default network's record already read; ``ready_only``: those that can serve a container
+    (``ready``)."""
+    if net is None:
+        net = reg.load(settings.DEFAULT_NETWORK) or {}
     d = pool_dir()
     members = net.get("members", {}).values()
     return [m for m in members if m.get("state_root") == d and (not ready_only or ready(d, net, m))]
@@ -96,7 +98,7 @@ def claim(
         with reg.lock():
             nets = reg.all()
             net = next((n for n in nets if n["name"] == settings.DEFAULT_NETWORK), None)
-            entry = next(iter(entries(reg, ready_only=True)), None)
+            entry = next(iter(entries(reg, ready_only=True, net=net)), None) if net else None
             if net is None or entry is None:
                 return None
             member = {**entry, **container}

@@ -1,5 +1,5 @@
-"""Keeping the registry and the host in step: stale members pruned, the nftables table synced, members'
-hosts files rewritten, the default network defined on first use (crash leftovers: ``leftovers.gc``)."""
+"""Keeping the registry and the host in step: stale members pruned, the nftables table synced, the default
+network defined on first use (crash leftovers: ``leftovers.gc``; members' hosts files: ``files``)."""
 
 from __future__ import annotations
 
@@ -65,20 +65,6 @@ def sync_nft(reg, trust_stamp: bool = True, nets: list[dict] | None = None) -> N
         except FileNotFoundError:
             pass
     nft.sync(settings.nft_table(), reg.all() if nets is None else nets, stamp)
-
-
-def refresh_hosts(net: dict) -> None:
-    """Rewrite the hosts file of every member whose files exist (under the registry lock)."""
-    from . import files
-
-    members = list(net["members"].values())
-    for m in members:
-        path = os.path.join(settings.files_dir(m["state_root"], m["container_id"]), "hosts")
-        if os.path.exists(path):
-            try:
-                files.write_in_place(path, files.hosts(m, members))
-            except OSError:
-                pass  # a container being removed right now
 
 
 def host_routes(nl, reg, exclude: frozenset[str] = frozenset()) -> list[tuple[str, str]]:

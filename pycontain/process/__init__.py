@@ -6,12 +6,14 @@
   (into a pid namespace: ``fork_for``), the child's wrapper (``run_child``: any failure reported on the
   channel, never a return into the caller's code), stdio and the terminal's channel, the cgroup
   (``join_cgroup``), the parent's wait until the child has executed (``parent_side``), and the last
-  steps of every process, privileges drop and execve (``finish_and_exec``).
+  steps of every process, privileges drop and execve: in pycontain-init for a container's first process
+  (``finish_in_helper``), in Python for exec's joiner (``finish_and_exec``), in the same order.
 
 Parent and child talk over one SOCK_SEQPACKET pair of named messages (``pycontain.channel``: GO,
 READY, PID, ERROR, and the end of the channel when the command is executed). Privileges drop in one
-place, ``finish_and_exec``, for every process: user and groups, umask, working directory, capabilities,
-rlimits, no_new_privs, and the seccomp filter last, just before execve.
+order for every process: user and groups, umask, working directory, capabilities, rlimits, no_new_privs,
+and the seccomp filter last, just before execve (``finish_and_exec``; ``finish_main`` of pycontain-init.c
+for a container's first process, which executes it in its place: ``finish_in_helper``).
 
 create / run (``start_container``)::
 
@@ -28,10 +30,10 @@ create / run (``start_container``)::
       │                                                     enter the user namespace (become its root)
       │◀──────────────────────────────────────────── READY  (OCI create: blocks on the exec FIFO
       │                                                       until 'start' opens it)
-      │                                                     finish_and_exec: privileges drop; execve of
-      │◀──────────────────────────────── end of channel      the command, or with --init of
-      │                                                     pycontain-init from its sealed copy, which
-      ▼ waits for PID 1                                     forks the command (see pycontain.init)
+      │                                                     execve of pycontain-init --finish from its
+      │                                                     sealed copy: the privileges drop (in C), then
+      │◀──────────────────────────────── end of channel      execve of the command, or with --init of
+      ▼ waits for PID 1                                     the sealed copy again, which forks the command
 
 exec (``exec_in``), joining before being seen::
 
@@ -40,7 +42,7 @@ exec (``exec_in``), joining before being seen::
       │                   setns: [user, if it owns the others] pid (only its children's) ipc uts net
       │                          cgroup mnt (root and cwd now the container's) time [user, else]
       │                   opens the pty in the container's devpts (master ──▶ pycontain)
-      │                   finish_and_exec: create's privileges drop, host fds closed, then
+      │                   finish_and_exec: the privileges drop (in Python), host fds closed, then
       │                   execve of pycontain-init --join from its sealed memfd
       │                     └─clone(CLONE_PARENT)─▶ the command's process, pycontain's child,
       │◀─────────────── PID <host pid>                first thing the container can see: root, cwd
@@ -132,12 +134,7 @@ def run_child(errw: int, name: str, body) -> None:
     tb = __import__("traceback") if os.environ.get("PYCONTAIN_DEBUG") else None
     try:
         try:
-            # python-prctl, for the child's capabilities, no_new_privs and name: imported by now, while the
-            # host's files are still ours (a create's parent loads it before the fork, where it costs a
-            # third of what it costs here: process.create.start_container).
-            import _prctl
-
-            _prctl.prctl(_prctl.PR_SET_NAME, name)
+            libc.set_name(name)
             body()
         except BaseException:
             if tb is not None:
@@ -551,14 +548,68 @@ def finish_and_exec(
         security_apply.last(sec)
     try:
         os.execve(path, args, env)
-    except FileNotFoundError:
-        raise ExecFailed(
-            f"cannot execute {name!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
-        ) from None
-    except PermissionError:
-        raise ExecFailed(f"cannot execute {name!r}: permission denied", EXIT_CANNOT_EXECUTE) from None
     except OSError as e:
-        raise ExecFailed(f"cannot execute {name!r}: {e.strerror}", EXIT_CANNOT_EXECUTE) from None
+        raise _exec_failed(name, e) from None
+
+
+def _exec_failed(name: str, e: OSError) -> ExecFailed:
+    """An execve's failure as the user reads it, with docker's status (127: not found, else 126)."""
+    if isinstance(e, FileNotFoundError):
+        return ExecFailed(
+            f"cannot execute {name!r}: no such file (or its interpreter is missing)", EXIT_NOT_FOUND
+        )
+    if isinstance(e, PermissionError):
+        return ExecFailed(f"cannot execute {name!r}: permission denied", EXIT_CANNOT_EXECUTE)
+    return ExecFailed(f"cannot execute {name!r}: {e.strerror}", EXIT_CANNOT_EXECUTE)
+
+
+def finish_in_helper(
+    args: list[str],
+    env: dict[str, str],
+    cwd: str,
+    user: str | None,
+    errw: int,
+    helper_fd: int,
+    extra_gids: list[int] | None = None,
+    umask: int | None = None,
+    sec: security_apply.Prepared | None = None,
+    init: bool = False,
+    keep_fds: range | tuple[int, ...] = (),
+) -> None:
+    """``finish_and_exec``'s steps taken in C: executes ``helper_fd``, the sealed pycontain-init (see
+    pycontain.init), as ``pycontain-init --finish`` in this process's place, which drops to the command's
+    privileges exactly as ``finish_and_exec`` does and executes the command (with ``init``, itself again
+    as PID 1 above it). A container's first process ends here: a run loads no python-prctl, and none of
+    the drop is interpreted. The channel ``errw`` goes on as the helper's fd 3 (or the first after those
+    passed on: ``keep_fds``), and with it the failures, with finish_and_exec's messages and statuses."""
+    from ..init import ARGV0, CHANNEL_FD
+
+    opts = [f"--cwd={cwd}", *(f"--group={g}" for g in extra_gids or ())]
+    if user:
+        opts.append(f"--user={user}")
+    if umask is not None:
+        opts.append(f"--umask={umask}")
+    chan = max((CHANNEL_FD, *(fd + 1 for fd in keep_fds)))
+    lead = [ARGV0] if chan == CHANNEL_FD else [ARGV0, f"--fd={chan}"]
+    if helper_fd == chan:
+        helper_fd = os.dup(helper_fd)
+    os.dup2(errw, chan)  # (inheritable: the helper's channel)
+    for fd in keep_fds:
+        os.set_inheritable(fd, True)
+    if sec is not None:
+        opts += sec.helper_options()
+        if sec.program is not None:
+            # (a memfd: made after the channel's dup2, so that it never takes the channel's number)
+            program = os.memfd_create("pycontain-seccomp", 0)
+            os.write(program, sec.program)
+            opts.append(f"--seccomp={program},0")
+    if init:
+        os.set_inheritable(helper_fd, True)
+        opts.append(f"--init={helper_fd}")
+    try:
+        os.execve(helper_fd, [*lead, "--finish", *opts, "--", *args], env)
+    except OSError as e:  # (E2BIG: an environment too large for the command is too large for us too)
+        raise _exec_failed(args[0], e) from None
 
 
 def _close_fds(internal: set[int], keep: range | tuple[int, ...]) -> None:

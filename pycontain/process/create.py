@@ -10,15 +10,14 @@ import os
 import sys
 
 # Everything the child needs after pivot_root must be imported before it: the host's files are gone then.
-from .. import channel, libc, procattr, rootfs, trace, userns
-from ..config import merge_env
+from .. import channel, libc, merge_env, procattr, rootfs, trace, userns
 from ..errors import PycontainError
 from ..security import apply as security_apply
 from . import (
     Child,
     NsPlan,
     Stdio,
-    finish_and_exec,
+    finish_in_helper,
     fork_for,
     join_cgroup,
     moves_itself,
@@ -77,21 +76,17 @@ def start_container(
     errr, errw = channel.pair()
     parent_sock, child_sock = pty_channel(stdio)
     moved_by_us = [f for f in cgroup_procs if not moves_itself(f)]
-    init_fd = None
-    if config.init:
-        from .. import init
+    from .. import init
 
-        try:
-            init_fd = init.sealed_copy()
-        except BaseException:
-            for fd, _ in join_fds:
-                os.close(fd)
-            raise
-        join_fds.append((init_fd, -1))  # closed with the others in the parent; the child execs it
-    # python-prctl, which the child needs (run_child), loaded here: 0.4 ms, against 1.4 ms in the forked
-    # child, where every page the import writes (its library's relocations, the module tables) is copied.
-    import _prctl  # noqa: F401
-
+    try:
+        # pycontain-init, which the child executes to drop its privileges and execute the command
+        # (finish_in_helper), and which stays as PID 1 with --init
+        helper_fd = init.sealed_copy()
+    except BaseException:
+        for fd, _ in join_fds:
+            os.close(fd)
+        raise
+    join_fds.append((helper_fd, -1))  # closed with the others in the parent; the child execs it
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -107,7 +102,7 @@ def start_container(
             if parent_sock is not None:
                 parent_sock.close()
             first = _FirstProcess(
-                config, plan, stdio, env, sec, errw, join_fds, userns_fd, init_fd, child_sock,
+                config, plan, stdio, env, sec, errw, join_fds, userns_fd, helper_fd, child_sock,
                 container_dir, cgroup_procs, start_fifo,
             )  # fmt: skip
             for step in CREATE_STEPS:
@@ -134,17 +129,17 @@ class _FirstProcess:
     """What the steps of a container's first process share (in the child, after the fork)."""
 
     __slots__ = (
-        "config", "plan", "stdio", "env", "sec", "chan", "join_fds", "userns_fd", "init_fd",
+        "config", "plan", "stdio", "env", "sec", "chan", "join_fds", "userns_fd", "helper_fd",
         "pty_sock", "container_dir", "cgroup_procs", "start_fifo", "fifo_fd", "fds_dir", "userns_later",
     )  # fmt: skip
 
     def __init__(
         self, config, plan: NsPlan, stdio: Stdio, env: dict[str, str], sec: security_apply.Prepared, chan: int,
-        join_fds: list[tuple[int, int]], userns_fd: int | None, init_fd: int | None, pty_sock,
+        join_fds: list[tuple[int, int]], userns_fd: int | None, helper_fd: int, pty_sock,
         container_dir: str, cgroup_procs: list[str], start_fifo: str | None,
     ) -> None:  # fmt: skip
         self.config, self.plan, self.stdio, self.env, self.sec = config, plan, stdio, env, sec
-        self.chan, self.join_fds, self.userns_fd, self.init_fd = chan, join_fds, userns_fd, init_fd
+        self.chan, self.join_fds, self.userns_fd, self.helper_fd = chan, join_fds, userns_fd, helper_fd
         self.pty_sock, self.container_dir, self.cgroup_procs = pty_sock, container_dir, cgroup_procs
         self.start_fifo = start_fifo
         self.fifo_fd: int | None = None
@@ -176,7 +171,7 @@ def _session_and_stdio(p: _FirstProcess) -> None:
 def _enter_namespaces(p: _FirstProcess) -> None:
     """Join the namespaces given by path (the user namespace waits), make the new ones."""
     for fd, flag in p.join_fds:
-        if fd not in (p.userns_fd, p.init_fd):
+        if fd not in (p.userns_fd, p.helper_fd):
             libc.setns(fd, flag)
             os.close(fd)
     if p.plan.unshare:
@@ -252,10 +247,11 @@ def _created(p: _FirstProcess) -> None:
 
 
 def _exec_command(p: _FirstProcess) -> None:
+    """The privileges drop and execve, in pycontain-init (``finish_in_helper``)."""
     config = p.config
-    finish_and_exec(
-        config.args, p.env, config.cwd, config.user, p.chan, config.extra_gids, config.umask, p.sec,
-        p.init_fd, keep_fds=range(3, 3 + config.preserve_fds),
+    finish_in_helper(
+        config.args, p.env, config.cwd, config.user, p.chan, p.helper_fd, config.extra_gids, config.umask,
+        p.sec, config.init, keep_fds=range(3, 3 + config.preserve_fds),
     )  # fmt: skip
 
 

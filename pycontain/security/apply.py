@@ -14,6 +14,8 @@ Two halves, so that the forked child only makes system calls:
       apply.last(p)                        # no_new_privs, then the seccomp filter
       os.execve(...)
 
+  (for exec's joiner, ``process.finish_and_exec``; a container's first process takes the same steps in
+  pycontain-init --finish, given ``Prepared.helper_options``: ``process.finish_in_helper``).
   ``before_setuid`` loads the seccomp filter itself when no_new_privs is off: without no_new_privs
   the kernel only accepts a filter from a process with CAP_SYS_ADMIN, which the container's user
   no longer has after ``after_setuid`` (runc does the same). The profile must then allow the few
@@ -80,6 +82,26 @@ class Prepared:
         self._buf: ctypes.Array[ctypes.c_char] | None = None  # the program, kept alive for _fprog
         self._fprog: _SockFprog | None = None
 
+    def helper_options(self) -> list[str]:
+        """These settings as pycontain-init's options (``--exec``, ``--finish``), but the seccomp program's
+        descriptor, which the caller adds (``--seccomp=FD,OFFSET``) when ``program`` is not None."""
+        every = (1 << 64) - 1  # RLIM_INFINITY is the all-ones 64-bit value
+        opts = [
+            f"--caps={self.bounding},{self.permitted},{self.effective},{self.inheritable},{self.ambient}",
+            f"--last-cap={self.last_cap}",
+            *(["--exact-caps"] if self.exact_caps else []),
+            *(["--nnp"] if self.no_new_privs else []),
+            *(
+                f"--rlimit={res},{soft & every},{hard & every},{spec}"
+                for res, soft, hard, spec in self.rlimits
+            ),
+        ]
+        if self.program is not None:
+            opts.append(f"--seccomp-flags={self.seccomp_flags}")
+            if self.seccomp_early:
+                opts.append("--seccomp-early")
+        return opts
+
     def capability_names(self, which: str = "effective") -> list[str]:
         mask = getattr(self, which)
         return [name for i, name in enumerate(CAPABILITIES) if mask >> i & 1]
@@ -137,7 +159,9 @@ def prepare(opts: SecurityOptions | None, cache_dir: str | None = None) -> Prepa
 # Capabilities, keep-caps and no_new_privs go through python-prctl (its ``_prctl`` extension: libcap's
 # cap_set_proc for the three sets, prctl(2) for the rest, each option's argument checked). Its 1.8.1 has
 # no PR_CAP_AMBIENT: the ambient set, and loading the seccomp filter, go through pycontain.libc.
-# The forked child imports ``_prctl`` (``process.run_child``): the parent's start path never pays for it.
+# Only exec's Python path (``process.exec``) uses these: a container's first process drops its privileges in
+# pycontain-init (``process.finish_in_helper``, from ``Prepared.helper_options``), and a run never loads
+# ``_prctl``.
 
 
 def before_setuid(p: Prepared) -> None:

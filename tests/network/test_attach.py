@@ -318,9 +318,10 @@ def _children() -> set[int]:
 
 
 def test_detach_on_the_default_network_finishes_in_a_process_of_its_own(fakes, servers, state_root):
-    """rm's detach on the default network without published ports waits for nothing: the files go at once,
-    the rest (one namespace held by a process, its veth deleted after the grace) in a detached process,
-    never a child of the caller, which leaves nothing behind and releases the addresses."""
+    """rm's detach on the default network without published ports waits for nothing: the files and the
+    namespaces' mounts go at once, the rest (the veths, one of them in a namespace a process holds, deleted
+    after the grace; the records) in a detached process, never a child of the caller, which leaves nothing
+    behind and releases the addresses."""
     import subprocess
 
     fakes.new(name="warmup")
@@ -331,7 +332,7 @@ def test_detach_on_the_default_network_finishes_in_a_process_of_its_own(fakes, s
     kids = _children()
     for i in (info, held):
         assert network.detach(i.container_id, i, state_root, wait=False) is None
-        assert not os.path.exists(i.files_dir)
+        assert not os.path.exists(i.files_dir) and not os.path.exists(i.netns_path)
     assert wait_until(lambda: snapshot(state_root) == before, timeout=10), snapshot(state_root)
     for i in (info, held):
         assert subprocess.run(["ip", "link", "show", i.veth_host], capture_output=True).returncode != 0
@@ -341,14 +342,16 @@ def test_detach_on_the_default_network_finishes_in_a_process_of_its_own(fakes, s
     assert again.ip in (info.ip, held.ip)
 
 
-def test_a_detach_whose_process_dies_at_once_leaves_what_gc_removes(fakes, state_root, monkeypatch):
-    """The detached process killed before it did anything (the worst case): the member, its namespace and
-    its veth stay, with the container gone, until gc (or the next attach's pruning) removes them."""
+def test_a_detach_whose_process_dies_at_once_leaves_what_gc_removes(fakes, servers, state_root, monkeypatch):
+    """The detached process killed before it did anything (the worst case): the member and its veth (in a
+    namespace a process holds, which the kernel does not remove) stay, with the container gone, until gc
+    (or the next attach's pruning) removes them."""
     import shutil
 
     fakes.new(name="warmup")
     before = snapshot(state_root)
     info = fakes.new(name="doomed")
+    servers(info.netns_path, free_port(), "doomed")
     monkeypatch.setattr(netns, "detached", lambda body: True)
     assert network.detach(info.container_id, info, state_root, wait=False) is None
     monkeypatch.undo()
@@ -373,7 +376,7 @@ def test_a_detach_cut_short_before_its_rules_leaves_records_that_finish_it(fakes
     nftables sync fails) leaves the container in the registry, and the next detach removes the rest."""
     import subprocess
 
-    from pycontain.network import members
+    from pycontain.network import upkeep
 
     from .conftest import TEST_TABLE
 
@@ -389,7 +392,7 @@ def test_a_detach_cut_short_before_its_rules_leaves_records_that_finish_it(fakes
     def cut(*_a, **_kw):
         raise OSError("killed")
 
-    monkeypatch.setattr(members, "sync_nft", cut)
+    monkeypatch.setattr(upkeep, "sync_nft", cut)
     with pytest.raises(OSError):
         network.detach(info.container_id, None, state_root)
     monkeypatch.undo()

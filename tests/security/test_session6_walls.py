@@ -23,17 +23,19 @@ ESCAPES = "\x1b]2;owned\x07\x1b[2J"
 
 def test_what_ps_shows_of_a_container_cannot_drive_the_terminal(pyc):
     """An image's (or a bundle's) command and the command lines a container's processes give themselves
-    were printed raw by ``ps``, ``ps ID``, ``top`` and ``ps --format``: the container wrote escape
-    sequences to the terminal of whoever listed it (ps(1) and docker's ps escape them)."""
+    were printed raw by ``ps``, ``ps ID``, ``top`` and ``ps --format`` (with its labels too): the container
+    wrote escape sequences to the terminal of whoever listed it (ps(1) and docker's ps escape them)."""
     # The command starts with them (ps shows its first 30 characters), and PID 1 names itself with them
     script = f": '{ESCAPES}'; exec sh -c 'sleep 600; :' '{ESCAPES}'"
-    p = pyc.leaving("run", "-d", "--network", "none", "--name", "esc", "default", "--", "sh", "-c", script)
+    label = f"from-the-image={ESCAPES}"
+    run = ("run", "-d", "--network", "none", "--name", "esc", "--label", label, "default")
+    p = pyc.leaving(*run, "--", "sh", "-c", script)
     assert p.returncode == 0, p.stderr
     outputs = [
         pyc("ps").stdout,
         pyc("ps", "esc").stdout,
         pyc("top", "esc").stdout,
-        pyc("ps", "--format", "{{.Command}}").stdout,
+        pyc("ps", "--format", "{{.Command}} {{.Labels}}").stdout,
     ]
     for out in outputs:
         assert "\x1b" not in out and "\x07" not in out, out
@@ -220,3 +222,16 @@ def test_a_full_disk_loses_log_lines_not_the_monitor(tmp_path):
     finally:
         cli("rm", "-f", "loud")
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_diff_shows_each_file_the_container_made_on_one_line_escaped(pyc):
+    """``diff`` printed the names of the container's files raw: one with a newline forged a line of its
+    own ("D /etc/shadow": a deletion that never happened), one with escapes drove the terminal."""
+    forged = "/tmp/x$(printf '\\nD ')/etc"  # a directory "x\nD " holding etc/shadow
+    script = f'mkdir -p "{forged}" && touch "{forged}/shadow" "/tmp/{ESCAPES}" && sleep 600'
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "files", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: "owned" in pyc("diff", "files").stdout)
+    out = pyc("diff", "files").stdout.splitlines()
+    assert "D /etc/shadow" not in out and not any("\x1b" in line for line in out), out
+    assert r"A /tmp/x\nD /etc/shadow" in out and r"A /tmp/\x1b]2;owned\x07\x1b[2J" in out
