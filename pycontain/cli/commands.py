@@ -145,14 +145,14 @@ def _ps_fields(st: ContainerState, status: str) -> dict:
     return {
         "ID": st.id[:12],
         "Names": st.name,
-        "Image": cfg.image,
+        "Image": printable(cfg.image),  # (a bundle's root path, an image's labels: not ours to trust)
         "Command": _short_cmd(cfg.args),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(st.created)),
         "RunningFor": _ago(st.created),
         "Status": _status_text(st, status),
         "State": status,
         "Ports": _ports(st),
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        "Labels": printable(",".join(f"{k}={v}" for k, v in labels.items())),
     }
 
 
