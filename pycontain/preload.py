@@ -44,13 +44,31 @@ _PATH = fastos.join(
 # What this file's version of the format holds before its table: refused if it differs (another Python).
 _HEADER = (_external.MAGIC_NUMBER, sys.flags.optimize, 1)
 
-# name -> (source path, mtime_ns, size, offset, length of its code in _data); None until install() has read a
-# valid file. The file: the length of the marshalled (header, table), them, then the modules' code one after
-# another (_data), each unmarshalled from a view of the one read when it is imported (not all at install: a
-# command imports a part of them).
+# name -> (source path, mtime_ns, size, offset, length of its code); None until install() has read a valid
+# file. The file: the length of the marshalled (header, table), them, then the modules' code one after
+# another, each read (pread) when it is imported: a command imports a part of them, and reading the whole
+# file at once would put it in ~160 new pages, each a page fault (~4 us on the dev VM).
 _table: dict[str, tuple[str, int, int, int, int]] | None = None
-_data = memoryview(b"")
+_base = 0  # where the codes start
+_identity: tuple[int, int, int, int] | None = None  # the file read (st_dev, st_ino, st_size, st_mtime_ns)
 _served: set[str] = set()
+
+
+def _open() -> int:
+    """The preload file, if it is still the one install() read (a refresh may have replaced it since)."""
+    fd = posix.open(_PATH, posix.O_RDONLY | posix.O_CLOEXEC)
+    st = posix.fstat(fd)
+    if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != _identity:
+        posix.close(fd)
+        raise FileNotFoundError(_PATH)
+    return fd
+
+
+def _code(fd: int, offset: int, length: int) -> bytes:
+    data = posix.pread(fd, length, _base + offset)
+    if len(data) != length:
+        raise EOFError(_PATH)
+    return data
 
 
 class _Loader(_external.SourceFileLoader):
@@ -58,8 +76,15 @@ class _Loader(_external.SourceFileLoader):
 
     def get_code(self, fullname: str):
         assert _table is not None
-        offset, length = _table[fullname][3:]
-        return marshal.loads(_data[offset : offset + length])
+        try:
+            fd = _open()
+            try:
+                data = _code(fd, *_table[fullname][3:])
+            finally:
+                posix.close(fd)
+            return marshal.loads(data)
+        except (OSError, EOFError, ValueError, TypeError):
+            return super().get_code(fullname)  # replaced since, or damaged: the module's own .pyc, as usual
 
 
 class _Finder:
@@ -96,22 +121,27 @@ class _Finder:
 
 def install() -> None:
     """Serve our modules from the preload, if there is a valid one (else imports go as they would)."""
-    global _table, _data
+    global _table, _base, _identity
     if _table is not None:
         return
     try:
-        with open(_PATH, "rb") as f:
-            data = memoryview(f.read())
-        size = int.from_bytes(data[:4], "little")
-        header, table = marshal.loads(data[4 : 4 + size])
+        fd = posix.open(_PATH, posix.O_RDONLY | posix.O_CLOEXEC)
+        try:
+            st = posix.fstat(fd)
+            head = posix.read(fd, 32768)
+            size = int.from_bytes(head[:4], "little")
+            if 4 + size > len(head):
+                head += posix.pread(fd, 4 + size - len(head), len(head))
+        finally:
+            posix.close(fd)
+        header, table = marshal.loads(head[4 : 4 + size])
         if header != _HEADER or not isinstance(table, dict):
             return
-        codes = data[4 + size :]
-        if any(offset + length > len(codes) for _, _, _, offset, length in table.values()):
+        if any(offset + length > st.st_size - 4 - size for _, _, _, offset, length in table.values()):
             return  # truncated
     except (OSError, EOFError, ValueError, TypeError):
         return  # none yet, or unreadable, damaged, not ours: the next refresh() replaces it
-    _table, _data = table, codes
+    _table, _base, _identity = table, 4 + size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     sys.meta_path.insert(0, _Finder)
 
 
@@ -140,19 +170,27 @@ def refresh() -> None:
         return
     try:
         _write(fresh)
-    except (OSError, ValueError):
+    except (OSError, EOFError, ValueError):
         pass
 
 
 def _write(fresh: dict[str, tuple[str, str | None]]) -> None:
-    entries: dict[str, tuple[str, int, int, bytes | memoryview]] = {}
-    for name, (source, mtime_ns, size, offset, length) in (_table or {}).items():
-        try:
-            st = posix.stat(source)
-        except OSError:
-            continue  # its source is gone
-        if name not in fresh and (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
-            entries[name] = (source, mtime_ns, size, _data[offset : offset + length])
+    entries: dict[str, tuple[str, int, int, bytes]] = {}
+    try:
+        fd = _open() if _table else -1
+    except OSError:
+        fd = -1  # replaced meanwhile by another command's refresh: what this one imported is written anew
+    try:
+        for name, (source, mtime_ns, size, offset, length) in (_table or {}).items() if fd >= 0 else ():
+            try:
+                st = posix.stat(source)
+            except OSError:
+                continue  # its source is gone
+            if name not in fresh and (st.st_mtime_ns, st.st_size) == (mtime_ns, size):
+                entries[name] = (source, mtime_ns, size, _code(fd, offset, length))
+    finally:
+        if fd >= 0:
+            posix.close(fd)
     kept = len(entries)
     for name, (source, cached) in fresh.items():
         entry = _pyc_code(source, cached)

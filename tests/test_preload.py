@@ -142,3 +142,37 @@ def test_nothing_is_written_without_bytecode_writes(tree):
     _command(tree, PYTHONDONTWRITEBYTECODE="1")
     cache = tree / "pycontain" / "__pycache__"
     assert not cache.exists() or not [n for n in os.listdir(cache) if n.startswith("preload.")]
+
+
+SWAP = """
+import marshal, os
+import pycontain
+from pycontain import preload
+path = preload._PATH
+with open(path, "rb") as f:
+    data = bytearray(f.read())
+size = int.from_bytes(data[:4], "little")
+header, table = marshal.loads(data[4 : 4 + size])
+base = 4 + size
+# another command's refresh replaces the file meanwhile, the same index but listing's code now fastjson's
+# (the smaller: marshal reads one object and ignores what follows)
+offset, length = table["pycontain.listing"][3:]
+other = bytes(data[base + table["pycontain.fastjson"][3] :][: table["pycontain.fastjson"][4]])
+assert len(other) <= length
+data[base + offset : base + offset + len(other)] = other
+with open(path + ".new", "wb") as f:
+    f.write(data)
+os.replace(path + ".new", path)
+import pycontain.listing
+print(type(pycontain.listing.__spec__.loader).__module__, hasattr(pycontain.listing, "dumps"))
+"""
+
+
+def test_a_preload_replaced_after_it_was_read_is_not_read_from(tree):
+    _command(tree)
+    p = subprocess.run(
+        [sys.executable, "-c", SWAP], cwd=tree, env=_env(tree), capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    # served by the finder (its source is unchanged), but its code read from its own .pyc, not the new file
+    assert p.stdout.split() == ["pycontain.preload", "False"]
