@@ -159,6 +159,11 @@ def exec_in_place(
         opts.append("--crash-when-started")
     import sys
 
+    from . import preload
+
+    # The command line's way out on this path (it never returns to cli.entry): the modules it loaded come
+    # from the preload next time.
+    preload.refresh()
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -278,3 +278,37 @@ def test_the_process_before_the_command_cannot_be_reached_without_cap_sys_ptrace
         reacher.communicate(timeout=30)
     seen = pyc("exec", "ex", "cat", "/tmp/reached").stdout
     assert not [line for line in seen.splitlines() if not line.startswith("tried ")], seen
+
+
+def test_exec_leaves_its_modules_in_the_preload(pyc, tmp_path):
+    """exec ends in execve, never back in cli.entry, which refreshes the preload on the other fast paths:
+    it refreshes it itself, so that a host that only ever execs (a probe) is served its modules too."""
+    import marshal
+    import shutil
+    import subprocess
+    import sys
+
+    import pycontain
+
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(pycontain.__file__)))
+    shutil.copytree(
+        os.path.join(tree, "pycontain"), tmp_path / "pycontain", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    _run(pyc, "pre")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(tmp_path)
+    for _ in range(2):  # the first exec of a container also resolves its security settings
+        p = subprocess.run(
+            [sys.executable, "-m", "pycontain", "--root", pyc.root, "exec", "pre", "true"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 0, p.stderr
+    cache = tmp_path / "pycontain" / "__pycache__"
+    (name,) = [n for n in os.listdir(cache) if n.startswith("preload.") and n.endswith(".bin")]
+    data = (cache / name).read_bytes()
+    _, table = marshal.loads(data[4 : 4 + int.from_bytes(data[:4], "little")])
+    assert {"pycontain.execjoin", "pycontain.init", "pycontain.cgroup_record"} <= set(table)

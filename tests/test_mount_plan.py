@@ -63,7 +63,7 @@ def test_docker_style_plan_is_the_builtin_mounts_in_order(image, tmp_path) -> No
         image, mounts=[docker.volume(f"{data}:/data:ro"), docker.tmpfs("/cache:size=8m")], hostname="h"
     )
     steps = rootfs.plan(cfg)
-    assert steps[:2] == [Step(make_private), Step(overlay_root, image, None)]
+    assert steps[:2] == [Step(make_private), Step(overlay_root, image, None, False)]
     assert mounts(steps) == [
         ("/data", "bind"),
         ("/proc", "proc"),
@@ -263,7 +263,7 @@ def test_id_mappings_are_typed_and_round_trip(image, tmp_path) -> None:
     cfg = run_config(image, id_mappings=maps)
     assert cfg.namespaces["user"] == "" and cfg.id_mappings == maps
     assert cfg.id_mappings.host_root() == (100000, 100000)
-    assert rootfs.plan(cfg)[1] == Step(overlay_root, image, maps)
+    assert rootfs.plan(cfg)[1] == Step(overlay_root, image, maps, False)
     (tmp_path / "rootfs").mkdir()
     doc = default_spec()
     doc["mounts"].append(

@@ -228,23 +228,21 @@ def detach(
     published-port rules, its files; and drop it from the other members' hosts files. Idempotent; works
     from the container id alone (``info`` only adds paths a crashed attach may not have recorded).
 
-    ``wait=False`` (``rm``): its files go at once, and the rest (the namespace unmounted, the kernel removing
-    the veth, then the address released: ~3-10 ms, more on a busy host) while the caller goes on. On the
-    default network without published ports, the namespace is unmounted at once, and the rest left to a
-    detached process (``netns.detached``) that outlives the caller, which waits for nothing (None is
-    returned): nothing it releases can be asked for again meanwhile (a claim takes a pool entry, whose
-    address was allocated before; the filler allocates only once this member is gone). Otherwise (host ports a next ``run -p`` may want at once, a named network
-    its owner may remove at once) in a thread: the caller must ``wait()`` for what it returns (None:
-    nothing left to do) before it exits. Killed before the end either way, it leaves a member whose
-    container is gone: pruned by the next attach (the pool's filler makes entries through attach) or gc."""
+    ``wait=False``: its files go at once, and the rest (the kernel removing the veth, then the address
+    released: ~2-10 ms) in a thread while the caller goes on (``rm`` removes the container's own
+    directory meanwhile); the caller must ``wait()`` for what it returns (None: nothing left to do) before
+    it exits. Killed before, it leaves a member whose container is gone: pruned by the next attach or gc.
+    Not a detached process: forking the caller (copy-on-write faults in the caller, the child's work on
+    the same CPUs) cost ``rm`` more than the wait it saved: the veth is mostly gone by the time the
+    container's directory is.
+    """
     from . import files, ipam
 
     _check_id(container_id)
     root = resolve_state_root(state_root)
     d = as_dict(info)
     reg = ipam.Registry()
-    nets = reg.all()
-    records = [m for net in nets for cid, m in net["members"].items() if cid == container_id]
+    records = [m for net in reg.all() for cid, m in net["members"].items() if cid == container_id]
     veths = {_veth_name(container_id)} | {m["veth_host"] for m in records}
     if d.get("veth_host"):
         veths.add(d["veth_host"])
@@ -265,22 +263,9 @@ def detach(
     if wait:
         release()
         return None
-    from . import netns
+    from .netns import Background
 
-    alone = _nl is None and not any(
-        net["name"] != settings.DEFAULT_NETWORK or m.get("ports")
-        for net in nets
-        for cid, m in net["members"].items()
-        if cid == container_id
-    )
-    if alone:
-        # The namespace's mount and file go with the command (no mount outlives it; the kernel starts
-        # removing the veth now), the wait for the veth and the registry's update after it.
-        for p in paths:
-            netns.remove(p)
-        if netns.detached(release):
-            return None
-    return netns.Background(release)
+    return Background(release)
 
 
 def _forget(reg, container_id: str) -> None:

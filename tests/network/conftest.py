@@ -251,13 +251,6 @@ def assert_same(before: dict, after: dict) -> None:
         assert before[key] == after[key], f"{key} leaked: before {before[key]!r}\nafter {after[key]!r}"
 
 
-def assert_released(before: dict, state_root: str) -> None:
-    """What the tests' runs left is ``before`` again, once any removal's release on the default network has
-    finished: ``rm`` leaves it to a detached process (``members.detach``), which it does not wait for."""
-    wait_for(lambda: snapshot(state_root) == before, timeout=10)
-    assert_same(before, snapshot(state_root))
-
-
 def wait_for(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

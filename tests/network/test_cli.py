@@ -20,7 +20,7 @@ import pytest
 
 from pycontain import network
 
-from .conftest import assert_released, assert_same, free_port, free_ports, needs_net, snapshot
+from .conftest import assert_same, free_port, free_ports, needs_net, snapshot
 
 pytestmark = needs_net
 
@@ -180,7 +180,7 @@ def test_plain_run_gets_eth0_on_the_default_network_and_rm_leaves_nothing(pyc, s
     assert f"default via {gateway} dev eth0" in route, route
     # After --rm: no veth, address, allocation, nft rule, namespace mount or file is left.
     assert pyc.ids() == []
-    assert_released(before, state_root)
+    assert_same(before, snapshot(state_root))
 
 
 @wired
@@ -204,7 +204,7 @@ def test_failed_runs_with_the_default_network_leave_nothing(pyc, state_root):
     p = pyc("run", "--rm", "default", "--", "/no/such/command")
     assert p.returncode == 127, p.stderr
     assert pyc.ids() == []
-    assert_released(before, state_root)
+    assert_same(before, snapshot(state_root))
 
 
 @wired

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 
 import pytest
-from conftest import CLI, TEST_BRIDGE, TEST_TABLE, mountinfo, own_cgroup_dirs, wait_until
+from conftest import CLI, TEST_BRIDGE, TEST_TABLE, mountinfo, own_cgroup_dirs
 
 from pycontain.state import INDEX_DIR
 
@@ -139,13 +139,6 @@ class Host:
     def leaks(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, list[str]]:
         """What ``after`` has that ``before`` had not, by kind (empty: nothing leaked)."""
         return {k: sorted(after[k] - before.get(k, set())) for k in after if after[k] - before.get(k, set())}
-
-    def left_since(self, before: dict[str, set[str]], marker: str | None = None) -> dict[str, list[str]]:
-        """``leaks`` from ``before`` to now, once settled: a removal on the default network leaves the wait
-        for its veth (the kernel removes it) and the registry's update to a detached process that ``rm``
-        does not wait for, so what is left is looked at again for a few seconds before it counts."""
-        wait_until(lambda: not Host.leaks(before, self.snapshot(marker)), timeout=10)
-        return Host.leaks(before, self.snapshot(marker))
 
 
 class CrashCLI(CLI):

@@ -24,7 +24,7 @@ pytestmark = ROOT_REQUIRED
 
 def assert_clean(host: Host, before: dict, marker: str) -> None:
     assert wait_until(lambda: not processes_with(marker)), f"processes left: {processes_with(marker)}"
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
 def oci_bundle(path: str, args: list[str]) -> str:

@@ -108,7 +108,7 @@ def test_state_written_atomically_when_the_disk_fills_up(tiny_tmpfs):
     cli("rm", "-f", "c2")
     os.unlink(filler)
     assert wait_until(lambda: not processes_with(marker))
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
 def test_out_of_file_descriptors_is_one_line_and_gc_cleans_up(state_root):
@@ -145,7 +145,7 @@ def test_out_of_file_descriptors_is_one_line_and_gc_cleans_up(state_root):
     assert p.returncode == 0, p.stderr
     assert cli("ps", "-a", "-q").stdout.split() == []
     assert wait_until(lambda: not processes_with(marker))
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
 def test_full_image_store_fails_in_one_line_and_stays_consistent(tmp_path, tiny_tmpfs):

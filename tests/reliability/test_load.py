@@ -102,4 +102,4 @@ def test_many_containers_under_ps_stats_and_exec(cli: CrashCLI, host: Host, stat
     finally:
         cli("rm", "-f", *names, timeout=600)
     assert wait_until(lambda: not processes_with(MARKER), timeout=30)
-    assert host.left_since(before, MARKER) == {}
+    assert Host.leaks(before, host.snapshot(MARKER)) == {}

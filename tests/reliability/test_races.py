@@ -39,7 +39,7 @@ def test_fifty_concurrent_runs_of_one_name_exactly_one_wins(cli: CrashCLI, host:
     assert cli("ps", "-q").stdout.split() == [winners[0].stdout.strip()[:12]]
     assert cli("rm", "-f", "same").returncode == 0
     assert wait_until(lambda: not processes_with(marker))
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
 def test_concurrent_rm_one_succeeds_the_others_report_it_gone(cli: CrashCLI, host: Host):
@@ -61,7 +61,7 @@ def test_concurrent_rm_one_succeeds_the_others_report_it_gone(cli: CrashCLI, hos
                 p.returncode == 125 and "no such container: 'doomed'" in p.stderr and _one_line(p.stderr)
             ), p.stderr
     assert wait_until(lambda: not processes_with(marker))
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}
 
 
 def test_rm_racing_gc_and_ps(cli: CrashCLI, host: Host):
@@ -93,4 +93,4 @@ def test_rm_racing_gc_and_ps(cli: CrashCLI, host: Host):
     # The --rm ones end by themselves; 'ps' removes each once it has exited.
     assert wait_until(lambda: cli("ps", "-a", "-q").stdout.split() == [], timeout=10)
     assert wait_until(lambda: not processes_with(marker))
-    assert host.left_since(before, marker) == {}
+    assert Host.leaks(before, host.snapshot(marker)) == {}

@@ -138,7 +138,7 @@ def test_random_kill_cycles_leave_nothing(soak_cli: CrashCLI, state_root, tmp_pa
             pass  # --rm removed it
         assert cli.ids() == [], (where, step, "left in the state root", cli.ids())
     assert wait_until(lambda: not processes_with(MARKER), timeout=20), f"seed {seed}: processes left"
-    leaks = host.left_since(before, MARKER)
+    leaks = Host.leaks(before, host.snapshot(MARKER))
     elapsed = time.monotonic() - started
     print(
         f"soak: {CYCLES} cycles in {elapsed:.1f} s, {sum(kills.values())} kills "

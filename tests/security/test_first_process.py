@@ -11,7 +11,7 @@ import re
 import pytest
 
 from pycontain.container import Container
-from tests.conftest import ROOT_REQUIRED
+from tests.conftest import ROOT_REQUIRED, wait_until
 from tests.importlist import imported
 
 pytestmark = ROOT_REQUIRED
@@ -140,3 +140,26 @@ def test_an_environment_too_large_to_execute_fails_naming_the_command(pyc, tmp_p
     env_file.write_text("".join(f"V{i}={'a' * 100_000}\n" for i in range(25)))
     p = pyc("run", "--rm", "--network", "none", "--env-file", str(env_file), *init, "default", "true")
     assert (p.returncode, p.stderr) == (126, "pycontain: cannot execute 'true': Argument list too long\n")
+
+
+def test_only_a_container_removed_at_exit_has_a_volatile_writable_layer(pyc):
+    """--rm: overlayfs never syncs the writable layer (its end paid a sync of the whole upper file system),
+    and the container's directory still goes with it; a kept container's layer stays durable, and it
+    starts again on the same layer."""
+    removed = _run_detached(pyc, "fprm", "--rm")
+    kept = _run_detached(pyc, "fpkeep")
+
+    def volatile(pid: int) -> bool:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            root = next(line.split() for line in f if line.split()[4] == "/")
+        # (newer kernels show it as fsync=volatile)
+        return bool({"volatile", "fsync=volatile"} & set(root[root.index("-") + 3].split(",")))
+
+    assert volatile(removed)
+    assert not volatile(kept)
+    state_dir = os.path.join(pyc.root, Container.get("fprm", pyc.root).id)
+    assert pyc("kill", "fprm").returncode == 0
+    assert pyc("stop", "fpkeep").returncode == 0
+    assert pyc("start", "fpkeep").returncode == 0
+    assert pyc("exec", "fpkeep", "true").returncode == 0
+    assert wait_until(lambda: not os.path.exists(state_dir))

@@ -235,3 +235,74 @@ def test_diff_shows_each_file_the_container_made_on_one_line_escaped(pyc):
     out = pyc("diff", "files").stdout.splitlines()
     assert "D /etc/shadow" not in out and not any("\x1b" in line for line in out), out
     assert r"A /tmp/x\nD /etc/shadow" in out and r"A /tmp/\x1b]2;owned\x07\x1b[2J" in out
+
+
+# A module of the image's that pycontain would run if it imported anything once in the container's mount
+# namespace: it says so and ends the process (posix is built in: no file of the image's can stand for it).
+DECOY = b"import posix\nposix.write(2, b'PLANTED-CODE-RAN\\n')\nposix._exit(99)\n"
+SKIPPED_DIRS = {"__pycache__", "test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3"}
+
+
+def _plant_decoys(rootfs) -> int:
+    """A decoy in ``rootfs`` at the place of every module of our interpreter's path (the standard library,
+    site-packages, this tree's pycontain), extension modules included; how many."""
+    import sys
+
+    planted = 0
+    for entry in {p for p in sys.path if p and os.path.isdir(p)}:
+        real = os.path.realpath(entry)  # (planted at both: the interpreter looks where its path says)
+        for dirpath, dirnames, filenames in os.walk(real):
+            dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]
+            names = {f.partition(".")[0] for f in filenames if f.endswith((".py", ".so"))}
+            for where in {dirpath, entry + dirpath[len(real) :]} if names else ():
+                os.makedirs(f"{rootfs}{where}", exist_ok=True)
+                for name in names:
+                    with open(f"{rootfs}{where}/{name}.py", "wb") as f:
+                        f.write(DECOY)
+                    planted += 1
+    return planted
+
+
+def test_no_code_of_the_image_runs_in_pycontains_processes(pyc, tmp_path):
+    """An image holding a Python module at the place of each of the interpreter's (the standard library,
+    site-packages, pycontain's own tree): whatever module pycontain imported once in the container's mount
+    namespace (a lazy import moved there to shorten the start, a preload read by path) would run the image's
+    code as root, before the privileges drop. Run, exec (both paths) and a health check import none."""
+    import shutil
+
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree("/var/lib/pycontain/rootfs/default", rootfs, symlinks=True)
+    assert _plant_decoys(rootfs) > 1000
+    once = pyc(
+        "run", "--rm", "--network", "none", "-u", "nobody", "--init", "--ulimit", "nofile=100:200",
+        "--cap-drop", "ALL", "--read-only", "-w", "/made/here", "--tmpfs", "/t", str(rootfs), "id", "-u",
+    )  # fmt: skip
+    assert (once.returncode, once.stdout, once.stderr) == (0, "65534\n", "")
+    run = ("run", "-d", "--network", "none", "--name", "decoyed", "--health-cmd", "true")
+    p = pyc.leaving(*run, "--health-interval", "1s", "-u", "nobody", str(rootfs), "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    for args in (("exec",), ("exec", "-d"), ("exec", "-u", "root", "-w", "/tmp"), ("exec", "-d", "-u", "0")):
+        e = pyc(*args, "decoyed", "true")
+        assert (e.returncode, e.stderr) == (0, ""), args
+    health = lambda: pyc("inspect", "-f", "{{.State.Health.Status}}", "decoyed").stdout  # noqa: E731
+    assert wait_until(lambda: health() == "healthy\n", timeout=30), health()
+    assert "PLANTED" not in pyc("logs", "decoyed").stderr
+
+
+def test_output_without_newlines_costs_the_monitor_no_memory(pyc):
+    """32 MB of output without a newline: the monitor logs it in pieces (P) as it comes, its memory stays
+    that of a small interpreter (holding "the line" until its end would take the 32 MB, or a terabyte)."""
+    script = "head -c 32000000 /dev/zero; exec sleep 600"
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "flood", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    st = Container.get("flood", pyc.root).state
+
+    def sleeping() -> bool:
+        with open(f"/proc/{st.pid}/comm") as f:
+            return f.read() == "sleep\n"
+
+    assert wait_until(sleeping, timeout=120)  # (all of it written: the monitor has read all but 64 KiB)
+    assert st.monitor is not None
+    with open(f"/proc/{st.monitor.pid}/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    assert peak < 24 << 10, f"the monitor's peak resident memory: {peak} KiB"
