@@ -14,18 +14,21 @@ from __future__ import annotations
 import _signal as signal  # the C module: the signal package loads enum (2-3 ms on the start path)
 import os
 
-from . import process, trace
-from .config import ContainerConfig
-from .container import Container, new_id
+from . import trace
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied
 
 # typing.TYPE_CHECKING without importing typing (several ms on the start path); type checkers know the idiom.
+# The runtime's modules are imported where they are used: `run -d` forks its monitor before it needs them
+# (see run_docker).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from . import process
+    from .config import ContainerConfig
     from .config_fields import HealthCheck
+    from .container import Container
     from .state import ProcRef
 
 
@@ -203,6 +206,9 @@ def run_config(
     killed, and once it is gone ``Interrupted`` is raised (a PID 1 that ignores the signal cannot hang it).
     ``output_fd``: where the container's stdout and stderr are relayed (default: ours), without a terminal.
     """
+    from . import process
+    from .container import Container
+
     stopping: tuple[int, ...] = ()
     if stop_on_signal:  # (the interrupts module only then: a module less on every foreground run)
         from .interrupts import STOPPING_SIGNALS as stopping
@@ -296,19 +302,27 @@ def run(image: str, args: list[str], root: str | None = None, **options: object)
 def start(image: str, args: list[str], root: str | None = None, **options: object) -> Container:
     """Start a detached container (output goes to its log file, through its monitor) and return it at once."""
     options["detach"] = True
-    return _detached(make_config(image, args, **options), root)  # type: ignore[arg-type]
+    config = make_config(image, args, **options)  # type: ignore[arg-type]
+    return _detached(lambda: config, root)
 
 
-def _detached(config: ContainerConfig, root: str | None) -> Container:
-    """A new detached container, made by its monitor (``monitor_spawn``), once it runs."""
+def _detached(configure: Callable[[], ContainerConfig], root: str | None) -> Container:
+    """A new detached container, made by its monitor (``monitor_spawn``), once it runs; ``configure`` gives
+    its configuration, in the monitor."""
+    from .container import Container, new_id
     from .monitor_spawn import spawn
 
     cid = new_id()  # chosen here: the monitor's command line names it from the start (see monitor_spawn)
 
-    def make(stdio: process.Stdio, monitor: ProcRef) -> tuple[Container, process.Child]:
-        return Container.create(config, root, stdio=stdio, monitor=monitor, cid=cid)
+    def prepare():
+        config = configure()
 
-    return Container.get(spawn(make, config, cid), root)
+        def make(stdio: process.Stdio, monitor: ProcRef) -> tuple[Container, process.Child]:
+            return Container.create(config, root, stdio=stdio, monitor=monitor, cid=cid)
+
+        return make, config
+
+    return Container.get(spawn(prepare, cid), root)
 
 
 def run_docker(
@@ -337,35 +351,49 @@ def run_docker(
 
     Returns the Container when it is detached (its monitor runs it), else the exit status.
     """
-    from .spec.docker import network_for
-
     unprivileged = os.geteuid() != 0
     if unprivileged and rootless in ("false", "0"):
         raise PermissionDenied("pycontain needs root with --rootless=false: run it with sudo")
-    network = network_for(network, rootless=unprivileged)
     if unprivileged:
         from . import rootless as rootless_mode
 
         rootless_mode.enter()
-    given = {k: v for k, v in (limits or {}).items() if v not in (None, [], False)}
-    if given:
-        from .cgroups.resources import Resources
-
-        options["resources"] = Resources.from_options(**given).to_dict()
-    if security and any(security.values()):
-        from .security.options import SecurityOptions
-
-        options["security"] = SecurityOptions.from_cli(
-            security.get("cap_add") or (),
-            security.get("cap_drop") or (),
-            bool(security.get("privileged")),
-            security.get("security_opt") or (),
-            security.get("ulimit") or (),
-        ).to_dict()
-    config = make_config(image, args, network=network, healthcheck=healthcheck(**(health or {})), **options)
-    trace.step("config made")
     if cidfile and os.path.exists(cidfile):
         raise AlreadyExists(f"--cidfile {cidfile}: the file exists already (remove it, or choose another)")
+
+    def configured() -> ContainerConfig:
+        from .spec.docker import network_for
+
+        given = {k: v for k, v in (limits or {}).items() if v not in (None, [], False)}
+        if given:
+            from .cgroups.resources import Resources
+
+            options["resources"] = Resources.from_options(**given).to_dict()
+        if security and any(security.values()):
+            from .security.options import SecurityOptions
+
+            options["security"] = SecurityOptions.from_cli(
+                security.get("cap_add") or (),
+                security.get("cap_drop") or (),
+                bool(security.get("privileged")),
+                security.get("security_opt") or (),
+                security.get("ulimit") or (),
+            ).to_dict()
+        net = network_for(network, rootless=unprivileged)
+        config = make_config(image, args, network=net, healthcheck=healthcheck(**(health or {})), **options)
+        trace.step("config made")
+        return config
+
+    if options.get("detach") and not unprivileged:
+        # Its monitor, forked now, makes the configuration: what that imports and allocates (the runtime's
+        # modules, ~1000 pages) is then the monitor's own, where it would otherwise be pages of ours that the
+        # creator, forked from the monitor while we wait, copies at its first write to each (4-20 us a page
+        # here). A rootless container's user namespace is entered here first (above): made the usual way.
+        container = _detached(configured, root)
+        if cidfile:
+            _write_cidfile(cidfile, container.id)
+        return container
+    config = configured()
     if config.healthcheck is not None and config.healthcheck.cmd and not config.detach:
         raise InvalidArgument("--health-cmd needs -d: the monitor of a detached container runs the checks")
     if config.log_opts and not config.detach:
@@ -377,7 +405,7 @@ def run_docker(
             f"--restart {config.restart} needs -d: only a detached container has a monitor to restart it"
         )
     if config.detach:
-        container = _detached(config, root)
+        container = _detached(lambda: config, root)
         if cidfile:
             _write_cidfile(cidfile, container.id)
         return container
@@ -441,6 +469,8 @@ def image_in_use(image_id: str, root: str | None = None, data_root: str | None =
     from rootfs_builder.store import Store
     from rootfs_builder.store_lookup import find
 
+    from .container import Container
+
     index = Store(data_root).load()
     for c in Container.list(root):
         cfg = c.state.config
@@ -491,6 +521,9 @@ def exec_attached(
     ``env``, cwd, user, terminal, capabilities, rlimits...); ``console_socket`` receives the pty's master;
     ``pid_file`` gets the process's pid; ``preserve_fds`` N passes our descriptors 3 .. 3+N-1 on.
     """
+    from . import process
+    from .container import Container
+
     env_list: list[str] = []
     if env:
         from .config_check import parse_env  # (an exec without -e needs none of the config's checks)

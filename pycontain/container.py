@@ -346,8 +346,9 @@ class Container:
             st.monitor = None
             self.state = st
             self.store.save(st)
+        config = st.config
         self.state = self.store.find(
-            spawn(lambda stdio, monitor: (self, self.relaunch(stdio, monitor)), st.config, self.id)
+            spawn(lambda: (lambda stdio, monitor: (self, self.relaunch(stdio, monitor)), config), self.id)
         )
 
     def relaunch(self, stdio: process.Stdio, monitor: ProcRef) -> process.Child:

@@ -35,14 +35,21 @@ if TYPE_CHECKING:
     # Makes the container's process with the stdio it is given, recording the monitor it is given:
     # Container.create, or an exited container's relaunch.
     Make = Callable[[Stdio, ProcRef], tuple[Container, Child]]
+    # Called first in the monitor: the Make and the container's configuration.
+    Prepare = Callable[[], tuple[Make, ContainerConfig]]
 
 LOOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor_loop.py")
 
 
-def spawn(make: Make, config: ContainerConfig, cid: str) -> str:
-    """Start a container under a new monitor (``make`` makes its process there, ``config`` is its
-    configuration, ``cid`` its id) and return its id once it runs. Errors are the ones making it raised, with their exit
-    status."""
+def spawn(prepare: Prepare, cid: str) -> str:
+    """Start a container under a new monitor and return its id (``cid``) once it runs: ``prepare``, called
+    first in the monitor, gives the function that makes its process there and its configuration. Errors
+    are the ones preparing or making it raised, with their exit status.
+
+    ``prepare`` runs before the monitor leaves our descriptors (a ``--env-file /dev/stdin`` is still ours)
+    and may do all the configuration's work: what it imports and allocates then is the monitor's own, not
+    pages of ours that the creator, forked from the monitor while we wait, copies at its first write to
+    each (see ``api.run_docker``)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -55,7 +62,7 @@ def spawn(make: Make, config: ContainerConfig, cid: str) -> str:
                 os._exit(
                     0
                 )  # the monitor is an orphan: init (or the nearest subreaper) reaps it, never our caller
-            _become_monitor(make, config, cid, w)
+            _become_monitor(prepare, cid, w)
         finally:
             os._exit(EXIT_RUNTIME)
     os.close(w)
@@ -91,8 +98,16 @@ def _rebuild_error(kind: str, text: str, code: int) -> PycontainError:
     return err
 
 
-def _become_monitor(make: Make, config: ContainerConfig, cid: str, report: int) -> None:
-    """In the monitor: stdio away from the caller's, make (or start again) the container, report, loop."""
+def _become_monitor(prepare: Prepare, cid: str, report: int) -> None:
+    """In the monitor: prepare, stdio away from the caller's, make (or start again) the container, report,
+    loop."""
+    try:
+        make, config = prepare()
+    except Exception as e:
+        _send(report, _error_report(e))
+        return
+    sys.stdout.flush()  # (what preparing wrote: warnings, traces)
+    sys.stderr.flush()
     fd = os.open("/dev/null", os.O_RDWR)
     for target in (0, 1, 2):
         os.dup2(fd, target)

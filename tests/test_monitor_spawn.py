@@ -63,7 +63,7 @@ def test_what_the_loop_adopts_besides_pid_1_is_reaped(state_root):
             os._exit(0)
         return made
 
-    assert spawn(make, config, cid) == cid
+    assert spawn(lambda: (make, config), cid) == cid
     c = Container.get(cid, state_root)
     assert c.state.monitor is not None
     monitor = c.state.monitor.pid
@@ -93,5 +93,32 @@ def test_a_container_whose_loop_died_before_taking_it_is_removed(state_root):
         return made
 
     with pytest.raises(PycontainError, match="the container's monitor died before the container started"):
-        spawn(make, config, cid)
+        spawn(lambda: (make, config), cid)
     assert wait_until(lambda: not [d for d in os.listdir(state_root) if len(d) == 64])
+
+
+def _trace_pids(path, step: str) -> set[str]:
+    with open(path) as f:
+        return {line.rsplit("[", 1)[1].strip(" ]\n") for line in f if f"  {step}  [" in line}
+
+
+def test_run_d_makes_its_configuration_in_the_monitor_from_the_callers_descriptors(pyc, tmp_path):
+    """`run -d` forks its monitor before making the configuration (what that imports is then the monitor's,
+    not pages of the waiting command that the creator would copy): it still reads what the caller gives
+    it (an env file on stdin), and its errors reach the caller as the foreground's do."""
+    trace = str(tmp_path / "trace")
+    env = {**os.environ, "PYCONTAIN_TRACE": trace}
+    p = pyc(
+        "run", "-d", "--network", "none", "--name", "e", "--env-file", "/dev/stdin",
+        "default", "--", "sh", "-c", "echo A=$A; sleep 60",
+        input="A=1\n", env=env,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: pyc("logs", "e").stdout == "A=1\n")
+    command, monitor = _trace_pids(trace, "run imported"), _trace_pids(trace, "config made")
+    assert len(command) == len(monitor) == 1 and command != monitor
+    for bad in (["--memory", "lots"], ["--name", "e"], ["-v", "relative:x"], ["--env-file", "/nonexistent"]):
+        detached = pyc("run", "-d", "--network", "none", *bad, "default", "true")
+        foreground = pyc("run", "--rm", "--network", "none", *bad, "default", "true")
+        assert detached.returncode == foreground.returncode == 125, (bad, detached.stderr)
+        assert detached.stderr == foreground.stderr and detached.stderr.count("\n") == 1, bad

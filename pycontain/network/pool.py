@@ -96,13 +96,20 @@ def claim(
         return None
     try:
         with reg.lock():
-            nets = reg.all()
-            net = next((n for n in nets if n["name"] == settings.DEFAULT_NETWORK), None)
+            # Every network's record only for published ports (checked against all of them): a plain
+            # claim reads the default network's alone.
+            nets = reg.all() if publish is not None else None
+            net = (
+                next((n for n in nets if n["name"] == settings.DEFAULT_NETWORK), None)
+                if nets is not None
+                else reg.load(settings.DEFAULT_NETWORK)
+            )
             entry = next(iter(entries(reg, ready_only=True, net=net)), None) if net else None
             if net is None or entry is None:
                 return None
             member = {**entry, **container}
             if publish is not None:
+                assert nets is not None
                 member["ports"] = publish(nets)  # refused before anything changes: the entry stays
             del net["members"][entry["container_id"]]
             net["members"][member["container_id"]] = member

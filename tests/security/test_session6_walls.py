@@ -287,3 +287,22 @@ def test_no_code_of_the_image_runs_in_pycontains_processes(pyc, tmp_path):
     health = lambda: pyc("inspect", "-f", "{{.State.Health.Status}}", "decoyed").stdout  # noqa: E731
     assert wait_until(lambda: health() == "healthy\n", timeout=30), health()
     assert "PLANTED" not in pyc("logs", "decoyed").stderr
+
+
+def test_output_without_newlines_costs_the_monitor_no_memory(pyc):
+    """32 MB of output without a newline: the monitor logs it in pieces (P) as it comes, its memory stays
+    that of a small interpreter (holding "the line" until its end would take the 32 MB, or a terabyte)."""
+    script = "head -c 32000000 /dev/zero; exec sleep 600"
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "flood", "default", "--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    st = Container.get("flood", pyc.root).state
+
+    def sleeping() -> bool:
+        with open(f"/proc/{st.pid}/comm") as f:
+            return f.read() == "sleep\n"
+
+    assert wait_until(sleeping, timeout=120)  # (all of it written: the monitor has read all but 64 KiB)
+    assert st.monitor is not None
+    with open(f"/proc/{st.monitor.pid}/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    assert peak < 24 << 10, f"the monitor's peak resident memory: {peak} KiB"
