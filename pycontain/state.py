@@ -72,8 +72,7 @@ def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
     (our own child that exited before we looked, which we will reap ourselves).
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = fastos.read_file(f"/proc/{pid}/stat")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its closing paren.
@@ -95,8 +94,7 @@ def current_boot_id() -> str:
     """The kernel's id of this boot: pids and start times recorded under another one mean nothing now."""
     if not _BOOT_ID:
         try:
-            with open("/proc/sys/kernel/random/boot_id") as f:
-                _BOOT_ID.append(f.read().strip())
+            _BOOT_ID.append(fastos.read_file("/proc/sys/kernel/random/boot_id").decode().strip())
         except OSError:
             _BOOT_ID.append("")
     return _BOOT_ID[0]
