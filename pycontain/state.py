@@ -486,6 +486,27 @@ class StateStore:
             if rootless.unprivileged():
                 root = rootless.default_root()
         self.root = fastos.abspath(root or fastos.getenv("PYCONTAIN_ROOT") or DEFAULT_ROOT)
+        if posix.geteuid() == 0:
+            self._check_owner()
+
+    def _check_owner(self) -> None:
+        """Root acts on no other user's state root (``--root`` a rootless user's): its state files say which
+        process is the container, which files its cgroup is, which namespaces exec joins and what
+        environment the command gets, so whoever writes them would choose what root kills, writes ("0" to
+        a "cgroup" file that links to /etc/passwd) and runs. (In a rootless user namespace the user's own
+        files are root's.) A root not made yet is made root's when first needed."""
+        try:
+            owner = posix.stat(self.root).st_uid
+        except OSError:
+            return
+        if owner != 0:
+            from .errors import PermissionDenied
+
+            raise PermissionDenied(
+                f"the state root {self.root} belongs to user {owner}: root does not act on another user's "
+                "containers (their state files would choose what it runs, writes and kills); run "
+                "pycontain as that user"
+            )
 
     def dir(self, cid: str) -> str:
         return fastos.join(self.root, cid)
