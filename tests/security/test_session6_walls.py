@@ -332,3 +332,27 @@ def test_output_without_newlines_costs_the_monitor_no_memory(pyc):
     with open(f"/proc/{st.monitor.pid}/status") as f:
         peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     assert peak < 24 << 10, f"the monitor's peak resident memory: {peak} KiB"
+
+
+def _close_stdio() -> None:
+    for fd in (0, 1, 2):
+        os.close(fd)
+
+
+def test_a_caller_with_its_stdio_closed_gets_the_commands_status(pyc):
+    """pycontain started with its descriptors 0-2 closed (a daemon's child): every fast path failed with
+    status 1 and a traceback (Python leaves such a stream None), and the files exec opens for its helper
+    (namespaces, cgroup files) would take those numbers. Each now runs on /dev/null there."""
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "closed", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    pid = Container.get("closed", pyc.root).pid
+    script = "readlink /proc/self/ns/mnt > /tmp/where; exit 3"
+    for args in (
+        ("exec", "closed", "sh", "-c", script),
+        ("run", "--rm", "--network", "none", "default", "false"),
+    ):
+        p = subprocess.run(pyc.argv(*args), preexec_fn=_close_stdio, timeout=60)
+        assert p.returncode == (3 if args[0] == "exec" else 1), args
+    with open(f"/proc/{pid}/root/tmp/where") as f:
+        assert f.read().strip() == os.readlink(f"/proc/{pid}/ns/mnt")  # (ran in the container)
+    assert subprocess.run(pyc.argv("ps"), preexec_fn=_close_stdio, timeout=60).returncode == 0
