@@ -356,3 +356,18 @@ def test_a_caller_with_its_stdio_closed_gets_the_commands_status(pyc):
     with open(f"/proc/{pid}/root/tmp/where") as f:
         assert f.read().strip() == os.readlink(f"/proc/{pid}/ns/mnt")  # (ran in the container)
     assert subprocess.run(pyc.argv("ps"), preexec_fn=_close_stdio, timeout=60).returncode == 0
+
+
+def test_a_bundles_text_in_a_warning_cannot_drive_the_terminal(pyc, tmp_path):
+    """A bundle's mount destination quoted raw in a warning ("tmpcopyup ignored on ..."): escaped now, as
+    errors are."""
+    subprocess.run(pyc.argv("spec"), cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "rootfs").symlink_to("/var/lib/pycontain/rootfs/default")
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["process"] |= {"args": ["true"], "terminal": False}
+    mount = {"destination": f"/mnt/{ESCAPES}", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+    config["mounts"].append(mount)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    p = pyc("run", "--bundle", str(tmp_path), "warned")
+    assert p.returncode == 0, p.stderr
+    assert "\x1b" not in p.stderr and r"ignored on /mnt/\x1b]2;owned\x07\x1b[2J" in p.stderr, p.stderr
