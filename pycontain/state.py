@@ -494,19 +494,21 @@ class StateStore:
         process is the container, which files its cgroup is, which namespaces exec joins and what
         environment the command gets, so whoever writes them would choose what root kills, writes ("0" to
         a "cgroup" file that links to /etc/passwd) and runs. (In a rootless user namespace the user's own
-        files are root's.) A root not made yet is made root's when first needed."""
+        files are root's.) Nor on one others may write in (``--root /tmp``: anyone's directory there would
+        be a container). A root not made yet is made root's, mode 0700, when first needed."""
         try:
-            owner = posix.stat(self.root).st_uid
+            st = posix.stat(self.root)
         except OSError:
             return
-        if owner != 0:
-            from .errors import PermissionDenied
+        if st.st_uid == 0 and not st.st_mode & 0o022:
+            return
+        from .errors import PermissionDenied
 
-            raise PermissionDenied(
-                f"the state root {self.root} belongs to user {owner}: root does not act on another user's "
-                "containers (their state files would choose what it runs, writes and kills); run "
-                "pycontain as that user"
-            )
+        whose = f"belongs to user {st.st_uid}" if st.st_uid else "is writable by other users"
+        raise PermissionDenied(
+            f"the state root {self.root} {whose}: root does not act on another user's containers (their "
+            "state files would choose what it runs, writes and kills); run pycontain as that user"
+        )
 
     def dir(self, cid: str) -> str:
         return fastos.join(self.root, cid)

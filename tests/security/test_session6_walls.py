@@ -115,6 +115,16 @@ def test_root_acts_on_no_other_users_state_root(user, tmp_path):  # noqa: F811
                 "pycontain as that user\n"
             )
         assert target.read_text() == "root:secret\n"
+        shared = tmp_path / "shared"  # (a root of root's that others may write in: as good as theirs)
+        shared.mkdir(mode=0o1777)
+        os.chmod(shared, 0o1777)
+        e = CLI(str(shared))("ps")
+        assert (e.returncode, e.stderr) == (
+            125,
+            f"pycontain: the state root {shared} is writable by other users: root does not act on another "
+            "user's containers (their state files would choose what it runs, writes and kills); run "
+            "pycontain as that user\n",
+        )
     finally:
         with open(state_file, "w") as f:
             f.write(genuine)
