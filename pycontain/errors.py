@@ -61,12 +61,24 @@ class ExecFailed(PycontainError):
         self.exit_code = exit_code
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with each character a terminal would act on (ESC, the other controls, a lone surrogate)
+    but those in ``keep`` written as its escape (``\\x1b``): a container's processes name themselves,
+    and an image or a bundle chooses its command, its files and its /etc/passwd, so what we show of them
+    must not drive the reader's terminal (retitle it, clear it, answer its queries). ps(1) shows them as '?'."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def warn(message: str) -> None:
     """A warning on stderr, written at once: a stderr an engine opened read-only (containerd does for pod
-    sandboxes) loses it, and no bytes are left in Python's buffer to fail a later flush (before a fork)."""
+    sandboxes) loses it, and no bytes are left in Python's buffer to fail a later flush (before a fork).
+    Shown ``printable``: it may quote a bundle's text."""
     import os
 
+    shown = printable(message, keep="\n")
     try:
-        os.write(2, f"pycontain: warning: {message}\n".encode())
+        os.write(2, f"pycontain: warning: {shown}\n".encode())
     except OSError:
         pass

@@ -275,11 +275,10 @@ def _options(fd: int, data: bytes) -> list[str]:
 
 
 def _own_bounding_set() -> int:
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"CapBnd:"):
-                return int(line.split()[1], 16)
-    raise OSError("no CapBnd in /proc/self/status")  # pragma: no cover - every Linux since 2.6.25 shows it
+    _, found, rest = fastos.read_file("/proc/self/status").partition(b"\nCapBnd:")
+    if not found:  # pragma: no cover - every Linux since 2.6.25 shows it
+        raise OSError("no CapBnd in /proc/self/status")
+    return int(rest.split(None, 1)[0], 16)
 
 
 def _write_settings(path: str, security: dict | None) -> tuple[int, bytes]:

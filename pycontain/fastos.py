@@ -73,3 +73,14 @@ def dirname(path: str) -> str:
     """``os.path.dirname``."""
     head = path[: path.rfind("/") + 1]
     return head.rstrip("/") or head
+
+
+def read_file(path: str, size: int = 65536) -> bytes:
+    """The first ``size`` bytes of a small file, in one read(2): ``open``'s buffered and decoding layers cost
+    five system calls more (fstat, ioctl, lseeks) and ~9 us a file here, and ``ps`` reads two files of
+    /proc and /sys per container."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        return posix.read(fd, size)
+    finally:
+        posix.close(fd)

@@ -19,11 +19,10 @@ def is_frozen(record: dict | None) -> bool:
             d = (record.get("dirs") or {}).get("freezer")
             if not d:
                 return False
-            with open(fastos.join(d, "freezer.state")) as f:
-                return f.read().strip() == "FROZEN"
+            return fastos.read_file(fastos.join(d, "freezer.state")).strip() == b"FROZEN"
         if record.get("driver") == "v2" and record.get("dir"):
-            with open(fastos.join(record["dir"], "cgroup.events")) as f:
-                return any(line.split() == ["frozen", "1"] for line in f)
+            events = fastos.read_file(fastos.join(record["dir"], "cgroup.events"))
+            return any(line.split() == [b"frozen", b"1"] for line in events.splitlines())
     except FileNotFoundError:
         return False
     return False

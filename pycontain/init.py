@@ -3,10 +3,11 @@
 Without it the command itself is PID 1, which the kernel shields from signals it has no handler
 for (so ``docker stop``-style SIGTERM is ignored) and which inherits every orphan to reap.
 
-PID 1 is not pycontain's Python: the container's first process executes the small static program
+PID 1 is not pycontain's Python: every container's first process executes the small static program
 ``pycontain-init.c`` (see there; ``--finish``), which drops to the user, capabilities, no_new_privs and
-seccomp filter of the container's command, and then executes itself again, which forks the command. So PID 1 holds no more than
-the command, and its command line is its own short one. The program is executed from a sealed memfd,
+seccomp filter of the container's command and executes it, or with ``--init`` executes itself again,
+which forks the command. So PID 1 holds no more than the command, and its command line is its own short
+one. The program is executed from a sealed memfd,
 the way runc protects its own binary (CVE-2019-5736): ``/proc/1/exe`` is a private copy no one can
 write, never a host file such as the Python interpreter, whose overwriting would run the container's
 code as root at the next host command.
@@ -60,10 +61,13 @@ def binary_path() -> str:
         except FileNotFoundError:
             continue
     else:
-        raise PycontainError("--init needs gcc to build its PID 1 once ('make setup' installs it)") from None
+        raise PycontainError(
+            "pycontain-init (which starts every container's command, and is --init's PID 1) must be built "
+            "once, with gcc ('make setup' installs it)"
+        ) from None
     if r.returncode != 0:
         raise PycontainError(
-            f"--init: cannot build {SOURCE}: {(r.stderr.strip().splitlines() or ['gcc failed'])[-1]}"
+            f"cannot build pycontain-init from {SOURCE}: {(r.stderr.strip().splitlines() or ['gcc failed'])[-1]}"
         )
     posix.rename(tmp, path)  # atomic: a concurrent build finds a whole program or none
     return path
@@ -104,7 +108,7 @@ def _new_sealed_copy() -> int:
         while copied < size:  # sendfile: copied by the kernel, never through our memory
             n = posix.sendfile(fd, src, copied, size - copied)
             if n == 0:
-                raise PycontainError(f"--init: {binary_path()} changed while it was copied")
+                raise PycontainError(f"pycontain-init: {binary_path()} changed while it was copied")
             copied += n
         fcntl.fcntl(
             fd,

@@ -72,8 +72,7 @@ def proc_start_time(pid: int, allow_zombie: bool = False) -> int | None:
     (our own child that exited before we looked, which we will reap ourselves).
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = fastos.read_file(f"/proc/{pid}/stat")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its closing paren.
@@ -95,8 +94,7 @@ def current_boot_id() -> str:
     """The kernel's id of this boot: pids and start times recorded under another one mean nothing now."""
     if not _BOOT_ID:
         try:
-            with open("/proc/sys/kernel/random/boot_id") as f:
-                _BOOT_ID.append(f.read().strip())
+            _BOOT_ID.append(fastos.read_file("/proc/sys/kernel/random/boot_id").decode().strip())
         except OSError:
             _BOOT_ID.append("")
     return _BOOT_ID[0]
@@ -488,6 +486,29 @@ class StateStore:
             if rootless.unprivileged():
                 root = rootless.default_root()
         self.root = fastos.abspath(root or fastos.getenv("PYCONTAIN_ROOT") or DEFAULT_ROOT)
+        if posix.geteuid() == 0:
+            self._check_owner()
+
+    def _check_owner(self) -> None:
+        """Root acts on no other user's state root (``--root`` a rootless user's): its state files say which
+        process is the container, which files its cgroup is, which namespaces exec joins and what
+        environment the command gets, so whoever writes them would choose what root kills, writes ("0" to
+        a "cgroup" file that links to /etc/passwd) and runs. (In a rootless user namespace the user's own
+        files are root's.) Nor on one others may write in (``--root /tmp``: anyone's directory there would
+        be a container). A root not made yet is made root's, mode 0700, when first needed."""
+        try:
+            st = posix.stat(self.root)
+        except OSError:
+            return
+        if st.st_uid == 0 and not st.st_mode & 0o022:
+            return
+        from .errors import PermissionDenied
+
+        whose = f"belongs to user {st.st_uid}" if st.st_uid else "is writable by other users"
+        raise PermissionDenied(
+            f"the state root {self.root} {whose}: root does not act on another user's containers (their "
+            "state files would choose what it runs, writes and kills); run pycontain as that user"
+        )
 
     def dir(self, cid: str) -> str:
         return fastos.join(self.root, cid)

@@ -95,3 +95,20 @@ def test_a_container_whose_loop_died_before_taking_it_is_removed(state_root):
     with pytest.raises(PycontainError, match="the container's monitor died before the container started"):
         spawn(make, config, cid)
     assert wait_until(lambda: not [d for d in os.listdir(state_root) if len(d) == 64])
+
+
+def test_run_d_reads_what_the_caller_gives_and_fails_as_the_foreground_does(pyc):
+    """The configuration of a detached container reads the caller's descriptors (an env file on stdin), and
+    its errors reach the caller in one line, with the foreground's status and words."""
+    p = pyc(
+        "run", "-d", "--network", "none", "--name", "e", "--env-file", "/dev/stdin",
+        "default", "--", "sh", "-c", "echo A=$A; sleep 60",
+        input="A=1\n",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: pyc("logs", "e").stdout == "A=1\n")
+    for bad in (["--memory", "lots"], ["--name", "e"], ["-v", "relative:x"], ["--env-file", "/nonexistent"]):
+        detached = pyc("run", "-d", "--network", "none", *bad, "default", "true")
+        foreground = pyc("run", "--rm", "--network", "none", *bad, "default", "true")
+        assert detached.returncode == foreground.returncode == 125, (bad, detached.stderr)
+        assert detached.stderr == foreground.stderr and detached.stderr.count("\n") == 1, bad

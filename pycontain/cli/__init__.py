@@ -103,6 +103,8 @@ def entry() -> None:
     """The console script: ``main()``, then, on the fast paths, leave without Python freeing every module
     (~8 ms of a ~30 ms ``pycontain run``)."""
     OWN_PROCESS["yes"] = True
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        _fill_closed_stdio()
     code = main()
     if _exit_now["ok"]:
         for stream in (sys.stdout, sys.stderr):
@@ -115,6 +117,20 @@ def entry() -> None:
         preload.refresh()  # the modules this command loaded come from one file next time (see preload)
         posix._exit(code)
     sys.exit(code)
+
+
+def _fill_closed_stdio() -> None:
+    """/dev/null on whichever of our descriptors 0-2 our caller closed (Python then left its stream None):
+    else the next files we open take those numbers, and exec's helper, handed a namespace or a cgroup file
+    on 1 or 2, would find its stdout's pipe there instead; and writing a message would raise."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            null = posix.open("/dev/null", posix.O_RDWR)
+            if null != fd:  # (a lower one was open: only then can the lowest free number not be fd)
+                posix.dup2(null, fd)
+                posix.close(null)
+            posix.set_inheritable(fd, True)  # (as stdio is: exec's helper and a container get it)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
 
 
 def _run_app(argv: list[str]) -> int:

@@ -21,7 +21,7 @@ import posix
 import sys
 
 from .. import fastos
-from ..errors import EXIT_RUNTIME, InvalidArgument, PycontainError
+from ..errors import EXIT_RUNTIME, InvalidArgument, PycontainError, printable
 
 # typing.TYPE_CHECKING without importing typing (4 ms on the fast paths); type checkers know the idiom.
 TYPE_CHECKING = False
@@ -176,16 +176,6 @@ def check_log() -> str | None:
             path, GLOBALS.log = GLOBALS.log, None
             return f"--log {path}: cannot write the log there: {e.strerror}"
     return None
-
-
-def printable(text: str, keep: str = "") -> str:
-    """``text`` with each character a terminal would act on (ESC, the other controls, a lone surrogate)
-    but those in ``keep`` written as its escape (``\\x1b``): a container's processes name themselves,
-    and an image or a bundle chooses its command and its /etc/passwd, so what we show of them must not
-    drive the reader's terminal (retitle it, clear it, answer its queries). ps(1) shows them as '?'."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 def fail(message: str, code: int) -> int:

@@ -5,6 +5,7 @@ the real runtime and asserts on what the kernel, the file system or the terminal
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import resource
 import subprocess
@@ -55,43 +56,78 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
+def test_an_exec_settings_file_that_is_none_of_ours_is_made_anew(pyc):
+    """exec's cached security settings in the container's state directory: a FIFO in their place made
+    exec wait forever, a sparse file of 8 GiB was read whole (past the 1 GiB address space given here),
+    and through a symbolic link it failed in one line. Each is replaced by a file made anew."""
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "cached", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    state_dir = os.path.join(pyc.root, Container.get("cached", pyc.root).id)
+    assert pyc("exec", "cached", "true").returncode == 0
+    (name,) = [n for n in os.listdir(state_dir) if n.startswith("exec-security-")]
+    path = os.path.join(state_dir, name)
+    for plant in ("fifo", "huge", "link"):
+        os.unlink(path)
+        if plant == "fifo":
+            os.mkfifo(path, 0o600)
+        elif plant == "huge":
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                f.truncate(8 << 30)
+        else:
+            os.symlink("/etc/hostname", path)
+        e = pyc("exec", "cached", "sh", "-c", "echo joined", timeout=30, preexec_fn=_limit_memory)
+        assert (e.returncode, e.stdout, e.stderr) == (0, "joined\n", ""), plant
+        st = os.lstat(path)
+        assert (st.st_mode, st.st_size < 1 << 20) == (0o100600, True)  # written anew
+
+
 @_rootless
-def test_root_exec_into_a_rootless_container_trusts_none_of_the_users_files(user):  # noqa: F811
-    """Root asked to exec into a rootless user's container (``--root`` the user's state root) opens the
-    cached security settings there, in the user's directory: a FIFO planted in their place made root's
-    exec wait forever, a sparse file of many GiB was read whole (into a gigabyte limit here), and the file
-    root wrote there afterwards (its own, mode 0600) made every exec of the user's fail: permission
-    denied. Root's exec uses only a file of its own, and the user's exec then replaces it with theirs."""
+def test_root_acts_on_no_other_users_state_root(user, tmp_path):  # noqa: F811
+    """A rootless user's state files (``--root`` their state root, given to root) say which process is the
+    container, which files are its cgroup's and what its command's environment is: the user recorded
+    their container's cgroup as a directory of theirs whose cgroup.procs links to a file of root's, and
+    root's exec wrote "0" over that file's first byte (/etc/passwd's would have renamed root). Root now
+    refuses that state root in one line, for every command; the user's own exec still works."""
     p = as_user(user, "run", "-d", "--name", "rl-exec", "default", "--", "sleep", "600")
     assert p.returncode == 0, p.stderr
     root = f"/tmp/pycontain-{user[1]}"
-    state_dir = os.path.join(root, p.stdout.strip())
-    as_root = CLI(root)
-
-    def cache() -> str:
-        (name,) = [n for n in os.listdir(state_dir) if n.startswith("exec-security-")]
-        return os.path.join(state_dir, name)
-
+    state_file = os.path.join(root, p.stdout.strip(), "state.json")
+    target = tmp_path / "roots-file"
+    target.write_text("root:secret\n")
+    fake = tmp_path / "cgroup"
+    fake.mkdir()
+    (fake / "cgroup.procs").symlink_to(target)
+    os.chown(fake, user[1], user[1])
+    with open(state_file) as f:
+        genuine = f.read()
     try:
-        first = as_user(user, "exec", "rl-exec", "true")  # the user's own settings' file
-        assert first.returncode == 0, first.stderr
-        path = cache()
-        for plant in ("fifo", "huge"):
-            os.unlink(path)
-            if plant == "fifo":
-                os.mkfifo(path, 0o600)
-            else:
-                with open(path, "wb") as f:
-                    f.truncate(8 << 30)
-            os.chown(path, user[1], user[1])
-            e = as_root("exec", "rl-exec", "sh", "-c", "echo joined", timeout=30, preexec_fn=_limit_memory)
-            assert (e.returncode, e.stdout) == (0, "joined\n"), (plant, e.stderr)
-            st = os.lstat(path)
-            assert (st.st_uid, st.st_mode) == (0, 0o100600)  # root's own, written anew
-        again = as_user(user, "exec", "rl-exec", "sh", "-c", "echo mine")
-        assert (again.returncode, again.stdout) == (0, "mine\n"), again.stderr
-        assert os.stat(cache()).st_uid == user[1]
+        mine = as_user(user, "exec", "rl-exec", "sh", "-c", "echo mine")
+        assert (mine.returncode, mine.stdout) == (0, "mine\n"), mine.stderr
+        forged = json.loads(genuine) | {"cgroup": {"driver": "v2", "dir": str(fake)}}
+        with open(state_file, "w") as f:  # (as the user would: the file is theirs)
+            json.dump(forged, f)
+        for args in (("exec", "rl-exec", "true"), ("ps",), ("rm", "-f", "rl-exec")):
+            e = CLI(root)(*args)
+            assert e.returncode == 125, (args, e.stderr)
+            assert e.stderr == (
+                f"pycontain: the state root {root} belongs to user {user[1]}: root does not act on another "
+                "user's containers (their state files would choose what it runs, writes and kills); run "
+                "pycontain as that user\n"
+            )
+        assert target.read_text() == "root:secret\n"
+        shared = tmp_path / "shared"  # (a root of root's that others may write in: as good as theirs)
+        shared.mkdir(mode=0o1777)
+        os.chmod(shared, 0o1777)
+        e = CLI(str(shared))("ps")
+        assert (e.returncode, e.stderr) == (
+            125,
+            f"pycontain: the state root {shared} is writable by other users: root does not act on another "
+            "user's containers (their state files would choose what it runs, writes and kills); run "
+            "pycontain as that user\n",
+        )
     finally:
+        with open(state_file, "w") as f:
+            f.write(genuine)
         as_user(user, "rm", "-f", "rl-exec")
 
 
@@ -306,3 +342,42 @@ def test_output_without_newlines_costs_the_monitor_no_memory(pyc):
     with open(f"/proc/{st.monitor.pid}/status") as f:
         peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     assert peak < 24 << 10, f"the monitor's peak resident memory: {peak} KiB"
+
+
+def _close_stdio() -> None:
+    for fd in (0, 1, 2):
+        os.close(fd)
+
+
+def test_a_caller_with_its_stdio_closed_gets_the_commands_status(pyc):
+    """pycontain started with its descriptors 0-2 closed (a daemon's child): every fast path failed with
+    status 1 and a traceback (Python leaves such a stream None), and the files exec opens for its helper
+    (namespaces, cgroup files) would take those numbers. Each now runs on /dev/null there."""
+    p = pyc.leaving("run", "-d", "--network", "none", "--name", "closed", "default", "--", "sleep", "600")
+    assert p.returncode == 0, p.stderr
+    pid = Container.get("closed", pyc.root).pid
+    script = "readlink /proc/self/ns/mnt > /tmp/where; exit 3"
+    for args in (
+        ("exec", "closed", "sh", "-c", script),
+        ("run", "--rm", "--network", "none", "default", "false"),
+    ):
+        p = subprocess.run(pyc.argv(*args), preexec_fn=_close_stdio, timeout=60)
+        assert p.returncode == (3 if args[0] == "exec" else 1), args
+    with open(f"/proc/{pid}/root/tmp/where") as f:
+        assert f.read().strip() == os.readlink(f"/proc/{pid}/ns/mnt")  # (ran in the container)
+    assert subprocess.run(pyc.argv("ps"), preexec_fn=_close_stdio, timeout=60).returncode == 0
+
+
+def test_a_bundles_text_in_a_warning_cannot_drive_the_terminal(pyc, tmp_path):
+    """A bundle's mount destination quoted raw in a warning ("tmpcopyup ignored on ..."): escaped now, as
+    errors are."""
+    subprocess.run(pyc.argv("spec"), cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "rootfs").symlink_to("/var/lib/pycontain/rootfs/default")
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["process"] |= {"args": ["true"], "terminal": False}
+    mount = {"destination": f"/mnt/{ESCAPES}", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+    config["mounts"].append(mount)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    p = pyc("run", "--bundle", str(tmp_path), "warned")
+    assert p.returncode == 0, p.stderr
+    assert "\x1b" not in p.stderr and r"ignored on /mnt/\x1b]2;owned\x07\x1b[2J" in p.stderr, p.stderr
