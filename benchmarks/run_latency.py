@@ -405,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--top", type=int, default=25, help="entries shown by --imports (default 25)")
     ap.add_argument(
+        "--state-tmpfs",
+        action="store_true",
+        help="the hyperfine rows' state roots (every runtime's, and so pycontain's --rm layers) on a tmpfs, as "
+        "runc's /run/runc is on a systemd host; without it they share the temporary directory's filesystem",
+    )
+    ap.add_argument(
         "--bridge", action="store_true", help="with --imports: the imports of pycontain's default network"
     )
     args = ap.parse_args(argv)
@@ -433,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pycontain-bench-") as work, contextlib.ExitStack() as stack:
         bundle, sleeper = os.path.join(work, "bundle"), os.path.join(work, "sleeper")
         state = os.path.join(work, "state")
+        if args.state_tmpfs:
+            os.mkdir(state)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "pycontain-bench", state], check=True)
+            # Registered first, so undone last: after every container that lives there is gone.
+            stack.callback(subprocess.run, ["umount", "--lazy", state], check=False)
+            notes.append("the hyperfine rows' state roots are on a tmpfs (--state-tmpfs)")
         stack.enter_context(private_bridge())
 
         def cleanup(cmd: list[str]) -> None:

@@ -35,7 +35,7 @@ def test_run_latency_prints_every_row(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "pycontain")
     pycontain = exe if os.access(exe, os.X_OK) else None
     argv = [sys.executable, SCRIPT, "--runs", "2", "--warmup", "0", "--out", str(tmp_path)]
-    argv += ["--density", "2", "--sandbox-runs", "3"]
+    argv += ["--density", "2", "--sandbox-runs", "3", "--state-tmpfs"]
     p = subprocess.run(
         argv + (["--pycontain", pycontain] if pycontain else []),
         capture_output=True,
@@ -72,6 +72,9 @@ def test_run_latency_prints_every_row(tmp_path):
         mounts = f.read()
     # the warm pools' namespaces are unmounted (the default network's own pool too: on by default)
     assert "pycontain-bench-pool-" not in mounts and "pycontain-bench-net-" not in mounts
+    # --state-tmpfs: said in the output, and the tmpfs is unmounted after the containers on it are gone
+    assert "state roots are on a tmpfs" in p.stdout
+    assert " - tmpfs pycontain-bench " not in mounts
 
 
 @ROOT_REQUIRED
