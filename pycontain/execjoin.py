@@ -220,13 +220,13 @@ def _security_options(state_dir: str, security: dict | None, fds: list[int]) -> 
     bounding = _own_bounding_set()
     path = fastos.join(state_dir, f"exec-security-{bounding:x}")
     try:
-        # Non-blocking: a FIFO in its place (a rootless user's state directory is that user's, and root may
-        # be asked to exec there) is opened at once and refused below, never waited on.
+        # Non-blocking: a FIFO in its place (a damaged state directory) is opened at once and refused
+        # below, never waited on.
         fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK)
     except FileNotFoundError:
         pass
     except OSError:
-        _unlink(path)  # a symbolic link, or another user's file (root's, after root's exec into ours)
+        _unlink(path)  # a symbolic link, or a file we may not read (root's, in a rootless user's directory)
     else:
         opts = _read_settings(_keep(fds, fd))
         if opts is not None:
@@ -249,8 +249,8 @@ def _unlink(path: str) -> None:
 
 def _read_settings(fd: int) -> list[str] | None:
     """The options in the settings' file ``fd``, or None if it is not ours: written whole (renamed into
-    place) by us, writable by nobody else, a regular file no larger than any we write (read as root, a
-    sparse terabyte would be read whole)."""
+    place) by us, writable by nobody else, a regular file no larger than any we write (a sparse terabyte
+    would be read whole)."""
     st = posix.fstat(fd)
     if (
         st.st_mode & fastos.S_IFMT != fastos.S_IFREG

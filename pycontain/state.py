@@ -780,8 +780,8 @@ class StateStore:
 
 def _read_state(path: str) -> str:
     """A state file's text. Not blocking, nor through a symbolic link, nor more than MAX_STATE bytes: a
-    state root is its user's, and root may be asked to list a rootless user's (``--root``), where a FIFO
-    made ``ps`` wait forever and a sparse file of GiBs was read whole."""
+    damaged one (by a disk, by a hand) is listed as damaged, where a FIFO made ``ps`` wait forever and a
+    sparse file of GiBs was read whole."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         st = posix.fstat(fd)

@@ -187,10 +187,10 @@ def _unread(fd: int) -> int:
 
 
 def test_hostile_state_files_are_listed_as_damaged(tmp_path):
-    """A state root is its user's, and root may be asked to list a rootless user's (``--root``): there a
-    state.json that is a FIFO made ``ps`` wait forever, a sparse one of 3 GiB was read whole (past the 1
-    GiB address space given here), and one of 100000 nested "[" ended ``ps``, ``inspect`` and a bundle's
-    ``create`` with "internal error: RecursionError". Each is now a damaged container, named with why."""
+    """Damaged state files (by a disk, by a hand): a state.json that is a FIFO made ``ps`` wait forever, a
+    sparse one of 3 GiB was read whole (past the 1 GiB address space given here), and one of 100000 nested
+    "[" ended ``ps``, ``inspect`` and a bundle's ``create`` with "internal error: RecursionError". Each is
+    now a damaged container, named with why."""
     root = tmp_path / "root"
     plants = {
         "a": lambda p: os.mkfifo(p),
