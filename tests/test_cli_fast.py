@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from pycontain.cli import FAST_COMMANDS, ocirun, options
+from pycontain.cli import FAST_COMMANDS, execute, ocirun, options
 from pycontain.cli import commands as docker_commands
 from pycontain.cli.base import parse
 from tests.conftest import ROOT_REQUIRED
 from tests.importlist import imported
 
-COMMANDS = {**docker_commands.COMMANDS, **ocirun.COMMANDS, **options.COMMANDS}
+COMMANDS = {**docker_commands.COMMANDS, **ocirun.COMMANDS, **options.COMMANDS, **execute.COMMANDS}
 
 HEAVY = ("typer", "click", "rich")
 # cli.main, then the heavy top-level packages it loaded, on stderr's last line.

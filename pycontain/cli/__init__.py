@@ -26,11 +26,13 @@ from .base import GLOBALS, OWN_PROCESS, check_log, fail, guarded, parse_globals
 _READERS = ("ps", "state", "inspect")
 
 # The commands of the fast tables, by module (cli.commands: docker's and runc's shared commands;
-# cli.ocirun: runc's lifecycle; cli.options: update), named here so that finding one imports nothing.
+# cli.ocirun: runc's lifecycle; cli.options: update; cli.execute: exec), named here so that finding one
+# imports nothing.
 FAST_COMMANDS = {
     **dict.fromkeys(
-        ("ps", "inspect", "exec", "kill", "pause", "unpause", "resume", "features", "events"), "commands"
+        ("ps", "inspect", "kill", "pause", "unpause", "resume", "features", "events"), "commands"
     ),
+    "exec": "execute",
     **dict.fromkeys(("create", "start", "state", "delete"), "ocirun"),
     "update": "options",  # (run's resource flags)
 }
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             from .ocirun import COMMANDS
         elif table == "options":
             from .options import COMMANDS
+        elif table == "execute":
+            from .execute import COMMANDS
         else:
             from .commands import COMMANDS
         fast = run_fast(COMMANDS[argv[0]], argv[1:])

@@ -16,6 +16,7 @@ from . import (  # noqa: F401
     build_cmds,
     commands,
     container_cmds,
+    execute,
     image_cmds,
     network_cmds,
     oci_cmds,
@@ -31,7 +32,8 @@ from . import (  # noqa: F401
 from .app import app, arrange
 from .base import register
 
-register(app, commands.COMMANDS)  # ps, exec, kill, inspect, pause...: declared in cli.commands
+register(app, commands.COMMANDS)  # ps, kill, inspect, pause...: declared in cli.commands
+register(app, execute.COMMANDS)  # exec: declared alone in cli.execute
 register(app, options.COMMANDS)  # update: declared in cli.options, beside run's flags it takes
 register(app, ocirun.COMMANDS)  # runc's create, start, state, delete: declared in cli.ocirun
 arrange(app)

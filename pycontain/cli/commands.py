@@ -1,7 +1,8 @@
-"""The commands users and engines call again and again (``exec``, ``kill``, ``ps``, ``inspect``, ``pause``,
+"""The commands users and engines call again and again (``kill``, ``ps``, ``inspect``, ``pause``,
 ``unpause``, ``resume``, ``events``, ``features``), declared once as data (``cli.base.Command``):
 ``cli.main`` runs them without typer, ``cli.commandline`` registers the same declarations on typer's app.
-(``update``, whose flags are run's, is declared beside them in ``cli.options``: the others load no run table.)
+(``update``, whose flags are run's, is declared beside them in ``cli.options``: the others load no run table;
+``exec``, the most frequent, alone in ``cli.execute``.)
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import time
 from .. import fastjson  # json without the json package (re, enum: ~5 ms)
 from ..errors import InvalidArgument
 from .base import (
-    ANY,
     FLAG,
     GLOBALS,
     MULTI,
     OPTIONAL,
-    OWN_PROCESS,
     SOME,
     VALUE,
     Arg,
@@ -24,7 +23,6 @@ from .base import (
     Opt,
     container,
     for_each,
-    preserve_fds_count,
     printable,
     render_table,
 )
@@ -182,59 +180,6 @@ def inspect_body(v: dict) -> int:
     return 0
 
 
-def exec_body(v: dict) -> int:
-    args = list(v["command"])
-    args = args[1:] if args[:1] == ["--"] else args
-    if (
-        OWN_PROCESS["yes"]
-        and not (
-            v["tty"] or v["detach"] or v["process"] or v["console_socket"] or v["pid_file"] or GLOBALS.log
-        )
-        and preserve_fds_count(v["preserve_fds"] or "0") == 0
-    ):
-        # The common case: pycontain-init takes this process over (pycontain.execjoin). No cyclic
-        # garbage collection meanwhile: nothing lives long enough.
-        import gc
-
-        gc.disable()
-        from ..execjoin import exec_in_place
-        from ..state import StateStore
-
-        env = []
-        if v["env"]:
-            from ..config_check import parse_env
-
-            env = parse_env(v["env"])
-        store = StateStore(GLOBALS.root)
-        st = store.find(v["ref"])
-        exec_in_place(
-            st,
-            store.dir(st.id),
-            args,
-            env=env,
-            cwd=v["workdir"],
-            user=v["user"],
-            interactive=v["interactive"],
-        )
-    from .. import api
-
-    return api.exec_attached(
-        v["ref"],
-        args,
-        GLOBALS.root,
-        env=v["env"],
-        workdir=v["workdir"],
-        user=v["user"],
-        tty=v["tty"],
-        interactive=v["interactive"],
-        detach=v["detach"],
-        process_file=v["process"],
-        console_socket=v["console_socket"],
-        pid_file=v["pid_file"],
-        preserve_fds=preserve_fds_count(v["preserve_fds"] or "0"),
-    )
-
-
 def kill_body(v: dict) -> int:
     from ..errors import PycontainError
     from ..interrupts import parse_signal
@@ -350,48 +295,6 @@ COMMANDS: dict[str, Command] = {
                     "TEMPLATE",
                 ),
             ),
-        ),
-        Command(
-            "exec",
-            exec_body,
-            "Run a command in a running container (its namespaces and cgroup).\n\n"
-            "Examples: pycontain exec web -- cat /etc/hostname; pycontain exec -it web sh",
-            (
-                Arg("ref", "CONTAINER", "Container name or id."),
-                Arg("command", "COMMAND", "Command and its arguments (after --).", ANY),
-            ),
-            (
-                Opt(("-i", "--interactive"), "interactive", FLAG, "Keep stdin open."),
-                Opt(("-t", "--tty"), "tty", FLAG, "Allocate a pseudo-terminal."),
-                Opt(("-d", "--detach"), "detach", FLAG, "Run in the background."),
-                Opt(("-e", "--env"), "env", MULTI, "KEY=VALUE.", "KEY=VALUE"),
-                Opt(("-w", "--workdir", "--cwd"), "workdir", VALUE, "Working directory.", "DIR"),
-                Opt(("-u", "--user"), "user", VALUE, "UID[:GID] or names.", "UID[:GID]"),
-                Opt(
-                    ("--process", "-p"),
-                    "process",
-                    VALUE,
-                    "An OCI process.json describing the process (runc's form).",
-                    "FILE",
-                ),
-                Opt(("--pid-file",), "pid_file", VALUE, "Write the process's pid here.", "FILE"),
-                Opt(
-                    ("--console-socket",),
-                    "console_socket",
-                    VALUE,
-                    "Unix socket that receives the pty master.",
-                    "SOCKET",
-                ),
-                Opt(
-                    ("--preserve-fds",),
-                    "preserve_fds",
-                    VALUE,
-                    "Pass descriptors 3 .. 3+N-1 on to the process (runc's form).",
-                    "N",
-                    "0",
-                ),
-            ),
-            interspersed=False,
         ),
         Command(
             "kill",
