@@ -20,7 +20,7 @@ LINGER_S = 2.0
 def fill(linger: float = 0.0, locked: int | None = None) -> int:
     """Make entries until the pool holds its size, and on for ``linger`` seconds after the last vacancy;
     how many were made (0 when another filler runs). ``locked``: the pool's lock, taken already (by
-    the claimer that spawned this process: ``pool.spawn_fill``)."""
+    ``pool.spawn_fill``'s process before it became this one)."""
     import time
 
     from . import ipam
@@ -164,29 +164,8 @@ def leftovers(held: set[str], members: set[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m pycontain.network.filler [--spawned] [LOCK_FD]``: the pool's lock inherited on LOCK_FD.
-
-    ``--spawned`` (``pool.spawn_fill``): started by a claimer, through nice(1), whose child this process
-    is: it forks the filler and exits (the claimer reaps it); the filler waits ``pool.delay`` in the idle
-    scheduling class (the claimer's container starts meanwhile), then fills in the normal one at nice 0 (a
-    filler that holds the registry's lock must not wait behind every other process for a CPU while claims
-    wait for the lock)."""
-    spawned = argv[:1] == ["--spawned"]
-    if spawned:
-        argv = argv[1:]
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass  # it waits in the normal class
-        if os.fork():
-            os._exit(0)
-        from .pool import delay
-
-        delay()
+    """``python -m pycontain.network.filler [LOCK_FD]``: the pool's lock inherited on LOCK_FD."""
     try:
-        if spawned:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, 0, 0)  # nice(1)'s 19 undone (root's to do)
         fill(LINGER_S, int(argv[0]) if argv else None)
     except Exception:
         return 1  # detached, with nowhere to report to: the next claim finds the pool short and tries again

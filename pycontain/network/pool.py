@@ -128,82 +128,41 @@ def claim(
         spawn_fill()
 
 
-# How long a filler started by a claim waits, while the pool still has a ready entry, before it makes any:
-# the claimer's container starts meanwhile, on CPUs the filler would take (pyroute2's import, netlink under
-# the RTNL lock, the registry's lock: a run of /bin/true took ~40 ms longer beside it on 2 CPUs). Runs back
-# to back empty the pool sooner, and the filler starts then.
+# How long a filler started by a claim waits before it starts Python while the pool still has a ready entry:
+# the claimer's container starts meanwhile, on CPUs the filler would take (a Python start, pyroute2's
+# import, netlink under the RTNL lock, the registry's lock: a run of /bin/true took ~40 ms longer beside it
+# on 2 CPUs). Runs back to back empty the pool sooner, and the filler starts then.
 FILL_DELAY_S = 1.0
-
-NICE = "/usr/bin/nice"  # coreutils' (Essential on Debian; the Makefile's hosts)
-
-# The filler processes this one started and has not reaped: each exits at once (it forks the filler, which
-# goes on as its child, and exits), reaped by the next ``spawn_fill`` (or by init once the caller is gone).
-_spawned: list[int] = []
 
 
 def spawn_fill() -> None:
-    """Start ``fill`` in a process of its own, detached (the claimer does not wait for it), unless one is at
-    work already: it sees this claim's vacancy before it exits. The filler inherits the pool's lock, taken
-    here (claims meanwhile start no other).
-
-    Spawned (``posix_spawn``: a vfork and an exec), not forked: a fork copies the claimer's page tables and
-    leaves its memory shared with a child that lives on, so that every page the claimer writes afterwards
-    is copied (~940 page faults more in the run that started a filler, 4-20 us each on this VM). The new
-    Python starts in a new session with stdio on /dev/null and none of the claimer's other descriptors (a
-    container's pipes, made inheritable for its process), through nice(1) at the lowest priority (Python's
-    start and imports, ~15 ms of CPU, take only what the claimer's container leaves; glibc's posix_spawn
-    sets no scheduling class but FIFO and RR), waits its delay in the idle class (``filler.main``), and
-    forks itself away: never a child of a claimer that lives on (a container's monitor, a Python program),
-    which would keep its zombie."""
-    import sys
-
-    reap_spawned()
+    """Start ``fill`` in a process of its own, detached (``netns.detached``: the claimer waits only for a
+    fork, ~0.25 ms), unless one is at work already: it sees this claim's vacancy before it exits. The
+    filler takes the pool's lock at once (claims meanwhile start no other), waits up to ``FILL_DELAY_S``
+    while an entry is ready, then execs Python, which inherits the lock."""
     d = pool_dir()
     lock = lock_pool(d, blocking=False)
     if lock is None:
         return
-    try:
-        os.set_inheritable(lock, True)
-        actions: list[tuple] = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
-            (os.POSIX_SPAWN_DUP2, 0, 1),
-            (os.POSIX_SPAWN_DUP2, 0, 2),
-        ]
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd != lock and _inheritable(fd):
-                actions.append((os.POSIX_SPAWN_CLOSE, fd))
-        # -P: not the claimer's working directory first on sys.path (python -m puts it there, and a
-        # directory another user can write would give them this root process).
-        argv = [sys.executable, "-P", "-m", "pycontain.network.filler", "--spawned", str(lock)]
-        _spawned.append(
-            os.posix_spawn(NICE, [NICE, "-n", "19", *argv], os.environ, file_actions=actions, setsid=True)
-        )
-    except OSError:
-        pass  # not started (no nice(1)?): the pool runs short, and the next attach makes its namespace itself
-    finally:
-        os.close(lock)
+    os.close(lock)
+    netns.detached(lambda: _become_filler(d))  # not started: the next attach makes its namespace itself
 
 
-def _inheritable(fd: int) -> bool:
-    try:
-        return os.get_inheritable(fd)
-    except OSError:
-        return False  # the listing's own descriptor, closed since
+def _become_filler(d: str) -> None:
+    """The detached process of ``spawn_fill``: the pool's lock, the delay, then Python's filler."""
+    import sys
+
+    held = lock_pool(d, blocking=False)
+    if held is None:
+        return
+    os.set_inheritable(held, True)
+    _delay()
+    # -P: not the claimer's working directory first on sys.path (python -m puts it there, and a directory
+    # another user can write would give them this root process).
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "pycontain.network.filler", str(held)])
 
 
-def reap_spawned() -> None:
-    """Reap the processes ``spawn_fill`` started that have exited (each does as soon as it has forked)."""
-    for pid in list(_spawned):
-        try:
-            done = os.waitpid(pid, os.WNOHANG)[0]
-        except ChildProcessError:
-            done = pid  # reaped by someone else (a subreaper's loop)
-        if done:
-            _spawned.remove(pid)
-
-
-def delay() -> None:
+def _delay() -> None:
     """Up to ``FILL_DELAY_S``, while the pool has a ready entry (a registry that cannot be read: none)."""
     import time
 
