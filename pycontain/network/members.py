@@ -271,7 +271,6 @@ def detach(
 def _forget(reg, container_id: str) -> None:
     """Drop the container from the registry (its address, ports) and from the other members' hosts files."""
     from .files import refresh_hosts
-    from .upkeep import sync_nft
 
     with reg.lock():
         nets = reg.all()
@@ -283,6 +282,8 @@ def _forget(reg, container_id: str) -> None:
         for net in changed:
             del net["members"][container_id]
         if ported:
+            from .upkeep import sync_nft
+
             sync_nft(reg, nets=nets)
         for net in changed:
             reg.save(net)

@@ -148,6 +148,51 @@ def test_resolv_conf_drops_loopback(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "127.0.0.1",
+        "127.0.0.53",
+        "127.255.255.255",
+        "10.1.1.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "0127.0.0.1",
+        "127.00.0.1",
+        "127.0.0.256",
+        "1.2.3",
+        "1.2.3.4.5",
+        "127..0.1",
+        "+127.0.0.1",
+        "127.0.0.1 ",
+        "\u0661\u0662\u0667.0.0.1",
+        "",
+        "abc",
+        "::1",
+        "0:0:0:0:0:0:0:1",
+        "::1%lo",
+        "fe80::1%eth0",
+        "::ffff:127.0.0.1",
+        "::127.0.0.1",
+        "2001:db8::1",
+    ],
+)
+def test_loopback_nameservers_are_what_inet_pton_calls_loopback(addr):
+    """resolv.conf's loopback check parses dotted quads itself (a claim does not load _socket): the same
+    answer as inet_pton's, for the forms it rejects too (leading zeros, non-ASCII digits, IPv6 forms)."""
+    import socket
+
+    host = addr.split("%")[0]
+    try:
+        want = socket.inet_pton(socket.AF_INET, host)[0] == 127
+    except OSError:
+        try:
+            want = socket.inet_pton(socket.AF_INET6, host) == bytes(15) + b"\x01"
+        except OSError:
+            want = False
+    assert files._is_loopback(addr) is want
+
+
 def test_write_in_place_keeps_inode(tmp_path):
     p = tmp_path / "hosts"
     files.write_in_place(str(p), "a long first version\n")

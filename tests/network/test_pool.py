@@ -238,10 +238,12 @@ def test_an_entry_whose_veth_was_deleted_is_never_claimed(warm):
 
 def test_a_pooled_run_and_its_removal_load_no_netlink_library(warm):
     """A claim and ``--rm``'s detach are files and one netlink socket: neither pyroute2 (40 ms to import)
-    nor the socket (5-8 ms: selectors, enum) or ipaddress (2 ms) module."""
+    nor the socket (5-8 ms: selectors, enum) or ipaddress (2 ms) module, nor, without -p, the network's
+    modules for published ports and for netlink and nftables upkeep."""
     mods = imported(warm.root, "run", "--rm", "default", "true")
     assert "pycontain.network.pool" in mods  # the pool's path was taken
     assert not {"pyroute2", "socket", "ipaddress"} & {m.split(".")[0] for m in mods}
+    assert not {"pycontain.network.ports", "pycontain.network.upkeep"} & set(mods)
     _settled()
 
 
