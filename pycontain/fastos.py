@@ -75,6 +75,29 @@ def dirname(path: str) -> str:
     return head.rstrip("/") or head
 
 
+def write_replace(path: str, data: bytes, mode: int) -> None:
+    """Replace the file at ``path`` whole with ``data`` (a new file of ``mode`` renamed over it): readers and a
+    crash see the old content or the new, never half of it. Raises OSError, leaving no temporary file."""
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    try:
+        fd = posix.open(
+            tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW | posix.O_CLOEXEC, mode
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[posix.write(fd, view) :]
+        finally:
+            posix.close(fd)
+        posix.rename(tmp, path)
+    except OSError:
+        try:
+            posix.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def read_file(path: str, size: int = 65536) -> bytes:
     """The first ``size`` bytes of a small file, in one read(2): ``open``'s buffered and decoding layers cost
     five system calls more (fstat, ioctl, lseeks) and ~9 us a file here, and ``ps`` reads two files of

@@ -12,7 +12,7 @@ import time
 
 # process (and subprocess, for hooks) are imported where a process starts: state, kill and delete
 # without hooks skip them.
-from . import SPEC_VERSION, fastjson
+from . import SPEC_VERSION, fastjson, fastos
 from .container import Container
 from .errors import ContainerNotFound, InvalidArgument, InvalidState, PycontainError, warn
 from .state import CREATED, PAUSED, RUNNING, StateStore
@@ -273,10 +273,7 @@ def write_spec(bundle: str = ".", rootless: bool = False) -> str:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    fastos.write_replace(path, str(pid).encode(), 0o644)
 
 
 def send_console(path: str, master: int) -> None:

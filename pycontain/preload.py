@@ -204,22 +204,7 @@ def _write(fresh: dict[str, tuple[str, str | None]]) -> None:
         offset += len(code)
     index = marshal.dumps((_HEADER, table))
     data = b"".join([len(index).to_bytes(4, "little"), index, *(entry[3] for entry in entries.values())])
-    tmp = f"{_PATH}.{posix.getpid()}.tmp"
-    try:
-        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[posix.write(fd, view) :]
-        finally:
-            posix.close(fd)
-        posix.replace(tmp, _PATH)  # readers see the old preload or the new one, never half of one
-    except OSError:
-        try:
-            posix.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    fastos.write_replace(_PATH, data, 0o644)  # readers see the old preload or the new one, never half of one
 
 
 def _pyc_code(source: str, cached: str | None) -> tuple[str, int, int, bytes] | None:

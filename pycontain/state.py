@@ -657,22 +657,10 @@ class StateStore:
         crashed runtime leaves, and on a power loss ext4 and xfs write a file renamed over another one first.
         """
         path = fastos.join(self.dir(state.id), "state.json")
-        tmp = f"{path}.{posix.getpid()}.tmp"
         data = fastjson.dumps(state.to_dict()).encode()
         try:
-            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[posix.write(fd, view) :]
-            finally:
-                posix.close(fd)
-            posix.rename(tmp, path)
+            fastos.write_replace(path, data, 0o600)
         except OSError as e:
-            try:
-                posix.unlink(tmp)
-            except OSError:
-                pass
             err = self._write_error(e, state.name)
             if err is e:
                 raise

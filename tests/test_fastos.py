@@ -54,3 +54,30 @@ def test_getenv_is_os_environ_once_os_is_loaded_and_the_start_environment_before
         [sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert p.stdout.split() == ["caf\u00e9", "changed", "None", "True"], p.stderr
+
+
+def test_write_replace_swaps_the_whole_file_and_leaves_no_temporary_on_failure(tmp_path):
+    target = tmp_path / "state.json"
+    target.write_bytes(b"old")
+    fastos.write_replace(str(target), b"new" * 100000, 0o600)
+    assert target.read_bytes() == b"new" * 100000
+    assert target.stat().st_mode & 0o777 == 0o600
+    # A rename that fails (a directory where the file goes) raises and leaves only what was there.
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "inside").write_bytes(b"")
+    try:
+        fastos.write_replace(str(tmp_path / "taken"), b"x", 0o600)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("renaming a file over a non-empty directory succeeded")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "taken"]
+    # A planted link where the temporary file goes is not written through.
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    (tmp_path / f"out.{os.getpid()}.tmp").symlink_to(victim)
+    try:
+        fastos.write_replace(str(tmp_path / "out"), b"x", 0o600)
+    except OSError:
+        pass
+    assert victim.read_bytes() == b"keep"

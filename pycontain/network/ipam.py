@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 
-from .. import fastjson
+from .. import fastjson, fastos
 from ..errors import InvalidArgument, PycontainError
 from . import settings
 
@@ -76,11 +76,7 @@ class Registry:
     def save(self, net: dict) -> None:
         self._private_dir()
         path = self.file(net["name"])
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(fastjson.dumps(net) + "\n")
-        os.rename(tmp, path)
+        fastos.write_replace(path, (fastjson.dumps(net) + "\n").encode(), 0o600)
 
     def delete(self, name: str) -> None:
         try:

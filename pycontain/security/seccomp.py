@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 
+from .. import fastos
 from ..errors import InvalidArgument, PycontainError, Unsupported
 from .caps import CAPABILITIES
 
@@ -199,13 +200,7 @@ def _read_cached(path: str) -> bytes | None:
 def _write_cached(cache_dir: str, path: str, program: bytes) -> None:
     try:
         os.makedirs(cache_dir, 0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, program)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        fastos.write_replace(path, program, 0o600)
     except OSError:
         pass  # a cache that cannot be written only costs time
 
