@@ -229,7 +229,10 @@ def run_config(
 
     try:
         for sig in process.FORWARDED_SIGNALS:
-            saved[sig] = signal.signal(sig, forward)
+            # A signal our caller ignores (nohup's SIGHUP, a background job's SIGINT) stays ignored, here
+            # and in the container, which inherits it: as exec's command does, and as nohup means.
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                saved[sig] = signal.signal(sig, forward)
     except ValueError:
         pass  # not the main thread: Python only lets it handle signals
     # Without a terminal the container's stdio is pipes relayed here: the caller's own descriptors

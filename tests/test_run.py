@@ -45,6 +45,44 @@ def test_signals_are_forwarded(pyc):
             proc.wait()
 
 
+def test_signals_the_caller_ignores_stay_ignored_in_the_container(pyc):
+    """nohup pycontain run: SIGHUP is neither forwarded nor caught, and the container inherits the ignored
+    SIGHUP (as exec's command does); a caller that ignores nothing gives the container nothing ignored."""
+
+    def ignore_hup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    report = "grep SigIgn /proc/self/status; echo ready; sleep 1; echo survived"
+    proc = pyc.popen("run", "--rm", "--network", "none", "default", "sh", "-c", report, preexec_fn=ignore_hup)
+    try:
+        ignored = int(proc.stdout.readline().split()[1], 16)
+        assert ignored & 1 << (signal.SIGHUP - 1), hex(ignored)
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGHUP)  # what a closing terminal sends nohup's command
+        assert proc.stdout.readline().strip() == "survived"
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def default_hup() -> None:  # (this test may itself run under nohup)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    plain = pyc(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "default",
+        "grep",
+        "SigIgn",
+        "/proc/self/status",
+        preexec_fn=default_hup,
+    )
+    assert int(plain.stdout.split()[1], 16) & 1 << (signal.SIGHUP - 1) == 0, plain.stdout
+
+
 def test_init_forwards_sigterm_and_reaps(pyc):
     proc = pyc.popen(
         "run", "--rm", "--init", "default", "--", "sh", "-c", "(sleep 0.1 &) ; echo ready; exec sleep 30"
