@@ -36,11 +36,16 @@ from . import fastos
 # The packages served: the runtime and its image store (both on run's path), of the tree this module is in.
 PACKAGES = ("pycontain", "rootfs_builder")
 _TREE = fastos.dirname(fastos.dirname(fastos.abspath(__file__)))
-_PATH = fastos.join(
-    fastos.dirname(fastos.abspath(__file__)),
-    "__pycache__",
-    f"preload.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.bin",
-)
+
+
+def path_for(package_dir: str) -> str:
+    """The preload of the package in ``package_dir``: where its bytecode goes (its ``__pycache__``, or under
+    ``sys.pycache_prefix`` when one is set, as the ``.pyc`` files are)."""
+    cache = fastos.dirname(_external.cache_from_source(fastos.join(package_dir, "__init__.py")))
+    return fastos.join(cache, f"preload.{sys.implementation.cache_tag}.opt{sys.flags.optimize}.bin")
+
+
+_PATH = path_for(fastos.dirname(fastos.abspath(__file__)))
 # What this file's version of the format holds before its table: refused if it differs (another Python).
 _HEADER = (_external.MAGIC_NUMBER, sys.flags.optimize, 1)
 

@@ -307,8 +307,9 @@ def test_exec_leaves_its_modules_in_the_preload(pyc, tmp_path):
             timeout=60,
         )
         assert p.returncode == 0, p.stderr
-    cache = tmp_path / "pycontain" / "__pycache__"
-    (name,) = [n for n in os.listdir(cache) if n.startswith("preload.") and n.endswith(".bin")]
-    data = (cache / name).read_bytes()
+    from pycontain import preload
+
+    with open(preload.path_for(str(tmp_path / "pycontain")), "rb") as f:
+        data = f.read()
     _, table = marshal.loads(data[4 : 4 + int.from_bytes(data[:4], "little")])
     assert {"pycontain.execjoin", "pycontain.init", "pycontain.cgroup_record"} <= set(table)

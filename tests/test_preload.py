@@ -15,6 +15,7 @@ import sys
 import pytest
 
 import pycontain
+from pycontain import preload
 
 TREE = os.path.dirname(os.path.dirname(os.path.abspath(pycontain.__file__)))
 PROBE = """
@@ -70,10 +71,9 @@ def _probe(tree) -> tuple[dict, str]:
 
 
 def _preload_file(tree) -> str:
-    cache = tree / "pycontain" / "__pycache__"
-    names = [n for n in os.listdir(cache) if n.startswith("preload.") and n.endswith(".bin")]
-    assert len(names) == 1, names
-    return str(cache / names[0])
+    path = preload.path_for(str(tree / "pycontain"))
+    assert os.path.isfile(path), os.listdir(os.path.dirname(path))
+    return path
 
 
 def test_a_command_leaves_its_modules_in_the_preload_and_the_next_process_is_served_from_it(tree):
@@ -140,8 +140,7 @@ def test_a_damaged_or_foreign_preload_is_ignored_then_replaced(tree):
 
 def test_nothing_is_written_without_bytecode_writes(tree):
     _command(tree, PYTHONDONTWRITEBYTECODE="1")
-    cache = tree / "pycontain" / "__pycache__"
-    assert not cache.exists() or not [n for n in os.listdir(cache) if n.startswith("preload.")]
+    assert not os.path.exists(preload.path_for(str(tree / "pycontain")))
 
 
 SWAP = """
